@@ -52,7 +52,8 @@ enum recipients_status {
     RECIPIENTS_RELAY_FORM,      /* user%host@local, user!host@local, or a source route: 554 5.7.1 */
     RECIPIENTS_ALIAS_LOOP,      /* alias nesting deeper than ALIAS_DEPTH_MAX, or a cycle that
                                  * reaches no mailbox: 451 4.3.0, operator must fix */
-    RECIPIENTS_TOO_MANY,        /* expansion exceeds ALIAS_EXPANSION_MAX: 451 4.3.0 */
+    RECIPIENTS_TOO_MANY,        /* expansion exceeds ALIAS_EXPANSION_MAX (mailboxes and
+                                 * remotes together) or the caller's capacity: 451 4.3.0 */
     RECIPIENTS_SYNTAX,          /* not local@domain: 501 5.1.3 */
 };
 
@@ -88,7 +89,8 @@ struct recipients_result {
  *   4. alias for the full address (with subaddress), then without it;
  *      targets expanded recursively (local users, further aliases, foreign
  *      addresses as remote targets); duplicates delivered once.
- *   5. users_file entry for the address without its subaddress.
+ *   5. users_file entry for the address without its subaddress (first
+ *      with it, for user names that contain the delimiter, as Postfix does).
  *   6. catch-all alias "@domain".
  *   7. unknown_recipient_mailbox, if set.
  *   8. RECIPIENTS_UNKNOWN_USER. */
@@ -101,5 +103,10 @@ enum recipients_status recipients_resolve(const struct recipients *table, struct
  * a leading '.', NUL or control bytes in either part). */
 int recipients_maildir_path(const char *data_dir, const char *mailbox, char *path_out,
                             size_t path_bytes);
+
+/* Password field of users_file for a mailbox ("local@domain", any case), as
+ * written ("{SCHEME}hash", "" when absent), or NULL when it is not a user.
+ * Borrowed from the table; the table wipes it on destroy. */
+const char *recipients_password_hash(const struct recipients *table, struct span mailbox);
 
 #endif

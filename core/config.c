@@ -1,0 +1,573 @@
+/*
+ * core/config.c - parse and validate the configuration.
+ *
+ * One table describes every key: its type, where it lives in struct config,
+ * its embedded default and its bounds. The file format is "key = value"
+ * lines with '#' comments; an unknown key or a bad value is an error that
+ * names the file and line. Runs once at start-up on the main thread.
+ */
+#include "core/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/assertions.h"
+
+#define CONFIG_LINE_BYTES_MAX 4096
+#define CONFIG_LINES_MAX 100000
+
+enum config_type {
+    CONFIG_STRING,
+    CONFIG_U32,
+    CONFIG_BYTES,    /* u64 with optional k/m/g suffix */
+    CONFIG_DURATION, /* u32 milliseconds, value takes ms/s/m/h/d suffix */
+    CONFIG_BOOL,
+    CONFIG_LISTEN,
+    CONFIG_BARE_LF,
+    CONFIG_LOG_LEVEL,
+};
+
+struct config_key {
+    const char      *name;
+    enum config_type type;
+    size_t           offset;
+    size_t           size;    /* strings: buffer size */
+    const char      *default_text;
+    uint64_t         min;
+    uint64_t         max;
+};
+
+#define KEY(t, field, def, lo, hi)                                                \
+    { .name = #field, .type = (t), .offset = offsetof(struct config, field),          \
+      .size = sizeof(((struct config *)0)->field), .default_text = (def), .min = (lo), \
+      .max = (hi) }
+#define LISTEN_KEY(n, proto, def)                                                    \
+    { .name = (n), .type = CONFIG_LISTEN,                                            \
+      .offset = offsetof(struct config, listen) + (proto) * sizeof(struct listen_list), \
+      .size = sizeof(struct listen_list), .default_text = (def), .min = 0, .max = 0 }
+
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+static const struct config_key config_keys[] = {
+    LISTEN_KEY("smtp_listen", LISTENER_SMTP, "127.0.0.1:2525"),
+    LISTEN_KEY("submission_listen", LISTENER_SUBMISSION, "127.0.0.1:2587"),
+    LISTEN_KEY("submissions_listen", LISTENER_SUBMISSIONS, "127.0.0.1:2465"),
+    LISTEN_KEY("imap_listen", LISTENER_IMAP, "127.0.0.1:2143"),
+    LISTEN_KEY("imaps_listen", LISTENER_IMAPS, "127.0.0.1:2993"),
+    LISTEN_KEY("managesieve_listen", LISTENER_MANAGESIEVE, "127.0.0.1:4190"),
+    LISTEN_KEY("http_listen", LISTENER_HTTP, "127.0.0.1:8080"),
+    KEY(CONFIG_STRING, data_dir, "./var", 0, 0),
+    KEY(CONFIG_STRING, users_file, "", 0, 0),
+    KEY(CONFIG_STRING, aliases_file, "", 0, 0),
+    KEY(CONFIG_STRING, redis, "", 0, 0),
+    KEY(CONFIG_STRING, myhostname, "", 0, 0),
+    KEY(CONFIG_STRING, local_domains, "", 0, 0),
+    KEY(CONFIG_STRING, recipient_delimiter, "+", 0, 0),
+    KEY(CONFIG_STRING, unknown_recipient_mailbox, "", 0, 0),
+    KEY(CONFIG_STRING, postmaster_address, "", 0, 0),
+    KEY(CONFIG_U32, reactor_threads, "0", 0, REACTOR_THREADS_CEILING),
+    KEY(CONFIG_STRING, reactor_cpus, "", 0, 0),
+    KEY(CONFIG_U32, worker_threads, "0", 0, WORKER_THREADS_CEILING),
+    KEY(CONFIG_U32, ring_entries, "1024", 64, 32768),
+    KEY(CONFIG_BOOL, sqpoll, "no", 0, 0),
+    KEY(CONFIG_BYTES, recv_buffer_bytes, XSTR(RECV_BUFFER_BYTES_DEFAULT), 4096, 1048576),
+    KEY(CONFIG_U32, recv_buffer_count, XSTR(RECV_BUFFER_COUNT_DEFAULT), 16, 32768),
+    KEY(CONFIG_U32, spool_buffers, XSTR(SPOOL_BUFFERS_DEFAULT), 1, 65536),
+    KEY(CONFIG_U32, worker_queue_entries, XSTR(WORKER_QUEUE_DEFAULT), 16, 1048576),
+    KEY(CONFIG_U32, max_connections, XSTR(CONNECTIONS_PER_REACTOR_DEFAULT), 1,
+        CONNECTIONS_PER_REACTOR_CEILING),
+    KEY(CONFIG_U32, max_connections_per_ip, XSTR(CONNECTIONS_PER_IP_DEFAULT), 1,
+        CONNECTIONS_PER_REACTOR_CEILING),
+    KEY(CONFIG_BYTES, message_size_limit, "50m", 1024, MESSAGE_BYTES_CEILING),
+    KEY(CONFIG_U32, recipient_limit, XSTR(SMTP_RCPT_DEFAULT), 1, SMTP_RCPT_CEILING),
+    KEY(CONFIG_U32, smtp_error_limit, XSTR(SMTP_ERRORS_DEFAULT), 1, 1000),
+    KEY(CONFIG_U32, smtp_junk_command_limit, XSTR(SMTP_JUNK_COMMANDS_DEFAULT), 1, 100000),
+    KEY(CONFIG_BARE_LF, bare_lf, "normalize", 0, 0),
+    KEY(CONFIG_DURATION, smtp_idle_timeout_ms, "300s", 100, 3600000),
+    KEY(CONFIG_DURATION, smtp_data_timeout_ms, "300s", 100, 3600000),
+    KEY(CONFIG_DURATION, send_timeout_ms, "300s", 100, 3600000),
+    KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
+    KEY(CONFIG_BOOL, fsync, "yes", 0, 0),
+    KEY(CONFIG_BOOL, log_timestamps, "yes", 0, 0),
+    KEY(CONFIG_LOG_LEVEL, log_level, "info", 0, 0),
+};
+
+/* Keys are spelled in files without the "_ms" that the struct fields carry. */
+static const char *
+config_key_public_name(const struct config_key *key, char *buf, size_t buf_bytes)
+{
+    size_t n = strlen(key->name);
+    if (key->type == CONFIG_DURATION && n > 3 && strcmp(key->name + n - 3, "_ms") == 0) {
+        (void)snprintf(buf, buf_bytes, "%.*s", (int)(n - 3), key->name);
+        return buf;
+    }
+    return key->name;
+}
+
+static const struct config_key *
+config_key_find(const char *name)
+{
+    char buf[128];
+    for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+        if (strcmp(config_key_public_name(&config_keys[i], buf, sizeof(buf)), name) == 0) {
+            return &config_keys[i];
+        }
+    }
+    return NULL;
+}
+
+static int __attribute__((format(printf, 3, 4)))
+config_error(char *err, size_t err_bytes, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(err, err_bytes, fmt, ap);
+    va_end(ap);
+    return -EINVAL;
+}
+
+/* Parse an unsigned decimal with an optional suffix whose multipliers the
+ * caller gives. Rejects signs, overflow and trailing junk. */
+static int
+config_parse_scaled(const char *text, const char *const *suffixes, const uint64_t *scales,
+                    size_t suffix_count, uint64_t *value_out)
+{
+    const char *p = text;
+    if (!isdigit((unsigned char)*p)) {
+        return -EINVAL;
+    }
+    uint64_t value = 0;
+    for (; isdigit((unsigned char)*p); p++) {
+        uint64_t digit = (uint64_t)(*p - '0');
+        if (value > (UINT64_MAX - digit) / 10) {
+            return -ERANGE;
+        }
+        value = value * 10 + digit;
+    }
+    uint64_t scale = 1;
+    if (*p != '\0') {
+        bool matched = false;
+        for (size_t i = 0; i < suffix_count; i++) {
+            if (strcasecmp(p, suffixes[i]) == 0) {
+                scale = scales[i];
+                matched = true;
+                break;
+            }
+        }
+        if (!matched) {
+            return -EINVAL;
+        }
+    } else if (suffix_count > 0 && scales[0] != 1) {
+        /* A bare number for a duration means seconds, as Postfix reads it. */
+        scale = scales[0];
+    }
+    if (scale != 0 && value > UINT64_MAX / scale) {
+        return -ERANGE;
+    }
+    *value_out = value * scale;
+    return 0;
+}
+
+static int
+config_parse_bytes(const char *text, uint64_t *value_out)
+{
+    static const char *const suffixes[] = { "", "k", "m", "g", "kb", "mb", "gb" };
+    static const uint64_t scales[] = { 1, 1024, 1024 * 1024, 1024 * 1024 * 1024, 1024,
+                                       1024 * 1024, 1024 * 1024 * 1024 };
+    return config_parse_scaled(text, suffixes, scales, 7, value_out);
+}
+
+static int
+config_parse_duration_ms(const char *text, uint64_t *value_out)
+{
+    static const char *const suffixes[] = { "s", "ms", "m", "h", "d" };
+    static const uint64_t scales[] = { 1000, 1, 60000, 3600000, 86400000 };
+    return config_parse_scaled(text, suffixes, scales, 5, value_out);
+}
+
+static int
+config_parse_bool(const char *text, bool *value_out)
+{
+    if (strcasecmp(text, "yes") == 0 || strcasecmp(text, "true") == 0 ||
+        strcmp(text, "1") == 0 || strcasecmp(text, "on") == 0) {
+        *value_out = true;
+        return 0;
+    }
+    if (strcasecmp(text, "no") == 0 || strcasecmp(text, "false") == 0 ||
+        strcmp(text, "0") == 0 || strcasecmp(text, "off") == 0) {
+        *value_out = false;
+        return 0;
+    }
+    return -EINVAL;
+}
+
+/* "host:port" or "[v6]:port"; host may be "*" (all IPv4) or "[::]". Names
+ * are not resolved: listening must not depend on DNS. */
+static int
+config_parse_listen_one(const char *text, struct listen_address *out, char *err,
+                        size_t err_bytes)
+{
+    char host[128];
+    const char *colon;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || close[1] != ':') {
+            return config_error(err, err_bytes, "bad listen address '%s' (want [v6]:port)",
+                                text);
+        }
+        size_t host_len = (size_t)(close - text - 1);
+        if (host_len >= sizeof(host)) {
+            return config_error(err, err_bytes, "listen host too long in '%s'", text);
+        }
+        memcpy(host, text + 1, host_len);
+        host[host_len] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL) {
+            return config_error(err, err_bytes, "bad listen address '%s' (want host:port)",
+                                text);
+        }
+        size_t host_len = (size_t)(colon - text);
+        if (host_len >= sizeof(host)) {
+            return config_error(err, err_bytes, "listen host too long in '%s'", text);
+        }
+        memcpy(host, text, host_len);
+        host[host_len] = '\0';
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || port == 0 || port > 65535) {
+        return config_error(err, err_bytes, "bad port in listen address '%s'", text);
+    }
+    memset(out, 0, sizeof(*out));
+    (void)snprintf(out->text, sizeof(out->text), "%s", text);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr;
+    if (strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0) {
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        sin->sin_port = htons((uint16_t)port);
+        out->addr_len = sizeof(*sin);
+    } else if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        out->addr_len = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        out->addr_len = sizeof(*sin6);
+    } else {
+        return config_error(err, err_bytes,
+                            "listen host '%s' is not an IP address (names are not resolved)",
+                            host);
+    }
+    return 0;
+}
+
+static int
+config_parse_listen(const char *text, struct listen_list *out, char *err, size_t err_bytes)
+{
+    struct listen_list list;
+    memset(&list, 0, sizeof(list));
+    char copy[CONFIG_LINE_BYTES_MAX];
+    if (strlen(text) >= sizeof(copy)) {
+        return config_error(err, err_bytes, "listen list too long");
+    }
+    strcpy(copy, text);
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ", \t", &save); item != NULL;
+         item = strtok_r(NULL, ", \t", &save)) {
+        if (list.count == LISTEN_ADDRESSES_MAX) {
+            return config_error(err, err_bytes, "more than %d listen addresses",
+                                LISTEN_ADDRESSES_MAX);
+        }
+        int rc = config_parse_listen_one(item, &list.addresses[list.count], err, err_bytes);
+        if (rc != 0) {
+            return rc;
+        }
+        list.count++;
+    }
+    *out = list;
+    return 0;
+}
+
+int
+config_set(struct config *config, const char *name, const char *value, char *err,
+           size_t err_bytes)
+{
+    const struct config_key *key = config_key_find(name);
+    if (key == NULL) {
+        return config_error(err, err_bytes, "unknown key '%s'", name);
+    }
+    void *field = (char *)config + key->offset;
+    uint64_t number = 0;
+    int rc = -EINVAL;
+    switch (key->type) {
+    case CONFIG_STRING:
+        if (strlen(value) >= key->size) {
+            return config_error(err, err_bytes, "%s: value longer than %zu bytes", name,
+                                key->size - 1);
+        }
+        strcpy(field, value);
+        return 0;
+    case CONFIG_U32:
+        rc = config_parse_scaled(value, NULL, NULL, 0, &number);
+        break;
+    case CONFIG_BYTES:
+        rc = config_parse_bytes(value, &number);
+        break;
+    case CONFIG_DURATION:
+        rc = config_parse_duration_ms(value, &number);
+        break;
+    case CONFIG_BOOL:
+        if (config_parse_bool(value, field) != 0) {
+            return config_error(err, err_bytes, "%s: want yes or no, not '%s'", name, value);
+        }
+        return 0;
+    case CONFIG_LISTEN:
+        rc = config_parse_listen(value, field, err, err_bytes);
+        if (rc != 0) {
+            char reason[256];
+            (void)snprintf(reason, sizeof(reason), "%s", err);
+            return config_error(err, err_bytes, "%s: %s", name, reason);
+        }
+        return 0;
+    case CONFIG_BARE_LF:
+        if (strcasecmp(value, "normalize") == 0) {
+            *(enum bare_lf_policy *)field = BARE_LF_NORMALIZE;
+        } else if (strcasecmp(value, "reject") == 0) {
+            *(enum bare_lf_policy *)field = BARE_LF_REJECT;
+        } else {
+            return config_error(err, err_bytes, "%s: want normalize or reject, not '%s'", name,
+                                value);
+        }
+        return 0;
+    case CONFIG_LOG_LEVEL: {
+        static const char *const levels[] = { "error", "warning", "info", "debug" };
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(value, levels[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        return config_error(err, err_bytes, "%s: want error, warning, info or debug", name);
+    }
+    }
+    if (rc != 0) {
+        return config_error(err, err_bytes, "%s: bad value '%s'", name, value);
+    }
+    if (number < key->min || number > key->max) {
+        return config_error(err, err_bytes, "%s: %s is outside %" PRIu64 "..%" PRIu64, name,
+                            value, key->type == CONFIG_DURATION ? key->min / 1000 : key->min,
+                            key->type == CONFIG_DURATION ? key->max / 1000 : key->max);
+    }
+    if (key->type == CONFIG_BYTES && key->size == sizeof(uint64_t)) {
+        *(uint64_t *)field = number;
+    } else {
+        ASSERT(key->size == sizeof(uint32_t));
+        *(uint32_t *)field = (uint32_t)number;
+    }
+    return 0;
+}
+
+void
+config_defaults(struct config *config)
+{
+    memset(config, 0, sizeof(*config));
+    for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+        char err[256];
+        char buf[128];
+        const char *name = config_key_public_name(&config_keys[i], buf, sizeof(buf));
+        int rc = config_set(config, name, config_keys[i].default_text, err, sizeof(err));
+        /* The embedded defaults are ours: a bad one is a programmer error. */
+        if (rc != 0) {
+            (void)fprintf(stderr, "toasterd: bad embedded default: %s\n", err);
+        }
+        ASSERT(rc == 0);
+    }
+}
+
+static char *
+config_trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' ||
+                     s[n - 1] == '\n')) {
+        s[--n] = '\0';
+    }
+    return s;
+}
+
+int
+config_load_file(struct config *config, const char *path, char *err, size_t err_bytes)
+{
+    FILE *file = fopen(path, "re");
+    if (file == NULL) {
+        int saved = errno;
+        (void)snprintf(err, err_bytes, "%s: %s", path, strerror(saved));
+        return -saved;
+    }
+    char line[CONFIG_LINE_BYTES_MAX + 2];
+    unsigned long line_number = 0;
+    int rc = 0;
+    while (fgets(line, sizeof(line), file) != NULL) {
+        line_number++;
+        if (line_number > CONFIG_LINES_MAX) {
+            rc = config_error(err, err_bytes, "%s: more than %d lines", path, CONFIG_LINES_MAX);
+            break;
+        }
+        size_t len = strlen(line);
+        if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
+            rc = config_error(err, err_bytes, "%s:%lu: line longer than %d bytes", path,
+                              line_number, CONFIG_LINE_BYTES_MAX);
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash != NULL) {
+            *hash = '\0';
+        }
+        char *text = config_trim(line);
+        if (*text == '\0') {
+            continue;
+        }
+        char *equals = strchr(text, '=');
+        if (equals == NULL) {
+            rc = config_error(err, err_bytes, "%s:%lu: expected 'key = value'", path,
+                              line_number);
+            break;
+        }
+        *equals = '\0';
+        char *key = config_trim(text);
+        char *value = config_trim(equals + 1);
+        char reason[512];
+        if (config_set(config, key, value, reason, sizeof(reason)) != 0) {
+            rc = config_error(err, err_bytes, "%s:%lu: %s", path, line_number, reason);
+            break;
+        }
+    }
+    if (rc == 0 && ferror(file)) {
+        rc = config_error(err, err_bytes, "%s: read error", path);
+    }
+    (void)fclose(file); /* read-only stream: nothing to lose on close */
+    return rc;
+}
+
+int
+config_finish(struct config *config, char *err, size_t err_bytes)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1) {
+        cpus = 1;
+    }
+    if (config->reactor_threads == 0) {
+        config->reactor_threads = (uint32_t)(cpus > REACTOR_THREADS_CEILING
+                                                 ? REACTOR_THREADS_CEILING : cpus);
+    }
+    if (config->worker_threads == 0) {
+        config->worker_threads = (uint32_t)(cpus > WORKER_THREADS_CEILING
+                                                ? WORKER_THREADS_CEILING : cpus);
+    }
+    if ((config->recv_buffer_count & (config->recv_buffer_count - 1)) != 0) {
+        return config_error(err, err_bytes, "recv_buffer_count must be a power of two");
+    }
+    if ((config->worker_queue_entries & (config->worker_queue_entries - 1)) != 0) {
+        return config_error(err, err_bytes, "worker_queue_entries must be a power of two");
+    }
+    if (config->data_dir[0] == '\0') {
+        return config_error(err, err_bytes, "data_dir must not be empty");
+    }
+    if (config->myhostname[0] == '\0') {
+        if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||
+            config->myhostname[0] == '\0') {
+            strcpy(config->myhostname, "localhost");
+        }
+    }
+    int n;
+    if (config->users_file[0] != '\0') {
+        n = snprintf(config->users_path, sizeof(config->users_path), "%s", config->users_file);
+    } else {
+        n = snprintf(config->users_path, sizeof(config->users_path), "%s/users",
+                     config->data_dir);
+    }
+    if (n < 0 || (size_t)n >= sizeof(config->users_path)) {
+        return config_error(err, err_bytes, "users_file path too long");
+    }
+    if (config->aliases_file[0] != '\0') {
+        n = snprintf(config->aliases_path, sizeof(config->aliases_path), "%s",
+                     config->aliases_file);
+    } else {
+        n = snprintf(config->aliases_path, sizeof(config->aliases_path), "%s/aliases",
+                     config->data_dir);
+    }
+    if (n < 0 || (size_t)n >= sizeof(config->aliases_path)) {
+        return config_error(err, err_bytes, "aliases_file path too long");
+    }
+    if (config->max_connections_per_ip > config->max_connections) {
+        config->max_connections_per_ip = config->max_connections;
+    }
+    return 0;
+}
+
+void
+config_dump(const struct config *config, int fd)
+{
+    static const char *const levels[] = { "error", "warning", "info", "debug" };
+    for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]); i++) {
+        const struct config_key *key = &config_keys[i];
+        const void *field = (const char *)config + key->offset;
+        char buf[128];
+        const char *name = config_key_public_name(key, buf, sizeof(buf));
+        switch (key->type) {
+        case CONFIG_STRING:
+            dprintf(fd, "%s = %s\n", name, (const char *)field);
+            break;
+        case CONFIG_U32:
+            dprintf(fd, "%s = %" PRIu32 "\n", name, *(const uint32_t *)field);
+            break;
+        case CONFIG_BYTES:
+            if (key->size == sizeof(uint64_t)) {
+                dprintf(fd, "%s = %" PRIu64 "\n", name, *(const uint64_t *)field);
+            } else {
+                dprintf(fd, "%s = %" PRIu32 "\n", name, *(const uint32_t *)field);
+            }
+            break;
+        case CONFIG_DURATION:
+            dprintf(fd, "%s = %" PRIu32 "ms\n", name, *(const uint32_t *)field);
+            break;
+        case CONFIG_BOOL:
+            dprintf(fd, "%s = %s\n", name, *(const bool *)field ? "yes" : "no");
+            break;
+        case CONFIG_LISTEN: {
+            const struct listen_list *list = field;
+            dprintf(fd, "%s = ", name);
+            for (size_t j = 0; j < list->count; j++) {
+                dprintf(fd, "%s%s", j ? ", " : "", list->addresses[j].text);
+            }
+            dprintf(fd, "\n");
+            break;
+        }
+        case CONFIG_BARE_LF:
+            dprintf(fd, "%s = %s\n", name,
+                    *(const enum bare_lf_policy *)field == BARE_LF_REJECT ? "reject"
+                                                                          : "normalize");
+            break;
+        case CONFIG_LOG_LEVEL:
+            dprintf(fd, "%s = %s\n", name, levels[*(const int *)field]);
+            break;
+        }
+    }
+}

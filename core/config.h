@@ -1,0 +1,116 @@
+/*
+ * core/config.h - the daemon's configuration: embedded defaults, overridden
+ * by a "key = value" file.
+ *
+ * Every key has a type, a default and bounds (core/limits.h). An unknown key
+ * or a bad value stops the start with an error naming the file and line.
+ * The result is immutable after config_load() and shared by all threads.
+ */
+#ifndef TOASTER_CORE_CONFIG_H
+#define TOASTER_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/limits.h"
+
+#define CONFIG_STRING_BYTES 1024
+
+/* Which protocol a listener speaks. The reactor accepts on every listener;
+ * main decides which ones it can serve today. */
+enum listener_protocol {
+    LISTENER_SMTP,
+    LISTENER_SUBMISSION,
+    LISTENER_SUBMISSIONS,
+    LISTENER_IMAP,
+    LISTENER_IMAPS,
+    LISTENER_MANAGESIEVE,
+    LISTENER_HTTP,
+    LISTENER_PROTOCOL_COUNT,
+};
+
+struct listen_address {
+    struct sockaddr_storage addr;
+    socklen_t               addr_len;
+    char                    text[128]; /* as configured, for logs */
+};
+
+struct listen_list {
+    struct listen_address addresses[LISTEN_ADDRESSES_MAX];
+    size_t                count;
+};
+
+enum bare_lf_policy {
+    BARE_LF_NORMALIZE, /* turn it into CRLF, as Postfix 3.9 does by default */
+    BARE_LF_REJECT,    /* refuse the message (and the command line) with 5xx */
+};
+
+struct config {
+    struct listen_list listen[LISTENER_PROTOCOL_COUNT];
+
+    char data_dir[CONFIG_STRING_BYTES];
+    char users_file[CONFIG_STRING_BYTES];   /* "" means <data_dir>/users */
+    char aliases_file[CONFIG_STRING_BYTES]; /* "" means <data_dir>/aliases */
+    char redis[CONFIG_STRING_BYTES];
+    char myhostname[256];
+    char local_domains[CONFIG_STRING_BYTES];
+    char recipient_delimiter[16];
+    char unknown_recipient_mailbox[CONFIG_STRING_BYTES];
+    char postmaster_address[CONFIG_STRING_BYTES];
+
+    uint32_t reactor_threads;   /* 0 = one per online CPU */
+    char     reactor_cpus[CONFIG_STRING_BYTES]; /* "" = no pinning; "0,1" or "0-3" */
+    uint32_t worker_threads;    /* 0 = one per online CPU */
+    uint32_t ring_entries;      /* submission queue entries per reactor */
+    bool     sqpoll;            /* IORING_SETUP_SQPOLL: a kernel thread polls the SQ */
+    uint32_t recv_buffer_bytes;
+    uint32_t recv_buffer_count; /* power of two */
+    uint32_t spool_buffers;     /* concurrent DATA transfers per reactor */
+    uint32_t worker_queue_entries; /* power of two */
+
+    uint32_t max_connections;        /* per reactor */
+    uint32_t max_connections_per_ip; /* per reactor */
+
+    uint64_t message_size_limit;
+    uint32_t recipient_limit;
+    uint32_t smtp_error_limit;
+    uint32_t smtp_junk_command_limit;
+    enum bare_lf_policy bare_lf;
+
+    uint32_t smtp_idle_timeout_ms;
+    uint32_t smtp_data_timeout_ms;
+    uint32_t send_timeout_ms;
+    uint32_t shutdown_timeout_ms;
+
+    bool fsync;          /* only tests on tmpfs turn this off; 250 means fsynced */
+    bool log_timestamps; /* prefix each log line with UTC time */
+    int  log_level;      /* 0 error, 1 warning, 2 info, 3 debug */
+
+    /* Derived at load: the effective paths. */
+    char users_path[CONFIG_STRING_BYTES];
+    char aliases_path[CONFIG_STRING_BYTES];
+};
+
+/* Fill *config with the embedded defaults. */
+void config_defaults(struct config *config);
+
+/* Apply a configuration file on top of what *config holds. Returns 0, or
+ * -EINVAL with "file:line: reason" in err, or -errno when the file cannot be
+ * read (also described in err). */
+int config_load_file(struct config *config, const char *path, char *err, size_t err_bytes);
+
+/* Set one key from text, as a file line would ("key", "value"). Returns 0 or
+ * -EINVAL with the reason in err. Used by config_load_file and tests. */
+int config_set(struct config *config, const char *key, const char *value, char *err,
+               size_t err_bytes);
+
+/* Resolve what depends on other keys (paths under data_dir, thread counts
+ * from the CPU count). Returns 0 or -EINVAL with the reason in err. */
+int config_finish(struct config *config, char *err, size_t err_bytes);
+
+/* Print every key with its value as a configuration file would hold it. */
+void config_dump(const struct config *config, int fd);
+
+#endif

@@ -1,0 +1,282 @@
+/*
+ * core/main.c - toasterd: read the configuration, start the committer, the
+ * workers and one reactor per core, then wait for signals.
+ *
+ * The main thread owns start-up, SIGHUP (reload users and aliases without
+ * dropping a connection) and SIGTERM/SIGINT (stop accepting, let sessions
+ * finish up to shutdown_timeout, exit 0). Every other thread has these
+ * signals blocked; the main thread takes them with sigwaitinfo, so no work
+ * happens in a signal handler.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/assertions.h"
+#include "core/config.h"
+#include "core/ip_limit.h"
+#include "core/log.h"
+#include "core/reactor.h"
+#include "core/smtp_listener.h"
+#include "core/workers.h"
+#include "store/delivery.h"
+#include "store/recipients.h"
+#include "store/spool.h"
+
+#define TOASTER_VERSION "0.1.0"
+
+static void
+usage(FILE *out)
+{
+    (void)fprintf(out,
+                  "usage: toasterd [-c FILE] [-n] [-d] [-V]\n"
+                  "  -c FILE  read the configuration from FILE (default: embedded defaults)\n"
+                  "  -n       check the configuration, print it, and exit\n"
+                  "  -V       print the version and exit\n");
+}
+
+static int
+load_recipients(const struct config *config, struct recipients **table_out)
+{
+    struct recipients_options options = {
+        .users_path = config->users_path,
+        .aliases_path = config->aliases_path,
+        .local_domains = config->local_domains,
+        .recipient_delimiter = config->recipient_delimiter,
+        .unknown_recipient_mailbox = config->unknown_recipient_mailbox,
+        .postmaster_address = config->postmaster_address,
+        .myhostname = config->myhostname,
+    };
+    char err[1024] = "";
+    int rc = recipients_load(&options, table_out, err, sizeof(err));
+    if (rc != 0) {
+        log_error("cannot load users and aliases: %s", err[0] ? err : strerror(-rc));
+        return rc;
+    }
+    log_info("loaded %zu users, %zu aliases, %zu local domains",
+             recipients_user_count(*table_out), recipients_alias_count(*table_out),
+             recipients_domain_count(*table_out));
+    return 0;
+}
+
+/* SIGHUP: build the new tables off to the side, publish them, and free the
+ * old ones only once every reactor has moved past them. A broken file keeps
+ * the old tables in service. */
+static void
+reload(const struct config *config, struct reactor **reactors, uint32_t reactor_count)
+{
+    struct recipients *table = NULL;
+    if (load_recipients(config, &table) != 0) {
+        log_error("reload failed; keeping the previous users and aliases");
+        return;
+    }
+    struct recipients *old = smtp_listener_swap_recipients(table);
+    uint64_t epoch = reactor_epoch_advance();
+    for (uint32_t i = 0; i < reactor_count; i++) {
+        reactor_wake(reactors[i]);
+    }
+    for (uint32_t i = 0; i < reactor_count; i++) {
+        /* Each reactor passes its loop top within one turn of being woken. */
+        for (unsigned spins = 0; !reactor_epoch_reached(reactors[i], epoch); spins++) {
+            ASSERT(spins < 600000); /* 10 minutes without a loop turn: a hung reactor */
+            usleep(1000);
+        }
+    }
+    recipients_destroy(&old);
+    log_info("reload: users and aliases replaced");
+}
+
+static size_t
+collect_listeners(const struct config *config, struct reactor_listener *out, size_t capacity)
+{
+    static const char *const names[LISTENER_PROTOCOL_COUNT] = {
+        [LISTENER_SMTP] = "smtp_listen",
+        [LISTENER_SUBMISSION] = "submission_listen",
+        [LISTENER_SUBMISSIONS] = "submissions_listen",
+        [LISTENER_IMAP] = "imap_listen",
+        [LISTENER_IMAPS] = "imaps_listen",
+        [LISTENER_MANAGESIEVE] = "managesieve_listen",
+        [LISTENER_HTTP] = "http_listen",
+    };
+    size_t count = 0;
+    for (int protocol = 0; protocol < LISTENER_PROTOCOL_COUNT; protocol++) {
+        const struct listen_list *list = &config->listen[protocol];
+        const struct conn_handler *handler = NULL;
+        /* Submission speaks the same SMTP until AUTH and TLS arrive; it
+         * relays nothing, exactly like port 25. */
+        if (protocol == LISTENER_SMTP || protocol == LISTENER_SUBMISSION) {
+            handler = &smtp_listener_handler;
+        }
+        if (handler == NULL) {
+            if (list->count > 0) {
+                log_debug("%s: not served by this version", names[protocol]);
+            }
+            continue;
+        }
+        for (size_t i = 0; i < list->count && count < capacity; i++) {
+            out[count].protocol = protocol;
+            out[count].address = &list->addresses[i];
+            out[count].handler = handler;
+            log_info("listening on %s (%s)", list->addresses[i].text, names[protocol]);
+            count++;
+        }
+    }
+    return count;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    bool is_check_only = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'n':
+            is_check_only = true;
+            break;
+        case 'V':
+            printf("toasterd %s\n", TOASTER_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    static struct config config;
+    config_defaults(&config);
+    char err[1024];
+    if (config_path != NULL && config_load_file(&config, config_path, err, sizeof(err)) != 0) {
+        (void)fprintf(stderr, "toasterd: %s\n", err);
+        return 1;
+    }
+    if (config_finish(&config, err, sizeof(err)) != 0) {
+        (void)fprintf(stderr, "toasterd: %s%s%s\n", config_path ? config_path : "",
+                      config_path ? ": " : "", err);
+        return 1;
+    }
+    if (is_check_only) {
+        config_dump(&config, STDOUT_FILENO);
+        return 0;
+    }
+    log_setup((enum log_level)config.log_level, config.log_timestamps);
+
+    /* Block the signals we handle before any thread exists, so every thread
+     * inherits the mask and only sigwaitinfo below sees them. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &signals, NULL) != 0) {
+        log_error("cannot block signals");
+        return 1;
+    }
+    (void)signal(SIGPIPE, SIG_IGN);
+
+    if (spool_prepare(config.data_dir) != 0) {
+        return 1;
+    }
+    struct recipients *table = NULL;
+    if (load_recipients(&config, &table) != 0) {
+        return 1;
+    }
+    (void)smtp_listener_swap_recipients(table);
+
+    int rc = ip_limit_init(config.reactor_threads * config.max_connections,
+                           config.max_connections_per_ip);
+    if (rc == 0) {
+        rc = delivery_start(config.data_dir, config.myhostname, config.fsync);
+    }
+    struct workers *workers = NULL;
+    if (rc == 0) {
+        rc = workers_create(config.worker_threads, config.worker_queue_entries, &workers);
+    }
+    if (rc == 0) {
+        rc = smtp_listener_init(&config);
+    }
+    if (rc != 0) {
+        log_error("start-up failed: %s", strerror(-rc));
+        return 1;
+    }
+    if (!config.fsync) {
+        log_warning("fsync = no: a crash can lose mail that was acknowledged");
+    }
+
+    static struct reactor_listener listeners[LISTENER_PROTOCOL_COUNT * LISTEN_ADDRESSES_MAX];
+    size_t listener_count = collect_listeners(&config, listeners,
+                                              sizeof(listeners) / sizeof(listeners[0]));
+    struct reactor **reactors = calloc(config.reactor_threads, sizeof(*reactors));
+    if (reactors == NULL) {
+        return 1;
+    }
+    uint32_t started = 0;
+    for (uint32_t i = 0; i < config.reactor_threads; i++) {
+        rc = reactor_start(i, &config, listeners, listener_count, workers, &reactors[i]);
+        if (rc != 0) {
+            log_error("reactor %u failed to start: %s", i, strerror(-rc));
+            break;
+        }
+        started++;
+    }
+    if (started < config.reactor_threads) {
+        for (uint32_t i = 0; i < started; i++) {
+            reactor_request_stop(reactors[i]);
+            reactor_join(&reactors[i]);
+        }
+        return 1;
+    }
+    log_info("toasterd %s started: %u reactor(s), %u worker(s), data in %s", TOASTER_VERSION,
+             config.reactor_threads, config.worker_threads, config.data_dir);
+
+    for (;;) {
+        siginfo_t info;
+        int signo = sigwaitinfo(&signals, &info);
+        if (signo < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            log_error("sigwaitinfo: %s", strerror(errno));
+            break;
+        }
+        if (signo == SIGHUP) {
+            log_info("SIGHUP: reloading users and aliases");
+            reload(&config, reactors, config.reactor_threads);
+            continue;
+        }
+        log_info("%s: stopping; sessions have %u ms to finish",
+                 signo == SIGTERM ? "SIGTERM" : "SIGINT", config.shutdown_timeout_ms);
+        break;
+    }
+
+    for (uint32_t i = 0; i < config.reactor_threads; i++) {
+        reactor_request_stop(reactors[i]);
+    }
+    for (uint32_t i = 0; i < config.reactor_threads; i++) {
+        reactor_join(&reactors[i]);
+    }
+    free(reactors);
+    workers_destroy(&workers);
+    delivery_stop();
+    smtp_listener_destroy();
+    table = smtp_listener_swap_recipients(NULL);
+    recipients_destroy(&table);
+    ip_limit_destroy();
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,1206 @@
+/*
+ * core/reactor.c - the per-core event loop on io_uring.
+ *
+ * Owns, per thread: one io_uring, one SO_REUSEPORT socket per listen
+ * address with a multishot accept on it, a provided-buffer ring for
+ * receives, the connection slots (allocated once at start), and the ring of
+ * finished jobs coming back from workers, woken through an always-armed
+ * eventfd read. Knows nothing of mail: protocols are struct conn_handler.
+ *
+ * Receives are single-shot with a provided buffer and a linked timeout,
+ * armed only while the protocol wants input: that is the backpressure. A
+ * buffer whose bytes the protocol has not consumed stays with the
+ * connection (one at most) until it has. Sends go straight from the
+ * protocol's bounded output buffer, with a linked timeout, so a slow reader
+ * costs a bounded buffer and is dropped after send_timeout.
+ *
+ * Closing runs in order: cancel everything on the fd, collect every CQE,
+ * close the fd, return the held buffer, let the protocol release its state,
+ * free the slot. user_data packs op kind, slot and slot generation; a
+ * completion for an older generation cannot happen (the slot is freed only
+ * when no op is in flight) and is asserted.
+ */
+#define _GNU_SOURCE
+#include "core/reactor.h"
+
+#include <arpa/inet.h>
+#include <ck_pr.h>
+#include <ck_ring.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/assertions.h"
+#include "core/ip_limit.h"
+#include "core/log.h"
+#include "core/workers.h"
+
+#define REACTOR_BUFFER_GROUP 1
+#define REACTOR_LISTENERS_MAX (LISTENER_PROTOCOL_COUNT * LISTEN_ADDRESSES_MAX)
+#define REACTOR_TICK_MS 1000
+#define REACTOR_LISTEN_BACKLOG 4096
+#define REACTOR_CQE_BATCH 256
+
+enum op_kind {
+    OP_ACCEPT = 1,
+    OP_RECV,
+    OP_RECV_TIMEOUT,
+    OP_SEND,
+    OP_SEND_TIMEOUT,
+    OP_FILE,
+    OP_CANCEL,
+    OP_WAKE,
+    OP_TICK,
+    OP_DISCARD, /* fire-and-forget close/unlink: the result is only logged */
+};
+
+struct conn {
+    struct reactor            *reactor;
+    const struct conn_handler *handler;
+    uint32_t                   slot;
+    uint32_t                   generation;
+    int                        fd;
+    int                        protocol;
+    uint32_t                   ops_in_flight;
+    bool                       is_live;
+    bool                       is_recv_armed;
+    bool                       is_send_armed;
+    bool                       is_file_busy;
+    bool                       is_closing;     /* cancel submitted or about to be */
+    bool                       is_cancel_sent;
+    bool                       is_recv_cancel_sent; /* after the last reply */
+    bool                       is_starved;     /* recv failed with ENOBUFS; retry on tick */
+    bool                       is_ip_counted;
+    bool                       is_timeout_pending; /* recv cancelled by its timer */
+    int32_t                    held_buffer;    /* provided buffer id, or -1 */
+    uint32_t                   held_offset;
+    uint32_t                   held_len;
+    struct __kernel_timespec   recv_timeout;
+    struct __kernel_timespec   send_timeout;
+    struct sockaddr_storage    peer;
+    char                       peer_text[64];
+    struct conn               *next_free;
+    _Alignas(16) unsigned char state[];
+};
+
+struct reactor_socket {
+    int                        fd;
+    int                        protocol;
+    const struct conn_handler *handler;
+    const struct listen_address *address;
+    bool                       is_armed;
+};
+
+struct reactor {
+    uint32_t               index;
+    const struct config   *config;
+    struct workers        *workers;
+    pthread_t              thread;
+    sem_t                  started;
+    int                    start_error;
+
+    struct io_uring        ring;
+    int                    wake_fd;
+    uint64_t               wake_value;
+    bool                   stop_requested; /* written by other threads: ck_pr */
+    bool                   is_draining;
+    struct timespec        drain_deadline;
+    bool                   is_drain_forced;
+    uint64_t               seen_epoch; /* see reactor_epoch_advance() */
+
+    struct reactor_listener listener_specs[REACTOR_LISTENERS_MAX];
+    struct reactor_socket  sockets[REACTOR_LISTENERS_MAX];
+    size_t                 socket_count;
+
+    struct io_uring_buf_ring *buffer_ring;
+    size_t                 buffer_ring_bytes;
+    uint8_t               *buffers;
+    uint32_t               buffer_count;
+    uint32_t               buffer_bytes;
+    uint32_t               buffers_out; /* held by the kernel's completions or by conns */
+
+    unsigned char         *slots;
+    size_t                 slot_stride;
+    uint32_t               slot_count;
+    struct conn           *free_slots;
+    uint32_t               live_count;
+
+    struct ck_ring         done_ring;     /* finished jobs, many workers -> this reactor */
+    struct ck_ring_buffer *done_slots;
+    uint32_t               jobs_in_flight;
+
+    struct __kernel_timespec tick;
+    bool                   is_tick_armed;
+};
+
+static __thread struct reactor *reactor_this_thread;
+static uint64_t reactor_epoch_global;
+
+static void conn_pump(struct conn *conn);
+static void conn_begin_close(struct conn *conn);
+
+/* ---- user_data ------------------------------------------------------------ */
+
+static uint64_t
+pack(enum op_kind kind, uint32_t slot, uint32_t generation)
+{
+    ASSERT(slot < (1u << 24));
+    return ((uint64_t)kind << 56) | ((uint64_t)slot << 32) | generation;
+}
+
+static enum op_kind
+unpack_kind(uint64_t data)
+{
+    return (enum op_kind)(data >> 56);
+}
+
+static uint32_t
+unpack_slot(uint64_t data)
+{
+    return (uint32_t)(data >> 32) & 0xffffffu;
+}
+
+static uint32_t
+unpack_generation(uint64_t data)
+{
+    return (uint32_t)data;
+}
+
+/* ---- submission ------------------------------------------------------------ */
+
+static struct io_uring_sqe *
+reactor_sqe(struct reactor *reactor)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&reactor->ring);
+    for (int attempt = 0; sqe == NULL && attempt < 1000; attempt++) {
+        /* SQ full: push what we have to the kernel and try again. */
+        int rc = io_uring_submit(&reactor->ring);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            log_error("reactor %u: io_uring_submit: %s", reactor->index, strerror(-rc));
+        }
+        sqe = io_uring_get_sqe(&reactor->ring);
+    }
+    ASSERT(sqe != NULL);
+    return sqe;
+}
+
+static struct conn *
+slot_at(struct reactor *reactor, uint32_t slot)
+{
+    ASSERT(slot < reactor->slot_count);
+    return (struct conn *)(reactor->slots + (size_t)slot * reactor->slot_stride);
+}
+
+/* ---- buffers ------------------------------------------------------------- */
+
+static uint8_t *
+buffer_at(struct reactor *reactor, uint32_t id)
+{
+    ASSERT(id < reactor->buffer_count);
+    return reactor->buffers + (size_t)id * reactor->buffer_bytes;
+}
+
+static void
+buffer_return(struct reactor *reactor, uint32_t id)
+{
+    ASSERT(reactor->buffers_out > 0);
+    io_uring_buf_ring_add(reactor->buffer_ring, buffer_at(reactor, id), reactor->buffer_bytes,
+                          (unsigned short)id, io_uring_buf_ring_mask(reactor->buffer_count), 0);
+    io_uring_buf_ring_advance(reactor->buffer_ring, 1);
+    reactor->buffers_out--;
+}
+
+static int
+buffers_setup(struct reactor *reactor)
+{
+    reactor->buffer_count = reactor->config->recv_buffer_count;
+    reactor->buffer_bytes = reactor->config->recv_buffer_bytes;
+    reactor->buffer_ring_bytes = reactor->buffer_count * sizeof(struct io_uring_buf);
+    void *ring_mem = mmap(NULL, reactor->buffer_ring_bytes, PROT_READ | PROT_WRITE,
+                          MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (ring_mem == MAP_FAILED) {
+        return -errno;
+    }
+    reactor->buffer_ring = ring_mem;
+    size_t total = (size_t)reactor->buffer_count * reactor->buffer_bytes;
+    void *data = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (data == MAP_FAILED) {
+        return -errno;
+    }
+    reactor->buffers = data;
+    io_uring_buf_ring_init(reactor->buffer_ring);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uint64_t)(uintptr_t)ring_mem,
+        .ring_entries = reactor->buffer_count,
+        .bgid = REACTOR_BUFFER_GROUP,
+    };
+    int rc = io_uring_register_buf_ring(&reactor->ring, &reg, 0);
+    if (rc != 0) {
+        log_error("reactor %u: provided buffer rings are not supported by this kernel: %s",
+                  reactor->index, strerror(-rc));
+        return rc;
+    }
+    for (uint32_t id = 0; id < reactor->buffer_count; id++) {
+        io_uring_buf_ring_add(reactor->buffer_ring, buffer_at(reactor, id),
+                              reactor->buffer_bytes, (unsigned short)id,
+                              io_uring_buf_ring_mask(reactor->buffer_count), (int)id);
+    }
+    io_uring_buf_ring_advance(reactor->buffer_ring, (int)reactor->buffer_count);
+    return 0;
+}
+
+/* ---- listeners ------------------------------------------------------------ */
+
+static int
+listener_open(struct reactor *reactor, const struct listen_address *address)
+{
+    int fd = socket(address->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        int rc = -errno;
+        (void)close(fd);
+        return rc;
+    }
+    if (address->addr.ss_family == AF_INET6) {
+        /* "[::]:25" means IPv6 only; list 0.0.0.0 separately for IPv4. */
+        (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, (const struct sockaddr *)&address->addr, address->addr_len) != 0 ||
+        listen(fd, REACTOR_LISTEN_BACKLOG) != 0) {
+        int rc = -errno;
+        log_error("reactor %u: cannot listen on %s: %s", reactor->index, address->text,
+                  strerror(-rc));
+        (void)close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static void
+accept_arm(struct reactor *reactor, size_t index)
+{
+    struct reactor_socket *socket_entry = &reactor->sockets[index];
+    ASSERT(!socket_entry->is_armed);
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_multishot_accept(sqe, socket_entry->fd, NULL, NULL,
+                                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, pack(OP_ACCEPT, (uint32_t)index, 0));
+    socket_entry->is_armed = true;
+}
+
+static void
+listeners_close(struct reactor *reactor)
+{
+    for (size_t i = 0; i < reactor->socket_count; i++) {
+        struct reactor_socket *socket_entry = &reactor->sockets[i];
+        if (socket_entry->fd < 0) {
+            continue;
+        }
+        if (socket_entry->is_armed) {
+            struct io_uring_sqe *sqe = reactor_sqe(reactor);
+            io_uring_prep_cancel64(sqe, pack(OP_ACCEPT, (uint32_t)i, 0), 0);
+            io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+        }
+    }
+    (void)io_uring_submit(&reactor->ring);
+    for (size_t i = 0; i < reactor->socket_count; i++) {
+        if (reactor->sockets[i].fd >= 0) {
+            (void)close(reactor->sockets[i].fd);
+            reactor->sockets[i].fd = -1;
+        }
+    }
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+static void
+peer_format(const struct sockaddr_storage *peer, char *out, size_t out_bytes)
+{
+    char text[INET6_ADDRSTRLEN] = "unknown";
+    if (peer->ss_family == AF_INET) {
+        (void)inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, text,
+                        sizeof(text));
+        (void)snprintf(out, out_bytes, "%s", text);
+    } else if (peer->ss_family == AF_INET6) {
+        (void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, text,
+                        sizeof(text));
+        (void)snprintf(out, out_bytes, "IPv6:%s", text);
+    } else {
+        (void)snprintf(out, out_bytes, "%s", text);
+    }
+}
+
+/* Refuse without a slot: one non-blocking send of the handler's 421, then
+ * close. A full socket buffer on a brand-new connection cannot happen, and
+ * if the peer is already gone there is nobody to tell. */
+static void
+accept_refuse(int fd, const struct conn_handler *handler)
+{
+    if (handler->refusal_text != NULL) {
+        (void)send(fd, handler->refusal_text, strlen(handler->refusal_text),
+                   MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    (void)close(fd);
+}
+
+static void
+accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
+{
+    ASSERT(index < reactor->socket_count);
+    struct reactor_socket *socket_entry = &reactor->sockets[index];
+    if (!(flags & IORING_CQE_F_MORE)) {
+        socket_entry->is_armed = false;
+    }
+    if (result < 0) {
+        if (result != -ECANCELED && result != -EBADF) {
+            log_warning("reactor %u: accept on %s: %s", reactor->index,
+                        socket_entry->address->text, strerror(-result));
+        }
+    } else if (reactor->is_draining) {
+        (void)close(result);
+    } else {
+        int fd = result;
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        memset(&peer, 0, sizeof(peer));
+        if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) {
+            (void)close(fd); /* already reset by the peer */
+        } else if (reactor->free_slots == NULL) {
+            log_warning("reactor %u: connection limit %u reached, refusing", reactor->index,
+                        reactor->slot_count);
+            accept_refuse(fd, socket_entry->handler);
+        } else if (!ip_limit_acquire(&peer)) {
+            char text[64];
+            peer_format(&peer, text, sizeof(text));
+            log_warning("too many connections from %s, refusing", text);
+            accept_refuse(fd, socket_entry->handler);
+        } else {
+            struct conn *conn = reactor->free_slots;
+            reactor->free_slots = conn->next_free;
+            uint32_t generation = conn->generation + 1;
+            uint32_t slot = conn->slot;
+            memset(conn, 0, sizeof(*conn));
+            conn->reactor = reactor;
+            conn->slot = slot;
+            conn->generation = generation;
+            conn->handler = socket_entry->handler;
+            conn->protocol = socket_entry->protocol;
+            conn->fd = fd;
+            conn->held_buffer = -1;
+            conn->is_live = true;
+            conn->is_ip_counted = true;
+            conn->peer = peer;
+            peer_format(&peer, conn->peer_text, sizeof(conn->peer_text));
+            int one = 1;
+            /* Replies are small and already batched per turn; Nagle would
+             * only add a delayed-ACK round trip to pipelined dialogues. */
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            reactor->live_count++;
+            memset(conn->state, 0, conn->handler->state_bytes);
+            conn->handler->open(conn);
+            conn_pump(conn);
+        }
+    }
+    if (!socket_entry->is_armed && !reactor->is_draining && socket_entry->fd >= 0) {
+        accept_arm(reactor, index);
+    }
+}
+
+static void
+conn_release(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(conn->is_live);
+    ASSERT(conn->ops_in_flight == 0);
+    ASSERT(!conn->is_file_busy);
+    if (conn->fd >= 0) {
+        /* Every op on this fd has completed: a socket close does not block
+         * (no SO_LINGER). */
+        (void)close(conn->fd);
+        conn->fd = -1;
+    }
+    if (conn->held_buffer >= 0) {
+        buffer_return(reactor, (uint32_t)conn->held_buffer);
+        conn->held_buffer = -1;
+    }
+    conn->handler->close(conn);
+    if (conn->is_ip_counted) {
+        ip_limit_release(&conn->peer);
+    }
+    conn->is_live = false;
+    conn->next_free = reactor->free_slots;
+    reactor->free_slots = conn;
+    ASSERT(reactor->live_count > 0);
+    reactor->live_count--;
+}
+
+static void
+conn_begin_close(struct conn *conn)
+{
+    if (!conn->is_closing) {
+        conn->is_closing = true;
+    }
+    if (conn->ops_in_flight == 0 && !conn->is_file_busy) {
+        conn_release(conn);
+        return;
+    }
+    if (!conn->is_cancel_sent && (conn->is_recv_armed || conn->is_send_armed)) {
+        struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+        io_uring_prep_cancel_fd(sqe, conn->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+        conn->is_cancel_sent = true;
+    }
+}
+
+static void
+ms_to_timespec(uint32_t ms, struct __kernel_timespec *ts)
+{
+    ts->tv_sec = ms / 1000;
+    ts->tv_nsec = (long long)(ms % 1000) * 1000000LL;
+}
+
+static void
+recv_arm(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(!conn->is_recv_armed);
+    ASSERT(conn->held_buffer < 0);
+    uint32_t timeout_ms = conn->handler->read_timeout_ms(conn);
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_recv(sqe, conn->fd, NULL, reactor->buffer_bytes, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = REACTOR_BUFFER_GROUP;
+    io_uring_sqe_set_data64(sqe, pack(OP_RECV, conn->slot, conn->generation));
+    conn->ops_in_flight++;
+    if (timeout_ms > 0) {
+        sqe->flags |= IOSQE_IO_LINK;
+        ms_to_timespec(timeout_ms, &conn->recv_timeout);
+        struct io_uring_sqe *timeout_sqe = reactor_sqe(reactor);
+        io_uring_prep_link_timeout(timeout_sqe, &conn->recv_timeout, 0);
+        io_uring_sqe_set_data64(timeout_sqe,
+                                pack(OP_RECV_TIMEOUT, conn->slot, conn->generation));
+        conn->ops_in_flight++;
+    }
+    conn->is_recv_armed = true;
+}
+
+static void
+send_arm(struct conn *conn, struct span output)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(!conn->is_send_armed);
+    ASSERT(output.len > 0);
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_send(sqe, conn->fd, output.ptr, output.len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, pack(OP_SEND, conn->slot, conn->generation));
+    sqe->flags |= IOSQE_IO_LINK;
+    ms_to_timespec(reactor->config->send_timeout_ms, &conn->send_timeout);
+    struct io_uring_sqe *timeout_sqe = reactor_sqe(reactor);
+    io_uring_prep_link_timeout(timeout_sqe, &conn->send_timeout, 0);
+    io_uring_sqe_set_data64(timeout_sqe, pack(OP_SEND_TIMEOUT, conn->slot, conn->generation));
+    conn->ops_in_flight += 2;
+    conn->is_send_armed = true;
+}
+
+/* Decide what the connection needs next. Called after every event. */
+static void
+conn_pump(struct conn *conn)
+{
+    if (!conn->is_live) {
+        return;
+    }
+    const struct conn_handler *handler = conn->handler;
+    /* Held input first: the protocol may have become ready for it. Each
+     * pass consumes bytes or stops, so this ends within held_len passes. */
+    for (uint32_t pass = 0; conn->held_buffer >= 0 && !conn->is_closing; pass++) {
+        ASSERT(pass <= conn->reactor->buffer_bytes);
+        if (!handler->wants_input(conn) || handler->is_closing(conn)) {
+            break;
+        }
+        const uint8_t *bytes = buffer_at(conn->reactor, (uint32_t)conn->held_buffer);
+        size_t used = handler->input(conn, bytes + conn->held_offset, conn->held_len);
+        ASSERT(used <= conn->held_len);
+        conn->held_offset += (uint32_t)used;
+        conn->held_len -= (uint32_t)used;
+        if (conn->held_len == 0) {
+            buffer_return(conn->reactor, (uint32_t)conn->held_buffer);
+            conn->held_buffer = -1;
+        } else if (used == 0) {
+            break;
+        }
+    }
+    if (conn->is_closing) {
+        conn_begin_close(conn);
+        return;
+    }
+    struct span output = handler->pending_output(conn);
+    if (output.len > 0 && !conn->is_send_armed) {
+        send_arm(conn, output);
+    }
+    if (handler->is_closing(conn)) {
+        if (output.len == 0 && !conn->is_send_armed) {
+            conn_begin_close(conn);
+            return;
+        }
+        if (conn->is_recv_armed && !conn->is_recv_cancel_sent) {
+            /* Nothing more will be read; do not let a pending recv keep the
+             * connection past its last reply. */
+            struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+            io_uring_prep_cancel64(sqe, pack(OP_RECV, conn->slot, conn->generation), 0);
+            io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+            conn->is_recv_cancel_sent = true;
+        }
+        return;
+    }
+    if (conn->held_buffer < 0 && !conn->is_recv_armed && !conn->is_starved &&
+        handler->wants_input(conn)) {
+        recv_arm(conn);
+    }
+}
+
+static void
+recv_done(struct conn *conn, int result, uint32_t flags)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(conn->is_recv_armed);
+    conn->is_recv_armed = false;
+    if (flags & IORING_CQE_F_BUFFER) {
+        uint32_t id = flags >> IORING_CQE_BUFFER_SHIFT;
+        reactor->buffers_out++;
+        if (result <= 0 || conn->is_closing) {
+            buffer_return(reactor, id);
+        } else {
+            ASSERT(conn->held_buffer < 0);
+            conn->held_buffer = (int32_t)id;
+            conn->held_offset = 0;
+            conn->held_len = (uint32_t)result;
+        }
+    }
+    if (conn->is_closing) {
+        return;
+    }
+    if (result == 0) {
+        conn_begin_close(conn); /* the peer closed */
+        return;
+    }
+    if (result == -ENOBUFS) {
+        /* Every receive buffer is in use: try again on the next tick. */
+        conn->is_starved = true;
+        return;
+    }
+    if (result == -ECANCELED) {
+        if (conn->handler->is_closing(conn)) {
+            return; /* we cancelled it after the last reply */
+        }
+        /* Only the linked timeout cancels a receive otherwise. */
+        conn->handler->timeout(conn);
+        return;
+    }
+    if (result < 0) {
+        if (result != -ECONNRESET && result != -EPIPE) {
+            log_debug("reactor %u: recv from %s: %s", reactor->index, conn->peer_text,
+                      strerror(-result));
+        }
+        conn_begin_close(conn);
+        return;
+    }
+}
+
+static void
+send_done(struct conn *conn, int result)
+{
+    ASSERT(conn->is_send_armed);
+    conn->is_send_armed = false;
+    if (conn->is_closing) {
+        return;
+    }
+    if (result == -ECANCELED) {
+        log_info("reactor %u: send to %s timed out, closing", conn->reactor->index,
+                 conn->peer_text);
+        conn_begin_close(conn);
+        return;
+    }
+    if (result <= 0) {
+        conn_begin_close(conn);
+        return;
+    }
+    conn->handler->output_sent(conn, (size_t)result);
+}
+
+static void
+conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int result,
+                uint32_t flags)
+{
+    struct conn *conn = slot_at(reactor, unpack_slot(data));
+    ASSERT(conn->is_live);
+    ASSERT(conn->generation == unpack_generation(data));
+    ASSERT(conn->ops_in_flight > 0);
+    conn->ops_in_flight--;
+    switch (kind) {
+    case OP_RECV:
+        recv_done(conn, result, flags);
+        break;
+    case OP_SEND:
+        send_done(conn, result);
+        break;
+    case OP_RECV_TIMEOUT:
+    case OP_SEND_TIMEOUT:
+        break; /* the op it guards reports what happened */
+    case OP_FILE:
+        ASSERT(conn->is_file_busy);
+        conn->is_file_busy = false;
+        conn->handler->file_done(conn, result);
+        break;
+    default:
+        ASSERT(false);
+    }
+    if (conn->is_closing) {
+        conn_begin_close(conn);
+    } else {
+        conn_pump(conn);
+    }
+}
+
+/* ---- jobs -------------------------------------------------------------- */
+
+static void
+jobs_collect(struct reactor *reactor)
+{
+    void *entry;
+    /* Bounded by the ring size: at most every job in flight comes back. */
+    for (uint32_t n = 0; n <= reactor->slot_count &&
+                         ck_ring_dequeue_mpsc(&reactor->done_ring, reactor->done_slots, &entry);
+         n++) {
+        struct job *job = entry;
+        ASSERT(job->reactor == reactor);
+        ASSERT(reactor->jobs_in_flight > 0);
+        reactor->jobs_in_flight--;
+        /* A connection with a job out is never released, so it is there. */
+        struct conn *conn = slot_at(reactor, job->conn_slot);
+        ASSERT(conn->is_live);
+        ASSERT(conn->generation == job->conn_generation);
+        ASSERT(conn->ops_in_flight > 0);
+        conn->ops_in_flight--;
+        if (conn->is_closing) {
+            job->done(job, NULL);
+            conn_begin_close(conn);
+        } else {
+            job->done(job, conn);
+            conn_pump(conn);
+        }
+    }
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static void
+wake_arm(struct reactor *reactor)
+{
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_read(sqe, reactor->wake_fd, &reactor->wake_value, sizeof(reactor->wake_value),
+                       0);
+    io_uring_sqe_set_data64(sqe, pack(OP_WAKE, 0, 0));
+}
+
+static void
+tick_arm(struct reactor *reactor)
+{
+    ms_to_timespec(REACTOR_TICK_MS, &reactor->tick);
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_timeout(sqe, &reactor->tick, 0, 0);
+    io_uring_sqe_set_data64(sqe, pack(OP_TICK, 0, 0));
+    reactor->is_tick_armed = true;
+}
+
+static bool
+deadline_passed(const struct timespec *deadline)
+{
+    struct timespec now;
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > deadline->tv_sec ||
+           (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec);
+}
+
+static void
+drain_begin(struct reactor *reactor)
+{
+    reactor->is_draining = true;
+    (void)clock_gettime(CLOCK_MONOTONIC, &reactor->drain_deadline);
+    reactor->drain_deadline.tv_sec += reactor->config->shutdown_timeout_ms / 1000;
+    reactor->drain_deadline.tv_nsec += (long)(reactor->config->shutdown_timeout_ms % 1000) * 1000000L;
+    if (reactor->drain_deadline.tv_nsec >= 1000000000L) {
+        reactor->drain_deadline.tv_sec++;
+        reactor->drain_deadline.tv_nsec -= 1000000000L;
+    }
+    listeners_close(reactor);
+    for (uint32_t i = 0; i < reactor->slot_count; i++) {
+        struct conn *conn = slot_at(reactor, i);
+        if (conn->is_live && !conn->is_closing) {
+            conn->handler->shutdown(conn, false);
+            conn_pump(conn);
+        }
+    }
+}
+
+static void
+drain_force(struct reactor *reactor)
+{
+    reactor->is_drain_forced = true;
+    for (uint32_t i = 0; i < reactor->slot_count; i++) {
+        struct conn *conn = slot_at(reactor, i);
+        if (conn->is_live && !conn->is_closing) {
+            conn->handler->shutdown(conn, true);
+            conn_begin_close(conn);
+        }
+    }
+}
+
+static void
+tick_done(struct reactor *reactor)
+{
+    reactor->is_tick_armed = false;
+    /* Retry receives that found no free buffer. */
+    for (uint32_t i = 0; i < reactor->slot_count && reactor->buffers_out < reactor->buffer_count;
+         i++) {
+        struct conn *conn = slot_at(reactor, i);
+        if (conn->is_live && conn->is_starved) {
+            conn->is_starved = false;
+            conn_pump(conn);
+        }
+    }
+    if (reactor->is_draining && !reactor->is_drain_forced &&
+        deadline_passed(&reactor->drain_deadline)) {
+        drain_force(reactor);
+    }
+}
+
+static void
+reactor_loop(struct reactor *reactor)
+{
+    wake_arm(reactor);
+    tick_arm(reactor);
+    for (size_t i = 0; i < reactor->socket_count; i++) {
+        accept_arm(reactor, i);
+    }
+    /* The one loop meant to run until shutdown. */
+    for (;;) {
+        ck_pr_store_64(&reactor->seen_epoch, ck_pr_load_64(&reactor_epoch_global));
+        if (!reactor->is_draining && ck_pr_load_8((uint8_t *)&reactor->stop_requested)) {
+            drain_begin(reactor);
+        }
+        if (reactor->is_draining && reactor->live_count == 0 && reactor->jobs_in_flight == 0) {
+            break;
+        }
+        if (!reactor->is_tick_armed) {
+            tick_arm(reactor);
+        }
+        int rc = io_uring_submit_and_wait(&reactor->ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+            log_error("reactor %u: io_uring_submit_and_wait: %s", reactor->index,
+                      strerror(-rc));
+            ASSERT(false);
+        }
+        struct io_uring_cqe *cqes[REACTOR_CQE_BATCH];
+        unsigned count = io_uring_peek_batch_cqe(&reactor->ring, cqes, REACTOR_CQE_BATCH);
+        for (unsigned i = 0; i < count; i++) {
+            uint64_t data = io_uring_cqe_get_data64(cqes[i]);
+            int result = cqes[i]->res;
+            uint32_t flags = cqes[i]->flags;
+            enum op_kind kind = unpack_kind(data);
+            switch (kind) {
+            case OP_ACCEPT:
+                accept_done(reactor, unpack_slot(data), result, flags);
+                break;
+            case OP_WAKE:
+                if (result < 0 && result != -ECANCELED) {
+                    log_error("reactor %u: eventfd read: %s", reactor->index, strerror(-result));
+                }
+                wake_arm(reactor);
+                break;
+            case OP_TICK:
+                tick_done(reactor);
+                break;
+            case OP_CANCEL:
+                break;
+            case OP_DISCARD:
+                if (result < 0) {
+                    log_warning("reactor %u: discarding a spool file: %s", reactor->index,
+                                strerror(-result));
+                }
+                break;
+            default:
+                conn_completion(reactor, kind, data, result, flags);
+                break;
+            }
+        }
+        io_uring_cq_advance(&reactor->ring, count);
+        jobs_collect(reactor);
+    }
+}
+
+static int
+reactor_setup(struct reactor *reactor)
+{
+    const struct config *config = reactor->config;
+    struct io_uring_params params;
+    memset(&params, 0, sizeof(params));
+    params.cq_entries = config->ring_entries * 4;
+    params.flags = IORING_SETUP_CQSIZE;
+    if (config->sqpoll) {
+        params.flags |= IORING_SETUP_SQPOLL;
+        params.sq_thread_idle = 50;
+    } else {
+        params.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    }
+    int rc = io_uring_queue_init_params(config->ring_entries, &reactor->ring, &params);
+    if (rc < 0 && !config->sqpoll) {
+        /* Older kernels lack DEFER_TASKRUN (6.1): fall back to plain setup. */
+        memset(&params, 0, sizeof(params));
+        params.cq_entries = config->ring_entries * 4;
+        params.flags = IORING_SETUP_CQSIZE;
+        rc = io_uring_queue_init_params(config->ring_entries, &reactor->ring, &params);
+    }
+    if (rc < 0) {
+        log_error("reactor %u: io_uring setup failed: %s", reactor->index, strerror(-rc));
+        return rc;
+    }
+    if (!(params.features & IORING_FEAT_NODROP)) {
+        log_error("reactor %u: kernel io_uring lacks IORING_FEAT_NODROP (need Linux 5.19+)",
+                  reactor->index);
+        return -ENOTSUP;
+    }
+    rc = buffers_setup(reactor);
+    if (rc != 0) {
+        return rc;
+    }
+    reactor->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (reactor->wake_fd < 0) {
+        return -errno;
+    }
+    for (size_t i = 0; i < reactor->socket_count; i++) {
+        int fd = listener_open(reactor, reactor->listener_specs[i].address);
+        if (fd < 0) {
+            return fd;
+        }
+        reactor->sockets[i].fd = fd;
+    }
+    return 0;
+}
+
+static void
+reactor_pin(struct reactor *reactor)
+{
+    const char *cpus = reactor->config->reactor_cpus;
+    if (cpus[0] == '\0') {
+        return;
+    }
+    /* reactor_cpus lists CPUs ("0,2,4" or "0-3"); reactor i takes the i-th. */
+    int list[1024];
+    size_t n = 0;
+    const char *p = cpus;
+    while (*p != '\0' && n < 1024) {
+        char *end;
+        long lo = strtol(p, &end, 10);
+        long hi = lo;
+        if (end == p) {
+            break;
+        }
+        if (*end == '-') {
+            p = end + 1;
+            hi = strtol(p, &end, 10);
+        }
+        for (long c = lo; c <= hi && n < 1024; c++) {
+            list[n++] = (int)c;
+        }
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' ) {
+            break;
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(list[reactor->index % n], &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (rc != 0) {
+        log_warning("reactor %u: cannot pin to CPU %d: %s", reactor->index,
+                    list[reactor->index % n], strerror(rc));
+    }
+}
+
+static void *
+reactor_main(void *arg)
+{
+    struct reactor *reactor = arg;
+    reactor_this_thread = reactor;
+    reactor_pin(reactor);
+    reactor->start_error = reactor_setup(reactor);
+    sem_post(&reactor->started);
+    if (reactor->start_error != 0) {
+        return NULL;
+    }
+    reactor_loop(reactor);
+    return NULL;
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+int
+reactor_start(uint32_t index, const struct config *config,
+              const struct reactor_listener *listeners, size_t listener_count,
+              struct workers *workers, struct reactor **reactor_out)
+{
+    ASSERT(listener_count <= REACTOR_LISTENERS_MAX);
+    struct reactor *reactor = calloc(1, sizeof(*reactor));
+    if (reactor == NULL) {
+        return -ENOMEM;
+    }
+    reactor->index = index;
+    reactor->config = config;
+    reactor->workers = workers;
+    reactor->wake_fd = -1;
+    reactor->socket_count = listener_count;
+    size_t state_bytes = 0;
+    for (size_t i = 0; i < listener_count; i++) {
+        reactor->listener_specs[i] = listeners[i];
+        reactor->sockets[i].fd = -1;
+        reactor->sockets[i].protocol = listeners[i].protocol;
+        reactor->sockets[i].handler = listeners[i].handler;
+        reactor->sockets[i].address = listeners[i].address;
+        if (listeners[i].handler->state_bytes > state_bytes) {
+            state_bytes = listeners[i].handler->state_bytes;
+        }
+    }
+    /* Slots are one mapping; pages are touched only when a slot is used, so
+     * an idle daemon costs little however many slots it may hold. */
+    reactor->slot_count = config->max_connections;
+    reactor->slot_stride = (sizeof(struct conn) + state_bytes + 63) & ~(size_t)63;
+    size_t slots_bytes = reactor->slot_stride * reactor->slot_count;
+    void *slots = mmap(NULL, slots_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+                       -1, 0);
+    if (slots == MAP_FAILED) {
+        free(reactor);
+        return -ENOMEM;
+    }
+    reactor->slots = slots;
+    for (uint32_t i = reactor->slot_count; i-- > 0;) {
+        struct conn *conn = slot_at(reactor, i);
+        conn->slot = i;
+        conn->next_free = reactor->free_slots;
+        reactor->free_slots = conn;
+    }
+    uint32_t done_size = 4;
+    while (done_size < reactor->slot_count * 2u) {
+        done_size *= 2;
+    }
+    reactor->done_slots = calloc(done_size, sizeof(*reactor->done_slots));
+    if (reactor->done_slots == NULL) {
+        (void)munmap(slots, slots_bytes);
+        free(reactor);
+        return -ENOMEM;
+    }
+    ck_ring_init(&reactor->done_ring, done_size);
+    if (sem_init(&reactor->started, 0, 0) != 0) {
+        return -errno;
+    }
+    int rc = pthread_create(&reactor->thread, NULL, reactor_main, reactor);
+    if (rc != 0) {
+        return -rc;
+    }
+    while (sem_wait(&reactor->started) != 0 && errno == EINTR) {
+    }
+    if (reactor->start_error != 0) {
+        rc = reactor->start_error;
+        (void)pthread_join(reactor->thread, NULL);
+        return rc;
+    }
+    *reactor_out = reactor;
+    return 0;
+}
+
+void
+reactor_wake(struct reactor *reactor)
+{
+    uint64_t one = 1;
+    ssize_t n;
+    do {
+        n = write(reactor->wake_fd, &one, sizeof(one));
+    } while (n < 0 && errno == EINTR);
+    /* EAGAIN means the counter is already huge: the reactor will wake. */
+    ASSERT(n == (ssize_t)sizeof(one) || errno == EAGAIN);
+}
+
+void
+reactor_request_stop(struct reactor *reactor)
+{
+    ck_pr_store_8((uint8_t *)&reactor->stop_requested, 1);
+    reactor_wake(reactor);
+}
+
+void
+reactor_join(struct reactor **reactor_ptr)
+{
+    struct reactor *reactor = *reactor_ptr;
+    if (reactor == NULL) {
+        return;
+    }
+    (void)pthread_join(reactor->thread, NULL);
+    io_uring_queue_exit(&reactor->ring);
+    (void)close(reactor->wake_fd);
+    (void)munmap(reactor->slots, reactor->slot_stride * reactor->slot_count);
+    (void)munmap(reactor->buffers, (size_t)reactor->buffer_count * reactor->buffer_bytes);
+    (void)munmap(reactor->buffer_ring, reactor->buffer_ring_bytes);
+    free(reactor->done_slots);
+    (void)sem_destroy(&reactor->started);
+    free(reactor);
+    *reactor_ptr = NULL;
+}
+
+struct reactor *
+reactor_current(void)
+{
+    return reactor_this_thread;
+}
+
+uint32_t
+reactor_index(const struct reactor *reactor)
+{
+    return reactor->index;
+}
+
+uint64_t
+reactor_epoch_advance(void)
+{
+    return ck_pr_faa_64(&reactor_epoch_global, 1) + 1;
+}
+
+bool
+reactor_epoch_reached(const struct reactor *reactor, uint64_t epoch)
+{
+    return ck_pr_load_64((uint64_t *)&reactor->seen_epoch) >= epoch;
+}
+
+void *
+conn_state(struct conn *conn)
+{
+    return conn->state;
+}
+
+struct reactor *
+conn_reactor(struct conn *conn)
+{
+    return conn->reactor;
+}
+
+const char *
+conn_peer_text(const struct conn *conn)
+{
+    return conn->peer_text;
+}
+
+int
+conn_listener_protocol(const struct conn *conn)
+{
+    return conn->protocol;
+}
+
+void
+conn_file_open(struct conn *conn, const char *path, int flags, unsigned mode)
+{
+    ASSERT(!conn->is_file_busy);
+    struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+    io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
+    io_uring_sqe_set_data64(sqe, pack(OP_FILE, conn->slot, conn->generation));
+    conn->is_file_busy = true;
+    conn->ops_in_flight++;
+}
+
+void
+conn_file_write(struct conn *conn, int fd, const void *bytes, size_t len, uint64_t offset)
+{
+    ASSERT(!conn->is_file_busy);
+    ASSERT(len <= UINT32_MAX);
+    struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+    io_uring_prep_write(sqe, fd, bytes, (unsigned)len, offset);
+    io_uring_sqe_set_data64(sqe, pack(OP_FILE, conn->slot, conn->generation));
+    conn->is_file_busy = true;
+    conn->ops_in_flight++;
+}
+
+int
+conn_job_submit(struct conn *conn, struct job *job)
+{
+    struct reactor *reactor = conn->reactor;
+    job->reactor = reactor;
+    job->conn_slot = conn->slot;
+    job->conn_generation = conn->generation;
+    if (!workers_submit(reactor->workers, job)) {
+        return -EAGAIN;
+    }
+    reactor->jobs_in_flight++;
+    /* The connection stays while its job runs, so the reply has somewhere
+     * to go; a vanished peer only means done() gets NULL. */
+    conn->ops_in_flight++;
+    return 0;
+}
+
+void
+reactor_job_complete(struct job *job)
+{
+    struct reactor *reactor = job->reactor;
+    ASSERT(reactor != NULL);
+    /* The ring holds twice the connection slots and each connection has at
+     * most one job out, so it cannot be full. */
+    bool is_queued = ck_ring_enqueue_mpsc(&reactor->done_ring, reactor->done_slots, job);
+    ASSERT(is_queued);
+    reactor_wake(reactor);
+}
+
+void
+reactor_file_discard(struct reactor *reactor, int fd, const char *path)
+{
+    if (fd >= 0) {
+        struct io_uring_sqe *sqe = reactor_sqe(reactor);
+        io_uring_prep_close(sqe, fd);
+        io_uring_sqe_set_data64(sqe, pack(OP_DISCARD, 0, 0));
+    }
+    if (path != NULL && path[0] != '\0') {
+        struct io_uring_sqe *sqe = reactor_sqe(reactor);
+        io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
+        io_uring_sqe_set_data64(sqe, pack(OP_DISCARD, 0, 0));
+        /* The kernel copies the path when the SQE is submitted; submit now
+         * so the caller's buffer may go away. */
+        int rc = io_uring_submit(&reactor->ring);
+        if (rc < 0) {
+            log_error("reactor %u: submitting unlink of %s: %s", reactor->index, path,
+                      strerror(-rc));
+        }
+    }
+}
+
+void
+conn_kick(struct conn *conn)
+{
+    if (conn->is_closing) {
+        conn_begin_close(conn);
+    } else {
+        conn_pump(conn);
+    }
+}

@@ -1,0 +1,122 @@
+/*
+ * core/reactor.h - one event loop per core: its own io_uring, its own
+ * SO_REUSEPORT listening sockets, its own connection slots and receive
+ * buffers. A connection lives on one reactor for its whole life.
+ *
+ * Protocols plug in through struct conn_handler: the reactor owns the
+ * socket, the buffers and the timers, and calls the handler with bytes; the
+ * handler answers with how much it consumed and what it wants to send. File
+ * operations a protocol needs (the spool) and jobs for the worker pool go
+ * through the reactor too, so nothing here ever blocks.
+ */
+#ifndef TOASTER_CORE_REACTOR_H
+#define TOASTER_CORE_REACTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/config.h"
+#include "core/job.h"
+#include "core/span.h"
+
+struct reactor;
+struct conn;
+struct workers;
+
+struct conn_handler {
+    const char *name;          /* "smtp", for logs */
+    size_t      state_bytes;   /* protocol state kept in each connection slot */
+    /* Reply sent (without waiting) to a connection refused for a limit. */
+    const char *refusal_text;
+    /* The connection was accepted: set up protocol state (banner etc). */
+    void (*open)(struct conn *conn);
+    /* Bytes arrived; return how many were consumed (the rest is offered
+     * again once wants_input() is true). */
+    size_t (*input)(struct conn *conn, const uint8_t *bytes, size_t len);
+    bool (*wants_input)(struct conn *conn);
+    /* Milliseconds the next read may wait before timeout() (0: forever). */
+    uint32_t (*read_timeout_ms)(struct conn *conn);
+    struct span (*pending_output)(struct conn *conn);
+    void (*output_sent)(struct conn *conn, size_t bytes);
+    /* True once the protocol is done: close after the output is sent. */
+    bool (*is_closing)(struct conn *conn);
+    void (*timeout)(struct conn *conn);
+    /* The daemon is stopping (is_forced: the drain deadline passed). */
+    void (*shutdown)(struct conn *conn, bool is_forced);
+    /* A file operation started with conn_file_*() finished: result as cqe->res. */
+    void (*file_done)(struct conn *conn, int result);
+    /* Last call: no operation is in flight any more; release protocol state. */
+    void (*close)(struct conn *conn);
+};
+
+struct reactor_listener {
+    int                        protocol; /* enum listener_protocol */
+    const struct listen_address *address;
+    const struct conn_handler *handler;
+};
+
+/* Create reactor number index and start its thread. The listeners are
+ * opened inside the thread (SO_REUSEPORT, one socket per address per
+ * reactor). Returns 0 once the thread runs and listens, or -errno with the
+ * reason logged. */
+int reactor_start(uint32_t index, const struct config *config,
+                  const struct reactor_listener *listeners, size_t listener_count,
+                  struct workers *workers, struct reactor **reactor_out);
+
+/* Ask the reactor to stop accepting and drain (any thread). */
+void reactor_request_stop(struct reactor *reactor);
+
+/* Wake the reactor so it looks at shared state again (any thread). */
+void reactor_wake(struct reactor *reactor);
+
+/* Wait for the thread to end, then free it. */
+void reactor_join(struct reactor **reactor);
+
+/* The reactor running on this thread, or NULL. */
+struct reactor *reactor_current(void);
+uint32_t reactor_index(const struct reactor *reactor);
+
+/* Quiescence for shared read-only tables swapped at run time (SIGHUP):
+ * a reactor records the global epoch at the top of each loop turn, before
+ * it waits, and holds no table pointer across turns. So once every reactor
+ * has seen epoch E (after reactor_wake), nothing refers to a table that was
+ * replaced before E was set, and it may be freed. */
+uint64_t reactor_epoch_advance(void);
+bool reactor_epoch_reached(const struct reactor *reactor, uint64_t epoch);
+
+/* ---- for handlers, on the reactor's own thread -------------------------- */
+
+/* Protocol state of a connection (handler->state_bytes, 16-byte aligned). */
+void *conn_state(struct conn *conn);
+struct reactor *conn_reactor(struct conn *conn);
+const char *conn_peer_text(const struct conn *conn); /* "127.0.0.1" / "IPv6:::1" */
+int conn_listener_protocol(const struct conn *conn);
+
+/* Open a file asynchronously (IORING_OP_OPENAT); handler->file_done gets the
+ * fd or -errno. path must stay valid until file_done. One file operation per
+ * connection at a time. */
+void conn_file_open(struct conn *conn, const char *path, int flags, unsigned mode);
+
+/* Write len bytes at offset (IORING_OP_WRITE); file_done gets the byte count
+ * or -errno. A short write is the handler's to finish. */
+void conn_file_write(struct conn *conn, int fd, const void *bytes, size_t len, uint64_t offset);
+
+/* Hand a job to the worker pool; job->done runs on this reactor later.
+ * Returns 0, or -EAGAIN when the pool's queue is full. */
+int conn_job_submit(struct conn *conn, struct job *job);
+
+/* Called by a worker (or any thread) when a job finished: queue it for its
+ * reactor and wake that reactor. */
+void reactor_job_complete(struct job *job);
+
+/* Close a file and optionally unlink a path without blocking this thread.
+ * path is copied. Failures are logged. */
+void reactor_file_discard(struct reactor *reactor, int fd, const char *path);
+
+/* Look at this connection again: send output, feed held input, close. Call
+ * after changing protocol state outside of a handler callback. */
+void conn_kick(struct conn *conn);
+
+#endif

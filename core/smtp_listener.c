@@ -1,0 +1,557 @@
+/*
+ * core/smtp_listener.c - SMTP on the reactor: the conn_handler that drives
+ * a struct smtp_session.
+ *
+ * Owns, per connection: the session, the transaction's delivery message
+ * (recipients resolved at RCPT time), the spool file while DATA/BDAT bytes
+ * stream into it (opened and written through io_uring: the reactor never
+ * blocks on disk), and the body buffer borrowed from the reactor's pool.
+ * At end of data the message becomes a job: its filter stage runs on a
+ * worker, then store/delivery makes it durable and the reply comes back
+ * here. Runs on reactor threads, except message_job_run (a worker).
+ * Limits: spool_buffers per reactor (an empty pool answers 451 to DATA).
+ */
+#define _GNU_SOURCE
+#include "core/smtp_listener.h"
+
+#include <ck_pr.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "core/assertions.h"
+#include "core/log.h"
+#include "proto/smtp/smtp_session.h"
+#include "store/delivery.h"
+#include "store/recipients.h"
+#include "store/spool.h"
+
+enum smtp_file_op {
+    SMTP_FILE_NONE,
+    SMTP_FILE_OPENING,
+    SMTP_FILE_WRITING,
+};
+
+struct smtp_conn {
+    struct smtp_session      session;
+    struct conn             *conn;
+    struct delivery_message *message;     /* this transaction's recipients; owned */
+    uint8_t                 *body_buffer; /* from the reactor's pool, or NULL */
+    char                     queue_id[SPOOL_QUEUE_ID_BYTES];
+    char                     spool_path[SPOOL_PATH_BYTES];
+    int                      spool_fd;
+    uint64_t                 spool_offset;
+    size_t                   write_done;  /* of the current write request */
+    enum smtp_file_op        file_op;
+    bool                     is_abort_pending; /* discard the file when the op ends */
+};
+
+/* A reactor's pool of body buffers (SPOOL_CHUNK_BYTES each). Only its own
+ * reactor touches it, so no lock. */
+struct body_pool {
+    uint8_t  *memory;
+    uint8_t **free_list;
+    uint32_t  free_count;
+    uint32_t  capacity;
+};
+
+static struct {
+    const struct config       *config;
+    struct smtp_session_config session_config;
+    struct smtp_session_callbacks callbacks;
+    struct body_pool          *pools; /* one per reactor */
+    uint32_t                   pool_count;
+    struct recipients         *recipients; /* ck_pr load/store */
+    char                       refusal_text[512];
+    bool                       has_warned_remote;
+} smtp_listener;
+
+static void smtp_conn_serve_request(struct smtp_conn *sc);
+
+/* ---- body buffers ------------------------------------------------------------ */
+
+static struct body_pool *
+body_pool_of(struct conn *conn)
+{
+    uint32_t index = reactor_index(conn_reactor(conn));
+    ASSERT(index < smtp_listener.pool_count);
+    return &smtp_listener.pools[index];
+}
+
+static uint8_t *
+body_buffer_take(struct conn *conn)
+{
+    struct body_pool *pool = body_pool_of(conn);
+    if (pool->free_count == 0) {
+        return NULL;
+    }
+    return pool->free_list[--pool->free_count];
+}
+
+static void
+body_buffer_give(struct conn *conn, uint8_t **buffer)
+{
+    if (*buffer == NULL) {
+        return;
+    }
+    struct body_pool *pool = body_pool_of(conn);
+    ASSERT(pool->free_count < pool->capacity);
+    pool->free_list[pool->free_count++] = *buffer;
+    *buffer = NULL;
+}
+
+/* ---- session callbacks ------------------------------------------------------ */
+
+static void
+message_forget_mailboxes_from(struct delivery_message *message, size_t keep)
+{
+    for (size_t i = keep; i < message->mailbox_count; i++) {
+        free(message->mailboxes[i]);
+    }
+    message->mailbox_count = keep;
+}
+
+static enum smtp_rcpt_verdict
+smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
+{
+    struct smtp_conn *sc = owner;
+    const struct smtp_path *path = request->path;
+    if (path->has_source_route) {
+        return SMTP_RCPT_RELAY_DENIED; /* "@a,@b:user@here" asks us to relay */
+    }
+    const struct recipients *table = ck_pr_load_ptr(&smtp_listener.recipients);
+    ASSERT(table != NULL);
+    static __thread const char *mailboxes[ALIAS_EXPANSION_MAX];
+    static __thread const char *remotes[ALIAS_EXPANSION_MAX];
+    struct recipients_result result = {
+        .mailboxes = mailboxes,
+        .mailbox_capacity = ALIAS_EXPANSION_MAX,
+        .remotes = remotes,
+        .remote_capacity = ALIAS_EXPANSION_MAX,
+    };
+    switch (recipients_resolve(table, path->mailbox, &result)) {
+    case RECIPIENTS_OK:
+        break;
+    case RECIPIENTS_UNKNOWN_USER:
+        return SMTP_RCPT_UNKNOWN_USER;
+    case RECIPIENTS_NOT_LOCAL:
+    case RECIPIENTS_RELAY_FORM:
+        return SMTP_RCPT_RELAY_DENIED;
+    case RECIPIENTS_ALIAS_LOOP:
+    case RECIPIENTS_TOO_MANY:
+        log_warning("alias expansion of <%.*s> failed (loop or too many targets)",
+                    (int)path->mailbox.len, path->mailbox.ptr);
+        return SMTP_RCPT_TEMPFAIL;
+    case RECIPIENTS_SYNTAX:
+        return SMTP_RCPT_BAD_SYNTAX;
+    }
+    if (result.remote_count > 0) {
+        /* Mail for an alias that points off this server needs the outbound
+         * queue; until it exists the honest answer is "try later", never
+         * an accepted message that cannot leave. */
+        if (!smtp_listener.has_warned_remote) {
+            log_warning("<%.*s> expands to a remote address; outbound relay is not "
+                        "available, deferring",
+                        (int)path->mailbox.len, path->mailbox.ptr);
+            smtp_listener.has_warned_remote = true;
+        }
+        return SMTP_RCPT_TEMPFAIL;
+    }
+    if (sc->message == NULL) {
+        sc->message = delivery_message_create();
+        if (sc->message == NULL) {
+            return SMTP_RCPT_NO_RESOURCES;
+        }
+    }
+    size_t before = sc->message->mailbox_count;
+    for (size_t i = 0; i < result.mailbox_count; i++) {
+        if (delivery_message_add_mailbox(sc->message, result.mailboxes[i]) != 0) {
+            message_forget_mailboxes_from(sc->message, before);
+            return SMTP_RCPT_NO_RESOURCES;
+        }
+    }
+    return SMTP_RCPT_ACCEPT;
+}
+
+/* Drop the spool file now, or when the file operation in flight ends. */
+static void
+smtp_conn_discard_spool(struct smtp_conn *sc)
+{
+    if (sc->file_op != SMTP_FILE_NONE) {
+        sc->is_abort_pending = true;
+        return;
+    }
+    if (sc->spool_fd >= 0 || sc->spool_path[0] != '\0') {
+        reactor_file_discard(conn_reactor(sc->conn), sc->spool_fd,
+                             sc->spool_fd >= 0 ? sc->spool_path : NULL);
+    }
+    sc->spool_fd = -1;
+    sc->spool_path[0] = '\0';
+    sc->spool_offset = 0;
+}
+
+static void
+smtp_conn_txn_abort(void *owner)
+{
+    struct smtp_conn *sc = owner;
+    smtp_conn_discard_spool(sc);
+    if (sc->file_op == SMTP_FILE_NONE) {
+        body_buffer_give(sc->conn, &sc->body_buffer);
+    }
+    delivery_message_destroy(&sc->message);
+}
+
+/* ---- the message job ------------------------------------------------------------ */
+
+static void
+message_job_run(struct job *job)
+{
+    struct delivery_message *message = (struct delivery_message *)job;
+    /* The filter stage (DKIM, SPF, DMARC, antivirus, spam) runs here on the
+     * worker, before delivery, once those filters exist; none is
+     * configured in this version, so every message goes on to delivery. */
+    delivery_submit(message);
+}
+
+static void
+message_job_done(struct job *job, struct conn *conn)
+{
+    struct delivery_message *message = (struct delivery_message *)job;
+    char reply[256];
+    if (message->result == 0) {
+        log_info("%s: from=<%s>, size=%llu, nrcpt=%u, status=delivered (%zu mailbox%s)",
+                 message->queue_id, message->mail_from, (unsigned long long)message->size,
+                 message->rcpt_count, message->delivered_count,
+                 message->delivered_count == 1 ? "" : "es");
+        (void)snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", message->queue_id);
+    } else {
+        log_warning("%s: from=<%s>, size=%llu, nrcpt=%u, status=deferred (%s)",
+                    message->queue_id, message->mail_from, (unsigned long long)message->size,
+                    message->rcpt_count, strerror(-message->result));
+        (void)snprintf(reply, sizeof(reply),
+                       "451 4.3.0 Error: cannot store the message, try again later");
+    }
+    if (conn != NULL) {
+        struct smtp_conn *sc = conn_state(conn);
+        smtp_session_delivered(&sc->session, reply);
+        smtp_conn_serve_request(sc);
+    } else if (message->result == 0) {
+        log_info("%s: client left before the reply; the message is delivered",
+                 message->queue_id);
+    }
+    delivery_message_destroy(&message);
+}
+
+static void
+smtp_conn_deliver(struct smtp_conn *sc)
+{
+    const struct smtp_txn *txn = &sc->session.txn;
+    struct delivery_message *message = sc->message;
+    ASSERT(message != NULL);
+    ASSERT(sc->spool_fd >= 0);
+    ASSERT(sc->file_op == SMTP_FILE_NONE);
+    message->mail_from = strdup(txn->mail_from);
+    if (message->mail_from == NULL) {
+        smtp_session_delivered(&sc->session, "451 4.3.0 Error: insufficient resources");
+        return;
+    }
+    memcpy(message->queue_id, sc->queue_id, sizeof(message->queue_id));
+    memcpy(message->spool_path, sc->spool_path, sizeof(message->spool_path));
+    message->spool_fd = sc->spool_fd;
+    message->size = sc->spool_offset;
+    ASSERT(message->size == txn->body_bytes);
+    message->rcpt_count = txn->rcpt_count;
+    message->job.run = message_job_run;
+    message->job.done = message_job_done;
+    if (conn_job_submit(sc->conn, &message->job) != 0) {
+        log_warning("%s: worker queue full, deferring", sc->queue_id);
+        message->spool_fd = -1;
+        /* The session's txn_abort (after this reply) discards the spool. */
+        smtp_session_delivered(&sc->session, "451 4.3.0 Error: server busy, try again later");
+        return;
+    }
+    /* The job owns the message and its spool file now. */
+    sc->message = NULL;
+    sc->spool_fd = -1;
+    sc->spool_path[0] = '\0';
+    sc->spool_offset = 0;
+    body_buffer_give(sc->conn, &sc->body_buffer);
+}
+
+/* Start whatever the session asked for. */
+static void
+smtp_conn_serve_request(struct smtp_conn *sc)
+{
+    switch (smtp_session_take_request(&sc->session)) {
+    case SMTP_REQUEST_NONE:
+        return;
+    case SMTP_REQUEST_SPOOL_OPEN: {
+        ASSERT(sc->spool_fd < 0);
+        ASSERT(sc->body_buffer == NULL);
+        sc->body_buffer = body_buffer_take(sc->conn);
+        if (sc->body_buffer == NULL) {
+            log_warning("spool buffers exhausted on reactor %u",
+                        reactor_index(conn_reactor(sc->conn)));
+            smtp_session_spool_opened(&sc->session, -EAGAIN, NULL, 0, NULL, 0);
+            smtp_conn_serve_request(sc);
+            return;
+        }
+        spool_queue_id_make(reactor_index(conn_reactor(sc->conn)), sc->queue_id);
+        int rc = spool_path(smtp_listener.config->data_dir, sc->queue_id, sc->spool_path,
+                            sizeof(sc->spool_path));
+        if (rc != 0) {
+            body_buffer_give(sc->conn, &sc->body_buffer);
+            smtp_session_spool_opened(&sc->session, rc, NULL, 0, NULL, 0);
+            return;
+        }
+        sc->file_op = SMTP_FILE_OPENING;
+        conn_file_open(sc->conn, sc->spool_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        return;
+    }
+    case SMTP_REQUEST_SPOOL_WRITE: {
+        struct span body = smtp_session_body(&sc->session);
+        ASSERT(body.len > 0);
+        ASSERT(sc->spool_fd >= 0);
+        sc->file_op = SMTP_FILE_WRITING;
+        sc->write_done = 0;
+        conn_file_write(sc->conn, sc->spool_fd, body.ptr, body.len, sc->spool_offset);
+        return;
+    }
+    case SMTP_REQUEST_DELIVER:
+        smtp_conn_deliver(sc);
+        return;
+    }
+}
+
+/* ---- handler ------------------------------------------------------------ */
+
+static void
+smtp_conn_open(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    sc->conn = conn;
+    sc->spool_fd = -1;
+    smtp_session_init(&sc->session, &smtp_listener.session_config, &smtp_listener.callbacks,
+                      sc, conn_peer_text(conn));
+    log_info("connect from [%s]", conn_peer_text(conn));
+}
+
+static size_t
+smtp_conn_input(struct conn *conn, const uint8_t *bytes, size_t len)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    size_t used = smtp_session_feed(&sc->session, bytes, len);
+    smtp_conn_serve_request(sc);
+    return used;
+}
+
+static bool
+smtp_conn_wants_input(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    return smtp_session_wants_input(&sc->session);
+}
+
+static uint32_t
+smtp_conn_read_timeout_ms(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    return smtp_session_is_receiving_body(&sc->session)
+               ? smtp_listener.config->smtp_data_timeout_ms
+               : smtp_listener.config->smtp_idle_timeout_ms;
+}
+
+static struct span
+smtp_conn_pending_output(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    return smtp_session_output(&sc->session);
+}
+
+static void
+smtp_conn_output_sent(struct conn *conn, size_t bytes)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    smtp_session_output_sent(&sc->session, bytes);
+}
+
+static bool
+smtp_conn_is_closing(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    return smtp_session_is_closing(&sc->session);
+}
+
+static void
+smtp_conn_timeout(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    log_info("timeout after %s from [%s]", smtp_state_name(sc->session.state),
+             conn_peer_text(conn));
+    smtp_session_timeout(&sc->session);
+}
+
+static void
+smtp_conn_shutdown(struct conn *conn, bool is_forced)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    if (!is_forced) {
+        smtp_session_shutdown(&sc->session);
+        smtp_conn_serve_request(sc);
+    } else {
+        log_info("shutdown deadline: dropping [%s] in state %s", conn_peer_text(conn),
+                 smtp_state_name(sc->session.state));
+    }
+}
+
+static void
+smtp_conn_file_done(struct conn *conn, int result)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    enum smtp_file_op op = sc->file_op;
+    ASSERT(op != SMTP_FILE_NONE);
+    sc->file_op = SMTP_FILE_NONE;
+    if (op == SMTP_FILE_OPENING && result >= 0) {
+        sc->spool_fd = result;
+    }
+    if (sc->is_abort_pending) {
+        /* The transaction went away while the kernel worked: finish the
+         * discard that smtp_conn_txn_abort started. */
+        sc->is_abort_pending = false;
+        smtp_conn_discard_spool(sc);
+        body_buffer_give(conn, &sc->body_buffer);
+        return;
+    }
+    if (op == SMTP_FILE_OPENING) {
+        if (result < 0) {
+            log_error("cannot create spool file %s: %s", sc->spool_path, strerror(-result));
+            sc->spool_path[0] = '\0';
+            body_buffer_give(conn, &sc->body_buffer);
+            smtp_session_spool_opened(&sc->session, result, NULL, 0, NULL, 0);
+        } else {
+            sc->spool_offset = 0;
+            smtp_session_spool_opened(&sc->session, 0, sc->body_buffer, SPOOL_CHUNK_BYTES,
+                                      sc->queue_id, time(NULL));
+        }
+        smtp_conn_serve_request(sc);
+        return;
+    }
+    ASSERT(op == SMTP_FILE_WRITING);
+    struct span body = smtp_session_body(&sc->session);
+    if (result <= 0) {
+        int error = result < 0 ? result : -EIO;
+        log_error("%s: writing spool file %s: %s", sc->queue_id, sc->spool_path,
+                  strerror(-error));
+        smtp_session_spool_written(&sc->session, error);
+        smtp_conn_serve_request(sc);
+        return;
+    }
+    sc->write_done += (size_t)result;
+    ASSERT(sc->write_done <= body.len);
+    if (sc->write_done < body.len) {
+        /* Short write (a signal, or a full disk on the way): write the rest. */
+        sc->file_op = SMTP_FILE_WRITING;
+        conn_file_write(conn, sc->spool_fd, body.ptr + sc->write_done,
+                        body.len - sc->write_done, sc->spool_offset + sc->write_done);
+        return;
+    }
+    sc->spool_offset += body.len;
+    smtp_session_spool_written(&sc->session, 0);
+    smtp_conn_serve_request(sc);
+}
+
+static void
+smtp_conn_close(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    ASSERT(sc->file_op == SMTP_FILE_NONE);
+    smtp_session_finish(&sc->session);
+    smtp_conn_txn_abort(sc); /* also when the session was past DATA */
+    log_info("disconnect from [%s]", conn_peer_text(conn));
+}
+
+const struct conn_handler smtp_listener_handler = {
+    .name = "smtp",
+    .state_bytes = sizeof(struct smtp_conn),
+    .refusal_text = smtp_listener.refusal_text,
+    .open = smtp_conn_open,
+    .input = smtp_conn_input,
+    .wants_input = smtp_conn_wants_input,
+    .read_timeout_ms = smtp_conn_read_timeout_ms,
+    .pending_output = smtp_conn_pending_output,
+    .output_sent = smtp_conn_output_sent,
+    .is_closing = smtp_conn_is_closing,
+    .timeout = smtp_conn_timeout,
+    .shutdown = smtp_conn_shutdown,
+    .file_done = smtp_conn_file_done,
+    .close = smtp_conn_close,
+};
+
+/* ---- set-up ------------------------------------------------------------ */
+
+int
+smtp_listener_init(const struct config *config)
+{
+    smtp_listener.config = config;
+    smtp_listener.session_config = (struct smtp_session_config){
+        .hostname = config->myhostname,
+        .message_size_limit = config->message_size_limit,
+        .recipient_limit = config->recipient_limit,
+        .error_limit = config->smtp_error_limit,
+        .junk_command_limit = config->smtp_junk_command_limit,
+        .reject_bare_lf = config->bare_lf == BARE_LF_REJECT,
+    };
+    smtp_listener.callbacks = (struct smtp_session_callbacks){
+        .rcpt = smtp_conn_rcpt,
+        .txn_abort = smtp_conn_txn_abort,
+    };
+    (void)snprintf(smtp_listener.refusal_text, sizeof(smtp_listener.refusal_text),
+                   "421 4.7.0 %s Error: too many connections, try again later\r\n",
+                   config->myhostname);
+    smtp_listener.pool_count = config->reactor_threads;
+    smtp_listener.pools = calloc(smtp_listener.pool_count, sizeof(*smtp_listener.pools));
+    if (smtp_listener.pools == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t r = 0; r < smtp_listener.pool_count; r++) {
+        struct body_pool *pool = &smtp_listener.pools[r];
+        size_t bytes = (size_t)config->spool_buffers * SPOOL_CHUNK_BYTES;
+        /* One mapping per reactor; pages cost memory only once used. */
+        void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
+                            -1, 0);
+        pool->free_list = calloc(config->spool_buffers, sizeof(*pool->free_list));
+        if (memory == MAP_FAILED || pool->free_list == NULL) {
+            return -ENOMEM;
+        }
+        pool->memory = memory;
+        pool->capacity = config->spool_buffers;
+        for (uint32_t i = 0; i < pool->capacity; i++) {
+            pool->free_list[pool->free_count++] = pool->memory + (size_t)i * SPOOL_CHUNK_BYTES;
+        }
+    }
+    return 0;
+}
+
+void
+smtp_listener_destroy(void)
+{
+    for (uint32_t r = 0; r < smtp_listener.pool_count; r++) {
+        struct body_pool *pool = &smtp_listener.pools[r];
+        if (pool->memory != NULL) {
+            (void)munmap(pool->memory, (size_t)pool->capacity * SPOOL_CHUNK_BYTES);
+        }
+        free(pool->free_list);
+    }
+    free(smtp_listener.pools);
+    smtp_listener.pools = NULL;
+}
+
+struct recipients *
+smtp_listener_swap_recipients(struct recipients *table)
+{
+    return ck_pr_fas_ptr(&smtp_listener.recipients, table);
+}

@@ -1,0 +1,26 @@
+/*
+ * core/smtp_listener.h - glue that serves SMTP on a reactor: joins the pure
+ * session (proto/smtp) to the reactor's sockets and file operations, to
+ * the recipient tables and to delivery (store/).
+ */
+#ifndef TOASTER_CORE_SMTP_LISTENER_H
+#define TOASTER_CORE_SMTP_LISTENER_H
+
+#include "core/config.h"
+#include "core/reactor.h"
+
+struct recipients;
+
+/* Set up what every SMTP connection shares (session limits, per-reactor
+ * spool buffer pools). Returns 0 or -errno. Main thread, before reactors. */
+int smtp_listener_init(const struct config *config);
+void smtp_listener_destroy(void);
+
+/* The handler for smtp_listen and submission_listen entries. */
+extern const struct conn_handler smtp_listener_handler;
+
+/* Publish a new recipient table; returns the previous one, which the caller
+ * frees only once every reactor has passed a new epoch. */
+struct recipients *smtp_listener_swap_recipients(struct recipients *table);
+
+#endif

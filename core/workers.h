@@ -1,0 +1,26 @@
+/*
+ * core/workers.h - the worker pool: threads that take jobs from a lock-free
+ * MPMC ring (Concurrency Kit ck_ring) and run them where blocking is fine.
+ */
+#ifndef TOASTER_CORE_WORKERS_H
+#define TOASTER_CORE_WORKERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/job.h"
+
+struct workers;
+
+/* Start thread_count threads around a ring of queue_entries (a power of
+ * two). Returns 0 and sets *pool_out, or -errno. */
+int workers_create(uint32_t thread_count, uint32_t queue_entries, struct workers **pool_out);
+
+/* Queue a job. Returns true, or false when the ring is full (backpressure:
+ * the caller retries later or answers with a temporary failure). Any thread. */
+bool workers_submit(struct workers *pool, struct job *job);
+
+/* Let the workers finish every queued job, then join them and free the pool. */
+void workers_destroy(struct workers **pool);
+
+#endif

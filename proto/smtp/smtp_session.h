@@ -1,0 +1,208 @@
+/*
+ * proto/smtp/smtp_session.h - one SMTP server conversation as a pure state
+ * machine (RFC 5321 with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES,
+ * SMTPUTF8, CHUNKING and DSN).
+ *
+ * The session is fed bytes and produces reply bytes plus requests for the
+ * work it cannot do itself: open a spool file, write body bytes to it, hand
+ * the message over for delivery. It never touches a file descriptor, never
+ * allocates and never blocks, so it is unit-tested and fuzzed without a
+ * socket. The owner (the reactor glue, or a test) performs each request and
+ * reports its completion; until then the session consumes no input.
+ *
+ * Recipient decisions are a synchronous callback (a memory lookup), so the
+ * session stays ignorant of the users and aliases tables.
+ */
+#ifndef TOASTER_PROTO_SMTP_SESSION_H
+#define TOASTER_PROTO_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "core/limits.h"
+#include "core/span.h"
+#include "proto/smtp/smtp_body.h"
+#include "proto/smtp/smtp_parser.h"
+
+#define SMTP_SEND_BUFFER_BYTES 4096
+#define SMTP_SEND_HIGH_BYTES (SMTP_SEND_BUFFER_BYTES - 1024)
+#define SMTP_QUEUE_ID_BYTES 24
+#define SMTP_ENVID_BYTES 101 /* RFC 3461: at most 100 characters, plus NUL */
+
+enum smtp_state {
+    SMTP_STATE_CONNECTED,  /* banner sent, waiting for HELO/EHLO */
+    SMTP_STATE_READY,      /* greeted, no transaction */
+    SMTP_STATE_RCPT,       /* MAIL accepted, collecting recipients */
+    SMTP_STATE_SPOOL_OPEN, /* waiting for the spool file (DATA or first BDAT) */
+    SMTP_STATE_DATA,       /* streaming DATA bytes into the spool */
+    SMTP_STATE_BDAT,       /* consuming the bytes of one BDAT chunk */
+    SMTP_STATE_BDAT_NEXT,  /* between chunks: BDAT, RSET, NOOP, QUIT allowed */
+    SMTP_STATE_DELIVER,    /* message handed over, final reply pending */
+    SMTP_STATE_CLOSING,    /* last reply queued; the owner closes after sending */
+    SMTP_STATE_COUNT,
+};
+
+/* What the session asks its owner to do. At most one is outstanding. */
+enum smtp_request {
+    SMTP_REQUEST_NONE,
+    SMTP_REQUEST_SPOOL_OPEN,  /* create the spool file; answer smtp_session_spool_opened() */
+    SMTP_REQUEST_SPOOL_WRITE, /* write smtp_session_body(); answer smtp_session_spool_written() */
+    SMTP_REQUEST_DELIVER,     /* message complete; answer smtp_session_delivered() */
+};
+
+enum smtp_rcpt_verdict {
+    SMTP_RCPT_ACCEPT,
+    SMTP_RCPT_UNKNOWN_USER,  /* 550 5.1.1 */
+    SMTP_RCPT_RELAY_DENIED,  /* 554 5.7.1 */
+    SMTP_RCPT_TEMPFAIL,      /* 451 4.3.0: our fault (alias loop, table trouble) */
+    SMTP_RCPT_BAD_SYNTAX,    /* 501 5.1.3 */
+    SMTP_RCPT_NO_RESOURCES,  /* 452 4.3.1: cannot record more */
+};
+
+enum smtp_body_type { SMTP_BODY_UNSPECIFIED, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+enum smtp_dsn_ret { SMTP_DSN_RET_UNSPECIFIED, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HDRS };
+
+/* RCPT-level DSN parameters (RFC 3461). */
+#define SMTP_NOTIFY_NEVER 0x1u
+#define SMTP_NOTIFY_SUCCESS 0x2u
+#define SMTP_NOTIFY_FAILURE 0x4u
+#define SMTP_NOTIFY_DELAY 0x8u
+
+struct smtp_rcpt_request {
+    const struct smtp_path *path;
+    uint32_t                notify;      /* SMTP_NOTIFY_* bits, 0 when not given */
+    struct span             orcpt;       /* raw "rfc822;xtext" value, empty when not given */
+};
+
+/* The transaction as the owner sees it when delivering. */
+struct smtp_txn {
+    char                mail_from[SMTP_ADDRESS_BYTES_MAX + 1]; /* "" for <> */
+    enum smtp_body_type body_type;
+    enum smtp_dsn_ret   dsn_ret;
+    char                dsn_envid[SMTP_ENVID_BYTES]; /* decoded; "" when not given */
+    bool                is_smtputf8;
+    uint64_t            declared_size; /* MAIL SIZE=, 0 when not given */
+    uint32_t            rcpt_count;    /* accepted recipients */
+    char                first_rcpt[SMTP_ADDRESS_BYTES_MAX + 1]; /* for Received "for" */
+    uint64_t            body_bytes;    /* bytes written to the spool, trace headers included */
+    bool                is_bdat;
+};
+
+struct smtp_session_callbacks {
+    /* Decide on one recipient and, on ACCEPT, record where it goes. */
+    enum smtp_rcpt_verdict (*rcpt)(void *owner, const struct smtp_rcpt_request *request);
+    /* Forget the current transaction: recipients, spool file, buffers. Called
+     * on RSET, HELO/EHLO, a refused message and session end. Idempotent. */
+    void (*txn_abort)(void *owner);
+};
+
+struct smtp_session_config {
+    const char         *hostname;
+    uint64_t            message_size_limit;
+    uint32_t            recipient_limit;
+    uint32_t            error_limit;
+    uint32_t            junk_command_limit;
+    bool                reject_bare_lf;
+};
+
+struct smtp_session {
+    enum smtp_state                     state;
+    enum smtp_request                   request;       /* what the owner must do next */
+    bool                                is_request_taken;
+    const struct smtp_session_config   *config;
+    const struct smtp_session_callbacks *callbacks;
+    void                               *owner;
+
+    char     client_address[64];  /* "192.0.2.1" or "IPv6:2001:db8::1" */
+    char     helo[256];
+    bool     is_esmtp;
+    bool     is_shutting_down;    /* finish the transaction, then 421 */
+    uint32_t error_count;
+    uint32_t junk_count;
+
+    /* Command line assembly (no CRLF); bounded by SMTP_LINE_BYTES_MAX. */
+    char     line[SMTP_LINE_BYTES_MAX + 1];
+    size_t   line_len;
+    bool     is_line_overflow;    /* discarding until the end of an overlong line */
+    bool     is_cr_pending;       /* the last byte of the line so far was CR */
+
+    struct smtp_txn txn;
+
+    /* Body streaming into the spool. The buffer belongs to the owner. */
+    uint8_t *body;
+    size_t   body_capacity;
+    size_t   body_len;
+    struct smtp_data_decoder data_decoder;
+    struct smtp_bdat_decoder bdat_decoder;
+    uint64_t bdat_remaining;      /* bytes of the current chunk still to consume */
+    bool     is_bdat_last;
+    uint64_t bdat_total;          /* bytes received over all chunks */
+    bool     is_body_done;        /* end of data seen; flushing, then deliver */
+    bool     is_oversize;
+    int      spool_error;         /* first spool failure (-errno), drain then 451 */
+    int      txn_reject;          /* BDAT: reply code to give every remaining chunk */
+    enum smtp_state bdat_return_state; /* where a refused, transaction-less chunk returns */
+
+    /* Replies waiting to be sent. */
+    char     out[SMTP_SEND_BUFFER_BYTES];
+    size_t   out_len;
+};
+
+/* Start a session: queues the 220 banner. The session is embedded in the
+ * owner's connection slot; nothing is allocated. */
+void smtp_session_init(struct smtp_session *session, const struct smtp_session_config *config,
+                       const struct smtp_session_callbacks *callbacks, void *owner,
+                       const char *client_address);
+
+/* Feed received bytes. Returns how many were consumed; the rest must be fed
+ * again later, once smtp_session_wants_input() is true again (a request
+ * completed, or output drained). */
+size_t smtp_session_feed(struct smtp_session *session, const uint8_t *in, size_t len);
+
+/* True when the session can consume input now. */
+bool smtp_session_wants_input(const struct smtp_session *session);
+
+/* True when the session is streaming a body (the owner uses the DATA timeout). */
+bool smtp_session_is_receiving_body(const struct smtp_session *session);
+
+/* True when the owner should close once the output is sent. */
+bool smtp_session_is_closing(const struct smtp_session *session);
+
+/* Take the pending request, if any, marking it in flight. */
+enum smtp_request smtp_session_take_request(struct smtp_session *session);
+
+/* Reply bytes waiting; the owner sends them and reports how many went. */
+struct span smtp_session_output(const struct smtp_session *session);
+void smtp_session_output_sent(struct smtp_session *session, size_t bytes);
+
+/* Completion of SMTP_REQUEST_SPOOL_OPEN: result 0 with a body buffer (owned
+ * by the owner, at least 2 * SMTP_LINE_BYTES_MAX bytes) and a queue id, or
+ * -errno. now is the time for the Received header. */
+void smtp_session_spool_opened(struct smtp_session *session, int result, uint8_t *body,
+                               size_t body_capacity, const char *queue_id, time_t now);
+
+/* The bytes to write for SMTP_REQUEST_SPOOL_WRITE. */
+struct span smtp_session_body(const struct smtp_session *session);
+
+/* Completion of SMTP_REQUEST_SPOOL_WRITE: 0 when every byte was written,
+ * or -errno. */
+void smtp_session_spool_written(struct smtp_session *session, int result);
+
+/* Completion of SMTP_REQUEST_DELIVER: the final reply line without CRLF,
+ * e.g. "250 2.0.0 Ok: queued as 4F3A2B9C" or "451 4.3.0 Error: ...". */
+void smtp_session_delivered(struct smtp_session *session, const char *reply);
+
+/* The idle or DATA timer fired: 421 and close. */
+void smtp_session_timeout(struct smtp_session *session);
+
+/* The daemon is stopping: close now if idle, else after this transaction. */
+void smtp_session_shutdown(struct smtp_session *session);
+
+/* Session end (peer gone or closed): aborts any transaction. */
+void smtp_session_finish(struct smtp_session *session);
+
+const char *smtp_state_name(enum smtp_state state);
+
+#endif

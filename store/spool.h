@@ -1,0 +1,33 @@
+/*
+ * store/spool.h - the spool directory: where a message's bytes land while
+ * the client is still sending them, named by its queue id.
+ *
+ * A spool file holds exactly the bytes that will be delivered (trace headers
+ * and the dot-unstuffed body, CRLF line ends). It is not a promise to anyone:
+ * the client hears 250 only after the Maildir copies are durable, so a spool
+ * file left behind by a crash belongs to a message nobody acknowledged, and
+ * start-up removes it.
+ */
+#ifndef TOASTER_STORE_SPOOL_H
+#define TOASTER_STORE_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPOOL_QUEUE_ID_BYTES 17 /* 16 hex digits + NUL */
+#define SPOOL_PATH_BYTES 4096
+
+/* Create <data_dir>/spool and <data_dir>/mail if missing and remove spool
+ * files a previous run left behind (each is logged). Main thread, start-up
+ * only. Returns 0 or -errno (logged). */
+int spool_prepare(const char *data_dir);
+
+/* A new queue id: 16 upper-case hex digits, unique within this host for
+ * the life of the machine (time in microseconds, reactor index, and a
+ * per-thread counter). */
+void spool_queue_id_make(uint32_t reactor_index, char id_out[SPOOL_QUEUE_ID_BYTES]);
+
+/* "<data_dir>/spool/<queue id>". Returns 0 or -ENAMETOOLONG. */
+int spool_path(const char *data_dir, const char *queue_id, char *path_out, size_t path_bytes);
+
+#endif
