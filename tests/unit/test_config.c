@@ -1,1 +1,195 @@
-int main(void){return 0;}
+/*
+ * tests/unit/test_config.c - the configuration parser: embedded defaults,
+ * every value type with its bounds, and errors that name file and line.
+ * Files are written to a temporary directory and loaded as toasterd would.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "tests/unit/unit.h"
+
+static char tmp_dir[] = "/tmp/toaster-config-XXXXXX";
+
+static const char *
+write_file(const char *name, const char *text)
+{
+    static char path[512];
+    (void)snprintf(path, sizeof(path), "%s/%s", tmp_dir, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static void
+test_defaults(void)
+{
+    struct config c;
+    config_defaults(&c);
+    char err[256];
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK_STR(c.data_dir, "./var");
+    CHECK_STR(c.users_path, "./var/users");
+    CHECK_STR(c.aliases_path, "./var/aliases");
+    CHECK(c.listen[LISTENER_SMTP].count == 1);
+    CHECK_STR(c.listen[LISTENER_SMTP].addresses[0].text, "127.0.0.1:2525");
+    CHECK_STR(c.listen[LISTENER_SUBMISSION].addresses[0].text, "127.0.0.1:2587");
+    CHECK_STR(c.listen[LISTENER_SUBMISSIONS].addresses[0].text, "127.0.0.1:2465");
+    CHECK_STR(c.listen[LISTENER_IMAP].addresses[0].text, "127.0.0.1:2143");
+    CHECK_STR(c.listen[LISTENER_IMAPS].addresses[0].text, "127.0.0.1:2993");
+    CHECK_STR(c.listen[LISTENER_MANAGESIEVE].addresses[0].text, "127.0.0.1:4190");
+    CHECK_STR(c.listen[LISTENER_HTTP].addresses[0].text, "127.0.0.1:8080");
+    CHECK(c.message_size_limit == 50ULL * 1024 * 1024);
+    CHECK(c.recipient_limit == 1000);
+    CHECK(c.smtp_idle_timeout_ms == 300000);
+    CHECK(c.fsync);
+    CHECK(c.bare_lf == BARE_LF_NORMALIZE);
+    CHECK(c.reactor_threads >= 1);
+    CHECK(c.worker_threads >= 1);
+    CHECK(c.myhostname[0] != '\0');
+}
+
+static void
+test_values(void)
+{
+    struct config c;
+    char err[256];
+    config_defaults(&c);
+    CHECK(config_set(&c, "message_size_limit", "10m", err, sizeof(err)) == 0);
+    CHECK(c.message_size_limit == 10ULL * 1024 * 1024);
+    CHECK(config_set(&c, "message_size_limit", "2g", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "message_size_limit", "3g", err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "outside") != NULL);
+    CHECK(config_set(&c, "message_size_limit", "1023", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "message_size_limit", "-5", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "message_size_limit", "12x", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "message_size_limit", "99999999999999999999999", err,
+                     sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_idle_timeout", "5m", err, sizeof(err)) == 0);
+    CHECK(c.smtp_idle_timeout_ms == 300000);
+    CHECK(config_set(&c, "smtp_idle_timeout", "250ms", err, sizeof(err)) == 0);
+    CHECK(c.smtp_idle_timeout_ms == 250);
+    CHECK(config_set(&c, "smtp_idle_timeout", "7", err, sizeof(err)) == 0);
+    CHECK(c.smtp_idle_timeout_ms == 7000); /* a bare number means seconds */
+    CHECK(config_set(&c, "smtp_idle_timeout", "2d", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_idle_timeout_ms", "1s", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "fsync", "no", err, sizeof(err)) == 0);
+    CHECK(!c.fsync);
+    CHECK(config_set(&c, "fsync", "maybe", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "bare_lf", "reject", err, sizeof(err)) == 0);
+    CHECK(c.bare_lf == BARE_LF_REJECT);
+    CHECK(config_set(&c, "bare_lf", "allow", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "recipient_limit", "10000", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "recipient_limit", "10001", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "recipient_limit", "0", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "no_such_key", "1", err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "unknown key 'no_such_key'") != NULL);
+}
+
+static void
+test_listen(void)
+{
+    struct config c;
+    char err[256];
+    config_defaults(&c);
+    CHECK(config_set(&c, "smtp_listen", "127.0.0.1:25, [::1]:25,0.0.0.0:2525", err,
+                     sizeof(err)) == 0);
+    CHECK(c.listen[LISTENER_SMTP].count == 3);
+    CHECK(c.listen[LISTENER_SMTP].addresses[1].addr.ss_family == AF_INET6);
+    CHECK(config_set(&c, "smtp_listen", "", err, sizeof(err)) == 0);
+    CHECK(c.listen[LISTENER_SMTP].count == 0);
+    CHECK(config_set(&c, "smtp_listen", "localhost:25", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_listen", "127.0.0.1:0", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_listen", "127.0.0.1:65536", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_listen", "127.0.0.1", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_listen", "[::1:25", err, sizeof(err)) == -EINVAL);
+    /* LISTEN_ADDRESSES_MAX entries fit, one more does not. */
+    char list[4096] = "";
+    for (int i = 0; i < LISTEN_ADDRESSES_MAX; i++) {
+        char one[32];
+        (void)snprintf(one, sizeof(one), "%s127.0.0.%d:25", i ? "," : "", i + 1);
+        strcat(list, one);
+    }
+    CHECK(config_set(&c, "smtp_listen", list, err, sizeof(err)) == 0);
+    strcat(list, ",127.0.0.99:25");
+    CHECK(config_set(&c, "smtp_listen", list, err, sizeof(err)) == -EINVAL);
+}
+
+static void
+test_files(void)
+{
+    struct config c;
+    char err[512];
+    config_defaults(&c);
+    const char *path = write_file("good.conf",
+                                  "# comment\n"
+                                  "\n"
+                                  "data_dir = /srv/mail   # trailing comment\n"
+                                  "  recipient_limit=50\r\n"
+                                  "users_file = /etc/toaster/users\n");
+    CHECK(config_load_file(&c, path, err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK_STR(c.data_dir, "/srv/mail");
+    CHECK(c.recipient_limit == 50);
+    CHECK_STR(c.users_path, "/etc/toaster/users");
+    CHECK_STR(c.aliases_path, "/srv/mail/aliases");
+
+    config_defaults(&c);
+    path = write_file("unknown.conf", "data_dir = /x\n\nbogus_key = 1\n");
+    CHECK(config_load_file(&c, path, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "unknown.conf:3: unknown key 'bogus_key'") != NULL);
+
+    config_defaults(&c);
+    path = write_file("badvalue.conf", "recipient_limit = lots\n");
+    CHECK(config_load_file(&c, path, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "badvalue.conf:1: recipient_limit") != NULL);
+
+    config_defaults(&c);
+    path = write_file("noequals.conf", "data_dir /x\n");
+    CHECK(config_load_file(&c, path, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "noequals.conf:1:") != NULL);
+
+    config_defaults(&c);
+    CHECK(config_load_file(&c, "/nonexistent/toaster.conf", err, sizeof(err)) == -ENOENT);
+
+    config_defaults(&c);
+    char *long_line = malloc(10000);
+    memset(long_line, 'x', 9998);
+    memcpy(long_line, "data_dir = ", 11);
+    long_line[9998] = '\n';
+    long_line[9999] = '\0';
+    path = write_file("long.conf", long_line);
+    free(long_line);
+    CHECK(config_load_file(&c, path, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "long.conf:1: line longer") != NULL);
+
+    config_defaults(&c);
+    CHECK(config_set(&c, "recv_buffer_count", "1000", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "power of two") != NULL);
+}
+
+int
+main(void)
+{
+    if (mkdtemp(tmp_dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    test_defaults();
+    test_values();
+    test_listen();
+    test_files();
+    char cmd[600];
+    (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
+    (void)system(cmd);
+    UNIT_DONE();
+}

@@ -1,0 +1,32 @@
+#!/bin/bash
+# scripts/install-deps.sh - install the Debian 12 packages toaster needs to
+# build and (with "test") to run its tests. Installs only what is missing;
+# apt-get update runs only when something must be installed.
+set -euo pipefail
+
+build_packages=(gcc meson ninja-build pkg-config liburing-dev libssl-dev libhiredis-dev
+                libclamav-dev libjemalloc-dev libck-dev openssl)
+test_packages=(python3 python3-pytest swaks clang libclang-rt-14-dev)
+
+wanted=("${build_packages[@]}")
+if [ "${1:-}" = "test" ]; then
+    wanted+=("${test_packages[@]}")
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+echo "installing: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,100 @@
+#!/bin/bash
+# test.sh - install what is missing, build, run every test, and print
+# "N passed, N failed" as the last line.
+#
+# Stages: unit tests (build/), the same unit tests under ASan+UBSan
+# (build-asan/), integration tests with the real daemon and real clients
+# (pytest, swaks), and each libFuzzer harness for FUZZ_SECONDS on top of its
+# corpus (build-fuzz/, clang). Counts are checks for unit programs, test
+# cases for pytest, and one per fuzz target.
+set -uo pipefail
+cd "$(dirname "$0")"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+
+./scripts/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+count_line() { # add "N passed, M failed" from the last such line of a file
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    if [ -z "$line" ]; then
+        failed=$((failed + 1))
+        return
+    fi
+    passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+    failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+}
+
+logs=$(mktemp -d)
+build_ok=1
+if [ ! -d build ]; then meson setup build >/dev/null || build_ok=0; fi
+meson compile -C build || build_ok=0
+if [ ! -d build-asan ]; then
+    meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null || build_ok=0
+fi
+meson compile -C build-asan || build_ok=0
+if [ "$build_ok" = 0 ]; then
+    echo "build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+for dir in build build-asan; do
+    for exe in "$dir"/tests/test_*; do
+        [ -x "$exe" ] || continue
+        name="$dir/$(basename "$exe")"
+        if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+            "$exe" >"$logs/unit.log" 2>&1; then
+            echo "ok    $name: $(tail -1 "$logs/unit.log")"
+        else
+            echo "FAIL  $name"
+            tail -30 "$logs/unit.log"
+            failed=$((failed + 1))
+        fi
+        count_line "$logs/unit.log"
+    done
+done
+
+echo "== integration"
+TOASTERD="$PWD/build/toasterd" TOASTERCTL="$PWD/build/toasterctl" \
+    python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$logs/pytest.log"
+summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (failed|error)' "$logs/pytest.log" | tail -1)
+p=$(echo "$summary" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
+f=$(echo "$summary" | grep -oE '[0-9]+ failed' | cut -d' ' -f1)
+e=$(echo "$summary" | grep -oE '[0-9]+ error' | cut -d' ' -f1)
+passed=$((passed + ${p:-0}))
+failed=$((failed + ${f:-0} + ${e:-0}))
+if [ -z "$summary" ]; then failed=$((failed + 1)); fi
+
+echo "== fuzz (${FUZZ_SECONDS}s per target)"
+if [ ! -d build-fuzz ]; then
+    CC=clang meson setup build-fuzz -Dfuzz=true >/dev/null
+fi
+if meson compile -C build-fuzz >"$logs/fuzz-build.log" 2>&1; then
+    for exe in build-fuzz/tests/fuzz_*; do
+        name=$(basename "$exe")
+        target=${name#fuzz_}
+        corpus="tests/fuzz/corpus/$target"
+        work=$(mktemp -d)
+        mkdir -p tests/fuzz/artifacts
+        if "$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+            -dict=tests/fuzz/smtp.dict -artifact_prefix=tests/fuzz/artifacts/ \
+            "$work" "$corpus" >"$logs/fuzz.log" 2>&1; then
+            echo "ok    $name: $(grep -oE '#[0-9]+ +DONE.*' "$logs/fuzz.log" | tail -1)"
+            passed=$((passed + 1))
+        else
+            echo "FAIL  $name"
+            tail -40 "$logs/fuzz.log"
+            failed=$((failed + 1))
+        fi
+        rm -rf "$work"
+    done
+else
+    tail -20 "$logs/fuzz-build.log"
+    failed=$((failed + 1))
+fi
+
+rm -rf "$logs"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
