@@ -42,7 +42,7 @@ fi
 
 for dir in build build-asan; do
     for exe in "$dir"/tests/test_*; do
-        [ -x "$exe" ] || continue
+        [ -f "$exe" ] && [ -x "$exe" ] || continue
         name="$dir/$(basename "$exe")"
         if ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
             "$exe" >"$logs/unit.log" 2>&1; then
@@ -73,6 +73,7 @@ if [ ! -d build-fuzz ]; then
 fi
 if meson compile -C build-fuzz >"$logs/fuzz-build.log" 2>&1; then
     for exe in build-fuzz/tests/fuzz_*; do
+        [ -f "$exe" ] && [ -x "$exe" ] || continue
         name=$(basename "$exe")
         target=${name#fuzz_}
         corpus="tests/fuzz/corpus/$target"
