@@ -221,7 +221,8 @@ reference_data(const uint8_t *in, size_t len, struct run_result *r)
 static bool
 results_equal(const struct run_result *a, const struct run_result *b)
 {
-    return a->out_len == b->out_len && (a->out_len == 0 || memcmp(a->out, b->out, a->out_len) == 0) &&
+    return a->out_len == b->out_len &&
+           (a->out_len == 0 || memcmp(a->out, b->out, a->out_len) == 0) &&
            a->in_used == b->in_used && a->is_done == b->is_done && !a->is_stuck && !b->is_stuck &&
            a->bare_lf_count == b->bare_lf_count && a->bare_cr_count == b->bare_cr_count &&
            a->out_total == b->out_total;
