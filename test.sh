@@ -58,7 +58,7 @@ done
 
 echo "== integration"
 TOASTERD="$PWD/build/toasterd" TOASTERCTL="$PWD/build/toasterctl" \
-    python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$logs/pytest.log"
+    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$logs/pytest.log"
 summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (failed|error)' "$logs/pytest.log" | tail -1)
 p=$(echo "$summary" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
 f=$(echo "$summary" | grep -oE '[0-9]+ failed' | cut -d' ' -f1)
