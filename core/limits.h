@@ -67,7 +67,7 @@
 #define SEND_BUFFER_HIGH_BYTES (SEND_BUFFER_BYTES - 2 * SMTP_REPLY_LINE_BYTES_MAX)
 
 /* Spool chunk buffers per reactor: concurrent DATA transfers. */
-#define SPOOL_BUFFERS_DEFAULT 256
+#define SPOOL_BUFFERS_DEFAULT 1024
 
 /* Worker queue (jobs waiting for a worker), a power of two. */
 #define WORKER_QUEUE_DEFAULT 4096

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/assertions.h"
@@ -88,6 +89,33 @@ reload(const struct config *config, struct reactor **reactors, uint32_t reactor_
     }
     recipients_destroy(&old);
     log_info("reload: users and aliases replaced");
+}
+
+/* Each connection holds a socket and, during DATA, a spool file: raise the
+ * soft descriptor limit to the hard one, as Postfix and Dovecot do, and say
+ * when it is still below what the configured connection slots can use. */
+static void
+raise_fd_limit(const struct config *config)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        log_warning("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    if (limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            log_warning("setrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+            (void)getrlimit(RLIMIT_NOFILE, &limit);
+        }
+    }
+    rlim_t wanted = (rlim_t)config->reactor_threads * config->max_connections * 2 + 64;
+    if (limit.rlim_cur < wanted) {
+        log_warning("open file limit %llu is below the %llu that %u reactors x %u "
+                    "connections may need; raise it (LimitNOFILE=) or lower max_connections",
+                    (unsigned long long)limit.rlim_cur, (unsigned long long)wanted,
+                    config->reactor_threads, config->max_connections);
+    }
 }
 
 static size_t
@@ -189,6 +217,7 @@ main(int argc, char **argv)
     }
     (void)signal(SIGPIPE, SIG_IGN);
 
+    raise_fd_limit(&config);
     if (spool_prepare(config.data_dir) != 0) {
         return 1;
     }
