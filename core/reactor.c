@@ -452,9 +452,12 @@ conn_release(struct conn *conn)
 static void
 conn_begin_close(struct conn *conn)
 {
-    if (!conn->is_closing) {
-        conn->is_closing = true;
+    /* Completion handlers may close and release a connection before their
+     * caller looks at it again: closing a released slot is a no-op. */
+    if (!conn->is_live) {
+        return;
     }
+    conn->is_closing = true;
     if (conn->ops_in_flight == 0 && !conn->is_file_busy) {
         conn_release(conn);
         return;

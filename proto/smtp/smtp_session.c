@@ -394,7 +394,7 @@ session_enter(struct smtp_session *session, enum smtp_state next)
     session->state = next;
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 reply_va(struct smtp_session *session, const char *fmt, va_list ap)
 {
     size_t room = sizeof(session->out) - session->out_len;
@@ -722,6 +722,9 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     struct smtp_txn *txn = &session->txn;
     ASSERT(txn->rcpt_count == 0);
+    /* A MAIL refused half-way through its parameters must not leave them
+     * behind for the next one. */
+    memset(txn, 0, sizeof(*txn));
     bool is_smtputf8 = false;
     for (size_t i = 0; i < cmd->param_count; i++) {
         const struct smtp_param *param = &cmd->params[i];
@@ -1143,8 +1146,10 @@ bdat_chunk_finished(struct smtp_session *session)
     ASSERT(session->bdat_remaining == 0);
     int reject = session->txn_reject;
     if (reject == 503 || reject == 554) {
-        /* This chunk started no transaction; back to where we were. */
+        /* This chunk started no transaction; back to where we were. Its
+         * bytes belong to no message, so they are not counted either. */
         session->txn_reject = 0;
+        session->bdat_total = 0;
         session_enter(session, session->bdat_return_state);
         if (reject == 503) {
             reply_error(session, "503 5.5.1 Error: need MAIL command");

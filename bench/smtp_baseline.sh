@@ -1,0 +1,74 @@
+#!/bin/bash
+# bench/smtp_baseline.sh - toasterd alone: messages/s and latency for
+# CONNECTIONS concurrent clients sending SIZE messages to 100 users with
+# fsync on, ROUNDS rounds on a fresh data_dir each, plus the daemon's peak
+# RSS (VmHWM). Prints a markdown block; -o FILE also writes it there.
+# Usage: bench/smtp_baseline.sh [-o FILE]   (env: CONNECTIONS COUNT SIZE ROUNDS)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNECTIONS="${CONNECTIONS:-20}"
+COUNT="${COUNT:-20000}"
+SIZE="${SIZE:-4k}"
+ROUNDS="${ROUNDS:-3}"
+out=""
+if [ "${1:-}" = "-o" ]; then out="$2"; fi
+
+work=$(mktemp -d /tmp/toaster-bench.XXXXXX)
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+results=()
+for round in $(seq 1 "$ROUNDS"); do
+    rm -rf "$work/var" && mkdir -p "$work/var"
+    for i in $(seq 1 100); do echo "user$i@example.test:{PLAIN}x"; done > "$work/var/users"
+    smtp_port=$(port)
+    {
+        echo "data_dir = $work/var"
+        echo "smtp_listen = 127.0.0.1:$smtp_port"
+        for key in submission imap imaps managesieve http submissions; do
+            echo "${key}_listen = 127.0.0.1:$(port)"
+        done
+        echo "log_level = warning"
+    } > "$work/toasterd.conf"
+    ./build/toasterd -c "$work/toasterd.conf" 2>"$work/toasterd.log" &
+    pid=$!
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; then break; fi
+        sleep 0.05
+    done
+    ./build/toaster-bench smtp --server "127.0.0.1:$smtp_port" --connections "$CONNECTIONS" \
+        --count "$COUNT" --size "$SIZE" --rcpt 'user%d@example.test' --users 100 \
+        --quiet --json "$work/round$round.json"
+    rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+    kill -TERM "$pid"
+    wait "$pid"
+    delivered=$(find "$work/var/mail" -type f -path '*/new/*' | wc -l)
+    [ "$delivered" -eq "$COUNT" ] || { echo "delivered $delivered of $COUNT" >&2; exit 1; }
+    results+=("$(/usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+l = d["latency_us"]
+print("%.0f %.1f %.1f %s" % (d["msgs_per_s"], l["p50"] / 1000, l["p99"] / 1000, sys.argv[2]))
+' "$work/round$round.json" "$rss_kb")")
+done
+
+{
+    echo "### toasterd, $CONNECTIONS connections, $SIZE messages, 100 users, fsync on"
+    echo
+    echo "- commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d), kernel $(uname -r)"
+    echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+    echo "- command: \`CONNECTIONS=$CONNECTIONS COUNT=$COUNT SIZE=$SIZE ROUNDS=$ROUNDS bench/smtp_baseline.sh\`"
+    echo "  (each round: \`toaster-bench smtp --connections $CONNECTIONS --count $COUNT --size $SIZE --rcpt 'user%d@example.test' --users 100\`)"
+    echo
+    echo "| round | msgs/s | p50 ms | p99 ms | toasterd peak RSS |"
+    echo "| --- | --- | --- | --- | --- |"
+    i=1
+    for r in "${results[@]}"; do
+        read -r mps p50 p99 rss <<<"$r"
+        echo "| $i | $mps | $p50 | $p99 | $((rss / 1024)) MiB |"
+        i=$((i + 1))
+    done
+    median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')
+    read -r mps p50 p99 rss <<<"$median"
+    echo "| **median** | **$mps** | $p50 | $p99 | $((rss / 1024)) MiB |"
+} | tee ${out:+"$out"}
