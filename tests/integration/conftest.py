@@ -89,10 +89,6 @@ def wait_until(predicate, timeout=5.0, interval=0.02):
         time.sleep(interval)
 
 
-class SMTPError(AssertionError):
-    pass
-
-
 class RawSMTP:
     """A byte-level SMTP client for what smtplib will not send."""
 

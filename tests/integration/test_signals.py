@@ -8,7 +8,6 @@ Configuration mistakes must stop the daemon with exit status 1 and a message
 naming the file and line.
 """
 
-import errno
 import signal
 import socket
 import subprocess

@@ -7,7 +7,6 @@ quiet mid-transaction. Every case must get the protocol's own error (or be
 stored intact), never a crash, a hang, a split message or a leftover spool file.
 """
 
-import os
 import socket
 import struct
 import time
