@@ -525,6 +525,7 @@ def test_ehlo_resets_transaction(toaster):
     assert spool_drained(toaster)
     assert toaster.all_delivered() == []
 
+
 def test_client_never_reads_send_timeout(make_toaster):
     """A client that pipelines commands but never reads the replies is dropped
     after send_timeout; the daemon itself keeps serving."""
