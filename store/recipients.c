@@ -194,6 +194,7 @@ static int load_options(struct load *ld, const struct recipients_options *option
 static int load_users(struct load *ld, const char *path);
 static int load_aliases(struct load *ld, const char *path);
 static int load_local_domains(struct load *ld, const char *list);
+static int domain_add(struct load *ld, const char *name, size_t len);
 static int load_postmasters(struct load *ld);
 static int load_fail(struct load *ld, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -270,6 +271,14 @@ recipients_load(const struct recipients_options *options, struct recipients **ta
     }
     if (rc == 0) {
         rc = load_local_domains(&ld, option_string(options->local_domains));
+    }
+    if (rc == 0) {
+        /* As Postfix's default mydestination: the host's own name and
+         * localhost are always local, so postmaster@<myhostname> is ours. */
+        rc = domain_add(&ld, table->myhostname, strlen(table->myhostname));
+    }
+    if (rc == 0) {
+        rc = domain_add(&ld, "localhost", strlen("localhost"));
     }
     if (rc == 0) {
         rc = load_postmasters(&ld);

@@ -182,6 +182,9 @@ def test_unknown_user_refused(toaster):
 @pytest.mark.parametrize("rcpt,mailbox", [
     ("postmaster", "postmaster@mx.example.com"),
     ("POSTMASTER", "postmaster@mx.example.com"),
+    # myhostname and localhost are local, as in Postfix's default mydestination.
+    ("postmaster@mx.example.com", "postmaster@mx.example.com"),
+    ("postmaster@localhost", "postmaster@localhost"),
     ("postmaster@example.com", "postmaster@example.com"),
     ("PostMaster@Example.ORG", "postmaster@example.org"),
 ])

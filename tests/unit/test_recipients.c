@@ -215,8 +215,9 @@ test_main_fixture(void)
     CHECK(recipients_user_count(table) == 9);
     CHECK(recipients_alias_count(table) == 22);
     /* example.com, other.org, catch.test, loop.test, self.test, extra.test,
-     * listed.test */
-    CHECK(recipients_domain_count(table) == 7);
+     * listed.test, and always myhostname and localhost (Postfix's default
+     * mydestination) */
+    CHECK(recipients_domain_count(table) == 9);
 
     static const struct {
         const char *domain;
@@ -224,7 +225,7 @@ test_main_fixture(void)
     } domains[] = {
         { "example.com", true },   { "EXAMPLE.COM.", true },  { "catch.test", true },
         { "extra.test", true },    { "listed.test", true },   { "self.test", true },
-        { "far.away", false },     { "mx.example.net", false }, { "", false },
+        { "far.away", false },     { "mx.example.net", true },  { "", false },
         { "example.com..", false }, { ".", false },            { "[192.0.2.1]", false },
     };
     for (size_t i = 0; i < sizeof domains / sizeof domains[0]; i++) {
@@ -298,7 +299,9 @@ test_main_fixture(void)
         { "postmaster@self.test", RECIPIENTS_OK, "postmaster@self.test carol@example.com", "" },
         { "pmfwd@example.com", RECIPIENTS_OK, "postmaster@other.org", "" },
         { "postmaster@far.away", RECIPIENTS_NOT_LOCAL, "", "" },
-        { "postmaster@mx.example.net", RECIPIENTS_NOT_LOCAL, "", "" },
+        { "postmaster@mx.example.net", RECIPIENTS_OK, "postmaster@mx.example.net", "" },
+        { "postmaster@localhost", RECIPIENTS_OK, "postmaster@localhost", "" },
+        { "nobody@mx.example.net", RECIPIENTS_UNKNOWN_USER, "", "" },
         { "postmaster+x@example.com", RECIPIENTS_OK, "alice@example.com", "" },
         /* Relay forms in local domains; foreign ones are just foreign. */
         { "a%b@example.com", RECIPIENTS_RELAY_FORM, "", "" },
@@ -891,7 +894,7 @@ test_missing_files(void)
     struct recipients *table = load_or_die(&options);
     CHECK(recipients_user_count(table) == 0);
     CHECK(recipients_alias_count(table) == 0);
-    CHECK(recipients_domain_count(table) == 2);
+    CHECK(recipients_domain_count(table) == 4);
     static const struct resolve_case cases[] = {
         { "postmaster", RECIPIENTS_OK, "postmaster@mx.example.net", "" },
         { "postmaster@extra.test", RECIPIENTS_OK, "postmaster@extra.test", "" },
@@ -903,10 +906,10 @@ test_missing_files(void)
 
     options = (struct recipients_options){ .myhostname = "host.test" };
     table = load_or_die(&options);
-    CHECK(recipients_domain_count(table) == 0);
+    CHECK(recipients_domain_count(table) == 2); /* host.test and localhost */
     static const struct resolve_case empty_cases[] = {
         { "postmaster", RECIPIENTS_OK, "postmaster@host.test", "" },
-        { "postmaster@host.test", RECIPIENTS_NOT_LOCAL, "", "" },
+        { "postmaster@host.test", RECIPIENTS_OK, "postmaster@host.test", "" },
         { "a@b", RECIPIENTS_NOT_LOCAL, "", "" },
     };
     CHECK_CASES(table, empty_cases);
@@ -933,7 +936,7 @@ test_many_users(void)
     free(users);
     struct recipients *table = load_or_die(&options);
     CHECK(recipients_user_count(table) == USER_COUNT);
-    CHECK(recipients_domain_count(table) == 100 + 2);
+    CHECK(recipients_domain_count(table) == 100 + 2 + 2);
     size_t ok_count = 0;
     char address[64];
     for (int i = 0; i < USER_COUNT; i += 7) {
