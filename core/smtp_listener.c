@@ -106,15 +106,6 @@ body_buffer_give(struct conn *conn, uint8_t **buffer)
 
 /* ---- session callbacks ------------------------------------------------------ */
 
-static void
-message_forget_mailboxes_from(struct delivery_message *message, size_t keep)
-{
-    for (size_t i = keep; i < message->mailbox_count; i++) {
-        free(message->mailboxes[i]);
-    }
-    message->mailbox_count = keep;
-}
-
 static enum smtp_rcpt_verdict
 smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
 {
@@ -170,7 +161,7 @@ smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
     size_t before = sc->message->mailbox_count;
     for (size_t i = 0; i < result.mailbox_count; i++) {
         if (delivery_message_add_mailbox(sc->message, result.mailboxes[i]) != 0) {
-            message_forget_mailboxes_from(sc->message, before);
+            delivery_message_truncate(sc->message, before);
             return SMTP_RCPT_NO_RESOURCES;
         }
     }

@@ -83,9 +83,65 @@ delivery_message_create(void)
     return message;
 }
 
+static uint32_t
+mailbox_hash(const char *name)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h;
+}
+
+/* Slot of name in the message's set: where it is, or the free slot where it
+ * would go. The set is kept at most half full, so a probe always ends. */
+static size_t
+mailbox_slot(const struct delivery_message *message, const char *name)
+{
+    size_t mask = message->mailbox_index_slots - 1;
+    size_t i = mailbox_hash(name) & mask;
+    for (size_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
+        uint32_t entry = message->mailbox_index[i];
+        if (entry == 0 || strcmp(message->mailboxes[entry - 1], name) == 0) {
+            return i;
+        }
+    }
+    ASSERT(false);
+    return 0;
+}
+
+static int
+mailbox_index_rebuild(struct delivery_message *message, size_t slots)
+{
+    uint32_t *index = calloc(slots, sizeof(*index));
+    if (index == NULL) {
+        return -ENOMEM;
+    }
+    free(message->mailbox_index);
+    message->mailbox_index = index;
+    message->mailbox_index_slots = slots;
+    for (size_t i = 0; i < message->mailbox_count; i++) {
+        size_t slot = mailbox_slot(message, message->mailboxes[i]);
+        ASSERT(message->mailbox_index[slot] == 0);
+        message->mailbox_index[slot] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
 int
 delivery_message_add_mailbox(struct delivery_message *message, const char *mailbox)
 {
+    if (message->mailbox_index_slots < 2 * (message->mailbox_count + 1)) {
+        size_t slots = message->mailbox_index_slots ? message->mailbox_index_slots * 2 : 16;
+        int rc = mailbox_index_rebuild(message, slots);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    size_t slot = mailbox_slot(message, mailbox);
+    if (message->mailbox_index[slot] != 0) {
+        return 0; /* already there */
+    }
     if (message->mailbox_count == DELIVERY_MAILBOXES_MAX) {
         return -E2BIG;
     }
@@ -103,7 +159,27 @@ delivery_message_add_mailbox(struct delivery_message *message, const char *mailb
         return -ENOMEM;
     }
     message->mailboxes[message->mailbox_count++] = copy;
+    message->mailbox_index[slot] = (uint32_t)message->mailbox_count;
     return 0;
+}
+
+void
+delivery_message_truncate(struct delivery_message *message, size_t keep_count)
+{
+    ASSERT(keep_count <= message->mailbox_count);
+    if (keep_count == message->mailbox_count) {
+        return;
+    }
+    for (size_t i = keep_count; i < message->mailbox_count; i++) {
+        free(message->mailboxes[i]);
+    }
+    message->mailbox_count = keep_count;
+    /* Clear and refill the set in place: no allocation, so this cannot fail. */
+    memset(message->mailbox_index, 0, message->mailbox_index_slots * sizeof(uint32_t));
+    for (size_t i = 0; i < message->mailbox_count; i++) {
+        size_t slot = mailbox_slot(message, message->mailboxes[i]);
+        message->mailbox_index[slot] = (uint32_t)(i + 1);
+    }
 }
 
 void
@@ -117,6 +193,7 @@ delivery_message_destroy(struct delivery_message **message_ptr)
         free(message->mailboxes[i]);
     }
     free(message->mailboxes);
+    free(message->mailbox_index);
     free(message->mail_from);
     free(message);
     *message_ptr = NULL;
@@ -367,31 +444,6 @@ dir_intern(const char *path)
 }
 
 static int
-mailbox_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Sort and drop duplicate mailboxes (two aliases reaching one user). */
-static void
-mailboxes_unique(struct delivery_message *message)
-{
-    if (message->mailbox_count < 2) {
-        return;
-    }
-    qsort(message->mailboxes, message->mailbox_count, sizeof(char *), mailbox_cmp);
-    size_t kept = 1;
-    for (size_t i = 1; i < message->mailbox_count; i++) {
-        if (strcmp(message->mailboxes[i], message->mailboxes[kept - 1]) == 0) {
-            free(message->mailboxes[i]);
-        } else {
-            message->mailboxes[kept++] = message->mailboxes[i];
-        }
-    }
-    message->mailbox_count = kept;
-}
-
-static int
 new_dir_of(const char *new_path, char *dir_out, size_t dir_bytes)
 {
     const char *slash = strrchr(new_path, '/');
@@ -454,7 +506,6 @@ commit_batch(struct delivery_message *batch)
     char **new_paths[DELIVERY_BATCH_MESSAGES_MAX];
     for (size_t i = 0; i < count; i++) {
         struct delivery_message *message = messages[i];
-        mailboxes_unique(message);
         new_paths[i] = calloc(message->mailbox_count ? message->mailbox_count : 1,
                               sizeof(char *));
         if (new_paths[i] == NULL && message->result == 0) {

@@ -28,9 +28,11 @@ struct delivery_message {
     uint64_t   size;            /* bytes in the spool file */
     char      *mail_from;       /* owned; "" for <> */
     uint32_t   rcpt_count;      /* envelope recipients accepted */
-    char     **mailboxes;       /* owned: canonical "local@domain" names */
+    char     **mailboxes;       /* owned: distinct canonical "local@domain" names */
     size_t     mailbox_count;
     size_t     mailbox_capacity;
+    uint32_t  *mailbox_index;   /* open-addressing set over mailboxes: index + 1, 0 = free */
+    size_t     mailbox_index_slots;
     /* Filled in by delivery: */
     int        result;          /* 0, or -errno of the first failure */
     size_t     delivered_count; /* distinct mailboxes written */
@@ -43,9 +45,14 @@ int delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on)
 /* Allocate an empty message (spool_fd -1). Returns NULL when out of memory. */
 struct delivery_message *delivery_message_create(void);
 
-/* Add one mailbox (copied). Returns 0, -ENOMEM, or -E2BIG past
- * DELIVERY_MAILBOXES_MAX. Duplicates are removed at delivery. */
+/* Add one mailbox (copied) unless the message already has it, so that many
+ * recipients reaching the same users count once against the limit. Returns
+ * 0, -ENOMEM, or -E2BIG past DELIVERY_MAILBOXES_MAX distinct mailboxes. */
 int delivery_message_add_mailbox(struct delivery_message *message, const char *mailbox);
+
+/* Forget the mailboxes added after the first keep_count (a recipient that
+ * was refused half-way through its expansion). */
+void delivery_message_truncate(struct delivery_message *message, size_t keep_count);
 
 /* Free the message and NULL the pointer. Does not touch the spool file. */
 void delivery_message_destroy(struct delivery_message **message);
