@@ -2,7 +2,8 @@
 # bench/smtp_baseline.sh - toasterd alone: messages/s and latency for
 # CONNECTIONS concurrent clients sending SIZE messages to 100 users with
 # fsync on, ROUNDS rounds on a fresh data_dir each, plus the daemon's peak
-# RSS (VmHWM). Prints a markdown block; -o FILE also writes it there.
+# RSS (VmHWM) and how many messages shared each commit batch (one
+# fdatasync round plus one fsync per distinct new/ directory). Prints a markdown block; -o FILE also writes it there.
 # Usage: bench/smtp_baseline.sh [-o FILE]   (env: CONNECTIONS COUNT SIZE ROUNDS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,6 @@ for round in $(seq 1 "$ROUNDS"); do
         for key in submission imap imaps managesieve http submissions; do
             echo "${key}_listen = 127.0.0.1:$(port)"
         done
-        echo "log_level = warning"
     } > "$work/toasterd.conf"
     ./build/toasterd -c "$work/toasterd.conf" 2>"$work/toasterd.log" &
     pid=$!
@@ -42,14 +42,16 @@ for round in $(seq 1 "$ROUNDS"); do
     rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
     kill -TERM "$pid"
     wait "$pid"
+    batches=$(sed -n 's/.*delivery: \([0-9]*\) messages in \([0-9]*\) batches.*/\2/p' "$work/toasterd.log")
     delivered=$(find "$work/var/mail" -type f -path '*/new/*' | wc -l)
     [ "$delivered" -eq "$COUNT" ] || { echo "delivered $delivered of $COUNT" >&2; exit 1; }
     results+=("$(/usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
 l = d["latency_us"]
-print("%.0f %.1f %.1f %s" % (d["msgs_per_s"], l["p50"] / 1000, l["p99"] / 1000, sys.argv[2]))
-' "$work/round$round.json" "$rss_kb")")
+print("%.0f %.1f %.1f %s %.1f" % (d["msgs_per_s"], l["p50"] / 1000, l["p99"] / 1000,
+                                  sys.argv[2], d["messages"] / max(1, int(sys.argv[3]))))
+' "$work/round$round.json" "$rss_kb" "$batches")")
 done
 
 {
@@ -60,15 +62,15 @@ done
     echo "- command: \`CONNECTIONS=$CONNECTIONS COUNT=$COUNT SIZE=$SIZE ROUNDS=$ROUNDS bench/smtp_baseline.sh\`"
     echo "  (each round: \`toaster-bench smtp --connections $CONNECTIONS --count $COUNT --size $SIZE --rcpt 'user%d@example.test' --users 100\`)"
     echo
-    echo "| round | msgs/s | p50 ms | p99 ms | toasterd peak RSS |"
-    echo "| --- | --- | --- | --- | --- |"
+    echo "| round | msgs/s | p50 ms | p99 ms | toasterd peak RSS | messages per commit batch |"
+    echo "| --- | --- | --- | --- | --- | --- |"
     i=1
     for r in "${results[@]}"; do
-        read -r mps p50 p99 rss <<<"$r"
-        echo "| $i | $mps | $p50 | $p99 | $((rss / 1024)) MiB |"
+        read -r mps p50 p99 rss per_batch <<<"$r"
+        echo "| $i | $mps | $p50 | $p99 | $((rss / 1024)) MiB | $per_batch |"
         i=$((i + 1))
     done
     median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}')
-    read -r mps p50 p99 rss <<<"$median"
-    echo "| **median** | **$mps** | $p50 | $p99 | $((rss / 1024)) MiB |"
+    read -r mps p50 p99 rss per_batch <<<"$median"
+    echo "| **median** | **$mps** | $p50 | $p99 | $((rss / 1024)) MiB | $per_batch |"
 } | tee ${out:+"$out"}
