@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/assertions.h"
+#include "core/hash.h"
 
 struct ip_bucket {
     uint8_t  key[16]; /* IPv6 form; IPv4 as ::ffff:a.b.c.d */
@@ -64,18 +65,6 @@ ip_key(const struct sockaddr_storage *addr, uint8_t key[16])
     }
 }
 
-static uint32_t
-ip_hash(const uint8_t key[16])
-{
-    /* FNV-1a: the keys are addresses, not attacker-chosen strings of any
-     * length, and the table is sized so clustering stays short. */
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 16; i++) {
-        h = (h ^ key[i]) * 16777619u;
-    }
-    return h;
-}
-
 bool
 ip_limit_acquire(const struct sockaddr_storage *addr)
 {
@@ -83,7 +72,7 @@ ip_limit_acquire(const struct sockaddr_storage *addr)
     ip_key(addr, key);
     bool is_allowed = false;
     ck_spinlock_fas_lock(&ip_lock);
-    uint32_t i = ip_hash(key) & ip_table_mask;
+    uint32_t i = hash_fnv1a(key, 16) & ip_table_mask;
     for (uint32_t probes = 0; probes <= ip_table_mask; probes++, i = (i + 1) & ip_table_mask) {
         struct ip_bucket *bucket = &ip_table[i];
         if (bucket->count == 0) {
@@ -110,7 +99,7 @@ ip_limit_release(const struct sockaddr_storage *addr)
     uint8_t key[16];
     ip_key(addr, key);
     ck_spinlock_fas_lock(&ip_lock);
-    uint32_t i = ip_hash(key) & ip_table_mask;
+    uint32_t i = hash_fnv1a(key, 16) & ip_table_mask;
     bool is_found = false;
     for (uint32_t probes = 0; probes <= ip_table_mask; probes++, i = (i + 1) & ip_table_mask) {
         struct ip_bucket *bucket = &ip_table[i];
@@ -127,7 +116,7 @@ ip_limit_release(const struct sockaddr_storage *addr)
         uint32_t hole = i;
         for (uint32_t j = (i + 1) & ip_table_mask; ip_table[j].count != 0;
              j = (j + 1) & ip_table_mask) {
-            uint32_t home = ip_hash(ip_table[j].key) & ip_table_mask;
+            uint32_t home = hash_fnv1a(ip_table[j].key, 16) & ip_table_mask;
             bool is_movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
             if (is_movable) {
                 ip_table[hole] = ip_table[j];

@@ -43,17 +43,8 @@ usage(FILE *out)
 static int
 load_recipients(const struct config *config, struct recipients **table_out)
 {
-    struct recipients_options options = {
-        .users_path = config->users_path,
-        .aliases_path = config->aliases_path,
-        .local_domains = config->local_domains,
-        .recipient_delimiter = config->recipient_delimiter,
-        .unknown_recipient_mailbox = config->unknown_recipient_mailbox,
-        .postmaster_address = config->postmaster_address,
-        .myhostname = config->myhostname,
-    };
     char err[1024] = "";
-    int rc = recipients_load(&options, table_out, err, sizeof(err));
+    int rc = recipients_load_config(config, table_out, err, sizeof(err));
     if (rc != 0) {
         log_error("cannot load users and aliases: %s", err[0] ? err : strerror(-rc));
         return rc;

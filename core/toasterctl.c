@@ -28,18 +28,9 @@ usage(FILE *out)
 static int
 resolve(const struct config *config, int count, char **addresses)
 {
-    struct recipients_options options = {
-        .users_path = config->users_path,
-        .aliases_path = config->aliases_path,
-        .local_domains = config->local_domains,
-        .recipient_delimiter = config->recipient_delimiter,
-        .unknown_recipient_mailbox = config->unknown_recipient_mailbox,
-        .postmaster_address = config->postmaster_address,
-        .myhostname = config->myhostname,
-    };
     struct recipients *table = NULL;
     char err[1024] = "";
-    int rc = recipients_load(&options, &table, err, sizeof(err));
+    int rc = recipients_load_config(config, &table, err, sizeof(err));
     if (rc != 0) {
         (void)fprintf(stderr, "toasterctl: %s\n", err[0] ? err : strerror(-rc));
         return 1;

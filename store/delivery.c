@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/reactor.h"
 #include "store/recipients.h"
@@ -83,23 +84,13 @@ delivery_message_create(void)
     return message;
 }
 
-static uint32_t
-mailbox_hash(const char *name)
-{
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
-        h = (h ^ *p) * 16777619u;
-    }
-    return h;
-}
-
 /* Slot of name in the message's set: where it is, or the free slot where it
  * would go. The set is kept at most half full, so a probe always ends. */
 static size_t
 mailbox_slot(const struct delivery_message *message, const char *name)
 {
     size_t mask = message->mailbox_index_slots - 1;
-    size_t i = mailbox_hash(name) & mask;
+    size_t i = hash_fnv1a_string(name) & mask;
     for (size_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
         uint32_t entry = message->mailbox_index[i];
         if (entry == 0 || strcmp(message->mailboxes[entry - 1], name) == 0) {
@@ -406,23 +397,13 @@ deliver_one(const struct delivery_message *message, const char *maildir, char *n
     return 0;
 }
 
-static uint32_t
-dir_hash(const char *path)
-{
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
-        h = (h ^ *p) * 16777619u;
-    }
-    return h;
-}
-
 /* Find or add a directory in the batch's set. Returns its index, or -1 when
  * out of memory. */
 static long
 dir_intern(const char *path)
 {
     uint32_t mask = DELIVERY_BATCH_DIRS_MAX - 1;
-    for (uint32_t i = dir_hash(path) & mask, probes = 0; probes <= mask;
+    for (uint32_t i = hash_fnv1a_string(path) & mask, probes = 0; probes <= mask;
          i = (i + 1) & mask, probes++) {
         struct delivery_dir *dir = &delivery.dirs[i];
         if (dir->path == NULL) {

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "core/assertions.h"
+#include "core/config.h"
 #include "core/limits.h"
 
 /* A table key is "local@domain" or "@domain" with the local part unquoted;
@@ -1355,52 +1356,44 @@ resolve_expand(struct resolve *rs, uint32_t alias_index)
     rs->depth--;
 }
 
-/* Results are deduplicated by pointer: the table hands out one pointer per
- * distinct mailbox name and per distinct target. */
+/* Adds an item to one of the result's lists (mailboxes or remotes) unless
+ * it is there already. Results are deduplicated by pointer: the table hands
+ * out one pointer per distinct mailbox name and per distinct target. */
 static void
-resolve_add_mailbox(struct resolve *rs, const char *mailbox)
+resolve_add(struct resolve *rs, const char **list, size_t *count, size_t capacity,
+            const char *item)
 {
     struct recipients_result *r = rs->result;
-    ASSERT(mailbox != NULL);
+    ASSERT(item != NULL);
     if (rs->fatal != RECIPIENTS_OK) {
         return;
     }
     rs->reached++;
-    for (size_t i = 0; i < r->mailbox_count; i++) {
-        if (r->mailboxes[i] == mailbox) {
+    for (size_t i = 0; i < *count; i++) {
+        if (list[i] == item) {
             return;
         }
     }
-    if (r->mailbox_count >= r->mailbox_capacity ||
-        r->mailbox_count + r->remote_count >= ALIAS_EXPANSION_MAX) {
-        r->mailbox_count++;
+    if (*count >= capacity || r->mailbox_count + r->remote_count >= ALIAS_EXPANSION_MAX) {
+        (*count)++;
         rs->fatal = RECIPIENTS_TOO_MANY;
         return;
     }
-    r->mailboxes[r->mailbox_count++] = mailbox;
+    list[(*count)++] = item;
+}
+
+static void
+resolve_add_mailbox(struct resolve *rs, const char *mailbox)
+{
+    struct recipients_result *r = rs->result;
+    resolve_add(rs, r->mailboxes, &r->mailbox_count, r->mailbox_capacity, mailbox);
 }
 
 static void
 resolve_add_remote(struct resolve *rs, const char *remote)
 {
     struct recipients_result *r = rs->result;
-    ASSERT(remote != NULL);
-    if (rs->fatal != RECIPIENTS_OK) {
-        return;
-    }
-    rs->reached++;
-    for (size_t i = 0; i < r->remote_count; i++) {
-        if (r->remotes[i] == remote) {
-            return;
-        }
-    }
-    if (r->remote_count >= r->remote_capacity ||
-        r->mailbox_count + r->remote_count >= ALIAS_EXPANSION_MAX) {
-        r->remote_count++;
-        rs->fatal = RECIPIENTS_TOO_MANY;
-        return;
-    }
-    r->remotes[r->remote_count++] = remote;
+    resolve_add(rs, r->remotes, &r->remote_count, r->remote_capacity, remote);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1755,4 +1748,20 @@ index_free(struct index *index)
     index->slots = NULL;
     index->mask = 0;
     index->count = 0;
+}
+
+int
+recipients_load_config(const struct config *config, struct recipients **table_out, char *err,
+                       size_t err_bytes)
+{
+    struct recipients_options options = {
+        .users_path = config->users_path,
+        .aliases_path = config->aliases_path,
+        .local_domains = config->local_domains,
+        .recipient_delimiter = config->recipient_delimiter,
+        .unknown_recipient_mailbox = config->unknown_recipient_mailbox,
+        .postmaster_address = config->postmaster_address,
+        .myhostname = config->myhostname,
+    };
+    return recipients_load(&options, table_out, err, err_bytes);
 }

@@ -34,6 +34,14 @@ struct recipients_options {
 int recipients_load(const struct recipients_options *options, struct recipients **table_out,
                     char *err, size_t err_bytes);
 
+struct config;
+
+/* recipients_load() with the options taken from the daemon's configuration
+ * (users_file, aliases_file, local_domains, recipient_delimiter,
+ * unknown_recipient_mailbox, postmaster_address, myhostname). */
+int recipients_load_config(const struct config *config, struct recipients **table_out,
+                           char *err, size_t err_bytes);
+
 /* Frees the tables and NULLs *table. Safe with *table == NULL. */
 void recipients_destroy(struct recipients **table);
 
