@@ -107,7 +107,7 @@ body_buffer_give(struct conn *conn, uint8_t **buffer)
 /* ---- session callbacks ------------------------------------------------------ */
 
 static enum smtp_rcpt_verdict
-smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
+smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
 {
     struct smtp_conn *sc = owner;
     const struct smtp_path *path = request->path;
@@ -166,6 +166,41 @@ smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
         }
     }
     return SMTP_RCPT_ACCEPT;
+}
+
+/* Decide, and log each refusal in the one stable line operators and
+ * fail2ban know from Postfix ("NOQUEUE: reject: RCPT from ..."). */
+static enum smtp_rcpt_verdict
+smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
+{
+    struct smtp_conn *sc = owner;
+    enum smtp_rcpt_verdict verdict = smtp_conn_rcpt_decide(owner, request);
+    const char *reply = NULL;
+    switch (verdict) {
+    case SMTP_RCPT_ACCEPT:
+        return verdict;
+    case SMTP_RCPT_UNKNOWN_USER:
+        reply = "550 5.1.1 Recipient address rejected: User unknown in local recipient table";
+        break;
+    case SMTP_RCPT_RELAY_DENIED:
+        reply = "554 5.7.1 Relay access denied";
+        break;
+    case SMTP_RCPT_TEMPFAIL:
+        reply = "451 4.3.0 Temporary lookup failure";
+        break;
+    case SMTP_RCPT_BAD_SYNTAX:
+        reply = "501 5.1.3 Bad recipient address syntax";
+        break;
+    case SMTP_RCPT_NO_RESOURCES:
+        reply = "452 4.3.1 Insufficient system resources";
+        break;
+    }
+    const struct span to = request->path->mailbox;
+    log_info("NOQUEUE: reject: RCPT from [%s]: %s; from=<%s> to=<%.*s> proto=%s helo=<%s>",
+             conn_peer_text(sc->conn), reply, sc->session.txn.mail_from,
+             (int)(to.len > 256 ? 256 : to.len), to.ptr,
+             sc->session.is_esmtp ? "ESMTP" : "SMTP", sc->session.helo);
+    return verdict;
 }
 
 /* Drop the spool file now, or when the file operation in flight ends. */

@@ -501,3 +501,15 @@ def test_large_message_byte_exact(toaster):
         [path] = toaster.delivered(mailbox)
         check_stored(toaster, path, msg, SENDER)
     check_clean(toaster)
+
+
+def test_refused_recipients_are_logged_for_operators(toaster):
+    # One stable line per refusal, in the shape fail2ban filters for Postfix know.
+    assert rcpt_reply(toaster, "nobody@example.com").startswith(b"550 5.1.1 ")
+    assert rcpt_reply(toaster, "someone@far.away").startswith(b"554 5.7.1 ")
+    toaster.wait_log(
+        "NOQUEUE: reject: RCPT from [127.0.0.1]: 550 5.1.1 Recipient address rejected: "
+        "User unknown in local recipient table; from=<%s> to=<nobody@example.com> "
+        "proto=ESMTP helo=<client.example>" % SENDER)
+    toaster.wait_log("NOQUEUE: reject: RCPT from [127.0.0.1]: 554 5.7.1 Relay access denied; "
+                     "from=<%s> to=<someone@far.away>" % SENDER)
