@@ -129,6 +129,7 @@ struct reactor {
     uint32_t               buffer_count;
     uint32_t               buffer_bytes;
     uint32_t               buffers_out; /* held by the kernel's completions or by conns */
+    uint32_t               starved_count; /* connections waiting for a free buffer */
 
     unsigned char         *slots;
     size_t                 slot_stride;
@@ -442,6 +443,11 @@ conn_release(struct conn *conn)
     if (conn->is_ip_counted) {
         ip_limit_release(&conn->peer);
     }
+    if (conn->is_starved) {
+        conn->is_starved = false;
+        ASSERT(reactor->starved_count > 0);
+        reactor->starved_count--;
+    }
     conn->is_live = false;
     conn->next_free = reactor->free_slots;
     reactor->free_slots = conn;
@@ -602,8 +608,9 @@ recv_done(struct conn *conn, int result, uint32_t flags)
         return;
     }
     if (result == -ENOBUFS) {
-        /* Every receive buffer is in use: try again on the next tick. */
+        /* Every receive buffer is in use: try again once one comes back. */
         conn->is_starved = true;
+        reactor->starved_count++;
         return;
     }
     if (result == -ECANCELED) {
@@ -773,19 +780,26 @@ drain_force(struct reactor *reactor)
     }
 }
 
+/* Re-arm receives that found no free buffer, now that some are back. */
 static void
-tick_done(struct reactor *reactor)
+starved_retry(struct reactor *reactor)
 {
-    reactor->is_tick_armed = false;
-    /* Retry receives that found no free buffer. */
-    for (uint32_t i = 0; i < reactor->slot_count && reactor->buffers_out < reactor->buffer_count;
+    for (uint32_t i = 0; i < reactor->slot_count && reactor->starved_count > 0 &&
+                         reactor->buffers_out < reactor->buffer_count;
          i++) {
         struct conn *conn = slot_at(reactor, i);
         if (conn->is_live && conn->is_starved) {
             conn->is_starved = false;
+            reactor->starved_count--;
             conn_pump(conn);
         }
     }
+}
+
+static void
+tick_done(struct reactor *reactor)
+{
+    reactor->is_tick_armed = false;
     if (reactor->is_draining && !reactor->is_drain_forced &&
         deadline_passed(&reactor->drain_deadline)) {
         drain_force(reactor);
@@ -853,6 +867,9 @@ reactor_loop(struct reactor *reactor)
         }
         io_uring_cq_advance(&reactor->ring, count);
         jobs_collect(reactor);
+        if (reactor->starved_count > 0 && reactor->buffers_out < reactor->buffer_count) {
+            starved_retry(reactor);
+        }
     }
 }
 
