@@ -80,7 +80,7 @@ struct conn {
     bool                       is_closing;     /* cancel submitted or about to be */
     bool                       is_cancel_sent;
     bool                       is_recv_cancel_sent; /* after the last reply */
-    bool                       is_starved;     /* recv failed with ENOBUFS; retry on tick */
+    bool                       is_starved;     /* recv failed with ENOBUFS; retried when buffers return */
     bool                       is_ip_counted;
     bool                       is_timeout_pending; /* recv cancelled by its timer */
     int32_t                    held_buffer;    /* provided buffer id, or -1 */
@@ -810,7 +810,6 @@ static void
 reactor_loop(struct reactor *reactor)
 {
     wake_arm(reactor);
-    tick_arm(reactor);
     for (size_t i = 0; i < reactor->socket_count; i++) {
         accept_arm(reactor, i);
     }
@@ -823,8 +822,8 @@ reactor_loop(struct reactor *reactor)
         if (reactor->is_draining && reactor->live_count == 0 && reactor->jobs_in_flight == 0) {
             break;
         }
-        if (!reactor->is_tick_armed) {
-            tick_arm(reactor);
+        if (reactor->is_draining && !reactor->is_tick_armed) {
+            tick_arm(reactor); /* only the drain deadline needs a clock */
         }
         int rc = io_uring_submit_and_wait(&reactor->ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {

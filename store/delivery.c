@@ -424,28 +424,21 @@ dir_intern(const char *path)
     return -1;
 }
 
-static int
-new_dir_of(const char *new_path, char *dir_out, size_t dir_bytes)
-{
-    const char *slash = strrchr(new_path, '/');
-    ASSERT(slash != NULL);
-    size_t len = (size_t)(slash - new_path);
-    if (len >= dir_bytes) {
-        return -ENAMETOOLONG;
-    }
-    memcpy(dir_out, new_path, len);
-    dir_out[len] = '\0';
-    return 0;
-}
+/* One copy of a message in one Maildir, kept for the rest of the batch. */
+struct delivery_copy {
+    char *new_path; /* owned; NULL when not (or no longer) linked */
+    long  dir;      /* index of its new/ directory in delivery.dirs */
+};
 
 /* Undo step 2 for a failed message: its new/ entries disappear. */
 static void
-rollback(struct delivery_message *message, char **new_paths, size_t count)
+rollback(struct delivery_message *message, const struct delivery_copy *copies, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
-        if (new_paths[i] != NULL && unlink(new_paths[i]) != 0 && errno != ENOENT) {
+        const char *path = copies[i].new_path;
+        if (path != NULL && unlink(path) != 0 && errno != ENOENT) {
             log_error("%s: cannot remove %s after a failed delivery: %s", message->queue_id,
-                      new_paths[i], strerror(errno));
+                      path, strerror(errno));
         }
     }
 }
@@ -483,13 +476,13 @@ commit_batch(struct delivery_message *batch)
         }
     }
 
-    /* 2. Link into each Maildir. new_paths remembers what to undo. */
-    char **new_paths[DELIVERY_BATCH_MESSAGES_MAX];
+    /* 2. Link into each Maildir. copies remembers what to sync and undo. */
+    struct delivery_copy *copies[DELIVERY_BATCH_MESSAGES_MAX];
     for (size_t i = 0; i < count; i++) {
         struct delivery_message *message = messages[i];
-        new_paths[i] = calloc(message->mailbox_count ? message->mailbox_count : 1,
-                              sizeof(char *));
-        if (new_paths[i] == NULL && message->result == 0) {
+        copies[i] = calloc(message->mailbox_count ? message->mailbox_count : 1,
+                           sizeof(struct delivery_copy));
+        if (copies[i] == NULL && message->result == 0) {
             message->result = -ENOMEM;
         }
         for (size_t j = 0; j < message->mailbox_count && message->result == 0; j++) {
@@ -501,11 +494,17 @@ commit_batch(struct delivery_message *batch)
                 rc = deliver_one(message, maildir, new_path, sizeof(new_path));
             }
             if (rc == 0) {
-                new_paths[i][j] = strdup(new_path);
+                struct delivery_copy *copy = &copies[i][j];
+                copy->new_path = strdup(new_path);
                 char dir[SPOOL_PATH_BYTES];
-                if (new_paths[i][j] == NULL || new_dir_of(new_path, dir, sizeof(dir)) != 0 ||
-                    dir_intern(dir) < 0) {
+                /* new_path fitted, so its own new/ directory fits too. */
+                (void)snprintf(dir, sizeof(dir), "%s/new", maildir);
+                copy->dir = dir_intern(dir);
+                if (copy->new_path == NULL || copy->dir < 0) {
                     rc = -ENOMEM;
+                    if (copy->new_path == NULL) {
+                        (void)unlink(new_path); /* not remembered: undo it now */
+                    }
                 }
             }
             if (rc != 0) {
@@ -553,18 +552,11 @@ commit_batch(struct delivery_message *batch)
             /* A message is durable only if every directory it used is. */
             for (size_t i = 0; i < count; i++) {
                 struct delivery_message *message = messages[i];
-                for (size_t j = 0; j < message->mailbox_count && message->result == 0; j++) {
-                    char dir_path[SPOOL_PATH_BYTES];
-                    if (new_paths[i] == NULL || new_paths[i][j] == NULL) {
-                        continue;
-                    }
-                    if (new_dir_of(new_paths[i][j], dir_path, sizeof(dir_path)) != 0) {
-                        continue;
-                    }
-                    long d = dir_intern(dir_path);
-                    if (d >= 0 && delivery.dirs[d].result != 0) {
-                        message->result = delivery.dirs[d].result;
-                        log_error("%s: fsync %s: %s", message->queue_id, dir_path,
+                for (size_t j = 0; j < message->delivered_count && message->result == 0; j++) {
+                    const struct delivery_dir *dir = &delivery.dirs[copies[i][j].dir];
+                    if (dir->result != 0) {
+                        message->result = dir->result;
+                        log_error("%s: fsync %s: %s", message->queue_id, dir->path,
                                   strerror(-message->result));
                     }
                 }
@@ -578,15 +570,15 @@ commit_batch(struct delivery_message *batch)
     /* 4. Report, and let the spool file go. */
     for (size_t i = 0; i < count; i++) {
         struct delivery_message *message = messages[i];
-        if (message->result != 0 && new_paths[i] != NULL) {
-            rollback(message, new_paths[i], message->mailbox_count);
-            message->delivered_count = 0;
-        }
-        if (new_paths[i] != NULL) {
-            for (size_t j = 0; j < message->mailbox_count; j++) {
-                free(new_paths[i][j]);
+        if (copies[i] != NULL) {
+            if (message->result != 0) {
+                rollback(message, copies[i], message->mailbox_count);
+                message->delivered_count = 0;
             }
-            free(new_paths[i]);
+            for (size_t j = 0; j < message->mailbox_count; j++) {
+                free(copies[i][j].new_path);
+            }
+            free(copies[i]);
         }
         if (close(message->spool_fd) != 0 && message->result == 0) {
             /* The data was already synced and linked; a close error now

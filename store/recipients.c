@@ -867,8 +867,11 @@ user_add(struct load *ld, const char *name, size_t name_len, const char *hash, s
     return 0;
 }
 
+/* Reads a table file a line at a time and hands each line with content
+ * (comments and blank lines skipped) to add_line. Stops at the first error. */
 static int
-load_users(struct load *ld, const char *path)
+load_table_file(struct load *ld, const char *path,
+                int (*add_line)(struct load *ld, const char *line, size_t len))
 {
     struct line_reader *rd = malloc(sizeof *rd);
     if (rd == NULL) {
@@ -883,28 +886,37 @@ load_users(struct load *ld, const char *path)
         rc = 0;
         size_t start;
         size_t end;
-        if (!line_content(rd->buf, rd->len, &start, &end)) {
-            continue;
+        if (line_content(rd->buf, rd->len, &start, &end)) {
+            rc = add_line(ld, rd->buf + start, end - start);
         }
-        /* user:password[:uid:gid:gecos:home:shell:extra]; only the first
-         * two fields matter here. */
-        const char *line = rd->buf + start;
-        size_t len = end - start;
-        const char *colon = memchr(line, ':', len);
-        size_t name_len = colon != NULL ? (size_t)(colon - line) : len;
-        const char *hash = "";
-        size_t hash_len = 0;
-        if (colon != NULL) {
-            hash = colon + 1;
-            size_t rest = len - name_len - 1;
-            const char *next = memchr(hash, ':', rest);
-            hash_len = next != NULL ? (size_t)(next - hash) : rest;
-        }
-        rc = user_add(ld, line, name_len, hash, hash_len);
     }
     reader_close(rd);
     free(rd);
     return rc;
+}
+
+/* user:password[:uid:gid:gecos:home:shell:extra]; only the first two fields
+ * matter here. */
+static int
+user_line_add(struct load *ld, const char *line, size_t len)
+{
+    const char *colon = memchr(line, ':', len);
+    size_t name_len = colon != NULL ? (size_t)(colon - line) : len;
+    const char *hash = "";
+    size_t hash_len = 0;
+    if (colon != NULL) {
+        hash = colon + 1;
+        size_t rest = len - name_len - 1;
+        const char *next = memchr(hash, ':', rest);
+        hash_len = next != NULL ? (size_t)(next - hash) : rest;
+    }
+    return user_add(ld, line, name_len, hash, hash_len);
+}
+
+static int
+load_users(struct load *ld, const char *path)
+{
+    return load_table_file(ld, path, user_line_add);
 }
 
 /* Validates one alias target and returns its stored form: the local part
@@ -1040,26 +1052,7 @@ alias_add(struct load *ld, const char *line, size_t len)
 static int
 load_aliases(struct load *ld, const char *path)
 {
-    struct line_reader *rd = malloc(sizeof *rd);
-    if (rd == NULL) {
-        return -ENOMEM;
-    }
-    int rc = reader_open(ld, rd, path);
-    while (rc == 0) {
-        rc = reader_next(ld, rd);
-        if (rc <= 0) {
-            break;
-        }
-        rc = 0;
-        size_t start;
-        size_t end;
-        if (line_content(rd->buf, rd->len, &start, &end)) {
-            rc = alias_add(ld, rd->buf + start, end - start);
-        }
-    }
-    reader_close(rd);
-    free(rd);
-    return rc;
+    return load_table_file(ld, path, alias_add);
 }
 
 static int

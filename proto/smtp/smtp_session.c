@@ -845,14 +845,15 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
                 return;
             }
         } else if (span_equals_nocase(param->keyword, "ORCPT")) {
-            /* addr-type ";" xtext, RFC 3461 section 4.2 */
+            /* addr-type ";" xtext, RFC 3461 section 4.2; the address is
+             * not optional, so an empty one is refused too. */
             const char *semi = param->has_value ? memchr(param->value.ptr, ';', param->value.len)
                                                 : NULL;
             char scratch[SMTP_ADDRESS_BYTES_MAX];
             if (semi == NULL || semi == param->value.ptr ||
                 smtp_xtext_decode(span_make(semi + 1, param->value.len -
                                                           (size_t)(semi + 1 - param->value.ptr)),
-                                  scratch, sizeof(scratch)) < 0) {
+                                  scratch, sizeof(scratch)) <= 0) {
                 reply_error(session, "501 5.5.4 Bad ORCPT parameter");
                 return;
             }

@@ -658,8 +658,10 @@ static const struct session_case session_cases[] = {
                       "RCPT TO:<b@local.test> ORCPT=rfc822\r\n"
                       "RCPT TO:<c@local.test> ORCPT=;c\r\n"
                       "RCPT TO:<d@local.test> ORCPT=rfc822;d+0A\r\n"
-                      "RCPT TO:<e@local.test> ORCPT\r\n"),
+                      "RCPT TO:<e@local.test> ORCPT\r\n"
+                      "RCPT TO:<f@local.test> ORCPT=rfc822;\r\n"),
       S(R_EHLO R_MAIL R_RCPT "501 5.5.4 Bad ORCPT parameter\r\n"
+                            "501 5.5.4 Bad ORCPT parameter\r\n"
                             "501 5.5.4 Bad ORCPT parameter\r\n"
                             "501 5.5.4 Bad ORCPT parameter\r\n"
                             "501 5.5.4 Bad ORCPT parameter\r\n"),
