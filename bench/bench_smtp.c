@@ -1555,7 +1555,7 @@ txn_end(struct worker *w, struct conn *c, bool is_accepted, uint64_t now)
     }
     const struct bench_message_body *body = bench_message_class(w->run->message, c->class_index);
     uint64_t latency_us = now > c->eod_ns ? (now - c->eod_ns) / NS_PER_US : 0;
-    bench_histogram_record(&w->stats.latency, latency_us);
+    histogram_record(&w->stats.latency, latency_us);
     bench_smtp_stats_add(&w->stats.messages_accepted, 1);
     bench_smtp_stats_add(&w->stats.bytes_accepted, body->size_bytes);
     bench_smtp_stats_set(&w->stats.last_final_reply_ns, now);

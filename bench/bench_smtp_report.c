@@ -43,7 +43,7 @@ void
 bench_smtp_stats_init(struct bench_smtp_stats *stats)
 {
     memset(stats, 0, sizeof(*stats));
-    bench_histogram_init(&stats->latency);
+    histogram_init(&stats->latency);
 }
 
 void
@@ -80,7 +80,7 @@ bench_smtp_stats_merge(struct bench_smtp_stats *dst, const struct bench_smtp_sta
     for (size_t i = 0; i < BENCH_SMTP_CODES; i++) {
         dst->codes[i] += load(&src->codes[i]);
     }
-    bench_histogram_merge(&dst->latency, &src->latency);
+    histogram_merge(&dst->latency, &src->latency);
 }
 
 uint64_t
@@ -103,7 +103,7 @@ bench_smtp_report_progress(FILE *out, double elapsed_s, const struct bench_smtp_
 {
     (void)fprintf(out, "\r%7.1fs %10" PRIu64 " msgs %9.1f msgs/s  p99 ", elapsed_s,
                   stats->messages_accepted, msgs_per_s_now);
-    latency_print(out, bench_histogram_quantile(&stats->latency, 0.99));
+    latency_print(out, histogram_quantile(&stats->latency, 0.99));
     (void)fprintf(out, "  errors %" PRIu64 "  conns %" PRIu64 "\033[K",
                   bench_smtp_stats_errors(stats), stats->connections_open);
     (void)fflush(out);
@@ -113,7 +113,7 @@ void
 bench_smtp_report_summary(FILE *out, const struct bench_smtp_report_info *info,
                           const struct bench_smtp_stats *stats)
 {
-    const struct bench_histogram *latency = &stats->latency;
+    const struct histogram *latency = &stats->latency;
 
     (void)fprintf(out, "toaster-bench smtp %s: %" PRIu32 " connection%s, %" PRIu32 " thread%s, "
                        "size %s, pipelining %s, %s, ",
@@ -130,13 +130,13 @@ bench_smtp_report_summary(FILE *out, const struct bench_smtp_report_info *info,
     (void)fprintf(out, "  throughput  %.1f msgs/s, %.2f MB/s\n", msgs_per_s(info, stats),
                   mb_per_s(info, stats));
     (void)fprintf(out, "  latency     p50 ");
-    latency_print(out, bench_histogram_quantile(latency, 0.50));
+    latency_print(out, histogram_quantile(latency, 0.50));
     (void)fprintf(out, ", p90 ");
-    latency_print(out, bench_histogram_quantile(latency, 0.90));
+    latency_print(out, histogram_quantile(latency, 0.90));
     (void)fprintf(out, ", p99 ");
-    latency_print(out, bench_histogram_quantile(latency, 0.99));
+    latency_print(out, histogram_quantile(latency, 0.99));
     (void)fprintf(out, ", p99.9 ");
-    latency_print(out, bench_histogram_quantile(latency, 0.999));
+    latency_print(out, histogram_quantile(latency, 0.999));
     (void)fprintf(out, ", max ");
     latency_print(out, latency->max_us);
     (void)fprintf(out, " (end of data to final reply)\n");
@@ -173,7 +173,7 @@ int
 bench_smtp_report_json(const char *path, const struct bench_smtp_report_info *info,
                        const struct bench_smtp_stats *stats)
 {
-    const struct bench_histogram *latency = &stats->latency;
+    const struct histogram *latency = &stats->latency;
     FILE *out = fopen(path, "w");
 
     if (out == NULL) {
@@ -188,9 +188,9 @@ bench_smtp_report_json(const char *path, const struct bench_smtp_report_info *in
     (void)fprintf(out,
                   "  \"latency_us\": {\"p50\": %" PRIu64 ", \"p90\": %" PRIu64 ", \"p99\": %" PRIu64
                   ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 ", \"mean\": %.1f},\n",
-                  bench_histogram_quantile(latency, 0.50), bench_histogram_quantile(latency, 0.90),
-                  bench_histogram_quantile(latency, 0.99), bench_histogram_quantile(latency, 0.999),
-                  latency->max_us, bench_histogram_mean(latency));
+                  histogram_quantile(latency, 0.50), histogram_quantile(latency, 0.90),
+                  histogram_quantile(latency, 0.99), histogram_quantile(latency, 0.999),
+                  latency->max_us, histogram_mean(latency));
     (void)fprintf(out, "  \"errors\": {");
     bool is_first = true;
     for (size_t i = 0; i < BENCH_SMTP_CODES; i++) {

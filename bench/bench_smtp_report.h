@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "bench/bench_histogram.h"
+#include "core/histogram.h"
 
 /* Reply codes are three digits: one counter each. */
 #define BENCH_SMTP_CODES 1000
@@ -33,7 +33,7 @@ struct bench_smtp_stats {
     uint64_t connections_open;            /* gauge: sockets connected now */
     uint64_t last_final_reply_ns;         /* CLOCK_MONOTONIC of the last final reply */
     uint64_t codes[BENCH_SMTP_CODES];     /* refusals and unexpected replies, by code */
-    struct bench_histogram latency;       /* end of data -> final reply, us */
+    struct histogram latency;             /* end of data -> final reply, us */
 };
 
 /* Zero everything (the latency histogram included). */

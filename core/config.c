@@ -74,6 +74,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_STRING, recipient_delimiter, "+", 0, 0),
     KEY(CONFIG_STRING, unknown_recipient_mailbox, "", 0, 0),
     KEY(CONFIG_STRING, postmaster_address, "", 0, 0),
+    KEY(CONFIG_STRING, control_socket, "", 0, 0),
     KEY(CONFIG_U32, reactor_threads, "0", 0, REACTOR_THREADS_CEILING),
     KEY(CONFIG_STRING, reactor_cpus, "", 0, 0),
     KEY(CONFIG_U32, worker_threads, "0", 0, WORKER_THREADS_CEILING),
@@ -515,6 +516,16 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     }
     if (n < 0 || (size_t)n >= sizeof(config->aliases_path)) {
         return config_error(err, err_bytes, "aliases_file path too long");
+    }
+    if (config->control_socket[0] != '\0') {
+        n = snprintf(config->control_socket_path, sizeof(config->control_socket_path), "%s",
+                     config->control_socket);
+    } else {
+        n = snprintf(config->control_socket_path, sizeof(config->control_socket_path),
+                     "%s/toasterd.sock", config->data_dir);
+    }
+    if (n < 0 || (size_t)n >= sizeof(config->control_socket_path)) {
+        return config_error(err, err_bytes, "control_socket path too long");
     }
     if (config->max_connections_per_ip > config->max_connections) {
         config->max_connections_per_ip = config->max_connections;

@@ -59,6 +59,7 @@ struct config {
     char recipient_delimiter[16];
     char unknown_recipient_mailbox[CONFIG_STRING_BYTES];
     char postmaster_address[CONFIG_STRING_BYTES];
+    char control_socket[CONFIG_STRING_BYTES]; /* "" means <data_dir>/toasterd.sock */
 
     uint32_t reactor_threads;   /* 0 = one per online CPU */
     char     reactor_cpus[CONFIG_STRING_BYTES]; /* "" = no pinning; "0,1" or "0-3" */
@@ -91,6 +92,7 @@ struct config {
     /* Derived at load: the effective paths. */
     char users_path[CONFIG_STRING_BYTES];
     char aliases_path[CONFIG_STRING_BYTES];
+    char control_socket_path[CONFIG_STRING_BYTES];
 };
 
 /* Fill *config with the embedded defaults. */

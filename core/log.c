@@ -8,6 +8,7 @@
 #include "core/log.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,15 +17,58 @@
 #include <unistd.h>
 
 #define LOG_LINE_BYTES 2048
+/* Per buffering thread; a write of at most PIPE_BUF bytes reaches a pipe
+ * whole, so held lines never interleave with another thread's. */
+#define LOG_BUFFER_BYTES PIPE_BUF
 
 static enum log_level log_level_current = LOG_LEVEL_INFO;
 static bool log_timestamps = true;
+static long log_pid;
+
+static __thread bool  log_is_buffering;
+static __thread char  log_buffer[LOG_BUFFER_BYTES];
+static __thread size_t log_buffer_len;
 
 void
 log_setup(enum log_level level, bool with_timestamps)
 {
     log_level_current = level;
     log_timestamps = with_timestamps;
+    log_pid = (long)getpid();
+}
+
+/* stderr is where the operator (or systemd) collects our lines; if it is
+ * gone there is nobody left to tell, so a failed write is dropped. */
+static void
+log_output(const char *bytes, size_t len)
+{
+    while (len > 0) {
+        ssize_t written = write(STDERR_FILENO, bytes, len);
+        if (written < 0 && errno == EINTR) {
+            continue;
+        }
+        if (written <= 0) {
+            return;
+        }
+        bytes += written;
+        len -= (size_t)written;
+    }
+}
+
+void
+log_buffer_begin(void)
+{
+    log_is_buffering = true;
+    log_buffer_len = 0;
+}
+
+void
+log_flush(void)
+{
+    if (log_buffer_len > 0) {
+        log_output(log_buffer, log_buffer_len);
+        log_buffer_len = 0;
+    }
 }
 
 bool
@@ -61,7 +105,7 @@ log_write(enum log_level level, const char *fmt, ...)
                                 (long)(tv.tv_usec / 1000));
     }
     static const char *const level_tags[] = { "error: ", "warning: ", "", "debug: " };
-    len += (size_t)snprintf(line + len, sizeof(line) - len, "toasterd[%ld]: %s", (long)getpid(),
+    len += (size_t)snprintf(line + len, sizeof(line) - len, "toasterd[%ld]: %s", log_pid ? log_pid : (long)getpid(),
                             level_tags[level]);
     for (size_t i = 0; i < raw_len && len + 8 < sizeof(line); i++) {
         unsigned char c = (unsigned char)raw[i];
@@ -76,10 +120,18 @@ log_write(enum log_level level, const char *fmt, ...)
         len += 3;
     }
     line[len++] = '\n';
-    /* stderr is where the operator (or systemd) collects our lines; if it is
-     * gone there is nobody left to tell, so a failed write is dropped. */
-    ssize_t written;
-    do {
-        written = write(STDERR_FILENO, line, len);
-    } while (written < 0 && errno == EINTR);
+    if (!log_is_buffering) {
+        log_output(line, len);
+        return;
+    }
+    if (log_buffer_len + len > sizeof(log_buffer)) {
+        log_flush();
+    }
+    if (level <= LOG_LEVEL_WARNING || len > sizeof(log_buffer)) {
+        log_flush();
+        log_output(line, len);
+        return;
+    }
+    memcpy(log_buffer + log_buffer_len, line, len);
+    log_buffer_len += len;
 }

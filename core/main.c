@@ -9,6 +9,7 @@
  * happens in a signal handler.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,16 +20,21 @@
 
 #include "core/assertions.h"
 #include "core/config.h"
+#include "core/control.h"
+#include "core/histogram.h"
 #include "core/ip_limit.h"
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/smtp_listener.h"
+#include "core/stats.h"
 #include "core/workers.h"
 #include "store/delivery.h"
 #include "store/recipients.h"
 #include "store/spool.h"
 
 #define TOASTER_VERSION "0.1.0"
+
+static_assert(STATS_JSON_BYTES_MAX <= CONTROL_ANSWER_BYTES_MAX, "a stats answer fits");
 
 static void
 usage(FILE *out)
@@ -107,6 +113,47 @@ raise_fd_limit(const struct config *config)
                     (unsigned long long)limit.rlim_cur, (unsigned long long)wanted,
                     config->reactor_threads, config->max_connections);
     }
+}
+
+/* What `toasterctl stats` reads: every module's counters, gathered on the
+ * control thread. The snapshot and the merged histogram are big, so they
+ * live here rather than on that thread's stack. */
+struct stats_source {
+    struct reactor       **reactors;
+    uint32_t               reactor_count;
+    struct workers        *workers;
+    uint64_t               start_ns;
+    struct stats_snapshot  snapshot;
+    struct reactor_stats   reactor;
+    struct histogram       latency;
+};
+
+static int
+stats_answer(void *arg, char *out, size_t out_bytes)
+{
+    struct stats_source *source = arg;
+    struct stats_snapshot *snapshot = &source->snapshot;
+    memset(snapshot, 0, sizeof(*snapshot));
+    (void)snprintf(snapshot->version, sizeof(snapshot->version), "%s", TOASTER_VERSION);
+    snapshot->uptime_s = (stats_clock_ns() - source->start_ns) / UINT64_C(1000000000);
+    ASSERT(source->reactor_count <= STATS_REACTORS_MAX);
+    snapshot->reactor_count = source->reactor_count;
+    histogram_init(&source->latency);
+    for (uint32_t i = 0; i < source->reactor_count; i++) {
+        reactor_stats_read(source->reactors[i], &source->reactor);
+        stats_reactor_from(&snapshot->reactors[i], &source->reactor);
+        histogram_merge(&source->latency, &source->reactor.latency_us);
+    }
+    stats_latency_from(snapshot, &source->latency);
+    snapshot->workers.threads = workers_thread_count(source->workers);
+    snapshot->workers.queue_depth = workers_queue_depth(source->workers);
+    snapshot->workers.jobs_done = workers_jobs_done(source->workers);
+    struct delivery_stats delivery;
+    delivery_stats_read(&delivery);
+    snapshot->delivery.batches = delivery.batches;
+    snapshot->delivery.messages = delivery.messages;
+    snapshot->delivery.fsyncs = delivery.fsyncs;
+    return stats_json_format(snapshot, out, out_bytes);
 }
 
 static size_t
@@ -209,6 +256,12 @@ main(int argc, char **argv)
     (void)signal(SIGPIPE, SIG_IGN);
 
     raise_fd_limit(&config);
+    /* Start-up clears the spool of files left by an earlier run: a second
+     * daemon on the same data must stop before that, while a first one
+     * still owns them. control_open() below checks again and binds. */
+    if (control_check(config.control_socket_path) != 0) {
+        return 1;
+    }
     if (spool_prepare(config.data_dir) != 0) {
         return 1;
     }
@@ -237,12 +290,19 @@ main(int argc, char **argv)
     if (!config.fsync) {
         log_warning("fsync = no: a crash can lose mail that was acknowledged");
     }
+    /* Before any reactor listens: with SO_REUSEPORT a second daemon could
+     * otherwise share our ports. */
+    struct control *control = NULL;
+    if (control_open(config.control_socket_path, &control) != 0) {
+        return 1;
+    }
 
     static struct reactor_listener listeners[LISTENER_PROTOCOL_COUNT * LISTEN_ADDRESSES_MAX];
     size_t listener_count = collect_listeners(&config, listeners,
                                               sizeof(listeners) / sizeof(listeners[0]));
     struct reactor **reactors = calloc(config.reactor_threads, sizeof(*reactors));
     if (reactors == NULL) {
+        control_close(&control);
         return 1;
     }
     uint32_t started = 0;
@@ -259,6 +319,23 @@ main(int argc, char **argv)
             reactor_request_stop(reactors[i]);
             reactor_join(&reactors[i]);
         }
+        control_close(&control);
+        return 1;
+    }
+    static struct stats_source stats_source;
+    stats_source.reactors = reactors;
+    stats_source.reactor_count = config.reactor_threads;
+    stats_source.workers = workers;
+    stats_source.start_ns = stats_clock_ns();
+    static const struct control_command commands[] = {
+        { .name = "stats", .answer = stats_answer, .arg = &stats_source },
+    };
+    if (control_start(control, commands, sizeof(commands) / sizeof(commands[0])) != 0) {
+        for (uint32_t i = 0; i < config.reactor_threads; i++) {
+            reactor_request_stop(reactors[i]);
+            reactor_join(&reactors[i]);
+        }
+        control_close(&control);
         return 1;
     }
     log_info("toasterd %s started: %u reactor(s), %u worker(s), data in %s", TOASTER_VERSION,
@@ -284,6 +361,8 @@ main(int argc, char **argv)
         break;
     }
 
+    /* The control thread reads the reactors: it goes first. */
+    control_close(&control);
     for (uint32_t i = 0; i < config.reactor_threads; i++) {
         reactor_request_stop(reactors[i]);
     }

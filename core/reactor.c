@@ -113,6 +113,11 @@ struct reactor {
     struct io_uring        ring;
     int                    wake_fd;
     uint64_t               wake_value;
+    /* Wake-ups are paid only when they are needed: is_sleeping is set
+     * while the loop may block in the kernel, and wake_sent lets one
+     * eventfd write per sleep through (see reactor_job_complete). */
+    uint8_t                is_sleeping;
+    uint8_t                wake_sent;
     bool                   stop_requested; /* written by other threads: ck_pr */
     bool                   is_draining;
     struct timespec        drain_deadline;
@@ -143,6 +148,8 @@ struct reactor {
 
     struct __kernel_timespec tick;
     bool                   is_tick_armed;
+
+    struct reactor_stats   stats; /* written by this thread only; see core/stats.h */
 };
 
 static __thread struct reactor *reactor_this_thread;
@@ -186,6 +193,9 @@ reactor_sqe(struct reactor *reactor)
     struct io_uring_sqe *sqe = io_uring_get_sqe(&reactor->ring);
     for (int attempt = 0; sqe == NULL && attempt < 1000; attempt++) {
         /* SQ full: push what we have to the kernel and try again. */
+        if (attempt == 0) {
+            stats_add(&reactor->stats.sq_full, 1);
+        }
         int rc = io_uring_submit(&reactor->ring);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
             log_error("reactor %u: io_uring_submit: %s", reactor->index, strerror(-rc));
@@ -384,11 +394,13 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
         } else if (reactor->free_slots == NULL) {
             log_warning("reactor %u: connection limit %u reached, refusing", reactor->index,
                         reactor->slot_count);
+            stats_add(&reactor->stats.connections_refused, 1);
             accept_refuse(fd, socket_entry->handler);
         } else if (!ip_limit_acquire(&peer)) {
             char text[64];
             peer_format(&peer, text, sizeof(text));
             log_warning("too many connections from %s, refusing", text);
+            stats_add(&reactor->stats.connections_refused, 1);
             accept_refuse(fd, socket_entry->handler);
         } else {
             struct conn *conn = reactor->free_slots;
@@ -412,6 +424,8 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
              * only add a delayed-ACK round trip to pipelined dialogues. */
             (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             reactor->live_count++;
+            stats_add(&reactor->stats.connections_total, 1);
+            stats_set(&reactor->stats.connections_open, reactor->live_count);
             memset(conn->state, 0, conn->handler->state_bytes);
             conn->handler->open(conn);
             conn_pump(conn);
@@ -453,6 +467,7 @@ conn_release(struct conn *conn)
     reactor->free_slots = conn;
     ASSERT(reactor->live_count > 0);
     reactor->live_count--;
+    stats_set(&reactor->stats.connections_open, reactor->live_count);
 }
 
 static void
@@ -588,6 +603,9 @@ recv_done(struct conn *conn, int result, uint32_t flags)
     struct reactor *reactor = conn->reactor;
     ASSERT(conn->is_recv_armed);
     conn->is_recv_armed = false;
+    if (result > 0) {
+        stats_add(&reactor->stats.bytes_in, (uint64_t)result);
+    }
     if (flags & IORING_CQE_F_BUFFER) {
         uint32_t id = flags >> IORING_CQE_BUFFER_SHIFT;
         reactor->buffers_out++;
@@ -636,6 +654,9 @@ send_done(struct conn *conn, int result)
 {
     ASSERT(conn->is_send_armed);
     conn->is_send_armed = false;
+    if (result > 0) {
+        stats_add(&conn->reactor->stats.bytes_out, (uint64_t)result);
+    }
     if (conn->is_closing) {
         return;
     }
@@ -825,7 +846,16 @@ reactor_loop(struct reactor *reactor)
         if (reactor->is_draining && !reactor->is_tick_armed) {
             tick_arm(reactor); /* only the drain deadline needs a clock */
         }
-        int rc = io_uring_submit_and_wait(&reactor->ring, 1);
+        /* Announce the sleep, then look at the done ring once more: a job
+         * finished before the announcement is seen here, one finished
+         * after it sees is_sleeping and writes the eventfd. */
+        ck_pr_store_8(&reactor->wake_sent, 0);
+        ck_pr_store_8(&reactor->is_sleeping, 1);
+        ck_pr_fence_memory();
+        unsigned wait_for = ck_ring_size(&reactor->done_ring) > 0 ? 0 : 1;
+        log_flush(); /* the turn's lines, in one write, before any sleep */
+        int rc = io_uring_submit_and_wait(&reactor->ring, wait_for);
+        ck_pr_store_8(&reactor->is_sleeping, 0);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
             log_error("reactor %u: io_uring_submit_and_wait: %s", reactor->index,
                       strerror(-rc));
@@ -975,7 +1005,9 @@ reactor_main(void *arg)
     if (reactor->start_error != 0) {
         return NULL;
     }
+    log_buffer_begin();
     reactor_loop(reactor);
+    log_flush();
     return NULL;
 }
 
@@ -996,6 +1028,7 @@ reactor_start(uint32_t index, const struct config *config,
     reactor->workers = workers;
     reactor->wake_fd = -1;
     reactor->socket_count = listener_count;
+    histogram_init(&reactor->stats.latency_us);
     size_t state_bytes = 0;
     for (size_t i = 0; i < listener_count; i++) {
         reactor->listener_specs[i] = listeners[i];
@@ -1116,6 +1149,32 @@ reactor_epoch_reached(const struct reactor *reactor, uint64_t epoch)
     return ck_pr_load_64((uint64_t *)&reactor->seen_epoch) >= epoch;
 }
 
+void
+reactor_stats_read(const struct reactor *reactor, struct reactor_stats *out)
+{
+    const struct reactor_stats *stats = &reactor->stats;
+    out->connections_open = stats_load(&stats->connections_open);
+    out->connections_total = stats_load(&stats->connections_total);
+    out->connections_refused = stats_load(&stats->connections_refused);
+    out->messages_accepted = stats_load(&stats->messages_accepted);
+    out->messages_refused = stats_load(&stats->messages_refused);
+    out->bytes_in = stats_load(&stats->bytes_in);
+    out->bytes_out = stats_load(&stats->bytes_out);
+    out->sq_full = stats_load(&stats->sq_full);
+    /* The kernel counts completions it could not post to the CQ ring; it
+     * writes the word, so read it once, as liburing does. The ring was set
+     * up before reactor_start() returned and lives until reactor_join(). */
+    out->cq_overflow = __atomic_load_n(reactor->ring.cq.koverflow, __ATOMIC_RELAXED);
+    histogram_init(&out->latency_us);
+    histogram_merge(&out->latency_us, &stats->latency_us);
+}
+
+struct reactor_stats *
+reactor_stats(struct reactor *reactor)
+{
+    return &reactor->stats;
+}
+
 void *
 conn_state(struct conn *conn)
 {
@@ -1181,6 +1240,17 @@ conn_job_submit(struct conn *conn, struct job *job)
 }
 
 void
+conn_job_hold(struct conn *conn, struct job *job)
+{
+    struct reactor *reactor = conn->reactor;
+    job->reactor = reactor;
+    job->conn_slot = conn->slot;
+    job->conn_generation = conn->generation;
+    reactor->jobs_in_flight++;
+    conn->ops_in_flight++;
+}
+
+void
 reactor_job_complete(struct job *job)
 {
     struct reactor *reactor = job->reactor;
@@ -1189,7 +1259,12 @@ reactor_job_complete(struct job *job)
      * most one job out, so it cannot be full. */
     bool is_queued = ck_ring_enqueue_mpsc(&reactor->done_ring, reactor->done_slots, job);
     ASSERT(is_queued);
-    reactor_wake(reactor);
+    /* A reactor that is awake collects the job at the end of its turn; one
+     * that sleeps gets one eventfd write however many jobs arrive. */
+    ck_pr_fence_memory();
+    if (ck_pr_load_8(&reactor->is_sleeping) && ck_pr_fas_8(&reactor->wake_sent, 1) == 0) {
+        reactor_wake(reactor);
+    }
 }
 
 void

@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/job.h"
 #include "core/span.h"
+#include "core/stats.h"
 
 struct reactor;
 struct conn;
@@ -86,7 +87,15 @@ uint32_t reactor_index(const struct reactor *reactor);
 uint64_t reactor_epoch_advance(void);
 bool reactor_epoch_reached(const struct reactor *reactor, uint64_t epoch);
 
+/* A copy of the reactor's counters and latency histogram, cq_overflow read
+ * from the kernel's ring (any thread, while the reactor runs). */
+void reactor_stats_read(const struct reactor *reactor, struct reactor_stats *out);
+
 /* ---- for handlers, on the reactor's own thread -------------------------- */
+
+/* The reactor's counters, for a handler to count protocol events in with
+ * stats_add() (core/stats.h). Only this reactor's thread writes them. */
+struct reactor_stats *reactor_stats(struct reactor *reactor);
 
 /* Protocol state of a connection (handler->state_bytes, 16-byte aligned). */
 void *conn_state(struct conn *conn);
@@ -106,6 +115,11 @@ void conn_file_write(struct conn *conn, int fd, const void *bytes, size_t len, u
 /* Hand a job to the worker pool; job->done runs on this reactor later.
  * Returns 0, or -EAGAIN when the pool's queue is full. */
 int conn_job_submit(struct conn *conn, struct job *job);
+
+/* The same bookkeeping for a job that skips the worker pool because some
+ * other thread (the committer) finishes it with reactor_job_complete: the
+ * connection and the reactor wait for its done() just the same. */
+void conn_job_hold(struct conn *conn, struct job *job);
 
 /* Called by a worker (or any thread) when a job finished: queue it for its
  * reactor and wake that reactor. */

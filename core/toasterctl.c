@@ -1,28 +1,38 @@
 /*
  * core/toasterctl.c - the operator's tool.
  *
- * This version answers questions from the configuration and the tables on
- * disk, without a running daemon:
+ * Without a running daemon, from the configuration and the tables on disk:
  *   toasterctl [-c FILE] config            the effective configuration
  *   toasterctl [-c FILE] resolve ADDRESS…  where mail for each address goes,
  *                                          as the SMTP server would decide
- * Later versions add users, queue, stats and reload over the control socket.
+ * From a running daemon, over its control socket (core/control.h):
+ *   toasterctl [-c FILE] stats [--json] [--watch] [--socket PATH]
+ *                                          counters, rates and latency
+ * Later versions add users, queue and reload over the control socket.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/control.h"
 #include "core/limits.h"
+#include "core/stats.h"
 #include "store/recipients.h"
+
+/* How long one stats request may take before toasterctl gives up. */
+#define TOASTERCTL_TIMEOUT_MS 5000
 
 static void
 usage(FILE *out)
 {
     (void)fprintf(out, "usage: toasterctl [-c FILE] config\n"
-                       "       toasterctl [-c FILE] resolve ADDRESS...\n");
+                       "       toasterctl [-c FILE] resolve ADDRESS...\n"
+                       "       toasterctl [-c FILE] stats [--json] [--watch] [--socket PATH]\n");
 }
 
 static int
@@ -88,6 +98,105 @@ resolve(const struct config *config, int count, char **addresses)
     return status;
 }
 
+/* One stats document from the daemon: its text in text (for --json) and
+ * parsed into snapshot. Returns 0, or 1 with the reason printed. */
+static int
+stats_fetch(const char *socket_path, char *text, size_t text_bytes, struct stats_snapshot *snapshot)
+{
+    int len = control_request(socket_path, "stats", text, text_bytes, TOASTERCTL_TIMEOUT_MS);
+    if (len == -ENOENT || len == -ECONNREFUSED) {
+        (void)fprintf(stderr, "toasterctl: toasterd is not running (nothing answers on %s)\n",
+                      socket_path);
+        return 1;
+    }
+    if (len < 0) {
+        (void)fprintf(stderr, "toasterctl: %s: %s\n", socket_path, strerror(-len));
+        return 1;
+    }
+    if (stats_json_parse(text, (size_t)len, snapshot) != 0) {
+        (void)fprintf(stderr, "toasterctl: %s: the answer is not a stats document\n", socket_path);
+        return 1;
+    }
+    if (snapshot->error[0] != '\0') {
+        (void)fprintf(stderr, "toasterctl: toasterd answered: %s\n", snapshot->error);
+        return 1;
+    }
+    return 0;
+}
+
+static double
+seconds_between(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+/* toasterctl stats: once, or every second until interrupted (--watch). */
+static int
+stats(const struct config *config, int argc, char **argv)
+{
+    bool is_json = false;
+    bool is_watch = false;
+    const char *socket_path = config->control_socket_path;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            is_json = true;
+        } else if (strcmp(argv[i], "--watch") == 0) {
+            is_watch = true;
+        } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
+            socket_path = argv[++i];
+        } else if (strncmp(argv[i], "--socket=", 9) == 0) {
+            socket_path = argv[i] + 9;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    static char text[STATS_JSON_BYTES_MAX + 1];
+    static struct stats_snapshot snapshots[2];
+    struct stats_snapshot *now = &snapshots[0];
+    struct stats_snapshot *prev = NULL;
+    struct timespec now_time;
+    struct timespec prev_time = { 0 };
+    struct timespec next;
+    (void)clock_gettime(CLOCK_MONOTONIC, &next);
+    /* Once, or until SIGINT ends the process: nothing to clean up then. */
+    for (;;) {
+        int rc = stats_fetch(socket_path, text, sizeof(text), now);
+        if (rc != 0) {
+            return rc;
+        }
+        (void)clock_gettime(CLOCK_MONOTONIC, &now_time);
+        if (is_json) {
+            (void)fputs(text, stdout);
+        } else {
+            if (is_watch) {
+                (void)fputs("\033[H\033[2J", stdout); /* home, clear: redraw like top */
+            }
+            stats_table_print(stdout, now, prev,
+                              prev != NULL ? seconds_between(&prev_time, &now_time) : 0.0);
+        }
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            (void)fprintf(stderr, "toasterctl: writing the output: %s\n", strerror(errno));
+            return 1;
+        }
+        if (!is_watch) {
+            return 0;
+        }
+        prev = now;
+        prev_time = now_time;
+        now = now == &snapshots[0] ? &snapshots[1] : &snapshots[0];
+        /* Absolute deadlines, so the refresh stays on a one-second beat;
+         * after a slow answer, start a new beat rather than catch up. */
+        next.tv_sec += 1;
+        if (seconds_between(&now_time, &next) < 0.0) {
+            next = now_time;
+            next.tv_sec += 1;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
+        }
+    }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -128,6 +237,9 @@ main(int argc, char **argv)
     }
     if (strcmp(command, "resolve") == 0 && optind + 1 < argc) {
         return resolve(&config, argc - optind - 1, argv + optind + 1);
+    }
+    if (strcmp(command, "stats") == 0) {
+        return stats(&config, argc - optind - 1, argv + optind + 1);
     }
     usage(stderr);
     return 2;

@@ -2,9 +2,10 @@
  * core/workers.c - worker threads fed by a ck_ring.
  *
  * Owns the job ring and the threads. Producers (reactor threads) enqueue
- * with ck_ring_enqueue_mpmc and count the job on an eventfd in semaphore
- * mode; each worker reads one count from the eventfd (sleeping in the
- * kernel when there is nothing to do) and dequeues one job. Results go back
+ * with ck_ring_enqueue_mpmc; a worker takes jobs as long as there are any
+ * and sleeps on an eventfd (semaphore mode) only when the ring is empty.
+ * A producer writes the eventfd only when some worker has said it is going
+ * to sleep, so a busy pool costs no system call per job. Results go back
  * through the job's own done path (core/reactor.c), not through here.
  * Limits: the ring size (worker_queue_entries); a full ring is refused.
  */
@@ -25,38 +26,62 @@
 struct workers {
     struct ck_ring         ring;
     struct ck_ring_buffer *slots;
-    int                    wake_fd;   /* eventfd, EFD_SEMAPHORE: one count per job */
+    int                    wake_fd;   /* eventfd, EFD_SEMAPHORE: one count per wake-up */
+    uint32_t               sleepers;  /* workers that found the ring empty */
     uint32_t               thread_count;
     pthread_t             *threads;
     bool                   is_stopping;
+    uint64_t               jobs_done; /* every worker adds: atomic increment */
 };
 
 /* Sentinel job: one per thread at shutdown. */
 static struct job workers_stop_job;
+
+/* The next job: from the ring at once, or after sleeping until a producer
+ * saw this worker announced as a sleeper. */
+static struct job *
+workers_next_job(struct workers *pool)
+{
+    void *entry = NULL;
+    for (;;) {
+        if (ck_ring_dequeue_mpmc(&pool->ring, pool->slots, &entry)) {
+            return entry;
+        }
+        /* Announce the sleep, then look once more: a job enqueued before
+         * the announcement is found here, one enqueued after it is
+         * followed by an eventfd write (workers_submit). */
+        ck_pr_inc_32(&pool->sleepers);
+        ck_pr_fence_memory();
+        if (ck_ring_dequeue_mpmc(&pool->ring, pool->slots, &entry)) {
+            ck_pr_dec_32(&pool->sleepers);
+            return entry;
+        }
+        uint64_t count;
+        ssize_t n;
+        do {
+            n = read(pool->wake_fd, &count, sizeof(count));
+        } while (n < 0 && errno == EINTR);
+        ASSERT(n == (ssize_t)sizeof(count));
+        ASSERT(count == 1);
+        ck_pr_dec_32(&pool->sleepers);
+        /* A wake-up may be spare (another worker took the job first):
+         * the loop simply looks again. */
+    }
+}
 
 static void *
 workers_main(void *arg)
 {
     struct workers *pool = arg;
     for (;;) {
-        uint64_t count;
-        ssize_t n = read(pool->wake_fd, &count, sizeof(count));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        ASSERT(n == (ssize_t)sizeof(count));
-        ASSERT(count == 1);
-        void *entry = NULL;
-        /* The count was posted after the enqueue completed, so a job is
-         * there; another worker may briefly race us for the same slot. */
-        while (!ck_ring_dequeue_mpmc(&pool->ring, pool->slots, &entry)) {
-            ck_pr_stall();
-        }
-        struct job *job = entry;
+        struct job *job = workers_next_job(pool);
         if (job == &workers_stop_job) {
             break;
         }
         job->run(job);
+        /* One locked add per job: jobs block on disks and filters, so the
+         * shared cache line costs nothing next to them. */
+        ck_pr_inc_64(&pool->jobs_done);
     }
     return NULL;
 }
@@ -124,8 +149,31 @@ workers_submit(struct workers *pool, struct job *job)
     if (!ck_ring_enqueue_mpmc(&pool->ring, pool->slots, job)) {
         return false;
     }
-    workers_wake_one(pool);
+    ck_pr_fence_memory();
+    if (ck_pr_load_32(&pool->sleepers) > 0) {
+        workers_wake_one(pool);
+    }
     return true;
+}
+
+uint64_t
+workers_queue_depth(const struct workers *pool)
+{
+    /* ck_ring_size reads both ends with ck_pr loads; the stop sentinels
+     * only exist after the control thread has gone. */
+    return ck_ring_size(&pool->ring);
+}
+
+uint64_t
+workers_jobs_done(const struct workers *pool)
+{
+    return ck_pr_load_64((uint64_t *)&pool->jobs_done);
+}
+
+uint32_t
+workers_thread_count(const struct workers *pool)
+{
+    return pool->thread_count;
 }
 
 void

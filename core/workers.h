@@ -20,6 +20,12 @@ int workers_create(uint32_t thread_count, uint32_t queue_entries, struct workers
  * the caller retries later or answers with a temporary failure). Any thread. */
 bool workers_submit(struct workers *pool, struct job *job);
 
+/* For the operator (any thread, approximate while jobs move): jobs queued
+ * and not yet taken by a worker, jobs finished since start, threads. */
+uint64_t workers_queue_depth(const struct workers *pool);
+uint64_t workers_jobs_done(const struct workers *pool);
+uint32_t workers_thread_count(const struct workers *pool);
+
 /* Let the workers finish every queued job, then join them and free the pool. */
 void workers_destroy(struct workers **pool);
 

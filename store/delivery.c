@@ -6,17 +6,22 @@
  * fsyncs at once. Per batch, in this order, because each step may only
  * start when the one before is durable:
  *   1. fdatasync every spool file in the batch (in parallel);
- *   2. for each message and each distinct mailbox: link the spool file into
- *      Maildir/tmp/<name>, rename it into Maildir/new/<name> (a missing
- *      Maildir is created, and each new directory entry synced);
+ *   2. for each message and each distinct mailbox: hard-link the spool file
+ *      straight into Maildir/new/<name> (the file is complete and synced,
+ *      so no reader can see it half written; a missing Maildir is created,
+ *      and each new directory entry synced);
  *   3. fsync every distinct new/ directory once (in parallel);
  *   4. report each message to its reactor; close and unlink the spool file.
  * A message that fails anywhere has its new/ entries removed again and is
  * reported with the error, so the client gets 451 and nothing it was not
  * promised stays visible. Userspace never copies the message bytes: links
  * share the one file (copy_file_range only when a link cannot serve).
- * Runs on its own thread; blocking here is the point of it.
- * Limits: DELIVERY_MAILBOXES_MAX per message, DELIVERY_BATCH_* per batch.
+ * The new/ directories stay open between batches (store/maildir_dirs), so
+ * a delivery costs one linkat(2) and the batch's syncs need no open; the
+ * batch bookkeeping lives in arrays made once, so no message allocates
+ * here. Runs on its own thread; blocking here is the point of it.
+ * Limits: DELIVERY_MAILBOXES_MAX per message and per batch,
+ * DELIVERY_BATCH_MESSAGES_MAX messages per batch.
  */
 #define _GNU_SOURCE
 #include "store/delivery.h"
@@ -36,19 +41,23 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "core/reactor.h"
-#include "store/recipients.h"
+#include "core/stats.h"
+#include "store/maildir_dirs.h"
 
 #define DELIVERY_BATCH_MESSAGES_MAX 256
-#define DELIVERY_BATCH_DIRS_MAX 32768 /* power of two; half of it > DELIVERY_MAILBOXES_MAX */
 #define DELIVERY_RING_ENTRIES 256
 #define DELIVERY_NAME_BYTES 512
 
-static_assert(DELIVERY_BATCH_DIRS_MAX / 2 > DELIVERY_MAILBOXES_MAX, "one message always fits");
-static_assert((DELIVERY_BATCH_DIRS_MAX & (DELIVERY_BATCH_DIRS_MAX - 1)) == 0, "power of two");
+static_assert(MAILDIR_DIRS_KEEP + DELIVERY_MAILBOXES_MAX < MAILDIR_DIRS_SLOTS / 2,
+              "a batch's directories always fit the table");
 
-struct delivery_dir {
-    char *path;   /* ".../Maildir/new", owned; NULL = empty bucket */
-    int   result; /* fsync result */
+/* One copy of a message in one Maildir, kept for the rest of the batch:
+ * enough to sync its directory and to rebuild its name for an undo. */
+struct delivery_copy {
+    struct maildir_dir *dir;
+    int64_t             name_seconds;
+    int32_t             name_microseconds;
+    unsigned long       name_sequence;
 };
 
 static struct {
@@ -60,15 +69,23 @@ static struct {
     bool                     is_stopping;
     char                     data_dir[SPOOL_PATH_BYTES];
     char                     host_part[256]; /* hostname made safe for file names */
+    long                     pid;
+    int                      spool_dir_fd;
     bool                     is_fsync_on;
     struct io_uring          ring;
     bool                     has_ring;
-    struct delivery_dir     *dirs;
-    size_t                   dir_count;
     unsigned long            name_sequence;
+    /* A batch's bookkeeping, DELIVERY_MAILBOXES_MAX each, made at start. */
+    struct delivery_copy    *copies;
+    struct maildir_dir     **batch_dirs;
+    int                     *dir_fds;
+    int                     *dir_results;
     /* Counters for the operator (read racily for logs only). */
     unsigned long            batches;
     unsigned long            messages;
+    /* The same for `toasterctl stats`, and the syncs: written by the
+     * committer only, read by any thread (stats_add/stats_load). */
+    struct delivery_stats    stats;
 } delivery;
 
 /* ---- messages ------------------------------------------------------------ */
@@ -93,7 +110,7 @@ mailbox_slot(const struct delivery_message *message, const char *name)
     size_t i = hash_fnv1a_string(name) & mask;
     for (size_t probes = 0; probes <= mask; probes++, i = (i + 1) & mask) {
         uint32_t entry = message->mailbox_index[i];
-        if (entry == 0 || strcmp(message->mailboxes[entry - 1], name) == 0) {
+        if (entry == 0 || strcmp(delivery_message_mailbox(message, entry - 1), name) == 0) {
             return i;
         }
     }
@@ -101,8 +118,20 @@ mailbox_slot(const struct delivery_message *message, const char *name)
     return 0;
 }
 
+/* Clear the set and fill it again from the names kept (no allocation). */
+static void
+mailbox_index_refill(struct delivery_message *message)
+{
+    memset(message->mailbox_index, 0, message->mailbox_index_slots * sizeof(uint32_t));
+    for (size_t i = 0; i < message->mailbox_count; i++) {
+        size_t slot = mailbox_slot(message, delivery_message_mailbox(message, i));
+        ASSERT(message->mailbox_index[slot] == 0);
+        message->mailbox_index[slot] = (uint32_t)(i + 1);
+    }
+}
+
 static int
-mailbox_index_rebuild(struct delivery_message *message, size_t slots)
+mailbox_index_grow(struct delivery_message *message, size_t slots)
 {
     uint32_t *index = calloc(slots, sizeof(*index));
     if (index == NULL) {
@@ -111,10 +140,34 @@ mailbox_index_rebuild(struct delivery_message *message, size_t slots)
     free(message->mailbox_index);
     message->mailbox_index = index;
     message->mailbox_index_slots = slots;
-    for (size_t i = 0; i < message->mailbox_count; i++) {
-        size_t slot = mailbox_slot(message, message->mailboxes[i]);
-        ASSERT(message->mailbox_index[slot] == 0);
-        message->mailbox_index[slot] = (uint32_t)(i + 1);
+    mailbox_index_refill(message);
+    return 0;
+}
+
+/* Room for one more name of name_bytes (NUL included). */
+static int
+mailbox_reserve(struct delivery_message *message, size_t name_bytes)
+{
+    if (message->mailbox_count == message->mailbox_capacity) {
+        size_t capacity = message->mailbox_capacity ? message->mailbox_capacity * 2 : 8;
+        uint32_t *grown = realloc(message->mailbox_offsets, capacity * sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        message->mailbox_offsets = grown;
+        message->mailbox_capacity = capacity;
+    }
+    if (message->names_len + name_bytes > message->names_capacity) {
+        size_t capacity = message->names_capacity ? message->names_capacity : 256;
+        while (capacity < message->names_len + name_bytes) {
+            capacity *= 2;
+        }
+        char *grown = realloc(message->names, capacity);
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        message->names = grown;
+        message->names_capacity = capacity;
     }
     return 0;
 }
@@ -124,7 +177,7 @@ delivery_message_add_mailbox(struct delivery_message *message, const char *mailb
 {
     if (message->mailbox_index_slots < 2 * (message->mailbox_count + 1)) {
         size_t slots = message->mailbox_index_slots ? message->mailbox_index_slots * 2 : 16;
-        int rc = mailbox_index_rebuild(message, slots);
+        int rc = mailbox_index_grow(message, slots);
         if (rc != 0) {
             return rc;
         }
@@ -136,20 +189,17 @@ delivery_message_add_mailbox(struct delivery_message *message, const char *mailb
     if (message->mailbox_count == DELIVERY_MAILBOXES_MAX) {
         return -E2BIG;
     }
-    if (message->mailbox_count == message->mailbox_capacity) {
-        size_t capacity = message->mailbox_capacity ? message->mailbox_capacity * 2 : 8;
-        char **grown = realloc(message->mailboxes, capacity * sizeof(*grown));
-        if (grown == NULL) {
-            return -ENOMEM;
-        }
-        message->mailboxes = grown;
-        message->mailbox_capacity = capacity;
+    size_t name_bytes = strlen(mailbox) + 1;
+    int rc = mailbox_reserve(message, name_bytes);
+    if (rc != 0) {
+        return rc;
     }
-    char *copy = strdup(mailbox);
-    if (copy == NULL) {
-        return -ENOMEM;
-    }
-    message->mailboxes[message->mailbox_count++] = copy;
+    /* Names are at most a few KiB each and DELIVERY_MAILBOXES_MAX of them
+     * fit an offset of 32 bits many times over. */
+    ASSERT(message->names_len + name_bytes < UINT32_MAX);
+    memcpy(message->names + message->names_len, mailbox, name_bytes);
+    message->mailbox_offsets[message->mailbox_count++] = (uint32_t)message->names_len;
+    message->names_len += name_bytes;
     message->mailbox_index[slot] = (uint32_t)message->mailbox_count;
     return 0;
 }
@@ -161,16 +211,9 @@ delivery_message_truncate(struct delivery_message *message, size_t keep_count)
     if (keep_count == message->mailbox_count) {
         return;
     }
-    for (size_t i = keep_count; i < message->mailbox_count; i++) {
-        free(message->mailboxes[i]);
-    }
+    message->names_len = message->mailbox_offsets[keep_count];
     message->mailbox_count = keep_count;
-    /* Clear and refill the set in place: no allocation, so this cannot fail. */
-    memset(message->mailbox_index, 0, message->mailbox_index_slots * sizeof(uint32_t));
-    for (size_t i = 0; i < message->mailbox_count; i++) {
-        size_t slot = mailbox_slot(message, message->mailboxes[i]);
-        message->mailbox_index[slot] = (uint32_t)(i + 1);
-    }
+    mailbox_index_refill(message);
 }
 
 void
@@ -180,14 +223,70 @@ delivery_message_destroy(struct delivery_message **message_ptr)
     if (message == NULL) {
         return;
     }
-    for (size_t i = 0; i < message->mailbox_count; i++) {
-        free(message->mailboxes[i]);
-    }
-    free(message->mailboxes);
+    free(message->mailbox_offsets);
+    free(message->names);
     free(message->mailbox_index);
-    free(message->mail_from);
     free(message);
     *message_ptr = NULL;
+}
+
+struct delivery_message *
+delivery_message_take(struct delivery_message_pool *pool)
+{
+    struct delivery_message *message = pool->free_list;
+    if (message == NULL) {
+        return delivery_message_create();
+    }
+    pool->free_list = message->next_in_batch;
+    pool->free_count--;
+    message->next_in_batch = NULL;
+    return message;
+}
+
+void
+delivery_message_give(struct delivery_message_pool *pool, struct delivery_message **message_ptr)
+{
+    struct delivery_message *message = *message_ptr;
+    if (message == NULL) {
+        return;
+    }
+    *message_ptr = NULL;
+    ASSERT(message->spool_fd < 0);
+    size_t kept_bytes = message->names_capacity +
+                        message->mailbox_capacity * sizeof(uint32_t) +
+                        message->mailbox_index_slots * sizeof(uint32_t);
+    if (pool->free_count >= DELIVERY_POOL_KEEP || kept_bytes > DELIVERY_POOL_KEEP_BYTES) {
+        delivery_message_destroy(&message); /* a huge message gives its memory back */
+        return;
+    }
+    /* Back to the state create() gives, keeping the storage. */
+    message->mail_from[0] = '\0';
+    message->queue_id[0] = '\0';
+    message->spool_path[0] = '\0';
+    message->size = 0;
+    message->rcpt_count = 0;
+    message->mailbox_count = 0;
+    message->names_len = 0;
+    if (message->mailbox_index != NULL) {
+        memset(message->mailbox_index, 0, message->mailbox_index_slots * sizeof(uint32_t));
+    }
+    message->result = 0;
+    message->delivered_count = 0;
+    memset(&message->job, 0, sizeof(message->job));
+    message->next_in_batch = pool->free_list;
+    pool->free_list = message;
+    pool->free_count++;
+}
+
+void
+delivery_message_pool_drain(struct delivery_message_pool *pool)
+{
+    while (pool->free_list != NULL) {
+        struct delivery_message *message = pool->free_list;
+        pool->free_list = message->next_in_batch;
+        delivery_message_destroy(&message);
+    }
+    pool->free_count = 0;
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -199,6 +298,7 @@ static void
 fsync_many(const int *fds, int *results, size_t count, bool is_datasync)
 {
     size_t done = 0;
+    stats_add(&delivery.stats.fsyncs, count);
     while (done < count) {
         size_t wave = count - done;
         if (!delivery.has_ring || wave > DELIVERY_RING_ENTRIES) {
@@ -236,101 +336,55 @@ fsync_many(const int *fds, int *results, size_t count, bool is_datasync)
     }
 }
 
-static int
-fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    (void)close(fd);
-    return rc;
-}
-
-/* mkdir that makes the new entry durable: the parent is synced after. */
-static int
-mkdir_durable(const char *path, const char *parent)
-{
-    if (mkdir(path, 0700) != 0) {
-        return errno == EEXIST ? 0 : -errno;
-    }
-    return delivery.is_fsync_on ? fsync_path(parent) : 0;
-}
-
-/* Create <data_dir>/mail/<domain>/<local>/Maildir/{cur,new,tmp} as needed. */
-static int
-maildir_create(const char *maildir)
-{
-    char mail_root[SPOOL_PATH_BYTES];
-    int n = snprintf(mail_root, sizeof(mail_root), "%s/mail", delivery.data_dir);
-    ASSERT(n > 0 && (size_t)n < sizeof(mail_root));
-    size_t root_len = (size_t)n;
-    ASSERT(strncmp(maildir, mail_root, root_len) == 0);
-    char path[SPOOL_PATH_BYTES];
-    char parent[SPOOL_PATH_BYTES];
-    size_t len = strlen(maildir);
-    ASSERT(len < sizeof(path));
-    /* Walk the components below mail/: domain, local part, Maildir. */
-    for (size_t i = root_len + 1; i <= len; i++) {
-        if (maildir[i] != '/' && maildir[i] != '\0') {
-            continue;
-        }
-        memcpy(path, maildir, i);
-        path[i] = '\0';
-        char *slash = strrchr(path, '/');
-        ASSERT(slash != NULL);
-        memcpy(parent, path, (size_t)(slash - path));
-        parent[slash - path] = '\0';
-        int rc = mkdir_durable(path, parent);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    static const char *const subdirs[] = { "cur", "new", "tmp" };
-    for (size_t i = 0; i < 3; i++) {
-        if ((size_t)snprintf(path, sizeof(path), "%s/%s", maildir, subdirs[i]) >=
-            sizeof(path)) {
-            return -ENAMETOOLONG;
-        }
-        int rc = mkdir_durable(path, maildir);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
 /* Dovecot's unique name: <secs>.M<usecs>P<pid>Q<seq>.<host>,S=<size>,W=<vsize>.
  * The file is stored with CRLF line ends, so S and W are equal. */
 static void
-maildir_name(uint64_t size, char *out, size_t out_bytes)
+maildir_name_format(const struct delivery_copy *copy, uint64_t size, char *out,
+                    size_t out_bytes)
 {
-    struct timeval tv;
-    (void)gettimeofday(&tv, NULL);
-    int n = snprintf(out, out_bytes, "%ld.M%06ldP%ldQ%lu.%s,S=%llu,W=%llu", (long)tv.tv_sec,
-                     (long)tv.tv_usec, (long)getpid(), ++delivery.name_sequence,
-                     delivery.host_part, (unsigned long long)size, (unsigned long long)size);
+    int n = snprintf(out, out_bytes, "%lld.M%06ldP%ldQ%lu.%s,S=%llu,W=%llu",
+                     (long long)copy->name_seconds, (long)copy->name_microseconds,
+                     (long)delivery.pid, copy->name_sequence, delivery.host_part,
+                     (unsigned long long)size, (unsigned long long)size);
     ASSERT(n > 0 && (size_t)n < out_bytes);
 }
 
-/* A copy for when a hard link cannot serve (spool and Maildir on different
- * file systems): the kernel copies, userspace still never touches bytes. */
-static int
-copy_into(const struct delivery_message *message, const char *tmp_path)
+static void
+maildir_name_new(struct delivery_copy *copy)
 {
+    struct timeval tv;
+    (void)gettimeofday(&tv, NULL);
+    copy->name_seconds = tv.tv_sec;
+    copy->name_microseconds = (int32_t)tv.tv_usec;
+    copy->name_sequence = ++delivery.name_sequence;
+}
+
+/* A copy for when a hard link cannot serve (spool and Maildir on different
+ * file systems): written into tmp/ by the kernel (userspace still never
+ * touches the bytes), synced, then renamed into new/. */
+static int
+copy_into(const struct delivery_message *message, const char *mailbox, const char *name)
+{
+    char maildir[SPOOL_PATH_BYTES];
+    char tmp_path[SPOOL_PATH_BYTES];
+    char new_path[SPOOL_PATH_BYTES];
+    int rc = maildir_dirs_path(mailbox, maildir, sizeof(maildir));
+    if (rc != 0) {
+        return rc;
+    }
+    if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/tmp/%s", maildir, name) >=
+            sizeof(tmp_path) ||
+        (size_t)snprintf(new_path, sizeof(new_path), "%s/new/%s", maildir, name) >=
+            sizeof(new_path)) {
+        return -ENAMETOOLONG;
+    }
     int out = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0) {
         return -errno;
     }
-    int in = open(message->spool_path, O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-    if (in < 0) {
-        rc = -errno;
-    }
     loff_t in_offset = 0;
     while (rc == 0 && (uint64_t)in_offset < message->size) {
-        ssize_t n = copy_file_range(in, &in_offset, out, NULL,
+        ssize_t n = copy_file_range(message->spool_fd, &in_offset, out, NULL,
                                     (size_t)(message->size - (uint64_t)in_offset), 0);
         if (n < 0) {
             rc = -errno;
@@ -338,13 +392,16 @@ copy_into(const struct delivery_message *message, const char *tmp_path)
             rc = -EIO; /* the spool file is shorter than we wrote: never expected */
         }
     }
-    if (rc == 0 && delivery.is_fsync_on && fdatasync(out) != 0) {
-        rc = -errno;
-    }
-    if (in >= 0) {
-        (void)close(in);
+    if (rc == 0 && delivery.is_fsync_on) {
+        stats_add(&delivery.stats.fsyncs, 1);
+        if (fdatasync(out) != 0) {
+            rc = -errno;
+        }
     }
     if (close(out) != 0 && rc == 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && rename(tmp_path, new_path) != 0) {
         rc = -errno;
     }
     if (rc != 0) {
@@ -353,92 +410,69 @@ copy_into(const struct delivery_message *message, const char *tmp_path)
     return rc;
 }
 
-/* Put one message into one Maildir: tmp/ then new/. Fills new_path_out. */
+/* Give the spool file one more name: name in the directory dir_fd. */
 static int
-deliver_one(const struct delivery_message *message, const char *maildir, char *new_path_out,
-            size_t new_path_bytes)
+spool_link(const struct delivery_message *message, int dir_fd, const char *name)
+{
+    int rc;
+    if (message->is_spool_unnamed) {
+        char proc_path[64];
+        (void)snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", message->spool_fd);
+        rc = linkat(AT_FDCWD, proc_path, dir_fd, name, AT_SYMLINK_FOLLOW);
+    } else {
+        rc = linkat(delivery.spool_dir_fd, message->queue_id, dir_fd, name, 0);
+    }
+    return rc == 0 ? 0 : -errno;
+}
+
+/* Put one message into one Maildir: the synced spool file is complete, so
+ * it is linked straight into new/ (as Dovecot does when it copies by hard
+ * link); a reader never sees a partial file. */
+static int
+deliver_one(const struct delivery_message *message, const char *mailbox,
+            struct delivery_copy *copy)
 {
     char name[DELIVERY_NAME_BYTES];
-    char tmp_path[SPOOL_PATH_BYTES];
     int rc = 0;
     /* A clash on the unique name is only possible across restarts in one
-     * microsecond; a fresh name settles it. */
+     * microsecond; a fresh name settles it. A directory that vanished under
+     * its cached fd is reopened (and recreated) once. */
     for (int attempt = 0; attempt < 4; attempt++) {
-        maildir_name(message->size, name, sizeof(name));
-        if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/tmp/%s", maildir, name) >=
-                sizeof(tmp_path) ||
-            (size_t)snprintf(new_path_out, new_path_bytes, "%s/new/%s", maildir, name) >=
-                new_path_bytes) {
-            return -ENAMETOOLONG;
+        rc = maildir_dirs_get(mailbox, delivery.batches + 1, &copy->dir);
+        if (rc != 0) {
+            return rc;
         }
-        rc = link(message->spool_path, tmp_path) == 0 ? 0 : -errno;
+        maildir_name_new(copy);
+        maildir_name_format(copy, message->size, name, sizeof(name));
+        rc = spool_link(message, copy->dir->new_fd, name);
         if (rc == -ENOENT) {
-            rc = maildir_create(maildir);
-            if (rc != 0) {
-                return rc;
-            }
-            rc = link(message->spool_path, tmp_path) == 0 ? 0 : -errno;
+            maildir_dirs_forget(copy->dir);
+            continue;
         }
         if (rc == -EXDEV || rc == -EPERM || rc == -EMLINK) {
-            rc = copy_into(message, tmp_path);
+            rc = copy_into(message, mailbox, name);
         }
         if (rc != -EEXIST) {
             break;
         }
     }
-    if (rc != 0) {
-        return rc;
-    }
-    if (rename(tmp_path, new_path_out) != 0) {
-        rc = -errno;
-        (void)unlink(tmp_path);
-        return rc;
-    }
-    return 0;
+    return rc;
 }
-
-/* Find or add a directory in the batch's set. Returns its index, or -1 when
- * out of memory. */
-static long
-dir_intern(const char *path)
-{
-    uint32_t mask = DELIVERY_BATCH_DIRS_MAX - 1;
-    for (uint32_t i = hash_fnv1a_string(path) & mask, probes = 0; probes <= mask;
-         i = (i + 1) & mask, probes++) {
-        struct delivery_dir *dir = &delivery.dirs[i];
-        if (dir->path == NULL) {
-            ASSERT(delivery.dir_count < DELIVERY_BATCH_DIRS_MAX / 2);
-            dir->path = strdup(path);
-            if (dir->path == NULL) {
-                return -1;
-            }
-            dir->result = 0;
-            delivery.dir_count++;
-            return (long)i;
-        }
-        if (strcmp(dir->path, path) == 0) {
-            return (long)i;
-        }
-    }
-    ASSERT(false); /* the table is never more than half full */
-    return -1;
-}
-
-/* One copy of a message in one Maildir, kept for the rest of the batch. */
-struct delivery_copy {
-    char *new_path; /* owned; NULL when not (or no longer) linked */
-    long  dir;      /* index of its new/ directory in delivery.dirs */
-};
 
 /* Undo step 2 for a failed message: its new/ entries disappear. */
 static void
 rollback(struct delivery_message *message, const struct delivery_copy *copies, size_t count)
 {
+    char name[DELIVERY_NAME_BYTES];
     for (size_t i = 0; i < count; i++) {
-        const char *path = copies[i].new_path;
-        if (path != NULL && unlink(path) != 0 && errno != ENOENT) {
-            log_error("%s: cannot remove %s after a failed delivery: %s", message->queue_id,
-                      path, strerror(errno));
+        const struct delivery_copy *copy = &copies[i];
+        maildir_name_format(copy, message->size, name, sizeof(name));
+        if (copy->dir->new_fd < 0 || unlinkat(copy->dir->new_fd, name, 0) != 0) {
+            if (copy->dir->new_fd < 0 || errno != ENOENT) {
+                log_error("%s: cannot remove new/%s of %s after a failed delivery: %s",
+                          message->queue_id, name, copy->dir->mailbox,
+                          copy->dir->new_fd < 0 ? "directory gone" : strerror(errno));
+            }
         }
     }
 }
@@ -457,6 +491,8 @@ commit_batch(struct delivery_message *batch)
         m->delivered_count = 0;
     }
     ASSERT(count > 0);
+    uint64_t batch_number = delivery.batches + 1;
+    maildir_dirs_trim();
 
     /* 1. The spool files' bytes reach the disk before any name points at
      * them from a Maildir. */
@@ -476,109 +512,63 @@ commit_batch(struct delivery_message *batch)
         }
     }
 
-    /* 2. Link into each Maildir. copies remembers what to sync and undo. */
-    struct delivery_copy *copies[DELIVERY_BATCH_MESSAGES_MAX];
+    /* 2. Link into each Maildir; each message's copies are remembered (in
+     * one array for the batch) to sync and, on failure, to undo. */
+    size_t copy_count = 0;
+    size_t dir_count = 0;
+    size_t first_copy[DELIVERY_BATCH_MESSAGES_MAX];
     for (size_t i = 0; i < count; i++) {
         struct delivery_message *message = messages[i];
-        copies[i] = calloc(message->mailbox_count ? message->mailbox_count : 1,
-                           sizeof(struct delivery_copy));
-        if (copies[i] == NULL && message->result == 0) {
-            message->result = -ENOMEM;
-        }
+        first_copy[i] = copy_count;
         for (size_t j = 0; j < message->mailbox_count && message->result == 0; j++) {
-            char maildir[SPOOL_PATH_BYTES];
-            char new_path[SPOOL_PATH_BYTES];
-            int rc = recipients_maildir_path(delivery.data_dir, message->mailboxes[j], maildir,
-                                             sizeof(maildir));
-            if (rc == 0) {
-                rc = deliver_one(message, maildir, new_path, sizeof(new_path));
-            }
-            if (rc == 0) {
-                struct delivery_copy *copy = &copies[i][j];
-                copy->new_path = strdup(new_path);
-                char dir[SPOOL_PATH_BYTES];
-                /* new_path fitted, so its own new/ directory fits too. */
-                (void)snprintf(dir, sizeof(dir), "%s/new", maildir);
-                copy->dir = dir_intern(dir);
-                if (copy->new_path == NULL || copy->dir < 0) {
-                    rc = -ENOMEM;
-                    if (copy->new_path == NULL) {
-                        (void)unlink(new_path); /* not remembered: undo it now */
-                    }
-                }
-            }
+            ASSERT(copy_count < DELIVERY_MAILBOXES_MAX);
+            struct delivery_copy *copy = &delivery.copies[copy_count];
+            int rc = deliver_one(message, delivery_message_mailbox(message, j), copy);
             if (rc != 0) {
                 log_error("%s: delivery to %s failed: %s", message->queue_id,
-                          message->mailboxes[j], strerror(-rc));
+                          delivery_message_mailbox(message, j), strerror(-rc));
                 message->result = rc;
                 break;
             }
+            copy_count++;
             message->delivered_count++;
+            if (copy->dir->batch_mark != batch_number) {
+                copy->dir->batch_mark = batch_number;
+                copy->dir->sync_result = 0;
+                delivery.batch_dirs[dir_count++] = copy->dir;
+            }
         }
     }
 
     /* 3. One fsync per distinct new/ directory for the whole batch. */
-    if (delivery.is_fsync_on && delivery.dir_count > 0) {
-        int *fds = calloc(delivery.dir_count, sizeof(int));
-        int *results = calloc(delivery.dir_count, sizeof(int));
-        size_t *indexes = calloc(delivery.dir_count, sizeof(size_t));
-        if (fds == NULL || results == NULL || indexes == NULL) {
-            for (size_t i = 0; i < count; i++) {
-                if (messages[i]->result == 0) {
-                    messages[i]->result = -ENOMEM;
-                }
-            }
-        } else {
-            size_t n = 0;
-            for (size_t i = 0; i < DELIVERY_BATCH_DIRS_MAX; i++) {
-                struct delivery_dir *dir = &delivery.dirs[i];
-                if (dir->path == NULL) {
-                    continue;
-                }
-                int fd = open(dir->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (fd < 0) {
-                    dir->result = -errno;
-                    continue;
-                }
-                fds[n] = fd;
-                indexes[n] = i;
-                n++;
-            }
-            fsync_many(fds, results, n, false);
-            for (size_t k = 0; k < n; k++) {
-                delivery.dirs[indexes[k]].result = results[k];
-                (void)close(fds[k]);
-            }
-            /* A message is durable only if every directory it used is. */
-            for (size_t i = 0; i < count; i++) {
-                struct delivery_message *message = messages[i];
-                for (size_t j = 0; j < message->delivered_count && message->result == 0; j++) {
-                    const struct delivery_dir *dir = &delivery.dirs[copies[i][j].dir];
-                    if (dir->result != 0) {
-                        message->result = dir->result;
-                        log_error("%s: fsync %s: %s", message->queue_id, dir->path,
-                                  strerror(-message->result));
-                    }
+    if (delivery.is_fsync_on && dir_count > 0) {
+        for (size_t k = 0; k < dir_count; k++) {
+            delivery.dir_fds[k] = delivery.batch_dirs[k]->new_fd;
+        }
+        fsync_many(delivery.dir_fds, delivery.dir_results, dir_count, false);
+        for (size_t k = 0; k < dir_count; k++) {
+            delivery.batch_dirs[k]->sync_result = delivery.dir_results[k];
+        }
+        /* A message is durable only if every directory it used is. */
+        for (size_t i = 0; i < count; i++) {
+            struct delivery_message *message = messages[i];
+            const struct delivery_copy *copies = &delivery.copies[first_copy[i]];
+            for (size_t j = 0; j < message->delivered_count && message->result == 0; j++) {
+                if (copies[j].dir->sync_result != 0) {
+                    message->result = copies[j].dir->sync_result;
+                    log_error("%s: fsync new/ of %s: %s", message->queue_id,
+                              copies[j].dir->mailbox, strerror(-message->result));
                 }
             }
         }
-        free(fds);
-        free(results);
-        free(indexes);
     }
 
     /* 4. Report, and let the spool file go. */
     for (size_t i = 0; i < count; i++) {
         struct delivery_message *message = messages[i];
-        if (copies[i] != NULL) {
-            if (message->result != 0) {
-                rollback(message, copies[i], message->mailbox_count);
-                message->delivered_count = 0;
-            }
-            for (size_t j = 0; j < message->mailbox_count; j++) {
-                free(copies[i][j].new_path);
-            }
-            free(copies[i]);
+        if (message->result != 0) {
+            rollback(message, &delivery.copies[first_copy[i]], message->delivered_count);
+            message->delivered_count = 0;
         }
         if (close(message->spool_fd) != 0 && message->result == 0) {
             /* The data was already synced and linked; a close error now
@@ -586,23 +576,18 @@ commit_batch(struct delivery_message *batch)
             log_warning("%s: close spool file: %s", message->queue_id, strerror(errno));
         }
         message->spool_fd = -1;
-        if (unlink(message->spool_path) != 0) {
+        if (!message->is_spool_unnamed &&
+            unlinkat(delivery.spool_dir_fd, message->queue_id, 0) != 0) {
             log_warning("%s: unlink %s: %s", message->queue_id, message->spool_path,
                         strerror(errno));
         }
         message->next_in_batch = NULL;
         reactor_job_complete(&message->job);
     }
-    for (size_t i = 0; i < DELIVERY_BATCH_DIRS_MAX && delivery.dir_count > 0; i++) {
-        if (delivery.dirs[i].path != NULL) {
-            free(delivery.dirs[i].path);
-            delivery.dirs[i].path = NULL;
-            delivery.dir_count--;
-        }
-    }
-    ASSERT(delivery.dir_count == 0);
     delivery.batches++;
     delivery.messages += count;
+    stats_add(&delivery.stats.batches, 1);
+    stats_add(&delivery.stats.messages, count);
 }
 
 static void *
@@ -667,9 +652,27 @@ delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on)
     }
     delivery.host_part[n] = '\0';
     delivery.is_fsync_on = is_fsync_on;
-    delivery.dirs = calloc(DELIVERY_BATCH_DIRS_MAX, sizeof(*delivery.dirs));
-    if (delivery.dirs == NULL) {
+    delivery.pid = (long)getpid();
+    char spool_dir[SPOOL_PATH_BYTES];
+    if ((size_t)snprintf(spool_dir, sizeof(spool_dir), "%s/spool", data_dir) >=
+        sizeof(spool_dir)) {
+        return -ENAMETOOLONG;
+    }
+    delivery.spool_dir_fd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (delivery.spool_dir_fd < 0) {
+        return -errno;
+    }
+    delivery.copies = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.copies));
+    delivery.batch_dirs = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.batch_dirs));
+    delivery.dir_fds = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.dir_fds));
+    delivery.dir_results = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.dir_results));
+    if (delivery.copies == NULL || delivery.batch_dirs == NULL || delivery.dir_fds == NULL ||
+        delivery.dir_results == NULL) {
         return -ENOMEM;
+    }
+    int dirs_rc = maildir_dirs_init(data_dir, is_fsync_on);
+    if (dirs_rc != 0) {
+        return dirs_rc;
     }
     int rc = io_uring_queue_init(DELIVERY_RING_ENTRIES, &delivery.ring, 0);
     if (rc == 0) {
@@ -704,6 +707,14 @@ delivery_submit(struct delivery_message *message)
 }
 
 void
+delivery_stats_read(struct delivery_stats *out)
+{
+    out->batches = stats_load(&delivery.stats.batches);
+    out->messages = stats_load(&delivery.stats.messages);
+    out->fsyncs = stats_load(&delivery.stats.fsyncs);
+}
+
+void
 delivery_stop(void)
 {
     pthread_mutex_lock(&delivery.lock);
@@ -714,7 +725,12 @@ delivery_stop(void)
     if (delivery.has_ring) {
         io_uring_queue_exit(&delivery.ring);
     }
-    free(delivery.dirs);
-    delivery.dirs = NULL;
+    maildir_dirs_destroy();
+    (void)close(delivery.spool_dir_fd);
+    delivery.spool_dir_fd = -1;
+    free(delivery.copies);
+    free(delivery.batch_dirs);
+    free(delivery.dir_fds);
+    free(delivery.dir_results);
     log_info("delivery: %lu messages in %lu batches", delivery.messages, delivery.batches);
 }

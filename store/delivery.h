@@ -4,7 +4,7 @@
  * A message arrives here complete in its spool file. The committer thread
  * takes every message waiting (from any worker) as one batch: it syncs the
  * spool files together, hard-links each into every recipient's Maildir
- * (tmp/ then rename into new/), syncs each distinct new/ directory once for
+ * new/, syncs each distinct new/ directory once for
  * the whole batch, and only then reports back, so a 250 always means
  * "on disk" and many messages share each sync.
  */
@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "core/job.h"
+#include "core/limits.h"
 #include "store/spool.h"
 
 #define DELIVERY_MAILBOXES_MAX 10000 /* distinct local mailboxes per message */
@@ -23,21 +24,45 @@
 struct delivery_message {
     struct job job;             /* first: the reactor's handle on this message */
     char       queue_id[SPOOL_QUEUE_ID_BYTES];
-    char       spool_path[SPOOL_PATH_BYTES];
-    int        spool_fd;        /* open for writing; closed by delivery */
+    char       spool_path[SPOOL_PATH_BYTES]; /* for logs; the directory when unnamed */
+    bool       is_spool_unnamed; /* O_TMPFILE: linked by fd, never unlinked */
+    int        spool_fd;        /* open read-write; closed by delivery */
     uint64_t   size;            /* bytes in the spool file */
-    char      *mail_from;       /* owned; "" for <> */
+    char       mail_from[SMTP_ADDRESS_BYTES_MAX + 1]; /* "" for <> */
     uint32_t   rcpt_count;      /* envelope recipients accepted */
-    char     **mailboxes;       /* owned: distinct canonical "local@domain" names */
-    size_t     mailbox_count;
+    size_t     mailbox_count;   /* distinct canonical "local@domain" names */
+    /* Storage for the names, kept when a pool hands the message out again:
+     * the names back to back, where each starts, and an open-addressing set
+     * over them (index + 1, 0 = free). */
+    char      *names;
+    size_t     names_len;
+    size_t     names_capacity;
+    uint32_t  *mailbox_offsets;
     size_t     mailbox_capacity;
-    uint32_t  *mailbox_index;   /* open-addressing set over mailboxes: index + 1, 0 = free */
+    uint32_t  *mailbox_index;
     size_t     mailbox_index_slots;
     /* Filled in by delivery: */
     int        result;          /* 0, or -errno of the first failure */
     size_t     delivered_count; /* distinct mailboxes written */
-    struct delivery_message *next_in_batch;
+    struct delivery_message *next_in_batch; /* also the pool's free list */
 };
+
+/* Messages kept for reuse by one thread (a reactor), so that receiving a
+ * message allocates nothing once the pool is warm. */
+#define DELIVERY_POOL_KEEP 256
+#define DELIVERY_POOL_KEEP_BYTES (64 * 1024) /* a bigger message is freed instead */
+
+struct delivery_message_pool {
+    struct delivery_message *free_list;
+    uint32_t                 free_count;
+};
+
+/* Mailbox i (0 .. mailbox_count - 1) of a message. */
+static inline const char *
+delivery_message_mailbox(const struct delivery_message *message, size_t i)
+{
+    return message->names + message->mailbox_offsets[i];
+}
 
 /* Start the committer. Returns 0 or -errno. Main thread. */
 int delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on);
@@ -57,10 +82,32 @@ void delivery_message_truncate(struct delivery_message *message, size_t keep_cou
 /* Free the message and NULL the pointer. Does not touch the spool file. */
 void delivery_message_destroy(struct delivery_message **message);
 
+/* An empty message from the pool, or a new one (NULL when out of memory).
+ * Only the pool's own thread may call these three. */
+struct delivery_message *delivery_message_take(struct delivery_message_pool *pool);
+
+/* Empty the message (its spool file must be gone: spool_fd -1) and keep it
+ * for the next take, or free it when the pool is full or it grew large.
+ * NULLs the pointer. */
+void delivery_message_give(struct delivery_message_pool *pool, struct delivery_message **message);
+
+/* Free every message the pool keeps. */
+void delivery_message_pool_drain(struct delivery_message_pool *pool);
+
 /* Queue a complete message for commit (any thread). When it is durable in
  * every mailbox, or has failed, its job is completed to its reactor with
  * result set; the spool file is then closed and gone either way. */
 void delivery_submit(struct delivery_message *message);
+
+/* What the committer has done since delivery_start(), for the operator. */
+struct delivery_stats {
+    uint64_t batches;  /* group commits: one sync round each */
+    uint64_t messages; /* messages committed (delivered or failed) */
+    uint64_t fsyncs;   /* fsync and fdatasync calls issued */
+};
+
+/* Read the counters (any thread, while the committer runs). */
+void delivery_stats_read(struct delivery_stats *out);
 
 /* Finish every queued message, then stop the thread. Main thread. */
 void delivery_stop(void);

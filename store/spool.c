@@ -2,8 +2,9 @@
  * store/spool.c - spool directory set-up, queue ids and spool file names.
  *
  * The reactor creates and writes spool files itself (through io_uring, see
- * core/smtp_listener.c); this module only names them and, at start-up,
- * clears what a crash left. Runs on the main thread at start-up, and queue
+ * core/smtp_listener.c); this module only names them, finds out whether
+ * the file system can hold them unnamed, and, at start-up, clears what a
+ * crash left. Runs on the main thread at start-up, and queue
  * ids on reactor threads (no locks: the counter is per thread).
  */
 #define _GNU_SOURCE
@@ -106,4 +107,38 @@ spool_path(const char *data_dir, const char *queue_id, char *path_out, size_t pa
         return -ENAMETOOLONG;
     }
     return 0;
+}
+
+int
+spool_dir_path(const char *data_dir, char *path_out, size_t path_bytes)
+{
+    int n = snprintf(path_out, path_bytes, "%s/spool", data_dir);
+    if (n < 0 || (size_t)n >= path_bytes) {
+        return -ENAMETOOLONG;
+    }
+    return 0;
+}
+
+bool
+spool_probe_unnamed(const char *data_dir)
+{
+    char path[SPOOL_PATH_BYTES];
+    if (spool_dir_path(data_dir, path, sizeof(path)) != 0) {
+        return false;
+    }
+    int fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        log_info("spool: %s cannot hold unnamed files (%s); using named spool files", path,
+                 strerror(errno));
+        return false;
+    }
+    /* Linking by /proc/self/fd is how delivery names the file later. */
+    char proc_path[64];
+    (void)snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
+    bool has_proc = access(proc_path, F_OK) == 0;
+    (void)close(fd);
+    if (!has_proc) {
+        log_info("spool: /proc is not mounted; using named spool files");
+    }
+    return has_proc;
 }

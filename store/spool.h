@@ -3,7 +3,8 @@
  * the client is still sending them, named by its queue id.
  *
  * A spool file holds exactly the bytes that will be delivered (trace headers
- * and the dot-unstuffed body, CRLF line ends). It is not a promise to anyone:
+ * and the dot-unstuffed body, CRLF line ends). Where the file system allows,
+ * it has no name at all until delivery links it into the Maildirs. It is not a promise to anyone:
  * the client hears 250 only after the Maildir copies are durable, so a spool
  * file left behind by a crash belongs to a message nobody acknowledged, and
  * start-up removes it.
@@ -11,6 +12,7 @@
 #ifndef TOASTER_STORE_SPOOL_H
 #define TOASTER_STORE_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +31,15 @@ void spool_queue_id_make(uint32_t reactor_index, char id_out[SPOOL_QUEUE_ID_BYTE
 
 /* "<data_dir>/spool/<queue id>". Returns 0 or -ENAMETOOLONG. */
 int spool_path(const char *data_dir, const char *queue_id, char *path_out, size_t path_bytes);
+
+/* "<data_dir>/spool". Returns 0 or -ENAMETOOLONG. */
+int spool_dir_path(const char *data_dir, char *path_out, size_t path_bytes);
+
+/* Whether spool files can be unnamed: opened with O_TMPFILE in the spool
+ * directory and later linked into a Maildir through /proc/self/fd. Such a
+ * file never has a directory entry in the spool, so receiving a message
+ * neither creates nor removes one (the spool directory's lock is never
+ * contended), and a crash leaves nothing behind. Main thread, start-up. */
+bool spool_probe_unnamed(const char *data_dir);
 
 #endif

@@ -39,6 +39,8 @@ test_defaults(void)
     CHECK_STR(c.data_dir, "./var");
     CHECK_STR(c.users_path, "./var/users");
     CHECK_STR(c.aliases_path, "./var/aliases");
+    CHECK_STR(c.control_socket, "");
+    CHECK_STR(c.control_socket_path, "./var/toasterd.sock");
     CHECK(c.listen[LISTENER_SMTP].count == 1);
     CHECK_STR(c.listen[LISTENER_SMTP].addresses[0].text, "127.0.0.1:2525");
     CHECK_STR(c.listen[LISTENER_SUBMISSION].addresses[0].text, "127.0.0.1:2587");
@@ -141,6 +143,12 @@ test_files(void)
     CHECK(c.recipient_limit == 50);
     CHECK_STR(c.users_path, "/etc/toaster/users");
     CHECK_STR(c.aliases_path, "/srv/mail/aliases");
+    CHECK_STR(c.control_socket_path, "/srv/mail/toasterd.sock");
+
+    config_defaults(&c);
+    CHECK(config_set(&c, "control_socket", "/run/toaster/ctl.sock", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK_STR(c.control_socket_path, "/run/toaster/ctl.sock");
 
     config_defaults(&c);
     path = write_file("unknown.conf", "data_dir = /x\n\nbogus_key = 1\n");

@@ -3,7 +3,8 @@
  * received: duplicates count once (many RCPTs of one alias never reach the
  * limit by repetition), the limit holds at max-1, max and max+1 distinct
  * mailboxes, and truncation after a refused recipient forgets exactly the
- * mailboxes added after the mark.
+ * mailboxes added after the mark. A pool hands back the same message
+ * emptied (no allocation once warm), and frees one that grew large.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,8 +34,8 @@ test_duplicates(void)
     CHECK(delivery_message_add_mailbox(m, "bob@example.test") == 0);
     CHECK(delivery_message_add_mailbox(m, "alice@example.test") == 0);
     CHECK(m->mailbox_count == 2);
-    CHECK_STR(m->mailboxes[0], "alice@example.test");
-    CHECK_STR(m->mailboxes[1], "bob@example.test");
+    CHECK_STR(delivery_message_mailbox(m, 0), "alice@example.test");
+    CHECK_STR(delivery_message_mailbox(m, 1), "bob@example.test");
     delivery_message_destroy(&m);
     CHECK(m == NULL);
 }
@@ -87,11 +88,52 @@ test_truncate(void)
     delivery_message_destroy(&m);
 }
 
+static void
+test_pool(void)
+{
+    struct delivery_message_pool pool = { 0 };
+    struct delivery_message *m = delivery_message_take(&pool);
+    CHECK(m != NULL);
+    CHECK(m->spool_fd == -1);
+    CHECK(delivery_message_add_mailbox(m, "alice@example.test") == 0);
+    CHECK(delivery_message_add_mailbox(m, "bob@example.test") == 0);
+    (void)snprintf(m->mail_from, sizeof(m->mail_from), "sender@example.test");
+    m->rcpt_count = 2;
+    struct delivery_message *first = m;
+    delivery_message_give(&pool, &m);
+    CHECK(m == NULL);
+    CHECK(pool.free_count == 1);
+
+    m = delivery_message_take(&pool);
+    CHECK(m == first); /* reused, not allocated */
+    CHECK(pool.free_count == 0);
+    CHECK(m->mailbox_count == 0);
+    CHECK(m->rcpt_count == 0);
+    CHECK_STR(m->mail_from, "");
+    /* The set forgot the old names: they are new again, and found once. */
+    CHECK(delivery_message_add_mailbox(m, "bob@example.test") == 0);
+    CHECK(delivery_message_add_mailbox(m, "bob@example.test") == 0);
+    CHECK(m->mailbox_count == 1);
+    CHECK_STR(delivery_message_mailbox(m, 0), "bob@example.test");
+
+    /* A message that grew past the bound is freed, not kept. */
+    char name[64];
+    for (size_t i = 0; i < 5000; i++) {
+        name_of(i, name, sizeof(name));
+        CHECK(delivery_message_add_mailbox(m, name) == 0);
+    }
+    delivery_message_give(&pool, &m);
+    CHECK(pool.free_count == 0);
+    delivery_message_pool_drain(&pool);
+    CHECK(pool.free_list == NULL);
+}
+
 int
 main(void)
 {
     test_duplicates();
     test_limit();
     test_truncate();
+    test_pool();
     UNIT_DONE();
 }

@@ -1,7 +1,7 @@
 /*
- * bench/bench_histogram.h - log-linear latency histogram (HDR style).
+ * core/histogram.h - log-linear latency histogram (HDR style).
  *
- * Values are microseconds from 0 to BENCH_HISTOGRAM_VALUE_MAX (100 s);
+ * Values are microseconds from 0 to HISTOGRAM_VALUE_MAX (100 s);
  * larger values are clamped into the top bucket but still reported as the
  * true maximum. Below 256 us every value has its own bucket; above, each
  * power of two is split into 128 equal buckets, so a reported percentile is
@@ -10,56 +10,57 @@
  *
  * One thread records into a histogram; any other thread may read it at the
  * same time (counters are stored and loaded with relaxed atomics), which is
- * what the live progress line does. A snapshot taken that way is
+ * what toaster-bench's live progress line and toasterd's stats (a reactor
+ * records, the control thread reads) do. A snapshot taken that way is
  * approximate, never torn per counter.
  */
-#ifndef TOASTER_BENCH_HISTOGRAM_H
-#define TOASTER_BENCH_HISTOGRAM_H
+#ifndef TOASTER_CORE_HISTOGRAM_H
+#define TOASTER_CORE_HISTOGRAM_H
 
 #include <stdint.h>
 
 /* 100 seconds in microseconds. */
-#define BENCH_HISTOGRAM_VALUE_MAX UINT64_C(100000000)
+#define HISTOGRAM_VALUE_MAX UINT64_C(100000000)
 
 /* Bits of linear resolution per power of two (8: 256 exact buckets, then
  * 128 per power of two). */
-#define BENCH_HISTOGRAM_SUB_BITS 8
-#define BENCH_HISTOGRAM_SUB_COUNT (1u << BENCH_HISTOGRAM_SUB_BITS)
-#define BENCH_HISTOGRAM_HALF_COUNT (BENCH_HISTOGRAM_SUB_COUNT / 2)
+#define HISTOGRAM_SUB_BITS 8
+#define HISTOGRAM_SUB_COUNT (1u << HISTOGRAM_SUB_BITS)
+#define HISTOGRAM_HALF_COUNT (HISTOGRAM_SUB_COUNT / 2)
 /* 2^27 > 100 s in us: 256 exact buckets + (27 - 8) magnitudes of 128. */
-#define BENCH_HISTOGRAM_BUCKET_COUNT                                                      \
-    (BENCH_HISTOGRAM_SUB_COUNT + (27 - BENCH_HISTOGRAM_SUB_BITS) * BENCH_HISTOGRAM_HALF_COUNT)
+#define HISTOGRAM_BUCKET_COUNT                                                                     \
+    (HISTOGRAM_SUB_COUNT + (27 - HISTOGRAM_SUB_BITS) * HISTOGRAM_HALF_COUNT)
 
-struct bench_histogram {
+struct histogram {
     uint64_t count;
     uint64_t sum_us;
     uint64_t max_us;
     uint64_t min_us; /* UINT64_MAX while empty */
-    uint64_t buckets[BENCH_HISTOGRAM_BUCKET_COUNT];
+    uint64_t buckets[HISTOGRAM_BUCKET_COUNT];
 };
 
 /* Empty the histogram. */
-void bench_histogram_init(struct bench_histogram *histogram);
+void histogram_init(struct histogram *histogram);
 
 /* Record one value (microseconds). Only the owning thread may call this. */
-void bench_histogram_record(struct bench_histogram *histogram, uint64_t value_us);
+void histogram_record(struct histogram *histogram, uint64_t value_us);
 
 /* Add every count of src into dst. src may be recorded into concurrently
  * by its owner; dst must be private to the caller. */
-void bench_histogram_merge(struct bench_histogram *dst, const struct bench_histogram *src);
+void histogram_merge(struct histogram *dst, const struct histogram *src);
 
 /* The value at quantile q (0.0 .. 1.0): the highest value equivalent to the
  * bucket holding the q-th recorded value, never above the true maximum.
  * Returns 0 for an empty histogram. */
-uint64_t bench_histogram_quantile(const struct bench_histogram *histogram, double q);
+uint64_t histogram_quantile(const struct histogram *histogram, double q);
 
 /* Mean in microseconds, 0 when empty. */
-double bench_histogram_mean(const struct bench_histogram *histogram);
+double histogram_mean(const struct histogram *histogram);
 
 /* Bucket index for a value and the range of values a bucket holds; exposed
  * for the unit checks. */
-uint32_t bench_histogram_index(uint64_t value_us);
-uint64_t bench_histogram_bucket_low(uint32_t index);
-uint64_t bench_histogram_bucket_high(uint32_t index);
+uint32_t histogram_index(uint64_t value_us);
+uint64_t histogram_bucket_low(uint32_t index);
+uint64_t histogram_bucket_high(uint32_t index);
 
 #endif

@@ -1,18 +1,18 @@
 /*
- * bench/bench_histogram.c - log-linear latency histogram (HDR style).
+ * core/histogram.c - log-linear latency histogram (HDR style).
  *
  * Owns nothing but its fixed table. Written by one thread (the event loop
- * that measured the latency), read by others for progress and the final
- * merge; see the header for the precision and the bounds.
+ * that measured the latency), read by others for progress, stats and the
+ * final merge; see the header for the precision and the bounds.
  */
-#include "bench/bench_histogram.h"
+#include "core/histogram.h"
 
 #include <assert.h>
 #include <stddef.h>
 
 #include "core/assertions.h"
 
-static_assert(BENCH_HISTOGRAM_VALUE_MAX < (UINT64_C(1) << 27),
+static_assert(HISTOGRAM_VALUE_MAX < (UINT64_C(1) << 27),
               "the bucket table covers values below 2^27 us");
 
 /* Single-writer counters: the owner stores, anyone loads, both relaxed. */
@@ -29,25 +29,25 @@ store_relaxed(uint64_t *p, uint64_t value)
 }
 
 void
-bench_histogram_init(struct bench_histogram *histogram)
+histogram_init(struct histogram *histogram)
 {
     ASSERT(histogram != NULL);
     store_relaxed(&histogram->count, 0);
     store_relaxed(&histogram->sum_us, 0);
     store_relaxed(&histogram->max_us, 0);
     store_relaxed(&histogram->min_us, UINT64_MAX);
-    for (uint32_t i = 0; i < BENCH_HISTOGRAM_BUCKET_COUNT; i++) {
+    for (uint32_t i = 0; i < HISTOGRAM_BUCKET_COUNT; i++) {
         store_relaxed(&histogram->buckets[i], 0);
     }
 }
 
 void
-bench_histogram_record(struct bench_histogram *histogram, uint64_t value_us)
+histogram_record(struct histogram *histogram, uint64_t value_us)
 {
-    uint64_t clamped = value_us > BENCH_HISTOGRAM_VALUE_MAX ? BENCH_HISTOGRAM_VALUE_MAX : value_us;
-    uint32_t index = bench_histogram_index(clamped);
+    uint64_t clamped = value_us > HISTOGRAM_VALUE_MAX ? HISTOGRAM_VALUE_MAX : value_us;
+    uint32_t index = histogram_index(clamped);
 
-    ASSERT(index < BENCH_HISTOGRAM_BUCKET_COUNT);
+    ASSERT(index < HISTOGRAM_BUCKET_COUNT);
     store_relaxed(&histogram->buckets[index], histogram->buckets[index] + 1);
     store_relaxed(&histogram->sum_us, histogram->sum_us + value_us);
     if (value_us > histogram->max_us) {
@@ -62,13 +62,13 @@ bench_histogram_record(struct bench_histogram *histogram, uint64_t value_us)
 }
 
 void
-bench_histogram_merge(struct bench_histogram *dst, const struct bench_histogram *src)
+histogram_merge(struct histogram *dst, const struct histogram *src)
 {
     ASSERT(dst != NULL);
     ASSERT(src != NULL);
     ASSERT(dst != src);
     uint64_t count = 0;
-    for (uint32_t i = 0; i < BENCH_HISTOGRAM_BUCKET_COUNT; i++) {
+    for (uint32_t i = 0; i < HISTOGRAM_BUCKET_COUNT; i++) {
         uint64_t n = load_relaxed(&src->buckets[i]);
         dst->buckets[i] += n;
         count += n;
@@ -87,7 +87,7 @@ bench_histogram_merge(struct bench_histogram *dst, const struct bench_histogram 
 }
 
 uint64_t
-bench_histogram_quantile(const struct bench_histogram *histogram, double q)
+histogram_quantile(const struct histogram *histogram, double q)
 {
     uint64_t count = load_relaxed(&histogram->count);
     uint64_t max_us = load_relaxed(&histogram->max_us);
@@ -111,10 +111,10 @@ bench_histogram_quantile(const struct bench_histogram *histogram, double q)
         rank = count;
     }
     uint64_t seen = 0;
-    for (uint32_t i = 0; i < BENCH_HISTOGRAM_BUCKET_COUNT; i++) {
+    for (uint32_t i = 0; i < HISTOGRAM_BUCKET_COUNT; i++) {
         seen += load_relaxed(&histogram->buckets[i]);
         if (seen >= rank) {
-            uint64_t high = bench_histogram_bucket_high(i);
+            uint64_t high = histogram_bucket_high(i);
             return high < max_us ? high : max_us;
         }
     }
@@ -123,7 +123,7 @@ bench_histogram_quantile(const struct bench_histogram *histogram, double q)
 }
 
 double
-bench_histogram_mean(const struct bench_histogram *histogram)
+histogram_mean(const struct histogram *histogram)
 {
     uint64_t count = load_relaxed(&histogram->count);
 
@@ -134,43 +134,42 @@ bench_histogram_mean(const struct bench_histogram *histogram)
 }
 
 uint32_t
-bench_histogram_index(uint64_t value_us)
+histogram_index(uint64_t value_us)
 {
-    ASSERT(value_us <= BENCH_HISTOGRAM_VALUE_MAX);
-    if (value_us < BENCH_HISTOGRAM_SUB_COUNT) {
+    ASSERT(value_us <= HISTOGRAM_VALUE_MAX);
+    if (value_us < HISTOGRAM_SUB_COUNT) {
         return (uint32_t)value_us;
     }
     uint32_t msb = 63u - (uint32_t)__builtin_clzll(value_us);
-    uint32_t shift = msb - (BENCH_HISTOGRAM_SUB_BITS - 1);
+    uint32_t shift = msb - (HISTOGRAM_SUB_BITS - 1);
     uint32_t top = (uint32_t)(value_us >> shift);
 
     ASSERT(shift >= 1);
-    ASSERT(top >= BENCH_HISTOGRAM_HALF_COUNT);
-    ASSERT(top < BENCH_HISTOGRAM_SUB_COUNT);
-    return BENCH_HISTOGRAM_SUB_COUNT + (shift - 1) * BENCH_HISTOGRAM_HALF_COUNT +
-           (top - BENCH_HISTOGRAM_HALF_COUNT);
+    ASSERT(top >= HISTOGRAM_HALF_COUNT);
+    ASSERT(top < HISTOGRAM_SUB_COUNT);
+    return HISTOGRAM_SUB_COUNT + (shift - 1) * HISTOGRAM_HALF_COUNT + (top - HISTOGRAM_HALF_COUNT);
 }
 
 uint64_t
-bench_histogram_bucket_low(uint32_t index)
+histogram_bucket_low(uint32_t index)
 {
-    ASSERT(index < BENCH_HISTOGRAM_BUCKET_COUNT);
-    if (index < BENCH_HISTOGRAM_SUB_COUNT) {
+    ASSERT(index < HISTOGRAM_BUCKET_COUNT);
+    if (index < HISTOGRAM_SUB_COUNT) {
         return index;
     }
-    uint32_t k = index - BENCH_HISTOGRAM_SUB_COUNT;
-    uint32_t shift = k / BENCH_HISTOGRAM_HALF_COUNT + 1;
-    uint64_t top = BENCH_HISTOGRAM_HALF_COUNT + k % BENCH_HISTOGRAM_HALF_COUNT;
+    uint32_t k = index - HISTOGRAM_SUB_COUNT;
+    uint32_t shift = k / HISTOGRAM_HALF_COUNT + 1;
+    uint64_t top = HISTOGRAM_HALF_COUNT + k % HISTOGRAM_HALF_COUNT;
     return top << shift;
 }
 
 uint64_t
-bench_histogram_bucket_high(uint32_t index)
+histogram_bucket_high(uint32_t index)
 {
-    ASSERT(index < BENCH_HISTOGRAM_BUCKET_COUNT);
-    if (index < BENCH_HISTOGRAM_SUB_COUNT) {
+    ASSERT(index < HISTOGRAM_BUCKET_COUNT);
+    if (index < HISTOGRAM_SUB_COUNT) {
         return index;
     }
-    uint32_t shift = (index - BENCH_HISTOGRAM_SUB_COUNT) / BENCH_HISTOGRAM_HALF_COUNT + 1;
-    return bench_histogram_bucket_low(index) + (UINT64_C(1) << shift) - 1;
+    uint32_t shift = (index - HISTOGRAM_SUB_COUNT) / HISTOGRAM_HALF_COUNT + 1;
+    return histogram_bucket_low(index) + (UINT64_C(1) << shift) - 1;
 }

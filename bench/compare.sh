@@ -1,0 +1,257 @@
+#!/bin/bash
+# bench/compare.sh - toasterd beside the stack it replaces, in one run on one
+# machine: Postfix (smtpd, cleanup, qmgr) handing mail to Dovecot LMTP, which
+# writes Maildir, both from Debian, on loopback high ports with the same 100
+# users and default durability (both fsync). Identical toaster-bench
+# workloads go to each in turn (A B A B ..., ROUNDS each), every round on a
+# freshly started server with an empty mail store and queue. Writes a
+# markdown report and an SVG chart to OUT (compare-<stamp>.md/.svg, copied
+# to compare-latest.*) and prints the table. Stops everything it started.
+#
+# Throughput is end to end: delivered messages (files in Maildir) divided by
+# the time from the client's start until the last accepted message is in a
+# Maildir. Postfix answers 250 once the message is in its queue, so its run
+# ends when the queue has drained; toasterd answers 250 after the Maildir
+# rename and fsync, so its run ends with the client.
+#
+# Usage: bench/compare.sh
+# Env: ROUNDS (3) DURATION (15 s per run) CONCURRENCY ("1 10 100 1000")
+#      MIX_CONCURRENCY (100; empty skips the size-mix row) SIZE_MIX
+#      TOASTER_PORT (2725, +1..+6 for its other listeners) PEER_PORT (2625)
+#      LMTP_PORT (2624) OUT (bench/results) WORKDIR (parent of the temp dir)
+#      KEEP (1 keeps the temp dir) DRAIN_TIMEOUT (600 s) BENCH_THREADS (1)
+#      PEER_LMTP_CONCURRENCY (empty: Postfix's default of 20)
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(dirname "$BENCH_DIR")
+PY=/usr/bin/python3
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-15}
+CONCURRENCY=${CONCURRENCY:-1 10 100 1000}
+MIX_CONCURRENCY=${MIX_CONCURRENCY-100}
+SIZE=${SIZE:-4k}
+SIZE_MIX=${SIZE_MIX:-4k:70,50k:25,1m:5}
+MESSAGES_PER_SESSION=${MESSAGES_PER_SESSION:-100}
+BENCH_THREADS=${BENCH_THREADS:-1}
+TOASTER_PORT=${TOASTER_PORT:-2725}
+PEER_PORT=${PEER_PORT:-2625}
+LMTP_PORT=${LMTP_PORT:-2624}
+PEER_LMTP_CONCURRENCY=${PEER_LMTP_CONCURRENCY:-}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
+OUT=${OUT:-$ROOT/bench/results}
+KEEP=${KEEP:-0}
+TOASTERD=$ROOT/build/toasterd
+BENCH=$ROOT/build/toaster-bench
+
+WORK=""
+POLICY_RC_CREATED=""
+IN_CLEANUP=""
+SAMPLER_PID=""
+
+die() {
+    echo "compare: $*" >&2
+    # Inside the trap an error must not cut the rest of the clean-up short.
+    [ -n "$IN_CLEANUP" ] && return 1
+    exit 1
+}
+
+is_uint() {
+    [[ "$1" =~ ^[0-9]+$ ]]
+}
+
+# Both servers must be able to take the largest concurrency from 127.0.0.1.
+max_concurrency=0
+for c in $CONCURRENCY $MIX_CONCURRENCY; do
+    is_uint "$c" && [ "$c" -ge 1 ] || die "concurrency '$c' is not a positive integer"
+    [ "$c" -gt "$max_concurrency" ] && max_concurrency=$c
+done
+for knob in ROUNDS DURATION MESSAGES_PER_SESSION BENCH_THREADS TOASTER_PORT PEER_PORT LMTP_PORT DRAIN_TIMEOUT; do
+    is_uint "${!knob}" && [ "${!knob}" -ge 1 ] || die "$knob='${!knob}' is not a positive integer"
+done
+if [ -n "$PEER_LMTP_CONCURRENCY" ]; then
+    is_uint "$PEER_LMTP_CONCURRENCY" && [ "$PEER_LMTP_CONCURRENCY" -ge 1 ] ||
+        die "PEER_LMTP_CONCURRENCY='$PEER_LMTP_CONCURRENCY' is not a positive integer"
+fi
+PEER_PROCESS_LIMIT=$((max_concurrency + 200 > 100 ? max_concurrency + 200 : 100))
+CONNECTIONS_PER_IP=$((max_concurrency + 200 > 64 ? max_concurrency + 200 : 64))
+
+source "$BENCH_DIR/compare_cgroup.sh"
+source "$BENCH_DIR/compare_toaster.sh"
+source "$BENCH_DIR/compare_peer.sh"
+
+cleanup() {
+    local rc=$?
+    IN_CLEANUP=1
+    trap - EXIT INT TERM
+    if [ -n "$SAMPLER_PID" ]; then
+        kill -TERM "$SAMPLER_PID" 2>/dev/null || true
+        wait "$SAMPLER_PID" 2>/dev/null || true
+    fi
+    toaster_kill || true
+    peer_kill || true
+    acct_remove_all || true
+    if [ -n "$POLICY_RC_CREATED" ]; then
+        rm -f "$POLICY_RC_CREATED" || echo "compare: cannot remove $POLICY_RC_CREATED" >&2
+    fi
+    if [ -n "$WORK" ]; then
+        if [ "$KEEP" = 1 ]; then
+            echo "compare: kept $WORK" >&2
+        else
+            rm -rf "$WORK" || echo "compare: cannot remove $WORK" >&2
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_port PORT NAME LOG: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+    local port=$1 name=$2 log=$3 i
+    for ((i = 0; i < 200; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    [ -f "$log" ] && tail -5 "$log" >&2
+    die "$name does not listen on 127.0.0.1:$port after 10 s"
+}
+
+port_free() {
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        die "127.0.0.1:$1 is already in use; pick other ports (TOASTER_PORT, PEER_PORT, LMTP_PORT)"
+    fi
+}
+
+# count_maildir DIR: message files in every Maildir's new/ and cur/ below DIR.
+count_maildir() {
+    [ -d "$1" ] || { echo 0; return 0; }
+    find "$1" -type f \( -path '*/Maildir/new/*' -o -path '*/Maildir/cur/*' \) | wc -l
+}
+
+# run_one SERVER WORKLOAD ROUND CONCURRENCY SIZE-ARGS...: one workload against
+# one freshly started server; appends one JSON line to $WORK/runs.jsonl.
+run_one() {
+    local server=$1 workload=$2 round=$3 conc=$4
+    shift 4
+    local run="$WORK/runs/$workload-$server-$round" port rc=0 t0 t_bench t_end
+    local cpu0 cpu1 pending delivered hwm="" deadline
+    mkdir -p "$run" || die "cannot create $run"
+    [ "$server" = toaster ] && port=$TOASTER_PORT || port=$PEER_PORT
+    "${server}_start"
+    # Let start-up work (Postfix's queue check, Dovecot's first processes)
+    # settle so the CPU baseline covers only the workload.
+    sleep 1
+    cpu0=$(acct_cpu_ns "$server")
+    # shellcheck disable=SC2046 # the sampler arguments are meant to split
+    "$PY" "$BENCH_DIR/compare_sample.py" mem --out "$run/mem.json" $(acct_sampler_args "$server") &
+    SAMPLER_PID=$!
+    t0=$EPOCHREALTIME
+    "$BENCH" smtp --server "127.0.0.1:$port" --connections "$conc" --duration "$DURATION" \
+        --messages-per-session "$MESSAGES_PER_SESSION" --threads "$BENCH_THREADS" \
+        --pipelining on --rcpt 'user%d@example.test' --users 100 "$@" \
+        --quiet --json "$run/bench.json" >"$run/bench.out" 2>&1 || rc=$?
+    t_bench=$EPOCHREALTIME
+    # Exit 1 means some messages failed: a result, shown in the report.
+    [ "$rc" -le 1 ] || die "toaster-bench exited $rc: $(tail -5 "$run/bench.out")"
+    [ -s "$run/bench.json" ] || die "toaster-bench wrote no $run/bench.json: $(tail -5 "$run/bench.out")"
+    deadline=$((${t_bench%.*} + DRAIN_TIMEOUT))
+    while :; do
+        pending=$("${server}_pending") || die "cannot count what $server still has queued"
+        [ "$pending" -eq 0 ] && break
+        [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] ||
+            die "$server still has $pending messages queued ${DRAIN_TIMEOUT}s after the client finished"
+        sleep 0.05
+    done
+    t_end=$EPOCHREALTIME
+    cpu1=$(acct_cpu_ns "$server")
+    kill -TERM "$SAMPLER_PID" || die "memory sampler (pid $SAMPLER_PID) is gone"
+    wait "$SAMPLER_PID" || die "memory sampler failed"
+    SAMPLER_PID=""
+    [ "$server" = toaster ] && hwm=$(toaster_hwm_kib)
+    delivered=$("${server}_delivered")
+    "${server}_stop"
+    "$PY" "$BENCH_DIR/compare_report.py" record --server "$server" --workload "$workload" \
+        --concurrency "$conc" --round "$round" --bench-json "$run/bench.json" --bench-rc "$rc" \
+        --mem-json "$run/mem.json" --t0 "$t0" --t-bench "$t_bench" --t-end "$t_end" \
+        --cpu0-ns "$cpu0" --cpu1-ns "$cpu1" --delivered "$delivered" ${hwm:+--hwm-kib "$hwm"} \
+        >>"$WORK/runs.jsonl" || die "run $workload $server round $round does not add up (see above)"
+    tail -1 "$WORK/runs.jsonl" | "$PY" "$BENCH_DIR/compare_report.py" progress
+}
+
+# One line per fact about this run, read by compare_report.py (key<TAB>value).
+write_meta() {
+    local note
+    {
+        printf 'stamp\t%s\n' "$STAMP"
+        printf 'date\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf 'commit\t%s\n' "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        printf 'cpu\t%s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+        printf 'nproc\t%s\n' "$(nproc)"
+        printf 'memory\t%s\n' "$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+        printf 'kernel\t%s\n' "$(uname -r)"
+        printf 'filesystem\t%s\n' "$(findmnt -n -o FSTYPE,SOURCE --target "$WORK" | xargs)"
+        printf 'toasterd\t%s\n' "$(toaster_version)"
+        printf 'peer\t%s\n' "$(peer_version)"
+        printf 'command\tROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
+            "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
+            "${PEER_LMTP_CONCURRENCY:+ PEER_LMTP_CONCURRENCY=$PEER_LMTP_CONCURRENCY}"
+        printf 'rounds\t%s\n' "$ROUNDS"
+        printf 'note\t%s\n' "$ACCT_NOTE"
+        printf 'note\t%s\n' "toasterd: defaults (fsync on, $(awk -F' = ' '/^reactor_threads/ {print $2}' "$WORK/toaster/effective.conf") reactors, $(awk -F' = ' '/^worker_threads/ {print $2}' "$WORK/toaster/effective.conf") workers, log level info) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
+        for note in "${PEER_NOTES[@]}"; do printf 'note\t%s\n' "$note"; done
+        printf 'note\t%s\n' "Both stacks log one line per message to a file. toaster-bench runs on the same machine and cores, outside both groups, with $BENCH_THREADS thread(s)."
+    } >"$WORK/meta.tsv" || die "cannot write $WORK/meta.tsv"
+}
+
+main() {
+    local workload c round stamp_md stamp_svg
+    [ "$(id -u)" -eq 0 ] || die "run as root: Postfix and Dovecot instances need it"
+    [ -x "$TOASTERD" ] && [ -x "$BENCH" ] ||
+        die "build first: meson compile -C build (need $TOASTERD and $BENCH)"
+    mkdir -p "${WORKDIR:-/tmp}" || die "cannot create ${WORKDIR:-/tmp}"
+    WORK=$(mktemp -d "${WORKDIR:-/tmp}/toaster-compare.XXXXXX") || die "mktemp failed"
+    # Postfix and Dovecot's mail user must be able to reach their directories.
+    chmod 711 "$WORK" || die "cannot chmod $WORK"
+    mkdir -p "$OUT" || die "cannot create $OUT"
+    STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+
+    # Enough descriptors for 1000 client sockets plus the servers' own.
+    ulimit -n "$(ulimit -Hn)" || die "cannot raise the descriptor limit"
+    [ "$(ulimit -n)" -ge $((max_concurrency * 2 + 100)) ] ||
+        die "descriptor limit $(ulimit -n) is too low for $max_concurrency connections"
+
+    peer_install
+    for port in $(toaster_ports) $(peer_ports); do port_free "$port"; done
+    acct_detect
+    toaster_prepare
+    peer_prepare
+    write_meta
+
+    local workloads=()
+    for c in $CONCURRENCY; do workloads+=("c$c:$c:--size:$SIZE"); done
+    [ -n "$MIX_CONCURRENCY" ] && workloads+=("mix$MIX_CONCURRENCY:$MIX_CONCURRENCY:--size-mix:$SIZE_MIX")
+    for workload in "${workloads[@]}"; do
+        IFS=: read -r name c flag value <<<"$workload"
+        # The size mix holds colons itself, so take everything after the flag.
+        value=${workload#*:*:*:}
+        for round in $(seq 1 "$ROUNDS"); do
+            run_one toaster "$name" "$round" "$c" "$flag" "$value"
+            run_one peer "$name" "$round" "$c" "$flag" "$value"
+        done
+    done
+
+    stamp_md="$OUT/compare-$STAMP.md"
+    stamp_svg="$OUT/compare-$STAMP.svg"
+    "$PY" "$BENCH_DIR/compare_report.py" report --runs "$WORK/runs.jsonl" --meta "$WORK/meta.tsv" \
+        --md "$stamp_md" --svg "$stamp_svg" || die "compare_report.py could not write the report"
+    cp "$stamp_md" "$OUT/compare-latest.md" && cp "$stamp_svg" "$OUT/compare-latest.svg" ||
+        die "cannot copy the report to $OUT/compare-latest.*"
+    echo "compare: wrote $stamp_md and $stamp_svg (also compare-latest.*)" >&2
+}
+
+main "$@"

@@ -1,0 +1,86 @@
+# bench/compare_toaster.sh - sourced by compare.sh: toasterd as side A.
+#
+# One toasterd on TOASTER_PORT (its other listeners on the next six ports so
+# nothing clashes with a daemon left on the defaults), the same 100 users
+# as the peer, fsync on (the default), and a data_dir emptied before every
+# round. Its 250 already means the message is in Maildir/new, so it never
+# has anything pending after the client is done.
+#
+# Like the peer's per-IP limits, max_connections_per_ip is raised above the
+# largest concurrency: every benchmark connection comes from 127.0.0.1.
+
+TOASTER_PID=""
+
+toaster_prepare() {
+    local i listen port=$((TOASTER_PORT + 1))
+    mkdir -p "$WORK/toaster" || die "cannot create $WORK/toaster"
+    for i in $(seq 1 100); do echo "user$i@example.test:{PLAIN}x"; done >"$WORK/toaster/users" ||
+        die "cannot write $WORK/toaster/users"
+    {
+        echo "# written by bench/compare.sh"
+        echo "data_dir = $WORK/toaster/data"
+        echo "users_file = $WORK/toaster/users"
+        echo "myhostname = toaster.bench.example.test"
+        echo "smtp_listen = 127.0.0.1:$TOASTER_PORT"
+        for listen in submission submissions imap imaps managesieve http; do
+            echo "${listen}_listen = 127.0.0.1:$port"
+            port=$((port + 1))
+        done
+        echo "max_connections_per_ip = $CONNECTIONS_PER_IP"
+    } >"$WORK/toaster/toasterd.conf" || die "cannot write $WORK/toaster/toasterd.conf"
+    "$TOASTERD" -n -c "$WORK/toaster/toasterd.conf" >"$WORK/toaster/effective.conf" ||
+        die "toasterd refuses $WORK/toaster/toasterd.conf"
+    acct_create toaster
+}
+
+toaster_ports() {
+    echo "$TOASTER_PORT" $(seq $((TOASTER_PORT + 1)) $((TOASTER_PORT + 6)))
+}
+
+toaster_start() {
+    rm -rf "$WORK/toaster/data" && mkdir "$WORK/toaster/data" || die "cannot reset $WORK/toaster/data"
+    (
+        acct_join toaster
+        exec "$TOASTERD" -c "$WORK/toaster/toasterd.conf" 2>>"$WORK/toaster/toasterd.log"
+    ) &
+    TOASTER_PID=$!
+    acct_add_root toaster "$TOASTER_PID"
+    wait_port "$TOASTER_PORT" toasterd "$WORK/toaster/toasterd.log"
+}
+
+# Nothing is ever queued: 250 came after the Maildir rename and fsync.
+toaster_pending() {
+    echo 0
+}
+
+toaster_delivered() {
+    count_maildir "$WORK/toaster/data/mail"
+}
+
+# toasterd's own high-water mark, which the sampler could miss between samples.
+toaster_hwm_kib() {
+    awk '/^VmHWM:/ {print $2}' "/proc/$TOASTER_PID/status"
+}
+
+toaster_stop() {
+    local rc=0
+    [ -n "$TOASTER_PID" ] || return 0
+    kill -TERM "$TOASTER_PID" || die "toasterd (pid $TOASTER_PID) is gone before SIGTERM"
+    wait "$TOASTER_PID" || rc=$?
+    TOASTER_PID=""
+    acct_wait_empty toaster 30
+    [ "$rc" -eq 0 ] || die "toasterd exited $rc on SIGTERM; see $WORK/toaster/toasterd.log"
+}
+
+# For the trap: stop without judging, since we may be here because of an error.
+toaster_kill() {
+    [ -n "$TOASTER_PID" ] || return 0
+    kill -TERM "$TOASTER_PID" 2>/dev/null || true
+    wait "$TOASTER_PID" 2>/dev/null || true
+    TOASTER_PID=""
+    acct_wait_empty toaster 30
+}
+
+toaster_version() {
+    "$TOASTERD" -V
+}
