@@ -17,7 +17,7 @@
 
 PEER_RUNNING=""
 PEER_NOTES=(
-    "Postfix: \`default_process_limit = $PEER_PROCESS_LIMIT\` (default 100) so smtpd and cleanup can each have one process per connection at 1000 connections; \`smtpd_client_connection_count_limit = 0\` and \`smtpd_client_connection_rate_limit = 0\` (no per-client throttling; toasterd gets \`max_connections_per_ip = $CONNECTIONS_PER_IP\` for the same reason)"
+    "Postfix: \`default_process_limit = $PEER_PROCESS_LIMIT\` (default 100) so smtpd and cleanup can each have one process per connection at $max_concurrency connections; \`smtpd_client_connection_count_limit = 0\` and \`smtpd_client_connection_rate_limit = 0\` (no per-client throttling; toasterd gets \`max_connections_per_ip = $CONNECTIONS_PER_IP\` for the same reason)"
     "Postfix: \`smtpd_peername_lookup = no\`, \`smtp_dns_support_level = disabled\`, \`lmtp_host_lookup = native\`: no DNS on loopback; \`message_size_limit = 52428800\` as toasterd's 50m; no chroot; everything else, including queue-file fsync and \`in_flow_delay = 1s\` (smtpd pauses before MAIL while the queue manager falls behind), at its default"
     "Postfix: parallel LMTP deliveries to Dovecot: ${PEER_LMTP_CONCURRENCY:-20, the default \`lmtp_destination_concurrency_limit\` (under load qmgr warns that it may need raising; PEER_LMTP_CONCURRENCY=N sets it)}"
     "Dovecot: LMTP only, passwd-file users (uid/gid of \`mail\`), \`mail_location = maildir:…/%d/%n/Maildir\`, \`mail_fsync\` at its default (optimized: each message file is fsynced before LMTP answers 250; the \`new/\` directory is not)"
@@ -190,8 +190,11 @@ peer_start() {
         exec postfix -c "$WORK/postfix/etc" start
     ) >>"$WORK/postfix/start.log" 2>&1 ||
         die "postfix did not start: $(tail -5 "$WORK/postfix/start.log")"
-    acct_add_root peer "$(head -1 "$WORK/dovecot/run/master.pid")"
-    acct_add_root peer "$(head -1 "$WORK/postfix/queue/pid/master.pid" | tr -d ' ')"
+    local dovecot_pid postfix_pid
+    dovecot_pid=$(head -1 "$WORK/dovecot/run/master.pid") || die "dovecot wrote no master.pid"
+    postfix_pid=$(head -1 "$WORK/postfix/queue/pid/master.pid" | tr -d ' ') || die "postfix wrote no master.pid"
+    acct_add_root peer "$dovecot_pid"
+    acct_add_root peer "$postfix_pid"
     wait_port "$LMTP_PORT" "dovecot lmtp" "$WORK/dovecot/dovecot.log"
     wait_port "$PEER_PORT" "postfix smtpd" "$WORK/postfix/postfix.log"
 }
@@ -231,5 +234,8 @@ peer_kill() {
 }
 
 peer_version() {
-    echo "Postfix $(postconf -c "$WORK/postfix/etc" -h mail_version), Dovecot $(dovecot --version)"
+    local postfix_v dovecot_v
+    postfix_v=$(postconf -c "$WORK/postfix/etc" -h mail_version) || return 1
+    dovecot_v=$(dovecot --version) || return 1
+    echo "Postfix $postfix_v, Dovecot $dovecot_v"
 }

@@ -219,7 +219,7 @@ def markdown(runs, meta, table, svg_name):
         "- %s; %s" % (meta.get("toasterd"), meta.get("peer")),
         "- command: `%s`" % meta.get("command"),
         "",
-        "Each cell is the median of %s rounds; the servers took turns (A B A B …), "
+        "Each cell is the median of %s round(s); the servers took turns (A B A B …), "
         "each round on a freshly started server with an empty mail store and queue, "
         "100 users, one recipient per message, 100 messages per connection, PIPELINING."
         % meta.get("rounds"),
@@ -237,13 +237,16 @@ def markdown(runs, meta, table, svg_name):
         "- **accepted msgs/s**: toaster-bench's own figure, 250 replies per second of its run. "
         "For Postfix a 250 means queued, not yet delivered.",
         "- **p50 / p99 ms**: toaster-bench's latency from the end of the message data to the "
-        "final reply (for Postfix that is queueing, not delivery).",
+        "final reply (for Postfix that is queueing, not delivery). Time spent before that, "
+        "waiting for a banner or for the reply to MAIL (Postfix's `in_flow_delay`), is not in "
+        "it but shows in msgs/s.",
         "- **CPU s / 1000 msgs**: user+system CPU time of every process of the server stack "
         "(toasterd alone; Postfix's master, smtpd, cleanup, qmgr, trivial-rewrite, lmtp and the "
         "rest plus all of Dovecot), from just before the client started until the last message "
         "was delivered, per 1,000 delivered messages.",
-        "- **peak RSS / PSS MiB**: the largest sum over the stack's processes of `Rss` and `Pss` "
-        "from `/proc/PID/smaps_rollup`, sampled while the run lasted. RSS counts pages shared "
+        "- **peak RSS / PSS MiB**: the largest sum over the stack's processes of the resident "
+        "set (`/proc/PID/statm`, as `VmRSS`) and of `Pss` (`/proc/PID/smaps_rollup`), sampled "
+        "while the run lasted (the per-round table says how often). RSS counts pages shared "
         "between processes once per process; PSS splits them, so it adds up to the real "
         "footprint. For toasterd, HWM is its own `VmHWM`.",
         "- **toasterd ÷ peer msgs/s**: median delivered msgs/s of toasterd over the peer's; "
@@ -272,59 +275,49 @@ def markdown(runs, meta, table, svg_name):
 
 # ------------------------------------------------------------------- svg --
 
-def nice_ceiling(value):
-    """A round number at or above value, for the top of a linear axis."""
-    if value <= 0:
-        return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return 10 * magnitude
-
-
 def svg_escape(text):
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class Panel:
-    """One chart: log x (connections), linear or log y, in a box at (x, y)."""
+    """One chart with log axes (the servers differ by an order of magnitude
+    and connections go 1, 10, 100, 1000) in a box at (x, y)."""
 
-    def __init__(self, x, y, width, height, x_values, y_max, y_min=None, y_log=False):
+    def __init__(self, x, y, width, height, x_values, y_values):
         self.x, self.y, self.width, self.height = x, y, width, height
-        self.x_lo = math.log10(min(x_values))
-        self.x_hi = math.log10(max(x_values))
-        if self.x_hi == self.x_lo:
-            self.x_lo -= 0.5
-            self.x_hi += 0.5
-        self.y_log = y_log
-        if y_log:
-            self.y_lo = math.floor(math.log10(y_min))
-            self.y_hi = math.ceil(math.log10(y_max))
-            if self.y_hi == self.y_lo:
-                self.y_hi += 1
-        else:
-            self.y_lo, self.y_hi = 0.0, nice_ceiling(y_max * 1.05)
+        # A little room on both sides so no point sits on the frame.
+        self.x_lo = math.log10(min(x_values)) - 0.15
+        self.x_hi = math.log10(max(x_values)) + 0.15
+        positive = [v for v in y_values if v and v > 0] or [1.0]
+        self.y_lo = math.floor(math.log10(min(positive)))
+        self.y_hi = math.ceil(math.log10(max(positive)))
+        if self.y_hi == self.y_lo:
+            self.y_hi += 1
 
     def px(self, value):
         span = self.x_hi - self.x_lo
         return self.x + (math.log10(value) - self.x_lo) / span * self.width
 
     def py(self, value):
-        v = math.log10(value) if self.y_log else value
-        return self.y + self.height - (v - self.y_lo) / (self.y_hi - self.y_lo) * self.height
+        span = self.y_hi - self.y_lo
+        return self.y + self.height - (math.log10(value) - self.y_lo) / span * self.height
 
     def y_ticks(self):
-        if self.y_log:
-            return [10 ** e for e in range(int(self.y_lo), int(self.y_hi) + 1)]
-        return [self.y_hi * i / 5 for i in range(6)]
+        """1, 2 and 5 in each decade: enough lines to read a value off."""
+        ticks = []
+        for exponent in range(int(self.y_lo), int(self.y_hi) + 1):
+            for mantissa in (1, 2, 5):
+                value = mantissa * 10.0 ** exponent
+                if value <= 10.0 ** self.y_hi:
+                    ticks.append(value)
+        return ticks
 
     def frame(self, title, y_label, x_values):
         out = ['<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="none" stroke="#999"/>'
                % (self.x, self.y, self.width, self.height)]
         for value in self.y_ticks():
             y = self.py(value)
-            label = ("%g" % value) if self.y_log else fmt(value, 0)
+            label = fmt(value, 0) if value >= 1 else "%g" % value
             out.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e5e5e5"/>'
                        % (self.x, y, self.x + self.width, y))
             out.append('<text x="%.1f" y="%.1f" text-anchor="end" font-size="11">%s</text>'
@@ -347,6 +340,8 @@ class Panel:
         return out
 
     def series(self, points, color, hollow=False):
+        # A log axis has no place for zero (a server that delivered nothing).
+        points = [(x, y) for x, y in points if y is not None and y > 0]
         out = []
         if len(points) > 1 and not hollow:
             path = " ".join("%.1f,%.1f" % (self.px(x), self.py(y)) for x, y in points)
@@ -374,15 +369,12 @@ def svg(table, meta):
     all_rows = [row for servers in table.values() for row in servers.values()]
     x_values = [row["concurrency"] for row in all_rows]
     width, height = 960, 440
-    left = Panel(90, 50, 360, 300, x_values,
-                 max(r["delivered_per_s"] for r in all_rows))
-    p99s = [r["p99_ms"] for r in all_rows if r["p99_ms"] and r["p99_ms"] > 0]
-    right = Panel(570, 50, 360, 300, x_values, max(p99s) if p99s else 1.0,
-                  y_min=min(p99s) if p99s else 0.1, y_log=True)
+    left = Panel(90, 50, 360, 300, x_values, [r["delivered_per_s"] for r in all_rows])
+    right = Panel(570, 50, 360, 300, x_values, [r["p99_ms"] for r in all_rows])
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
            'viewBox="0 0 %d %d" font-family="sans-serif">' % (width, height, width, height),
            '<rect width="100%" height="100%" fill="white"/>']
-    out += left.frame("delivered msgs/s (median)", "messages per second", x_values)
+    out += left.frame("delivered msgs/s (median)", "messages per second (log)", x_values)
     out += right.frame("p99 latency, end of data → reply", "milliseconds (log)", x_values)
     for server in SERVERS:
         pts = sorted(fixed[server], key=lambda p: p[0])

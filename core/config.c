@@ -80,6 +80,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_U32, worker_threads, "0", 0, WORKER_THREADS_CEILING),
     KEY(CONFIG_U32, ring_entries, "1024", 64, 32768),
     KEY(CONFIG_BOOL, sqpoll, "no", 0, 0),
+    KEY(CONFIG_DURATION, sqpoll_idle_ms, "50ms", 1, 10000),
     KEY(CONFIG_BYTES, recv_buffer_bytes, XSTR(RECV_BUFFER_BYTES_DEFAULT), 4096, 1048576),
     KEY(CONFIG_U32, recv_buffer_count, XSTR(RECV_BUFFER_COUNT_DEFAULT), 16, 32768),
     KEY(CONFIG_U32, spool_buffers, XSTR(SPOOL_BUFFERS_DEFAULT), 1, 65536),
@@ -98,6 +99,8 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_DURATION, send_timeout_ms, "300s", 100, 3600000),
     KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
     KEY(CONFIG_BOOL, fsync, "yes", 0, 0),
+    KEY(CONFIG_DURATION, commit_window_ms, "0ms", 0, 1000),
+    KEY(CONFIG_BOOL, spool_unnamed, "yes", 0, 0),
     KEY(CONFIG_BOOL, log_timestamps, "yes", 0, 0),
     KEY(CONFIG_LOG_LEVEL, log_level, "info", 0, 0),
 };

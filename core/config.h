@@ -66,6 +66,7 @@ struct config {
     uint32_t worker_threads;    /* 0 = one per online CPU */
     uint32_t ring_entries;      /* submission queue entries per reactor */
     bool     sqpoll;            /* IORING_SETUP_SQPOLL: a kernel thread polls the SQ */
+    uint32_t sqpoll_idle_ms;    /* the poller sleeps after this long without work */
     uint32_t recv_buffer_bytes;
     uint32_t recv_buffer_count; /* power of two */
     uint32_t spool_buffers;     /* concurrent DATA transfers per reactor */
@@ -86,6 +87,8 @@ struct config {
     uint32_t shutdown_timeout_ms;
 
     bool fsync;          /* only tests on tmpfs turn this off; 250 means fsynced */
+    uint32_t commit_window_ms; /* how long the committer waits for a batch to fill */
+    bool spool_unnamed;  /* O_TMPFILE spool files where the file system allows */
     bool log_timestamps; /* prefix each log line with UTC time */
     int  log_level;      /* 0 error, 1 warning, 2 info, 3 debug */
 

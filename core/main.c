@@ -274,7 +274,8 @@ main(int argc, char **argv)
     int rc = ip_limit_init(config.reactor_threads * config.max_connections,
                            config.max_connections_per_ip);
     if (rc == 0) {
-        rc = delivery_start(config.data_dir, config.myhostname, config.fsync);
+        rc = delivery_start(config.data_dir, config.myhostname, config.fsync,
+                            config.commit_window_ms);
     }
     struct workers *workers = NULL;
     if (rc == 0) {

@@ -139,7 +139,8 @@ struct reactor {
     unsigned char         *slots;
     size_t                 slot_stride;
     uint32_t               slot_count;
-    struct conn           *free_slots;
+    struct conn           *free_slots;    /* given back; reused first */
+    uint32_t               slots_touched; /* slots ever used: [0, slots_touched) */
     uint32_t               live_count;
 
     struct ck_ring         done_ring;     /* finished jobs, many workers -> this reactor */
@@ -211,6 +212,22 @@ slot_at(struct reactor *reactor, uint32_t slot)
 {
     ASSERT(slot < reactor->slot_count);
     return (struct conn *)(reactor->slots + (size_t)slot * reactor->slot_stride);
+}
+
+/* A free slot: one given back, else the next never used (the mapping is
+ * zero there, generation 0). The caller checked that one exists. */
+static struct conn *
+slot_take(struct reactor *reactor)
+{
+    struct conn *conn = reactor->free_slots;
+    if (conn != NULL) {
+        reactor->free_slots = conn->next_free;
+        return conn;
+    }
+    ASSERT(reactor->slots_touched < reactor->slot_count);
+    conn = slot_at(reactor, reactor->slots_touched);
+    conn->slot = reactor->slots_touched++;
+    return conn;
 }
 
 /* ---- buffers ------------------------------------------------------------- */
@@ -391,7 +408,7 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
         memset(&peer, 0, sizeof(peer));
         if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) {
             (void)close(fd); /* already reset by the peer */
-        } else if (reactor->free_slots == NULL) {
+        } else if (reactor->free_slots == NULL && reactor->slots_touched == reactor->slot_count) {
             log_warning("reactor %u: connection limit %u reached, refusing", reactor->index,
                         reactor->slot_count);
             stats_add(&reactor->stats.connections_refused, 1);
@@ -403,8 +420,7 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
             stats_add(&reactor->stats.connections_refused, 1);
             accept_refuse(fd, socket_entry->handler);
         } else {
-            struct conn *conn = reactor->free_slots;
-            reactor->free_slots = conn->next_free;
+            struct conn *conn = slot_take(reactor);
             uint32_t generation = conn->generation + 1;
             uint32_t slot = conn->slot;
             memset(conn, 0, sizeof(*conn));
@@ -779,7 +795,7 @@ drain_begin(struct reactor *reactor)
         reactor->drain_deadline.tv_nsec -= 1000000000L;
     }
     listeners_close(reactor);
-    for (uint32_t i = 0; i < reactor->slot_count; i++) {
+    for (uint32_t i = 0; i < reactor->slots_touched; i++) {
         struct conn *conn = slot_at(reactor, i);
         if (conn->is_live && !conn->is_closing) {
             conn->handler->shutdown(conn, false);
@@ -792,7 +808,7 @@ static void
 drain_force(struct reactor *reactor)
 {
     reactor->is_drain_forced = true;
-    for (uint32_t i = 0; i < reactor->slot_count; i++) {
+    for (uint32_t i = 0; i < reactor->slots_touched; i++) {
         struct conn *conn = slot_at(reactor, i);
         if (conn->is_live && !conn->is_closing) {
             conn->handler->shutdown(conn, true);
@@ -805,7 +821,7 @@ drain_force(struct reactor *reactor)
 static void
 starved_retry(struct reactor *reactor)
 {
-    for (uint32_t i = 0; i < reactor->slot_count && reactor->starved_count > 0 &&
+    for (uint32_t i = 0; i < reactor->slots_touched && reactor->starved_count > 0 &&
                          reactor->buffers_out < reactor->buffer_count;
          i++) {
         struct conn *conn = slot_at(reactor, i);
@@ -912,7 +928,7 @@ reactor_setup(struct reactor *reactor)
     params.flags = IORING_SETUP_CQSIZE;
     if (config->sqpoll) {
         params.flags |= IORING_SETUP_SQPOLL;
-        params.sq_thread_idle = 50;
+        params.sq_thread_idle = config->sqpoll_idle_ms;
     } else {
         params.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     }
@@ -1052,12 +1068,8 @@ reactor_start(uint32_t index, const struct config *config,
         return -ENOMEM;
     }
     reactor->slots = slots;
-    for (uint32_t i = reactor->slot_count; i-- > 0;) {
-        struct conn *conn = slot_at(reactor, i);
-        conn->slot = i;
-        conn->next_free = reactor->free_slots;
-        reactor->free_slots = conn;
-    }
+    /* No free list is built here: slots past slots_touched are free by
+     * definition (see slot_take), so none is written before it is used. */
     uint32_t done_size = 4;
     while (done_size < reactor->slot_count * 2u) {
         done_size *= 2;
@@ -1200,11 +1212,11 @@ conn_listener_protocol(const struct conn *conn)
 }
 
 void
-conn_file_open(struct conn *conn, const char *path, int flags, unsigned mode)
+conn_file_openat(struct conn *conn, int dir_fd, const char *path, int flags, unsigned mode)
 {
     ASSERT(!conn->is_file_busy);
     struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
-    io_uring_prep_openat(sqe, AT_FDCWD, path, flags, mode);
+    io_uring_prep_openat(sqe, dir_fd, path, flags, mode);
     io_uring_sqe_set_data64(sqe, pack(OP_FILE, conn->slot, conn->generation));
     conn->is_file_busy = true;
     conn->ops_in_flight++;
@@ -1268,7 +1280,7 @@ reactor_job_complete(struct job *job)
 }
 
 void
-reactor_file_discard(struct reactor *reactor, int fd, const char *path)
+reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const char *path)
 {
     if (fd >= 0) {
         struct io_uring_sqe *sqe = reactor_sqe(reactor);
@@ -1277,7 +1289,7 @@ reactor_file_discard(struct reactor *reactor, int fd, const char *path)
     }
     if (path != NULL && path[0] != '\0') {
         struct io_uring_sqe *sqe = reactor_sqe(reactor);
-        io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
+        io_uring_prep_unlinkat(sqe, dir_fd, path, 0);
         io_uring_sqe_set_data64(sqe, pack(OP_DISCARD, 0, 0));
         /* The kernel copies the path when the SQE is submitted; submit now
          * so the caller's buffer may go away. */

@@ -103,10 +103,12 @@ struct reactor *conn_reactor(struct conn *conn);
 const char *conn_peer_text(const struct conn *conn); /* "127.0.0.1" / "IPv6:::1" */
 int conn_listener_protocol(const struct conn *conn);
 
-/* Open a file asynchronously (IORING_OP_OPENAT); handler->file_done gets the
- * fd or -errno. path must stay valid until file_done. One file operation per
- * connection at a time. */
-void conn_file_open(struct conn *conn, const char *path, int flags, unsigned mode);
+/* Open a file asynchronously (IORING_OP_OPENAT, path relative to dir_fd
+ * as openat(2) takes it); handler->file_done gets the fd or -errno. path
+ * must stay valid until file_done. One file operation per connection at a
+ * time. */
+void conn_file_openat(struct conn *conn, int dir_fd, const char *path, int flags,
+                      unsigned mode);
 
 /* Write len bytes at offset (IORING_OP_WRITE); file_done gets the byte count
  * or -errno. A short write is the handler's to finish. */
@@ -125,9 +127,9 @@ void conn_job_hold(struct conn *conn, struct job *job);
  * reactor and wake that reactor. */
 void reactor_job_complete(struct job *job);
 
-/* Close a file and optionally unlink a path without blocking this thread.
- * path is copied. Failures are logged. */
-void reactor_file_discard(struct reactor *reactor, int fd, const char *path);
+/* Close a file and optionally unlink path (relative to dir_fd) without
+ * blocking this thread. path is copied. Failures are logged. */
+void reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const char *path);
 
 /* Look at this connection again: send output, feed held input, close. Call
  * after changing protocol state outside of a handler callback. */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/assertions.h"
 #include "core/log.h"
@@ -44,8 +45,7 @@ struct smtp_conn {
     struct delivery_message *message;     /* this transaction's recipients; owned */
     uint8_t                 *body_buffer; /* from the reactor's pool, or NULL */
     char                     queue_id[SPOOL_QUEUE_ID_BYTES];
-    char                     spool_path[SPOOL_PATH_BYTES]; /* the directory when unnamed */
-    int                      spool_fd;
+    int                      spool_fd;         /* in smtp_listener.spool_dir_fd */
     bool                     is_spool_unnamed; /* O_TMPFILE: nothing to unlink */
     uint64_t                 spool_offset;
     size_t                   write_done;  /* of the current write request */
@@ -79,6 +79,7 @@ static struct {
      * core/workers and takes over once one does. */
     bool                       has_filter_stage;
     bool                       is_spool_unnamed; /* spool_probe_unnamed() at start */
+    int                        spool_dir_fd;     /* O_PATH: where spool files are made */
 } smtp_listener;
 
 static void smtp_conn_serve_request(struct smtp_conn *sc);
@@ -222,13 +223,12 @@ smtp_conn_discard_spool(struct smtp_conn *sc)
         sc->is_abort_pending = true;
         return;
     }
-    if (sc->spool_fd >= 0 || sc->spool_path[0] != '\0') {
-        reactor_file_discard(conn_reactor(sc->conn), sc->spool_fd,
-                             sc->spool_fd >= 0 && !sc->is_spool_unnamed ? sc->spool_path
-                                                                        : NULL);
+    if (sc->spool_fd >= 0) {
+        /* A named file is unlinked by its queue id, which the reactor copies. */
+        reactor_file_discard(conn_reactor(sc->conn), sc->spool_fd, smtp_listener.spool_dir_fd,
+                             sc->is_spool_unnamed ? NULL : sc->queue_id);
     }
     sc->spool_fd = -1;
-    sc->spool_path[0] = '\0';
     sc->spool_offset = 0;
 }
 
@@ -313,7 +313,6 @@ smtp_conn_deliver(struct smtp_conn *sc)
     static_assert(sizeof(message->mail_from) == sizeof(txn->mail_from), "same bound");
     memcpy(message->mail_from, txn->mail_from, sizeof(message->mail_from));
     memcpy(message->queue_id, sc->queue_id, sizeof(message->queue_id));
-    memcpy(message->spool_path, sc->spool_path, sizeof(message->spool_path));
     message->is_spool_unnamed = sc->is_spool_unnamed;
     message->spool_fd = sc->spool_fd;
     message->size = sc->spool_offset;
@@ -338,7 +337,6 @@ smtp_conn_deliver(struct smtp_conn *sc)
     /* The job owns the message and its spool file now. */
     sc->message = NULL;
     sc->spool_fd = -1;
-    sc->spool_path[0] = '\0';
     sc->spool_offset = 0;
     body_buffer_give(sc->conn, &sc->body_buffer);
 }
@@ -362,22 +360,16 @@ smtp_conn_serve_request(struct smtp_conn *sc)
             return;
         }
         spool_queue_id_make(reactor_index(conn_reactor(sc->conn)), sc->queue_id);
-        const char *data_dir = smtp_listener.config->data_dir;
         sc->is_spool_unnamed = smtp_listener.is_spool_unnamed;
-        int rc = sc->is_spool_unnamed
-                     ? spool_dir_path(data_dir, sc->spool_path, sizeof(sc->spool_path))
-                     : spool_path(data_dir, sc->queue_id, sc->spool_path, sizeof(sc->spool_path));
-        if (rc != 0) {
-            body_buffer_give(sc->conn, &sc->body_buffer);
-            smtp_session_spool_opened(&sc->session, rc, NULL, 0, NULL, 0);
-            return;
-        }
         sc->file_op = SMTP_FILE_OPENING;
         /* Read-write: delivery may have to copy from it (another file
-         * system under a Maildir). */
-        conn_file_open(sc->conn, sc->spool_path,
-                       (sc->is_spool_unnamed ? O_TMPFILE : O_CREAT | O_EXCL) | O_RDWR | O_CLOEXEC,
-                       0600);
+         * system under a Maildir). A named file is called by its queue id,
+         * which lives in the slot until the open completes. */
+        conn_file_openat(sc->conn, smtp_listener.spool_dir_fd,
+                         sc->is_spool_unnamed ? "." : sc->queue_id,
+                         (sc->is_spool_unnamed ? O_TMPFILE : O_CREAT | O_EXCL) | O_RDWR |
+                             O_CLOEXEC,
+                         0600);
         return;
     }
     case SMTP_REQUEST_SPOOL_WRITE: {
@@ -496,8 +488,7 @@ smtp_conn_file_done(struct conn *conn, int result)
     }
     if (op == SMTP_FILE_OPENING) {
         if (result < 0) {
-            log_error("cannot create spool file %s: %s", sc->spool_path, strerror(-result));
-            sc->spool_path[0] = '\0';
+            log_error("%s: cannot create spool file: %s", sc->queue_id, strerror(-result));
             body_buffer_give(conn, &sc->body_buffer);
             smtp_session_spool_opened(&sc->session, result, NULL, 0, NULL, 0);
         } else {
@@ -512,8 +503,7 @@ smtp_conn_file_done(struct conn *conn, int result)
     struct span body = smtp_session_body(&sc->session);
     if (result <= 0) {
         int error = result < 0 ? result : -EIO;
-        log_error("%s: writing spool file %s: %s", sc->queue_id, sc->spool_path,
-                  strerror(-error));
+        log_error("%s: writing spool file: %s", sc->queue_id, strerror(-error));
         smtp_session_spool_written(&sc->session, error);
         smtp_conn_serve_request(sc);
         return;
@@ -565,7 +555,16 @@ int
 smtp_listener_init(const struct config *config)
 {
     smtp_listener.config = config;
-    smtp_listener.is_spool_unnamed = spool_probe_unnamed(config->data_dir);
+    smtp_listener.is_spool_unnamed =
+        config->spool_unnamed && spool_probe_unnamed(config->data_dir);
+    char spool_dir[SPOOL_PATH_BYTES];
+    if (spool_dir_path(config->data_dir, spool_dir, sizeof(spool_dir)) != 0) {
+        return -ENAMETOOLONG;
+    }
+    smtp_listener.spool_dir_fd = open(spool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (smtp_listener.spool_dir_fd < 0) {
+        return -errno;
+    }
     smtp_listener.session_config = (struct smtp_session_config){
         .hostname = config->myhostname,
         .message_size_limit = config->message_size_limit,
@@ -618,6 +617,10 @@ smtp_listener_destroy(void)
     }
     free(smtp_listener.pools);
     smtp_listener.pools = NULL;
+    if (smtp_listener.spool_dir_fd >= 0) {
+        (void)close(smtp_listener.spool_dir_fd);
+        smtp_listener.spool_dir_fd = -1;
+    }
 }
 
 struct recipients *

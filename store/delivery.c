@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/assertions.h"
@@ -66,6 +67,8 @@ static struct {
     pthread_cond_t           wake;
     struct delivery_message *queue_head;
     struct delivery_message *queue_tail;
+    size_t                   queue_length;
+    uint32_t                 commit_window_ms;
     bool                     is_stopping;
     char                     data_dir[SPOOL_PATH_BYTES];
     char                     host_part[256]; /* hostname made safe for file names */
@@ -80,11 +83,8 @@ static struct {
     struct maildir_dir     **batch_dirs;
     int                     *dir_fds;
     int                     *dir_results;
-    /* Counters for the operator (read racily for logs only). */
-    unsigned long            batches;
-    unsigned long            messages;
-    /* The same for `toasterctl stats`, and the syncs: written by the
-     * committer only, read by any thread (stats_add/stats_load). */
+    /* Counters for the operator (`toasterctl stats`, the log at stop):
+     * written by the committer only, read by any thread (stats_load). */
     struct delivery_stats    stats;
 } delivery;
 
@@ -262,7 +262,6 @@ delivery_message_give(struct delivery_message_pool *pool, struct delivery_messag
     /* Back to the state create() gives, keeping the storage. */
     message->mail_from[0] = '\0';
     message->queue_id[0] = '\0';
-    message->spool_path[0] = '\0';
     message->size = 0;
     message->rcpt_count = 0;
     message->mailbox_count = 0;
@@ -438,7 +437,7 @@ deliver_one(const struct delivery_message *message, const char *mailbox,
      * microsecond; a fresh name settles it. A directory that vanished under
      * its cached fd is reopened (and recreated) once. */
     for (int attempt = 0; attempt < 4; attempt++) {
-        rc = maildir_dirs_get(mailbox, delivery.batches + 1, &copy->dir);
+        rc = maildir_dirs_get(mailbox, delivery.stats.batches + 1, &copy->dir);
         if (rc != 0) {
             return rc;
         }
@@ -491,7 +490,7 @@ commit_batch(struct delivery_message *batch)
         m->delivered_count = 0;
     }
     ASSERT(count > 0);
-    uint64_t batch_number = delivery.batches + 1;
+    uint64_t batch_number = delivery.stats.batches + 1; /* written only here */
     maildir_dirs_trim();
 
     /* 1. The spool files' bytes reach the disk before any name points at
@@ -506,8 +505,8 @@ commit_batch(struct delivery_message *batch)
         for (size_t i = 0; i < count; i++) {
             if (results[i] != 0) {
                 messages[i]->result = results[i];
-                log_error("%s: fdatasync %s: %s", messages[i]->queue_id,
-                          messages[i]->spool_path, strerror(-results[i]));
+                log_error("%s: fdatasync of the spool file: %s", messages[i]->queue_id,
+                          strerror(-results[i]));
             }
         }
     }
@@ -578,14 +577,11 @@ commit_batch(struct delivery_message *batch)
         message->spool_fd = -1;
         if (!message->is_spool_unnamed &&
             unlinkat(delivery.spool_dir_fd, message->queue_id, 0) != 0) {
-            log_warning("%s: unlink %s: %s", message->queue_id, message->spool_path,
-                        strerror(errno));
+            log_warning("%s: unlink spool file: %s", message->queue_id, strerror(errno));
         }
         message->next_in_batch = NULL;
         reactor_job_complete(&message->job);
     }
-    delivery.batches++;
-    delivery.messages += count;
     stats_add(&delivery.stats.batches, 1);
     stats_add(&delivery.stats.messages, count);
 }
@@ -603,6 +599,19 @@ delivery_main(void *arg)
             pthread_mutex_unlock(&delivery.lock);
             break;
         }
+        if (delivery.commit_window_ms > 0 && !delivery.is_stopping) {
+            /* Let the batch fill for up to the window after its first
+             * message (or until it is full): fewer, larger syncs at the
+             * price of that much latency. */
+            struct timespec deadline;
+            (void)clock_gettime(CLOCK_MONOTONIC, &deadline);
+            deadline.tv_nsec += (long)(delivery.commit_window_ms % 1000) * 1000000L;
+            deadline.tv_sec += delivery.commit_window_ms / 1000 + deadline.tv_nsec / 1000000000L;
+            deadline.tv_nsec %= 1000000000L;
+            while (delivery.queue_length < DELIVERY_BATCH_MESSAGES_MAX && !delivery.is_stopping &&
+                   pthread_cond_timedwait(&delivery.wake, &delivery.lock, &deadline) == 0) {
+            }
+        }
         /* Take up to a batch's worth, bounded by messages and mailboxes, so
          * the directory set of one batch always fits. */
         struct delivery_message *batch = delivery.queue_head;
@@ -616,6 +625,8 @@ delivery_main(void *arg)
             messages++;
         }
         delivery.queue_head = last->next_in_batch;
+        ASSERT(delivery.queue_length >= messages);
+        delivery.queue_length -= messages;
         if (delivery.queue_head == NULL) {
             delivery.queue_tail = NULL;
         }
@@ -629,9 +640,11 @@ delivery_main(void *arg)
 /* ---- public ------------------------------------------------------------ */
 
 int
-delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on)
+delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on,
+               uint32_t commit_window_ms)
 {
     memset(&delivery, 0, sizeof(delivery));
+    delivery.commit_window_ms = commit_window_ms;
     if ((size_t)snprintf(delivery.data_dir, sizeof(delivery.data_dir), "%s", data_dir) >=
         sizeof(delivery.data_dir)) {
         return -ENAMETOOLONG;
@@ -681,7 +694,11 @@ delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on)
         log_warning("delivery: no io_uring (%s); syncing one file at a time", strerror(-rc));
     }
     pthread_mutex_init(&delivery.lock, NULL);
-    pthread_cond_init(&delivery.wake, NULL);
+    pthread_condattr_t cond_attr;
+    pthread_condattr_init(&cond_attr);
+    pthread_condattr_setclock(&cond_attr, CLOCK_MONOTONIC); /* the window's clock */
+    pthread_cond_init(&delivery.wake, &cond_attr);
+    pthread_condattr_destroy(&cond_attr);
     rc = pthread_create(&delivery.thread, NULL, delivery_main, NULL);
     if (rc != 0) {
         return -rc;
@@ -702,6 +719,7 @@ delivery_submit(struct delivery_message *message)
         delivery.queue_head = message;
     }
     delivery.queue_tail = message;
+    delivery.queue_length++;
     pthread_cond_signal(&delivery.wake);
     pthread_mutex_unlock(&delivery.lock);
 }
@@ -732,5 +750,6 @@ delivery_stop(void)
     free(delivery.batch_dirs);
     free(delivery.dir_fds);
     free(delivery.dir_results);
-    log_info("delivery: %lu messages in %lu batches", delivery.messages, delivery.batches);
+    log_info("delivery: %llu messages in %llu batches",
+             (unsigned long long)delivery.stats.messages, (unsigned long long)delivery.stats.batches);
 }

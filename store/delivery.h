@@ -24,7 +24,6 @@
 struct delivery_message {
     struct job job;             /* first: the reactor's handle on this message */
     char       queue_id[SPOOL_QUEUE_ID_BYTES];
-    char       spool_path[SPOOL_PATH_BYTES]; /* for logs; the directory when unnamed */
     bool       is_spool_unnamed; /* O_TMPFILE: linked by fd, never unlinked */
     int        spool_fd;        /* open read-write; closed by delivery */
     uint64_t   size;            /* bytes in the spool file */
@@ -64,8 +63,11 @@ delivery_message_mailbox(const struct delivery_message *message, size_t i)
     return message->names + message->mailbox_offsets[i];
 }
 
-/* Start the committer. Returns 0 or -errno. Main thread. */
-int delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on);
+/* Start the committer. commit_window_ms > 0 lets a batch gather messages
+ * for that long after its first before it is synced. Returns 0 or -errno.
+ * Main thread. */
+int delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on,
+                   uint32_t commit_window_ms);
 
 /* Allocate an empty message (spool_fd -1). Returns NULL when out of memory. */
 struct delivery_message *delivery_message_create(void);

@@ -100,16 +100,6 @@ spool_queue_id_make(uint32_t reactor_index, char id_out[SPOOL_QUEUE_ID_BYTES])
 }
 
 int
-spool_path(const char *data_dir, const char *queue_id, char *path_out, size_t path_bytes)
-{
-    int n = snprintf(path_out, path_bytes, "%s/spool/%s", data_dir, queue_id);
-    if (n < 0 || (size_t)n >= path_bytes) {
-        return -ENAMETOOLONG;
-    }
-    return 0;
-}
-
-int
 spool_dir_path(const char *data_dir, char *path_out, size_t path_bytes)
 {
     int n = snprintf(path_out, path_bytes, "%s/spool", data_dir);

@@ -29,9 +29,6 @@ int spool_prepare(const char *data_dir);
  * per-thread counter). */
 void spool_queue_id_make(uint32_t reactor_index, char id_out[SPOOL_QUEUE_ID_BYTES]);
 
-/* "<data_dir>/spool/<queue id>". Returns 0 or -ENAMETOOLONG. */
-int spool_path(const char *data_dir, const char *queue_id, char *path_out, size_t path_bytes);
-
 /* "<data_dir>/spool". Returns 0 or -ENAMETOOLONG. */
 int spool_dir_path(const char *data_dir, char *path_out, size_t path_bytes);
 

@@ -1,0 +1,106 @@
+#!/bin/bash
+# bench/idle_connections.sh - what an idle SMTP connection costs toasterd:
+# opens COUNT connections (each reads the banner and says EHLO, then waits,
+# as a client between messages does), and reports toasterd's resident memory
+# (VmRSS) before and with them, per connection. The kernel's socket buffers
+# are not in the process's RSS; /proc/net/sockstat's page count is shown
+# beside it for the whole picture.
+# Usage: bench/idle_connections.sh [-o FILE]   (env: COUNT, default 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+COUNT="${COUNT:-10000}"
+out=""
+if [ "${1:-}" = "-o" ]; then out="$2"; fi
+
+work=$(mktemp -d /tmp/toaster-idle.XXXXXX)
+pid=""
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((COUNT + 100)) ]; then
+    echo "open file limit $(ulimit -n) is below $((COUNT + 100))" >&2
+    exit 1
+fi
+mkdir -p "$work/var"
+echo "user1@example.test:{PLAIN}x" > "$work/var/users"
+smtp_port=$(port)
+{
+    echo "data_dir = $work/var"
+    echo "smtp_listen = 127.0.0.1:$smtp_port"
+    for key in submission imap imaps managesieve http submissions; do
+        echo "${key}_listen = 127.0.0.1:$(port)"
+    done
+    echo "max_connections = $((COUNT + 100))"
+    echo "max_connections_per_ip = $((COUNT + 100))"
+    echo "log_level = warning"
+} > "$work/toasterd.conf"
+./build/toasterd -c "$work/toasterd.conf" 2>"$work/toasterd.log" &
+pid=$!
+for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; then break; fi
+    sleep 0.05
+done
+sleep 0.5
+
+/usr/bin/python3 - "$pid" "$smtp_port" "$COUNT" <<'EOF' | tee "$work/result.md"
+import selectors, socket, sys, time
+
+pid, port, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+
+def status(key):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])  # kB
+
+def sockstat_pages():
+    for line in open("/proc/net/sockstat"):
+        if line.startswith("TCP:"):
+            f = line.split()
+            return int(f[f.index("mem") + 1])
+
+rss_before = status("VmRSS")
+tcp_pages_before = sockstat_pages()
+sel = selectors.DefaultSelector()
+socks = []
+# Source addresses in turn, so the ephemeral ports of one never run out.
+for i in range(count):
+    s = socket.socket()
+    s.bind(("127.0.0.%d" % (2 + i // 20000), 0))
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", port))
+    socks.append(s)
+    sel.register(s, selectors.EVENT_READ, [b"", 0])
+# Read each banner, send EHLO, read its reply: then the session is idle.
+done = 0
+deadline = time.monotonic() + 120
+while done < count and time.monotonic() < deadline:
+    for key, _ in sel.select(timeout=1):
+        s, state = key.fileobj, key.data
+        data = s.recv(4096)
+        if not data:
+            raise SystemExit("connection closed by the server: %r" % state[0][-200:])
+        state[0] += data
+        if state[1] == 0 and state[0].endswith(b"\r\n") and state[0].startswith(b"220 "):
+            state[0], state[1] = b"", 1
+            s.send(b"EHLO idle.example.test\r\n")
+        elif state[1] == 1 and b"\r\n250 " in b"\r\n" + state[0]:
+            state[1] = 2
+            sel.unregister(s)
+            done += 1
+if done < count:
+    raise SystemExit("only %d of %d sessions got to idle" % (done, count))
+time.sleep(1)
+rss_with = status("VmRSS")
+tcp_pages_with = sockstat_pages()
+per_conn = (rss_with - rss_before) * 1024 / count
+print("### %d idle SMTP connections (after EHLO)\n" % count)
+print("| toasterd VmRSS before | with them | per connection | kernel TCP memory per connection |")
+print("| --- | --- | --- | --- |")
+print("| %.1f MiB | %.1f MiB | %.1f KiB | %.1f KiB |" % (
+    rss_before / 1024, rss_with / 1024, per_conn / 1024,
+    (tcp_pages_with - tcp_pages_before) * 4096 / count / 1024))
+for s in socks:
+    s.close()
+EOF
+if [ -n "$out" ]; then cp "$work/result.md" "$out"; fi
