@@ -16,11 +16,14 @@
 #
 # Usage: bench/compare.sh
 # Env: ROUNDS (3) DURATION (15 s per run) CONCURRENCY ("1 10 100 1000")
-#      MIX_CONCURRENCY (100; empty skips the size-mix row) SIZE_MIX
+#      SIZE (4k) MIX_CONCURRENCY (100; empty skips the size-mix row)
+#      SIZE_MIX (4k:70,50k:25,1m:5) MESSAGES_PER_SESSION (100)
 #      TOASTER_PORT (2725, +1..+6 for its other listeners) PEER_PORT (2625)
 #      LMTP_PORT (2624) OUT (bench/results) WORKDIR (parent of the temp dir)
 #      KEEP (1 keeps the temp dir) DRAIN_TIMEOUT (600 s) BENCH_THREADS (1)
 #      PEER_LMTP_CONCURRENCY (empty: Postfix's default of 20)
+#      ACCOUNTING (auto; v1, v2 or proc to force how CPU is counted)
+# shellcheck disable=SC2015 # 'a && b || die' is meant: die when either fails
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -127,6 +130,21 @@ port_free() {
     fi
 }
 
+# Move a finished round's store aside instead of deleting it: freeing many
+# inodes makes ext4 without a journal skip them as "recently deleted" for
+# a minute or more, which would slow the next round's file creation (the
+# other server's included). Everything goes when the run ends.
+RETIRED=0
+retire() {
+    local dir
+    mkdir -p "$WORK/retired" || die "cannot create $WORK/retired"
+    for dir in "$@"; do
+        [ -e "$dir" ] || continue
+        RETIRED=$((RETIRED + 1))
+        mv "$dir" "$WORK/retired/$RETIRED" || die "cannot move $dir aside"
+    done
+}
+
 # count_maildir DIR: message files in every Maildir's new/ and cur/ below DIR.
 count_maildir() {
     [ -d "$1" ] || { echo 0; return 0; }
@@ -189,7 +207,7 @@ write_meta() {
     # Substitutions inside printf's arguments would hide a failure: check here.
     toaster_v=$(toaster_version) || die "$TOASTERD -V failed"
     peer_v=$(peer_version) || die "cannot read the Postfix or Dovecot version"
-    fs=$(findmnt -n -o FSTYPE,SOURCE --target "$WORK") || die "findmnt cannot tell the file system of $WORK"
+    fs=$(findmnt -n -o FSTYPE,SOURCE --target "$WORK" | tr -s ' ') || die "findmnt cannot tell the file system of $WORK"
     reactors=$(awk -F' = ' '$1 == "reactor_threads" {print $2}' "$WORK/toaster/effective.conf")
     workers=$(awk -F' = ' '$1 == "worker_threads" {print $2}' "$WORK/toaster/effective.conf")
     [ -n "$reactors" ] && [ -n "$workers" ] || die "no reactor_threads/worker_threads in toasterd -n output"
@@ -201,7 +219,7 @@ write_meta() {
         printf 'nproc\t%s\n' "$(nproc)"
         printf 'memory\t%s\n' "$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
         printf 'kernel\t%s\n' "$(uname -r)"
-        printf 'filesystem\t%s\n' "$(echo $fs)"
+        printf 'filesystem\t%s\n' "$fs"
         printf 'toasterd\t%s\n' "$toaster_v"
         printf 'peer\t%s\n' "$peer_v"
         printf 'command\tROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
@@ -217,7 +235,7 @@ write_meta() {
 }
 
 main() {
-    local workload c round stamp_md stamp_svg
+    local workload name c flag value round port stamp_md stamp_svg
     [ "$(id -u)" -eq 0 ] || die "run as root: Postfix and Dovecot instances need it"
     [ -x "$TOASTERD" ] && [ -x "$BENCH" ] ||
         die "build first: meson compile -C build (need $TOASTERD and $BENCH)"
@@ -257,8 +275,9 @@ main() {
     stamp_svg="$OUT/compare-$STAMP.svg"
     "$PY" "$BENCH_DIR/compare_report.py" report --runs "$WORK/runs.jsonl" --meta "$WORK/meta.tsv" \
         --md "$stamp_md" --svg "$stamp_svg" || die "compare_report.py could not write the report"
-    cp "$stamp_md" "$OUT/compare-latest.md" && cp "$stamp_svg" "$OUT/compare-latest.svg" ||
-        die "cannot copy the report to $OUT/compare-latest.*"
+    # The latest report shows the latest chart, whatever its stamp was.
+    sed "s/compare-$STAMP\.svg/compare-latest.svg/" "$stamp_md" >"$OUT/compare-latest.md" &&
+        cp "$stamp_svg" "$OUT/compare-latest.svg" || die "cannot copy the report to $OUT/compare-latest.*"
     echo "compare: wrote $stamp_md and $stamp_svg (also compare-latest.*)" >&2
 }
 

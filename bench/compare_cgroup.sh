@@ -10,6 +10,7 @@
 # processes and sums utime+stime+cutime+cstime, which misses CPU of children
 # reaped by a process outside the tree (ACCT_NOTE says so in the report).
 # Only groups created here are touched; ACCT_CREATED lists them for the trap.
+# shellcheck shell=bash disable=SC2015,SC2034 # 'a && b || die' is meant: die when either fails; compare.sh reads the variables set here
 
 ACCT_MODE=""
 ACCT_NOTE=""
@@ -18,31 +19,47 @@ ACCT_CREATED=()
 declare -A ACCT_DIR=()
 declare -A ACCT_ROOTS=()
 
-# Pick the accounting mode once. A probe group proves the hierarchy is writable.
+# Pick the accounting mode once. A probe group proves the hierarchy is
+# writable. ACCOUNTING=v1|v2|proc forces one (to test the others here).
 acct_detect() {
-    local base probe
-    for base in /sys/fs/cgroup/cpuacct /sys/fs/cgroup/cpu,cpuacct; do
-        [ -f "$base/cpuacct.usage" ] || continue
-        probe="$base/toaster-compare-probe-$$"
-        if mkdir "$probe" 2>/dev/null; then
-            rmdir "$probe" || die "cannot remove probe cgroup $probe"
-            ACCT_MODE=v1 ACCT_BASE="$base"
-            ACCT_NOTE="CPU from cgroup v1 \`cpuacct.usage\` of one group per stack ($base)"
+    local want=${ACCOUNTING:-auto}
+    case $want in
+    auto | v1 | v2 | proc) ;;
+    *) die "ACCOUNTING='$want' is not auto, v1, v2 or proc" ;;
+    esac
+    if [ "$want" = auto ] || [ "$want" = v1 ]; then
+        acct_probe v1 /sys/fs/cgroup/cpuacct/cpuacct.usage /sys/fs/cgroup/cpu,cpuacct/cpuacct.usage &&
             return 0
-        fi
-    done
-    for base in /sys/fs/cgroup /sys/fs/cgroup/unified; do
-        [ -f "$base/cgroup.controllers" ] || continue
-        probe="$base/toaster-compare-probe-$$"
-        if mkdir "$probe" 2>/dev/null; then
-            rmdir "$probe" || die "cannot remove probe cgroup $probe"
-            ACCT_MODE=v2 ACCT_BASE="$base"
-            ACCT_NOTE="CPU from cgroup v2 \`cpu.stat\` usage_usec of one group per stack ($base)"
+    fi
+    if [ "$want" = auto ] || [ "$want" = v2 ]; then
+        acct_probe v2 /sys/fs/cgroup/cgroup.controllers /sys/fs/cgroup/unified/cgroup.controllers &&
             return 0
-        fi
-    done
+    fi
+    [ "$want" = auto ] || [ "$want" = proc ] || die "no writable cgroup $want hierarchy"
     ACCT_MODE=proc
     ACCT_NOTE="no writable cgroup: CPU is utime+stime+cutime+cstime summed over the process tree of each stack (children reaped outside the tree are missed)"
+}
+
+# acct_probe MODE FILE...: use the first hierarchy that has FILE at its top
+# and lets us create a group.
+acct_probe() {
+    local mode=$1 file base probe
+    shift
+    for file in "$@"; do
+        [ -f "$file" ] || continue
+        base=$(dirname "$file")
+        probe="$base/toaster-compare-probe-$$"
+        mkdir "$probe" 2>/dev/null || continue
+        rmdir "$probe" || die "cannot remove probe cgroup $probe"
+        ACCT_MODE=$mode ACCT_BASE=$base
+        if [ "$mode" = v1 ]; then
+            ACCT_NOTE="CPU from cgroup v1 \`cpuacct.usage\` of one group per stack ($base)"
+        else
+            ACCT_NOTE="CPU from cgroup v2 \`cpu.stat\` usage_usec of one group per stack ($base)"
+        fi
+        return 0
+    done
+    return 1
 }
 
 # acct_create NAME: make the group (or, without cgroups, an empty root list).
@@ -122,7 +139,7 @@ acct_wait_empty() {
         sleep 0.1
     done
     if [ -n "$pids" ]; then
-        echo "compare: $name processes still running after ${seconds}s, killing:" $pids >&2
+        echo "compare: $name processes still running after ${seconds}s, killing: $pids" >&2
         # shellcheck disable=SC2086
         kill -KILL $pids 2>/dev/null || true
         sleep 1

@@ -9,18 +9,20 @@
 #
 # Durability is the packages' default: cleanup fsyncs each queue file before
 # smtpd answers 250, and Dovecot (mail_fsync = optimized) fsyncs each
-# message file before LMTP answers. Settings that change the work per
-# message stay at their defaults (in_flow_delay 1s, header checks off, LMTP
-# concurrency 20 per destination unless PEER_LMTP_CONCURRENCY says); the ones
-# we change are for fairness at 1000 connections from one address and for
-# running without DNS, and the report lists them (PEER_NOTES).
+# message file, and fdatasyncs its index and uidlist, before LMTP answers.
+# Settings that change the work per message stay at their defaults
+# (in_flow_delay 1s, header checks off, LMTP concurrency 20 per destination
+# unless PEER_LMTP_CONCURRENCY says); the ones we change are for fairness at
+# 1000 connections from one address and for running without DNS, and the
+# report lists them (PEER_NOTES).
+# shellcheck shell=bash disable=SC2015,SC2034 # 'a && b || die' is meant: die when either fails; compare.sh reads the variables set here
 
 PEER_RUNNING=""
 PEER_NOTES=(
     "Postfix: \`default_process_limit = $PEER_PROCESS_LIMIT\` (default 100) so smtpd and cleanup can each have one process per connection at $max_concurrency connections; \`smtpd_client_connection_count_limit = 0\` and \`smtpd_client_connection_rate_limit = 0\` (no per-client throttling; toasterd gets \`max_connections_per_ip = $CONNECTIONS_PER_IP\` for the same reason)"
     "Postfix: \`smtpd_peername_lookup = no\`, \`smtp_dns_support_level = disabled\`, \`lmtp_host_lookup = native\`: no DNS on loopback; \`message_size_limit = 52428800\` as toasterd's 50m; no chroot; everything else, including queue-file fsync and \`in_flow_delay = 1s\` (smtpd pauses before MAIL while the queue manager falls behind), at its default"
     "Postfix: parallel LMTP deliveries to Dovecot: ${PEER_LMTP_CONCURRENCY:-20, the default \`lmtp_destination_concurrency_limit\` (under load qmgr warns that it may need raising; PEER_LMTP_CONCURRENCY=N sets it)}"
-    "Dovecot: LMTP only, passwd-file users (uid/gid of \`mail\`), \`mail_location = maildir:…/%d/%n/Maildir\`, \`mail_fsync\` at its default (optimized: each message file is fsynced before LMTP answers 250; the \`new/\` directory is not)"
+    "Dovecot: LMTP only, passwd-file users (uid/gid of \`mail\`), \`mail_location = maildir:…/%d/%n/Maildir\`, \`mail_fsync\` at its default (optimized: before LMTP answers 250 the message file is fsynced before its rename into \`new/\`, and the index and \`dovecot-uidlist\` files are fdatasynced; the \`new/\` directory is not); Postfix's cleanup fsyncs each queue file before smtpd answers 250 (both seen with strace)"
 )
 
 # Install Dovecot LMTP (and Postfix) from Debian when missing. A temporary
@@ -52,7 +54,11 @@ peer_install() {
 peer_prepare() {
     local i etc="$WORK/postfix/etc" dc="$WORK/dovecot"
     MAIL_UID=$(id -u mail) && MAIL_GID=$(id -g mail) || die "no 'mail' user for Dovecot's mailboxes"
-    mkdir -p "$etc" "$dc" || die "cannot create $etc and $dc"
+    mkdir -p "$etc" "$dc" "$WORK/dovecot-mail" || die "cannot create $etc and $dc"
+    chown "$MAIL_UID:$MAIL_GID" "$WORK/dovecot-mail" || die "cannot chown $WORK/dovecot-mail"
+    # Dovecot delivers as the mail user, who needs a way down to the store.
+    setpriv --reuid="$MAIL_UID" --regid="$MAIL_GID" --clear-groups test -w "$WORK/dovecot-mail" ||
+        die "user mail cannot write $WORK/dovecot-mail: can others search the folders above it (WORKDIR)?"
     for i in $(seq 1 100); do echo "user$i@example.test OK"; done >"$etc/vmailbox" ||
         die "cannot write $etc/vmailbox"
     for i in $(seq 1 100); do
@@ -175,8 +181,8 @@ peer_ports() {
 
 # Fresh queue, data and mail store, then Dovecot and Postfix in one group.
 peer_start() {
-    rm -rf "$WORK/postfix/queue" "$WORK/postfix/data" "$WORK/dovecot-mail" "$WORK/dovecot/run" ||
-        die "cannot reset the peer's directories"
+    retire "$WORK/postfix/queue" "$WORK/postfix/data" "$WORK/dovecot-mail"
+    rm -rf "$WORK/dovecot/run" || die "cannot reset $WORK/dovecot/run"
     mkdir -p "$WORK/postfix/queue" "$WORK/dovecot-mail" "$WORK/dovecot/state" ||
         die "cannot create the peer's directories"
     chown "$MAIL_UID:$MAIL_GID" "$WORK/dovecot-mail" || die "cannot chown $WORK/dovecot-mail"

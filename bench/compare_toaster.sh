@@ -2,12 +2,13 @@
 #
 # One toasterd on TOASTER_PORT (its other listeners on the next six ports so
 # nothing clashes with a daemon left on the defaults), the same 100 users
-# as the peer, fsync on (the default), and a data_dir emptied before every
+# as the peer, fsync on (the default), and a fresh data_dir for every
 # round. Its 250 already means the message is in Maildir/new, so it never
 # has anything pending after the client is done.
 #
 # Like the peer's per-IP limits, max_connections_per_ip is raised above the
 # largest concurrency: every benchmark connection comes from 127.0.0.1.
+# shellcheck shell=bash disable=SC2015 # 'a && b || die' is meant: die when either fails
 
 TOASTER_PID=""
 
@@ -38,7 +39,8 @@ toaster_ports() {
 }
 
 toaster_start() {
-    rm -rf "$WORK/toaster/data" && mkdir "$WORK/toaster/data" || die "cannot reset $WORK/toaster/data"
+    retire "$WORK/toaster/data"
+    mkdir "$WORK/toaster/data" || die "cannot create $WORK/toaster/data"
     (
         acct_join toaster
         exec "$TOASTERD" -c "$WORK/toaster/toasterd.conf" 2>>"$WORK/toaster/toasterd.log"

@@ -1223,6 +1223,17 @@ conn_file_openat(struct conn *conn, int dir_fd, const char *path, int flags, uns
 }
 
 void
+conn_file_sync(struct conn *conn, int fd)
+{
+    ASSERT(!conn->is_file_busy);
+    struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+    io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, pack(OP_FILE, conn->slot, conn->generation));
+    conn->is_file_busy = true;
+    conn->ops_in_flight++;
+}
+
+void
 conn_file_write(struct conn *conn, int fd, const void *bytes, size_t len, uint64_t offset)
 {
     ASSERT(!conn->is_file_busy);

@@ -114,6 +114,9 @@ void conn_file_openat(struct conn *conn, int dir_fd, const char *path, int flags
  * or -errno. A short write is the handler's to finish. */
 void conn_file_write(struct conn *conn, int fd, const void *bytes, size_t len, uint64_t offset);
 
+/* fdatasync the file (IORING_OP_FSYNC); file_done gets 0 or -errno. */
+void conn_file_sync(struct conn *conn, int fd);
+
 /* Hand a job to the worker pool; job->done runs on this reactor later.
  * Returns 0, or -EAGAIN when the pool's queue is full. */
 int conn_job_submit(struct conn *conn, struct job *job);

@@ -37,6 +37,7 @@ enum smtp_file_op {
     SMTP_FILE_NONE,
     SMTP_FILE_OPENING,
     SMTP_FILE_WRITING,
+    SMTP_FILE_SYNCING, /* fdatasync at end of data, before the committer */
 };
 
 struct smtp_conn {
@@ -309,7 +310,6 @@ smtp_conn_deliver(struct smtp_conn *sc)
     ASSERT(message != NULL);
     ASSERT(sc->spool_fd >= 0);
     ASSERT(sc->file_op == SMTP_FILE_NONE);
-    sc->end_of_data_ns = stats_clock_ns();
     static_assert(sizeof(message->mail_from) == sizeof(txn->mail_from), "same bound");
     memcpy(message->mail_from, txn->mail_from, sizeof(message->mail_from));
     memcpy(message->queue_id, sc->queue_id, sizeof(message->queue_id));
@@ -318,6 +318,7 @@ smtp_conn_deliver(struct smtp_conn *sc)
     message->size = sc->spool_offset;
     ASSERT(message->size == txn->body_bytes);
     message->rcpt_count = txn->rcpt_count;
+    message->is_data_synced = smtp_listener.config->fsync;
     message->job.run = message_job_run;
     message->job.done = message_job_done;
     if (!smtp_listener.has_filter_stage) {
@@ -382,7 +383,16 @@ smtp_conn_serve_request(struct smtp_conn *sc)
         return;
     }
     case SMTP_REQUEST_DELIVER:
-        smtp_conn_deliver(sc);
+        sc->end_of_data_ns = stats_clock_ns();
+        if (!smtp_listener.config->fsync) {
+            smtp_conn_deliver(sc);
+            return;
+        }
+        /* The bytes go to disk now, from here, while the committer works
+         * on earlier messages: its batch is then only links and directory
+         * syncs, and this message waits for one batch, not two. */
+        sc->file_op = SMTP_FILE_SYNCING;
+        conn_file_sync(sc->conn, sc->spool_fd);
         return;
     }
 }
@@ -495,6 +505,19 @@ smtp_conn_file_done(struct conn *conn, int result)
             sc->spool_offset = 0;
             smtp_session_spool_opened(&sc->session, 0, sc->body_buffer, SPOOL_CHUNK_BYTES,
                                       sc->queue_id, time(NULL));
+        }
+        smtp_conn_serve_request(sc);
+        return;
+    }
+    if (op == SMTP_FILE_SYNCING) {
+        if (result < 0) {
+            log_error("%s: fdatasync of the spool file: %s", sc->queue_id, strerror(-result));
+            smtp_conn_count_final_reply(sc, false);
+            /* The session's txn_abort (after this reply) discards the spool. */
+            smtp_session_delivered(&sc->session,
+                                   "451 4.3.0 Error: cannot store the message, try again later");
+        } else {
+            smtp_conn_deliver(sc);
         }
         smtp_conn_serve_request(sc);
         return;

@@ -25,6 +25,7 @@ struct delivery_message {
     struct job job;             /* first: the reactor's handle on this message */
     char       queue_id[SPOOL_QUEUE_ID_BYTES];
     bool       is_spool_unnamed; /* O_TMPFILE: linked by fd, never unlinked */
+    bool       is_data_synced;  /* the submitter already ran fdatasync on it */
     int        spool_fd;        /* open read-write; closed by delivery */
     uint64_t   size;            /* bytes in the spool file */
     char       mail_from[SMTP_ADDRESS_BYTES_MAX + 1]; /* "" for <> */
