@@ -81,6 +81,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_U32, ring_entries, "1024", 64, 32768),
     KEY(CONFIG_BOOL, sqpoll, "no", 0, 0),
     KEY(CONFIG_DURATION, sqpoll_idle_ms, "50ms", 1, 10000),
+    KEY(CONFIG_U32, reactor_io_workers, "32", 0, 1024),
     KEY(CONFIG_BYTES, recv_buffer_bytes, XSTR(RECV_BUFFER_BYTES_DEFAULT), 4096, 1048576),
     KEY(CONFIG_U32, recv_buffer_count, XSTR(RECV_BUFFER_COUNT_DEFAULT), 16, 32768),
     KEY(CONFIG_U32, spool_buffers, XSTR(SPOOL_BUFFERS_DEFAULT), 1, 65536),

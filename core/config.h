@@ -67,6 +67,7 @@ struct config {
     uint32_t ring_entries;      /* submission queue entries per reactor */
     bool     sqpoll;            /* IORING_SETUP_SQPOLL: a kernel thread polls the SQ */
     uint32_t sqpoll_idle_ms;    /* the poller sleeps after this long without work */
+    uint32_t reactor_io_workers; /* kernel io-wq threads per reactor for file I/O; 0 = kernel's */
     uint32_t recv_buffer_bytes;
     uint32_t recv_buffer_count; /* power of two */
     uint32_t spool_buffers;     /* concurrent DATA transfers per reactor */

@@ -949,6 +949,17 @@ reactor_setup(struct reactor *reactor)
                   reactor->index);
         return -ENOTSUP;
     }
+    /* Spool opens, writes and fsyncs block in the file system, so the
+     * kernel runs them on this ring's io-wq threads; its default of four
+     * per CPU queues a thousand connections' fsyncs behind each other. */
+    if (config->reactor_io_workers > 0) {
+        unsigned int workers[2] = { config->reactor_io_workers, 0 }; /* 0: unbounded as is */
+        rc = io_uring_register_iowq_max_workers(&reactor->ring, workers);
+        if (rc < 0) {
+            log_warning("reactor %u: cannot set io-wq workers to %u: %s", reactor->index,
+                        config->reactor_io_workers, strerror(-rc));
+        }
+    }
     rc = buffers_setup(reactor);
     if (rc != 0) {
         return rc;
