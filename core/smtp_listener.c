@@ -6,10 +6,13 @@
  * (recipients resolved at RCPT time), the spool file while DATA/BDAT bytes
  * stream into it (opened and written through io_uring: the reactor never
  * blocks on disk), and the body buffer borrowed from the reactor's pool.
- * At end of data the message becomes a job: its filter stage runs on a
- * worker, then store/delivery makes it durable and the reply comes back
- * here. Runs on reactor threads, except message_job_run (a worker).
- * Limits: spool_buffers per reactor (an empty pool answers 451 to DATA).
+ * At end of data the reactor syncs the spool file's data (io_uring) and
+ * the message becomes a job: its filter stage runs on a worker (when one is
+ * configured; otherwise it goes straight on), then store/delivery makes it
+ * durable in the Maildirs and the reply comes back here. Messages and body
+ * buffers come from per-reactor pools, so the steady state allocates
+ * nothing. Runs on reactor threads, except message_job_run (a worker).
+ * Limits: spool_buffers per reactor (when all are busy, DATA waits for one).
  */
 #define _GNU_SOURCE
 #include "core/smtp_listener.h"
@@ -53,24 +56,32 @@ struct smtp_conn {
     enum smtp_file_op        file_op;
     bool                     is_abort_pending; /* discard the file when the op ends */
     uint64_t                 end_of_data_ns;   /* stats_clock_ns() at DELIVER: latency */
+    /* Waiting for a body buffer (reactor_pools.waiting_*), in FIFO order. */
+    bool                     is_waiting_for_buffer;
+    struct smtp_conn        *waiting_prev;
+    struct smtp_conn        *waiting_next;
 };
 
 /* A reactor's pool of body buffers (SPOOL_CHUNK_BYTES each) and of
  * delivery messages, so a message in the steady state allocates nothing.
  * Only its own reactor touches it, so no lock. */
-struct body_pool {
+struct reactor_pools {
     uint8_t  *memory;
     uint8_t **free_list;
     uint32_t  free_count;
     uint32_t  capacity;
     struct delivery_message_pool messages;
+    struct smtp_conn *waiting_head; /* sessions at DATA/BDAT waiting for a buffer */
+    struct smtp_conn *waiting_tail;
+    uint32_t          waiting_count;
+    uint64_t          waiting_logged_ns;
 };
 
 static struct {
     const struct config       *config;
     struct smtp_session_config session_config;
     struct smtp_session_callbacks callbacks;
-    struct body_pool          *pools; /* one per reactor */
+    struct reactor_pools          *pools; /* one per reactor */
     uint32_t                   pool_count;
     struct recipients         *recipients; /* ck_pr load/store */
     char                       refusal_text[512];
@@ -87,8 +98,8 @@ static void smtp_conn_serve_request(struct smtp_conn *sc);
 
 /* ---- body buffers ------------------------------------------------------------ */
 
-static struct body_pool *
-body_pool_of(struct conn *conn)
+static struct reactor_pools *
+pools_of(struct conn *conn)
 {
     uint32_t index = reactor_index(conn_reactor(conn));
     ASSERT(index < smtp_listener.pool_count);
@@ -98,11 +109,61 @@ body_pool_of(struct conn *conn)
 static uint8_t *
 body_buffer_take(struct conn *conn)
 {
-    struct body_pool *pool = body_pool_of(conn);
+    struct reactor_pools *pool = pools_of(conn);
     if (pool->free_count == 0) {
         return NULL;
     }
     return pool->free_list[--pool->free_count];
+}
+
+static void smtp_conn_spool_open(struct smtp_conn *sc);
+
+/* Every buffer busy: the session waits for one, in arrival order, without
+ * reading (its client waits for the 354), instead of being refused. */
+static void
+buffer_wait(struct smtp_conn *sc)
+{
+    struct reactor_pools *pool = pools_of(sc->conn);
+    ASSERT(!sc->is_waiting_for_buffer);
+    sc->is_waiting_for_buffer = true;
+    sc->waiting_next = NULL;
+    sc->waiting_prev = pool->waiting_tail;
+    if (pool->waiting_tail != NULL) {
+        pool->waiting_tail->waiting_next = sc;
+    } else {
+        pool->waiting_head = sc;
+    }
+    pool->waiting_tail = sc;
+    pool->waiting_count++;
+    uint64_t now = stats_clock_ns();
+    if (now - pool->waiting_logged_ns >= UINT64_C(60000000000)) { /* once a minute at most */
+        pool->waiting_logged_ns = now;
+        log_info("spool buffers all busy on reactor %u; DATA waits for one (raise "
+                 "spool_buffers if this is common)",
+                 reactor_index(conn_reactor(sc->conn)));
+    }
+}
+
+static void
+buffer_wait_cancel(struct smtp_conn *sc)
+{
+    if (!sc->is_waiting_for_buffer) {
+        return;
+    }
+    struct reactor_pools *pool = pools_of(sc->conn);
+    if (sc->waiting_prev != NULL) {
+        sc->waiting_prev->waiting_next = sc->waiting_next;
+    } else {
+        pool->waiting_head = sc->waiting_next;
+    }
+    if (sc->waiting_next != NULL) {
+        sc->waiting_next->waiting_prev = sc->waiting_prev;
+    } else {
+        pool->waiting_tail = sc->waiting_prev;
+    }
+    ASSERT(pool->waiting_count > 0);
+    pool->waiting_count--;
+    sc->is_waiting_for_buffer = false;
 }
 
 static void
@@ -111,10 +172,17 @@ body_buffer_give(struct conn *conn, uint8_t **buffer)
     if (*buffer == NULL) {
         return;
     }
-    struct body_pool *pool = body_pool_of(conn);
+    struct reactor_pools *pool = pools_of(conn);
     ASSERT(pool->free_count < pool->capacity);
     pool->free_list[pool->free_count++] = *buffer;
     *buffer = NULL;
+    /* The longest waiter gets it (starting its open only: no output and no
+     * session callback runs here, so any caller may give). */
+    if (pool->waiting_head != NULL) {
+        struct smtp_conn *next = pool->waiting_head;
+        buffer_wait_cancel(next);
+        smtp_conn_spool_open(next);
+    }
 }
 
 /* ---- session callbacks ------------------------------------------------------ */
@@ -166,7 +234,7 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
         return SMTP_RCPT_TEMPFAIL;
     }
     if (sc->message == NULL) {
-        sc->message = delivery_message_take(&body_pool_of(sc->conn)->messages);
+        sc->message = delivery_message_take(&pools_of(sc->conn)->messages);
         if (sc->message == NULL) {
             return SMTP_RCPT_NO_RESOURCES;
         }
@@ -243,7 +311,7 @@ smtp_conn_txn_abort(void *owner)
     }
     if (sc->message != NULL) {
         sc->message->spool_fd = -1; /* the spool file is the session's to discard */
-        delivery_message_give(&body_pool_of(sc->conn)->messages, &sc->message);
+        delivery_message_give(&pools_of(sc->conn)->messages, &sc->message);
     }
 }
 
@@ -342,6 +410,24 @@ smtp_conn_deliver(struct smtp_conn *sc)
     body_buffer_give(sc->conn, &sc->body_buffer);
 }
 
+/* A body buffer and the spool file's open, for a session at DATA/BDAT. */
+static void
+smtp_conn_spool_open(struct smtp_conn *sc)
+{
+    sc->body_buffer = body_buffer_take(sc->conn);
+    ASSERT(sc->body_buffer != NULL);
+    spool_queue_id_make(reactor_index(conn_reactor(sc->conn)), sc->queue_id);
+    sc->is_spool_unnamed = smtp_listener.is_spool_unnamed;
+    sc->file_op = SMTP_FILE_OPENING;
+    /* Read-write: delivery may have to copy from it (another file system
+     * under a Maildir). A named file is called by its queue id, which lives
+     * in the slot until the open completes. */
+    conn_file_openat(sc->conn, smtp_listener.spool_dir_fd,
+                     sc->is_spool_unnamed ? "." : sc->queue_id,
+                     (sc->is_spool_unnamed ? O_TMPFILE : O_CREAT | O_EXCL) | O_RDWR | O_CLOEXEC,
+                     0600);
+}
+
 /* Start whatever the session asked for. */
 static void
 smtp_conn_serve_request(struct smtp_conn *sc)
@@ -349,30 +435,15 @@ smtp_conn_serve_request(struct smtp_conn *sc)
     switch (smtp_session_take_request(&sc->session)) {
     case SMTP_REQUEST_NONE:
         return;
-    case SMTP_REQUEST_SPOOL_OPEN: {
+    case SMTP_REQUEST_SPOOL_OPEN:
         ASSERT(sc->spool_fd < 0);
         ASSERT(sc->body_buffer == NULL);
-        sc->body_buffer = body_buffer_take(sc->conn);
-        if (sc->body_buffer == NULL) {
-            log_warning("spool buffers exhausted on reactor %u",
-                        reactor_index(conn_reactor(sc->conn)));
-            smtp_session_spool_opened(&sc->session, -EAGAIN, NULL, 0, NULL, 0);
-            smtp_conn_serve_request(sc);
+        if (pools_of(sc->conn)->free_count == 0) {
+            buffer_wait(sc);
             return;
         }
-        spool_queue_id_make(reactor_index(conn_reactor(sc->conn)), sc->queue_id);
-        sc->is_spool_unnamed = smtp_listener.is_spool_unnamed;
-        sc->file_op = SMTP_FILE_OPENING;
-        /* Read-write: delivery may have to copy from it (another file
-         * system under a Maildir). A named file is called by its queue id,
-         * which lives in the slot until the open completes. */
-        conn_file_openat(sc->conn, smtp_listener.spool_dir_fd,
-                         sc->is_spool_unnamed ? "." : sc->queue_id,
-                         (sc->is_spool_unnamed ? O_TMPFILE : O_CREAT | O_EXCL) | O_RDWR |
-                             O_CLOEXEC,
-                         0600);
+        smtp_conn_spool_open(sc);
         return;
-    }
     case SMTP_REQUEST_SPOOL_WRITE: {
         struct span body = smtp_session_body(&sc->session);
         ASSERT(body.len > 0);
@@ -550,6 +621,7 @@ smtp_conn_close(struct conn *conn)
 {
     struct smtp_conn *sc = conn_state(conn);
     ASSERT(sc->file_op == SMTP_FILE_NONE);
+    buffer_wait_cancel(sc);
     smtp_session_finish(&sc->session);
     smtp_conn_txn_abort(sc); /* also when the session was past DATA */
     log_info("disconnect from [%s]", conn_peer_text(conn));
@@ -609,7 +681,7 @@ smtp_listener_init(const struct config *config)
         return -ENOMEM;
     }
     for (uint32_t r = 0; r < smtp_listener.pool_count; r++) {
-        struct body_pool *pool = &smtp_listener.pools[r];
+        struct reactor_pools *pool = &smtp_listener.pools[r];
         size_t bytes = (size_t)config->spool_buffers * SPOOL_CHUNK_BYTES;
         /* One mapping per reactor; pages cost memory only once used. */
         void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
@@ -631,7 +703,7 @@ void
 smtp_listener_destroy(void)
 {
     for (uint32_t r = 0; r < smtp_listener.pool_count; r++) {
-        struct body_pool *pool = &smtp_listener.pools[r];
+        struct reactor_pools *pool = &smtp_listener.pools[r];
         if (pool->memory != NULL) {
             (void)munmap(pool->memory, (size_t)pool->capacity * SPOOL_CHUNK_BYTES);
         }

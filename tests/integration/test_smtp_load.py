@@ -229,26 +229,41 @@ def test_connection_churn(make_toaster):
             c.close()
 
 
-def test_spool_buffers_exhausted_tempfail(make_toaster):
-    """With one spool buffer, a second concurrent DATA gets 451 and may retry."""
+def test_spool_buffers_exhausted_waits(make_toaster):
+    """With one spool buffer, a second and a third concurrent DATA wait for
+    it in turn (their 354 comes when it frees) instead of being refused; a
+    waiter that hangs up leaves the queue without harm."""
     t = make_toaster(config={"spool_buffers": "1", "reactor_threads": "1"})
-    with t.raw() as a, t.raw() as b:
-        for c in (a, b):
-            c.greet()
-            assert c.cmd("MAIL FROM:<a@remote.test>")[-1] == b"250 2.1.0 Ok"
-            assert c.cmd("RCPT TO:<alice@example.com>")[-1] == b"250 2.1.5 Ok"
+    with t.raw() as a, t.raw() as b, t.raw() as gone, t.raw() as c:
+        for client in (a, b, gone, c):
+            client.greet()
+            assert client.cmd("MAIL FROM:<a@remote.test>")[-1] == b"250 2.1.0 Ok"
+            assert client.cmd("RCPT TO:<alice@example.com>")[-1] == b"250 2.1.5 Ok"
         assert a.cmd("DATA")[-1].startswith(b"354 ")
         a.send(b"Subject: a\r\n\r\npartial\r\n")
-        assert b.cmd("DATA") == [b"451 4.3.0 Error: cannot create queue file, try again later"]
+        for client in (b, gone, c):
+            client.send(b"DATA\r\n")
+        t.wait_log("spool buffers all busy")
+        for client in (b, gone, c):
+            client.sock.settimeout(0.3)
+            try:
+                assert client.sock.recv(100) == b"", "a waiter got a reply"
+            except TimeoutError:
+                pass  # no reply yet: it waits
+            client.sock.settimeout(10)
+        gone.close()  # hangs up while waiting
         a.send(b".\r\n")
         assert QUEUED_RE.match(a.reply_line())
-        # The transaction of b is still open: DATA again works now.
-        assert b.cmd("DATA")[-1].startswith(b"354 ")
-        b.send(b"Subject: b\r\n\r\nretried\r\n.\r\n")
+        # b was first in line: its 354 comes now; c follows once b is done.
+        assert b.reply_line().startswith(b"354 ")
+        b.send(b"Subject: b\r\n\r\nwaited\r\n.\r\n")
         assert QUEUED_RE.match(b.reply_line())
+        assert c.reply_line().startswith(b"354 ")
+        c.send(b"Subject: c\r\n\r\nwaited longer\r\n.\r\n")
+        assert QUEUED_RE.match(c.reply_line())
     bodies = sorted(split_trace(m)[1] for m in t.messages("alice@example.com"))
-    assert bodies == [b"Subject: a\r\n\r\npartial\r\n", b"Subject: b\r\n\r\nretried\r\n"]
-    t.wait_log("spool buffers exhausted")
+    assert bodies == [b"Subject: a\r\n\r\npartial\r\n", b"Subject: b\r\n\r\nwaited\r\n",
+                      b"Subject: c\r\n\r\nwaited longer\r\n"]
 
 
 def test_receive_buffer_starvation(make_toaster):
