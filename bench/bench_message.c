@@ -39,6 +39,13 @@
 /* Smallest MIME tail: part headers, two text parts' worth and a bit. */
 #define MIME_TAIL_BYTES_MIN 4096
 
+/* Smallest plain tail: room for a few lines. */
+#define PLAIN_TAIL_BYTES_MIN 64
+
+/* Rounds of size_least(): the size's digits and the switch to MIME each
+ * move the answer a few times at most. */
+#define SIZE_LEAST_ROUNDS_MAX 32
+
 /* Below this a plain body gets no dot lines (they would not fit). */
 #define DOT_LINES_BYTES_MIN 200
 
@@ -69,6 +76,9 @@ static size_t headers_write(const struct bench_message *message,
 static void text_fill(char *out, size_t bytes, uint64_t seed, bool with_dot_lines);
 static int tail_build(struct bench_message_body *body, size_t tail_bytes, uint64_t seed);
 static size_t base64_bytes(size_t raw_bytes);
+static size_t size_least(const struct bench_message *message,
+                         const struct bench_message_head_args *widest, char *scratch,
+                         size_t scratch_bytes);
 static uint64_t rng_next(uint64_t *state);
 
 int
@@ -136,12 +146,13 @@ bench_message_create(const struct bench_message_config *config,
         size_t head_bytes = header_bytes_max + PAD_BYTES_MIN;
         /* A plain body needs room for a few lines, a MIME one for its
          * part headers and text part. */
-        size_t tail_bytes_min = body->is_mime ? MIME_TAIL_BYTES_MIN : 64;
+        size_t tail_bytes_min = body->is_mime ? MIME_TAIL_BYTES_MIN : PLAIN_TAIL_BYTES_MIN;
         if (body->size_bytes < head_bytes + tail_bytes_min) {
             (void)snprintf(err, err_bytes,
                            "message size %zu is too small: these headers take up to %zu bytes, "
                            "use at least %zu",
-                           body->size_bytes, header_bytes_max, head_bytes + tail_bytes_min);
+                           body->size_bytes, header_bytes_max,
+                           size_least(message, &widest, scratch, scratch_bytes));
             rc = -EINVAL;
             break;
         }
@@ -396,6 +407,11 @@ text_fill(char *out, size_t bytes, uint64_t seed, bool with_dot_lines)
         if (remaining - line_bytes == 1) {
             line_bytes--;
         }
+        /* The last line never starts with a dot: cut to "." it would make
+         * the BDAT form end the way DATA's terminator does. */
+        if (line_bytes == remaining) {
+            prefix = "";
+        }
         ASSERT(line_bytes >= 2);
         size_t chars = line_bytes - 2;
         size_t prefix_bytes = strlen(prefix);
@@ -555,6 +571,29 @@ tail_build(struct bench_message_body *body, size_t tail_bytes, uint64_t seed)
     body->tail_data = data;
     body->tail_data_bytes = data_bytes;
     return 0;
+}
+
+/* The smallest message size the configuration allows. The Subject shows
+ * the size, and from BENCH_MESSAGE_MIME_BYTES up the tail must hold the MIME
+ * parts, so the need grows with the size: start from nothing and raise the
+ * size to what it needs until it suffices (the least such size, as the
+ * need never shrinks when the size grows). */
+static size_t
+size_least(const struct bench_message *message, const struct bench_message_head_args *widest,
+           char *scratch, size_t scratch_bytes)
+{
+    struct bench_message_body probe = {.size_bytes = 1};
+
+    for (int round = 0; round < SIZE_LEAST_ROUNDS_MAX; round++) {
+        probe.is_mime = probe.size_bytes >= BENCH_MESSAGE_MIME_BYTES;
+        size_t need = headers_write(message, &probe, widest, scratch, scratch_bytes) +
+                      PAD_BYTES_MIN + (probe.is_mime ? MIME_TAIL_BYTES_MIN : PLAIN_TAIL_BYTES_MIN);
+        if (need <= probe.size_bytes) {
+            break;
+        }
+        probe.size_bytes = need;
+    }
+    return probe.size_bytes;
 }
 
 /* Bytes that raw_bytes of data take as base64 lines with CRLF. */

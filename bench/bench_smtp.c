@@ -15,7 +15,8 @@
  * sends go out with sendmsg from the command buffer, the head buffer and
  * the shared tail, and a partial send is resumed where it stopped. Replies
  * are parsed line by line (multi-line "250-" included) in the fixed
- * receive buffer; a line that does not fit is a protocol error.
+ * receive buffer by bench/bench_reply; a line that does not fit is a
+ * protocol error.
  *
  * With PIPELINING (and --pipelining on) MAIL, every RCPT and DATA go in one
  * write, and with --bdat and CHUNKING the BDAT LAST chunk follows in that
@@ -37,7 +38,7 @@
  * happen and is asserted.
  *
  * Limits: BENCH_SMTP_CONNECTIONS_MAX connections, RECV_BUFFER_BYTES per
- * connection, REPLY_LINES_MAX lines per reply, CONNECTS_IN_FLIGHT_MAX
+ * connection, BENCH_REPLY_LINES_MAX lines per reply, CONNECTS_IN_FLIGHT_MAX
  * connects per thread, --timeout per reply.
  */
 #define _GNU_SOURCE
@@ -53,17 +54,16 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/bench_message.h"
+#include "bench/bench_reply.h"
 #include "bench/bench_smtp_report.h"
 #include "core/assertions.h"
 
 #define RECV_BUFFER_BYTES 2048
-#define REPLY_LINES_MAX 1000
 #define RING_ENTRIES 4096
 #define CQ_ENTRIES_MAX 65536
 #define CQE_BATCH 256
@@ -144,7 +144,7 @@ struct conn {
     /* Receive side. */
     char           *recv_buf;
     size_t          recv_bytes;
-    uint32_t        reply_lines;
+    struct bench_reply reply;
     /* Send side: the command buffer, the head buffer and the send in
      * flight (iov entries are advanced in place on a partial send). */
     char           *cmd;
@@ -549,6 +549,7 @@ worker_setup(struct worker *w)
         c->fd = -1;
         c->state = CONN_STATE_IDLE;
         c->recv_buf = base;
+        bench_reply_init(&c->reply);
         c->cmd = base + RECV_BUFFER_BYTES;
         c->head = c->cmd + run->cmd_bytes_max;
         c->list_prev = SLOT_NONE;
@@ -1021,7 +1022,7 @@ conn_finalize(struct worker *w, struct conn *c)
     }
     c->generation = (c->generation + 1) & GENERATION_MASK;
     c->recv_bytes = 0;
-    c->reply_lines = 0;
+    bench_reply_init(&c->reply);
     c->messages_this_session = 0;
     c->has_pipelining = false;
     c->has_chunking = false;
@@ -1148,16 +1149,13 @@ reply_parse(struct worker *w, struct conn *c)
     size_t pos = 0;
 
     while (pos < c->recv_bytes && c->state != CONN_STATE_CLOSING) {
-        char *start = c->recv_buf + pos;
-        char *newline = memchr(start, '\n', c->recv_bytes - pos);
-        if (newline == NULL) {
+        size_t line_bytes;
+        size_t taken = bench_reply_line_next(c->recv_buf + pos, c->recv_bytes - pos, &line_bytes);
+        if (taken == 0) {
             break;
         }
-        size_t line_bytes = (size_t)(newline - start);
-        pos += line_bytes + 1;
-        if (line_bytes > 0 && start[line_bytes - 1] == '\r') {
-            line_bytes--;
-        }
+        const char *start = c->recv_buf + pos;
+        pos += taken;
         session_line(w, c, start, line_bytes);
     }
     if (c->state == CONN_STATE_CLOSING) {
@@ -1174,42 +1172,28 @@ reply_parse(struct worker *w, struct conn *c)
     return true;
 }
 
-/* One reply line: "250-..." continues, "250 ..." or "250" ends a reply. */
+/* One reply line; a complete reply goes on to session_reply(). */
 static void
 session_line(struct worker *w, struct conn *c, const char *line, size_t line_bytes)
 {
-    if (line_bytes < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
-        line[2] < '0' || line[2] > '9' || (line_bytes > 3 && line[3] != ' ' && line[3] != '-')) {
-        conn_protocol_error(w, c, "malformed reply", line, line_bytes);
+    switch (bench_reply_feed(&c->reply, line, line_bytes)) {
+    case BENCH_REPLY_NEED_MORE:
         return;
-    }
-    int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    bool is_last = line_bytes == 3 || line[3] == ' ';
-
-    if (c->state == CONN_STATE_EHLO && code == 250 && c->reply_lines > 0 && line_bytes > 4) {
-        /* Extension keywords; the first line is the server's name. */
-        const char *keyword = line + 4;
-        size_t keyword_bytes = strcspn(keyword, " ");
-        if (keyword_bytes > line_bytes - 4) {
-            keyword_bytes = line_bytes - 4;
-        }
-        if (keyword_bytes == 10 && strncasecmp(keyword, "PIPELINING", 10) == 0) {
-            c->has_pipelining = true;
-        } else if (keyword_bytes == 8 && strncasecmp(keyword, "CHUNKING", 8) == 0) {
-            c->has_chunking = true;
-        } else if (keyword_bytes == 4 && strncasecmp(keyword, "SIZE", 4) == 0) {
-            c->has_size = true;
-        }
-    }
-    c->reply_lines++;
-    if (!is_last) {
-        if (c->reply_lines >= REPLY_LINES_MAX) {
-            conn_protocol_error(w, c, "reply with too many lines", line, line_bytes);
-        }
+    case BENCH_REPLY_ERROR:
+        conn_protocol_error(w, c, bench_reply_error_text(c->reply.error), line, line_bytes);
         return;
+    case BENCH_REPLY_DONE:
+        break;
     }
-    c->reply_lines = 0;
-    session_reply(w, c, code);
+    if (c->state == CONN_STATE_EHLO) {
+        /* Keywords count only in the EHLO reply; when EHLO is refused,
+         * session_reply() drops them again (HELO fallback, or close). */
+        uint32_t extensions = c->reply.extensions;
+        c->has_pipelining = c->has_pipelining || (extensions & BENCH_REPLY_EXT_PIPELINING) != 0;
+        c->has_chunking = c->has_chunking || (extensions & BENCH_REPLY_EXT_CHUNKING) != 0;
+        c->has_size = c->has_size || (extensions & BENCH_REPLY_EXT_SIZE) != 0;
+    }
+    session_reply(w, c, c->reply.code);
 }
 
 /* One complete reply: the only place where the session changes state on
