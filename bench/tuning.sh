@@ -94,7 +94,7 @@ print("%.0f %.1f %.1f %.3f %.0f" % (d["msgs_per_s"], l["p50"] / 1000, l["p99"] /
     echo
     echo "- commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d), kernel $(uname -r)," \
          "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-    echo "- command: \`ROUNDS=$ROUNDS CONNECTIONS=$CONNECTIONS COUNT=$COUNT bench/tuning.sh\`; each round:"
+    echo "- command: \`ROUNDS=$ROUNDS CONNECTIONS=$CONNECTIONS COUNT=$COUNT bench/tuning.sh${*:+ $*}\`; each round:"
     echo "  \`toaster-bench smtp --connections $CONNECTIONS --count $COUNT --size 4k --users 100\`;"
     echo "  values take turns, medians of $ROUNDS rounds; CPU is toasterd's own (user + system)"
     echo
