@@ -15,7 +15,7 @@ if [ "${1:-}" = "-o" ]; then out="$2"; fi
 work=$(mktemp -d /tmp/toaster-idle.XXXXXX)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/toasterd_lib.sh
 
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((COUNT + 100)) ]; then
@@ -24,23 +24,13 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((COUNT + 100)) ]; t
 fi
 mkdir -p "$work/var"
 echo "user1@example.test:{PLAIN}x" > "$work/var/users"
-smtp_port=$(port)
-{
-    echo "data_dir = $work/var"
-    echo "smtp_listen = 127.0.0.1:$smtp_port"
-    for key in submission imap imaps managesieve http submissions; do
-        echo "${key}_listen = 127.0.0.1:$(port)"
-    done
-    echo "max_connections = $((COUNT + 100))"
-    echo "max_connections_per_ip = $((COUNT + 100))"
-    echo "log_level = warning"
-} > "$work/toasterd.conf"
+smtp_port=$(free_port)
+write_toasterd_conf "$work/toasterd.conf" "$work/var" "$smtp_port" \
+    "max_connections = $((COUNT + 100))" "max_connections_per_ip = $((COUNT + 100))" \
+    "log_level = warning"
 ./build/toasterd -c "$work/toasterd.conf" 2>"$work/toasterd.log" &
 pid=$!
-for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; then break; fi
-    sleep 0.05
-done
+wait_smtp "$smtp_port"
 sleep 0.5
 
 /usr/bin/python3 - "$pid" "$smtp_port" "$COUNT" <<'EOF' | tee "$work/result.md"

@@ -16,26 +16,18 @@ if [ "${1:-}" = "-o" ]; then out="$2"; fi
 
 work=$(mktemp -d /tmp/toaster-bench.XXXXXX)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/toasterd_lib.sh
 
 results=()
 for round in $(seq 1 "$ROUNDS"); do
     rm -rf "$work/var" && mkdir -p "$work/var"
-    for i in $(seq 1 100); do echo "user$i@example.test:{PLAIN}x"; done > "$work/var/users"
-    smtp_port=$(port)
-    {
-        echo "data_dir = $work/var"
-        echo "smtp_listen = 127.0.0.1:$smtp_port"
-        for key in submission imap imaps managesieve http submissions; do
-            echo "${key}_listen = 127.0.0.1:$(port)"
-        done
-    } > "$work/toasterd.conf"
+    write_users "$work/var/users"
+    smtp_port=$(free_port)
+    write_toasterd_conf "$work/toasterd.conf" "$work/var" "$smtp_port" \
+        "max_connections_per_ip = $((CONNECTIONS + 100))"
     ./build/toasterd -c "$work/toasterd.conf" 2>"$work/toasterd.log" &
     pid=$!
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; then break; fi
-        sleep 0.05
-    done
+    wait_smtp "$smtp_port"
     ./build/toaster-bench smtp --server "127.0.0.1:$smtp_port" --connections "$CONNECTIONS" \
         --count "$COUNT" --size "$SIZE" --rcpt 'user%d@example.test' --users 100 \
         --quiet --json "$work/round$round.json"

@@ -19,25 +19,16 @@ command -v strace >/dev/null || { echo "strace is not installed" >&2; exit 1; }
 work=$(mktemp -d /tmp/toaster-syscalls.XXXXXX)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/toasterd_lib.sh
 
 mkdir -p "$work/var"
-for i in $(seq 1 100); do echo "user$i@example.test:{PLAIN}x"; done > "$work/var/users"
-smtp_port=$(port)
-{
-    echo "data_dir = $work/var"
-    echo "smtp_listen = 127.0.0.1:$smtp_port"
-    for key in submission imap imaps managesieve http submissions; do
-        echo "${key}_listen = 127.0.0.1:$(port)"
-    done
-    echo "max_connections_per_ip = $((CONNECTIONS + 100))"
-} > "$work/toasterd.conf"
+write_users "$work/var/users"
+smtp_port=$(free_port)
+write_toasterd_conf "$work/toasterd.conf" "$work/var" "$smtp_port" \
+    "max_connections_per_ip = $((CONNECTIONS + 100))"
 strace -c -f -o "$work/strace.txt" ./build/toasterd -c "$work/toasterd.conf" 2>"$work/toasterd.log" &
 pid=$!
-for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; then break; fi
-    sleep 0.05
-done
+wait_smtp "$smtp_port"
 ./build/toaster-bench smtp --server "127.0.0.1:$smtp_port" --connections "$CONNECTIONS" \
     --count "$COUNT" --size 4k --rcpt 'user%d@example.test' --users 100 --quiet
 # Stop toasterd itself (strace's child); strace then writes its table.

@@ -40,8 +40,8 @@ fi
 work=$(mktemp -d /tmp/toaster-tuning.XXXXXX)
 pid=""
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$work"' EXIT
-port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-for i in $(seq 1 100); do echo "user$i@example.test:{PLAIN}x"; done > "$work/users"
+. bench/toasterd_lib.sh
+write_users "$work/users"
 clock_ticks=$(getconf CLK_TCK)
 
 # run KEY VALUE: one round; prints "msgs_per_s p50_ms p99_ms cpu_s_per_1000 rss_mib".
@@ -49,26 +49,16 @@ run() {
     local key=$1 value=$2 smtp_port data cpu0 cpu1 rss
     data="$work/data.$RANDOM$RANDOM"
     mkdir -p "$data"
-    smtp_port=$(port)
-    {
-        echo "data_dir = $data"
-        echo "users_file = $work/users"
-        echo "smtp_listen = 127.0.0.1:$smtp_port"
-        for listen in submission imap imaps managesieve http submissions; do
-            echo "${listen}_listen = 127.0.0.1:$(port)"
-        done
-        echo "max_connections_per_ip = $((CONNECTIONS + 100))"
-        echo "log_level = warning"
-        # sqpoll_idle only matters with the poller on.
-        [ "$key" = sqpoll_idle ] && echo "sqpoll = yes"
-        echo "$key = $value"
-    } > "$work/toasterd.conf"
+    smtp_port=$(free_port)
+    # sqpoll_idle only matters with the poller on.
+    local poller="# sqpoll as its default"
+    [ "$key" = sqpoll_idle ] && poller="sqpoll = yes"
+    write_toasterd_conf "$work/toasterd.conf" "$data" "$smtp_port" \
+        "users_file = $work/users" "max_connections_per_ip = $((CONNECTIONS + 100))" \
+        "log_level = warning" "$poller" "$key = $value"
     ./build/toasterd -c "$work/toasterd.conf" 2>>"$work/toasterd.log" &
     pid=$!
-    for _ in $(seq 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$smtp_port") 2>/dev/null; then break; fi
-        sleep 0.05
-    done
+    wait_smtp "$smtp_port"
     cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     ./build/toaster-bench smtp --server "127.0.0.1:$smtp_port" --connections "$CONNECTIONS" \
         --count "$COUNT" --size 4k --rcpt 'user%d@example.test' --users 100 \

@@ -124,7 +124,6 @@ struct stats_source {
     struct workers        *workers;
     uint64_t               start_ns;
     struct stats_snapshot  snapshot;
-    struct reactor_stats   reactor;
     struct histogram       latency;
 };
 
@@ -140,9 +139,7 @@ stats_answer(void *arg, char *out, size_t out_bytes)
     snapshot->reactor_count = source->reactor_count;
     histogram_init(&source->latency);
     for (uint32_t i = 0; i < source->reactor_count; i++) {
-        reactor_stats_read(source->reactors[i], &source->reactor);
-        stats_reactor_from(&snapshot->reactors[i], &source->reactor);
-        histogram_merge(&source->latency, &source->reactor.latency_us);
+        reactor_stats_read(source->reactors[i], &snapshot->reactors[i], &source->latency);
     }
     stats_latency_from(snapshot, &source->latency);
     snapshot->workers.threads = workers_thread_count(source->workers);
@@ -249,6 +246,11 @@ main(int argc, char **argv)
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGHUP);
+    /* A signal ignored by inheritance (a shell's background job ignores
+     * SIGINT) would be dropped before sigwaitinfo could take it. */
+    (void)signal(SIGTERM, SIG_DFL);
+    (void)signal(SIGINT, SIG_DFL);
+    (void)signal(SIGHUP, SIG_DFL);
     if (pthread_sigmask(SIG_BLOCK, &signals, NULL) != 0) {
         log_error("cannot block signals");
         return 1;

@@ -1173,23 +1173,15 @@ reactor_epoch_reached(const struct reactor *reactor, uint64_t epoch)
 }
 
 void
-reactor_stats_read(const struct reactor *reactor, struct reactor_stats *out)
+reactor_stats_read(const struct reactor *reactor, struct stats_reactor *out,
+                   struct histogram *latency)
 {
-    const struct reactor_stats *stats = &reactor->stats;
-    out->connections_open = stats_load(&stats->connections_open);
-    out->connections_total = stats_load(&stats->connections_total);
-    out->connections_refused = stats_load(&stats->connections_refused);
-    out->messages_accepted = stats_load(&stats->messages_accepted);
-    out->messages_refused = stats_load(&stats->messages_refused);
-    out->bytes_in = stats_load(&stats->bytes_in);
-    out->bytes_out = stats_load(&stats->bytes_out);
-    out->sq_full = stats_load(&stats->sq_full);
+    stats_reactor_from(out, &reactor->stats);
     /* The kernel counts completions it could not post to the CQ ring; it
      * writes the word, so read it once, as liburing does. The ring was set
      * up before reactor_start() returned and lives until reactor_join(). */
     out->cq_overflow = __atomic_load_n(reactor->ring.cq.koverflow, __ATOMIC_RELAXED);
-    histogram_init(&out->latency_us);
-    histogram_merge(&out->latency_us, &stats->latency_us);
+    histogram_merge(latency, &reactor->stats.latency_us);
 }
 
 struct reactor_stats *

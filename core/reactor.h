@@ -87,9 +87,11 @@ uint32_t reactor_index(const struct reactor *reactor);
 uint64_t reactor_epoch_advance(void);
 bool reactor_epoch_reached(const struct reactor *reactor, uint64_t epoch);
 
-/* A copy of the reactor's counters and latency histogram, cq_overflow read
- * from the kernel's ring (any thread, while the reactor runs). */
-void reactor_stats_read(const struct reactor *reactor, struct reactor_stats *out);
+/* The reactor's counters into out, cq_overflow read from the kernel's
+ * ring, and its latency histogram added into latency (any thread, while
+ * the reactor runs). */
+void reactor_stats_read(const struct reactor *reactor, struct stats_reactor *out,
+                        struct histogram *latency);
 
 /* ---- for handlers, on the reactor's own thread -------------------------- */
 

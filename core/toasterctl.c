@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,12 @@ stats(const struct config *config, int argc, char **argv)
     struct timespec prev_time = { 0 };
     struct timespec next;
     (void)clock_gettime(CLOCK_MONOTONIC, &next);
-    /* Once, or until SIGINT ends the process: nothing to clean up then. */
+    /* Once, or until SIGINT ends the process: nothing to clean up then.
+     * Ctrl-C must work even when started with SIGINT ignored (a shell's
+     * background job inherits that). */
+    if (is_watch) {
+        (void)signal(SIGINT, SIG_DFL);
+    }
     for (;;) {
         int rc = stats_fetch(socket_path, text, sizeof(text), now);
         if (rc != 0) {
