@@ -1,0 +1,331 @@
+/*
+ * proto/imap/imap_mutf7.c - modified UTF-7 mailbox names (see
+ * imap_mutf7.h for what is accepted).
+ *
+ * Owns nothing; pure, any thread. One pass each way, linear in the input;
+ * every write is checked against out_bytes first.
+ */
+#include "proto/imap/imap_mutf7.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+#include "core/assertions.h"
+
+static const char mutf7_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+struct out_buf {
+    char  *ptr;
+    size_t len;
+    size_t cap;
+    bool   is_full;
+};
+
+static int b64_value(unsigned char c);
+static void put(struct out_buf *out, char c);
+static void put_utf8(struct out_buf *out, uint32_t cp);
+static bool is_control(uint32_t cp);
+static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp_out);
+static void flush_units(struct out_buf *out, const uint16_t *units, size_t count);
+
+int
+imap_mutf7_decode(struct span in, char *out, size_t out_bytes, size_t *len_out)
+{
+    if (in.len > 0) {
+        ASSERT(in.ptr != NULL);
+    }
+    if (out_bytes > 0) {
+        ASSERT(out != NULL);
+    }
+    ASSERT(len_out != NULL);
+    struct out_buf o = { .ptr = out, .cap = out_bytes };
+    const unsigned char *s = (const unsigned char *)in.ptr;
+    size_t i = 0;
+    bool last_was_shift = false;
+    while (i < in.len) {
+        unsigned char c = s[i];
+        if (c < 0x20 || c > 0x7e) {
+            return -EINVAL;
+        }
+        if (c != '&') {
+            put(&o, (char)c);
+            i++;
+            last_was_shift = false;
+            continue;
+        }
+        i++;
+        if (i < in.len && s[i] == '-') {
+            put(&o, '&');
+            i++;
+            last_was_shift = false;
+            continue;
+        }
+        if (last_was_shift) {
+            return -EINVAL; /* "&...-&...-" must be one shift */
+        }
+        uint32_t bits = 0;
+        unsigned nbits = 0;
+        uint32_t high = 0; /* pending high surrogate */
+        size_t units = 0;
+        /* Each round consumes one base64 byte or ends the shift. */
+        for (;;) {
+            if (i == in.len) {
+                return -EINVAL; /* unterminated */
+            }
+            if (s[i] == '-') {
+                i++;
+                break;
+            }
+            int v = b64_value(s[i]);
+            if (v < 0) {
+                return -EINVAL;
+            }
+            i++;
+            bits = (bits << 6) | (uint32_t)v;
+            nbits += 6;
+            if (nbits < 16) {
+                continue;
+            }
+            nbits -= 16;
+            uint32_t unit = (bits >> nbits) & 0xffffu;
+            bits &= (1u << nbits) - 1;
+            units++;
+            if (high != 0) {
+                if (unit < 0xdc00 || unit > 0xdfff) {
+                    return -EINVAL;
+                }
+                put_utf8(&o, 0x10000 + ((high - 0xd800) << 10) + (unit - 0xdc00));
+                high = 0;
+            } else if (unit >= 0xd800 && unit <= 0xdbff) {
+                high = unit;
+            } else if (unit >= 0xdc00 && unit <= 0xdfff) {
+                return -EINVAL;
+            } else if ((unit >= 0x20 && unit <= 0x7e) || is_control(unit)) {
+                return -EINVAL; /* printable ASCII must be direct */
+            } else {
+                put_utf8(&o, unit);
+            }
+        }
+        if (units == 0 || high != 0 || nbits >= 6 || bits != 0) {
+            return -EINVAL;
+        }
+        last_was_shift = true;
+    }
+    if (o.is_full) {
+        return -ENOSPC;
+    }
+    *len_out = o.len;
+    return 0;
+}
+
+int
+imap_mutf7_encode(struct span utf8, char *out, size_t out_bytes, size_t *len_out)
+{
+    if (utf8.len > 0) {
+        ASSERT(utf8.ptr != NULL);
+    }
+    if (out_bytes > 0) {
+        ASSERT(out != NULL);
+    }
+    ASSERT(len_out != NULL);
+    struct out_buf o = { .ptr = out, .cap = out_bytes };
+    const unsigned char *s = (const unsigned char *)utf8.ptr;
+    /* UTF-16 units of the current shift, flushed in groups of three
+     * (48 bits = 8 base64 characters). */
+    uint16_t units[3];
+    size_t unit_count = 0;
+    bool in_shift = false;
+    size_t i = 0;
+    while (i < utf8.len) {
+        uint32_t cp;
+        size_t n = utf8_next(s + i, utf8.len - i, &cp);
+        if (n == 0 || is_control(cp)) {
+            return -EINVAL;
+        }
+        i += n;
+        if (cp >= 0x20 && cp <= 0x7e) {
+            if (in_shift) {
+                flush_units(&o, units, unit_count);
+                unit_count = 0;
+                put(&o, '-');
+                in_shift = false;
+            }
+            put(&o, (char)cp);
+            if (cp == '&') {
+                put(&o, '-');
+            }
+            continue;
+        }
+        if (!in_shift) {
+            put(&o, '&');
+            in_shift = true;
+        }
+        uint16_t pair[2];
+        size_t pair_len = 1;
+        if (cp >= 0x10000) {
+            pair[0] = (uint16_t)(0xd800 + ((cp - 0x10000) >> 10));
+            pair[1] = (uint16_t)(0xdc00 + ((cp - 0x10000) & 0x3ff));
+            pair_len = 2;
+        } else {
+            pair[0] = (uint16_t)cp;
+        }
+        for (size_t k = 0; k < pair_len; k++) {
+            units[unit_count++] = pair[k];
+            if (unit_count == 3) {
+                flush_units(&o, units, 3);
+                unit_count = 0;
+            }
+        }
+    }
+    if (in_shift) {
+        flush_units(&o, units, unit_count);
+        put(&o, '-');
+    }
+    if (o.is_full) {
+        return -ENOSPC;
+    }
+    *len_out = o.len;
+    return 0;
+}
+
+bool
+imap_mutf7_is_valid(struct span in)
+{
+    /* Decoding with no room only fails on room once the input is valid. */
+    size_t len;
+    int rc = imap_mutf7_decode(in, NULL, 0, &len);
+    return rc == 0 || rc == -ENOSPC;
+}
+
+/* Helpers. */
+
+static int
+b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == ',') {
+        return 63;
+    }
+    return -1;
+}
+
+static void
+put(struct out_buf *out, char c)
+{
+    if (out->len == out->cap) {
+        out->is_full = true;
+        return;
+    }
+    out->ptr[out->len++] = c;
+}
+
+static void
+put_utf8(struct out_buf *out, uint32_t cp)
+{
+    ASSERT(cp <= 0x10ffff);
+    if (cp < 0x80) {
+        put(out, (char)cp);
+    } else if (cp < 0x800) {
+        put(out, (char)(0xc0 | (cp >> 6)));
+        put(out, (char)(0x80 | (cp & 0x3f)));
+    } else if (cp < 0x10000) {
+        put(out, (char)(0xe0 | (cp >> 12)));
+        put(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
+        put(out, (char)(0x80 | (cp & 0x3f)));
+    } else {
+        put(out, (char)(0xf0 | (cp >> 18)));
+        put(out, (char)(0x80 | ((cp >> 12) & 0x3f)));
+        put(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
+        put(out, (char)(0x80 | (cp & 0x3f)));
+    }
+}
+
+static bool
+is_control(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
+}
+
+/* Decode one well-formed UTF-8 sequence; 0 when malformed. */
+static size_t
+utf8_next(const unsigned char *s, size_t len, uint32_t *cp_out)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) {
+        *cp_out = c;
+        return 1;
+    }
+    size_t follow;
+    uint32_t cp;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        follow = 1;
+        cp = c & 0x1fu;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        follow = 2;
+        cp = c & 0x0fu;
+        if (c == 0xe0) {
+            lo = 0xa0;
+        } else if (c == 0xed) {
+            hi = 0x9f;
+        }
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        follow = 3;
+        cp = c & 0x07u;
+        if (c == 0xf0) {
+            lo = 0x90;
+        } else if (c == 0xf4) {
+            hi = 0x8f;
+        }
+    } else {
+        return 0;
+    }
+    if (len - 1 < follow) {
+        return 0;
+    }
+    for (size_t k = 1; k <= follow; k++) {
+        unsigned char b = s[k];
+        unsigned char min = k == 1 ? lo : 0x80;
+        unsigned char max = k == 1 ? hi : 0xbf;
+        if (b < min || b > max) {
+            return 0;
+        }
+        cp = (cp << 6) | (b & 0x3fu);
+    }
+    *cp_out = cp;
+    return follow + 1;
+}
+
+/* Base64 (modified alphabet) of count UTF-16BE units, zero-padded to a
+ * whole character; no '=' padding. */
+static void
+flush_units(struct out_buf *out, const uint16_t *units, size_t count)
+{
+    ASSERT(count <= 3);
+    uint64_t bits = 0;
+    unsigned nbits = 0;
+    for (size_t k = 0; k < count; k++) {
+        bits = (bits << 16) | units[k];
+        nbits += 16;
+        while (nbits >= 6) {
+            nbits -= 6;
+            put(out, mutf7_alphabet[(bits >> nbits) & 0x3f]);
+        }
+    }
+    if (nbits > 0) {
+        put(out, mutf7_alphabet[(bits << (6 - nbits)) & 0x3f]);
+    }
+}
