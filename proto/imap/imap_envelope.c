@@ -1,20 +1,25 @@
 /*
  * proto/imap/imap_envelope.c - ENVELOPE fields and RFC 5322 address lists.
  *
- * Pure, no allocation, any thread. The header block is walked once to
- * find the ten fields (the first occurrence of each counts), then each is
- * written; address lists are parsed and written in the same pass, one
- * address at a time, so nothing is stored. Every loop advances through
- * the value, so work is linear in the header size (bounded by the caller,
- * IMAP_MIME_HEADER_BYTES_MAX for parsed messages).
+ * Pure, no allocation, any thread. The header block is walked once for
+ * the four plain fields (the last occurrence counts, as in Dovecot) and
+ * once per address field (every occurrence adds to the list, as in
+ * Dovecot); addresses are parsed and written one at a time, so nothing is
+ * stored. Every loop advances through its input, so work is linear in the
+ * header size (bounded by the caller, IMAP_MIME_HEADER_BYTES_MAX for
+ * parsed messages) times the 8 walks.
  *
  * Address parsing follows Dovecot's message_address_parse() closely so
  * that clients see the same ENVELOPE from both: a display name is an
  * RFC 5322 phrase (comments dropped, quoted strings unquoted, words joined
  * by one space); a mailbox without '@' gets host "MISSING_DOMAIN"; an
  * empty local part gives "MISSING_MAILBOX"; a group gives (NIL NIL name
- * NIL) ... (NIL NIL NIL NIL); the list stops at the first address that
- * does not parse or is not followed by ',' (addresses before it stay).
+ * NIL) ... (NIL NIL NIL NIL); an address that does not parse is still
+ * shown with its missing parts filled ("SYNTAX_ERROR" for the host of an
+ * unclosed '<'), a bare addr-spec takes its last comment as name, an empty
+ * element gives MISSING_MAILBOX, and the list ends where an address is not
+ * followed by ','. Deliberate difference: CFWS around the dots of a local
+ * part or domain ("a . b @ c") is read as RFC 5322 obs-local-part.
  */
 #include "proto/imap/imap_envelope.h"
 
@@ -71,6 +76,9 @@ static const struct imap_rfc822_value syntax_error = {
     .ptr = "SYNTAX_ERROR", .len = 12, .kind = IMAP_RFC822_VALUE_RAW,
 };
 
+static size_t header_addresses_write(struct imap_out *out, const char *hdr, size_t len,
+                                     const char *name, unsigned flags);
+static void address_list_parse(struct address_list *list);
 static void address_emit(struct address_list *list, const struct address *addr);
 static bool address_parse(struct address_list *list, size_t *pos);
 static bool mailbox_parse(struct address_list *list, size_t *pos);
@@ -86,12 +94,14 @@ static struct imap_rfc822_value value_of(const char *ptr, size_t len,
 void
 imap_envelope_write(struct imap_out *out, const char *hdr, size_t len, unsigned flags)
 {
+    /* As in Dovecot: the last Date, Subject, In-Reply-To and Message-ID
+     * count; every From, To... field adds its addresses to one list. */
     struct span fields[ENV_FIELD_COUNT] = { { 0 } };
     size_t pos = 0;
     struct imap_rfc822_field field;
     while (imap_rfc822_header_next(hdr, len, &pos, &field)) {
         for (size_t i = 0; i < ENV_FIELD_COUNT; i++) {
-            if (fields[i].ptr == NULL && span_equals_nocase(field.name, envelope_field_names[i])) {
+            if (span_equals_nocase(field.name, envelope_field_names[i])) {
                 fields[i] = field.value;
                 break;
             }
@@ -121,23 +131,19 @@ imap_envelope_write(struct imap_out *out, const char *hdr, size_t len, unsigned 
             /* Both default to From when absent or empty (RFC 3501). */
             size_t mark = out->len;
             bool was_overflow = out->is_overflow;
-            if (v.ptr != NULL && imap_envelope_write_addresses(out, v.ptr, v.len, flags) > 0) {
+            if (header_addresses_write(out, hdr, len, envelope_field_names[i], flags) > 0) {
                 break;
             }
             out->len = mark;
             out->is_overflow = was_overflow;
-            v = fields[ENV_FROM];
+            (void)header_addresses_write(out, hdr, len, envelope_field_names[ENV_FROM], flags);
+            break;
         }
-            /* fall through */
         case ENV_FROM:
         case ENV_TO:
         case ENV_CC:
         case ENV_BCC:
-            if (v.ptr == NULL) {
-                imap_out_cstr(out, "NIL");
-            } else {
-                (void)imap_envelope_write_addresses(out, v.ptr, v.len, flags);
-            }
+            (void)header_addresses_write(out, hdr, len, envelope_field_names[i], flags);
             break;
         case ENV_FIELD_COUNT:
             ASSERT(false);
@@ -153,12 +159,41 @@ imap_envelope_write_addresses(struct imap_out *out, const char *value, size_t le
     struct address_list list = {
         .out = out, .flags = flags, .s = value, .len = len, .count = 0,
     };
+    address_list_parse(&list);
+    imap_out_cstr(out, list.count == 0 ? "NIL" : ")");
+    return list.count;
+}
+
+/* All fields called name, as one address list (or NIL). */
+static size_t
+header_addresses_write(struct imap_out *out, const char *hdr, size_t len, const char *name,
+                       unsigned flags)
+{
+    struct address_list list = { .out = out, .flags = flags, .count = 0 };
+    size_t pos = 0;
+    struct imap_rfc822_field field;
+    while (imap_rfc822_header_next(hdr, len, &pos, &field)) {
+        if (span_equals_nocase(field.name, name)) {
+            list.s = field.value.ptr;
+            list.len = field.value.len;
+            address_list_parse(&list);
+        }
+    }
+    imap_out_cstr(out, list.count == 0 ? "NIL" : ")");
+    return list.count;
+}
+
+/* Each round parses one element and needs a ',' to go on; an empty
+ * element (", ,") gives a MISSING_MAILBOX address, as in Dovecot. */
+static void
+address_list_parse(struct address_list *list)
+{
+    const char *value = list->s;
+    size_t len = list->len;
     size_t p = imap_rfc822_skip_cfws(value, len, 0);
-    /* Each round parses one element and needs a ',' to go on; an empty
-     * element (", ,") gives a MISSING_MAILBOX address, as in Dovecot. */
     while (p < len) {
         size_t before = p;
-        if (!address_parse(&list, &p)) {
+        if (!address_parse(list, &p)) {
             break;
         }
         p = imap_rfc822_skip_cfws(value, len, p);
@@ -168,12 +203,6 @@ imap_envelope_write_addresses(struct imap_out *out, const char *value, size_t le
         p = imap_rfc822_skip_cfws(value, len, p + 1);
         ASSERT(p > before);
     }
-    if (list.count == 0) {
-        imap_out_cstr(out, "NIL");
-    } else {
-        imap_out_char(out, ')');
-    }
-    return list.count;
 }
 
 static void

@@ -5,8 +5,10 @@
  * Output is written into an imap_out; check out->is_overflow afterwards.
  * Values are not decoded (encoded words stay as they are); addresses are
  * parsed per RFC 5322 into (name adl mailbox host) with group syntax as
- * RFC 3501 says, and broken addresses degrade the way Dovecot's do
- * (MISSING_MAILBOX / MISSING_DOMAIN, parsing stops at the first error).
+ * RFC 3501 says, and broken addresses degrade the way Dovecot 2.3's do
+ * (MISSING_MAILBOX / MISSING_DOMAIN / SYNTAX_ERROR; the list ends where an
+ * address is not followed by ','). The last Date, Subject, In-Reply-To
+ * and Message-ID count; repeated address fields add up.
  */
 #ifndef TOASTER_PROTO_IMAP_ENVELOPE_H
 #define TOASTER_PROTO_IMAP_ENVELOPE_H

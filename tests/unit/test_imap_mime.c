@@ -62,6 +62,7 @@ static const char *const fixture_names[] = {
     "rfc2231_b",
     "rfc2231_c",
     "rfc2231_d",
+    "duplicates",
 };
 
 static struct imap_mime_part parts[IMAP_MIME_PARTS_MAX];

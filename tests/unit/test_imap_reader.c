@@ -366,6 +366,15 @@ test_refusals(void)
                "REFUSE(a1) CMD[a2 NOOP] ");
     check_case(__FILE__, __LINE__, &c, 1u << 17, L("a1 X {1}\r\nb {1}\r\na2 NOOP\r\n"), 2,
                "+ REFUSE(a1) CMD[a2 NOOP] ");
+    /* Fuzz: refusing "{0}" (nothing left to read) used to assert. */
+    check_case(__FILE__, __LINE__, &c, 1u << 17, L("a1 X {0}\r\na2 NOOP\r\n"), 1,
+               "REFUSE(a1) CMD[a2 NOOP] ");
+    /* Fuzz: "{3+}" CR CR LF gave different results whole and split,
+     * because a CR held back between feeds was lost from the discard
+     * tail. It is not an announcement: the line ends at the CR LF. */
+    CASE(&c, "a1 X {3+}\r\r\nabc\r\na2 NOOP\r\n",
+         "ERROR(a1):bare CR CMD[abc] CMD[a2 NOOP] ");
+    CASE(&c, "a1 X\r{3+}\r\nab\r\na2 NOOP\r\n", "ERROR(a1):bare CR CMD[a2 NOOP] ");
 
     /* LITERAL-: non-sync literals above 4096 are refused. */
     struct imap_reader_config m = config_default();
