@@ -79,8 +79,17 @@ if meson compile -C build-fuzz >"$logs/fuzz-build.log" 2>&1; then
         corpus="tests/fuzz/corpus/$target"
         work=$(mktemp -d)
         mkdir -p tests/fuzz/artifacts
+        # The target's own dictionary (fuzz_imap_mime: imap_mime.dict), else its
+        # protocol's (fuzz_smtp_body: smtp.dict), else none.
+        dict=()
+        for candidate in "tests/fuzz/$target.dict" "tests/fuzz/${target%%_*}.dict"; do
+            if [ -f "$candidate" ]; then
+                dict=("-dict=$candidate")
+                break
+            fi
+        done
         if "$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-            -dict=tests/fuzz/smtp.dict -artifact_prefix=tests/fuzz/artifacts/ \
+            "${dict[@]}" -artifact_prefix=tests/fuzz/artifacts/ \
             "$work" "$corpus" >"$logs/fuzz.log" 2>&1; then
             echo "ok    $name: $(grep -oE '#[0-9]+ +DONE.*' "$logs/fuzz.log" | tail -1)"
             passed=$((passed + 1))
