@@ -79,6 +79,37 @@
 /* Listen addresses per listener key. */
 #define LISTEN_ADDRESSES_MAX 16
 
+/* IMAP commands (proto/imap): line text per command without literals,
+ * literal sizes (APPEND takes the message size limit instead), literals
+ * kept inline for the parser (larger APPEND data is streamed), literals
+ * per command (a reader embeds a 40-byte record each, so MULTIAPPEND of
+ * more messages gets BAD), and how much of a refused command's
+ * non-synchronising literals may be skipped before the session ends. */
+#define IMAP_LINE_BYTES_MAX_DEFAULT (64u * 1024)
+#define IMAP_LITERAL_BYTES_MAX_DEFAULT (64u * 1024)
+#define IMAP_LITERAL_MINUS_BYTES_MAX 4096u /* RFC 7888 LITERAL- */
+#define IMAP_INLINE_BYTES_MAX_DEFAULT (8u * 1024)
+#define IMAP_LITERALS_MAX_DEFAULT 64u
+#define IMAP_LITERALS_CEILING 64u
+#define IMAP_DISCARD_BYTES_CEILING_DEFAULT (64ULL * 1024 * 1024)
+
+/* IMAP argument trees: parenthesis nesting, and nodes per command. */
+#define IMAP_PARSER_DEPTH_MAX 32
+#define IMAP_PARSER_NODES_DEFAULT 4096
+
+/* Sequence sets: ranges kept after merging, and the array that allows it
+ * (half of it is working space). */
+#define IMAP_SEQSET_RANGES_DEFAULT 1000
+#define IMAP_SEQSET_ARRAY_LEN_DEFAULT (2 * IMAP_SEQSET_RANGES_DEFAULT + 1)
+
+/* MIME structure of a message (FETCH BODYSTRUCTURE, sections): parts,
+ * nesting, and bytes of one header block. Past them the structure is cut
+ * and marked truncated, never an error. */
+#define IMAP_MIME_PARTS_MAX 4096
+#define IMAP_MIME_DEPTH_MAX 64
+#define IMAP_MIME_HEADER_BYTES_MAX (256u * 1024u)
+
+static_assert(IMAP_LITERALS_MAX_DEFAULT <= IMAP_LITERALS_CEILING, "literal default within ceiling");
 static_assert(SMTP_RCPT_DEFAULT <= SMTP_RCPT_CEILING, "rcpt default within ceiling");
 static_assert(MESSAGE_BYTES_DEFAULT <= MESSAGE_BYTES_CEILING, "size default within ceiling");
 static_assert(SEND_BUFFER_HIGH_BYTES > 0, "send buffer holds replies");

@@ -21,11 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "core/span.h"
 
-#define IMAP_MIME_PARTS_MAX 4096
-#define IMAP_MIME_DEPTH_MAX 64
-#define IMAP_MIME_HEADER_BYTES_MAX (256u * 1024u)
 
 #define IMAP_MIME_NONE UINT32_MAX
 

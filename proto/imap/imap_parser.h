@@ -36,12 +36,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "core/span.h"
 #include "proto/imap/imap_reader.h"
 
-/* STYLE.md section 4: parenthesis nesting 32. */
-#define IMAP_PARSER_DEPTH_MAX 32
-#define IMAP_PARSER_NODES_DEFAULT 4096
 #define IMAP_NODE_NONE UINT32_MAX
 
 enum imap_command {

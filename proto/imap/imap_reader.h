@@ -35,20 +35,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "core/span.h"
 
-/* Defaults: the IMAP rows of the STYLE.md section 4 table. They belong in
- * core/limits.h and move there with the IMAP session. Configuration may
- * lower them. A reader embeds room for IMAP_LITERALS_CEILING literal
- * records (40 bytes each), so the ceiling is kept small: a MULTIAPPEND
- * of more messages than that gets BAD and must be split. */
-#define IMAP_LINE_BYTES_MAX_DEFAULT (64u * 1024)
-#define IMAP_LITERAL_BYTES_MAX_DEFAULT (64u * 1024)
-#define IMAP_LITERAL_MINUS_BYTES_MAX 4096u /* RFC 7888 LITERAL- */
-#define IMAP_INLINE_BYTES_MAX_DEFAULT (8u * 1024)
-#define IMAP_LITERALS_MAX_DEFAULT 64u
-#define IMAP_LITERALS_CEILING 64u
-#define IMAP_DISCARD_BYTES_CEILING_DEFAULT (64ULL * 1024 * 1024)
+/* The reader's bounds are the IMAP_* rows of core/limits.h; configuration
+ * may lower them. */
 
 struct imap_reader_config {
     size_t   line_bytes_max;     /* line text of one command, literal data excluded */

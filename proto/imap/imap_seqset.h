@@ -20,11 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/limits.h"
 #include "core/span.h"
 
-/* Ranges kept after merging by default, and the array that allows it. */
-#define IMAP_SEQSET_RANGES_DEFAULT 1000
-#define IMAP_SEQSET_ARRAY_LEN_DEFAULT (2 * IMAP_SEQSET_RANGES_DEFAULT + 1)
 
 struct imap_seq_range {
     uint32_t first; /* first <= last, both >= 1 */
