@@ -131,7 +131,8 @@ int maildir_uidlist_append(struct maildir_uidlist *list, const char *name, size_
  * never reused: next_uid does not go down. */
 int maildir_uidlist_remove(struct maildir_uidlist *list, uint32_t uid);
 
-/* Bytes maildir_uidlist_serialize() needs. */
+/* An upper bound on the file's bytes; maildir_uidlist_serialize() needs a
+ * buffer one byte larger (it builds with snprintf, which ends in a NUL). */
 size_t maildir_uidlist_serialized_bytes(const struct maildir_uidlist *list);
 
 /* Writes the file as version 3. Returns 0 and sets *len_out, or -ENOBUFS. */
