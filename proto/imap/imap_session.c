@@ -1,0 +1,810 @@
+/*
+ * proto/imap/imap_session.c - the IMAP session state machine, first slice:
+ * greeting, CAPABILITY, NOOP, LOGOUT, ID, ENABLE, LOGIN, AUTHENTICATE PLAIN.
+ *
+ * Owns the session state, the reply buffer and the copied credentials while
+ * they are verified. Does not verify passwords (IMAP_REQUEST_AUTH), touch
+ * sockets or allocate; the command buffer and parser nodes are borrowed
+ * scratch (see imap_session.h). Runs on the reactor thread that owns the
+ * connection.
+ * Limits: the IMAP_* rows of core/limits.h (through the reader config),
+ * IMAP_SESSION_* in the header, config->error_limit.
+ *
+ * AUTHENTICATE without an initial response sends "+ " and reads the
+ * client's answer through the same reader: in is_sasl_wait mode the next
+ * framed "command" is taken whole as the SASL response line (base64 has no
+ * '{', so a conforming client never announces a literal there; one that
+ * does gets the literal refused and BAD).
+ */
+#define _GNU_SOURCE
+#include "proto/imap/imap_session.h"
+
+#include <string.h>
+
+#include "core/assertions.h"
+#include "proto/imap/imap_quote.h"
+
+static_assert(sizeof(struct imap_session) <= IMAP_SESSION_BYTES_MAX,
+              "an idle IMAP session must stay small");
+static_assert(IMAP_SESSION_OUT_HIGH_BYTES > 0, "output high-water mark");
+
+/* What this slice really serves. STARTTLS, IDLE, NAMESPACE, UIDPLUS ... are
+ * added when they are implemented. */
+#define CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID"
+#define CAPS_PREAUTH_PLAIN CAPS_COMMON " SASL-IR AUTH=PLAIN"
+#define CAPS_PREAUTH_NOPLAIN CAPS_COMMON " SASL-IR LOGINDISABLED"
+#define CAPS_AUTH CAPS_COMMON " UTF8=ACCEPT"
+
+static void handle_command(struct imap_session *session);
+static void handle_sasl_response(struct imap_session *session, struct span line);
+static void cmd_capability(struct imap_session *session, struct span tag);
+static void cmd_id(struct imap_session *session, struct span tag, const struct imap_parsed *p);
+static void cmd_enable(struct imap_session *session, struct span tag, const struct imap_parsed *p);
+static void cmd_login(struct imap_session *session, struct span tag, const struct imap_parsed *p);
+static void cmd_authenticate(struct imap_session *session, struct span tag,
+                             const struct imap_parsed *p);
+static bool plain_decode(struct imap_session *session, struct span b64);
+static bool astring_copy(const struct imap_parsed *p, uint32_t index, char *out, size_t out_bytes);
+static void tag_save(struct imap_session *session, struct span tag);
+static void reply(struct imap_session *session, struct span tag, const char *text);
+static void reply_bad(struct imap_session *session, struct span tag, const char *text);
+static void out_cstr(struct imap_session *session, const char *s);
+static void out_bytes(struct imap_session *session, const char *s, size_t n);
+static void bye(struct imap_session *session, const char *text);
+static const char *caps(const struct imap_session *session);
+static bool is_plain_allowed(const struct imap_session *session);
+static void credentials_wipe(struct imap_session *session);
+static void scratch_release(struct imap_session *session);
+
+void
+imap_session_init(struct imap_session *session, const struct imap_session_config *config,
+                  const struct imap_session_callbacks *callbacks, void *owner, bool is_secure)
+{
+    ASSERT(session != NULL);
+    ASSERT(config != NULL && config->hostname != NULL);
+    ASSERT(callbacks != NULL && callbacks->scratch_acquire != NULL &&
+           callbacks->scratch_release != NULL);
+    ASSERT(strpbrk(config->hostname, "\r\n") == NULL);
+    ASSERT(config->error_limit > 0);
+    memset(session, 0, sizeof(*session));
+    session->state = IMAP_STATE_NOT_AUTHENTICATED;
+    session->config = config;
+    session->callbacks = callbacks;
+    session->owner = owner;
+    session->is_secure = is_secure;
+    out_cstr(session, "* OK [CAPABILITY ");
+    out_cstr(session, caps(session));
+    out_cstr(session, "] ");
+    /* A hostname with CR/LF would break the protocol; the config checks it. */
+    out_cstr(session, config->hostname);
+    out_cstr(session, " ready.\r\n");
+}
+
+size_t
+imap_session_feed(struct imap_session *session, const char *in, size_t len)
+{
+    ASSERT(session != NULL);
+    size_t used_total = 0;
+    /* Each round consumes bytes or stops: the reader reports at most one
+     * event per call and never returns an event without progress except
+     * FATAL, which closes the session. */
+    while (used_total < len && imap_session_wants_input(session)) {
+        if (session->scratch == NULL) {
+            struct imap_session_scratch *s = session->callbacks->scratch_acquire(session->owner);
+            if (s == NULL) {
+                break;
+            }
+            ASSERT(s->buf != NULL && s->nodes != NULL && s->nodes_max >= 1);
+            session->scratch = s;
+            imap_reader_init(&session->reader, &session->config->reader, s->buf, s->buf_bytes);
+        }
+        size_t used = 0;
+        enum imap_reader_event ev =
+            imap_reader_feed(&session->reader, in + used_total, len - used_total, &used);
+        used_total += used;
+        struct span tag = imap_reader_tag(&session->reader);
+        switch (ev) {
+        case IMAP_READER_NEED_MORE:
+            break;
+        case IMAP_READER_CONTINUE:
+            if (session->is_sasl_wait) {
+                imap_reader_refuse_literal(&session->reader);
+                session->is_sasl_wait = false;
+                reply_bad(session, span_make(session->tag, session->tag_len),
+                          "Invalid SASL PLAIN response.");
+            } else if (imap_reader_command(&session->reader).is_append) {
+                /* APPEND is not served yet: do not let the client send a
+                 * message we would only throw away. */
+                imap_reader_refuse_literal(&session->reader);
+                if (session->state == IMAP_STATE_NOT_AUTHENTICATED) {
+                    reply_bad(session, tag, "Not authenticated.");
+                } else {
+                    /* NOT YET IMPLEMENTED: APPEND comes with the mailbox slice. */
+                    reply(session, tag, "NO [UNAVAILABLE] Not yet implemented.");
+                }
+            } else {
+                out_cstr(session, "+ OK\r\n");
+            }
+            break;
+        case IMAP_READER_LITERAL_DATA:
+            /* APPEND is not served yet: the data is dropped and the command
+             * is answered when it completes. */
+            break;
+        case IMAP_READER_COMMAND:
+            if (session->is_sasl_wait) {
+                struct imap_command_text text = imap_reader_command(&session->reader);
+                handle_sasl_response(session, text.literal_count > 0
+                                                  ? span_make(NULL, 0)
+                                                  : span_make(text.text, text.len));
+            } else {
+                handle_command(session);
+            }
+            break;
+        case IMAP_READER_TOO_BIG:
+            if (session->is_sasl_wait) {
+                session->is_sasl_wait = false;
+                tag = span_make(session->tag, session->tag_len);
+            }
+            session->error_count++;
+            reply(session, tag, "NO [TOOBIG] Literal too big.");
+            break;
+        case IMAP_READER_ERROR:
+            if (session->is_sasl_wait) {
+                session->is_sasl_wait = false;
+                tag = span_make(session->tag, session->tag_len);
+            }
+            reply_bad(session, tag,
+                      imap_reader_error(&session->reader) == IMAP_READER_LINE_TOO_LONG
+                          ? "Command line too long."
+                          : "Malformed command line.");
+            break;
+        case IMAP_READER_FATAL:
+            bye(session, "Too much invalid input.");
+            break;
+        }
+        if (ev == IMAP_READER_NEED_MORE) {
+            break;
+        }
+        if (session->error_count >= session->config->error_limit &&
+            session->state != IMAP_STATE_LOGOUT) {
+            bye(session, "Too many errors.");
+        }
+    }
+    if (session->scratch != NULL &&
+        (session->state == IMAP_STATE_LOGOUT || !imap_reader_is_mid_command(&session->reader))) {
+        scratch_release(session);
+    }
+    return used_total;
+}
+
+bool
+imap_session_wants_input(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->state != IMAP_STATE_LOGOUT && session->request == IMAP_REQUEST_NONE &&
+           session->out_len < IMAP_SESSION_OUT_HIGH_BYTES;
+}
+
+bool
+imap_session_is_closing(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->state == IMAP_STATE_LOGOUT;
+}
+
+bool
+imap_session_is_mid_command(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->scratch != NULL || session->is_sasl_wait ||
+           session->request != IMAP_REQUEST_NONE;
+}
+
+enum imap_state
+imap_session_state(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->state;
+}
+
+enum imap_request
+imap_session_take_request(struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    if (session->request == IMAP_REQUEST_NONE || session->is_request_taken) {
+        return IMAP_REQUEST_NONE;
+    }
+    session->is_request_taken = true;
+    return session->request;
+}
+
+const char *
+imap_session_auth_user(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    ASSERT(session->request == IMAP_REQUEST_AUTH);
+    return session->user;
+}
+
+const char *
+imap_session_auth_password(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    ASSERT(session->request == IMAP_REQUEST_AUTH);
+    return session->pass;
+}
+
+void
+imap_session_auth_done(struct imap_session *session, bool ok, const char *canonical_user)
+{
+    ASSERT(session != NULL);
+    ASSERT(session->request == IMAP_REQUEST_AUTH);
+    explicit_bzero(session->pass, sizeof(session->pass));
+    session->request = IMAP_REQUEST_NONE;
+    session->is_request_taken = false;
+    struct span tag = span_make(session->tag, session->tag_len);
+    if (session->state == IMAP_STATE_LOGOUT) {
+        return; /* timed out or shut down meanwhile */
+    }
+    if (!ok) {
+        explicit_bzero(session->user, sizeof(session->user));
+        session->error_count++;
+        reply(session, tag, "NO [AUTHENTICATIONFAILED] Authentication failed.");
+        if (session->error_count >= session->config->error_limit) {
+            bye(session, "Too many errors.");
+        }
+        return;
+    }
+    if (canonical_user != NULL) {
+        size_t n = strnlen(canonical_user, sizeof(session->user));
+        ASSERT(n < sizeof(session->user));
+        memcpy(session->user, canonical_user, n + 1);
+    }
+    session->state = IMAP_STATE_AUTHENTICATED;
+    out_bytes(session, tag.ptr, tag.len);
+    out_cstr(session, " OK [CAPABILITY ");
+    out_cstr(session, caps(session));
+    out_cstr(session, "] Logged in\r\n");
+}
+
+const char *
+imap_session_user(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->state == IMAP_STATE_AUTHENTICATED || session->state == IMAP_STATE_SELECTED
+               ? session->user
+               : "";
+}
+
+unsigned
+imap_session_enabled(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->enabled;
+}
+
+struct span
+imap_session_output(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return span_make(session->out, session->out_len);
+}
+
+void
+imap_session_output_sent(struct imap_session *session, size_t bytes)
+{
+    ASSERT(session != NULL);
+    ASSERT(bytes <= session->out_len);
+    memmove(session->out, session->out + bytes, session->out_len - bytes);
+    session->out_len -= bytes;
+}
+
+void
+imap_session_timeout(struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    if (session->state != IMAP_STATE_LOGOUT) {
+        bye(session, "Autologout; idle for too long");
+    }
+}
+
+void
+imap_session_shutdown(struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    if (session->state != IMAP_STATE_LOGOUT) {
+        bye(session, "Server shutting down");
+    }
+}
+
+void
+imap_session_finish(struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    credentials_wipe(session);
+    scratch_release(session);
+    session->state = IMAP_STATE_LOGOUT;
+}
+
+const char *
+imap_state_name(enum imap_state state)
+{
+    switch (state) {
+    case IMAP_STATE_NOT_AUTHENTICATED:
+        return "not-authenticated";
+    case IMAP_STATE_AUTHENTICATED:
+        return "authenticated";
+    case IMAP_STATE_SELECTED:
+        return "selected";
+    case IMAP_STATE_LOGOUT:
+        return "logout";
+    case IMAP_STATE_COUNT:
+        break;
+    }
+    return "?";
+}
+
+/* --- commands ---------------------------------------------------------- */
+
+static void
+handle_command(struct imap_session *session)
+{
+    struct imap_command_text text = imap_reader_command(&session->reader);
+    struct imap_parsed p;
+    unsigned flags = (session->enabled & IMAP_ENABLED_UTF8_ACCEPT) ? IMAP_PARSE_F_UTF8 : 0;
+    enum imap_parse_error err =
+        imap_parser_parse(&text, flags, session->scratch->nodes, session->scratch->nodes_max, &p);
+    struct span tag = p.tag;
+    if (err == IMAP_PARSE_BAD_TAG || tag.len >= sizeof(session->tag)) {
+        reply_bad(session, span_make(NULL, 0), "Invalid tag.");
+        return;
+    }
+    if (err == IMAP_PARSE_UNKNOWN_COMMAND || err == IMAP_PARSE_NO_COMMAND) {
+        reply_bad(session, tag, "Unknown command.");
+        return;
+    }
+    if (err != IMAP_PARSE_OK) {
+        reply_bad(session, tag, "Invalid arguments.");
+        return;
+    }
+    bool is_pre = session->state == IMAP_STATE_NOT_AUTHENTICATED;
+    uint32_t args = p.nodes[0].child_count;
+    switch (p.command) {
+    case IMAP_CMD_CAPABILITY:
+        cmd_capability(session, tag);
+        return;
+    case IMAP_CMD_NOOP:
+        if (args != 0) {
+            reply_bad(session, tag, "NOOP takes no arguments.");
+            return;
+        }
+        reply(session, tag, "OK NOOP completed.");
+        return;
+    case IMAP_CMD_LOGOUT:
+        out_cstr(session, "* BYE Logging out\r\n");
+        reply(session, tag, "OK Logout completed.");
+        credentials_wipe(session);
+        session->state = IMAP_STATE_LOGOUT;
+        return;
+    case IMAP_CMD_ID:
+        cmd_id(session, tag, &p);
+        return;
+    case IMAP_CMD_ENABLE:
+        if (is_pre) {
+            reply_bad(session, tag, "ENABLE needs authentication.");
+            return;
+        }
+        cmd_enable(session, tag, &p);
+        return;
+    case IMAP_CMD_LOGIN:
+        if (!is_pre) {
+            reply_bad(session, tag, "Already authenticated.");
+            return;
+        }
+        cmd_login(session, tag, &p);
+        return;
+    case IMAP_CMD_AUTHENTICATE:
+        if (!is_pre) {
+            reply_bad(session, tag, "Already authenticated.");
+            return;
+        }
+        cmd_authenticate(session, tag, &p);
+        return;
+    case IMAP_CMD_STARTTLS:
+        /* NOT YET IMPLEMENTED: TLS plugs in with proto/tls. */
+        reply(session, tag, "NO [UNAVAILABLE] STARTTLS not yet implemented.");
+        return;
+    case IMAP_CMD_CHECK:
+    case IMAP_CMD_CLOSE:
+    case IMAP_CMD_UNSELECT:
+    case IMAP_CMD_EXPUNGE:
+    case IMAP_CMD_SEARCH:
+    case IMAP_CMD_FETCH:
+    case IMAP_CMD_STORE:
+    case IMAP_CMD_COPY:
+    case IMAP_CMD_MOVE:
+    case IMAP_CMD_SORT:
+    case IMAP_CMD_THREAD:
+        /* SELECTED-state commands: never valid in this slice. */
+        reply_bad(session, tag, is_pre ? "Not authenticated." : "No mailbox selected.");
+        return;
+    default:
+        break;
+    }
+    /* AUTHENTICATED-state commands (SELECT, LIST, APPEND, IDLE ...). */
+    if (is_pre) {
+        reply_bad(session, tag, "Not authenticated.");
+        return;
+    }
+    /* NOT YET IMPLEMENTED: mailbox commands come with the next slice. */
+    reply(session, tag, "NO [UNAVAILABLE] Not yet implemented.");
+}
+
+static void
+cmd_capability(struct imap_session *session, struct span tag)
+{
+    out_cstr(session, "* CAPABILITY ");
+    out_cstr(session, caps(session));
+    out_cstr(session, "\r\n");
+    reply(session, tag, "OK Capability completed.");
+}
+
+/* RFC 2971: "ID" SP ("(" field value ... ")" / NIL). Read leniently: any
+ * list of strings or NIL is accepted; the values are not kept (a later
+ * slice may log them). */
+static void
+cmd_id(struct imap_session *session, struct span tag, const struct imap_parsed *p)
+{
+    const struct imap_node *root = &p->nodes[0];
+    if (root->child_count != 1) {
+        reply_bad(session, tag, "ID takes one argument.");
+        return;
+    }
+    const struct imap_node *arg = &p->nodes[1];
+    if (arg->kind != IMAP_NODE_NIL && arg->kind != IMAP_NODE_LIST) {
+        reply_bad(session, tag, "Invalid ID argument.");
+        return;
+    }
+    out_cstr(session, "* ID (\"name\" \"toaster\" \"version\" ");
+    struct imap_out o;
+    imap_out_init(&o, session->out + session->out_len, sizeof(session->out) - session->out_len);
+    const char *v = session->config->version != NULL ? session->config->version : "0";
+    imap_out_string(&o, v, strnlen(v, 64), 0);
+    ASSERT(!o.is_overflow);
+    session->out_len += o.len;
+    out_cstr(session, ")\r\n");
+    reply(session, tag, "OK ID completed.");
+}
+
+static void
+cmd_enable(struct imap_session *session, struct span tag, const struct imap_parsed *p)
+{
+    if (p->nodes[0].child_count == 0) {
+        reply_bad(session, tag, "ENABLE needs a capability.");
+        return;
+    }
+    unsigned newly = 0;
+    for (uint32_t i = imap_node_first_child(p, 0); i != IMAP_NODE_NONE; i = imap_node_next(p, i)) {
+        const struct imap_node *n = &p->nodes[i];
+        if (n->kind != IMAP_NODE_ATOM) {
+            reply_bad(session, tag, "Invalid ENABLE argument.");
+            return;
+        }
+        if (span_equals_nocase(n->text, "IMAP4rev2")) {
+            newly |= IMAP_ENABLED_IMAP4REV2;
+        } else if (span_equals_nocase(n->text, "UTF8=ACCEPT")) {
+            newly |= IMAP_ENABLED_UTF8_ACCEPT;
+        }
+    }
+    /* RFC 5161: list only what this command newly enabled. */
+    unsigned fresh = newly & ~(unsigned)session->enabled;
+    session->enabled |= (uint8_t)newly;
+    out_cstr(session, "* ENABLED");
+    if (fresh & IMAP_ENABLED_IMAP4REV2) {
+        out_cstr(session, " IMAP4rev2");
+    }
+    if (fresh & IMAP_ENABLED_UTF8_ACCEPT) {
+        out_cstr(session, " UTF8=ACCEPT");
+    }
+    out_cstr(session, "\r\n");
+    reply(session, tag, "OK Enabled.");
+}
+
+static void
+cmd_login(struct imap_session *session, struct span tag, const struct imap_parsed *p)
+{
+    if (p->nodes[0].child_count != 2) {
+        reply_bad(session, tag, "LOGIN needs a user name and a password.");
+        return;
+    }
+    if (!is_plain_allowed(session)) {
+        session->error_count++;
+        reply(session, tag,
+              "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on "
+              "non-secure connections.");
+        return;
+    }
+    uint32_t u = imap_node_first_child(p, 0);
+    uint32_t w = imap_node_next(p, u);
+    if (!astring_copy(p, u, session->user, sizeof(session->user)) ||
+        !astring_copy(p, w, session->pass, sizeof(session->pass))) {
+        credentials_wipe(session);
+        reply_bad(session, tag, "Invalid user name or password argument.");
+        return;
+    }
+    tag_save(session, tag);
+    session->request = IMAP_REQUEST_AUTH;
+    session->is_request_taken = false;
+}
+
+static void
+cmd_authenticate(struct imap_session *session, struct span tag, const struct imap_parsed *p)
+{
+    uint32_t n = p->nodes[0].child_count;
+    if (n < 1 || n > 2 || p->nodes[1].kind != IMAP_NODE_ATOM) {
+        reply_bad(session, tag, "AUTHENTICATE needs a mechanism.");
+        return;
+    }
+    if (!span_equals_nocase(p->nodes[1].text, "PLAIN")) {
+        reply(session, tag, "NO Unsupported authentication mechanism.");
+        return;
+    }
+    if (!is_plain_allowed(session)) {
+        session->error_count++;
+        reply(session, tag,
+              "NO [PRIVACYREQUIRED] Plaintext authentication disallowed on "
+              "non-secure connections.");
+        return;
+    }
+    tag_save(session, tag);
+    if (n == 1) {
+        out_cstr(session, "+ \r\n");
+        session->is_sasl_wait = true;
+        return;
+    }
+    const struct imap_node *ir = &p->nodes[imap_node_next(p, 1)];
+    if (ir->kind != IMAP_NODE_ATOM) {
+        reply_bad(session, tag, "Invalid initial response.");
+        return;
+    }
+    handle_sasl_response(session, ir->text);
+}
+
+/* The PLAIN response (initial or after "+ "); the tag is in session->tag. */
+static void
+handle_sasl_response(struct imap_session *session, struct span line)
+{
+    struct span tag = span_make(session->tag, session->tag_len);
+    session->is_sasl_wait = false;
+    if (line.len == 1 && line.ptr[0] == '*') {
+        reply_bad(session, tag, "Authentication cancelled.");
+        return;
+    }
+    if (!plain_decode(session, line)) {
+        credentials_wipe(session);
+        reply_bad(session, tag, "Invalid SASL PLAIN response.");
+        return;
+    }
+    session->request = IMAP_REQUEST_AUTH;
+    session->is_request_taken = false;
+}
+
+/* --- helpers ----------------------------------------------------------- */
+
+static int
+b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == '/') {
+        return 63;
+    }
+    return -1;
+}
+
+/* Decode base64 "authzid NUL authcid NUL password" straight into
+ * session->user / session->pass, with no intermediate buffer. "=" alone is
+ * an empty response (RFC 4959), which PLAIN cannot use. A non-empty authzid
+ * must equal the authcid: there are no master users. */
+static bool
+plain_decode(struct imap_session *session, struct span b64)
+{
+    if (b64.len == 0 || b64.len % 4 != 0) {
+        return false;
+    }
+    char authzid[IMAP_SESSION_USER_BYTES];
+    size_t lens[3] = {0, 0, 0};
+    char *fields[3] = {authzid, session->user, session->pass};
+    size_t caps_bytes[3] = {sizeof(authzid), sizeof(session->user), sizeof(session->pass)};
+    unsigned field = 0;
+    bool ok = true;
+    for (size_t i = 0; i < b64.len && ok; i += 4) {
+        int v[4];
+        size_t pad = 0;
+        for (size_t k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)b64.ptr[i + k];
+            if (c == '=' && i + 4 == b64.len && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else if (pad > 0 || (v[k] = b64_value(c)) < 0) {
+                ok = false;
+                break;
+            }
+        }
+        if (!ok) {
+            break;
+        }
+        uint32_t bits = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
+                        (uint32_t)v[3];
+        unsigned char bytes[3] = {(unsigned char)(bits >> 16), (unsigned char)(bits >> 8),
+                                  (unsigned char)bits};
+        for (size_t k = 0; k < 3 - pad; k++) {
+            if (bytes[k] == 0) {
+                if (field == 2) {
+                    ok = false; /* a NUL in the password */
+                    break;
+                }
+                fields[field][lens[field]] = '\0';
+                field++;
+                continue;
+            }
+            if (lens[field] + 1 >= caps_bytes[field]) {
+                ok = false;
+                break;
+            }
+            fields[field][lens[field]++] = (char)bytes[k];
+        }
+    }
+    if (ok && field == 2 && lens[1] > 0) {
+        fields[2][lens[2]] = '\0';
+        if (lens[0] > 0 && (lens[0] != lens[1] || memcmp(authzid, session->user, lens[0]) != 0)) {
+            ok = false;
+        }
+    } else {
+        ok = false;
+    }
+    explicit_bzero(authzid, sizeof(authzid));
+    return ok;
+}
+
+/* An astring argument copied NUL-terminated; no NUL inside, must fit. */
+static bool
+astring_copy(const struct imap_parsed *p, uint32_t index, char *out, size_t out_bytes)
+{
+    const struct imap_node *n = &p->nodes[index];
+    if (!imap_node_is_string(n) || (n->flags & (IMAP_NODE_F_NUL | IMAP_NODE_F_BINARY)) != 0) {
+        return false;
+    }
+    size_t len;
+    if (n->kind == IMAP_NODE_QUOTED && (n->flags & IMAP_NODE_F_ESCAPED) != 0) {
+        long r = imap_parser_unquote(n->text, out, out_bytes - 1);
+        if (r < 0) {
+            return false;
+        }
+        len = (size_t)r;
+    } else {
+        if (n->text.len >= out_bytes) {
+            return false;
+        }
+        memcpy(out, n->text.ptr, n->text.len);
+        len = n->text.len;
+    }
+    if (memchr(out, '\0', len) != NULL) {
+        return false;
+    }
+    out[len] = '\0';
+    return true;
+}
+
+/* Keep the tag for a reply given after the scratch is gone. */
+static void
+tag_save(struct imap_session *session, struct span tag)
+{
+    /* handle_command() refused longer tags already. */
+    ASSERT(tag.len > 0 && tag.len < sizeof(session->tag));
+    memcpy(session->tag, tag.ptr, tag.len);
+    session->tag_len = tag.len;
+}
+
+/* "tag text" or "* text" when there is no usable tag. */
+static void
+reply(struct imap_session *session, struct span tag, const char *text)
+{
+    if (tag.len > 0 && tag.len < sizeof(session->tag)) {
+        out_bytes(session, tag.ptr, tag.len);
+    } else {
+        out_cstr(session, "*");
+    }
+    out_cstr(session, " ");
+    out_cstr(session, text);
+    out_cstr(session, "\r\n");
+}
+
+static void
+reply_bad(struct imap_session *session, struct span tag, const char *text)
+{
+    session->error_count++;
+    if (tag.len > 0 && tag.len < sizeof(session->tag)) {
+        out_bytes(session, tag.ptr, tag.len);
+    } else {
+        out_cstr(session, "*");
+    }
+    out_cstr(session, " BAD ");
+    out_cstr(session, text);
+    out_cstr(session, "\r\n");
+}
+
+static void
+out_cstr(struct imap_session *session, const char *s)
+{
+    out_bytes(session, s, strlen(s));
+}
+
+/* Replies are bounded: input stops above IMAP_SESSION_OUT_HIGH_BYTES; one
+ * command adds a few hundred bytes at most (tags echoed are shorter than
+ * IMAP_SESSION_TAG_BYTES, longer ones are answered untagged, the ID version
+ * is cut at 64 bytes), and after it at most an auth completion and one BYE
+ * can follow before the owner drains, all well inside the 1 KiB above the
+ * mark. So running out of room is a programmer error. */
+static void
+out_bytes(struct imap_session *session, const char *s, size_t n)
+{
+    size_t room = sizeof(session->out) - session->out_len;
+    ASSERT(n <= room);
+    memcpy(session->out + session->out_len, s, n);
+    session->out_len += n;
+}
+
+static void
+bye(struct imap_session *session, const char *text)
+{
+    out_cstr(session, "* BYE ");
+    out_cstr(session, text);
+    out_cstr(session, "\r\n");
+    credentials_wipe(session);
+    session->is_sasl_wait = false;
+    session->state = IMAP_STATE_LOGOUT;
+}
+
+static const char *
+caps(const struct imap_session *session)
+{
+    if (session->state == IMAP_STATE_NOT_AUTHENTICATED) {
+        return is_plain_allowed(session) ? CAPS_PREAUTH_PLAIN : CAPS_PREAUTH_NOPLAIN;
+    }
+    return CAPS_AUTH;
+}
+
+static bool
+is_plain_allowed(const struct imap_session *session)
+{
+    return session->is_secure || session->config->is_plaintext_auth_allowed;
+}
+
+static void
+credentials_wipe(struct imap_session *session)
+{
+    explicit_bzero(session->pass, sizeof(session->pass));
+    if (session->state == IMAP_STATE_NOT_AUTHENTICATED) {
+        explicit_bzero(session->user, sizeof(session->user));
+    }
+}
+
+static void
+scratch_release(struct imap_session *session)
+{
+    if (session->scratch != NULL) {
+        session->callbacks->scratch_release(session->owner, session->scratch);
+        session->scratch = NULL;
+    }
+}

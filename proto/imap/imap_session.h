@@ -1,0 +1,178 @@
+/*
+ * proto/imap/imap_session.h - one IMAP server conversation as a pure state
+ * machine (RFC 9051 / RFC 3501), first slice: everything up to and
+ * including authentication (CAPABILITY, NOOP, LOGOUT, ID, ENABLE, LOGIN,
+ * AUTHENTICATE PLAIN with SASL-IR). AUTHENTICATED and SELECTED are declared
+ * so mailbox commands and STARTTLS plug in later; for now mailbox commands
+ * answer "NO [UNAVAILABLE]".
+ *
+ * Like smtp_session: fed bytes, produces reply bytes in a bounded output
+ * buffer the owner sends, and asks the owner for slow work (verifying a
+ * password) through one pending request that the owner takes and answers
+ * later. No sockets, no allocation, no blocking; while a request is pending
+ * the session consumes no input.
+ *
+ * Memory. The session itself is small (see IMAP_SESSION_BYTES_MAX, asserted
+ * in the .c): the reader state (its literal table is most of it), a 2 KiB
+ * output buffer, the copied tag and bounded credentials. The two big pieces
+ * needed to read and parse one command -- the command buffer (up to
+ * IMAP_LINE_BYTES_MAX_DEFAULT + literals) and the parser's node array
+ * (IMAP_PARSER_NODES_DEFAULT nodes) -- are "command scratch" borrowed from
+ * the owner: the session calls callbacks->scratch_acquire() when bytes
+ * arrive and it holds none, and callbacks->scratch_release() as soon as no
+ * command is partly read (at the end of every imap_session_feed() that
+ * leaves the reader between commands, and at finish). A reactor keeps a
+ * small pool of scratches; only connections in the middle of a command
+ * hold one, so an idle connection costs sizeof(struct imap_session) only.
+ * When scratch_acquire() returns NULL the session consumes nothing and the
+ * owner feeds again later (backpressure, not growth).
+ */
+#ifndef TOASTER_PROTO_IMAP_SESSION_H
+#define TOASTER_PROTO_IMAP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+#include "core/span.h"
+#include "proto/imap/imap_parser.h"
+#include "proto/imap/imap_reader.h"
+
+#define IMAP_SESSION_OUT_BYTES 2048
+#define IMAP_SESSION_OUT_HIGH_BYTES (IMAP_SESSION_OUT_BYTES - 1024) /* stop reading above */
+#define IMAP_SESSION_TAG_BYTES 64   /* longer tags on LOGIN/AUTHENTICATE get BAD */
+#define IMAP_SESSION_USER_BYTES 256 /* user name incl. NUL */
+#define IMAP_SESSION_PASS_BYTES 256 /* password incl. NUL */
+#define IMAP_SESSION_ERROR_LIMIT_DEFAULT 20
+/* Documented bound on sizeof(struct imap_session), asserted in the .c. */
+#define IMAP_SESSION_BYTES_MAX (6u * 1024)
+
+enum imap_state {
+    IMAP_STATE_NOT_AUTHENTICATED,
+    IMAP_STATE_AUTHENTICATED,
+    IMAP_STATE_SELECTED, /* declared; not entered by this slice */
+    IMAP_STATE_LOGOUT,   /* last reply queued; the owner closes after sending */
+    IMAP_STATE_COUNT,
+};
+
+/* What the session asks its owner to do. At most one is outstanding. */
+enum imap_request {
+    IMAP_REQUEST_NONE,
+    IMAP_REQUEST_AUTH, /* verify imap_session_auth_user()/_password();
+                        * answer imap_session_auth_done() */
+};
+
+/* Command scratch lent by the owner (see the memory note above). buf is
+ * the reader's command buffer; nodes the parser's array. */
+struct imap_session_scratch {
+    char *buf;
+    size_t buf_bytes; /* >= reader inline_bytes_max; line_bytes_max +
+                       * literal_bytes_max to reach every limit */
+    struct imap_node *nodes;
+    size_t nodes_max; /* IMAP_PARSER_NODES_DEFAULT is the norm */
+};
+
+struct imap_session_callbacks {
+    /* Lend a scratch, or NULL when none is free (the session then consumes
+     * nothing; feed again later). */
+    struct imap_session_scratch *(*scratch_acquire)(void *owner);
+    /* Take it back; the session no longer points into it. */
+    void (*scratch_release)(void *owner, struct imap_session_scratch *scratch);
+};
+
+struct imap_session_config {
+    const char *hostname;
+    const char *version;              /* for ID, e.g. "0.1" */
+    struct imap_reader_config reader; /* from imap_reader_config_default() */
+    uint32_t error_limit;             /* BAD/NO protocol errors before BYE */
+    bool is_plaintext_auth_allowed;   /* on insecure transports */
+};
+
+#define IMAP_ENABLED_IMAP4REV2 0x1u
+#define IMAP_ENABLED_UTF8_ACCEPT 0x2u
+
+/* Embedded in the owner's connection slot; fields are private. */
+struct imap_session {
+    enum imap_state state;
+    enum imap_request request;
+    bool is_request_taken;
+    bool is_secure;    /* transport is TLS (owner says) */
+    bool is_sasl_wait; /* next line is a SASL response */
+    uint8_t enabled;   /* IMAP_ENABLED_* */
+    uint32_t error_count;
+    const struct imap_session_config *config;
+    const struct imap_session_callbacks *callbacks;
+    void *owner;
+    struct imap_session_scratch *scratch; /* borrowed while mid-command */
+
+    struct imap_reader reader;
+
+    /* The command waiting for the owner or a SASL response. */
+    char tag[IMAP_SESSION_TAG_BYTES];
+    size_t tag_len;
+    char user[IMAP_SESSION_USER_BYTES]; /* auth: user to verify; then canonical */
+    char pass[IMAP_SESSION_PASS_BYTES]; /* wiped after use */
+
+    char out[IMAP_SESSION_OUT_BYTES];
+    size_t out_len;
+};
+
+/* Start a session: queues the greeting. is_secure: the transport is TLS
+ * (imaps) or otherwise trusted. Nothing is allocated. */
+void imap_session_init(struct imap_session *session, const struct imap_session_config *config,
+                       const struct imap_session_callbacks *callbacks, void *owner, bool is_secure);
+
+/* Feed received bytes. Returns how many were consumed; feed the rest again
+ * once imap_session_wants_input() is true (request answered, output
+ * drained, scratch available). */
+size_t imap_session_feed(struct imap_session *session, const char *in, size_t len);
+
+/* True when the session can consume input now. */
+bool imap_session_wants_input(const struct imap_session *session);
+
+/* True when the owner should close once the output is sent. */
+bool imap_session_is_closing(const struct imap_session *session);
+
+/* True while a command is partly read, a SASL response is awaited or a
+ * request is pending (owner: command timeout rather than idle timeout). */
+bool imap_session_is_mid_command(const struct imap_session *session);
+
+enum imap_state imap_session_state(const struct imap_session *session);
+
+/* Take the pending request, if any, marking it in flight. */
+enum imap_request imap_session_take_request(struct imap_session *session);
+
+/* For IMAP_REQUEST_AUTH: the credentials (NUL-terminated, valid until
+ * imap_session_auth_done()). */
+const char *imap_session_auth_user(const struct imap_session *session);
+const char *imap_session_auth_password(const struct imap_session *session);
+
+/* Completion of IMAP_REQUEST_AUTH. ok: credentials good; canonical_user
+ * (may be NULL: keep the given name) is the name the session reports. The
+ * password is wiped either way. */
+void imap_session_auth_done(struct imap_session *session, bool ok, const char *canonical_user);
+
+/* The authenticated user ("" before login). */
+const char *imap_session_user(const struct imap_session *session);
+
+/* IMAP_ENABLED_* bits the client has enabled. */
+unsigned imap_session_enabled(const struct imap_session *session);
+
+/* Reply bytes waiting; the owner sends them and reports how many went. */
+struct span imap_session_output(const struct imap_session *session);
+void imap_session_output_sent(struct imap_session *session, size_t bytes);
+
+/* The idle timer fired: "* BYE Autologout; idle for too long", close. */
+void imap_session_timeout(struct imap_session *session);
+
+/* The daemon is stopping: "* BYE Server shutting down", close. */
+void imap_session_shutdown(struct imap_session *session);
+
+/* Session end: wipes credentials, gives back any scratch. A pending
+ * request's completion must not be delivered after this. */
+void imap_session_finish(struct imap_session *session);
+
+const char *imap_state_name(enum imap_state state);
+
+#endif
