@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "core/assertions.h"
+#include "core/base64.h"
 
 static const char mutf7_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
@@ -22,7 +23,6 @@ struct out_buf {
     bool   is_full;
 };
 
-static int b64_value(unsigned char c);
 static void put(struct out_buf *out, char c);
 static void put_utf8(struct out_buf *out, uint32_t cp);
 static bool is_control(uint32_t cp);
@@ -77,7 +77,7 @@ imap_mutf7_decode(struct span in, char *out, size_t out_bytes, size_t *len_out)
                 i++;
                 break;
             }
-            int v = b64_value(s[i]);
+            int v = base64_digit_value((unsigned char)s[i], ',');
             if (v < 0) {
                 return -EINVAL;
             }
@@ -199,27 +199,6 @@ imap_mutf7_is_valid(struct span in)
 }
 
 /* Helpers. */
-
-static int
-b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == ',') {
-        return 63;
-    }
-    return -1;
-}
 
 static void
 put(struct out_buf *out, char c)

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/assertions.h"
+#include "core/base64.h"
 #include "proto/imap/imap_quote.h"
 
 static_assert(sizeof(struct imap_session) <= IMAP_SESSION_BYTES_MAX,
@@ -591,27 +592,6 @@ handle_sasl_response(struct imap_session *session, struct span line)
 
 /* --- helpers ----------------------------------------------------------- */
 
-static int
-b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
-}
-
 /* Decode base64 "authzid NUL authcid NUL password" straight into
  * session->user / session->pass, with no intermediate buffer. "=" alone is
  * an empty response (RFC 4959), which PLAIN cannot use. A non-empty authzid
@@ -636,7 +616,7 @@ plain_decode(struct imap_session *session, struct span b64)
             if (c == '=' && i + 4 == b64.len && k >= 2) {
                 v[k] = 0;
                 pad++;
-            } else if (pad > 0 || (v[k] = b64_value(c)) < 0) {
+            } else if (pad > 0 || (v[k] = base64_digit_value(c, '/')) < 0) {
                 ok = false;
                 break;
             }

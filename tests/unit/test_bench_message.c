@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "bench/bench_message.h"
+#include "core/base64.h"
 #include "unit.h"
 
 #define FROM "sender@example.test"
@@ -220,27 +221,6 @@ header_value(const char *head, size_t head_len, const char *name, char *out, siz
     return false;
 }
 
-static int
-base64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
-}
-
 /* Strict RFC 2045 base64: lines of 76 characters (the last may be
  * shorter), whole quads, '=' only as final padding, zero pad bits. Returns
  * the decoded length, or -1. */
@@ -276,7 +256,7 @@ base64_decode_strict(const char *p, size_t n)
                 if (pad > 0) {
                     return -1; /* data after padding */
                 }
-                v[k] = base64_value(quad[k]);
+                v[k] = base64_digit_value((unsigned char)quad[k], '/');
                 if (v[k] < 0) {
                     return -1;
                 }
