@@ -142,11 +142,8 @@ index_grow(struct maildir_subscriptions *subs)
             continue;
         }
         subs->names[kept] = subs->names[i];
-        size_t s = hash_fnv1a_string(subs->names[kept]) & (slot_count - 1);
-        while (slots[s] != 0) {
-            s = (s + 1) & (slot_count - 1);
-        }
-        slots[s] = (uint32_t)(kept + 1);
+        hash_slots_put(slots, slot_count, hash_fnv1a_string(subs->names[kept]),
+                       (uint32_t)(kept + 1));
         kept++;
     }
     ASSERT(kept == subs->live_count);

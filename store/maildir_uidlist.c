@@ -120,11 +120,8 @@ index_grow(struct maildir_uidlist *list)
         }
         list->recs[kept] = list->recs[i];
         const struct maildir_uidlist_rec *rec = &list->recs[kept];
-        size_t s = hash_fnv1a(rec->name, rec->base_len) & (slot_count - 1);
-        while (slots[s] != 0) {
-            s = (s + 1) & (slot_count - 1);
-        }
-        slots[s] = (uint32_t)(kept + 1);
+        hash_slots_put(slots, slot_count, hash_fnv1a(rec->name, rec->base_len),
+                       (uint32_t)(kept + 1));
         kept++;
     }
     ASSERT(kept == list->live_count);

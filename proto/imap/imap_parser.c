@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/assertions.h"
+#include "core/utf8.h"
 
 static_assert(IMAP_PARSER_DEPTH_MAX >= 16, "FETCH and SEARCH need some nesting");
 
@@ -103,7 +104,6 @@ static size_t word_end(const struct parser *p, size_t from);
 static enum imap_command command_lookup(struct span name);
 static bool command_has_uid_form(enum imap_command command);
 static bool digits_u32(const char *s, size_t len, uint32_t *value_out);
-static bool utf8_is_valid(const char *s, size_t len);
 static bool is_tag_char(unsigned char c);
 
 enum imap_parse_error
@@ -725,59 +725,6 @@ digits_u32(const char *s, size_t len, uint32_t *value_out)
         }
     }
     *value_out = (uint32_t)value;
-    return true;
-}
-
-/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
- * above U+10FFFF. */
-static bool
-utf8_is_valid(const char *s, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = u[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t follow;
-        unsigned char lo = 0x80;
-        unsigned char hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            follow = 1;
-        } else if (c == 0xe0) {
-            follow = 2;
-            lo = 0xa0;
-        } else if (c == 0xed) {
-            follow = 2;
-            hi = 0x9f;
-        } else if (c >= 0xe1 && c <= 0xef) {
-            follow = 2;
-        } else if (c == 0xf0) {
-            follow = 3;
-            lo = 0x90;
-        } else if (c == 0xf4) {
-            follow = 3;
-            hi = 0x8f;
-        } else if (c >= 0xf1 && c <= 0xf3) {
-            follow = 3;
-        } else {
-            return false;
-        }
-        if (len - i - 1 < follow) {
-            return false;
-        }
-        if (u[i + 1] < lo || u[i + 1] > hi) {
-            return false;
-        }
-        for (size_t k = 2; k <= follow; k++) {
-            if (u[i + k] < 0x80 || u[i + k] > 0xbf) {
-                return false;
-            }
-        }
-        i += follow + 1;
-    }
     return true;
 }
 

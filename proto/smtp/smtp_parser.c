@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "core/assertions.h"
+#include "core/utf8.h"
 
 /* RFC 1035: a label is at most 63 octets, a name at most 255. Applied to
  * ASCII labels only: a U-label's UTF-8 form may be longer than its A-label,
@@ -75,7 +76,6 @@ static bool domain_is_valid(const char *s, size_t len);
 static bool address_literal_is_valid(const char *s, size_t len);
 static bool ipv4_is_valid(const char *s, size_t len);
 static bool ipv6_is_valid(const char *s, size_t len);
-static bool utf8_is_valid(const char *s, size_t len);
 static struct span span_or_empty(const char *ptr, size_t len);
 static bool is_ws(char c);
 static bool is_alnum(char c);
@@ -724,59 +724,6 @@ ipv6_is_valid(const char *s, size_t len)
         return groups < SMTP_PARSER_IPV6_GROUPS;
     }
     return groups == SMTP_PARSER_IPV6_GROUPS;
-}
-
-/* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
- * above U+10FFFF. */
-static bool
-utf8_is_valid(const char *s, size_t len)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = u[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t follow;
-        unsigned char lo = 0x80;
-        unsigned char hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            follow = 1;
-        } else if (c == 0xe0) {
-            follow = 2;
-            lo = 0xa0;
-        } else if (c == 0xed) {
-            follow = 2;
-            hi = 0x9f;
-        } else if (c >= 0xe1 && c <= 0xef) {
-            follow = 2;
-        } else if (c == 0xf0) {
-            follow = 3;
-            lo = 0x90;
-        } else if (c == 0xf4) {
-            follow = 3;
-            hi = 0x8f;
-        } else if (c >= 0xf1 && c <= 0xf3) {
-            follow = 3;
-        } else {
-            return false;
-        }
-        if (len - i - 1 < follow) {
-            return false;
-        }
-        if (u[i + 1] < lo || u[i + 1] > hi) {
-            return false;
-        }
-        for (size_t k = 2; k <= follow; k++) {
-            if (u[i + k] < 0x80 || u[i + k] > 0xbf) {
-                return false;
-            }
-        }
-        i += follow + 1;
-    }
-    return true;
 }
 
 /* Empty spans are (NULL, 0), as the header promises for parameter values. */
