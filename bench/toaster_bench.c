@@ -3,13 +3,15 @@
  *
  * Picks the subcommand and hands it the rest of the command line, plus the
  * whole command line shell-quoted, which every result records. Today there
- * is one subcommand, smtp (bench/bench_smtp.c); imap will join it.
+ * are three: smtp (bench/bench_smtp.c), imap and imap-idle
+ * (bench/bench_imap.c).
  */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_imap.h"
 #include "bench/bench_smtp.h"
 #include "core/assertions.h"
 
@@ -63,7 +65,9 @@ usage(FILE *out)
     (void)fputs("usage: toaster-bench COMMAND [options]\n"
                 "\n"
                 "commands:\n"
-                "  smtp    drive an SMTP server and report throughput and latency\n"
+                "  smtp       drive an SMTP server and report throughput and latency\n"
+                "  imap       drive an IMAP server with a command mix; commands/s, latency\n"
+                "  imap-idle  IDLE many IMAP sessions, deliver over SMTP, time the pushes\n"
                 "\n"
                 "toaster-bench COMMAND --help describes each command.\n",
                 out);
@@ -80,7 +84,8 @@ main(int argc, char **argv)
         usage(stdout);
         return BENCH_EXIT_OK;
     }
-    if (strcmp(argv[1], "smtp") != 0) {
+    bool is_imap = strcmp(argv[1], "imap") == 0 || strcmp(argv[1], "imap-idle") == 0;
+    if (strcmp(argv[1], "smtp") != 0 && !is_imap) {
         (void)fprintf(stderr, "toaster-bench: unknown command %s\n", argv[1]);
         usage(stderr);
         return BENCH_EXIT_USAGE;
@@ -90,7 +95,8 @@ main(int argc, char **argv)
         (void)fprintf(stderr, "toaster-bench: out of memory\n");
         return BENCH_EXIT_FAILED;
     }
-    int status = bench_smtp_main(argc - 1, argv + 1, command);
+    int status = is_imap ? bench_imap_main(argc - 1, argv + 1, command)
+                         : bench_smtp_main(argc - 1, argv + 1, command);
     free(command);
     return status;
 }

@@ -85,6 +85,10 @@ struct config {
     uint32_t smtp_idle_timeout_ms;
     uint32_t smtp_data_timeout_ms;
     uint32_t send_timeout_ms;
+    uint32_t imap_login_timeout_ms; /* before authentication */
+    uint32_t imap_idle_timeout_ms;  /* authenticated, between commands and in IDLE */
+    uint32_t imap_scratch_buffers;  /* IMAP commands being read or run at once, per reactor */
+    bool allow_plaintext_auth;      /* LOGIN / AUTH PLAIN without TLS from non-loopback peers */
     uint32_t shutdown_timeout_ms;
 
     bool fsync;          /* only tests on tmpfs turn this off; 250 means fsynced */

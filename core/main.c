@@ -25,6 +25,7 @@
 #include "core/ip_limit.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "core/imap_listener.h"
 #include "core/smtp_listener.h"
 #include "core/stats.h"
 #include "core/workers.h"
@@ -32,7 +33,7 @@
 #include "store/recipients.h"
 #include "store/spool.h"
 
-#define TOASTER_VERSION "0.1.0"
+#include "core/version.h"
 
 static_assert(STATS_JSON_BYTES_MAX <= CONTROL_ANSWER_BYTES_MAX, "a stats answer fits");
 
@@ -72,7 +73,7 @@ reload(const struct config *config, struct reactor **reactors, uint32_t reactor_
         log_error("reload failed; keeping the previous users and aliases");
         return;
     }
-    struct recipients *old = smtp_listener_swap_recipients(table);
+    struct recipients *old = recipients_publish(table);
     uint64_t epoch = reactor_epoch_advance();
     for (uint32_t i = 0; i < reactor_count; i++) {
         reactor_wake(reactors[i]);
@@ -173,6 +174,8 @@ collect_listeners(const struct config *config, struct reactor_listener *out, siz
          * relays nothing, exactly like port 25. */
         if (protocol == LISTENER_SMTP || protocol == LISTENER_SUBMISSION) {
             handler = &smtp_listener_handler;
+        } else if (protocol == LISTENER_IMAP) {
+            handler = &imap_listener_handler;
         }
         if (handler == NULL) {
             if (list->count > 0) {
@@ -271,7 +274,7 @@ main(int argc, char **argv)
     if (load_recipients(&config, &table) != 0) {
         return 1;
     }
-    (void)smtp_listener_swap_recipients(table);
+    (void)recipients_publish(table);
 
     int rc = ip_limit_init(config.reactor_threads * config.max_connections,
                            config.max_connections_per_ip);
@@ -285,6 +288,9 @@ main(int argc, char **argv)
     }
     if (rc == 0) {
         rc = smtp_listener_init(&config);
+    }
+    if (rc == 0) {
+        rc = imap_listener_init(&config);
     }
     if (rc != 0) {
         log_error("start-up failed: %s", strerror(-rc));
@@ -376,7 +382,8 @@ main(int argc, char **argv)
     workers_destroy(&workers);
     delivery_stop();
     smtp_listener_destroy();
-    table = smtp_listener_swap_recipients(NULL);
+    imap_listener_destroy();
+    table = recipients_publish(NULL);
     recipients_destroy(&table);
     ip_limit_destroy();
     log_info("stopped");

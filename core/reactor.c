@@ -83,6 +83,7 @@ struct conn {
     bool                       is_starved;     /* recv failed with ENOBUFS; retried when buffers return */
     bool                       is_ip_counted;
     bool                       is_timeout_pending; /* recv cancelled by its timer */
+    uint8_t                    is_poked;       /* queued by reactor_conn_poke: ck_pr */
     int32_t                    held_buffer;    /* provided buffer id, or -1 */
     uint32_t                   held_offset;
     uint32_t                   held_len;
@@ -725,14 +726,34 @@ conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int r
 
 /* ---- jobs -------------------------------------------------------------- */
 
+/* A poke for a slot came through the done ring (see reactor_conn_poke). The
+ * connection there may have closed, or be a new one, since: a poke only
+ * asks "look again", so a spurious one is harmless. */
+static void
+poke_deliver(struct reactor *reactor, uint32_t slot)
+{
+    struct conn *conn = slot_at(reactor, slot);
+    ck_pr_store_8(&conn->is_poked, 0);
+    if (!conn->is_live || conn->is_closing || conn->handler->poke == NULL) {
+        return;
+    }
+    conn->handler->poke(conn);
+    conn_kick(conn);
+}
+
 static void
 jobs_collect(struct reactor *reactor)
 {
     void *entry;
-    /* Bounded by the ring size: at most every job in flight comes back. */
-    for (uint32_t n = 0; n <= reactor->slot_count &&
+    /* Bounded by the ring size: at most every job in flight comes back,
+     * and every slot is poked at most once. */
+    for (uint32_t n = 0; n <= 2 * reactor->slot_count &&
                          ck_ring_dequeue_mpsc(&reactor->done_ring, reactor->done_slots, &entry);
          n++) {
+        if (((uintptr_t)entry & 1u) != 0) {
+            poke_deliver(reactor, (uint32_t)((uintptr_t)entry >> 1));
+            continue;
+        }
         struct job *job = entry;
         ASSERT(job->reactor == reactor);
         ASSERT(reactor->jobs_in_flight > 0);
@@ -1082,7 +1103,7 @@ reactor_start(uint32_t index, const struct config *config,
     /* No free list is built here: slots past slots_touched are free by
      * definition (see slot_take), so none is written before it is used. */
     uint32_t done_size = 4;
-    while (done_size < reactor->slot_count * 2u) {
+    while (done_size < reactor->slot_count * 2u + 1u) { /* a ring holds size - 1 */
         done_size *= 2;
     }
     reactor->done_slots = calloc(done_size, sizeof(*reactor->done_slots));
@@ -1312,6 +1333,33 @@ reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const char *pa
             log_error("reactor %u: submitting unlink of %s: %s", reactor->index, path,
                       strerror(-rc));
         }
+    }
+}
+
+uint32_t
+conn_slot(const struct conn *conn)
+{
+    return conn->slot;
+}
+
+void
+reactor_conn_poke(struct reactor *reactor, uint32_t slot)
+{
+    ASSERT(reactor != NULL);
+    ASSERT(slot < reactor->slot_count);
+    struct conn *conn = slot_at(reactor, slot);
+    if (ck_pr_fas_8(&conn->is_poked, 1) != 0) {
+        return; /* already queued */
+    }
+    /* Slot numbers go through the done ring tagged with the low bit (job
+     * pointers are aligned). It holds twice the slots: one job and one
+     * poke per connection at most, so it cannot be full. */
+    bool is_queued = ck_ring_enqueue_mpsc(&reactor->done_ring, reactor->done_slots,
+                                          (void *)(((uintptr_t)slot << 1) | 1u));
+    ASSERT(is_queued);
+    ck_pr_fence_memory();
+    if (ck_pr_load_8(&reactor->is_sleeping) && ck_pr_fas_8(&reactor->wake_sent, 1) == 0) {
+        reactor_wake(reactor);
     }
 }
 

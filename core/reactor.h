@@ -50,6 +50,9 @@ struct conn_handler {
     void (*file_done)(struct conn *conn, int result);
     /* Last call: no operation is in flight any more; release protocol state. */
     void (*close)(struct conn *conn);
+    /* Optional: reactor_conn_poke() asked this connection to look at shared
+     * state again (new mail for an IDLE session). May be spurious. */
+    void (*poke)(struct conn *conn);
 };
 
 struct reactor_listener {
@@ -139,5 +142,13 @@ void reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const cha
 /* Look at this connection again: send output, feed held input, close. Call
  * after changing protocol state outside of a handler callback. */
 void conn_kick(struct conn *conn);
+
+/* The connection's slot number on its reactor (for reactor_conn_poke). */
+uint32_t conn_slot(const struct conn *conn);
+
+/* Any thread, never blocks: have the reactor call handler->poke for the
+ * connection in slot, soon, on its own thread. Pokes of one slot coalesce
+ * until delivered. */
+void reactor_conn_poke(struct reactor *reactor, uint32_t slot);
 
 #endif

@@ -83,7 +83,6 @@ static struct {
     struct smtp_session_callbacks callbacks;
     struct reactor_pools          *pools; /* one per reactor */
     uint32_t                   pool_count;
-    struct recipients         *recipients; /* ck_pr load/store */
     char                       refusal_text[512];
     bool                       has_warned_remote;
     /* Whether a message needs a worker before delivery (filters). No filter
@@ -195,7 +194,7 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
     if (path->has_source_route) {
         return SMTP_RCPT_RELAY_DENIED; /* "@a,@b:user@here" asks us to relay */
     }
-    const struct recipients *table = ck_pr_load_ptr(&smtp_listener.recipients);
+    const struct recipients *table = recipients_current();
     ASSERT(table != NULL);
     static __thread const char *mailboxes[ALIAS_EXPANSION_MAX];
     static __thread const char *remotes[ALIAS_EXPANSION_MAX];
@@ -718,8 +717,3 @@ smtp_listener_destroy(void)
     }
 }
 
-struct recipients *
-smtp_listener_swap_recipients(struct recipients *table)
-{
-    return ck_pr_fas_ptr(&smtp_listener.recipients, table);
-}

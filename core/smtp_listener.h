@@ -9,7 +9,6 @@
 #include "core/config.h"
 #include "core/reactor.h"
 
-struct recipients;
 
 /* Set up what every SMTP connection shares (session limits, per-reactor
  * spool buffer pools). Returns 0 or -errno. Main thread, before reactors. */
@@ -19,8 +18,5 @@ void smtp_listener_destroy(void);
 /* The handler for smtp_listen and submission_listen entries. */
 extern const struct conn_handler smtp_listener_handler;
 
-/* Publish a new recipient table; returns the previous one, which the caller
- * frees only once every reactor has passed a new epoch. */
-struct recipients *smtp_listener_swap_recipients(struct recipients *table);
 
 #endif

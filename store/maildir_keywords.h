@@ -28,6 +28,7 @@
 #define MAILDIR_KEYWORD_BYTES_MAX 128
 /* Longest serialized file: 26 lines of "25 " + name + "\n". */
 #define MAILDIR_KEYWORDS_FILE_BYTES_MAX (MAILDIR_KEYWORDS_MAX * (MAILDIR_KEYWORD_BYTES_MAX + 4))
+#define MAILDIR_KEYWORDS_FILE_NAME "dovecot-keywords"
 
 struct maildir_keywords {
     uint32_t used;      /* bit i set: names[i] holds a keyword */

@@ -510,7 +510,7 @@ load_keywords(int dir_fd, const char *path, struct maildir_keywords *kw)
 {
     char *buf = NULL;
     size_t len = 0;
-    int rc = read_small_file(dir_fd, "dovecot-keywords", SYNC_KEYWORDS_BYTES_MAX, true, &buf, &len);
+    int rc = read_small_file(dir_fd, MAILDIR_KEYWORDS_FILE_NAME, SYNC_KEYWORDS_BYTES_MAX, true, &buf, &len);
     if (rc != 0) {
         if (rc != -ENOENT) {
             /* Keywords are names for letters: the letters still sync. */

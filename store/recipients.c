@@ -16,6 +16,8 @@
  */
 #include "store/recipients.h"
 
+#include <ck_pr.h>
+
 #include <errno.h>
 #include <stdalign.h>
 #include <stdarg.h>
@@ -1757,4 +1759,20 @@ recipients_load_config(const struct config *config, struct recipients **table_ou
         .myhostname = config->myhostname,
     };
     return recipients_load(&options, table_out, err, err_bytes);
+}
+
+/* ---- the published table ---------------------------------------------------- */
+
+static struct recipients *recipients_published; /* ck_pr load/store */
+
+struct recipients *
+recipients_publish(struct recipients *table)
+{
+    return ck_pr_fas_ptr(&recipients_published, table);
+}
+
+const struct recipients *
+recipients_current(void)
+{
+    return ck_pr_load_ptr(&recipients_published);
 }

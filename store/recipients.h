@@ -45,6 +45,14 @@ int recipients_load_config(const struct config *config, struct recipients **tabl
 /* Frees the tables and NULLs *table. Safe with *table == NULL. */
 void recipients_destroy(struct recipients **table);
 
+/* The table in use by every listener. recipients_publish() swaps in a new
+ * one (main thread, at start and on SIGHUP) and returns the previous one,
+ * which the caller frees only once every reactor has passed a new epoch
+ * (core/reactor.h): readers take the pointer once per loop turn and do not
+ * keep it across turns or hand it to another thread. */
+struct recipients *recipients_publish(struct recipients *table);
+const struct recipients *recipients_current(void);
+
 /* Counts for logging ("loaded 12 users, 3 aliases, 2 domains"). */
 size_t recipients_user_count(const struct recipients *table);
 size_t recipients_alias_count(const struct recipients *table);

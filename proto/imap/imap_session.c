@@ -1,11 +1,14 @@
 /*
- * proto/imap/imap_session.c - the IMAP session state machine, first slice:
- * greeting, CAPABILITY, NOOP, LOGOUT, ID, ENABLE, LOGIN, AUTHENTICATE PLAIN.
+ * proto/imap/imap_session.c - the IMAP session state machine: greeting,
+ * CAPABILITY, NOOP, LOGOUT, ID, ENABLE, NAMESPACE, LOGIN, AUTHENTICATE
+ * PLAIN, IDLE's DONE, and the state checks of every mailbox command before
+ * it goes to the owner.
  *
  * Owns the session state, the reply buffer and the copied credentials while
- * they are verified. Does not verify passwords (IMAP_REQUEST_AUTH), touch
- * sockets or allocate; the command buffer and parser nodes are borrowed
- * scratch (see imap_session.h). Runs on the reactor thread that owns the
+ * they are verified. Does not verify passwords (IMAP_REQUEST_AUTH), run
+ * mailbox commands (IMAP_REQUEST_COMMAND), touch sockets or allocate; the
+ * command buffer and parser nodes are borrowed scratch (see
+ * imap_session.h) and stay borrowed while the owner runs a command. Runs on the reactor thread that owns the
  * connection.
  * Limits: the IMAP_* rows of core/limits.h (through the reader config),
  * IMAP_SESSION_* in the header, config->error_limit.
@@ -29,15 +32,18 @@ static_assert(sizeof(struct imap_session) <= IMAP_SESSION_BYTES_MAX,
               "an idle IMAP session must stay small");
 static_assert(IMAP_SESSION_OUT_HIGH_BYTES > 0, "output high-water mark");
 
-/* What this slice really serves. STARTTLS, IDLE, NAMESPACE, UIDPLUS ... are
- * added when they are implemented. */
-#define CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID"
+/* What is really served. STARTTLS is added with TLS. */
+#define CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT"
 #define CAPS_PREAUTH_PLAIN CAPS_COMMON " SASL-IR AUTH=PLAIN"
 #define CAPS_PREAUTH_NOPLAIN CAPS_COMMON " SASL-IR LOGINDISABLED"
-#define CAPS_AUTH CAPS_COMMON " UTF8=ACCEPT"
+#define CAPS_AUTH                                                                                  \
+    CAPS_COMMON " UTF8=ACCEPT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"    \
+                " CONDSTORE QRESYNC"
 
 static void handle_command(struct imap_session *session);
 static void handle_sasl_response(struct imap_session *session, struct span line);
+static void handle_idle_line(struct imap_session *session);
+static void forward(struct imap_session *session, struct span tag, const struct imap_parsed *p);
 static void cmd_capability(struct imap_session *session, struct span tag);
 static void cmd_id(struct imap_session *session, struct span tag, const struct imap_parsed *p);
 static void cmd_enable(struct imap_session *session, struct span tag, const struct imap_parsed *p);
@@ -54,6 +60,7 @@ static void out_bytes(struct imap_session *session, const char *s, size_t n);
 static void bye(struct imap_session *session, const char *text);
 static const char *caps(const struct imap_session *session);
 static bool is_plain_allowed(const struct imap_session *session);
+static bool caps_has(const struct imap_session *session, const char *word);
 static void credentials_wipe(struct imap_session *session);
 static void scratch_release(struct imap_session *session);
 
@@ -132,7 +139,9 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
              * is answered when it completes. */
             break;
         case IMAP_READER_COMMAND:
-            if (session->is_sasl_wait) {
+            if (session->is_idle) {
+                handle_idle_line(session);
+            } else if (session->is_sasl_wait) {
                 struct imap_command_text text = imap_reader_command(&session->reader);
                 handle_sasl_response(session, text.literal_count > 0
                                                   ? span_make(NULL, 0)
@@ -171,7 +180,7 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
             bye(session, "Too many errors.");
         }
     }
-    if (session->scratch != NULL &&
+    if (session->scratch != NULL && session->request != IMAP_REQUEST_COMMAND &&
         (session->state == IMAP_STATE_LOGOUT || !imap_reader_is_mid_command(&session->reader))) {
         scratch_release(session);
     }
@@ -266,6 +275,87 @@ imap_session_auth_done(struct imap_session *session, bool ok, const char *canoni
     out_cstr(session, " OK [CAPABILITY ");
     out_cstr(session, caps(session));
     out_cstr(session, "] Logged in\r\n");
+}
+
+const struct imap_parsed *
+imap_session_command(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    ASSERT(session->request == IMAP_REQUEST_COMMAND);
+    ASSERT(session->scratch != NULL);
+    return &session->scratch->parsed;
+}
+
+void
+imap_session_command_done(struct imap_session *session, enum imap_command_outcome outcome)
+{
+    ASSERT(session != NULL);
+    ASSERT(session->request == IMAP_REQUEST_COMMAND ||
+           session->request == IMAP_REQUEST_IDLE_DONE);
+    session->request = IMAP_REQUEST_NONE;
+    session->is_request_taken = false;
+    if (session->state != IMAP_STATE_LOGOUT) {
+        switch (outcome) {
+        case IMAP_OUTCOME_STAY:
+            break;
+        case IMAP_OUTCOME_SELECTED:
+        case IMAP_OUTCOME_EXAMINED:
+            ASSERT(session->state == IMAP_STATE_AUTHENTICATED ||
+                   session->state == IMAP_STATE_SELECTED);
+            session->state = IMAP_STATE_SELECTED;
+            session->is_readonly = outcome == IMAP_OUTCOME_EXAMINED;
+            break;
+        case IMAP_OUTCOME_DESELECTED:
+            session->state = IMAP_STATE_AUTHENTICATED;
+            session->is_readonly = false;
+            break;
+        case IMAP_OUTCOME_IDLE:
+            session->is_idle = true;
+            break;
+        }
+    }
+    /* The command is over; its text and tree may go. */
+    if (session->scratch != NULL && !imap_reader_is_mid_command(&session->reader)) {
+        scratch_release(session);
+    }
+}
+
+bool
+imap_session_command_is_idle_done(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->request == IMAP_REQUEST_IDLE_DONE;
+}
+
+struct span
+imap_session_tag(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return span_make(session->tag, session->tag_len);
+}
+
+bool
+imap_session_is_idle(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->is_idle && session->state != IMAP_STATE_LOGOUT;
+}
+
+bool
+imap_session_is_readonly(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    return session->is_readonly;
+}
+
+void
+imap_session_enable(struct imap_session *session, unsigned bits)
+{
+    ASSERT(session != NULL);
+    if (bits & IMAP_ENABLED_QRESYNC) {
+        bits |= IMAP_ENABLED_CONDSTORE;
+    }
+    session->enabled |= (uint8_t)bits;
 }
 
 const char *
@@ -379,6 +469,10 @@ handle_command(struct imap_session *session)
             reply_bad(session, tag, "NOOP takes no arguments.");
             return;
         }
+        if (session->state == IMAP_STATE_SELECTED) {
+            forward(session, tag, &p); /* reports the mailbox's changes */
+            return;
+        }
         reply(session, tag, "OK NOOP completed.");
         return;
     case IMAP_CMD_LOGOUT:
@@ -412,8 +506,21 @@ handle_command(struct imap_session *session)
         cmd_authenticate(session, tag, &p);
         return;
     case IMAP_CMD_STARTTLS:
-        /* NOT YET IMPLEMENTED: TLS plugs in with proto/tls. */
+        /* NOT YET IMPLEMENTED: TLS plugs in with proto/tls (next issue). */
         reply(session, tag, "NO [UNAVAILABLE] STARTTLS not yet implemented.");
+        return;
+    case IMAP_CMD_NAMESPACE:
+        if (is_pre) {
+            reply_bad(session, tag, "Not authenticated.");
+            return;
+        }
+        if (args != 0) {
+            reply_bad(session, tag, "NAMESPACE takes no arguments.");
+            return;
+        }
+        /* One personal namespace, Maildir++ style, as Dovecot's default. */
+        out_cstr(session, "* NAMESPACE ((\"\" \".\")) NIL NIL\r\n");
+        reply(session, tag, "OK Namespace completed.");
         return;
     case IMAP_CMD_CHECK:
     case IMAP_CMD_CLOSE:
@@ -424,10 +531,24 @@ handle_command(struct imap_session *session)
     case IMAP_CMD_STORE:
     case IMAP_CMD_COPY:
     case IMAP_CMD_MOVE:
+        if (session->state != IMAP_STATE_SELECTED) {
+            reply_bad(session, tag, is_pre ? "Not authenticated." : "No mailbox selected.");
+            return;
+        }
+        forward(session, tag, &p);
+        return;
     case IMAP_CMD_SORT:
     case IMAP_CMD_THREAD:
-        /* SELECTED-state commands: never valid in this slice. */
-        reply_bad(session, tag, is_pre ? "Not authenticated." : "No mailbox selected.");
+    case IMAP_CMD_GETQUOTA:
+    case IMAP_CMD_GETQUOTAROOT:
+    case IMAP_CMD_SETQUOTA:
+    case IMAP_CMD_GETMETADATA:
+    case IMAP_CMD_SETMETADATA:
+    case IMAP_CMD_COMPRESS:
+    case IMAP_CMD_NOTIFY:
+        /* Known names, not advertised: a client that sends them anyway
+         * gets the answer for an unknown command. */
+        reply_bad(session, tag, "Unsupported command.");
         return;
     default:
         break;
@@ -437,8 +558,33 @@ handle_command(struct imap_session *session)
         reply_bad(session, tag, "Not authenticated.");
         return;
     }
-    /* NOT YET IMPLEMENTED: mailbox commands come with the next slice. */
-    reply(session, tag, "NO [UNAVAILABLE] Not yet implemented.");
+    forward(session, tag, &p);
+}
+
+/* Hand a mailbox command to the owner; the scratch stays with it. */
+static void
+forward(struct imap_session *session, struct span tag, const struct imap_parsed *p)
+{
+    ASSERT(session->scratch != NULL);
+    session->scratch->parsed = *p;
+    tag_save(session, tag);
+    session->request = IMAP_REQUEST_COMMAND;
+    session->is_request_taken = false;
+}
+
+/* While IDLE runs the only valid line is DONE (RFC 2177). */
+static void
+handle_idle_line(struct imap_session *session)
+{
+    struct imap_command_text text = imap_reader_command(&session->reader);
+    session->is_idle = false;
+    if (text.literal_count == 0 && text.len == 4 &&
+        span_equals_nocase(span_make(text.text, text.len), "DONE")) {
+        session->request = IMAP_REQUEST_IDLE_DONE;
+        session->is_request_taken = false;
+        return;
+    }
+    reply_bad(session, span_make(session->tag, session->tag_len), "Expected DONE.");
 }
 
 static void
@@ -495,6 +641,10 @@ cmd_enable(struct imap_session *session, struct span tag, const struct imap_pars
             newly |= IMAP_ENABLED_IMAP4REV2;
         } else if (span_equals_nocase(n->text, "UTF8=ACCEPT")) {
             newly |= IMAP_ENABLED_UTF8_ACCEPT;
+        } else if (span_equals_nocase(n->text, "CONDSTORE") && caps_has(session, "CONDSTORE")) {
+            newly |= IMAP_ENABLED_CONDSTORE;
+        } else if (span_equals_nocase(n->text, "QRESYNC") && caps_has(session, "QRESYNC")) {
+            newly |= IMAP_ENABLED_QRESYNC | IMAP_ENABLED_CONDSTORE;
         }
     }
     /* RFC 5161: list only what this command newly enabled. */
@@ -506,6 +656,12 @@ cmd_enable(struct imap_session *session, struct span tag, const struct imap_pars
     }
     if (fresh & IMAP_ENABLED_UTF8_ACCEPT) {
         out_cstr(session, " UTF8=ACCEPT");
+    }
+    if (fresh & IMAP_ENABLED_CONDSTORE) {
+        out_cstr(session, " CONDSTORE");
+    }
+    if (fresh & IMAP_ENABLED_QRESYNC) {
+        out_cstr(session, " QRESYNC");
     }
     out_cstr(session, "\r\n");
     reply(session, tag, "OK Enabled.");
@@ -763,6 +919,21 @@ caps(const struct imap_session *session)
         return is_plain_allowed(session) ? CAPS_PREAUTH_PLAIN : CAPS_PREAUTH_NOPLAIN;
     }
     return CAPS_AUTH;
+}
+
+/* Is the capability word advertised now? (ENABLE may only turn on what
+ * is offered.) */
+static bool
+caps_has(const struct imap_session *session, const char *word)
+{
+    const char *list = caps(session);
+    size_t n = strlen(word);
+    for (const char *p = strstr(list, word); p != NULL; p = strstr(p + 1, word)) {
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static bool

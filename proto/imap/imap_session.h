@@ -1,10 +1,13 @@
 /*
  * proto/imap/imap_session.h - one IMAP server conversation as a pure state
- * machine (RFC 9051 / RFC 3501), first slice: everything up to and
- * including authentication (CAPABILITY, NOOP, LOGOUT, ID, ENABLE, LOGIN,
- * AUTHENTICATE PLAIN with SASL-IR). AUTHENTICATED and SELECTED are declared
- * so mailbox commands and STARTTLS plug in later; for now mailbox commands
- * answer "NO [UNAVAILABLE]".
+ * machine (RFC 9051 / RFC 3501): framing, states, and the commands that
+ * need no mailbox (CAPABILITY, NOOP, LOGOUT, ID, ENABLE, NAMESPACE, LOGIN,
+ * AUTHENTICATE PLAIN with SASL-IR, the IDLE "DONE" line). Every command
+ * that touches mailboxes is checked against the state (BAD in the wrong
+ * one) and handed to the owner as IMAP_REQUEST_COMMAND, which runs it
+ * against the store and writes its responses, tagged reply included, into
+ * its own output; imap_session_command_done() then moves the state
+ * (selected, deselected, idling). STARTTLS plugs in beneath (next issue).
  *
  * Like smtp_session: fed bytes, produces reply bytes in a bounded output
  * buffer the owner sends, and asks the owner for slow work (verifying a
@@ -59,8 +62,23 @@ enum imap_state {
 /* What the session asks its owner to do. At most one is outstanding. */
 enum imap_request {
     IMAP_REQUEST_NONE,
-    IMAP_REQUEST_AUTH, /* verify imap_session_auth_user()/_password();
-                        * answer imap_session_auth_done() */
+    IMAP_REQUEST_AUTH,    /* verify imap_session_auth_user()/_password();
+                           * answer imap_session_auth_done() */
+    IMAP_REQUEST_COMMAND, /* run imap_session_command(); its responses and
+                           * tagged reply are the owner's to write; answer
+                           * imap_session_command_done() */
+    IMAP_REQUEST_IDLE_DONE, /* the client ended IDLE: write pending updates
+                             * and "tag OK", answer imap_session_command_done() */
+};
+
+/* How a command run by the owner changed the session. */
+enum imap_command_outcome {
+    IMAP_OUTCOME_STAY,       /* no state change (also a failed command) */
+    IMAP_OUTCOME_SELECTED,   /* SELECT succeeded (read-write) */
+    IMAP_OUTCOME_EXAMINED,   /* EXAMINE succeeded (read-only) */
+    IMAP_OUTCOME_DESELECTED, /* CLOSE, UNSELECT, or a failed SELECT */
+    IMAP_OUTCOME_IDLE,       /* IDLE started ("+ idling" written): the next
+                              * line must be DONE */
 };
 
 /* Command scratch lent by the owner (see the memory note above). buf is
@@ -71,6 +89,7 @@ struct imap_session_scratch {
                        * literal_bytes_max to reach every limit */
     struct imap_node *nodes;
     size_t nodes_max; /* IMAP_PARSER_NODES_DEFAULT is the norm */
+    struct imap_parsed parsed; /* the command handed to the owner */
 };
 
 struct imap_session_callbacks {
@@ -91,6 +110,8 @@ struct imap_session_config {
 
 #define IMAP_ENABLED_IMAP4REV2 0x1u
 #define IMAP_ENABLED_UTF8_ACCEPT 0x2u
+#define IMAP_ENABLED_CONDSTORE 0x4u
+#define IMAP_ENABLED_QRESYNC 0x8u
 
 /* Embedded in the owner's connection slot; fields are private. */
 struct imap_session {
@@ -99,6 +120,8 @@ struct imap_session {
     bool is_request_taken;
     bool is_secure;    /* transport is TLS (owner says) */
     bool is_sasl_wait; /* next line is a SASL response */
+    bool is_idle;      /* next line must be DONE */
+    bool is_readonly;  /* the selected mailbox was EXAMINEd */
     uint8_t enabled;   /* IMAP_ENABLED_* */
     uint32_t error_count;
     const struct imap_session_config *config;
@@ -152,6 +175,30 @@ const char *imap_session_auth_password(const struct imap_session *session);
  * (may be NULL: keep the given name) is the name the session reports. The
  * password is wiped either way. */
 void imap_session_auth_done(struct imap_session *session, bool ok, const char *canonical_user);
+
+/* For IMAP_REQUEST_COMMAND: the parsed command (tag, name, arguments),
+ * valid until imap_session_command_done(). */
+const struct imap_parsed *imap_session_command(const struct imap_session *session);
+
+/* Completion of IMAP_REQUEST_COMMAND or IMAP_REQUEST_IDLE_DONE. The owner
+ * has written the responses; outcome moves the state. */
+void imap_session_command_done(struct imap_session *session, enum imap_command_outcome outcome);
+
+/* True when the pending request is IMAP_REQUEST_IDLE_DONE. */
+bool imap_session_command_is_idle_done(const struct imap_session *session);
+
+/* The tag of the command in progress (IDLE: for the reply to DONE). */
+struct span imap_session_tag(const struct imap_session *session);
+
+/* True while IDLE runs: the owner may write untagged updates at any time. */
+bool imap_session_is_idle(const struct imap_session *session);
+
+/* True when the selected mailbox is read-only (EXAMINE). */
+bool imap_session_is_readonly(const struct imap_session *session);
+
+/* Turn on IMAP_ENABLED_* bits from the owner's side (CONDSTORE is enabled
+ * by its first use, RFC 7162 3.1). */
+void imap_session_enable(struct imap_session *session, unsigned bits);
 
 /* The authenticated user ("" before login). */
 const char *imap_session_user(const struct imap_session *session);

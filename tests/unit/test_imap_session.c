@@ -21,9 +21,12 @@
 /* Expands S() in its arguments before CHECK_BYTES counts them. */
 #define CHECK_OUT(...) CHECK_BYTES(__VA_ARGS__)
 
-#define CAPS_PLAIN "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID SASL-IR AUTH=PLAIN"
-#define CAPS_NOPLAIN "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID SASL-IR LOGINDISABLED"
-#define CAPS_AUTH "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID UTF8=ACCEPT"
+#define CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT"
+#define CAPS_PLAIN CAPS_COMMON " SASL-IR AUTH=PLAIN"
+#define CAPS_NOPLAIN CAPS_COMMON " SASL-IR LOGINDISABLED"
+#define CAPS_AUTH                                                                              \
+    CAPS_COMMON " UTF8=ACCEPT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"    \
+                " CONDSTORE QRESYNC"
 #define GREETING "* OK [CAPABILITY " CAPS_PLAIN "] imap.test ready.\r\n"
 #define LOGGED_IN " OK [CAPABILITY " CAPS_AUTH "] Logged in\r\n"
 
@@ -38,6 +41,7 @@ struct owner {
     char transcript[16384];
     size_t transcript_len;
     unsigned auth_count;
+    unsigned command_count;
 };
 
 static struct imap_session_scratch *
@@ -112,6 +116,55 @@ answer_auth(struct owner *o, struct imap_session *s)
     CHECK(s->pass[0] == '\0');
 }
 
+/* The fake owner runs a mailbox command: it writes one tagged line naming
+ * the command (as core/imap_exec would write the real answer) and moves
+ * the state the way the real command does on success. */
+static void
+answer_command(struct owner *o, struct imap_session *s, enum imap_request request)
+{
+    enum imap_command_outcome outcome = IMAP_OUTCOME_STAY;
+    char line[256];
+    struct span tag = imap_session_tag(s);
+    int n;
+    if (request == IMAP_REQUEST_IDLE_DONE) {
+        CHECK(imap_session_command_is_idle_done(s));
+        n = snprintf(line, sizeof(line), "%.*s OK owner IDLE done\r\n", (int)tag.len, tag.ptr);
+    } else {
+        const struct imap_parsed *p = imap_session_command(s);
+        CHECK(p->tag.len == tag.len && memcmp(p->tag.ptr, tag.ptr, tag.len) == 0);
+        switch (p->command) {
+        case IMAP_CMD_SELECT:
+            outcome = IMAP_OUTCOME_SELECTED;
+            break;
+        case IMAP_CMD_EXAMINE:
+            outcome = IMAP_OUTCOME_EXAMINED;
+            break;
+        case IMAP_CMD_CLOSE:
+        case IMAP_CMD_UNSELECT:
+            outcome = IMAP_OUTCOME_DESELECTED;
+            break;
+        case IMAP_CMD_IDLE:
+            outcome = IMAP_OUTCOME_IDLE;
+            break;
+        default:
+            break;
+        }
+        if (outcome == IMAP_OUTCOME_IDLE) {
+            n = snprintf(line, sizeof(line), "+ idling\r\n");
+        } else {
+            n = snprintf(line, sizeof(line), "%.*s OK owner %s%s\r\n", (int)tag.len, tag.ptr,
+                         p->is_uid ? "UID " : "", imap_command_name(p->command));
+        }
+    }
+    CHECK(n > 0 && (size_t)n < sizeof(line));
+    if (o->transcript_len + (size_t)n <= sizeof(o->transcript)) {
+        memcpy(o->transcript + o->transcript_len, line, (size_t)n);
+        o->transcript_len += (size_t)n;
+    }
+    o->command_count++;
+    imap_session_command_done(s, outcome);
+}
+
 /* Feed in pieces of at most step bytes, answering requests at once when
  * auto_auth. Returns the bytes consumed. */
 static size_t
@@ -121,11 +174,17 @@ drive(struct owner *o, struct imap_session *s, const char *in, size_t len, size_
     size_t pos = 0;
     for (unsigned rounds = 0; rounds < 1000000; rounds++) {
         drain(o, s);
-        if (imap_session_take_request(s) == IMAP_REQUEST_AUTH) {
+        enum imap_request request = imap_session_take_request(s);
+        if (request == IMAP_REQUEST_AUTH) {
             if (!auto_auth) {
                 break;
             }
             answer_auth(o, s);
+            continue;
+        }
+        if (request == IMAP_REQUEST_COMMAND || request == IMAP_REQUEST_IDLE_DONE) {
+            CHECK(o->is_lent || request == IMAP_REQUEST_IDLE_DONE);
+            answer_command(o, s, request);
             continue;
         }
         if (pos >= len || imap_session_is_closing(s)) {
@@ -294,10 +353,32 @@ test_transcripts(void)
                     S("a BAD Not authenticated.\r\nb BAD Not authenticated.\r\n"
                       "c BAD Unknown command.\r\n"));
     transcript_case("wrong-state-auth", true, false,
-                    S("a LOGIN alice secret\r\nb SELECT INBOX\r\nc FETCH 1 FLAGS\r\n"
-                      "d LIST \"\" *\r\n"),
-                    S("a" LOGGED_IN "b NO [UNAVAILABLE] Not yet implemented.\r\n"
-                      "c BAD No mailbox selected.\r\nd NO [UNAVAILABLE] Not yet implemented.\r\n"));
+                    S("a LOGIN alice secret\r\nb FETCH 1 FLAGS\r\nc LIST \"\" *\r\n"
+                      "d SELECT INBOX\r\ne UID FETCH 1 FLAGS\r\nf NOOP\r\ng CLOSE\r\n"
+                      "h STORE 1 +FLAGS \\Seen\r\ni NOOP\r\nj EXAMINE x\r\nk EXPUNGE\r\n"
+                      "l UNSELECT\r\nm CHECK\r\n"),
+                    S("a" LOGGED_IN "b BAD No mailbox selected.\r\nc OK owner LIST\r\n"
+                      "d OK owner SELECT\r\ne OK owner UID FETCH\r\nf OK owner NOOP\r\n"
+                      "g OK owner CLOSE\r\nh BAD No mailbox selected.\r\ni OK NOOP completed.\r\n"
+                      "j OK owner EXAMINE\r\nk OK owner EXPUNGE\r\nl OK owner UNSELECT\r\n"
+                      "m BAD No mailbox selected.\r\n"));
+    transcript_case("unsupported", true, false,
+                    S("a LOGIN alice secret\r\nb GETQUOTAROOT INBOX\r\nc COMPRESS DEFLATE\r\n"),
+                    S("a" LOGGED_IN "b BAD Unsupported command.\r\nc BAD Unsupported command.\r\n"));
+    transcript_case("namespace", true, false,
+                    S("a NAMESPACE\r\nb LOGIN alice secret\r\nc NAMESPACE\r\nd NAMESPACE x\r\n"),
+                    S("a BAD Not authenticated.\r\nb" LOGGED_IN
+                      "* NAMESPACE ((\"\" \".\")) NIL NIL\r\nc OK Namespace completed.\r\n"
+                      "d BAD NAMESPACE takes no arguments.\r\n"));
+    transcript_case("idle", true, false,
+                    S("a LOGIN alice secret\r\nb IDLE\r\ndone\r\nc IDLE\r\nc NOOP\r\n"
+                      "d NOOP\r\n"),
+                    S("a" LOGGED_IN "+ idling\r\nb OK owner IDLE done\r\n+ idling\r\n"
+                      "c BAD Expected DONE.\r\nd OK NOOP completed.\r\n"));
+    transcript_case("enable-condstore", true, false,
+                    S("a LOGIN alice secret\r\nb ENABLE QRESYNC\r\nc ENABLE CONDSTORE\r\n"),
+                    S("a" LOGGED_IN "* ENABLED CONDSTORE QRESYNC\r\nb OK Enabled.\r\n"
+                      "* ENABLED\r\nc OK Enabled.\r\n"));
     transcript_case("bad-tag", true, false, S("\r\n+ NOOP\r\n"),
                     S("* BAD Invalid tag.\r\n* BAD Invalid tag.\r\n"));
     transcript_case("toobig", true, false, S("a LOGIN {99999999}\r\nb NOOP\r\n"),

@@ -1,0 +1,624 @@
+/*
+ * core/imap_exec.c - dispatch of IMAP mailbox commands on a worker, and
+ * the response writers the command files share (see imap_exec.h).
+ *
+ * Owns the command's output buffer (grown on the worker, freed by
+ * imap_exec_finish) and the untagged-update writer for the selected
+ * mailbox. Runs on worker threads.
+ */
+#define _GNU_SOURCE
+#include "core/imap_exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/assertions.h"
+#include "core/log.h"
+#include "proto/imap/imap_mutf7.h"
+#include "proto/imap/imap_seqset.h"
+#include "store/maildir_folders.h"
+#include "store/maildir_name.h"
+
+/* Output never grows past this in one step: a FETCH step stops adding
+ * messages at IMAP_EXEC_STEP_BYTES, and one message's answer without its
+ * literal bodies (sent from the message bytes) stays far below. */
+#define IMAP_EXEC_OUT_BYTES_MAX (256u * 1024 * 1024)
+
+static bool out_reserve(struct imap_exec *x, size_t more);
+static void updates_expunged(void *arg, uint32_t seq, uint32_t uid);
+static void updates_exists(void *arg, uint32_t exists, uint32_t recent);
+static void updates_flags(void *arg, const struct mailbox_message *m);
+
+void
+imap_exec_run(struct imap_exec *x)
+{
+    ASSERT(x != NULL && x->root != NULL && x->view != NULL);
+    x->is_more = false;
+    if (x->is_idle_done) {
+        imap_cmd_idle(x);
+        return;
+    }
+    ASSERT(x->command != NULL);
+    switch (x->command->command) {
+    case IMAP_CMD_SELECT:
+    case IMAP_CMD_EXAMINE:
+        imap_cmd_select(x);
+        break;
+    case IMAP_CMD_CLOSE:
+    case IMAP_CMD_UNSELECT:
+        imap_cmd_close(x);
+        break;
+    case IMAP_CMD_NOOP:
+    case IMAP_CMD_CHECK:
+        imap_cmd_noop(x);
+        break;
+    case IMAP_CMD_IDLE:
+        imap_cmd_idle(x);
+        break;
+    case IMAP_CMD_EXPUNGE:
+        imap_cmd_expunge(x);
+        break;
+    case IMAP_CMD_LIST:
+    case IMAP_CMD_LSUB:
+        imap_cmd_list(x);
+        break;
+    case IMAP_CMD_STATUS:
+        imap_cmd_status(x);
+        break;
+    case IMAP_CMD_CREATE:
+    case IMAP_CMD_DELETE:
+    case IMAP_CMD_RENAME:
+        imap_cmd_folder(x);
+        break;
+    case IMAP_CMD_SUBSCRIBE:
+    case IMAP_CMD_UNSUBSCRIBE:
+        imap_cmd_subscribe(x);
+        break;
+    case IMAP_CMD_FETCH:
+        imap_cmd_fetch(x);
+        break;
+    case IMAP_CMD_STORE:
+        imap_cmd_store(x);
+        break;
+    case IMAP_CMD_SEARCH:
+        imap_cmd_search(x);
+        break;
+    case IMAP_CMD_COPY:
+    case IMAP_CMD_MOVE:
+        imap_cmd_copy(x);
+        break;
+    case IMAP_CMD_APPEND:
+        imap_cmd_append(x);
+        break;
+    default:
+        /* The session forwards only the commands above. */
+        ASSERT(false);
+    }
+}
+
+void
+imap_exec_push(struct imap_exec *x)
+{
+    ASSERT(x != NULL && x->view != NULL);
+    x->is_more = false;
+    if (!mailbox_view_is_attached(x->view)) {
+        return;
+    }
+    if (mailbox_view_is_dirty(x->view)) {
+        int rc = mailbox_index_refresh(mailbox_view_index(x->view), false, false);
+        if (rc != 0 && rc != -EAGAIN) {
+            log_warning("%s: refresh: %s", mailbox_index_path(mailbox_view_index(x->view)),
+                        strerror(-rc));
+        }
+    }
+    struct mailbox_view_changes changes = {
+        .arg = x,
+        .expunged = updates_expunged,
+        .exists = updates_exists,
+        .flags = updates_flags,
+    };
+    mailbox_view_sync(x->view, true, &changes);
+}
+
+void
+imap_exec_finish(struct imap_exec *x)
+{
+    ASSERT(x != NULL);
+    if (x->state != NULL) {
+        ASSERT(x->state_free != NULL);
+        x->state_free(x->state);
+        x->state = NULL;
+    }
+    if (x->index_to_attach != NULL) {
+        mailbox_index_release(&x->index_to_attach);
+    }
+    free(x->out);
+    x->out = NULL;
+    x->out_len = 0;
+    x->out_cap = 0;
+}
+
+/* ---- writers ------------------------------------------------------------- */
+
+void
+imap_exec_write(struct imap_exec *x, const char *bytes, size_t len)
+{
+    if (len == 0 || !out_reserve(x, len)) {
+        return;
+    }
+    memcpy(x->out + x->out_len, bytes, len);
+    x->out_len += len;
+}
+
+void
+imap_exec_cstr(struct imap_exec *x, const char *text)
+{
+    imap_exec_write(x, text, strlen(text));
+}
+
+void
+imap_exec_printf(struct imap_exec *x, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* Callers format numbers and short fixed texts only. */
+    ASSERT(n >= 0 && (size_t)n < sizeof(line));
+    imap_exec_write(x, line, (size_t)n);
+}
+
+struct imap_out
+imap_exec_out_begin(struct imap_exec *x, size_t want)
+{
+    struct imap_out out;
+    if (!out_reserve(x, want)) {
+        imap_out_init(&out, NULL, 0);
+        return out;
+    }
+    imap_out_init(&out, x->out + x->out_len, x->out_cap - x->out_len);
+    return out;
+}
+
+void
+imap_exec_out_commit(struct imap_exec *x, const struct imap_out *out)
+{
+    if (out->is_overflow || out->buf == NULL) {
+        return;
+    }
+    ASSERT(out->buf == x->out + x->out_len);
+    ASSERT(out->len <= x->out_cap - x->out_len);
+    x->out_len += out->len;
+}
+
+static void
+tagged(struct imap_exec *x, const char *status, const char *text)
+{
+    imap_exec_write(x, x->tag.ptr, x->tag.len);
+    imap_exec_cstr(x, " ");
+    imap_exec_cstr(x, status);
+    imap_exec_cstr(x, " ");
+    imap_exec_cstr(x, text);
+    imap_exec_cstr(x, "\r\n");
+}
+
+void
+imap_exec_ok(struct imap_exec *x, const char *text)
+{
+    tagged(x, "OK", text);
+}
+
+void
+imap_exec_no(struct imap_exec *x, const char *text)
+{
+    tagged(x, "NO", text);
+}
+
+void
+imap_exec_bad(struct imap_exec *x, const char *text)
+{
+    tagged(x, "BAD", text);
+}
+
+static int mailbox_arg(struct imap_exec *x, uint32_t node, char *out, size_t out_bytes,
+                       bool is_create);
+
+int
+imap_exec_mailbox_arg(struct imap_exec *x, uint32_t node, char *out, size_t out_bytes)
+{
+    return mailbox_arg(x, node, out, out_bytes, false);
+}
+
+int
+imap_exec_mailbox_arg_create(struct imap_exec *x, uint32_t node, char *out, size_t out_bytes)
+{
+    return mailbox_arg(x, node, out, out_bytes, true);
+}
+
+static int
+mailbox_arg(struct imap_exec *x, uint32_t node, char *out, size_t out_bytes, bool is_create)
+{
+    const struct imap_parsed *p = x->command;
+    ASSERT(node < p->node_count);
+    const struct imap_node *n = &p->nodes[node];
+    if (!imap_node_is_string(n) || (n->flags & (IMAP_NODE_F_NUL | IMAP_NODE_F_BINARY)) != 0) {
+        imap_exec_bad(x, "Invalid mailbox name.");
+        return -EINVAL;
+    }
+    char raw[MAILDIR_FOLDERS_NAME_BYTES_MAX * 2 + 16];
+    size_t raw_len;
+    if (n->kind == IMAP_NODE_QUOTED && (n->flags & IMAP_NODE_F_ESCAPED) != 0) {
+        long r = imap_parser_unquote(n->text, raw, sizeof(raw) - 1);
+        if (r < 0) {
+            imap_exec_no(x, "[CANNOT] Mailbox name too long.");
+            return -EINVAL;
+        }
+        raw_len = (size_t)r;
+    } else {
+        if (n->text.len >= sizeof(raw)) {
+            imap_exec_no(x, "[CANNOT] Mailbox name too long.");
+            return -EINVAL;
+        }
+        memcpy(raw, n->text.ptr, n->text.len);
+        raw_len = n->text.len;
+    }
+    if (is_create && raw_len > 1 && raw[raw_len - 1] == '.') {
+        raw_len--;
+    }
+    raw[raw_len] = '\0';
+    size_t len = raw_len;
+    bool is_8bit = false;
+    for (size_t i = 0; i < raw_len; i++) {
+        is_8bit |= (unsigned char)raw[i] >= 0x80;
+    }
+    if (is_8bit) {
+        /* Only UTF8=ACCEPT clients may send UTF-8 names (the parser
+         * refused 8-bit bytes otherwise); store them as mUTF-7. */
+        if (imap_mutf7_encode(span_make(raw, raw_len), out, out_bytes, &len) != 0) {
+            imap_exec_no(x, "[CANNOT] Invalid mailbox name.");
+            return -EINVAL;
+        }
+    } else {
+        if (!imap_mutf7_is_valid(span_make(raw, raw_len))) {
+            imap_exec_no(x, "[CANNOT] Mailbox name is not valid modified UTF-7.");
+            return -EINVAL;
+        }
+        if (raw_len >= out_bytes) {
+            imap_exec_no(x, "[CANNOT] Mailbox name too long.");
+            return -EINVAL;
+        }
+        memcpy(out, raw, raw_len + 1);
+    }
+    out[len] = '\0';
+    /* INBOX is case-insensitive, and so is its prefix for its children. */
+    if (len >= 5 && strncasecmp(out, "INBOX", 5) == 0 && (len == 5 || out[5] == '.')) {
+        memcpy(out, "INBOX", 5);
+    }
+    if (maildir_folders_name_check(out, len) != 0) {
+        imap_exec_no(x, "[CANNOT] Invalid mailbox name.");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void
+imap_exec_mailbox_write(struct imap_exec *x, const char *name)
+{
+    size_t len = strlen(name);
+    struct imap_out out = imap_exec_out_begin(x, len * 4 + 32);
+    if (x->enabled & IMAP_ENABLED_UTF8_ACCEPT) {
+        char utf8[MAILDIR_FOLDERS_NAME_BYTES_MAX * 4 + 16];
+        size_t utf8_len = 0;
+        if (imap_mutf7_decode(span_make(name, len), utf8, sizeof(utf8), &utf8_len) == 0) {
+            imap_out_astring(&out, utf8, utf8_len, IMAP_QUOTE_UTF8);
+            imap_exec_out_commit(x, &out);
+            return;
+        }
+    }
+    imap_out_astring(&out, name, len, 0);
+    imap_exec_out_commit(x, &out);
+}
+
+int
+imap_exec_folder_path(const struct imap_exec *x, const char *name, char *out, size_t out_bytes)
+{
+    return maildir_folders_path(x->root, name, out, out_bytes);
+}
+
+/* ---- untagged updates ------------------------------------------------------ */
+
+void
+imap_exec_updates(struct imap_exec *x, bool may_expunge)
+{
+    if (!mailbox_view_is_attached(x->view)) {
+        return;
+    }
+    int rc = mailbox_index_refresh(mailbox_view_index(x->view), false, false);
+    if (rc != 0 && rc != -EAGAIN) {
+        log_warning("%s: refresh: %s", mailbox_index_path(mailbox_view_index(x->view)),
+                    strerror(-rc));
+    }
+    struct mailbox_view_changes changes = {
+        .arg = x,
+        .expunged = updates_expunged,
+        .exists = updates_exists,
+        .flags = updates_flags,
+    };
+    mailbox_view_sync(x->view, may_expunge, &changes);
+}
+
+static void
+updates_expunged(void *arg, uint32_t seq, uint32_t uid)
+{
+    struct imap_exec *x = arg;
+    (void)uid;
+    /* QRESYNC clients get VANISHED; collecting them into one response is
+     * left to a later step, one line per UID is correct too. */
+    if (x->enabled & IMAP_ENABLED_QRESYNC) {
+        imap_exec_printf(x, "* VANISHED %u\r\n", uid);
+    } else {
+        imap_exec_printf(x, "* %u EXPUNGE\r\n", seq);
+    }
+}
+
+static void
+updates_exists(void *arg, uint32_t exists, uint32_t recent)
+{
+    struct imap_exec *x = arg;
+    imap_exec_printf(x, "* %u EXISTS\r\n", exists);
+    if ((x->enabled & IMAP_ENABLED_IMAP4REV2) == 0) {
+        imap_exec_printf(x, "* %u RECENT\r\n", recent);
+    }
+}
+
+static void
+updates_flags(void *arg, const struct mailbox_message *m)
+{
+    struct imap_exec *x = arg;
+    imap_exec_fetch_flags(x, m, (x->enabled & IMAP_ENABLED_QRESYNC) != 0,
+                          (x->enabled & IMAP_ENABLED_CONDSTORE) != 0);
+}
+
+static bool
+seqset_wants(void *arg, uint32_t n)
+{
+    return imap_seqset_contains(arg, n);
+}
+
+int
+imap_exec_collect(struct imap_exec *x, uint32_t node, bool by_uid,
+                  struct mailbox_snapshot *snapshot)
+{
+    const struct imap_node *n = &x->command->nodes[node];
+    if (n->kind != IMAP_NODE_ATOM) {
+        imap_exec_bad(x, "Invalid message set.");
+        return -EINVAL;
+    }
+    struct imap_seq_range *ranges = malloc(IMAP_SEQSET_ARRAY_LEN_DEFAULT * sizeof(*ranges));
+    if (ranges == NULL) {
+        imap_exec_no(x, "[SERVERBUG] Out of memory.");
+        return -ENOMEM;
+    }
+    struct imap_seqset set;
+    imap_seqset_init(&set, ranges, IMAP_SEQSET_ARRAY_LEN_DEFAULT);
+    enum imap_seqset_result r = imap_seqset_parse(&set, n->text);
+    if (r != IMAP_SEQSET_OK || set.is_searchres) {
+        free(ranges);
+        imap_exec_bad(x, r == IMAP_SEQSET_TOO_MANY ? "Message set has too many ranges."
+                                                   : "Invalid message set.");
+        return -EINVAL;
+    }
+    struct mailbox_status st;
+    mailbox_view_status(x->view, &st);
+    imap_seqset_resolve(&set, by_uid ? st.uid_max : st.exists);
+    if (!by_uid && imap_seqset_max(&set) > st.exists) {
+        free(ranges);
+        imap_exec_bad(x, "Invalid message set: no such message.");
+        return -EINVAL;
+    }
+    int rc = mailbox_view_collect(x->view, by_uid, seqset_wants, &set, snapshot);
+    free(ranges);
+    if (rc != 0) {
+        imap_exec_no(x, "[SERVERBUG] Out of memory.");
+        return rc;
+    }
+    return 0;
+}
+
+void
+imap_exec_fetch_flags(struct imap_exec *x, const struct mailbox_message *m, bool with_uid,
+                      bool with_modseq)
+{
+    struct maildir_keywords names;
+    if (m->keywords != 0) {
+        mailbox_index_keywords(mailbox_view_index(x->view), &names);
+    }
+    imap_exec_printf(x, "* %u FETCH (", m->seq);
+    if (with_uid) {
+        imap_exec_printf(x, "UID %u ", m->uid);
+    }
+    imap_exec_cstr(x, "FLAGS (");
+    imap_exec_flags_write(x, m->flags, m->keywords,
+                          m->is_recent && (x->enabled & IMAP_ENABLED_IMAP4REV2) == 0,
+                          m->keywords != 0 ? &names : NULL);
+    imap_exec_cstr(x, ")");
+    if (with_modseq) {
+        imap_exec_printf(x, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+    }
+    imap_exec_cstr(x, ")\r\n");
+}
+
+void
+imap_exec_flags_write(struct imap_exec *x, uint32_t maildir_flags, uint32_t keywords,
+                      bool is_recent, const struct maildir_keywords *names)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } system[] = {
+        {MAILDIR_FLAG_SEEN, "\\Seen"},       {MAILDIR_FLAG_REPLIED, "\\Answered"},
+        {MAILDIR_FLAG_FLAGGED, "\\Flagged"}, {MAILDIR_FLAG_TRASHED, "\\Deleted"},
+        {MAILDIR_FLAG_DRAFT, "\\Draft"},
+    };
+    bool is_first = true;
+    for (size_t i = 0; i < sizeof(system) / sizeof(system[0]); i++) {
+        if (maildir_flags & system[i].bit) {
+            imap_exec_cstr(x, is_first ? "" : " ");
+            imap_exec_cstr(x, system[i].name);
+            is_first = false;
+        }
+    }
+    if (is_recent) {
+        imap_exec_cstr(x, is_first ? "\\Recent" : " \\Recent");
+        is_first = false;
+    }
+    for (unsigned k = 0; k < MAILDIR_KEYWORDS_MAX && names != NULL; k++) {
+        const char *name = (keywords >> k) & 1u ? maildir_keywords_name(names, k) : NULL;
+        if (name != NULL) {
+            imap_exec_cstr(x, is_first ? "" : " ");
+            imap_exec_cstr(x, name);
+            is_first = false;
+        }
+    }
+}
+
+/* ---- message files ------------------------------------------------------ */
+
+int
+imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
+                    const struct maildir_keywords *kw, bool needs_data, bool needs_date,
+                    struct imap_exec_file *f)
+{
+    memset(f, 0, sizeof(*f));
+    struct imap_message *msg = &f->message;
+    msg->seq = m->seq;
+    msg->uid = m->uid;
+    msg->modseq = m->modseq;
+    msg->size = m->size;
+    static const struct {
+        uint32_t maildir;
+        uint32_t imap;
+    } map[] = {
+        {MAILDIR_FLAG_SEEN, IMAP_FLAG_SEEN},       {MAILDIR_FLAG_REPLIED, IMAP_FLAG_ANSWERED},
+        {MAILDIR_FLAG_FLAGGED, IMAP_FLAG_FLAGGED}, {MAILDIR_FLAG_TRASHED, IMAP_FLAG_DELETED},
+        {MAILDIR_FLAG_DRAFT, IMAP_FLAG_DRAFT},
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (m->flags & map[i].maildir) {
+            msg->flags |= map[i].imap;
+        }
+    }
+    if (m->is_recent && (x->enabled & IMAP_ENABLED_IMAP4REV2) == 0) {
+        msg->flags |= IMAP_FLAG_RECENT;
+    }
+    size_t names = 0;
+    for (unsigned k = 0; k < MAILDIR_KEYWORDS_MAX && kw != NULL; k++) {
+        const char *name = maildir_keywords_name(kw, k);
+        f->keyword_names[k] = name != NULL ? name : "";
+        if (name != NULL) {
+            names = k + 1;
+        }
+    }
+    msg->keyword_names = f->keyword_names;
+    msg->keyword_count = names;
+    msg->keyword_mask = m->keywords & ((names >= 32 ? 0 : (UINT32_C(1) << names)) - 1u);
+    if (!needs_data && !needs_date) {
+        return 0;
+    }
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/%s/%s",
+                     mailbox_index_path(mailbox_view_index(x->view)),
+                     m->is_in_new ? "new" : "cur", m->name);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return -ENAMETOOLONG;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOENT) {
+            /* Renamed or expunged behind our back: look again next time. */
+            mailbox_index_changed_path(mailbox_index_path(mailbox_view_index(x->view)));
+        }
+        return -err;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        (void)close(fd);
+        return -err;
+    }
+    struct tm tm;
+    time_t mtime = st.st_mtim.tv_sec;
+    msg->internal_date = (int64_t)mtime;
+    if (localtime_r(&mtime, &tm) != NULL) {
+        msg->internal_date_tz_minutes = (int32_t)(tm.tm_gmtoff / 60);
+    }
+    if (needs_data) {
+        msg->size = (uint64_t)st.st_size;
+        if (st.st_size > 0) {
+            f->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (f->map == MAP_FAILED) {
+                int err = errno;
+                f->map = NULL;
+                (void)close(fd);
+                return -err;
+            }
+            f->map_len = (size_t)st.st_size;
+            msg->data = f->map;
+            msg->data_len = f->map_len;
+        } else {
+            msg->data = "";
+            msg->data_len = 0;
+        }
+    }
+    (void)close(fd);
+    return 0;
+}
+
+void
+imap_exec_file_close(struct imap_exec_file *f)
+{
+    if (f->map != NULL) {
+        (void)munmap(f->map, f->map_len);
+        f->map = NULL;
+    }
+}
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static bool
+out_reserve(struct imap_exec *x, size_t more)
+{
+    if (x->is_out_failed) {
+        return false;
+    }
+    if (x->out_cap - x->out_len >= more) {
+        return true;
+    }
+    size_t want = x->out_cap == 0 ? 16384 : x->out_cap;
+    while (want - x->out_len < more) {
+        want *= 2;
+    }
+    if (want > IMAP_EXEC_OUT_BYTES_MAX) {
+        x->is_out_failed = true;
+        return false;
+    }
+    char *grown = realloc(x->out, want);
+    if (grown == NULL) {
+        x->is_out_failed = true;
+        return false;
+    }
+    x->out = grown;
+    x->out_cap = want;
+    return true;
+}

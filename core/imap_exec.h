@@ -1,0 +1,173 @@
+/*
+ * core/imap_exec.h - running one IMAP mailbox command on a worker: the
+ * context every command file (core/imap_cmd_*.c) gets, and the response
+ * writers they share.
+ *
+ * The session (proto/imap/imap_session) checked the command's state and
+ * handed it over; the listener (core/imap_listener.c) runs imap_exec_run()
+ * on a worker thread and sends what it wrote. A command that has more to
+ * say than one step should hold (FETCH of many bodies) sets is_more: its
+ * output is sent, then imap_exec_run() is called again to continue from the
+ * state it keeps in the context. Untagged updates for the selected mailbox
+ * (EXPUNGE, EXISTS, FETCH FLAGS) are written before the tagged reply, as
+ * RFC 9051 7.5.1 allows for each command.
+ *
+ * Worker threads only: commands read directories and files and may
+ * allocate (freed when the command ends). The session and the view are the
+ * connection's, lent for the command: the reactor does not touch them until
+ * the job comes back.
+ * Limits: IMAP_EXEC_STEP_BYTES per step of output.
+ */
+#ifndef TOASTER_CORE_IMAP_EXEC_H
+#define TOASTER_CORE_IMAP_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/span.h"
+#include "proto/imap/imap_flags.h"
+#include "proto/imap/imap_parser.h"
+#include "proto/imap/imap_quote.h"
+#include "proto/imap/imap_session.h"
+#include "store/mailbox_index.h"
+
+/* A step stops adding messages once its output passes this. */
+#define IMAP_EXEC_STEP_BYTES (256u * 1024)
+#define IMAP_EXEC_ROOT_BYTES 4096
+
+struct imap_exec {
+    /* Set by the listener before each run. */
+    const struct imap_parsed *command; /* NULL for IMAP_REQUEST_IDLE_DONE */
+    struct span tag;
+    bool is_idle_done;
+    bool is_push;               /* not a command: IDLE news (imap_exec_push) */
+    const char *root;           /* the user's Maildir */
+    struct mailbox_view *view;  /* the connection's (attached when selected) */
+    struct imap_session *session;
+    unsigned enabled;           /* IMAP_ENABLED_* at the start */
+    bool is_readonly;           /* the selected mailbox was EXAMINEd */
+
+    /* Output of this step: the listener sends out[0..out_len) and then
+     * resets out_len before the next step. */
+    char *out;
+    size_t out_len;
+    size_t out_cap;
+    bool is_out_failed; /* an allocation failed: the command answers NO */
+
+    /* Results. */
+    enum imap_command_outcome outcome;
+    unsigned enable_bits;  /* IMAP_ENABLED_* the command turned on */
+    bool is_more;          /* run again after the output is sent */
+    struct mailbox_index *index_to_attach; /* a reference a command still holds */
+    /* For SELECT: how the view tells the connection of changes. */
+    void (*view_notify)(struct mailbox_view *view);
+    void *view_owner;
+
+    /* A resumable command's own state, freed by state_free at the end. */
+    void *state;
+    void (*state_free)(void *state);
+};
+
+/* Run (or continue) the command. Worker thread. */
+void imap_exec_run(struct imap_exec *x);
+
+/* An IDLE session's mailbox changed: refresh it if new mail waits and
+ * write the untagged updates. Worker thread. */
+void imap_exec_push(struct imap_exec *x);
+
+/* Free what the command still holds (after the last step, or when the
+ * connection went away). Any thread. */
+void imap_exec_finish(struct imap_exec *x);
+
+/* ---- for command files --------------------------------------------------- */
+
+void imap_exec_write(struct imap_exec *x, const char *bytes, size_t len);
+void imap_exec_cstr(struct imap_exec *x, const char *text);
+void imap_exec_printf(struct imap_exec *x, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* An imap_out over at least want free bytes of the output; commit what was
+ * written with imap_exec_out_commit(). On allocation failure the out has
+ * no room and is_out_failed is set. */
+struct imap_out imap_exec_out_begin(struct imap_exec *x, size_t want);
+void imap_exec_out_commit(struct imap_exec *x, const struct imap_out *out);
+
+/* "tag OK text\r\n" (text may start with "[CODE] "). */
+void imap_exec_ok(struct imap_exec *x, const char *text);
+void imap_exec_no(struct imap_exec *x, const char *text);
+void imap_exec_bad(struct imap_exec *x, const char *text);
+
+/* A mailbox name argument (astring, mUTF-7 or with UTF8=ACCEPT UTF-8) into
+ * its storage name (mUTF-7, "INBOX" for any case of inbox). Returns 0, or
+ * -EINVAL after writing "tag BAD/NO ..." itself. */
+int imap_exec_mailbox_arg(struct imap_exec *x, uint32_t node, char *out, size_t out_bytes);
+
+/* The same for CREATE, where a trailing delimiter ("a.b.") only says that
+ * children are intended (RFC 9051 6.3.4) and is dropped. */
+int imap_exec_mailbox_arg_create(struct imap_exec *x, uint32_t node, char *out,
+                                 size_t out_bytes);
+
+/* Write a storage name as IMAP wants it shown (mUTF-7, or UTF-8 when
+ * UTF8=ACCEPT is enabled), quoted as needed. */
+void imap_exec_mailbox_write(struct imap_exec *x, const char *name);
+
+/* The untagged updates of the selected mailbox (refreshing it first when
+ * it may be out of date). may_expunge: false during FETCH, STORE and
+ * SEARCH by sequence number (RFC 9051 7.5.1). */
+void imap_exec_updates(struct imap_exec *x, bool may_expunge);
+
+/* The messages of a sequence set argument (by_uid: a UID set) in the
+ * view, appended to snapshot. Returns 0, or -EINVAL after writing "tag
+ * BAD" (syntax, or a sequence number past the end), or -ENOMEM after
+ * writing "tag NO". */
+int imap_exec_collect(struct imap_exec *x, uint32_t node, bool by_uid,
+                      struct mailbox_snapshot *snapshot);
+
+/* Write "* n FETCH (FLAGS (...) [UID u] [MODSEQ (m)])\r\n" for m. */
+void imap_exec_fetch_flags(struct imap_exec *x, const struct mailbox_message *m, bool with_uid,
+                           bool with_modseq);
+
+/* FLAGS list text of a message: "\\Seen \\Flagged $Label1". */
+void imap_exec_flags_write(struct imap_exec *x, uint32_t maildir_flags, uint32_t keywords,
+                           bool is_recent, const struct maildir_keywords *names);
+
+/* One message's file, mapped for FETCH and SEARCH. */
+struct imap_exec_file {
+    struct imap_message message; /* proto/imap's view of it */
+    void *map;
+    size_t map_len;
+    const char *keyword_names[MAILDIR_KEYWORDS_MAX];
+};
+
+/* Fill f->message from m (flags as IMAP bits, keywords from kw); with
+ * needs_data map the file, with needs_date stat it for INTERNALDATE.
+ * Returns 0, -ENOENT (the file is gone: expunged by someone else; the
+ * index is marked for a refresh) or another -errno. */
+int imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
+                        const struct maildir_keywords *kw, bool needs_data, bool needs_date,
+                        struct imap_exec_file *f);
+void imap_exec_file_close(struct imap_exec_file *f);
+
+/* Path of a folder by storage name under the user's root. Returns 0 or
+ * -ENAMETOOLONG / -EINVAL. */
+int imap_exec_folder_path(const struct imap_exec *x, const char *name, char *out,
+                          size_t out_bytes);
+
+/* Command files: each runs one or a few commands. */
+void imap_cmd_select(struct imap_exec *x);     /* SELECT, EXAMINE */
+void imap_cmd_close(struct imap_exec *x);      /* CLOSE, UNSELECT */
+void imap_cmd_noop(struct imap_exec *x);       /* NOOP, CHECK (selected) */
+void imap_cmd_idle(struct imap_exec *x);       /* IDLE and its DONE */
+void imap_cmd_expunge(struct imap_exec *x);    /* EXPUNGE, UID EXPUNGE */
+void imap_cmd_list(struct imap_exec *x);       /* LIST, LSUB */
+void imap_cmd_status(struct imap_exec *x);     /* STATUS */
+void imap_cmd_folder(struct imap_exec *x);     /* CREATE, DELETE, RENAME */
+void imap_cmd_subscribe(struct imap_exec *x);  /* SUBSCRIBE, UNSUBSCRIBE */
+void imap_cmd_fetch(struct imap_exec *x);      /* FETCH, UID FETCH */
+void imap_cmd_store(struct imap_exec *x);      /* STORE, UID STORE */
+void imap_cmd_search(struct imap_exec *x);     /* SEARCH, UID SEARCH */
+void imap_cmd_copy(struct imap_exec *x);       /* COPY, MOVE and UID forms */
+void imap_cmd_append(struct imap_exec *x);     /* APPEND */
+
+#endif

@@ -1,0 +1,617 @@
+/*
+ * core/imap_listener.c - serves IMAP connections on a reactor (see
+ * imap_listener.h).
+ *
+ * Owns each connection's IMAP state (the session, its view of the selected
+ * mailbox, the command being run) and each reactor's pool of command
+ * scratches. Password checks and every mailbox command run on the worker
+ * pool as jobs (one per connection at a time); their output is sent from
+ * the job's buffer after the session's own replies. An IDLE session whose
+ * mailbox changed is poked by whichever thread changed it and sends the
+ * news from a short job.
+ *
+ * Reactor thread only, except the view notify callback (any thread: it
+ * only pokes). Limits: imap_scratch_buffers commands being read or run per
+ * reactor; the session's own bounds (proto/imap).
+ */
+#define _GNU_SOURCE
+#include "core/imap_listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/assertions.h"
+#include "core/imap_exec.h"
+#include "core/job.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "proto/imap/imap_session.h"
+#include "store/maildir_folders.h"
+#include "store/password.h"
+#include "store/recipients.h"
+
+enum imap_job_kind {
+    IMAP_JOB_NONE,
+    IMAP_JOB_AUTH,
+    IMAP_JOB_COMMAND,
+    IMAP_JOB_PUSH, /* IDLE: report the selected mailbox's changes */
+};
+
+struct imap_auth {
+    struct job job; /* first: the job pointer is the auth pointer */
+    struct imap_conn *ic;
+    char user[IMAP_SESSION_USER_BYTES]; /* canonical: lower case */
+    char password[IMAP_SESSION_PASS_BYTES];
+    char hash[PASSWORD_HASH_BYTES_MAX + 1];
+    bool has_user;
+    bool is_ok;
+    char root[IMAP_EXEC_ROOT_BYTES];
+};
+
+struct imap_conn {
+    struct imap_session session;
+    struct conn *conn;
+    struct mailbox_view view;
+    struct job job; /* commands and pushes; auth has its own */
+    enum imap_job_kind job_kind;
+    bool is_job_out;
+    bool is_push_wanted; /* poked while a job was out */
+    struct imap_exec exec;
+    size_t exec_sent; /* bytes of exec.out already sent */
+    char *root;       /* the user's Maildir, after login */
+};
+
+/* A reactor's command scratches: lent to sessions mid-command. */
+struct scratch_pool {
+    struct imap_session_scratch *all;
+    struct imap_session_scratch **free_list;
+    uint32_t free_count;
+    uint32_t made; /* buffers are allocated on first use */
+    uint32_t capacity;
+};
+
+static struct {
+    const struct config *config;
+    struct imap_session_config session_config;
+    struct imap_session_callbacks callbacks;
+    struct scratch_pool *pools; /* one per reactor */
+    uint32_t pool_count;
+    char hostname[256];
+} imap_listener;
+
+static void serve_request(struct imap_conn *ic);
+static void job_submit(struct imap_conn *ic, enum imap_job_kind kind);
+static void command_job_run(struct job *job);
+static void command_job_done(struct job *job, struct conn *conn);
+static void auth_job_run(struct job *job);
+static void auth_job_done(struct job *job, struct conn *conn);
+static void auth_check(struct imap_auth *auth);
+static void view_notify(struct mailbox_view *view);
+static bool is_loopback(const char *peer_text);
+static int maildir_make(const char *root);
+
+/* ---- scratch pool ---------------------------------------------------------- */
+
+static struct imap_session_scratch *
+scratch_acquire(void *owner)
+{
+    struct imap_conn *ic = owner;
+    uint32_t index = reactor_index(conn_reactor(ic->conn));
+    ASSERT(index < imap_listener.pool_count);
+    struct scratch_pool *pool = &imap_listener.pools[index];
+    if (pool->free_count > 0) {
+        return pool->free_list[--pool->free_count];
+    }
+    if (pool->made == pool->capacity) {
+        return NULL; /* the session waits: backpressure */
+    }
+    struct imap_session_scratch *s = &pool->all[pool->made];
+    size_t buf_bytes = IMAP_LINE_BYTES_MAX_DEFAULT + IMAP_LITERAL_BYTES_MAX_DEFAULT;
+    s->buf = malloc(buf_bytes);
+    s->nodes = malloc(IMAP_PARSER_NODES_DEFAULT * sizeof(*s->nodes));
+    if (s->buf == NULL || s->nodes == NULL) {
+        free(s->buf);
+        free(s->nodes);
+        s->buf = NULL;
+        s->nodes = NULL;
+        log_warning("imap: out of memory for a command scratch");
+        return NULL;
+    }
+    s->buf_bytes = buf_bytes;
+    s->nodes_max = IMAP_PARSER_NODES_DEFAULT;
+    pool->made++;
+    return s;
+}
+
+static void
+scratch_release(void *owner, struct imap_session_scratch *scratch)
+{
+    struct imap_conn *ic = owner;
+    struct scratch_pool *pool = &imap_listener.pools[reactor_index(conn_reactor(ic->conn))];
+    ASSERT(pool->free_count < pool->made);
+    pool->free_list[pool->free_count++] = scratch;
+}
+
+/* ---- handler --------------------------------------------------------------- */
+
+static void
+imap_conn_open(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    memset(ic, 0, sizeof(*ic));
+    ic->conn = conn;
+    /* Loopback counts as secure, as Dovecot has it: the traffic never
+     * leaves the machine. */
+    bool is_secure = is_loopback(conn_peer_text(conn));
+    imap_session_init(&ic->session, &imap_listener.session_config, &imap_listener.callbacks, ic,
+                      is_secure);
+}
+
+static bool
+exec_output_pending(const struct imap_conn *ic)
+{
+    return ic->exec_sent < ic->exec.out_len;
+}
+
+static size_t
+imap_conn_input(struct conn *conn, const uint8_t *bytes, size_t len)
+{
+    struct imap_conn *ic = conn_state(conn);
+    size_t used = imap_session_feed(&ic->session, (const char *)bytes, len);
+    serve_request(ic);
+    return used;
+}
+
+static bool
+imap_conn_wants_input(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    return !ic->is_job_out && !exec_output_pending(ic) &&
+           imap_session_wants_input(&ic->session);
+}
+
+static uint32_t
+imap_conn_read_timeout_ms(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    if (imap_session_state(&ic->session) == IMAP_STATE_NOT_AUTHENTICATED) {
+        return imap_listener.config->imap_login_timeout_ms;
+    }
+    return imap_listener.config->imap_idle_timeout_ms;
+}
+
+static struct span
+imap_conn_pending_output(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    struct span own = imap_session_output(&ic->session);
+    if (own.len > 0) {
+        return own;
+    }
+    if (exec_output_pending(ic)) {
+        return span_make(ic->exec.out + ic->exec_sent, ic->exec.out_len - ic->exec_sent);
+    }
+    return span_make(NULL, 0);
+}
+
+static void
+imap_conn_output_sent(struct conn *conn, size_t bytes)
+{
+    struct imap_conn *ic = conn_state(conn);
+    struct span own = imap_session_output(&ic->session);
+    if (own.len > 0) {
+        ASSERT(bytes <= own.len);
+        imap_session_output_sent(&ic->session, bytes);
+        return;
+    }
+    ASSERT(ic->exec_sent + bytes <= ic->exec.out_len);
+    ic->exec_sent += bytes;
+    if (exec_output_pending(ic)) {
+        return;
+    }
+    ic->exec.out_len = 0;
+    ic->exec_sent = 0;
+    if (ic->exec.is_more) {
+        job_submit(ic, IMAP_JOB_COMMAND); /* the next step of a long command */
+        return;
+    }
+    if (ic->is_push_wanted && imap_session_is_idle(&ic->session)) {
+        ic->is_push_wanted = false;
+        job_submit(ic, IMAP_JOB_PUSH);
+    }
+}
+
+static bool
+imap_conn_is_closing(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    return imap_session_is_closing(&ic->session) && !ic->is_job_out;
+}
+
+static void
+imap_conn_timeout(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    imap_session_timeout(&ic->session);
+}
+
+static void
+imap_conn_shutdown(struct conn *conn, bool is_forced)
+{
+    struct imap_conn *ic = conn_state(conn);
+    (void)is_forced;
+    imap_session_shutdown(&ic->session);
+}
+
+static void
+imap_conn_file_done(struct conn *conn, int result)
+{
+    (void)conn;
+    (void)result;
+    ASSERT(false); /* no file operations yet */
+}
+
+static void
+imap_conn_close(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    ASSERT(!ic->is_job_out);
+    mailbox_view_detach(&ic->view);
+    imap_exec_finish(&ic->exec);
+    imap_session_finish(&ic->session);
+    free(ic->root);
+    ic->root = NULL;
+}
+
+/* The selected mailbox changed: an IDLE session reports at once. */
+static void
+imap_conn_poke(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    if (!imap_session_is_idle(&ic->session) || !mailbox_view_is_attached(&ic->view)) {
+        return; /* others hear of it with their next command */
+    }
+    if (mailbox_view_is_dirty(&ic->view) && !mailbox_view_claim_refresh(&ic->view)) {
+        return; /* another session refreshes; its refresh notifies us again */
+    }
+    if (ic->is_job_out || exec_output_pending(ic)) {
+        ic->is_push_wanted = true;
+        return;
+    }
+    job_submit(ic, IMAP_JOB_PUSH);
+}
+
+const struct conn_handler imap_listener_handler = {
+    .name = "imap",
+    .state_bytes = sizeof(struct imap_conn),
+    .refusal_text = "* BYE Too many connections, try again later.\r\n",
+    .open = imap_conn_open,
+    .input = imap_conn_input,
+    .wants_input = imap_conn_wants_input,
+    .read_timeout_ms = imap_conn_read_timeout_ms,
+    .pending_output = imap_conn_pending_output,
+    .output_sent = imap_conn_output_sent,
+    .is_closing = imap_conn_is_closing,
+    .timeout = imap_conn_timeout,
+    .shutdown = imap_conn_shutdown,
+    .file_done = imap_conn_file_done,
+    .close = imap_conn_close,
+    .poke = imap_conn_poke,
+};
+
+/* ---- requests ----------------------------------------------------------------- */
+
+static void
+serve_request(struct imap_conn *ic)
+{
+    if (ic->is_job_out) {
+        return;
+    }
+    switch (imap_session_take_request(&ic->session)) {
+    case IMAP_REQUEST_NONE:
+        return;
+    case IMAP_REQUEST_AUTH: {
+        struct imap_auth *auth = calloc(1, sizeof(*auth));
+        if (auth == NULL) {
+            imap_session_auth_done(&ic->session, false, NULL);
+            return;
+        }
+        auth->ic = ic;
+        const char *user = imap_session_auth_user(&ic->session);
+        size_t n = strnlen(user, sizeof(auth->user) - 1);
+        for (size_t i = 0; i < n; i++) {
+            char c = user[i];
+            auth->user[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        }
+        (void)snprintf(auth->password, sizeof(auth->password), "%s",
+                       imap_session_auth_password(&ic->session));
+        /* The table is read here, on the reactor, where it is safe (see
+         * recipients_publish); the worker gets a copy of the hash. */
+        const struct recipients *table = recipients_current();
+        const char *hash =
+            table != NULL ? recipients_password_hash(table, span_make(auth->user, n)) : NULL;
+        if (hash != NULL && strlen(hash) < sizeof(auth->hash)) {
+            memcpy(auth->hash, hash, strlen(hash) + 1);
+            auth->has_user = true;
+        }
+        auth->job.run = auth_job_run;
+        auth->job.done = auth_job_done;
+        if (conn_job_submit(ic->conn, &auth->job) != 0) {
+            explicit_bzero(auth, sizeof(*auth));
+            free(auth);
+            imap_session_auth_done(&ic->session, false, NULL);
+            return;
+        }
+        ic->is_job_out = true;
+        ic->job_kind = IMAP_JOB_AUTH;
+        return;
+    }
+    case IMAP_REQUEST_COMMAND:
+    case IMAP_REQUEST_IDLE_DONE:
+        job_submit(ic, IMAP_JOB_COMMAND);
+        return;
+    }
+}
+
+/* Set up the exec context and hand the job to a worker. */
+static void
+job_submit(struct imap_conn *ic, enum imap_job_kind kind)
+{
+    ASSERT(!ic->is_job_out);
+    ASSERT(ic->root != NULL);
+    struct imap_exec *x = &ic->exec;
+    if (!x->is_more) {
+        bool is_idle_done = false;
+        const struct imap_parsed *command = NULL;
+        if (kind == IMAP_JOB_COMMAND) {
+            /* A fresh command (not the next step of one). */
+            is_idle_done = imap_session_command_is_idle_done(&ic->session);
+            command = is_idle_done ? NULL : imap_session_command(&ic->session);
+        }
+        char *out = x->out;
+        size_t out_cap = x->out_cap;
+        memset(x, 0, sizeof(*x));
+        x->out = out; /* the buffer is reused across commands */
+        x->out_cap = out_cap;
+        x->command = command;
+        x->is_idle_done = is_idle_done;
+        x->tag = imap_session_tag(&ic->session);
+        x->is_push = kind == IMAP_JOB_PUSH;
+    }
+    x->root = ic->root;
+    x->view = &ic->view;
+    x->session = &ic->session;
+    x->enabled = imap_session_enabled(&ic->session);
+    x->is_readonly = imap_session_is_readonly(&ic->session);
+    x->view_notify = view_notify;
+    x->view_owner = ic;
+    ic->job.run = command_job_run;
+    ic->job.done = command_job_done;
+    if (conn_job_submit(ic->conn, &ic->job) != 0) {
+        /* The worker queue is full: say so rather than wait unbounded. */
+        if (kind == IMAP_JOB_COMMAND) {
+            x->is_more = false;
+            imap_exec_no(x, "[UNAVAILABLE] Server busy, try again.");
+            imap_session_command_done(&ic->session, IMAP_OUTCOME_STAY);
+        }
+        return;
+    }
+    ic->is_job_out = true;
+    ic->job_kind = kind;
+}
+
+static void
+command_job_run(struct job *job)
+{
+    struct imap_conn *ic = (struct imap_conn *)((char *)job - offsetof(struct imap_conn, job));
+    struct imap_exec *x = &ic->exec;
+    if (x->is_push) {
+        imap_exec_push(x);
+    } else {
+        imap_exec_run(x);
+    }
+    reactor_job_complete(job);
+}
+
+static void
+command_job_done(struct job *job, struct conn *conn)
+{
+    struct imap_conn *ic = (struct imap_conn *)((char *)job - offsetof(struct imap_conn, job));
+    ic->is_job_out = false;
+    enum imap_job_kind kind = ic->job_kind;
+    ic->job_kind = IMAP_JOB_NONE;
+    if (conn == NULL) {
+        return; /* closing: imap_conn_close frees what the command holds */
+    }
+    struct imap_exec *x = &ic->exec;
+    if (x->enable_bits != 0) {
+        imap_session_enable(&ic->session, x->enable_bits);
+        x->enable_bits = 0;
+    }
+    if (kind == IMAP_JOB_COMMAND && !x->is_more) {
+        if (x->state != NULL) {
+            x->state_free(x->state);
+            x->state = NULL;
+        }
+        imap_session_command_done(&ic->session, x->outcome);
+    }
+    ic->exec_sent = 0;
+    if (x->out_len == 0 && ic->is_push_wanted && imap_session_is_idle(&ic->session)) {
+        ic->is_push_wanted = false;
+        job_submit(ic, IMAP_JOB_PUSH);
+    }
+}
+
+static void
+auth_job_run(struct job *job)
+{
+    struct imap_auth *auth = (struct imap_auth *)job;
+    auth_check(auth);
+    reactor_job_complete(job);
+}
+
+/* Verify the password, then make sure the user's Maildir and the special
+ * folders exist (first login). Worker thread. */
+static void
+auth_check(struct imap_auth *auth)
+{
+    int rc = auth->has_user ? password_verify(auth->hash, auth->password) : -EACCES;
+    explicit_bzero(auth->password, sizeof(auth->password));
+    explicit_bzero(auth->hash, sizeof(auth->hash));
+    if (rc == -ENOTSUP || rc == -EINVAL) {
+        log_warning("imap-login: users_file entry of <%s> has a hash we cannot check (%s)",
+                    auth->user, strerror(-rc));
+    }
+    if (rc != 0) {
+        return;
+    }
+    rc = recipients_maildir_path(imap_listener.config->data_dir, auth->user, auth->root,
+                                 sizeof(auth->root));
+    if (rc == 0) {
+        rc = maildir_make(auth->root);
+    }
+    if (rc == 0) {
+        rc = maildir_folders_ensure_defaults(auth->root);
+        if (rc == -EAGAIN) {
+            rc = 0; /* another session makes them right now */
+        }
+    }
+    if (rc != 0) {
+        log_error("imap-login: <%s>: cannot prepare %s: %s", auth->user, auth->root,
+                  strerror(-rc));
+        return;
+    }
+    auth->is_ok = true;
+}
+
+static void
+auth_job_done(struct job *job, struct conn *conn)
+{
+    struct imap_auth *auth = (struct imap_auth *)job;
+    struct imap_conn *ic = auth->ic;
+    ic->is_job_out = false;
+    ic->job_kind = IMAP_JOB_NONE;
+    if (conn != NULL) {
+        if (auth->is_ok) {
+            ic->root = strdup(auth->root);
+            if (ic->root == NULL) {
+                auth->is_ok = false;
+            }
+        }
+        if (auth->is_ok) {
+            log_info("imap-login: Login: user=<%s>, rip=%s", auth->user, conn_peer_text(conn));
+        } else {
+            /* One stable line for fail2ban. */
+            log_info("imap-login: auth failed: user=<%s>, rip=%s", auth->user,
+                     conn_peer_text(conn));
+        }
+        imap_session_auth_done(&ic->session, auth->is_ok, auth->is_ok ? auth->user : NULL);
+    }
+    explicit_bzero(auth, sizeof(*auth));
+    free(auth);
+}
+
+/* Any thread, under the index lock: just poke the connection's reactor. */
+static void
+view_notify(struct mailbox_view *view)
+{
+    struct imap_conn *ic = view->owner;
+    reactor_conn_poke(conn_reactor(ic->conn), conn_slot(ic->conn));
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+int
+imap_listener_init(const struct config *config)
+{
+    ASSERT(config != NULL);
+    memset(&imap_listener, 0, sizeof(imap_listener));
+    imap_listener.config = config;
+    (void)snprintf(imap_listener.hostname, sizeof(imap_listener.hostname), "%s",
+                   config->myhostname[0] != '\0' ? config->myhostname : "toaster");
+    struct imap_session_config *sc = &imap_listener.session_config;
+    sc->hostname = imap_listener.hostname;
+    sc->version = TOASTER_VERSION;
+    imap_reader_config_default(&sc->reader, config->message_size_limit);
+    sc->error_limit = IMAP_SESSION_ERROR_LIMIT_DEFAULT;
+    sc->is_plaintext_auth_allowed = config->allow_plaintext_auth;
+    imap_listener.callbacks.scratch_acquire = scratch_acquire;
+    imap_listener.callbacks.scratch_release = scratch_release;
+    imap_listener.pool_count = config->reactor_threads;
+    imap_listener.pools = calloc(config->reactor_threads, sizeof(*imap_listener.pools));
+    if (imap_listener.pools == NULL) {
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < config->reactor_threads; i++) {
+        struct scratch_pool *pool = &imap_listener.pools[i];
+        pool->capacity = config->imap_scratch_buffers;
+        pool->all = calloc(pool->capacity, sizeof(*pool->all));
+        pool->free_list = calloc(pool->capacity, sizeof(*pool->free_list));
+        if (pool->all == NULL || pool->free_list == NULL) {
+            imap_listener_destroy();
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void
+imap_listener_destroy(void)
+{
+    for (uint32_t i = 0; i < imap_listener.pool_count && imap_listener.pools != NULL; i++) {
+        struct scratch_pool *pool = &imap_listener.pools[i];
+        for (uint32_t k = 0; k < pool->made; k++) {
+            free(pool->all[k].buf);
+            free(pool->all[k].nodes);
+        }
+        free(pool->all);
+        free(pool->free_list);
+    }
+    free(imap_listener.pools);
+    imap_listener.pools = NULL;
+    imap_listener.pool_count = 0;
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static bool
+is_loopback(const char *peer_text)
+{
+    return strncmp(peer_text, "127.", 4) == 0 || strcmp(peer_text, "IPv6:::1") == 0;
+}
+
+/* The user's Maildir and its parents, as delivery would make them. */
+static int
+maildir_make(const char *root)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(root);
+    if (len + 5 >= sizeof(path)) {
+        return -ENAMETOOLONG;
+    }
+    memcpy(path, root, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0') {
+            continue;
+        }
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            return -errno;
+        }
+        path[i] = saved;
+    }
+    static const char *const subs[] = {"/cur", "/new", "/tmp"};
+    for (size_t k = 0; k < 3; k++) {
+        memcpy(path + len, subs[k], 5);
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            return -errno;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,340 @@
+/*
+ * tests/unit/test_mailbox_index.c - the shared folder index and its views
+ * on real Maildirs under a mkdtemp() root: one index per path, what two
+ * sessions see of each other's STORE and EXPUNGE (expunges held back while
+ * a view may not report them, its own changes not echoed), new mail pushed
+ * through mailbox_index_changed_path(), changes made by another program
+ * found by a refresh, \Recent claimed by the first view, and tombstones
+ * dropped once every view has reported them.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/mailbox_index.h"
+#include "store/maildir_name.h"
+#include "tests/unit/unit.h"
+
+static char root[64];
+static char box[128];
+
+struct recorder {
+    uint32_t expunged_seqs[64];
+    size_t expunged_count;
+    uint32_t exists;
+    uint32_t recent;
+    size_t exists_calls;
+    uint32_t flag_uids[64];
+    uint32_t flag_values[64];
+    size_t flag_count;
+    int notified;
+};
+
+static void
+on_expunged(void *arg, uint32_t seq, uint32_t uid)
+{
+    struct recorder *r = arg;
+    (void)uid;
+    if (r->expunged_count < 64) {
+        r->expunged_seqs[r->expunged_count++] = seq;
+    }
+}
+
+static void
+on_exists(void *arg, uint32_t exists, uint32_t recent)
+{
+    struct recorder *r = arg;
+    r->exists = exists;
+    r->recent = recent;
+    r->exists_calls++;
+}
+
+static void
+on_flags(void *arg, const struct mailbox_message *m)
+{
+    struct recorder *r = arg;
+    if (r->flag_count < 64) {
+        r->flag_uids[r->flag_count] = m->uid;
+        r->flag_values[r->flag_count] = m->flags;
+        r->flag_count++;
+    }
+}
+
+static void
+on_notify(struct mailbox_view *view)
+{
+    struct recorder *r = view->owner;
+    r->notified++;
+}
+
+static void
+sync_view(struct mailbox_view *view, bool may_expunge, struct recorder *r)
+{
+    struct mailbox_view_changes changes = {
+        .arg = r, .expunged = on_expunged, .exists = on_exists, .flags = on_flags};
+    r->expunged_count = 0;
+    r->exists_calls = 0;
+    r->flag_count = 0;
+    mailbox_view_sync(view, may_expunge, &changes);
+}
+
+static void
+make_dir(const char *path)
+{
+    if (mkdir(path, 0700) != 0) {
+        perror(path);
+        exit(2);
+    }
+}
+
+/* Write a message file into new/ (or cur/ with flags) the way a delivery
+ * agent does. */
+static void
+deliver(const char *sub, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s/%s", box, sub, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    static const char msg[] = "From: a@b\r\nSubject: x\r\n\r\nhello\r\n";
+    if (fd < 0 || write(fd, msg, sizeof(msg) - 1) != (ssize_t)(sizeof(msg) - 1) ||
+        close(fd) != 0) {
+        perror(p);
+        exit(2);
+    }
+}
+
+static bool
+want_all(void *arg, uint32_t n)
+{
+    (void)arg;
+    (void)n;
+    return true;
+}
+
+static bool
+want_one(void *arg, uint32_t n)
+{
+    return n == *(const uint32_t *)arg;
+}
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void
+test_shared_and_views(void)
+{
+    deliver("cur", "1000.M1P1.host,S=34,W=34:2,");
+    deliver("cur", "1001.M1P1.host,S=34,W=34:2,S");
+    deliver("new", "1002.M1P1.host,S=34,W=34");
+
+    struct mailbox_index *a = NULL;
+    struct mailbox_index *b = NULL;
+    CHECK(mailbox_index_open(box, NULL, &a) == 0);
+    CHECK(mailbox_index_open(box, NULL, &b) == 0);
+    CHECK(a == b);
+    CHECK(mailbox_index_loaded_count() == 1);
+
+    struct mailbox_status st;
+    mailbox_index_status(a, &st);
+    CHECK(st.exists == 3);
+    CHECK(st.unseen == 2);
+    CHECK(st.first_unseen == 1);
+    CHECK(st.uidnext == 4);
+    CHECK(st.recent == 1); /* the file in new/ */
+
+    struct recorder ra = {0};
+    struct recorder rb = {0};
+    struct mailbox_view va = {0};
+    struct mailbox_view vb = {0};
+    mailbox_view_attach(&va, a, false, on_notify, &ra);
+    mailbox_view_attach(&vb, a, false, on_notify, &rb);
+    mailbox_view_status(&va, &st);
+    CHECK(st.exists == 3 && st.recent == 1);
+    mailbox_view_status(&vb, &st);
+    CHECK(st.exists == 3 && st.recent == 0); /* the first view claimed it */
+
+    /* A sets \Deleted on message 1 and \Flagged on 2. */
+    struct mailbox_snapshot snap = {0};
+    uint32_t one = 1;
+    CHECK(mailbox_view_collect(&va, false, want_one, &one, &snap) == 0);
+    CHECK(snap.count == 1 && snap.messages[0].uid == 1);
+    CHECK(mailbox_view_store(&va, &snap, MAILBOX_FLAGS_ADD, MAILDIR_FLAG_TRASHED, 0, 0) == 0);
+    CHECK(snap.messages[0].flags == MAILDIR_FLAG_TRASHED);
+    mailbox_snapshot_free(&snap);
+    CHECK(rb.notified > 0);
+
+    /* B sees the flag change; A does not get its own change echoed. */
+    sync_view(&vb, true, &rb);
+    CHECK(rb.flag_count == 1 && rb.flag_uids[0] == 1 && rb.flag_values[0] == MAILDIR_FLAG_TRASHED);
+    sync_view(&va, true, &ra);
+    CHECK(ra.flag_count == 0);
+
+    /* UNCHANGEDSINCE below the message's MODSEQ: left alone. */
+    CHECK(mailbox_view_collect(&vb, false, want_one, &one, &snap) == 0);
+    uint64_t old_modseq = snap.messages[0].modseq;
+    CHECK(mailbox_view_store(&vb, &snap, MAILBOX_FLAGS_ADD, MAILDIR_FLAG_SEEN, 0,
+                             old_modseq - 1) == 0);
+    CHECK(snap.messages[0].is_modified);
+    mailbox_snapshot_free(&snap);
+
+    /* The file really was renamed with the T flag. */
+    char p[512];
+    struct stat sb;
+    snprintf(p, sizeof(p), "%s/cur/1000.M1P1.host,S=34,W=34:2,T", box);
+    CHECK(stat(p, &sb) == 0);
+
+    /* A expunges: B may not hear of it during a FETCH ... */
+    CHECK(mailbox_view_expunge(&va, NULL) == 1);
+    CHECK(stat(p, &sb) != 0 && errno == ENOENT);
+    sync_view(&vb, false, &rb);
+    CHECK(rb.expunged_count == 0);
+    mailbox_view_status(&vb, &st);
+    CHECK(st.exists == 3);
+    /* ... but is told at the next NOOP, with the right sequence number. */
+    sync_view(&vb, true, &rb);
+    CHECK(rb.expunged_count == 1 && rb.expunged_seqs[0] == 1);
+    mailbox_view_status(&vb, &st);
+    CHECK(st.exists == 2);
+    sync_view(&va, true, &ra);
+    CHECK(ra.expunged_count == 1 && ra.expunged_seqs[0] == 1);
+
+    /* New mail: the committer's push marks the folder dirty and notifies. */
+    int before = rb.notified;
+    deliver("new", "1003.M1P1.host,S=34,W=34");
+    mailbox_index_changed_path(box);
+    CHECK(rb.notified == before + 1);
+    CHECK(mailbox_view_is_dirty(&vb));
+    CHECK(mailbox_view_claim_refresh(&vb));
+    CHECK(!mailbox_view_claim_refresh(&va));
+    CHECK(mailbox_index_refresh(a, false, false) == 0);
+    CHECK(!mailbox_view_is_dirty(&vb));
+    sync_view(&vb, false, &rb);
+    CHECK(rb.exists_calls == 1 && rb.exists == 3);
+    CHECK(rb.recent == 1);
+    CHECK(mailbox_index_uid_of_base(a, "1003.M1P1.host,S=34,W=34", 24) == 4);
+
+    /* Another program marks message 2 seen and deletes message 3. */
+    snprintf(p, sizeof(p), "%s/cur/1001.M1P1.host,S=34,W=34:2,S", box);
+    char newname[512];
+    snprintf(newname, sizeof(newname), "%s/cur/1001.M1P1.host,S=34,W=34:2,RS", box);
+    CHECK(rename(p, newname) == 0);
+    snprintf(p, sizeof(p), "%s/new/1002.M1P1.host,S=34,W=34", box);
+    CHECK(unlink(p) == 0);
+    CHECK(mailbox_index_refresh(a, false, false) == 0);
+    sync_view(&va, true, &ra);
+    CHECK(ra.expunged_count == 1 && ra.expunged_seqs[0] == 2);
+    CHECK(ra.flag_count == 1 && ra.flag_uids[0] == 2);
+    CHECK(ra.flag_values[0] == (MAILDIR_FLAG_REPLIED | MAILDIR_FLAG_SEEN));
+    CHECK(ra.exists_calls == 1 && ra.exists == 2);
+
+    /* Collect by UID after all this: UIDs 2 and 4 remain for A. */
+    CHECK(mailbox_view_collect(&va, true, want_all, NULL, &snap) == 0);
+    CHECK(snap.count == 2);
+    CHECK(snap.count == 2 && snap.messages[0].uid == 2 && snap.messages[0].seq == 1);
+    CHECK(snap.count == 2 && snap.messages[1].uid == 4 && snap.messages[1].seq == 2);
+    CHECK(snap.count == 2 && strcmp(snap.messages[0].name, "1001.M1P1.host,S=34,W=34:2,RS") == 0);
+    mailbox_snapshot_free(&snap);
+
+    /* B has not synced since: it still shows message 3 until told. */
+    mailbox_view_status(&vb, &st);
+    CHECK(st.exists == 3);
+    sync_view(&vb, true, &rb);
+    CHECK(rb.expunged_count == 1 && rb.expunged_seqs[0] == 2);
+
+    /* A message added and expunged before B looked is never shown to B. */
+    deliver("new", "1004.M1P1.host,S=34,W=34");
+    CHECK(mailbox_index_refresh(a, false, true) == 0);
+    sync_view(&va, true, &ra);
+    CHECK(ra.exists == 3);
+    CHECK(mailbox_view_collect(&va, true, want_all, NULL, &snap) == 0);
+    for (size_t i = 0; i < snap.count; i++) {
+        if (snap.messages[i].uid == 5) {
+            snap.messages[0] = snap.messages[i];
+            snap.count = 1;
+            break;
+        }
+    }
+    CHECK(snap.count == 1 && snap.messages[0].uid == 5);
+    CHECK(mailbox_view_store(&va, &snap, MAILBOX_FLAGS_ADD, MAILDIR_FLAG_TRASHED, 0, 0) == 0);
+    CHECK(mailbox_view_expunge(&va, &snap) == 1);
+    mailbox_snapshot_free(&snap);
+    sync_view(&vb, false, &rb);
+    CHECK(rb.exists_calls == 0); /* nothing new to announce */
+    sync_view(&vb, true, &rb);
+    CHECK(rb.expunged_count == 0 && rb.exists_calls == 0);
+    mailbox_view_status(&vb, &st);
+    CHECK(st.exists == 2);
+
+    mailbox_view_detach(&va);
+    mailbox_view_detach(&vb);
+    CHECK(!mailbox_view_is_attached(&va));
+    mailbox_index_release(&a);
+    CHECK(mailbox_index_loaded_count() == 1);
+    mailbox_index_release(&b);
+    CHECK(mailbox_index_loaded_count() == 0);
+    CHECK(a == NULL && b == NULL);
+}
+
+static void
+test_move_new_and_missing(void)
+{
+    struct mailbox_index *idx = NULL;
+    char missing[256];
+    snprintf(missing, sizeof(missing), "%s/nothere", root);
+    CHECK(mailbox_index_open(missing, NULL, &idx) == -ENOENT);
+    CHECK(idx == NULL);
+    CHECK(mailbox_index_loaded_count() == 0);
+
+    deliver("new", "1005.M1P1.host,S=34,W=34");
+    CHECK(mailbox_index_open(box, NULL, &idx) == 0);
+    CHECK(mailbox_index_refresh(idx, true, false) == 0);
+    char p[512];
+    struct stat sb;
+    snprintf(p, sizeof(p), "%s/cur/1005.M1P1.host,S=34,W=34:2,", box);
+    CHECK(stat(p, &sb) == 0);
+    struct mailbox_view v = {0};
+    struct recorder r = {0};
+    mailbox_view_attach(&v, idx, true, on_notify, &r);
+    struct mailbox_status st;
+    mailbox_view_status(&v, &st);
+    CHECK(st.exists == 3);
+    CHECK(st.recent == 2); /* 1003 and 1005 were still in new/ at load */
+    mailbox_view_detach(&v);
+    mailbox_index_release(&idx);
+}
+
+int main(void);
+
+int
+main(void)
+{
+    snprintf(root, sizeof(root), "/tmp/toaster-index-XXXXXX");
+    if (mkdtemp(root) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    snprintf(box, sizeof(box), "%s/Maildir", root);
+    make_dir(box);
+    char p[256];
+    static const char *const subs[] = {"cur", "new", "tmp"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%s", box, subs[i]);
+        make_dir(p);
+    }
+    test_shared_and_views();
+    test_move_new_and_missing();
+    if (nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+        perror(root);
+    }
+    UNIT_DONE();
+}
