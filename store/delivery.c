@@ -45,6 +45,7 @@
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/stats.h"
+#include "store/mailbox_index.h"
 #include "store/maildir_dirs.h"
 
 /* Messages per batch: enough that every message waiting joins the next
@@ -576,6 +577,16 @@ commit_batch(struct delivery_message *batch)
                               copies[j].dir->mailbox, strerror(-message->result));
                 }
             }
+        }
+    }
+
+    /* Sessions that have one of these folders selected (IDLE above all)
+     * hear of the new mail now, in process. */
+    for (size_t k = 0; k < dir_count; k++) {
+        char path[SPOOL_PATH_BYTES];
+        if (delivery.batch_dirs[k]->sync_result == 0 &&
+            maildir_dirs_path(delivery.batch_dirs[k]->mailbox, path, sizeof(path)) == 0) {
+            mailbox_index_changed_path(path);
         }
     }
 
