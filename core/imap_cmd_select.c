@@ -103,7 +103,7 @@ imap_cmd_close(struct imap_exec *x)
     }
     if (x->command->command == IMAP_CMD_CLOSE && !x->is_readonly) {
         /* CLOSE expunges silently (RFC 9051 6.4.1). */
-        long n = mailbox_view_expunge(x->view, NULL);
+        long n = mailbox_view_expunge(x->view, NULL, false);
         if (n < 0) {
             log_warning("imap: close: expunge: %s", strerror((int)-n));
         }
@@ -161,7 +161,7 @@ imap_cmd_expunge(struct imap_exec *x)
         mailbox_snapshot_free(&uids);
         return;
     }
-    long n = mailbox_view_expunge(x->view, p->is_uid ? &uids : NULL);
+    long n = mailbox_view_expunge(x->view, p->is_uid ? &uids : NULL, false);
     mailbox_snapshot_free(&uids);
     imap_exec_updates(x, true);
     if (n < 0) {

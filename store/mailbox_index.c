@@ -783,9 +783,11 @@ mailbox_view_store(struct mailbox_view *view, struct mailbox_snapshot *snapshot,
 }
 
 long
-mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *uids)
+mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *uids,
+                     bool is_any_flags)
 {
     ASSERT(view != NULL && view->index != NULL);
+    ASSERT(!is_any_flags || uids != NULL);
     struct mailbox_index *index = view->index;
     /* Pick the files under the lock, unlink without it, then tombstone
      * what is gone. A message whose \Deleted was cleared meanwhile by
@@ -806,7 +808,7 @@ mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *u
     for (size_t i = 0; i < index->count && rc == 0; i++) {
         const struct index_entry *e = &index->entries[i];
         if (!view_sees(view, e) || e->expunged_modseq != 0 ||
-            (e->flags & MAILDIR_FLAG_TRASHED) == 0) {
+            (!is_any_flags && (e->flags & MAILDIR_FLAG_TRASHED) == 0)) {
             continue;
         }
         if (uids != NULL) {

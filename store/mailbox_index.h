@@ -216,10 +216,12 @@ int mailbox_view_store(struct mailbox_view *view, struct mailbox_snapshot *snaps
                        uint64_t unchangedsince);
 
 /* Expunge the view's messages with \Deleted (uids: only those in the
- * snapshot, for UID EXPUNGE; NULL: all). Unlinks the files (worker thread)
- * and leaves tombstones that mailbox_view_sync() reports. Returns the
- * number expunged, or -errno of an unlink that failed. */
-long mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *uids);
+ * snapshot, for UID EXPUNGE; NULL: all). is_any_flags: the snapshot's
+ * messages go whatever their flags (MOVE). Unlinks the files (worker
+ * thread) and leaves tombstones that mailbox_view_sync() reports. Returns
+ * the number expunged, or -errno of an unlink that failed. */
+long mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *uids,
+                          bool is_any_flags);
 
 /* The index 0..25 of keyword name in the folder's dovecot-keywords,
  * adding it (under Dovecot's dotlock) when new. Returns the index,

@@ -464,3 +464,138 @@ def make_toaster(tmp_path):
 @pytest.fixture
 def toaster(make_toaster):
     return make_toaster()
+
+
+# ---- IMAP helpers (added for the IMAP integration tests) ---------------------
+
+import imaplib  # noqa: E402
+
+IMAP_PASSWORDS = {
+    line.partition(":")[0]: line.partition("}")[2] for line in DEFAULT_USERS
+}
+
+
+class RawIMAP:
+    """A byte-level IMAP client for what imaplib will not send.
+
+    `cmd(b"a1 NOOP")` sends one line (CRLF added) and returns every line up
+    to and including the tagged reply (literals are kept inline in the line
+    that announced them)."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.greeting = None
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed; unread: %r" % self.buf[:500])
+        self.buf += chunk
+
+    def readline(self):
+        """One response line without CRLF; a trailing {n} literal is read in."""
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        m = re.search(rb"\{(\d+)\}$", line)
+        while m:
+            n = int(m.group(1))
+            while len(self.buf) < n:
+                self._fill()
+            line += b"\r\n" + self.buf[:n]
+            self.buf = self.buf[n:]
+            while b"\r\n" not in self.buf:
+                self._fill()
+            rest, _, self.buf = self.buf.partition(b"\r\n")
+            line += rest
+            m = re.search(rb"\{(\d+)\}$", rest)
+        return line
+
+    def read_until_tag(self, tag):
+        if isinstance(tag, str):
+            tag = tag.encode()
+        lines = []
+        while True:
+            line = self.readline()
+            lines.append(line)
+            if line.startswith(tag + b" "):
+                return lines
+
+    def cmd(self, line, tag=None):
+        if isinstance(line, str):
+            line = line.encode()
+        if tag is None:
+            tag = line.split(b" ", 1)[0]
+        self.send(line + b"\r\n")
+        return self.read_until_tag(tag)
+
+    def greet(self):
+        self.greeting = self.readline()
+        assert self.greeting.startswith(b"* OK "), self.greeting
+        return self.greeting
+
+    def login(self, user="alice@example.com", password=None):
+        password = IMAP_PASSWORDS[user] if password is None else password
+        self.greet()
+        lines = self.cmd(b'l1 LOGIN "%s" "%s"' % (user.encode(), password.encode()))
+        assert lines[-1].startswith(b"l1 OK "), lines
+        return lines
+
+    def closed(self, timeout=5.0):
+        """True when the server closes the connection (EOF) within timeout."""
+        old = self.sock.gettimeout()
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+        finally:
+            self.sock.settimeout(old)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _toaster_imap_port(self):
+    return self.ports["imap_listen"]
+
+
+def _toaster_imap(self, user=None, password=None, timeout=10.0):
+    """An imaplib client on the IMAP port, logged in when a user is given."""
+    client = imaplib.IMAP4("127.0.0.1", self.ports["imap_listen"], timeout=timeout)
+    if user is not None:
+        if password is None:
+            password = IMAP_PASSWORDS[user]
+        typ, data = client.login(user, password)
+        assert typ == "OK", data
+    return client
+
+
+def _toaster_raw_imap(self, timeout=10.0):
+    return RawIMAP(self.ports["imap_listen"], timeout)
+
+
+Toaster.imap_port = property(_toaster_imap_port)
+Toaster.imap = _toaster_imap
+Toaster.raw_imap = _toaster_raw_imap

@@ -194,7 +194,7 @@ test_shared_and_views(void)
     CHECK(stat(p, &sb) == 0);
 
     /* A expunges: B may not hear of it during a FETCH ... */
-    CHECK(mailbox_view_expunge(&va, NULL) == 1);
+    CHECK(mailbox_view_expunge(&va, NULL, false) == 1);
     CHECK(stat(p, &sb) != 0 && errno == ENOENT);
     sync_view(&vb, false, &rb);
     CHECK(rb.expunged_count == 0);
@@ -266,7 +266,7 @@ test_shared_and_views(void)
     }
     CHECK(snap.count == 1 && snap.messages[0].uid == 5);
     CHECK(mailbox_view_store(&va, &snap, MAILBOX_FLAGS_ADD, MAILDIR_FLAG_TRASHED, 0, 0) == 0);
-    CHECK(mailbox_view_expunge(&va, &snap) == 1);
+    CHECK(mailbox_view_expunge(&va, &snap, false) == 1);
     mailbox_snapshot_free(&snap);
     sync_view(&vb, false, &rb);
     CHECK(rb.exists_calls == 0); /* nothing new to announce */

@@ -1,0 +1,215 @@
+/*
+ * core/imap_cmd_copy.c - COPY, MOVE (RFC 6851) and their UID forms, with
+ * UIDPLUS's COPYUID (RFC 4315).
+ *
+ * Each message is hard-linked into the target folder's cur/ under a new
+ * unique name with its flags (keyword letters translated to the target's
+ * dovecot-keywords), the target's cur/ is synced once, and the target is
+ * refreshed so the new UIDs are known for COPYUID. MOVE then expunges the
+ * sources, reporting "* OK [COPYUID ...]" before the EXPUNGEs as RFC 6851
+ * asks. Worker thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assertions.h"
+#include "core/imap_exec.h"
+#include "core/log.h"
+#include "store/maildir_add.h"
+#include "store/maildir_folders.h"
+#include "store/maildir_name.h"
+
+static void uid_list_write(struct imap_exec *x, const uint32_t *uids, size_t count);
+
+void
+imap_cmd_copy(struct imap_exec *x)
+{
+    const struct imap_parsed *p = x->command;
+    bool is_move = p->command == IMAP_CMD_MOVE;
+    if (p->nodes[0].child_count != 2) {
+        imap_exec_bad(x, is_move ? "MOVE needs a message set and a mailbox."
+                                 : "COPY needs a message set and a mailbox.");
+        return;
+    }
+    if (is_move && x->is_readonly) {
+        imap_exec_no(x, "[READ-ONLY] Mailbox is read-only.");
+        return;
+    }
+    uint32_t set_node = imap_node_first_child(p, 0);
+    char name[MAILDIR_FOLDERS_NAME_BYTES_MAX + 1];
+    if (imap_exec_mailbox_arg(x, imap_node_next(p, set_node), name, sizeof(name)) != 0) {
+        return;
+    }
+    char target[PATH_MAX];
+    if (imap_exec_folder_path(x, name, target, sizeof(target)) != 0) {
+        imap_exec_no(x, "[CANNOT] Invalid mailbox name.");
+        return;
+    }
+    struct mailbox_index *dest = NULL;
+    int rc = mailbox_index_open(target, x->root, &dest);
+    if (rc == -ENOENT) {
+        imap_exec_no(x, "[TRYCREATE] Mailbox doesn't exist.");
+        return;
+    }
+    if (rc != 0 && rc != -EAGAIN) {
+        log_warning("imap: copy to %s: %s", target, strerror(-rc));
+        imap_exec_no(x, "[SERVERBUG] Internal error opening the mailbox.");
+        return;
+    }
+    struct mailbox_snapshot snap = {0};
+    uint32_t *src_uids = NULL;
+    char *bases = NULL;
+    if (imap_exec_collect(x, set_node, p->is_uid, &snap) != 0) {
+        goto out;
+    }
+    src_uids = calloc(snap.count + 1, sizeof(*src_uids));
+    bases = malloc((snap.count + 1) * (MAILDIR_NAME_BYTES_MAX + 1));
+    if (src_uids == NULL || bases == NULL) {
+        imap_exec_no(x, "[SERVERBUG] Out of memory.");
+        goto out;
+    }
+    struct maildir_keywords src_kw;
+    mailbox_index_keywords(mailbox_view_index(x->view), &src_kw);
+    const char *src_folder = mailbox_index_path(mailbox_view_index(x->view));
+    size_t copied = 0;
+    size_t gone = 0;
+    for (size_t i = 0; i < snap.count && rc == 0; i++) {
+        const struct mailbox_message *m = &snap.messages[i];
+        if (m->is_gone) {
+            gone++;
+            continue;
+        }
+        /* Keyword letters mean names per folder: translate them. */
+        uint32_t keywords = 0;
+        for (unsigned k = 0; k < MAILDIR_KEYWORDS_MAX && m->keywords != 0; k++) {
+            const char *kname = (m->keywords >> k) & 1u ? maildir_keywords_name(&src_kw, k) : NULL;
+            if (kname == NULL) {
+                continue;
+            }
+            int at = mailbox_index_keyword(dest, kname, strlen(kname));
+            if (at >= 0) {
+                keywords |= UINT32_C(1) << at;
+            } /* else: the target has no letter left; the keyword is dropped, as Dovecot's
+               * Maildir does. */
+        }
+        char source_path[PATH_MAX];
+        if ((size_t)snprintf(source_path, sizeof(source_path), "%s/%s/%s", src_folder,
+                             m->is_in_new ? "new" : "cur", m->name) >= sizeof(source_path)) {
+            rc = -ENAMETOOLONG;
+            break;
+        }
+        struct maildir_add_source source = {.path = source_path, .fd = -1, .size = m->size};
+        char *base = bases + copied * (MAILDIR_NAME_BYTES_MAX + 1);
+        /* \Deleted does not travel: a copy starts undeleted, as in Dovecot. */
+        int arc = maildir_add(target, &source, m->flags & ~MAILDIR_FLAG_TRASHED, keywords, 0,
+                              base, MAILDIR_NAME_BYTES_MAX + 1);
+        if (arc == -ENOENT) {
+            gone++;
+            continue;
+        }
+        if (arc != 0) {
+            rc = arc;
+            break;
+        }
+        src_uids[copied++] = m->uid;
+    }
+    if (rc == 0 && copied > 0) {
+        rc = maildir_add_sync(target);
+    }
+    if (rc != 0) {
+        log_warning("imap: copy to %s: %s", target, strerror(-rc));
+        /* What was linked stays: a retried COPY makes a second copy, never
+         * a lost one. */
+        imap_exec_no(x, rc == -ENOSPC || rc == -EDQUOT ? "[OVERQUOTA] No space left."
+                                                       : "[SERVERBUG] Copy failed.");
+        goto out;
+    }
+    int rrc = mailbox_index_refresh(dest, false, true);
+    if (rrc != 0) {
+        log_warning("imap: copy: refresh %s: %s", target, strerror(-rrc));
+    }
+    struct mailbox_status dest_status;
+    mailbox_index_status(dest, &dest_status);
+    uint32_t *dest_uids = calloc(copied + 1, sizeof(*dest_uids));
+    bool has_all_uids = dest_uids != NULL && rrc == 0;
+    for (size_t i = 0; i < copied && has_all_uids; i++) {
+        const char *base = bases + i * (MAILDIR_NAME_BYTES_MAX + 1);
+        dest_uids[i] = mailbox_index_uid_of_base(dest, base, strlen(base));
+        has_all_uids = dest_uids[i] != 0;
+    }
+    char code[64];
+    if (is_move) {
+        if (has_all_uids && copied > 0) {
+            imap_exec_printf(x, "* OK [COPYUID %u ", dest_status.uidvalidity);
+            uid_list_write(x, src_uids, copied);
+            imap_exec_cstr(x, " ");
+            uid_list_write(x, dest_uids, copied);
+            imap_exec_cstr(x, "] Moved UIDs.\r\n");
+        }
+        struct mailbox_snapshot moved = {0};
+        moved.messages = snap.messages;
+        moved.count = 0;
+        /* Expunge exactly the copied ones (snap is in UID order). */
+        size_t k = 0;
+        for (size_t i = 0; i < snap.count && k < copied; i++) {
+            if (snap.messages[i].uid == src_uids[k]) {
+                snap.messages[moved.count++] = snap.messages[i];
+                k++;
+            }
+        }
+        snap.count = moved.count;
+        long n = mailbox_view_expunge(x->view, &snap, true);
+        if (n < 0) {
+            log_warning("imap: move: expunge: %s", strerror((int)-n));
+        }
+        imap_exec_updates(x, true);
+        imap_exec_ok(x, gone > 0 ? "[EXPUNGEISSUED] Some messages were already expunged."
+                                 : "Move completed.");
+    } else {
+        imap_exec_updates(x, p->is_uid);
+        if (gone > 0) {
+            imap_exec_no(x, "[EXPUNGEISSUED] Some of the requested messages no longer exist.");
+        } else if (has_all_uids && copied > 0) {
+            imap_exec_write(x, x->tag.ptr, x->tag.len);
+            (void)snprintf(code, sizeof(code), " OK [COPYUID %u ", dest_status.uidvalidity);
+            imap_exec_cstr(x, code);
+            uid_list_write(x, src_uids, copied);
+            imap_exec_cstr(x, " ");
+            uid_list_write(x, dest_uids, copied);
+            imap_exec_cstr(x, "] Copy completed.\r\n");
+        } else {
+            imap_exec_ok(x, "Copy completed.");
+        }
+    }
+    free(dest_uids);
+out:
+    free(src_uids);
+    free(bases);
+    mailbox_snapshot_free(&snap);
+    mailbox_index_release(&dest);
+}
+
+/* A uid-set, runs compressed ("1:3,7"), in the given order. */
+static void
+uid_list_write(struct imap_exec *x, const uint32_t *uids, size_t count)
+{
+    for (size_t i = 0; i < count;) {
+        size_t j = i;
+        while (j + 1 < count && uids[j + 1] == uids[j] + 1) {
+            j++;
+        }
+        if (i > 0) {
+            imap_exec_cstr(x, ",");
+        }
+        if (j == i) {
+            imap_exec_printf(x, "%u", uids[i]);
+        } else {
+            imap_exec_printf(x, "%u:%u", uids[i], uids[j]);
+        }
+        i = j + 1;
+    }
+}
