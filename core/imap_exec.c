@@ -492,6 +492,81 @@ imap_exec_flags_write(struct imap_exec *x, uint32_t maildir_flags, uint32_t keyw
     }
 }
 
+/* A flag list "(\Seen $Label)" or a single flag; keywords get their
+ * letter (added to dovecot-keywords when new). */
+int
+imap_exec_flags_parse(struct imap_exec *x, uint32_t node, struct mailbox_index *index,
+                      uint32_t *flags_out, uint32_t *keywords_out)
+{
+    const struct imap_parsed *p = x->command;
+    uint32_t first = node;
+    uint32_t count = 1;
+    if (p->nodes[node].kind == IMAP_NODE_LIST) {
+        first = imap_node_first_child(p, node);
+        count = p->nodes[node].child_count;
+        if (!x->is_flags_trailing_ok && imap_node_next(p, node) != IMAP_NODE_NONE) {
+            imap_exec_bad(x, "Invalid flag list.");
+            return -EINVAL;
+        }
+    } else {
+        /* RFC 3501 also allows the flags unparenthesised. */
+        count = 0;
+        for (uint32_t i = node; i != IMAP_NODE_NONE; i = imap_node_next(p, i)) {
+            count++;
+        }
+    }
+    uint32_t i = first;
+    for (uint32_t n = 0; n < count && i != IMAP_NODE_NONE; n++, i = imap_node_next(p, i)) {
+        const struct imap_node *f = &p->nodes[i];
+        if (f->kind != IMAP_NODE_ATOM || f->text.len == 0) {
+            imap_exec_bad(x, "Invalid flag.");
+            return -EINVAL;
+        }
+        if (f->text.ptr[0] == '\\') {
+            static const struct {
+                const char *name;
+                uint32_t bit;
+            } system[] = {
+                {"\\Seen", MAILDIR_FLAG_SEEN},       {"\\Answered", MAILDIR_FLAG_REPLIED},
+                {"\\Flagged", MAILDIR_FLAG_FLAGGED}, {"\\Deleted", MAILDIR_FLAG_TRASHED},
+                {"\\Draft", MAILDIR_FLAG_DRAFT},
+            };
+            uint32_t bit = 0;
+            for (size_t k = 0; k < sizeof(system) / sizeof(system[0]); k++) {
+                if (span_equals_nocase(f->text, system[k].name)) {
+                    bit = system[k].bit;
+                }
+            }
+            if (bit == 0) {
+                if (span_equals_nocase(f->text, "\\Recent")) {
+                    continue; /* the server's to set; ignored as Dovecot does */
+                }
+                imap_exec_bad(x, "Invalid system flag.");
+                return -EINVAL;
+            }
+            *flags_out |= bit;
+            continue;
+        }
+        int k = mailbox_index_keyword(index, f->text.ptr, f->text.len);
+        if (k == -EINVAL) {
+            imap_exec_bad(x, "Invalid keyword.");
+            return -EINVAL;
+        }
+        if (k == -ENOSPC) {
+            imap_exec_no(x, "[LIMIT] Too many keywords in this mailbox.");
+            return -ENOSPC;
+        }
+        if (k < 0) {
+            log_warning("imap: store: adding keyword: %s", strerror(-k));
+            imap_exec_no(x, k == -EAGAIN ? "[INUSE] Keywords are being changed, try again."
+                                         : "[SERVERBUG] Cannot add the keyword.");
+            return k;
+        }
+        *keywords_out |= UINT32_C(1) << k;
+    }
+    return 0;
+}
+
 /* ---- message files ------------------------------------------------------ */
 
 int

@@ -47,6 +47,11 @@ struct imap_exec {
     struct imap_session *session;
     unsigned enabled;           /* IMAP_ENABLED_* at the start */
     bool is_readonly;           /* the selected mailbox was EXAMINEd */
+    bool is_flags_trailing_ok;  /* APPEND: more arguments follow the flag list */
+    /* APPEND whose message was streamed: the spool file (-1: none). */
+    int append_fd;
+    uint64_t append_size;
+    bool is_append_failed;      /* the streaming failed: answer NO */
 
     /* Output of this step: the listener sends out[0..out_len) and then
      * resets out_len before the next step. */
@@ -123,6 +128,13 @@ void imap_exec_updates(struct imap_exec *x, bool may_expunge);
  * writing "tag NO". */
 int imap_exec_collect(struct imap_exec *x, uint32_t node, bool by_uid,
                       struct mailbox_snapshot *snapshot);
+
+/* A flag list "(\Seen $Label)" (or, for STORE, flags without
+ * parentheses) into Maildir flag bits and keyword bits of index (new
+ * keywords are added to its dovecot-keywords). Returns 0, or -errno after
+ * writing "tag BAD/NO". */
+int imap_exec_flags_parse(struct imap_exec *x, uint32_t node, struct mailbox_index *index,
+                          uint32_t *flags_out, uint32_t *keywords_out);
 
 /* Write "* n FETCH (FLAGS (...) [UID u] [MODSEQ (m)])\r\n" for m. */
 void imap_exec_fetch_flags(struct imap_exec *x, const struct mailbox_message *m, bool with_uid,

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/assertions.h"
 #include "core/imap_exec.h"
@@ -34,6 +35,7 @@
 #include "store/maildir_folders.h"
 #include "store/password.h"
 #include "store/recipients.h"
+#include "store/spool.h"
 
 enum imap_job_kind {
     IMAP_JOB_NONE,
@@ -53,6 +55,31 @@ struct imap_auth {
     char root[IMAP_EXEC_ROOT_BYTES];
 };
 
+/* An APPEND message on its way to a spool file (O_TMPFILE when the file
+ * system allows), written through the reactor in IMAP_APPEND_BUFFER_BYTES
+ * pieces; the worker links it into the folder. */
+#define IMAP_APPEND_BUFFER_BYTES (64u * 1024)
+
+enum append_op {
+    APPEND_OP_NONE,
+    APPEND_OP_OPENING,
+    APPEND_OP_WRITING,
+};
+
+struct imap_append {
+    int fd;
+    char name[64]; /* the spool file's name when not O_TMPFILE, else "" */
+    enum append_op op;
+    uint64_t written;   /* bytes in the file */
+    uint64_t total;     /* the literal's announced length */
+    size_t buf_len;
+    size_t write_len;   /* of the write in flight */
+    bool is_failed;     /* a write failed, or MULTIAPPEND: the command answers NO */
+    bool is_complete;   /* the last chunk arrived */
+    bool is_command_waiting; /* the APPEND command waits for the writes */
+    char buf[IMAP_APPEND_BUFFER_BYTES];
+};
+
 struct imap_conn {
     struct imap_session session;
     struct conn *conn;
@@ -64,6 +91,7 @@ struct imap_conn {
     struct imap_exec exec;
     size_t exec_sent; /* bytes of exec.out already sent */
     char *root;       /* the user's Maildir, after login */
+    struct imap_append *append; /* an APPEND being received, or NULL */
 };
 
 /* A reactor's command scratches: lent to sessions mid-command. */
@@ -77,6 +105,8 @@ struct scratch_pool {
 
 static struct {
     const struct config *config;
+    int spool_dir_fd; /* O_PATH: where APPEND messages are spooled */
+    bool is_spool_unnamed;
     struct imap_session_config session_config;
     struct imap_session_callbacks callbacks;
     struct scratch_pool *pools; /* one per reactor */
@@ -92,6 +122,9 @@ static void auth_job_run(struct job *job);
 static void auth_job_done(struct job *job, struct conn *conn);
 static void auth_check(struct imap_auth *auth);
 static void view_notify(struct mailbox_view *view);
+static void append_chunk(struct imap_conn *ic);
+static void append_flush(struct imap_conn *ic);
+static void append_discard(struct imap_conn *ic);
 static bool is_loopback(const char *peer_text);
 static int maildir_make(const char *root);
 
@@ -158,10 +191,30 @@ exec_output_pending(const struct imap_conn *ic)
     return ic->exec_sent < ic->exec.out_len;
 }
 
+/* Room for APPEND data: the session is fed no more than the buffer can
+ * take, so a chunk is always copied whole (backpressure while a write is
+ * out and the buffer is full). */
+static size_t
+append_room(const struct imap_conn *ic)
+{
+    const struct imap_append *a = ic->append;
+    if (a == NULL || a->is_complete) {
+        return SIZE_MAX;
+    }
+    return sizeof(a->buf) - a->buf_len;
+}
+
 static size_t
 imap_conn_input(struct conn *conn, const uint8_t *bytes, size_t len)
 {
     struct imap_conn *ic = conn_state(conn);
+    size_t room = append_room(ic);
+    if (len > room) {
+        len = room;
+    }
+    if (len == 0) {
+        return 0;
+    }
     size_t used = imap_session_feed(&ic->session, (const char *)bytes, len);
     serve_request(ic);
     return used;
@@ -171,7 +224,7 @@ static bool
 imap_conn_wants_input(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
-    return !ic->is_job_out && !exec_output_pending(ic) &&
+    return !ic->is_job_out && !exec_output_pending(ic) && append_room(ic) > 0 &&
            imap_session_wants_input(&ic->session);
 }
 
@@ -251,9 +304,33 @@ imap_conn_shutdown(struct conn *conn, bool is_forced)
 static void
 imap_conn_file_done(struct conn *conn, int result)
 {
-    (void)conn;
-    (void)result;
-    ASSERT(false); /* no file operations yet */
+    struct imap_conn *ic = conn_state(conn);
+    struct imap_append *a = ic->append;
+    ASSERT(a != NULL && a->op != APPEND_OP_NONE);
+    enum append_op op = a->op;
+    a->op = APPEND_OP_NONE;
+    if (op == APPEND_OP_OPENING) {
+        if (result < 0) {
+            log_warning("imap: spool file for APPEND: %s", strerror(-result));
+            a->is_failed = true;
+            a->buf_len = 0;
+        } else {
+            a->fd = result;
+        }
+    } else if (result < 0) {
+        log_warning("imap: writing an APPEND spool file: %s", strerror(-result));
+        a->is_failed = true;
+        a->buf_len = 0;
+    } else {
+        /* A short write leaves the rest at the front of the buffer. */
+        size_t done = (size_t)result;
+        ASSERT(done <= a->write_len && a->write_len <= a->buf_len);
+        memmove(a->buf, a->buf + done, a->buf_len - done);
+        a->buf_len -= done;
+        a->written += done;
+    }
+    append_flush(ic);
+    conn_kick(conn);
 }
 
 static void
@@ -261,6 +338,7 @@ imap_conn_close(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
     ASSERT(!ic->is_job_out);
+    append_discard(ic);
     mailbox_view_detach(&ic->view);
     imap_exec_finish(&ic->exec);
     imap_session_finish(&ic->session);
@@ -351,11 +429,112 @@ serve_request(struct imap_conn *ic)
         ic->job_kind = IMAP_JOB_AUTH;
         return;
     }
+    case IMAP_REQUEST_APPEND_DATA:
+        append_chunk(ic);
+        return;
     case IMAP_REQUEST_COMMAND:
+        if (ic->append != NULL) {
+            /* An APPEND whose message was streamed: the file must be
+             * complete before the worker links it. */
+            ic->append->is_command_waiting = true;
+            append_flush(ic);
+            return;
+        }
+        job_submit(ic, IMAP_JOB_COMMAND);
+        return;
     case IMAP_REQUEST_IDLE_DONE:
         job_submit(ic, IMAP_JOB_COMMAND);
         return;
     }
+}
+
+/* ---- APPEND streaming --------------------------------------------------------- */
+
+static void
+append_chunk(struct imap_conn *ic)
+{
+    const struct imap_reader_chunk *c = imap_session_append_chunk(&ic->session);
+    struct imap_append *a = ic->append;
+    if (a == NULL) {
+        /* Rare, large and bounded by the scratch pool: an APPEND buffer is
+         * allocated per streamed message, not per connection. */
+        a = calloc(1, sizeof(*a));
+        if (a == NULL) {
+            log_warning("imap: out of memory for an APPEND buffer");
+            imap_session_append_data_done(&ic->session);
+            return; /* the command then finds no file and answers NO */
+        }
+        a->fd = -1;
+        a->total = c->total;
+        ic->append = a;
+    }
+    if (c->literal_index != 0) {
+        a->is_failed = true; /* MULTIAPPEND is not offered */
+    }
+    if (!a->is_failed) {
+        ASSERT(c->data.len <= sizeof(a->buf) - a->buf_len); /* input() capped it */
+        memcpy(a->buf + a->buf_len, c->data.ptr, c->data.len);
+        a->buf_len += c->data.len;
+    }
+    if (c->is_last) {
+        a->is_complete = true;
+    }
+    imap_session_append_data_done(&ic->session);
+    if (a->buf_len == sizeof(a->buf) || a->is_complete) {
+        append_flush(ic);
+    }
+}
+
+/* Start the next file operation, or hand the finished command on. */
+static void
+append_flush(struct imap_conn *ic)
+{
+    struct imap_append *a = ic->append;
+    if (a->op != APPEND_OP_NONE) {
+        return;
+    }
+    if (!a->is_failed && a->fd < 0) {
+        a->op = APPEND_OP_OPENING;
+        if (imap_listener.is_spool_unnamed) {
+            conn_file_openat(ic->conn, imap_listener.spool_dir_fd, ".",
+                             O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        } else {
+            static _Thread_local unsigned long counter;
+            (void)snprintf(a->name, sizeof(a->name), "imap-append-%u-%lu",
+                           reactor_index(conn_reactor(ic->conn)), ++counter);
+            conn_file_openat(ic->conn, imap_listener.spool_dir_fd, a->name,
+                             O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+        }
+        return;
+    }
+    if (!a->is_failed && a->buf_len > 0 &&
+        (a->buf_len == sizeof(a->buf) || a->is_complete || a->is_command_waiting)) {
+        a->op = APPEND_OP_WRITING;
+        a->write_len = a->buf_len;
+        conn_file_write(ic->conn, a->fd, a->buf, a->buf_len, a->written);
+        return;
+    }
+    if (a->is_command_waiting && (a->buf_len == 0 || a->is_failed)) {
+        a->is_command_waiting = false;
+        job_submit(ic, IMAP_JOB_COMMAND);
+    }
+}
+
+/* The APPEND is over (or the connection is): the spool file goes. */
+static void
+append_discard(struct imap_conn *ic)
+{
+    struct imap_append *a = ic->append;
+    if (a == NULL) {
+        return;
+    }
+    ASSERT(a->op == APPEND_OP_NONE);
+    if (a->fd >= 0 || a->name[0] != '\0') {
+        reactor_file_discard(conn_reactor(ic->conn), a->fd, imap_listener.spool_dir_fd,
+                             a->name[0] != '\0' ? a->name : NULL);
+    }
+    free(a);
+    ic->append = NULL;
 }
 
 /* Set up the exec context and hand the job to a worker. */
@@ -390,6 +569,12 @@ job_submit(struct imap_conn *ic, enum imap_job_kind kind)
     x->is_readonly = imap_session_is_readonly(&ic->session);
     x->view_notify = view_notify;
     x->view_owner = ic;
+    x->append_fd = -1;
+    if (ic->append != NULL) {
+        x->append_fd = ic->append->fd;
+        x->append_size = ic->append->written;
+        x->is_append_failed = ic->append->is_failed || ic->append->written != ic->append->total;
+    }
     ic->job.run = command_job_run;
     ic->job.done = command_job_done;
     if (conn_job_submit(ic->conn, &ic->job) != 0) {
@@ -434,6 +619,7 @@ command_job_done(struct job *job, struct conn *conn)
         x->enable_bits = 0;
     }
     if (kind == IMAP_JOB_COMMAND && !x->is_more) {
+        append_discard(ic);
         if (x->state != NULL) {
             x->state_free(x->state);
             x->state = NULL;
@@ -540,6 +726,19 @@ imap_listener_init(const struct config *config)
     imap_reader_config_default(&sc->reader, config->message_size_limit);
     sc->error_limit = IMAP_SESSION_ERROR_LIMIT_DEFAULT;
     sc->is_plaintext_auth_allowed = config->allow_plaintext_auth;
+    char spool_dir[PATH_MAX];
+    int rc = spool_dir_path(config->data_dir, spool_dir, sizeof(spool_dir));
+    if (rc != 0) {
+        return rc;
+    }
+    imap_listener.spool_dir_fd = open(spool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (imap_listener.spool_dir_fd < 0) {
+        rc = -errno;
+        log_error("imap: spool directory %s: %s", spool_dir, strerror(-rc));
+        return rc;
+    }
+    imap_listener.is_spool_unnamed =
+        config->spool_unnamed && spool_probe_unnamed(config->data_dir);
     imap_listener.callbacks.scratch_acquire = scratch_acquire;
     imap_listener.callbacks.scratch_release = scratch_release;
     imap_listener.pool_count = config->reactor_threads;
@@ -575,6 +774,10 @@ imap_listener_destroy(void)
     free(imap_listener.pools);
     imap_listener.pools = NULL;
     imap_listener.pool_count = 0;
+    if (imap_listener.spool_dir_fd > 0) {
+        (void)close(imap_listener.spool_dir_fd);
+    }
+    imap_listener.spool_dir_fd = -1;
 }
 
 /* ---- helpers ----------------------------------------------------------------- */

@@ -38,7 +38,7 @@ static_assert(IMAP_SESSION_OUT_HIGH_BYTES > 0, "output high-water mark");
 #define CAPS_PREAUTH_NOPLAIN CAPS_COMMON " SASL-IR LOGINDISABLED"
 #define CAPS_AUTH                                                                                  \
     CAPS_COMMON " UTF8=ACCEPT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"    \
-                " CONDSTORE QRESYNC"
+                " CONDSTORE QRESYNC UIDPLUS MOVE"
 
 static void handle_command(struct imap_session *session);
 static void handle_sasl_response(struct imap_session *session, struct span line);
@@ -120,23 +120,25 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
                 session->is_sasl_wait = false;
                 reply_bad(session, span_make(session->tag, session->tag_len),
                           "Invalid SASL PLAIN response.");
-            } else if (imap_reader_command(&session->reader).is_append) {
-                /* APPEND is not served yet: do not let the client send a
-                 * message we would only throw away. */
+            } else if (imap_reader_command(&session->reader).is_append &&
+                       (session->state == IMAP_STATE_NOT_AUTHENTICATED || session->is_idle)) {
+                /* Do not let a client send a message we would only throw
+                 * away. */
                 imap_reader_refuse_literal(&session->reader);
-                if (session->state == IMAP_STATE_NOT_AUTHENTICATED) {
-                    reply_bad(session, tag, "Not authenticated.");
-                } else {
-                    /* NOT YET IMPLEMENTED: APPEND comes with the mailbox slice. */
-                    reply(session, tag, "NO [UNAVAILABLE] Not yet implemented.");
-                }
+                reply_bad(session, tag, "Not authenticated.");
             } else {
                 out_cstr(session, "+ OK\r\n");
             }
             break;
         case IMAP_READER_LITERAL_DATA:
-            /* APPEND is not served yet: the data is dropped and the command
-             * is answered when it completes. */
+            /* An APPEND message in chunks: the owner stores each one before
+             * the session reads on. Before login (LITERAL+ lets a client
+             * send it unasked) it is dropped and the command gets BAD. */
+            if (session->state != IMAP_STATE_NOT_AUTHENTICATED && !session->is_sasl_wait &&
+                !session->is_idle) {
+                session->request = IMAP_REQUEST_APPEND_DATA;
+                session->is_request_taken = false;
+            }
             break;
         case IMAP_READER_COMMAND:
             if (session->is_idle) {
@@ -181,6 +183,7 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
         }
     }
     if (session->scratch != NULL && session->request != IMAP_REQUEST_COMMAND &&
+        session->request != IMAP_REQUEST_APPEND_DATA &&
         (session->state == IMAP_STATE_LOGOUT || !imap_reader_is_mid_command(&session->reader))) {
         scratch_release(session);
     }
@@ -318,6 +321,23 @@ imap_session_command_done(struct imap_session *session, enum imap_command_outcom
     if (session->scratch != NULL && !imap_reader_is_mid_command(&session->reader)) {
         scratch_release(session);
     }
+}
+
+const struct imap_reader_chunk *
+imap_session_append_chunk(const struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    ASSERT(session->request == IMAP_REQUEST_APPEND_DATA);
+    return imap_reader_chunk(&session->reader);
+}
+
+void
+imap_session_append_data_done(struct imap_session *session)
+{
+    ASSERT(session != NULL);
+    ASSERT(session->request == IMAP_REQUEST_APPEND_DATA);
+    session->request = IMAP_REQUEST_NONE;
+    session->is_request_taken = false;
 }
 
 bool

@@ -69,6 +69,10 @@ enum imap_request {
                            * imap_session_command_done() */
     IMAP_REQUEST_IDLE_DONE, /* the client ended IDLE: write pending updates
                              * and "tag OK", answer imap_session_command_done() */
+    IMAP_REQUEST_APPEND_DATA, /* a chunk of an APPEND message arrived
+                               * (imap_session_append_chunk()): copy it
+                               * before returning from the feed that made
+                               * it, then imap_session_append_data_done() */
 };
 
 /* How a command run by the owner changed the session. */
@@ -183,6 +187,11 @@ const struct imap_parsed *imap_session_command(const struct imap_session *sessio
 /* Completion of IMAP_REQUEST_COMMAND or IMAP_REQUEST_IDLE_DONE. The owner
  * has written the responses; outcome moves the state. */
 void imap_session_command_done(struct imap_session *session, enum imap_command_outcome outcome);
+
+/* For IMAP_REQUEST_APPEND_DATA: the chunk (borrows from the bytes given to
+ * imap_session_feed(); offset/total say where it lies in the literal). */
+const struct imap_reader_chunk *imap_session_append_chunk(const struct imap_session *session);
+void imap_session_append_data_done(struct imap_session *session);
 
 /* True when the pending request is IMAP_REQUEST_IDLE_DONE. */
 bool imap_session_command_is_idle_done(const struct imap_session *session);

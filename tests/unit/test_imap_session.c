@@ -26,7 +26,7 @@
 #define CAPS_NOPLAIN CAPS_COMMON " SASL-IR LOGINDISABLED"
 #define CAPS_AUTH                                                                              \
     CAPS_COMMON " UTF8=ACCEPT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"    \
-                " CONDSTORE QRESYNC"
+                " CONDSTORE QRESYNC UIDPLUS MOVE"
 #define GREETING "* OK [CAPABILITY " CAPS_PLAIN "] imap.test ready.\r\n"
 #define LOGGED_IN " OK [CAPABILITY " CAPS_AUTH "] Logged in\r\n"
 
@@ -42,6 +42,9 @@ struct owner {
     size_t transcript_len;
     unsigned auth_count;
     unsigned command_count;
+    char appended[65536]; /* streamed APPEND data the owner stored */
+    size_t appended_len;
+    unsigned chunk_count;
 };
 
 static struct imap_session_scratch *
@@ -182,6 +185,17 @@ drive(struct owner *o, struct imap_session *s, const char *in, size_t len, size_
             answer_auth(o, s);
             continue;
         }
+        if (request == IMAP_REQUEST_APPEND_DATA) {
+            const struct imap_reader_chunk *c = imap_session_append_chunk(s);
+            CHECK(c->offset == o->appended_len);
+            if (o->appended_len + c->data.len <= sizeof(o->appended)) {
+                memcpy(o->appended + o->appended_len, c->data.ptr, c->data.len);
+                o->appended_len += c->data.len;
+            }
+            o->chunk_count++;
+            imap_session_append_data_done(s);
+            continue;
+        }
         if (request == IMAP_REQUEST_COMMAND || request == IMAP_REQUEST_IDLE_DONE) {
             CHECK(o->is_lent || request == IMAP_REQUEST_IDLE_DONE);
             answer_command(o, s, request);
@@ -224,6 +238,52 @@ transcript_case(const char *name, bool is_plaintext_allowed, bool is_secure, con
         CHECK_OUT(o.transcript + greet, got_len, want, want_len);
         imap_session_finish(&s);
         CHECK(!o.is_lent);
+    }
+}
+
+/* An APPEND literal above the inline bound streams to the owner chunk by
+ * chunk, with a synchronising literal and with LITERAL+, fed whole and a
+ * byte at a time; the command then reaches the owner complete. */
+static void
+test_append_stream(void)
+{
+    static char in[40000];
+    static const size_t steps[] = {1u << 20, 1, 997};
+    for (int is_plus = 0; is_plus < 2; is_plus++) {
+        for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+            size_t body = 20000;
+            int n = snprintf(in, sizeof(in), "a LOGIN alice secret\r\nb APPEND Sent (\\Seen) {%zu%s}\r\n",
+                             body, is_plus ? "+" : "");
+            size_t len = (size_t)n;
+            for (size_t i = 0; i < body; i++) {
+                in[len++] = (char)('A' + i % 26);
+            }
+            memcpy(in + len, "\r\nc NOOP\r\n", 11);
+            len += 11;
+            config_setup(true);
+            struct owner o;
+            owner_init(&o);
+            struct imap_session s;
+            imap_session_init(&s, &config, &callbacks, &o, false);
+            drain(&o, &s);
+            size_t greet = o.transcript_len;
+            drive(&o, &s, in, len, steps[k], true);
+            CHECK(o.appended_len == body);
+            CHECK(o.chunk_count >= 1);
+            CHECK(o.appended_len == body && memcmp(o.appended, in + n, body) == 0);
+            const char *want = is_plus ? "b OK owner APPEND\r\nc OK NOOP completed.\r\n"
+                                       : "+ OK\r\nb OK owner APPEND\r\nc OK NOOP completed.\r\n";
+            const char *got = o.transcript + greet;
+            size_t got_len = o.transcript_len - greet;
+            const char *logged = strstr(got, "Logged in\r\n");
+            CHECK(logged != NULL);
+            if (logged != NULL) {
+                logged += strlen("Logged in\r\n");
+                CHECK_BYTES(logged, got_len - (size_t)(logged - got), want, strlen(want));
+            }
+            imap_session_finish(&s);
+            CHECK(!o.is_lent);
+        }
     }
 }
 
@@ -386,9 +446,9 @@ test_transcripts(void)
     transcript_case("append-pre", true, false, S("a APPEND INBOX {10}\r\nb NOOP\r\n"),
                     S("a BAD Not authenticated.\r\nb OK NOOP completed.\r\n"));
     transcript_case("append-auth", true, false,
-                    S("a LOGIN alice secret\r\nb APPEND INBOX {10}\r\nc NOOP\r\n"),
-                    S("a" LOGGED_IN "b NO [UNAVAILABLE] Not yet implemented.\r\n"
-                      "c OK NOOP completed.\r\n"));
+                    S("a LOGIN alice secret\r\nb APPEND INBOX {10}\r\n0123456789\r\n"
+                      "c NOOP\r\n"),
+                    S("a" LOGGED_IN "+ OK\r\nb OK owner APPEND\r\nc OK NOOP completed.\r\n"));
     transcript_case("tag-63", true, false,
                     S("ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt NOOP\r\n"),
                     S("ttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt"
@@ -569,6 +629,7 @@ int
 main(void)
 {
     test_size();
+    test_append_stream();
     test_greeting();
     test_transcripts();
     test_pipelined_auth();
