@@ -24,12 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/assertions.h"
 #include "core/imap_exec.h"
 #include "core/job.h"
 #include "core/log.h"
+#include "core/login_delay.h"
 #include "core/version.h"
 #include "proto/imap/imap_session.h"
 #include "store/maildir_folders.h"
@@ -91,6 +93,7 @@ struct imap_conn {
     struct imap_exec exec;
     size_t exec_sent; /* bytes of exec.out already sent */
     char *root;       /* the user's Maildir, after login */
+    bool is_auth_fail_delayed; /* a failed login waits for its timer */
     struct imap_append *append; /* an APPEND being received, or NULL */
 };
 
@@ -283,7 +286,8 @@ static bool
 imap_conn_is_closing(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
-    return imap_session_is_closing(&ic->session) && !ic->is_job_out;
+    return imap_session_is_closing(&ic->session) && !ic->is_job_out &&
+           !ic->is_auth_fail_delayed;
 }
 
 static void
@@ -346,6 +350,17 @@ imap_conn_close(struct conn *conn)
     ic->root = NULL;
 }
 
+/* A failed login's delay is over: answer it. */
+static void
+imap_conn_timer(struct conn *conn)
+{
+    struct imap_conn *ic = conn_state(conn);
+    if (ic->is_auth_fail_delayed) {
+        ic->is_auth_fail_delayed = false;
+        imap_session_auth_done(&ic->session, false, NULL);
+    }
+}
+
 /* The selected mailbox changed: an IDLE session reports at once. */
 static void
 imap_conn_poke(struct conn *conn)
@@ -380,6 +395,7 @@ const struct conn_handler imap_listener_handler = {
     .file_done = imap_conn_file_done,
     .close = imap_conn_close,
     .poke = imap_conn_poke,
+    .timer = imap_conn_timer,
 };
 
 /* ---- requests ----------------------------------------------------------------- */
@@ -691,12 +707,20 @@ auth_job_done(struct job *job, struct conn *conn)
         }
         if (auth->is_ok) {
             log_info("imap-login: Login: user=<%s>, rip=%s", auth->user, conn_peer_text(conn));
+            login_delay_succeeded(conn_peer_text(conn), auth->user);
+            imap_session_auth_done(&ic->session, true, auth->user);
         } else {
-            /* One stable line for fail2ban. */
-            log_info("imap-login: auth failed: user=<%s>, rip=%s", auth->user,
-                     conn_peer_text(conn));
+            /* One stable line for fail2ban, and the NO only after a delay
+             * that grows with the address's and the user's failures. */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            uint32_t delay_ms =
+                login_delay_failed(conn_peer_text(conn), auth->user, (uint64_t)now.tv_sec);
+            log_info("imap-login: auth failed: user=<%s>, rip=%s, delay=%ums", auth->user,
+                     conn_peer_text(conn), delay_ms);
+            ic->is_auth_fail_delayed = true;
+            conn_timer_start(conn, delay_ms);
         }
-        imap_session_auth_done(&ic->session, auth->is_ok, auth->is_ok ? auth->user : NULL);
     }
     explicit_bzero(auth, sizeof(*auth));
     free(auth);

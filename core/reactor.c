@@ -63,6 +63,7 @@ enum op_kind {
     OP_WAKE,
     OP_TICK,
     OP_DISCARD, /* fire-and-forget close/unlink: the result is only logged */
+    OP_TIMER,   /* conn_timer_start: handler->timer */
 };
 
 struct conn {
@@ -84,6 +85,8 @@ struct conn {
     bool                       is_ip_counted;
     bool                       is_timeout_pending; /* recv cancelled by its timer */
     uint8_t                    is_poked;       /* queued by reactor_conn_poke: ck_pr */
+    bool                       is_timer_armed;
+    struct __kernel_timespec   timer;
     int32_t                    held_buffer;    /* provided buffer id, or -1 */
     uint32_t                   held_offset;
     uint32_t                   held_len;
@@ -506,6 +509,11 @@ conn_begin_close(struct conn *conn)
         io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
         conn->is_cancel_sent = true;
     }
+    if (conn->is_timer_armed) {
+        struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+        io_uring_prep_timeout_remove(sqe, pack(OP_TIMER, conn->slot, conn->generation), 0);
+        io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+    }
 }
 
 static void
@@ -713,6 +721,13 @@ conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int r
         ASSERT(conn->is_file_busy);
         conn->is_file_busy = false;
         conn->handler->file_done(conn, result);
+        break;
+    case OP_TIMER:
+        ASSERT(conn->is_timer_armed);
+        conn->is_timer_armed = false;
+        if (!conn->is_closing) {
+            conn->handler->timer(conn);
+        }
         break;
     default:
         ASSERT(false);
@@ -1334,6 +1349,19 @@ reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const char *pa
                       strerror(-rc));
         }
     }
+}
+
+void
+conn_timer_start(struct conn *conn, uint32_t ms)
+{
+    ASSERT(!conn->is_timer_armed);
+    ASSERT(conn->handler->timer != NULL);
+    ms_to_timespec(ms, &conn->timer);
+    struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+    io_uring_prep_timeout(sqe, &conn->timer, 0, 0);
+    io_uring_sqe_set_data64(sqe, pack(OP_TIMER, conn->slot, conn->generation));
+    conn->is_timer_armed = true;
+    conn->ops_in_flight++;
 }
 
 uint32_t

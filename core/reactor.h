@@ -50,6 +50,8 @@ struct conn_handler {
     void (*file_done)(struct conn *conn, int result);
     /* Last call: no operation is in flight any more; release protocol state. */
     void (*close)(struct conn *conn);
+    /* Optional: the timer started with conn_timer_start() fired. */
+    void (*timer)(struct conn *conn);
     /* Optional: reactor_conn_poke() asked this connection to look at shared
      * state again (new mail for an IDLE session). May be spurious. */
     void (*poke)(struct conn *conn);
@@ -142,6 +144,10 @@ void reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const cha
 /* Look at this connection again: send output, feed held input, close. Call
  * after changing protocol state outside of a handler callback. */
 void conn_kick(struct conn *conn);
+
+/* One timer per connection (handler->timer when it fires; a closing
+ * connection's timer is cancelled). */
+void conn_timer_start(struct conn *conn, uint32_t ms);
 
 /* The connection's slot number on its reactor (for reactor_conn_poke). */
 uint32_t conn_slot(const struct conn *conn);
