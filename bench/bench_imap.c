@@ -682,6 +682,21 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
     for (uint32_t i = 0; i < connections; i++) {
         result->idling += __atomic_load_n(&run->is_idling[i], __ATOMIC_ACQUIRE);
     }
+    if (options->hold_s > 0) {
+        /* Everyone idles: an outside observer (bench/imap_idle.sh) reads
+         * the server's steady-state memory now. */
+        if (options->hold_file != NULL) {
+            FILE *f = fopen(options->hold_file, "w");
+            if (f != NULL) {
+                (void)fprintf(f, "%" PRIu64 "\n", result->idling);
+                (void)fclose(f);
+            }
+        }
+        struct timespec hold = {.tv_sec = (time_t)options->hold_s, .tv_nsec = 0};
+        while (nanosleep(&hold, &hold) != 0 && errno == EINTR &&
+               __atomic_load_n(&stop_requested, __ATOMIC_RELAXED) == 0) {
+        }
+    }
     if (!is_quiet) {
         (void)fprintf(stderr,
                       "toaster-bench imap-idle: %" PRIu64 " sessions idle after %.1f s; "

@@ -55,6 +55,8 @@ enum option_id {
     OPT_SMTP,
     OPT_DELIVER_COUNT,
     OPT_PUSH_TIMEOUT,
+    OPT_HOLD,
+    OPT_HOLD_FILE,
     OPT_JSON,
     OPT_QUIET,
     OPT_SEED,
@@ -78,6 +80,8 @@ static const struct option long_options[] = {
     {"smtp", required_argument, NULL, OPT_SMTP},
     {"deliver-count", required_argument, NULL, OPT_DELIVER_COUNT},
     {"push-timeout", required_argument, NULL, OPT_PUSH_TIMEOUT},
+    {"hold", required_argument, NULL, OPT_HOLD},
+    {"hold-file", required_argument, NULL, OPT_HOLD_FILE},
     {"json", required_argument, NULL, OPT_JSON},
     {"quiet", no_argument, NULL, OPT_QUIET},
     {"seed", required_argument, NULL, OPT_SEED},
@@ -156,7 +160,10 @@ bench_imap_options_usage(FILE *out, enum bench_imap_mode mode)
         (void)fputs(
             "  --smtp HOST:PORT          where to deliver (required)\n"
             "  --deliver-count K         messages to deliver, one per user in turn (default 100)\n"
-            "  --push-timeout SECONDS    wait this long after the last 250 (default 30)\n",
+            "  --push-timeout SECONDS    wait this long after the last 250 (default 30)\n"
+            "  --hold SECONDS            once all idle, wait this long before delivering\n"
+            "                            (to read the server's memory; default 0)\n"
+            "  --hold-file FILE          written when the hold starts\n",
             out);
     } else {
         (void)fputs(
@@ -349,6 +356,21 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
                 return usage_error(options, "--push-timeout", arg, "want 1..3600 seconds");
             }
             options->push_timeout_s = (uint32_t)value;
+            break;
+        case OPT_HOLD:
+            if (!is_idle) {
+                return usage_error(options, "--hold", NULL, "is for imap-idle");
+            }
+            if (parse_u64(arg, 1, BENCH_IMAP_TIMEOUT_S_MAX, &value) < 0) {
+                return usage_error(options, "--hold", arg, "want 1..3600 seconds");
+            }
+            options->hold_s = (uint32_t)value;
+            break;
+        case OPT_HOLD_FILE:
+            if (!is_idle) {
+                return usage_error(options, "--hold-file", NULL, "is for imap-idle");
+            }
+            options->hold_file = arg;
             break;
         case OPT_JSON:
             options->json_path = arg;

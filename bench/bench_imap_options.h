@@ -74,6 +74,8 @@ struct bench_imap_options {
     uint32_t deliver_count;
     uint32_t push_timeout_s;
     const char *json_path;
+    uint32_t hold_s;         /* imap-idle: wait this long once all idle, before delivering */
+    const char *hold_file;   /* imap-idle: written when the hold starts */
     bool is_quiet;
     uint64_t seed;
 };

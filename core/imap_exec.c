@@ -680,7 +680,7 @@ out_reserve(struct imap_exec *x, size_t more)
     if (x->out_cap - x->out_len >= more) {
         return true;
     }
-    size_t want = x->out_cap == 0 ? 16384 : x->out_cap;
+    size_t want = x->out_cap == 0 ? 4096 : x->out_cap;
     while (want - x->out_len < more) {
         want *= 2;
     }

@@ -61,6 +61,8 @@ struct imap_auth {
  * system allows), written through the reactor in IMAP_APPEND_BUFFER_BYTES
  * pieces; the worker links it into the folder. */
 #define IMAP_APPEND_BUFFER_BYTES (64u * 1024)
+/* How soon a job the full worker queue refused is offered again. */
+#define IMAP_JOB_RETRY_MS 5u
 
 enum append_op {
     APPEND_OP_NONE,
@@ -94,6 +96,11 @@ struct imap_conn {
     size_t exec_sent; /* bytes of exec.out already sent */
     char *root;       /* the user's Maildir, after login */
     bool is_auth_fail_delayed; /* a failed login waits for its timer */
+    enum imap_job_kind retry_kind; /* a job the full worker queue refused */
+    /* Waiting for a command scratch (scratch_pool.waiting_*), FIFO. */
+    bool is_waiting_for_scratch;
+    struct imap_conn *waiting_prev;
+    struct imap_conn *waiting_next;
     struct imap_append *append; /* an APPEND being received, or NULL */
 };
 
@@ -104,6 +111,8 @@ struct scratch_pool {
     uint32_t free_count;
     uint32_t made; /* buffers are allocated on first use */
     uint32_t capacity;
+    struct imap_conn *waiting_head; /* sessions that found the pool empty */
+    struct imap_conn *waiting_tail;
 };
 
 static struct {
@@ -125,6 +134,8 @@ static void auth_job_run(struct job *job);
 static void auth_job_done(struct job *job, struct conn *conn);
 static void auth_check(struct imap_auth *auth);
 static void view_notify(struct mailbox_view *view);
+static void retry_later(struct imap_conn *ic, enum imap_job_kind kind);
+static void auth_submit(struct imap_conn *ic);
 static void append_chunk(struct imap_conn *ic);
 static void append_flush(struct imap_conn *ic);
 static void append_discard(struct imap_conn *ic);
@@ -144,7 +155,20 @@ scratch_acquire(void *owner)
         return pool->free_list[--pool->free_count];
     }
     if (pool->made == pool->capacity) {
-        return NULL; /* the session waits: backpressure */
+        /* The session waits (backpressure) and is woken, in arrival
+         * order, when a scratch comes back. */
+        if (!ic->is_waiting_for_scratch) {
+            ic->is_waiting_for_scratch = true;
+            ic->waiting_next = NULL;
+            ic->waiting_prev = pool->waiting_tail;
+            if (pool->waiting_tail != NULL) {
+                pool->waiting_tail->waiting_next = ic;
+            } else {
+                pool->waiting_head = ic;
+            }
+            pool->waiting_tail = ic;
+        }
+        return NULL;
     }
     struct imap_session_scratch *s = &pool->all[pool->made];
     size_t buf_bytes = IMAP_LINE_BYTES_MAX_DEFAULT + IMAP_LITERAL_BYTES_MAX_DEFAULT;
@@ -165,12 +189,39 @@ scratch_acquire(void *owner)
 }
 
 static void
+scratch_wait_cancel(struct imap_conn *ic)
+{
+    if (!ic->is_waiting_for_scratch) {
+        return;
+    }
+    struct scratch_pool *pool = &imap_listener.pools[reactor_index(conn_reactor(ic->conn))];
+    if (ic->waiting_prev != NULL) {
+        ic->waiting_prev->waiting_next = ic->waiting_next;
+    } else {
+        pool->waiting_head = ic->waiting_next;
+    }
+    if (ic->waiting_next != NULL) {
+        ic->waiting_next->waiting_prev = ic->waiting_prev;
+    } else {
+        pool->waiting_tail = ic->waiting_prev;
+    }
+    ic->is_waiting_for_scratch = false;
+}
+
+static void
 scratch_release(void *owner, struct imap_session_scratch *scratch)
 {
     struct imap_conn *ic = owner;
     struct scratch_pool *pool = &imap_listener.pools[reactor_index(conn_reactor(ic->conn))];
     ASSERT(pool->free_count < pool->made);
     pool->free_list[pool->free_count++] = scratch;
+    /* Wake the longest waiter through a poke: this runs inside another
+     * session's feed, where feeding a second session would nest. */
+    struct imap_conn *next = pool->waiting_head;
+    if (next != NULL) {
+        scratch_wait_cancel(next);
+        reactor_conn_poke(conn_reactor(next->conn), conn_slot(next->conn));
+    }
 }
 
 /* ---- handler --------------------------------------------------------------- */
@@ -228,7 +279,7 @@ imap_conn_wants_input(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
     return !ic->is_job_out && !exec_output_pending(ic) && append_room(ic) > 0 &&
-           imap_session_wants_input(&ic->session);
+           ic->retry_kind == IMAP_JOB_NONE && imap_session_wants_input(&ic->session);
 }
 
 static uint32_t
@@ -272,11 +323,18 @@ imap_conn_output_sent(struct conn *conn, size_t bytes)
     }
     ic->exec.out_len = 0;
     ic->exec_sent = 0;
+    if (!ic->exec.is_more) {
+        /* An idle session keeps no output buffer. */
+        free(ic->exec.out);
+        ic->exec.out = NULL;
+        ic->exec.out_cap = 0;
+    }
     if (ic->exec.is_more) {
         job_submit(ic, IMAP_JOB_COMMAND); /* the next step of a long command */
         return;
     }
-    if (ic->is_push_wanted && imap_session_is_idle(&ic->session)) {
+    if (ic->is_push_wanted && imap_session_is_idle(&ic->session) && !ic->is_job_out &&
+        ic->retry_kind == IMAP_JOB_NONE) {
         ic->is_push_wanted = false;
         job_submit(ic, IMAP_JOB_PUSH);
     }
@@ -287,7 +345,7 @@ imap_conn_is_closing(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
     return imap_session_is_closing(&ic->session) && !ic->is_job_out &&
-           !ic->is_auth_fail_delayed;
+           !ic->is_auth_fail_delayed && ic->retry_kind == IMAP_JOB_NONE;
 }
 
 static void
@@ -342,6 +400,7 @@ imap_conn_close(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
     ASSERT(!ic->is_job_out);
+    scratch_wait_cancel(ic);
     append_discard(ic);
     mailbox_view_detach(&ic->view);
     imap_exec_finish(&ic->exec);
@@ -350,7 +409,7 @@ imap_conn_close(struct conn *conn)
     ic->root = NULL;
 }
 
-/* A failed login's delay is over: answer it. */
+/* A failed login's delay is over, or a job may be queued again. */
 static void
 imap_conn_timer(struct conn *conn)
 {
@@ -358,7 +417,30 @@ imap_conn_timer(struct conn *conn)
     if (ic->is_auth_fail_delayed) {
         ic->is_auth_fail_delayed = false;
         imap_session_auth_done(&ic->session, false, NULL);
+        return;
     }
+    enum imap_job_kind kind = ic->retry_kind;
+    ic->retry_kind = IMAP_JOB_NONE;
+    if (kind == IMAP_JOB_AUTH) {
+        auth_submit(ic);
+    } else if (kind != IMAP_JOB_NONE) {
+        job_submit(ic, kind);
+    }
+    if (ic->is_push_wanted && kind == IMAP_JOB_NONE && !ic->is_job_out &&
+        !exec_output_pending(ic) && imap_session_is_idle(&ic->session)) {
+        ic->is_push_wanted = false;
+        job_submit(ic, IMAP_JOB_PUSH);
+    }
+}
+
+/* The worker queue refused a job: a timer brings it back. The request
+ * stays with the session (AUTH is taken again: see serve_request). */
+static void
+retry_later(struct imap_conn *ic, enum imap_job_kind kind)
+{
+    ASSERT(ic->retry_kind == IMAP_JOB_NONE);
+    ic->retry_kind = kind;
+    conn_timer_start(ic->conn, IMAP_JOB_RETRY_MS);
 }
 
 /* The selected mailbox changed: an IDLE session reports at once. */
@@ -372,7 +454,7 @@ imap_conn_poke(struct conn *conn)
     if (mailbox_view_is_dirty(&ic->view) && !mailbox_view_claim_refresh(&ic->view)) {
         return; /* another session refreshes; its refresh notifies us again */
     }
-    if (ic->is_job_out || exec_output_pending(ic)) {
+    if (ic->is_job_out || exec_output_pending(ic) || ic->retry_kind != IMAP_JOB_NONE) {
         ic->is_push_wanted = true;
         return;
     }
@@ -409,42 +491,9 @@ serve_request(struct imap_conn *ic)
     switch (imap_session_take_request(&ic->session)) {
     case IMAP_REQUEST_NONE:
         return;
-    case IMAP_REQUEST_AUTH: {
-        struct imap_auth *auth = calloc(1, sizeof(*auth));
-        if (auth == NULL) {
-            imap_session_auth_done(&ic->session, false, NULL);
-            return;
-        }
-        auth->ic = ic;
-        const char *user = imap_session_auth_user(&ic->session);
-        size_t n = strnlen(user, sizeof(auth->user) - 1);
-        for (size_t i = 0; i < n; i++) {
-            char c = user[i];
-            auth->user[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-        }
-        (void)snprintf(auth->password, sizeof(auth->password), "%s",
-                       imap_session_auth_password(&ic->session));
-        /* The table is read here, on the reactor, where it is safe (see
-         * recipients_publish); the worker gets a copy of the hash. */
-        const struct recipients *table = recipients_current();
-        const char *hash =
-            table != NULL ? recipients_password_hash(table, span_make(auth->user, n)) : NULL;
-        if (hash != NULL && strlen(hash) < sizeof(auth->hash)) {
-            memcpy(auth->hash, hash, strlen(hash) + 1);
-            auth->has_user = true;
-        }
-        auth->job.run = auth_job_run;
-        auth->job.done = auth_job_done;
-        if (conn_job_submit(ic->conn, &auth->job) != 0) {
-            explicit_bzero(auth, sizeof(*auth));
-            free(auth);
-            imap_session_auth_done(&ic->session, false, NULL);
-            return;
-        }
-        ic->is_job_out = true;
-        ic->job_kind = IMAP_JOB_AUTH;
+    case IMAP_REQUEST_AUTH:
+        auth_submit(ic);
         return;
-    }
     case IMAP_REQUEST_APPEND_DATA:
         append_chunk(ic);
         return;
@@ -462,6 +511,48 @@ serve_request(struct imap_conn *ic)
         job_submit(ic, IMAP_JOB_COMMAND);
         return;
     }
+}
+
+/* Hand the pending login to a worker (the password check). */
+static void
+auth_submit(struct imap_conn *ic)
+{
+    struct imap_auth *auth = calloc(1, sizeof(*auth));
+    if (auth == NULL) {
+        imap_session_auth_done(&ic->session, false, NULL);
+        return;
+    }
+    auth->ic = ic;
+    const char *user = imap_session_auth_user(&ic->session);
+    size_t n = strnlen(user, sizeof(auth->user) - 1);
+    for (size_t i = 0; i < n; i++) {
+        char c = user[i];
+        auth->user[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    (void)snprintf(auth->password, sizeof(auth->password), "%s",
+                   imap_session_auth_password(&ic->session));
+    /* The table is read here, on the reactor, where it is safe (see
+     * recipients_publish); the worker gets a copy of the hash. */
+    const struct recipients *table = recipients_current();
+    const char *hash =
+        table != NULL ? recipients_password_hash(table, span_make(auth->user, n)) : NULL;
+    if (hash != NULL && strlen(hash) < sizeof(auth->hash)) {
+        memcpy(auth->hash, hash, strlen(hash) + 1);
+        auth->has_user = true;
+    }
+    auth->job.run = auth_job_run;
+    auth->job.done = auth_job_done;
+    if (conn_job_submit(ic->conn, &auth->job) != 0) {
+        /* The worker queue is full: try again shortly (the session
+         * waits; a login is never refused for our own load). */
+        explicit_bzero(auth, sizeof(*auth));
+        free(auth);
+        retry_later(ic, IMAP_JOB_AUTH);
+        return;
+    }
+    ic->is_job_out = true;
+    ic->job_kind = IMAP_JOB_AUTH;
+    return;
 }
 
 /* ---- APPEND streaming --------------------------------------------------------- */
@@ -594,12 +685,8 @@ job_submit(struct imap_conn *ic, enum imap_job_kind kind)
     ic->job.run = command_job_run;
     ic->job.done = command_job_done;
     if (conn_job_submit(ic->conn, &ic->job) != 0) {
-        /* The worker queue is full: say so rather than wait unbounded. */
-        if (kind == IMAP_JOB_COMMAND) {
-            x->is_more = false;
-            imap_exec_no(x, "[UNAVAILABLE] Server busy, try again.");
-            imap_session_command_done(&ic->session, IMAP_OUTCOME_STAY);
-        }
+        /* The worker queue is full: try again shortly. */
+        retry_later(ic, kind);
         return;
     }
     ic->is_job_out = true;
@@ -643,7 +730,13 @@ command_job_done(struct job *job, struct conn *conn)
         imap_session_command_done(&ic->session, x->outcome);
     }
     ic->exec_sent = 0;
-    if (x->out_len == 0 && ic->is_push_wanted && imap_session_is_idle(&ic->session)) {
+    if (x->out_len == 0 && !x->is_more) {
+        free(x->out);
+        x->out = NULL;
+        x->out_cap = 0;
+    }
+    if (x->out_len == 0 && ic->is_push_wanted && imap_session_is_idle(&ic->session) &&
+        ic->retry_kind == IMAP_JOB_NONE) {
         ic->is_push_wanted = false;
         job_submit(ic, IMAP_JOB_PUSH);
     }
@@ -763,6 +856,11 @@ imap_listener_init(const struct config *config)
     }
     imap_listener.is_spool_unnamed =
         config->spool_unnamed && spool_probe_unnamed(config->data_dir);
+    log_debug("imap: %zu bytes of state per connection, %u command scratches of %zu bytes per "
+              "reactor",
+              sizeof(struct imap_conn), config->imap_scratch_buffers,
+              (size_t)(IMAP_LINE_BYTES_MAX_DEFAULT + IMAP_LITERAL_BYTES_MAX_DEFAULT) +
+                  IMAP_PARSER_NODES_DEFAULT * sizeof(struct imap_node));
     imap_listener.callbacks.scratch_acquire = scratch_acquire;
     imap_listener.callbacks.scratch_release = scratch_release;
     imap_listener.pool_count = config->reactor_threads;
