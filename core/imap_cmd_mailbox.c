@@ -56,6 +56,9 @@ static int status_items(struct imap_exec *x, uint32_t list_node, unsigned *items
 static void status_write(struct imap_exec *x, const char *name, unsigned items, bool is_quiet);
 static void list_line(struct imap_exec *x, const struct list_request *req,
                       const struct maildir_folder *f, bool is_subscribed, bool has_sub_child);
+static void subscribed_list(struct imap_exec *x, const struct list_request *req,
+                            const struct maildir_folder_list *folders,
+                            const struct maildir_subscriptions *subs);
 
 void
 imap_cmd_list(struct imap_exec *x)
@@ -93,41 +96,8 @@ imap_cmd_list(struct imap_exec *x)
         free(req);
         return;
     }
-    const char *verb = req->is_lsub ? "LSUB" : "LIST";
     if (req->is_lsub || req->select_subscribed) {
-        /* Subscribed names, existing or not (RFC 5258 3.1). */
-        size_t pos = 0;
-        char name[MAILDIR_SUBSCRIPTION_NAME_BYTES_MAX + 1];
-        size_t len = 0;
-        for (size_t guard = 0; guard <= MAILDIR_SUBSCRIPTIONS_MAX; guard++) {
-            if (maildir_subscriptions_next(&subs, &pos, '.', name, sizeof(name), &len) != 1) {
-                break;
-            }
-            name[len] = '\0';
-            bool is_match = false;
-            for (size_t p = 0; p < req->pattern_count && !is_match; p++) {
-                is_match = pattern_match(req->patterns[p], name);
-            }
-            if (!is_match) {
-                continue;
-            }
-            const struct maildir_folder *found = NULL;
-            for (size_t i = 0; i < folders.count && found == NULL; i++) {
-                if (strcmp(folders.folders[i].name, name) == 0 ||
-                    (folders.folders[i].is_inbox && strcasecmp(name, "INBOX") == 0)) {
-                    found = &folders.folders[i];
-                }
-            }
-            struct maildir_folder ghost = {.name = name, .name_len = len, .is_nonexistent = true};
-            if (req->is_lsub) {
-                imap_exec_printf(x, "* %s (%s) \".\" ", verb,
-                                 found == NULL || !found->is_selectable ? "\\Noselect" : "");
-                imap_exec_mailbox_write(x, name);
-                imap_exec_cstr(x, "\r\n");
-                continue;
-            }
-            list_line(x, req, found != NULL ? found : &ghost, true, false);
-        }
+        subscribed_list(x, req, &folders, &subs);
     } else {
         for (size_t i = 0; i < folders.count; i++) {
             const struct maildir_folder *f = &folders.folders[i];
@@ -500,11 +470,132 @@ pattern_match(const char *pattern, const char *name)
     return *pattern == '\0';
 }
 
+struct sub_candidate {
+    char *name;
+    bool is_subscribed;
+    bool has_subscribed_child; /* RECURSIVEMATCH: a subscribed descendant */
+};
+
+static int
+candidate_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct sub_candidate *)a)->name, ((const struct sub_candidate *)b)->name);
+}
+
+static const struct maildir_folder *
+folder_find(const struct maildir_folder_list *folders, const char *name)
+{
+    for (size_t i = 0; i < folders->count; i++) {
+        const struct maildir_folder *f = &folders->folders[i];
+        if (strcmp(f->name, name) == 0 || (f->is_inbox && strcasecmp(name, "INBOX") == 0)) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+/* LSUB, and LIST (SUBSCRIBED [RECURSIVEMATCH]): subscribed names, existing
+ * or not (RFC 5258 3.1), and with RECURSIVEMATCH the unsubscribed parents
+ * of subscribed names, marked CHILDINFO ("SUBSCRIBED"). */
+static void
+subscribed_list(struct imap_exec *x, const struct list_request *req,
+                const struct maildir_folder_list *folders, const struct maildir_subscriptions *subs)
+{
+    size_t cap = 64;
+    size_t count = 0;
+    struct sub_candidate *c = malloc(cap * sizeof(*c));
+    size_t pos = 0;
+    char name[MAILDIR_SUBSCRIPTION_NAME_BYTES_MAX + 1];
+    size_t len = 0;
+    bool is_failed = c == NULL;
+    for (size_t guard = 0; guard <= MAILDIR_SUBSCRIPTIONS_MAX && !is_failed; guard++) {
+        if (maildir_subscriptions_next(subs, &pos, '.', name, sizeof(name), &len) != 1) {
+            break;
+        }
+        name[len] = '\0';
+        /* The name itself, then each parent (a.b.c: a.b, a). */
+        for (size_t end = len; !is_failed;) {
+            if (count == cap) {
+                struct sub_candidate *grown = realloc(c, cap * 2 * sizeof(*c));
+                if (grown == NULL) {
+                    is_failed = true;
+                    break;
+                }
+                c = grown;
+                cap *= 2;
+            }
+            c[count].name = strndup(name, end);
+            c[count].is_subscribed = end == len;
+            c[count].has_subscribed_child = end != len;
+            if (c[count].name == NULL) {
+                is_failed = true;
+                break;
+            }
+            count++;
+            if (!req->is_recursive_match) {
+                break;
+            }
+            while (end > 0 && name[end - 1] != '.') {
+                end--;
+            }
+            if (end <= 1) {
+                break;
+            }
+            end--; /* drop the '.' */
+        }
+    }
+    if (is_failed) {
+        imap_exec_no(x, "[SERVERBUG] Out of memory.");
+    } else {
+        qsort(c, count, sizeof(*c), candidate_cmp);
+    }
+    for (size_t i = 0; i < count && !is_failed; i++) {
+        /* Merge duplicates (a name both subscribed and a parent). */
+        while (i + 1 < count && strcmp(c[i].name, c[i + 1].name) == 0) {
+            c[i + 1].is_subscribed |= c[i].is_subscribed;
+            c[i + 1].has_subscribed_child |= c[i].has_subscribed_child;
+            i++;
+        }
+        bool is_match = false;
+        for (size_t p = 0; p < req->pattern_count && !is_match; p++) {
+            is_match = pattern_match(req->patterns[p], c[i].name);
+        }
+        if (!is_match) {
+            continue;
+        }
+        const struct maildir_folder *found = folder_find(folders, c[i].name);
+        struct maildir_folder ghost = {
+            .name = c[i].name, .name_len = strlen(c[i].name), .is_nonexistent = true};
+        if (req->is_lsub) {
+            if (!c[i].is_subscribed) {
+                continue;
+            }
+            imap_exec_cstr(x, found == NULL || !found->is_selectable ? "* LSUB (\\Noselect) \".\" "
+                                                                     : "* LSUB () \".\" ");
+            imap_exec_mailbox_write(x, found != NULL && found->is_inbox ? "INBOX" : c[i].name);
+            imap_exec_cstr(x, "\r\n");
+            continue;
+        }
+        if (!c[i].is_subscribed && !c[i].has_subscribed_child) {
+            continue;
+        }
+        list_line(x, req, found != NULL ? found : &ghost, c[i].is_subscribed,
+                  !c[i].is_subscribed && c[i].has_subscribed_child);
+        if (c[i].is_subscribed && req->return_status != 0 && found != NULL &&
+            found->is_selectable && !found->is_nonexistent) {
+            status_write(x, found->name, req->return_status, true);
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        free(c[i].name);
+    }
+    free(c);
+}
+
 static void
 list_line(struct imap_exec *x, const struct list_request *req, const struct maildir_folder *f,
           bool is_subscribed, bool has_sub_child)
 {
-    (void)has_sub_child;
     imap_exec_cstr(x, "* LIST (");
     bool is_first = true;
 #define ATTR(text)                                                                               \
@@ -535,6 +626,9 @@ list_line(struct imap_exec *x, const struct list_request *req, const struct mail
 #undef ATTR
     imap_exec_cstr(x, ") \".\" ");
     imap_exec_mailbox_write(x, f->is_inbox ? "INBOX" : f->name);
+    if (has_sub_child) {
+        imap_exec_cstr(x, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+    }
     imap_exec_cstr(x, "\r\n");
 }
 

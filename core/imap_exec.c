@@ -34,6 +34,8 @@
 #define IMAP_EXEC_OUT_BYTES_MAX (256u * 1024 * 1024)
 
 static bool out_reserve(struct imap_exec *x, size_t more);
+static int crlf_copy(struct imap_exec_file *f);
+static void view_sync(struct imap_exec *x, bool may_expunge);
 static void updates_expunged(void *arg, uint32_t seq, uint32_t uid);
 static void updates_exists(void *arg, uint32_t exists, uint32_t recent);
 static void updates_flags(void *arg, const struct mailbox_message *m);
@@ -120,13 +122,7 @@ imap_exec_push(struct imap_exec *x)
                         strerror(-rc));
         }
     }
-    struct mailbox_view_changes changes = {
-        .arg = x,
-        .expunged = updates_expunged,
-        .exists = updates_exists,
-        .flags = updates_flags,
-    };
-    mailbox_view_sync(x->view, true, &changes);
+    view_sync(x, true);
 }
 
 void
@@ -348,6 +344,17 @@ imap_exec_updates(struct imap_exec *x, bool may_expunge)
         log_warning("%s: refresh: %s", mailbox_index_path(mailbox_view_index(x->view)),
                     strerror(-rc));
     }
+    view_sync(x, may_expunge);
+}
+
+/* The callbacks run under the index lock: the keyword table they show is
+ * copied before. */
+static void
+view_sync(struct imap_exec *x, bool may_expunge)
+{
+    struct maildir_keywords names;
+    mailbox_index_keywords(mailbox_view_index(x->view), &names);
+    x->sync_keywords = &names;
     struct mailbox_view_changes changes = {
         .arg = x,
         .expunged = updates_expunged,
@@ -355,6 +362,7 @@ imap_exec_updates(struct imap_exec *x, bool may_expunge)
         .flags = updates_flags,
     };
     mailbox_view_sync(x->view, may_expunge, &changes);
+    x->sync_keywords = NULL;
 }
 
 static void
@@ -439,8 +447,10 @@ void
 imap_exec_fetch_flags(struct imap_exec *x, const struct mailbox_message *m, bool with_uid,
                       bool with_modseq)
 {
+    /* Inside mailbox_view_sync() (the index lock is held) the table was
+     * copied beforehand; elsewhere it is read now. */
     struct maildir_keywords names;
-    if (m->keywords != 0) {
+    if (m->keywords != 0 && x->sync_keywords == NULL) {
         mailbox_index_keywords(mailbox_view_index(x->view), &names);
     }
     imap_exec_printf(x, "* %u FETCH (", m->seq);
@@ -450,7 +460,9 @@ imap_exec_fetch_flags(struct imap_exec *x, const struct mailbox_message *m, bool
     imap_exec_cstr(x, "FLAGS (");
     imap_exec_flags_write(x, m->flags, m->keywords,
                           m->is_recent && (x->enabled & IMAP_ENABLED_IMAP4REV2) == 0,
-                          m->keywords != 0 ? &names : NULL);
+                          m->keywords == 0           ? NULL
+                          : x->sync_keywords != NULL ? x->sync_keywords
+                                                     : &names);
     imap_exec_cstr(x, ")");
     if (with_modseq) {
         imap_exec_printf(x, " MODSEQ (%llu)", (unsigned long long)m->modseq);
@@ -579,7 +591,9 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
     msg->seq = m->seq;
     msg->uid = m->uid;
     msg->modseq = m->modseq;
-    msg->size = m->size;
+    /* IMAP counts CRLF line ends: a file Dovecot wrote with LF is larger
+     * on the wire than on disk (W= says by how much). */
+    msg->size = m->vsize;
     static const struct {
         uint32_t maildir;
         uint32_t imap;
@@ -655,14 +669,66 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
             msg->data = "";
             msg->data_len = 0;
         }
+        /* Our own files are stored with CRLF (S= equals W=). One with bare
+         * LF (Dovecot's default, or no W= to tell) is served as CRLF from
+         * a converted copy, as Dovecot does. */
+        if (msg->data_len > 0 && (m->vsize != m->size || !m->has_vsize)) {
+            int rc = crlf_copy(f);
+            if (rc != 0) {
+                (void)close(fd);
+                imap_exec_file_close(f);
+                return rc;
+            }
+        }
     }
     (void)close(fd);
+    return 0;
+}
+
+/* Replace f's data by a copy with every bare LF made CRLF, when it has
+ * any. Returns 0 or -ENOMEM. */
+static int
+crlf_copy(struct imap_exec_file *f)
+{
+    const char *data = f->message.data;
+    size_t len = f->message.data_len;
+    size_t bare = 0;
+    for (const char *p = memchr(data, '\n', len); p != NULL;
+         p = memchr(p + 1, '\n', len - (size_t)(p + 1 - data))) {
+        if (p == data || p[-1] != '\r') {
+            bare++;
+        }
+        if (p + 1 == data + len) {
+            break;
+        }
+    }
+    if (bare == 0) {
+        return 0;
+    }
+    char *copy = malloc(len + bare);
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r')) {
+            copy[o++] = '\r';
+        }
+        copy[o++] = data[i];
+    }
+    ASSERT(o == len + bare);
+    f->copy = copy;
+    f->message.data = copy;
+    f->message.data_len = o;
+    f->message.size = o;
     return 0;
 }
 
 void
 imap_exec_file_close(struct imap_exec_file *f)
 {
+    free(f->copy);
+    f->copy = NULL;
     if (f->map != NULL) {
         (void)munmap(f->map, f->map_len);
         f->map = NULL;

@@ -48,6 +48,7 @@ struct imap_exec {
     unsigned enabled;           /* IMAP_ENABLED_* at the start */
     bool is_readonly;           /* the selected mailbox was EXAMINEd */
     bool is_flags_trailing_ok;  /* APPEND: more arguments follow the flag list */
+    const struct maildir_keywords *sync_keywords; /* during mailbox_view_sync */
     /* APPEND whose message was streamed: the spool file (-1: none). */
     int append_fd;
     uint64_t append_size;
@@ -149,6 +150,7 @@ struct imap_exec_file {
     struct imap_message message; /* proto/imap's view of it */
     void *map;
     size_t map_len;
+    char *copy; /* the CRLF copy of a file stored with bare LF, or NULL */
     const char *keyword_names[MAILDIR_KEYWORDS_MAX];
 };
 

@@ -94,6 +94,10 @@ struct imap_conn {
     bool is_push_wanted; /* poked while a job was out */
     struct imap_exec exec;
     size_t exec_sent; /* bytes of exec.out already sent */
+    /* Which output goes first: the session's own replies written before
+     * the job's output are sent before it; anything the session writes
+     * after (a BYE at shutdown) waits until the job's output is out. */
+    bool is_exec_first;
     char *root;       /* the user's Maildir, after login */
     bool is_auth_fail_delayed; /* a failed login waits for its timer */
     enum imap_job_kind retry_kind; /* a job the full worker queue refused */
@@ -239,10 +243,12 @@ imap_conn_open(struct conn *conn)
                       is_secure);
 }
 
+/* The job's output, once the job is back: while it runs, a worker writes
+ * exec.out (a poke may pump this connection meanwhile). */
 static bool
 exec_output_pending(const struct imap_conn *ic)
 {
-    return ic->exec_sent < ic->exec.out_len;
+    return !ic->is_job_out && ic->exec_sent < ic->exec.out_len;
 }
 
 /* Room for APPEND data: the session is fed no more than the buffer can
@@ -292,27 +298,32 @@ imap_conn_read_timeout_ms(struct conn *conn)
     return imap_listener.config->imap_idle_timeout_ms;
 }
 
+/* True when the next bytes to send are the job's output. pending_output
+ * and output_sent decide the same way, so a send that was in flight when
+ * the other buffer grew is accounted to the buffer it came from. */
+static bool
+is_exec_next(const struct imap_conn *ic)
+{
+    return exec_output_pending(ic) &&
+           (ic->is_exec_first || imap_session_output(&ic->session).len == 0);
+}
+
 static struct span
 imap_conn_pending_output(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
-    struct span own = imap_session_output(&ic->session);
-    if (own.len > 0) {
-        return own;
-    }
-    if (exec_output_pending(ic)) {
+    if (is_exec_next(ic)) {
         return span_make(ic->exec.out + ic->exec_sent, ic->exec.out_len - ic->exec_sent);
     }
-    return span_make(NULL, 0);
+    return imap_session_output(&ic->session);
 }
 
 static void
 imap_conn_output_sent(struct conn *conn, size_t bytes)
 {
     struct imap_conn *ic = conn_state(conn);
-    struct span own = imap_session_output(&ic->session);
-    if (own.len > 0) {
-        ASSERT(bytes <= own.len);
+    if (!is_exec_next(ic)) {
+        ASSERT(bytes <= imap_session_output(&ic->session).len);
         imap_session_output_sent(&ic->session, bytes);
         return;
     }
@@ -730,6 +741,7 @@ command_job_done(struct job *job, struct conn *conn)
         imap_session_command_done(&ic->session, x->outcome);
     }
     ic->exec_sent = 0;
+    ic->is_exec_first = imap_session_output(&ic->session).len == 0;
     if (x->out_len == 0 && !x->is_more) {
         free(x->out);
         x->out = NULL;

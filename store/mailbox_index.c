@@ -45,8 +45,10 @@ struct index_entry {
     uint64_t modseq;
     uint64_t expunged_modseq; /* 0: live */
     uint64_t size;
+    uint64_t vsize; /* with CRLF line ends (W=); == size for our own files */
     uint16_t name_len;
     bool is_in_new;
+    bool has_vsize; /* W= or the uidlist said so; else vsize is a guess */
 };
 
 struct mailbox_index {
@@ -1009,6 +1011,8 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
             e->flags = s->flags;
             e->keywords = s->keywords;
             e->size = s->size;
+            e->vsize = s->has_vsize ? s->vsize : s->size;
+            e->has_vsize = s->has_vsize;
             e->name_len = (uint16_t)name_len;
             e->is_in_new = s->is_in_new;
             e->modseq = modseq_base != 0 ? modseq_base : ++modseq;
@@ -1040,6 +1044,8 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
             e->name_len = (uint16_t)name_len;
             e->is_in_new = s->is_in_new;
             e->size = s->size;
+            e->vsize = s->has_vsize ? s->vsize : s->size;
+            e->has_vsize = s->has_vsize;
             if (s->flags != old->flags || s->keywords != old->keywords) {
                 e->flags = s->flags;
                 e->keywords = s->keywords;
@@ -1205,6 +1211,8 @@ message_from(const struct mailbox_index *index, const struct index_entry *e,
     out->keywords = e->keywords;
     out->modseq = e->expunged_modseq != 0 ? e->expunged_modseq : e->modseq;
     out->size = e->size;
+    out->vsize = e->vsize;
+    out->has_vsize = e->has_vsize;
     out->is_recent = view != NULL && e->uid >= view->recent_uid_min;
     out->is_in_new = e->is_in_new;
     out->is_gone = e->expunged_modseq != 0;

@@ -73,6 +73,8 @@ struct mailbox_message {
     uint32_t keywords; /* bit i = dovecot-keywords index i */
     uint64_t modseq;
     uint64_t size;     /* bytes of the file (S=) */
+    uint64_t vsize;    /* bytes with CRLF line ends (W=): RFC822.SIZE */
+    bool has_vsize;    /* vsize is known, not assumed equal to size */
     bool is_recent;
     bool is_in_new;    /* file is in new/, else cur/ */
     bool is_gone;      /* expunged before a STORE reached it */

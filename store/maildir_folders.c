@@ -1399,7 +1399,14 @@ subscribe_locked(int root_fd, int lock_fd, const char *const *names, size_t coun
         int arc = is_remove
                       ? maildir_subscriptions_remove(&subs, names[i], strlen(names[i]), '.')
                       : maildir_subscriptions_add(&subs, names[i], strlen(names[i]), '.');
-        if (arc < 0) {
+        if (is_remove) {
+            /* 0: removed; -ENOENT: it was not there, nothing to write. */
+            if (arc == 0) {
+                is_changed = true;
+            } else if (arc != -ENOENT) {
+                rc = arc;
+            }
+        } else if (arc < 0) {
             rc = arc;
         } else if (arc == 1) {
             is_changed = true;

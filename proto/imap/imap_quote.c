@@ -5,6 +5,9 @@
  * Pure: no allocation, no I/O, runs on any thread. Every writer checks the
  * room first and writes all of a token or nothing, so a buffer never holds
  * half an escape sequence. Work is linear in the input.
+ *
+ * NUL never leaves here: a string holding one is a literal with each NUL
+ * sent as IMAP_QUOTE_NUL_REPLACEMENT (see imap_quote.h for why).
  */
 #include "proto/imap/imap_quote.h"
 
@@ -16,6 +19,8 @@
 #define IMAP_QUOTE_UINT_DIGITS_MAX 20
 
 static bool is_atom_char(unsigned char c);
+static void out_literal(struct imap_out *out, const char *s, size_t len);
+static void out_bytes_nul_replaced(struct imap_out *out, const char *s, size_t len);
 
 enum sink_mode {
     SINK_MEASURE, /* count bytes and note what they need */
@@ -116,10 +121,7 @@ imap_out_string(struct imap_out *out, const char *s, size_t len, unsigned flags)
         ASSERT(s != NULL);
     }
     if (!imap_quote_is_quotable(s, len, flags)) {
-        imap_out_char(out, '{');
-        imap_out_uint(out, len);
-        imap_out_cstr(out, "}\r\n");
-        imap_out_bytes(out, s, len);
+        out_literal(out, s, len);
         return;
     }
     size_t escapes = 0;
@@ -288,7 +290,7 @@ sink_emit(struct imap_quote_sink *sink, const char *bytes, size_t len)
         }
         break;
     case SINK_RAW:
-        imap_out_bytes(sink->out, bytes, len);
+        out_bytes_nul_replaced(sink->out, bytes, len);
         break;
     case SINK_QUOTED: {
         size_t run = 0;
@@ -302,5 +304,43 @@ sink_emit(struct imap_quote_sink *sink, const char *bytes, size_t len)
         imap_out_bytes(sink->out, bytes + run, len - run);
         break;
     }
+    }
+}
+
+/* {len}CRLF and the bytes, NUL replaced; the whole token or nothing. */
+static void
+out_literal(struct imap_out *out, const char *s, size_t len)
+{
+    size_t digits = 1;
+    for (size_t v = len; v >= 10; v /= 10) {
+        digits++;
+    }
+    size_t token = 1 + digits + 3;
+    if (out->is_overflow || len > out->cap - out->len || token > out->cap - out->len - len) {
+        out->is_overflow = true;
+        return;
+    }
+    imap_out_char(out, '{');
+    imap_out_uint(out, len);
+    imap_out_cstr(out, "}\r\n");
+    out_bytes_nul_replaced(out, s, len);
+}
+
+/* Literal data: each NUL goes out as IMAP_QUOTE_NUL_REPLACEMENT. Bounded
+ * by len: each round writes up to the next NUL and its stand-in. */
+static void
+out_bytes_nul_replaced(struct imap_out *out, const char *s, size_t len)
+{
+    while (len > 0) {
+        const char *nul = memchr(s, '\0', len);
+        size_t run = nul == NULL ? len : (size_t)(nul - s);
+        imap_out_bytes(out, s, run);
+        s += run;
+        len -= run;
+        if (len > 0) {
+            imap_out_char(out, (char)IMAP_QUOTE_NUL_REPLACEMENT);
+            s++;
+            len--;
+        }
     }
 }

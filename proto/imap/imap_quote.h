@@ -6,6 +6,15 @@
  * write that does not fit writes nothing, sets is_overflow and every later
  * write is dropped too, so the buffer never holds a truncated token and the
  * caller learns at the end (one check) that the result is incomplete.
+ *
+ * NUL: RFC 3501 and RFC 9051 allow no NUL in any string, literal included
+ * (CHAR8 = %x01-ff; only literal8 may carry it), yet header values of
+ * stored mail can hold one. Every string writer here therefore sends
+ * IMAP_QUOTE_NUL_REPLACEMENT in place of each NUL and, because that byte
+ * is not valid UTF-8, always as a literal (even under IMAP_QUOTE_UTF8).
+ * The length does not change. This is Dovecot's choice in
+ * imap_append_string_for_humans() and the one imap_fetch makes for BODY[]
+ * data, so a client sees the same byte whichever item it fetched.
  */
 #ifndef TOASTER_PROTO_IMAP_QUOTE_H
 #define TOASTER_PROTO_IMAP_QUOTE_H
@@ -17,6 +26,9 @@
 /* Flags for the string writers. */
 #define IMAP_QUOTE_UTF8 0x1u   /* 8-bit bytes may go in a quoted string (UTF8=ACCEPT) */
 #define IMAP_QUOTE_HUMANS 0x2u /* Dovecot's "for humans" form, see imap_out_produced() */
+
+/* The byte a NUL is sent as inside a literal (see the top of this file). */
+#define IMAP_QUOTE_NUL_REPLACEMENT 0x80u
 
 struct imap_out {
     char  *buf;
@@ -40,7 +52,9 @@ void imap_out_uint(struct imap_out *out, uint64_t value);
 bool imap_quote_is_quotable(const char *s, size_t len, unsigned flags);
 
 /* string: "..." with '"' and '\' escaped when quotable, else a literal
- * {len}CRLF followed by the bytes. */
+ * {len}CRLF followed by the bytes, each NUL sent as
+ * IMAP_QUOTE_NUL_REPLACEMENT. Either form is written whole or not at all
+ * (is_overflow). */
 void imap_out_string(struct imap_out *out, const char *s, size_t len, unsigned flags);
 
 /* nstring: NIL when s is NULL, else as imap_out_string. */
@@ -58,8 +72,10 @@ struct imap_quote_sink;
 typedef void imap_quote_producer_fn(const void *arg, struct imap_quote_sink *sink);
 void imap_quote_sink_put(struct imap_quote_sink *sink, const char *bytes, size_t len);
 
-/* Write the produced bytes as an IMAP string. Without IMAP_QUOTE_HUMANS: a
- * quoted string with escapes when quotable, else a literal. With it (what
+/* Write the produced bytes as an IMAP string; a NUL makes it a literal and
+ * is sent as IMAP_QUOTE_NUL_REPLACEMENT, as in imap_out_string(). Without
+ * IMAP_QUOTE_HUMANS: a quoted string with escapes when quotable, else a
+ * literal. With it (what
  * Dovecot uses for Subject and display names): line breaks are dropped,
  * tabs become spaces, runs of white space become one space and leading and
  * trailing white space go; the result is a literal when anything had to

@@ -370,11 +370,31 @@ imap_text_finder_feed(struct imap_text_finder *finder, const char *utf8, size_t 
 }
 
 bool
+imap_text_finder_end(struct imap_text_finder *finder)
+{
+    ASSERT(finder != NULL);
+    ASSERT(finder->partial_len < sizeof(finder->partial));
+    if (finder->is_found || finder->partial_len == 0) {
+        finder->partial_len = 0;
+        return finder->is_found;
+    }
+    /* The kept bytes are a valid prefix of one sequence (feed keeps
+     * nothing else), which imap_text_fold() turns into one U+FFFD. */
+    finder->partial_len = 0;
+    finder_put_cp(finder, REPLACEMENT_CHAR);
+    if (!finder->is_found) {
+        finder_flush(finder);
+    }
+    return finder->is_found;
+}
+
+bool
 imap_text_contains(const char *utf8, size_t len, const char *needle, size_t needle_len)
 {
     struct imap_text_finder finder;
     imap_text_finder_init(&finder, needle, needle_len);
-    return imap_text_finder_feed(&finder, utf8, len);
+    (void)imap_text_finder_feed(&finder, utf8, len); /* the end call gives the answer */
+    return imap_text_finder_end(&finder);
 }
 
 /* Helpers. */

@@ -115,8 +115,17 @@ void imap_text_finder_init(struct imap_text_finder *finder, const char *needle,
                            size_t needle_len);
 
 /* Feed the next piece; returns true once the needle has been seen (further
- * feeding is then free). */
+ * feeding is then free). An incomplete UTF-8 sequence at the end of the
+ * piece waits for the next one, so the answer for text that ends inside a
+ * character comes only from imap_text_finder_end(). */
 bool imap_text_finder_feed(struct imap_text_finder *finder, const char *utf8, size_t len);
+
+/* End of the text: an incomplete UTF-8 sequence still waiting becomes one
+ * U+FFFD, as imap_text_fold() reads a text that ends inside a character,
+ * and is searched. Returns true when the needle has been seen in the whole
+ * text. Feeding after it goes on with a new character (the U+FFFD stays in
+ * the searched text); calling it again changes nothing. */
+bool imap_text_finder_end(struct imap_text_finder *finder);
 
 /* Whole-text convenience: does utf8[0..len) contain the folded needle? */
 bool imap_text_contains(const char *utf8, size_t len, const char *needle, size_t needle_len);

@@ -19,8 +19,8 @@
  * imap_text_to_utf8() fails only for the unknown charset, and a converter
  * fed in random pieces gives the same bytes as the one-shot conversion;
  * folding is idempotent and at most 3 bytes per input byte; the finder fed
- * in random pieces agrees with imap_text_contains() on the whole text,
- * and both with a plain search of the folded text; each decoder's plain
+ * in random pieces and ended agrees with imap_text_contains() on the
+ * whole text, and both with a plain search of the folded text; each decoder's plain
  * and streaming forms give the same length and bytes, the plain one
  * succeeds with exactly the room the result needs and fails with one byte
  * less. A broken property aborts.
@@ -214,17 +214,14 @@ check_finder(const char *needle_raw, size_t needle_raw_len, const char *text, si
     if (len == 0) {
         is_found = imap_text_finder_feed(&finder, text, 0);
     }
-    FUZZ_CHECK(is_found == whole);
-    /* A plain search of the folded text agrees, except that an incomplete
-     * UTF-8 sequence at the very end is U+FFFD to imap_text_fold() but
-     * never reaches the finder, which has no "end of text" call (reported
-     * 2026-12-04, /work/notes/fuzz-crashes/imap_text-1): texts ending in an
-     * 8-bit byte are left out of this comparison. */
-    if (len == 0 || (unsigned char)text[len - 1] < 0x80) {
-        bool plain =
-            needle_len == 0 || memmem(folded_text, folded_len, needle, needle_len) != NULL;
-        FUZZ_CHECK(plain == whole);
-    }
+    bool is_found_end = imap_text_finder_end(&finder);
+    FUZZ_CHECK(!is_found || is_found_end); /* once found, stays found */
+    FUZZ_CHECK(imap_text_finder_end(&finder) == is_found_end); /* a second end changes nothing */
+    FUZZ_CHECK(is_found_end == whole);
+    /* A plain search of the folded text agrees, a truncated character at
+     * the very end included (U+FFFD on both sides, imap_text-1). */
+    bool plain = needle_len == 0 || memmem(folded_text, folded_len, needle, needle_len) != NULL;
+    FUZZ_CHECK(plain == whole);
 }
 
 struct collect {

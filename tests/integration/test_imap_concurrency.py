@@ -55,8 +55,6 @@ def test_flags_seen_by_other_session_at_noop(toaster):
         assert any(re.match(rb"\* 1 FETCH \(.*FLAGS \([^)]*\\Seen", l) for l in lines), lines
 
 
-@pytest.mark.xfail(reason="server bug: NOOP in session B after session A stored a new keyword "
-                   "hangs, and toasterd then ignores SIGTERM", strict=True)
 def test_new_keyword_seen_by_other_session_at_noop(toaster):
     a, b = two_sessions(toaster, 3)
     with a, b:

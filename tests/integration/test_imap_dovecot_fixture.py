@@ -119,8 +119,6 @@ def test_dovecot_empty_and_fresh_uidlists(toaster):
     assert recs[4].startswith("1795841900.M1P1.host,S=1")
 
 
-@pytest.mark.xfail(reason="server bug: LF-only Dovecot files are served with bare LF and "
-                   "RFC822.SIZE is S= (30) instead of the CRLF size W= (34)", strict=True)
 def test_lf_files_served_with_crlf(toaster):
     install(toaster)
     with toaster.raw_imap() as c:

@@ -278,8 +278,6 @@ def test_list_subscribed_return_children_status(toaster):
         assert got[b"Sent"] == b'* LIST (\\HasNoChildren \\Subscribed \\Sent) "." Sent'
 
 
-@pytest.mark.xfail(reason="server bug: LIST (SUBSCRIBED RECURSIVEMATCH) gives no CHILDINFO parent",
-                   strict=True)
 def test_list_recursivematch_childinfo(toaster):
     with toaster.raw_imap() as c:
         c.login()
@@ -303,8 +301,6 @@ def test_list_return_status(toaster):
         assert lines[i + 1] == b"* STATUS Sent (MESSAGES 0 UNSEEN 0)"
 
 
-@pytest.mark.xfail(reason="server bug: LIST (SUBSCRIBED) ... RETURN (STATUS ...) sends no STATUS",
-                   strict=True)
 def test_list_subscribed_return_status(toaster):
     toaster.send("s@remote.test", "alice@example.com", msg("one"))
     with toaster.raw_imap() as c:
@@ -345,7 +341,6 @@ def test_lsub_and_subscriptions_file(toaster):
         assert len(lines) == 7 and b'* LSUB () "." Lists' in lines
 
 
-@pytest.mark.xfail(reason="server bug: UNSUBSCRIBE answers OK but removes nothing", strict=True)
 def test_unsubscribe(toaster):
     md = toaster.maildir("alice@example.com")
     with toaster.raw_imap() as c:
