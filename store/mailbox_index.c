@@ -31,6 +31,7 @@
 #include "core/hash.h"
 #include "core/log.h"
 #include "store/maildir_dotlock.h"
+#include "store/maildir_modseq.h"
 #include "store/maildir_name.h"
 #include "store/maildir_sync.h"
 #include "store/maildir_uidlist.h"
@@ -76,6 +77,11 @@ struct mailbox_index {
     struct maildir_keywords keywords;
     struct mailbox_view *views;
     size_t view_count;
+    /* MODSEQ changes not yet appended to toaster-modseq (lock). */
+    struct maildir_modseq_record *pending;
+    size_t pending_count;
+    size_t pending_cap;
+    bool is_pending_failed; /* an allocation failed: rewrite at next load */
     struct timespec mtime_new; /* sync_lock: directory times at the last sync */
     struct timespec mtime_cur;
     struct timespec mtime_uidlist;
@@ -89,7 +95,8 @@ static struct mailbox_index *registry_find(const char *path, uint32_t hash);
 static void index_free(struct mailbox_index *index);
 static int index_sync(struct mailbox_index *index, bool is_move_new);
 static int index_merge(struct mailbox_index *index, const struct maildir_sync_result *result,
-                       uint64_t modseq_base);
+                       const struct maildir_modseq *stored);
+static void compact_modseq_file(struct mailbox_index *index, const struct maildir_modseq *stored);
 static bool index_is_stale(struct mailbox_index *index);
 static void dir_times(const char *path, struct timespec *new_out, struct timespec *cur_out,
                       struct timespec *uidlist_out);
@@ -104,7 +111,8 @@ static void message_from(const struct mailbox_index *index, const struct index_e
 static int snapshot_add(struct mailbox_snapshot *snapshot, const struct mailbox_message *m);
 static void snapshot_finish(struct mailbox_snapshot *snapshot);
 static struct index_entry *entry_by_uid(struct mailbox_index *index, uint32_t uid);
-static uint64_t modseq_now(void);
+static void pending_add(struct mailbox_index *index, uint32_t uid, uint64_t modseq);
+static void pending_flush(struct mailbox_index *index);
 
 /* ---- the index --------------------------------------------------------- */
 
@@ -733,6 +741,7 @@ mailbox_view_store(struct mailbox_view *view, struct mailbox_snapshot *snapshot,
         e->flags = new_flags;
         e->keywords = new_keywords;
         e->modseq = ++index->highest_modseq;
+        pending_add(index, e->uid, e->modseq);
         e->name_off = new_off;
         e->name_len = (uint16_t)built_len;
         /* new/ never holds flags: the renamed file moves to cur/. */
@@ -779,6 +788,7 @@ mailbox_view_store(struct mailbox_view *view, struct mailbox_snapshot *snapshot,
     if (rc != 0) {
         atomic_store(&index->is_dirty, true);
     }
+    pending_flush(index);
     free(renames);
     free(scratch);
     return rc;
@@ -869,6 +879,7 @@ mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *u
         struct index_entry *e = victims[i].uid != 0 ? entry_by_uid(index, victims[i].uid) : NULL;
         if (e != NULL && e->expunged_modseq == 0) {
             e->expunged_modseq = ++index->highest_modseq;
+            pending_add(index, e->uid, e->expunged_modseq);
             index->tombstones++;
         }
     }
@@ -876,6 +887,7 @@ mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *u
         notify_views(index);
     }
     pthread_mutex_unlock(&index->lock);
+    pending_flush(index);
     free(victims);
     free(names);
     if (rc != 0) {
@@ -906,6 +918,7 @@ index_free(struct mailbox_index *index)
     pthread_mutex_destroy(&index->sync_lock);
     free(index->entries);
     free(index->names);
+    free(index->pending);
     free(index->path);
     free(index->uidvalidity_root);
     free(index);
@@ -935,14 +948,29 @@ index_sync(struct mailbox_index *index, bool is_move_new)
         /* Our own renames changed new/ and cur/. */
         dir_times(index->path, &t_new, &t_cur, &t_list);
     }
-    uint64_t base = index->is_loaded ? 0 : modseq_now();
+    struct maildir_modseq stored = {0};
+    bool is_first = !index->is_loaded;
+    if (is_first) {
+        rc = maildir_modseq_load(index->path, result.uidvalidity, &stored);
+        if (rc != 0) {
+            maildir_sync_result_free(&result);
+            return rc;
+        }
+    }
     pthread_mutex_lock(&index->lock);
-    rc = index_merge(index, &result, base);
+    rc = index_merge(index, &result, is_first ? &stored : NULL);
     if (rc == 0) {
         notify_views(index);
     }
     pthread_mutex_unlock(&index->lock);
+    if (is_first && rc == 0 && stored.count > 2 * result.entry_count + 1000) {
+        compact_modseq_file(index, &stored);
+    }
     maildir_sync_result_free(&result);
+    maildir_modseq_free(&stored);
+    if (rc == 0) {
+        pending_flush(index);
+    }
     if (rc == 0) {
         index->mtime_new = t_new;
         index->mtime_cur = t_cur;
@@ -951,13 +979,15 @@ index_sync(struct mailbox_index *index, bool is_move_new)
     return rc;
 }
 
-/* Merge a sync result into the entries (under lock). modseq_base != 0:
- * first load, every message gets that MODSEQ. Builds the new arrays first
- * so a failed allocation leaves the index as it was. */
+/* Merge a sync result into the entries (under lock). stored != NULL:
+ * first load, MODSEQs come from toaster-modseq. Later merges note every
+ * MODSEQ they hand out for the file. Builds the new arrays first so a
+ * failed allocation leaves the index as it was. */
 static int
 index_merge(struct mailbox_index *index, const struct maildir_sync_result *result,
-            uint64_t modseq_base)
+            const struct maildir_modseq *stored)
 {
+    uint64_t modseq_base = stored != NULL ? stored->base : 0;
     if (index->is_loaded && result->uidvalidity != index->uidvalidity) {
         /* Someone recreated the folder's uidlist. Sessions holding the old
          * UIDs cannot go on; mark everything expunged and start over. */
@@ -979,8 +1009,8 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
         return -ENOMEM;
     }
     uint64_t modseq = index->highest_modseq;
-    if (modseq_base > modseq) {
-        modseq = modseq_base;
+    if (stored != NULL && stored->highest > modseq) {
+        modseq = stored->highest;
     }
     size_t count = 0;
     size_t tombstones = 0;
@@ -1015,7 +1045,12 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
             e->has_vsize = s->has_vsize;
             e->name_len = (uint16_t)name_len;
             e->is_in_new = s->is_in_new;
-            e->modseq = modseq_base != 0 ? modseq_base : ++modseq;
+            if (stored != NULL) {
+                e->modseq = maildir_modseq_of(stored, s->uid);
+            } else {
+                e->modseq = ++modseq;
+                pending_add(index, e->uid, e->modseq);
+            }
             count++;
         }
         if (old == NULL || rc != 0) {
@@ -1050,6 +1085,7 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
                 e->flags = s->flags;
                 e->keywords = s->keywords;
                 e->modseq = ++modseq;
+                pending_add(index, e->uid, e->modseq);
             }
         } else {
             /* The file is gone: another program expunged it. */
@@ -1059,6 +1095,7 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
                 break;
             }
             e->expunged_modseq = ++modseq;
+            pending_add(index, e->uid, e->expunged_modseq);
             tombstones++;
         }
         count++;
@@ -1095,6 +1132,40 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
     }
     compact(index);
     return 0;
+}
+
+/* The file grew far past the messages it describes: rewrite it with one
+ * record per message that differs from the base, and the highest MODSEQ
+ * reached (sync_lock held, worker). */
+static void
+compact_modseq_file(struct mailbox_index *index, const struct maildir_modseq *stored)
+{
+    pthread_mutex_lock(&index->lock);
+    size_t n = 0;
+    struct maildir_modseq_record *records = malloc((index->count + 1) * sizeof(*records));
+    uint32_t uidvalidity = index->uidvalidity;
+    if (records != NULL) {
+        records[n].uid = 0;
+        records[n].modseq = index->highest_modseq;
+        n++;
+        for (size_t i = 0; i < index->count; i++) {
+            const struct index_entry *e = &index->entries[i];
+            if (e->expunged_modseq == 0 && e->modseq != stored->base) {
+                records[n].uid = e->uid;
+                records[n].modseq = e->modseq;
+                n++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&index->lock);
+    if (records != NULL) {
+        int rc = maildir_modseq_rewrite(index->path, uidvalidity, stored->base, records, n);
+        if (rc != 0) {
+            log_warning("%s: compacting %s: %s", index->path, MAILDIR_MODSEQ_FILE_NAME,
+                        strerror(-rc));
+        }
+    }
+    free(records);
 }
 
 static bool
@@ -1271,10 +1342,36 @@ entry_by_uid(struct mailbox_index *index, uint32_t uid)
     return lo < index->count && index->entries[lo].uid == uid ? &index->entries[lo] : NULL;
 }
 
-static uint64_t
-modseq_now(void)
+/* Note a MODSEQ change for toaster-modseq (under lock). */
+static void
+pending_add(struct mailbox_index *index, uint32_t uid, uint64_t modseq)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    if (index->pending_count == index->pending_cap) {
+        size_t cap = index->pending_cap == 0 ? 64 : index->pending_cap * 2;
+        struct maildir_modseq_record *grown = realloc(index->pending, cap * sizeof(*grown));
+        if (grown == NULL) {
+            index->is_pending_failed = true;
+            return;
+        }
+        index->pending = grown;
+        index->pending_cap = cap;
+    }
+    index->pending[index->pending_count].uid = uid;
+    index->pending[index->pending_count].modseq = modseq;
+    index->pending_count++;
+}
+
+/* Append the noted changes (worker, without the lock held). */
+static void
+pending_flush(struct mailbox_index *index)
+{
+    pthread_mutex_lock(&index->lock);
+    struct maildir_modseq_record *records = index->pending;
+    size_t count = index->pending_count;
+    index->pending = NULL;
+    index->pending_count = 0;
+    index->pending_cap = 0;
+    pthread_mutex_unlock(&index->lock);
+    maildir_modseq_append(index->path, records, count);
+    free(records);
 }

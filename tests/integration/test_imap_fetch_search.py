@@ -535,9 +535,6 @@ def test_qresync_param_without_enable_is_bad(toaster):
         assert c.cmd("a1 SELECT INBOX (QRESYNC (1 1))")[-1].startswith(b"a1 BAD ")
 
 
-@pytest.mark.xfail(reason="server bug: MODSEQs are not persistent; every SELECT gives every "
-                   "message a new MODSEQ, so QRESYNC/CHANGEDSINCE resend unchanged messages",
-                   strict=True)
 def test_modseq_stable_across_sessions(toaster):
     deliver_all(toaster)
     with toaster.raw_imap() as c:

@@ -7,7 +7,10 @@
  * the few listed in fixtures/mime/README as deliberate differences (those
  * lines carry our output and a "# ours" note). Table cases then cover the
  * other fields: defaults of Sender and Reply-To, repeated fields,
- * folding, subjects for humans, and overflow of a small buffer.
+ * folding, subjects for humans, and overflow of a small buffer. Header
+ * values holding NUL (no IMAP string may) must come out with 0x80 in its
+ * place, in a literal: table cases per field, then a NUL put at every
+ * position of a full header block.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -153,10 +156,91 @@ test_fields(void)
     CHECK_STR((imap_out_char(&out, '\0'), out_buf), "NIL");
 }
 
+static void
+check_out(const struct imap_out *out, const char *want, size_t want_len)
+{
+    CHECK(!out->is_overflow);
+    CHECK_BYTES(out->buf, out->len, want, want_len);
+}
+
+/* Header values with NUL: each NUL is sent as 0x80 inside a literal, in
+ * every field, also with UTF8=ACCEPT (0x80 is not UTF-8, so never in a
+ * quoted string). */
+static void
+test_nul(void)
+{
+    /* The fuzz finding imap_fetch-1: a display name "\0" and a subject
+     * "a\0b". The quoted string alone is a local part (no '<'). */
+    check_envelope(S("From:\"\0\"\r\nSubject: a\0b\r\n\r\n"),
+                   S("(NIL {3}\r\na\x80" "b ((NIL NIL {1}\r\n\x80 \"MISSING_DOMAIN\"))"
+                     " ((NIL NIL {1}\r\n\x80 \"MISSING_DOMAIN\"))"
+                     " ((NIL NIL {1}\r\n\x80 \"MISSING_DOMAIN\")) NIL NIL NIL NIL NIL)"));
+    /* Subject (for humans): NUL at the start, middle, end, alone. */
+    check_envelope(S("Subject: \0\r\n\r\n"),
+                   S("(NIL {1}\r\n\x80 NIL NIL NIL NIL NIL NIL NIL NIL)"));
+    check_envelope(S("Subject: \0abc\r\n\r\n"),
+                   S("(NIL {4}\r\n\x80" "abc NIL NIL NIL NIL NIL NIL NIL NIL)"));
+    check_envelope(S("Subject: ab  \0 c\r\n\r\n"),
+                   S("(NIL {6}\r\nab \x80 c NIL NIL NIL NIL NIL NIL NIL NIL)"));
+    check_envelope(S("Subject: abc\0\r\n\r\n"),
+                   S("(NIL {4}\r\nabc\x80 NIL NIL NIL NIL NIL NIL NIL NIL)"));
+    /* Date, In-Reply-To, Message-ID (quoted candidates otherwise). */
+    check_envelope(S("Date: \0Mon\r\nIn-Reply-To: <a@b>\0\r\nMessage-ID: <m\0@x>\r\n\r\n"),
+                   S("({4}\r\n\x80Mon NIL NIL NIL NIL NIL NIL NIL {6}\r\n<a@b>\x80"
+                     " {6}\r\n<m\x80@x>)"));
+    /* A literal candidate anyway (CR LF kept out, 8-bit byte) with NUL. */
+    check_envelope(S("Message-ID: <\xc3\xa9\0>\r\n\r\n"),
+                   S("(NIL NIL NIL NIL NIL NIL NIL NIL NIL {5}\r\n<\xc3\xa9\x80>)"));
+    /* Display name, quoted local part, domain literal with NUL. */
+    check_envelope(S("To: \"x\0y\" <a@b>, \"l\0\"@h, c@[1\0]\r\n\r\n"),
+                   S("(NIL NIL NIL NIL NIL (({3}\r\nx\x80y NIL \"a\" \"b\")"
+                     "(NIL NIL {2}\r\nl\x80 \"h\")(NIL NIL \"c\" {4}\r\n[1\x80]))"
+                     " NIL NIL NIL NIL)"));
+    struct imap_out out;
+    imap_out_init(&out, out_buf, sizeof(out_buf));
+    CHECK(imap_envelope_write_addresses(&out, S("\"x\0y\" <a@b>, \"l\0\"@h, c@[1\0]"), 0) ==
+          3);
+    check_out(&out, S("(({3}\r\nx\x80y NIL \"a\" \"b\")(NIL NIL {2}\r\nl\x80 \"h\")"
+                      "(NIL NIL \"c\" {4}\r\n[1\x80]))"));
+    /* UTF8=ACCEPT: 8-bit text is quoted, but not when it holds NUL. */
+    imap_out_init(&out, out_buf, sizeof(out_buf));
+    imap_envelope_write(&out, S("Subject: \xc3\xa9\0\r\nMessage-ID: \0\r\n\r\n"),
+                        IMAP_QUOTE_UTF8);
+    check_out(&out, S("(NIL {3}\r\n\xc3\xa9\x80 NIL NIL NIL NIL NIL NIL NIL {1}\r\n\x80)"));
+
+    /* A NUL at every position of a header block with every field: the
+     * output never holds NUL, with either flag set. */
+    static const char full[] =
+        "Date: Tue, 3 Mar 2026 23:59:59 +1300\r\n"
+        "Subject: =?UTF-8?Q?x?= hello  \"world\"\r\n"
+        "From: \"J\\\"o\" (c) <j.o@ex.de>\r\n"
+        "Sender: s@t\r\n"
+        "Reply-To: G: a@b, <@r:c@[1.2]>;\r\n"
+        "To: x y <z@w>, bare@host (Name)\r\n"
+        "Cc: \"q\"@h\r\nBcc: b@c\r\n"
+        "In-Reply-To: <i@r>\r\nMessage-ID: <m@id>\r\n\r\n";
+    char hdr[sizeof(full)];
+    unsigned long nul_out = 0;
+    unsigned long overflow = 0;
+    for (size_t at = 0; at + 1 < sizeof(full); at++) {
+        memcpy(hdr, full, sizeof(full));
+        hdr[at] = '\0';
+        for (unsigned flags = 0; flags <= IMAP_QUOTE_UTF8; flags += IMAP_QUOTE_UTF8) {
+            imap_out_init(&out, out_buf, sizeof(out_buf));
+            imap_envelope_write(&out, hdr, sizeof(full) - 1, flags);
+            overflow += out.is_overflow;
+            nul_out += memchr(out_buf, '\0', out.len) != NULL;
+        }
+    }
+    CHECK(overflow == 0);
+    CHECK(nul_out == 0);
+}
+
 int
 main(void)
 {
     test_dovecot_addresses();
     test_fields();
+    test_nul();
     UNIT_DONE();
 }

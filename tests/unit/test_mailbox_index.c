@@ -313,6 +313,69 @@ test_move_new_and_missing(void)
     mailbox_index_release(&idx);
 }
 
+/* MODSEQs survive the index being dropped and loaded again (a restart):
+ * unchanged messages keep theirs, HIGHESTMODSEQ never goes back, and a
+ * toaster-modseq file for another UIDVALIDITY is not trusted. */
+static void
+test_modseq_persistent(void)
+{
+    struct mailbox_index *idx = NULL;
+    CHECK(mailbox_index_open(box, NULL, &idx) == 0);
+    struct mailbox_view v = {0};
+    struct recorder r = {0};
+    mailbox_view_attach(&v, idx, false, on_notify, &r);
+    struct mailbox_snapshot snap = {0};
+    CHECK(mailbox_view_collect(&v, true, want_all, NULL, &snap) == 0);
+    CHECK(snap.count >= 2);
+    uint64_t first = snap.messages[0].modseq;
+    uint64_t second_before = snap.count >= 2 ? snap.messages[1].modseq : 0;
+    snap.messages[0] = snap.messages[snap.count - 1];
+    snap.count = 1;
+    CHECK(mailbox_view_store(&v, &snap, MAILBOX_FLAGS_ADD, MAILDIR_FLAG_FLAGGED, 0, 0) == 0);
+    uint32_t changed_uid = snap.messages[0].uid;
+    uint64_t changed = snap.messages[0].modseq;
+    mailbox_snapshot_free(&snap);
+    struct mailbox_status st;
+    mailbox_view_status(&v, &st);
+    uint64_t highest = st.highest_modseq;
+    CHECK(highest == changed);
+    mailbox_view_detach(&v);
+    mailbox_index_release(&idx);
+    CHECK(mailbox_index_loaded_count() == 0);
+
+    CHECK(mailbox_index_open(box, NULL, &idx) == 0);
+    mailbox_view_attach(&v, idx, false, on_notify, &r);
+    mailbox_view_status(&v, &st);
+    CHECK(st.highest_modseq == highest);
+    CHECK(mailbox_view_collect(&v, true, want_all, NULL, &snap) == 0);
+    for (size_t i = 0; i < snap.count; i++) {
+        if (snap.messages[i].uid == changed_uid) {
+            CHECK(snap.messages[i].modseq == changed);
+        } else if (i == 0) {
+            CHECK(snap.messages[i].modseq == first);
+        } else if (i == 1) {
+            CHECK(snap.messages[i].modseq == second_before);
+        }
+    }
+    mailbox_snapshot_free(&snap);
+    mailbox_view_detach(&v);
+    mailbox_index_release(&idx);
+
+    /* A file for another UIDVALIDITY: start over above everything. */
+    char p[512];
+    snprintf(p, sizeof(p), "%s/toaster-modseq", box);
+    FILE *f = fopen(p, "w");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fprintf(f, "toaster-modseq 1 12345 7\n1 9\n");
+        fclose(f);
+    }
+    CHECK(mailbox_index_open(box, NULL, &idx) == 0);
+    mailbox_index_status(idx, &st);
+    CHECK(st.highest_modseq > highest);
+    mailbox_index_release(&idx);
+}
+
 int main(void);
 
 int
@@ -333,6 +396,7 @@ main(void)
     }
     test_shared_and_views();
     test_move_new_and_missing();
+    test_modseq_persistent();
     if (nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
         perror(root);
     }
