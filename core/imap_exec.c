@@ -621,6 +621,16 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
     msg->keyword_names = f->keyword_names;
     msg->keyword_count = names;
     msg->keyword_mask = m->keywords & ((names >= 32 ? 0 : (UINT32_C(1) << names)) - 1u);
+    if (needs_date && m->mtime > 0) {
+        /* Known from an earlier read: no stat. */
+        time_t known = (time_t)m->mtime;
+        struct tm tm;
+        msg->internal_date = m->mtime;
+        if (localtime_r(&known, &tm) != NULL) {
+            msg->internal_date_tz_minutes = (int32_t)(tm.tm_gmtoff / 60);
+        }
+        needs_date = false;
+    }
     if (!needs_data && !needs_date) {
         return 0;
     }
@@ -646,11 +656,16 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
         (void)close(fd);
         return -err;
     }
-    struct tm tm;
-    time_t mtime = st.st_mtim.tv_sec;
-    msg->internal_date = (int64_t)mtime;
-    if (localtime_r(&mtime, &tm) != NULL) {
-        msg->internal_date_tz_minutes = (int32_t)(tm.tm_gmtoff / 60);
+    if (m->mtime <= 0) {
+        struct tm tm;
+        time_t mtime = st.st_mtim.tv_sec;
+        msg->internal_date = (int64_t)mtime;
+        if (localtime_r(&mtime, &tm) != NULL) {
+            msg->internal_date_tz_minutes = (int32_t)(tm.tm_gmtoff / 60);
+        }
+        if (mtime > 0) {
+            mailbox_index_set_mtime(mailbox_view_index(x->view), m->uid, (int64_t)mtime);
+        }
     }
     if (needs_data) {
         msg->size = (uint64_t)st.st_size;

@@ -47,6 +47,7 @@ struct index_entry {
     uint64_t expunged_modseq; /* 0: live */
     uint64_t size;
     uint64_t vsize; /* with CRLF line ends (W=); == size for our own files */
+    int64_t mtime;  /* the file's mtime (INTERNALDATE) once read, else 0 */
     uint16_t name_len;
     bool is_in_new;
     bool has_vsize; /* W= or the uidlist said so; else vsize is a guess */
@@ -380,6 +381,18 @@ mailbox_index_keyword(struct mailbox_index *index, const char *name, size_t len)
     }
     pthread_mutex_unlock(&index->sync_lock);
     return rc;
+}
+
+void
+mailbox_index_set_mtime(struct mailbox_index *index, uint32_t uid, int64_t mtime)
+{
+    ASSERT(index != NULL);
+    pthread_mutex_lock(&index->lock);
+    struct index_entry *e = entry_by_uid(index, uid);
+    if (e != NULL) {
+        e->mtime = mtime;
+    }
+    pthread_mutex_unlock(&index->lock);
 }
 
 /* ---- views ------------------------------------------------------------- */
@@ -769,6 +782,12 @@ mailbox_view_store(struct mailbox_view *view, struct mailbox_snapshot *snapshot,
     }
     pthread_mutex_unlock(&index->lock);
 
+    /* Our renames change cur/'s time; when nobody else changed the folder
+     * since the last sync, the new time is recorded so the next command
+     * does not rescan for our own work (another program's change in the
+     * same instant waits for the next one: the price of not rescanning). */
+    pthread_mutex_lock(&index->sync_lock);
+    bool is_clean = rename_count > 0 && !index_is_stale(index);
     for (size_t i = 0; i < rename_count; i++) {
         char from[PATH_MAX];
         char to[PATH_MAX];
@@ -787,7 +806,10 @@ mailbox_view_store(struct mailbox_view *view, struct mailbox_snapshot *snapshot,
     }
     if (rc != 0) {
         atomic_store(&index->is_dirty, true);
+    } else if (is_clean) {
+        dir_times(index->path, &index->mtime_new, &index->mtime_cur, &index->mtime_uidlist);
     }
+    pthread_mutex_unlock(&index->sync_lock);
     pending_flush(index);
     free(renames);
     free(scratch);
@@ -854,6 +876,8 @@ mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *u
     }
     pthread_mutex_unlock(&index->lock);
 
+    pthread_mutex_lock(&index->sync_lock); /* see mailbox_view_store */
+    bool is_clean = victim_count > 0 && !index_is_stale(index);
     size_t done = 0;
     for (size_t i = 0; i < victim_count; i++) {
         char path[PATH_MAX];
@@ -873,6 +897,10 @@ mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *u
         }
         done++;
     }
+    if (is_clean && rc == 0) {
+        dir_times(index->path, &index->mtime_new, &index->mtime_cur, &index->mtime_uidlist);
+    }
+    pthread_mutex_unlock(&index->sync_lock);
 
     pthread_mutex_lock(&index->lock);
     for (size_t i = 0; i < victim_count; i++) {
@@ -1283,6 +1311,7 @@ message_from(const struct mailbox_index *index, const struct index_entry *e,
     out->modseq = e->expunged_modseq != 0 ? e->expunged_modseq : e->modseq;
     out->size = e->size;
     out->vsize = e->vsize;
+    out->mtime = e->mtime;
     out->has_vsize = e->has_vsize;
     out->is_recent = view != NULL && e->uid >= view->recent_uid_min;
     out->is_in_new = e->is_in_new;

@@ -74,6 +74,7 @@ struct mailbox_message {
     uint64_t modseq;
     uint64_t size;     /* bytes of the file (S=) */
     uint64_t vsize;    /* bytes with CRLF line ends (W=): RFC822.SIZE */
+    int64_t mtime;     /* INTERNALDATE when known (read once), else 0 */
     bool has_vsize;    /* vsize is known, not assumed equal to size */
     bool is_recent;
     bool is_in_new;    /* file is in new/, else cur/ */
@@ -231,6 +232,10 @@ long mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapsh
  * cannot be stored, as with Dovecot's Maildir), -EAGAIN (lock held) or
  * -errno. Worker thread. */
 int mailbox_index_keyword(struct mailbox_index *index, const char *name, size_t len);
+
+/* Remember a message's INTERNALDATE (its file's mtime), read by a command,
+ * so later ones need not stat the file. */
+void mailbox_index_set_mtime(struct mailbox_index *index, uint32_t uid, int64_t mtime);
 
 /* The UID of a base file name in the index (after a refresh), or 0. */
 uint32_t mailbox_index_uid_of_base(struct mailbox_index *index, const char *base, size_t len);

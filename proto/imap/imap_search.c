@@ -1200,7 +1200,7 @@ part_body_contains(const struct imap_message *m, const struct imap_mime_part *pa
         memmove(dec, dec + off, carry);
     }
     imap_text_conv_close(&conv);
-    return finder.is_found;
+    return imap_text_finder_end(&finder);
 }
 
 static bool

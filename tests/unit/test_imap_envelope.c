@@ -175,6 +175,9 @@ test_nul(void)
                    S("(NIL {3}\r\na\x80" "b ((NIL NIL {1}\r\n\x80 \"MISSING_DOMAIN\"))"
                      " ((NIL NIL {1}\r\n\x80 \"MISSING_DOMAIN\"))"
                      " ((NIL NIL {1}\r\n\x80 \"MISSING_DOMAIN\")) NIL NIL NIL NIL NIL)"));
+    check_envelope(S("From: \"\0\" <a@b>\r\n\r\n"),
+                   S("(NIL NIL (({1}\r\n\x80 NIL \"a\" \"b\")) (({1}\r\n\x80 NIL \"a\" \"b\"))"
+                     " (({1}\r\n\x80 NIL \"a\" \"b\")) NIL NIL NIL NIL NIL)"));
     /* Subject (for humans): NUL at the start, middle, end, alone. */
     check_envelope(S("Subject: \0\r\n\r\n"),
                    S("(NIL {1}\r\n\x80 NIL NIL NIL NIL NIL NIL NIL NIL)"));

@@ -8,7 +8,8 @@
  * differ on purpose. Each output is also written into every smaller buffer
  * to check that overflow is reported and nothing is written past the end.
  * Then part offsets, sizes and the limits (depth, part count, header
- * bound) are checked directly.
+ * bound) are checked directly, and header values holding NUL (sent as
+ * 0x80 in a literal, never as NUL).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -306,6 +307,94 @@ test_limits(void)
     free(hdr);
 }
 
+static void
+check_nul_structure(const char *msg, size_t len, unsigned flags, const char *want,
+                    size_t want_len)
+{
+    /* An exact-size heap copy, so ASan sees reads past the end. */
+    char *copy = malloc(len);
+    memcpy(copy, msg, len);
+    struct imap_mime_result result;
+    CHECK(imap_mime_parse(copy, len, parts, IMAP_MIME_PARTS_MAX, &result) == 0);
+    struct imap_out out;
+    imap_out_init(&out, out_buf, sizeof(out_buf));
+    imap_bodystructure_write(&out, copy, parts, result.part_count, 0, true, flags);
+    CHECK(!out.is_overflow);
+    CHECK_BYTES(out_buf, out.len, want, want_len);
+    free(copy);
+}
+
+#define S(s) (s), (sizeof(s) - 1)
+
+/* NUL in header values (no IMAP string may hold one): parameter values,
+ * RFC 2231 continuations, Content-ID, -Description, -MD5, -Location and
+ * the disposition's parameters come out with 0x80 in a literal, with and
+ * without UTF8=ACCEPT; then a NUL at every position of a multipart
+ * message never reaches the BODY / BODYSTRUCTURE output. */
+static void
+test_nul(void)
+{
+    check_nul_structure(S("Content-Type: text/plain; charset=\"\0utf-8\"; x=\"a\0b\"; y=\"z\0\"\r\n"
+                          "\r\nbody\r\n"),
+                        0,
+                        S("(\"text\" \"plain\" (\"charset\" {6}\r\n\x80utf-8 \"x\" {3}\r\na\x80"
+                          "b \"y\" {2}\r\nz\x80) NIL NIL \"7bit\" 6 1 NIL NIL NIL NIL)"));
+    check_nul_structure(S("Content-Type: text/plain; charset=\"\0\"\r\n\r\n"), IMAP_QUOTE_UTF8,
+                        S("(\"text\" \"plain\" (\"charset\" {1}\r\n\x80) NIL NIL \"7bit\" 0 0"
+                          " NIL NIL NIL NIL)"));
+    /* RFC 2231 continuations are joined through the producer path. */
+    check_nul_structure(S("Content-Type: application/x; name*0=\"a\0\"; name*1=\"\0b\"\r\n\r\n"), 0,
+                        S("(\"application\" \"x\" (\"name\" {4}\r\na\x80\x80" "b) NIL NIL"
+                          " \"7bit\" 0 NIL NIL NIL NIL)"));
+    check_nul_structure(S("Content-Type: application/x\r\n"
+                          "Content-ID: <\0@x>\r\n"
+                          "Content-Description: d\0\r\n"
+                          "Content-MD5: \0\r\n"
+                          "Content-Disposition: attachment; filename=\"f\0.txt\"\r\n"
+                          "Content-Location: http://x/\0\r\n\r\n"),
+                        IMAP_QUOTE_UTF8,
+                        S("(\"application\" \"x\" NIL {5}\r\n<\x80@x> {2}\r\nd\x80 \"7bit\" 0"
+                          " {1}\r\n\x80 (\"attachment\" (\"filename\" {6}\r\nf\x80.txt)) NIL"
+                          " {10}\r\nhttp://x/\x80)"));
+
+    static const char full[] =
+        "From: \"A\" <a@b>\r\nSubject: s\r\n"
+        "Content-Type: multipart/mixed; boundary=\"b\"; x=\"y\"\r\n\r\n"
+        "--b\r\n"
+        "Content-Type: text/plain; charset=\"utf-8\"; name*0=\"n\"; name*1*=%41\r\n"
+        "Content-ID: <i@d>\r\nContent-Description: desc\r\n"
+        "Content-Disposition: inline; filename=\"f.txt\"\r\n"
+        "Content-Language: en, de\r\nContent-Location: loc\r\n\r\n"
+        "text\r\n"
+        "--b\r\n"
+        "Content-Type: message/rfc822\r\n\r\n"
+        "From: c@d\r\nTo: \"E\" <e@f>\r\nSubject: inner\r\nMessage-ID: <m@i>\r\n"
+        "Content-Type: text/html; charset=us-ascii\r\n\r\n"
+        "<p>hi</p>\r\n"
+        "--b--\r\n";
+    char msg[sizeof(full)];
+    unsigned long nul_out = 0;
+    unsigned long overflow = 0;
+    for (size_t at = 0; at + 1 < sizeof(full); at++) {
+        memcpy(msg, full, sizeof(full));
+        msg[at] = '\0';
+        struct imap_mime_result result;
+        CHECK(imap_mime_parse(msg, sizeof(full) - 1, parts, IMAP_MIME_PARTS_MAX, &result) == 0);
+        for (unsigned flags = 0; flags <= IMAP_QUOTE_UTF8; flags += IMAP_QUOTE_UTF8) {
+            for (int is_extended = 0; is_extended <= 1; is_extended++) {
+                struct imap_out out;
+                imap_out_init(&out, out_buf, sizeof(out_buf));
+                imap_bodystructure_write(&out, msg, parts, result.part_count, 0,
+                                         is_extended != 0, flags);
+                overflow += out.is_overflow;
+                nul_out += memchr(out_buf, '\0', out.len) != NULL;
+            }
+        }
+    }
+    CHECK(overflow == 0);
+    CHECK(nul_out == 0);
+}
+
 int
 main(void)
 {
@@ -313,5 +402,6 @@ main(void)
     test_offsets();
     test_boundaries();
     test_limits();
+    test_nul();
     UNIT_DONE();
 }

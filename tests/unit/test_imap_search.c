@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_imap_search.c - SEARCH compiled, matched and answered,
- * and the imap_text pieces it stands on.
+ * and the imap_text pieces it stands on (among them a text ending in a
+ * truncated UTF-8 sequence: finder, contains and fold agree).
  *
  * Commands go through imap_reader and imap_parser exactly as in the
  * daemon, then imap_search_parse(); tables list valid and invalid argument
@@ -12,6 +13,7 @@
  * zones. Formatting covers SEARCH, ESEARCH, MODSEQ, empty results and a
  * 1,000,000-number answer.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -214,6 +216,118 @@ test_finder(void)
         CHECK(found);
         text[at + sizeof(needle) - 1] = 'a';
         CHECK(!imap_text_contains(text, sizeof(text), needle, sizeof(needle)));
+    }
+}
+
+/* Folded-text search, the reference the finder must agree with. */
+static bool
+fold_contains(const char *text, size_t len, const char *needle, size_t needle_len)
+{
+    static char folded[3 * (3 * IMAP_TEXT_FINDER_BYTES)];
+    CHECK(3 * len <= sizeof(folded));
+    size_t n = imap_text_fold(text, len, folded, sizeof(folded));
+    return needle_len == 0 || memmem(folded, n, needle, needle_len) != NULL;
+}
+
+struct finder_end_case {
+    const char *text;
+    size_t      text_len;
+    const char *needle_raw; /* folded before use */
+    size_t      needle_raw_len;
+    bool        want;
+};
+
+#define T(s) (s), (sizeof(s) - 1)
+
+/* A text that ends inside a character: U+FFFD to imap_text_fold(), so to
+ * the finder once imap_text_finder_end() is called (fuzz finding
+ * imap_text-1), whatever the pieces. */
+static void
+test_finder_end(void)
+{
+    static const struct finder_end_case cases[] = {
+        { T("\xef"), T("\xff"), true }, /* the fuzz reproducer */
+        { T("ab\xe2\x82"), T("\xff"), true },
+        { T("ab\xe2\x82"), T("B\xff"), true },
+        { T("ab\xe2\x82"), T("\xff\xff"), false }, /* one sequence, one U+FFFD */
+        { T("ab\xf0\x9f\x98"), T("b\xff"), true },
+        { T("ab\xf0"), T("b\xff"), true },
+        { T("ab\xc3"), T("AB"), true },
+        { T("ab\xc3"), T("ab\xff\xff"), false },
+        { T("ab"), T("\xff"), false },
+        { T("ab\xe2\x82\xac"), T("\xff"), false }, /* complete: the euro sign */
+        { T("ab\xe2\x82\xac"), T("b\xe2\x82\xac"), true },
+        { T("\xe2\x82" "a\xe2"), T("\xff" "a\xff"), true },
+        { T("\xe2\x82" "a\xe2"), T("\xff" "a\xff" "a"), false },
+        { T("\xff\xc3"), T("\xff\xff"), true }, /* invalid, then truncated */
+        { T("\xc3"), T("\xc3\x89"), false },
+        { T("x\xc3"), T("x"), true },
+        { T(""), T("\xff"), false },
+        { T(""), T(""), true },
+        { T("\xe2"), T(""), true },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct finder_end_case *c = &cases[i];
+        char needle[64];
+        size_t needle_len = imap_text_fold(c->needle_raw, c->needle_raw_len, needle,
+                                           sizeof(needle));
+        size_t failed_before = unit_checks_failed;
+        CHECK(fold_contains(c->text, c->text_len, needle, needle_len) == c->want);
+        CHECK(imap_text_contains(c->text, c->text_len, needle, needle_len) == c->want);
+        /* Whole, then one byte at a time, each ended. */
+        struct imap_text_finder f;
+        imap_text_finder_init(&f, needle, needle_len);
+        (void)imap_text_finder_feed(&f, c->text, c->text_len);
+        CHECK(imap_text_finder_end(&f) == c->want);
+        CHECK(imap_text_finder_end(&f) == c->want); /* again: no change */
+        imap_text_finder_init(&f, needle, needle_len);
+        bool is_found = false;
+        for (size_t k = 0; k < c->text_len; k++) {
+            bool r = imap_text_finder_feed(&f, c->text + k, 1);
+            CHECK(!is_found || r);
+            is_found = r;
+        }
+        CHECK(!is_found || c->want);
+        CHECK(imap_text_finder_end(&f) == c->want);
+        if (unit_checks_failed != failed_before) {
+            fprintf(stderr, "  finder end case %zu\n", i);
+        }
+    }
+
+    struct imap_text_finder f;
+    /* Nothing fed: only the empty needle is found. */
+    imap_text_finder_init(&f, "a", 1);
+    CHECK(!imap_text_finder_end(&f));
+    imap_text_finder_init(&f, "", 0);
+    CHECK(imap_text_finder_end(&f));
+    /* Feeding after the end goes on after the U+FFFD. */
+    imap_text_finder_init(&f, "\xef\xbf\xbd" "b", 4);
+    CHECK(!imap_text_finder_feed(&f, "a\xe2", 2));
+    CHECK(!imap_text_finder_end(&f));
+    CHECK(imap_text_finder_feed(&f, "b", 1));
+    CHECK(imap_text_finder_end(&f));
+    /* Before the end, a truncated tail is not yet a character. */
+    imap_text_finder_init(&f, "\xef\xbf\xbd", 3);
+    CHECK(!imap_text_finder_feed(&f, "a\xf0\x9f", 3));
+    CHECK(imap_text_finder_end(&f));
+
+    /* The U+FFFD of the end lands where the finder's buffer is full: texts
+     * of FINDER_BYTES - 5 .. FINDER_BYTES + 5 bytes plus a truncated
+     * sequence, in one piece and in pieces of 1000. */
+    static char text[IMAP_TEXT_FINDER_BYTES + 8];
+    for (size_t len = IMAP_TEXT_FINDER_BYTES - 5; len <= IMAP_TEXT_FINDER_BYTES + 5; len++) {
+        memset(text, 'a', len);
+        text[len] = (char)0xe2;
+        text[len + 1] = (char)0x82;
+        CHECK(imap_text_contains(text, len + 2, "a\xef\xbf\xbd", 4));
+        CHECK(!imap_text_contains(text, len + 2, "\xef\xbf\xbd" "a", 4));
+        CHECK(fold_contains(text, len + 2, "a\xef\xbf\xbd", 4));
+        imap_text_finder_init(&f, "a\xef\xbf\xbd", 4);
+        for (size_t pos = 0; pos < len + 2; pos += 1000) {
+            size_t n = len + 2 - pos < 1000 ? len + 2 - pos : 1000;
+            CHECK(!imap_text_finder_feed(&f, text + pos, n));
+        }
+        CHECK(imap_text_finder_end(&f));
     }
 }
 
@@ -1122,6 +1236,7 @@ main(void)
     test_charsets();
     test_fold();
     test_finder();
+    test_finder_end();
     test_parse_table();
     test_parse_limits();
     test_match();
