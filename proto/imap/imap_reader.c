@@ -77,11 +77,12 @@ imap_reader_config_default(struct imap_reader_config *config, uint64_t append_by
 
 void
 imap_reader_init(struct imap_reader *reader, const struct imap_reader_config *config, char *buf,
-                 size_t buf_bytes)
+                 size_t buf_bytes, struct imap_literal *literals)
 {
     ASSERT(reader != NULL);
     ASSERT(config != NULL);
     ASSERT(buf != NULL);
+    ASSERT(literals != NULL);
     ASSERT(buf_bytes > 0);
     ASSERT(config->inline_bytes_max <= buf_bytes);
     ASSERT(config->literal_count_max <= IMAP_LITERALS_CEILING);
@@ -89,6 +90,7 @@ imap_reader_init(struct imap_reader *reader, const struct imap_reader_config *co
     reader->config = *config;
     reader->buf = buf;
     reader->buf_bytes = buf_bytes;
+    reader->literals = literals;
     command_clear(reader);
 }
 

@@ -131,7 +131,8 @@ struct imap_reader {
     uint64_t                  literal_left; /* bytes of literal still to read or skip */
     uint64_t                  discarded;    /* bytes skipped for this command */
     size_t                    literal_count;
-    struct imap_literal       literals[IMAP_LITERALS_CEILING];
+    struct imap_literal      *literals;     /* the owner's table of IMAP_LITERALS_CEILING:
+                                             * lent with buf, so an idle owner keeps neither */
     char                      tail[32];     /* last line bytes while discarding */
     size_t                    tail_len;
     struct imap_reader_chunk  chunk;
@@ -141,12 +142,13 @@ struct imap_reader {
  * size limit. */
 void imap_reader_config_default(struct imap_reader_config *config, uint64_t append_bytes_max);
 
-/* Prepare a reader over buf (owned by the caller, buf_bytes >= 1 KiB and at
- * least config->line_bytes_max is sensible). The config is copied;
- * it must satisfy inline_bytes_max <= buf_bytes and
+/* Prepare a reader over buf and a literal table of IMAP_LITERALS_CEILING
+ * records (both owned by the caller and lent until the next init; buf_bytes
+ * >= 1 KiB and at least config->line_bytes_max is sensible). The config is
+ * copied; it must satisfy inline_bytes_max <= buf_bytes and
  * literal_count_max <= IMAP_LITERALS_CEILING (asserted). */
 void imap_reader_init(struct imap_reader *reader, const struct imap_reader_config *config,
-                      char *buf, size_t buf_bytes);
+                      char *buf, size_t buf_bytes, struct imap_literal *literals);
 
 /* Consume input until an event or the end of in. Returns the event and
  * sets *used_out to the bytes consumed (the owner feeds the rest again

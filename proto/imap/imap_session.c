@@ -104,7 +104,8 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
             }
             ASSERT(s->buf != NULL && s->nodes != NULL && s->nodes_max >= 1);
             session->scratch = s;
-            imap_reader_init(&session->reader, &session->config->reader, s->buf, s->buf_bytes);
+            imap_reader_init(&session->reader, &session->config->reader, s->buf, s->buf_bytes,
+                             s->literals);
         }
         size_t used = 0;
         enum imap_reader_event ev =

@@ -49,7 +49,7 @@
 #define IMAP_SESSION_PASS_BYTES 256 /* password incl. NUL */
 #define IMAP_SESSION_ERROR_LIMIT_DEFAULT 20
 /* Documented bound on sizeof(struct imap_session), asserted in the .c. */
-#define IMAP_SESSION_BYTES_MAX (6u * 1024)
+#define IMAP_SESSION_BYTES_MAX (3u * 1024)
 
 enum imap_state {
     IMAP_STATE_NOT_AUTHENTICATED,
@@ -94,6 +94,7 @@ struct imap_session_scratch {
     struct imap_node *nodes;
     size_t nodes_max; /* IMAP_PARSER_NODES_DEFAULT is the norm */
     struct imap_parsed parsed; /* the command handed to the owner */
+    struct imap_literal literals[IMAP_LITERALS_CEILING]; /* the reader's table */
 };
 
 struct imap_session_callbacks {

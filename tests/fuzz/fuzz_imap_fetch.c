@@ -59,6 +59,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The reader's literal table (lent to it, as the session lends its own). */
+static struct imap_literal reader_literals[IMAP_LITERALS_CEILING];
+
 static const char msg_multi[] =
     "Date: Tue, 3 Mar 2026 23:59:59 +1300\r\n"
     "From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <joerg@example.de>\r\n"
@@ -391,7 +394,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     config.literal_bytes_max = READER_BUF_BYTES / 4;
     config.inline_bytes_max = READER_BUF_BYTES / 4;
     struct imap_reader reader;
-    imap_reader_init(&reader, &config, reader_buf, sizeof(reader_buf));
+    imap_reader_init(&reader, &config, reader_buf, sizeof(reader_buf), reader_literals);
     size_t pos = 0;
     size_t rounds = 0;
     size_t commands = 0;

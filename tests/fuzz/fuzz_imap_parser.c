@@ -36,6 +36,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The reader's literal table (lent to it, as the session lends its own). */
+static struct imap_literal reader_literals[IMAP_LITERALS_CEILING];
+
 static struct imap_node nodes[512];
 static struct imap_seq_range ranges[64];
 
@@ -159,7 +162,7 @@ feed_all(const struct imap_reader_config *config, char *buf, size_t buf_bytes, c
          size_t len, uint32_t seed, bool is_chunked, unsigned flags)
 {
     struct imap_reader reader;
-    imap_reader_init(&reader, config, buf, buf_bytes);
+    imap_reader_init(&reader, config, buf, buf_bytes, reader_literals);
     uint64_t h = 1469598103934665603ull;
     uint64_t stream_left = 0;
     uint32_t rng = seed | 1;

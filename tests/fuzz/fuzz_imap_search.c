@@ -57,6 +57,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The reader's literal table (lent to it, as the session lends its own). */
+static struct imap_literal reader_literals[IMAP_LITERALS_CEILING];
+
 static const char msg_simple[] =
     "Return-Path: <foobar@Blurdybloop.example>\r\n"
     "Date: Mon, 7 Feb 1994 21:52:25 -0800 (PST)\r\n"
@@ -367,7 +370,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     config.literal_bytes_max = READER_BUF_BYTES / 4;
     config.inline_bytes_max = READER_BUF_BYTES / 4;
     struct imap_reader reader;
-    imap_reader_init(&reader, &config, reader_buf, sizeof(reader_buf));
+    imap_reader_init(&reader, &config, reader_buf, sizeof(reader_buf), reader_literals);
     size_t pos = 0;
     size_t rounds = 0;
     size_t commands = 0;

@@ -149,6 +149,13 @@ def screen_text(out):
     return text.replace(b"\r", b"\n").decode("utf-8", "replace")
 
 
+def last_index(out):
+    """The text of the last index screen mutt drew (from its help line on)."""
+    screen = screen_text(out)
+    assert "q:Quit" in screen, "mutt never showed its index; screen:\n" + screen[-3000:]
+    return screen[screen.rindex("q:Quit"):]
+
+
 def mutt(toaster, home, keys, timeout=20):
     """One headless mutt session on INBOX over plain IMAP; `keys` is pushed
     into mutt's input before the index starts. Returns the screen bytes."""
@@ -206,7 +213,8 @@ def test_mutt_reads_copies_flags_deletes_and_moves(toaster, tmp_path):
     for i in range(3):
         toaster.send("s@remote.test", "alice@example.com",
                      b"From: s@remote.test\r\nTo: alice@example.com\r\nSubject: mutt %d\r\n"
-                     b"Date: Mon, 1 Jan 2024 10:0%d:00 +0000\r\nMessage-ID: <mutt%d@remote.test>\r\n"
+                     b"Date: Mon, 1 Jan 2024 10:0%d:00 +0000\r\n"
+                     b"Message-ID: <mutt%d@remote.test>\r\n"
                      b"\r\nmutt body zebra %d\r\n.dot line\r\n" % (i, i, i, i))
     md = toaster.maildir("alice@example.com")
     before = server_files(md)
@@ -223,11 +231,11 @@ def test_mutt_reads_copies_flags_deletes_and_moves(toaster, tmp_path):
                "<tag-pattern>~A<enter><tag-prefix><copy-message>%s<enter><untag-pattern>~A<enter>"
                "<next-entry><copy-message>=Archive<enter><flag-message>"
                "<next-entry><delete-message><sync-mailbox><quit>" % (piped, every))
-    # mutt draws its index once its pushed input is used up, i.e. just before
-    # <quit>: after the deletion was expunged.
-    screen = screen_text(out)
-    assert "mutt 0" in screen and "mutt 1" in screen and "mutt 2" not in screen, screen[-3000:]
-    assert "Msgs:2 New:2 Flag:1" in screen, screen[-3000:]
+    # The last index mutt drew shows the expunge and the flag ("!").
+    screen = last_index(out)
+    assert "mutt 0" in screen and "mutt 2" not in screen, screen
+    assert re.search(r"2 N ! +Jan 01 s@remote\.test +\(.*\) mutt 1", screen), screen
+    assert "Msgs:2 New:2 Flag:1" in screen, screen
     # The piped message is the stored file byte for byte (mutt turns CRLF into LF).
     assert piped.read_bytes() == lf(originals["mutt 0"])
     assert mbox_messages(every) == [lf(originals["mutt %d" % i]) for i in range(3)]
@@ -238,21 +246,25 @@ def test_mutt_reads_copies_flags_deletes_and_moves(toaster, tmp_path):
     assert flags == {"mutt 0": "", "mutt 1": "F"}, flags
     for s, p in after.items():
         assert p.read_bytes() == originals[s]
+    # COPY to the folder mutt created (Maildir++ ".Archive") keeps the bytes.
+    archived = server_files(md / ".Archive")
+    assert list(archived) == ["mutt 1"] and archived["mutt 1"].read_bytes() == originals["mutt 1"]
     with toaster.raw_imap() as c:
         c.login()
         assert c.cmd("a STATUS Archive (MESSAGES)")[0] == b"* STATUS Archive (MESSAGES 1)"
         c.cmd("b SELECT Archive")
         lines = c.cmd("c FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         assert any(b"Subject: mutt 1" in l for l in lines), lines
-        c.cmd("d SELECT INBOX")
-        assert c.cmd("e SEARCH FLAGGED")[0] == b"* SEARCH 2"
+        listed = c.cmd("d LIST \"\" Archive")
+        assert len(listed) == 2 and re.match(rb'\* LIST \(.*\) "\." Archive$', listed[0]), listed
+        c.cmd("e SELECT INBOX")
+        assert c.cmd("f SEARCH FLAGGED")[0] == b"* SEARCH 2"
 
     # Session 2: a fresh mutt sees the new state and moves message 1 to a
     # local mbox (save-message = copy + delete + expunge on quit).
     out = mutt(toaster, home, "<first-entry><save-message>%s<enter><quit>" % saved)
-    screen = screen_text(out)
-    assert "Msgs:2 New:2 Del:1 Flag:1" in screen and "1 kept, 1 deleted." in screen, \
-        screen[-3000:]
+    screen = last_index(out)
+    assert "Msgs:2 New:2 Del:1 Flag:1" in screen and "1 kept, 1 deleted." in screen, screen
     assert mbox_messages(saved) == [lf(originals["mutt 0"])]
     final = server_files(md)
     assert sorted(final) == ["mutt 1"]

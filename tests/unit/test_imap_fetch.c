@@ -29,6 +29,9 @@
 
 /* --- command parsing helpers -------------------------------------------- */
 
+/* The reader's literal table (lent to it, as the session lends its own). */
+static struct imap_literal reader_literals[IMAP_LITERALS_CEILING];
+
 static char reader_buf[1 << 17];
 static struct imap_node nodes[IMAP_PARSER_NODES_DEFAULT];
 static struct imap_reader reader;
@@ -48,7 +51,7 @@ parse_fetch(const char *items, unsigned flags, struct imap_fetch_request *req,
     }
     struct imap_reader_config config;
     imap_reader_config_default(&config, 1 << 20);
-    imap_reader_init(&reader, &config, reader_buf, sizeof(reader_buf));
+    imap_reader_init(&reader, &config, reader_buf, sizeof(reader_buf), reader_literals);
     size_t pos = 0;
     bool have = false;
     size_t len = (size_t)n;

@@ -25,6 +25,9 @@ struct out {
     size_t len;
 };
 
+/* The reader's literal table (lent to it, as the session lends its own). */
+static struct imap_literal reader_literals[IMAP_LITERALS_CEILING];
+
 static void
 put(struct out *o, const char *p, size_t n)
 {
@@ -113,7 +116,7 @@ parse_render(const char *in, size_t len, unsigned flags, size_t nodes_max, struc
     imap_reader_config_default(&config, 1 << 20);
     config.inline_bytes_max = 16;
     struct imap_reader reader;
-    imap_reader_init(&reader, &config, buf, sizeof(buf));
+    imap_reader_init(&reader, &config, buf, sizeof(buf), reader_literals);
     o->len = 0;
     size_t pos = 0;
     bool have = false;

@@ -30,6 +30,9 @@ struct run {
     bool   is_fatal;
 };
 
+/* The reader's literal table (lent to it, as the session lends its own). */
+static struct imap_literal reader_literals[IMAP_LITERALS_CEILING];
+
 static void
 log_put(struct run *run, const char *p, size_t n)
 {
@@ -81,7 +84,7 @@ run_feed(const struct imap_reader_config *config, size_t buf_bytes, const char *
         abort();
     }
     struct imap_reader reader;
-    imap_reader_init(&reader, config, buf, buf_bytes);
+    imap_reader_init(&reader, config, buf, buf_bytes, reader_literals);
     run->log_len = 0;
     run->stream_len = 0;
     run->is_fatal = false;

@@ -35,6 +35,9 @@ struct header_case {
     const char *want;
 };
 
+/* The reader's literal table (lent to it, as the session lends its own). */
+static struct imap_literal reader_literals[IMAP_LITERALS_CEILING];
+
 static const struct header_case header_cases[] = {
     { "plain text", "plain text" },
     { "Hello\r\n world", "Hello world" },
@@ -356,7 +359,7 @@ compile_with(const char *cmd, unsigned flags, const struct limits *lim, struct i
     struct imap_reader_config config;
     imap_reader_config_default(&config, 1 << 20);
     struct imap_reader reader;
-    imap_reader_init(&reader, &config, buf, sizeof(buf));
+    imap_reader_init(&reader, &config, buf, sizeof(buf), reader_literals);
     size_t len = strlen(cmd);
     size_t pos = 0;
     bool have = false;
