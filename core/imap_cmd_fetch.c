@@ -69,7 +69,8 @@ imap_cmd_fetch(struct imap_exec *x)
         bool needs_data = st->request.needs != IMAP_FETCH_NEEDS_NOTHING;
         bool needs_date = (st->request.items & IMAP_FETCH_INTERNALDATE) != 0;
         struct imap_exec_file f;
-        int rc = imap_exec_file_open(x, m, &st->keywords, needs_data, needs_date, &f);
+        int rc = imap_exec_file_open(x, m, &st->keywords, needs_data,
+                                     st->request.needs == IMAP_FETCH_NEEDS_HEADER, needs_date, &f);
         if (rc == -ENOENT) {
             st->gone_count++;
             continue;
@@ -146,6 +147,7 @@ fetch_start(struct imap_exec *x)
         /* RFC 7162 3.1: using CONDSTORE enables it. */
         x->enable_bits |= IMAP_ENABLED_CONDSTORE;
     }
+    st->snapshot.is_with_headers = st->request.needs == IMAP_FETCH_NEEDS_HEADER;
     if (imap_exec_collect(x, set_node, p->is_uid, &st->snapshot) != 0) {
         return -EINVAL;
     }

@@ -65,6 +65,8 @@ imap_cmd_search(struct imap_exec *x)
         x->enable_bits |= IMAP_ENABLED_CONDSTORE;
     }
     unsigned needs = imap_search_needs(&search);
+    bool is_header_enough = needs == IMAP_SEARCH_NEEDS_HEADER;
+    snap.is_with_headers = is_header_enough;
     if (mailbox_view_collect(x->view, false, want_all, NULL, &snap) != 0) {
         imap_exec_no(x, "[SERVERBUG] Out of memory.");
         goto out;
@@ -115,7 +117,7 @@ imap_cmd_search(struct imap_exec *x)
     for (size_t i = 0; i < snap.count; i++) {
         const struct mailbox_message *m = &snap.messages[i];
         struct imap_exec_file f;
-        int rc = imap_exec_file_open(x, m, &kw, needs != 0, needs_date, &f);
+        int rc = imap_exec_file_open(x, m, &kw, needs != 0, is_header_enough, needs_date, &f);
         if (rc != 0) {
             /* Gone meanwhile: it matches nothing, as Dovecot answers. */
             continue;

@@ -35,6 +35,14 @@
 
 static bool out_reserve(struct imap_exec *x, size_t more);
 static int crlf_copy(struct imap_exec_file *f);
+static int file_read(int fd, size_t size, struct imap_exec_file *f);
+
+/* Each worker's buffer for the message it is reading (imap_exec_file_open). */
+#define IMAP_EXEC_READ_KEEP_BYTES (4u * 1024 * 1024)
+static _Thread_local char *read_buffer;
+static _Thread_local size_t read_buffer_cap;
+static void header_cache_fill(struct imap_exec *x, const struct mailbox_message *m,
+                              const char *data, size_t len);
 static void view_sync(struct imap_exec *x, bool may_expunge);
 static void updates_expunged(void *arg, uint32_t seq, uint32_t uid);
 static void updates_exists(void *arg, uint32_t exists, uint32_t recent);
@@ -583,8 +591,8 @@ imap_exec_flags_parse(struct imap_exec *x, uint32_t node, struct mailbox_index *
 
 int
 imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
-                    const struct maildir_keywords *kw, bool needs_data, bool needs_date,
-                    struct imap_exec_file *f)
+                    const struct maildir_keywords *kw, bool needs_data, bool is_header_enough,
+                    bool needs_date, struct imap_exec_file *f)
 {
     memset(f, 0, sizeof(*f));
     struct imap_message *msg = &f->message;
@@ -621,6 +629,12 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
     msg->keyword_names = f->keyword_names;
     msg->keyword_count = names;
     msg->keyword_mask = m->keywords & ((names >= 32 ? 0 : (UINT32_C(1) << names)) - 1u);
+    if (needs_data && is_header_enough && m->header != NULL) {
+        /* The header cache answers: no file to open. */
+        msg->data = m->header;
+        msg->data_len = m->header_len;
+        needs_data = false;
+    }
     if (needs_date && m->mtime > 0) {
         /* Known from an earlier read: no stat. */
         time_t known = (time_t)m->mtime;
@@ -670,14 +684,14 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
     if (needs_data) {
         msg->size = (uint64_t)st.st_size;
         if (st.st_size > 0) {
-            f->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-            if (f->map == MAP_FAILED) {
-                int err = errno;
-                f->map = NULL;
+            /* Read, not mmap: mapping and unmapping a file per message in a
+             * many-threaded process costs a TLB shootdown on every core
+             * and serialises the workers on the address-space lock. */
+            int rc = file_read(fd, (size_t)st.st_size, f);
+            if (rc != 0) {
                 (void)close(fd);
-                return -err;
+                return rc;
             }
-            f->map_len = (size_t)st.st_size;
             msg->data = f->map;
             msg->data_len = f->map_len;
         } else {
@@ -695,9 +709,36 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
                 return rc;
             }
         }
+        if (m->header == NULL) {
+            header_cache_fill(x, m, msg->data, msg->data_len);
+        }
     }
     (void)close(fd);
     return 0;
+}
+
+/* Keep the header block of a message just read in the index's header
+ * cache (up to and with the blank line; a message that is all header is
+ * kept whole when small). */
+static void
+header_cache_fill(struct imap_exec *x, const struct mailbox_message *m, const char *data,
+                  size_t len)
+{
+    size_t scan = len < MAILBOX_HEADER_BYTES_MAX ? len : MAILBOX_HEADER_BYTES_MAX;
+    size_t header_len = 0;
+    if (scan >= 2 && data[0] == '\r' && data[1] == '\n') {
+        header_len = 2; /* no header at all */
+    } else {
+        const char *end = memmem(data, scan, "\r\n\r\n", 4);
+        if (end != NULL) {
+            header_len = (size_t)(end - data) + 4;
+        } else if (len <= MAILBOX_HEADER_BYTES_MAX) {
+            header_len = len;
+        }
+    }
+    if (header_len > 0) {
+        mailbox_index_header_put(mailbox_view_index(x->view), m->uid, data, header_len);
+    }
 }
 
 /* Replace f's data by a copy with every bare LF made CRLF, when it has
@@ -744,10 +785,51 @@ imap_exec_file_close(struct imap_exec_file *f)
 {
     free(f->copy);
     f->copy = NULL;
-    if (f->map != NULL) {
-        (void)munmap(f->map, f->map_len);
-        f->map = NULL;
+    f->map = NULL;
+    f->map_len = 0;
+    /* A worker keeps a buffer of ordinary size for the next message; one
+     * grown for a huge message goes back. */
+    if (read_buffer_cap > IMAP_EXEC_READ_KEEP_BYTES) {
+        free(read_buffer);
+        read_buffer = NULL;
+        read_buffer_cap = 0;
     }
+}
+
+/* The whole file into this worker's read buffer (one message at a time per
+ * worker: FETCH and SEARCH open, use and close each in turn). */
+static int
+file_read(int fd, size_t size, struct imap_exec_file *f)
+{
+    if (size > read_buffer_cap) {
+        size_t cap = read_buffer_cap == 0 ? 65536 : read_buffer_cap;
+        while (cap < size) {
+            cap *= 2;
+        }
+        char *grown = realloc(read_buffer, cap);
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        read_buffer = grown;
+        read_buffer_cap = cap;
+    }
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = pread(fd, read_buffer + done, size - done, (off_t)done);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            break; /* shrank meanwhile: serve what is there */
+        }
+        done += (size_t)n;
+    }
+    f->map = read_buffer;
+    f->map_len = done;
+    return 0;
 }
 
 /* ---- helpers ----------------------------------------------------------- */

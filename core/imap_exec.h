@@ -145,22 +145,25 @@ void imap_exec_fetch_flags(struct imap_exec *x, const struct mailbox_message *m,
 void imap_exec_flags_write(struct imap_exec *x, uint32_t maildir_flags, uint32_t keywords,
                            bool is_recent, const struct maildir_keywords *names);
 
-/* One message's file, mapped for FETCH and SEARCH. */
+/* One message's file, read for FETCH and SEARCH (into the worker's own
+ * buffer: one open message per worker at a time). */
 struct imap_exec_file {
     struct imap_message message; /* proto/imap's view of it */
-    void *map;
+    char *map;                   /* the bytes read (the worker's buffer) */
     size_t map_len;
     char *copy; /* the CRLF copy of a file stored with bare LF, or NULL */
     const char *keyword_names[MAILDIR_KEYWORDS_MAX];
 };
 
 /* Fill f->message from m (flags as IMAP bits, keywords from kw); with
- * needs_data map the file, with needs_date stat it for INTERNALDATE.
- * Returns 0, -ENOENT (the file is gone: expunged by someone else; the
- * index is marked for a refresh) or another -errno. */
+ * needs_data map the file (or, with is_header_enough, take m's cached
+ * header block when the snapshot has it), with needs_date stat it for
+ * INTERNALDATE unless the index knows it. A file read fills the header
+ * cache. Returns 0, -ENOENT (the file is gone: expunged by someone else;
+ * the index is marked for a refresh) or another -errno. */
 int imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
-                        const struct maildir_keywords *kw, bool needs_data, bool needs_date,
-                        struct imap_exec_file *f);
+                        const struct maildir_keywords *kw, bool needs_data,
+                        bool is_header_enough, bool needs_date, struct imap_exec_file *f);
 void imap_exec_file_close(struct imap_exec_file *f);
 
 /* Path of a folder by storage name under the user's root. Returns 0 or

@@ -48,6 +48,8 @@ struct index_entry {
     uint64_t size;
     uint64_t vsize; /* with CRLF line ends (W=); == size for our own files */
     int64_t mtime;  /* the file's mtime (INTERNALDATE) once read, else 0 */
+    char *header;   /* the header block once read (header cache), or NULL */
+    uint32_t header_len;
     uint16_t name_len;
     bool is_in_new;
     bool has_vsize; /* W= or the uidlist said so; else vsize is a guess */
@@ -89,11 +91,15 @@ struct mailbox_index {
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_size_t header_cache_bytes; /* over every index */
 static struct mailbox_index *registry[REGISTRY_BUCKETS];
 static size_t registry_count;
 
 static struct mailbox_index *registry_find(const char *path, uint32_t hash);
 static void index_free(struct mailbox_index *index);
+static void entry_header_drop(struct index_entry *e);
+static int arena_put(char **arena, size_t *len, size_t *cap, const char *bytes, size_t n,
+                     uint32_t *off_out);
 static int index_sync(struct mailbox_index *index, bool is_move_new);
 static int index_merge(struct mailbox_index *index, const struct maildir_sync_result *result,
                        const struct maildir_modseq *stored);
@@ -381,6 +387,32 @@ mailbox_index_keyword(struct mailbox_index *index, const char *name, size_t len)
     }
     pthread_mutex_unlock(&index->sync_lock);
     return rc;
+}
+
+void
+mailbox_index_header_put(struct mailbox_index *index, uint32_t uid, const char *header,
+                         size_t len)
+{
+    ASSERT(index != NULL && header != NULL);
+    if (len == 0 || len > MAILBOX_HEADER_BYTES_MAX ||
+        atomic_load(&header_cache_bytes) + len > MAILBOX_HEADER_CACHE_BYTES_MAX) {
+        return;
+    }
+    char *copy = malloc(len);
+    if (copy == NULL) {
+        return;
+    }
+    memcpy(copy, header, len);
+    pthread_mutex_lock(&index->lock);
+    struct index_entry *e = entry_by_uid(index, uid);
+    if (e != NULL && e->header == NULL && e->expunged_modseq == 0) {
+        e->header = copy;
+        e->header_len = (uint32_t)len;
+        copy = NULL;
+        atomic_fetch_add(&header_cache_bytes, len);
+    }
+    pthread_mutex_unlock(&index->lock);
+    free(copy);
 }
 
 void
@@ -940,8 +972,22 @@ registry_find(const char *path, uint32_t hash)
 }
 
 static void
+entry_header_drop(struct index_entry *e)
+{
+    if (e->header != NULL) {
+        atomic_fetch_sub(&header_cache_bytes, (size_t)e->header_len);
+        free(e->header);
+        e->header = NULL;
+        e->header_len = 0;
+    }
+}
+
+static void
 index_free(struct mailbox_index *index)
 {
+    for (size_t i = 0; i < index->count; i++) {
+        entry_header_drop(&index->entries[i]);
+    }
     pthread_mutex_destroy(&index->lock);
     pthread_mutex_destroy(&index->sync_lock);
     free(index->entries);
@@ -1255,6 +1301,7 @@ compact(struct mailbox_index *index)
                 keep = e->uid <= v->uid_last && e->expunged_modseq > v->expunge_seen;
             }
             if (!keep) {
+                entry_header_drop(e);
                 continue;
             }
             kept++;
@@ -1269,6 +1316,13 @@ static int
 names_put(char **names, size_t *len, size_t *cap, const char *name, size_t n, uint32_t *off_out)
 {
     ASSERT(n <= MAILDIR_NAME_BYTES_MAX);
+    return arena_put(names, len, cap, name, n, off_out);
+}
+
+/* Append n bytes and a NUL to a growing arena; the offset goes out. */
+static int
+arena_put(char **names, size_t *len, size_t *cap, const char *name, size_t n, uint32_t *off_out)
+{
     if (*len + n + 1 > *cap) {
         size_t want = *cap == 0 ? 4096 : *cap * 2;
         while (want < *len + n + 1) {
@@ -1317,6 +1371,8 @@ message_from(const struct mailbox_index *index, const struct index_entry *e,
     out->is_in_new = e->is_in_new;
     out->is_gone = e->expunged_modseq != 0;
     out->name = index->names + e->name_off;
+    out->header = e->header;
+    out->header_len = e->header_len;
 }
 
 /* Append m, copying its name into the snapshot's own arena. The arena may
@@ -1339,10 +1395,19 @@ snapshot_add(struct mailbox_snapshot *snapshot, const struct mailbox_message *m)
                   strlen(m->name), &off) != 0) {
         return -ENOMEM;
     }
+    uint32_t header_off = 0;
+    bool has_header = snapshot->is_with_headers && m->header != NULL;
+    if (has_header && arena_put(&snapshot->names, &snapshot->names_len, &snapshot->names_cap,
+                                m->header, m->header_len, &header_off) != 0) {
+        return -ENOMEM;
+    }
     struct mailbox_message *slot = &snapshot->messages[snapshot->count++];
     *slot = *m;
     slot->name = NULL;
     slot->name_off = off;
+    slot->header = NULL;
+    slot->header_len = has_header ? m->header_len : 0;
+    slot->header_off = header_off;
     return 0;
 }
 
@@ -1350,7 +1415,9 @@ static void
 snapshot_finish(struct mailbox_snapshot *snapshot)
 {
     for (size_t i = 0; i < snapshot->count; i++) {
-        snapshot->messages[i].name = snapshot->names + snapshot->messages[i].name_off;
+        struct mailbox_message *m = &snapshot->messages[i];
+        m->name = snapshot->names + m->name_off;
+        m->header = m->header_len > 0 ? snapshot->names + m->header_off : NULL;
     }
 }
 

@@ -82,6 +82,11 @@ struct mailbox_message {
     bool is_modified;  /* STORE skipped it: MODSEQ above UNCHANGEDSINCE */
     const char *name;  /* file name in new/ or cur/, owned by the snapshot */
     uint32_t name_off; /* private: name's place in the snapshot's arena */
+    /* The header block (CRLF, up to and with the blank line) when the
+     * index has it cached and the snapshot asked for headers; else NULL. */
+    const char *header;
+    uint32_t header_len;
+    uint32_t header_off; /* private */
 };
 
 struct mailbox_snapshot {
@@ -91,6 +96,7 @@ struct mailbox_snapshot {
     size_t names_len;
     size_t names_cap;
     size_t capacity;
+    bool is_with_headers; /* set before collecting: copy cached headers */
 };
 
 struct mailbox_status {
@@ -232,6 +238,15 @@ long mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapsh
  * cannot be stored, as with Dovecot's Maildir), -EAGAIN (lock held) or
  * -errno. Worker thread. */
 int mailbox_index_keyword(struct mailbox_index *index, const char *name, size_t len);
+
+/* The header cache: a message's header block, kept in the index once read
+ * so FETCH of headers and header SEARCHes need not open the file. Bounded:
+ * MAILBOX_HEADER_BYTES_MAX per message, MAILBOX_HEADER_CACHE_BYTES_MAX over
+ * every index (beyond it nothing more is cached). */
+#define MAILBOX_HEADER_BYTES_MAX (16u * 1024)
+#define MAILBOX_HEADER_CACHE_BYTES_MAX (256u * 1024 * 1024)
+void mailbox_index_header_put(struct mailbox_index *index, uint32_t uid, const char *header,
+                              size_t len);
 
 /* Remember a message's INTERNALDATE (its file's mtime), read by a command,
  * so later ones need not stat the file. */
