@@ -121,6 +121,21 @@ imap_text_conv_run(struct imap_text_conv *conv, const char *in, size_t len, bool
     const unsigned char *u = (const unsigned char *)in;
     if (conv->kind == CONV_UTF8) {
         while (pos < len) {
+            /* Most mail is ASCII: copy runs of it whole. */
+            if (u[pos] < 0x80) {
+                size_t run = pos;
+                while (run < len && u[run] < 0x80 && w.len + (run - pos) < w.cap) {
+                    run++;
+                }
+                if (run == pos) {
+                    w.is_full = true;
+                    break;
+                }
+                memcpy(w.buf + w.len, u + pos, run - pos);
+                w.len += run - pos;
+                pos = run;
+                continue;
+            }
             uint32_t cp;
             bool is_incomplete;
             size_t n = utf8_decode(u + pos, len - pos, &cp, &is_incomplete);
@@ -351,6 +366,30 @@ imap_text_finder_feed(struct imap_text_finder *finder, const char *utf8, size_t 
             ASSERT(n >= have);
             finder->partial_len = 0;
             pos += n - have;
+        } else if (u[pos] < 0x80) {
+            /* A run of ASCII folds byte by byte (A-Z to a-z, as fold_cp). */
+            size_t run = pos;
+            while (run < len && u[run] < 0x80) {
+                run++;
+            }
+            while (pos < run && !finder->is_found) {
+                if (finder->buf_len == sizeof(finder->buf)) {
+                    finder_flush(finder);
+                    continue;
+                }
+                size_t take = sizeof(finder->buf) - finder->buf_len;
+                if (take > run - pos) {
+                    take = run - pos;
+                }
+                char *out = finder->buf + finder->buf_len;
+                for (size_t i = 0; i < take; i++) {
+                    unsigned char c = u[pos + i];
+                    out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+                }
+                finder->buf_len += take;
+                pos += take;
+            }
+            continue;
         } else {
             n = utf8_decode(u + pos, len - pos, &cp, &is_incomplete);
             if (is_incomplete) {
