@@ -69,26 +69,12 @@ imap_cmd_append(struct imap_exec *x)
         imap_exec_bad(x, "Invalid date-time.");
         return;
     }
-    char name[MAILDIR_FOLDERS_NAME_BYTES_MAX + 1];
-    if (imap_exec_mailbox_arg(x, name_node, name, sizeof(name)) != 0) {
-        return;
-    }
     char target[PATH_MAX];
-    if (imap_exec_folder_path(x, name, target, sizeof(target)) != 0) {
-        imap_exec_no(x, "[CANNOT] Invalid mailbox name.");
-        return;
-    }
     struct mailbox_index *dest = NULL;
-    int rc = mailbox_index_open(target, x->root, &dest);
-    if (rc == -ENOENT) {
-        imap_exec_no(x, "[TRYCREATE] Mailbox doesn't exist.");
+    if (imap_exec_target_open(x, name_node, target, sizeof(target), &dest) != 0) {
         return;
     }
-    if (rc != 0 && rc != -EAGAIN) {
-        log_warning("imap: append to %s: %s", target, strerror(-rc));
-        imap_exec_no(x, "[SERVERBUG] Internal error opening the mailbox.");
-        return;
-    }
+    int rc;
     uint32_t flags = 0;
     uint32_t keywords = 0;
     if (flags_node != IMAP_NODE_NONE) {

@@ -40,26 +40,13 @@ imap_cmd_copy(struct imap_exec *x)
         return;
     }
     uint32_t set_node = imap_node_first_child(p, 0);
-    char name[MAILDIR_FOLDERS_NAME_BYTES_MAX + 1];
-    if (imap_exec_mailbox_arg(x, imap_node_next(p, set_node), name, sizeof(name)) != 0) {
-        return;
-    }
     char target[PATH_MAX];
-    if (imap_exec_folder_path(x, name, target, sizeof(target)) != 0) {
-        imap_exec_no(x, "[CANNOT] Invalid mailbox name.");
-        return;
-    }
     struct mailbox_index *dest = NULL;
-    int rc = mailbox_index_open(target, x->root, &dest);
-    if (rc == -ENOENT) {
-        imap_exec_no(x, "[TRYCREATE] Mailbox doesn't exist.");
+    if (imap_exec_target_open(x, imap_node_next(p, set_node), target, sizeof(target), &dest) !=
+        0) {
         return;
     }
-    if (rc != 0 && rc != -EAGAIN) {
-        log_warning("imap: copy to %s: %s", target, strerror(-rc));
-        imap_exec_no(x, "[SERVERBUG] Internal error opening the mailbox.");
-        return;
-    }
+    int rc = 0;
     struct mailbox_snapshot snap = {0};
     uint32_t *src_uids = NULL;
     char *bases = NULL;

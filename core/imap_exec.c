@@ -334,6 +334,34 @@ imap_exec_mailbox_write(struct imap_exec *x, const char *name)
 }
 
 int
+imap_exec_target_open(struct imap_exec *x, uint32_t node, char *path_out, size_t path_bytes,
+                      struct mailbox_index **index_out)
+{
+    char name[MAILDIR_FOLDERS_NAME_BYTES_MAX + 1];
+    if (imap_exec_mailbox_arg(x, node, name, sizeof(name)) != 0) {
+        return -EINVAL;
+    }
+    if (imap_exec_folder_path(x, name, path_out, path_bytes) != 0) {
+        imap_exec_no(x, "[CANNOT] Invalid mailbox name.");
+        return -EINVAL;
+    }
+    int rc = mailbox_index_open(path_out, x->root, index_out);
+    if (rc == 0) {
+        return 0;
+    }
+    if (rc == -ENOENT) {
+        imap_exec_no(x, "[TRYCREATE] Mailbox doesn't exist.");
+    } else if (rc == -EAGAIN) {
+        imap_exec_no(x, "[INUSE] Mailbox is locked, try again.");
+    } else {
+        log_warning("imap: %s to %s: %s", imap_command_name(x->command->command), path_out,
+                    strerror(-rc));
+        imap_exec_no(x, "[SERVERBUG] Internal error opening the mailbox.");
+    }
+    return rc;
+}
+
+int
 imap_exec_folder_path(const struct imap_exec *x, const char *name, char *out, size_t out_bytes)
 {
     return maildir_folders_path(x->root, name, out, out_bytes);

@@ -166,6 +166,12 @@ int imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
                         bool is_header_enough, bool needs_date, struct imap_exec_file *f);
 void imap_exec_file_close(struct imap_exec_file *f);
 
+/* The mailbox argument at node as a target (APPEND, COPY, MOVE): its path
+ * and a reference to its index. Returns 0, or -errno after writing "tag
+ * BAD/NO" ([TRYCREATE] when it does not exist). */
+int imap_exec_target_open(struct imap_exec *x, uint32_t node, char *path_out, size_t path_bytes,
+                          struct mailbox_index **index_out);
+
 /* Path of a folder by storage name under the user's root. Returns 0 or
  * -ENAMETOOLONG / -EINVAL. */
 int imap_exec_folder_path(const struct imap_exec *x, const char *name, char *out,

@@ -1,9 +1,11 @@
 /*
  * store/password.c - users_file password checks (see password.h).
  *
- * Owns nothing: crypt_r data lives on the caller's stack frame (it is
- * large, ~32 KiB for libxcrypt's struct crypt_data, so it is heap-allocated
- * per call rather than risk a small worker stack). Runs on workers.
+ * Owns nothing: the crypt work area is heap-allocated per call (libxcrypt's
+ * struct crypt_data is ~32 KiB, too much for a small worker stack). Uses
+ * libxcrypt's crypt_rn, which returns NULL on failure instead of a "*"
+ * string, and which sanitizers do not intercept (their crypt_r
+ * interceptor can leave the real function unresolved). Runs on workers.
  */
 #define _GNU_SOURCE
 #include "store/password.h"
@@ -73,10 +75,10 @@ crypt_check(const char *hash, const char *password)
     if (data == NULL) {
         return -ENOMEM;
     }
-    const char *out = crypt_r(password, hash, data);
+    const char *out = crypt_rn(password, hash, data, (int)sizeof(*data));
     int rc;
-    /* libxcrypt returns a string starting with '*' on failure (unknown
-     * prefix or bad salt), never NULL; both are checked. */
+    /* NULL on failure (unknown prefix, bad salt); a '*' string is checked
+     * too, as older libcrypts return one. */
     if (out == NULL || out[0] == '*') {
         rc = -EINVAL;
     } else {

@@ -5,7 +5,7 @@
  * yescrypt "$y$" under {CRYPT}), or a bare crypt(3) string ("$6$...",
  * "$2y$...", "$y$...") as Dovecot's default scheme CRYPT reads it.
  *
- * crypt_r is deliberately slow (that is its job): call this on a worker
+ * crypt(3) is deliberately slow (that is its job): call this on a worker
  * thread, never a reactor. Any worker: no shared state.
  */
 #ifndef TOASTER_STORE_PASSWORD_H
