@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,16 @@ static int file_read(int fd, size_t size, struct imap_exec_file *f);
 #define IMAP_EXEC_READ_KEEP_BYTES (4u * 1024 * 1024)
 static _Thread_local char *read_buffer;
 static _Thread_local size_t read_buffer_cap;
+/* Frees a worker's buffer when the worker thread ends. */
+static pthread_key_t read_buffer_key;
+static pthread_once_t read_buffer_once = PTHREAD_ONCE_INIT;
+
+static void
+read_buffer_key_make(void)
+{
+    int rc = pthread_key_create(&read_buffer_key, free);
+    ASSERT(rc == 0);
+}
 static void header_cache_fill(struct imap_exec *x, const struct mailbox_message *m,
                               const char *data, size_t len);
 static void view_sync(struct imap_exec *x, bool may_expunge);
@@ -821,6 +832,7 @@ imap_exec_file_close(struct imap_exec_file *f)
         free(read_buffer);
         read_buffer = NULL;
         read_buffer_cap = 0;
+        (void)pthread_setspecific(read_buffer_key, NULL);
     }
 }
 
@@ -840,6 +852,8 @@ file_read(int fd, size_t size, struct imap_exec_file *f)
         }
         read_buffer = grown;
         read_buffer_cap = cap;
+        (void)pthread_once(&read_buffer_once, read_buffer_key_make);
+        (void)pthread_setspecific(read_buffer_key, read_buffer);
     }
     size_t done = 0;
     while (done < size) {
