@@ -4,7 +4,8 @@
 #
 # Stages: unit tests (build/), the same unit tests under ASan+UBSan
 # (build-asan/), integration tests with the real daemon and real clients
-# (pytest, swaks), and each libFuzzer harness for FUZZ_SECONDS on top of its
+# (pytest, swaks, mutt, mbsync) against both builds, and each libFuzzer
+# harness for FUZZ_SECONDS on top of its
 # corpus (build-fuzz/, clang). Counts are checks for unit programs, test
 # cases for pytest, and one per fuzz target.
 set -uo pipefail
@@ -56,16 +57,23 @@ for dir in build build-asan; do
     done
 done
 
-echo "== integration"
-TOASTERD="$PWD/build/toasterd" TOASTERCTL="$PWD/build/toasterctl" \
-    /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | tee "$logs/pytest.log"
-summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (failed|error)' "$logs/pytest.log" | tail -1)
-p=$(echo "$summary" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
-f=$(echo "$summary" | grep -oE '[0-9]+ failed' | cut -d' ' -f1)
-e=$(echo "$summary" | grep -oE '[0-9]+ error' | cut -d' ' -f1)
-passed=$((passed + ${p:-0}))
-failed=$((failed + ${f:-0} + ${e:-0}))
-if [ -z "$summary" ]; then failed=$((failed + 1)); fi
+# Integration twice: the optimised daemon, then the same tests against the
+# ASan+UBSan build, so a memory error or leak in the daemon (reported on its
+# stderr, which every test checks at stop) fails the run.
+for dir in build build-asan; do
+    echo "== integration ($dir)"
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        TOASTERD="$PWD/$dir/toasterd" TOASTERCTL="$PWD/$dir/toasterctl" \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 |
+        tee "$logs/pytest.log"
+    summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (failed|error)' "$logs/pytest.log" | tail -1)
+    p=$(echo "$summary" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
+    f=$(echo "$summary" | grep -oE '[0-9]+ failed' | cut -d' ' -f1)
+    e=$(echo "$summary" | grep -oE '[0-9]+ error' | cut -d' ' -f1)
+    passed=$((passed + ${p:-0}))
+    failed=$((failed + ${f:-0} + ${e:-0}))
+    if [ -z "$summary" ]; then failed=$((failed + 1)); fi
+done
 
 echo "== fuzz (${FUZZ_SECONDS}s per target)"
 if [ ! -d build-fuzz ]; then
