@@ -16,11 +16,12 @@
  * the session consumes no input.
  *
  * Memory. The session itself is small (see IMAP_SESSION_BYTES_MAX, asserted
- * in the .c): the reader state (its literal table is most of it), a 2 KiB
- * output buffer, the copied tag and bounded credentials. The two big pieces
- * needed to read and parse one command -- the command buffer (up to
- * IMAP_LINE_BYTES_MAX_DEFAULT + literals) and the parser's node array
- * (IMAP_PARSER_NODES_DEFAULT nodes) -- are "command scratch" borrowed from
+ * in the .c; 2,928 bytes): the reader state, a 2 KiB output buffer, the
+ * copied tag and bounded credentials. The big pieces needed to read and
+ * parse one command -- the command buffer (up to
+ * IMAP_LINE_BYTES_MAX_DEFAULT + literals), the reader's literal table and
+ * the parser's node array (IMAP_PARSER_NODES_DEFAULT nodes) -- are
+ * "command scratch" borrowed from
  * the owner: the session calls callbacks->scratch_acquire() when bytes
  * arrive and it holds none, and callbacks->scratch_release() as soon as no
  * command is partly read (at the end of every imap_session_feed() that
