@@ -30,6 +30,7 @@
 #include "core/stats.h"
 #include "core/workers.h"
 #include "store/delivery.h"
+#include "store/mailbox_index.h"
 #include "store/recipients.h"
 #include "store/spool.h"
 
@@ -383,6 +384,7 @@ main(int argc, char **argv)
     delivery_stop();
     smtp_listener_destroy();
     imap_listener_destroy();
+    (void)mailbox_index_drop_idle();
     table = recipients_publish(NULL);
     recipients_destroy(&table);
     ip_limit_destroy();

@@ -59,6 +59,8 @@ struct mailbox_index {
     pthread_mutex_t lock;      /* everything below except where noted */
     pthread_mutex_t sync_lock; /* one load/refresh at a time; across I/O */
     struct mailbox_index *hash_next; /* registry_lock */
+    struct mailbox_index *idle_prev; /* registry_lock: on the idle list (refs 0) */
+    struct mailbox_index *idle_next;
     uint32_t refs;                   /* registry_lock */
     uint32_t hash;
     bool is_loaded;       /* sync_lock */
@@ -94,8 +96,15 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_size_t header_cache_bytes; /* over every index */
 static struct mailbox_index *registry[REGISTRY_BUCKETS];
 static size_t registry_count;
+/* Loaded indexes nobody holds, oldest first: kept so the next SELECT,
+ * STATUS or login of the same folder needs no full scan. */
+static struct mailbox_index *idle_head;
+static struct mailbox_index *idle_tail;
+static size_t idle_count;
 
 static struct mailbox_index *registry_find(const char *path, uint32_t hash);
+static void registry_remove(struct mailbox_index *index);
+static void idle_unlink(struct mailbox_index *index);
 static void index_free(struct mailbox_index *index);
 static void entry_header_drop(struct index_entry *e);
 static int arena_put(char **arena, size_t *len, size_t *cap, const char *bytes, size_t n,
@@ -136,6 +145,9 @@ mailbox_index_open(const char *path, const char *uidvalidity_root,
     pthread_mutex_lock(&registry_lock);
     struct mailbox_index *index = registry_find(path, hash);
     if (index != NULL) {
+        if (index->refs == 0) {
+            idle_unlink(index);
+        }
         index->refs++;
     } else {
         index = calloc(1, sizeof(*index));
@@ -196,18 +208,53 @@ mailbox_index_release(struct mailbox_index **index_ptr)
         pthread_mutex_unlock(&registry_lock);
         return;
     }
-    uint32_t bucket = index->hash & (REGISTRY_BUCKETS - 1);
-    struct mailbox_index **link = &registry[bucket];
-    while (*link != index) {
-        ASSERT(*link != NULL);
-        link = &(*link)->hash_next;
-    }
-    *link = index->hash_next;
-    ASSERT(registry_count > 0);
-    registry_count--;
-    pthread_mutex_unlock(&registry_lock);
     ASSERT(index->views == NULL);
-    index_free(index);
+    struct mailbox_index *victim = NULL;
+    if (index->is_loaded) {
+        /* Kept for the next user, newest last; the oldest beyond the bound
+         * goes. */
+        index->idle_prev = idle_tail;
+        index->idle_next = NULL;
+        if (idle_tail != NULL) {
+            idle_tail->idle_next = index;
+        } else {
+            idle_head = index;
+        }
+        idle_tail = index;
+        idle_count++;
+        if (idle_count > MAILBOX_INDEX_IDLE_MAX) {
+            victim = idle_head;
+            idle_unlink(victim);
+            registry_remove(victim);
+        }
+    } else {
+        victim = index; /* a load that failed */
+        registry_remove(victim);
+    }
+    pthread_mutex_unlock(&registry_lock);
+    if (victim != NULL) {
+        index_free(victim);
+    }
+}
+
+size_t
+mailbox_index_drop_idle(void)
+{
+    size_t dropped = 0;
+    for (;;) {
+        pthread_mutex_lock(&registry_lock);
+        struct mailbox_index *victim = idle_head;
+        if (victim != NULL) {
+            idle_unlink(victim);
+            registry_remove(victim);
+        }
+        pthread_mutex_unlock(&registry_lock);
+        if (victim == NULL) {
+            return dropped;
+        }
+        index_free(victim);
+        dropped++;
+    }
 }
 
 int
@@ -969,6 +1016,44 @@ registry_find(const char *path, uint32_t hash)
         }
     }
     return NULL;
+}
+
+/* Take an index out of the registry (registry_lock held). */
+static void
+registry_remove(struct mailbox_index *index)
+{
+    uint32_t bucket = index->hash & (REGISTRY_BUCKETS - 1);
+    struct mailbox_index **link = &registry[bucket];
+    while (*link != index) {
+        ASSERT(*link != NULL);
+        link = &(*link)->hash_next;
+    }
+    *link = index->hash_next;
+    ASSERT(registry_count > 0);
+    registry_count--;
+}
+
+/* Take an index off the idle list (registry_lock held). */
+static void
+idle_unlink(struct mailbox_index *index)
+{
+    ASSERT(index->refs == 0);
+    if (index->idle_prev != NULL) {
+        index->idle_prev->idle_next = index->idle_next;
+    } else {
+        ASSERT(idle_head == index);
+        idle_head = index->idle_next;
+    }
+    if (index->idle_next != NULL) {
+        index->idle_next->idle_prev = index->idle_prev;
+    } else {
+        ASSERT(idle_tail == index);
+        idle_tail = index->idle_prev;
+    }
+    index->idle_prev = NULL;
+    index->idle_next = NULL;
+    ASSERT(idle_count > 0);
+    idle_count--;
 }
 
 static void

@@ -133,8 +133,16 @@ struct mailbox_view_changes {
 int mailbox_index_open(const char *path, const char *uidvalidity_root,
                        struct mailbox_index **index_out);
 
-/* Drop a reference; the last one frees the index. Any thread. */
+/* Drop a reference. An index nobody holds stays loaded (the next open
+ * finds it, refreshed only if the folder changed), up to
+ * MAILBOX_INDEX_IDLE_MAX such indexes; beyond, the longest unused one is
+ * freed. Any thread. */
+#define MAILBOX_INDEX_IDLE_MAX 1024u
 void mailbox_index_release(struct mailbox_index **index);
+
+/* Free every index nobody holds (at shutdown, and for tests). Returns how
+ * many went. Any thread. */
+size_t mailbox_index_drop_idle(void);
 
 /* Bring the index up to date with the disk if it may be out of date (marked
  * dirty, or new/, cur/ or dovecot-uidlist changed since the last sync), or

@@ -281,8 +281,14 @@ test_shared_and_views(void)
     mailbox_index_release(&a);
     CHECK(mailbox_index_loaded_count() == 1);
     mailbox_index_release(&b);
-    CHECK(mailbox_index_loaded_count() == 0);
     CHECK(a == NULL && b == NULL);
+    /* Nobody holds it: kept for the next open, until dropped. */
+    CHECK(mailbox_index_loaded_count() == 1);
+    CHECK(mailbox_index_open(box, NULL, &a) == 0);
+    CHECK(mailbox_index_loaded_count() == 1);
+    mailbox_index_release(&a);
+    CHECK(mailbox_index_drop_idle() == 1);
+    CHECK(mailbox_index_loaded_count() == 0);
 }
 
 static void
@@ -311,6 +317,7 @@ test_move_new_and_missing(void)
     CHECK(st.recent == 2); /* 1003 and 1005 were still in new/ at load */
     mailbox_view_detach(&v);
     mailbox_index_release(&idx);
+    CHECK(mailbox_index_drop_idle() == 1);
 }
 
 /* MODSEQs survive the index being dropped and loaded again (a restart):
@@ -341,6 +348,7 @@ test_modseq_persistent(void)
     CHECK(highest == changed);
     mailbox_view_detach(&v);
     mailbox_index_release(&idx);
+    CHECK(mailbox_index_drop_idle() == 1); /* as after a restart */
     CHECK(mailbox_index_loaded_count() == 0);
 
     CHECK(mailbox_index_open(box, NULL, &idx) == 0);
@@ -360,6 +368,7 @@ test_modseq_persistent(void)
     mailbox_snapshot_free(&snap);
     mailbox_view_detach(&v);
     mailbox_index_release(&idx);
+    CHECK(mailbox_index_drop_idle() == 1);
 
     /* A file for another UIDVALIDITY: start over above everything. */
     char p[512];
@@ -374,6 +383,7 @@ test_modseq_persistent(void)
     mailbox_index_status(idx, &st);
     CHECK(st.highest_modseq > highest);
     mailbox_index_release(&idx);
+    CHECK(mailbox_index_drop_idle() == 1);
 }
 
 int main(void);
