@@ -10,6 +10,7 @@
  * store/maildir_folders.h.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -35,6 +36,17 @@
 #define STATUS_DELETED 0x20u
 #define STATUS_SIZE 0x40u
 #define STATUS_HIGHESTMODSEQ 0x80u
+
+/* STATUS items, in the order the answer lists them. */
+static const struct {
+    const char *name;
+    unsigned bit;
+} status_names[] = {
+    {"MESSAGES", STATUS_MESSAGES}, {"RECENT", STATUS_RECENT},
+    {"UIDNEXT", STATUS_UIDNEXT},   {"UIDVALIDITY", STATUS_UIDVALIDITY},
+    {"UNSEEN", STATUS_UNSEEN},     {"DELETED", STATUS_DELETED},
+    {"SIZE", STATUS_SIZE},         {"HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ},
+};
 
 struct list_request {
     bool is_lsub;
@@ -642,24 +654,16 @@ status_items(struct imap_exec *x, uint32_t list_node, unsigned *items_out)
         imap_exec_bad(x, "STATUS needs a list of items.");
         return -EINVAL;
     }
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } names[] = {
-        {"MESSAGES", STATUS_MESSAGES}, {"RECENT", STATUS_RECENT},
-        {"UIDNEXT", STATUS_UIDNEXT},   {"UIDVALIDITY", STATUS_UIDVALIDITY},
-        {"UNSEEN", STATUS_UNSEEN},     {"DELETED", STATUS_DELETED},
-        {"SIZE", STATUS_SIZE},         {"HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ},
-    };
     unsigned items = 0;
     for (uint32_t i = imap_node_first_child(p, list_node); i != IMAP_NODE_NONE;
          i = imap_node_next(p, i)) {
         const struct imap_node *n = &p->nodes[i];
         unsigned bit = 0;
-        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]) && n->kind == IMAP_NODE_ATOM;
+        for (size_t k = 0; k < sizeof(status_names) / sizeof(status_names[0]) &&
+                           n->kind == IMAP_NODE_ATOM;
              k++) {
-            if (span_equals_nocase(n->text, names[k].name)) {
-                bit = names[k].bit;
+            if (span_equals_nocase(n->text, status_names[k].name)) {
+                bit = status_names[k].bit;
             }
         }
         if (bit == 0) {
@@ -708,37 +712,21 @@ status_write(struct imap_exec *x, const char *name, unsigned items, bool is_quie
     imap_exec_cstr(x, "* STATUS ");
     imap_exec_mailbox_write(x, name);
     imap_exec_cstr(x, " (");
+    /* In status_names order. */
+    const uint64_t values[] = {
+        st.exists, st.recent,  st.uidnext, st.uidvalidity,
+        st.unseen, st.deleted, st.size,    st.highest_modseq,
+    };
+    static_assert(sizeof(values) / sizeof(values[0]) ==
+                      sizeof(status_names) / sizeof(status_names[0]),
+                  "a value per STATUS item");
     const char *sep = "";
-    if (items & STATUS_MESSAGES) {
-        imap_exec_printf(x, "%sMESSAGES %u", sep, st.exists);
-        sep = " ";
-    }
-    if (items & STATUS_RECENT) {
-        imap_exec_printf(x, "%sRECENT %u", sep, st.recent);
-        sep = " ";
-    }
-    if (items & STATUS_UIDNEXT) {
-        imap_exec_printf(x, "%sUIDNEXT %u", sep, st.uidnext);
-        sep = " ";
-    }
-    if (items & STATUS_UIDVALIDITY) {
-        imap_exec_printf(x, "%sUIDVALIDITY %u", sep, st.uidvalidity);
-        sep = " ";
-    }
-    if (items & STATUS_UNSEEN) {
-        imap_exec_printf(x, "%sUNSEEN %u", sep, st.unseen);
-        sep = " ";
-    }
-    if (items & STATUS_DELETED) {
-        imap_exec_printf(x, "%sDELETED %u", sep, st.deleted);
-        sep = " ";
-    }
-    if (items & STATUS_SIZE) {
-        imap_exec_printf(x, "%sSIZE %llu", sep, (unsigned long long)st.size);
-        sep = " ";
-    }
-    if (items & STATUS_HIGHESTMODSEQ) {
-        imap_exec_printf(x, "%sHIGHESTMODSEQ %llu", sep, (unsigned long long)st.highest_modseq);
+    for (size_t k = 0; k < sizeof(values) / sizeof(values[0]); k++) {
+        if (items & status_names[k].bit) {
+            imap_exec_printf(x, "%s%s %llu", sep, status_names[k].name,
+                             (unsigned long long)values[k]);
+            sep = " ";
+        }
     }
     imap_exec_cstr(x, ")\r\n");
 }
