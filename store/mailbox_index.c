@@ -37,6 +37,7 @@
 #include "store/maildir_uidlist.h"
 
 #define REGISTRY_BUCKETS 65536u /* power of two */
+#define REFRESH_CLAIM_NS UINT64_C(1000000000)
 
 struct index_entry {
     uint32_t uid;
@@ -65,7 +66,9 @@ struct mailbox_index {
     uint32_t hash;
     bool is_loaded;       /* sync_lock */
     atomic_bool is_dirty; /* new mail delivered since the last refresh */
-    atomic_bool is_refresh_claimed;
+    /* When a view claimed the refresh (CLOCK_MONOTONIC ns, 0: none); a claim
+     * older than REFRESH_CLAIM_NS lapses, in case its session went away. */
+    _Atomic uint64_t refresh_claimed_ns;
     char *path;
     char *uidvalidity_root;
     uint32_t uidvalidity;
@@ -266,7 +269,7 @@ mailbox_index_refresh(struct mailbox_index *index, bool is_move_new, bool is_for
     int rc = 0;
     /* Clear the marks first: a delivery during the sync marks again. */
     bool was_dirty = atomic_exchange(&index->is_dirty, false);
-    atomic_store(&index->is_refresh_claimed, false);
+    atomic_store(&index->refresh_claimed_ns, 0);
     if (is_forced || is_move_new || was_dirty || index_is_stale(index)) {
         rc = index_sync(index, is_move_new);
         if (rc != 0) {
@@ -619,8 +622,14 @@ bool
 mailbox_view_claim_refresh(struct mailbox_view *view)
 {
     ASSERT(view != NULL && view->index != NULL);
-    bool expected = false;
-    return atomic_compare_exchange_strong(&view->index->is_refresh_claimed, &expected, true);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t claimed = atomic_load(&view->index->refresh_claimed_ns);
+    if (claimed != 0 && now - claimed < REFRESH_CLAIM_NS) {
+        return false;
+    }
+    return atomic_compare_exchange_strong(&view->index->refresh_claimed_ns, &claimed, now);
 }
 
 void

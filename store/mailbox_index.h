@@ -193,7 +193,9 @@ bool mailbox_view_has_changes(struct mailbox_view *view);
 bool mailbox_view_is_dirty(struct mailbox_view *view);
 
 /* Among the views that find the index dirty, one should queue the refresh:
- * true for the first caller until mailbox_index_refresh() runs. */
+ * true for the first caller until mailbox_index_refresh() runs, or a
+ * second has passed (so a session that went away meanwhile does not leave
+ * the others waiting for ever). */
 bool mailbox_view_claim_refresh(struct mailbox_view *view);
 
 /* The shared index the view is attached to. */
