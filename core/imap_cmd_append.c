@@ -103,8 +103,12 @@ imap_cmd_append(struct imap_exec *x)
                                                        : "[SERVERBUG] Append failed.");
         return;
     }
-    int rrc = mailbox_index_refresh(dest, false, true);
-    uint32_t uid = rrc == 0 ? mailbox_index_uid_of_base(dest, base, strlen(base)) : 0;
+    const char *names[1] = {base};
+    uint32_t uid = 0;
+    int rrc = mailbox_index_add_files(dest, names, 1, &uid);
+    if (rrc != 0) {
+        log_warning("imap: append: indexing %s: %s", target, strerror(-rrc));
+    }
     struct mailbox_status st;
     mailbox_index_status(dest, &st);
     mailbox_index_release(&dest);

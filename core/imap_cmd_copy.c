@@ -115,17 +115,23 @@ imap_cmd_copy(struct imap_exec *x)
                                                        : "[SERVERBUG] Copy failed.");
         goto out;
     }
-    int rrc = mailbox_index_refresh(dest, false, true);
-    if (rrc != 0) {
-        log_warning("imap: copy: refresh %s: %s", target, strerror(-rrc));
+    uint32_t *dest_uids = calloc(copied + 1, sizeof(*dest_uids));
+    const char **names = calloc(copied + 1, sizeof(*names));
+    int rrc = dest_uids == NULL || names == NULL ? -ENOMEM : 0;
+    for (size_t i = 0; i < copied && rrc == 0; i++) {
+        names[i] = bases + i * (MAILDIR_NAME_BYTES_MAX + 1);
     }
+    if (rrc == 0) {
+        rrc = mailbox_index_add_files(dest, names, copied, dest_uids);
+    }
+    if (rrc != 0) {
+        log_warning("imap: copy: indexing %s: %s", target, strerror(-rrc));
+    }
+    free(names);
     struct mailbox_status dest_status;
     mailbox_index_status(dest, &dest_status);
-    uint32_t *dest_uids = calloc(copied + 1, sizeof(*dest_uids));
     bool has_all_uids = dest_uids != NULL && rrc == 0;
     for (size_t i = 0; i < copied && has_all_uids; i++) {
-        const char *base = bases + i * (MAILDIR_NAME_BYTES_MAX + 1);
-        dest_uids[i] = mailbox_index_uid_of_base(dest, base, strlen(base));
         has_all_uids = dest_uids[i] != 0;
     }
     char code[64];

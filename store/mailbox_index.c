@@ -132,6 +132,8 @@ static void snapshot_finish(struct mailbox_snapshot *snapshot);
 static struct index_entry *entry_by_uid(struct mailbox_index *index, uint32_t uid);
 static void pending_add(struct mailbox_index *index, uint32_t uid, uint64_t modseq);
 static void pending_flush(struct mailbox_index *index);
+static int entries_append(struct mailbox_index *index, const char *const *names, size_t count,
+                          const uint32_t *uids);
 
 /* ---- the index --------------------------------------------------------- */
 
@@ -437,6 +439,114 @@ mailbox_index_keyword(struct mailbox_index *index, const char *name, size_t len)
     }
     pthread_mutex_unlock(&index->sync_lock);
     return rc;
+}
+
+int
+mailbox_index_add_files(struct mailbox_index *index, const char *const *names, size_t count,
+                        uint32_t *uids_out)
+{
+    ASSERT(index != NULL && names != NULL && uids_out != NULL);
+    if (count == 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&index->sync_lock);
+    /* Only when nothing else happened since our last look: new/ and the
+     * uidlist as recorded (cur/ just changed: that was us), no delivery
+     * waiting. Otherwise a full refresh says what is there. */
+    struct timespec t_new;
+    struct timespec t_cur;
+    struct timespec t_list;
+    dir_times(index->path, &t_new, &t_cur, &t_list);
+    bool is_clean = index->is_loaded && !atomic_load(&index->is_dirty) &&
+                    t_new.tv_sec == index->mtime_new.tv_sec &&
+                    t_new.tv_nsec == index->mtime_new.tv_nsec &&
+                    t_list.tv_sec == index->mtime_uidlist.tv_sec &&
+                    t_list.tv_nsec == index->mtime_uidlist.tv_nsec;
+    int rc = is_clean ? maildir_sync_add(index->path, names, count, index->uidvalidity,
+                                         index->uidnext, uids_out)
+                      : -ESTALE;
+    if (rc == 0) {
+        pthread_mutex_lock(&index->lock);
+        rc = entries_append(index, names, count, uids_out);
+        if (rc == 0) {
+            notify_views(index);
+        }
+        pthread_mutex_unlock(&index->lock);
+    }
+    if (rc == 0) {
+        dir_times(index->path, &index->mtime_new, &index->mtime_cur, &index->mtime_uidlist);
+    } else {
+        /* The files are there either way; a full sync finds them. */
+        int src = index_sync(index, false);
+        for (size_t i = 0; i < count; i++) {
+            uids_out[i] = 0;
+        }
+        if (src == 0) {
+            rc = 0;
+            pthread_mutex_lock(&index->lock);
+            for (size_t i = 0; i < count; i++) {
+                size_t base_len = strcspn(names[i], ":");
+                for (size_t k = index->count; k-- > 0;) {
+                    const struct index_entry *e = &index->entries[k];
+                    if (e->expunged_modseq == 0 && e->name_len >= base_len &&
+                        memcmp(index->names + e->name_off, names[i], base_len) == 0 &&
+                        (e->name_len == base_len ||
+                         index->names[e->name_off + base_len] == ':')) {
+                        uids_out[i] = e->uid;
+                        break;
+                    }
+                }
+            }
+            pthread_mutex_unlock(&index->lock);
+        } else {
+            rc = src;
+        }
+    }
+    pthread_mutex_unlock(&index->sync_lock);
+    pending_flush(index);
+    return rc;
+}
+
+/* Entries for files just given UIDs (under lock). */
+static int
+entries_append(struct mailbox_index *index, const char *const *names, size_t count,
+               const uint32_t *uids)
+{
+    if (index->count + count > index->capacity) {
+        size_t cap = index->capacity * 2 + count + 16;
+        struct index_entry *grown = realloc(index->entries, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        index->entries = grown;
+        index->capacity = cap;
+    }
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen(names[i]);
+        struct maildir_name parsed;
+        if (maildir_name_parse(names[i], len, &parsed) != 0 ||
+            (index->count > 0 && uids[i] <= index->entries[index->count - 1].uid)) {
+            return -EINVAL; /* our own names: never expected */
+        }
+        struct index_entry *e = &index->entries[index->count];
+        memset(e, 0, sizeof(*e));
+        if (names_put(&index->names, &index->names_len, &index->names_cap, names[i], len,
+                      &e->name_off) != 0) {
+            return -ENOMEM;
+        }
+        e->uid = uids[i];
+        e->flags = parsed.flags;
+        e->keywords = parsed.keywords;
+        e->size = parsed.has_size ? parsed.size : 0;
+        e->vsize = parsed.has_vsize ? parsed.vsize : e->size;
+        e->has_vsize = parsed.has_vsize;
+        e->name_len = (uint16_t)len;
+        e->modseq = ++index->highest_modseq;
+        pending_add(index, e->uid, e->modseq);
+        index->count++;
+        index->uidnext = uids[i] + 1;
+    }
+    return 0;
 }
 
 void

@@ -262,6 +262,15 @@ void mailbox_index_header_put(struct mailbox_index *index, uint32_t uid, const c
  * so later ones need not stat the file. */
 void mailbox_index_set_mtime(struct mailbox_index *index, uint32_t uid, int64_t mtime);
 
+/* Files this process just put into the folder's cur/ (APPEND, COPY):
+ * give them UIDs and entries without rescanning the folder when nothing
+ * else changed it (else a full refresh finds them). names are file names
+ * in cur/, in the order they were made. uids_out[i] gets each UID (0 when
+ * a full refresh could not find one). Returns 0 or an error of
+ * maildir_sync_run(). Worker thread. */
+int mailbox_index_add_files(struct mailbox_index *index, const char *const *names, size_t count,
+                            uint32_t *uids_out);
+
 /* The UID of a base file name in the index (after a refresh), or 0. */
 uint32_t mailbox_index_uid_of_base(struct mailbox_index *index, const char *base, size_t len);
 

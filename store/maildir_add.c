@@ -29,9 +29,11 @@ static int copy_bytes(int out_fd, const struct maildir_add_source *source);
 
 int
 maildir_add(const char *folder, const struct maildir_add_source *source, uint32_t flags,
-            uint32_t keywords, int64_t mtime, char *base_out, size_t base_bytes)
+            uint32_t keywords, int64_t mtime, char *name_out, size_t name_bytes)
 {
-    ASSERT(folder != NULL && source != NULL && base_out != NULL);
+    ASSERT(folder != NULL && source != NULL && name_out != NULL);
+    char base_out[MAILDIR_NAME_BYTES_MAX + 1];
+    size_t base_bytes = sizeof(base_out);
     ASSERT((source->path != NULL) + (source->fd >= 0) + (source->bytes != NULL) == 1);
     static _Thread_local char host[64];
     if (host[0] == '\0') {
@@ -53,6 +55,10 @@ maildir_add(const char *folder, const struct maildir_add_source *source, uint32_
     if (rc != 0) {
         return rc;
     }
+    if (name_len >= name_bytes) {
+        return -ENAMETOOLONG;
+    }
+    memcpy(name_out, name, name_len + 1);
     char cur_path[PATH_MAX];
     char tmp_path[PATH_MAX];
     if ((size_t)snprintf(cur_path, sizeof(cur_path), "%s/cur/%s", folder, name) >=

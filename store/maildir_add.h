@@ -33,10 +33,10 @@ struct maildir_add_source {
  * cur/<base>:2,<flags><keywords>. mtime > 0 sets the file's modification
  * time (IMAP INTERNALDATE) when the file is new (not for a hard link,
  * which shares its source's). A written copy is fdatasynced; the directory
- * is not (maildir_add_sync). The base name goes to base_out. Returns 0 or
- * -errno (nothing is left behind on failure). */
+ * is not (maildir_add_sync). The file's name (in cur/) goes to name_out.
+ * Returns 0 or -errno (nothing is left behind on failure). */
 int maildir_add(const char *folder, const struct maildir_add_source *source, uint32_t flags,
-                uint32_t keywords, int64_t mtime, char *base_out, size_t base_bytes);
+                uint32_t keywords, int64_t mtime, char *name_out, size_t name_bytes);
 
 /* fsync the folder's cur/ (after a batch of maildir_add). Returns 0 or
  * -errno. */

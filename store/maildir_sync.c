@@ -318,6 +318,62 @@ unlock:
     return rc;
 }
 
+int
+maildir_sync_add(const char *path, const char *const *names, size_t count, uint32_t uidvalidity,
+                 uint32_t next_uid, uint32_t *uids_out)
+{
+    ASSERT(path != NULL && names != NULL && uids_out != NULL);
+    time_t now = time(NULL);
+    int dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) {
+        return -errno;
+    }
+    int lock_fd = -1;
+    int rc = maildir_uidlist_lock(dir_fd, now, &lock_fd);
+    if (rc != 0) {
+        (void)close(dir_fd);
+        return rc;
+    }
+    struct maildir_uidlist list;
+    memset(&list, 0, sizeof(list));
+    char *buf = NULL;
+    size_t len = 0;
+    rc = read_small_file(dir_fd, MAILDIR_UIDLIST_NAME, SYNC_UIDLIST_BYTES_MAX, false, &buf, &len);
+    if (rc == 0) {
+        rc = maildir_uidlist_parse(&list, buf, len, NULL);
+        free(buf);
+        buf = NULL;
+    }
+    if (rc == 0 && (list.uidvalidity != uidvalidity || list.next_uid != next_uid)) {
+        rc = -ESTALE; /* someone else changed the list: the caller rescans */
+    }
+    /* In the caller's order, which is the order the names were made in:
+     * increasing time part, as a full sync would give them. */
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        size_t base_len = strcspn(names[i], ":");
+        rc = maildir_uidlist_append(&list, names[i], base_len, "", &uids_out[i]);
+    }
+    if (rc == 0) {
+        size_t bytes = maildir_uidlist_serialized_bytes(&list) + 1;
+        buf = malloc(bytes);
+        if (buf == NULL) {
+            rc = -ENOMEM;
+        } else {
+            rc = maildir_uidlist_serialize(&list, buf, bytes, &len);
+            ASSERT(rc == 0); /* sized by serialized_bytes */
+            rc = maildir_uidlist_commit(dir_fd, lock_fd, buf, len);
+            lock_fd = -1; /* released by commit in every case */
+        }
+    }
+    if (lock_fd >= 0) {
+        (void)maildir_uidlist_unlock(dir_fd, lock_fd);
+    }
+    free(buf);
+    maildir_uidlist_free(&list);
+    (void)close(dir_fd);
+    return rc;
+}
+
 void
 maildir_sync_result_free(struct maildir_sync_result *result)
 {

@@ -86,4 +86,14 @@ int maildir_sync_run(const char *path, const struct maildir_sync_opts *opts,
 
 void maildir_sync_result_free(struct maildir_sync_result *result);
 
+/* Give files this process has just put into cur/ (APPEND, COPY) their UIDs
+ * without a scan: under the uidlist lock, when dovecot-uidlist still has
+ * uidvalidity and next_uid as the caller last saw them, append names[i]
+ * (file names; the base before ':' is recorded) and write the list back.
+ * Returns 0 with uids_out[i], -ESTALE when the list changed meanwhile (the
+ * caller runs maildir_sync_run instead), -EAGAIN (locked), or -errno.
+ * Worker threads only. */
+int maildir_sync_add(const char *path, const char *const *names, size_t count, uint32_t uidvalidity,
+                     uint32_t next_uid, uint32_t *uids_out);
+
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "store/mailbox_index.h"
+#include "store/maildir_add.h"
 #include "store/maildir_name.h"
 #include "tests/unit/unit.h"
 
@@ -386,6 +387,55 @@ test_modseq_persistent(void)
     CHECK(mailbox_index_drop_idle() == 1);
 }
 
+/* APPEND and COPY give their files UIDs without a rescan; a later full
+ * sync (ours after a restart, or Dovecot's) finds the same UIDs in
+ * dovecot-uidlist; a uidlist changed behind the index's back makes it fall
+ * back to a full refresh. */
+static void
+test_add_files(void)
+{
+    struct mailbox_index *idx = NULL;
+    CHECK(mailbox_index_open(box, NULL, &idx) == 0);
+    struct mailbox_status st;
+    mailbox_index_status(idx, &st);
+    uint32_t next = st.uidnext;
+    static const char msg[] = "Subject: added\r\n\r\nbody\r\n";
+    char names_buf[2][256];
+    const char *names[2];
+    for (int i = 0; i < 2; i++) {
+        struct maildir_add_source src = {.fd = -1, .bytes = msg, .size = sizeof(msg) - 1};
+        CHECK(maildir_add(box, &src, i == 0 ? MAILDIR_FLAG_SEEN : 0, 0, 0, names_buf[i],
+                          sizeof(names_buf[i])) == 0);
+        names[i] = names_buf[i];
+    }
+    uint32_t uids[2] = {0, 0};
+    CHECK(mailbox_index_add_files(idx, names, 2, uids) == 0);
+    CHECK(uids[0] == next && uids[1] == next + 1);
+    mailbox_index_status(idx, &st);
+    CHECK(st.uidnext == next + 2);
+    mailbox_index_release(&idx);
+    CHECK(mailbox_index_drop_idle() == 1);
+    /* A full load reads the same UIDs back. */
+    CHECK(mailbox_index_open(box, NULL, &idx) == 0);
+    size_t base0 = strcspn(names[0], ":");
+    size_t base1 = strcspn(names[1], ":");
+    CHECK(mailbox_index_uid_of_base(idx, names[0], base0) == next);
+    CHECK(mailbox_index_uid_of_base(idx, names[1], base1) == next + 1);
+    /* Another writer adds a message in new/ meanwhile: the next add finds
+     * the folder changed and refreshes, and still knows every UID. */
+    deliver("new", "2000.M1P1.host,S=34,W=34");
+    char extra_buf[256];
+    struct maildir_add_source src = {.fd = -1, .bytes = msg, .size = sizeof(msg) - 1};
+    CHECK(maildir_add(box, &src, 0, 0, 0, extra_buf, sizeof(extra_buf)) == 0);
+    const char *extra = extra_buf;
+    uint32_t uid = 0;
+    CHECK(mailbox_index_add_files(idx, &extra, 1, &uid) == 0);
+    CHECK(uid != 0);
+    CHECK(mailbox_index_uid_of_base(idx, "2000.M1P1.host,S=34,W=34", 24) != 0);
+    mailbox_index_release(&idx);
+    CHECK(mailbox_index_drop_idle() == 1);
+}
+
 int main(void);
 
 int
@@ -407,6 +457,7 @@ main(void)
     test_shared_and_views();
     test_move_new_and_missing();
     test_modseq_persistent();
+    test_add_files();
     if (nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
         perror(root);
     }
