@@ -512,7 +512,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(bytes_equal(&whole->delivered, &split->delivered));
     FUZZ_CHECK(whole->consumed == split->consumed);
     FUZZ_CHECK(whole->open_count == split->open_count);
-    FUZZ_CHECK(whole->write_count == split->write_count);
+    /* Not the number of spool writes: a session whose replies are not
+     * drained may flush a part-filled body buffer before it stops reading,
+     * so the bytes arrive in more writes; what they add up to is checked
+     * above (and with FAIL_WRITE a different count would change the
+     * replies, which are compared too). */
     FUZZ_CHECK(whole->deliver_count == split->deliver_count);
     FUZZ_CHECK(whole->accepted_count == split->accepted_count);
     FUZZ_CHECK(whole->abort_count == split->abort_count);
