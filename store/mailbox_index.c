@@ -132,6 +132,8 @@ static void snapshot_finish(struct mailbox_snapshot *snapshot);
 static struct index_entry *entry_by_uid(struct mailbox_index *index, uint32_t uid);
 static void pending_add(struct mailbox_index *index, uint32_t uid, uint64_t modseq);
 static void pending_flush(struct mailbox_index *index);
+static uint32_t uid_of_base_locked(const struct mailbox_index *index, const char *base,
+                                   size_t len);
 static int entries_append(struct mailbox_index *index, const char *const *names, size_t count,
                           const uint32_t *uids);
 
@@ -361,19 +363,26 @@ uint32_t
 mailbox_index_uid_of_base(struct mailbox_index *index, const char *base, size_t len)
 {
     ASSERT(index != NULL && base != NULL);
-    uint32_t uid = 0;
     pthread_mutex_lock(&index->lock);
-    /* Newest first: the caller looks for a message it just added. */
-    for (size_t i = index->count; i-- > 0 && uid == 0;) {
+    uint32_t uid = uid_of_base_locked(index, base, len);
+    pthread_mutex_unlock(&index->lock);
+    return uid;
+}
+
+/* The live entry whose file's base name is base[0..len), newest first (the
+ * callers look for messages just added); 0 when none. Under lock. */
+static uint32_t
+uid_of_base_locked(const struct mailbox_index *index, const char *base, size_t len)
+{
+    for (size_t i = index->count; i-- > 0;) {
         const struct index_entry *e = &index->entries[i];
         const char *name = index->names + e->name_off;
         if (e->expunged_modseq == 0 && e->name_len >= len && memcmp(name, base, len) == 0 &&
             (e->name_len == len || name[len] == ':')) {
-            uid = e->uid;
+            return e->uid;
         }
     }
-    pthread_mutex_unlock(&index->lock);
-    return uid;
+    return 0;
 }
 
 int
@@ -485,17 +494,7 @@ mailbox_index_add_files(struct mailbox_index *index, const char *const *names, s
             rc = 0;
             pthread_mutex_lock(&index->lock);
             for (size_t i = 0; i < count; i++) {
-                size_t base_len = strcspn(names[i], ":");
-                for (size_t k = index->count; k-- > 0;) {
-                    const struct index_entry *e = &index->entries[k];
-                    if (e->expunged_modseq == 0 && e->name_len >= base_len &&
-                        memcmp(index->names + e->name_off, names[i], base_len) == 0 &&
-                        (e->name_len == base_len ||
-                         index->names[e->name_off + base_len] == ':')) {
-                        uids_out[i] = e->uid;
-                        break;
-                    }
-                }
+                uids_out[i] = uid_of_base_locked(index, names[i], strcspn(names[i], ":"));
             }
             pthread_mutex_unlock(&index->lock);
         } else {

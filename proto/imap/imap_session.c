@@ -526,10 +526,6 @@ handle_command(struct imap_session *session)
         }
         cmd_authenticate(session, tag, &p);
         return;
-    case IMAP_CMD_STARTTLS:
-        /* NOT YET IMPLEMENTED: TLS plugs in with proto/tls (next issue). */
-        reply(session, tag, "NO [UNAVAILABLE] STARTTLS not yet implemented.");
-        return;
     case IMAP_CMD_NAMESPACE:
         if (is_pre) {
             reply_bad(session, tag, "Not authenticated.");
@@ -558,6 +554,7 @@ handle_command(struct imap_session *session)
         }
         forward(session, tag, &p);
         return;
+    case IMAP_CMD_STARTTLS: /* not offered until TLS is served beneath the session */
     case IMAP_CMD_SORT:
     case IMAP_CMD_THREAD:
     case IMAP_CMD_GETQUOTA:
