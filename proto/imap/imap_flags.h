@@ -66,6 +66,17 @@ struct imap_message {
     uint64_t size;       /* RFC822.SIZE: octets of data */
     const char *data;    /* whole message, or NULL */
     size_t data_len;
+    /* The message holds no NUL byte. With it, FETCH of whole-message
+     * sections (IMAP_FETCH_NEEDS_SIZE) may be given data == NULL and
+     * data_len the size: their bytes then go out by write_range only. */
+    bool is_nul_free;
+    /* The message's searchable body text (imap_search_body_text) when the
+     * glue has it, else NULL: BODY searches body_folded[0..body_folded_len)
+     * and TEXT body_folded[0..body_folded_text_len) instead of the body in
+     * data (which then needs to hold only the header block). */
+    const char *body_folded;
+    size_t body_folded_len;
+    size_t body_folded_text_len;
 };
 
 #endif

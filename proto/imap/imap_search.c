@@ -31,11 +31,17 @@
 #define BODY_CHUNK_BYTES 4096u
 /* Undecoded bytes of a multi-byte character carried between chunks. */
 #define BODY_CARRY_BYTES 16u
+/* Folded text is written in slices of this many input bytes (at most
+ * three output bytes each, see imap_text_fold). */
+#define FOLD_SLICE_BYTES 512u
 /* Mod-sequences are 63-bit (RFC 7162 mod-sequence-value). */
 #define MODSEQ_MAX ((uint64_t)INT64_MAX)
 
 static_assert(BODY_CHUNK_BYTES % 4 == 0, "base64 chunks hold whole quanta");
 static_assert(IMAP_PARSER_DEPTH_MAX < 1000, "recursion depth stays small");
+static_assert(FOLD_SLICE_BYTES >= 4, "a slice holds more than an incomplete character");
+static_assert((unsigned char)IMAP_SEARCH_BODY_TEXT_SEPARATOR == 0xffu,
+              "the separator is a byte UTF-8 never uses");
 
 enum arg_kind {
     ARG_NONE = 0,
@@ -122,6 +128,18 @@ struct match {
     int64_t                           sent_day;
 };
 
+/* Writes folded text into a bounded buffer (imap_search_body_text): the
+ * same folding the finder does, pieces of any size, a character split
+ * between pieces kept in carry until the next one. */
+struct folder {
+    char         *out;
+    size_t        cap;
+    size_t        len;
+    unsigned char carry[4]; /* an incomplete UTF-8 sequence from the last piece */
+    size_t        carry_len;
+    bool          is_full;
+};
+
 static bool parse_sequence(struct parser *p, uint32_t node, unsigned depth, uint32_t and_key);
 static uint32_t parse_key(struct parser *p, uint32_t *node, unsigned depth);
 static bool parse_argument(struct parser *p, uint32_t key, const struct key_def *def,
@@ -148,9 +166,24 @@ static size_t header_block_len(const struct imap_message *m);
 static bool header_contains(const struct imap_message *m, struct span name, struct span needle);
 static bool text_contains(struct match *mt, struct span needle);
 static bool body_contains(struct match *mt, struct span needle);
+static bool folded_contains(const char *text, size_t len, struct span needle);
+static bool part_is_text_leaf(const struct imap_mime_part *part);
+static bool part_is_attached_header(const struct imap_mime_part *parts, size_t i,
+                                    size_t data_len);
 static void header_feed(const char *hdr, size_t len, struct imap_text_finder *finder);
 static bool part_body_contains(const struct imap_message *m, const struct imap_mime_part *part,
                                struct span needle);
+static bool finder_sink(void *arg, const char *utf8, size_t len);
+static void part_decode(const char *data, size_t data_len, const struct imap_mime_part *part,
+                        bool (*sink)(void *arg, const char *utf8, size_t len), void *arg);
+static bool folder_sink(void *arg, const char *utf8, size_t len);
+static void folder_put(struct folder *f, const char *utf8, size_t len);
+static void folder_fold(struct folder *f, const char *utf8, size_t len);
+static void folder_end(struct folder *f, bool is_partial_searched);
+static void folder_separator(struct folder *f);
+static void header_fold(const char *hdr, size_t len, struct folder *f);
+static size_t utf8_step(const unsigned char *u, size_t len, bool *is_incomplete_out);
+static size_t utf8_incomplete_tail(const unsigned char *u, size_t len);
 static bool mime_ready(struct match *mt);
 static int64_t sent_day(struct match *mt);
 static bool sent_date_parse(const char *s, size_t len, int64_t *day_out);
@@ -280,6 +313,70 @@ imap_search_match(const struct imap_search *search, const struct imap_message *m
     }
     struct match mt = { .search = search, .m = m, .ctx = ctx };
     return match_key(&mt, search->root);
+}
+
+bool
+imap_search_body_text_suffices(const struct imap_search *search)
+{
+    ASSERT(search != NULL);
+    /* Only BODY and TEXT set IMAP_SEARCH_NEEDS_BODY (parse_argument), and
+     * both read the body through body_contains() / text_contains(), which
+     * take the body text when the message has it. A key added later that
+     * reads the body some other way must make this false for it. */
+    return (search->needs & IMAP_SEARCH_NEEDS_BODY) != 0;
+}
+
+int
+imap_search_body_text(const char *data, size_t data_len, struct imap_mime_part *parts,
+                      size_t parts_cap, char *out, size_t out_bytes, size_t *body_len_out,
+                      size_t *len_out)
+{
+    ASSERT(data != NULL || data_len == 0);
+    ASSERT(parts != NULL);
+    ASSERT(parts_cap >= 1 && parts_cap <= IMAP_MIME_PARTS_MAX);
+    ASSERT(out != NULL || out_bytes == 0);
+    ASSERT(body_len_out != NULL && len_out != NULL);
+    *body_len_out = 0;
+    *len_out = 0;
+    struct imap_mime_result result;
+    if (data == NULL || imap_mime_parse(data, data_len, parts, parts_cap, &result) != 0 ||
+        result.part_count == 0) {
+        /* As mime_ready(): no structure, nothing but the header is searched. */
+        return 0;
+    }
+    size_t part_count = result.part_count;
+    struct folder f = { .out = out, .cap = out_bytes };
+    bool is_first = true;
+    /* The text leaves, each as body_contains() reads it. */
+    for (size_t i = 0; i < part_count && !f.is_full; i++) {
+        if (!part_is_text_leaf(&parts[i])) {
+            continue;
+        }
+        if (!is_first) {
+            folder_separator(&f);
+        }
+        is_first = false;
+        part_decode(data, data_len, &parts[i], folder_sink, &f);
+        /* imap_text_finder_end(): a character left incomplete is a U+FFFD. */
+        folder_end(&f, true);
+    }
+    size_t body_len = f.len;
+    /* The headers of attached messages, each as text_contains() feeds it. */
+    for (size_t i = 1; i < part_count && !f.is_full; i++) {
+        if (!part_is_attached_header(parts, i, data_len)) {
+            continue;
+        }
+        folder_separator(&f);
+        header_fold(data + parts[i].header_offset, parts[i].header_size, &f);
+        /* text_contains() asks the finder without imap_text_finder_end(). */
+        folder_end(&f, false);
+    }
+    if (f.is_full) {
+        return -ENOBUFS;
+    }
+    *body_len_out = body_len;
+    *len_out = f.len;
+    return 0;
 }
 
 bool
@@ -1008,7 +1105,7 @@ header_contains(const struct imap_message *m, struct span name, struct span need
 }
 
 /* TEXT: the top-level header, the headers of attached messages, and the
- * text parts. */
+ * text parts (the last two from the body text when the message has it). */
 static bool
 text_contains(struct match *mt, struct span needle)
 {
@@ -1025,22 +1122,19 @@ text_contains(struct match *mt, struct span needle)
     if (finder.is_found) {
         return true;
     }
+    if (m->body_folded != NULL) {
+        return folded_contains(m->body_folded, m->body_folded_text_len, needle);
+    }
     if (!mime_ready(mt)) {
         return false;
     }
     const struct imap_mime_part *parts = mt->ctx->parts;
     for (size_t i = 1; i < mt->part_count; i++) {
-        uint32_t parent = parts[i].parent;
-        if (parent == IMAP_MIME_NONE || (parts[parent].flags & IMAP_MIME_IS_MESSAGE) == 0) {
-            continue;
-        }
-        size_t off = parts[i].header_offset;
-        size_t size = parts[i].header_size;
-        if (off > m->data_len || size > m->data_len - off) {
+        if (!part_is_attached_header(parts, i, m->data_len)) {
             continue;
         }
         imap_text_finder_init(&finder, needle.ptr, needle.len);
-        header_feed(m->data + off, size, &finder);
+        header_feed(m->data + parts[i].header_offset, parts[i].header_size, &finder);
         if (finder.is_found) {
             return true;
         }
@@ -1048,10 +1142,14 @@ text_contains(struct match *mt, struct span needle)
     return body_contains(mt, needle);
 }
 
-/* BODY: every text leaf, decoded. */
+/* BODY: every text leaf, decoded (or the body text made of them). */
 static bool
 body_contains(struct match *mt, struct span needle)
 {
+    if (mt->m->body_folded != NULL) {
+        return needle.len == 0 ||
+               folded_contains(mt->m->body_folded, mt->m->body_folded_len, needle);
+    }
     if (mt->m->data == NULL) {
         return false;
     }
@@ -1063,17 +1161,39 @@ body_contains(struct match *mt, struct span needle)
     }
     const struct imap_mime_part *parts = mt->ctx->parts;
     for (size_t i = 0; i < mt->part_count; i++) {
-        const struct imap_mime_part *part = &parts[i];
-        if (part->first_child != IMAP_MIME_NONE ||
-            (part->flags & (IMAP_MIME_IS_MULTIPART | IMAP_MIME_IS_MESSAGE)) != 0 ||
-            (part->flags & IMAP_MIME_IS_TEXT) == 0) {
-            continue;
-        }
-        if (part_body_contains(mt->m, part, needle)) {
+        if (part_is_text_leaf(&parts[i]) && part_body_contains(mt->m, &parts[i], needle)) {
             return true;
         }
     }
     return false;
+}
+
+/* The needle is folded UTF-8, so it holds no separator byte and cannot
+ * match across two parts of a body text. */
+static bool
+folded_contains(const char *text, size_t len, struct span needle)
+{
+    return len >= needle.len && memmem(text, len, needle.ptr, needle.len) != NULL;
+}
+
+/* A part whose decoded body BODY searches. */
+static bool
+part_is_text_leaf(const struct imap_mime_part *part)
+{
+    return part->first_child == IMAP_MIME_NONE &&
+           (part->flags & (IMAP_MIME_IS_MULTIPART | IMAP_MIME_IS_MESSAGE)) == 0 &&
+           (part->flags & IMAP_MIME_IS_TEXT) != 0;
+}
+
+/* parts[i] is the header of an attached message (TEXT searches it), and
+ * lies inside the data (imap_mime_parse guarantees it; checked anyway). */
+static bool
+part_is_attached_header(const struct imap_mime_part *parts, size_t i, size_t data_len)
+{
+    uint32_t parent = parts[i].parent;
+    return parent != IMAP_MIME_NONE && (parts[parent].flags & IMAP_MIME_IS_MESSAGE) != 0 &&
+           parts[i].header_offset <= data_len &&
+           parts[i].header_size <= data_len - parts[i].header_offset;
 }
 
 /* Feed a header block to a finder as "Name: decoded value" lines. */
@@ -1094,16 +1214,36 @@ header_feed(const char *hdr, size_t len, struct imap_text_finder *finder)
     }
 }
 
-/* One text part: transfer encoding undone and charset converted in
- * chunks, so any body size costs a few KiB of stack. */
+/* One text part searched as it is decoded. */
 static bool
 part_body_contains(const struct imap_message *m, const struct imap_mime_part *part,
                    struct span needle)
 {
-    if (part->body_offset > m->data_len || part->body_size > m->data_len - part->body_offset) {
-        return false;
+    struct imap_text_finder finder;
+    imap_text_finder_init(&finder, needle.ptr, needle.len);
+    part_decode(m->data, m->data_len, part, finder_sink, &finder);
+    return imap_text_finder_end(&finder);
+}
+
+static bool
+finder_sink(void *arg, const char *utf8, size_t len)
+{
+    return imap_text_finder_feed(arg, utf8, len);
+}
+
+/* One text part: transfer encoding undone and charset converted in
+ * chunks, so any body size costs a few KiB of stack; the UTF-8 goes to
+ * sink piece by piece until it returns true (found, or full). The
+ * streaming match and the body text both come from here, so they read the
+ * same characters. */
+static void
+part_decode(const char *data, size_t data_len, const struct imap_mime_part *part,
+            bool (*sink)(void *arg, const char *utf8, size_t len), void *arg)
+{
+    if (part->body_offset > data_len || part->body_size > data_len - part->body_offset) {
+        return;
     }
-    const char *body = m->data + part->body_offset;
+    const char *body = data + part->body_offset;
     size_t len = part->body_size;
     enum { CTE_IDENTITY, CTE_BASE64, CTE_QP } cte = CTE_IDENTITY;
     if (span_equals_nocase(part->encoding, "base64")) {
@@ -1128,8 +1268,7 @@ part_body_contains(const struct imap_message *m, const struct imap_mime_part *pa
         int rc = imap_text_conv_open(&conv, span_make("", 0));
         ASSERT(rc == 0);
     }
-    struct imap_text_finder finder;
-    imap_text_finder_init(&finder, needle.ptr, needle.len);
+    bool is_stopped = false;
     char dec[BODY_CARRY_BYTES + BODY_CHUNK_BYTES];
     char utf[BODY_CHUNK_BYTES];
     char digits[BODY_CHUNK_BYTES];
@@ -1137,7 +1276,7 @@ part_body_contains(const struct imap_message *m, const struct imap_mime_part *pa
     size_t pos = 0;
     bool is_final = false;
     /* Each round consumes input up to the end of the part. */
-    while (!is_final && !finder.is_found) {
+    while (!is_final && !is_stopped) {
         size_t n = 0;
         if (cte == CTE_IDENTITY) {
             n = len - pos < BODY_CHUNK_BYTES ? len - pos : BODY_CHUNK_BYTES;
@@ -1183,11 +1322,11 @@ part_body_contains(const struct imap_message *m, const struct imap_mime_part *pa
         size_t total = carry + n;
         size_t off = 0;
         /* Each round converts something or stops at an incomplete tail. */
-        while (off < total && !finder.is_found) {
+        while (off < total && !is_stopped) {
             size_t used;
             size_t out = imap_text_conv_run(&conv, dec + off, total - off, is_final, utf,
                                             sizeof(utf), &used);
-            (void)imap_text_finder_feed(&finder, utf, out); /* is_found is read above */
+            is_stopped = sink(arg, utf, out);
             off += used;
             if (used == 0) {
                 break;
@@ -1200,7 +1339,190 @@ part_body_contains(const struct imap_message *m, const struct imap_mime_part *pa
         memmove(dec, dec + off, carry);
     }
     imap_text_conv_close(&conv);
-    return imap_text_finder_end(&finder);
+}
+
+
+static bool
+folder_sink(void *arg, const char *utf8, size_t len)
+{
+    struct folder *f = arg;
+    folder_put(f, utf8, len);
+    return f->is_full;
+}
+
+/* Fold a piece as imap_text_finder_feed() does: a character may be split
+ * between pieces, so an incomplete sequence at the end waits in carry. */
+static void
+folder_put(struct folder *f, const char *utf8, size_t len)
+{
+    const unsigned char *u = (const unsigned char *)utf8;
+    size_t pos = 0;
+    if (f->carry_len > 0 && len > 0) {
+        unsigned char tmp[8];
+        size_t have = f->carry_len;
+        size_t take = len < 4 ? len : 4;
+        memcpy(tmp, f->carry, have);
+        memcpy(tmp + have, u, take);
+        bool is_incomplete;
+        size_t n = utf8_step(tmp, have + take, &is_incomplete);
+        if (is_incomplete) {
+            /* Still short: all of the piece joins the carry. */
+            ASSERT(have + take < sizeof(f->carry));
+            memcpy(f->carry, tmp, have + take);
+            f->carry_len = have + take;
+            return;
+        }
+        /* The carry is a valid prefix, so the character covers it all. */
+        ASSERT(n >= have);
+        f->carry_len = 0;
+        folder_fold(f, (const char *)tmp, n);
+        pos = n - have;
+    }
+    /* Each round folds a slice cut before any incomplete character. */
+    while (pos < len && !f->is_full) {
+        size_t n = len - pos < FOLD_SLICE_BYTES ? len - pos : FOLD_SLICE_BYTES;
+        size_t tail = utf8_incomplete_tail(u + pos, n);
+        if (pos + n == len && tail > 0) {
+            memcpy(f->carry, u + len - tail, tail);
+            f->carry_len = tail;
+        }
+        ASSERT(tail < n || pos + n == len);
+        folder_fold(f, utf8 + pos, n - tail);
+        pos += n - tail;
+        if (pos + tail == len) {
+            break;
+        }
+    }
+}
+
+/* Fold text that ends on a character boundary (or is the last of it). */
+static void
+folder_fold(struct folder *f, const char *utf8, size_t len)
+{
+    if (f->is_full || len == 0) {
+        return;
+    }
+    size_t room = f->cap - f->len;
+    if (room / 3 >= len) {
+        f->len += imap_text_fold(utf8, len, f->out + f->len, room);
+        return;
+    }
+    /* Near the end of the buffer: fold aside to see whether it fits. */
+    char tmp[3 * FOLD_SLICE_BYTES];
+    size_t pos = 0;
+    while (pos < len) {
+        size_t n = len - pos < FOLD_SLICE_BYTES ? len - pos : FOLD_SLICE_BYTES;
+        if (pos + n < len) {
+            n -= utf8_incomplete_tail((const unsigned char *)utf8 + pos, n);
+        }
+        size_t w = imap_text_fold(utf8 + pos, n, tmp, sizeof(tmp));
+        if (w > f->cap - f->len) {
+            f->is_full = true;
+            return;
+        }
+        memcpy(f->out + f->len, tmp, w);
+        f->len += w;
+        pos += n;
+    }
+}
+
+/* End of one text: a character still incomplete becomes one U+FFFD when
+ * the matcher would have searched it (imap_text_finder_end), else it is
+ * dropped. */
+static void
+folder_end(struct folder *f, bool is_partial_searched)
+{
+    if (f->carry_len > 0 && is_partial_searched) {
+        folder_fold(f, (const char *)f->carry, f->carry_len);
+    }
+    f->carry_len = 0;
+}
+
+static void
+folder_separator(struct folder *f)
+{
+    ASSERT(f->carry_len == 0);
+    if (f->is_full || f->len == f->cap) {
+        f->is_full = true;
+        return;
+    }
+    f->out[f->len++] = IMAP_SEARCH_BODY_TEXT_SEPARATOR;
+}
+
+/* A header block folded as header_feed() gives it to a finder. */
+static void
+header_fold(const char *hdr, size_t len, struct folder *f)
+{
+    char value[IMAP_TEXT_HEADER_BYTES_MAX];
+    size_t pos = 0;
+    struct imap_rfc822_field field;
+    for (size_t round = 0;
+         round <= len && !f->is_full && imap_rfc822_header_next(hdr, len, &pos, &field);
+         round++) {
+        size_t n = imap_text_decode_header(field.value.ptr, field.value.len, value, sizeof(value));
+        folder_put(f, field.name.ptr, field.name.len);
+        folder_put(f, ": ", 2);
+        folder_put(f, value, n);
+        folder_put(f, "\r\n", 2);
+    }
+}
+
+/* The bytes one character of u[0..len) (len >= 1) covers as imap_text's
+ * UTF-8 decoder reads it: a whole sequence, or up to the first byte that
+ * breaks it (at least 1); is_incomplete when u ended inside a sequence
+ * that was valid so far. */
+static size_t
+utf8_step(const unsigned char *u, size_t len, bool *is_incomplete_out)
+{
+    *is_incomplete_out = false;
+    unsigned char c = u[0];
+    size_t follow;
+    unsigned char lo = 0x80;
+    unsigned char hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        follow = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        follow = 2;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        follow = 3;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 1;
+    }
+    for (size_t k = 1; k <= follow; k++) {
+        if (k >= len) {
+            *is_incomplete_out = true;
+            return k;
+        }
+        unsigned char l = k == 1 ? lo : 0x80;
+        unsigned char h = k == 1 ? hi : 0xbf;
+        if (u[k] < l || u[k] > h) {
+            return k;
+        }
+    }
+    return follow + 1;
+}
+
+/* Bytes at the end of u[0..len) that are an incomplete character. A lead
+ * byte always starts a character (no character covers one after its first
+ * byte), and an incomplete one has at most three bytes, so only the last
+ * lead byte among the last three can start it. */
+static size_t
+utf8_incomplete_tail(const unsigned char *u, size_t len)
+{
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = u[len - back];
+        if (c >= 0x80 && c <= 0xbf) {
+            continue; /* a continuation byte */
+        }
+        bool is_incomplete;
+        (void)utf8_step(u + len - back, back, &is_incomplete); /* only the flag counts */
+        return is_incomplete ? back : 0;
+    }
+    return 0;
 }
 
 static bool

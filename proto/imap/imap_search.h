@@ -73,6 +73,10 @@
 #define IMAP_SEARCH_NEEDS_HEADER 0x1u /* the header block (data may hold only it) */
 #define IMAP_SEARCH_NEEDS_BODY 0x2u   /* the whole message */
 
+/* Between the parts of a body text (imap_search_body_text): a byte UTF-8
+ * never uses, so a folded needle cannot match across two parts. */
+#define IMAP_SEARCH_BODY_TEXT_SEPARATOR '\xff'
+
 /* RETURN options (ESEARCH). */
 #define IMAP_SEARCH_RETURN_MIN 0x1u
 #define IMAP_SEARCH_RETURN_MAX 0x2u
@@ -176,10 +180,35 @@ const char *imap_search_error_text(enum imap_search_error error);
 unsigned imap_search_needs(const struct imap_search *search);
 
 /* Does message m match? m->data must hold what imap_search_needs() asked
- * for (a text key on a message without data does not match). ctx->parts
- * must be set when IMAP_SEARCH_NEEDS_BODY is. */
+ * for (a text key on a message without data does not match), except that
+ * a message carrying its body text (m->body_folded, from
+ * imap_search_body_text() with the same parts_cap) needs only the header
+ * block in data when imap_search_body_text_suffices(). ctx->parts must be
+ * set when IMAP_SEARCH_NEEDS_BODY is. */
 bool imap_search_match(const struct imap_search *search, const struct imap_message *m,
                        const struct imap_search_context *ctx);
+
+/* True when the program needs the body (IMAP_SEARCH_NEEDS_BODY) only for
+ * what a body text holds (BODY, TEXT): a message with m->body_folded set
+ * and its header block in data is then matched without its file. */
+bool imap_search_body_text_suffices(const struct imap_search *search);
+
+/* The searchable body text of a whole message (data, CRLF as stored):
+ * what BODY searches, each text leaf with its transfer encoding undone,
+ * its charset converted and case-folded exactly as the streaming match
+ * reads it, the parts joined by IMAP_SEARCH_BODY_TEXT_SEPARATOR; then,
+ * for TEXT, each header block of an attached message (as "Name: decoded
+ * value\r\n" lines, folded), each after a separator. BODY x then is
+ * memmem(out, *body_len_out, x) and the non-header half of TEXT x is
+ * memmem(out, *len_out, x), with the same answers as reading the message
+ * (for the same parts_cap: parts is scratch as in imap_search_context).
+ * Returns 0 and sets *body_len_out <= *len_out <= out_bytes, or -ENOBUFS
+ * when the text does not fit out_bytes (out then holds a part of it).
+ * Linear in data_len; no allocation (iconv aside, see imap_text.h); about
+ * 24 KiB of stack. */
+int imap_search_body_text(const char *data, size_t data_len, struct imap_mime_part *parts,
+                          size_t parts_cap, char *out, size_t out_bytes, size_t *body_len_out,
+                          size_t *len_out);
 
 /* With a MODSEQ key and RETURN of only MIN and/or MAX, RFC 7162 wants the
  * highest mod-sequence of the MIN / MAX messages only, not of every match:

@@ -11,7 +11,12 @@
  * iconv), base64 and quoted-printable bodies, multipart/alternative with an
  * attachment, nested message/rfc822, dates around midnight in several
  * zones. Formatting covers SEARCH, ESEARCH, MODSEQ, empty results and a
- * 1,000,000-number answer.
+ * 1,000,000-number answer. The cached body text (imap_search_body_text)
+ * must answer BODY and TEXT exactly as reading the message does: every
+ * MIME fixture and a set of hand-made messages (charsets, encodings split
+ * across lines and chunks, invalid UTF-8, nested parts) against fixed
+ * needles and needles cut from the text itself, including ones that
+ * straddle two parts.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -26,6 +31,7 @@
 #include "proto/imap/imap_reader.h"
 #include "proto/imap/imap_search.h"
 #include "proto/imap/imap_text.h"
+#include "tests/unit/fixtures.h"
 #include "tests/unit/unit.h"
 
 /* imap_text. */
@@ -1122,6 +1128,352 @@ test_long_bodies(void)
     CHECK(!imap_search_match(&s, &m, &ctx));
 }
 
+
+/* The body text answers as the message does. */
+
+static const char *const body_fixture_names[] = {
+    "alternative_mixed", "boundary_at_start", "cr_only", "cte_comment", "deep", "digest",
+    "disposition", "dup_ctype", "duplicates", "eightbit_headers", "empty",
+    "empty_subject_fold", "encoded_words", "forwarded", "garbage_after_boundary",
+    "garbage_ctype", "garbage_ctype2", "groups", "hdr_boundary", "header_only", "lf_only",
+    "missing_boundary", "multipart_text_lines", "no_blank", "no_boundary_param",
+    "param_weird", "plain", "quoting", "rfc2231_a", "rfc2231_b", "rfc2231_c", "rfc2231_d",
+    "rfc822_default_charset", "same_boundary", "unclosed", "upper", "weird_addresses",
+    "whitespace_boundary",
+};
+
+/* Two text parts side by side ("...endQ" | "Wstart..."), nested inside an
+ * alternative, an attached message with its own multipart, latin-1 base64,
+ * UTF-8 QP with a character split by a soft break, an unknown charset and
+ * text ending inside a character. */
+static const char body_msg_nested[] =
+    "From: a@example.org\r\n"
+    "Subject: =?UTF-8?B?R3LDvMOfZQ==?=\r\n"
+    "Content-Type: multipart/mixed; boundary=\"o\"\r\n"
+    "\r\n"
+    "--o\r\n"
+    "Content-Type: multipart/alternative; boundary=\"i\"\r\n"
+    "\r\n"
+    "--i\r\n"
+    "Content-Type: text/plain; charset=iso-8859-1\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "R3L832UgYXVzIEv2bG4gxNYgZW5kUQ==\r\n"
+    "--i\r\n"
+    "Content-Type: text/html; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "Wstart Gr=C3=\r\n"
+    "=BC=C3=9Fe =C3=84=C3=96 =E2=82\r\n"
+    "--i--\r\n"
+    "--o\r\n"
+    "Content-Type: message/rfc822\r\n"
+    "\r\n"
+    "From: inner@example.org\r\n"
+    "Subject: =?ISO-8859-1?Q?=C4rger_=FCber?= inner\r\n"
+    "Content-Type: multipart/mixed; boundary=\"n\"\r\n"
+    "\r\n"
+    "--n\r\n"
+    "Content-Type: text/plain; charset=x-no-such-charset\r\n"
+    "\r\n"
+    "unknown \xc3\xa4 \xff\xfe bytes\r\n"
+    "--n\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "\r\n"
+    "ends inside \xe2\x82\r\n"
+    "--n\r\n"
+    "Content-Type: application/octet-stream\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "c2VjcmV0IGF0dGFjaG1lbnQgYnl0ZXM=\r\n"
+    "--n--\r\n"
+    "--o\r\n"
+    "Content-Type: text/plain; charset=windows-1252\r\n"
+    "Content-Transfer-Encoding: quoted-printable\r\n"
+    "\r\n"
+    "=80 euro, =C4=D6 caps\r\n"
+    "--o\r\n"
+    "Content-Type: text/plain; charset=utf-16le\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "RwByAPwA3wBlAA==\r\n"
+    "--o--\r\n";
+
+/* One part whose last byte starts a character: U+FFFD at its end. */
+static const char body_msg_tail[] =
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Transfer-Encoding: base64\r\n"
+    "\r\n"
+    "YWJjIMOkw7bDvCDD\r\n";
+
+static const char *const body_needles[] = {
+    "", "a", "hello", "HeLLo", "body", "text", "grüße", "GRÜSSE", "GRÜßE", "ÄÖ", "äö",
+    "köln", "endq", "endqw", "qw", "q\xef\xbf\xbdw", "wstart", "€ euro", "äö caps",
+    "\xef\xbf\xbd", "inside \xef\xbf\xbd", "c \xef\xbf\xbd", "ärger", "inner", "subject",
+    "from: inner", "secret", "unknown ä", "\xef\xbf\xbd\xef\xbf\xbd bytes", "grüß",
+    "\r\n", "e\r\n--", "=c3", "cg==", "r3l",
+};
+
+static struct imap_mime_part body_parts[IMAP_MIME_PARTS_MAX];
+static char body_text_buf[1 << 20];
+
+struct body_tally {
+    size_t compared;
+    size_t matched;
+};
+
+/* The header block as the index's header cache keeps it (up to and with
+ * the blank line), or the whole message when there is none. */
+static size_t
+body_header_len(const char *data, size_t len)
+{
+    if (len >= 2 && data[0] == '\r' && data[1] == '\n') {
+        return 2;
+    }
+    const char *end = memmem(data, len, "\r\n\r\n", 4);
+    return end != NULL ? (size_t)(end - data) + 4 : len;
+}
+
+/* BODY and TEXT with needle (bytes, any): the same answer from the
+ * message and from its body text with only the header block as data. */
+static void
+body_compare(const char *name, const char *data, size_t len, const char *text,
+             size_t body_len, size_t text_len, const char *needle, size_t needle_len,
+             struct body_tally *tally)
+{
+    static const char *const key_names[] = { "BODY", "TEXT" };
+    struct imap_search_context ctx = {
+        .messages = 1, .uid_max = 1, .parts = body_parts, .parts_cap = IMAP_MIME_PARTS_MAX,
+    };
+    for (size_t k = 0; k < 2; k++) {
+        static char cmd[4096];
+        int n = snprintf(cmd, sizeof(cmd), "a SEARCH CHARSET UTF-8 %s {%zu}\r\n", key_names[k],
+                         needle_len);
+        if (n < 0 || (size_t)n + needle_len + 3 > sizeof(cmd)) {
+            continue;
+        }
+        memcpy(cmd + n, needle, needle_len);
+        memcpy(cmd + (size_t)n + needle_len, "\r\n", 3);
+        struct imap_search s;
+        if (compile(cmd, 0, &s) != IMAP_SEARCH_OK) {
+            continue; /* a needle the parser refuses (NUL) is nobody's question */
+        }
+        CHECK(imap_search_body_text_suffices(&s));
+        struct imap_message full = { .seq = 1, .uid = 1, .data = data, .data_len = len,
+                                     .size = len };
+        struct imap_message cached = full;
+        cached.data_len = body_header_len(data, len);
+        cached.body_folded = text;
+        cached.body_folded_len = body_len;
+        cached.body_folded_text_len = text_len;
+        bool want = imap_search_match(&s, &full, &ctx);
+        bool got = imap_search_match(&s, &cached, &ctx);
+        CHECK(got == want);
+        if (got != want) {
+            fprintf(stderr, "  %s %s {", name, key_names[k]);
+            unit_print_escaped((const unsigned char *)needle, needle_len);
+            fprintf(stderr, "}: cached %d, streaming %d\n", got, want);
+        }
+        tally->compared++;
+        tally->matched += want;
+    }
+}
+
+/* Start of the UTF-8 character at or before pos. */
+static size_t
+body_char_start(const char *text, size_t pos)
+{
+    while (pos > 0 && ((unsigned char)text[pos] & 0xc0) == 0x80) {
+        pos--;
+    }
+    return pos;
+}
+
+static void
+body_check_message(const char *name, const char *data, size_t len, struct body_tally *tally)
+{
+    size_t body_len = 0;
+    size_t text_len = 0;
+    int rc = imap_search_body_text(data, len, body_parts, IMAP_MIME_PARTS_MAX, body_text_buf,
+                                   sizeof(body_text_buf), &body_len, &text_len);
+    CHECK(rc == 0);
+    CHECK(body_len <= text_len);
+    if (rc != 0) {
+        fprintf(stderr, "  %s: body text %d\n", name, rc);
+        return;
+    }
+    /* An exact-size copy, so ASan sees a read past its end. */
+    char *text = malloc(text_len > 0 ? text_len : 1);
+    memcpy(text, body_text_buf, text_len);
+    for (size_t i = 0; i < sizeof(body_needles) / sizeof(body_needles[0]); i++) {
+        body_compare(name, data, len, text, body_len, text_len, body_needles[i],
+                     strlen(body_needles[i]), tally);
+    }
+    /* Needles cut from the text: windows of 1, 2 and 7 characters, and the
+     * last character of each part with the first of the next. */
+    char needle[64];
+    for (size_t at = 0; at < text_len; at += 23) {
+        size_t start = body_char_start(text, at);
+        for (size_t chars = 1; chars <= 7; chars += chars == 1 ? 1 : 5) {
+            size_t end = start;
+            for (size_t c = 0; c < chars && end < text_len; c++) {
+                end++;
+                while (end < text_len && ((unsigned char)text[end] & 0xc0) == 0x80) {
+                    end++;
+                }
+            }
+            if (memchr(text + start, IMAP_SEARCH_BODY_TEXT_SEPARATOR, end - start) == NULL) {
+                body_compare(name, data, len, text, body_len, text_len, text + start,
+                             end - start, tally);
+            }
+        }
+    }
+    for (size_t at = 1; at + 1 < text_len; at++) {
+        if (text[at] != IMAP_SEARCH_BODY_TEXT_SEPARATOR ||
+            text[at - 1] == IMAP_SEARCH_BODY_TEXT_SEPARATOR ||
+            text[at + 1] == IMAP_SEARCH_BODY_TEXT_SEPARATOR) {
+            continue;
+        }
+        size_t a = body_char_start(text, at - 1);
+        size_t b = at + 1;
+        size_t e = b + 1;
+        while (e < text_len && ((unsigned char)text[e] & 0xc0) == 0x80) {
+            e++;
+        }
+        size_t n = (at - a) + (e - b);
+        memcpy(needle, text + a, at - a);
+        memcpy(needle + (at - a), text + b, e - b);
+        body_compare(name, data, len, text, body_len, text_len, needle, n, tally);
+    }
+    /* Bounded: every buffer short of the text says so, the exact one fits. */
+    size_t sizes[] = { 0, 1, text_len > 0 ? text_len - 1 : 0, text_len };
+    for (size_t i = 0; i < 4; i++) {
+        size_t bl;
+        size_t tl;
+        rc = imap_search_body_text(data, len, body_parts, IMAP_MIME_PARTS_MAX, body_text_buf,
+                                   sizes[i], &bl, &tl);
+        if (sizes[i] < text_len) {
+            CHECK(rc == -ENOBUFS);
+        } else {
+            CHECK(rc == 0 && tl == text_len && bl == body_len);
+            CHECK(memcmp(body_text_buf, text, text_len) == 0);
+        }
+    }
+    free(text);
+}
+
+static void
+test_body_text(void)
+{
+    struct body_tally tally = { 0 };
+    static char fixture[FIXTURE_BYTES_MAX];
+    for (size_t i = 0; i < sizeof(body_fixture_names) / sizeof(body_fixture_names[0]); i++) {
+        char path[256];
+        snprintf(path, sizeof(path), "mime/%s.eml", body_fixture_names[i]);
+        size_t len = FIXTURE_READ(path, fixture);
+        char *msg = malloc(len > 0 ? len : 1);
+        memcpy(msg, fixture, len);
+        body_check_message(body_fixture_names[i], msg, len, &tally);
+        free(msg);
+    }
+    static const struct {
+        const char *name;
+        const char *data;
+    } inline_msgs[] = {
+        { "nested", body_msg_nested }, { "tail", body_msg_tail }, { "plain", msg_plain },
+        { "base64", msg_base64 },      { "qp", msg_qp },          { "multi", msg_multi },
+        { "nested2", msg_nested },     { "nodate", msg_nodate },
+    };
+    for (size_t i = 0; i < sizeof(inline_msgs) / sizeof(inline_msgs[0]); i++) {
+        body_check_message(inline_msgs[i].name, inline_msgs[i].data,
+                           strlen(inline_msgs[i].data), &tally);
+    }
+
+    /* The layout, spelled out for the nested message: its text leaves in
+     * order (two of them end inside a character: U+FFFD; the line break
+     * before a boundary belongs to the boundary), then the attached
+     * message's header. */
+    size_t body_len;
+    size_t text_len;
+    CHECK(imap_search_body_text(body_msg_nested, strlen(body_msg_nested), body_parts,
+                                IMAP_MIME_PARTS_MAX, body_text_buf, sizeof(body_text_buf),
+                                &body_len, &text_len) == 0);
+    static const char want_body[] =
+        "grüße aus köln äö endq\xff"
+        "wstart grüße äö \xef\xbf\xbd\xff"
+        "unknown ä \xef\xbf\xbd\xef\xbf\xbd bytes\xff"
+        "ends inside \xef\xbf\xbd\xff"
+        "\xe2\x82\xac euro, äö caps\xff"
+        "grüße";
+    CHECK_BYTES(body_text_buf, body_len, want_body, sizeof(want_body) - 1);
+    static const char want_tail[] =
+        "\xff"
+        "from: inner@example.org\r\n"
+        "subject: ärger über inner\r\n"
+        "content-type: multipart/mixed; boundary=\"n\"\r\n";
+    CHECK_BYTES(body_text_buf + body_len, text_len - body_len, want_tail,
+                sizeof(want_tail) - 1);
+    /* ...and the needle across two parts is not found by either path. */
+    struct imap_search s;
+    struct imap_search_context ctx = {
+        .messages = 1, .uid_max = 1, .parts = body_parts, .parts_cap = IMAP_MIME_PARTS_MAX,
+    };
+    struct imap_message m = { .seq = 1, .uid = 1, .data = body_msg_nested,
+                              .data_len = strlen(body_msg_nested) };
+    CHECK(compile("a SEARCH BODY qw\r\n", 0, &s) == IMAP_SEARCH_OK);
+    CHECK(!imap_search_match(&s, &m, &ctx));
+    CHECK(compile("a SEARCH BODY endq\r\n", 0, &s) == IMAP_SEARCH_OK);
+    CHECK(imap_search_match(&s, &m, &ctx));
+
+    /* A long UTF-8 text, base64, every chunk seam inside a character. */
+    static char big[200000];
+    static char raw[30000];
+    size_t raw_len = 0;
+    while (raw_len + 8 < sizeof(raw)) {
+        bool is_a = raw_len % 7 == 0;
+        memcpy(raw + raw_len, is_a ? "\xc3\x84" : "x\xe2\x82\xac", is_a ? 2 : 4);
+        raw_len += is_a ? 2 : 4;
+    }
+    memcpy(raw + raw_len, "Zende\xf0\x9f", 7);
+    raw_len += 7;
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int enc = 0; enc < 2; enc++) {
+        size_t len = (size_t)snprintf(big, sizeof(big),
+                                      "Content-Type: text/plain; charset=utf-8\r\n"
+                                      "Content-Transfer-Encoding: %s\r\n\r\n",
+                                      enc == 0 ? "8bit" : "base64");
+        if (enc == 0) {
+            memcpy(big + len, raw, raw_len);
+            len += raw_len;
+        } else {
+            for (size_t i = 0; i < raw_len; i += 3) {
+                unsigned char a = (unsigned char)raw[i];
+                unsigned char b = i + 1 < raw_len ? (unsigned char)raw[i + 1] : 0;
+                unsigned char c = i + 2 < raw_len ? (unsigned char)raw[i + 2] : 0;
+                big[len++] = b64[a >> 2];
+                big[len++] = b64[((a & 3) << 4) | (b >> 4)];
+                big[len++] = i + 1 < raw_len ? b64[((b & 15) << 2) | (c >> 6)] : '=';
+                big[len++] = i + 2 < raw_len ? b64[c & 63] : '=';
+                if (i % 57 == 54) {
+                    big[len++] = '\r';
+                    big[len++] = '\n';
+                }
+            }
+        }
+        memcpy(big + len, "\r\n", 2);
+        len += 2;
+        body_check_message(enc == 0 ? "long 8bit" : "long base64", big, len, &tally);
+        /* Over a small buffer: too large, as the cache bound needs. */
+        CHECK(imap_search_body_text(big, len, body_parts, IMAP_MIME_PARTS_MAX, body_text_buf,
+                                    4096, &body_len, &text_len) == -ENOBUFS);
+    }
+    /* The comparisons mean something: many, and both answers seen. */
+    CHECK(tally.compared > 2000);
+    CHECK(tally.matched > tally.compared / 4);
+    CHECK(tally.matched < tally.compared);
+}
+
 /* Formatting. */
 
 struct format_case {
@@ -1245,6 +1597,7 @@ main(void)
     test_match();
     test_sent_dates();
     test_long_bodies();
+    test_body_text();
     test_format();
     UNIT_DONE();
 }
