@@ -50,7 +50,9 @@ struct index_entry {
     uint64_t vsize; /* with CRLF line ends (W=); == size for our own files */
     int64_t mtime;  /* the file's mtime (INTERNALDATE) once read, else 0 */
     char *header;   /* the header block once read (header cache), or NULL */
+    struct mailbox_body_text *body_text; /* one reference, or NULL */
     uint32_t header_len;
+    bool is_body_text_too_large;
     uint16_t name_len;
     bool is_in_new;
     bool has_vsize; /* W= or the uidlist said so; else vsize is a guess */
@@ -95,8 +97,19 @@ struct mailbox_index {
     struct timespec mtime_uidlist;
 };
 
+/* An immutable body text; refs counts the index entry's and the
+ * snapshots' references, and the last one frees it. */
+struct mailbox_body_text {
+    atomic_uint refs;
+    uint32_t len;
+    uint32_t body_len;
+    char bytes[];
+};
+
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_size_t header_cache_bytes; /* over every index */
+static atomic_size_t body_text_cache_bytes; /* blobs alive, over every index */
+static atomic_size_t body_text_cache_bytes_max = MAILBOX_BODY_TEXT_CACHE_BYTES_MAX;
 static struct mailbox_index *registry[REGISTRY_BUCKETS];
 static size_t registry_count;
 /* Loaded indexes nobody holds, oldest first: kept so the next SELECT,
@@ -110,6 +123,11 @@ static void registry_remove(struct mailbox_index *index);
 static void idle_unlink(struct mailbox_index *index);
 static void index_free(struct mailbox_index *index);
 static void entry_header_drop(struct index_entry *e);
+static void entry_body_text_drop(struct index_entry *e);
+static void body_texts_of_expunged_drop(struct mailbox_index *index);
+static void body_text_release(struct mailbox_body_text *text);
+static int snapshot_body_text_hold(struct mailbox_snapshot *snapshot,
+                                   const struct mailbox_body_text *text);
 static int arena_put(char **arena, size_t *len, size_t *cap, const char *bytes, size_t n,
                      uint32_t *off_out);
 static int index_sync(struct mailbox_index *index, bool is_move_new);
@@ -575,6 +593,84 @@ mailbox_index_header_put(struct mailbox_index *index, uint32_t uid, const char *
 }
 
 void
+mailbox_index_body_text_put(struct mailbox_index *index, uint32_t uid, const char *text,
+                            size_t len, size_t body_len)
+{
+    ASSERT(index != NULL);
+    ASSERT(text != NULL || len == 0);
+    ASSERT(body_len <= len);
+    if (len > MAILBOX_BODY_TEXT_BYTES_MAX) {
+        mailbox_index_body_text_too_large(index, uid);
+        return;
+    }
+    size_t bytes = sizeof(struct mailbox_body_text) + len;
+    /* Reserve first, so threads putting at once cannot pass the bound. */
+    if (atomic_fetch_add(&body_text_cache_bytes, bytes) + bytes >
+        atomic_load(&body_text_cache_bytes_max)) {
+        atomic_fetch_sub(&body_text_cache_bytes, bytes);
+        return;
+    }
+    struct mailbox_body_text *blob = malloc(bytes);
+    if (blob == NULL) {
+        atomic_fetch_sub(&body_text_cache_bytes, bytes);
+        return;
+    }
+    atomic_init(&blob->refs, 1u);
+    blob->len = (uint32_t)len;
+    blob->body_len = (uint32_t)body_len;
+    if (len > 0) {
+        memcpy(blob->bytes, text, len);
+    }
+    pthread_mutex_lock(&index->lock);
+    struct index_entry *e = entry_by_uid(index, uid);
+    if (e != NULL && e->body_text == NULL && e->expunged_modseq == 0) {
+        e->body_text = blob;
+        blob = NULL;
+    }
+    pthread_mutex_unlock(&index->lock);
+    if (blob != NULL) {
+        body_text_release(blob);
+    }
+}
+
+void
+mailbox_index_body_text_too_large(struct mailbox_index *index, uint32_t uid)
+{
+    ASSERT(index != NULL);
+    pthread_mutex_lock(&index->lock);
+    struct index_entry *e = entry_by_uid(index, uid);
+    if (e != NULL) {
+        e->is_body_text_too_large = true;
+    }
+    pthread_mutex_unlock(&index->lock);
+}
+
+const char *
+mailbox_body_text_bytes(const struct mailbox_body_text *text, size_t *len_out,
+                        size_t *body_len_out)
+{
+    ASSERT(text != NULL && len_out != NULL && body_len_out != NULL);
+    ASSERT(atomic_load(&text->refs) > 0);
+    *len_out = text->len;
+    *body_len_out = text->body_len;
+    return text->bytes;
+}
+
+size_t
+mailbox_index_body_text_cache_bytes(void)
+{
+    return atomic_load(&body_text_cache_bytes);
+}
+
+void
+mailbox_index_body_text_cache_bytes_max_set(size_t bytes_max)
+{
+    atomic_store(&body_text_cache_bytes_max, bytes_max < MAILBOX_BODY_TEXT_CACHE_BYTES_MAX
+                                                 ? bytes_max
+                                                 : MAILBOX_BODY_TEXT_CACHE_BYTES_MAX);
+}
+
+void
 mailbox_index_set_mtime(struct mailbox_index *index, uint32_t uid, int64_t mtime)
 {
     ASSERT(index != NULL);
@@ -855,6 +951,11 @@ void
 mailbox_snapshot_free(struct mailbox_snapshot *snapshot)
 {
     ASSERT(snapshot != NULL);
+    ASSERT(snapshot->body_text_ref_count <= snapshot->body_text_ref_cap);
+    for (size_t i = 0; i < snapshot->body_text_ref_count; i++) {
+        body_text_release(snapshot->body_text_refs[i]);
+    }
+    free(snapshot->body_text_refs);
     free(snapshot->messages);
     free(snapshot->names);
     memset(snapshot, 0, sizeof(*snapshot));
@@ -1106,6 +1207,7 @@ mailbox_view_expunge(struct mailbox_view *view, const struct mailbox_snapshot *u
             e->expunged_modseq = ++index->highest_modseq;
             pending_add(index, e->uid, e->expunged_modseq);
             index->tombstones++;
+            entry_body_text_drop(e);
         }
     }
     if (done > 0) {
@@ -1185,11 +1287,71 @@ entry_header_drop(struct index_entry *e)
     }
 }
 
+/* Let go of the entry's body text (under lock, or with the index no
+ * longer shared); a snapshot may still hold it. */
+static void
+entry_body_text_drop(struct index_entry *e)
+{
+    if (e->body_text != NULL) {
+        body_text_release(e->body_text);
+        e->body_text = NULL;
+    }
+}
+
+/* Expunged messages are searched no more (a search that reaches one
+ * finds its file gone): their body texts go at once. Under lock. */
+static void
+body_texts_of_expunged_drop(struct mailbox_index *index)
+{
+    for (size_t i = 0; i < index->count; i++) {
+        if (index->entries[i].expunged_modseq != 0) {
+            entry_body_text_drop(&index->entries[i]);
+        }
+    }
+}
+
+static void
+body_text_release(struct mailbox_body_text *text)
+{
+    unsigned before = atomic_fetch_sub(&text->refs, 1u);
+    ASSERT(before > 0);
+    if (before == 1) {
+        size_t bytes = sizeof(*text) + text->len;
+        size_t was = atomic_fetch_sub(&body_text_cache_bytes, bytes);
+        ASSERT(was >= bytes);
+        free(text);
+    }
+}
+
+/* A reference for the snapshot, freed by mailbox_snapshot_free() whatever
+ * the caller does to its messages. Returns 0 or -ENOMEM. */
+static int
+snapshot_body_text_hold(struct mailbox_snapshot *snapshot, const struct mailbox_body_text *text)
+{
+    if (snapshot->body_text_ref_count == snapshot->body_text_ref_cap) {
+        size_t cap = snapshot->body_text_ref_cap == 0 ? 64 : snapshot->body_text_ref_cap * 2;
+        struct mailbox_body_text **grown =
+            realloc(snapshot->body_text_refs, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        snapshot->body_text_refs = grown;
+        snapshot->body_text_ref_cap = cap;
+    }
+    /* The blob is immutable: only its count changes, atomically. */
+    struct mailbox_body_text *held = (struct mailbox_body_text *)(uintptr_t)text;
+    unsigned before = atomic_fetch_add(&held->refs, 1u);
+    ASSERT(before > 0);
+    snapshot->body_text_refs[snapshot->body_text_ref_count++] = held;
+    return 0;
+}
+
 static void
 index_free(struct mailbox_index *index)
 {
     for (size_t i = 0; i < index->count; i++) {
         entry_header_drop(&index->entries[i]);
+        entry_body_text_drop(&index->entries[i]);
     }
     pthread_mutex_destroy(&index->lock);
     pthread_mutex_destroy(&index->sync_lock);
@@ -1407,6 +1569,7 @@ index_merge(struct mailbox_index *index, const struct maildir_sync_result *resul
         }
         index->recent_claimed = claimed;
     }
+    body_texts_of_expunged_drop(index);
     compact(index);
     return 0;
 }
@@ -1505,6 +1668,7 @@ compact(struct mailbox_index *index)
             }
             if (!keep) {
                 entry_header_drop(e);
+                entry_body_text_drop(e);
                 continue;
             }
             kept++;
@@ -1576,6 +1740,8 @@ message_from(const struct mailbox_index *index, const struct index_entry *e,
     out->name = index->names + e->name_off;
     out->header = e->header;
     out->header_len = e->header_len;
+    out->body_text = e->body_text; /* borrowed: a snapshot takes a reference */
+    out->is_body_text_too_large = e->is_body_text_too_large;
 }
 
 /* Append m, copying its name into the snapshot's own arena. The arena may
@@ -1604,8 +1770,15 @@ snapshot_add(struct mailbox_snapshot *snapshot, const struct mailbox_message *m)
                                 m->header, m->header_len, &header_off) != 0) {
         return -ENOMEM;
     }
+    bool has_body_text = snapshot->is_with_body_text && m->body_text != NULL;
+    if (has_body_text && snapshot_body_text_hold(snapshot, m->body_text) != 0) {
+        return -ENOMEM;
+    }
     struct mailbox_message *slot = &snapshot->messages[snapshot->count++];
     *slot = *m;
+    if (!has_body_text) {
+        slot->body_text = NULL;
+    }
     slot->name = NULL;
     slot->name_off = off;
     slot->header = NULL;

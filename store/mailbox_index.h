@@ -47,6 +47,9 @@
 #include "store/maildir_keywords.h"
 
 struct mailbox_index;
+/* A cached body text (see mailbox_index_body_text_put): immutable,
+ * reference-counted, shared by the index and the snapshots. */
+struct mailbox_body_text;
 
 struct mailbox_view {
     /* Private to mailbox_index; embedded in the caller's memory. */
@@ -87,6 +90,13 @@ struct mailbox_message {
     const char *header;
     uint32_t header_len;
     uint32_t header_off; /* private */
+    /* The body text when the index has it cached and the snapshot asked
+     * for it (is_with_body_text; the snapshot holds a reference until
+     * mailbox_snapshot_free), else NULL. */
+    const struct mailbox_body_text *body_text;
+    /* An earlier command found the body text over
+     * MAILBOX_BODY_TEXT_BYTES_MAX: not worth making again. */
+    bool is_body_text_too_large;
 };
 
 struct mailbox_snapshot {
@@ -97,6 +107,11 @@ struct mailbox_snapshot {
     size_t names_cap;
     size_t capacity;
     bool is_with_headers; /* set before collecting: copy cached headers */
+    bool is_with_body_text; /* set before collecting: take cached body texts */
+    /* private: the body text references the snapshot holds */
+    struct mailbox_body_text **body_text_refs;
+    size_t body_text_ref_count;
+    size_t body_text_ref_cap;
 };
 
 struct mailbox_status {
@@ -257,6 +272,49 @@ int mailbox_index_keyword(struct mailbox_index *index, const char *name, size_t 
 #define MAILBOX_HEADER_CACHE_BYTES_MAX (256u * 1024 * 1024)
 void mailbox_index_header_put(struct mailbox_index *index, uint32_t uid, const char *header,
                               size_t len);
+
+/* The body text cache: a message's searchable body text (SEARCH BODY /
+ * TEXT; what the bytes mean is the caller's, see imap_search_body_text),
+ * kept once made so later searches need not read the file. Each text is
+ * an immutable blob with an atomic reference count: the index entry holds
+ * one reference, each snapshot that collected it another, so an entry
+ * expunged or an index unloaded while a search runs frees nothing the
+ * search still reads. Bounded: at most MAILBOX_BODY_TEXT_BYTES_MAX bytes
+ * of text per message (larger ones are not cached and are read each
+ * time), and MAILBOX_BODY_TEXT_CACHE_BYTES_MAX bytes of blobs over every
+ * index (beyond it nothing more is cached). A text is dropped when its
+ * message is expunged, its index unloaded (and at shutdown,
+ * mailbox_index_drop_idle); its bytes leave the count when the last
+ * reference goes. */
+#define MAILBOX_BODY_TEXT_BYTES_MAX (64u * 1024)
+#define MAILBOX_BODY_TEXT_CACHE_BYTES_MAX (256u * 1024 * 1024)
+
+/* Cache text[0..len) as the body text of message uid (copied), of which
+ * the first body_len bytes are the body proper (the rest is the caller's,
+ * e.g. attached headers). Does nothing when the message is gone, already
+ * has one, len is over MAILBOX_BODY_TEXT_BYTES_MAX (the message is then
+ * marked is_body_text_too_large) or the global bound would be passed.
+ * Any thread. */
+void mailbox_index_body_text_put(struct mailbox_index *index, uint32_t uid, const char *text,
+                                 size_t len, size_t body_len);
+
+/* Mark message uid as having a body text over MAILBOX_BODY_TEXT_BYTES_MAX
+ * (is_body_text_too_large), so later commands do not make it again. Any
+ * thread. */
+void mailbox_index_body_text_too_large(struct mailbox_index *index, uint32_t uid);
+
+/* The bytes of a body text (valid while a reference is held), its length
+ * in *len_out and the body's in *body_len_out. */
+const char *mailbox_body_text_bytes(const struct mailbox_body_text *text, size_t *len_out,
+                                    size_t *body_len_out);
+
+/* Bytes of body text blobs alive now, over every index (stats, tests). */
+size_t mailbox_index_body_text_cache_bytes(void);
+
+/* Lower the global bound (configuration, tests); a value over
+ * MAILBOX_BODY_TEXT_CACHE_BYTES_MAX means that ceiling. Texts already
+ * cached stay. Any thread. */
+void mailbox_index_body_text_cache_bytes_max_set(size_t bytes_max);
 
 /* Remember a message's INTERNALDATE (its file's mtime), read by a command,
  * so later ones need not stat the file. */

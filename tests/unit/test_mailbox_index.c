@@ -5,7 +5,10 @@
  * a view may not report them, its own changes not echoed), new mail pushed
  * through mailbox_index_changed_path(), changes made by another program
  * found by a refresh, \Recent claimed by the first view, and tombstones
- * dropped once every view has reported them.
+ * dropped once every view has reported them. The body text cache: put and
+ * get through a snapshot, a snapshot's reference outliving the expunge of
+ * its message, the per-message and global bounds, and the global byte
+ * count back where it was once the index is unloaded.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -436,6 +439,142 @@ test_add_files(void)
     CHECK(mailbox_index_drop_idle() == 1);
 }
 
+
+/* The body text cache. */
+static void
+test_body_text(void)
+{
+    size_t base = mailbox_index_body_text_cache_bytes();
+    deliver("cur", "3000.M1P1.host,S=34,W=34:2,");
+    deliver("cur", "3001.M1P1.host,S=34,W=34:2,");
+    deliver("cur", "3002.M1P1.host,S=34,W=34:2,");
+    struct mailbox_index *idx = NULL;
+    CHECK(mailbox_index_open(box, NULL, &idx) == 0);
+    CHECK(mailbox_index_refresh(idx, false, true) == 0);
+    struct mailbox_view view = {0};
+    struct recorder r = {0};
+    mailbox_view_attach(&view, idx, false, on_notify, &r);
+    struct mailbox_snapshot snap = {0};
+    CHECK(mailbox_view_collect(&view, false, want_all, NULL, &snap) == 0);
+    CHECK(snap.count >= 3);
+    uint32_t uid_a = 0;
+    uint32_t uid_b = 0;
+    uint32_t uid_c = 0;
+    for (size_t i = 0; i < snap.count; i++) {
+        const char *n = snap.messages[i].name;
+        uint32_t *which = strncmp(n, "3000.", 5) == 0   ? &uid_a
+                          : strncmp(n, "3001.", 5) == 0 ? &uid_b
+                          : strncmp(n, "3002.", 5) == 0 ? &uid_c
+                                                         : NULL;
+        if (which != NULL) {
+            *which = snap.messages[i].uid;
+        }
+        CHECK(snap.messages[i].body_text == NULL);
+    }
+    mailbox_snapshot_free(&snap);
+    CHECK(uid_a != 0 && uid_b != 0 && uid_c != 0);
+
+    /* Put, then get through a snapshot that asks for it (and only then). */
+    static const char text[] = "hello body\xff"
+                               "from: inner";
+    mailbox_index_body_text_put(idx, uid_a, text, sizeof(text) - 1, 10);
+    size_t one = mailbox_index_body_text_cache_bytes() - base;
+    CHECK(one >= sizeof(text) - 1);
+    mailbox_index_body_text_put(idx, uid_a, "other", 5, 5); /* has one: ignored */
+    CHECK(mailbox_index_body_text_cache_bytes() == base + one);
+    snap.is_with_body_text = true;
+    CHECK(mailbox_view_collect(&view, false, want_all, NULL, &snap) == 0);
+    const struct mailbox_body_text *held = NULL;
+    for (size_t i = 0; i < snap.count; i++) {
+        const struct mailbox_message *m = &snap.messages[i];
+        CHECK((m->body_text != NULL) == (m->uid == uid_a));
+        if (m->uid == uid_a) {
+            held = m->body_text;
+        }
+    }
+    CHECK(held != NULL);
+    struct mailbox_snapshot plain = {0};
+    CHECK(mailbox_view_collect(&view, false, want_all, NULL, &plain) == 0);
+    for (size_t i = 0; i < plain.count; i++) {
+        CHECK(plain.messages[i].body_text == NULL);
+    }
+    mailbox_snapshot_free(&plain);
+
+    /* The message is expunged (another program removed its file): the
+     * index lets go of its text, the snapshot's reference keeps it. */
+    char p[512];
+    snprintf(p, sizeof(p), "%s/cur/3000.M1P1.host,S=34,W=34:2,", box);
+    CHECK(unlink(p) == 0);
+    CHECK(mailbox_index_refresh(idx, false, true) == 0);
+    sync_view(&view, true, &r);
+    CHECK(mailbox_index_body_text_cache_bytes() == base + one);
+    if (held != NULL) {
+        size_t len;
+        size_t body_len;
+        const char *bytes = mailbox_body_text_bytes(held, &len, &body_len);
+        CHECK_BYTES(bytes, len, text, sizeof(text) - 1);
+        CHECK(body_len == 10);
+    }
+    mailbox_snapshot_free(&snap);
+    CHECK(mailbox_index_body_text_cache_bytes() == base);
+    /* And the gone message takes no new one. */
+    mailbox_index_body_text_put(idx, uid_a, text, sizeof(text) - 1, 10);
+    CHECK(mailbox_index_body_text_cache_bytes() == base);
+
+    /* Per message: MAILBOX_BODY_TEXT_BYTES_MAX fits, one more does not
+     * (and the message is marked so nobody makes it again). */
+    static char big[MAILBOX_BODY_TEXT_BYTES_MAX + 1];
+    memset(big, 'x', sizeof(big));
+    mailbox_index_body_text_put(idx, uid_b, big, sizeof(big), sizeof(big));
+    CHECK(mailbox_index_body_text_cache_bytes() == base);
+    mailbox_index_body_text_put(idx, uid_c, big, sizeof(big) - 1, sizeof(big) - 1);
+    size_t max_one = mailbox_index_body_text_cache_bytes() - base;
+    CHECK(max_one >= MAILBOX_BODY_TEXT_BYTES_MAX);
+    snap.is_with_body_text = true;
+    CHECK(mailbox_view_collect(&view, false, want_all, NULL, &snap) == 0);
+    for (size_t i = 0; i < snap.count; i++) {
+        const struct mailbox_message *m = &snap.messages[i];
+        CHECK(m->is_body_text_too_large == (m->uid == uid_b));
+        CHECK((m->body_text != NULL) == (m->uid == uid_c));
+    }
+    mailbox_snapshot_free(&snap);
+
+    /* Global: with the bound lowered to what is cached plus a little less
+     * than one more text, nothing more is cached; at exactly one more it
+     * is. */
+    mailbox_index_body_text_cache_bytes_max_set(base + max_one + one - 1);
+    /* uid_b was too large; a small text for a message without one: */
+    deliver("cur", "3003.M1P1.host,S=34,W=34:2,");
+    CHECK(mailbox_index_refresh(idx, false, true) == 0);
+    sync_view(&view, true, &r);
+    uint32_t uid_d = 0;
+    CHECK(mailbox_view_collect(&view, false, want_all, NULL, &snap) == 0);
+    for (size_t i = 0; i < snap.count; i++) {
+        if (strncmp(snap.messages[i].name, "3003.", 5) == 0) {
+            uid_d = snap.messages[i].uid;
+        }
+    }
+    mailbox_snapshot_free(&snap);
+    CHECK(uid_d != 0);
+    mailbox_index_body_text_put(idx, uid_d, text, sizeof(text) - 1, 10);
+    CHECK(mailbox_index_body_text_cache_bytes() == base + max_one);
+    mailbox_index_body_text_cache_bytes_max_set(base + max_one + one);
+    mailbox_index_body_text_put(idx, uid_d, text, sizeof(text) - 1, 10);
+    CHECK(mailbox_index_body_text_cache_bytes() == base + max_one + one);
+    mailbox_index_body_text_cache_bytes_max_set(SIZE_MAX);
+
+    /* Unloading the index frees every text; a snapshot still holding one
+     * keeps it until freed. */
+    snap.is_with_body_text = true;
+    CHECK(mailbox_view_collect(&view, false, want_all, NULL, &snap) == 0);
+    mailbox_view_detach(&view);
+    mailbox_index_release(&idx);
+    CHECK(mailbox_index_drop_idle() == 1);
+    CHECK(mailbox_index_body_text_cache_bytes() == base + max_one + one);
+    mailbox_snapshot_free(&snap);
+    CHECK(mailbox_index_body_text_cache_bytes() == base);
+}
+
 int main(void);
 
 int
@@ -458,6 +597,7 @@ main(void)
     test_move_new_and_missing();
     test_modseq_persistent();
     test_add_files();
+    test_body_text();
     if (nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
         perror(root);
     }
