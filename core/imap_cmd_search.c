@@ -4,10 +4,16 @@
  * selected mailbox.
  *
  * The program is compiled by proto/imap/imap_search; here each message of
- * the view is handed to it, with its file mapped only when a key needs
- * the header or the body. Worker thread.
+ * the view is handed to it, with its file read only when a key needs the
+ * header or the body and the index caches cannot answer: header keys take
+ * the header cache, BODY and TEXT the body text cache (the folded text
+ * imap_search_body_text() makes, kept in store/mailbox_index), so a
+ * repeated BODY search of a folder reads no file for messages whose
+ * header and body text are cached. A message read whole for a body key
+ * gets its body text made once, matched with and cached. Worker thread.
  * Limits: IMAP_SEARCH_KEYS_DEFAULT keys, IMAP_SEARCH_TEXT_BYTES_DEFAULT of
- * search strings.
+ * search strings, MAILBOX_BODY_TEXT_BYTES_MAX of body text per message
+ * (larger ones are searched from the file each time).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +28,9 @@
 #include "proto/imap/imap_search.h"
 
 static bool want_all(void *arg, uint32_t n);
+static void body_text_attach(struct imap_exec *x, const struct mailbox_message *m,
+                             struct imap_message *msg, const struct imap_search_context *ctx,
+                             char *text_buf);
 
 struct search_memory {
     struct imap_search_key keys[IMAP_SEARCH_KEYS_DEFAULT];
@@ -37,6 +46,7 @@ imap_cmd_search(struct imap_exec *x)
     struct mailbox_snapshot snap = {0};
     uint32_t *numbers = NULL;
     struct imap_mime_part *parts = NULL;
+    char *text_buf = NULL;
     if (mem == NULL) {
         imap_exec_no(x, "[SERVERBUG] Out of memory.");
         return;
@@ -66,7 +76,10 @@ imap_cmd_search(struct imap_exec *x)
     }
     unsigned needs = imap_search_needs(&search);
     bool is_header_enough = needs == IMAP_SEARCH_NEEDS_HEADER;
-    snap.is_with_headers = is_header_enough;
+    /* Body keys answered by cached body texts want the header cache too. */
+    bool is_body_text_enough = imap_search_body_text_suffices(&search);
+    snap.is_with_headers = is_header_enough || is_body_text_enough;
+    snap.is_with_body_text = is_body_text_enough;
     if (mailbox_view_collect(x->view, false, want_all, NULL, &snap) != 0) {
         imap_exec_no(x, "[SERVERBUG] Out of memory.");
         goto out;
@@ -89,6 +102,13 @@ imap_cmd_search(struct imap_exec *x)
         }
         ctx.parts = parts;
         ctx.parts_cap = IMAP_MIME_PARTS_MAX;
+    }
+    if (is_body_text_enough) {
+        text_buf = malloc(MAILBOX_BODY_TEXT_BYTES_MAX);
+        if (text_buf == NULL) {
+            imap_exec_no(x, "[SERVERBUG] Out of memory.");
+            goto out;
+        }
     }
     struct maildir_keywords kw;
     mailbox_index_keywords(mailbox_view_index(x->view), &kw);
@@ -117,10 +137,18 @@ imap_cmd_search(struct imap_exec *x)
     for (size_t i = 0; i < snap.count; i++) {
         const struct mailbox_message *m = &snap.messages[i];
         struct imap_exec_file f;
-        int rc = imap_exec_file_open(x, m, &kw, needs != 0, is_header_enough, needs_date, &f);
+        /* With the header and the body text cached, the header is enough
+         * data and the file is not read (only stat'ed when a date key
+         * needs an INTERNALDATE the index does not know yet). */
+        bool is_cached = is_body_text_enough && m->header != NULL && m->body_text != NULL;
+        int rc = imap_exec_file_open(x, m, &kw, needs != 0, is_header_enough || is_cached,
+                                     needs_date, &f);
         if (rc != 0) {
             /* Gone meanwhile: it matches nothing, as Dovecot answers. */
             continue;
+        }
+        if (is_body_text_enough) {
+            body_text_attach(x, m, &f.message, &ctx, text_buf);
         }
         if (imap_search_match(&search, &f.message, &ctx)) {
             numbers[count++] = search.is_uid ? m->uid : m->seq;
@@ -156,6 +184,7 @@ imap_cmd_search(struct imap_exec *x)
     imap_exec_updates(x, p->is_uid);
     imap_exec_ok(x, "Search completed.");
 out:
+    free(text_buf);
     free(parts);
     free(numbers);
     mailbox_snapshot_free(&snap);
@@ -168,4 +197,41 @@ want_all(void *arg, uint32_t n)
     (void)arg;
     (void)n;
     return true;
+}
+
+/* Give msg its body text: the cached one, or, for a message just read
+ * whole, one made now from its data (text_buf: MAILBOX_BODY_TEXT_BYTES_MAX
+ * bytes of scratch), matched with and put into the cache. A text over the
+ * bound is not made again; the message is then matched from its data. */
+static void
+body_text_attach(struct imap_exec *x, const struct mailbox_message *m, struct imap_message *msg,
+                 const struct imap_search_context *ctx, char *text_buf)
+{
+    if (m->body_text != NULL) {
+        size_t len;
+        size_t body_len;
+        msg->body_folded = mailbox_body_text_bytes(m->body_text, &len, &body_len);
+        msg->body_folded_len = body_len;
+        msg->body_folded_text_len = len;
+        return;
+    }
+    if (m->is_body_text_too_large || msg->data == NULL) {
+        return;
+    }
+    /* Not cached, so imap_exec_file_open() read the whole file. */
+    ASSERT(msg->data_len == 0 || msg->data != m->header);
+    size_t len;
+    size_t body_len;
+    int rc = imap_search_body_text(msg->data, msg->data_len, ctx->parts, ctx->parts_cap,
+                                   text_buf, MAILBOX_BODY_TEXT_BYTES_MAX, &body_len, &len);
+    struct mailbox_index *index = mailbox_view_index(x->view);
+    if (rc == -ENOBUFS) {
+        mailbox_index_body_text_too_large(index, m->uid);
+        return;
+    }
+    ASSERT(rc == 0); /* the only failure is a text over the buffer */
+    msg->body_folded = text_buf;
+    msg->body_folded_len = body_len;
+    msg->body_folded_text_len = len;
+    mailbox_index_body_text_put(index, m->uid, text_buf, len, body_len);
 }

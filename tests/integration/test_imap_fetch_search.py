@@ -554,3 +554,88 @@ def test_modseq_stable_across_sessions(toaster):
     with toaster.raw_imap() as c:
         c.login()
         assert c.cmd("b1 STATUS INBOX (HIGHESTMODSEQ)")[0] == h1
+
+
+LATIN1_MULTI = (
+    b"From: s@remote.test\r\n"
+    b"To: alice@example.com\r\n"
+    b"Subject: encoded parts\r\n"
+    b"Date: Fri, 05 Jan 2024 10:00:00 +0000\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"B1\"\r\n"
+    b"\r\n"
+    b"--B1\r\n"
+    b"Content-Type: multipart/alternative; boundary=\"B2\"\r\n"
+    b"\r\n"
+    b"--B2\r\n"
+    b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    + base64.encodebytes("Grüße aus Köln, ÄÖ endQ".encode("latin-1")).replace(b"\n", b"\r\n")
+    + b"--B2\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b"\r\n"
+    b"Wstart <b>Kr=C3=\r\n"
+    b"=B6te</b> walrus\r\n"
+    b"--B2--\r\n"
+    b"--B1\r\n"
+    b"Content-Type: message/rfc822\r\n"
+    b"\r\n"
+    b"From: inner@remote.test\r\n"
+    b"Subject: =?iso-8859-1?q?=DCber_Pinguin?=\r\n"
+    b"Content-Type: text/plain; charset=x-unknown\r\n"
+    b"\r\n"
+    b"inner okapi text\r\n"
+    b"--B1\r\n"
+    b"Content-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    + base64.b64encode(b"hidden narwhal bytes") + b"\r\n"
+    b"--B1--\r\n"
+)
+
+
+def test_search_body_twice_cached(toaster):
+    """BODY and TEXT searches answer the same when repeated: the first reads
+    the files and fills the body text cache, the second answers from it."""
+    deliver_all(toaster)
+    toaster.send(SENDER, "alice@example.com", LATIN1_MULTI)
+    queries = [
+        (b"SEARCH BODY zebra", b"1"),
+        (b"SEARCH BODY giraffe", b"2"),
+        (b"SEARCH BODY Nashorn", b"3"),
+        (b"SEARCH BODY walrus", b"5"),
+        (b"SEARCH BODY okapi", b"5"),
+        (b"SEARCH BODY narwhal", b""),
+        (b"SEARCH BODY endqwstart", b""),
+        (b"SEARCH BODY qw", b""),
+        (b"SEARCH BODY \"\"", b"1 2 3 4 5"),
+        (b"SEARCH BODY nothing-at-all", b""),
+        (b"SEARCH CHARSET UTF-8 BODY {7+}\r\nGR\xc3\x9c\xc3\x9fE", b"2 3 5"),
+        (b"SEARCH CHARSET UTF-8 BODY {4+}\r\n\xc3\xa4\xc3\xb6", b"5"),
+        (b"SEARCH CHARSET UTF-8 BODY {6+}\r\nkr\xc3\xb6te", b"5"),
+        (b"SEARCH TEXT Pinguin", b"5"),
+        (b"SEARCH CHARSET UTF-8 TEXT {5+}\r\n\xc3\xbcber", b"3 5"),
+        (b"SEARCH TEXT Tracking", b"3"),
+        (b"SEARCH TEXT walrus", b"5"),
+        (b"SEARCH TEXT nothing-at-all", b""),
+        (b"SEARCH NOT BODY zebra", b"2 3 4 5"),
+        (b"SEARCH OR BODY zebra SUBJECT big", b"1 4"),
+        (b"UID SEARCH BODY yyyy", b"4"),
+    ]
+    with toaster.raw_imap() as c:
+        c.login()
+        assert c.cmd("s1 SELECT INBOX")[-1].startswith(b"s1 OK ")
+        rounds = []
+        for r in range(2):
+            answers = []
+            for i, (query, _) in enumerate(queries):
+                tag = b"r%dq%d" % (r, i)
+                lines = c.cmd(tag + b" " + query)
+                assert lines[-1].startswith(tag + b" OK "), (query, lines)
+                answers.append(lines[0])
+            rounds.append(answers)
+        assert rounds[0] == rounds[1]
+        for (query, expected), line in zip(queries, rounds[1]):
+            assert line == (b"* SEARCH " + expected if expected else b"* SEARCH"), (query, line)
