@@ -20,7 +20,10 @@
  *
  * Properties checked: the program's needs match imap_search_needs(); with
  * no needs a message matches the same with and without data; with only
- * header needs the same with the header block alone; the answer fits a
+ * header needs the same with the header block alone; with body needs the
+ * same from the message's body text (imap_search_body_text, the cached
+ * form) and the header block alone as from the whole message, and the body
+ * text made in a buffer one byte short reports -ENOBUFS; the answer fits a
  * generous buffer, looks like "* SEARCH ..." / "* ESEARCH ..." on one line,
  * and in a small room reports -ENOBUFS exactly when it does not fit, stays
  * inside the room and leaves a prefix of the full answer. Any sanitizer
@@ -219,6 +222,46 @@ check_format(const struct imap_search *s, struct span tag, const uint32_t *numbe
     free(big);
 }
 
+/* The cached body text answers as the message: made from the whole
+ * message (scratch of the same parts_cap as the match), exact-size copies
+ * of it and of the header block, the same answer; and bounded. */
+static void
+check_body_text(const struct imap_search *s, const struct imap_message *m,
+                const struct imap_search_context *ctx, bool is_match)
+{
+    static char text_buf[256 * 1024];
+    size_t body_len;
+    size_t len;
+    int rc = imap_search_body_text(m->data, m->data_len, ctx->parts, ctx->parts_cap, text_buf,
+                                   sizeof(text_buf), &body_len, &len);
+    if (rc != 0) {
+        FUZZ_CHECK(rc == -ENOBUFS);
+        return;
+    }
+    FUZZ_CHECK(body_len <= len && len <= sizeof(text_buf));
+    char *text = malloc(len > 0 ? len : 1);
+    size_t hlen = header_len(m->data, m->data_len);
+    char *head = malloc(hlen > 0 ? hlen : 1);
+    FUZZ_CHECK(text != NULL && head != NULL);
+    memcpy(text, text_buf, len);
+    memcpy(head, m->data, hlen);
+    struct imap_message cached = *m;
+    cached.data = head;
+    cached.data_len = hlen;
+    cached.body_folded = text;
+    cached.body_folded_len = body_len;
+    cached.body_folded_text_len = len;
+    FUZZ_CHECK(imap_search_match(s, &cached, ctx) == is_match);
+    if (len > 0) {
+        size_t bl;
+        size_t tl;
+        FUZZ_CHECK(imap_search_body_text(m->data, m->data_len, ctx->parts, ctx->parts_cap,
+                                         text_buf, len - 1, &bl, &tl) == -ENOBUFS);
+    }
+    free(head);
+    free(text);
+}
+
 static void
 run_search(const struct imap_search *s, const struct imap_parsed *parsed,
            const struct fuzz_input *in)
@@ -280,6 +323,9 @@ run_search(const struct imap_search *s, const struct imap_parsed *parsed,
             top.data_len = hlen;
             FUZZ_CHECK(imap_search_match(s, &top, &ctx) == is_match);
             free(head);
+        }
+        if (m.data != NULL && imap_search_body_text_suffices(s)) {
+            check_body_text(s, &m, &ctx, is_match);
         }
         if (is_match) {
             numbers[count] = s->is_uid ? m.uid : m.seq;
