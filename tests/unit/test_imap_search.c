@@ -1430,7 +1430,7 @@ test_body_text(void)
     static char big[200000];
     static char raw[30000];
     size_t raw_len = 0;
-    while (raw_len + 8 < sizeof(raw)) {
+    while (raw_len + 4 + 7 <= sizeof(raw)) {
         bool is_a = raw_len % 7 == 0;
         memcpy(raw + raw_len, is_a ? "\xc3\x84" : "x\xe2\x82\xac", is_a ? 2 : 4);
         raw_len += is_a ? 2 : 4;
