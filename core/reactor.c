@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@
 #include "core/assertions.h"
 #include "core/ip_limit.h"
 #include "core/log.h"
+#include "core/pipe_pool.h"
 #include "core/workers.h"
 
 #define REACTOR_BUFFER_GROUP 1
@@ -51,6 +53,10 @@
 #define REACTOR_TICK_MS 1000
 #define REACTOR_LISTEN_BACKLOG 4096
 #define REACTOR_CQE_BATCH 256
+/* splice: bytes moved per round (a pipe holds 64 KiB by default) and the
+ * pipes one reactor may have at once (two fds each). */
+#define REACTOR_SPLICE_CHUNK (64u * 1024)
+#define REACTOR_PIPES_MAX 512u
 
 enum op_kind {
     OP_ACCEPT = 1,
@@ -64,6 +70,10 @@ enum op_kind {
     OP_TICK,
     OP_DISCARD, /* fire-and-forget close/unlink: the result is only logged */
     OP_TIMER,   /* conn_timer_start: handler->timer */
+    OP_SPLICE_IN,      /* file -> pipe */
+    OP_SPLICE_OUT,     /* pipe -> socket */
+    OP_SPLICE_TIMEOUT, /* guards OP_SPLICE_OUT or OP_SPLICE_POLL */
+    OP_SPLICE_POLL,    /* the socket was full: wait until it takes more */
 };
 
 struct conn {
@@ -87,6 +97,18 @@ struct conn {
     uint8_t                    is_poked;       /* queued by reactor_conn_poke: ck_pr */
     bool                       is_timer_armed;
     struct __kernel_timespec   timer;
+    /* Sending a file range (handler->pending_file): the pipe while it is
+     * used, the bytes in it not yet sent, and the chain in flight (its
+     * ops' results are looked at once all of them completed). */
+    struct pipe_pair           pipe;
+    uint32_t                   pipe_bytes;
+    uint8_t                    splice_ops;     /* ops of the chain still out */
+    bool                       is_pipe_waiting; /* on the reactor's pipe_waiters */
+    bool                       is_splice_in_failed;
+    bool                       is_splice_timed_out;
+    bool                       is_splice_polling; /* the chain is a POLLOUT wait */
+    int32_t                    splice_out_result;
+    struct conn               *next_pipe_waiter;
     int32_t                    held_buffer;    /* provided buffer id, or -1 */
     uint32_t                   held_offset;
     uint32_t                   held_len;
@@ -154,6 +176,10 @@ struct reactor {
     struct __kernel_timespec tick;
     bool                   is_tick_armed;
 
+    struct pipe_pool       pipes;         /* for splice (pending_file) */
+    struct conn           *pipe_waiters;  /* FIFO of connections waiting for one */
+    struct conn           *pipe_waiters_tail;
+
     struct reactor_stats   stats; /* written by this thread only; see core/stats.h */
 };
 
@@ -162,6 +188,8 @@ static uint64_t reactor_epoch_global;
 
 static void conn_pump(struct conn *conn);
 static void conn_begin_close(struct conn *conn);
+static void pipe_give(struct conn *conn, bool is_empty);
+static void pipe_wait_remove(struct conn *conn);
 
 /* ---- user_data ------------------------------------------------------------ */
 
@@ -435,6 +463,8 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
             conn->protocol = socket_entry->protocol;
             conn->fd = fd;
             conn->held_buffer = -1;
+            conn->pipe.read_fd = -1;
+            conn->pipe.write_fd = -1;
             conn->is_live = true;
             conn->is_ip_counted = true;
             conn->peer = peer;
@@ -472,6 +502,12 @@ conn_release(struct conn *conn)
     if (conn->held_buffer >= 0) {
         buffer_return(reactor, (uint32_t)conn->held_buffer);
         conn->held_buffer = -1;
+    }
+    if (conn->pipe.read_fd >= 0) {
+        pipe_give(conn, conn->pipe_bytes == 0);
+    }
+    if (conn->is_pipe_waiting) {
+        pipe_wait_remove(conn);
     }
     conn->handler->close(conn);
     if (conn->is_ip_counted) {
@@ -566,6 +602,229 @@ send_arm(struct conn *conn, struct span output)
     conn->is_send_armed = true;
 }
 
+/* ---- splice: file ranges to the socket ------------------------------------ */
+
+static void
+pipe_wait_add(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(!conn->is_pipe_waiting);
+    conn->is_pipe_waiting = true;
+    conn->next_pipe_waiter = NULL;
+    if (reactor->pipe_waiters_tail != NULL) {
+        reactor->pipe_waiters_tail->next_pipe_waiter = conn;
+    } else {
+        reactor->pipe_waiters = conn;
+    }
+    reactor->pipe_waiters_tail = conn;
+}
+
+static void
+pipe_wait_remove(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(conn->is_pipe_waiting);
+    struct conn *prev = NULL;
+    /* Bounded by the waiters, at most one per live connection. */
+    for (struct conn *c = reactor->pipe_waiters; c != NULL; c = c->next_pipe_waiter) {
+        if (c == conn) {
+            if (prev != NULL) {
+                prev->next_pipe_waiter = c->next_pipe_waiter;
+            } else {
+                reactor->pipe_waiters = c->next_pipe_waiter;
+            }
+            if (reactor->pipe_waiters_tail == c) {
+                reactor->pipe_waiters_tail = prev;
+            }
+            break;
+        }
+        prev = c;
+    }
+    conn->is_pipe_waiting = false;
+    conn->next_pipe_waiter = NULL;
+}
+
+/* A pipe is free again: the connections that waited for one go on (each
+ * takes one or queues again, so this ends). */
+static void
+pipe_waiters_retry(struct reactor *reactor)
+{
+    struct conn *tail = reactor->pipe_waiters_tail;
+    while (reactor->pipe_waiters != NULL &&
+           (reactor->pipes.idle_count > 0 || reactor->pipes.live < reactor->pipes.live_max)) {
+        struct conn *conn = reactor->pipe_waiters;
+        pipe_wait_remove(conn);
+        conn_pump(conn);
+        if (conn == tail) {
+            break;
+        }
+    }
+}
+
+static void
+pipe_give(struct conn *conn, bool is_empty)
+{
+    pipe_pool_give(&conn->reactor->pipes, &conn->pipe, is_empty);
+    conn->pipe_bytes = 0;
+}
+
+/* The next piece of a file range: what the pipe still holds goes out
+ * first; else up to REACTOR_SPLICE_CHUNK bytes move file -> pipe -> socket
+ * in one linked chain, guarded by the send timeout. Returns false when
+ * there is no file range to send. */
+static bool
+splice_arm(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(!conn->is_send_armed);
+    struct conn_file_range range = {.fd = -1};
+    if (conn->pipe_bytes == 0 &&
+        (conn->handler->pending_file == NULL || !conn->handler->pending_file(conn, &range))) {
+        return false;
+    }
+    if (conn->is_pipe_waiting) {
+        return true;
+    }
+    if (conn->pipe.read_fd < 0) {
+        ASSERT(conn->pipe_bytes == 0);
+        int rc = pipe_pool_take(&reactor->pipes, &conn->pipe);
+        if (rc != 0) {
+            if (rc != -EAGAIN) {
+                log_warning("reactor %u: pipe for splice: %s", reactor->index, strerror(-rc));
+            }
+            pipe_wait_add(conn);
+            return true;
+        }
+    }
+    uint32_t len = conn->pipe_bytes;
+    conn->splice_ops = 2;
+    if (len == 0) {
+        ASSERT(range.fd >= 0 && range.len > 0);
+        len = range.len < REACTOR_SPLICE_CHUNK ? (uint32_t)range.len : REACTOR_SPLICE_CHUNK;
+        struct io_uring_sqe *in = reactor_sqe(reactor);
+        io_uring_prep_splice(in, range.fd, (int64_t)range.offset, conn->pipe.write_fd, -1, len,
+                             0);
+        in->flags |= IOSQE_IO_LINK;
+        io_uring_sqe_set_data64(in, pack(OP_SPLICE_IN, conn->slot, conn->generation));
+        conn->splice_ops = 3;
+    }
+    struct io_uring_sqe *out = reactor_sqe(reactor);
+    io_uring_prep_splice(out, conn->pipe.read_fd, -1, conn->fd, -1, len, 0);
+    out->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(out, pack(OP_SPLICE_OUT, conn->slot, conn->generation));
+    ms_to_timespec(reactor->config->send_timeout_ms, &conn->send_timeout);
+    struct io_uring_sqe *timeout_sqe = reactor_sqe(reactor);
+    io_uring_prep_link_timeout(timeout_sqe, &conn->send_timeout, 0);
+    io_uring_sqe_set_data64(timeout_sqe, pack(OP_SPLICE_TIMEOUT, conn->slot, conn->generation));
+    conn->ops_in_flight += conn->splice_ops;
+    conn->is_send_armed = true;
+    conn->is_splice_polling = false;
+    conn->is_splice_in_failed = false;
+    conn->is_splice_timed_out = false;
+    conn->splice_out_result = 0;
+    return true;
+}
+
+/* The socket is non-blocking and splice does not wait for room the way
+ * send does inside io_uring: on EAGAIN wait for POLLOUT (under the send
+ * timeout), then send what the pipe holds. */
+static void
+splice_poll_arm(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    struct io_uring_sqe *poll = reactor_sqe(reactor);
+    io_uring_prep_poll_add(poll, conn->fd, POLLOUT);
+    poll->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(poll, pack(OP_SPLICE_POLL, conn->slot, conn->generation));
+    ms_to_timespec(reactor->config->send_timeout_ms, &conn->send_timeout);
+    struct io_uring_sqe *timeout_sqe = reactor_sqe(reactor);
+    io_uring_prep_link_timeout(timeout_sqe, &conn->send_timeout, 0);
+    io_uring_sqe_set_data64(timeout_sqe, pack(OP_SPLICE_TIMEOUT, conn->slot, conn->generation));
+    conn->splice_ops = 2;
+    conn->ops_in_flight += 2;
+    conn->is_send_armed = true;
+    conn->is_splice_polling = true;
+    conn->is_splice_timed_out = false;
+    conn->splice_out_result = 0;
+}
+
+/* One op of a splice chain completed; once all did, account for it. A
+ * short read from the file breaks the link (the pipe keeps what it got,
+ * sent next round); a full socket waits for room; a file that ends early
+ * or fails closes the connection, as does a timeout or a failed send. */
+static void
+splice_op_done(struct conn *conn, enum op_kind kind, int result)
+{
+    ASSERT(conn->splice_ops > 0);
+    switch (kind) {
+    case OP_SPLICE_IN:
+        if (result > 0) {
+            conn->pipe_bytes += (uint32_t)result;
+        } else {
+            conn->is_splice_in_failed = true;
+            if (result < 0 && result != -ECANCELED) {
+                log_warning("reactor %u: reading a file to send to %s: %s", conn->reactor->index,
+                            conn->peer_text, strerror(-result));
+            } else if (result == 0) {
+                log_warning("reactor %u: a file to send to %s ended early",
+                            conn->reactor->index, conn->peer_text);
+            }
+        }
+        break;
+    case OP_SPLICE_OUT:
+    case OP_SPLICE_POLL:
+        conn->splice_out_result = result;
+        break;
+    case OP_SPLICE_TIMEOUT:
+        conn->is_splice_timed_out = result == -ETIME;
+        break;
+    default:
+        ASSERT(false);
+    }
+    if (--conn->splice_ops > 0) {
+        return;
+    }
+    conn->is_send_armed = false;
+    int sent = conn->splice_out_result;
+    if (conn->is_splice_polling) {
+        conn->is_splice_polling = false;
+        if (!conn->is_closing && (conn->is_splice_timed_out || sent < 0)) {
+            log_info("reactor %u: send to %s timed out, closing", conn->reactor->index,
+                     conn->peer_text);
+            conn_begin_close(conn);
+        }
+        return; /* room, or closing: the pump sends what the pipe holds */
+    }
+    if (sent == -EAGAIN && !conn->is_closing && !conn->is_splice_in_failed &&
+        !conn->is_splice_timed_out) {
+        splice_poll_arm(conn);
+        return;
+    }
+    if (sent > 0) {
+        ASSERT((uint32_t)sent <= conn->pipe_bytes);
+        conn->pipe_bytes -= (uint32_t)sent;
+        stats_add(&conn->reactor->stats.bytes_out, (uint64_t)sent);
+    }
+    if (conn->is_closing) {
+        return;
+    }
+    if (conn->is_splice_in_failed || conn->is_splice_timed_out ||
+        (sent <= 0 && sent != -ECANCELED)) {
+        if (conn->is_splice_timed_out) {
+            log_info("reactor %u: send to %s timed out, closing", conn->reactor->index,
+                     conn->peer_text);
+        }
+        conn_begin_close(conn);
+        return;
+    }
+    if (conn->pipe_bytes == 0) {
+        pipe_give(conn, true); /* idle connections hold no pipe */
+    }
+    if (sent > 0) {
+        conn->handler->file_sent(conn, (size_t)sent);
+    }
+}
+
 /* Decide what the connection needs next. Called after every event. */
 static void
 conn_pump(struct conn *conn)
@@ -597,12 +856,25 @@ conn_pump(struct conn *conn)
         conn_begin_close(conn);
         return;
     }
-    struct span output = handler->pending_output(conn);
-    if (output.len > 0 && !conn->is_send_armed) {
-        send_arm(conn, output);
+    /* A file range half in the pipe goes on before anything else. */
+    struct span output = {0};
+    bool has_output = false;
+    if (conn->pipe_bytes > 0) {
+        has_output = true;
+        if (!conn->is_send_armed) {
+            (void)splice_arm(conn);
+        }
+    } else {
+        output = handler->pending_output(conn);
+        has_output = output.len > 0;
+        if (output.len > 0 && !conn->is_send_armed) {
+            send_arm(conn, output);
+        } else if (output.len == 0 && !conn->is_send_armed) {
+            has_output = splice_arm(conn);
+        }
     }
     if (handler->is_closing(conn)) {
-        if (output.len == 0 && !conn->is_send_armed) {
+        if (!has_output && !conn->is_send_armed) {
             conn_begin_close(conn);
             return;
         }
@@ -717,6 +989,12 @@ conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int r
     case OP_RECV_TIMEOUT:
     case OP_SEND_TIMEOUT:
         break; /* the op it guards reports what happened */
+    case OP_SPLICE_IN:
+    case OP_SPLICE_OUT:
+    case OP_SPLICE_TIMEOUT:
+    case OP_SPLICE_POLL:
+        splice_op_done(conn, kind, result);
+        break;
     case OP_FILE:
         ASSERT(conn->is_file_busy);
         conn->is_file_busy = false;
@@ -951,6 +1229,9 @@ reactor_loop(struct reactor *reactor)
         if (reactor->starved_count > 0 && reactor->buffers_out < reactor->buffer_count) {
             starved_retry(reactor);
         }
+        if (reactor->pipe_waiters != NULL) {
+            pipe_waiters_retry(reactor);
+        }
     }
 }
 
@@ -1091,6 +1372,7 @@ reactor_start(uint32_t index, const struct config *config,
     reactor->workers = workers;
     reactor->wake_fd = -1;
     reactor->socket_count = listener_count;
+    pipe_pool_init(&reactor->pipes, REACTOR_PIPES_MAX);
     histogram_init(&reactor->stats.latency_us);
     size_t state_bytes = 0;
     for (size_t i = 0; i < listener_count; i++) {
@@ -1174,6 +1456,7 @@ reactor_join(struct reactor **reactor_ptr)
     }
     (void)pthread_join(reactor->thread, NULL);
     io_uring_queue_exit(&reactor->ring);
+    pipe_pool_destroy(&reactor->pipes);
     (void)close(reactor->wake_fd);
     (void)munmap(reactor->slots, reactor->slot_stride * reactor->slot_count);
     (void)munmap(reactor->buffers, (size_t)reactor->buffer_count * reactor->buffer_bytes);

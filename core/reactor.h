@@ -26,6 +26,14 @@ struct reactor;
 struct conn;
 struct workers;
 
+/* A range of an open file that a protocol sends as it is (see
+ * conn_handler.pending_file). */
+struct conn_file_range {
+    int      fd;
+    uint64_t offset;
+    uint64_t len;
+};
+
 struct conn_handler {
     const char *name;          /* "smtp", for logs */
     size_t      state_bytes;   /* protocol state kept in each connection slot */
@@ -41,6 +49,15 @@ struct conn_handler {
     uint32_t (*read_timeout_ms)(struct conn *conn);
     struct span (*pending_output)(struct conn *conn);
     void (*output_sent)(struct conn *conn, size_t bytes);
+    /* Optional: asked when pending_output() is empty: is the next output
+     * a range of a file? It goes out by splice (file -> pipe -> socket,
+     * no copy through user space) in pieces; file_sent() counts each
+     * piece, and the range asked for next time starts after them. The fd
+     * stays open until the range is sent or the connection is closed. A
+     * file that ends early or fails to read closes the connection (the
+     * protocol has announced its length). */
+    bool (*pending_file)(struct conn *conn, struct conn_file_range *range);
+    void (*file_sent)(struct conn *conn, size_t bytes);
     /* True once the protocol is done: close after the output is sent. */
     bool (*is_closing)(struct conn *conn);
     void (*timeout)(struct conn *conn);
