@@ -89,6 +89,7 @@ struct config {
     uint32_t imap_idle_timeout_ms;  /* authenticated, between commands and in IDLE */
     uint32_t imap_scratch_buffers;  /* IMAP commands being read or run at once, per reactor */
     bool allow_plaintext_auth;      /* LOGIN / AUTH PLAIN without TLS from non-loopback peers */
+    bool imap_fetch_splice;         /* FETCH BODY[] by splice from the file (plaintext) */
     uint32_t shutdown_timeout_ms;
 
     bool fsync;          /* only tests on tmpfs turn this off; 250 means fsynced */

@@ -5,7 +5,10 @@
  * Resumable: the messages are collected once; each step writes responses
  * until the step's output passes IMAP_EXEC_STEP_BYTES and then asks to be
  * run again, so FETCH 1:* BODY[] of a large mailbox never holds more than
- * one step's bytes. Files are mapped, never read whole into a buffer.
+ * one step's bytes. A message asked for whole (BODY[], RFC822) on a
+ * plaintext connection goes out as a file range the reactor splices to
+ * the socket (imap_exec_file_range) when the index knows the file holds
+ * no NUL; otherwise files are read into the worker's buffer.
  * Worker thread (see core/imap_exec.h).
  */
 #define _GNU_SOURCE
@@ -44,7 +47,7 @@ static void sink_write_range(void *ctx, uint64_t offset, uint64_t len);
 
 struct sink_ctx {
     struct imap_exec *x;
-    const char *data;
+    struct imap_exec_file *file;
 };
 
 void
@@ -69,8 +72,14 @@ imap_cmd_fetch(struct imap_exec *x)
         bool needs_data = st->request.needs != IMAP_FETCH_NEEDS_NOTHING;
         bool needs_date = (st->request.items & IMAP_FETCH_INTERNALDATE) != 0;
         struct imap_exec_file f;
-        int rc = imap_exec_file_open(x, m, &st->keywords, needs_data,
+        int rc = -ESTALE;
+        if (st->request.needs == IMAP_FETCH_NEEDS_SIZE && imap_exec_can_send_file(x, m)) {
+            rc = imap_exec_file_open_unread(x, m, &st->keywords, needs_date, &f);
+        }
+        if (rc == -ESTALE) {
+            rc = imap_exec_file_open(x, m, &st->keywords, needs_data,
                                      st->request.needs == IMAP_FETCH_NEEDS_HEADER, needs_date, &f);
+        }
         if (rc == -ENOENT) {
             st->gone_count++;
             continue;
@@ -81,7 +90,7 @@ imap_cmd_fetch(struct imap_exec *x)
             st->failure = "[SERVERBUG] Error reading a message.";
             break;
         }
-        struct sink_ctx sc = {.x = x, .data = f.message.data};
+        struct sink_ctx sc = {.x = x, .file = &f};
         struct imap_fetch_sink sink = {
             .ctx = &sc, .write = sink_write, .write_range = sink_write_range};
         struct imap_fetch_options opts = {
@@ -102,7 +111,7 @@ imap_cmd_fetch(struct imap_exec *x)
             st->failure = "[LIMIT] Response too large.";
             break;
         }
-        if (x->out_len >= IMAP_EXEC_STEP_BYTES && st->next < st->snapshot.count) {
+        if (imap_exec_step_is_full(x) && st->next < st->snapshot.count) {
             x->is_more = true;
             return;
         }
@@ -165,7 +174,8 @@ fetch_start(struct imap_exec *x)
     }
     mailbox_index_keywords(mailbox_view_index(x->view), &st->keywords);
     {
-        bool is_content = st->request.needs != IMAP_FETCH_NEEDS_NOTHING;
+        /* Whole messages alone (NEEDS_SIZE) need no MIME parts. */
+        bool is_content = st->request.needs > IMAP_FETCH_NEEDS_SIZE;
         st->work.parts_cap = is_content ? IMAP_MIME_PARTS_MAX : 1;
         st->work.parts = calloc(st->work.parts_cap, sizeof(*st->work.parts));
         st->work.buf_bytes = is_content ? IMAP_FETCH_WORK_BYTES_DEFAULT : 4096;
@@ -300,12 +310,15 @@ sink_write(void *ctx, const char *bytes, size_t len)
     imap_exec_write(sc->x, bytes, len);
 }
 
-/* Literal bytes straight from the mapped file. (A later step sends file
- * ranges with splice instead of copying them here.) */
+/* Literal bytes: a range of the unread file, or copied from the read one. */
 static void
 sink_write_range(void *ctx, uint64_t offset, uint64_t len)
 {
     struct sink_ctx *sc = ctx;
-    ASSERT(sc->data != NULL);
-    imap_exec_write(sc->x, sc->data + offset, (size_t)len);
+    const char *data = sc->file->message.data;
+    if (data == NULL) {
+        imap_exec_file_range(sc->x, sc->file, offset, len);
+        return;
+    }
+    imap_exec_write(sc->x, data + offset, (size_t)len);
 }

@@ -37,6 +37,7 @@
 static bool out_reserve(struct imap_exec *x, size_t more);
 static int crlf_copy(struct imap_exec_file *f);
 static int file_read(int fd, size_t size, struct imap_exec_file *f);
+static void message_date_set(struct imap_message *msg, time_t when);
 
 /* Each worker's buffer for the message it is reading (imap_exec_file_open). */
 #define IMAP_EXEC_READ_KEEP_BYTES (4u * 1024 * 1024)
@@ -156,10 +157,34 @@ imap_exec_finish(struct imap_exec *x)
     if (x->index_to_attach != NULL) {
         mailbox_index_release(&x->index_to_attach);
     }
+    imap_exec_output_reset(x);
     free(x->out);
     x->out = NULL;
-    x->out_len = 0;
     x->out_cap = 0;
+    free(x->ranges);
+    x->ranges = NULL;
+    x->range_cap = 0;
+}
+
+void
+imap_exec_output_reset(struct imap_exec *x)
+{
+    ASSERT(x != NULL);
+    for (uint32_t i = 0; i < x->file_count; i++) {
+        /* Read-only files: closing never waits for the disk. */
+        (void)close(x->files[i]);
+    }
+    x->file_count = 0;
+    x->out_len = 0;
+    x->range_count = 0;
+    x->range_bytes = 0;
+}
+
+bool
+imap_exec_step_is_full(const struct imap_exec *x)
+{
+    return x->out_len >= IMAP_EXEC_STEP_BYTES || x->file_count >= IMAP_EXEC_STEP_FILES ||
+           x->range_bytes >= IMAP_EXEC_STEP_RANGE_BYTES;
 }
 
 /* ---- writers ------------------------------------------------------------- */
@@ -628,12 +653,15 @@ imap_exec_flags_parse(struct imap_exec *x, uint32_t node, struct mailbox_index *
 
 /* ---- message files ------------------------------------------------------ */
 
-int
-imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
-                    const struct maildir_keywords *kw, bool needs_data, bool is_header_enough,
-                    bool needs_date, struct imap_exec_file *f)
+/* f->message from the index's record m: flags, keywords, sizes and, when
+ * the index knows it, INTERNALDATE (*needs_date then becomes false). */
+static void
+message_fill(struct imap_exec *x, const struct mailbox_message *m,
+             const struct maildir_keywords *kw, bool *needs_date, struct imap_exec_file *f)
 {
     memset(f, 0, sizeof(*f));
+    f->fd = -1;
+    f->file_index = -1;
     struct imap_message *msg = &f->message;
     msg->seq = m->seq;
     msg->uid = m->uid;
@@ -668,25 +696,30 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
     msg->keyword_names = f->keyword_names;
     msg->keyword_count = names;
     msg->keyword_mask = m->keywords & ((names >= 32 ? 0 : (UINT32_C(1) << names)) - 1u);
-    if (needs_data && is_header_enough && m->header != NULL) {
-        /* The header cache answers: no file to open. */
-        msg->data = m->header;
-        msg->data_len = m->header_len;
-        needs_data = false;
-    }
-    if (needs_date && m->mtime > 0) {
+    if (*needs_date && m->mtime > 0) {
         /* Known from an earlier read: no stat. */
-        time_t known = (time_t)m->mtime;
-        struct tm tm;
-        msg->internal_date = m->mtime;
-        if (localtime_r(&known, &tm) != NULL) {
-            msg->internal_date_tz_minutes = (int32_t)(tm.tm_gmtoff / 60);
-        }
-        needs_date = false;
+        message_date_set(msg, (time_t)m->mtime);
+        *needs_date = false;
     }
-    if (!needs_data && !needs_date) {
-        return 0;
+}
+
+static void
+message_date_set(struct imap_message *msg, time_t when)
+{
+    struct tm tm;
+    msg->internal_date = (int64_t)when;
+    if (localtime_r(&when, &tm) != NULL) {
+        msg->internal_date_tz_minutes = (int32_t)(tm.tm_gmtoff / 60);
     }
+}
+
+/* Open m's file and stat it; INTERNALDATE from the stat when the index did
+ * not know it (and remembered there). Returns the fd or -errno (-ENOENT:
+ * gone, the index is marked for a refresh). */
+static int
+message_file_open(struct imap_exec *x, const struct mailbox_message *m, struct stat *st,
+                  struct imap_message *msg)
+{
     char path[PATH_MAX];
     int n = snprintf(path, sizeof(path), "%s/%s/%s",
                      mailbox_index_path(mailbox_view_index(x->view)),
@@ -703,22 +736,41 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
         }
         return -err;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, st) != 0) {
         int err = errno;
         (void)close(fd);
         return -err;
     }
     if (m->mtime <= 0) {
-        struct tm tm;
-        time_t mtime = st.st_mtim.tv_sec;
-        msg->internal_date = (int64_t)mtime;
-        if (localtime_r(&mtime, &tm) != NULL) {
-            msg->internal_date_tz_minutes = (int32_t)(tm.tm_gmtoff / 60);
-        }
+        time_t mtime = st->st_mtim.tv_sec;
+        message_date_set(msg, mtime);
         if (mtime > 0) {
             mailbox_index_set_mtime(mailbox_view_index(x->view), m->uid, (int64_t)mtime);
         }
+    }
+    return fd;
+}
+
+int
+imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
+                    const struct maildir_keywords *kw, bool needs_data, bool is_header_enough,
+                    bool needs_date, struct imap_exec_file *f)
+{
+    message_fill(x, m, kw, &needs_date, f);
+    struct imap_message *msg = &f->message;
+    if (needs_data && is_header_enough && m->header != NULL) {
+        /* The header cache answers: no file to open. */
+        msg->data = m->header;
+        msg->data_len = m->header_len;
+        needs_data = false;
+    }
+    if (!needs_data && !needs_date) {
+        return 0;
+    }
+    struct stat st;
+    int fd = message_file_open(x, m, &st, msg);
+    if (fd < 0) {
+        return fd;
     }
     if (needs_data) {
         msg->size = (uint64_t)st.st_size;
@@ -751,9 +803,75 @@ imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
         if (m->header == NULL) {
             header_cache_fill(x, m, msg->data, msg->data_len);
         }
+        if (!m->is_nul_free && f->copy == NULL &&
+            memchr(msg->data, '\0', msg->data_len) == NULL) {
+            /* Learnt once: the next FETCH of it may splice the file. */
+            mailbox_index_set_nul_free(mailbox_view_index(x->view), m->uid);
+        }
     }
     (void)close(fd);
     return 0;
+}
+
+int
+imap_exec_file_open_unread(struct imap_exec *x, const struct mailbox_message *m,
+                           const struct maildir_keywords *kw, bool needs_date,
+                           struct imap_exec_file *f)
+{
+    message_fill(x, m, kw, &needs_date, f);
+    struct imap_message *msg = &f->message;
+    struct stat st;
+    int fd = message_file_open(x, m, &st, msg);
+    if (fd < 0) {
+        return fd;
+    }
+    if ((uint64_t)st.st_size != m->size || st.st_size == 0) {
+        (void)close(fd);
+        return -ESTALE;
+    }
+    f->fd = fd;
+    msg->data = NULL;
+    msg->data_len = (size_t)st.st_size;
+    msg->is_nul_free = true;
+    return 0;
+}
+
+bool
+imap_exec_can_send_file(const struct imap_exec *x, const struct mailbox_message *m)
+{
+    return x->is_splice_ok && m->is_nul_free && m->has_vsize && m->vsize == m->size &&
+           m->size > 0 && x->file_count < IMAP_EXEC_STEP_FILES &&
+           x->range_bytes < IMAP_EXEC_STEP_RANGE_BYTES;
+}
+
+void
+imap_exec_file_range(struct imap_exec *x, struct imap_exec_file *f, uint64_t offset,
+                     uint64_t len)
+{
+    ASSERT(f->fd >= 0 || f->file_index >= 0);
+    ASSERT(offset <= f->message.data_len && len <= f->message.data_len - offset);
+    if (len == 0) {
+        return;
+    }
+    if (f->file_index < 0) {
+        ASSERT(x->file_count < IMAP_EXEC_STEP_FILES);
+        f->file_index = (int32_t)x->file_count;
+        x->files[x->file_count++] = f->fd;
+        f->fd = -1;
+    }
+    if (x->range_count == x->range_cap) {
+        size_t cap = x->range_cap == 0 ? 16 : x->range_cap * 2;
+        struct imap_exec_range *grown = realloc(x->ranges, cap * sizeof(*grown));
+        if (grown == NULL) {
+            x->is_out_failed = true;
+            return;
+        }
+        x->ranges = grown;
+        x->range_cap = cap;
+    }
+    x->ranges[x->range_count++] = (struct imap_exec_range){
+        .at = x->out_len, .file = (uint32_t)f->file_index, .offset = offset, .len = len};
+    x->range_bytes += len;
 }
 
 /* Keep the header block of a message just read in the index's header
@@ -822,6 +940,10 @@ crlf_copy(struct imap_exec_file *f)
 void
 imap_exec_file_close(struct imap_exec_file *f)
 {
+    if (f->fd >= 0) {
+        (void)close(f->fd); /* opened unread and no range took it */
+        f->fd = -1;
+    }
     free(f->copy);
     f->copy = NULL;
     f->map = NULL;

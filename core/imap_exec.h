@@ -16,7 +16,13 @@
  * allocate (freed when the command ends). The session and the view are the
  * connection's, lent for the command: the reactor does not touch them until
  * the job comes back.
- * Limits: IMAP_EXEC_STEP_BYTES per step of output.
+ * Output is bytes, and on plaintext connections also ranges of message
+ * files that the reactor splices to the socket without reading them
+ * (FETCH BODY[]): the listener sends out[0..ranges[0].at), the first
+ * range, the bytes up to the next range, and so on.
+ *
+ * Limits: IMAP_EXEC_STEP_BYTES per step of output bytes,
+ * IMAP_EXEC_STEP_FILES files and IMAP_EXEC_STEP_RANGE_BYTES of ranges.
  */
 #ifndef TOASTER_CORE_IMAP_EXEC_H
 #define TOASTER_CORE_IMAP_EXEC_H
@@ -34,6 +40,16 @@
 
 /* A step stops adding messages once its output passes this. */
 #define IMAP_EXEC_STEP_BYTES (256u * 1024)
+#define IMAP_EXEC_STEP_FILES 64u
+#define IMAP_EXEC_STEP_RANGE_BYTES (16u * 1024 * 1024)
+
+/* File bytes sent as they are, after out[0..at). */
+struct imap_exec_range {
+    size_t   at;
+    uint32_t file; /* index into imap_exec.files */
+    uint64_t offset;
+    uint64_t len;
+};
 #define IMAP_EXEC_ROOT_BYTES 4096
 
 struct imap_exec {
@@ -53,6 +69,7 @@ struct imap_exec {
     int append_fd;
     uint64_t append_size;
     bool is_append_failed;      /* the streaming failed: answer NO */
+    bool is_splice_ok;          /* file ranges may be sent (no TLS beneath) */
 
     /* Output of this step: the listener sends out[0..out_len) and then
      * resets out_len before the next step. */
@@ -60,6 +77,14 @@ struct imap_exec {
     size_t out_len;
     size_t out_cap;
     bool is_out_failed; /* an allocation failed: the command answers NO */
+    /* File ranges of this step and the files they read (owned: closed
+     * when the step's output is sent, imap_exec_output_reset). */
+    struct imap_exec_range *ranges;
+    size_t range_count;
+    size_t range_cap;
+    uint64_t range_bytes;
+    int files[IMAP_EXEC_STEP_FILES];
+    uint32_t file_count;
 
     /* Results. */
     enum imap_command_outcome outcome;
@@ -85,6 +110,13 @@ void imap_exec_push(struct imap_exec *x);
 /* Free what the command still holds (after the last step, or when the
  * connection went away). Any thread. */
 void imap_exec_finish(struct imap_exec *x);
+
+/* The step's output was sent: forget its bytes and ranges, close its
+ * files (the buffers stay for the next step). */
+void imap_exec_output_reset(struct imap_exec *x);
+
+/* True when the step wrote as much as one step should hold. */
+bool imap_exec_step_is_full(const struct imap_exec *x);
 
 /* ---- for command files --------------------------------------------------- */
 
@@ -152,6 +184,8 @@ struct imap_exec_file {
     char *map;                   /* the bytes read (the worker's buffer) */
     size_t map_len;
     char *copy; /* the CRLF copy of a file stored with bare LF, or NULL */
+    int fd;     /* imap_exec_file_open_unread: open until a range takes it (-1) */
+    int32_t file_index; /* its place in imap_exec.files once a range took it, or -1 */
     const char *keyword_names[MAILDIR_KEYWORDS_MAX];
 };
 
@@ -165,6 +199,26 @@ int imap_exec_file_open(struct imap_exec *x, const struct mailbox_message *m,
                         const struct maildir_keywords *kw, bool needs_data,
                         bool is_header_enough, bool needs_date, struct imap_exec_file *f);
 void imap_exec_file_close(struct imap_exec_file *f);
+
+/* Send f's file from offset for len bytes as it is, after what was
+ * written so far: the step keeps the file open (the first call for f takes
+ * f->fd). f must come from imap_exec_file_open_unread(). */
+void imap_exec_file_range(struct imap_exec *x, struct imap_exec_file *f, uint64_t offset,
+                          uint64_t len);
+
+/* May a message's bytes go out by file ranges? A plaintext connection, a
+ * file stored with CRLF (IMAP's line ends) and known to hold no NUL (which
+ * a BODY literal must not carry), and room in the step. */
+bool imap_exec_can_send_file(const struct imap_exec *x, const struct mailbox_message *m);
+
+/* Like imap_exec_file_open() with the whole message wanted, but the file
+ * is only opened, not read: message.data is NULL, data_len its size,
+ * is_nul_free set; the bytes go out with imap_exec_file_range(). Returns
+ * 0, -ENOENT, -ESTALE (the file's size is not the index's: read it
+ * instead) or another -errno. */
+int imap_exec_file_open_unread(struct imap_exec *x, const struct mailbox_message *m,
+                               const struct maildir_keywords *kw, bool needs_date,
+                               struct imap_exec_file *f);
 
 /* The mailbox argument at node as a target (APPEND, COPY, MOVE): its path
  * and a reference to its index. Returns 0, or -errno after writing "tag

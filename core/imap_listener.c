@@ -94,10 +94,15 @@ struct imap_conn {
     bool is_push_wanted; /* poked while a job was out */
     struct imap_exec exec;
     size_t exec_sent; /* bytes of exec.out already sent */
+    size_t exec_range; /* the next of exec.ranges to send */
+    uint64_t exec_range_sent; /* bytes of it already sent */
     /* Which output goes first: the session's own replies written before
      * the job's output are sent before it; anything the session writes
-     * after (a BYE at shutdown) waits until the job's output is out. */
+     * after (a BYE at shutdown) waits until the job's output is out. Once
+     * the job's output was chosen it stays next until it is all sent, so
+     * nothing lands inside a literal. */
     bool is_exec_first;
+    bool is_exec_started;
     char *root;       /* the user's Maildir, after login */
     bool is_auth_fail_delayed; /* a failed login waits for its timer */
     enum imap_job_kind retry_kind; /* a job the full worker queue refused */
@@ -248,7 +253,18 @@ imap_conn_open(struct conn *conn)
 static bool
 exec_output_pending(const struct imap_conn *ic)
 {
-    return !ic->is_job_out && ic->exec_sent < ic->exec.out_len;
+    return !ic->is_job_out &&
+           (ic->exec_sent < ic->exec.out_len || ic->exec_range < ic->exec.range_count);
+}
+
+/* Bytes of exec.out to send before the next file range (or the end). */
+static size_t
+exec_bytes_next(const struct imap_conn *ic)
+{
+    size_t end = ic->exec_range < ic->exec.range_count ? ic->exec.ranges[ic->exec_range].at
+                                                       : ic->exec.out_len;
+    ASSERT(end >= ic->exec_sent);
+    return end - ic->exec_sent;
 }
 
 /* Room for APPEND data: the session is fed no more than the buffer can
@@ -304,8 +320,8 @@ imap_conn_read_timeout_ms(struct conn *conn)
 static bool
 is_exec_next(const struct imap_conn *ic)
 {
-    return exec_output_pending(ic) &&
-           (ic->is_exec_first || imap_session_output(&ic->session).len == 0);
+    return exec_output_pending(ic) && (ic->is_exec_first || ic->is_exec_started ||
+                                       imap_session_output(&ic->session).len == 0);
 }
 
 static struct span
@@ -313,9 +329,47 @@ imap_conn_pending_output(struct conn *conn)
 {
     struct imap_conn *ic = conn_state(conn);
     if (is_exec_next(ic)) {
-        return span_make(ic->exec.out + ic->exec_sent, ic->exec.out_len - ic->exec_sent);
+        ic->is_exec_started = true;
+        return span_make(ic->exec.out + ic->exec_sent, exec_bytes_next(ic));
     }
     return imap_session_output(&ic->session);
+}
+
+/* The job's next file range, once the bytes before it are out. */
+static bool
+imap_conn_pending_file(struct conn *conn, struct conn_file_range *range)
+{
+    struct imap_conn *ic = conn_state(conn);
+    if (!is_exec_next(ic) || exec_bytes_next(ic) > 0 ||
+        ic->exec_range >= ic->exec.range_count) {
+        return false;
+    }
+    ic->is_exec_started = true;
+    const struct imap_exec_range *r = &ic->exec.ranges[ic->exec_range];
+    ASSERT(r->file < ic->exec.file_count && ic->exec_range_sent < r->len);
+    range->fd = ic->exec.files[r->file];
+    range->offset = r->offset + ic->exec_range_sent;
+    range->len = r->len - ic->exec_range_sent;
+    return true;
+}
+
+static void exec_output_done(struct imap_conn *ic);
+
+static void
+imap_conn_file_sent(struct conn *conn, size_t bytes)
+{
+    struct imap_conn *ic = conn_state(conn);
+    ASSERT(ic->is_exec_started && ic->exec_range < ic->exec.range_count);
+    const struct imap_exec_range *r = &ic->exec.ranges[ic->exec_range];
+    ASSERT(ic->exec_range_sent + bytes <= r->len);
+    ic->exec_range_sent += bytes;
+    if (ic->exec_range_sent == r->len) {
+        ic->exec_range++;
+        ic->exec_range_sent = 0;
+    }
+    if (!exec_output_pending(ic)) {
+        exec_output_done(ic);
+    }
 }
 
 static void
@@ -327,13 +381,23 @@ imap_conn_output_sent(struct conn *conn, size_t bytes)
         imap_session_output_sent(&ic->session, bytes);
         return;
     }
-    ASSERT(ic->exec_sent + bytes <= ic->exec.out_len);
+    ASSERT(bytes <= exec_bytes_next(ic));
     ic->exec_sent += bytes;
     if (exec_output_pending(ic)) {
         return;
     }
-    ic->exec.out_len = 0;
+    exec_output_done(ic);
+}
+
+/* Everything the job's step wrote is sent: run the next step, or free. */
+static void
+exec_output_done(struct imap_conn *ic)
+{
+    imap_exec_output_reset(&ic->exec);
     ic->exec_sent = 0;
+    ic->exec_range = 0;
+    ic->exec_range_sent = 0;
+    ic->is_exec_started = false;
     if (!ic->exec.is_more) {
         /* An idle session keeps no output buffer. */
         free(ic->exec.out);
@@ -482,6 +546,8 @@ const struct conn_handler imap_listener_handler = {
     .read_timeout_ms = imap_conn_read_timeout_ms,
     .pending_output = imap_conn_pending_output,
     .output_sent = imap_conn_output_sent,
+    .pending_file = imap_conn_pending_file,
+    .file_sent = imap_conn_file_sent,
     .is_closing = imap_conn_is_closing,
     .timeout = imap_conn_timeout,
     .shutdown = imap_conn_shutdown,
@@ -672,9 +738,15 @@ job_submit(struct imap_conn *ic, enum imap_job_kind kind)
         }
         char *out = x->out;
         size_t out_cap = x->out_cap;
+        struct imap_exec_range *ranges = x->ranges;
+        size_t range_cap = x->range_cap;
+        /* The last step's files were closed when its output was sent. */
+        ASSERT(x->file_count == 0 && x->range_count == 0);
         memset(x, 0, sizeof(*x));
-        x->out = out; /* the buffer is reused across commands */
+        x->out = out; /* the buffers are reused across commands */
         x->out_cap = out_cap;
+        x->ranges = ranges;
+        x->range_cap = range_cap;
         x->command = command;
         x->is_idle_done = is_idle_done;
         x->tag = imap_session_tag(&ic->session);
@@ -685,6 +757,9 @@ job_submit(struct imap_conn *ic, enum imap_job_kind kind)
     x->session = &ic->session;
     x->enabled = imap_session_enabled(&ic->session);
     x->is_readonly = imap_session_is_readonly(&ic->session);
+    /* Plaintext: file bytes may be spliced to the socket. (TLS, when it
+     * comes beneath the session, turns this off.) */
+    x->is_splice_ok = imap_listener.config->imap_fetch_splice;
     x->view_notify = view_notify;
     x->view_owner = ic;
     x->append_fd = -1;
@@ -741,13 +816,17 @@ command_job_done(struct job *job, struct conn *conn)
         imap_session_command_done(&ic->session, x->outcome);
     }
     ic->exec_sent = 0;
+    ic->exec_range = 0;
+    ic->exec_range_sent = 0;
+    ic->is_exec_started = false;
     ic->is_exec_first = imap_session_output(&ic->session).len == 0;
-    if (x->out_len == 0 && !x->is_more) {
+    if (x->out_len == 0 && x->range_count == 0 && !x->is_more) {
         free(x->out);
         x->out = NULL;
         x->out_cap = 0;
     }
-    if (x->out_len == 0 && ic->is_push_wanted && imap_session_is_idle(&ic->session) &&
+    if (x->out_len == 0 && x->range_count == 0 && ic->is_push_wanted &&
+        imap_session_is_idle(&ic->session) &&
         ic->retry_kind == IMAP_JOB_NONE) {
         ic->is_push_wanted = false;
         job_submit(ic, IMAP_JOB_PUSH);

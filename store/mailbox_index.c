@@ -56,6 +56,7 @@ struct index_entry {
     uint16_t name_len;
     bool is_in_new;
     bool has_vsize; /* W= or the uidlist said so; else vsize is a guess */
+    bool is_nul_free; /* read once and found without NUL bytes */
 };
 
 struct mailbox_index {
@@ -590,6 +591,18 @@ mailbox_index_header_put(struct mailbox_index *index, uint32_t uid, const char *
     }
     pthread_mutex_unlock(&index->lock);
     free(copy);
+}
+
+void
+mailbox_index_set_nul_free(struct mailbox_index *index, uint32_t uid)
+{
+    ASSERT(index != NULL);
+    pthread_mutex_lock(&index->lock);
+    struct index_entry *e = entry_by_uid(index, uid);
+    if (e != NULL) {
+        e->is_nul_free = true;
+    }
+    pthread_mutex_unlock(&index->lock);
 }
 
 void
@@ -1734,6 +1747,7 @@ message_from(const struct mailbox_index *index, const struct index_entry *e,
     out->vsize = e->vsize;
     out->mtime = e->mtime;
     out->has_vsize = e->has_vsize;
+    out->is_nul_free = e->is_nul_free;
     out->is_recent = view != NULL && e->uid >= view->recent_uid_min;
     out->is_in_new = e->is_in_new;
     out->is_gone = e->expunged_modseq != 0;

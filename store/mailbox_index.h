@@ -79,6 +79,7 @@ struct mailbox_message {
     uint64_t vsize;    /* bytes with CRLF line ends (W=): RFC822.SIZE */
     int64_t mtime;     /* INTERNALDATE when known (read once), else 0 */
     bool has_vsize;    /* vsize is known, not assumed equal to size */
+    bool is_nul_free;  /* the file was read and holds no NUL byte */
     bool is_recent;
     bool is_in_new;    /* file is in new/, else cur/ */
     bool is_gone;      /* expunged before a STORE reached it */
@@ -272,6 +273,11 @@ int mailbox_index_keyword(struct mailbox_index *index, const char *name, size_t 
 #define MAILBOX_HEADER_CACHE_BYTES_MAX (256u * 1024 * 1024)
 void mailbox_index_header_put(struct mailbox_index *index, uint32_t uid, const char *header,
                               size_t len);
+
+/* Remember that a message's file, read whole, holds no NUL byte: its
+ * bytes may then go to a client as they are (splice). A message's content
+ * never changes under its UID, so this stays true. */
+void mailbox_index_set_nul_free(struct mailbox_index *index, uint32_t uid);
 
 /* The body text cache: a message's searchable body text (SEARCH BODY /
  * TEXT; what the bytes mean is the caller's, see imap_search_body_text),

@@ -113,6 +113,7 @@ static enum imap_fetch_parse_result add_simple_section(struct imap_fetch_request
                                                        enum imap_fetch_spec spec,
                                                        const char **text_out);
 static void derive(struct imap_fetch_request *req);
+static bool is_whole_message(const struct imap_fetch_section *sec);
 static bool parse_u64(struct span text, uint64_t *value_out);
 
 static int plan_section(const struct imap_fetch_request *req, const struct imap_fetch_section *sec,
@@ -230,7 +231,9 @@ imap_fetch_write(const struct imap_fetch_request *req, const struct imap_message
     ASSERT(work != NULL);
     ASSERT(sink != NULL && sink->write != NULL && sink->write_range != NULL);
     ASSERT(req->section_count <= IMAP_FETCH_SECTIONS_MAX);
-    if (req->needs != IMAP_FETCH_NEEDS_NOTHING) {
+    if (req->needs == IMAP_FETCH_NEEDS_SIZE) {
+        ASSERT(msg->data != NULL || msg->is_nul_free);
+    } else if (req->needs != IMAP_FETCH_NEEDS_NOTHING) {
         ASSERT(msg->data != NULL);
         ASSERT(work->parts != NULL);
         ASSERT(work->parts_cap >= 1 && work->parts_cap <= IMAP_MIME_PARTS_MAX);
@@ -238,7 +241,7 @@ imap_fetch_write(const struct imap_fetch_request *req, const struct imap_message
 
     /* Pass 1: everything that can fail, and every length. */
     size_t part_count = 0;
-    if (req->needs != IMAP_FETCH_NEEDS_NOTHING) {
+    if (req->needs > IMAP_FETCH_NEEDS_SIZE) {
         struct imap_mime_result mime;
         int err = imap_mime_parse(msg->data, msg->data_len, work->parts, work->parts_cap, &mime);
         ASSERT(err == 0);
@@ -627,6 +630,15 @@ parse_modifiers(const struct imap_parsed *parsed, uint32_t index, unsigned flags
     return IMAP_FETCH_PARSE_OK;
 }
 
+/* BODY[] or RFC822 (any partial): the message's bytes as they are. */
+static bool
+is_whole_message(const struct imap_fetch_section *sec)
+{
+    return sec->kind == IMAP_FETCH_SECTION_RFC822 ||
+           (sec->kind == IMAP_FETCH_SECTION_BODY && sec->spec == IMAP_FETCH_SPEC_ALL &&
+            sec->part_depth == 0);
+}
+
 static void
 derive(struct imap_fetch_request *req)
 {
@@ -637,6 +649,7 @@ derive(struct imap_fetch_request *req)
     if ((req->items & IMAP_FETCH_ENVELOPE) != 0) {
         needs = IMAP_FETCH_NEEDS_HEADER;
     }
+    /* Order matters below: NOTHING < SIZE < HEADER < MESSAGE. */
     if ((req->items & (IMAP_FETCH_BODY | IMAP_FETCH_BODYSTRUCTURE)) != 0) {
         needs = IMAP_FETCH_NEEDS_MESSAGE;
     }
@@ -647,8 +660,12 @@ derive(struct imap_fetch_request *req)
             sec->part_depth == 0 &&
             (sec->spec == IMAP_FETCH_SPEC_HEADER || sec->spec == IMAP_FETCH_SPEC_HEADER_FIELDS ||
              sec->spec == IMAP_FETCH_SPEC_HEADER_FIELDS_NOT);
-        if (is_header_only) {
+        if (is_whole_message(sec)) {
             if (needs == IMAP_FETCH_NEEDS_NOTHING) {
+                needs = IMAP_FETCH_NEEDS_SIZE;
+            }
+        } else if (is_header_only) {
+            if (needs < IMAP_FETCH_NEEDS_HEADER) {
                 needs = IMAP_FETCH_NEEDS_HEADER;
             }
         } else {
@@ -704,6 +721,14 @@ plan_section(const struct imap_fetch_request *req, const struct imap_fetch_secti
 {
     memset(plan, 0, sizeof(*plan));
     plan->kind = PLAN_RANGE; /* an empty range unless found below */
+    if (is_whole_message(sec)) {
+        /* No MIME structure needed (IMAP_FETCH_NEEDS_SIZE). */
+        plan->src_off = 0;
+        plan->src_len = msg->data_len;
+        plan->full_len = plan->src_len;
+        plan_measure(req, sec, msg, plan);
+        return 0;
+    }
     uint32_t index = 0;
     bool is_found = resolve_part(sec, parts, part_count, &index);
     enum imap_fetch_spec spec = (enum imap_fetch_spec)sec->spec;
@@ -893,7 +918,7 @@ plan_measure(const struct imap_fetch_request *req, const struct imap_fetch_secti
     };
     if (plan->kind == PLAN_RANGE) {
         plan_clip(sec, plan);
-        if (plan->clip_len > 0 &&
+        if (plan->clip_len > 0 && !msg->is_nul_free &&
             memchr(msg->data + plan->src_off + plan->clip_off, '\0', plan->clip_len) != NULL) {
             plan->has_nul = true;
         }

@@ -113,6 +113,10 @@ struct imap_fetch_section {
 
 enum imap_fetch_needs {
     IMAP_FETCH_NEEDS_NOTHING = 0, /* index data only: data may be NULL */
+    /* Only whole-message sections (BODY[], BODY.PEEK[], RFC822, with or
+     * without a partial): data may be NULL when the message is_nul_free,
+     * its bytes then go out by write_range. */
+    IMAP_FETCH_NEEDS_SIZE,
     IMAP_FETCH_NEEDS_HEADER,      /* data may hold only the header block */
     IMAP_FETCH_NEEDS_MESSAGE,     /* data must hold the whole message */
 };

@@ -122,7 +122,11 @@ sink_write_range(void *ctx, uint64_t offset, uint64_t len)
         return;
     }
     s->ranges[s->range_count++] = (struct range){ offset, len };
-    memcpy(s->buf + s->len, s->msg + offset, (size_t)len);
+    if (s->msg == NULL) {
+        memset(s->buf + s->len, '#', (size_t)len); /* a message not read */
+    } else {
+        memcpy(s->buf + s->len, s->msg + offset, (size_t)len);
+    }
     s->len += (size_t)len;
 }
 
@@ -388,6 +392,7 @@ struct parse_case {
 #define OK IMAP_FETCH_PARSE_OK
 #define BAD IMAP_FETCH_PARSE_BAD
 #define N_NO IMAP_FETCH_NEEDS_NOTHING
+#define N_SIZE IMAP_FETCH_NEEDS_SIZE
 #define N_HDR IMAP_FETCH_NEEDS_HEADER
 #define N_MSG IMAP_FETCH_NEEDS_MESSAGE
 #define UIDF IMAP_FETCH_PARSE_F_UID
@@ -417,8 +422,14 @@ test_parse_table(void)
         { "BODY", 0, OK, IMAP_FETCH_BODY, 0, N_MSG, false },
         { "BODYSTRUCTURE", 0, OK, IMAP_FETCH_BODYSTRUCTURE, 0, N_MSG, false },
         { "FLAGS", UIDF, OK, IMAP_FETCH_FLAGS | IMAP_FETCH_UID, 0, N_NO, false },
-        { "BODY[]", 0, OK, 0, 1, N_MSG, true },
-        { "BODY.PEEK[]", 0, OK, 0, 1, N_MSG, false },
+        { "BODY[]", 0, OK, 0, 1, N_SIZE, true },
+        { "BODY.PEEK[]", 0, OK, 0, 1, N_SIZE, false },
+        { "(UID FLAGS RFC822.SIZE BODY.PEEK[]<0.100>)", 0, OK,
+          IMAP_FETCH_UID | IMAP_FETCH_FLAGS | IMAP_FETCH_RFC822_SIZE, 1, N_SIZE, false },
+        { "(BODY.PEEK[] RFC822.HEADER)", 0, OK, 0, 2, N_HDR, false },
+        { "(BODY.PEEK[] ENVELOPE)", 0, OK, IMAP_FETCH_ENVELOPE, 1, N_HDR, false },
+        { "(BODY.PEEK[] BODY.PEEK[1])", 0, OK, 0, 2, N_MSG, false },
+        { "(BODY.PEEK[] BODYSTRUCTURE)", 0, OK, IMAP_FETCH_BODYSTRUCTURE, 1, N_MSG, false },
         { "body.peek[header]", 0, OK, 0, 1, N_HDR, false },
         { "BODY[HEADER]", 0, OK, 0, 1, N_HDR, true },
         { "BODY.PEEK[HEADER.FIELDS (From To)]", 0, OK, 0, 1, N_HDR, false },
@@ -431,8 +442,8 @@ test_parse_table(void)
         { "BODY.PEEK[2.HEADER.FIELDS (X)]", 0, OK, 0, 1, N_MSG, false },
         { "BODY.PEEK[2.TEXT]<0.1>", 0, OK, 0, 1, N_MSG, false },
         { "BODY.PEEK[4294967295]", 0, OK, 0, 1, N_MSG, false },
-        { "BODY[]<4294967295.4294967295>", 0, OK, 0, 1, N_MSG, true },
-        { "RFC822", 0, OK, 0, 1, N_MSG, true },
+        { "BODY[]<4294967295.4294967295>", 0, OK, 0, 1, N_SIZE, true },
+        { "RFC822", 0, OK, 0, 1, N_SIZE, true },
         { "RFC822.HEADER", 0, OK, 0, 1, N_HDR, false },
         { "RFC822.TEXT", 0, OK, 0, 1, N_MSG, true },
         { "(RFC822.HEADER ENVELOPE)", 0, OK, IMAP_FETCH_ENVELOPE, 1, N_HDR, false },
@@ -731,6 +742,42 @@ test_single_part(void)
     RESP("BODY.PEEK[TEXT]", &nb, "* 3 FETCH (BODY[TEXT] \"\")\r\n");
 }
 
+/* --- responses: a message not read (IMAP_FETCH_NEEDS_SIZE) ----------------- */
+
+/* Whole-message sections need only the size: a message known to hold no
+ * NUL may come without its bytes, which then go out by write_range alone
+ * (the caller splices them from the file). */
+static void
+test_unread(void)
+{
+    struct imap_message u = message_make(NULL, 10);
+    u.is_nul_free = true;
+    RESP("BODY.PEEK[]", &u, "* 3 FETCH (BODY[] {10}\r\n##########)\r\n");
+    CHECK(ts.range_count == 1 && ts.ranges[0].offset == 0 && ts.ranges[0].len == 10);
+    CHECK(ts.write_calls >= 1);
+    RESP("(UID RFC822.SIZE BODY.PEEK[]<2.5>)", &u,
+         "* 3 FETCH (UID 7 RFC822.SIZE 10 BODY[]<2> {5}\r\n#####)\r\n");
+    CHECK(ts.range_count == 1 && ts.ranges[0].offset == 2 && ts.ranges[0].len == 5);
+    RESP("RFC822", &u, "* 3 FETCH (RFC822 {10}\r\n##########)\r\n");
+    RESP("BODY.PEEK[]<20.5>", &u, "* 3 FETCH (BODY[]<20> \"\")\r\n");
+    CHECK(ts.range_count == 0);
+    RESP("(BODY.PEEK[]<0.3> BODY.PEEK[]<7.9>)", &u,
+         "* 3 FETCH (BODY[]<0> {3}\r\n### BODY[]<7> {3}\r\n###)\r\n");
+    CHECK(ts.range_count == 2 && ts.ranges[1].offset == 7 && ts.ranges[1].len == 3);
+
+    /* The same message read: the same answer, from the same ranges. */
+    static const char bytes[] = "Subject: x";
+    struct imap_message r = message_make(bytes, sizeof(bytes) - 1);
+    r.is_nul_free = true;
+    RESP("BODY.PEEK[]<2.5>", &r, "* 3 FETCH (BODY[]<2> {5}\r\nbject)\r\n");
+    CHECK(ts.range_count == 1 && ts.ranges[0].offset == 2);
+    /* Read and not known NUL-free: a NUL is still found and replaced. */
+    static const char nul[] = "a\0b";
+    struct imap_message n = message_make(nul, 3);
+    RESP("BODY.PEEK[]", &n, "* 3 FETCH (BODY[] {3}\r\na\x80" "b)\r\n");
+    CHECK(ts.range_count == 0);
+}
+
 /* --- responses: multipart with a forwarded message ------------------------ */
 
 static char fwd_buf[FIXTURE_BYTES_MAX];
@@ -982,6 +1029,7 @@ main(void)
     test_parse_table();
     test_parse_details();
     test_single_part();
+    test_unread();
     test_forwarded();
     test_binary();
     test_binary_large();
