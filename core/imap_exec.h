@@ -42,6 +42,10 @@
 #define IMAP_EXEC_STEP_BYTES (256u * 1024)
 #define IMAP_EXEC_STEP_FILES 64u
 #define IMAP_EXEC_STEP_RANGE_BYTES (16u * 1024 * 1024)
+/* Smaller messages are read and copied: splice goes through io_uring's
+ * worker threads, which for a few pages costs more than the copy it saves
+ * (measured: bench/results/imap-splice-2026-12-04.md). */
+#define IMAP_EXEC_SPLICE_MIN_BYTES (16u * 1024)
 
 /* File bytes sent as they are, after out[0..at). */
 struct imap_exec_range {
@@ -207,8 +211,9 @@ void imap_exec_file_range(struct imap_exec *x, struct imap_exec_file *f, uint64_
                           uint64_t len);
 
 /* May a message's bytes go out by file ranges? A plaintext connection, a
- * file stored with CRLF (IMAP's line ends) and known to hold no NUL (which
- * a BODY literal must not carry), and room in the step. */
+ * file of at least IMAP_EXEC_SPLICE_MIN_BYTES stored with CRLF (IMAP's
+ * line ends) and known to hold no NUL (which a BODY literal must not
+ * carry), and room in the step. */
 bool imap_exec_can_send_file(const struct imap_exec *x, const struct mailbox_message *m);
 
 /* Like imap_exec_file_open() with the whole message wanted, but the file

@@ -38,6 +38,8 @@ pipe_pool_take(struct pipe_pool *pool, struct pipe_pair *pair)
     }
     pair->read_fd = fds[0];
     pair->write_fd = fds[1];
+    int capacity = fcntl(fds[1], F_GETPIPE_SZ);
+    pair->capacity = capacity > 0 ? (uint32_t)capacity : 4096u;
     pool->live++;
     return 0;
 }

@@ -20,6 +20,9 @@
 struct pipe_pair {
     int read_fd;
     int write_fd;
+    /* Bytes the pipe holds (F_GETPIPE_SZ): 64 KiB by default, 8 KiB for
+     * an unprivileged user past fs.pipe-user-pages-soft. */
+    uint32_t capacity;
 };
 
 struct pipe_pool {

@@ -53,9 +53,8 @@
 #define REACTOR_TICK_MS 1000
 #define REACTOR_LISTEN_BACKLOG 4096
 #define REACTOR_CQE_BATCH 256
-/* splice: bytes moved per round (a pipe holds 64 KiB by default) and the
- * pipes one reactor may have at once (two fds each). */
-#define REACTOR_SPLICE_CHUNK (64u * 1024)
+/* splice: the pipes one reactor may have at once (two fds each); a round
+ * moves up to what its pipe holds (core/pipe_pool). */
 #define REACTOR_PIPES_MAX 512u
 
 enum op_kind {
@@ -669,7 +668,7 @@ pipe_give(struct conn *conn, bool is_empty)
 }
 
 /* The next piece of a file range: what the pipe still holds goes out
- * first; else up to REACTOR_SPLICE_CHUNK bytes move file -> pipe -> socket
+ * first; else up to the pipe's capacity moves file -> pipe -> socket
  * in one linked chain, guarded by the send timeout. Returns false when
  * there is no file range to send. */
 static bool
@@ -700,7 +699,7 @@ splice_arm(struct conn *conn)
     conn->splice_ops = 2;
     if (len == 0) {
         ASSERT(range.fd >= 0 && range.len > 0);
-        len = range.len < REACTOR_SPLICE_CHUNK ? (uint32_t)range.len : REACTOR_SPLICE_CHUNK;
+        len = range.len < conn->pipe.capacity ? (uint32_t)range.len : conn->pipe.capacity;
         struct io_uring_sqe *in = reactor_sqe(reactor);
         io_uring_prep_splice(in, range.fd, (int64_t)range.offset, conn->pipe.write_fd, -1, len,
                              0);

@@ -3,8 +3,10 @@
  * reused, pipes that may hold bytes are closed, the live bound answers
  * -EAGAIN until a pipe comes back, and nothing leaks (fds are counted).
  */
+#define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "core/pipe_pool.h"
@@ -40,6 +42,7 @@ main(void)
     CHECK(pipe_pool_take(&pool, &d) == -EAGAIN); /* the bound */
     CHECK(pool.live == 3);
 
+    CHECK(a.capacity >= 4096 && a.capacity == (uint32_t)fcntl(a.write_fd, F_GETPIPE_SZ));
     /* A pipe works: bytes written come out. */
     CHECK(write(a.write_fd, "xyz", 3) == 3);
     char buf[8];
