@@ -3,7 +3,7 @@
 # the file, side by side in one run: the same toasterd binary with
 # imap_fetch_splice = yes and = no, in turn (A B A B ..., ROUNDS each), on
 # two data sets: ordinary mail (bench/imap_fill.py, USERS x MESSAGES) and
-# BIG_COUNT messages of about 1 MiB. Each run starts toasterd afresh, warms
+# BIG_COUNT messages of about BIG_KIB KiB. Each run starts toasterd afresh, warms
 # up for WARMUP s (the first read of a message teaches the index that it
 # holds no NUL, which splicing needs), then runs `toaster-bench imap --mix
 # fetch-body=1` for DURATION s. Measured: commands/s, and toasterd's CPU
@@ -11,7 +11,8 @@
 # commands. Prints a markdown table of medians (and writes it to -o FILE).
 # Usage: bench/imap_splice.sh [-o FILE]
 # Env: ROUNDS (3) DURATION (8) WARMUP (4) CONNECTIONS (10) USERS (4)
-#      MESSAGES (1000) BIG_COUNT (150) TOASTERD, BENCH (default build/...)
+#      MESSAGES (1000) BIG_COUNT (150) BIG_KIB (1024)
+#      TOASTERD, BENCH (default build/...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -21,6 +22,7 @@ CONNECTIONS=${CONNECTIONS:-10}
 USERS=${USERS:-4}
 MESSAGES=${MESSAGES:-1000}
 BIG_COUNT=${BIG_COUNT:-150}
+BIG_KIB=${BIG_KIB:-1024}
 TOASTERD=${TOASTERD:-build/toasterd}
 BENCH=${BENCH:-build/toaster-bench}
 out=""
@@ -34,19 +36,19 @@ trap '[ -n "$pid" ] && kill $pid 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$wor
 mkdir -p "$work/data"
 /usr/bin/python3 bench/imap_fill.py --data-dir "$work/data" --users "$USERS" \
     --messages "$MESSAGES" --users-file "$work/users" >/dev/null
-# The big user: BIG_COUNT messages of about 1 MiB, CRLF, named as
+# The big user: BIG_COUNT messages of about BIG_KIB KiB, CRLF, named as
 # imap_fill.py names them (S= and W= equal).
 echo "big@example.test:{PLAIN}x" >"$work/users-big"
-/usr/bin/python3 - "$work/data/mail/example.test/big/Maildir" "$BIG_COUNT" <<'EOF'
+/usr/bin/python3 - "$work/data/mail/example.test/big/Maildir" "$BIG_COUNT" "$BIG_KIB" <<'EOF'
 import os, random, sys
-root, count = sys.argv[1], int(sys.argv[2])
+root, count, kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 for d in ("cur", "new", "tmp"):
     os.makedirs(os.path.join(root, d), exist_ok=True)
 rng = random.Random(5)
 line = bytes(65 + rng.randrange(26) for _ in range(76)) + b"\r\n"
 for i in range(count):
     body = (b"From: a@example.org\r\nTo: big@example.test\r\nSubject: big %d\r\n"
-            b"Date: Thu, 04 Jan 2024 10:00:00 +0000\r\n\r\n" % i) + line * 13800
+            b"Date: Thu, 04 Jan 2024 10:00:00 +0000\r\n\r\n" % i) + line * (kib * 1024 // 78)
     name = "17000%05d.M%dP1Q%d.bench.example.test,S=%d,W=%d:2," % (i, i, i, len(body), len(body))
     with open(os.path.join(root, "cur", name), "wb") as f:
         f.write(body)
@@ -114,10 +116,10 @@ if [ -n "$out" ]; then
     {
         echo "# FETCH BODY[]: splice against read and copy ($(date -u +%Y-%m-%d))"
         echo
-        echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS USERS=$USERS MESSAGES=$MESSAGES BIG_COUNT=$BIG_COUNT bench/imap_splice.sh -o $out\`"
+        echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION CONNECTIONS=$CONNECTIONS USERS=$USERS MESSAGES=$MESSAGES BIG_COUNT=$BIG_COUNT BIG_KIB=$BIG_KIB bench/imap_splice.sh -o $out\`"
         echo "on $(nproc) cores, commit $(git rev-parse --short HEAD). Data: ordinary = imap_fill.py"
-        echo "(text, alternatives, 1-100 KiB attachments), big = $BIG_COUNT messages of 1 MiB."
-        echo "Messages under 16 KiB are read and copied in both modes (IMAP_EXEC_SPLICE_MIN_BYTES)."
+        echo "(text, alternatives, 1-100 KiB attachments), big = $BIG_COUNT messages of $BIG_KIB KiB."
+        echo "Messages under 64 KiB are read and copied in both modes (IMAP_EXEC_SPLICE_MIN_BYTES)."
         echo
         echo "$table"
     } >"$out"

@@ -840,7 +840,7 @@ bool
 imap_exec_can_send_file(const struct imap_exec *x, const struct mailbox_message *m)
 {
     return x->is_splice_ok && m->is_nul_free && m->has_vsize && m->vsize == m->size &&
-           m->size > 0 && x->file_count < IMAP_EXEC_STEP_FILES &&
+           m->size >= IMAP_EXEC_SPLICE_MIN_BYTES && x->file_count < IMAP_EXEC_STEP_FILES &&
            x->range_bytes < IMAP_EXEC_STEP_RANGE_BYTES;
 }
 

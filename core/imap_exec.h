@@ -45,7 +45,7 @@
 /* Smaller messages are read and copied: splice goes through io_uring's
  * worker threads, which for a few pages costs more than the copy it saves
  * (measured: bench/results/imap-splice-2026-12-04.md). */
-#define IMAP_EXEC_SPLICE_MIN_BYTES (16u * 1024)
+#define IMAP_EXEC_SPLICE_MIN_BYTES (64u * 1024)
 
 /* File bytes sent as they are, after out[0..at). */
 struct imap_exec_range {

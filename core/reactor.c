@@ -707,6 +707,8 @@ splice_arm(struct conn *conn)
         io_uring_sqe_set_data64(in, pack(OP_SPLICE_IN, conn->slot, conn->generation));
         conn->splice_ops = 3;
     }
+    /* splice to a socket has no MSG_NOSIGNAL: a peer gone raises SIGPIPE,
+     * which core/main.c ignores for the whole process. */
     struct io_uring_sqe *out = reactor_sqe(reactor);
     io_uring_prep_splice(out, conn->pipe.read_fd, -1, conn->fd, -1, len, 0);
     out->flags |= IOSQE_IO_LINK;

@@ -4,7 +4,7 @@ was read (first FETCH: the index learns it holds no NUL) or spliced (every
 later one), across the 64 KiB pieces the reactor moves, for partials, for a
 client that reads slowly (the socket fills: the reactor waits for room), and
 for one that goes away mid-literal (nothing leaks, the daemon goes on).
-Messages below IMAP_EXEC_SPLICE_MIN_BYTES (16 KiB) are read and copied. A
+Messages below IMAP_EXEC_SPLICE_MIN_BYTES (64 KiB) are read and copied. A
 message holding NUL is never spliced: its NULs still arrive as 0x80. With
 imap_fetch_splice = no the answers are the same and no pipe is ever made.
 """
@@ -33,7 +33,7 @@ SMALL = message("small", b"hello", 3)
 # About 3 MiB: many splice pieces, and more than a socket buffer holds.
 LARGE = message("large", bytes(range(33, 126)) * 2, 17000)
 # Large enough to be spliced if it held no NUL.
-WITH_NUL = message("nul", b"before\x00after", 3000)
+WITH_NUL = message("nul", b"before\x00after", 7000)
 
 
 def deliver(toaster):
