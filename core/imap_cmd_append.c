@@ -92,12 +92,15 @@ imap_cmd_append(struct imap_exec *x)
         .size = size,
     };
     char base[MAILDIR_NAME_BYTES_MAX + 1];
+    /* Until it is indexed, the new file is ours, not another program's. */
+    mailbox_index_adding_begin(dest);
     rc = maildir_add(target, &source, flags, keywords, mtime, base, sizeof(base));
     if (rc == 0) {
         rc = maildir_add_sync(target);
     }
     if (rc != 0) {
         log_warning("imap: append to %s: %s", target, strerror(-rc));
+        mailbox_index_adding_end(dest);
         mailbox_index_release(&dest);
         imap_exec_no(x, rc == -ENOSPC || rc == -EDQUOT ? "[OVERQUOTA] No space left."
                                                        : "[SERVERBUG] Append failed.");
@@ -106,6 +109,7 @@ imap_cmd_append(struct imap_exec *x)
     const char *names[1] = {base};
     uint32_t uid = 0;
     int rrc = mailbox_index_add_files(dest, names, 1, &uid);
+    mailbox_index_adding_end(dest);
     if (rrc != 0) {
         log_warning("imap: append: indexing %s: %s", target, strerror(-rrc));
     }

@@ -47,6 +47,7 @@ imap_cmd_copy(struct imap_exec *x)
         return;
     }
     int rc = 0;
+    bool is_adding = false; /* between adding_begin and adding_end */
     struct mailbox_snapshot snap = {0};
     uint32_t *src_uids = NULL;
     char *bases = NULL;
@@ -64,6 +65,9 @@ imap_cmd_copy(struct imap_exec *x)
     const char *src_folder = mailbox_index_path(mailbox_view_index(x->view));
     size_t copied = 0;
     size_t gone = 0;
+    /* Until they are indexed, the new files are ours, not another program's. */
+    mailbox_index_adding_begin(dest);
+    is_adding = true;
     for (size_t i = 0; i < snap.count && rc == 0; i++) {
         const struct mailbox_message *m = &snap.messages[i];
         if (m->is_gone) {
@@ -124,6 +128,8 @@ imap_cmd_copy(struct imap_exec *x)
     if (rrc == 0) {
         rrc = mailbox_index_add_files(dest, names, copied, dest_uids);
     }
+    mailbox_index_adding_end(dest);
+    is_adding = false;
     if (rrc != 0) {
         log_warning("imap: copy: indexing %s: %s", target, strerror(-rrc));
     }
@@ -180,6 +186,9 @@ imap_cmd_copy(struct imap_exec *x)
     }
     free(dest_uids);
 out:
+    if (is_adding) {
+        mailbox_index_adding_end(dest);
+    }
     free(src_uids);
     free(bases);
     mailbox_snapshot_free(&snap);

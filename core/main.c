@@ -31,6 +31,7 @@
 #include "core/workers.h"
 #include "store/delivery.h"
 #include "store/mailbox_index.h"
+#include "store/maildir_watch.h"
 #include "store/recipients.h"
 #include "store/spool.h"
 
@@ -315,6 +316,13 @@ main(int argc, char **argv)
         control_close(&control);
         return 1;
     }
+    /* Other programs' changes in loaded folders reach IDLE sessions at once
+     * (without it they are seen at the next command). */
+    rc = maildir_watch_start(mailbox_index_changed_outside);
+    if (rc != 0) {
+        log_warning("maildir watch: %s; changes other programs make are seen at the next "
+                    "command", strerror(-rc));
+    }
     uint32_t started = 0;
     for (uint32_t i = 0; i < config.reactor_threads; i++) {
         rc = reactor_start(i, &config, listeners, listener_count, workers, &reactors[i]);
@@ -384,6 +392,7 @@ main(int argc, char **argv)
     delivery_stop();
     smtp_listener_destroy();
     imap_listener_destroy();
+    maildir_watch_stop();
     (void)mailbox_index_drop_idle();
     table = recipients_publish(NULL);
     recipients_destroy(&table);

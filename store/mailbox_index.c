@@ -35,6 +35,7 @@
 #include "store/maildir_name.h"
 #include "store/maildir_sync.h"
 #include "store/maildir_uidlist.h"
+#include "store/maildir_watch.h"
 
 #define REGISTRY_BUCKETS 65536u /* power of two */
 #define REFRESH_CLAIM_NS UINT64_C(1000000000)
@@ -69,6 +70,7 @@ struct mailbox_index {
     uint32_t hash;
     bool is_loaded;       /* sync_lock */
     atomic_bool is_dirty; /* new mail delivered since the last refresh */
+    atomic_uint adding;   /* APPEND/COPY linking files not yet indexed */
     /* When a view claimed the refresh (CLOCK_MONOTONIC ns, 0: none); a claim
      * older than REFRESH_CLAIM_NS lapses, in case its session went away. */
     _Atomic uint64_t refresh_claimed_ns;
@@ -93,6 +95,7 @@ struct mailbox_index {
     size_t pending_count;
     size_t pending_cap;
     bool is_pending_failed; /* an allocation failed: rewrite at next load */
+    struct maildir_watch_handle watch; /* inotify while loaded (sync_lock) */
     struct timespec mtime_new; /* sync_lock: directory times at the last sync */
     struct timespec mtime_cur;
     struct timespec mtime_uidlist;
@@ -192,6 +195,8 @@ mailbox_index_open(const char *path, const char *uidvalidity_root,
         index->uidvalidity_root = root_copy;
         index->hash = hash;
         index->refs = 1;
+        index->watch.wd_new = -1;
+        index->watch.wd_cur = -1;
         maildir_keywords_init(&index->keywords);
         uint32_t bucket = hash & (REGISTRY_BUCKETS - 1);
         index->hash_next = registry[bucket];
@@ -207,6 +212,11 @@ mailbox_index_open(const char *path, const char *uidvalidity_root,
         rc = index_sync(index, false);
         if (rc == 0) {
             index->is_loaded = true;
+            /* Other programs' changes then reach IDLE sessions at once. */
+            int watch_rc = maildir_watch_add(index->path, &index->watch);
+            if (watch_rc != 0) {
+                log_debug("%s: not watched: %s", index->path, strerror(-watch_rc));
+            }
         }
     }
     pthread_mutex_unlock(&index->sync_lock);
@@ -318,6 +328,52 @@ mailbox_index_changed_path(const char *path)
         pthread_mutex_unlock(&index->lock);
     }
     pthread_mutex_unlock(&registry_lock);
+}
+
+bool
+mailbox_index_changed_outside(const char *path)
+{
+    ASSERT(path != NULL);
+    size_t len = strlen(path);
+    uint32_t hash = hash_fnv1a(path, len);
+    pthread_mutex_lock(&registry_lock);
+    struct mailbox_index *index = registry_find(path, hash);
+    if (index == NULL || index->refs == 0) {
+        /* Not loaded, or nobody holds it: its next user's refresh compares
+         * the directories' times anyway. */
+        pthread_mutex_unlock(&registry_lock);
+        return true;
+    }
+    index->refs++; /* kept alive while we look */
+    pthread_mutex_unlock(&registry_lock);
+    bool is_done = true;
+    pthread_mutex_lock(&index->sync_lock);
+    if (atomic_load(&index->adding) > 0) {
+        is_done = false; /* our own files, not indexed yet */
+    } else if (index->is_loaded && index_is_stale(index)) {
+        atomic_store(&index->is_dirty, true);
+        pthread_mutex_lock(&index->lock);
+        notify_views(index);
+        pthread_mutex_unlock(&index->lock);
+    }
+    pthread_mutex_unlock(&index->sync_lock);
+    mailbox_index_release(&index);
+    return is_done;
+}
+
+void
+mailbox_index_adding_begin(struct mailbox_index *index)
+{
+    ASSERT(index != NULL);
+    atomic_fetch_add(&index->adding, 1);
+}
+
+void
+mailbox_index_adding_end(struct mailbox_index *index)
+{
+    ASSERT(index != NULL);
+    unsigned before = atomic_fetch_sub(&index->adding, 1);
+    ASSERT(before > 0);
 }
 
 const char *
@@ -1362,6 +1418,7 @@ snapshot_body_text_hold(struct mailbox_snapshot *snapshot, const struct mailbox_
 static void
 index_free(struct mailbox_index *index)
 {
+    maildir_watch_remove(&index->watch);
     for (size_t i = 0; i < index->count; i++) {
         entry_header_drop(&index->entries[i]);
         entry_body_text_drop(&index->entries[i]);

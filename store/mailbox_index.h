@@ -28,7 +28,8 @@
  * durable) marks the folder dirty and calls every view's notify callback;
  * the session then refreshes on a worker and reports. Changes by other
  * programs are seen at the next refresh, which checks the directories'
- * modification times.
+ * modification times, and at once in folders a session holds when
+ * store/maildir_watch reports them (mailbox_index_changed_outside).
  *
  * Threads. Loading and refreshing read directories: worker threads only.
  * The other calls touch memory under the index's mutex (never held across
@@ -171,6 +172,20 @@ int mailbox_index_refresh(struct mailbox_index *index, bool is_move_new, bool is
  * mailbox_index_open): if the folder is loaded, mark it dirty and notify
  * its views. Cheap when it is not. Any thread. */
 void mailbox_index_changed_path(const char *path);
+
+/* Something changed the folder at path (store/maildir_watch saw it): if
+ * the folder is held by a session and its directories are not as this
+ * process last left them (our own renames record their times under the
+ * sync lock, so they never count), mark it dirty and notify its views.
+ * Returns false, changing nothing, while an APPEND or COPY of ours is
+ * between linking its files and indexing them (ask again later). Blocks
+ * on the folder's sync lock: the watcher's thread only. */
+bool mailbox_index_changed_outside(const char *path);
+
+/* An APPEND or COPY links files into the folder (begin) and has indexed
+ * them with mailbox_index_add_files, or given up (end). Any thread. */
+void mailbox_index_adding_begin(struct mailbox_index *index);
+void mailbox_index_adding_end(struct mailbox_index *index);
 
 const char *mailbox_index_path(const struct mailbox_index *index);
 
