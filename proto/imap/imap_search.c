@@ -20,6 +20,7 @@
 
 #include "core/assertions.h"
 #include "core/base64.h"
+#include "core/utf8.h"
 #include "proto/imap/imap_decode.h"
 #include "proto/imap/imap_rfc822.h"
 #include "proto/imap/imap_text.h"
@@ -182,7 +183,6 @@ static void folder_fold(struct folder *f, const char *utf8, size_t len);
 static void folder_end(struct folder *f, bool is_partial_searched);
 static void folder_separator(struct folder *f);
 static void header_fold(const char *hdr, size_t len, struct folder *f);
-static size_t utf8_step(const unsigned char *u, size_t len, bool *is_incomplete_out);
 static size_t utf8_incomplete_tail(const unsigned char *u, size_t len);
 static bool mime_ready(struct match *mt);
 static int64_t sent_day(struct match *mt);
@@ -1364,7 +1364,8 @@ folder_put(struct folder *f, const char *utf8, size_t len)
         memcpy(tmp, f->carry, have);
         memcpy(tmp + have, u, take);
         bool is_incomplete;
-        size_t n = utf8_step(tmp, have + take, &is_incomplete);
+        uint32_t cp;
+        size_t n = utf8_decode(tmp, have + take, &cp, &is_incomplete);
         if (is_incomplete) {
             /* Still short: all of the piece joins the carry. */
             ASSERT(have + take < sizeof(f->carry));
@@ -1467,45 +1468,6 @@ header_fold(const char *hdr, size_t len, struct folder *f)
     }
 }
 
-/* The bytes one character of u[0..len) (len >= 1) covers as imap_text's
- * UTF-8 decoder reads it: a whole sequence, or up to the first byte that
- * breaks it (at least 1); is_incomplete when u ended inside a sequence
- * that was valid so far. */
-static size_t
-utf8_step(const unsigned char *u, size_t len, bool *is_incomplete_out)
-{
-    *is_incomplete_out = false;
-    unsigned char c = u[0];
-    size_t follow;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        follow = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        follow = 2;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        follow = 3;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 1;
-    }
-    for (size_t k = 1; k <= follow; k++) {
-        if (k >= len) {
-            *is_incomplete_out = true;
-            return k;
-        }
-        unsigned char l = k == 1 ? lo : 0x80;
-        unsigned char h = k == 1 ? hi : 0xbf;
-        if (u[k] < l || u[k] > h) {
-            return k;
-        }
-    }
-    return follow + 1;
-}
-
 /* Bytes at the end of u[0..len) that are an incomplete character. A lead
  * byte always starts a character (no character covers one after its first
  * byte), and an incomplete one has at most three bytes, so only the last
@@ -1519,7 +1481,8 @@ utf8_incomplete_tail(const unsigned char *u, size_t len)
             continue; /* a continuation byte */
         }
         bool is_incomplete;
-        (void)utf8_step(u + len - back, back, &is_incomplete); /* only the flag counts */
+        uint32_t cp;
+        (void)utf8_decode(u + len - back, back, &cp, &is_incomplete); /* only the flag counts */
         return is_incomplete ? back : 0;
     }
     return 0;

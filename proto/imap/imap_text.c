@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "core/assertions.h"
+#include "core/utf8.h"
 #include "proto/imap/imap_decode.h"
 
 enum conv_kind {
@@ -28,7 +29,7 @@ enum conv_kind {
     CONV_ICONV,
 };
 
-#define REPLACEMENT_CHAR 0xfffdu
+#define REPLACEMENT_CHAR UTF8_REPLACEMENT
 /* Decoded bytes of adjacent encoded words waiting for conversion. */
 #define PENDING_BYTES 2048u
 
@@ -50,8 +51,6 @@ struct encoded_word {
     size_t      end;     /* index after "?=" */
 };
 
-static size_t utf8_decode(const unsigned char *u, size_t len, uint32_t *cp_out,
-                          bool *is_incomplete_out);
 static size_t utf8_encode(uint32_t cp, char *out);
 static uint32_t fold_cp(uint32_t c);
 static bool writer_put_cp(struct writer *w, uint32_t cp);
@@ -437,59 +436,6 @@ imap_text_contains(const char *utf8, size_t len, const char *needle, size_t need
 }
 
 /* Helpers. */
-
-/* One character from u[0..len) (len >= 1): its code point, or U+FFFD for
- * an invalid byte or the longest valid prefix of a broken sequence.
- * Returns the bytes it covers; is_incomplete when the input ended inside
- * a sequence that was valid so far. */
-static size_t
-utf8_decode(const unsigned char *u, size_t len, uint32_t *cp_out, bool *is_incomplete_out)
-{
-    *is_incomplete_out = false;
-    unsigned char c = u[0];
-    if (c < 0x80) {
-        *cp_out = c;
-        return 1;
-    }
-    size_t follow;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        follow = 1;
-        cp = c & 0x1fu;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        follow = 2;
-        cp = c & 0x0fu;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        follow = 3;
-        cp = c & 0x07u;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        *cp_out = REPLACEMENT_CHAR;
-        return 1;
-    }
-    for (size_t k = 1; k <= follow; k++) {
-        if (k >= len) {
-            *is_incomplete_out = true;
-            *cp_out = REPLACEMENT_CHAR;
-            return k;
-        }
-        unsigned char b = u[k];
-        unsigned char l = k == 1 ? lo : 0x80;
-        unsigned char h = k == 1 ? hi : 0xbf;
-        if (b < l || b > h) {
-            *cp_out = REPLACEMENT_CHAR;
-            return k;
-        }
-        cp = (cp << 6) | (b & 0x3fu);
-    }
-    *cp_out = cp;
-    return follow + 1;
-}
 
 static size_t
 utf8_encode(uint32_t cp, char *out)
