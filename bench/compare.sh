@@ -14,6 +14,11 @@
 # ends when the queue has drained; toasterd answers 250 after the Maildir
 # rename and fsync, so its run ends with the client.
 #
+# Then, unless IMAP=0, bench/compare_imap.sh sets toasterd's IMAP server
+# beside Dovecot's on two copies of the same Maildir data (same ROUNDS and
+# DURATION); its table is added to this report (its own report holds the
+# details).
+#
 # Usage: bench/compare.sh
 # Env: ROUNDS (3) DURATION (15 s per run) CONCURRENCY ("1 10 100 1000")
 #      SIZE (4k) MIX_CONCURRENCY (100; empty skips the size-mix row)
@@ -23,6 +28,9 @@
 #      KEEP (1 keeps the temp dir) DRAIN_TIMEOUT (600 s) BENCH_THREADS (1)
 #      PEER_LMTP_CONCURRENCY (empty: Postfix's default of 20)
 #      ACCOUNTING (auto; v1, v2 or proc to force how CPU is counted)
+#      IMAP (1; 0 skips the IMAP comparison) IMAP_CONCURRENCY ("10 100");
+#      compare_imap.sh reads its other settings (USERS, MESSAGES...) from
+#      the environment too
 # shellcheck disable=SC2015 # 'a && b || die' is meant: die when either fails
 set -euo pipefail
 
@@ -279,6 +287,26 @@ main() {
     sed "s/compare-$STAMP\.svg/compare-latest.svg/" "$stamp_md" >"$OUT/compare-latest.md" &&
         cp "$stamp_svg" "$OUT/compare-latest.svg" || die "cannot copy the report to $OUT/compare-latest.*"
     echo "compare: wrote $stamp_md and $stamp_svg (also compare-latest.*)" >&2
+    if [ "${IMAP:-1}" != 0 ]; then
+        ROUNDS="$ROUNDS" DURATION="$DURATION" OUT="$OUT" WORKDIR="${WORKDIR:-/tmp}" \
+            TOASTERD="$TOASTERD" BENCH="$BENCH" CONCURRENCY="${IMAP_CONCURRENCY:-10 100}" \
+            "$BENCH_DIR/compare_imap.sh" ||
+            die "compare_imap.sh failed"
+        imap_section >>"$stamp_md" && imap_section >>"$OUT/compare-latest.md" ||
+            die "cannot add the IMAP table to the report"
+    fi
+}
+
+# The IMAP comparison's main table, from its latest report.
+imap_section() {
+    local report="$OUT/compare-imap-latest.md"
+    [ -f "$report" ] || return 1
+    echo
+    echo "## IMAP beside Dovecot"
+    echo
+    echo "From \`bench/compare_imap.sh\` ([its report](compare-imap-latest.md): data, mix, per-command latency)."
+    echo
+    awk '/^\| workload \| conns/ { on = 1 } on && /^$/ { exit } on { print }' "$report"
 }
 
 main "$@"
