@@ -21,7 +21,7 @@
 #include "core/assertions.h"
 #include "core/imap_exec.h"
 #include "core/log.h"
-#include "proto/imap/imap_mutf7.h"
+#include "core/mutf7.h"
 #include "store/maildir_folders.h"
 #include "store/maildir_subscriptions.h"
 
@@ -410,7 +410,7 @@ pattern_arg(struct imap_exec *x, const struct imap_node *n, char *out, size_t ou
     raw[len] = '\0';
     if (n->flags & IMAP_NODE_F_8BIT) {
         size_t out_len = 0;
-        if (imap_mutf7_encode(span_make(raw, len), out, out_bytes, &out_len) != 0) {
+        if (mutf7_encode(span_make(raw, len), out, out_bytes, &out_len) != 0) {
             imap_exec_bad(x, "Invalid mailbox pattern.");
             return -EINVAL;
         }

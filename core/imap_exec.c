@@ -24,7 +24,7 @@
 
 #include "core/assertions.h"
 #include "core/log.h"
-#include "proto/imap/imap_mutf7.h"
+#include "core/mutf7.h"
 #include "proto/imap/imap_seqset.h"
 #include "store/maildir_folders.h"
 #include "store/maildir_name.h"
@@ -324,12 +324,12 @@ mailbox_arg(struct imap_exec *x, uint32_t node, char *out, size_t out_bytes, boo
     if (is_8bit) {
         /* Only UTF8=ACCEPT clients may send UTF-8 names (the parser
          * refused 8-bit bytes otherwise); store them as mUTF-7. */
-        if (imap_mutf7_encode(span_make(raw, raw_len), out, out_bytes, &len) != 0) {
+        if (mutf7_encode(span_make(raw, raw_len), out, out_bytes, &len) != 0) {
             imap_exec_no(x, "[CANNOT] Invalid mailbox name.");
             return -EINVAL;
         }
     } else {
-        if (!imap_mutf7_is_valid(span_make(raw, raw_len))) {
+        if (!mutf7_is_valid(span_make(raw, raw_len))) {
             imap_exec_no(x, "[CANNOT] Mailbox name is not valid modified UTF-7.");
             return -EINVAL;
         }
@@ -359,7 +359,7 @@ imap_exec_mailbox_write(struct imap_exec *x, const char *name)
     if (x->enabled & IMAP_ENABLED_UTF8_ACCEPT) {
         char utf8[MAILDIR_FOLDERS_NAME_BYTES_MAX * 4 + 16];
         size_t utf8_len = 0;
-        if (imap_mutf7_decode(span_make(name, len), utf8, sizeof(utf8), &utf8_len) == 0) {
+        if (mutf7_decode(span_make(name, len), utf8, sizeof(utf8), &utf8_len) == 0) {
             imap_out_astring(&out, utf8, utf8_len, IMAP_QUOTE_UTF8);
             imap_exec_out_commit(x, &out);
             return;

@@ -28,8 +28,8 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
-#include "core/base64.h"
 #include "core/log.h"
+#include "core/mutf7.h"
 #include "store/maildir_dotlock.h"
 #include "store/maildir_keywords.h"
 #include "store/maildir_subscriptions.h"
@@ -58,8 +58,6 @@ struct name_vec {
     size_t capacity;
 };
 
-static int mutf7_check(const unsigned char *s, size_t len);
-static bool is_control(uint32_t cp);
 static int entry_build(const char *name, char out[ENTRY_BYTES], bool *is_inbox_out);
 static size_t clamp_max(size_t folders_max);
 static int root_open(const char *root, int *fd_out);
@@ -115,9 +113,8 @@ maildir_folders_name_check(const char *name, size_t len)
             levels++;
         }
     }
-    int rc = mutf7_check(s, len);
-    if (rc != 0) {
-        return rc;
+    if (!mutf7_is_valid(span_make((const char *)s, len))) {
+        return -EINVAL;
     }
     if (levels > MAILDIR_FOLDERS_DEPTH_MAX) {
         return -ENAMETOOLONG;
@@ -666,82 +663,6 @@ maildir_folders_subscriptions_read(const char *root, struct maildir_subscription
     free(file);
     (void)close(root_fd);
     return rc;
-}
-
-/* Whether s[0..len) is canonical modified UTF-7, by the rules of
- * proto/imap/imap_mutf7.c (which store may not link): what passes here
- * decodes there. The caller has checked the bytes are 0x20..0x7e. */
-static int
-mutf7_check(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    bool last_was_shift = false;
-    while (i < len) {
-        if (s[i] != '&') {
-            i++;
-            last_was_shift = false;
-            continue;
-        }
-        i++;
-        if (i < len && s[i] == '-') {
-            i++; /* "&-" is '&' */
-            last_was_shift = false;
-            continue;
-        }
-        if (last_was_shift) {
-            return -EINVAL; /* "&..-&..-" must be one shift */
-        }
-        uint32_t bits = 0;
-        unsigned nbits = 0;
-        uint32_t high = 0;
-        size_t units = 0;
-        for (;;) { /* one base64 digit per round; ends by i reaching len */
-            if (i == len) {
-                return -EINVAL;
-            }
-            if (s[i] == '-') {
-                i++;
-                break;
-            }
-            int v = base64_digit_value(s[i], ',');
-            if (v < 0) {
-                return -EINVAL;
-            }
-            i++;
-            bits = (bits << 6) | (uint32_t)v;
-            nbits += 6;
-            if (nbits < 16) {
-                continue;
-            }
-            nbits -= 16;
-            uint32_t unit = (bits >> nbits) & 0xffffu;
-            bits &= (1u << nbits) - 1;
-            units++;
-            if (high != 0) {
-                if (unit < 0xdc00 || unit > 0xdfff) {
-                    return -EINVAL;
-                }
-                high = 0;
-            } else if (unit >= 0xd800 && unit <= 0xdbff) {
-                high = unit;
-            } else if (unit >= 0xdc00 && unit <= 0xdfff) {
-                return -EINVAL;
-            } else if ((unit >= 0x20 && unit <= 0x7e) || is_control(unit)) {
-                return -EINVAL;
-            }
-        }
-        if (units == 0 || high != 0 || nbits >= 6 || bits != 0) {
-            return -EINVAL;
-        }
-        last_was_shift = true;
-    }
-    return 0;
-}
-
-static bool
-is_control(uint32_t cp)
-{
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
 }
 
 /* ".name", with a first level "inbox" in any case spelled "INBOX". */

@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_imap_parser.c - libFuzzer harness for imap_reader and
- * imap_parser together, plus imap_seqset and imap_mutf7 on the atoms and
+ * imap_parser together, plus imap_seqset and core/mutf7 on the atoms and
  * strings the parser finds.
  *
  * The first input bytes choose the reader limits (small ones, so limits are
@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/imap/imap_mutf7.h"
+#include "core/mutf7.h"
 #include "proto/imap/imap_parser.h"
 #include "proto/imap/imap_reader.h"
 #include "proto/imap/imap_seqset.h"
@@ -75,14 +75,14 @@ check_strings(const struct imap_parsed *parsed)
             }
         }
         if (node->kind == IMAP_NODE_ATOM || node->kind == IMAP_NODE_QUOTED) {
-            int rc = imap_mutf7_decode(node->text, out, sizeof(out), &len);
+            int rc = mutf7_decode(node->text, out, sizeof(out), &len);
             FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENOSPC);
             if (rc == 0) {
                 FUZZ_CHECK(len <= sizeof(out));
                 char back[2048];
                 size_t back_len;
                 /* Canonical: encoding the decoded name gives it back. */
-                FUZZ_CHECK(imap_mutf7_encode(span_make(out, len), back, sizeof(back),
+                FUZZ_CHECK(mutf7_encode(span_make(out, len), back, sizeof(back),
                                              &back_len) == 0);
                 FUZZ_CHECK(back_len == node->text.len);
                 FUZZ_CHECK(memcmp(back, node->text.ptr, back_len) == 0);

@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_imap_mutf7.c - modified UTF-7 mailbox names.
+ * tests/unit/test_mutf7.c - modified UTF-7 mailbox names (core/mutf7).
  *
  * Known pairs from RFC 3501 section 5.1.3 and real clients decode and encode
  * both ways; every non-canonical or malformed form is rejected; output
@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proto/imap/imap_mutf7.h"
+#include "core/mutf7.h"
 #include "tests/unit/unit.h"
 
 struct pair {
@@ -85,19 +85,19 @@ test_pairs(void)
         const struct pair *p = &pairs[i];
         struct span m = span_make(p->mutf7, strlen(p->mutf7));
         struct span u = span_make(p->utf8, strlen(p->utf8));
-        CHECK(imap_mutf7_decode(m, out, sizeof(out), &len) == 0);
+        CHECK(mutf7_decode(m, out, sizeof(out), &len) == 0);
         CHECK_BYTES(out, len, p->utf8, u.len);
-        CHECK(imap_mutf7_is_valid(m));
-        CHECK(imap_mutf7_encode(u, out, sizeof(out), &len) == 0);
+        CHECK(mutf7_is_valid(m));
+        CHECK(mutf7_encode(u, out, sizeof(out), &len) == 0);
         CHECK_BYTES(out, len, p->mutf7, m.len);
         /* Exact room works; one byte less is -ENOSPC, never an overflow. */
-        CHECK(imap_mutf7_decode(m, out, u.len, &len) == 0);
-        CHECK(imap_mutf7_encode(u, out, m.len, &len) == 0);
+        CHECK(mutf7_decode(m, out, u.len, &len) == 0);
+        CHECK(mutf7_encode(u, out, m.len, &len) == 0);
         if (u.len > 0) {
-            CHECK(imap_mutf7_decode(m, out, u.len - 1, &len) == -ENOSPC);
+            CHECK(mutf7_decode(m, out, u.len - 1, &len) == -ENOSPC);
         }
         if (m.len > 0) {
-            CHECK(imap_mutf7_encode(u, out, m.len - 1, &len) == -ENOSPC);
+            CHECK(mutf7_encode(u, out, m.len - 1, &len) == -ENOSPC);
         }
         CHECK(u.len <= 2 * m.len);
     }
@@ -110,15 +110,15 @@ test_bad(void)
     size_t len;
     for (size_t i = 0; i < sizeof(bad_mutf7) / sizeof(bad_mutf7[0]); i++) {
         struct span m = span_make(bad_mutf7[i], strlen(bad_mutf7[i]));
-        if (imap_mutf7_decode(m, out, sizeof(out), &len) != -EINVAL) {
+        if (mutf7_decode(m, out, sizeof(out), &len) != -EINVAL) {
             fprintf(stderr, "accepted bad mutf7 #%zu\n", i);
             CHECK(false);
         }
-        CHECK(!imap_mutf7_is_valid(m));
+        CHECK(!mutf7_is_valid(m));
     }
     for (size_t i = 0; i < sizeof(bad_utf8) / sizeof(bad_utf8[0]); i++) {
         struct span u = span_make(bad_utf8[i], strlen(bad_utf8[i]));
-        if (imap_mutf7_encode(u, out, sizeof(out), &len) != -EINVAL) {
+        if (mutf7_encode(u, out, sizeof(out), &len) != -EINVAL) {
             fprintf(stderr, "accepted bad utf8 #%zu\n", i);
             CHECK(false);
         }
@@ -171,8 +171,8 @@ test_round_trip(void)
             size_t enc_len;
             size_t dec_len;
             rounds++;
-            if (imap_mutf7_encode(span_make(in, n), enc, sizeof(enc), &enc_len) != 0 ||
-                imap_mutf7_decode(span_make(enc, enc_len), dec, sizeof(dec), &dec_len) != 0 ||
+            if (mutf7_encode(span_make(in, n), enc, sizeof(enc), &enc_len) != 0 ||
+                mutf7_decode(span_make(enc, enc_len), dec, sizeof(dec), &dec_len) != 0 ||
                 dec_len != n || memcmp(dec, in, n) != 0) {
                 failures++;
             }

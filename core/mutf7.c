@@ -1,11 +1,11 @@
 /*
- * proto/imap/imap_mutf7.c - modified UTF-7 mailbox names (see
- * imap_mutf7.h for what is accepted).
+ * core/mutf7.c - modified UTF-7 mailbox names (see mutf7.h for what is
+ * accepted).
  *
  * Owns nothing; pure, any thread. One pass each way, linear in the input;
  * every write is checked against out_bytes first.
  */
-#include "proto/imap/imap_mutf7.h"
+#include "core/mutf7.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -30,7 +30,7 @@ static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp_out);
 static void flush_units(struct out_buf *out, const uint16_t *units, size_t count);
 
 int
-imap_mutf7_decode(struct span in, char *out, size_t out_bytes, size_t *len_out)
+mutf7_decode(struct span in, char *out, size_t out_bytes, size_t *len_out)
 {
     if (in.len > 0) {
         ASSERT(in.ptr != NULL);
@@ -120,7 +120,7 @@ imap_mutf7_decode(struct span in, char *out, size_t out_bytes, size_t *len_out)
 }
 
 int
-imap_mutf7_encode(struct span utf8, char *out, size_t out_bytes, size_t *len_out)
+mutf7_encode(struct span utf8, char *out, size_t out_bytes, size_t *len_out)
 {
     if (utf8.len > 0) {
         ASSERT(utf8.ptr != NULL);
@@ -190,11 +190,11 @@ imap_mutf7_encode(struct span utf8, char *out, size_t out_bytes, size_t *len_out
 }
 
 bool
-imap_mutf7_is_valid(struct span in)
+mutf7_is_valid(struct span in)
 {
     /* Decoding with no room only fails on room once the input is valid. */
     size_t len;
-    int rc = imap_mutf7_decode(in, NULL, 0, &len);
+    int rc = mutf7_decode(in, NULL, 0, &len);
     return rc == 0 || rc == -ENOSPC;
 }
 
