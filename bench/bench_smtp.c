@@ -32,14 +32,12 @@
  * CQE; should it ever not be, the submission time of that send is used.)
  *
  * Closing runs in order: cancel everything on the fd, collect every CQE,
- * close the fd, then reconnect, back off or retire the slot. user_data
- * packs op kind, slot and slot generation; because a slot is reused only
- * when no op is in flight, a completion for an older generation cannot
- * happen and is asserted.
+ * close the fd, then reconnect, back off or retire the slot. The ring, the
+ * ops in flight, sends and the connect queue are bench/bench_loop's.
  *
  * Limits: BENCH_SMTP_CONNECTIONS_MAX connections, RECV_BUFFER_BYTES per
- * connection, BENCH_REPLY_LINES_MAX lines per reply, CONNECTS_IN_FLIGHT_MAX
- * connects per thread, --timeout per reply.
+ * connection, BENCH_REPLY_LINES_MAX lines per reply,
+ * BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX connects per thread, --timeout per reply.
  */
 #define _GNU_SOURCE
 #include "bench/bench_smtp.h"
@@ -47,52 +45,28 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <liburing.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_loop.h"
 #include "bench/bench_message.h"
 #include "bench/bench_reply.h"
 #include "bench/bench_smtp_report.h"
 #include "core/assertions.h"
 
 #define RECV_BUFFER_BYTES 2048
-#define RING_ENTRIES 4096
-#define CQ_ENTRIES_MAX 65536
-#define CQE_BATCH 256
-#define CONNECTS_IN_FLIGHT_MAX 256
-#define BACKOFF_NS (100 * NS_PER_MS)
-#define TICK_NS (100 * NS_PER_MS)
-#define RATE_TICK_NS_MIN (50 * NS_PER_US)
-#define HOPELESS_NS (5 * NS_PER_S)
-#define FD_RESERVE 64
-#define SEND_IOV_MAX 3
-#define SLOT_NONE UINT32_MAX
+#define BACKOFF_NS (100 * BENCH_LOOP_NS_PER_MS)
+#define TICK_NS (100 * BENCH_LOOP_NS_PER_MS)
+#define RATE_TICK_NS_MIN (50 * BENCH_LOOP_NS_PER_US)
+#define HOPELESS_NS (5 * BENCH_LOOP_NS_PER_S)
 
-#define NS_PER_US UINT64_C(1000)
-#define NS_PER_MS UINT64_C(1000000)
-#define NS_PER_S UINT64_C(1000000000)
-
-#define GENERATION_BITS 24
-#define GENERATION_MASK ((UINT32_C(1) << GENERATION_BITS) - 1)
-
-static_assert(BENCH_SMTP_CONNECTIONS_MAX < SLOT_NONE, "slot numbers fit in 32 bits");
+static_assert(BENCH_SMTP_CONNECTIONS_MAX < BENCH_LOOP_SLOT_NONE, "slot numbers fit in 32 bits");
 static_assert(RECV_BUFFER_BYTES > 512 + 2,
               "a receive buffer holds the longest RFC 5321 reply line");
-
-enum op_kind {
-    OP_CONNECT = 1,
-    OP_RECV,
-    OP_SEND,
-    OP_CANCEL, /* its completion only says the cancel ran: ignored */
-};
 
 enum conn_state {
     CONN_STATE_IDLE,       /* no socket; waiting in the connect queue */
@@ -114,14 +88,8 @@ enum conn_state {
 };
 
 struct conn {
-    uint32_t        slot;
-    uint32_t        generation;
-    int             fd;
+    struct bench_loop_conn io; /* first: the loop finds slots by it */
     enum conn_state state;
-    uint32_t        ops_in_flight;
-    bool            is_connect_armed;
-    bool            is_recv_armed;
-    bool            is_send_armed;
     bool            is_connected;
     bool            is_abnormal_close; /* back off before reconnecting */
     bool            is_parked;
@@ -145,44 +113,29 @@ struct conn {
     char           *recv_buf;
     size_t          recv_bytes;
     struct bench_reply reply;
-    /* Send side: the command buffer, the head buffer and the send in
-     * flight (iov entries are advanced in place on a partial send). */
+    /* Send side: the command buffer and the head buffer; the send in
+     * flight is in io. */
     char           *cmd;
     size_t          cmd_bytes;
     size_t          cmd_pos; /* next command to send one at a time */
     char           *head;
     size_t          head_bytes;
     bool            send_has_eod;
-    struct iovec    iov[SEND_IOV_MAX];
-    uint32_t        iov_first;
-    uint32_t        iov_count;
-    struct msghdr   msg;
-    /* Intrusive list: the connect queue or the parked list. */
-    uint32_t        list_prev;
-    uint32_t        list_next;
 };
 
-struct conn_list {
-    uint32_t head;
-    uint32_t tail;
-    uint32_t count;
-};
+static_assert(offsetof(struct conn, io) == 0, "a slot starts with its loop part");
 
 struct run;
 
 struct worker {
+    struct bench_loop       loop; /* first: bench_loop_watch() finds it */
     struct run             *run;
     uint32_t                index;
-    pthread_t               thread;
-    struct io_uring         ring;
-    bool                    is_ring_ready;
     struct conn            *conns;
     uint32_t                conn_count;
     char                   *slab;
     uint32_t                live_count;   /* slots not DONE */
-    struct conn_list        connect_queue;
-    struct conn_list        parked;
-    uint32_t                connects_in_flight;
+    struct bench_loop_list  parked; /* READY slots waiting for the rate */
     uint64_t                started;      /* transactions started */
     bool                    has_count;    /* --count, else --duration */
     uint64_t                count_share;  /* this worker's part of --count, maybe 0 */
@@ -206,8 +159,6 @@ struct worker {
     bool                    has_reported_connect_error;
     bool                    has_reported_protocol_error;
     struct bench_smtp_stats stats;
-    int                     rc; /* 0, or -errno if the loop could not run */
-    bool                    is_finished;
 };
 
 struct run {
@@ -219,9 +170,11 @@ struct run {
     uint64_t                         start_ns;
     uint64_t                         rcpt_next; /* round-robin, shared: atomic */
     struct worker                   *workers;
+    /* The main thread's progress line. */
+    uint32_t                         started_threads;
+    uint64_t                         last_accepted;
+    uint64_t                         last_progress_ns;
 };
-
-static int stop_requested; /* set by SIGINT/SIGTERM, read with atomics */
 
 static void *worker_main(void *arg);
 static int worker_setup(struct worker *w);
@@ -230,7 +183,8 @@ static void worker_loop(struct worker *w);
 static void worker_tick(struct worker *w, uint64_t now);
 static void worker_rate_release(struct worker *w, uint64_t now);
 static bool work_remains(struct worker *w, uint64_t now);
-static void completion(struct worker *w, uint64_t user_data, int32_t res);
+static bool progress_print(void *ctx, uint64_t now);
+static void completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res);
 static void on_connect(struct worker *w, struct conn *c, int32_t res);
 static void on_recv(struct worker *w, struct conn *c, int32_t res);
 static void on_send(struct worker *w, struct conn *c, int32_t res);
@@ -243,7 +197,6 @@ static void conn_arm_recv(struct worker *w, struct conn *c);
 static void conn_send(struct worker *w, struct conn *c, const struct iovec *iov, uint32_t count,
                       bool has_eod);
 static void conn_send_text(struct worker *w, struct conn *c, const char *text);
-static void conn_send_submit(struct worker *w, struct conn *c);
 static void conn_protocol_error(struct worker *w, struct conn *c, const char *what,
                                 const char *line, size_t line_bytes);
 static void conn_wait_reply(struct worker *w, struct conn *c);
@@ -258,14 +211,7 @@ static void txn_send_message(struct worker *w, struct conn *c);
 static void txn_end(struct worker *w, struct conn *c, bool is_accepted, uint64_t now);
 static void txn_fail(struct worker *w, struct conn *c);
 static void count_code(struct worker *w, int code);
-static void list_push(struct worker *w, struct conn_list *list, struct conn *c);
-static struct conn *list_pop(struct worker *w, struct conn_list *list);
-static void list_remove(struct worker *w, struct conn_list *list, struct conn *c);
-static struct io_uring_sqe *sqe_get(struct worker *w);
-static uint64_t user_data_pack(enum op_kind kind, const struct conn *c);
-static uint64_t now_ns(void);
-static uint64_t rng_next(uint64_t *state);
-static void signal_stop(int signo);
+static struct conn *conn_of(struct bench_loop_conn *io);
 
 int
 bench_smtp_main(int argc, char **argv, const char *command)
@@ -289,22 +235,8 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     char err[256];
 
     /* File descriptors: one per connection and a few for us. */
-    struct rlimit limit;
-    uint64_t fds_needed = (uint64_t)options->connections + FD_RESERVE;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < fds_needed) {
-        if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < fds_needed) {
-            (void)fprintf(stderr,
-                          "toaster-bench smtp: --connections %" PRIu32 " needs %" PRIu64
-                          " file descriptors; the hard limit is %llu (ulimit -Hn)\n",
-                          options->connections, fds_needed, (unsigned long long)limit.rlim_max);
-            return BENCH_EXIT_USAGE;
-        }
-        limit.rlim_cur = fds_needed;
-        if (setrlimit(RLIMIT_NOFILE, &limit) < 0) {
-            (void)fprintf(stderr, "toaster-bench smtp: raising the file limit to %" PRIu64 ": %s\n",
-                          fds_needed, strerror(errno));
-            return BENCH_EXIT_USAGE;
-        }
+    if (bench_loop_fd_limit("smtp", options->connections) < 0) {
+        return BENCH_EXIT_USAGE;
     }
 
     /* The longest recipient this configuration can produce. */
@@ -332,18 +264,9 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     run.cmd_bytes_max = 64 + strlen(options->from) + 32 +
                         (size_t)options->rcpts_per_message * ((size_t)address_bytes + 16) + 48;
     run.head_bytes_max = bench_message_head_bytes_max(run.message);
-    run.start_ns = now_ns();
+    run.start_ns = bench_loop_now_ns();
     run.run_id = run.start_ns ^ ((uint64_t)getpid() << 40);
-
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = signal_stop;
-    action.sa_flags = (int)SA_RESETHAND; /* a second ^C kills at once */
-    (void)sigemptyset(&action.sa_mask);
-    (void)sigaction(SIGINT, &action, NULL);
-    (void)sigaction(SIGTERM, &action, NULL);
-    /* Sends pass MSG_NOSIGNAL; this is for anything else. */
-    (void)signal(SIGPIPE, SIG_IGN);
+    bench_loop_signals_install();
 
     uint32_t threads = options->threads;
     run.workers = calloc(threads, sizeof(*run.workers));
@@ -374,7 +297,7 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
                           strerror(-rc));
             break;
         }
-        rc = pthread_create(&w->thread, NULL, worker_main, w);
+        rc = pthread_create(&w->loop.thread, NULL, worker_main, w);
         if (rc != 0) {
             (void)fprintf(stderr, "toaster-bench smtp: pthread_create: %s\n", strerror(rc));
             worker_teardown(w);
@@ -384,51 +307,15 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
         started_threads++;
     }
     if (started_threads < threads) {
-        __atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
+        bench_loop_stop_request();
     }
 
     /* Watch: a progress line once a second on a terminal. */
-    bool is_progress = !options->is_quiet && isatty(STDOUT_FILENO);
-    uint64_t next_progress_ns = run.start_ns + NS_PER_S;
-    uint64_t last_accepted = 0;
-    uint64_t last_progress_ns = run.start_ns;
-    bool has_progress_line = false;
-    for (;;) {
-        uint32_t finished = 0;
-        for (uint32_t i = 0; i < started_threads; i++) {
-            finished += __atomic_load_n(&run.workers[i].is_finished, __ATOMIC_ACQUIRE);
-        }
-        if (finished == started_threads) {
-            break;
-        }
-        struct timespec pause = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
-        (void)nanosleep(&pause, NULL);
-        uint64_t now = now_ns();
-        if (is_progress && now >= next_progress_ns) {
-            struct bench_smtp_stats *snapshot = malloc(sizeof(*snapshot));
-            if (snapshot != NULL) {
-                bench_smtp_stats_init(snapshot);
-                for (uint32_t i = 0; i < started_threads; i++) {
-                    bench_smtp_stats_merge(snapshot, &run.workers[i].stats);
-                }
-                double window_s = (double)(now - last_progress_ns) / 1e9;
-                double rate_now = (double)(snapshot->messages_accepted - last_accepted) / window_s;
-                bench_smtp_report_progress(stdout, (double)(now - run.start_ns) / 1e9, snapshot,
-                                           rate_now);
-                has_progress_line = true;
-                last_accepted = snapshot->messages_accepted;
-                last_progress_ns = now;
-                free(snapshot);
-            }
-            next_progress_ns += NS_PER_S;
-            if (next_progress_ns < now) {
-                next_progress_ns = now + NS_PER_S;
-            }
-        }
-    }
-    if (has_progress_line) {
-        (void)fputs("\r\033[K", stdout);
-    }
+    run.started_threads = started_threads;
+    run.last_progress_ns = run.start_ns;
+    bench_loop_watch(&run.workers[0].loop, sizeof(run.workers[0]), started_threads,
+                     !options->is_quiet && isatty(STDOUT_FILENO), run.start_ns, progress_print,
+                     &run);
 
     struct bench_smtp_stats *total = malloc(sizeof(*total));
     int exit_status = BENCH_EXIT_FAILED;
@@ -440,10 +327,10 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     }
     for (uint32_t i = 0; i < started_threads; i++) {
         struct worker *w = &run.workers[i];
-        int join_rc = pthread_join(w->thread, NULL);
+        int join_rc = pthread_join(w->loop.thread, NULL);
         ASSERT(join_rc == 0);
-        if (w->rc < 0) {
-            worker_rc = w->rc;
+        if (w->loop.rc < 0) {
+            worker_rc = w->loop.rc;
         }
         if (total != NULL) {
             bench_smtp_stats_merge(total, &w->stats);
@@ -454,7 +341,7 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     if (total != NULL && started_threads == threads) {
         uint64_t end_ns = total->last_final_reply_ns;
         if (end_ns == 0) {
-            end_ns = now_ns();
+            end_ns = bench_loop_now_ns();
         }
         struct bench_smtp_report_info info = {
             .server = options->server_text,
@@ -489,38 +376,41 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     return exit_status;
 }
 
+/* Progress line: the counters so far and the rate since the last line. */
+static bool
+progress_print(void *ctx, uint64_t now)
+{
+    struct run *run = ctx;
+    struct bench_smtp_stats *snapshot = malloc(sizeof(*snapshot));
+    if (snapshot == NULL) {
+        return false;
+    }
+    bench_smtp_stats_init(snapshot);
+    for (uint32_t i = 0; i < run->started_threads; i++) {
+        bench_smtp_stats_merge(snapshot, &run->workers[i].stats);
+    }
+    double window_s = (double)(now - run->last_progress_ns) / 1e9;
+    double rate_now = (double)(snapshot->messages_accepted - run->last_accepted) / window_s;
+    bench_smtp_report_progress(stdout, (double)(now - run->start_ns) / 1e9, snapshot, rate_now);
+    run->last_accepted = snapshot->messages_accepted;
+    run->last_progress_ns = now;
+    free(snapshot);
+    return true;
+}
+
 static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct io_uring_params params;
 
-    /* The ring is made on the thread that uses it: SINGLE_ISSUER and
-     * DEFER_TASKRUN tie it to its creator. Older kernels get a plain ring. */
-    uint32_t cq_entries = RING_ENTRIES * 2;
-    while (cq_entries < w->conn_count * 3 && cq_entries < CQ_ENTRIES_MAX) {
-        cq_entries *= 2;
-    }
-    memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER |
-                   IORING_SETUP_DEFER_TASKRUN;
-    params.cq_entries = cq_entries;
-    int rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &params);
-    if (rc == -EINVAL) {
-        memset(&params, 0, sizeof(params));
-        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-        params.cq_entries = cq_entries;
-        rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &params);
-    }
+    int rc = bench_loop_ring_init(&w->loop);
     if (rc < 0) {
-        (void)fprintf(stderr, "toaster-bench smtp: io_uring_queue_init: %s\n", strerror(-rc));
-        w->rc = rc;
-        __atomic_store_n(&w->is_finished, true, __ATOMIC_RELEASE);
+        w->loop.rc = rc;
+        __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
         return NULL;
     }
-    w->is_ring_ready = true;
     worker_loop(w);
-    __atomic_store_n(&w->is_finished, true, __ATOMIC_RELEASE);
+    __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -542,24 +432,20 @@ worker_setup(struct worker *w)
         worker_teardown(w);
         return -ENOMEM;
     }
+    bench_loop_init(&w->loop, "smtp", w->conns, sizeof(*w->conns), w->conn_count);
     for (uint32_t i = 0; i < w->conn_count; i++) {
         struct conn *c = &w->conns[i];
         char *base = w->slab + (size_t)i * per_conn;
-        c->slot = i;
-        c->fd = -1;
         c->state = CONN_STATE_IDLE;
         c->recv_buf = base;
         bench_reply_init(&c->reply);
         c->cmd = base + RECV_BUFFER_BYTES;
         c->head = c->cmd + run->cmd_bytes_max;
-        c->list_prev = SLOT_NONE;
-        c->list_next = SLOT_NONE;
     }
     for (uint32_t i = 0; i < options->rcpts_per_message; i++) {
         w->rcpt_ptrs[i] = w->rcpt_storage + (size_t)i * BENCH_MESSAGE_ADDRESS_BYTES_MAX;
     }
-    w->connect_queue = (struct conn_list){SLOT_NONE, SLOT_NONE, 0};
-    w->parked = (struct conn_list){SLOT_NONE, SLOT_NONE, 0};
+    w->parked = (struct bench_loop_list){BENCH_LOOP_SLOT_NONE, BENCH_LOOP_SLOT_NONE, 0};
     w->live_count = w->conn_count;
     w->source_next = w->index;
     int n = snprintf(w->ehlo_line, sizeof(w->ehlo_line), "EHLO %s\r\n", options->helo);
@@ -572,10 +458,7 @@ worker_setup(struct worker *w)
 static void
 worker_teardown(struct worker *w)
 {
-    if (w->is_ring_ready) {
-        io_uring_queue_exit(&w->ring);
-        w->is_ring_ready = false;
-    }
+    bench_loop_ring_exit(&w->loop);
     free(w->conns);
     free(w->slab);
     free(w->rcpt_storage);
@@ -589,8 +472,7 @@ worker_teardown(struct worker *w)
 static void
 worker_loop(struct worker *w)
 {
-    struct io_uring_cqe *cqes[CQE_BATCH];
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
 
     w->last_tick_ns = now;
     w->last_progress_ns = now;
@@ -611,37 +493,12 @@ worker_loop(struct worker *w)
                 wait_ns = TICK_NS;
             }
         }
-        struct __kernel_timespec ts = {
-            .tv_sec = (long long)(wait_ns / NS_PER_S),
-            .tv_nsec = (long long)(wait_ns % NS_PER_S),
-        };
-        struct io_uring_cqe *cqe = NULL;
-        int rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            (void)fprintf(stderr, "toaster-bench smtp: io_uring_submit_and_wait: %s\n",
-                          strerror(-rc));
-            w->rc = rc;
+        int rc = bench_loop_wait(&w->loop, wait_ns, completion, w);
+        if (rc < 0) {
+            w->loop.rc = rc;
             return;
         }
-        for (;;) {
-            unsigned n = io_uring_peek_batch_cqe(&w->ring, cqes, CQE_BATCH);
-            if (n == 0) {
-                break;
-            }
-            /* Copy out first: handlers queue new SQEs, and a full SQ is
-             * submitted from inside them. */
-            uint64_t user_data[CQE_BATCH];
-            int32_t res[CQE_BATCH];
-            for (unsigned i = 0; i < n; i++) {
-                user_data[i] = cqes[i]->user_data;
-                res[i] = cqes[i]->res;
-            }
-            io_uring_cq_advance(&w->ring, n);
-            for (unsigned i = 0; i < n; i++) {
-                completion(w, user_data[i], res[i]);
-            }
-        }
-        now = now_ns();
+        now = bench_loop_now_ns();
         if (w->rate > 0) {
             worker_rate_release(w, now);
         }
@@ -652,7 +509,7 @@ worker_loop(struct worker *w)
     }
     /* Every slot is retired, so no socket is open and no op is in flight;
      * only cancels may still sit in the SQ, and they match nothing now. */
-    (void)io_uring_submit(&w->ring);
+    (void)io_uring_submit(&w->loop.ring);
 }
 
 /* Timeouts, backoffs, the end of the run, and giving up on a server that
@@ -660,14 +517,14 @@ worker_loop(struct worker *w)
 static void
 worker_tick(struct worker *w, uint64_t now)
 {
-    if (!w->is_stopping && __atomic_load_n(&stop_requested, __ATOMIC_RELAXED) != 0) {
+    if (!w->is_stopping && bench_loop_is_stop_requested()) {
         w->is_stopping = true;
     }
     if (!w->is_stopping && w->failures_since_progress > 0 &&
         now - w->last_progress_ns > HOPELESS_NS) {
         (void)fprintf(stderr,
                       "toaster-bench smtp: no session with %s got anywhere for %d s; giving up\n",
-                      w->run->options->server_text, (int)(HOPELESS_NS / NS_PER_S));
+                      w->run->options->server_text, (int)(HOPELESS_NS / BENCH_LOOP_NS_PER_S));
         w->is_stopping = true;
     }
     bool is_working = work_remains(w, now);
@@ -675,12 +532,12 @@ worker_tick(struct worker *w, uint64_t now)
         /* Nothing more to start: parked sessions say goodbye, queued and
          * backing-off slots retire. */
         struct conn *c;
-        while ((c = list_pop(w, &w->parked)) != NULL) {
+        while ((c = conn_of(bench_loop_list_pop(&w->loop, &w->parked))) != NULL) {
             c->is_parked = false;
             session_quit(w, c);
             conn_settle(w, c);
         }
-        while ((c = list_pop(w, &w->connect_queue)) != NULL) {
+        while ((c = conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue))) != NULL) {
             conn_enter(c, CONN_STATE_DONE);
             w->live_count--;
         }
@@ -736,7 +593,7 @@ worker_rate_release(struct worker *w, uint64_t now)
     uint64_t allowed = (uint64_t)((double)(now - w->run->start_ns) * w->rate / 1e9) + 1;
 
     while (w->parked.count > 0 && w->started < allowed && work_remains(w, now)) {
-        struct conn *c = list_pop(w, &w->parked);
+        struct conn *c = conn_of(bench_loop_list_pop(&w->loop, &w->parked));
         ASSERT(c->state == CONN_STATE_READY);
         c->is_parked = false;
         txn_start(w, c);
@@ -760,46 +617,29 @@ work_remains(struct worker *w, uint64_t now)
 }
 
 static void
-completion(struct worker *w, uint64_t user_data, int32_t res)
+completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res)
 {
-    enum op_kind kind = (enum op_kind)(user_data & 0xff);
-    uint32_t generation = (uint32_t)(user_data >> 8) & GENERATION_MASK;
-    uint32_t slot = (uint32_t)(user_data >> 32);
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
 
-    if (kind == OP_CANCEL) {
-        return; /* the cancelled ops report for themselves */
-    }
-    ASSERT(slot < w->conn_count);
-    struct conn *c = &w->conns[slot];
-    /* A slot changes generation only with no op in flight. */
-    ASSERT(generation == c->generation);
-    ASSERT(c->ops_in_flight > 0);
-    c->ops_in_flight--;
-    switch (kind) {
-    case OP_CONNECT:
-        ASSERT(c->is_connect_armed);
-        c->is_connect_armed = false;
-        ASSERT(w->connects_in_flight > 0);
-        w->connects_in_flight--;
+    switch (op) {
+    case BENCH_LOOP_OP_CONNECT:
         on_connect(w, c, res);
         /* A connect slot came free. */
-        while (w->connects_in_flight < CONNECTS_IN_FLIGHT_MAX && w->connect_queue.count > 0) {
-            conn_start(w, list_pop(w, &w->connect_queue));
+        while (w->loop.connects_in_flight < BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX &&
+               w->loop.connect_queue.count > 0) {
+            conn_start(w, conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue)));
         }
         break;
-    case OP_RECV:
-        ASSERT(c->is_recv_armed);
-        c->is_recv_armed = false;
+    case BENCH_LOOP_OP_RECV:
         on_recv(w, c, res);
         break;
-    case OP_SEND:
-        ASSERT(c->is_send_armed);
-        c->is_send_armed = false;
+    case BENCH_LOOP_OP_SEND:
         on_send(w, c, res);
         break;
-    case OP_CANCEL:
+    case BENCH_LOOP_OP_CANCEL:
     default:
-        ASSERT(!"known op kind");
+        ASSERT(!"an op with a completion of its own");
     }
     conn_settle(w, c);
 }
@@ -869,29 +709,11 @@ on_send(struct worker *w, struct conn *c, int32_t res)
         conn_close(w, c, true);
         return;
     }
-    size_t sent = (size_t)res;
-    while (sent > 0) {
-        ASSERT(c->iov_first < c->iov_count);
-        struct iovec *iov = &c->iov[c->iov_first];
-        if (sent < iov->iov_len) {
-            iov->iov_base = (char *)iov->iov_base + sent;
-            iov->iov_len -= sent;
-            sent = 0;
-        } else {
-            sent -= iov->iov_len;
-            iov->iov_len = 0;
-            c->iov_first++;
-        }
-    }
-    while (c->iov_first < c->iov_count && c->iov[c->iov_first].iov_len == 0) {
-        c->iov_first++;
-    }
-    if (c->iov_first < c->iov_count) {
-        conn_send_submit(w, c); /* partial: the rest */
-        return;
-    }
+    /* Done, or the rest submitted: either way the end of data, if this
+     * send carries it, is with the kernel as of now. */
+    (void)bench_loop_sent(&w->loop, &c->io, (size_t)res);
     if (c->send_has_eod) {
-        c->eod_ns = now_ns(); /* the end of data is with the kernel */
+        c->eod_ns = bench_loop_now_ns();
     }
 }
 
@@ -903,65 +725,33 @@ conn_start(struct worker *w, struct conn *c)
     const struct bench_smtp_options *options = w->run->options;
 
     ASSERT(c->state == CONN_STATE_IDLE);
-    ASSERT(c->fd < 0);
-    ASSERT(c->ops_in_flight == 0);
-    if (!work_remains(w, now_ns())) {
+    if (!work_remains(w, bench_loop_now_ns())) {
         conn_enter(c, CONN_STATE_DONE);
         w->live_count--;
         return;
     }
-    if (w->connects_in_flight >= CONNECTS_IN_FLIGHT_MAX) {
-        list_push(w, &w->connect_queue, c);
+    if (w->loop.connects_in_flight >= BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX) {
+        bench_loop_list_push(&w->loop, &w->loop.connect_queue, &c->io);
         return;
     }
-    int fd = socket(options->server.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (fd < 0) {
-        int error = errno;
+    bool is_bind = false;
+    int rc = bench_loop_connect(&w->loop, &c->io, &options->server, options->server_bytes,
+                                options->sources, options->source_count, options->source_bytes,
+                                &w->source_next, options->threads, &is_bind);
+    if (rc < 0) {
         bench_smtp_stats_add(&w->stats.connect_errors, 1);
         w->failures_since_progress++;
         if (!w->has_reported_connect_error) {
-            (void)fprintf(stderr, "toaster-bench smtp: socket: %s\n", strerror(error));
+            (void)fprintf(stderr, "toaster-bench smtp: %s: %s\n",
+                          is_bind ? "bind to a --source address" : "socket", strerror(-rc));
             w->has_reported_connect_error = true;
         }
         conn_enter(c, CONN_STATE_BACKOFF);
-        c->deadline_ns = now_ns() + BACKOFF_NS;
+        c->deadline_ns = bench_loop_now_ns() + BACKOFF_NS;
         return;
     }
-    int one = 1;
-    /* Commands are small and latency is what we measure: no Nagle. */
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (options->source_count > 0) {
-        const struct sockaddr_storage *source =
-            &options->sources[w->source_next % options->source_count];
-        w->source_next += options->threads;
-        /* Let connect() pick the port for the whole 4-tuple, so each source
-         * address gives a full ephemeral range per server. */
-        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-        if (bind(fd, (const struct sockaddr *)source, options->source_bytes) < 0) {
-            int error = errno;
-            (void)close(fd);
-            bench_smtp_stats_add(&w->stats.connect_errors, 1);
-            w->failures_since_progress++;
-            if (!w->has_reported_connect_error) {
-                (void)fprintf(stderr, "toaster-bench smtp: bind to a --source address: %s\n",
-                              strerror(error));
-                w->has_reported_connect_error = true;
-            }
-            conn_enter(c, CONN_STATE_BACKOFF);
-            c->deadline_ns = now_ns() + BACKOFF_NS;
-            return;
-        }
-    }
-    c->fd = fd;
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&options->server,
-                          options->server_bytes);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_CONNECT, c));
-    c->ops_in_flight++;
-    c->is_connect_armed = true;
-    w->connects_in_flight++;
     conn_enter(c, CONN_STATE_CONNECTING);
-    c->deadline_ns = now_ns() + (uint64_t)options->timeout_s * NS_PER_S;
+    c->deadline_ns = bench_loop_now_ns() + (uint64_t)options->timeout_s * BENCH_LOOP_NS_PER_S;
 }
 
 /* Start closing: cancel whatever is in flight. conn_settle() then runs
@@ -978,7 +768,7 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
         txn_fail(w, c);
     }
     if (c->is_parked) {
-        list_remove(w, &w->parked, c);
+        bench_loop_list_remove(&w->loop, &w->parked, &c->io);
         c->is_parked = false;
     }
     if (is_abnormal && c->state <= CONN_STATE_HELO) {
@@ -987,18 +777,15 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
     c->is_abnormal_close = is_abnormal;
     c->deadline_ns = 0;
     conn_enter(c, CONN_STATE_CLOSING);
-    if (c->ops_in_flight == 0) {
-        return; /* conn_settle() finishes, once the caller is done with c */
-    }
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_CANCEL, c));
+    /* With nothing in flight conn_settle() finishes, once the caller is
+     * done with c. */
+    bench_loop_cancel(&w->loop, &c->io);
 }
 
 static void
 conn_settle(struct worker *w, struct conn *c)
 {
-    if (c->state == CONN_STATE_CLOSING && c->ops_in_flight == 0) {
+    if (c->state == CONN_STATE_CLOSING && c->io.ops_in_flight == 0) {
         conn_finalize(w, c);
     }
 }
@@ -1008,28 +795,19 @@ static void
 conn_finalize(struct worker *w, struct conn *c)
 {
     ASSERT(c->state == CONN_STATE_CLOSING);
-    ASSERT(c->ops_in_flight == 0);
-    ASSERT(c->fd >= 0);
-    if (close(c->fd) < 0) {
-        /* Nothing to do about it but say so; the fd is gone either way. */
-        (void)fprintf(stderr, "toaster-bench smtp: close: %s\n", strerror(errno));
-    }
-    c->fd = -1;
+    bench_loop_release(&w->loop, &c->io);
     if (c->is_connected) {
         ASSERT(w->stats.connections_open > 0);
         bench_smtp_stats_add(&w->stats.connections_open, (uint64_t)-1);
         c->is_connected = false;
     }
-    c->generation = (c->generation + 1) & GENERATION_MASK;
     c->recv_bytes = 0;
     bench_reply_init(&c->reply);
     c->messages_this_session = 0;
     c->has_pipelining = false;
     c->has_chunking = false;
     c->has_size = false;
-    c->iov_first = 0;
-    c->iov_count = 0;
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
     if (!work_remains(w, now)) {
         conn_enter(c, CONN_STATE_DONE);
         w->live_count--;
@@ -1052,7 +830,7 @@ conn_enter(struct conn *c, enum conn_state next)
         ASSERT(next == CONN_STATE_IDLE || next == CONN_STATE_BACKOFF || next == CONN_STATE_DONE);
     }
     if (next == CONN_STATE_CLOSING) {
-        ASSERT(c->fd >= 0);
+        ASSERT(c->io.fd >= 0);
     }
     c->state = next;
 }
@@ -1060,16 +838,9 @@ conn_enter(struct conn *c, enum conn_state next)
 static void
 conn_arm_recv(struct worker *w, struct conn *c)
 {
-    if (c->is_recv_armed) {
-        return;
-    }
     ASSERT(c->recv_bytes < RECV_BUFFER_BYTES);
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_recv(sqe, c->fd, c->recv_buf + c->recv_bytes, RECV_BUFFER_BYTES - c->recv_bytes,
-                       0);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_RECV, c));
-    c->ops_in_flight++;
-    c->is_recv_armed = true;
+    bench_loop_arm_recv(&w->loop, &c->io, c->recv_buf + c->recv_bytes,
+                        RECV_BUFFER_BYTES - c->recv_bytes);
 }
 
 /* Send iov[0..count). Only one send is in flight per connection: a reply
@@ -1078,19 +849,15 @@ conn_arm_recv(struct worker *w, struct conn *c)
 static void
 conn_send(struct worker *w, struct conn *c, const struct iovec *iov, uint32_t count, bool has_eod)
 {
-    ASSERT(count >= 1);
-    ASSERT(count <= SEND_IOV_MAX);
-    if (c->is_send_armed || c->iov_first < c->iov_count) {
+    if (bench_loop_is_sending(&c->io)) {
         conn_protocol_error(w, c, "reply before our data was sent", NULL, 0);
         return;
     }
-    for (uint32_t i = 0; i < count; i++) {
-        c->iov[i] = iov[i];
-    }
-    c->iov_first = 0;
-    c->iov_count = count;
     c->send_has_eod = has_eod;
-    conn_send_submit(w, c);
+    bench_loop_send(&w->loop, &c->io, iov, count);
+    if (has_eod) {
+        c->eod_ns = bench_loop_now_ns();
+    }
 }
 
 static void
@@ -1098,24 +865,6 @@ conn_send_text(struct worker *w, struct conn *c, const char *text)
 {
     struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
     conn_send(w, c, &iov, 1, false);
-}
-
-static void
-conn_send_submit(struct worker *w, struct conn *c)
-{
-    ASSERT(!c->is_send_armed);
-    ASSERT(c->iov_first < c->iov_count);
-    memset(&c->msg, 0, sizeof(c->msg));
-    c->msg.msg_iov = &c->iov[c->iov_first];
-    c->msg.msg_iovlen = c->iov_count - c->iov_first;
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_SEND, c));
-    c->ops_in_flight++;
-    c->is_send_armed = true;
-    if (c->send_has_eod) {
-        c->eod_ns = now_ns();
-    }
 }
 
 static void
@@ -1138,7 +887,8 @@ conn_protocol_error(struct worker *w, struct conn *c, const char *what, const ch
 static void
 conn_wait_reply(struct worker *w, struct conn *c)
 {
-    c->deadline_ns = now_ns() + (uint64_t)w->run->options->timeout_s * NS_PER_S;
+    c->deadline_ns =
+        bench_loop_now_ns() + (uint64_t)w->run->options->timeout_s * BENCH_LOOP_NS_PER_S;
 }
 
 /* Split the receive buffer into lines and feed them to the session.
@@ -1202,7 +952,7 @@ static void
 session_reply(struct worker *w, struct conn *c, int code)
 {
     const struct bench_smtp_options *options = w->run->options;
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
 
     if (code == 421 && c->state != CONN_STATE_QUIT) {
         /* Service closing, at any step: count it and go. */
@@ -1356,7 +1106,7 @@ static void
 session_ready(struct worker *w, struct conn *c)
 {
     const struct bench_smtp_options *options = w->run->options;
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
 
     conn_enter(c, CONN_STATE_READY);
     c->deadline_ns = 0;
@@ -1372,7 +1122,7 @@ session_ready(struct worker *w, struct conn *c)
     if (w->rate > 0) {
         uint64_t allowed = (uint64_t)((double)(now - w->run->start_ns) * w->rate / 1e9) + 1;
         if (w->started >= allowed) {
-            list_push(w, &w->parked, c);
+            bench_loop_list_push(&w->loop, &w->parked, &c->io);
             c->is_parked = true;
             return;
         }
@@ -1406,13 +1156,13 @@ txn_start(struct worker *w, struct conn *c)
     c->rcpt_ok = 0;
     c->is_pipelined_txn = options->is_pipelining && c->has_pipelining;
     c->is_bdat_txn = options->is_bdat && c->has_chunking;
-    c->class_index = bench_message_pick(run->message, rng_next(&w->rng));
+    c->class_index = bench_message_pick(run->message, bench_loop_rng_next(&w->rng));
     const struct bench_message_body *body = bench_message_class(run->message, c->class_index);
 
     for (uint32_t i = 0; i < options->rcpts_per_message; i++) {
         uint32_t user;
         if (options->is_rcpt_random) {
-            user = (uint32_t)(rng_next(&w->rng) % options->users) + 1;
+            user = (uint32_t)(bench_loop_rng_next(&w->rng) % options->users) + 1;
         } else {
             uint64_t next = __atomic_fetch_add(&w->run->rcpt_next, 1, __ATOMIC_RELAXED);
             user = (uint32_t)(next % options->users) + 1;
@@ -1538,7 +1288,7 @@ txn_end(struct worker *w, struct conn *c, bool is_accepted, uint64_t now)
         return;
     }
     const struct bench_message_body *body = bench_message_class(w->run->message, c->class_index);
-    uint64_t latency_us = now > c->eod_ns ? (now - c->eod_ns) / NS_PER_US : 0;
+    uint64_t latency_us = now > c->eod_ns ? (now - c->eod_ns) / BENCH_LOOP_NS_PER_US : 0;
     histogram_record(&w->stats.latency, latency_us);
     bench_smtp_stats_add(&w->stats.messages_accepted, 1);
     bench_smtp_stats_add(&w->stats.bytes_accepted, body->size_bytes);
@@ -1562,104 +1312,10 @@ count_code(struct worker *w, int code)
     bench_smtp_stats_add(&w->stats.codes[code], 1);
 }
 
-static void
-list_push(struct worker *w, struct conn_list *list, struct conn *c)
-{
-    ASSERT(c->list_prev == SLOT_NONE);
-    ASSERT(c->list_next == SLOT_NONE);
-    c->list_prev = list->tail;
-    if (list->tail != SLOT_NONE) {
-        w->conns[list->tail].list_next = c->slot;
-    } else {
-        list->head = c->slot;
-    }
-    list->tail = c->slot;
-    list->count++;
-}
-
+/* The connection slot whose loop part io is (its first member); NULL for
+ * NULL, as an empty list gives. */
 static struct conn *
-list_pop(struct worker *w, struct conn_list *list)
+conn_of(struct bench_loop_conn *io)
 {
-    if (list->head == SLOT_NONE) {
-        ASSERT(list->count == 0);
-        return NULL;
-    }
-    struct conn *c = &w->conns[list->head];
-    list_remove(w, list, c);
-    return c;
-}
-
-static void
-list_remove(struct worker *w, struct conn_list *list, struct conn *c)
-{
-    ASSERT(list->count > 0);
-    if (c->list_prev != SLOT_NONE) {
-        w->conns[c->list_prev].list_next = c->list_next;
-    } else {
-        ASSERT(list->head == c->slot);
-        list->head = c->list_next;
-    }
-    if (c->list_next != SLOT_NONE) {
-        w->conns[c->list_next].list_prev = c->list_prev;
-    } else {
-        ASSERT(list->tail == c->slot);
-        list->tail = c->list_prev;
-    }
-    c->list_prev = SLOT_NONE;
-    c->list_next = SLOT_NONE;
-    list->count--;
-}
-
-/* An SQE, submitting what is queued when the SQ is full. */
-static struct io_uring_sqe *
-sqe_get(struct worker *w)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-    if (sqe != NULL) {
-        return sqe;
-    }
-    int rc = io_uring_submit(&w->ring);
-    if (rc < 0) {
-        /* Only a broken ring gets here; nothing sensible to continue with. */
-        (void)fprintf(stderr, "toaster-bench smtp: io_uring_submit: %s\n", strerror(-rc));
-        abort();
-    }
-    sqe = io_uring_get_sqe(&w->ring);
-    ASSERT(sqe != NULL);
-    return sqe;
-}
-
-static uint64_t
-user_data_pack(enum op_kind kind, const struct conn *c)
-{
-    return (uint64_t)kind | ((uint64_t)(c->generation & GENERATION_MASK) << 8) |
-           ((uint64_t)c->slot << 32);
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-    ASSERT(rc == 0);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* xorshift64*: fast; only picks sizes and recipients. */
-static uint64_t
-rng_next(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static void
-signal_stop(int signo)
-{
-    (void)signo;
-    __atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
+    return io != NULL ? (struct conn *)io : NULL;
 }
