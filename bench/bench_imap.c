@@ -26,12 +26,12 @@
  * first "* n EXISTS" with n above the count at SELECT stamps the session.
  *
  * Closing runs in order: cancel everything on the fd, collect every CQE,
- * close the fd, then reconnect, back off or retire the slot. user_data
- * packs op kind, slot and slot generation.
+ * close the fd, then reconnect, back off or retire the slot. The ring, the
+ * ops in flight, sends and the connect queue are bench/bench_loop's.
  *
  * Limits: BENCH_IMAP_CONNECTIONS_MAX connections, the reader's limits per
- * response (bench_imap_report.h), CONNECTS_IN_FLIGHT_MAX connects per
- * thread, --timeout per response.
+ * response (bench_imap_report.h), BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX
+ * connects per thread, --timeout per response.
  */
 #define _GNU_SOURCE
 #include "bench/bench_imap.h"
@@ -39,18 +39,17 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "bench/bench_imap_report.h"
+#include "bench/bench_loop.h"
 #include "bench/bench_reply.h"
 #include "bench/bench_smtp.h"
 #include "core/assertions.h"
@@ -58,29 +57,19 @@
 #define RECV_BUFFER_BYTES 16384
 #define RECV_BUFFER_IDLE_BYTES 2048
 #define CMD_BYTES 1024
-#define RING_ENTRIES 4096
-#define CQ_ENTRIES_MAX 65536
-#define CQE_BATCH 256
-#define CONNECTS_IN_FLIGHT_MAX 256
 #define BACKOFF_NS (100 * NS_PER_MS)
 #define TICK_NS (100 * NS_PER_MS)
 #define HOPELESS_NS (5 * NS_PER_S)
-#define FD_RESERVE 64
-#define SEND_IOV_MAX 3
-#define SLOT_NONE UINT32_MAX
 #define PORTS_PER_SOURCE 20000
 #define APPEND_BODY_BYTES 4096
 #define USERS_FILE_BYTES_MAX (256u * 1024 * 1024)
 #define SMTP_LINE_BYTES 4096
 
-#define NS_PER_US UINT64_C(1000)
-#define NS_PER_MS UINT64_C(1000000)
-#define NS_PER_S UINT64_C(1000000000)
+#define NS_PER_US BENCH_LOOP_NS_PER_US
+#define NS_PER_MS BENCH_LOOP_NS_PER_MS
+#define NS_PER_S BENCH_LOOP_NS_PER_S
 
-#define GENERATION_BITS 24
-#define GENERATION_MASK ((UINT32_C(1) << GENERATION_BITS) - 1)
-
-static_assert(BENCH_IMAP_CONNECTIONS_MAX < SLOT_NONE, "slot numbers fit in 32 bits");
+static_assert(BENCH_IMAP_CONNECTIONS_MAX < BENCH_LOOP_SLOT_NONE, "slot numbers fit in 32 bits");
 static_assert(CMD_BYTES > 64 + 2 * BENCH_IMAP_NAME_BYTES_MAX + BENCH_IMAP_MAILBOX_BYTES_MAX,
               "the command buffer holds the longest LOGIN, SELECT and APPEND line");
 
@@ -93,13 +82,6 @@ static const char *const search_body[] = {"deadline", "attached",  "thanks", "sc
                                           "review",   "quarterly", "coffee", "release"};
 static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-enum op_kind {
-    OP_CONNECT = 1,
-    OP_RECV,
-    OP_SEND,
-    OP_CANCEL, /* its completion only says the cancel ran: ignored */
-};
 
 enum conn_state {
     CONN_STATE_IDLE,        /* no socket; waiting in the connect queue */
@@ -124,15 +106,9 @@ struct user {
 };
 
 struct conn {
-    uint32_t slot;
-    uint32_t global_index; /* over all workers: picks the user, indexes heard_ns */
-    uint32_t generation;
-    int fd;
+    struct bench_loop_conn io; /* first: the loop finds slots by it */
+    uint32_t global_index;     /* over all workers: picks the user, indexes heard_ns */
     enum conn_state state;
-    uint32_t ops_in_flight;
-    bool is_connect_armed;
-    bool is_recv_armed;
-    bool is_send_armed;
     bool is_connected;
     bool is_abnormal_close;
     bool is_ready; /* counted in sessions_ready */
@@ -155,36 +131,22 @@ struct conn {
     char *recv_buf;
     struct bench_imap_report_reader *reader;
     char *cmd;
-    struct iovec iov[SEND_IOV_MAX];
-    uint32_t iov_first;
-    uint32_t iov_count;
-    struct msghdr msg;
-    uint32_t list_prev;
-    uint32_t list_next;
 };
 
-struct conn_list {
-    uint32_t head;
-    uint32_t tail;
-    uint32_t count;
-};
+static_assert(offsetof(struct conn, io) == 0, "a slot starts with its loop part");
 
 struct run;
 
 struct worker {
+    struct bench_loop loop; /* first: bench_loop_watch() finds it */
     struct run *run;
     uint32_t index;
-    pthread_t thread;
-    struct io_uring ring;
-    bool is_ring_ready;
     struct conn *conns;
     uint32_t conn_count;
     uint32_t global_base;
     char *slab;
     struct bench_imap_report_reader *readers;
     uint32_t live_count;
-    struct conn_list connect_queue;
-    uint32_t connects_in_flight;
     uint64_t started;
     bool has_count;
     uint64_t count_share;
@@ -199,8 +161,6 @@ struct worker {
     bool has_reported_protocol_error;
     bool has_reported_refusal;
     struct bench_imap_stats stats;
-    int rc;
-    bool is_finished;
 };
 
 struct run {
@@ -216,9 +176,11 @@ struct run {
     uint8_t *is_idling; /* per connection */
     int is_idle_over;
     struct worker *workers;
+    /* The main thread's progress line. */
+    uint32_t started_threads;
+    uint64_t last_done;
+    uint64_t last_progress_ns;
 };
-
-static int stop_requested;
 static const char crlf[] = "\r\n";
 
 static int users_load(struct run *run);
@@ -233,7 +195,8 @@ static void worker_teardown(struct worker *w);
 static void worker_loop(struct worker *w);
 static void worker_tick(struct worker *w, uint64_t now);
 static bool work_remains(struct worker *w, uint64_t now);
-static void completion(struct worker *w, uint64_t user_data, int32_t res);
+static bool progress_print(void *ctx, uint64_t now);
+static void completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res);
 static void on_connect(struct worker *w, struct conn *c, int32_t res);
 static void on_recv(struct worker *w, struct conn *c, int32_t res);
 static void on_send(struct worker *w, struct conn *c, int32_t res);
@@ -245,7 +208,6 @@ static void conn_enter(struct conn *c, enum conn_state next);
 static void conn_arm_recv(struct worker *w, struct conn *c);
 static void conn_send(struct worker *w, struct conn *c, const struct iovec *iov, uint32_t count);
 static void conn_send_cmd(struct worker *w, struct conn *c, size_t cmd_bytes);
-static void conn_send_submit(struct worker *w, struct conn *c);
 static void conn_protocol_error(struct worker *w, struct conn *c, const char *what,
                                 const char *text, size_t text_bytes);
 static void conn_wait_response(struct worker *w, struct conn *c);
@@ -264,14 +226,8 @@ static bool has_capability_code(const struct bench_imap_report_reader *r);
 static size_t tag_next(struct conn *c);
 static void command_start(struct worker *w, struct conn *c, enum bench_imap_kind kind);
 static void ready_set(struct worker *w, struct conn *c, bool is_ready);
-static void list_push(struct worker *w, struct conn_list *list, struct conn *c);
-static struct conn *list_pop(struct worker *w, struct conn_list *list);
-static struct io_uring_sqe *sqe_get(struct worker *w);
-static uint64_t user_data_pack(enum op_kind kind, const struct conn *c);
+static struct conn *conn_of(struct bench_loop_conn *io);
 static uint64_t digits_value(const char *p, const char *end);
-static uint64_t now_ns(void);
-static uint64_t rng_next(uint64_t *state);
-static void signal_stop(int signo);
 
 int
 bench_imap_main(int argc, char **argv, const char *command)
@@ -314,23 +270,8 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
     }
 
     /* File descriptors: one per connection and a few for us. */
-    struct rlimit limit;
-    uint64_t fds_needed = (uint64_t)options.connections + FD_RESERVE;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < fds_needed) {
-        if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < fds_needed) {
-            (void)fprintf(stderr,
-                          "toaster-bench %s: --connections %" PRIu32 " needs %" PRIu64
-                          " file descriptors; the hard limit is %llu (ulimit -Hn)\n",
-                          name, options.connections, fds_needed,
-                          (unsigned long long)limit.rlim_max);
-            return BENCH_EXIT_USAGE;
-        }
-        limit.rlim_cur = fds_needed;
-        if (setrlimit(RLIMIT_NOFILE, &limit) < 0) {
-            (void)fprintf(stderr, "toaster-bench %s: raising the file limit to %" PRIu64 ": %s\n",
-                          name, fds_needed, strerror(errno));
-            return BENCH_EXIT_USAGE;
-        }
+    if (bench_loop_fd_limit(name, options.connections) < 0) {
+        return BENCH_EXIT_USAGE;
     }
 
     int rc = users_load(&run);
@@ -354,16 +295,8 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
         free(run.users);
         return BENCH_EXIT_FAILED;
     }
-    run.start_ns = now_ns();
-
-    struct sigaction action;
-    memset(&action, 0, sizeof(action));
-    action.sa_handler = signal_stop;
-    action.sa_flags = (int)SA_RESETHAND;
-    (void)sigemptyset(&action.sa_mask);
-    (void)sigaction(SIGINT, &action, NULL);
-    (void)sigaction(SIGTERM, &action, NULL);
-    (void)signal(SIGPIPE, SIG_IGN);
+    run.start_ns = bench_loop_now_ns();
+    bench_loop_signals_install();
 
     uint32_t threads = options.threads;
     uint32_t started_threads = 0;
@@ -390,7 +323,7 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
                           strerror(-rc));
             break;
         }
-        rc = pthread_create(&w->thread, NULL, worker_main, w);
+        rc = pthread_create(&w->loop.thread, NULL, worker_main, w);
         if (rc != 0) {
             (void)fprintf(stderr, "toaster-bench %s: pthread_create: %s\n", name, strerror(rc));
             worker_teardown(w);
@@ -399,7 +332,7 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
         started_threads++;
     }
     if (started_threads < threads) {
-        __atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
+        bench_loop_stop_request();
     }
 
     struct bench_imap_idle_result *idle_result = NULL;
@@ -416,47 +349,11 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
     }
 
     /* Watch: a progress line once a second on a terminal. */
-    bool is_progress = !options.is_quiet && isatty(STDOUT_FILENO) && !is_idle;
-    uint64_t next_progress_ns = run.start_ns + NS_PER_S;
-    uint64_t last_done = 0;
-    uint64_t last_progress_ns = run.start_ns;
-    bool has_progress_line = false;
-    for (;;) {
-        uint32_t finished = 0;
-        for (uint32_t i = 0; i < started_threads; i++) {
-            finished += __atomic_load_n(&run.workers[i].is_finished, __ATOMIC_ACQUIRE);
-        }
-        if (finished == started_threads) {
-            break;
-        }
-        struct timespec pause = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
-        (void)nanosleep(&pause, NULL);
-        uint64_t now = now_ns();
-        if (is_progress && now >= next_progress_ns) {
-            struct bench_imap_stats *snapshot = malloc(sizeof(*snapshot));
-            if (snapshot != NULL) {
-                bench_imap_stats_init(snapshot);
-                for (uint32_t i = 0; i < started_threads; i++) {
-                    bench_imap_stats_merge(snapshot, &run.workers[i].stats);
-                }
-                uint64_t done = bench_imap_stats_done(snapshot);
-                double window_s = (double)(now - last_progress_ns) / 1e9;
-                bench_imap_report_progress(stdout, (double)(now - run.start_ns) / 1e9, snapshot,
-                                           (double)(done - last_done) / window_s);
-                has_progress_line = true;
-                last_done = done;
-                last_progress_ns = now;
-                free(snapshot);
-            }
-            next_progress_ns += NS_PER_S;
-            if (next_progress_ns < now) {
-                next_progress_ns = now + NS_PER_S;
-            }
-        }
-    }
-    if (has_progress_line) {
-        (void)fputs("\r\033[K", stdout);
-    }
+    run.started_threads = started_threads;
+    run.last_progress_ns = run.start_ns;
+    bench_loop_watch(&run.workers[0].loop, sizeof(run.workers[0]), started_threads,
+                     !options.is_quiet && isatty(STDOUT_FILENO) && !is_idle, run.start_ns,
+                     progress_print, &run);
 
     struct bench_imap_stats *total = malloc(sizeof(*total));
     int exit_status = BENCH_EXIT_FAILED;
@@ -468,10 +365,10 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
     }
     for (uint32_t i = 0; i < started_threads; i++) {
         struct worker *w = &run.workers[i];
-        int join_rc = pthread_join(w->thread, NULL);
+        int join_rc = pthread_join(w->loop.thread, NULL);
         ASSERT(join_rc == 0);
-        if (w->rc < 0) {
-            worker_rc = w->rc;
+        if (w->loop.rc < 0) {
+            worker_rc = w->loop.rc;
         }
         if (total != NULL) {
             bench_imap_stats_merge(total, &w->stats);
@@ -482,7 +379,7 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
     if (total != NULL && started_threads == threads) {
         uint64_t end_ns = total->last_done_ns;
         if (end_ns == 0) {
-            end_ns = now_ns();
+            end_ns = bench_loop_now_ns();
         }
         struct bench_imap_report_info info = {
             .server = options.server_text,
@@ -651,7 +548,7 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
 {
     const struct bench_imap_options *options = run->options;
     uint32_t connections = options->connections;
-    uint64_t deadline = now_ns() + (uint64_t)options->timeout_s * NS_PER_S +
+    uint64_t deadline = bench_loop_now_ns() + (uint64_t)options->timeout_s * NS_PER_S +
                         (uint64_t)connections * NS_PER_MS; /* connects take their time */
     bool is_quiet = options->is_quiet;
 
@@ -668,8 +565,8 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
         if (idling == connections) {
             break;
         }
-        if (__atomic_load_n(&stop_requested, __ATOMIC_RELAXED) != 0 || live == 0 ||
-            now_ns() > deadline) {
+        if (bench_loop_is_stop_requested() || live == 0 ||
+            bench_loop_now_ns() > deadline) {
             (void)fprintf(stderr,
                           "toaster-bench imap-idle: only %" PRIu64 " of %" PRIu32
                           " sessions idle; delivering anyway\n",
@@ -694,14 +591,14 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
         }
         struct timespec hold = {.tv_sec = (time_t)options->hold_s, .tv_nsec = 0};
         while (nanosleep(&hold, &hold) != 0 && errno == EINTR &&
-               __atomic_load_n(&stop_requested, __ATOMIC_RELAXED) == 0) {
+               !bench_loop_is_stop_requested()) {
         }
     }
     if (!is_quiet) {
         (void)fprintf(stderr,
                       "toaster-bench imap-idle: %" PRIu64 " sessions idle after %.1f s; "
                       "delivering %" PRIu32 " messages to %s\n",
-                      result->idling, (double)(now_ns() - run->start_ns) / 1e9,
+                      result->idling, (double)(bench_loop_now_ns() - run->start_ns) / 1e9,
                       options->deliver_count, options->smtp_text);
     }
 
@@ -715,7 +612,7 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
     int rc = deliver(run, t250, has_message, result);
 
     /* Who should hear, and wait for them. */
-    uint64_t push_deadline = now_ns() + (uint64_t)options->push_timeout_s * NS_PER_S;
+    uint64_t push_deadline = bench_loop_now_ns() + (uint64_t)options->push_timeout_s * NS_PER_S;
     for (;;) {
         uint64_t expected = 0;
         uint64_t heard = 0;
@@ -729,8 +626,8 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
         }
         result->expected = expected;
         result->heard = heard;
-        if (heard == expected || now_ns() > push_deadline ||
-            __atomic_load_n(&stop_requested, __ATOMIC_RELAXED) != 0) {
+        if (heard == expected || bench_loop_now_ns() > push_deadline ||
+            bench_loop_is_stop_requested()) {
             break;
         }
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 5 * 1000 * 1000};
@@ -762,7 +659,7 @@ deliver(struct run *run, uint64_t *t250_ns, uint8_t *has_message,
     size_t buf_bytes = 0;
     char cmd[2 * BENCH_IMAP_NAME_BYTES_MAX + 64];
     struct bench_reply reply;
-    uint64_t start = now_ns();
+    uint64_t start = bench_loop_now_ns();
     uint32_t sent = 0;
     int code = 0;
     int rc = 0;
@@ -863,7 +760,7 @@ deliver(struct run *run, uint64_t *t250_ns, uint8_t *has_message,
                      rcpt, i, i, start);
         ASSERT(n > 0 && (size_t)n < sizeof(message));
         SMTP_STEP(message, (size_t)n);
-        uint64_t now = now_ns();
+        uint64_t now = bench_loop_now_ns();
         if (code != 250) {
             result->deliver_errors++;
             continue;
@@ -889,41 +786,47 @@ out:
     if (fd >= 0) {
         (void)close(fd);
     }
-    result->deliver_seconds = (double)(now_ns() - start) / 1e9;
+    result->deliver_seconds = (double)(bench_loop_now_ns() - start) / 1e9;
     return rc;
+}
+
+/* Progress line: the counters so far and the rate since the last line. */
+static bool
+progress_print(void *ctx, uint64_t now)
+{
+    struct run *run = ctx;
+    struct bench_imap_stats *snapshot = malloc(sizeof(*snapshot));
+    if (snapshot == NULL) {
+        return false;
+    }
+    bench_imap_stats_init(snapshot);
+    for (uint32_t i = 0; i < run->started_threads; i++) {
+        bench_imap_stats_merge(snapshot, &run->workers[i].stats);
+    }
+    uint64_t done = bench_imap_stats_done(snapshot);
+    double window_s = (double)(now - run->last_progress_ns) / 1e9;
+    bench_imap_report_progress(stdout, (double)(now - run->start_ns) / 1e9, snapshot,
+                               (double)(done - run->last_done) / window_s);
+    run->last_done = done;
+    run->last_progress_ns = now;
+    free(snapshot);
+    return true;
 }
 
 static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct io_uring_params params;
 
-    uint32_t cq_entries = RING_ENTRIES * 2;
-    while (cq_entries < w->conn_count * 3 && cq_entries < CQ_ENTRIES_MAX) {
-        cq_entries *= 2;
-    }
-    memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | IORING_SETUP_SINGLE_ISSUER |
-                   IORING_SETUP_DEFER_TASKRUN;
-    params.cq_entries = cq_entries;
-    int rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &params);
-    if (rc == -EINVAL) {
-        memset(&params, 0, sizeof(params));
-        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-        params.cq_entries = cq_entries;
-        rc = io_uring_queue_init_params(RING_ENTRIES, &w->ring, &params);
-    }
+    int rc = bench_loop_ring_init(&w->loop);
     if (rc < 0) {
-        (void)fprintf(stderr, "toaster-bench imap: io_uring_queue_init: %s\n", strerror(-rc));
-        w->rc = rc;
+        w->loop.rc = rc;
         __atomic_store_n(&w->live_count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&w->is_finished, true, __ATOMIC_RELEASE);
+        __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
         return NULL;
     }
-    w->is_ring_ready = true;
     worker_loop(w);
-    __atomic_store_n(&w->is_finished, true, __ATOMIC_RELEASE);
+    __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -940,22 +843,18 @@ worker_setup(struct worker *w)
         worker_teardown(w);
         return -ENOMEM;
     }
+    bench_loop_init(&w->loop, "imap", w->conns, sizeof(*w->conns), w->conn_count);
     for (uint32_t i = 0; i < w->conn_count; i++) {
         struct conn *c = &w->conns[i];
         char *base = w->slab + (size_t)i * per_conn;
-        c->slot = i;
         c->global_index = w->global_base + i;
         c->user = c->global_index % run->user_count;
-        c->fd = -1;
         c->state = CONN_STATE_IDLE;
         c->recv_buf = base;
         c->cmd = base + run->recv_bytes;
         c->reader = &w->readers[i];
         bench_imap_report_reader_init(c->reader);
-        c->list_prev = SLOT_NONE;
-        c->list_next = SLOT_NONE;
     }
-    w->connect_queue = (struct conn_list){SLOT_NONE, SLOT_NONE, 0};
     w->live_count = w->conn_count;
     w->source_next = w->index;
     return 0;
@@ -964,10 +863,7 @@ worker_setup(struct worker *w)
 static void
 worker_teardown(struct worker *w)
 {
-    if (w->is_ring_ready) {
-        io_uring_queue_exit(&w->ring);
-        w->is_ring_ready = false;
-    }
+    bench_loop_ring_exit(&w->loop);
     free(w->conns);
     free(w->slab);
     free(w->readers);
@@ -979,8 +875,7 @@ worker_teardown(struct worker *w)
 static void
 worker_loop(struct worker *w)
 {
-    struct io_uring_cqe *cqes[CQE_BATCH];
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
 
     w->last_tick_ns = now;
     w->last_progress_ns = now;
@@ -990,38 +885,18 @@ worker_loop(struct worker *w)
     /* Ends when every slot is retired, which work_remains() and the
      * timeouts guarantee. */
     while (__atomic_load_n(&w->live_count, __ATOMIC_RELAXED) > 0) {
-        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)TICK_NS};
-        struct io_uring_cqe *cqe = NULL;
-        int rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-            (void)fprintf(stderr, "toaster-bench imap: io_uring_submit_and_wait: %s\n",
-                          strerror(-rc));
-            w->rc = rc;
+        int rc = bench_loop_wait(&w->loop, TICK_NS, completion, w);
+        if (rc < 0) {
+            w->loop.rc = rc;
             return;
         }
-        for (;;) {
-            unsigned n = io_uring_peek_batch_cqe(&w->ring, cqes, CQE_BATCH);
-            if (n == 0) {
-                break;
-            }
-            uint64_t user_data[CQE_BATCH];
-            int32_t res[CQE_BATCH];
-            for (unsigned i = 0; i < n; i++) {
-                user_data[i] = cqes[i]->user_data;
-                res[i] = cqes[i]->res;
-            }
-            io_uring_cq_advance(&w->ring, n);
-            for (unsigned i = 0; i < n; i++) {
-                completion(w, user_data[i], res[i]);
-            }
-        }
-        now = now_ns();
+        now = bench_loop_now_ns();
         if (now - w->last_tick_ns >= TICK_NS) {
             worker_tick(w, now);
             w->last_tick_ns = now;
         }
     }
-    (void)io_uring_submit(&w->ring);
+    (void)io_uring_submit(&w->loop.ring);
 }
 
 static void
@@ -1029,7 +904,7 @@ worker_tick(struct worker *w, uint64_t now)
 {
     const struct bench_imap_options *options = w->run->options;
 
-    if (!w->is_stopping && __atomic_load_n(&stop_requested, __ATOMIC_RELAXED) != 0) {
+    if (!w->is_stopping && bench_loop_is_stop_requested()) {
         w->is_stopping = true;
     }
     if (options->mode == BENCH_IMAP_MODE_IDLE && !w->is_stopping &&
@@ -1046,7 +921,7 @@ worker_tick(struct worker *w, uint64_t now)
     bool is_working = work_remains(w, now);
     if (!is_working) {
         struct conn *c;
-        while ((c = list_pop(w, &w->connect_queue)) != NULL) {
+        while ((c = conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue))) != NULL) {
             conn_enter(c, CONN_STATE_DONE);
             __atomic_store_n(&w->live_count, w->live_count - 1, __ATOMIC_RELAXED);
         }
@@ -1054,7 +929,7 @@ worker_tick(struct worker *w, uint64_t now)
     bool is_idle_end = !is_working && options->mode == BENCH_IMAP_MODE_IDLE;
     for (uint32_t i = 0; i < w->conn_count; i++) {
         struct conn *c = &w->conns[i];
-        if (is_idle_end && c->fd >= 0 && c->state != CONN_STATE_CLOSING) {
+        if (is_idle_end && c->io.fd >= 0 && c->state != CONN_STATE_CLOSING) {
             /* The end of imap-idle: no goodbye needed; sessions that never
              * got to IDLE are already left out of the result. */
             conn_close(w, c, false);
@@ -1116,44 +991,28 @@ work_remains(struct worker *w, uint64_t now)
 }
 
 static void
-completion(struct worker *w, uint64_t user_data, int32_t res)
+completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res)
 {
-    enum op_kind kind = (enum op_kind)(user_data & 0xff);
-    uint32_t generation = (uint32_t)(user_data >> 8) & GENERATION_MASK;
-    uint32_t slot = (uint32_t)(user_data >> 32);
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
 
-    if (kind == OP_CANCEL) {
-        return;
-    }
-    ASSERT(slot < w->conn_count);
-    struct conn *c = &w->conns[slot];
-    ASSERT(generation == c->generation);
-    ASSERT(c->ops_in_flight > 0);
-    c->ops_in_flight--;
-    switch (kind) {
-    case OP_CONNECT:
-        ASSERT(c->is_connect_armed);
-        c->is_connect_armed = false;
-        ASSERT(w->connects_in_flight > 0);
-        w->connects_in_flight--;
+    switch (op) {
+    case BENCH_LOOP_OP_CONNECT:
         on_connect(w, c, res);
-        while (w->connects_in_flight < CONNECTS_IN_FLIGHT_MAX && w->connect_queue.count > 0) {
-            conn_start(w, list_pop(w, &w->connect_queue));
+        while (w->loop.connects_in_flight < BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX &&
+               w->loop.connect_queue.count > 0) {
+            conn_start(w, conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue)));
         }
         break;
-    case OP_RECV:
-        ASSERT(c->is_recv_armed);
-        c->is_recv_armed = false;
+    case BENCH_LOOP_OP_RECV:
         on_recv(w, c, res);
         break;
-    case OP_SEND:
-        ASSERT(c->is_send_armed);
-        c->is_send_armed = false;
+    case BENCH_LOOP_OP_SEND:
         on_send(w, c, res);
         break;
-    case OP_CANCEL:
+    case BENCH_LOOP_OP_CANCEL:
     default:
-        ASSERT(!"known op kind");
+        ASSERT(!"an op with a completion of its own");
     }
     conn_settle(w, c);
 }
@@ -1229,26 +1088,7 @@ on_send(struct worker *w, struct conn *c, int32_t res)
         conn_close(w, c, true);
         return;
     }
-    size_t sent = (size_t)res;
-    while (sent > 0) {
-        ASSERT(c->iov_first < c->iov_count);
-        struct iovec *iov = &c->iov[c->iov_first];
-        if (sent < iov->iov_len) {
-            iov->iov_base = (char *)iov->iov_base + sent;
-            iov->iov_len -= sent;
-            sent = 0;
-        } else {
-            sent -= iov->iov_len;
-            iov->iov_len = 0;
-            c->iov_first++;
-        }
-    }
-    while (c->iov_first < c->iov_count && c->iov[c->iov_first].iov_len == 0) {
-        c->iov_first++;
-    }
-    if (c->iov_first < c->iov_count) {
-        conn_send_submit(w, c);
-    }
+    (void)bench_loop_sent(&w->loop, &c->io, (size_t)res); /* a partial send goes on by itself */
 }
 
 static void
@@ -1256,69 +1096,42 @@ conn_start(struct worker *w, struct conn *c)
 {
     const struct run *run = w->run;
     const struct bench_imap_options *options = run->options;
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
 
     ASSERT(c->state == CONN_STATE_IDLE);
-    ASSERT(c->fd < 0);
-    ASSERT(c->ops_in_flight == 0);
     if (!work_remains(w, now)) {
         conn_enter(c, CONN_STATE_DONE);
         __atomic_store_n(&w->live_count, w->live_count - 1, __ATOMIC_RELAXED);
         return;
     }
-    if (w->connects_in_flight >= CONNECTS_IN_FLIGHT_MAX) {
-        list_push(w, &w->connect_queue, c);
+    if (w->loop.connects_in_flight >= BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX) {
+        bench_loop_list_push(&w->loop, &w->loop.connect_queue, &c->io);
         return;
     }
-    int fd = socket(options->server.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
-    if (fd < 0) {
-        int error = errno;
+    /* With login in the mix every session is a timed login; counted only
+     * once the connect is submitted. */
+    bool is_login_op = options->mode == BENCH_IMAP_MODE_COMMANDS &&
+                       options->mix.weights[BENCH_IMAP_KIND_LOGIN] > 0;
+    bool is_bind = false;
+    int rc = bench_loop_connect(&w->loop, &c->io, &options->server, options->server_bytes,
+                                options->sources, options->source_count, options->source_bytes,
+                                &w->source_next, options->threads, &is_bind);
+    if (rc < 0) {
         bench_imap_stats_add(&w->stats.connect_errors, 1);
         w->failures_since_progress++;
         if (!w->has_reported_connect_error) {
-            (void)fprintf(stderr, "toaster-bench imap: socket: %s\n", strerror(error));
+            (void)fprintf(stderr, "toaster-bench imap: %s: %s\n",
+                          is_bind ? "bind to a source address" : "socket", strerror(-rc));
             w->has_reported_connect_error = true;
         }
         conn_enter(c, CONN_STATE_BACKOFF);
         c->deadline_ns = now + BACKOFF_NS;
         return;
     }
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (options->source_count > 0) {
-        const struct sockaddr_storage *source =
-            &options->sources[w->source_next % options->source_count];
-        w->source_next += options->threads;
-        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-        if (bind(fd, (const struct sockaddr *)source, options->source_bytes) < 0) {
-            int error = errno;
-            (void)close(fd);
-            bench_imap_stats_add(&w->stats.connect_errors, 1);
-            w->failures_since_progress++;
-            if (!w->has_reported_connect_error) {
-                (void)fprintf(stderr, "toaster-bench imap: bind to a source address: %s\n",
-                              strerror(error));
-                w->has_reported_connect_error = true;
-            }
-            conn_enter(c, CONN_STATE_BACKOFF);
-            c->deadline_ns = now + BACKOFF_NS;
-            return;
-        }
-    }
-    /* With login in the mix every session is a timed login. */
-    c->is_login_op = options->mode == BENCH_IMAP_MODE_COMMANDS &&
-                     options->mix.weights[BENCH_IMAP_KIND_LOGIN] > 0;
+    c->is_login_op = is_login_op;
     if (c->is_login_op) {
         w->started++;
     }
-    c->fd = fd;
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&options->server,
-                          options->server_bytes);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_CONNECT, c));
-    c->ops_in_flight++;
-    c->is_connect_armed = true;
-    w->connects_in_flight++;
     conn_enter(c, CONN_STATE_CONNECTING);
     c->connect_ns = now;
     c->deadline_ns = now + (uint64_t)options->timeout_s * NS_PER_S;
@@ -1342,18 +1155,13 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
     c->is_abnormal_close = is_abnormal;
     c->deadline_ns = 0;
     conn_enter(c, CONN_STATE_CLOSING);
-    if (c->ops_in_flight == 0) {
-        return;
-    }
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_CANCEL, c));
+    bench_loop_cancel(&w->loop, &c->io);
 }
 
 static void
 conn_settle(struct worker *w, struct conn *c)
 {
-    if (c->state == CONN_STATE_CLOSING && c->ops_in_flight == 0) {
+    if (c->state == CONN_STATE_CLOSING && c->io.ops_in_flight == 0) {
         conn_finalize(w, c);
     }
 }
@@ -1362,26 +1170,18 @@ static void
 conn_finalize(struct worker *w, struct conn *c)
 {
     ASSERT(c->state == CONN_STATE_CLOSING);
-    ASSERT(c->ops_in_flight == 0);
-    ASSERT(c->fd >= 0);
-    if (close(c->fd) < 0) {
-        (void)fprintf(stderr, "toaster-bench imap: close: %s\n", strerror(errno));
-    }
-    c->fd = -1;
+    bench_loop_release(&w->loop, &c->io);
     if (c->is_connected) {
         ASSERT(w->stats.connections_open > 0);
         bench_imap_stats_add(&w->stats.connections_open, (uint64_t)-1);
         c->is_connected = false;
     }
-    c->generation = (c->generation + 1) & GENERATION_MASK;
     bench_imap_report_reader_init(c->reader);
     c->has_literal_plus = false;
     c->has_noted_no_literal_plus = false;
     c->exists = 0;
     c->uid_next = 0;
-    c->iov_first = 0;
-    c->iov_count = 0;
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
     /* imap-idle sessions are made once: a lost one stays lost. */
     if (!work_remains(w, now) || w->run->options->mode == BENCH_IMAP_MODE_IDLE) {
         conn_enter(c, CONN_STATE_DONE);
@@ -1403,22 +1203,16 @@ conn_enter(struct conn *c, enum conn_state next)
         ASSERT(next == CONN_STATE_IDLE || next == CONN_STATE_BACKOFF || next == CONN_STATE_DONE);
     }
     if (next == CONN_STATE_CLOSING) {
-        ASSERT(c->fd >= 0);
+        ASSERT(c->io.fd >= 0);
     }
     c->state = next;
 }
 
+/* The receive buffer is only a window: every completion empties it. */
 static void
 conn_arm_recv(struct worker *w, struct conn *c)
 {
-    if (c->is_recv_armed) {
-        return;
-    }
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_recv(sqe, c->fd, c->recv_buf, w->run->recv_bytes, 0);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_RECV, c));
-    c->ops_in_flight++;
-    c->is_recv_armed = true;
+    bench_loop_arm_recv(&w->loop, &c->io, c->recv_buf, w->run->recv_bytes);
 }
 
 /* Send iov[0..count). One command is outstanding, so a response asking for
@@ -1427,18 +1221,11 @@ conn_arm_recv(struct worker *w, struct conn *c)
 static void
 conn_send(struct worker *w, struct conn *c, const struct iovec *iov, uint32_t count)
 {
-    ASSERT(count >= 1);
-    ASSERT(count <= SEND_IOV_MAX);
-    if (c->is_send_armed || c->iov_first < c->iov_count) {
+    if (bench_loop_is_sending(&c->io)) {
         conn_protocol_error(w, c, "response before our command was sent", NULL, 0);
         return;
     }
-    for (uint32_t i = 0; i < count; i++) {
-        c->iov[i] = iov[i];
-    }
-    c->iov_first = 0;
-    c->iov_count = count;
-    conn_send_submit(w, c);
+    bench_loop_send(&w->loop, &c->io, iov, count);
 }
 
 static void
@@ -1447,21 +1234,6 @@ conn_send_cmd(struct worker *w, struct conn *c, size_t cmd_bytes)
     ASSERT(cmd_bytes > 0 && cmd_bytes < CMD_BYTES);
     struct iovec iov = {.iov_base = c->cmd, .iov_len = cmd_bytes};
     conn_send(w, c, &iov, 1);
-}
-
-static void
-conn_send_submit(struct worker *w, struct conn *c)
-{
-    ASSERT(!c->is_send_armed);
-    ASSERT(c->iov_first < c->iov_count);
-    memset(&c->msg, 0, sizeof(c->msg));
-    c->msg.msg_iov = &c->iov[c->iov_first];
-    c->msg.msg_iovlen = c->iov_count - c->iov_first;
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, user_data_pack(OP_SEND, c));
-    c->ops_in_flight++;
-    c->is_send_armed = true;
 }
 
 static void
@@ -1484,7 +1256,7 @@ conn_protocol_error(struct worker *w, struct conn *c, const char *what, const ch
 static void
 conn_wait_response(struct worker *w, struct conn *c)
 {
-    c->deadline_ns = now_ns() + (uint64_t)w->run->options->timeout_s * NS_PER_S;
+    c->deadline_ns = bench_loop_now_ns() + (uint64_t)w->run->options->timeout_s * NS_PER_S;
 }
 
 /* The outstanding command (or the login in progress) will not be answered. */
@@ -1531,7 +1303,7 @@ session_response(struct worker *w, struct conn *c)
             c->exists_at_idle = c->exists;
             __atomic_store_n(&w->run->is_idling[c->global_index], 1, __ATOMIC_RELEASE);
             ready_set(w, c, true);
-            w->last_progress_ns = now_ns();
+            w->last_progress_ns = bench_loop_now_ns();
             w->failures_since_progress = 0;
             return;
         }
@@ -1553,7 +1325,7 @@ session_untagged(struct worker *w, struct conn *c, const struct bench_imap_repor
             c->exists = resp->number;
             if (c->state == CONN_STATE_IDLING && !c->has_heard && c->exists > c->exists_at_idle) {
                 c->has_heard = true;
-                __atomic_store_n(&w->run->heard_ns[c->global_index], now_ns(), __ATOMIC_RELEASE);
+                __atomic_store_n(&w->run->heard_ns[c->global_index], bench_loop_now_ns(), __ATOMIC_RELEASE);
             }
         } else if (resp->word_bytes == 7 && strncasecmp(resp->word, "EXPUNGE", 7) == 0 &&
                    c->exists > 0) {
@@ -1608,7 +1380,7 @@ static void
 session_tagged(struct worker *w, struct conn *c, const struct bench_imap_report_response *resp)
 {
     const struct bench_imap_report_reader *r = c->reader;
-    uint64_t now = now_ns();
+    uint64_t now = bench_loop_now_ns();
 
     if (resp->tag_bytes != c->tag_bytes || memcmp(resp->tag, c->tag, c->tag_bytes) != 0) {
         conn_protocol_error(w, c, "response to a tag we did not send", r->text, r->text_bytes);
@@ -1750,11 +1522,11 @@ session_ready(struct worker *w, struct conn *c)
     const struct bench_imap_options *options = w->run->options;
 
     c->deadline_ns = 0;
-    if (!work_remains(w, now_ns())) {
+    if (!work_remains(w, bench_loop_now_ns())) {
         session_logout(w, c);
         return;
     }
-    enum bench_imap_kind kind = bench_imap_options_mix_pick(&options->mix, rng_next(&w->rng));
+    enum bench_imap_kind kind = bench_imap_options_mix_pick(&options->mix, bench_loop_rng_next(&w->rng));
     if (kind == BENCH_IMAP_KIND_LOGIN) {
         /* The next session, from connect to SELECT, is the timed login;
          * conn_start() counts it. */
@@ -1821,12 +1593,12 @@ command_start(struct worker *w, struct conn *c, enum bench_imap_kind kind)
     if (needs_message && uid_max == 0) {
         kind = BENCH_IMAP_KIND_NOOP; /* an empty mailbox */
     }
-    uint64_t uid = uid_max > 0 ? rng_next(&w->rng) % uid_max + 1 : 0;
+    uint64_t uid = uid_max > 0 ? bench_loop_rng_next(&w->rng) % uid_max + 1 : 0;
     size_t n = tag_next(c);
     char *p = c->cmd + n;
     size_t cap = CMD_BYTES - n;
     int written = 0;
-    uint64_t r = rng_next(&w->rng);
+    uint64_t r = bench_loop_rng_next(&w->rng);
 
     switch (kind) {
     case BENCH_IMAP_KIND_FETCH_HEADERS:
@@ -1883,7 +1655,7 @@ command_start(struct worker *w, struct conn *c, enum bench_imap_kind kind)
     }
     ASSERT(written > 0 && (size_t)written < cap);
     c->kind = kind;
-    c->sent_ns = now_ns();
+    c->sent_ns = bench_loop_now_ns();
     conn_wait_response(w, c);
     if (kind == BENCH_IMAP_KIND_APPEND && c->has_literal_plus) {
         struct iovec iov[3] = {
@@ -1919,63 +1691,12 @@ ready_set(struct worker *w, struct conn *c, bool is_ready)
     bench_imap_stats_add(&w->stats.sessions_ready, is_ready ? 1 : (uint64_t)-1);
 }
 
-static void
-list_push(struct worker *w, struct conn_list *list, struct conn *c)
-{
-    ASSERT(c->list_prev == SLOT_NONE);
-    ASSERT(c->list_next == SLOT_NONE);
-    c->list_prev = list->tail;
-    if (list->tail != SLOT_NONE) {
-        w->conns[list->tail].list_next = c->slot;
-    } else {
-        list->head = c->slot;
-    }
-    list->tail = c->slot;
-    list->count++;
-}
-
+/* The connection slot whose loop part io is (its first member); NULL for
+ * NULL, as an empty list gives. */
 static struct conn *
-list_pop(struct worker *w, struct conn_list *list)
+conn_of(struct bench_loop_conn *io)
 {
-    if (list->head == SLOT_NONE) {
-        ASSERT(list->count == 0);
-        return NULL;
-    }
-    struct conn *c = &w->conns[list->head];
-    list->head = c->list_next;
-    if (list->head != SLOT_NONE) {
-        w->conns[list->head].list_prev = SLOT_NONE;
-    } else {
-        list->tail = SLOT_NONE;
-    }
-    c->list_prev = SLOT_NONE;
-    c->list_next = SLOT_NONE;
-    list->count--;
-    return c;
-}
-
-static struct io_uring_sqe *
-sqe_get(struct worker *w)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
-    if (sqe != NULL) {
-        return sqe;
-    }
-    int rc = io_uring_submit(&w->ring);
-    if (rc < 0) {
-        (void)fprintf(stderr, "toaster-bench imap: io_uring_submit: %s\n", strerror(-rc));
-        abort();
-    }
-    sqe = io_uring_get_sqe(&w->ring);
-    ASSERT(sqe != NULL);
-    return sqe;
-}
-
-static uint64_t
-user_data_pack(enum op_kind kind, const struct conn *c)
-{
-    return (uint64_t)kind | ((uint64_t)(c->generation & GENERATION_MASK) << 8) |
-           ((uint64_t)c->slot << 32);
+    return io != NULL ? (struct conn *)io : NULL;
 }
 
 /* The decimal number at p (stopping at end or a non-digit), 0 if none or
@@ -1991,32 +1712,4 @@ digits_value(const char *p, const char *end)
         }
     }
     return value;
-}
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-    int rc = clock_gettime(CLOCK_MONOTONIC, &ts);
-    ASSERT(rc == 0);
-    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
-
-/* xorshift64*: fast; only picks commands and messages. */
-static uint64_t
-rng_next(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static void
-signal_stop(int signo)
-{
-    (void)signo;
-    __atomic_store_n(&stop_requested, 1, __ATOMIC_RELAXED);
 }
