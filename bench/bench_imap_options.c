@@ -9,15 +9,15 @@
  */
 #include "bench/bench_imap_options.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_args.h"
 #include "core/assertions.h"
 
 #define DEFAULT_HOST "127.0.0.1"
@@ -100,12 +100,7 @@ static const char *const kind_names[BENCH_IMAP_KIND_COUNT] = {
     [BENCH_IMAP_KIND_LOGIN] = "login",
 };
 
-static int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 static int parse_double(const char *text, double min, double max, double *out);
-static int parse_address(const char *text, struct sockaddr_storage *out, socklen_t *bytes_out);
-static int parse_host_port(const char *text, struct sockaddr_storage *out, socklen_t *bytes_out,
-                           char *text_out, size_t text_bytes);
-static int parse_sources(const char *text, struct bench_imap_options *options);
 static bool pattern_ok(const char *pattern);
 static bool quotable(const char *s, size_t n);
 static int usage_error(const struct bench_imap_options *options, const char *option,
@@ -236,7 +231,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             host = arg;
             break;
         case OPT_PORT:
-            if (parse_u64(arg, 1, 65535, &port) < 0) {
+            if (bench_args_u64(arg, 1, 65535, &port) < 0) {
                 return usage_error(options, "--port", arg, "want 1..65535");
             }
             has_port = true;
@@ -266,20 +261,20 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             has_password = true;
             break;
         case OPT_USER_COUNT:
-            if (parse_u64(arg, 1, BENCH_IMAP_USERS_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_IMAP_USERS_MAX, &value) < 0) {
                 return usage_error(options, "--user-count", arg, "want 1..10000000");
             }
             options->user_count = (uint32_t)value;
             has_user_count = true;
             break;
         case OPT_CONNECTIONS:
-            if (parse_u64(arg, 1, BENCH_IMAP_CONNECTIONS_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_IMAP_CONNECTIONS_MAX, &value) < 0) {
                 return usage_error(options, "--connections", arg, "want 1..100000");
             }
             options->connections = (uint32_t)value;
             break;
         case OPT_THREADS:
-            if (parse_u64(arg, 1, BENCH_IMAP_THREADS_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_IMAP_THREADS_MAX, &value) < 0) {
                 return usage_error(options, "--threads", arg, "want 1..64");
             }
             options->threads = (uint32_t)value;
@@ -288,7 +283,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             if (is_idle) {
                 return usage_error(options, "--count", NULL, "is for imap, not imap-idle");
             }
-            if (parse_u64(arg, 1, UINT64_MAX / 2, &value) < 0) {
+            if (bench_args_u64(arg, 1, UINT64_MAX / 2, &value) < 0) {
                 return usage_error(options, "--count", arg, "want a positive number");
             }
             options->count = value;
@@ -325,7 +320,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             options->mailbox = arg;
             break;
         case OPT_TIMEOUT:
-            if (parse_u64(arg, 1, BENCH_IMAP_TIMEOUT_S_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_IMAP_TIMEOUT_S_MAX, &value) < 0) {
                 return usage_error(options, "--timeout", arg, "want 1..3600 seconds");
             }
             options->timeout_s = (uint32_t)value;
@@ -334,7 +329,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             if (!is_idle) {
                 return usage_error(options, "--smtp", NULL, "is for imap-idle");
             }
-            if (parse_host_port(arg, &options->smtp, &options->smtp_bytes, options->smtp_text,
+            if (bench_args_host_port(arg, &options->smtp, &options->smtp_bytes, options->smtp_text,
                                 sizeof(options->smtp_text)) < 0) {
                 return usage_error(options, "--smtp", arg, "want IPv4:PORT or [IPv6]:PORT");
             }
@@ -343,7 +338,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             if (!is_idle) {
                 return usage_error(options, "--deliver-count", NULL, "is for imap-idle");
             }
-            if (parse_u64(arg, 1, BENCH_IMAP_DELIVER_COUNT_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_IMAP_DELIVER_COUNT_MAX, &value) < 0) {
                 return usage_error(options, "--deliver-count", arg, "want 1..10000000");
             }
             options->deliver_count = (uint32_t)value;
@@ -352,7 +347,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             if (!is_idle) {
                 return usage_error(options, "--push-timeout", NULL, "is for imap-idle");
             }
-            if (parse_u64(arg, 1, BENCH_IMAP_TIMEOUT_S_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_IMAP_TIMEOUT_S_MAX, &value) < 0) {
                 return usage_error(options, "--push-timeout", arg, "want 1..3600 seconds");
             }
             options->push_timeout_s = (uint32_t)value;
@@ -361,7 +356,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             if (!is_idle) {
                 return usage_error(options, "--hold", NULL, "is for imap-idle");
             }
-            if (parse_u64(arg, 1, BENCH_IMAP_TIMEOUT_S_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_IMAP_TIMEOUT_S_MAX, &value) < 0) {
                 return usage_error(options, "--hold", arg, "want 1..3600 seconds");
             }
             options->hold_s = (uint32_t)value;
@@ -379,7 +374,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
             options->is_quiet = true;
             break;
         case OPT_SEED:
-            if (parse_u64(arg, 0, UINT64_MAX, &options->seed) < 0) {
+            if (bench_args_u64(arg, 0, UINT64_MAX, &options->seed) < 0) {
                 return usage_error(options, "--seed", arg, "want a number");
             }
             break;
@@ -404,7 +399,7 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
     }
     (void)snprintf(host_port, sizeof(host_port), is_v6 ? "[%s]:%" PRIu64 : "%s:%" PRIu64, host,
                    port);
-    if (parse_host_port(host_port, &options->server, &options->server_bytes, options->server_text,
+    if (bench_args_host_port(host_port, &options->server, &options->server_bytes, options->server_text,
                         sizeof(options->server_text)) < 0) {
         return usage_error(options, "--host", host, "want an IPv4 or IPv6 literal");
     }
@@ -428,7 +423,10 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
     if (is_idle && options->smtp_bytes == 0) {
         return usage_error(options, "--smtp", NULL, "is required");
     }
-    if (sources_text != NULL && parse_sources(sources_text, options) < 0) {
+    if (sources_text != NULL &&
+        bench_args_sources(sources_text, options->server.ss_family, options->sources,
+                           BENCH_IMAP_SOURCES_MAX, &options->source_count,
+                           &options->source_bytes) < 0) {
         return usage_error(options, "--source", sources_text,
                            "want IP literals of the server's family, comma-separated, at most 64");
     }
@@ -438,20 +436,15 @@ bench_imap_options_parse(int argc, char **argv, struct bench_imap_options *optio
 int
 bench_imap_options_mix(const char *text, struct bench_imap_mix *mix_out)
 {
-    const char *p = text;
+    const char *cursor = text;
+    char item[64];
     bool is_seen[BENCH_IMAP_KIND_COUNT] = {false};
+    int rc;
 
     memset(mix_out, 0, sizeof(*mix_out));
-    /* Each item takes at least two bytes ("a=", and then a digit), so the
-     * loop ends within strlen(text) rounds. */
-    while (*p != '\0') {
-        char item[64];
-        size_t n = strcspn(p, ",");
-        if (n == 0 || n >= sizeof(item)) {
-            return -EINVAL;
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
+    /* Each item moves the cursor on, so the loop ends within strlen(text)
+     * rounds. */
+    while ((rc = bench_args_list_next(&cursor, item, sizeof(item))) > 0) {
         char *eq = strchr(item, '=');
         if (eq == NULL) {
             return -EINVAL;
@@ -466,21 +459,14 @@ bench_imap_options_mix(const char *text, struct bench_imap_mix *mix_out)
         }
         uint64_t weight;
         if (kind < 0 || is_seen[kind] ||
-            parse_u64(eq + 1, 0, BENCH_IMAP_MIX_WEIGHT_MAX, &weight) < 0) {
+            bench_args_u64(eq + 1, 0, BENCH_IMAP_MIX_WEIGHT_MAX, &weight) < 0) {
             return -EINVAL;
         }
         is_seen[kind] = true;
         mix_out->weights[kind] = (uint32_t)weight;
         mix_out->weight_total += weight;
-        p += n;
-        if (*p == ',') {
-            p++;
-            if (*p == '\0') {
-                return -EINVAL;
-            }
-        }
     }
-    return mix_out->weight_total > 0 ? 0 : -EINVAL;
+    return rc == 0 && mix_out->weight_total > 0 ? 0 : -EINVAL;
 }
 
 void
@@ -558,145 +544,15 @@ bench_imap_options_user_line(const char *line, size_t line_bytes, char *user_out
     return 0;
 }
 
-static int
-parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end = NULL;
-
-    if (text[0] < '0' || text[0] > '9') {
-        return -EINVAL;
-    }
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || n < min || n > max) {
-        return -EINVAL;
-    }
-    *out = (uint64_t)n;
-    return 0;
-}
-
+/* Plain decimals only, unlike smtp's --rate and --duration: no sign, no
+ * leading space, no "inf". */
 static int
 parse_double(const char *text, double min, double max, double *out)
 {
-    char *end = NULL;
-
     if ((text[0] < '0' || text[0] > '9') && text[0] != '.') {
         return -EINVAL;
     }
-    errno = 0;
-    double d = strtod(text, &end);
-    if (errno != 0 || *end != '\0' || !(d >= min) || !(d <= max)) {
-        return -EINVAL;
-    }
-    *out = d;
-    return 0;
-}
-
-/* An IPv4 or IPv6 literal, port 0. */
-static int
-parse_address(const char *text, struct sockaddr_storage *out, socklen_t *bytes_out)
-{
-    memset(out, 0, sizeof(*out));
-    struct sockaddr_in *in4 = (struct sockaddr_in *)out;
-    if (inet_pton(AF_INET, text, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        *bytes_out = sizeof(*in4);
-        return 0;
-    }
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
-    if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        *bytes_out = sizeof(*in6);
-        return 0;
-    }
-    return -EINVAL;
-}
-
-/* "1.2.3.4:25" or "[::1]:25". */
-static int
-parse_host_port(const char *text, struct sockaddr_storage *out, socklen_t *bytes_out,
-                char *text_out, size_t text_bytes)
-{
-    char host[INET6_ADDRSTRLEN + 1];
-    const char *port_text;
-    size_t host_bytes;
-    uint64_t port;
-
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (close == NULL || close[1] != ':') {
-            return -EINVAL;
-        }
-        host_bytes = (size_t)(close - text - 1);
-        if (host_bytes == 0 || host_bytes >= sizeof(host)) {
-            return -EINVAL;
-        }
-        memcpy(host, text + 1, host_bytes);
-        port_text = close + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (colon == NULL) {
-            return -EINVAL;
-        }
-        host_bytes = (size_t)(colon - text);
-        if (host_bytes == 0 || host_bytes >= sizeof(host) ||
-            memchr(text, ':', host_bytes) != NULL) {
-            return -EINVAL;
-        }
-        memcpy(host, text, host_bytes);
-        port_text = colon + 1;
-    }
-    host[host_bytes] = '\0';
-    if (parse_u64(port_text, 1, 65535, &port) < 0) {
-        return -EINVAL;
-    }
-    if (parse_address(host, out, bytes_out) < 0) {
-        return -EINVAL;
-    }
-    if (out->ss_family == AF_INET) {
-        ((struct sockaddr_in *)out)->sin_port = htons((uint16_t)port);
-        (void)snprintf(text_out, text_bytes, "%s:%" PRIu64, host, port);
-    } else {
-        ((struct sockaddr_in6 *)out)->sin6_port = htons((uint16_t)port);
-        (void)snprintf(text_out, text_bytes, "[%s]:%" PRIu64, host, port);
-    }
-    return 0;
-}
-
-static int
-parse_sources(const char *text, struct bench_imap_options *options)
-{
-    const char *p = text;
-
-    options->source_count = 0;
-    while (*p != '\0') {
-        char item[INET6_ADDRSTRLEN + 2];
-        size_t n = strcspn(p, ",");
-        if (n == 0 || n >= sizeof(item) || options->source_count == BENCH_IMAP_SOURCES_MAX) {
-            return -EINVAL;
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
-        char *host = item;
-        if (host[0] == '[' && host[n - 1] == ']') {
-            host[n - 1] = '\0';
-            host++;
-        }
-        struct sockaddr_storage *source = &options->sources[options->source_count];
-        if (parse_address(host, source, &options->source_bytes) < 0 ||
-            source->ss_family != options->server.ss_family) {
-            return -EINVAL;
-        }
-        options->source_count++;
-        p += n;
-        if (*p == ',') {
-            p++;
-            if (*p == '\0') {
-                return -EINVAL;
-            }
-        }
-    }
-    return options->source_count > 0 ? 0 : -EINVAL;
+    return bench_args_double(text, min, max, out);
 }
 
 /* A user name pattern: at most one %d and no other %, quotable, no spaces. */
@@ -732,10 +588,5 @@ usage_error(const struct bench_imap_options *options, const char *option, const 
             const char *why)
 {
     const char *command = options->mode == BENCH_IMAP_MODE_IDLE ? "imap-idle" : "imap";
-    if (value != NULL) {
-        (void)fprintf(stderr, "toaster-bench %s: %s %s: %s\n", command, option, value, why);
-    } else {
-        (void)fprintf(stderr, "toaster-bench %s: %s %s\n", command, option, why);
-    }
-    return -EINVAL;
+    return bench_args_usage_error(command, option, value, why);
 }

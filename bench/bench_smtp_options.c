@@ -8,15 +8,12 @@
  */
 #include "bench/bench_smtp_options.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <math.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_args.h"
 #include "core/assertions.h"
 
 #define DEFAULT_SERVER "127.0.0.1:2525"
@@ -84,11 +81,7 @@ static const struct option long_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
-static int parse_double(const char *text, double min, double max, double *out);
 static int parse_server(const char *text, struct bench_smtp_options *options);
-static int parse_address(const char *text, struct sockaddr_storage *out, socklen_t *bytes_out);
-static int parse_sources(const char *text, struct bench_smtp_options *options);
 static int parse_size_mix(const char *text, struct bench_smtp_options *options);
 static int usage_error(const char *option, const char *value, const char *why);
 
@@ -202,32 +195,32 @@ bench_smtp_options_parse(int argc, char **argv, struct bench_smtp_options *optio
             sources_text = arg;
             break;
         case OPT_CONNECTIONS:
-            if (parse_u64(arg, 1, BENCH_SMTP_CONNECTIONS_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_SMTP_CONNECTIONS_MAX, &value) < 0) {
                 return usage_error("--connections", arg, "want 1..50000");
             }
             options->connections = (uint32_t)value;
             break;
         case OPT_THREADS:
-            if (parse_u64(arg, 1, BENCH_SMTP_THREADS_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_SMTP_THREADS_MAX, &value) < 0) {
                 return usage_error("--threads", arg, "want 1..64");
             }
             options->threads = (uint32_t)value;
             break;
         case OPT_MESSAGES_PER_SESSION:
-            if (parse_u64(arg, 0, UINT32_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 0, UINT32_MAX, &value) < 0) {
                 return usage_error("--messages-per-session", arg, "want a number, 0 for no limit");
             }
             options->messages_per_session = (uint32_t)value;
             break;
         case OPT_COUNT:
-            if (parse_u64(arg, 1, UINT64_MAX / 2, &value) < 0) {
+            if (bench_args_u64(arg, 1, UINT64_MAX / 2, &value) < 0) {
                 return usage_error("--count", arg, "want a positive number");
             }
             options->count = value;
             has_count = true;
             break;
         case OPT_DURATION:
-            if (parse_double(arg, 0.001, DURATION_S_MAX, &options->duration_s) < 0) {
+            if (bench_args_double(arg, 0.001, DURATION_S_MAX, &options->duration_s) < 0) {
                 return usage_error("--duration", arg, "want seconds, more than 0");
             }
             break;
@@ -265,13 +258,13 @@ bench_smtp_options_parse(int argc, char **argv, struct bench_smtp_options *optio
             options->rcpt_pattern = arg;
             break;
         case OPT_USERS:
-            if (parse_u64(arg, 1, BENCH_SMTP_USERS_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_SMTP_USERS_MAX, &value) < 0) {
                 return usage_error("--users", arg, "want 1..100000000");
             }
             options->users = (uint32_t)value;
             break;
         case OPT_RCPTS_PER_MESSAGE:
-            if (parse_u64(arg, 1, BENCH_SMTP_RCPTS_PER_MESSAGE_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_SMTP_RCPTS_PER_MESSAGE_MAX, &value) < 0) {
                 return usage_error("--rcpts-per-message", arg, "want 1..1000");
             }
             options->rcpts_per_message = (uint32_t)value;
@@ -312,12 +305,12 @@ bench_smtp_options_parse(int argc, char **argv, struct bench_smtp_options *optio
             options->is_bdat = true;
             break;
         case OPT_RATE:
-            if (parse_double(arg, 0.001, RATE_MAX, &options->rate) < 0) {
+            if (bench_args_double(arg, 0.001, RATE_MAX, &options->rate) < 0) {
                 return usage_error("--rate", arg, "want messages per second, more than 0");
             }
             break;
         case OPT_TIMEOUT:
-            if (parse_u64(arg, 1, BENCH_SMTP_TIMEOUT_S_MAX, &value) < 0) {
+            if (bench_args_u64(arg, 1, BENCH_SMTP_TIMEOUT_S_MAX, &value) < 0) {
                 return usage_error("--timeout", arg, "want 1..3600 seconds");
             }
             options->timeout_s = (uint32_t)value;
@@ -329,7 +322,7 @@ bench_smtp_options_parse(int argc, char **argv, struct bench_smtp_options *optio
             options->is_quiet = true;
             break;
         case OPT_SEED:
-            if (parse_u64(arg, 0, UINT64_MAX, &options->seed) < 0) {
+            if (bench_args_u64(arg, 0, UINT64_MAX, &options->seed) < 0) {
                 return usage_error("--seed", arg, "want a number");
             }
             break;
@@ -353,7 +346,10 @@ bench_smtp_options_parse(int argc, char **argv, struct bench_smtp_options *optio
     if (options->threads > options->connections) {
         return usage_error("--threads", NULL, "must not exceed --connections");
     }
-    if (sources_text != NULL && parse_sources(sources_text, options) < 0) {
+    if (sources_text != NULL &&
+        bench_args_sources(sources_text, options->server.ss_family, options->sources,
+                           BENCH_SMTP_SOURCES_MAX, &options->source_count,
+                           &options->source_bytes) < 0) {
         return usage_error("--source", sources_text,
                            "want IP literals of the server's family, comma-separated, at most 64");
     }
@@ -405,160 +401,27 @@ bench_smtp_options_size(const char *text, uint64_t *bytes_out)
     return 0;
 }
 
-static int
-parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
-{
-    char *end = NULL;
-
-    if (text[0] < '0' || text[0] > '9') {
-        return -EINVAL;
-    }
-    errno = 0;
-    unsigned long long n = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || n < min || n > max) {
-        return -EINVAL;
-    }
-    *out = (uint64_t)n;
-    return 0;
-}
-
-static int
-parse_double(const char *text, double min, double max, double *out)
-{
-    char *end = NULL;
-
-    errno = 0;
-    double d = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(d) || d < min || d > max) {
-        return -EINVAL;
-    }
-    *out = d;
-    return 0;
-}
-
-/* "1.2.3.4:25" or "[::1]:25". Only literals: a benchmark must not depend
- * on DNS, and must connect exactly where it was told. */
+/* "1.2.3.4:25" or "[::1]:25" into the server address and its text. */
 static int
 parse_server(const char *text, struct bench_smtp_options *options)
 {
-    char host[INET6_ADDRSTRLEN + 2];
-    const char *port_text;
-    size_t host_bytes;
-    uint64_t port;
-
-    if (text[0] == '[') {
-        const char *close = strchr(text, ']');
-        if (close == NULL || close[1] != ':') {
-            return -EINVAL;
-        }
-        host_bytes = (size_t)(close - text - 1);
-        if (host_bytes == 0 || host_bytes >= sizeof(host)) {
-            return -EINVAL;
-        }
-        memcpy(host, text + 1, host_bytes);
-        port_text = close + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (colon == NULL || strchr(text, ':') != colon) {
-            return -EINVAL; /* no port, or an IPv6 literal without brackets */
-        }
-        host_bytes = (size_t)(colon - text);
-        if (host_bytes == 0 || host_bytes >= sizeof(host)) {
-            return -EINVAL;
-        }
-        memcpy(host, text, host_bytes);
-        port_text = colon + 1;
-    }
-    host[host_bytes] = '\0';
-    if (parse_u64(port_text, 1, 65535, &port) < 0) {
-        return -EINVAL;
-    }
-    if (parse_address(host, &options->server, &options->server_bytes) < 0) {
-        return -EINVAL;
-    }
-    if (options->server.ss_family == AF_INET) {
-        ((struct sockaddr_in *)&options->server)->sin_port = htons((uint16_t)port);
-        (void)snprintf(options->server_text, sizeof(options->server_text), "%s:%" PRIu64, host,
-                       port);
-    } else {
-        ((struct sockaddr_in6 *)&options->server)->sin6_port = htons((uint16_t)port);
-        (void)snprintf(options->server_text, sizeof(options->server_text), "[%s]:%" PRIu64, host,
-                       port);
-    }
-    return 0;
-}
-
-/* An IPv4 or IPv6 literal, port 0. */
-static int
-parse_address(const char *text, struct sockaddr_storage *out, socklen_t *bytes_out)
-{
-    memset(out, 0, sizeof(*out));
-    struct sockaddr_in *in4 = (struct sockaddr_in *)out;
-    if (inet_pton(AF_INET, text, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        *bytes_out = sizeof(*in4);
-        return 0;
-    }
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
-    if (inet_pton(AF_INET6, text, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        *bytes_out = sizeof(*in6);
-        return 0;
-    }
-    return -EINVAL;
-}
-
-static int
-parse_sources(const char *text, struct bench_smtp_options *options)
-{
-    const char *p = text;
-
-    options->source_count = 0;
-    while (*p != '\0') {
-        char item[INET6_ADDRSTRLEN + 2];
-        size_t n = strcspn(p, ",");
-        if (n == 0 || n >= sizeof(item) || options->source_count == BENCH_SMTP_SOURCES_MAX) {
-            return -EINVAL;
-        }
-        memcpy(item, p, n);
-        item[n] = '\0';
-        char *host = item;
-        if (host[0] == '[' && host[n - 1] == ']') {
-            host[n - 1] = '\0';
-            host++;
-        }
-        struct sockaddr_storage *source = &options->sources[options->source_count];
-        if (parse_address(host, source, &options->source_bytes) < 0 ||
-            source->ss_family != options->server.ss_family) {
-            return -EINVAL;
-        }
-        options->source_count++;
-        p += n;
-        if (*p == ',') {
-            p++;
-            if (*p == '\0') {
-                return -EINVAL;
-            }
-        }
-    }
-    return options->source_count > 0 ? 0 : -EINVAL;
+    return bench_args_host_port(text, &options->server, &options->server_bytes,
+                                options->server_text, sizeof(options->server_text));
 }
 
 static int
 parse_size_mix(const char *text, struct bench_smtp_options *options)
 {
-    const char *p = text;
+    const char *cursor = text;
+    char item[64];
     uint64_t weight_total = 0;
+    int rc;
 
     options->class_count = 0;
-    while (*p != '\0') {
-        char item[64];
-        size_t n = strcspn(p, ",");
-        if (n == 0 || n >= sizeof(item) || options->class_count == BENCH_MESSAGE_CLASSES_MAX) {
+    while ((rc = bench_args_list_next(&cursor, item, sizeof(item))) > 0) {
+        if (options->class_count == BENCH_MESSAGE_CLASSES_MAX) {
             return -EINVAL;
         }
-        memcpy(item, p, n);
-        item[n] = '\0';
         char *colon = strchr(item, ':');
         if (colon == NULL) {
             return -EINVAL;
@@ -567,31 +430,20 @@ parse_size_mix(const char *text, struct bench_smtp_options *options)
         uint64_t size;
         uint64_t weight;
         if (bench_smtp_options_size(item, &size) < 0 || size == 0 ||
-            size > BENCH_MESSAGE_BYTES_MAX || parse_u64(colon + 1, 0, 1000000, &weight) < 0) {
+            size > BENCH_MESSAGE_BYTES_MAX ||
+            bench_args_u64(colon + 1, 0, 1000000, &weight) < 0) {
             return -EINVAL;
         }
         options->classes[options->class_count].size_bytes = (size_t)size;
         options->classes[options->class_count].weight = (uint32_t)weight;
         options->class_count++;
         weight_total += weight;
-        p += n;
-        if (*p == ',') {
-            p++;
-            if (*p == '\0') {
-                return -EINVAL;
-            }
-        }
     }
-    return options->class_count > 0 && weight_total > 0 ? 0 : -EINVAL;
+    return rc == 0 && options->class_count > 0 && weight_total > 0 ? 0 : -EINVAL;
 }
 
 static int
 usage_error(const char *option, const char *value, const char *why)
 {
-    if (value != NULL) {
-        (void)fprintf(stderr, "toaster-bench smtp: %s %s: %s\n", option, value, why);
-    } else {
-        (void)fprintf(stderr, "toaster-bench smtp: %s %s\n", option, why);
-    }
-    return -EINVAL;
+    return bench_args_usage_error("smtp", option, value, why);
 }
