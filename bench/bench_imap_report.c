@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "bench/bench_report.h"
 #include "core/assertions.h"
 
 static_assert(BENCH_IMAP_REPORT_LITERAL_BYTES_MAX < UINT64_MAX / 10, "brace value cannot wrap");
@@ -23,8 +24,6 @@ static void reader_reset(struct bench_imap_report_reader *reader);
 static bool reader_line_byte(struct bench_imap_report_reader *reader, char ch);
 static void reader_text_line_end(struct bench_imap_report_reader *reader);
 static uint64_t load(const uint64_t *p);
-static void latency_print(FILE *out, uint64_t us);
-static void json_string(FILE *out, const char *s);
 static void json_histogram(FILE *out, const struct histogram *h);
 static void summary_latency(FILE *out, const struct histogram *h);
 static bool is_atom_char(char ch);
@@ -288,7 +287,7 @@ bench_imap_report_progress(FILE *out, double elapsed_s, const struct bench_imap_
     }
     (void)fprintf(out, "\r%7.1fs %10" PRIu64 " cmds %9.1f cmds/s  p99 ", elapsed_s,
                   bench_imap_stats_done(stats), per_s_now);
-    latency_print(out, histogram_quantile(&all, 0.99));
+    bench_report_latency(out, histogram_quantile(&all, 0.99));
     (void)fprintf(out, "  errors %" PRIu64 "  conns %" PRIu64 " ready %" PRIu64 "\033[K",
                   bench_imap_stats_errors(stats), stats->connections_open, stats->sessions_ready);
     (void)fflush(out);
@@ -425,23 +424,14 @@ bench_imap_report_json(const char *path, const struct bench_imap_report_info *in
                   bench_imap_stats_errors(stats), stats->connect_errors, stats->timeouts,
                   stats->closed, stats->protocol_errors, stats->login_refused,
                   stats->select_refused, stats->bye);
-    (void)fprintf(out, "  \"connects\": %" PRIu64 ",\n", stats->connects_ok);
-    (void)fprintf(out, "  \"server\": ");
-    json_string(out, info->server);
-    (void)fprintf(out, ",\n  \"connections\": %" PRIu32 ",\n", info->connections);
-    (void)fprintf(out, "  \"threads\": %" PRIu32 ",\n", info->threads);
+    bench_report_json_target(out, stats->connects_ok, info->server, info->connections,
+                             info->threads);
     (void)fprintf(out, "  \"mix\": ");
-    json_string(out, info->mix_text);
+    bench_report_json_string(out, info->mix_text);
     (void)fprintf(out, ",\n  \"mailbox\": ");
-    json_string(out, info->mailbox);
-    (void)fprintf(out, ",\n  \"command\": ");
-    json_string(out, info->command);
-    (void)fprintf(out, "\n}\n");
-    int rc = ferror(out) ? -EIO : 0;
-    if (fclose(out) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    return rc;
+    bench_report_json_string(out, info->mailbox);
+    (void)fprintf(out, ",\n");
+    return bench_report_json_end(out, info->command);
 }
 
 void
@@ -463,11 +453,11 @@ bench_imap_report_idle_summary(FILE *out, const struct bench_imap_report_info *i
                   " never heard\n",
                   result->heard, result->expected, result->expected - result->heard);
     (void)fprintf(out, "  push        p50 ");
-    latency_print(out, histogram_quantile(&result->push, 0.50));
+    bench_report_latency(out, histogram_quantile(&result->push, 0.50));
     (void)fprintf(out, ", p99 ");
-    latency_print(out, histogram_quantile(&result->push, 0.99));
+    bench_report_latency(out, histogram_quantile(&result->push, 0.99));
     (void)fprintf(out, ", max ");
-    latency_print(out, result->push.max_us);
+    bench_report_latency(out, result->push.max_us);
     (void)fprintf(out, " (SMTP 250 to \"* n EXISTS\")\n");
     (void)fprintf(
         out,
@@ -498,15 +488,9 @@ bench_imap_report_idle_json(const char *path, const struct bench_imap_report_inf
     json_histogram(out, &result->push);
     (void)fprintf(out, ",\n  \"errors\": %" PRIu64 ",\n", bench_imap_stats_errors(stats));
     (void)fprintf(out, "  \"server\": ");
-    json_string(out, info->server);
-    (void)fprintf(out, ",\n  \"command\": ");
-    json_string(out, info->command);
-    (void)fprintf(out, "\n}\n");
-    int rc = ferror(out) ? -EIO : 0;
-    if (fclose(out) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    return rc;
+    bench_report_json_string(out, info->server);
+    (void)fprintf(out, ",\n");
+    return bench_report_json_end(out, info->command);
 }
 
 static void
@@ -618,18 +602,6 @@ load(const uint64_t *p)
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 
-static void
-latency_print(FILE *out, uint64_t us)
-{
-    if (us < 1000) {
-        (void)fprintf(out, "%" PRIu64 " us", us);
-    } else if (us < 1000000) {
-        (void)fprintf(out, "%.2f ms", (double)us / 1e3);
-    } else {
-        (void)fprintf(out, "%.3f s", (double)us / 1e6);
-    }
-}
-
 /* Five right-aligned latency columns: p50 p90 p99 p99.9 max. */
 static void
 summary_latency(FILE *out, const struct histogram *h)
@@ -663,22 +635,6 @@ json_histogram(FILE *out, const struct histogram *h)
         ", \"p999\": %" PRIu64 ", \"max\": %" PRIu64 ", \"mean\": %.1f}",
         h->count, histogram_quantile(h, 0.50), histogram_quantile(h, 0.90),
         histogram_quantile(h, 0.99), histogram_quantile(h, 0.999), h->max_us, histogram_mean(h));
-}
-
-static void
-json_string(FILE *out, const char *s)
-{
-    (void)fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\') {
-            (void)fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20) {
-            (void)fprintf(out, "\\u%04x", *p);
-        } else {
-            (void)fputc(*p, out);
-        }
-    }
-    (void)fputc('"', out);
 }
 
 /* An IMAP atom character (RFC 3501 ATOM-CHAR, '+' allowed for tags is

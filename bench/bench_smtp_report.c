@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "bench/bench_report.h"
 #include "core/assertions.h"
 
 /* Named error kinds, in the order the summary and the JSON list them. */
@@ -32,8 +33,6 @@ static const struct error_kind error_kinds[] = {
 static uint64_t load(const uint64_t *p);
 static uint64_t error_kind_count(const struct bench_smtp_stats *stats,
                                  const struct error_kind *kind);
-static void latency_print(FILE *out, uint64_t us);
-static void json_string(FILE *out, const char *s);
 static double mb_per_s(const struct bench_smtp_report_info *info,
                        const struct bench_smtp_stats *stats);
 static double msgs_per_s(const struct bench_smtp_report_info *info,
@@ -103,7 +102,7 @@ bench_smtp_report_progress(FILE *out, double elapsed_s, const struct bench_smtp_
 {
     (void)fprintf(out, "\r%7.1fs %10" PRIu64 " msgs %9.1f msgs/s  p99 ", elapsed_s,
                   stats->messages_accepted, msgs_per_s_now);
-    latency_print(out, histogram_quantile(&stats->latency, 0.99));
+    bench_report_latency(out, histogram_quantile(&stats->latency, 0.99));
     (void)fprintf(out, "  errors %" PRIu64 "  conns %" PRIu64 "\033[K",
                   bench_smtp_stats_errors(stats), stats->connections_open);
     (void)fflush(out);
@@ -130,15 +129,15 @@ bench_smtp_report_summary(FILE *out, const struct bench_smtp_report_info *info,
     (void)fprintf(out, "  throughput  %.1f msgs/s, %.2f MB/s\n", msgs_per_s(info, stats),
                   mb_per_s(info, stats));
     (void)fprintf(out, "  latency     p50 ");
-    latency_print(out, histogram_quantile(latency, 0.50));
+    bench_report_latency(out, histogram_quantile(latency, 0.50));
     (void)fprintf(out, ", p90 ");
-    latency_print(out, histogram_quantile(latency, 0.90));
+    bench_report_latency(out, histogram_quantile(latency, 0.90));
     (void)fprintf(out, ", p99 ");
-    latency_print(out, histogram_quantile(latency, 0.99));
+    bench_report_latency(out, histogram_quantile(latency, 0.99));
     (void)fprintf(out, ", p99.9 ");
-    latency_print(out, histogram_quantile(latency, 0.999));
+    bench_report_latency(out, histogram_quantile(latency, 0.999));
     (void)fprintf(out, ", max ");
-    latency_print(out, latency->max_us);
+    bench_report_latency(out, latency->max_us);
     (void)fprintf(out, " (end of data to final reply)\n");
     (void)fprintf(out, "  connects    %" PRIu64 " ok, %" PRIu64 " failed\n", stats->connects_ok,
                   stats->connect_errors);
@@ -207,28 +206,14 @@ bench_smtp_report_json(const char *path, const struct bench_smtp_report_info *in
         }
     }
     (void)fprintf(out, "},\n");
-    (void)fprintf(out, "  \"connects\": %" PRIu64 ",\n", stats->connects_ok);
-    (void)fprintf(out, "  \"server\": ");
-    json_string(out, info->server);
-    (void)fprintf(out, ",\n  \"connections\": %" PRIu32 ",\n", info->connections);
-    (void)fprintf(out, "  \"threads\": %" PRIu32 ",\n", info->threads);
+    bench_report_json_target(out, stats->connects_ok, info->server, info->connections,
+                             info->threads);
     (void)fprintf(out, "  \"size\": ");
-    json_string(out, info->size_text);
+    bench_report_json_string(out, info->size_text);
     (void)fprintf(out, ",\n  \"pipelining\": %s,\n", info->is_pipelining ? "true" : "false");
     (void)fprintf(out, "  \"bdat\": %s,\n", info->is_bdat ? "true" : "false");
     (void)fprintf(out, "  \"rate\": %.3f,\n", info->rate);
-    (void)fprintf(out, "  \"command\": ");
-    json_string(out, info->command);
-    (void)fprintf(out, "\n}\n");
-
-    int rc = 0;
-    if (ferror(out)) {
-        rc = -EIO;
-    }
-    if (fclose(out) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    return rc;
+    return bench_report_json_end(out, info->command);
 }
 
 static uint64_t
@@ -241,34 +226,6 @@ static uint64_t
 error_kind_count(const struct bench_smtp_stats *stats, const struct error_kind *kind)
 {
     return load((const uint64_t *)((const char *)stats + kind->offset));
-}
-
-static void
-latency_print(FILE *out, uint64_t us)
-{
-    if (us < 1000) {
-        (void)fprintf(out, "%" PRIu64 " us", us);
-    } else if (us < 1000000) {
-        (void)fprintf(out, "%.2f ms", (double)us / 1e3);
-    } else {
-        (void)fprintf(out, "%.3f s", (double)us / 1e6);
-    }
-}
-
-static void
-json_string(FILE *out, const char *s)
-{
-    (void)fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\') {
-            (void)fprintf(out, "\\%c", *p);
-        } else if (*p < 0x20) {
-            (void)fprintf(out, "\\u%04x", *p);
-        } else {
-            (void)fputc(*p, out);
-        }
-    }
-    (void)fputc('"', out);
 }
 
 static double
