@@ -21,39 +21,16 @@
 
 #include "bench/bench_imap_options.h"
 #include "bench/bench_imap_report.h"
+#include "test_bench_capture.h"
 #include "unit.h"
 
-#define ARGS_MAX 40
-#define CAPTURE_BYTES 8192
 #define RESPONSES_MAX 8
 
-static char captured_err[CAPTURE_BYTES];
-static char captured_out[CAPTURE_BYTES];
-
-static void
-capture_begin(int fd, FILE *stream, FILE **file_out, int *saved_out)
+/* bench_imap_options_parse() behind the capture's void * signature. */
+static int
+parse_imap(int argc, char **argv, void *options)
 {
-    (void)fflush(stream);
-    *file_out = tmpfile();
-    *saved_out = dup(fd);
-    if (*file_out == NULL || *saved_out < 0 || dup2(fileno(*file_out), fd) < 0) {
-        perror("capture");
-        abort();
-    }
-}
-
-static void
-capture_end(int fd, FILE *stream, FILE *file, int saved, char *out, size_t out_bytes)
-{
-    (void)fflush(stream);
-    if (dup2(saved, fd) < 0 || close(saved) < 0) {
-        perror("capture");
-        abort();
-    }
-    rewind(file);
-    size_t n = fread(out, 1, out_bytes - 1, file);
-    out[n] = '\0';
-    (void)fclose(file);
+    return bench_imap_options_parse(argc, argv, options);
 }
 
 /* bench_imap_options_parse() on command followed by the NULL-terminated
@@ -61,60 +38,23 @@ capture_end(int fd, FILE *stream, FILE *file, int saved, char *out, size_t out_b
 static int
 parse(struct bench_imap_options *options, const char *command, ...)
 {
-    char *argv[ARGS_MAX + 2];
-    int argc = 0;
     va_list ap;
-
-    argv[argc++] = (char *)command;
     va_start(ap, command);
-    for (;;) {
-        char *arg = va_arg(ap, char *);
-        if (arg == NULL) {
-            break;
-        }
-        if (argc > ARGS_MAX) {
-            abort();
-        }
-        argv[argc++] = arg;
-    }
+    int rc = test_bench_parse(parse_imap, options, command, ap);
     va_end(ap);
-    argv[argc] = NULL;
-
-    FILE *err_file;
-    FILE *out_file;
-    int err_saved;
-    int out_saved;
-    capture_begin(STDERR_FILENO, stderr, &err_file, &err_saved);
-    capture_begin(STDOUT_FILENO, stdout, &out_file, &out_saved);
-    int rc = bench_imap_options_parse(argc, argv, options);
-    capture_end(STDOUT_FILENO, stdout, out_file, out_saved, captured_out, sizeof(captured_out));
-    capture_end(STDERR_FILENO, stderr, err_file, err_saved, captured_err, sizeof(captured_err));
     return rc;
 }
 
 static bool
 is_usage_error(int rc, const char *option)
 {
-    size_t n = strlen(captured_err);
-    bool ok = rc == -EINVAL && captured_out[0] == '\0' && n > 0 &&
-              strchr(captured_err, '\n') == captured_err + n - 1 &&
-              strncmp(captured_err, "toaster-bench imap", 18) == 0 &&
-              strstr(captured_err, option) != NULL;
-    if (!ok) {
-        (void)fprintf(stderr, "  rc %d, stderr \"%s\", want a usage error naming %s\n", rc,
-                      captured_err, option);
-    }
-    return ok;
+    return test_bench_is_usage_error(rc, "toaster-bench imap", option);
 }
 
 static bool
 is_ok(int rc)
 {
-    bool ok = rc == 0 && captured_err[0] == '\0' && captured_out[0] == '\0';
-    if (!ok) {
-        (void)fprintf(stderr, "  rc %d, stderr \"%s\"\n", rc, captured_err);
-    }
-    return ok;
+    return test_bench_is_ok(rc);
 }
 
 static void
@@ -158,9 +98,9 @@ test_defaults(void)
     CHECK_STR(o.smtp_text, "127.0.0.1:2525");
 
     CHECK(parse(&o, "imap", "--help", NULL) == BENCH_IMAP_OPTIONS_HELP);
-    CHECK(strstr(captured_out, "usage: toaster-bench imap ") != NULL);
+    CHECK(strstr(test_bench_captured_out, "usage: toaster-bench imap ") != NULL);
     CHECK(parse(&o, "imap-idle", "-h", NULL) == BENCH_IMAP_OPTIONS_HELP);
-    CHECK(strstr(captured_out, "usage: toaster-bench imap-idle") != NULL);
+    CHECK(strstr(test_bench_captured_out, "usage: toaster-bench imap-idle") != NULL);
 }
 
 static void

@@ -21,39 +21,14 @@
 #include <unistd.h>
 
 #include "bench/bench_smtp_options.h"
+#include "test_bench_capture.h"
 #include "unit.h"
 
-#define ARGS_MAX 32
-#define CAPTURE_BYTES 8192
-
-/* What the last parse() wrote to stderr and stdout. */
-static char captured_err[CAPTURE_BYTES];
-static char captured_out[CAPTURE_BYTES];
-
-static void
-capture_begin(int fd, FILE *stream, FILE **file_out, int *saved_out)
+/* bench_smtp_options_parse() behind the capture's void * signature. */
+static int
+parse_smtp(int argc, char **argv, void *options)
 {
-    (void)fflush(stream);
-    *file_out = tmpfile();
-    *saved_out = dup(fd);
-    if (*file_out == NULL || *saved_out < 0 || dup2(fileno(*file_out), fd) < 0) {
-        perror("capture");
-        abort();
-    }
-}
-
-static void
-capture_end(int fd, FILE *stream, FILE *file, int saved, char *out, size_t out_bytes)
-{
-    (void)fflush(stream);
-    if (dup2(saved, fd) < 0 || close(saved) < 0) {
-        perror("capture");
-        abort();
-    }
-    rewind(file);
-    size_t n = fread(out, 1, out_bytes - 1, file);
-    out[n] = '\0';
-    (void)fclose(file);
+    return bench_smtp_options_parse(argc, argv, options);
 }
 
 /* bench_smtp_options_parse() on "smtp" followed by the NULL-terminated
@@ -61,62 +36,23 @@ capture_end(int fd, FILE *stream, FILE *file, int saved, char *out, size_t out_b
 static int
 parse(struct bench_smtp_options *options, ...)
 {
-    char *argv[ARGS_MAX + 2];
-    int argc = 0;
     va_list ap;
-
-    argv[argc++] = (char *)"smtp";
     va_start(ap, options);
-    for (;;) {
-        char *arg = va_arg(ap, char *);
-        if (arg == NULL) {
-            break;
-        }
-        if (argc > ARGS_MAX) {
-            abort();
-        }
-        argv[argc++] = arg;
-    }
+    int rc = test_bench_parse(parse_smtp, options, "smtp", ap);
     va_end(ap);
-    argv[argc] = NULL;
-
-    FILE *err_file;
-    FILE *out_file;
-    int err_saved;
-    int out_saved;
-    capture_begin(STDERR_FILENO, stderr, &err_file, &err_saved);
-    capture_begin(STDOUT_FILENO, stdout, &out_file, &out_saved);
-    int rc = bench_smtp_options_parse(argc, argv, options);
-    capture_end(STDOUT_FILENO, stdout, out_file, out_saved, captured_out, sizeof(captured_out));
-    capture_end(STDERR_FILENO, stderr, err_file, err_saved, captured_err, sizeof(captured_err));
     return rc;
 }
 
-/* A usage error: -EINVAL, nothing on stdout, and exactly one line on
- * stderr that names the option. */
 static bool
 is_usage_error(int rc, const char *option)
 {
-    size_t n = strlen(captured_err);
-    bool ok = rc == -EINVAL && captured_out[0] == '\0' && n > 0 &&
-              strchr(captured_err, '\n') == captured_err + n - 1 &&
-              strncmp(captured_err, "toaster-bench smtp: ", 20) == 0 &&
-              strstr(captured_err, option) != NULL;
-    if (!ok) {
-        (void)fprintf(stderr, "  rc %d, stderr \"%s\", want a usage error naming %s\n", rc,
-                      captured_err, option);
-    }
-    return ok;
+    return test_bench_is_usage_error(rc, "toaster-bench smtp: ", option);
 }
 
 static bool
 is_ok(int rc)
 {
-    bool ok = rc == 0 && captured_err[0] == '\0' && captured_out[0] == '\0';
-    if (!ok) {
-        (void)fprintf(stderr, "  rc %d, stderr \"%s\"\n", rc, captured_err);
-    }
-    return ok;
+    return test_bench_is_ok(rc);
 }
 
 static void
@@ -524,7 +460,7 @@ test_protocol(void)
     /* A line end would smuggle a command; the message echoes it, so it is
      * not one line, but the option is refused all the same. */
     CHECK(parse(&o, "--helo", "crlf\r\nQUIT", NULL) == -EINVAL);
-    CHECK(strstr(captured_err, "--helo") != NULL);
+    CHECK(strstr(test_bench_captured_err, "--helo") != NULL);
     char helo[200];
     memset(helo, 'h', sizeof(helo));
     helo[BENCH_SMTP_HELO_BYTES_MAX - 1] = '\0';
@@ -610,11 +546,11 @@ test_unknown_and_help(void)
     CHECK(is_usage_error(parse(&o, "--s", "1", NULL), "--s"));
 
     CHECK(parse(&o, "--help", NULL) == BENCH_SMTP_OPTIONS_HELP);
-    CHECK(strncmp(captured_out, "usage: toaster-bench smtp", 25) == 0);
-    CHECK(strstr(captured_out, "--size-mix") != NULL);
-    CHECK(captured_err[0] == '\0');
+    CHECK(strncmp(test_bench_captured_out, "usage: toaster-bench smtp", 25) == 0);
+    CHECK(strstr(test_bench_captured_out, "--size-mix") != NULL);
+    CHECK(test_bench_captured_err[0] == '\0');
     CHECK(parse(&o, "-h", NULL) == BENCH_SMTP_OPTIONS_HELP);
-    CHECK(strncmp(captured_out, "usage: toaster-bench smtp", 25) == 0);
+    CHECK(strncmp(test_bench_captured_out, "usage: toaster-bench smtp", 25) == 0);
     /* Help wins over what follows it, broken or not. */
     CHECK(parse(&o, "--help", "--connections", "0", NULL) == BENCH_SMTP_OPTIONS_HELP);
 
