@@ -57,9 +57,6 @@
 #define RECV_BUFFER_BYTES 16384
 #define RECV_BUFFER_IDLE_BYTES 2048
 #define CMD_BYTES 1024
-#define BACKOFF_NS (100 * NS_PER_MS)
-#define TICK_NS (100 * NS_PER_MS)
-#define HOPELESS_NS (5 * NS_PER_S)
 #define PORTS_PER_SOURCE 20000
 #define APPEND_BODY_BYTES 4096
 #define USERS_FILE_BYTES_MAX (256u * 1024 * 1024)
@@ -142,26 +139,16 @@ struct worker {
     struct run *run;
     uint32_t index;
     struct conn *conns;
-    uint32_t conn_count;
-    uint32_t global_base;
+    uint32_t global_base; /* global_index of the first slot */
     char *slab;
     struct bench_imap_report_reader *readers;
-    uint32_t live_count;
-    uint64_t started;
-    bool has_count;
-    uint64_t count_share;
-    uint64_t end_ns;
-    bool is_stopping;
     uint64_t rng;
-    uint32_t source_next;
     uint64_t last_tick_ns;
-    uint64_t last_progress_ns;
-    uint64_t failures_since_progress;
-    bool has_reported_connect_error;
-    bool has_reported_protocol_error;
     bool has_reported_refusal;
     struct bench_imap_stats stats;
 };
+
+static_assert(offsetof(struct worker, loop) == 0, "a worker starts with its loop");
 
 struct run {
     const struct bench_imap_options *options;
@@ -190,11 +177,11 @@ static int deliver(struct run *run, uint64_t *t250_ns, uint8_t *has_message,
 static int idle_main_phase(struct run *run, uint32_t started_threads,
                            struct bench_imap_idle_result *result);
 static void *worker_main(void *arg);
-static int worker_setup(struct worker *w);
-static void worker_teardown(struct worker *w);
-static void worker_loop(struct worker *w);
+static int worker_setup(void *arg, uint32_t index);
+static void worker_teardown(void *arg);
+static void worker_join(void *ctx, void *arg);
+static void worker_loop(void *arg);
 static void worker_tick(struct worker *w, uint64_t now);
-static bool work_remains(struct worker *w, uint64_t now);
 static bool progress_print(void *ctx, uint64_t now);
 static void completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res);
 static void on_connect(struct worker *w, struct conn *c, int32_t res);
@@ -299,41 +286,12 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
     bench_loop_signals_install();
 
     uint32_t threads = options.threads;
-    uint32_t started_threads = 0;
-    uint32_t global_base = 0;
     for (uint32_t i = 0; i < threads; i++) {
-        struct worker *w = &run.workers[i];
-        w->run = &run;
-        w->index = i;
-        w->conn_count = options.connections / threads + (i < options.connections % threads);
-        w->global_base = global_base;
-        global_base += w->conn_count;
-        if (options.count > 0) {
-            w->has_count = true;
-            w->count_share = options.count / threads + (i < options.count % threads);
-        }
-        if (options.duration_s > 0) {
-            w->end_ns = run.start_ns + (uint64_t)(options.duration_s * 1e9);
-        }
-        w->rng = options.seed * 0x9e3779b97f4a7c15ULL + i + 1;
-        bench_imap_stats_init(&w->stats);
-        rc = worker_setup(w);
-        if (rc < 0) {
-            (void)fprintf(stderr, "toaster-bench %s: thread %" PRIu32 ": setup: %s\n", name, i,
-                          strerror(-rc));
-            break;
-        }
-        rc = pthread_create(&w->loop.thread, NULL, worker_main, w);
-        if (rc != 0) {
-            (void)fprintf(stderr, "toaster-bench %s: pthread_create: %s\n", name, strerror(rc));
-            worker_teardown(w);
-            break;
-        }
-        started_threads++;
+        run.workers[i].run = &run;
     }
-    if (started_threads < threads) {
-        bench_loop_stop_request();
-    }
+    uint32_t started_threads =
+        bench_loop_threads_start(run.workers, sizeof(run.workers[0]), threads, name,
+                                 worker_setup, worker_main, worker_teardown);
 
     struct bench_imap_idle_result *idle_result = NULL;
     int idle_rc = 0;
@@ -357,24 +315,14 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
 
     struct bench_imap_stats *total = malloc(sizeof(*total));
     int exit_status = BENCH_EXIT_FAILED;
-    int worker_rc = 0;
     if (total == NULL) {
         (void)fprintf(stderr, "toaster-bench %s: out of memory\n", name);
     } else {
         bench_imap_stats_init(total);
     }
-    for (uint32_t i = 0; i < started_threads; i++) {
-        struct worker *w = &run.workers[i];
-        int join_rc = pthread_join(w->loop.thread, NULL);
-        ASSERT(join_rc == 0);
-        if (w->loop.rc < 0) {
-            worker_rc = w->loop.rc;
-        }
-        if (total != NULL) {
-            bench_imap_stats_merge(total, &w->stats);
-        }
-        worker_teardown(w);
-    }
+    int worker_rc =
+        bench_loop_threads_join(run.workers, sizeof(run.workers[0]), started_threads, worker_join,
+                                total);
 
     if (total != NULL && started_threads == threads) {
         uint64_t end_ns = total->last_done_ns;
@@ -560,7 +508,7 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
         uint64_t live = 0;
         for (uint32_t i = 0; i < started_threads; i++) {
             idling += __atomic_load_n(&run->workers[i].stats.sessions_ready, __ATOMIC_RELAXED);
-            live += __atomic_load_n(&run->workers[i].live_count, __ATOMIC_RELAXED);
+            live += __atomic_load_n(&run->workers[i].loop.live_count, __ATOMIC_RELAXED);
         }
         if (idling == connections) {
             break;
@@ -817,34 +765,40 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
-
-    int rc = bench_loop_ring_init(&w->loop);
-    if (rc < 0) {
-        w->loop.rc = rc;
-        __atomic_store_n(&w->live_count, 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
-        return NULL;
-    }
-    worker_loop(w);
-    __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
+    bench_loop_thread_run(&w->loop, worker_loop, w);
     return NULL;
 }
 
+/* Worker index's share of the run; allocate the slots and their buffers.
+ * Runs before the thread starts, after the workers before it. */
 static int
-worker_setup(struct worker *w)
+worker_setup(void *arg, uint32_t index)
 {
+    struct worker *w = arg;
     const struct run *run = w->run;
+    const struct bench_imap_options *options = run->options;
+
+    w->index = index;
+    bench_loop_share(&w->loop, index, options->threads, options->connections, options->count,
+                     options->duration_s, run->start_ns);
+    if (index > 0) {
+        const struct worker *before = w - 1;
+        w->global_base = before->global_base + before->loop.conn_count;
+    }
+    w->rng = options->seed * 0x9e3779b97f4a7c15ULL + index + 1;
+    bench_imap_stats_init(&w->stats);
+
     size_t per_conn = (run->recv_bytes + CMD_BYTES + 63) / 64 * 64;
 
-    w->conns = calloc(w->conn_count, sizeof(*w->conns));
-    w->slab = calloc(w->conn_count, per_conn);
-    w->readers = calloc(w->conn_count, sizeof(*w->readers));
+    w->conns = calloc(w->loop.conn_count, sizeof(*w->conns));
+    w->slab = calloc(w->loop.conn_count, per_conn);
+    w->readers = calloc(w->loop.conn_count, sizeof(*w->readers));
     if (w->conns == NULL || w->slab == NULL || w->readers == NULL) {
         worker_teardown(w);
         return -ENOMEM;
     }
-    bench_loop_init(&w->loop, "imap", w->conns, sizeof(*w->conns), w->conn_count);
-    for (uint32_t i = 0; i < w->conn_count; i++) {
+    bench_loop_init(&w->loop, "imap", w->conns, sizeof(*w->conns));
+    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
         struct conn *c = &w->conns[i];
         char *base = w->slab + (size_t)i * per_conn;
         c->global_index = w->global_base + i;
@@ -855,14 +809,14 @@ worker_setup(struct worker *w)
         c->reader = &w->readers[i];
         bench_imap_report_reader_init(c->reader);
     }
-    w->live_count = w->conn_count;
-    w->source_next = w->index;
     return 0;
 }
 
 static void
-worker_teardown(struct worker *w)
+worker_teardown(void *arg)
 {
+    struct worker *w = arg;
+
     bench_loop_ring_exit(&w->loop);
     free(w->conns);
     free(w->slab);
@@ -872,26 +826,40 @@ worker_teardown(struct worker *w)
     w->readers = NULL;
 }
 
+/* Merge the counters of a joined worker into ctx (if any), then free it. */
 static void
-worker_loop(struct worker *w)
+worker_join(void *ctx, void *arg)
 {
+    struct bench_imap_stats *total = ctx;
+    struct worker *w = arg;
+
+    if (total != NULL) {
+        bench_imap_stats_merge(total, &w->stats);
+    }
+    worker_teardown(w);
+}
+
+static void
+worker_loop(void *arg)
+{
+    struct worker *w = arg;
     uint64_t now = bench_loop_now_ns();
 
     w->last_tick_ns = now;
-    w->last_progress_ns = now;
-    for (uint32_t i = 0; i < w->conn_count; i++) {
+    w->loop.last_progress_ns = now;
+    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
         conn_start(w, &w->conns[i]);
     }
     /* Ends when every slot is retired, which work_remains() and the
      * timeouts guarantee. */
-    while (__atomic_load_n(&w->live_count, __ATOMIC_RELAXED) > 0) {
-        int rc = bench_loop_wait(&w->loop, TICK_NS, completion, w);
+    while (bench_loop_is_live(&w->loop)) {
+        int rc = bench_loop_wait(&w->loop, BENCH_LOOP_TICK_NS, completion, w);
         if (rc < 0) {
             w->loop.rc = rc;
             return;
         }
         now = bench_loop_now_ns();
-        if (now - w->last_tick_ns >= TICK_NS) {
+        if (now - w->last_tick_ns >= BENCH_LOOP_TICK_NS) {
             worker_tick(w, now);
             w->last_tick_ns = now;
         }
@@ -904,30 +872,22 @@ worker_tick(struct worker *w, uint64_t now)
 {
     const struct bench_imap_options *options = w->run->options;
 
-    if (!w->is_stopping && bench_loop_is_stop_requested()) {
-        w->is_stopping = true;
-    }
-    if (options->mode == BENCH_IMAP_MODE_IDLE && !w->is_stopping &&
+    /* imap-idle ends when the main thread has heard enough. */
+    if (options->mode == BENCH_IMAP_MODE_IDLE && !w->loop.is_stopping &&
         __atomic_load_n(&w->run->is_idle_over, __ATOMIC_ACQUIRE) != 0) {
-        w->is_stopping = true;
+        w->loop.is_stopping = true;
     }
-    if (!w->is_stopping && w->failures_since_progress > 0 &&
-        now - w->last_progress_ns > HOPELESS_NS) {
-        (void)fprintf(stderr,
-                      "toaster-bench imap: no session with %s got anywhere for %d s; giving up\n",
-                      options->server_text, (int)(HOPELESS_NS / NS_PER_S));
-        w->is_stopping = true;
-    }
-    bool is_working = work_remains(w, now);
+    bench_loop_tick_stop(&w->loop, now, options->server_text);
+    bool is_working = bench_loop_work_remains(&w->loop, now);
     if (!is_working) {
         struct conn *c;
         while ((c = conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue))) != NULL) {
             conn_enter(c, CONN_STATE_DONE);
-            __atomic_store_n(&w->live_count, w->live_count - 1, __ATOMIC_RELAXED);
+            bench_loop_retire(&w->loop);
         }
     }
     bool is_idle_end = !is_working && options->mode == BENCH_IMAP_MODE_IDLE;
-    for (uint32_t i = 0; i < w->conn_count; i++) {
+    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
         struct conn *c = &w->conns[i];
         if (is_idle_end && c->io.fd >= 0 && c->state != CONN_STATE_CLOSING) {
             /* The end of imap-idle: no goodbye needed; sessions that never
@@ -947,7 +907,7 @@ worker_tick(struct worker *w, uint64_t now)
                 conn_start(w, c);
             } else {
                 conn_enter(c, CONN_STATE_DONE);
-                __atomic_store_n(&w->live_count, w->live_count - 1, __ATOMIC_RELAXED);
+                bench_loop_retire(&w->loop);
             }
             break;
         case CONN_STATE_DRAIN:
@@ -973,21 +933,6 @@ worker_tick(struct worker *w, uint64_t now)
             break;
         }
     }
-}
-
-static bool
-work_remains(struct worker *w, uint64_t now)
-{
-    if (w->is_stopping) {
-        return false;
-    }
-    if (w->has_count && w->started >= w->count_share) {
-        return false;
-    }
-    if (w->end_ns > 0 && now >= w->end_ns) {
-        return false;
-    }
-    return true;
 }
 
 static void
@@ -1026,10 +971,10 @@ on_connect(struct worker *w, struct conn *c, int32_t res)
     ASSERT(c->state == CONN_STATE_CONNECTING);
     if (res < 0) {
         bench_imap_stats_add(&w->stats.connect_errors, 1);
-        if (!w->has_reported_connect_error) {
+        if (!w->loop.has_reported_connect_error) {
             (void)fprintf(stderr, "toaster-bench imap: connect to %s: %s\n",
                           w->run->options->server_text, strerror(-res));
-            w->has_reported_connect_error = true;
+            w->loop.has_reported_connect_error = true;
         }
         conn_close(w, c, true);
         return;
@@ -1099,9 +1044,9 @@ conn_start(struct worker *w, struct conn *c)
     uint64_t now = bench_loop_now_ns();
 
     ASSERT(c->state == CONN_STATE_IDLE);
-    if (!work_remains(w, now)) {
+    if (!bench_loop_work_remains(&w->loop, now)) {
         conn_enter(c, CONN_STATE_DONE);
-        __atomic_store_n(&w->live_count, w->live_count - 1, __ATOMIC_RELAXED);
+        bench_loop_retire(&w->loop);
         return;
     }
     if (w->loop.connects_in_flight >= BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX) {
@@ -1115,22 +1060,22 @@ conn_start(struct worker *w, struct conn *c)
     bool is_bind = false;
     int rc = bench_loop_connect(&w->loop, &c->io, &options->server, options->server_bytes,
                                 options->sources, options->source_count, options->source_bytes,
-                                &w->source_next, options->threads, &is_bind);
+                                &w->loop.source_next, options->threads, &is_bind);
     if (rc < 0) {
         bench_imap_stats_add(&w->stats.connect_errors, 1);
-        w->failures_since_progress++;
-        if (!w->has_reported_connect_error) {
+        w->loop.failures_since_progress++;
+        if (!w->loop.has_reported_connect_error) {
             (void)fprintf(stderr, "toaster-bench imap: %s: %s\n",
                           is_bind ? "bind to a source address" : "socket", strerror(-rc));
-            w->has_reported_connect_error = true;
+            w->loop.has_reported_connect_error = true;
         }
         conn_enter(c, CONN_STATE_BACKOFF);
-        c->deadline_ns = now + BACKOFF_NS;
+        c->deadline_ns = now + BENCH_LOOP_BACKOFF_NS;
         return;
     }
     c->is_login_op = is_login_op;
     if (c->is_login_op) {
-        w->started++;
+        bench_loop_work_started(&w->loop);
     }
     conn_enter(c, CONN_STATE_CONNECTING);
     c->connect_ns = now;
@@ -1148,7 +1093,7 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
     if (is_abnormal) {
         conn_lose_command(w, c);
         if (c->state <= CONN_STATE_SELECT) {
-            w->failures_since_progress++;
+            w->loop.failures_since_progress++;
         }
     }
     ready_set(w, c, false);
@@ -1183,12 +1128,12 @@ conn_finalize(struct worker *w, struct conn *c)
     c->uid_next = 0;
     uint64_t now = bench_loop_now_ns();
     /* imap-idle sessions are made once: a lost one stays lost. */
-    if (!work_remains(w, now) || w->run->options->mode == BENCH_IMAP_MODE_IDLE) {
+    if (!bench_loop_work_remains(&w->loop, now) || w->run->options->mode == BENCH_IMAP_MODE_IDLE) {
         conn_enter(c, CONN_STATE_DONE);
-        __atomic_store_n(&w->live_count, w->live_count - 1, __ATOMIC_RELAXED);
+        bench_loop_retire(&w->loop);
     } else if (c->is_abnormal_close) {
         conn_enter(c, CONN_STATE_BACKOFF);
-        c->deadline_ns = now + BACKOFF_NS;
+        c->deadline_ns = now + BENCH_LOOP_BACKOFF_NS;
     } else {
         conn_enter(c, CONN_STATE_IDLE);
         conn_start(w, c);
@@ -1241,14 +1186,14 @@ conn_protocol_error(struct worker *w, struct conn *c, const char *what, const ch
                     size_t text_bytes)
 {
     bench_imap_stats_add(&w->stats.protocol_errors, 1);
-    if (!w->has_reported_protocol_error) {
+    if (!w->loop.has_reported_protocol_error) {
         if (text_bytes > 100) {
             text_bytes = 100;
         }
         (void)fprintf(stderr, "toaster-bench imap: %s: %s%s%.*s%s\n", w->run->options->server_text,
                       what, text != NULL ? " \"" : "", (int)text_bytes, text != NULL ? text : "",
                       text != NULL ? "\"" : "");
-        w->has_reported_protocol_error = true;
+        w->loop.has_reported_protocol_error = true;
     }
     conn_close(w, c, true);
 }
@@ -1303,8 +1248,7 @@ session_response(struct worker *w, struct conn *c)
             c->exists_at_idle = c->exists;
             __atomic_store_n(&w->run->is_idling[c->global_index], 1, __ATOMIC_RELEASE);
             ready_set(w, c, true);
-            w->last_progress_ns = bench_loop_now_ns();
-            w->failures_since_progress = 0;
+            bench_loop_progress(&w->loop, bench_loop_now_ns());
             return;
         }
         conn_protocol_error(w, c, "continuation nobody asked for", r->text, r->text_bytes);
@@ -1404,8 +1348,7 @@ session_tagged(struct worker *w, struct conn *c, const struct bench_imap_report_
             session_refused(w, c, &w->stats.select_refused, "SELECT");
             return;
         }
-        w->last_progress_ns = now;
-        w->failures_since_progress = 0;
+        bench_loop_progress(&w->loop, now);
         if (w->run->options->mode == BENCH_IMAP_MODE_IDLE) {
             size_t n = tag_next(c);
             memcpy(c->cmd + n, " IDLE\r\n", 7);
@@ -1444,7 +1387,7 @@ session_tagged(struct worker *w, struct conn *c, const struct bench_imap_report_
             histogram_record(&ks->latency, (now - c->sent_ns) / NS_PER_US);
             bench_imap_stats_add(&ks->done, 1);
             bench_imap_stats_set(&w->stats.last_done_ns, now);
-            w->last_progress_ns = now;
+            w->loop.last_progress_ns = now;
         } else {
             bench_imap_stats_add(resp->status == BENCH_IMAP_REPORT_STATUS_NO ? &ks->no : &ks->bad,
                                  1);
@@ -1522,7 +1465,7 @@ session_ready(struct worker *w, struct conn *c)
     const struct bench_imap_options *options = w->run->options;
 
     c->deadline_ns = 0;
-    if (!work_remains(w, bench_loop_now_ns())) {
+    if (!bench_loop_work_remains(&w->loop, bench_loop_now_ns())) {
         session_logout(w, c);
         return;
     }
@@ -1533,7 +1476,7 @@ session_ready(struct worker *w, struct conn *c)
         session_logout(w, c);
         return;
     }
-    w->started++;
+    bench_loop_work_started(&w->loop);
     command_start(w, c, kind);
 }
 

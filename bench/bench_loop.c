@@ -41,22 +41,39 @@
 
 static int stop_requested; /* set by SIGINT/SIGTERM, read with atomics */
 
+static struct bench_loop *loop_at(void *workers, size_t stride, uint32_t index);
 static uint64_t user_data_pack(enum bench_loop_op op, const struct bench_loop_conn *io);
 static void send_submit(struct bench_loop *loop, struct bench_loop_conn *io);
 static void signal_stop(int signo);
 
 void
-bench_loop_init(struct bench_loop *loop, const char *name, void *conns, size_t conn_stride,
-                uint32_t conn_count)
+bench_loop_share(struct bench_loop *loop, uint32_t index, uint32_t threads, uint32_t connections,
+                 uint64_t count, double duration_s, uint64_t start_ns)
+{
+    ASSERT(index < threads);
+    /* The first connections % threads workers take one more. */
+    loop->conn_count = connections / threads + (index < connections % threads);
+    if (count > 0) {
+        loop->has_count = true;
+        loop->count_share = count / threads + (index < count % threads);
+    }
+    if (duration_s > 0) {
+        loop->end_ns = start_ns + (uint64_t)(duration_s * 1e9);
+    }
+    loop->source_next = index;
+}
+
+void
+bench_loop_init(struct bench_loop *loop, const char *name, void *conns, size_t conn_stride)
 {
     ASSERT(conn_stride >= sizeof(struct bench_loop_conn));
     loop->name = name;
     loop->conns = conns;
     loop->conn_stride = conn_stride;
-    loop->conn_count = conn_count;
+    loop->live_count = loop->conn_count;
     loop->connect_queue = (struct bench_loop_list){BENCH_LOOP_SLOT_NONE, BENCH_LOOP_SLOT_NONE, 0};
     loop->connects_in_flight = 0;
-    for (uint32_t i = 0; i < conn_count; i++) {
+    for (uint32_t i = 0; i < loop->conn_count; i++) {
         struct bench_loop_conn *io = bench_loop_conn_at(loop, i);
         io->slot = i;
         io->fd = -1;
@@ -101,6 +118,62 @@ bench_loop_ring_exit(struct bench_loop *loop)
         io_uring_queue_exit(&loop->ring);
         loop->is_ring_ready = false;
     }
+}
+
+bool
+bench_loop_work_remains(const struct bench_loop *loop, uint64_t now)
+{
+    if (loop->is_stopping) {
+        return false;
+    }
+    if (loop->has_count && loop->started >= loop->count_share) {
+        return false;
+    }
+    if (loop->end_ns > 0 && now >= loop->end_ns) {
+        return false;
+    }
+    return true;
+}
+
+void
+bench_loop_work_started(struct bench_loop *loop)
+{
+    loop->started++;
+}
+
+void
+bench_loop_progress(struct bench_loop *loop, uint64_t now)
+{
+    loop->last_progress_ns = now;
+    loop->failures_since_progress = 0;
+}
+
+void
+bench_loop_tick_stop(struct bench_loop *loop, uint64_t now, const char *server)
+{
+    if (!loop->is_stopping && bench_loop_is_stop_requested()) {
+        loop->is_stopping = true;
+    }
+    if (!loop->is_stopping && loop->failures_since_progress > 0 &&
+        now - loop->last_progress_ns > BENCH_LOOP_HOPELESS_NS) {
+        (void)fprintf(stderr,
+                      "toaster-bench %s: no session with %s got anywhere for %d s; giving up\n",
+                      loop->name, server, (int)(BENCH_LOOP_HOPELESS_NS / BENCH_LOOP_NS_PER_S));
+        loop->is_stopping = true;
+    }
+}
+
+void
+bench_loop_retire(struct bench_loop *loop)
+{
+    ASSERT(loop->live_count > 0);
+    __atomic_store_n(&loop->live_count, loop->live_count - 1, __ATOMIC_RELAXED);
+}
+
+bool
+bench_loop_is_live(const struct bench_loop *loop)
+{
+    return __atomic_load_n(&loop->live_count, __ATOMIC_RELAXED) > 0;
 }
 
 int
@@ -426,6 +499,66 @@ bench_loop_is_stop_requested(void)
     return __atomic_load_n(&stop_requested, __ATOMIC_RELAXED) != 0;
 }
 
+uint32_t
+bench_loop_threads_start(void *workers, size_t stride, uint32_t count, const char *name,
+                         bench_loop_setup_fn *setup, bench_loop_thread_fn *thread,
+                         bench_loop_teardown_fn *teardown)
+{
+    uint32_t started = 0;
+
+    for (uint32_t i = 0; i < count; i++) {
+        void *worker = (char *)workers + (size_t)i * stride;
+        int rc = setup(worker, i);
+        if (rc < 0) {
+            (void)fprintf(stderr, "toaster-bench %s: thread %" PRIu32 ": setup: %s\n", name, i,
+                          strerror(-rc));
+            break;
+        }
+        rc = pthread_create(&loop_at(workers, stride, i)->thread, NULL, thread, worker);
+        if (rc != 0) {
+            (void)fprintf(stderr, "toaster-bench %s: pthread_create: %s\n", name, strerror(rc));
+            teardown(worker);
+            break;
+        }
+        started++;
+    }
+    if (started < count) {
+        bench_loop_stop_request();
+    }
+    return started;
+}
+
+int
+bench_loop_threads_join(void *workers, size_t stride, uint32_t count, bench_loop_join_fn *join,
+                        void *ctx)
+{
+    int worker_rc = 0;
+
+    for (uint32_t i = 0; i < count; i++) {
+        struct bench_loop *loop = loop_at(workers, stride, i);
+        int join_rc = pthread_join(loop->thread, NULL);
+        ASSERT(join_rc == 0);
+        if (loop->rc < 0) {
+            worker_rc = loop->rc;
+        }
+        join(ctx, (char *)workers + (size_t)i * stride);
+    }
+    return worker_rc;
+}
+
+void
+bench_loop_thread_run(struct bench_loop *loop, void (*body)(void *worker), void *worker)
+{
+    int rc = bench_loop_ring_init(loop);
+    if (rc < 0) {
+        loop->rc = rc;
+        __atomic_store_n(&loop->live_count, 0, __ATOMIC_RELAXED);
+    } else {
+        body(worker);
+    }
+    __atomic_store_n(&loop->is_finished, true, __ATOMIC_RELEASE);
+}
+
 void
 bench_loop_watch(const void *loops, size_t stride, uint32_t count, bool is_progress,
                  uint64_t start_ns, bench_loop_progress_fn *progress, void *ctx)
@@ -479,6 +612,12 @@ bench_loop_rng_next(uint64_t *state)
     x ^= x >> 27;
     *state = x;
     return x * 0x2545F4914F6CDD1DULL;
+}
+
+static struct bench_loop *
+loop_at(void *workers, size_t stride, uint32_t index)
+{
+    return (struct bench_loop *)((char *)workers + (size_t)index * stride);
 }
 
 static uint64_t

@@ -31,6 +31,12 @@
 #define BENCH_LOOP_GENERATION_MASK ((UINT32_C(1) << BENCH_LOOP_GENERATION_BITS) - 1)
 /* File descriptors kept free beyond one per connection. */
 #define BENCH_LOOP_FD_RESERVE 64
+/* How often timeouts are checked, how long a failed slot waits before it
+ * connects again, and how long failing sessions may go on with none
+ * getting anywhere before the worker gives up. */
+#define BENCH_LOOP_TICK_NS (100 * BENCH_LOOP_NS_PER_MS)
+#define BENCH_LOOP_BACKOFF_NS (100 * BENCH_LOOP_NS_PER_MS)
+#define BENCH_LOOP_HOPELESS_NS (5 * BENCH_LOOP_NS_PER_S)
 
 enum bench_loop_op {
     BENCH_LOOP_OP_CONNECT = 1,
@@ -67,8 +73,10 @@ struct bench_loop_list {
     uint32_t count;
 };
 
-/* One worker thread's ring and slots. The slots live in the caller's array
- * of conn_stride-byte structs, each starting with a struct bench_loop_conn. */
+/* One worker thread's ring, slots and share of the work. The slots live
+ * in the caller's array of conn_stride-byte structs, each starting with a
+ * struct bench_loop_conn; the loop is the first member of the caller's
+ * worker struct. */
 struct bench_loop {
     const char            *name; /* "smtp", "imap": for messages */
     struct io_uring        ring;
@@ -76,8 +84,24 @@ struct bench_loop {
     char                  *conns;
     size_t                 conn_stride;
     uint32_t               conn_count;
+    uint32_t               live_count; /* slots not retired; others read it (atomics) */
     struct bench_loop_list connect_queue;
     uint32_t               connects_in_flight;
+    uint32_t               source_next; /* the next --source address, in turn */
+    /* The share of the work: --count (transactions, commands) or
+     * --duration, and whether to stop. */
+    bool                   has_count;
+    uint64_t               count_share; /* this worker's part of --count, maybe 0 */
+    uint64_t               started;
+    uint64_t               end_ns; /* --duration end; 0: none */
+    bool                   is_stopping;
+    /* Giving up: sessions that failed before getting anywhere, since the
+     * last one that did (what counts is the command's call). */
+    uint64_t               last_progress_ns;
+    uint64_t               failures_since_progress;
+    bool                   has_reported_connect_error;
+    bool                   has_reported_protocol_error;
+    /* The thread. */
     pthread_t              thread;
     int                    rc; /* 0, or -errno if the loop could not run */
     bool                   is_finished;
@@ -92,10 +116,17 @@ typedef void bench_loop_completion_fn(void *ctx, struct bench_loop_conn *io,
  * progress line (which the watch erases at the end). */
 typedef bool bench_loop_progress_fn(void *ctx, uint64_t now_ns);
 
-/* Prepare loop for conn_count slots at conns (stride bytes apart), each
- * with no socket and on no list. No ring yet: see bench_loop_ring_init(). */
-void bench_loop_init(struct bench_loop *loop, const char *name, void *conns, size_t conn_stride,
-                     uint32_t conn_count);
+/* Give worker index of threads its share: its part of connections
+ * (loop->conn_count), of count (0: none, --duration runs), and the end of
+ * duration_s seconds from start_ns (0: none). Its first --source is the
+ * index-th. */
+void bench_loop_share(struct bench_loop *loop, uint32_t index, uint32_t threads,
+                      uint32_t connections, uint64_t count, double duration_s, uint64_t start_ns);
+
+/* Prepare loop's loop->conn_count slots at conns (stride bytes apart), each
+ * with no socket and on no list, all live. No ring yet: see
+ * bench_loop_ring_init(). */
+void bench_loop_init(struct bench_loop *loop, const char *name, void *conns, size_t conn_stride);
 
 /* Make the ring; call on the thread that uses it (SINGLE_ISSUER and
  * DEFER_TASKRUN tie it to its creator; older kernels get a plain ring).
@@ -104,6 +135,29 @@ int bench_loop_ring_init(struct bench_loop *loop);
 
 /* Free the ring, if made. */
 void bench_loop_ring_exit(struct bench_loop *loop);
+
+/* Whether more work may start now: not stopping, --count not used up,
+ * --duration not over. */
+bool bench_loop_work_remains(const struct bench_loop *loop, uint64_t now);
+
+/* Count work started against the --count share. */
+void bench_loop_work_started(struct bench_loop *loop);
+
+/* A session got somewhere: the failures before it do not mean the server
+ * is hopeless. */
+void bench_loop_progress(struct bench_loop *loop, uint64_t now);
+
+/* From the tick: stop on SIGINT/SIGTERM, or when sessions have failed and
+ * none got anywhere for BENCH_LOOP_HOPELESS_NS (saying so once, naming
+ * server). */
+void bench_loop_tick_stop(struct bench_loop *loop, uint64_t now, const char *server);
+
+/* A slot is retired for good. */
+void bench_loop_retire(struct bench_loop *loop);
+
+/* Whether any slot is still live (a relaxed atomic read: the main thread
+ * reads it too). */
+bool bench_loop_is_live(const struct bench_loop *loop);
 
 /* Submit what is queued, wait up to wait_ns for a completion, then hand
  * every completion to fn. Returns 0, or -errno from the ring after saying
@@ -175,6 +229,33 @@ void bench_loop_stop_request(void);
 
 /* Whether a stop was asked for. */
 bool bench_loop_is_stop_requested(void);
+
+/* A worker's set-up (its part of the run, its slots; 0 or -errno), its
+ * thread, and its join (merge its counters, free it). */
+typedef int bench_loop_setup_fn(void *worker, uint32_t index);
+typedef void *bench_loop_thread_fn(void *worker);
+typedef void bench_loop_teardown_fn(void *worker);
+typedef void bench_loop_join_fn(void *ctx, void *worker);
+
+/* On the main thread: set up and start count workers (stride bytes apart
+ * from workers, each starting with its struct bench_loop), in order, until
+ * one fails, said on stderr as "toaster-bench name: ..." (a failed setup
+ * frees what it made; a worker set up but not started is torn down).
+ * Returns how many run; if not all, the ones that do are asked to stop. */
+uint32_t bench_loop_threads_start(void *workers, size_t stride, uint32_t count, const char *name,
+                                  bench_loop_setup_fn *setup, bench_loop_thread_fn *thread,
+                                  bench_loop_teardown_fn *teardown);
+
+/* Join the count started workers, in order, calling join on each after its
+ * thread ends. Returns 0, or the -errno of the last worker whose loop
+ * failed. */
+int bench_loop_threads_join(void *workers, size_t stride, uint32_t count, bench_loop_join_fn *join,
+                            void *ctx);
+
+/* On the worker thread: make the ring, run body, and mark the loop
+ * finished for bench_loop_watch(). A ring that cannot be made leaves rc
+ * set and no slot live. */
+void bench_loop_thread_run(struct bench_loop *loop, void (*body)(void *worker), void *worker);
 
 /* On the main thread: wait until the count loops (stride bytes apart from
  * loops) are finished, calling progress once a second from start_ns when

@@ -59,10 +59,7 @@
 #include "core/assertions.h"
 
 #define RECV_BUFFER_BYTES 2048
-#define BACKOFF_NS (100 * BENCH_LOOP_NS_PER_MS)
-#define TICK_NS (100 * BENCH_LOOP_NS_PER_MS)
 #define RATE_TICK_NS_MIN (50 * BENCH_LOOP_NS_PER_US)
-#define HOPELESS_NS (5 * BENCH_LOOP_NS_PER_S)
 
 static_assert(BENCH_SMTP_CONNECTIONS_MAX < BENCH_LOOP_SLOT_NONE, "slot numbers fit in 32 bits");
 static_assert(RECV_BUFFER_BYTES > 512 + 2,
@@ -132,19 +129,11 @@ struct worker {
     struct run             *run;
     uint32_t                index;
     struct conn            *conns;
-    uint32_t                conn_count;
     char                   *slab;
-    uint32_t                live_count;   /* slots not DONE */
     struct bench_loop_list  parked; /* READY slots waiting for the rate */
-    uint64_t                started;      /* transactions started */
-    bool                    has_count;    /* --count, else --duration */
-    uint64_t                count_share;  /* this worker's part of --count, maybe 0 */
-    uint64_t                end_ns;       /* --duration end; 0: none */
     double                  rate;         /* this worker's share; 0: closed loop */
-    bool                    is_stopping;
     uint64_t                sequence;
     uint64_t                rng;
-    uint32_t                source_next;
     time_t                  date_second;
     char                    date[BENCH_MESSAGE_DATE_BYTES];
     char                    ehlo_line[BENCH_SMTP_HELO_BYTES_MAX + 8];
@@ -152,14 +141,10 @@ struct worker {
     char                   *rcpt_storage; /* rcpts_per_message addresses */
     const char            **rcpt_ptrs;
     uint64_t                last_tick_ns;
-    /* Giving up: sessions that failed before EHLO was accepted, since the
-     * last one that got that far or the last final reply. */
-    uint64_t                last_progress_ns;
-    uint64_t                failures_since_progress;
-    bool                    has_reported_connect_error;
-    bool                    has_reported_protocol_error;
     struct bench_smtp_stats stats;
 };
+
+static_assert(offsetof(struct worker, loop) == 0, "a worker starts with its loop");
 
 struct run {
     const struct bench_smtp_options *options;
@@ -177,12 +162,12 @@ struct run {
 };
 
 static void *worker_main(void *arg);
-static int worker_setup(struct worker *w);
-static void worker_teardown(struct worker *w);
-static void worker_loop(struct worker *w);
+static int worker_setup(void *arg, uint32_t index);
+static void worker_teardown(void *arg);
+static void worker_join(void *ctx, void *arg);
+static void worker_loop(void *arg);
 static void worker_tick(struct worker *w, uint64_t now);
 static void worker_rate_release(struct worker *w, uint64_t now);
-static bool work_remains(struct worker *w, uint64_t now);
 static bool progress_print(void *ctx, uint64_t now);
 static void completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res);
 static void on_connect(struct worker *w, struct conn *c, int32_t res);
@@ -275,40 +260,12 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
         (void)fprintf(stderr, "toaster-bench smtp: out of memory\n");
         return BENCH_EXIT_FAILED;
     }
-    uint32_t started_threads = 0;
     for (uint32_t i = 0; i < threads; i++) {
-        struct worker *w = &run.workers[i];
-        w->run = &run;
-        w->index = i;
-        w->conn_count = options->connections / threads + (i < options->connections % threads);
-        if (options->count > 0) {
-            w->has_count = true;
-            w->count_share = options->count / threads + (i < options->count % threads);
-        }
-        if (options->duration_s > 0) {
-            w->end_ns = run.start_ns + (uint64_t)(options->duration_s * 1e9);
-        }
-        w->rate = options->rate / threads;
-        w->rng = options->seed * 0x9e3779b97f4a7c15ULL + i + 1;
-        bench_smtp_stats_init(&w->stats);
-        rc = worker_setup(w);
-        if (rc < 0) {
-            (void)fprintf(stderr, "toaster-bench smtp: thread %" PRIu32 ": setup: %s\n", i,
-                          strerror(-rc));
-            break;
-        }
-        rc = pthread_create(&w->loop.thread, NULL, worker_main, w);
-        if (rc != 0) {
-            (void)fprintf(stderr, "toaster-bench smtp: pthread_create: %s\n", strerror(rc));
-            worker_teardown(w);
-            rc = -rc;
-            break;
-        }
-        started_threads++;
+        run.workers[i].run = &run;
     }
-    if (started_threads < threads) {
-        bench_loop_stop_request();
-    }
+    uint32_t started_threads =
+        bench_loop_threads_start(run.workers, sizeof(run.workers[0]), threads, "smtp",
+                                 worker_setup, worker_main, worker_teardown);
 
     /* Watch: a progress line once a second on a terminal. */
     run.started_threads = started_threads;
@@ -319,24 +276,14 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
 
     struct bench_smtp_stats *total = malloc(sizeof(*total));
     int exit_status = BENCH_EXIT_FAILED;
-    int worker_rc = 0;
     if (total == NULL) {
         (void)fprintf(stderr, "toaster-bench smtp: out of memory\n");
     } else {
         bench_smtp_stats_init(total);
     }
-    for (uint32_t i = 0; i < started_threads; i++) {
-        struct worker *w = &run.workers[i];
-        int join_rc = pthread_join(w->loop.thread, NULL);
-        ASSERT(join_rc == 0);
-        if (w->loop.rc < 0) {
-            worker_rc = w->loop.rc;
-        }
-        if (total != NULL) {
-            bench_smtp_stats_merge(total, &w->stats);
-        }
-        worker_teardown(w);
-    }
+    int worker_rc =
+        bench_loop_threads_join(run.workers, sizeof(run.workers[0]), started_threads, worker_join,
+                                total);
 
     if (total != NULL && started_threads == threads) {
         uint64_t end_ns = total->last_final_reply_ns;
@@ -402,38 +349,41 @@ static void *
 worker_main(void *arg)
 {
     struct worker *w = arg;
-
-    int rc = bench_loop_ring_init(&w->loop);
-    if (rc < 0) {
-        w->loop.rc = rc;
-        __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
-        return NULL;
-    }
-    worker_loop(w);
-    __atomic_store_n(&w->loop.is_finished, true, __ATOMIC_RELEASE);
+    bench_loop_thread_run(&w->loop, worker_loop, w);
     return NULL;
 }
 
-/* Allocate the slots and their buffers; runs before the thread starts. */
+/* Worker index's share of the run; allocate the slots and their buffers.
+ * Runs before the thread starts. */
 static int
-worker_setup(struct worker *w)
+worker_setup(void *arg, uint32_t index)
 {
+    struct worker *w = arg;
     const struct run *run = w->run;
     const struct bench_smtp_options *options = run->options;
+    uint32_t threads = options->threads;
+
+    w->index = index;
+    bench_loop_share(&w->loop, index, threads, options->connections, options->count,
+                     options->duration_s, run->start_ns);
+    w->rate = options->rate / threads;
+    w->rng = options->seed * 0x9e3779b97f4a7c15ULL + index + 1;
+    bench_smtp_stats_init(&w->stats);
+
     size_t per_conn = RECV_BUFFER_BYTES + run->cmd_bytes_max + run->head_bytes_max;
     per_conn = (per_conn + 63) / 64 * 64; /* rounds up to a cache line */
 
-    w->conns = calloc(w->conn_count, sizeof(*w->conns));
+    w->conns = calloc(w->loop.conn_count, sizeof(*w->conns));
     /* Untouched pages of a large calloc cost nothing until used. */
-    w->slab = calloc(w->conn_count, per_conn);
+    w->slab = calloc(w->loop.conn_count, per_conn);
     w->rcpt_storage = calloc(options->rcpts_per_message, BENCH_MESSAGE_ADDRESS_BYTES_MAX);
     w->rcpt_ptrs = calloc(options->rcpts_per_message, sizeof(*w->rcpt_ptrs));
     if (w->conns == NULL || w->slab == NULL || w->rcpt_storage == NULL || w->rcpt_ptrs == NULL) {
         worker_teardown(w);
         return -ENOMEM;
     }
-    bench_loop_init(&w->loop, "smtp", w->conns, sizeof(*w->conns), w->conn_count);
-    for (uint32_t i = 0; i < w->conn_count; i++) {
+    bench_loop_init(&w->loop, "smtp", w->conns, sizeof(*w->conns));
+    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
         struct conn *c = &w->conns[i];
         char *base = w->slab + (size_t)i * per_conn;
         c->state = CONN_STATE_IDLE;
@@ -446,8 +396,6 @@ worker_setup(struct worker *w)
         w->rcpt_ptrs[i] = w->rcpt_storage + (size_t)i * BENCH_MESSAGE_ADDRESS_BYTES_MAX;
     }
     w->parked = (struct bench_loop_list){BENCH_LOOP_SLOT_NONE, BENCH_LOOP_SLOT_NONE, 0};
-    w->live_count = w->conn_count;
-    w->source_next = w->index;
     int n = snprintf(w->ehlo_line, sizeof(w->ehlo_line), "EHLO %s\r\n", options->helo);
     ASSERT(n > 0 && (size_t)n < sizeof(w->ehlo_line));
     n = snprintf(w->helo_line, sizeof(w->helo_line), "HELO %s\r\n", options->helo);
@@ -456,8 +404,10 @@ worker_setup(struct worker *w)
 }
 
 static void
-worker_teardown(struct worker *w)
+worker_teardown(void *arg)
 {
+    struct worker *w = arg;
+
     bench_loop_ring_exit(&w->loop);
     free(w->conns);
     free(w->slab);
@@ -469,28 +419,42 @@ worker_teardown(struct worker *w)
     w->rcpt_ptrs = NULL;
 }
 
+/* Merge the counters of a joined worker into ctx (if any), then free it. */
 static void
-worker_loop(struct worker *w)
+worker_join(void *ctx, void *arg)
 {
+    struct bench_smtp_stats *total = ctx;
+    struct worker *w = arg;
+
+    if (total != NULL) {
+        bench_smtp_stats_merge(total, &w->stats);
+    }
+    worker_teardown(w);
+}
+
+static void
+worker_loop(void *arg)
+{
+    struct worker *w = arg;
     uint64_t now = bench_loop_now_ns();
 
     w->last_tick_ns = now;
-    w->last_progress_ns = now;
-    for (uint32_t i = 0; i < w->conn_count; i++) {
+    w->loop.last_progress_ns = now;
+    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
         conn_start(w, &w->conns[i]);
     }
     /* The one loop meant to run until the work is done: it ends when every
      * slot is retired, which work_remains() and the timeouts guarantee. */
-    while (w->live_count > 0) {
-        uint64_t wait_ns = TICK_NS;
+    while (bench_loop_is_live(&w->loop)) {
+        uint64_t wait_ns = BENCH_LOOP_TICK_NS;
         if (w->rate > 0 && w->parked.count > 0) {
             /* Wake for the next message the rate allows. */
             wait_ns = (uint64_t)(1e9 / w->rate);
             if (wait_ns < RATE_TICK_NS_MIN) {
                 wait_ns = RATE_TICK_NS_MIN;
             }
-            if (wait_ns > TICK_NS) {
-                wait_ns = TICK_NS;
+            if (wait_ns > BENCH_LOOP_TICK_NS) {
+                wait_ns = BENCH_LOOP_TICK_NS;
             }
         }
         int rc = bench_loop_wait(&w->loop, wait_ns, completion, w);
@@ -502,7 +466,7 @@ worker_loop(struct worker *w)
         if (w->rate > 0) {
             worker_rate_release(w, now);
         }
-        if (now - w->last_tick_ns >= TICK_NS) {
+        if (now - w->last_tick_ns >= BENCH_LOOP_TICK_NS) {
             worker_tick(w, now);
             w->last_tick_ns = now;
         }
@@ -513,21 +477,12 @@ worker_loop(struct worker *w)
 }
 
 /* Timeouts, backoffs, the end of the run, and giving up on a server that
- * refuses everything. Runs every TICK_NS. */
+ * refuses everything. Runs every BENCH_LOOP_TICK_NS. */
 static void
 worker_tick(struct worker *w, uint64_t now)
 {
-    if (!w->is_stopping && bench_loop_is_stop_requested()) {
-        w->is_stopping = true;
-    }
-    if (!w->is_stopping && w->failures_since_progress > 0 &&
-        now - w->last_progress_ns > HOPELESS_NS) {
-        (void)fprintf(stderr,
-                      "toaster-bench smtp: no session with %s got anywhere for %d s; giving up\n",
-                      w->run->options->server_text, (int)(HOPELESS_NS / BENCH_LOOP_NS_PER_S));
-        w->is_stopping = true;
-    }
-    bool is_working = work_remains(w, now);
+    bench_loop_tick_stop(&w->loop, now, w->run->options->server_text);
+    bool is_working = bench_loop_work_remains(&w->loop, now);
     if (!is_working) {
         /* Nothing more to start: parked sessions say goodbye, queued and
          * backing-off slots retire. */
@@ -539,10 +494,10 @@ worker_tick(struct worker *w, uint64_t now)
         }
         while ((c = conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue))) != NULL) {
             conn_enter(c, CONN_STATE_DONE);
-            w->live_count--;
+            bench_loop_retire(&w->loop);
         }
     }
-    for (uint32_t i = 0; i < w->conn_count; i++) {
+    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
         struct conn *c = &w->conns[i];
         if (c->deadline_ns == 0 || now < c->deadline_ns) {
             continue;
@@ -555,7 +510,7 @@ worker_tick(struct worker *w, uint64_t now)
                 conn_start(w, c);
             } else {
                 conn_enter(c, CONN_STATE_DONE);
-                w->live_count--;
+                bench_loop_retire(&w->loop);
             }
             break;
         case CONN_STATE_DRAIN:
@@ -592,28 +547,13 @@ worker_rate_release(struct worker *w, uint64_t now)
 {
     uint64_t allowed = (uint64_t)((double)(now - w->run->start_ns) * w->rate / 1e9) + 1;
 
-    while (w->parked.count > 0 && w->started < allowed && work_remains(w, now)) {
+    while (w->parked.count > 0 && w->loop.started < allowed && bench_loop_work_remains(&w->loop, now)) {
         struct conn *c = conn_of(bench_loop_list_pop(&w->loop, &w->parked));
         ASSERT(c->state == CONN_STATE_READY);
         c->is_parked = false;
         txn_start(w, c);
         conn_settle(w, c);
     }
-}
-
-static bool
-work_remains(struct worker *w, uint64_t now)
-{
-    if (w->is_stopping) {
-        return false;
-    }
-    if (w->has_count && w->started >= w->count_share) {
-        return false;
-    }
-    if (w->end_ns > 0 && now >= w->end_ns) {
-        return false;
-    }
-    return true;
 }
 
 static void
@@ -653,10 +593,10 @@ on_connect(struct worker *w, struct conn *c, int32_t res)
     ASSERT(c->state == CONN_STATE_CONNECTING);
     if (res < 0) {
         bench_smtp_stats_add(&w->stats.connect_errors, 1);
-        if (!w->has_reported_connect_error) {
+        if (!w->loop.has_reported_connect_error) {
             (void)fprintf(stderr, "toaster-bench smtp: connect to %s: %s\n",
                           w->run->options->server_text, strerror(-res));
-            w->has_reported_connect_error = true;
+            w->loop.has_reported_connect_error = true;
         }
         conn_close(w, c, true);
         return;
@@ -725,9 +665,9 @@ conn_start(struct worker *w, struct conn *c)
     const struct bench_smtp_options *options = w->run->options;
 
     ASSERT(c->state == CONN_STATE_IDLE);
-    if (!work_remains(w, bench_loop_now_ns())) {
+    if (!bench_loop_work_remains(&w->loop, bench_loop_now_ns())) {
         conn_enter(c, CONN_STATE_DONE);
-        w->live_count--;
+        bench_loop_retire(&w->loop);
         return;
     }
     if (w->loop.connects_in_flight >= BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX) {
@@ -737,17 +677,17 @@ conn_start(struct worker *w, struct conn *c)
     bool is_bind = false;
     int rc = bench_loop_connect(&w->loop, &c->io, &options->server, options->server_bytes,
                                 options->sources, options->source_count, options->source_bytes,
-                                &w->source_next, options->threads, &is_bind);
+                                &w->loop.source_next, options->threads, &is_bind);
     if (rc < 0) {
         bench_smtp_stats_add(&w->stats.connect_errors, 1);
-        w->failures_since_progress++;
-        if (!w->has_reported_connect_error) {
+        w->loop.failures_since_progress++;
+        if (!w->loop.has_reported_connect_error) {
             (void)fprintf(stderr, "toaster-bench smtp: %s: %s\n",
                           is_bind ? "bind to a --source address" : "socket", strerror(-rc));
-            w->has_reported_connect_error = true;
+            w->loop.has_reported_connect_error = true;
         }
         conn_enter(c, CONN_STATE_BACKOFF);
-        c->deadline_ns = bench_loop_now_ns() + BACKOFF_NS;
+        c->deadline_ns = bench_loop_now_ns() + BENCH_LOOP_BACKOFF_NS;
         return;
     }
     conn_enter(c, CONN_STATE_CONNECTING);
@@ -772,7 +712,7 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
         c->is_parked = false;
     }
     if (is_abnormal && c->state <= CONN_STATE_HELO) {
-        w->failures_since_progress++; /* never got as far as a transaction */
+        w->loop.failures_since_progress++; /* never got as far as a transaction */
     }
     c->is_abnormal_close = is_abnormal;
     c->deadline_ns = 0;
@@ -808,12 +748,12 @@ conn_finalize(struct worker *w, struct conn *c)
     c->has_chunking = false;
     c->has_size = false;
     uint64_t now = bench_loop_now_ns();
-    if (!work_remains(w, now)) {
+    if (!bench_loop_work_remains(&w->loop, now)) {
         conn_enter(c, CONN_STATE_DONE);
-        w->live_count--;
+        bench_loop_retire(&w->loop);
     } else if (c->is_abnormal_close) {
         conn_enter(c, CONN_STATE_BACKOFF);
-        c->deadline_ns = now + BACKOFF_NS;
+        c->deadline_ns = now + BENCH_LOOP_BACKOFF_NS;
     } else {
         conn_enter(c, CONN_STATE_IDLE);
         conn_start(w, c);
@@ -872,14 +812,14 @@ conn_protocol_error(struct worker *w, struct conn *c, const char *what, const ch
                     size_t line_bytes)
 {
     bench_smtp_stats_add(&w->stats.protocol_errors, 1);
-    if (!w->has_reported_protocol_error) {
+    if (!w->loop.has_reported_protocol_error) {
         if (line_bytes > 80) {
             line_bytes = 80;
         }
         (void)fprintf(stderr, "toaster-bench smtp: %s: %s%s%.*s%s\n",
                       w->run->options->server_text, what, line != NULL ? " \"" : "",
                       (int)line_bytes, line != NULL ? line : "", line != NULL ? "\"" : "");
-        w->has_reported_protocol_error = true;
+        w->loop.has_reported_protocol_error = true;
     }
     conn_close(w, c, true);
 }
@@ -989,8 +929,7 @@ session_reply(struct worker *w, struct conn *c, int code)
             conn_close(w, c, true);
             return;
         }
-        w->last_progress_ns = now;
-        w->failures_since_progress = 0;
+        bench_loop_progress(&w->loop, now);
         if (options->is_pipelining && !c->has_pipelining) {
             bench_smtp_stats_add(&w->stats.sessions_without_pipelining, 1);
         }
@@ -1110,7 +1049,7 @@ session_ready(struct worker *w, struct conn *c)
 
     conn_enter(c, CONN_STATE_READY);
     c->deadline_ns = 0;
-    if (!work_remains(w, now)) {
+    if (!bench_loop_work_remains(&w->loop, now)) {
         session_quit(w, c);
         return;
     }
@@ -1121,7 +1060,7 @@ session_ready(struct worker *w, struct conn *c)
     }
     if (w->rate > 0) {
         uint64_t allowed = (uint64_t)((double)(now - w->run->start_ns) * w->rate / 1e9) + 1;
-        if (w->started >= allowed) {
+        if (w->loop.started >= allowed) {
             bench_loop_list_push(&w->loop, &w->parked, &c->io);
             c->is_parked = true;
             return;
@@ -1148,7 +1087,7 @@ txn_start(struct worker *w, struct conn *c)
 
     ASSERT(c->state == CONN_STATE_READY);
     ASSERT(!c->is_in_txn);
-    w->started++;
+    bench_loop_work_started(&w->loop);
     c->is_in_txn = true;
     c->is_mail_ok = false;
     c->is_txn_failed = false;
@@ -1293,8 +1232,7 @@ txn_end(struct worker *w, struct conn *c, bool is_accepted, uint64_t now)
     bench_smtp_stats_add(&w->stats.messages_accepted, 1);
     bench_smtp_stats_add(&w->stats.bytes_accepted, body->size_bytes);
     bench_smtp_stats_set(&w->stats.last_final_reply_ns, now);
-    w->last_progress_ns = now;
-    w->failures_since_progress = 0;
+    bench_loop_progress(&w->loop, now);
 }
 
 static void

@@ -3,7 +3,8 @@
  * smtp and imap share (bench/bench_loop.c).
  *
  * The slot lists are driven through push, pop and remove from the head,
- * the middle and the tail. A real ring then sends a three-part message
+ * the middle and the tail; the work is shared out over threads and its
+ * bounds tried at max - 1 and max. A real ring then sends a three-part message
  * over a socketpair, resumes a send cut short after three bytes, and
  * receives the peer's reply, with every completion checked for its op,
  * result and the slot's in-flight bookkeeping.
@@ -73,7 +74,9 @@ test_lists(void)
     struct bench_loop loop;
     memset(&loop, 0, sizeof(loop));
     memset(slots, 0, sizeof(slots));
-    bench_loop_init(&loop, "test", slots, sizeof(slots[0]), SLOTS);
+    loop.conn_count = SLOTS;
+    bench_loop_init(&loop, "test", slots, sizeof(slots[0]));
+    CHECK(loop.live_count == SLOTS);
 
     for (uint32_t i = 0; i < SLOTS; i++) {
         CHECK(slots[i].io.slot == i);
@@ -103,6 +106,62 @@ test_lists(void)
     CHECK(list->tail == BENCH_LOOP_SLOT_NONE);
 }
 
+/* 10 connections and 7 messages over 3 threads: 4/3/3 and 3/2/2. */
+static void
+test_share(void)
+{
+    static const uint32_t conns_want[3] = {4, 3, 3};
+    static const uint64_t count_want[3] = {3, 2, 2};
+    for (uint32_t i = 0; i < 3; i++) {
+        struct bench_loop loop;
+        memset(&loop, 0, sizeof(loop));
+        bench_loop_share(&loop, i, 3, 10, 7, 0, 1000);
+        CHECK(loop.conn_count == conns_want[i]);
+        CHECK(loop.has_count);
+        CHECK(loop.count_share == count_want[i]);
+        CHECK(loop.end_ns == 0);
+        CHECK(loop.source_next == i);
+        /* The count share at max - 1, max. */
+        loop.started = count_want[i] - 1;
+        CHECK(bench_loop_work_remains(&loop, 0));
+        bench_loop_work_started(&loop);
+        CHECK(!bench_loop_work_remains(&loop, 0));
+    }
+
+    /* --duration: work remains until the end, not at it. */
+    struct bench_loop loop;
+    memset(&loop, 0, sizeof(loop));
+    bench_loop_share(&loop, 0, 1, 1, 0, 2.0, 1000);
+    CHECK(!loop.has_count);
+    CHECK(loop.end_ns == 1000 + 2 * BENCH_LOOP_NS_PER_S);
+    CHECK(bench_loop_work_remains(&loop, loop.end_ns - 1));
+    CHECK(!bench_loop_work_remains(&loop, loop.end_ns));
+    loop.is_stopping = true;
+    CHECK(!bench_loop_work_remains(&loop, 0));
+
+    /* Giving up: only after failures with no progress for the whole span. */
+    memset(&loop, 0, sizeof(loop));
+    loop.name = "test";
+    bench_loop_progress(&loop, 1000);
+    loop.failures_since_progress = 3;
+    bench_loop_tick_stop(&loop, 1000 + BENCH_LOOP_HOPELESS_NS, "server");
+    CHECK(!loop.is_stopping);
+    bench_loop_tick_stop(&loop, 1000 + BENCH_LOOP_HOPELESS_NS + 1, "server"); /* says so */
+    CHECK(loop.is_stopping);
+    loop.is_stopping = false;
+    bench_loop_progress(&loop, 2000);
+    CHECK(loop.failures_since_progress == 0);
+    bench_loop_tick_stop(&loop, 2000 + 2 * BENCH_LOOP_HOPELESS_NS, "server");
+    CHECK(!loop.is_stopping); /* no failures since */
+
+    /* Retiring the last slot ends the loop. */
+    loop.live_count = 2;
+    bench_loop_retire(&loop);
+    CHECK(bench_loop_is_live(&loop));
+    bench_loop_retire(&loop);
+    CHECK(!bench_loop_is_live(&loop));
+}
+
 static void
 test_clock_and_rng(void)
 {
@@ -129,7 +188,8 @@ test_send_and_recv(void)
     memset(&loop, 0, sizeof(loop));
     memset(slots, 0, sizeof(slots));
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
-    bench_loop_init(&loop, "test", slots, sizeof(slots[0]), 1);
+    loop.conn_count = 1;
+    bench_loop_init(&loop, "test", slots, sizeof(slots[0]));
     if (bench_loop_ring_init(&loop) < 0) {
         CHECK(!"io_uring available");
         (void)close(fds[0]);
@@ -212,6 +272,7 @@ int
 main(void)
 {
     test_lists();
+    test_share();
     test_clock_and_rng();
     test_send_and_recv();
     UNIT_DONE();
