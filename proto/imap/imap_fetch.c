@@ -654,6 +654,7 @@ derive(struct imap_fetch_request *req)
         needs = IMAP_FETCH_NEEDS_MESSAGE;
     }
     bool sets_seen = false;
+    bool has_whole = false;
     for (size_t i = 0; i < req->section_count; i++) {
         const struct imap_fetch_section *sec = &req->sections[i];
         bool is_header_only =
@@ -661,9 +662,7 @@ derive(struct imap_fetch_request *req)
             (sec->spec == IMAP_FETCH_SPEC_HEADER || sec->spec == IMAP_FETCH_SPEC_HEADER_FIELDS ||
              sec->spec == IMAP_FETCH_SPEC_HEADER_FIELDS_NOT);
         if (is_whole_message(sec)) {
-            if (needs == IMAP_FETCH_NEEDS_NOTHING) {
-                needs = IMAP_FETCH_NEEDS_SIZE;
-            }
+            has_whole = true;
         } else if (is_header_only) {
             if (needs < IMAP_FETCH_NEEDS_HEADER) {
                 needs = IMAP_FETCH_NEEDS_HEADER;
@@ -684,6 +683,11 @@ derive(struct imap_fetch_request *req)
         case IMAP_FETCH_SECTION_RFC822_HEADER:
             break;
         }
+    }
+    if (has_whole) {
+        /* The bytes alone when nothing else needs content; with a header
+         * item beside it, data must hold the whole message, not a header. */
+        needs = needs == IMAP_FETCH_NEEDS_NOTHING ? IMAP_FETCH_NEEDS_SIZE : IMAP_FETCH_NEEDS_MESSAGE;
     }
     req->needs = needs;
     req->sets_seen = sets_seen;

@@ -24,7 +24,9 @@
  * the small buffer succeeds only when the large one does and then gives
  * the same bytes; -EINVAL does not depend on the buffer; a request that
  * needs nothing gives the same bytes without data, one that needs the
- * header gives them from the header block alone. A broken property aborts.
+ * header gives them from the header block alone, one that needs only the
+ * size (whole-message sections) gives them from a message passed unread
+ * when it holds no NUL. A broken property aborts.
  *
  * Build: see tests/meson.build (-Dfuzz=true).
  */
@@ -212,13 +214,17 @@ check_response(const char *r, size_t len)
     FUZZ_CHECK(depth == 0);
 }
 
+/* The file's bytes for a message passed unread (data NULL): write_range
+ * reads them from here, as the daemon's splice reads the file. */
+static const char *unread_bytes;
+
 static int
 write_one(const struct imap_fetch_request *request, const struct imap_message *msg,
           const struct imap_fetch_options *options, char *buf, size_t buf_bytes,
           size_t parts_cap, struct sink_state *state, bool is_capturing)
 {
     memset(state, 0, sizeof(*state));
-    state->msg = msg->data;
+    state->msg = msg->data != NULL ? msg->data : unread_bytes;
     state->msg_len = msg->data_len;
     state->hash = 1469598103934665603ull;
     state->is_capturing = is_capturing;
@@ -294,7 +300,19 @@ run_request(const char *msg_data, size_t msg_len, uint8_t b0, uint8_t b1, uint8_
     }
 
     /* Less data, as the request's needs allow: the same response. */
-    if (req.needs == IMAP_FETCH_NEEDS_NOTHING) {
+    if (req.needs == IMAP_FETCH_NEEDS_SIZE && memchr(msg_data, '\0', msg_len) == NULL) {
+        /* Unread, known NUL-free: the bytes go by write_range alone. */
+        struct imap_message unread = msg;
+        unread.data = NULL;
+        unread.is_nul_free = true;
+        unread_bytes = msg_data;
+        struct sink_state other;
+        int rc = write_one(&req, &unread, &options, work_big, sizeof(work_big), parts_cap,
+                           &other, false);
+        unread_bytes = NULL;
+        FUZZ_CHECK(rc == rc_big);
+        FUZZ_CHECK(other.total == big.total && other.hash == big.hash);
+    } else if (req.needs == IMAP_FETCH_NEEDS_NOTHING) {
         struct imap_message bare = msg;
         bare.data = NULL;
         bare.data_len = 0;

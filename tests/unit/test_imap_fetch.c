@@ -426,8 +426,12 @@ test_parse_table(void)
         { "BODY.PEEK[]", 0, OK, 0, 1, N_SIZE, false },
         { "(UID FLAGS RFC822.SIZE BODY.PEEK[]<0.100>)", 0, OK,
           IMAP_FETCH_UID | IMAP_FETCH_FLAGS | IMAP_FETCH_RFC822_SIZE, 1, N_SIZE, false },
-        { "(BODY.PEEK[] RFC822.HEADER)", 0, OK, 0, 2, N_HDR, false },
-        { "(BODY.PEEK[] ENVELOPE)", 0, OK, IMAP_FETCH_ENVELOPE, 1, N_HDR, false },
+        /* A header item beside a whole message: the whole message, never
+         * just the header block (found by fuzz_imap_fetch). */
+        { "(BODY.PEEK[] RFC822.HEADER)", 0, OK, 0, 2, N_MSG, false },
+        { "(RFC822.HEADER BODY.PEEK[])", 0, OK, 0, 2, N_MSG, false },
+        { "(BODY.PEEK[] ENVELOPE)", 0, OK, IMAP_FETCH_ENVELOPE, 1, N_MSG, false },
+        { "(ENVELOPE RFC822)", 0, OK, IMAP_FETCH_ENVELOPE, 1, N_MSG, true },
         { "(BODY.PEEK[] BODY.PEEK[1])", 0, OK, 0, 2, N_MSG, false },
         { "(BODY.PEEK[] BODYSTRUCTURE)", 0, OK, IMAP_FETCH_BODYSTRUCTURE, 1, N_MSG, false },
         { "body.peek[header]", 0, OK, 0, 1, N_HDR, false },
