@@ -207,3 +207,23 @@ def test_no_pipes_without_splice(make_toaster):
         assert fetch_whole(client, uids["large"]) == stored["large"]
     assert pipes_of(toaster.pid) == 0
     client.logout()
+
+
+def test_whole_message_beside_header_items(make_toaster):
+    """With the header cached, a header item beside BODY[] must not shrink
+    BODY[] to the header block (found by fuzz_imap_fetch)."""
+    toaster = make_toaster()
+    stored = deliver(toaster)
+    client = toaster.imap("alice@example.com")
+    client.select("INBOX")
+    uids = uids_by_subject(client)  # reads every header: the cache is filled
+    for subject, data in stored.items():
+        want = data.replace(b"\x00", b"\x80")
+        for items, body in (("(ENVELOPE BODY.PEEK[])", want),
+                            ("(BODY.PEEK[HEADER] BODY.PEEK[])", want),
+                            ("(RFC822.HEADER RFC822.SIZE BODY.PEEK[]<0.100>)", want[:100])):
+            typ, answer = client.uid("FETCH", str(uids[subject]), items)
+            assert typ == "OK"
+            literals = [part[1] for part in answer if isinstance(part, tuple)]
+            assert body in literals, (subject, items)
+    client.logout()
