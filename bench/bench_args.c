@@ -178,8 +178,7 @@ bench_args_sources(const char *text, sa_family_t family, struct sockaddr_storage
 }
 
 int
-bench_args_usage_error(const char *command, const char *option, const char *value,
-                       const char *why)
+bench_args_usage_error(const char *command, const char *option, const char *value, const char *why)
 {
     if (value != NULL) {
         (void)fprintf(stderr, "toaster-bench %s: %s %s: %s\n", command, option, value, why);

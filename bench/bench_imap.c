@@ -50,6 +50,7 @@
 
 #include "bench/bench_imap_report.h"
 #include "bench/bench_loop.h"
+#include "bench/bench_rng.h"
 #include "bench/bench_reply.h"
 #include "bench/bench_smtp.h"
 #include "core/assertions.h"
@@ -143,7 +144,6 @@ struct worker {
     char *slab;
     struct bench_imap_report_reader *readers;
     uint64_t rng;
-    uint64_t last_tick_ns;
     bool has_reported_refusal;
     struct bench_imap_stats stats;
 };
@@ -163,10 +163,9 @@ struct run {
     uint8_t *is_idling; /* per connection */
     int is_idle_over;
     struct worker *workers;
-    /* The main thread's progress line. */
+    /* The main thread's progress line and summary. */
     uint32_t started_threads;
     uint64_t last_done;
-    uint64_t last_progress_ns;
 };
 static const char crlf[] = "\r\n";
 
@@ -176,20 +175,16 @@ static int deliver(struct run *run, uint64_t *t250_ns, uint8_t *has_message,
                    struct bench_imap_idle_result *result);
 static int idle_main_phase(struct run *run, uint32_t started_threads,
                            struct bench_imap_idle_result *result);
-static void *worker_main(void *arg);
+static void progress_print(void *ctx, void *snapshot, double elapsed_s, double window_s);
 static int worker_setup(void *arg, uint32_t index);
 static void worker_teardown(void *arg);
-static void worker_join(void *ctx, void *arg);
-static void worker_loop(void *arg);
-static void worker_tick(struct worker *w, uint64_t now);
-static bool progress_print(void *ctx, uint64_t now);
-static void completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res);
-static void on_connect(struct worker *w, struct conn *c, int32_t res);
-static void on_recv(struct worker *w, struct conn *c, int32_t res);
-static void on_send(struct worker *w, struct conn *c, int32_t res);
-static void conn_start(struct worker *w, struct conn *c);
+static void worker_tick(void *ctx, uint64_t now);
+static void on_connect(void *ctx, struct bench_loop_conn *io, int32_t res);
+static void on_recv(void *ctx, struct bench_loop_conn *io, int32_t res);
+static void on_send(void *ctx, struct bench_loop_conn *io, int32_t res);
+static void conn_start(void *ctx, struct bench_loop_conn *io);
 static void conn_close(struct worker *w, struct conn *c, bool is_abnormal);
-static void conn_settle(struct worker *w, struct conn *c);
+static void conn_settle(void *ctx, struct bench_loop_conn *io);
 static void conn_finalize(struct worker *w, struct conn *c);
 static void conn_enter(struct conn *c, enum conn_state next);
 static void conn_arm_recv(struct worker *w, struct conn *c);
@@ -213,8 +208,18 @@ static bool has_capability_code(const struct bench_imap_report_reader *r);
 static size_t tag_next(struct conn *c);
 static void command_start(struct worker *w, struct conn *c, enum bench_imap_kind kind);
 static void ready_set(struct worker *w, struct conn *c, bool is_ready);
+static void stats_sum(const struct run *run, struct bench_imap_stats *total);
 static struct conn *conn_of(struct bench_loop_conn *io);
 static uint64_t digits_value(const char *p, const char *end);
+
+/* The IMAP side of the event loop (bench/bench_loop): a fixed tick, no
+ * schedule of its own. */
+static const struct bench_loop_ops loop_ops = {.on_connect = on_connect,
+                                               .on_recv = on_recv,
+                                               .on_send = on_send,
+                                               .start = conn_start,
+                                               .settle = conn_settle,
+                                               .tick = worker_tick};
 
 int
 bench_imap_main(int argc, char **argv, const char *command)
@@ -290,8 +295,8 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
         run.workers[i].run = &run;
     }
     uint32_t started_threads =
-        bench_loop_threads_start(run.workers, sizeof(run.workers[0]), threads, name,
-                                 worker_setup, worker_main, worker_teardown);
+        bench_loop_threads_start(run.workers, sizeof(run.workers[0]), threads, name, worker_setup,
+                                 &loop_ops, worker_teardown);
 
     struct bench_imap_idle_result *idle_result = NULL;
     int idle_rc = 0;
@@ -308,21 +313,19 @@ bench_imap_run(const struct bench_imap_options *options_in, const char *command)
 
     /* Watch: a progress line once a second on a terminal. */
     run.started_threads = started_threads;
-    run.last_progress_ns = run.start_ns;
     bench_loop_watch(&run.workers[0].loop, sizeof(run.workers[0]), started_threads,
                      !options.is_quiet && isatty(STDOUT_FILENO) && !is_idle, run.start_ns,
-                     progress_print, &run);
+                     sizeof(struct bench_imap_stats), progress_print, &run);
 
+    int worker_rc = bench_loop_threads_join(run.workers, sizeof(run.workers[0]), started_threads,
+                                            worker_teardown);
     struct bench_imap_stats *total = malloc(sizeof(*total));
     int exit_status = BENCH_EXIT_FAILED;
     if (total == NULL) {
         (void)fprintf(stderr, "toaster-bench %s: out of memory\n", name);
     } else {
-        bench_imap_stats_init(total);
+        stats_sum(&run, total);
     }
-    int worker_rc =
-        bench_loop_threads_join(run.workers, sizeof(run.workers[0]), started_threads, worker_join,
-                                total);
 
     if (total != NULL && started_threads == threads) {
         uint64_t end_ns = total->last_done_ns;
@@ -513,8 +516,7 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
         if (idling == connections) {
             break;
         }
-        if (bench_loop_is_stop_requested() || live == 0 ||
-            bench_loop_now_ns() > deadline) {
+        if (bench_loop_is_stop_requested() || live == 0 || bench_loop_now_ns() > deadline) {
             (void)fprintf(stderr,
                           "toaster-bench imap-idle: only %" PRIu64 " of %" PRIu32
                           " sessions idle; delivering anyway\n",
@@ -538,8 +540,7 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
             }
         }
         struct timespec hold = {.tv_sec = (time_t)options->hold_s, .tv_nsec = 0};
-        while (nanosleep(&hold, &hold) != 0 && errno == EINTR &&
-               !bench_loop_is_stop_requested()) {
+        while (nanosleep(&hold, &hold) != 0 && errno == EINTR && !bench_loop_is_stop_requested()) {
         }
     }
     if (!is_quiet) {
@@ -739,34 +740,17 @@ out:
 }
 
 /* Progress line: the counters so far and the rate since the last line. */
-static bool
-progress_print(void *ctx, uint64_t now)
+static void
+progress_print(void *ctx, void *snapshot, double elapsed_s, double window_s)
 {
     struct run *run = ctx;
-    struct bench_imap_stats *snapshot = malloc(sizeof(*snapshot));
-    if (snapshot == NULL) {
-        return false;
-    }
-    bench_imap_stats_init(snapshot);
-    for (uint32_t i = 0; i < run->started_threads; i++) {
-        bench_imap_stats_merge(snapshot, &run->workers[i].stats);
-    }
-    uint64_t done = bench_imap_stats_done(snapshot);
-    double window_s = (double)(now - run->last_progress_ns) / 1e9;
-    bench_imap_report_progress(stdout, (double)(now - run->start_ns) / 1e9, snapshot,
+    struct bench_imap_stats *total = snapshot;
+
+    stats_sum(run, total);
+    uint64_t done = bench_imap_stats_done(total);
+    bench_imap_report_progress(stdout, elapsed_s, total,
                                (double)(done - run->last_done) / window_s);
     run->last_done = done;
-    run->last_progress_ns = now;
-    free(snapshot);
-    return true;
-}
-
-static void *
-worker_main(void *arg)
-{
-    struct worker *w = arg;
-    bench_loop_thread_run(&w->loop, worker_loop, w);
-    return NULL;
 }
 
 /* Worker index's share of the run; allocate the slots and their buffers.
@@ -826,50 +810,10 @@ worker_teardown(void *arg)
     w->readers = NULL;
 }
 
-/* Merge the counters of a joined worker into ctx (if any), then free it. */
 static void
-worker_join(void *ctx, void *arg)
+worker_tick(void *ctx, uint64_t now)
 {
-    struct bench_imap_stats *total = ctx;
-    struct worker *w = arg;
-
-    if (total != NULL) {
-        bench_imap_stats_merge(total, &w->stats);
-    }
-    worker_teardown(w);
-}
-
-static void
-worker_loop(void *arg)
-{
-    struct worker *w = arg;
-    uint64_t now = bench_loop_now_ns();
-
-    w->last_tick_ns = now;
-    w->loop.last_progress_ns = now;
-    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
-        conn_start(w, &w->conns[i]);
-    }
-    /* Ends when every slot is retired, which work_remains() and the
-     * timeouts guarantee. */
-    while (bench_loop_is_live(&w->loop)) {
-        int rc = bench_loop_wait(&w->loop, BENCH_LOOP_TICK_NS, completion, w);
-        if (rc < 0) {
-            w->loop.rc = rc;
-            return;
-        }
-        now = bench_loop_now_ns();
-        if (now - w->last_tick_ns >= BENCH_LOOP_TICK_NS) {
-            worker_tick(w, now);
-            w->last_tick_ns = now;
-        }
-    }
-    (void)io_uring_submit(&w->loop.ring);
-}
-
-static void
-worker_tick(struct worker *w, uint64_t now)
-{
+    struct worker *w = ctx;
     const struct bench_imap_options *options = w->run->options;
 
     /* imap-idle ends when the main thread has heard enough. */
@@ -893,7 +837,7 @@ worker_tick(struct worker *w, uint64_t now)
             /* The end of imap-idle: no goodbye needed; sessions that never
              * got to IDLE are already left out of the result. */
             conn_close(w, c, false);
-            conn_settle(w, c);
+            conn_settle(w, &c->io);
             continue;
         }
         if (c->deadline_ns == 0 || now < c->deadline_ns) {
@@ -904,7 +848,7 @@ worker_tick(struct worker *w, uint64_t now)
         case CONN_STATE_BACKOFF:
             if (is_working) {
                 conn_enter(c, CONN_STATE_IDLE);
-                conn_start(w, c);
+                conn_start(w, &c->io);
             } else {
                 conn_enter(c, CONN_STATE_DONE);
                 bench_loop_retire(&w->loop);
@@ -912,7 +856,7 @@ worker_tick(struct worker *w, uint64_t now)
             break;
         case CONN_STATE_DRAIN:
             conn_close(w, c, false);
-            conn_settle(w, c);
+            conn_settle(w, &c->io);
             break;
         case CONN_STATE_CONNECTING:
         case CONN_STATE_GREETING:
@@ -924,7 +868,7 @@ worker_tick(struct worker *w, uint64_t now)
         case CONN_STATE_LOGOUT:
             bench_imap_stats_add(&w->stats.timeouts, 1);
             conn_close(w, c, true);
-            conn_settle(w, c);
+            conn_settle(w, &c->io);
             break;
         case CONN_STATE_IDLE:
         case CONN_STATE_IDLING:
@@ -936,35 +880,11 @@ worker_tick(struct worker *w, uint64_t now)
 }
 
 static void
-completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res)
+on_connect(void *ctx, struct bench_loop_conn *io, int32_t res)
 {
     struct worker *w = ctx;
     struct conn *c = conn_of(io);
 
-    switch (op) {
-    case BENCH_LOOP_OP_CONNECT:
-        on_connect(w, c, res);
-        while (w->loop.connects_in_flight < BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX &&
-               w->loop.connect_queue.count > 0) {
-            conn_start(w, conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue)));
-        }
-        break;
-    case BENCH_LOOP_OP_RECV:
-        on_recv(w, c, res);
-        break;
-    case BENCH_LOOP_OP_SEND:
-        on_send(w, c, res);
-        break;
-    case BENCH_LOOP_OP_CANCEL:
-    default:
-        ASSERT(!"an op with a completion of its own");
-    }
-    conn_settle(w, c);
-}
-
-static void
-on_connect(struct worker *w, struct conn *c, int32_t res)
-{
     if (c->state == CONN_STATE_CLOSING) {
         return;
     }
@@ -988,8 +908,11 @@ on_connect(struct worker *w, struct conn *c, int32_t res)
 }
 
 static void
-on_recv(struct worker *w, struct conn *c, int32_t res)
+on_recv(void *ctx, struct bench_loop_conn *io, int32_t res)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
+
     if (c->state == CONN_STATE_CLOSING) {
         return;
     }
@@ -1023,8 +946,11 @@ on_recv(struct worker *w, struct conn *c, int32_t res)
 }
 
 static void
-on_send(struct worker *w, struct conn *c, int32_t res)
+on_send(void *ctx, struct bench_loop_conn *io, int32_t res)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
+
     if (c->state == CONN_STATE_CLOSING) {
         return;
     }
@@ -1037,8 +963,10 @@ on_send(struct worker *w, struct conn *c, int32_t res)
 }
 
 static void
-conn_start(struct worker *w, struct conn *c)
+conn_start(void *ctx, struct bench_loop_conn *io)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
     const struct run *run = w->run;
     const struct bench_imap_options *options = run->options;
     uint64_t now = bench_loop_now_ns();
@@ -1104,8 +1032,11 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
 }
 
 static void
-conn_settle(struct worker *w, struct conn *c)
+conn_settle(void *ctx, struct bench_loop_conn *io)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
+
     if (c->state == CONN_STATE_CLOSING && c->io.ops_in_flight == 0) {
         conn_finalize(w, c);
     }
@@ -1136,7 +1067,7 @@ conn_finalize(struct worker *w, struct conn *c)
         c->deadline_ns = now + BENCH_LOOP_BACKOFF_NS;
     } else {
         conn_enter(c, CONN_STATE_IDLE);
-        conn_start(w, c);
+        conn_start(w, &c->io);
     }
 }
 
@@ -1269,7 +1200,8 @@ session_untagged(struct worker *w, struct conn *c, const struct bench_imap_repor
             c->exists = resp->number;
             if (c->state == CONN_STATE_IDLING && !c->has_heard && c->exists > c->exists_at_idle) {
                 c->has_heard = true;
-                __atomic_store_n(&w->run->heard_ns[c->global_index], bench_loop_now_ns(), __ATOMIC_RELEASE);
+                __atomic_store_n(&w->run->heard_ns[c->global_index], bench_loop_now_ns(),
+                                 __ATOMIC_RELEASE);
             }
         } else if (resp->word_bytes == 7 && strncasecmp(resp->word, "EXPUNGE", 7) == 0 &&
                    c->exists > 0) {
@@ -1469,7 +1401,7 @@ session_ready(struct worker *w, struct conn *c)
         session_logout(w, c);
         return;
     }
-    enum bench_imap_kind kind = bench_imap_options_mix_pick(&options->mix, bench_loop_rng_next(&w->rng));
+    enum bench_imap_kind kind = bench_imap_options_mix_pick(&options->mix, bench_rng_next(&w->rng));
     if (kind == BENCH_IMAP_KIND_LOGIN) {
         /* The next session, from connect to SELECT, is the timed login;
          * conn_start() counts it. */
@@ -1536,12 +1468,12 @@ command_start(struct worker *w, struct conn *c, enum bench_imap_kind kind)
     if (needs_message && uid_max == 0) {
         kind = BENCH_IMAP_KIND_NOOP; /* an empty mailbox */
     }
-    uint64_t uid = uid_max > 0 ? bench_loop_rng_next(&w->rng) % uid_max + 1 : 0;
+    uint64_t uid = uid_max > 0 ? bench_rng_next(&w->rng) % uid_max + 1 : 0;
     size_t n = tag_next(c);
     char *p = c->cmd + n;
     size_t cap = CMD_BYTES - n;
     int written = 0;
-    uint64_t r = bench_loop_rng_next(&w->rng);
+    uint64_t r = bench_rng_next(&w->rng);
 
     switch (kind) {
     case BENCH_IMAP_KIND_FETCH_HEADERS:
@@ -1632,6 +1564,16 @@ ready_set(struct worker *w, struct conn *c, bool is_ready)
     }
     c->is_ready = is_ready;
     bench_imap_stats_add(&w->stats.sessions_ready, is_ready ? 1 : (uint64_t)-1);
+}
+
+/* The counters of the started workers, summed into total. */
+static void
+stats_sum(const struct run *run, struct bench_imap_stats *total)
+{
+    bench_imap_stats_init(total);
+    for (uint32_t i = 0; i < run->started_threads; i++) {
+        bench_imap_stats_merge(total, &run->workers[i].stats);
+    }
 }
 
 /* The connection slot whose loop part io is (its first member); NULL for

@@ -42,6 +42,7 @@
 static int stop_requested; /* set by SIGINT/SIGTERM, read with atomics */
 
 static struct bench_loop *loop_at(void *workers, size_t stride, uint32_t index);
+static void *thread_main(void *arg);
 static uint64_t user_data_pack(enum bench_loop_op op, const struct bench_loop_conn *io);
 static void send_submit(struct bench_loop *loop, struct bench_loop_conn *io);
 static void signal_stop(int signo);
@@ -177,7 +178,7 @@ bench_loop_is_live(const struct bench_loop *loop)
 }
 
 int
-bench_loop_wait(struct bench_loop *loop, uint64_t wait_ns, bench_loop_completion_fn *fn,
+bench_loop_wait(struct bench_loop *loop, uint64_t wait_ns, const struct bench_loop_ops *ops,
                 void *ctx)
 {
     struct io_uring_cqe *cqes[CQE_BATCH];
@@ -226,20 +227,28 @@ bench_loop_wait(struct bench_loop *loop, uint64_t wait_ns, bench_loop_completion
                 io->is_connect_armed = false;
                 ASSERT(loop->connects_in_flight > 0);
                 loop->connects_in_flight--;
+                ops->on_connect(ctx, io, res[i]);
+                /* A connect slot came free. */
+                while (loop->connects_in_flight < BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX &&
+                       loop->connect_queue.count > 0) {
+                    ops->start(ctx, bench_loop_list_pop(loop, &loop->connect_queue));
+                }
                 break;
             case BENCH_LOOP_OP_RECV:
                 ASSERT(io->is_recv_armed);
                 io->is_recv_armed = false;
+                ops->on_recv(ctx, io, res[i]);
                 break;
             case BENCH_LOOP_OP_SEND:
                 ASSERT(io->is_send_armed);
                 io->is_send_armed = false;
+                ops->on_send(ctx, io, res[i]);
                 break;
             case BENCH_LOOP_OP_CANCEL:
             default:
                 ASSERT(!"known op kind");
             }
-            fn(ctx, io, op, res[i]);
+            ops->settle(ctx, io);
         }
     }
 }
@@ -261,8 +270,7 @@ bench_loop_sqe_get(struct bench_loop *loop)
     int rc = io_uring_submit(&loop->ring);
     if (rc < 0) {
         /* Only a broken ring gets here; nothing sensible to continue with. */
-        (void)fprintf(stderr, "toaster-bench %s: io_uring_submit: %s\n", loop->name,
-                      strerror(-rc));
+        (void)fprintf(stderr, "toaster-bench %s: io_uring_submit: %s\n", loop->name, strerror(-rc));
         abort();
     }
     sqe = io_uring_get_sqe(&loop->ring);
@@ -466,8 +474,8 @@ bench_loop_fd_limit(const char *name, uint32_t connections)
     }
     limit.rlim_cur = fds_needed;
     if (setrlimit(RLIMIT_NOFILE, &limit) < 0) {
-        (void)fprintf(stderr, "toaster-bench %s: raising the file limit to %" PRIu64 ": %s\n",
-                      name, fds_needed, strerror(errno));
+        (void)fprintf(stderr, "toaster-bench %s: raising the file limit to %" PRIu64 ": %s\n", name,
+                      fds_needed, strerror(errno));
         return -EMFILE;
     }
     return 0;
@@ -501,7 +509,7 @@ bench_loop_is_stop_requested(void)
 
 uint32_t
 bench_loop_threads_start(void *workers, size_t stride, uint32_t count, const char *name,
-                         bench_loop_setup_fn *setup, bench_loop_thread_fn *thread,
+                         bench_loop_setup_fn *setup, const struct bench_loop_ops *ops,
                          bench_loop_teardown_fn *teardown)
 {
     uint32_t started = 0;
@@ -514,7 +522,9 @@ bench_loop_threads_start(void *workers, size_t stride, uint32_t count, const cha
                           strerror(-rc));
             break;
         }
-        rc = pthread_create(&loop_at(workers, stride, i)->thread, NULL, thread, worker);
+        struct bench_loop *loop = loop_at(workers, stride, i);
+        loop->ops = ops;
+        rc = pthread_create(&loop->thread, NULL, thread_main, worker);
         if (rc != 0) {
             (void)fprintf(stderr, "toaster-bench %s: pthread_create: %s\n", name, strerror(rc));
             teardown(worker);
@@ -529,8 +539,8 @@ bench_loop_threads_start(void *workers, size_t stride, uint32_t count, const cha
 }
 
 int
-bench_loop_threads_join(void *workers, size_t stride, uint32_t count, bench_loop_join_fn *join,
-                        void *ctx)
+bench_loop_threads_join(void *workers, size_t stride, uint32_t count,
+                        bench_loop_teardown_fn *teardown)
 {
     int worker_rc = 0;
 
@@ -541,29 +551,59 @@ bench_loop_threads_join(void *workers, size_t stride, uint32_t count, bench_loop
         if (loop->rc < 0) {
             worker_rc = loop->rc;
         }
-        join(ctx, (char *)workers + (size_t)i * stride);
+        teardown((char *)workers + (size_t)i * stride);
     }
     return worker_rc;
 }
 
 void
-bench_loop_thread_run(struct bench_loop *loop, void (*body)(void *worker), void *worker)
+bench_loop_thread_run(struct bench_loop *loop, const struct bench_loop_ops *ops, void *ctx)
 {
     int rc = bench_loop_ring_init(loop);
     if (rc < 0) {
         loop->rc = rc;
         __atomic_store_n(&loop->live_count, 0, __ATOMIC_RELAXED);
-    } else {
-        body(worker);
+        __atomic_store_n(&loop->is_finished, true, __ATOMIC_RELEASE);
+        return;
+    }
+    uint64_t now = bench_loop_now_ns();
+    uint64_t last_tick_ns = now;
+    loop->last_progress_ns = now;
+    for (uint32_t i = 0; i < loop->conn_count; i++) {
+        ops->start(ctx, bench_loop_conn_at(loop, i));
+    }
+    while (bench_loop_is_live(loop)) {
+        uint64_t wait_ns = ops->wait_ns != NULL ? ops->wait_ns(ctx) : BENCH_LOOP_TICK_NS;
+        rc = bench_loop_wait(loop, wait_ns, ops, ctx);
+        if (rc < 0) {
+            loop->rc = rc;
+            break;
+        }
+        now = bench_loop_now_ns();
+        if (ops->after_wait != NULL) {
+            ops->after_wait(ctx, now);
+        }
+        if (now - last_tick_ns >= BENCH_LOOP_TICK_NS) {
+            ops->tick(ctx, now);
+            last_tick_ns = now;
+        }
+    }
+    if (rc == 0) {
+        /* Every slot is retired, so no socket is open and no op is in
+         * flight; only cancels may still sit in the SQ, and they match
+         * nothing now. */
+        (void)io_uring_submit(&loop->ring);
     }
     __atomic_store_n(&loop->is_finished, true, __ATOMIC_RELEASE);
 }
 
 void
 bench_loop_watch(const void *loops, size_t stride, uint32_t count, bool is_progress,
-                 uint64_t start_ns, bench_loop_progress_fn *progress, void *ctx)
+                 uint64_t start_ns, size_t snapshot_bytes, bench_loop_progress_fn *progress,
+                 void *ctx)
 {
     uint64_t next_progress_ns = start_ns + BENCH_LOOP_NS_PER_S;
+    uint64_t last_line_ns = start_ns;
     bool has_progress_line = false;
 
     for (;;) {
@@ -580,8 +620,14 @@ bench_loop_watch(const void *loops, size_t stride, uint32_t count, bool is_progr
         (void)nanosleep(&pause, NULL);
         uint64_t now = bench_loop_now_ns();
         if (is_progress && now >= next_progress_ns) {
-            if (progress(ctx, now)) {
+            /* Counters can be large (histograms): not on the stack. */
+            void *snapshot = malloc(snapshot_bytes);
+            if (snapshot != NULL) {
+                progress(ctx, snapshot, (double)(now - start_ns) / 1e9,
+                         (double)(now - last_line_ns) / 1e9);
                 has_progress_line = true;
+                last_line_ns = now;
+                free(snapshot);
             }
             next_progress_ns += BENCH_LOOP_NS_PER_S;
             if (next_progress_ns < now) {
@@ -603,21 +649,19 @@ bench_loop_now_ns(void)
     return (uint64_t)ts.tv_sec * BENCH_LOOP_NS_PER_S + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t
-bench_loop_rng_next(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
 static struct bench_loop *
 loop_at(void *workers, size_t stride, uint32_t index)
 {
     return (struct bench_loop *)((char *)workers + (size_t)index * stride);
+}
+
+/* A worker thread: arg is the worker, which starts with its loop. */
+static void *
+thread_main(void *arg)
+{
+    struct bench_loop *loop = arg;
+    bench_loop_thread_run(loop, loop->ops, arg);
+    return NULL;
 }
 
 static uint64_t

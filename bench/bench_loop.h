@@ -48,22 +48,22 @@ enum bench_loop_op {
 /* What every connection slot has, whatever it speaks. A slot is reused
  * (generation + 1) only when no op is in flight. */
 struct bench_loop_conn {
-    uint32_t      slot;
-    uint32_t      generation;
-    int           fd;
-    uint32_t      ops_in_flight;
-    bool          is_connect_armed;
-    bool          is_recv_armed;
-    bool          is_send_armed;
+    uint32_t slot;
+    uint32_t generation;
+    int fd;
+    uint32_t ops_in_flight;
+    bool is_connect_armed;
+    bool is_recv_armed;
+    bool is_send_armed;
     /* The send in flight: iov entries are advanced in place on a partial
      * send. */
-    struct iovec  iov[BENCH_LOOP_SEND_IOV_MAX];
-    uint32_t      iov_first;
-    uint32_t      iov_count;
+    struct iovec iov[BENCH_LOOP_SEND_IOV_MAX];
+    uint32_t iov_first;
+    uint32_t iov_count;
     struct msghdr msg;
     /* Intrusive list links (slot numbers). */
-    uint32_t      list_prev;
-    uint32_t      list_next;
+    uint32_t list_prev;
+    uint32_t list_next;
 };
 
 /* A FIFO of slots, linked through bench_loop_conn.list_prev/list_next. */
@@ -78,43 +78,61 @@ struct bench_loop_list {
  * struct bench_loop_conn; the loop is the first member of the caller's
  * worker struct. */
 struct bench_loop {
-    const char            *name; /* "smtp", "imap": for messages */
-    struct io_uring        ring;
-    bool                   is_ring_ready;
-    char                  *conns;
-    size_t                 conn_stride;
-    uint32_t               conn_count;
-    uint32_t               live_count; /* slots not retired; others read it (atomics) */
+    const char *name; /* "smtp", "imap": for messages */
+    struct io_uring ring;
+    bool is_ring_ready;
+    char *conns;
+    size_t conn_stride;
+    uint32_t conn_count;
+    uint32_t live_count; /* slots not retired; others read it (atomics) */
     struct bench_loop_list connect_queue;
-    uint32_t               connects_in_flight;
-    uint32_t               source_next; /* the next --source address, in turn */
+    uint32_t connects_in_flight;
+    uint32_t source_next; /* the next --source address, in turn */
     /* The share of the work: --count (transactions, commands) or
      * --duration, and whether to stop. */
-    bool                   has_count;
-    uint64_t               count_share; /* this worker's part of --count, maybe 0 */
-    uint64_t               started;
-    uint64_t               end_ns; /* --duration end; 0: none */
-    bool                   is_stopping;
+    bool has_count;
+    uint64_t count_share; /* this worker's part of --count, maybe 0 */
+    uint64_t started;
+    uint64_t end_ns; /* --duration end; 0: none */
+    bool is_stopping;
     /* Giving up: sessions that failed before getting anywhere, since the
      * last one that did (what counts is the command's call). */
-    uint64_t               last_progress_ns;
-    uint64_t               failures_since_progress;
-    bool                   has_reported_connect_error;
-    bool                   has_reported_protocol_error;
+    uint64_t last_progress_ns;
+    uint64_t failures_since_progress;
+    bool has_reported_connect_error;
+    bool has_reported_protocol_error;
     /* The thread. */
-    pthread_t              thread;
-    int                    rc; /* 0, or -errno if the loop could not run */
-    bool                   is_finished;
+    const struct bench_loop_ops *ops;
+    pthread_t thread;
+    int rc; /* 0, or -errno if the loop could not run */
+    bool is_finished;
 };
 
-/* Called for each completion other than a cancel's, after the generic
- * bookkeeping (in-flight counts, armed flags) is done. */
-typedef void bench_loop_completion_fn(void *ctx, struct bench_loop_conn *io,
-                                      enum bench_loop_op op, int32_t res);
+/* What a command does at each turn of its loop; ctx is its worker. The
+ * on_* calls come for each completion other than a cancel's, after the
+ * generic bookkeeping (in-flight counts, armed flags); after a connect's,
+ * queued slots are started while connects are free; after each, settle. */
+struct bench_loop_ops {
+    void (*on_connect)(void *ctx, struct bench_loop_conn *io, int32_t res);
+    void (*on_recv)(void *ctx, struct bench_loop_conn *io, int32_t res);
+    void (*on_send)(void *ctx, struct bench_loop_conn *io, int32_t res);
+    /* Connect the slot, queue it, or retire it. */
+    void (*start)(void *ctx, struct bench_loop_conn *io);
+    /* Finish a close once nothing is in flight. */
+    void (*settle)(void *ctx, struct bench_loop_conn *io);
+    /* Timeouts and the end of the run, every BENCH_LOOP_TICK_NS. */
+    void (*tick)(void *ctx, uint64_t now);
+    /* How long to wait for completions; NULL: BENCH_LOOP_TICK_NS. */
+    uint64_t (*wait_ns)(void *ctx);
+    /* After each wait (an open loop's schedule); NULL: nothing. */
+    void (*after_wait)(void *ctx, uint64_t now);
+};
 
-/* Called by bench_loop_watch() once a second. Returns true if it printed a
- * progress line (which the watch erases at the end). */
-typedef bool bench_loop_progress_fn(void *ctx, uint64_t now_ns);
+/* Called by bench_loop_watch() once a second to print the progress line
+ * (which the watch erases at the end), with snapshot_bytes of scratch for
+ * summing the counters, the seconds since the start and since the last
+ * line. */
+typedef void bench_loop_progress_fn(void *ctx, void *snapshot, double elapsed_s, double window_s);
 
 /* Give worker index of threads its share: its part of connections
  * (loop->conn_count), of count (0: none, --duration runs), and the end of
@@ -160,9 +178,9 @@ void bench_loop_retire(struct bench_loop *loop);
 bool bench_loop_is_live(const struct bench_loop *loop);
 
 /* Submit what is queued, wait up to wait_ns for a completion, then hand
- * every completion to fn. Returns 0, or -errno from the ring after saying
+ * every completion to ops. Returns 0, or -errno from the ring after saying
  * so on stderr (the loop cannot go on). */
-int bench_loop_wait(struct bench_loop *loop, uint64_t wait_ns, bench_loop_completion_fn *fn,
+int bench_loop_wait(struct bench_loop *loop, uint64_t wait_ns, const struct bench_loop_ops *ops,
                     void *ctx);
 
 /* The slot with this number. */
@@ -198,8 +216,8 @@ bool bench_loop_is_sending(const struct bench_loop_conn *io);
 
 /* Send iov[0..count), 1 <= count <= BENCH_LOOP_SEND_IOV_MAX; the caller
  * checked bench_loop_is_sending() first. */
-void bench_loop_send(struct bench_loop *loop, struct bench_loop_conn *io,
-                     const struct iovec *iov, uint32_t count);
+void bench_loop_send(struct bench_loop *loop, struct bench_loop_conn *io, const struct iovec *iov,
+                     uint32_t count);
 
 /* A send completed with sent > 0 bytes: advance the iovs and submit the
  * rest. Returns true when everything has been sent. */
@@ -230,43 +248,43 @@ void bench_loop_stop_request(void);
 /* Whether a stop was asked for. */
 bool bench_loop_is_stop_requested(void);
 
-/* A worker's set-up (its part of the run, its slots; 0 or -errno), its
- * thread, and its join (merge its counters, free it). */
+/* A worker's set-up (its part of the run, its slots; 0 or -errno) and its
+ * teardown (free the slots; the counters stay). */
 typedef int bench_loop_setup_fn(void *worker, uint32_t index);
-typedef void *bench_loop_thread_fn(void *worker);
 typedef void bench_loop_teardown_fn(void *worker);
-typedef void bench_loop_join_fn(void *ctx, void *worker);
 
 /* On the main thread: set up and start count workers (stride bytes apart
  * from workers, each starting with its struct bench_loop), in order, until
  * one fails, said on stderr as "toaster-bench name: ..." (a failed setup
- * frees what it made; a worker set up but not started is torn down).
+ * frees what it made; a worker set up but not started is torn down). Each
+ * thread runs bench_loop_thread_run() with ops and its worker as ctx.
  * Returns how many run; if not all, the ones that do are asked to stop. */
 uint32_t bench_loop_threads_start(void *workers, size_t stride, uint32_t count, const char *name,
-                                  bench_loop_setup_fn *setup, bench_loop_thread_fn *thread,
+                                  bench_loop_setup_fn *setup, const struct bench_loop_ops *ops,
                                   bench_loop_teardown_fn *teardown);
 
-/* Join the count started workers, in order, calling join on each after its
+/* Join the count started workers, in order, tearing each down after its
  * thread ends. Returns 0, or the -errno of the last worker whose loop
  * failed. */
-int bench_loop_threads_join(void *workers, size_t stride, uint32_t count, bench_loop_join_fn *join,
-                            void *ctx);
+int bench_loop_threads_join(void *workers, size_t stride, uint32_t count,
+                            bench_loop_teardown_fn *teardown);
 
-/* On the worker thread: make the ring, run body, and mark the loop
- * finished for bench_loop_watch(). A ring that cannot be made leaves rc
- * set and no slot live. */
-void bench_loop_thread_run(struct bench_loop *loop, void (*body)(void *worker), void *worker);
+/* On the worker thread: make the ring, start every slot, and turn the
+ * loop (wait, completions, tick) until no slot is live; then mark the loop
+ * finished for bench_loop_watch(). The one loop meant to run until the
+ * work is done: the command's start and tick retire every slot in the
+ * end. A ring that cannot be made or fails leaves rc set. */
+void bench_loop_thread_run(struct bench_loop *loop, const struct bench_loop_ops *ops, void *ctx);
 
 /* On the main thread: wait until the count loops (stride bytes apart from
  * loops) are finished, calling progress once a second from start_ns when
- * is_progress; then erase the progress line if one was printed. */
+ * is_progress (skipped, that second, if snapshot_bytes cannot be had);
+ * then erase the progress line if one was printed. */
 void bench_loop_watch(const void *loops, size_t stride, uint32_t count, bool is_progress,
-                      uint64_t start_ns, bench_loop_progress_fn *progress, void *ctx);
+                      uint64_t start_ns, size_t snapshot_bytes, bench_loop_progress_fn *progress,
+                      void *ctx);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_loop_now_ns(void);
-
-/* xorshift64*: fast, for picking sizes, recipients, commands, messages. */
-uint64_t bench_loop_rng_next(uint64_t *state);
 
 #endif

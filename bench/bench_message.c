@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/bench_rng.h"
 #include "core/assertions.h"
 
 /* The smallest padding: one empty line. Padding can be any length from
@@ -79,7 +80,6 @@ static size_t base64_bytes(size_t raw_bytes);
 static size_t size_least(const struct bench_message *message,
                          const struct bench_message_head_args *widest, char *scratch,
                          size_t scratch_bytes);
-static uint64_t rng_next(uint64_t *state);
 
 int
 bench_message_create(const struct bench_message_config *config,
@@ -390,7 +390,7 @@ text_fill(char *out, size_t bytes, uint64_t seed, bool with_dot_lines)
     with_dot_lines = with_dot_lines && bytes >= DOT_LINES_BYTES_MIN;
     while (pos < bytes) {
         size_t remaining = bytes - pos;
-        size_t line_bytes = 2 + 40 + (size_t)(rng_next(&rng) % (TEXT_LINE_CHARS_MAX - 40 + 1));
+        size_t line_bytes = 2 + 40 + (size_t)(bench_rng_next(&rng) % (TEXT_LINE_CHARS_MAX - 40 + 1));
         const char *prefix = "";
         if (with_dot_lines && line_index == 3) {
             line_bytes = 3;
@@ -428,7 +428,7 @@ text_fill(char *out, size_t bytes, uint64_t seed, bool with_dot_lines)
                     break;
                 }
             }
-            const char *word = words[rng_next(&rng) % (sizeof(words) / sizeof(words[0]))];
+            const char *word = words[bench_rng_next(&rng) % (sizeof(words) / sizeof(words[0]))];
             size_t word_bytes = strlen(word);
             if (word_bytes > chars - k) {
                 word_bytes = chars - k;
@@ -506,7 +506,7 @@ tail_build(struct bench_message_body *body, size_t tail_bytes, uint64_t seed)
         uint64_t rng = seed ^ 0x5bd1e995u;
         size_t line_chars = 0;
         for (size_t done = 0; done < raw_bytes; done += 3) {
-            uint64_t r = rng_next(&rng);
+            uint64_t r = bench_rng_next(&rng);
             size_t take = raw_bytes - done < 3 ? raw_bytes - done : 3;
             uint32_t triple = (uint32_t)(r & 0xffffff);
             char quad[4];
@@ -603,16 +603,4 @@ base64_bytes(size_t raw_bytes)
     size_t chars = (raw_bytes + 2) / 3 * 4; /* rounds up to whole quads */
     size_t lines = (chars + BASE64_LINE_CHARS - 1) / BASE64_LINE_CHARS; /* rounds up */
     return chars + 2 * lines;
-}
-
-/* xorshift64*: fast, and good enough for filler text and weights. */
-static uint64_t
-rng_next(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    return x * 0x2545F4914F6CDD1DULL;
 }

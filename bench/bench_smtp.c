@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "bench/bench_loop.h"
+#include "bench/bench_rng.h"
 #include "bench/bench_message.h"
 #include "bench/bench_reply.h"
 #include "bench/bench_smtp_report.h"
@@ -140,7 +141,6 @@ struct worker {
     char                    helo_line[BENCH_SMTP_HELO_BYTES_MAX + 8];
     char                   *rcpt_storage; /* rcpts_per_message addresses */
     const char            **rcpt_ptrs;
-    uint64_t                last_tick_ns;
     struct bench_smtp_stats stats;
 };
 
@@ -155,27 +155,24 @@ struct run {
     uint64_t                         start_ns;
     uint64_t                         rcpt_next; /* round-robin, shared: atomic */
     struct worker                   *workers;
-    /* The main thread's progress line. */
+    /* The main thread's progress line and summary. */
     uint32_t                         started_threads;
     uint64_t                         last_accepted;
-    uint64_t                         last_progress_ns;
 };
 
-static void *worker_main(void *arg);
+static void progress_print(void *ctx, void *snapshot, double elapsed_s, double window_s);
+static void stats_sum(const struct run *run, struct bench_smtp_stats *total);
 static int worker_setup(void *arg, uint32_t index);
 static void worker_teardown(void *arg);
-static void worker_join(void *ctx, void *arg);
-static void worker_loop(void *arg);
-static void worker_tick(struct worker *w, uint64_t now);
-static void worker_rate_release(struct worker *w, uint64_t now);
-static bool progress_print(void *ctx, uint64_t now);
-static void completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res);
-static void on_connect(struct worker *w, struct conn *c, int32_t res);
-static void on_recv(struct worker *w, struct conn *c, int32_t res);
-static void on_send(struct worker *w, struct conn *c, int32_t res);
-static void conn_start(struct worker *w, struct conn *c);
+static void worker_tick(void *ctx, uint64_t now);
+static uint64_t worker_wait_ns(void *ctx);
+static void worker_rate_release(void *ctx, uint64_t now);
+static void on_connect(void *ctx, struct bench_loop_conn *io, int32_t res);
+static void on_recv(void *ctx, struct bench_loop_conn *io, int32_t res);
+static void on_send(void *ctx, struct bench_loop_conn *io, int32_t res);
+static void conn_start(void *ctx, struct bench_loop_conn *io);
 static void conn_close(struct worker *w, struct conn *c, bool is_abnormal);
-static void conn_settle(struct worker *w, struct conn *c);
+static void conn_settle(void *ctx, struct bench_loop_conn *io);
 static void conn_finalize(struct worker *w, struct conn *c);
 static void conn_enter(struct conn *c, enum conn_state next);
 static void conn_arm_recv(struct worker *w, struct conn *c);
@@ -197,6 +194,13 @@ static void txn_end(struct worker *w, struct conn *c, bool is_accepted, uint64_t
 static void txn_fail(struct worker *w, struct conn *c);
 static void count_code(struct worker *w, int code);
 static struct conn *conn_of(struct bench_loop_conn *io);
+
+/* The SMTP side of the event loop (bench/bench_loop); an open loop waits
+ * for its schedule and releases parked sessions. */
+static const struct bench_loop_ops loop_ops = {
+    .on_connect = on_connect, .on_recv = on_recv, .on_send = on_send, .start = conn_start,
+    .settle = conn_settle, .tick = worker_tick, .wait_ns = worker_wait_ns,
+    .after_wait = worker_rate_release};
 
 int
 bench_smtp_main(int argc, char **argv, const char *command)
@@ -265,25 +269,23 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     }
     uint32_t started_threads =
         bench_loop_threads_start(run.workers, sizeof(run.workers[0]), threads, "smtp",
-                                 worker_setup, worker_main, worker_teardown);
+                                 worker_setup, &loop_ops, worker_teardown);
 
     /* Watch: a progress line once a second on a terminal. */
     run.started_threads = started_threads;
-    run.last_progress_ns = run.start_ns;
     bench_loop_watch(&run.workers[0].loop, sizeof(run.workers[0]), started_threads,
-                     !options->is_quiet && isatty(STDOUT_FILENO), run.start_ns, progress_print,
-                     &run);
+                     !options->is_quiet && isatty(STDOUT_FILENO), run.start_ns,
+                     sizeof(struct bench_smtp_stats), progress_print, &run);
 
+    int worker_rc = bench_loop_threads_join(run.workers, sizeof(run.workers[0]), started_threads,
+                                            worker_teardown);
     struct bench_smtp_stats *total = malloc(sizeof(*total));
     int exit_status = BENCH_EXIT_FAILED;
     if (total == NULL) {
         (void)fprintf(stderr, "toaster-bench smtp: out of memory\n");
     } else {
-        bench_smtp_stats_init(total);
+        stats_sum(&run, total);
     }
-    int worker_rc =
-        bench_loop_threads_join(run.workers, sizeof(run.workers[0]), started_threads, worker_join,
-                                total);
 
     if (total != NULL && started_threads == threads) {
         uint64_t end_ns = total->last_final_reply_ns;
@@ -324,33 +326,26 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
 }
 
 /* Progress line: the counters so far and the rate since the last line. */
-static bool
-progress_print(void *ctx, uint64_t now)
+static void
+progress_print(void *ctx, void *snapshot, double elapsed_s, double window_s)
 {
     struct run *run = ctx;
-    struct bench_smtp_stats *snapshot = malloc(sizeof(*snapshot));
-    if (snapshot == NULL) {
-        return false;
-    }
-    bench_smtp_stats_init(snapshot);
-    for (uint32_t i = 0; i < run->started_threads; i++) {
-        bench_smtp_stats_merge(snapshot, &run->workers[i].stats);
-    }
-    double window_s = (double)(now - run->last_progress_ns) / 1e9;
-    double rate_now = (double)(snapshot->messages_accepted - run->last_accepted) / window_s;
-    bench_smtp_report_progress(stdout, (double)(now - run->start_ns) / 1e9, snapshot, rate_now);
-    run->last_accepted = snapshot->messages_accepted;
-    run->last_progress_ns = now;
-    free(snapshot);
-    return true;
+    struct bench_smtp_stats *total = snapshot;
+
+    stats_sum(run, total);
+    double rate_now = (double)(total->messages_accepted - run->last_accepted) / window_s;
+    bench_smtp_report_progress(stdout, elapsed_s, total, rate_now);
+    run->last_accepted = total->messages_accepted;
 }
 
-static void *
-worker_main(void *arg)
+/* The counters of the started workers, summed into total. */
+static void
+stats_sum(const struct run *run, struct bench_smtp_stats *total)
 {
-    struct worker *w = arg;
-    bench_loop_thread_run(&w->loop, worker_loop, w);
-    return NULL;
+    bench_smtp_stats_init(total);
+    for (uint32_t i = 0; i < run->started_threads; i++) {
+        bench_smtp_stats_merge(total, &run->workers[i].stats);
+    }
 }
 
 /* Worker index's share of the run; allocate the slots and their buffers.
@@ -419,68 +414,12 @@ worker_teardown(void *arg)
     w->rcpt_ptrs = NULL;
 }
 
-/* Merge the counters of a joined worker into ctx (if any), then free it. */
-static void
-worker_join(void *ctx, void *arg)
-{
-    struct bench_smtp_stats *total = ctx;
-    struct worker *w = arg;
-
-    if (total != NULL) {
-        bench_smtp_stats_merge(total, &w->stats);
-    }
-    worker_teardown(w);
-}
-
-static void
-worker_loop(void *arg)
-{
-    struct worker *w = arg;
-    uint64_t now = bench_loop_now_ns();
-
-    w->last_tick_ns = now;
-    w->loop.last_progress_ns = now;
-    for (uint32_t i = 0; i < w->loop.conn_count; i++) {
-        conn_start(w, &w->conns[i]);
-    }
-    /* The one loop meant to run until the work is done: it ends when every
-     * slot is retired, which work_remains() and the timeouts guarantee. */
-    while (bench_loop_is_live(&w->loop)) {
-        uint64_t wait_ns = BENCH_LOOP_TICK_NS;
-        if (w->rate > 0 && w->parked.count > 0) {
-            /* Wake for the next message the rate allows. */
-            wait_ns = (uint64_t)(1e9 / w->rate);
-            if (wait_ns < RATE_TICK_NS_MIN) {
-                wait_ns = RATE_TICK_NS_MIN;
-            }
-            if (wait_ns > BENCH_LOOP_TICK_NS) {
-                wait_ns = BENCH_LOOP_TICK_NS;
-            }
-        }
-        int rc = bench_loop_wait(&w->loop, wait_ns, completion, w);
-        if (rc < 0) {
-            w->loop.rc = rc;
-            return;
-        }
-        now = bench_loop_now_ns();
-        if (w->rate > 0) {
-            worker_rate_release(w, now);
-        }
-        if (now - w->last_tick_ns >= BENCH_LOOP_TICK_NS) {
-            worker_tick(w, now);
-            w->last_tick_ns = now;
-        }
-    }
-    /* Every slot is retired, so no socket is open and no op is in flight;
-     * only cancels may still sit in the SQ, and they match nothing now. */
-    (void)io_uring_submit(&w->loop.ring);
-}
-
 /* Timeouts, backoffs, the end of the run, and giving up on a server that
  * refuses everything. Runs every BENCH_LOOP_TICK_NS. */
 static void
-worker_tick(struct worker *w, uint64_t now)
+worker_tick(void *ctx, uint64_t now)
 {
+    struct worker *w = ctx;
     bench_loop_tick_stop(&w->loop, now, w->run->options->server_text);
     bool is_working = bench_loop_work_remains(&w->loop, now);
     if (!is_working) {
@@ -490,7 +429,7 @@ worker_tick(struct worker *w, uint64_t now)
         while ((c = conn_of(bench_loop_list_pop(&w->loop, &w->parked))) != NULL) {
             c->is_parked = false;
             session_quit(w, c);
-            conn_settle(w, c);
+            conn_settle(w, &c->io);
         }
         while ((c = conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue))) != NULL) {
             conn_enter(c, CONN_STATE_DONE);
@@ -507,7 +446,7 @@ worker_tick(struct worker *w, uint64_t now)
         case CONN_STATE_BACKOFF:
             if (is_working) {
                 conn_enter(c, CONN_STATE_IDLE);
-                conn_start(w, c);
+                conn_start(w, &c->io);
             } else {
                 conn_enter(c, CONN_STATE_DONE);
                 bench_loop_retire(&w->loop);
@@ -516,7 +455,7 @@ worker_tick(struct worker *w, uint64_t now)
         case CONN_STATE_DRAIN:
             /* The server did not close after 221: we do, no harm done. */
             conn_close(w, c, false);
-            conn_settle(w, c);
+            conn_settle(w, &c->io);
             break;
         case CONN_STATE_CONNECTING:
         case CONN_STATE_GREETING:
@@ -530,7 +469,7 @@ worker_tick(struct worker *w, uint64_t now)
         case CONN_STATE_QUIT:
             bench_smtp_stats_add(&w->stats.timeouts, 1);
             conn_close(w, c, true);
-            conn_settle(w, c);
+            conn_settle(w, &c->io);
             break;
         case CONN_STATE_IDLE:
         case CONN_STATE_READY:
@@ -541,10 +480,34 @@ worker_tick(struct worker *w, uint64_t now)
     }
 }
 
+/* Closed loop: the tick. Open loop with sessions parked: wake for the
+ * next message the rate allows. */
+static uint64_t
+worker_wait_ns(void *ctx)
+{
+    const struct worker *w = ctx;
+    uint64_t wait_ns = BENCH_LOOP_TICK_NS;
+
+    if (w->rate > 0 && w->parked.count > 0) {
+        wait_ns = (uint64_t)(1e9 / w->rate);
+        if (wait_ns < RATE_TICK_NS_MIN) {
+            wait_ns = RATE_TICK_NS_MIN;
+        }
+        if (wait_ns > BENCH_LOOP_TICK_NS) {
+            wait_ns = BENCH_LOOP_TICK_NS;
+        }
+    }
+    return wait_ns;
+}
+
 /* Open loop: start as many parked sessions as the schedule allows by now. */
 static void
-worker_rate_release(struct worker *w, uint64_t now)
+worker_rate_release(void *ctx, uint64_t now)
 {
+    struct worker *w = ctx;
+    if (w->rate <= 0) {
+        return;
+    }
     uint64_t allowed = (uint64_t)((double)(now - w->run->start_ns) * w->rate / 1e9) + 1;
 
     while (w->parked.count > 0 && w->loop.started < allowed && bench_loop_work_remains(&w->loop, now)) {
@@ -552,41 +515,16 @@ worker_rate_release(struct worker *w, uint64_t now)
         ASSERT(c->state == CONN_STATE_READY);
         c->is_parked = false;
         txn_start(w, c);
-        conn_settle(w, c);
+        conn_settle(w, &c->io);
     }
 }
 
 static void
-completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res)
+on_connect(void *ctx, struct bench_loop_conn *io, int32_t res)
 {
     struct worker *w = ctx;
     struct conn *c = conn_of(io);
 
-    switch (op) {
-    case BENCH_LOOP_OP_CONNECT:
-        on_connect(w, c, res);
-        /* A connect slot came free. */
-        while (w->loop.connects_in_flight < BENCH_LOOP_CONNECTS_IN_FLIGHT_MAX &&
-               w->loop.connect_queue.count > 0) {
-            conn_start(w, conn_of(bench_loop_list_pop(&w->loop, &w->loop.connect_queue)));
-        }
-        break;
-    case BENCH_LOOP_OP_RECV:
-        on_recv(w, c, res);
-        break;
-    case BENCH_LOOP_OP_SEND:
-        on_send(w, c, res);
-        break;
-    case BENCH_LOOP_OP_CANCEL:
-    default:
-        ASSERT(!"an op with a completion of its own");
-    }
-    conn_settle(w, c);
-}
-
-static void
-on_connect(struct worker *w, struct conn *c, int32_t res)
-{
     if (c->state == CONN_STATE_CLOSING) {
         return;
     }
@@ -610,8 +548,11 @@ on_connect(struct worker *w, struct conn *c, int32_t res)
 }
 
 static void
-on_recv(struct worker *w, struct conn *c, int32_t res)
+on_recv(void *ctx, struct bench_loop_conn *io, int32_t res)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
+
     if (c->state == CONN_STATE_CLOSING) {
         return;
     }
@@ -639,8 +580,11 @@ on_recv(struct worker *w, struct conn *c, int32_t res)
 }
 
 static void
-on_send(struct worker *w, struct conn *c, int32_t res)
+on_send(void *ctx, struct bench_loop_conn *io, int32_t res)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
+
     if (c->state == CONN_STATE_CLOSING) {
         return;
     }
@@ -660,8 +604,10 @@ on_send(struct worker *w, struct conn *c, int32_t res)
 /* Open a connection for slot c, or queue it while too many connects are in
  * flight, or retire it when no work remains. */
 static void
-conn_start(struct worker *w, struct conn *c)
+conn_start(void *ctx, struct bench_loop_conn *io)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
     const struct bench_smtp_options *options = w->run->options;
 
     ASSERT(c->state == CONN_STATE_IDLE);
@@ -723,8 +669,11 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
 }
 
 static void
-conn_settle(struct worker *w, struct conn *c)
+conn_settle(void *ctx, struct bench_loop_conn *io)
 {
+    struct worker *w = ctx;
+    struct conn *c = conn_of(io);
+
     if (c->state == CONN_STATE_CLOSING && c->io.ops_in_flight == 0) {
         conn_finalize(w, c);
     }
@@ -756,7 +705,7 @@ conn_finalize(struct worker *w, struct conn *c)
         c->deadline_ns = now + BENCH_LOOP_BACKOFF_NS;
     } else {
         conn_enter(c, CONN_STATE_IDLE);
-        conn_start(w, c);
+        conn_start(w, &c->io);
     }
 }
 
@@ -1095,13 +1044,13 @@ txn_start(struct worker *w, struct conn *c)
     c->rcpt_ok = 0;
     c->is_pipelined_txn = options->is_pipelining && c->has_pipelining;
     c->is_bdat_txn = options->is_bdat && c->has_chunking;
-    c->class_index = bench_message_pick(run->message, bench_loop_rng_next(&w->rng));
+    c->class_index = bench_message_pick(run->message, bench_rng_next(&w->rng));
     const struct bench_message_body *body = bench_message_class(run->message, c->class_index);
 
     for (uint32_t i = 0; i < options->rcpts_per_message; i++) {
         uint32_t user;
         if (options->is_rcpt_random) {
-            user = (uint32_t)(bench_loop_rng_next(&w->rng) % options->users) + 1;
+            user = (uint32_t)(bench_rng_next(&w->rng) % options->users) + 1;
         } else {
             uint64_t next = __atomic_fetch_add(&w->run->rcpt_next, 1, __ATOMIC_RELAXED);
             user = (uint32_t)(next % options->users) + 1;
