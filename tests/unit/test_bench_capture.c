@@ -20,6 +20,23 @@ static void capture_begin(int fd, FILE *stream, FILE **file_out, int *saved_out)
 static void capture_end(int fd, FILE *stream, FILE *file, int saved, char *out, size_t out_bytes);
 
 int
+test_bench_run(test_bench_parse_fn *fn, void *options, int argc, char **argv)
+{
+    FILE *err_file;
+    FILE *out_file;
+    int err_saved;
+    int out_saved;
+    capture_begin(STDERR_FILENO, stderr, &err_file, &err_saved);
+    capture_begin(STDOUT_FILENO, stdout, &out_file, &out_saved);
+    int rc = fn(argc, argv, options);
+    capture_end(STDOUT_FILENO, stdout, out_file, out_saved, test_bench_captured_out,
+                sizeof(test_bench_captured_out));
+    capture_end(STDERR_FILENO, stderr, err_file, err_saved, test_bench_captured_err,
+                sizeof(test_bench_captured_err));
+    return rc;
+}
+
+int
 test_bench_parse(test_bench_parse_fn *fn, void *options, const char *argv0, va_list args)
 {
     char *argv[TEST_BENCH_ARGS_MAX + 2];
@@ -37,19 +54,7 @@ test_bench_parse(test_bench_parse_fn *fn, void *options, const char *argv0, va_l
         argv[argc++] = arg;
     }
     argv[argc] = NULL;
-
-    FILE *err_file;
-    FILE *out_file;
-    int err_saved;
-    int out_saved;
-    capture_begin(STDERR_FILENO, stderr, &err_file, &err_saved);
-    capture_begin(STDOUT_FILENO, stdout, &out_file, &out_saved);
-    int rc = fn(argc, argv, options);
-    capture_end(STDOUT_FILENO, stdout, out_file, out_saved, test_bench_captured_out,
-                sizeof(test_bench_captured_out));
-    capture_end(STDERR_FILENO, stderr, err_file, err_saved, test_bench_captured_err,
-                sizeof(test_bench_captured_err));
-    return rc;
+    return test_bench_run(fn, options, argc, argv);
 }
 
 bool

@@ -21,6 +21,10 @@ extern char test_bench_captured_out[TEST_BENCH_CAPTURE_BYTES];
  * bench_imap_options_parse() behind an adapter taking void *. */
 typedef int test_bench_parse_fn(int argc, char **argv, void *options);
 
+/* fn on argv[0..argc) (argv[argc] NULL), output captured. Returns fn's
+ * result. */
+int test_bench_run(test_bench_parse_fn *fn, void *options, int argc, char **argv);
+
 /* fn on argv0 followed by the NULL-terminated arguments in args (at most
  * TEST_BENCH_ARGS_MAX; more abort), output captured. Returns fn's result. */
 int test_bench_parse(test_bench_parse_fn *fn, void *options, const char *argv0, va_list args);

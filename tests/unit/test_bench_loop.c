@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bench/bench_loop.h"
+#include "bench/bench_rng.h"
 #include "unit.h"
 
 #define SLOTS 5
@@ -27,25 +28,56 @@
 
 struct slot {
     struct bench_loop_conn io;
-    int                    tag;
+    int tag;
 };
 
 struct seen {
     enum bench_loop_op op;
-    int32_t            res;
-    uint32_t           slot;
-    uint32_t           count;
+    int32_t res;
+    uint32_t slot;
+    uint32_t count;
 };
 
 static void
-on_completion(void *ctx, struct bench_loop_conn *io, enum bench_loop_op op, int32_t res)
+seen_record(struct seen *seen, enum bench_loop_op op, struct bench_loop_conn *io, int32_t res)
 {
-    struct seen *seen = ctx;
     seen->op = op;
     seen->res = res;
     seen->slot = io->slot;
     seen->count++;
 }
+
+static void
+seen_connect(void *ctx, struct bench_loop_conn *io, int32_t res)
+{
+    seen_record(ctx, BENCH_LOOP_OP_CONNECT, io, res);
+}
+
+static void
+seen_recv(void *ctx, struct bench_loop_conn *io, int32_t res)
+{
+    seen_record(ctx, BENCH_LOOP_OP_RECV, io, res);
+}
+
+static void
+seen_send(void *ctx, struct bench_loop_conn *io, int32_t res)
+{
+    seen_record(ctx, BENCH_LOOP_OP_SEND, io, res);
+}
+
+/* Nothing to start or settle: the test drives the one slot itself. */
+static void
+seen_nothing(void *ctx, struct bench_loop_conn *io)
+{
+    (void)ctx;
+    (void)io;
+}
+
+static const struct bench_loop_ops seen_ops = {.on_connect = seen_connect,
+                                               .on_recv = seen_recv,
+                                               .on_send = seen_send,
+                                               .start = seen_nothing,
+                                               .settle = seen_nothing};
 
 /* Wait until one more completion has come in (or give up). */
 static bool
@@ -53,7 +85,7 @@ wait_one(struct bench_loop *loop, struct seen *seen)
 {
     uint32_t before = seen->count;
     for (int i = 0; i < WAIT_ROUNDS_MAX && seen->count == before; i++) {
-        if (bench_loop_wait(loop, WAIT_NS, on_completion, seen) < 0) {
+        if (bench_loop_wait(loop, WAIT_NS, &seen_ops, seen) < 0) {
             return false;
         }
     }
@@ -171,9 +203,9 @@ test_clock_and_rng(void)
 
     uint64_t s1 = 42;
     uint64_t s2 = 42;
-    uint64_t x = bench_loop_rng_next(&s1);
-    CHECK(x == bench_loop_rng_next(&s2)); /* the same seed, the same sequence */
-    CHECK(bench_loop_rng_next(&s1) != x);
+    uint64_t x = bench_rng_next(&s1);
+    CHECK(x == bench_rng_next(&s2)); /* the same seed, the same sequence */
+    CHECK(bench_rng_next(&s1) != x);
     CHECK(s1 != 42);
 }
 
