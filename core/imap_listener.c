@@ -106,8 +106,12 @@ struct imap_conn {
     char *root;       /* the user's Maildir, after login */
     bool is_auth_fail_delayed; /* a failed login waits for its timer */
     enum imap_job_kind retry_kind; /* a job the full worker queue refused */
-    /* Waiting for a command scratch (scratch_pool.waiting_*), FIFO. */
+    /* Waiting for a command scratch (scratch_pool.waiting_*), FIFO; a
+     * scratch given back is handed to the first waiter (granted) rather
+     * than left in the pool, so no newcomer can take it first and leave
+     * the waiter asleep with a scratch free. */
     bool is_waiting_for_scratch;
+    struct imap_session_scratch *granted;
     struct imap_conn *waiting_prev;
     struct imap_conn *waiting_next;
     struct imap_append *append; /* an APPEND being received, or NULL */
@@ -160,10 +164,17 @@ scratch_acquire(void *owner)
     uint32_t index = reactor_index(conn_reactor(ic->conn));
     ASSERT(index < imap_listener.pool_count);
     struct scratch_pool *pool = &imap_listener.pools[index];
-    if (pool->free_count > 0) {
+    if (ic->granted != NULL) {
+        struct imap_session_scratch *s = ic->granted;
+        ic->granted = NULL;
+        return s;
+    }
+    /* Others wait already: in turn, behind them. */
+    bool is_queue = pool->waiting_head != NULL && !ic->is_waiting_for_scratch;
+    if (!is_queue && pool->free_count > 0) {
         return pool->free_list[--pool->free_count];
     }
-    if (pool->made == pool->capacity) {
+    if (is_queue || pool->made == pool->capacity) {
         /* The session waits (backpressure) and is woken, in arrival
          * order, when a scratch comes back. */
         if (!ic->is_waiting_for_scratch) {
@@ -222,15 +233,19 @@ scratch_release(void *owner, struct imap_session_scratch *scratch)
 {
     struct imap_conn *ic = owner;
     struct scratch_pool *pool = &imap_listener.pools[reactor_index(conn_reactor(ic->conn))];
-    ASSERT(pool->free_count < pool->made);
-    pool->free_list[pool->free_count++] = scratch;
-    /* Wake the longest waiter through a poke: this runs inside another
-     * session's feed, where feeding a second session would nest. */
     struct imap_conn *next = pool->waiting_head;
-    if (next != NULL) {
-        scratch_wait_cancel(next);
-        reactor_conn_poke(conn_reactor(next->conn), conn_slot(next->conn));
+    if (next == NULL) {
+        ASSERT(pool->free_count < pool->made);
+        pool->free_list[pool->free_count++] = scratch;
+        return;
     }
+    /* Hand it to the longest waiter and wake it through a poke: this runs
+     * inside another session's feed, where feeding a second session would
+     * nest. */
+    scratch_wait_cancel(next);
+    ASSERT(next->granted == NULL);
+    next->granted = scratch;
+    reactor_conn_poke(conn_reactor(next->conn), conn_slot(next->conn));
 }
 
 /* ---- handler --------------------------------------------------------------- */
@@ -476,6 +491,12 @@ imap_conn_close(struct conn *conn)
     struct imap_conn *ic = conn_state(conn);
     ASSERT(!ic->is_job_out);
     scratch_wait_cancel(ic);
+    if (ic->granted != NULL) {
+        /* Handed over but never used: on to the next waiter. */
+        struct imap_session_scratch *s = ic->granted;
+        ic->granted = NULL;
+        scratch_release(ic, s);
+    }
     append_discard(ic);
     mailbox_view_detach(&ic->view);
     imap_exec_finish(&ic->exec);
