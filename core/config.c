@@ -103,6 +103,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_U32, imap_scratch_buffers, "64", 1, 65536),
     KEY(CONFIG_BOOL, allow_plaintext_auth, "no", 0, 0),
     KEY(CONFIG_BOOL, imap_fetch_splice, "yes", 0, 0),
+    KEY(CONFIG_BOOL, direct_sockets, "yes", 0, 0),
     KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
     KEY(CONFIG_BOOL, fsync, "yes", 0, 0),
     KEY(CONFIG_DURATION, commit_window_ms, "0ms", 0, 1000),

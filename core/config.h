@@ -90,6 +90,7 @@ struct config {
     uint32_t imap_scratch_buffers;  /* IMAP commands being read or run at once, per reactor */
     bool allow_plaintext_auth;      /* LOGIN / AUTH PLAIN without TLS from non-loopback peers */
     bool imap_fetch_splice;         /* FETCH BODY[] by splice from the file (plaintext) */
+    bool direct_sockets;            /* connections as io_uring direct descriptors */
     uint32_t shutdown_timeout_ms;
 
     bool fsync;          /* only tests on tmpfs turn this off; 250 means fsynced */

@@ -39,6 +39,7 @@
 #include <sys/eventfd.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +57,9 @@
 /* splice: the pipes one reactor may have at once (two fds each); a round
  * moves up to what its pipe holds (core/pipe_pool). */
 #define REACTOR_PIPES_MAX 512u
+/* Direct sockets: file-table entries beyond the connection slots, for
+ * sockets accepted only to be refused and ones whose close is in flight. */
+#define REACTOR_DIRECT_SPARE 64u
 
 enum op_kind {
     OP_ACCEPT = 1,
@@ -73,6 +77,7 @@ enum op_kind {
     OP_SPLICE_OUT,     /* pipe -> socket */
     OP_SPLICE_TIMEOUT, /* guards OP_SPLICE_OUT or OP_SPLICE_POLL */
     OP_SPLICE_POLL,    /* the socket was full: wait until it takes more */
+    OP_CLOSE,          /* fire-and-forget close of a direct socket (logged) */
 };
 
 struct conn {
@@ -125,6 +130,9 @@ struct reactor_socket {
     const struct conn_handler *handler;
     const struct listen_address *address;
     bool                       is_armed;
+    /* Direct sockets: one accept at a time, which reports the peer here. */
+    struct sockaddr_storage    accept_peer;
+    socklen_t                  accept_peer_len;
 };
 
 struct reactor {
@@ -136,6 +144,12 @@ struct reactor {
     int                    start_error;
 
     struct io_uring        ring;
+    /* Connections are io_uring direct descriptors (a slot of the ring's
+     * file table, not of the process's fd table): cheaper per operation,
+     * and the process's open-file limit then bounds each reactor, not the
+     * whole daemon. conn->fd is then a table index. */
+    bool                   is_direct;
+    uint32_t               conn_capacity; /* slot_count, or less: the file table's room */
     int                    wake_fd;
     uint64_t               wake_value;
     /* Wake-ups are paid only when they are needed: is_sleeping is set
@@ -188,6 +202,7 @@ static uint64_t reactor_epoch_global;
 static void conn_pump(struct conn *conn);
 static void conn_begin_close(struct conn *conn);
 static void pipe_give(struct conn *conn, bool is_empty);
+static void direct_setup(struct reactor *reactor);
 static void pipe_wait_remove(struct conn *conn);
 
 /* ---- user_data ------------------------------------------------------------ */
@@ -339,6 +354,10 @@ listener_open(struct reactor *reactor, const struct listen_address *address)
         /* "[::]:25" means IPv6 only; list 0.0.0.0 separately for IPv4. */
         (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
+    /* Accepted sockets inherit it (a direct socket cannot be given it
+     * later): replies are small and already batched per turn; Nagle would
+     * only add a delayed-ACK round trip to pipelined dialogues. */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (bind(fd, (const struct sockaddr *)&address->addr, address->addr_len) != 0 ||
         listen(fd, REACTOR_LISTEN_BACKLOG) != 0) {
         int rc = -errno;
@@ -356,8 +375,20 @@ accept_arm(struct reactor *reactor, size_t index)
     struct reactor_socket *socket_entry = &reactor->sockets[index];
     ASSERT(!socket_entry->is_armed);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
-    io_uring_prep_multishot_accept(sqe, socket_entry->fd, NULL, NULL,
-                                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (reactor->is_direct) {
+        /* Into any free slot of the ring's file table; the peer's address
+         * comes with it (multishot accept cannot report one). liburing 2.3
+         * adds one to the index it is given, later ones leave ALLOC be:
+         * ALLOC - 1 means ALLOC to both. */
+        socket_entry->accept_peer_len = sizeof(socket_entry->accept_peer);
+        io_uring_prep_accept_direct(sqe, socket_entry->fd,
+                                    (struct sockaddr *)&socket_entry->accept_peer,
+                                    &socket_entry->accept_peer_len, SOCK_NONBLOCK,
+                                    IORING_FILE_INDEX_ALLOC - 1);
+    } else {
+        io_uring_prep_multishot_accept(sqe, socket_entry->fd, NULL, NULL,
+                                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
     io_uring_sqe_set_data64(sqe, pack(OP_ACCEPT, (uint32_t)index, 0));
     socket_entry->is_armed = true;
 }
@@ -404,17 +435,56 @@ peer_format(const struct sockaddr_storage *peer, char *out, size_t out_bytes)
     }
 }
 
+/* Close an accepted socket without blocking: close(2) for a plain fd
+ * (sockets do not linger), a fire-and-forget IORING_OP_CLOSE for a direct
+ * one (its failure is logged). */
+static void
+socket_close(struct reactor *reactor, int fd)
+{
+    if (!reactor->is_direct) {
+        (void)close(fd);
+        return;
+    }
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_close_direct(sqe, (unsigned)fd);
+    io_uring_sqe_set_data64(sqe, pack(OP_CLOSE, 0, 0));
+}
+
+/* Mark an operation on the connection's socket as using the ring's file
+ * table when sockets are direct. */
+static void
+sqe_socket(struct io_uring_sqe *sqe, const struct conn *conn)
+{
+    if (conn->reactor->is_direct) {
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
+}
+
 /* Refuse without a slot: one non-blocking send of the handler's 421, then
  * close. A full socket buffer on a brand-new connection cannot happen, and
  * if the peer is already gone there is nobody to tell. */
 static void
-accept_refuse(int fd, const struct conn_handler *handler)
+accept_refuse(struct reactor *reactor, int fd, const struct conn_handler *handler)
 {
-    if (handler->refusal_text != NULL) {
-        (void)send(fd, handler->refusal_text, strlen(handler->refusal_text),
-                   MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (!reactor->is_direct) {
+        if (handler->refusal_text != NULL) {
+            (void)send(fd, handler->refusal_text, strlen(handler->refusal_text),
+                       MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        (void)close(fd);
+        return;
     }
-    (void)close(fd);
+    /* The same through the ring: a send, then the close (the text is
+     * static, so nothing needs to outlive the call). */
+    if (handler->refusal_text != NULL) {
+        struct io_uring_sqe *sqe = reactor_sqe(reactor);
+        io_uring_prep_send(sqe, fd, handler->refusal_text, strlen(handler->refusal_text),
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+        /* A hard link: the close runs even when the send fails. */
+        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+        io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0)); /* result ignored */
+    }
+    socket_close(reactor, fd);
 }
 
 static void
@@ -431,25 +501,33 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
                         socket_entry->address->text, strerror(-result));
         }
     } else if (reactor->is_draining) {
-        (void)close(result);
+        socket_close(reactor, result);
     } else {
         int fd = result;
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof(peer);
         memset(&peer, 0, sizeof(peer));
-        if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) != 0) {
+        bool has_peer = true;
+        if (reactor->is_direct) {
+            peer = socket_entry->accept_peer;
+        } else {
+            has_peer = getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0;
+        }
+        if (!has_peer) {
             (void)close(fd); /* already reset by the peer */
-        } else if (reactor->free_slots == NULL && reactor->slots_touched == reactor->slot_count) {
+        } else if ((reactor->free_slots == NULL &&
+                    reactor->slots_touched == reactor->slot_count) ||
+                   reactor->live_count >= reactor->conn_capacity) {
             log_warning("reactor %u: connection limit %u reached, refusing", reactor->index,
                         reactor->slot_count);
             stats_add(&reactor->stats.connections_refused, 1);
-            accept_refuse(fd, socket_entry->handler);
+            accept_refuse(reactor, fd, socket_entry->handler);
         } else if (!ip_limit_acquire(&peer)) {
             char text[64];
             peer_format(&peer, text, sizeof(text));
             log_warning("too many connections from %s, refusing", text);
             stats_add(&reactor->stats.connections_refused, 1);
-            accept_refuse(fd, socket_entry->handler);
+            accept_refuse(reactor, fd, socket_entry->handler);
         } else {
             struct conn *conn = slot_take(reactor);
             uint32_t generation = conn->generation + 1;
@@ -468,10 +546,6 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
             conn->is_ip_counted = true;
             conn->peer = peer;
             peer_format(&peer, conn->peer_text, sizeof(conn->peer_text));
-            int one = 1;
-            /* Replies are small and already batched per turn; Nagle would
-             * only add a delayed-ACK round trip to pipelined dialogues. */
-            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             reactor->live_count++;
             stats_add(&reactor->stats.connections_total, 1);
             stats_set(&reactor->stats.connections_open, reactor->live_count);
@@ -495,7 +569,7 @@ conn_release(struct conn *conn)
     if (conn->fd >= 0) {
         /* Every op on this fd has completed: a socket close does not block
          * (no SO_LINGER). */
-        (void)close(conn->fd);
+        socket_close(reactor, conn->fd);
         conn->fd = -1;
     }
     if (conn->held_buffer >= 0) {
@@ -540,7 +614,9 @@ conn_begin_close(struct conn *conn)
     }
     if (!conn->is_cancel_sent && (conn->is_recv_armed || conn->is_send_armed)) {
         struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
-        io_uring_prep_cancel_fd(sqe, conn->fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_prep_cancel_fd(sqe, conn->fd,
+                                IORING_ASYNC_CANCEL_ALL |
+                                    (conn->reactor->is_direct ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
         io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
         conn->is_cancel_sent = true;
     }
@@ -567,6 +643,7 @@ recv_arm(struct conn *conn)
     uint32_t timeout_ms = conn->handler->read_timeout_ms(conn);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_recv(sqe, conn->fd, NULL, reactor->buffer_bytes, 0);
+    sqe_socket(sqe, conn);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = REACTOR_BUFFER_GROUP;
     io_uring_sqe_set_data64(sqe, pack(OP_RECV, conn->slot, conn->generation));
@@ -591,6 +668,7 @@ send_arm(struct conn *conn, struct span output)
     ASSERT(output.len > 0);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_send(sqe, conn->fd, output.ptr, output.len, MSG_NOSIGNAL);
+    sqe_socket(sqe, conn);
     io_uring_sqe_set_data64(sqe, pack(OP_SEND, conn->slot, conn->generation));
     sqe->flags |= IOSQE_IO_LINK;
     ms_to_timespec(reactor->config->send_timeout_ms, &conn->send_timeout);
@@ -711,6 +789,7 @@ splice_arm(struct conn *conn)
      * which core/main.c ignores for the whole process. */
     struct io_uring_sqe *out = reactor_sqe(reactor);
     io_uring_prep_splice(out, conn->pipe.read_fd, -1, conn->fd, -1, len, 0);
+    sqe_socket(out, conn); /* the socket (fd_out) only; the pipe is a plain fd */
     out->flags |= IOSQE_IO_LINK;
     io_uring_sqe_set_data64(out, pack(OP_SPLICE_OUT, conn->slot, conn->generation));
     ms_to_timespec(reactor->config->send_timeout_ms, &conn->send_timeout);
@@ -735,6 +814,7 @@ splice_poll_arm(struct conn *conn)
     struct reactor *reactor = conn->reactor;
     struct io_uring_sqe *poll = reactor_sqe(reactor);
     io_uring_prep_poll_add(poll, conn->fd, POLLOUT);
+    sqe_socket(poll, conn);
     poll->flags |= IOSQE_IO_LINK;
     io_uring_sqe_set_data64(poll, pack(OP_SPLICE_POLL, conn->slot, conn->generation));
     ms_to_timespec(reactor->config->send_timeout_ms, &conn->send_timeout);
@@ -1220,6 +1300,12 @@ reactor_loop(struct reactor *reactor)
                                 strerror(-result));
                 }
                 break;
+            case OP_CLOSE:
+                if (result < 0) {
+                    log_warning("reactor %u: closing a connection: %s", reactor->index,
+                                strerror(-result));
+                }
+                break;
             default:
                 conn_completion(reactor, kind, data, result, flags);
                 break;
@@ -1282,6 +1368,7 @@ reactor_setup(struct reactor *reactor)
     if (rc != 0) {
         return rc;
     }
+    direct_setup(reactor);
     reactor->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (reactor->wake_fd < 0) {
         return -errno;
@@ -1294,6 +1381,40 @@ reactor_setup(struct reactor *reactor)
         reactor->sockets[i].fd = fd;
     }
     return 0;
+}
+
+/* A file table for direct sockets: a slot per connection plus room for
+ * the ones being refused or closed, within what the kernel allows one
+ * ring (the open-file limit). Without it (the kernel says no, or
+ * direct_sockets = no) connections are plain file descriptors. */
+static void
+direct_setup(struct reactor *reactor)
+{
+    reactor->conn_capacity = reactor->slot_count;
+    if (!reactor->config->direct_sockets) {
+        return;
+    }
+    struct rlimit limit;
+    uint64_t size = (uint64_t)reactor->slot_count + REACTOR_DIRECT_SPARE;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+        size > limit.rlim_cur) {
+        size = limit.rlim_cur;
+    }
+    if (size <= 2 * REACTOR_DIRECT_SPARE) {
+        return;
+    }
+    int rc = io_uring_register_files_sparse(&reactor->ring, (unsigned)size);
+    if (rc < 0) {
+        log_info("reactor %u: no direct sockets (%s): using file descriptors", reactor->index,
+                 strerror(-rc));
+        return;
+    }
+    reactor->is_direct = true;
+    if (size - REACTOR_DIRECT_SPARE < reactor->conn_capacity) {
+        reactor->conn_capacity = (uint32_t)(size - REACTOR_DIRECT_SPARE);
+        log_info("reactor %u: %u connections at most (the open-file limit sizes its socket "
+                 "table)", reactor->index, reactor->conn_capacity);
+    }
 }
 
 static void
