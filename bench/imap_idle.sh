@@ -54,9 +54,11 @@ mkdir -p "$work/var"
 for i in $(seq 1 "$USERS"); do echo "user$i@example.test:{PLAIN}x"; done >"$work/var/users"
 smtp_port=$(free_port)
 imap_port=$(free_port)
+# Both are per reactor (and per client address); 65536 is the most either takes.
+limit=$((COUNT + 100 > 65536 ? 65536 : COUNT + 100))
 write_toasterd_conf "$work/toasterd.conf" "$work/var" "$smtp_port" \
     "imap_listen = 127.0.0.1:$imap_port" \
-    "max_connections = $((COUNT + 100))" "max_connections_per_ip = $((COUNT + 100))" \
+    "max_connections = $limit" "max_connections_per_ip = $limit" \
     "reactor_threads = $REACTORS" "log_level = warning"
 # write_toasterd_conf put a free port on imap_listen first; the later line wins.
 grep -v "^imap_listen = 127.0.0.1:[0-9]*$" "$work/toasterd.conf" >"$work/c" || true

@@ -60,6 +60,9 @@
 /* Direct sockets: file-table entries beyond the connection slots, for
  * sockets accepted only to be refused and ones whose close is in flight. */
 #define REACTOR_DIRECT_SPARE 64u
+/* Direct sockets: accepts kept in flight per listener, so a burst of
+ * connections is taken many per loop turn, as multishot accept does. */
+#define REACTOR_DIRECT_ACCEPTS 16u
 
 enum op_kind {
     OP_ACCEPT = 1,
@@ -129,10 +132,11 @@ struct reactor_socket {
     int                        protocol;
     const struct conn_handler *handler;
     const struct listen_address *address;
-    bool                       is_armed;
-    /* Direct sockets: one accept at a time, which reports the peer here. */
-    struct sockaddr_storage    accept_peer;
-    socklen_t                  accept_peer_len;
+    uint32_t                   armed;       /* bit k: accept k is in flight */
+    /* Direct sockets: REACTOR_DIRECT_ACCEPTS single accepts in flight
+     * (multishot cannot report the peer), each reporting it here. */
+    struct sockaddr_storage    accept_peer[REACTOR_DIRECT_ACCEPTS];
+    socklen_t                  accept_peer_len[REACTOR_DIRECT_ACCEPTS];
 };
 
 struct reactor {
@@ -369,28 +373,38 @@ listener_open(struct reactor *reactor, const struct listen_address *address)
     return fd;
 }
 
+/* Accepts in flight per listener: one multishot, or for direct sockets
+ * REACTOR_DIRECT_ACCEPTS single ones. Accept k of listener index carries
+ * index * REACTOR_DIRECT_ACCEPTS + k in its user data. */
+static uint32_t
+accepts_per_listener(const struct reactor *reactor)
+{
+    return reactor->is_direct ? REACTOR_DIRECT_ACCEPTS : 1u;
+}
+
 static void
-accept_arm(struct reactor *reactor, size_t index)
+accept_arm(struct reactor *reactor, size_t index, uint32_t k)
 {
     struct reactor_socket *socket_entry = &reactor->sockets[index];
-    ASSERT(!socket_entry->is_armed);
+    ASSERT(k < accepts_per_listener(reactor));
+    ASSERT((socket_entry->armed & (1u << k)) == 0);
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     if (reactor->is_direct) {
         /* Into any free slot of the ring's file table; the peer's address
-         * comes with it (multishot accept cannot report one). liburing 2.3
-         * adds one to the index it is given, later ones leave ALLOC be:
-         * ALLOC - 1 means ALLOC to both. */
-        socket_entry->accept_peer_len = sizeof(socket_entry->accept_peer);
+         * comes with it. liburing 2.3 adds one to the index it is given,
+         * later ones leave ALLOC be: ALLOC - 1 means ALLOC to both. */
+        socket_entry->accept_peer_len[k] = sizeof(socket_entry->accept_peer[k]);
         io_uring_prep_accept_direct(sqe, socket_entry->fd,
-                                    (struct sockaddr *)&socket_entry->accept_peer,
-                                    &socket_entry->accept_peer_len, SOCK_NONBLOCK,
+                                    (struct sockaddr *)&socket_entry->accept_peer[k],
+                                    &socket_entry->accept_peer_len[k], SOCK_NONBLOCK,
                                     IORING_FILE_INDEX_ALLOC - 1);
     } else {
         io_uring_prep_multishot_accept(sqe, socket_entry->fd, NULL, NULL,
                                        SOCK_NONBLOCK | SOCK_CLOEXEC);
     }
-    io_uring_sqe_set_data64(sqe, pack(OP_ACCEPT, (uint32_t)index, 0));
-    socket_entry->is_armed = true;
+    uint32_t tag = (uint32_t)index * REACTOR_DIRECT_ACCEPTS + k;
+    io_uring_sqe_set_data64(sqe, pack(OP_ACCEPT, tag, 0));
+    socket_entry->armed |= 1u << k;
 }
 
 static void
@@ -401,9 +415,13 @@ listeners_close(struct reactor *reactor)
         if (socket_entry->fd < 0) {
             continue;
         }
-        if (socket_entry->is_armed) {
+        for (uint32_t k = 0; k < accepts_per_listener(reactor); k++) {
+            if ((socket_entry->armed & (1u << k)) == 0) {
+                continue;
+            }
             struct io_uring_sqe *sqe = reactor_sqe(reactor);
-            io_uring_prep_cancel64(sqe, pack(OP_ACCEPT, (uint32_t)i, 0), 0);
+            uint32_t tag = (uint32_t)i * REACTOR_DIRECT_ACCEPTS + k;
+            io_uring_prep_cancel64(sqe, pack(OP_ACCEPT, tag, 0), 0);
             io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
         }
     }
@@ -488,12 +506,14 @@ accept_refuse(struct reactor *reactor, int fd, const struct conn_handler *handle
 }
 
 static void
-accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
+accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
 {
+    size_t index = tag / REACTOR_DIRECT_ACCEPTS;
+    uint32_t k = tag % REACTOR_DIRECT_ACCEPTS;
     ASSERT(index < reactor->socket_count);
     struct reactor_socket *socket_entry = &reactor->sockets[index];
     if (!(flags & IORING_CQE_F_MORE)) {
-        socket_entry->is_armed = false;
+        socket_entry->armed &= ~(1u << k);
     }
     if (result < 0) {
         if (result != -ECANCELED && result != -EBADF) {
@@ -509,7 +529,7 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
         memset(&peer, 0, sizeof(peer));
         bool has_peer = true;
         if (reactor->is_direct) {
-            peer = socket_entry->accept_peer;
+            peer = socket_entry->accept_peer[k];
         } else {
             has_peer = getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0;
         }
@@ -554,8 +574,9 @@ accept_done(struct reactor *reactor, size_t index, int result, uint32_t flags)
             conn_pump(conn);
         }
     }
-    if (!socket_entry->is_armed && !reactor->is_draining && socket_entry->fd >= 0) {
-        accept_arm(reactor, index);
+    if ((socket_entry->armed & (1u << k)) == 0 && !reactor->is_draining &&
+        socket_entry->fd >= 0) {
+        accept_arm(reactor, index, k);
     }
 }
 
@@ -1243,7 +1264,9 @@ reactor_loop(struct reactor *reactor)
 {
     wake_arm(reactor);
     for (size_t i = 0; i < reactor->socket_count; i++) {
-        accept_arm(reactor, i);
+        for (uint32_t k = 0; k < accepts_per_listener(reactor); k++) {
+            accept_arm(reactor, i, k);
+        }
     }
     /* The one loop meant to run until shutdown. */
     for (;;) {
