@@ -12,6 +12,7 @@
 
 #include "core/assertions.h"
 #include "core/base64.h"
+#include "core/utf8.h"
 
 static const char mutf7_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
@@ -26,7 +27,6 @@ struct out_buf {
 static void put(struct out_buf *out, char c);
 static void put_utf8(struct out_buf *out, uint32_t cp);
 static bool is_control(uint32_t cp);
-static size_t utf8_next(const unsigned char *s, size_t len, uint32_t *cp_out);
 static void flush_units(struct out_buf *out, const uint16_t *units, size_t count);
 
 int
@@ -139,7 +139,7 @@ mutf7_encode(struct span utf8, char *out, size_t out_bytes, size_t *len_out)
     size_t i = 0;
     while (i < utf8.len) {
         uint32_t cp;
-        size_t n = utf8_next(s + i, utf8.len - i, &cp);
+        size_t n = utf8_decode_strict(s + i, utf8.len - i, &cp);
         if (n == 0 || is_control(cp)) {
             return -EINVAL;
         }
@@ -214,20 +214,10 @@ static void
 put_utf8(struct out_buf *out, uint32_t cp)
 {
     ASSERT(cp <= 0x10ffff);
-    if (cp < 0x80) {
-        put(out, (char)cp);
-    } else if (cp < 0x800) {
-        put(out, (char)(0xc0 | (cp >> 6)));
-        put(out, (char)(0x80 | (cp & 0x3f)));
-    } else if (cp < 0x10000) {
-        put(out, (char)(0xe0 | (cp >> 12)));
-        put(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
-        put(out, (char)(0x80 | (cp & 0x3f)));
-    } else {
-        put(out, (char)(0xf0 | (cp >> 18)));
-        put(out, (char)(0x80 | ((cp >> 12) & 0x3f)));
-        put(out, (char)(0x80 | ((cp >> 6) & 0x3f)));
-        put(out, (char)(0x80 | (cp & 0x3f)));
+    char bytes[4];
+    size_t n = utf8_encode(cp, bytes);
+    for (size_t i = 0; i < n; i++) {
+        put(out, bytes[i]);
     }
 }
 
@@ -235,57 +225,6 @@ static bool
 is_control(uint32_t cp)
 {
     return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f);
-}
-
-/* Decode one well-formed UTF-8 sequence; 0 when malformed. */
-static size_t
-utf8_next(const unsigned char *s, size_t len, uint32_t *cp_out)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp_out = c;
-        return 1;
-    }
-    size_t follow;
-    uint32_t cp;
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        follow = 1;
-        cp = c & 0x1fu;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        follow = 2;
-        cp = c & 0x0fu;
-        if (c == 0xe0) {
-            lo = 0xa0;
-        } else if (c == 0xed) {
-            hi = 0x9f;
-        }
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        follow = 3;
-        cp = c & 0x07u;
-        if (c == 0xf0) {
-            lo = 0x90;
-        } else if (c == 0xf4) {
-            hi = 0x8f;
-        }
-    } else {
-        return 0;
-    }
-    if (len - 1 < follow) {
-        return 0;
-    }
-    for (size_t k = 1; k <= follow; k++) {
-        unsigned char b = s[k];
-        unsigned char min = k == 1 ? lo : 0x80;
-        unsigned char max = k == 1 ? hi : 0xbf;
-        if (b < min || b > max) {
-            return 0;
-        }
-        cp = (cp << 6) | (b & 0x3fu);
-    }
-    *cp_out = cp;
-    return follow + 1;
 }
 
 /* Base64 (modified alphabet) of count UTF-16BE units, zero-padded to a

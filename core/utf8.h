@@ -69,6 +69,21 @@ utf8_decode(const unsigned char *u, size_t len, uint32_t *cp_out, bool *is_incom
     return follow + 1;
 }
 
+/* One well-formed character of u[0..len) (len >= 1): its length, or 0
+ * when the bytes there are not well-formed UTF-8. */
+static inline size_t
+utf8_decode_strict(const unsigned char *u, size_t len, uint32_t *cp_out)
+{
+    bool is_incomplete;
+    size_t n = utf8_decode(u, len, cp_out, &is_incomplete);
+    /* U+FFFD itself (EF BF BD) is a character like any other; a broken
+     * four-byte sequence may also cover three bytes. */
+    if (is_incomplete || (*cp_out == UTF8_REPLACEMENT && !(n == 3 && u[0] == 0xef))) {
+        return 0;
+    }
+    return n;
+}
+
 /* Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
  * above U+10FFFF. */
 static inline bool
@@ -78,16 +93,40 @@ utf8_is_valid(const char *s, size_t len)
     size_t i = 0;
     while (i < len) {
         uint32_t cp;
-        bool is_incomplete;
-        size_t n = utf8_decode(u + i, len - i, &cp, &is_incomplete);
-        /* U+FFFD itself (EF BF BD) is a character like any other; a
-         * broken four-byte sequence may also cover three bytes. */
-        if (is_incomplete || (cp == UTF8_REPLACEMENT && !(n == 3 && u[i] == 0xef))) {
+        size_t n = utf8_decode_strict(u + i, len - i, &cp);
+        if (n == 0) {
             return false;
         }
         i += n;
     }
     return true;
+}
+
+/* cp (at most U+10FFFF) as UTF-8 into out (room for 4 bytes); returns the
+ * bytes written. */
+static inline size_t
+utf8_encode(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
 }
 
 #endif

@@ -51,7 +51,6 @@ struct encoded_word {
     size_t      end;     /* index after "?=" */
 };
 
-static size_t utf8_encode(uint32_t cp, char *out);
 static uint32_t fold_cp(uint32_t c);
 static bool writer_put_cp(struct writer *w, uint32_t cp);
 static void writer_put_utf8(struct writer *w, const char *s, size_t len);
@@ -436,31 +435,6 @@ imap_text_contains(const char *utf8, size_t len, const char *needle, size_t need
 }
 
 /* Helpers. */
-
-static size_t
-utf8_encode(uint32_t cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
 
 /* Simple case folding of the ranges listed in imap_text.h. */
 static uint32_t

@@ -1,8 +1,9 @@
 /*
  * tests/unit/test_utf8.c - core/utf8.h: one character at a time (code
  * points, U+FFFD for broken sequences with the bytes they cover, the
- * incomplete flag at the end of the input) and the well-formedness check
- * built on it (overlong forms, surrogates, beyond U+10FFFF, a real U+FFFD).
+ * incomplete flag at the end of the input), the strict reading and the
+ * well-formedness check built on it (overlong forms, surrogates, beyond
+ * U+10FFFF, a real U+FFFD), and encoding round trips.
  */
 #include <stdint.h>
 
@@ -49,6 +50,19 @@ main(void)
         }
         CHECK(n == c->n && cp == c->cp && is_incomplete == c->is_incomplete);
     }
+    /* Encode, then read back strictly: the same code point and length. */
+    static const uint32_t cps[] = {0, 'A', 0x7f, 0x80, 0x7ff, 0x800, 0xfffd, 0xffff, 0x10000,
+                                   0x10ffff};
+    for (size_t i = 0; i < sizeof(cps) / sizeof(cps[0]); i++) {
+        char buf[4];
+        size_t n = utf8_encode(cps[i], buf);
+        uint32_t cp = 0;
+        CHECK(n >= 1 && utf8_decode_strict((const unsigned char *)buf, n, &cp) == n &&
+              cp == cps[i]);
+    }
+    uint32_t cp0;
+    CHECK(utf8_decode_strict((const unsigned char *)"\xf1\x80\x80" "A", 4, &cp0) == 0);
+    CHECK(utf8_decode_strict((const unsigned char *)"\xe2\x82", 2, &cp0) == 0);
     CHECK(utf8_is_valid("", 0));
     CHECK(utf8_is_valid("plain", 5));
     CHECK(utf8_is_valid("gr\xc3\xbc\xc3\x9f" "e", 7));
