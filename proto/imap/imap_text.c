@@ -58,6 +58,7 @@ static void pending_flush(struct imap_text_conv *conv, const char *pending, size
                           struct writer *w);
 static void writer_put_bytes(struct writer *w, const char *s, size_t len);
 static bool charset_is(struct span charset, const char *const *names);
+static bool iconv_is_utf8_passthrough(iconv_t cd);
 static bool encoded_word_parse(const char *s, size_t len, size_t pos, struct encoded_word *ew);
 static size_t q_decode(struct span text, char *out, size_t out_bytes);
 static void finder_flush(struct imap_text_finder *finder);
@@ -102,9 +103,33 @@ imap_text_conv_open(struct imap_text_conv *conv, struct span charset)
     if (cd == (iconv_t)-1) {
         return -EINVAL;
     }
+    if (iconv_is_utf8_passthrough(cd)) {
+        /* glibc copies UTF-8 to UTF-8 unchecked, under any of its aliases
+         * ("utf-+8", "ISO-IR-193"...): our own reader checks it instead. */
+        (void)iconv_close(cd);
+        conv->kind = CONV_UTF8;
+        return 0;
+    }
     conv->kind = CONV_ICONV;
     conv->cd = cd;
     return 0;
+}
+
+/* Whether cd passes a sequence above U+10FFFF through as it is, as an
+ * unchecked UTF-8 copy does; a real decoder refuses it. */
+static bool
+iconv_is_utf8_passthrough(iconv_t cd)
+{
+    char probe[] = "\xf4\x90\x80\x80";
+    char got[16];
+    char *ip = probe;
+    size_t il = sizeof probe - 1;
+    char *op = got;
+    size_t ol = sizeof got;
+    size_t r = iconv(cd, &ip, &il, &op, &ol);
+    (void)iconv(cd, NULL, NULL, NULL, NULL); /* back to the initial state */
+    return r != (size_t)-1 && il == 0 && (size_t)(op - got) == sizeof probe - 1 &&
+           memcmp(got, probe, sizeof probe - 1) == 0;
 }
 
 size_t

@@ -71,6 +71,9 @@ static const struct header_case header_cases[] = {
     { "=?ISO-8859-15?Q?=A4?=", "€" },
     { "=?KOI8-R?B?8NLJ18XUIM3J0g==?=", "Привет мир" },
     { "=?utf-8?q?x?= =?iso-8859-1?q?=E9?=", "xé" },
+    /* glibc's other names for UTF-8 copy bytes unchecked; ours checks them. */
+    { "=?utf-+8?q?b=F4=90=80=80?=", "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+    { "=?ISO-IR-193?q?=C3=A9=FF?=", "é\xef\xbf\xbd" },
     { "Grüße", "Grüße" },
     { "a\xff" "b", "a\xef\xbf\xbd" "b" },
     { "a\xc3(", "a\xef\xbf\xbd(" },
