@@ -189,6 +189,7 @@ struct reactor {
     struct ck_ring         done_ring;     /* finished jobs, many workers -> this reactor */
     struct ck_ring_buffer *done_slots;
     uint32_t               jobs_in_flight;
+    uint32_t               discards_in_flight; /* OP_CLOSE and OP_DISCARD not yet completed */
 
     struct __kernel_timespec tick;
     bool                   is_tick_armed;
@@ -466,6 +467,7 @@ socket_close(struct reactor *reactor, int fd)
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_close_direct(sqe, (unsigned)fd);
     io_uring_sqe_set_data64(sqe, pack(OP_CLOSE, 0, 0));
+    reactor->discards_in_flight++;
 }
 
 /* Mark an operation on the connection's socket as using the ring's file
@@ -1274,7 +1276,10 @@ reactor_loop(struct reactor *reactor)
         if (!reactor->is_draining && ck_pr_load_8((uint8_t *)&reactor->stop_requested)) {
             drain_begin(reactor);
         }
-        if (reactor->is_draining && reactor->live_count == 0 && reactor->jobs_in_flight == 0) {
+        /* A last session's close is still queued when it is released: the
+         * peer sees its FIN only once that has been submitted and done. */
+        if (reactor->is_draining && reactor->live_count == 0 && reactor->jobs_in_flight == 0 &&
+            reactor->discards_in_flight == 0) {
             break;
         }
         if (reactor->is_draining && !reactor->is_tick_armed) {
@@ -1318,12 +1323,16 @@ reactor_loop(struct reactor *reactor)
             case OP_CANCEL:
                 break;
             case OP_DISCARD:
+                ASSERT(reactor->discards_in_flight > 0);
+                reactor->discards_in_flight--;
                 if (result < 0) {
                     log_warning("reactor %u: discarding a spool file: %s", reactor->index,
                                 strerror(-result));
                 }
                 break;
             case OP_CLOSE:
+                ASSERT(reactor->discards_in_flight > 0);
+                reactor->discards_in_flight--;
                 if (result < 0) {
                     log_warning("reactor %u: closing a connection: %s", reactor->index,
                                 strerror(-result));
@@ -1764,11 +1773,13 @@ reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const char *pa
         struct io_uring_sqe *sqe = reactor_sqe(reactor);
         io_uring_prep_close(sqe, fd);
         io_uring_sqe_set_data64(sqe, pack(OP_DISCARD, 0, 0));
+        reactor->discards_in_flight++;
     }
     if (path != NULL && path[0] != '\0') {
         struct io_uring_sqe *sqe = reactor_sqe(reactor);
         io_uring_prep_unlinkat(sqe, dir_fd, path, 0);
         io_uring_sqe_set_data64(sqe, pack(OP_DISCARD, 0, 0));
+        reactor->discards_in_flight++;
         /* The kernel copies the path when the SQE is submitted; submit now
          * so the caller's buffer may go away. */
         int rc = io_uring_submit(&reactor->ring);
