@@ -12,6 +12,7 @@
 #ifndef TOASTER_CORE_JOB_H
 #define TOASTER_CORE_JOB_H
 
+#include <ck_stack.h>
 #include <stdint.h>
 
 struct reactor;
@@ -23,6 +24,7 @@ struct job {
     struct reactor *reactor; /* set by reactor_job_submit() */
     uint32_t        conn_slot;
     uint32_t        conn_generation;
+    ck_stack_entry_t done_link; /* on the reactor's done stack once run() is over */
 };
 
 #endif

@@ -286,7 +286,8 @@ main(int argc, char **argv)
     }
     struct workers *workers = NULL;
     if (rc == 0) {
-        rc = workers_create(config.worker_threads, config.worker_queue_entries, &workers);
+        rc = workers_create(config.worker_threads, config.reactor_threads,
+                            config.worker_queue_entries, &workers);
     }
     if (rc == 0) {
         rc = smtp_listener_init(&config);

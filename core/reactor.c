@@ -25,7 +25,7 @@
 
 #include <arpa/inet.h>
 #include <ck_pr.h>
-#include <ck_ring.h>
+#include <ck_stack.h>
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
@@ -102,6 +102,7 @@ struct conn {
     bool                       is_ip_counted;
     bool                       is_timeout_pending; /* recv cancelled by its timer */
     uint8_t                    is_poked;       /* queued by reactor_conn_poke: ck_pr */
+    ck_stack_entry_t           poke_link;      /* on the reactor's pokes while is_poked */
     bool                       is_timer_armed;
     struct __kernel_timespec   timer;
     /* Sending a file range (handler->pending_file): the pipe while it is
@@ -186,8 +187,12 @@ struct reactor {
     uint32_t               slots_touched; /* slots ever used: [0, slots_touched) */
     uint32_t               live_count;
 
-    struct ck_ring         done_ring;     /* finished jobs, many workers -> this reactor */
-    struct ck_ring_buffer *done_slots;
+    /* Finished jobs and pokes coming back from other threads: lock-free
+     * stacks (push is one CAS, the reactor takes all with one exchange),
+     * so no thread ever waits on another, and both are unbounded because
+     * their entries live in the jobs and the slots. */
+    ck_stack_t             done_jobs;
+    ck_stack_t             pokes;
     uint32_t               jobs_in_flight;
     uint32_t               discards_in_flight; /* OP_CLOSE and OP_DISCARD not yet completed */
 
@@ -1123,7 +1128,7 @@ conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int r
 
 /* ---- jobs -------------------------------------------------------------- */
 
-/* A poke for a slot came through the done ring (see reactor_conn_poke). The
+/* A poke for a slot came through the pokes stack (see reactor_conn_poke). The
  * connection there may have closed, or be a new one, since: a poke only
  * asks "look again", so a spurious one is harmless. */
 static void
@@ -1138,20 +1143,39 @@ poke_deliver(struct reactor *reactor, uint32_t slot)
     conn_kick(conn);
 }
 
+/* All entries of a stack, oldest first (a stack gives them newest first). */
+static ck_stack_entry_t *
+stack_take_oldest_first(ck_stack_t *stack)
+{
+    ck_stack_entry_t *newest = ck_stack_batch_pop_upmc(stack);
+    ck_stack_entry_t *oldest = NULL;
+    while (newest != NULL) {
+        ck_stack_entry_t *next = newest->next;
+        newest->next = oldest;
+        oldest = newest;
+        newest = next;
+    }
+    return oldest;
+}
+
 static void
 jobs_collect(struct reactor *reactor)
 {
-    void *entry;
-    /* Bounded by the ring size: at most every job in flight comes back,
-     * and every slot is poked at most once. */
-    for (uint32_t n = 0; n <= 2 * reactor->slot_count &&
-                         ck_ring_dequeue_mpsc(&reactor->done_ring, reactor->done_slots, &entry);
-         n++) {
-        if (((uintptr_t)entry & 1u) != 0) {
-            poke_deliver(reactor, (uint32_t)((uintptr_t)entry >> 1));
-            continue;
-        }
-        struct job *job = entry;
+    /* Each batch is bounded: a connection has one job and one poke queued
+     * at most; what arrives meanwhile waits for the next turn. */
+    ck_stack_entry_t *entry = stack_take_oldest_first(&reactor->pokes);
+    while (entry != NULL) {
+        ck_stack_entry_t *next = entry->next;
+        struct conn *conn = (struct conn *)((char *)entry - offsetof(struct conn, poke_link));
+        poke_deliver(reactor, conn->slot);
+        entry = next;
+    }
+    entry = stack_take_oldest_first(&reactor->done_jobs);
+    while (entry != NULL) {
+        /* done() may free the job, its link with it. */
+        ck_stack_entry_t *next = entry->next;
+        struct job *job = (struct job *)((char *)entry - offsetof(struct job, done_link));
+        entry = next;
         ASSERT(job->reactor == reactor);
         ASSERT(reactor->jobs_in_flight > 0);
         reactor->jobs_in_flight--;
@@ -1285,13 +1309,16 @@ reactor_loop(struct reactor *reactor)
         if (reactor->is_draining && !reactor->is_tick_armed) {
             tick_arm(reactor); /* only the drain deadline needs a clock */
         }
-        /* Announce the sleep, then look at the done ring once more: a job
+        /* Announce the sleep, then look at the done stacks once more: a job
          * finished before the announcement is seen here, one finished
          * after it sees is_sleeping and writes the eventfd. */
         ck_pr_store_8(&reactor->wake_sent, 0);
         ck_pr_store_8(&reactor->is_sleeping, 1);
         ck_pr_fence_memory();
-        unsigned wait_for = ck_ring_size(&reactor->done_ring) > 0 ? 0 : 1;
+        unsigned wait_for = ck_pr_load_ptr(&reactor->done_jobs.head) != NULL ||
+                                    ck_pr_load_ptr(&reactor->pokes.head) != NULL
+                                ? 0
+                                : 1;
         log_flush(); /* the turn's lines, in one write, before any sleep */
         int rc = io_uring_submit_and_wait(&reactor->ring, wait_for);
         ck_pr_store_8(&reactor->is_sleeping, 0);
@@ -1553,17 +1580,8 @@ reactor_start(uint32_t index, const struct config *config,
     reactor->slots = slots;
     /* No free list is built here: slots past slots_touched are free by
      * definition (see slot_take), so none is written before it is used. */
-    uint32_t done_size = 4;
-    while (done_size < reactor->slot_count * 2u + 1u) { /* a ring holds size - 1 */
-        done_size *= 2;
-    }
-    reactor->done_slots = calloc(done_size, sizeof(*reactor->done_slots));
-    if (reactor->done_slots == NULL) {
-        (void)munmap(slots, slots_bytes);
-        free(reactor);
-        return -ENOMEM;
-    }
-    ck_ring_init(&reactor->done_ring, done_size);
+    ck_stack_init(&reactor->done_jobs);
+    ck_stack_init(&reactor->pokes);
     if (sem_init(&reactor->started, 0, 0) != 0) {
         return -errno;
     }
@@ -1615,7 +1633,6 @@ reactor_join(struct reactor **reactor_ptr)
     (void)munmap(reactor->slots, reactor->slot_stride * reactor->slot_count);
     (void)munmap(reactor->buffers, (size_t)reactor->buffer_count * reactor->buffer_bytes);
     (void)munmap(reactor->buffer_ring, reactor->buffer_ring_bytes);
-    free(reactor->done_slots);
     (void)sem_destroy(&reactor->started);
     free(reactor);
     *reactor_ptr = NULL;
@@ -1728,7 +1745,7 @@ conn_job_submit(struct conn *conn, struct job *job)
     job->reactor = reactor;
     job->conn_slot = conn->slot;
     job->conn_generation = conn->generation;
-    if (!workers_submit(reactor->workers, job)) {
+    if (!workers_submit(reactor->workers, reactor->index, job)) {
         return -EAGAIN;
     }
     reactor->jobs_in_flight++;
@@ -1754,10 +1771,7 @@ reactor_job_complete(struct job *job)
 {
     struct reactor *reactor = job->reactor;
     ASSERT(reactor != NULL);
-    /* The ring holds twice the connection slots and each connection has at
-     * most one job out, so it cannot be full. */
-    bool is_queued = ck_ring_enqueue_mpsc(&reactor->done_ring, reactor->done_slots, job);
-    ASSERT(is_queued);
+    ck_stack_push_upmc(&reactor->done_jobs, &job->done_link);
     /* A reactor that is awake collects the job at the end of its turn; one
      * that sleeps gets one eventfd write however many jobs arrive. */
     ck_pr_fence_memory();
@@ -1818,12 +1832,8 @@ reactor_conn_poke(struct reactor *reactor, uint32_t slot)
     if (ck_pr_fas_8(&conn->is_poked, 1) != 0) {
         return; /* already queued */
     }
-    /* Slot numbers go through the done ring tagged with the low bit (job
-     * pointers are aligned). It holds twice the slots: one job and one
-     * poke per connection at most, so it cannot be full. */
-    bool is_queued = ck_ring_enqueue_mpsc(&reactor->done_ring, reactor->done_slots,
-                                          (void *)(((uintptr_t)slot << 1) | 1u));
-    ASSERT(is_queued);
+    /* is_poked keeps the link on the stack once at most. */
+    ck_stack_push_upmc(&reactor->pokes, &conn->poke_link);
     ck_pr_fence_memory();
     if (ck_pr_load_8(&reactor->is_sleeping) && ck_pr_fas_8(&reactor->wake_sent, 1) == 0) {
         reactor_wake(reactor);
