@@ -125,7 +125,7 @@ struct conn {
     struct sockaddr_storage    peer;
     char                       peer_text[64];
     struct conn               *next_free;
-    _Alignas(16) unsigned char state[];
+    void                      *state;          /* in the handler's state area, at this slot */
 };
 
 struct reactor_socket {
@@ -182,6 +182,15 @@ struct reactor {
 
     unsigned char         *slots;
     size_t                 slot_stride;
+    /* Protocol state lives apart from the slots, one area per handler,
+     * each with its own stride, so an IMAP session touches the pages of
+     * an IMAP state and not those of the largest protocol's. */
+    struct reactor_state_area {
+        const struct conn_handler *handler;
+        unsigned char             *base;
+        size_t                     stride;
+    }                      state_areas[REACTOR_LISTENERS_MAX];
+    size_t                 state_area_count;
     uint32_t               slot_count;
     struct conn           *free_slots;    /* given back; reused first */
     uint32_t               slots_touched; /* slots ever used: [0, slots_touched) */
@@ -272,6 +281,30 @@ slot_at(struct reactor *reactor, uint32_t slot)
 
 /* A free slot: one given back, else the next never used (the mapping is
  * zero there, generation 0). The caller checked that one exists. */
+/* Where the state of handler's connection in slot lives. */
+static void *
+state_at(struct reactor *reactor, const struct conn_handler *handler, uint32_t slot)
+{
+    for (size_t i = 0; i < reactor->state_area_count; i++) {
+        const struct reactor_state_area *area = &reactor->state_areas[i];
+        if (area->handler == handler) {
+            return area->base + (size_t)slot * area->stride;
+        }
+    }
+    ASSERT(false); /* every listener's handler has an area */
+    return NULL;
+}
+
+static void
+state_areas_unmap(struct reactor *reactor)
+{
+    for (size_t i = 0; i < reactor->state_area_count; i++) {
+        struct reactor_state_area *area = &reactor->state_areas[i];
+        (void)munmap(area->base, area->stride * reactor->slot_count);
+    }
+    reactor->state_area_count = 0;
+}
+
 static struct conn *
 slot_take(struct reactor *reactor)
 {
@@ -576,6 +609,7 @@ accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
             reactor->live_count++;
             stats_add(&reactor->stats.connections_total, 1);
             stats_set(&reactor->stats.connections_open, reactor->live_count);
+            conn->state = state_at(reactor, conn->handler, slot);
             memset(conn->state, 0, conn->handler->state_bytes);
             conn->handler->open(conn);
             conn_pump(conn);
@@ -1555,25 +1589,44 @@ reactor_start(uint32_t index, const struct config *config,
     reactor->socket_count = listener_count;
     pipe_pool_init(&reactor->pipes, REACTOR_PIPES_MAX);
     histogram_init(&reactor->stats.latency_us);
-    size_t state_bytes = 0;
+    reactor->slot_count = config->max_connections;
     for (size_t i = 0; i < listener_count; i++) {
         reactor->listener_specs[i] = listeners[i];
         reactor->sockets[i].fd = -1;
         reactor->sockets[i].protocol = listeners[i].protocol;
         reactor->sockets[i].handler = listeners[i].handler;
         reactor->sockets[i].address = listeners[i].address;
-        if (listeners[i].handler->state_bytes > state_bytes) {
-            state_bytes = listeners[i].handler->state_bytes;
+        bool is_known = false;
+        for (size_t k = 0; k < reactor->state_area_count; k++) {
+            is_known = is_known || reactor->state_areas[k].handler == listeners[i].handler;
         }
+        if (is_known) {
+            continue;
+        }
+        /* Mappings, like the slots: pages are touched only when used, so
+         * an idle daemon costs little however many slots it may hold. */
+        struct reactor_state_area *area = &reactor->state_areas[reactor->state_area_count];
+        area->handler = listeners[i].handler;
+        area->stride = (listeners[i].handler->state_bytes + 63) & ~(size_t)63;
+        if (area->stride == 0) {
+            area->stride = 64;
+        }
+        void *base = mmap(NULL, area->stride * reactor->slot_count, PROT_READ | PROT_WRITE,
+                          MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+        if (base == MAP_FAILED) {
+            state_areas_unmap(reactor);
+            free(reactor);
+            return -ENOMEM;
+        }
+        area->base = base;
+        reactor->state_area_count++;
     }
-    /* Slots are one mapping; pages are touched only when a slot is used, so
-     * an idle daemon costs little however many slots it may hold. */
-    reactor->slot_count = config->max_connections;
-    reactor->slot_stride = (sizeof(struct conn) + state_bytes + 63) & ~(size_t)63;
+    reactor->slot_stride = (sizeof(struct conn) + 63) & ~(size_t)63;
     size_t slots_bytes = reactor->slot_stride * reactor->slot_count;
     void *slots = mmap(NULL, slots_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
                        -1, 0);
     if (slots == MAP_FAILED) {
+        state_areas_unmap(reactor);
         free(reactor);
         return -ENOMEM;
     }
@@ -1631,6 +1684,7 @@ reactor_join(struct reactor **reactor_ptr)
     pipe_pool_destroy(&reactor->pipes);
     (void)close(reactor->wake_fd);
     (void)munmap(reactor->slots, reactor->slot_stride * reactor->slot_count);
+    state_areas_unmap(reactor);
     (void)munmap(reactor->buffers, (size_t)reactor->buffer_count * reactor->buffer_bytes);
     (void)munmap(reactor->buffer_ring, reactor->buffer_ring_bytes);
     (void)sem_destroy(&reactor->started);

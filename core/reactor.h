@@ -36,7 +36,7 @@ struct conn_file_range {
 
 struct conn_handler {
     const char *name;          /* "smtp", for logs */
-    size_t      state_bytes;   /* protocol state kept in each connection slot */
+    size_t      state_bytes;   /* protocol state per connection (the reactor keeps it) */
     /* Reply sent (without waiting) to a connection refused for a limit. */
     const char *refusal_text;
     /* The connection was accepted: set up protocol state (banner etc). */
@@ -121,7 +121,7 @@ void reactor_stats_read(const struct reactor *reactor, struct stats_reactor *out
  * stats_add() (core/stats.h). Only this reactor's thread writes them. */
 struct reactor_stats *reactor_stats(struct reactor *reactor);
 
-/* Protocol state of a connection (handler->state_bytes, 16-byte aligned). */
+/* Protocol state of a connection (handler->state_bytes, 64-byte aligned). */
 void *conn_state(struct conn *conn);
 struct reactor *conn_reactor(struct conn *conn);
 const char *conn_peer_text(const struct conn *conn); /* "127.0.0.1" / "IPv6:::1" */
