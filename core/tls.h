@@ -1,0 +1,92 @@
+/*
+ * core/tls.h - TLS for the reactors: OpenSSL 3 driven through memory, so
+ * no TLS call touches a socket or blocks.
+ *
+ * struct tls_server holds the SSL_CTX: TLS 1.2 and 1.3 only, forward-secret
+ * AEAD ciphers, session tickets, the default certificate (tls_cert and
+ * tls_key, or a self-signed one made at first start under data_dir) and the
+ * per-domain ones chosen by SNI (tls_sni). It is built once at start and is
+ * read-only while the reactors use it.
+ *
+ * struct tls_conn is one connection's TLS state. The reactor gives it the
+ * ciphertext it received and takes plaintext out; it gives it plaintext
+ * and takes out the ciphertext to send. Everything else (sockets, buffers
+ * for what the protocol has not consumed yet) stays with the reactor.
+ */
+#ifndef TOASTER_CORE_TLS_H
+#define TOASTER_CORE_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/span.h"
+
+/* The most plaintext one TLS record carries (RFC 8446 5.1). */
+#define TLS_RECORD_PLAIN_MAX 16384u
+
+struct tls_server;
+struct tls_conn;
+
+/* Build the server side from the configuration: load tls_cert/tls_key (or
+ * make and keep a self-signed certificate for myhostname under
+ * <data_dir>/tls/ the first time) and every tls_sni certificate. Returns 0,
+ * or -errno / -EINVAL with the reason (file, OpenSSL's error) in err. */
+int tls_server_create(const struct config *config, struct tls_server **server_out, char *err,
+                      size_t err_bytes);
+void tls_server_free(struct tls_server **server);
+
+/* A new server-side connection, before its handshake. NULL when out of
+ * memory. */
+struct tls_conn *tls_conn_new(struct tls_server *server);
+void tls_conn_free(struct tls_conn **conn);
+
+enum tls_status {
+    TLS_OK,     /* go on (the handshake may still be running) */
+    TLS_CLOSED, /* the peer sent close_notify: no more plaintext will come */
+    TLS_FAILED, /* handshake failure or a broken record: send what is pending, then close */
+};
+
+/* Ciphertext in, plaintext out. Takes what it needs of in[0..in_len)
+ * (*in_used; all of it unless out fills first) and writes up to out_bytes
+ * of plaintext to out (*out_len). While the handshake runs, its replies
+ * appear in tls_conn_output(). Plaintext already decrypted but not yet
+ * returned comes out first, so a call with in_len 0 drains it. */
+enum tls_status tls_conn_input(struct tls_conn *conn, const uint8_t *in, size_t in_len,
+                               size_t *in_used, uint8_t *out, size_t out_bytes,
+                               size_t *out_len);
+
+/* Whether plaintext is waiting inside (a call with in_len 0 returns it). */
+bool tls_conn_has_plaintext(const struct tls_conn *conn);
+
+/* Plaintext in, encrypted into the output: returns the bytes taken, 0 while
+ * the handshake is not finished or the output holds TLS_OUTPUT_MAX bytes,
+ * or -1 once the connection has failed. */
+#define TLS_OUTPUT_MAX (4u * (TLS_RECORD_PLAIN_MAX + 512u))
+long tls_conn_write(struct tls_conn *conn, const uint8_t *plain, size_t len);
+
+/* Ciphertext waiting to be sent (handshake, alerts, data), and how much of
+ * it went out. */
+struct span tls_conn_output(const struct tls_conn *conn);
+void tls_conn_output_sent(struct tls_conn *conn, size_t bytes);
+
+/* Queue our close_notify (the session is over). */
+void tls_conn_close_notify(struct tls_conn *conn);
+
+/* Give back buffers while the connection idles with nothing pending, so
+ * a TLS connection at rest costs little. */
+void tls_conn_trim(struct tls_conn *conn);
+
+bool tls_conn_is_established(const struct tls_conn *conn);
+/* After the handshake: "TLSv1.3", "TLS_AES_256_GCM_SHA384", its bits, the
+ * SNI name the client asked for (or NULL), whether a session was resumed. */
+const char *tls_conn_version(const struct tls_conn *conn);
+const char *tls_conn_cipher(const struct tls_conn *conn);
+int tls_conn_cipher_bits(const struct tls_conn *conn);
+const char *tls_conn_server_name(const struct tls_conn *conn);
+bool tls_conn_is_resumed(const struct tls_conn *conn);
+/* Why the connection failed, for one log line ("" when it has not). */
+const char *tls_conn_failure(const struct tls_conn *conn);
+
+#endif
