@@ -487,6 +487,12 @@ bench_imap_report_idle_json(const char *path, const struct bench_imap_report_inf
     (void)fprintf(out, "  \"push_us\": ");
     json_histogram(out, &result->push);
     (void)fprintf(out, ",\n  \"errors\": %" PRIu64 ",\n", bench_imap_stats_errors(stats));
+    (void)fprintf(out,
+                  "  \"error_kinds\": {\"connect\": %" PRIu64 ", \"timeout\": %" PRIu64
+                  ", \"closed\": %" PRIu64 ", \"protocol\": %" PRIu64 ", \"login\": %" PRIu64
+                  ", \"select\": %" PRIu64 ", \"bye\": %" PRIu64 "},\n",
+                  stats->connect_errors, stats->timeouts, stats->closed, stats->protocol_errors,
+                  stats->login_refused, stats->select_refused, stats->bye);
     (void)fprintf(out, "  \"server\": ");
     bench_report_json_string(out, info->server);
     (void)fprintf(out, ",\n");
