@@ -33,6 +33,7 @@ enum config_type {
     CONFIG_LISTEN,
     CONFIG_BARE_LF,
     CONFIG_LOG_LEVEL,
+    CONFIG_TLS_SNI, /* repeated: each line adds an entry, an empty value clears */
 };
 
 struct config_key {
@@ -75,6 +76,9 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_STRING, unknown_recipient_mailbox, "", 0, 0),
     KEY(CONFIG_STRING, postmaster_address, "", 0, 0),
     KEY(CONFIG_STRING, control_socket, "", 0, 0),
+    KEY(CONFIG_STRING, tls_cert, "", 0, 0),
+    KEY(CONFIG_STRING, tls_key, "", 0, 0),
+    KEY(CONFIG_TLS_SNI, tls_sni, "", 0, 0),
     KEY(CONFIG_U32, reactor_threads, "0", 0, REACTOR_THREADS_CEILING),
     KEY(CONFIG_STRING, reactor_cpus, "", 0, 0),
     KEY(CONFIG_U32, worker_threads, "0", 0, WORKER_THREADS_CEILING),
@@ -313,6 +317,90 @@ config_parse_listen(const char *text, struct listen_list *out, char *err, size_t
     return 0;
 }
 
+/* A host name as tls_sni accepts it: letters, digits, '-', '_' and dots
+ * between non-empty labels, optionally "*." in front. */
+static bool
+config_sni_domain_ok(const char *domain)
+{
+    const char *p = domain;
+    if (p[0] == '*' && p[1] == '.') {
+        p += 2;
+    }
+    if (*p == '\0') {
+        return false;
+    }
+    size_t label_len = 0;
+    for (; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '.') {
+            if (label_len == 0) {
+                return false;
+            }
+            label_len = 0;
+        } else if (isalnum(c) || c == '-' || c == '_') {
+            label_len++;
+        } else {
+            return false;
+        }
+    }
+    return label_len > 0;
+}
+
+/* "DOMAIN CERTFILE KEYFILE" (blanks between; paths cannot hold blanks).
+ * Appends to the list; "" empties it, which is also the default. */
+static int
+config_parse_tls_sni(const char *name, const char *text, struct tls_sni_list *list, char *err,
+                     size_t err_bytes)
+{
+    char copy[CONFIG_LINE_BYTES_MAX];
+    if (strlen(text) >= sizeof(copy)) {
+        return config_error(err, err_bytes, "%s: value too long", name);
+    }
+    strcpy(copy, text);
+    char *fields[4] = { NULL, NULL, NULL, NULL };
+    size_t field_count = 0;
+    char *save = NULL;
+    for (char *item = strtok_r(copy, " \t", &save); item != NULL && field_count < 4;
+         item = strtok_r(NULL, " \t", &save)) {
+        fields[field_count++] = item;
+    }
+    if (field_count == 0) {
+        list->count = 0;
+        return 0;
+    }
+    if (field_count != 3) {
+        return config_error(err, err_bytes, "%s: want 'DOMAIN CERTFILE KEYFILE'", name);
+    }
+    if (list->count == TLS_SNI_MAX) {
+        return config_error(err, err_bytes, "%s: more than %d entries", name, TLS_SNI_MAX);
+    }
+    struct tls_sni_entry *entry = &list->entries[list->count];
+    if (strlen(fields[0]) >= sizeof(entry->domain) || !config_sni_domain_ok(fields[0])) {
+        return config_error(err, err_bytes, "%s: bad domain '%s'", name, fields[0]);
+    }
+    if (strlen(fields[1]) >= sizeof(entry->cert_file) ||
+        strlen(fields[2]) >= sizeof(entry->key_file)) {
+        return config_error(err, err_bytes, "%s: path longer than %zu bytes", name,
+                            sizeof(entry->cert_file) - 1);
+    }
+    char domain[sizeof(entry->domain)];
+    size_t i = 0;
+    for (; fields[0][i] != '\0'; i++) {
+        domain[i] = (char)tolower((unsigned char)fields[0][i]);
+    }
+    domain[i] = '\0';
+    for (size_t k = 0; k < list->count; k++) {
+        if (strcmp(list->entries[k].domain, domain) == 0) {
+            return config_error(err, err_bytes, "%s: '%s' given twice", name, domain);
+        }
+    }
+    strcpy(entry->domain, domain);
+    strcpy(entry->cert_file, fields[1]);
+    strcpy(entry->key_file, fields[2]);
+    list->count++;
+    return 0;
+}
+
 int
 config_set(struct config *config, const char *name, const char *value, char *err,
            size_t err_bytes)
@@ -374,6 +462,8 @@ config_set(struct config *config, const char *name, const char *value, char *err
         }
         return config_error(err, err_bytes, "%s: want error, warning, info or debug", name);
     }
+    case CONFIG_TLS_SNI:
+        return config_parse_tls_sni(name, value, field, err, err_bytes);
     }
     if (rc != 0) {
         return config_error(err, err_bytes, "%s: bad value '%s'", name, value);
@@ -537,6 +627,11 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     if (n < 0 || (size_t)n >= sizeof(config->control_socket_path)) {
         return config_error(err, err_bytes, "control_socket path too long");
     }
+    if ((config->tls_cert[0] == '\0') != (config->tls_key[0] == '\0')) {
+        return config_error(err, err_bytes,
+                            "tls_cert and tls_key go together: set both, or neither for the "
+                            "self-signed certificate");
+    }
     if (config->max_connections_per_ip > config->max_connections) {
         config->max_connections_per_ip = config->max_connections;
     }
@@ -589,6 +684,17 @@ config_dump(const struct config *config, int fd)
         case CONFIG_LOG_LEVEL:
             dprintf(fd, "%s = %s\n", name, levels[*(const int *)field]);
             break;
+        case CONFIG_TLS_SNI: {
+            const struct tls_sni_list *list = field;
+            if (list->count == 0) {
+                dprintf(fd, "%s = \n", name);
+            }
+            for (size_t j = 0; j < list->count; j++) {
+                dprintf(fd, "%s = %s %s %s\n", name, list->entries[j].domain,
+                        list->entries[j].cert_file, list->entries[j].key_file);
+            }
+            break;
+        }
         }
     }
 }

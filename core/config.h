@@ -42,6 +42,19 @@ struct listen_list {
     size_t                count;
 };
 
+/* One tls_sni line: "DOMAIN CERTFILE KEYFILE". The domain is stored in
+ * lower case; "*.example.com" matches exactly one label below it. */
+struct tls_sni_entry {
+    char domain[256];
+    char cert_file[CONFIG_STRING_BYTES];
+    char key_file[CONFIG_STRING_BYTES];
+};
+
+struct tls_sni_list {
+    struct tls_sni_entry entries[TLS_SNI_MAX];
+    size_t               count;
+};
+
 enum bare_lf_policy {
     BARE_LF_NORMALIZE, /* turn it into CRLF, as Postfix 3.9 does by default */
     BARE_LF_REJECT,    /* refuse the message (and the command line) with 5xx */
@@ -60,6 +73,10 @@ struct config {
     char unknown_recipient_mailbox[CONFIG_STRING_BYTES];
     char postmaster_address[CONFIG_STRING_BYTES];
     char control_socket[CONFIG_STRING_BYTES]; /* "" means <data_dir>/toasterd.sock */
+
+    char tls_cert[CONFIG_STRING_BYTES]; /* "" (with tls_key "") = self-signed under data_dir */
+    char tls_key[CONFIG_STRING_BYTES];
+    struct tls_sni_list tls_sni; /* each tls_sni line adds one; an empty value clears */
 
     uint32_t reactor_threads;   /* 0 = one per online CPU */
     char     reactor_cpus[CONFIG_STRING_BYTES]; /* "" = no pinning; "0,1" or "0-3" */

@@ -152,7 +152,6 @@ static void auth_submit(struct imap_conn *ic);
 static void append_chunk(struct imap_conn *ic);
 static void append_flush(struct imap_conn *ic);
 static void append_discard(struct imap_conn *ic);
-static bool is_loopback(const char *peer_text);
 static int maildir_make(const char *root);
 
 /* ---- scratch pool ---------------------------------------------------------- */
@@ -258,9 +257,12 @@ imap_conn_open(struct conn *conn)
     ic->conn = conn;
     /* Loopback counts as secure, as Dovecot has it: the traffic never
      * leaves the machine. */
-    bool is_secure = is_loopback(conn_peer_text(conn));
+    bool is_secure = conn_peer_is_loopback(conn);
     imap_session_init(&ic->session, &imap_listener.session_config, &imap_listener.callbacks, ic,
                       is_secure);
+    if (conn_tls_can_start(conn) || conn_is_tls(conn)) {
+        imap_session_set_tls(&ic->session, conn_tls_can_start(conn), conn_is_tls(conn));
+    }
 }
 
 /* The job's output, once the job is back: while it runs, a worker writes
@@ -592,6 +594,13 @@ serve_request(struct imap_conn *ic)
     case IMAP_REQUEST_AUTH:
         auth_submit(ic);
         return;
+    case IMAP_REQUEST_STARTTLS: {
+        /* Offered only where the listener has TLS, so it cannot fail. */
+        int rc = conn_tls_start(ic->conn);
+        ASSERT(rc == 0);
+        imap_session_tls_started(&ic->session);
+        return;
+    }
     case IMAP_REQUEST_APPEND_DATA:
         append_chunk(ic);
         return;
@@ -1015,12 +1024,6 @@ imap_listener_destroy(void)
 }
 
 /* ---- helpers ----------------------------------------------------------------- */
-
-static bool
-is_loopback(const char *peer_text)
-{
-    return strncmp(peer_text, "127.", 4) == 0 || strcmp(peer_text, "IPv6:::1") == 0;
-}
 
 /* The user's Maildir and its parents, as delivery would make them. */
 static int

@@ -79,6 +79,11 @@
 /* Listen addresses per listener key. */
 #define LISTEN_ADDRESSES_MAX 16
 
+/* Per-domain certificates chosen by SNI (tls_sni lines). Each costs an
+ * SSL_CTX and a line of struct config; a host with more domains than this
+ * should use a certificate with several names or a wildcard. */
+#define TLS_SNI_MAX 64
+
 /* IMAP commands (proto/imap): line text per command without literals,
  * literal sizes (APPEND takes the message size limit instead), literals
  * kept inline for the parser (larger APPEND data is streamed), literals

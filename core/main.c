@@ -3,8 +3,9 @@
  * workers and one reactor per core, then wait for signals.
  *
  * The main thread owns start-up, SIGHUP (reload users and aliases without
- * dropping a connection) and SIGTERM/SIGINT (stop accepting, let sessions
- * finish up to shutdown_timeout, exit 0). Every other thread has these
+ * dropping a connection; the control request "reload" raises it too) and
+ * SIGTERM/SIGINT (stop accepting, let sessions finish up to
+ * shutdown_timeout, exit 0). Every other thread has these
  * signals blocked; the main thread takes them with sigwaitinfo, so no work
  * happens in a signal handler.
  */
@@ -25,6 +26,7 @@
 #include "core/ip_limit.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "core/tls.h"
 #include "core/imap_listener.h"
 #include "core/smtp_listener.h"
 #include "core/stats.h"
@@ -66,15 +68,18 @@ load_recipients(const struct config *config, struct recipients **table_out)
 
 /* SIGHUP: build the new tables off to the side, publish them, and free the
  * old ones only once every reactor has moved past them. A broken file keeps
- * the old tables in service. */
-static void
-reload(const struct config *config, struct reactor **reactors, uint32_t reactor_count)
+ * the old tables in service. Returns 0 or the load's -errno. */
+static int
+reload(const struct config *config, struct reactor **reactors, uint32_t reactor_count,
+       uint64_t *user_count_out)
 {
     struct recipients *table = NULL;
-    if (load_recipients(config, &table) != 0) {
+    int rc = load_recipients(config, &table);
+    if (rc != 0) {
         log_error("reload failed; keeping the previous users and aliases");
-        return;
+        return rc;
     }
+    *user_count_out = recipients_user_count(table);
     struct recipients *old = recipients_publish(table);
     uint64_t epoch = reactor_epoch_advance();
     for (uint32_t i = 0; i < reactor_count; i++) {
@@ -89,6 +94,47 @@ reload(const struct config *config, struct reactor **reactors, uint32_t reactor_
     }
     recipients_destroy(&old);
     log_info("reload: users and aliases replaced");
+    return 0;
+}
+
+/* The control request "reload" (toasterctl reload, toasterctl user ...)
+ * raises SIGHUP, so the reload runs on the main thread as for a signal, and
+ * answers once a reload that started after the request has finished. The
+ * main thread bumps started before it reads the files and finished after;
+ * the control thread only reads. */
+#define RELOAD_ANSWER_WAIT_MS 20000
+static struct {
+    uint64_t started;
+    uint64_t finished;
+    uint64_t user_count; /* after the last successful reload */
+    uint8_t  is_ok;      /* the last reload's result */
+    uint8_t  is_stopping;
+} reload_state;
+
+static int
+reload_answer(void *arg, char *out, size_t out_bytes)
+{
+    (void)arg;
+    uint64_t started = __atomic_load_n(&reload_state.started, __ATOMIC_ACQUIRE);
+    if (kill(getpid(), SIGHUP) != 0) {
+        return -errno;
+    }
+    const char *state = "pending";
+    /* Bounded: RELOAD_ANSWER_WAIT_MS in 10 ms steps, less at shutdown. */
+    for (unsigned waited_ms = 0; waited_ms < RELOAD_ANSWER_WAIT_MS; waited_ms += 10) {
+        if (__atomic_load_n(&reload_state.finished, __ATOMIC_ACQUIRE) > started) {
+            state = __atomic_load_n(&reload_state.is_ok, __ATOMIC_ACQUIRE) ? "done" : "failed";
+            break;
+        }
+        if (__atomic_load_n(&reload_state.is_stopping, __ATOMIC_ACQUIRE)) {
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    int n = snprintf(out, out_bytes, "{\"reload\":\"%s\",\"users\":%llu}\n", state,
+                     (unsigned long long)__atomic_load_n(&reload_state.user_count,
+                                                         __ATOMIC_ACQUIRE));
+    return n > 0 && (size_t)n < out_bytes ? n : -EMSGSIZE;
 }
 
 /* Each connection holds a socket and, during DATA, a spool file: raise the
@@ -157,7 +203,8 @@ stats_answer(void *arg, char *out, size_t out_bytes)
 }
 
 static size_t
-collect_listeners(const struct config *config, struct reactor_listener *out, size_t capacity)
+collect_listeners(const struct config *config, struct tls_server *tls,
+                  struct reactor_listener *out, size_t capacity)
 {
     static const char *const names[LISTENER_PROTOCOL_COUNT] = {
         [LISTENER_SMTP] = "smtp_listen",
@@ -172,11 +219,13 @@ collect_listeners(const struct config *config, struct reactor_listener *out, siz
     for (int protocol = 0; protocol < LISTENER_PROTOCOL_COUNT; protocol++) {
         const struct listen_list *list = &config->listen[protocol];
         const struct conn_handler *handler = NULL;
-        /* Submission speaks the same SMTP until AUTH and TLS arrive; it
-         * relays nothing, exactly like port 25. */
-        if (protocol == LISTENER_SMTP || protocol == LISTENER_SUBMISSION) {
+        /* Submission speaks the same SMTP until AUTH arrives; it relays
+         * nothing, exactly like port 25. */
+        bool is_implicit_tls = protocol == LISTENER_SUBMISSIONS || protocol == LISTENER_IMAPS;
+        if (protocol == LISTENER_SMTP || protocol == LISTENER_SUBMISSION ||
+            protocol == LISTENER_SUBMISSIONS) {
             handler = &smtp_listener_handler;
-        } else if (protocol == LISTENER_IMAP) {
+        } else if (protocol == LISTENER_IMAP || protocol == LISTENER_IMAPS) {
             handler = &imap_listener_handler;
         }
         if (handler == NULL) {
@@ -189,6 +238,8 @@ collect_listeners(const struct config *config, struct reactor_listener *out, siz
             out[count].protocol = protocol;
             out[count].address = &list->addresses[i];
             out[count].handler = handler;
+            out[count].tls = tls;
+            out[count].is_implicit_tls = is_implicit_tls;
             log_info("listening on %s (%s)", list->addresses[i].text, names[protocol]);
             count++;
         }
@@ -276,6 +327,8 @@ main(int argc, char **argv)
     if (load_recipients(&config, &table) != 0) {
         return 1;
     }
+    __atomic_store_n(&reload_state.user_count, (uint64_t)recipients_user_count(table),
+                     __ATOMIC_RELEASE);
     (void)recipients_publish(table);
 
     int rc = ip_limit_init(config.reactor_threads * config.max_connections,
@@ -299,6 +352,14 @@ main(int argc, char **argv)
         log_error("start-up failed: %s", strerror(-rc));
         return 1;
     }
+    /* One TLS context for every listener and reactor: session tickets
+     * made on one reactor resume on another. */
+    struct tls_server *tls = NULL;
+    char tls_error[512];
+    if (tls_server_create(&config, &tls, tls_error, sizeof(tls_error)) != 0) {
+        log_error("TLS: %s", tls_error);
+        return 1;
+    }
     if (!config.fsync) {
         log_warning("fsync = no: a crash can lose mail that was acknowledged");
     }
@@ -310,7 +371,7 @@ main(int argc, char **argv)
     }
 
     static struct reactor_listener listeners[LISTENER_PROTOCOL_COUNT * LISTEN_ADDRESSES_MAX];
-    size_t listener_count = collect_listeners(&config, listeners,
+    size_t listener_count = collect_listeners(&config, tls, listeners,
                                               sizeof(listeners) / sizeof(listeners[0]));
     struct reactor **reactors = calloc(config.reactor_threads, sizeof(*reactors));
     if (reactors == NULL) {
@@ -348,6 +409,7 @@ main(int argc, char **argv)
     stats_source.start_ns = stats_clock_ns();
     static const struct control_command commands[] = {
         { .name = "stats", .answer = stats_answer, .arg = &stats_source },
+        { .name = "reload", .answer = reload_answer, .arg = NULL },
     };
     if (control_start(control, commands, sizeof(commands) / sizeof(commands[0])) != 0) {
         for (uint32_t i = 0; i < config.reactor_threads; i++) {
@@ -372,7 +434,14 @@ main(int argc, char **argv)
         }
         if (signo == SIGHUP) {
             log_info("SIGHUP: reloading users and aliases");
-            reload(&config, reactors, config.reactor_threads);
+            __atomic_add_fetch(&reload_state.started, 1, __ATOMIC_ACQ_REL);
+            uint64_t user_count = 0;
+            bool is_ok = reload(&config, reactors, config.reactor_threads, &user_count) == 0;
+            if (is_ok) {
+                __atomic_store_n(&reload_state.user_count, user_count, __ATOMIC_RELEASE);
+            }
+            __atomic_store_n(&reload_state.is_ok, (uint8_t)is_ok, __ATOMIC_RELEASE);
+            __atomic_add_fetch(&reload_state.finished, 1, __ATOMIC_ACQ_REL);
             continue;
         }
         log_info("%s: stopping; sessions have %u ms to finish",
@@ -380,7 +449,9 @@ main(int argc, char **argv)
         break;
     }
 
-    /* The control thread reads the reactors: it goes first. */
+    /* The control thread reads the reactors: it goes first, and a reload
+     * request it is waiting on will not come now. */
+    __atomic_store_n(&reload_state.is_stopping, 1, __ATOMIC_RELEASE);
     control_close(&control);
     for (uint32_t i = 0; i < config.reactor_threads; i++) {
         reactor_request_stop(reactors[i]);
@@ -390,6 +461,7 @@ main(int argc, char **argv)
     }
     free(reactors);
     workers_destroy(&workers);
+    tls_server_free(&tls);
     delivery_stop();
     smtp_listener_destroy();
     imap_listener_destroy();

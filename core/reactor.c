@@ -47,6 +47,7 @@
 #include "core/ip_limit.h"
 #include "core/log.h"
 #include "core/pipe_pool.h"
+#include "core/tls.h"
 #include "core/workers.h"
 
 #define REACTOR_BUFFER_GROUP 1
@@ -81,6 +82,23 @@ enum op_kind {
     OP_SPLICE_TIMEOUT, /* guards OP_SPLICE_OUT or OP_SPLICE_POLL */
     OP_SPLICE_POLL,    /* the socket was full: wait until it takes more */
     OP_CLOSE,          /* fire-and-forget close of a direct socket (logged) */
+    OP_TLS_FILE,       /* a piece of a file range read to be encrypted */
+};
+
+/* TLS beneath a connection (see conn_tls_start). */
+struct conn_tls {
+    struct tls_conn *tls;
+    uint8_t         *plain;      /* decrypted, not yet consumed by the protocol */
+    uint32_t         plain_offset;
+    uint32_t         plain_len;
+    uint8_t         *file_piece; /* a piece of a file range: read, then encrypted */
+    uint32_t         file_offset;
+    uint32_t         file_len;   /* read but not yet taken by TLS */
+    bool             is_file_reading;
+    bool             is_failed;      /* send what is pending (an alert), then close */
+    bool             is_peer_closed; /* close_notify came: no more input */
+    bool             is_close_notify_sent;
+    bool             is_established_logged;
 };
 
 struct conn {
@@ -125,6 +143,9 @@ struct conn {
     struct sockaddr_storage    peer;
     char                       peer_text[64];
     struct conn               *next_free;
+    struct tls_server         *tls_server;     /* the listener's, or NULL */
+    struct conn_tls           *tls;            /* TLS on, or NULL */
+    bool                       is_tls_starting; /* STARTTLS: begins once the reply is out */
     void                      *state;          /* in the handler's state area, at this slot */
 };
 
@@ -133,6 +154,8 @@ struct reactor_socket {
     int                        protocol;
     const struct conn_handler *handler;
     const struct listen_address *address;
+    struct tls_server         *tls;
+    bool                       is_implicit_tls;
     uint32_t                   armed;       /* bit k: accept k is in flight */
     /* Direct sockets: REACTOR_DIRECT_ACCEPTS single accepts in flight
      * (multishot cannot report the peer), each reporting it here. */
@@ -219,6 +242,9 @@ static __thread struct reactor *reactor_this_thread;
 static uint64_t reactor_epoch_global;
 
 static void conn_pump(struct conn *conn);
+static int tls_attach(struct conn *conn);
+static void tls_detach(struct conn *conn);
+static void tls_file_done(struct conn *conn, int result);
 static void conn_begin_close(struct conn *conn);
 static void pipe_give(struct conn *conn, bool is_empty);
 static void direct_setup(struct reactor *reactor);
@@ -611,6 +637,11 @@ accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
             stats_set(&reactor->stats.connections_open, reactor->live_count);
             conn->state = state_at(reactor, conn->handler, slot);
             memset(conn->state, 0, conn->handler->state_bytes);
+            conn->tls_server = socket_entry->tls;
+            /* Implicit TLS: the protocol's banner is its first plaintext. */
+            if (socket_entry->is_implicit_tls && tls_attach(conn) != 0) {
+                conn->is_closing = true;
+            }
             conn->handler->open(conn);
             conn_pump(conn);
         }
@@ -644,6 +675,7 @@ conn_release(struct conn *conn)
     if (conn->is_pipe_waiting) {
         pipe_wait_remove(conn);
     }
+    tls_detach(conn);
     conn->handler->close(conn);
     if (conn->is_ip_counted) {
         ip_limit_release(&conn->peer);
@@ -969,16 +1001,285 @@ splice_op_done(struct conn *conn, enum op_kind kind, int result)
 }
 
 /* Decide what the connection needs next. Called after every event. */
+/* ---- TLS beneath the protocol ------------------------------------------ */
+
+static int
+tls_attach(struct conn *conn)
+{
+    ASSERT(conn->tls == NULL);
+    ASSERT(conn->tls_server != NULL);
+    struct conn_tls *t = calloc(1, sizeof(*t));
+    if (t != NULL) {
+        t->tls = tls_conn_new(conn->tls_server);
+    }
+    if (t == NULL || t->tls == NULL) {
+        log_warning("reactor %u: no memory for TLS with %s", conn->reactor->index,
+                    conn->peer_text);
+        free(t);
+        return -ENOMEM;
+    }
+    conn->tls = t;
+    return 0;
+}
+
+static void
+tls_detach(struct conn *conn)
+{
+    struct conn_tls *t = conn->tls;
+    if (t == NULL) {
+        return;
+    }
+    ASSERT(!t->is_file_reading);
+    tls_conn_free(&t->tls);
+    free(t->plain);
+    free(t->file_piece);
+    free(t);
+    conn->tls = NULL;
+}
+
+/* Decrypt what came in and hand the plaintext to the protocol, as far as
+ * it takes it. The plaintext buffer is the only backpressure: while the
+ * protocol leaves bytes in it, nothing more is decrypted, and ciphertext
+ * stays in the held receive buffer. */
+static void
+tls_input(struct conn *conn)
+{
+    struct conn_tls *t = conn->tls;
+    const struct conn_handler *handler = conn->handler;
+    /* Each pass consumes plaintext or ciphertext, or stops. */
+    for (uint32_t pass = 0; !conn->is_closing; pass++) {
+        ASSERT(pass <= 2u * (conn->reactor->buffer_bytes + TLS_RECORD_PLAIN_MAX) + 2u);
+        if (t->plain_len > 0) {
+            if (!handler->wants_input(conn) || handler->is_closing(conn)) {
+                return;
+            }
+            size_t used = handler->input(conn, t->plain + t->plain_offset, t->plain_len);
+            ASSERT(used <= t->plain_len);
+            t->plain_offset += (uint32_t)used;
+            t->plain_len -= (uint32_t)used;
+            if (used == 0) {
+                return;
+            }
+            continue;
+        }
+        if (t->is_failed || t->is_peer_closed ||
+            (conn->held_buffer < 0 && !tls_conn_has_plaintext(t->tls))) {
+            return;
+        }
+        if (t->plain == NULL) {
+            t->plain = malloc(TLS_RECORD_PLAIN_MAX);
+            if (t->plain == NULL) {
+                log_warning("reactor %u: no memory for TLS input from %s",
+                            conn->reactor->index, conn->peer_text);
+                conn_begin_close(conn);
+                return;
+            }
+        }
+        const uint8_t *in = NULL;
+        size_t in_len = 0;
+        if (conn->held_buffer >= 0) {
+            in = buffer_at(conn->reactor, (uint32_t)conn->held_buffer) + conn->held_offset;
+            in_len = conn->held_len;
+        }
+        size_t in_used = 0;
+        size_t out_len = 0;
+        enum tls_status status = tls_conn_input(t->tls, in, in_len, &in_used, t->plain,
+                                                TLS_RECORD_PLAIN_MAX, &out_len);
+        ASSERT(in_used <= in_len && out_len <= TLS_RECORD_PLAIN_MAX);
+        if (conn->held_buffer >= 0) {
+            conn->held_offset += (uint32_t)in_used;
+            conn->held_len -= (uint32_t)in_used;
+            if (conn->held_len == 0) {
+                buffer_return(conn->reactor, (uint32_t)conn->held_buffer);
+                conn->held_buffer = -1;
+            }
+        }
+        t->plain_offset = 0;
+        t->plain_len = (uint32_t)out_len;
+        if (!t->is_established_logged && tls_conn_is_established(t->tls)) {
+            t->is_established_logged = true;
+            log_debug("reactor %u: TLS with %s: %s %s%s", conn->reactor->index,
+                      conn->peer_text, tls_conn_version(t->tls), tls_conn_cipher(t->tls),
+                      tls_conn_is_resumed(t->tls) ? " (resumed)" : "");
+        }
+        if (status == TLS_FAILED) {
+            t->is_failed = true;
+            log_info("reactor %u: TLS with %s failed: %s", conn->reactor->index,
+                     conn->peer_text, tls_conn_failure(t->tls));
+        } else if (status == TLS_CLOSED) {
+            t->is_peer_closed = true;
+        }
+        if (in_used == 0 && out_len == 0) {
+            return; /* a record is incomplete: wait for more */
+        }
+    }
+}
+
+/* Read the next piece of a file range for encryption, if TLS has room
+ * for all of it. */
+static void
+tls_file_arm(struct conn *conn, const struct conn_file_range *range)
+{
+    struct conn_tls *t = conn->tls;
+    ASSERT(range->fd >= 0 && range->len > 0);
+    if (t->file_piece == NULL) {
+        t->file_piece = malloc(TLS_RECORD_PLAIN_MAX);
+        if (t->file_piece == NULL) {
+            log_warning("reactor %u: no memory for a TLS file piece", conn->reactor->index);
+            conn_begin_close(conn);
+            return;
+        }
+    }
+    uint32_t len = range->len < TLS_RECORD_PLAIN_MAX ? (uint32_t)range->len
+                                                      : TLS_RECORD_PLAIN_MAX;
+    struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+    io_uring_prep_read(sqe, range->fd, t->file_piece, len, range->offset);
+    io_uring_sqe_set_data64(sqe, pack(OP_TLS_FILE, conn->slot, conn->generation));
+    conn->ops_in_flight++;
+    t->is_file_reading = true;
+}
+
+static void
+tls_file_done(struct conn *conn, int result)
+{
+    struct conn_tls *t = conn->tls;
+    ASSERT(t != NULL && t->is_file_reading);
+    t->is_file_reading = false;
+    if (conn->is_closing) {
+        return;
+    }
+    if (result <= 0) {
+        /* The protocol announced the length: a file that ends early or
+         * fails cannot be made good, as with splice. */
+        log_warning("reactor %u: reading a file range for %s: %s", conn->reactor->index,
+                    conn->peer_text, result == 0 ? "file ended early" : strerror(-result));
+        conn_begin_close(conn);
+        return;
+    }
+    t->file_offset = 0;
+    t->file_len = (uint32_t)result;
+}
+
+/* Plaintext from the protocol (bytes, then file pieces) into TLS. */
+static void
+tls_output(struct conn *conn)
+{
+    struct conn_tls *t = conn->tls;
+    const struct conn_handler *handler = conn->handler;
+    if (t->is_failed || !tls_conn_is_established(t->tls)) {
+        return;
+    }
+    /* Each pass moves bytes into TLS or stops. */
+    for (uint32_t pass = 0; !conn->is_closing; pass++) {
+        ASSERT(pass <= TLS_OUTPUT_MAX + 2u);
+        if (t->file_len > 0) {
+            long n = tls_conn_write(t->tls, t->file_piece + t->file_offset, t->file_len);
+            if (n <= 0) {
+                t->is_failed = n < 0;
+                return;
+            }
+            t->file_offset += (uint32_t)n;
+            t->file_len -= (uint32_t)n;
+            handler->file_sent(conn, (size_t)n);
+            continue;
+        }
+        if (t->is_file_reading) {
+            return; /* nothing may overtake the file's bytes */
+        }
+        struct span out = handler->pending_output(conn);
+        if (out.len > 0) {
+            long n = tls_conn_write(t->tls, (const uint8_t *)out.ptr, out.len);
+            if (n <= 0) {
+                t->is_failed = n < 0;
+                return;
+            }
+            handler->output_sent(conn, (size_t)n);
+            continue;
+        }
+        struct conn_file_range range = {.fd = -1};
+        if (handler->pending_file != NULL &&
+            tls_conn_output(t->tls).len + TLS_RECORD_PLAIN_MAX + 512u <= TLS_OUTPUT_MAX &&
+            handler->pending_file(conn, &range)) {
+            tls_file_arm(conn, &range);
+        }
+        return;
+    }
+}
+
+static void
+tls_pump(struct conn *conn)
+{
+    struct conn_tls *t = conn->tls;
+    const struct conn_handler *handler = conn->handler;
+    tls_input(conn);
+    if (conn->is_closing) {
+        conn_begin_close(conn);
+        return;
+    }
+    tls_output(conn);
+    if (conn->is_closing) {
+        conn_begin_close(conn);
+        return;
+    }
+    bool is_ending = t->is_failed || handler->is_closing(conn) ||
+                     (t->is_peer_closed && t->plain_len == 0);
+    if (is_ending && !t->is_failed && !t->is_close_notify_sent) {
+        t->is_close_notify_sent = true;
+        tls_conn_close_notify(t->tls);
+    }
+    struct span cipher = tls_conn_output(t->tls);
+    if (cipher.len > 0 && !conn->is_send_armed) {
+        send_arm(conn, cipher);
+    }
+    bool has_output = cipher.len > 0 || t->is_file_reading || t->file_len > 0;
+    if (is_ending) {
+        if (!has_output && !conn->is_send_armed) {
+            conn_begin_close(conn);
+            return;
+        }
+        if (conn->is_recv_armed && !conn->is_recv_cancel_sent) {
+            struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+            io_uring_prep_cancel64(sqe, pack(OP_RECV, conn->slot, conn->generation), 0);
+            io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+            conn->is_recv_cancel_sent = true;
+        }
+        return;
+    }
+    bool is_drained = t->plain_len == 0 && !tls_conn_has_plaintext(t->tls);
+    if (conn->held_buffer < 0 && !conn->is_recv_armed && !conn->is_starved && is_drained &&
+        (handler->wants_input(conn) || !tls_conn_is_established(t->tls))) {
+        recv_arm(conn);
+    }
+    if (is_drained && !has_output && !conn->is_send_armed && conn->held_buffer < 0) {
+        /* At rest: a TLS connection waiting for its client costs little. */
+        free(t->plain);
+        t->plain = NULL;
+        free(t->file_piece);
+        t->file_piece = NULL;
+        tls_conn_trim(t->tls);
+    }
+}
+
 static void
 conn_pump(struct conn *conn)
 {
     if (!conn->is_live) {
         return;
     }
+    if (conn->tls != NULL) {
+        tls_pump(conn);
+        return;
+    }
     const struct conn_handler *handler = conn->handler;
+    if (conn->is_tls_starting && conn->held_buffer >= 0) {
+        /* Sent after STARTTLS, before our reply: never read. */
+        buffer_return(conn->reactor, (uint32_t)conn->held_buffer);
+        conn->held_buffer = -1;
+    }
     /* Held input first: the protocol may have become ready for it. Each
      * pass consumes bytes or stops, so this ends within held_len passes. */
-    for (uint32_t pass = 0; conn->held_buffer >= 0 && !conn->is_closing; pass++) {
+    for (uint32_t pass = 0; conn->held_buffer >= 0 && !conn->is_closing && !conn->is_tls_starting;
+         pass++) {
         ASSERT(pass <= conn->reactor->buffer_bytes);
         if (!handler->wants_input(conn) || handler->is_closing(conn)) {
             break;
@@ -1016,6 +1317,16 @@ conn_pump(struct conn *conn)
             has_output = splice_arm(conn);
         }
     }
+    if (conn->is_tls_starting && !has_output && !conn->is_send_armed) {
+        /* The STARTTLS reply is out: TLS from here on. */
+        conn->is_tls_starting = false;
+        if (tls_attach(conn) != 0) {
+            conn_begin_close(conn);
+            return;
+        }
+        tls_pump(conn);
+        return;
+    }
     if (handler->is_closing(conn)) {
         if (!has_output && !conn->is_send_armed) {
             conn_begin_close(conn);
@@ -1032,7 +1343,7 @@ conn_pump(struct conn *conn)
         return;
     }
     if (conn->held_buffer < 0 && !conn->is_recv_armed && !conn->is_starved &&
-        handler->wants_input(conn)) {
+        !conn->is_tls_starting && handler->wants_input(conn)) {
         recv_arm(conn);
     }
 }
@@ -1049,7 +1360,9 @@ recv_done(struct conn *conn, int result, uint32_t flags)
     if (flags & IORING_CQE_F_BUFFER) {
         uint32_t id = flags >> IORING_CQE_BUFFER_SHIFT;
         reactor->buffers_out++;
-        if (result <= 0 || conn->is_closing) {
+        if (result <= 0 || conn->is_closing || conn->is_tls_starting) {
+            /* While STARTTLS switches over, what arrives was sent after
+             * the command, before our reply: thrown away unread. */
             buffer_return(reactor, id);
         } else {
             ASSERT(conn->held_buffer < 0);
@@ -1110,6 +1423,10 @@ send_done(struct conn *conn, int result)
         conn_begin_close(conn);
         return;
     }
+    if (conn->tls != NULL) {
+        tls_conn_output_sent(conn->tls->tls, (size_t)result);
+        return;
+    }
     conn->handler->output_sent(conn, (size_t)result);
 }
 
@@ -1137,6 +1454,9 @@ conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int r
     case OP_SPLICE_TIMEOUT:
     case OP_SPLICE_POLL:
         splice_op_done(conn, kind, result);
+        break;
+    case OP_TLS_FILE:
+        tls_file_done(conn, result);
         break;
     case OP_FILE:
         ASSERT(conn->is_file_busy);
@@ -1596,6 +1916,9 @@ reactor_start(uint32_t index, const struct config *config,
         reactor->sockets[i].protocol = listeners[i].protocol;
         reactor->sockets[i].handler = listeners[i].handler;
         reactor->sockets[i].address = listeners[i].address;
+        reactor->sockets[i].tls = listeners[i].tls;
+        reactor->sockets[i].is_implicit_tls = listeners[i].is_implicit_tls;
+        ASSERT(!listeners[i].is_implicit_tls || listeners[i].tls != NULL);
         bool is_known = false;
         for (size_t k = 0; k < reactor->state_area_count; k++) {
             is_known = is_known || reactor->state_areas[k].handler == listeners[i].handler;
@@ -1732,6 +2055,55 @@ struct reactor_stats *
 reactor_stats(struct reactor *reactor)
 {
     return &reactor->stats;
+}
+
+int
+conn_tls_start(struct conn *conn)
+{
+    if (!conn_tls_can_start(conn)) {
+        return -ENOTSUP;
+    }
+    conn->is_tls_starting = true;
+    return 0;
+}
+
+bool
+conn_tls_can_start(const struct conn *conn)
+{
+    return conn->tls_server != NULL && conn->tls == NULL && !conn->is_tls_starting;
+}
+
+bool
+conn_is_tls(const struct conn *conn)
+{
+    return conn->tls != NULL || conn->is_tls_starting;
+}
+
+bool
+conn_tls_describe(const struct conn *conn, const char **version_out, const char **cipher_out,
+                  int *bits_out)
+{
+    if (conn->tls == NULL || !tls_conn_is_established(conn->tls->tls)) {
+        return false;
+    }
+    *version_out = tls_conn_version(conn->tls->tls);
+    *cipher_out = tls_conn_cipher(conn->tls->tls);
+    *bits_out = tls_conn_cipher_bits(conn->tls->tls);
+    return true;
+}
+
+bool
+conn_peer_is_loopback(const struct conn *conn)
+{
+    if (conn->peer.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&conn->peer;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (conn->peer.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)&conn->peer)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
 }
 
 void *

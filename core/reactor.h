@@ -25,6 +25,7 @@
 struct reactor;
 struct conn;
 struct workers;
+struct tls_server;
 
 /* A range of an open file that a protocol sends as it is (see
  * conn_handler.pending_file). */
@@ -78,6 +79,11 @@ struct reactor_listener {
     int                        protocol; /* enum listener_protocol */
     const struct listen_address *address;
     const struct conn_handler *handler;
+    /* TLS for this listener's connections: from the first byte when
+     * is_implicit_tls (submissions, imaps), else after conn_tls_start()
+     * (STARTTLS). NULL: no TLS here. */
+    struct tls_server         *tls;
+    bool                       is_implicit_tls;
 };
 
 /* Create reactor number index and start its thread. The listeners are
@@ -126,6 +132,9 @@ void *conn_state(struct conn *conn);
 struct reactor *conn_reactor(struct conn *conn);
 const char *conn_peer_text(const struct conn *conn); /* "127.0.0.1" / "IPv6:::1" */
 int conn_listener_protocol(const struct conn *conn);
+/* The peer is on this machine (127.0.0.0/8, ::1, or ::ffff:127.x): such
+ * traffic never leaves it, so protocols treat it as secure, as Dovecot does. */
+bool conn_peer_is_loopback(const struct conn *conn);
 
 /* Open a file asynchronously (IORING_OP_OPENAT, path relative to dir_fd
  * as openat(2) takes it); handler->file_done gets the fd or -errno. path
@@ -157,6 +166,28 @@ void reactor_job_complete(struct job *job);
 /* Close a file and optionally unlink path (relative to dir_fd) without
  * blocking this thread. path is copied. Failures are logged. */
 void reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const char *path);
+
+/* TLS beneath the protocol (core/tls.h does the cryptography; the
+ * reactor moves the bytes). With TLS the handler's input() gets plaintext
+ * and its pending_output() is encrypted; output_sent() then means "taken
+ * by TLS". File ranges are read a record at a time and encrypted, never
+ * copied whole.
+ *
+ * STARTTLS: the handler has queued its "go ahead" reply and consumed the
+ * command line. Once everything queued is sent, TLS begins; whatever the
+ * client sent after the command is thrown away unread (the CVE-2011-0411
+ * command injection class), so the protocol's next input is the first
+ * plaintext of the TLS session. Returns 0, or -ENOTSUP when the listener
+ * has no TLS or TLS is already on. */
+int conn_tls_start(struct conn *conn);
+/* Whether STARTTLS can be offered: the listener has TLS and it is not on. */
+bool conn_tls_can_start(const struct conn *conn);
+/* TLS is on (or starting) beneath this connection. */
+bool conn_is_tls(const struct conn *conn);
+/* After the handshake: "TLSv1.3", "TLS_AES_256_GCM_SHA384" and the
+ * cipher's bits, for a Received header. false before or without TLS. */
+bool conn_tls_describe(const struct conn *conn, const char **version_out,
+                       const char **cipher_out, int *bits_out);
 
 /* Look at this connection again: send output, feed held input, close. Call
  * after changing protocol state outside of a handler callback. */

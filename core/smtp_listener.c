@@ -30,9 +30,11 @@
 
 #include "core/assertions.h"
 #include "core/log.h"
+#include "core/login_delay.h"
 #include "core/stats.h"
 #include "proto/smtp/smtp_session.h"
 #include "store/delivery.h"
+#include "store/password.h"
 #include "store/recipients.h"
 #include "store/spool.h"
 
@@ -56,6 +58,8 @@ struct smtp_conn {
     enum smtp_file_op        file_op;
     bool                     is_abort_pending; /* discard the file when the op ends */
     uint64_t                 end_of_data_ns;   /* stats_clock_ns() at DELIVER: latency */
+    bool                     is_auth_out;       /* a password check runs on a worker */
+    bool                     is_auth_fail_delayed; /* its failure waits out login_delay */
     /* Waiting for a body buffer (reactor_pools.waiting_*), in FIFO order. */
     bool                     is_waiting_for_buffer;
     struct smtp_conn        *waiting_prev;
@@ -79,7 +83,8 @@ struct reactor_pools {
 
 static struct {
     const struct config       *config;
-    struct smtp_session_config session_config;
+    struct smtp_session_config session_config;    /* port 25 */
+    struct smtp_session_config submission_config; /* 587 and 465: AUTH */
     struct smtp_session_callbacks callbacks;
     struct reactor_pools          *pools; /* one per reactor */
     uint32_t                   pool_count;
@@ -94,6 +99,7 @@ static struct {
 } smtp_listener;
 
 static void smtp_conn_serve_request(struct smtp_conn *sc);
+static void auth_submit(struct smtp_conn *sc);
 
 /* ---- body buffers ------------------------------------------------------------ */
 
@@ -246,6 +252,33 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
         }
     }
     return SMTP_RCPT_ACCEPT;
+}
+
+/* reject_sender_login_mismatch: the address is the user's own (with or
+ * without a subaddress), or an alias that reaches the user. */
+static bool
+smtp_conn_sender_allowed(void *owner, const char *user, struct span mailbox)
+{
+    (void)owner;
+    const struct recipients *table = recipients_current();
+    ASSERT(table != NULL);
+    static __thread const char *mailboxes[ALIAS_EXPANSION_MAX];
+    static __thread const char *remotes[ALIAS_EXPANSION_MAX];
+    struct recipients_result result = {
+        .mailboxes = mailboxes,
+        .mailbox_capacity = ALIAS_EXPANSION_MAX,
+        .remotes = remotes,
+        .remote_capacity = ALIAS_EXPANSION_MAX,
+    };
+    if (recipients_resolve(table, mailbox, &result) != RECIPIENTS_OK) {
+        return false;
+    }
+    for (size_t i = 0; i < result.mailbox_count && i < ALIAS_EXPANSION_MAX; i++) {
+        if (strcmp(result.mailboxes[i], user) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Decide, and log each refusal in the one stable line operators and
@@ -434,7 +467,23 @@ smtp_conn_serve_request(struct smtp_conn *sc)
     switch (smtp_session_take_request(&sc->session)) {
     case SMTP_REQUEST_NONE:
         return;
-    case SMTP_REQUEST_SPOOL_OPEN:
+    case SMTP_REQUEST_AUTH:
+        auth_submit(sc);
+        return;
+    case SMTP_REQUEST_STARTTLS: {
+        /* Offered only where the listener has TLS, so it cannot fail. */
+        int rc = conn_tls_start(sc->conn);
+        ASSERT(rc == 0);
+        smtp_session_tls_started(&sc->session);
+        return;
+    }
+    case SMTP_REQUEST_SPOOL_OPEN: {
+        const char *version;
+        const char *cipher;
+        int bits;
+        if (conn_tls_describe(sc->conn, &version, &cipher, &bits)) {
+            smtp_session_tls_describe(&sc->session, version, cipher, bits);
+        }
         ASSERT(sc->spool_fd < 0);
         ASSERT(sc->body_buffer == NULL);
         if (pools_of(sc->conn)->free_count == 0) {
@@ -443,6 +492,7 @@ smtp_conn_serve_request(struct smtp_conn *sc)
         }
         smtp_conn_spool_open(sc);
         return;
+    }
     case SMTP_REQUEST_SPOOL_WRITE: {
         struct span body = smtp_session_body(&sc->session);
         ASSERT(body.len > 0);
@@ -475,8 +525,14 @@ smtp_conn_open(struct conn *conn)
     struct smtp_conn *sc = conn_state(conn);
     sc->conn = conn;
     sc->spool_fd = -1;
-    smtp_session_init(&sc->session, &smtp_listener.session_config, &smtp_listener.callbacks,
-                      sc, conn_peer_text(conn));
+    int protocol = conn_listener_protocol(conn);
+    bool is_submission = protocol == LISTENER_SUBMISSION || protocol == LISTENER_SUBMISSIONS;
+    smtp_session_init(&sc->session,
+                      is_submission ? &smtp_listener.submission_config
+                                    : &smtp_listener.session_config,
+                      &smtp_listener.callbacks, sc, conn_peer_text(conn));
+    smtp_session_set_transport(&sc->session, conn_tls_can_start(conn), conn_is_tls(conn),
+                               conn_peer_is_loopback(conn));
     log_info("connect from [%s]", conn_peer_text(conn));
 }
 
@@ -626,6 +682,114 @@ smtp_conn_close(struct conn *conn)
     log_info("disconnect from [%s]", conn_peer_text(conn));
 }
 
+/* ---- AUTH: the password check runs on a worker -------------------------------- */
+
+struct smtp_auth {
+    struct job        job;
+    struct smtp_conn *sc;
+    char              user[SMTP_AUTH_USER_BYTES];
+    char              password[SMTP_AUTH_PASSWORD_BYTES];
+    char              hash[512];
+    bool              has_user;
+    bool              is_ok;
+};
+
+static void
+auth_job_run(struct job *job)
+{
+    struct smtp_auth *auth = (struct smtp_auth *)job;
+    int rc = auth->has_user ? password_verify(auth->hash, auth->password) : -EACCES;
+    if (rc == -ENOTSUP || rc == -EINVAL) {
+        log_warning("smtp-login: users_file entry of <%s> has a hash we cannot check (%s)",
+                    auth->user, strerror(-rc));
+    }
+    auth->is_ok = rc == 0;
+    explicit_bzero(auth->password, sizeof(auth->password));
+    explicit_bzero(auth->hash, sizeof(auth->hash));
+    reactor_job_complete(job);
+}
+
+static void
+auth_job_done(struct job *job, struct conn *conn)
+{
+    struct smtp_auth *auth = (struct smtp_auth *)job;
+    struct smtp_conn *sc = auth->sc;
+    sc->is_auth_out = false;
+    if (conn != NULL) {
+        if (auth->is_ok) {
+            log_info("smtp-login: Login: user=<%s>, rip=%s", auth->user, conn_peer_text(conn));
+            login_delay_succeeded(conn_peer_text(conn), auth->user);
+            smtp_session_auth_done(&sc->session, true, auth->user);
+            smtp_conn_serve_request(sc);
+        } else {
+            /* One stable line for fail2ban, and the 535 only after a delay
+             * that grows with the address's and the user's failures. */
+            struct timespec now;
+            (void)clock_gettime(CLOCK_MONOTONIC, &now);
+            uint32_t delay_ms =
+                login_delay_failed(conn_peer_text(conn), auth->user, (uint64_t)now.tv_sec);
+            log_info("smtp-login: auth failed: user=<%s>, rip=%s, delay=%ums", auth->user,
+                     conn_peer_text(conn), delay_ms);
+            sc->is_auth_fail_delayed = true;
+            conn_timer_start(conn, delay_ms);
+        }
+    }
+    explicit_bzero(auth, sizeof(*auth));
+    free(auth);
+}
+
+static void
+auth_submit(struct smtp_conn *sc)
+{
+    struct smtp_auth *auth = calloc(1, sizeof(*auth));
+    if (auth == NULL) {
+        smtp_session_auth_tempfail(&sc->session);
+        return;
+    }
+    auth->sc = sc;
+    /* User names are compared in lower case, as users_file is read. */
+    const char *user = smtp_session_auth_user(&sc->session);
+    size_t n = strnlen(user, sizeof(auth->user) - 1);
+    for (size_t i = 0; i < n; i++) {
+        char c = user[i];
+        auth->user[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    (void)snprintf(auth->password, sizeof(auth->password), "%s",
+                   smtp_session_auth_password(&sc->session));
+    /* The table is read here, on the reactor (see recipients_publish); the
+     * worker gets a copy of the hash. */
+    const struct recipients *table = recipients_current();
+    const char *hash =
+        table != NULL ? recipients_password_hash(table, span_make(auth->user, n)) : NULL;
+    if (hash != NULL && strlen(hash) < sizeof(auth->hash)) {
+        memcpy(auth->hash, hash, strlen(hash) + 1);
+        auth->has_user = true;
+    }
+    auth->job.run = auth_job_run;
+    auth->job.done = auth_job_done;
+    if (conn_job_submit(sc->conn, &auth->job) != 0) {
+        /* The worker queue is full: a temporary refusal, never a wrong
+         * answer. */
+        explicit_bzero(auth, sizeof(*auth));
+        free(auth);
+        smtp_session_auth_tempfail(&sc->session);
+        return;
+    }
+    sc->is_auth_out = true;
+}
+
+/* The delay of a failed AUTH is over: answer it. */
+static void
+smtp_conn_timer(struct conn *conn)
+{
+    struct smtp_conn *sc = conn_state(conn);
+    if (sc->is_auth_fail_delayed) {
+        sc->is_auth_fail_delayed = false;
+        smtp_session_auth_done(&sc->session, false, NULL);
+        smtp_conn_serve_request(sc);
+    }
+}
+
 const struct conn_handler smtp_listener_handler = {
     .name = "smtp",
     .state_bytes = sizeof(struct smtp_conn),
@@ -641,6 +805,7 @@ const struct conn_handler smtp_listener_handler = {
     .shutdown = smtp_conn_shutdown,
     .file_done = smtp_conn_file_done,
     .close = smtp_conn_close,
+    .timer = smtp_conn_timer,
 };
 
 /* ---- set-up ------------------------------------------------------------ */
@@ -667,9 +832,13 @@ smtp_listener_init(const struct config *config)
         .junk_command_limit = config->smtp_junk_command_limit,
         .reject_bare_lf = config->bare_lf == BARE_LF_REJECT,
     };
+    smtp_listener.submission_config = smtp_listener.session_config;
+    smtp_listener.submission_config.is_submission = true;
+    smtp_listener.submission_config.is_plaintext_auth_allowed = config->allow_plaintext_auth;
     smtp_listener.callbacks = (struct smtp_session_callbacks){
         .rcpt = smtp_conn_rcpt,
         .txn_abort = smtp_conn_txn_abort,
+        .sender_allowed = smtp_conn_sender_allowed,
     };
     (void)snprintf(smtp_listener.refusal_text, sizeof(smtp_listener.refusal_text),
                    "421 4.7.0 %s Error: too many connections, try again later\r\n",

@@ -50,9 +50,18 @@ enum tls_status {
 
 /* Ciphertext in, plaintext out. Takes what it needs of in[0..in_len)
  * (*in_used; all of it unless out fills first) and writes up to out_bytes
- * of plaintext to out (*out_len). While the handshake runs, its replies
- * appear in tls_conn_output(). Plaintext already decrypted but not yet
- * returned comes out first, so a call with in_len 0 drains it. */
+ * of plaintext to out (*out_len, valid whatever the status: plaintext that
+ * came before a close_notify or a bad record is still returned). A partial
+ * record is kept inside (it counts in *in_used); the bytes after it are
+ * not taken until the record's end arrives with them. While the handshake
+ * runs, its replies appear in tls_conn_output(). Plaintext already
+ * decrypted but not yet returned comes out first, so a call with in_len 0
+ * drains it.
+ * When the output is full (TLS_OUTPUT_MAX: a peer that sends without
+ * reading, or a huge certificate chain), input stops with out not full
+ * and in_used < in_len; call again (in_len 0 will do) once
+ * tls_conn_output_sent() has made room. Once TLS_CLOSED or TLS_FAILED was
+ * returned, every later call returns the same and takes nothing. */
 enum tls_status tls_conn_input(struct tls_conn *conn, const uint8_t *in, size_t in_len,
                                size_t *in_used, uint8_t *out, size_t out_bytes,
                                size_t *out_len);
@@ -61,21 +70,30 @@ enum tls_status tls_conn_input(struct tls_conn *conn, const uint8_t *in, size_t 
 bool tls_conn_has_plaintext(const struct tls_conn *conn);
 
 /* Plaintext in, encrypted into the output: returns the bytes taken, 0 while
- * the handshake is not finished or the output holds TLS_OUTPUT_MAX bytes,
- * or -1 once the connection has failed. */
+ * the handshake is not finished or the output has no room for one more
+ * record, or -1 once the connection has failed (or sent its close_notify).
+ * It takes records of at most TLS_RECORD_PLAIN_MAX only while the whole
+ * record fits, so it may take less than len: the rest waits in the
+ * caller's buffer until tls_conn_output_sent() made room. */
 #define TLS_OUTPUT_MAX (4u * (TLS_RECORD_PLAIN_MAX + 512u))
 long tls_conn_write(struct tls_conn *conn, const uint8_t *plain, size_t len);
 
 /* Ciphertext waiting to be sent (handshake, alerts, data), and how much of
- * it went out. */
+ * it went out. The bytes stay where they are until tls_conn_output_sent()
+ * (a send may be in flight from them): new output is only appended, and
+ * the rest moves down only inside tls_conn_output_sent(). */
 struct span tls_conn_output(const struct tls_conn *conn);
 void tls_conn_output_sent(struct tls_conn *conn, size_t bytes);
 
-/* Queue our close_notify (the session is over). */
+/* Queue our close_notify (the session is over). Does nothing before the
+ * handshake has finished, after a failure, or a second time; afterwards
+ * tls_conn_write() returns -1. */
 void tls_conn_close_notify(struct tls_conn *conn);
 
 /* Give back buffers while the connection idles with nothing pending, so
- * a TLS connection at rest costs little. */
+ * a TLS connection at rest costs little: the output buffer when it is
+ * empty, and OpenSSL's record buffers unless they hold part of a record.
+ * The connection goes on working; buffers come back when needed. */
 void tls_conn_trim(struct tls_conn *conn);
 
 bool tls_conn_is_established(const struct tls_conn *conn);

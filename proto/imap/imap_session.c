@@ -25,22 +25,27 @@
 #include <string.h>
 
 #include "core/assertions.h"
-#include "core/base64.h"
+#include "core/sasl.h"
 #include "proto/imap/imap_quote.h"
 
 static_assert(sizeof(struct imap_session) <= IMAP_SESSION_BYTES_MAX,
               "an idle IMAP session must stay small");
 static_assert(IMAP_SESSION_OUT_HIGH_BYTES > 0, "output high-water mark");
 
-/* What is really served. STARTTLS is added with TLS. */
+/* What is really served. */
 #define CAPS_COMMON "IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT"
 #define CAPS_PREAUTH_PLAIN CAPS_COMMON " SASL-IR AUTH=PLAIN"
 #define CAPS_PREAUTH_NOPLAIN CAPS_COMMON " SASL-IR LOGINDISABLED"
+#define CAPS_PREAUTH_PLAIN_STARTTLS CAPS_COMMON " STARTTLS SASL-IR AUTH=PLAIN"
+#define CAPS_PREAUTH_NOPLAIN_STARTTLS CAPS_COMMON " STARTTLS SASL-IR LOGINDISABLED"
 #define CAPS_AUTH                                                                                  \
     CAPS_COMMON " UTF8=ACCEPT CHILDREN SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY"    \
                 " CONDSTORE QRESYNC UIDPLUS MOVE"
 
 static void handle_command(struct imap_session *session);
+static void greet(struct imap_session *session);
+static void cmd_starttls(struct imap_session *session, struct span tag,
+                         const struct imap_parsed *p);
 static void handle_sasl_response(struct imap_session *session, struct span line);
 static void handle_idle_line(struct imap_session *session);
 static void forward(struct imap_session *session, struct span tag, const struct imap_parsed *p);
@@ -80,12 +85,30 @@ imap_session_init(struct imap_session *session, const struct imap_session_config
     session->callbacks = callbacks;
     session->owner = owner;
     session->is_secure = is_secure;
-    out_cstr(session, "* OK [CAPABILITY ");
-    out_cstr(session, caps(session));
-    out_cstr(session, "] ");
-    /* A hostname with CR/LF would break the protocol; the config checks it. */
-    out_cstr(session, config->hostname);
-    out_cstr(session, " ready.\r\n");
+    greet(session);
+}
+
+void
+imap_session_set_tls(struct imap_session *session, bool is_tls_offered, bool is_tls)
+{
+    ASSERT(session->state == IMAP_STATE_NOT_AUTHENTICATED && session->scratch == NULL &&
+           session->request == IMAP_REQUEST_NONE);
+    session->is_tls_offered = is_tls_offered;
+    session->is_tls = is_tls;
+    session->is_secure = session->is_secure || is_tls;
+    /* Only the greeting is queued: say it again with these capabilities. */
+    session->out_len = 0;
+    greet(session);
+}
+
+void
+imap_session_tls_started(struct imap_session *session)
+{
+    ASSERT(session->request == IMAP_REQUEST_STARTTLS && session->is_request_taken);
+    session->request = IMAP_REQUEST_NONE;
+    session->is_request_taken = false;
+    session->is_tls = true;
+    session->is_secure = true;
 }
 
 size_t
@@ -554,7 +577,9 @@ handle_command(struct imap_session *session)
         }
         forward(session, tag, &p);
         return;
-    case IMAP_CMD_STARTTLS: /* not offered until TLS is served beneath the session */
+    case IMAP_CMD_STARTTLS:
+        cmd_starttls(session, tag, &p);
+        return;
     case IMAP_CMD_SORT:
     case IMAP_CMD_THREAD:
     case IMAP_CMD_GETQUOTA:
@@ -603,6 +628,39 @@ handle_idle_line(struct imap_session *session)
         return;
     }
     reply_bad(session, span_make(session->tag, session->tag_len), "Expected DONE.");
+}
+
+static void
+greet(struct imap_session *session)
+{
+    out_cstr(session, "* OK [CAPABILITY ");
+    out_cstr(session, caps(session));
+    out_cstr(session, "] ");
+    /* A hostname with CR/LF would break the protocol; the config checks it. */
+    out_cstr(session, session->config->hostname);
+    out_cstr(session, " ready.\r\n");
+}
+
+/* RFC 9051 6.2.1: only before authentication; the tagged OK goes out in
+ * plaintext and TLS begins right after it. */
+static void
+cmd_starttls(struct imap_session *session, struct span tag, const struct imap_parsed *p)
+{
+    if (!session->is_tls_offered || session->is_tls) {
+        reply_bad(session, tag, session->is_tls ? "TLS is already active." : "Unsupported command.");
+        return;
+    }
+    if (session->state != IMAP_STATE_NOT_AUTHENTICATED) {
+        reply_bad(session, tag, "Already authenticated.");
+        return;
+    }
+    if (p->nodes[0].child_count != 0) {
+        reply_bad(session, tag, "STARTTLS takes no arguments.");
+        return;
+    }
+    reply(session, tag, "OK Begin TLS negotiation now.");
+    session->request = IMAP_REQUEST_STARTTLS;
+    session->is_request_taken = false;
 }
 
 static void
@@ -766,69 +824,12 @@ handle_sasl_response(struct imap_session *session, struct span line)
 
 /* --- helpers ----------------------------------------------------------- */
 
-/* Decode base64 "authzid NUL authcid NUL password" straight into
- * session->user / session->pass, with no intermediate buffer. "=" alone is
- * an empty response (RFC 4959), which PLAIN cannot use. A non-empty authzid
- * must equal the authcid: there are no master users. */
+/* PLAIN straight into session->user / session->pass (core/sasl). */
 static bool
 plain_decode(struct imap_session *session, struct span b64)
 {
-    if (b64.len == 0 || b64.len % 4 != 0) {
-        return false;
-    }
-    char authzid[IMAP_SESSION_USER_BYTES];
-    size_t lens[3] = {0, 0, 0};
-    char *fields[3] = {authzid, session->user, session->pass};
-    size_t caps_bytes[3] = {sizeof(authzid), sizeof(session->user), sizeof(session->pass)};
-    unsigned field = 0;
-    bool ok = true;
-    for (size_t i = 0; i < b64.len && ok; i += 4) {
-        int v[4];
-        size_t pad = 0;
-        for (size_t k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)b64.ptr[i + k];
-            if (c == '=' && i + 4 == b64.len && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad > 0 || (v[k] = base64_digit_value(c, '/')) < 0) {
-                ok = false;
-                break;
-            }
-        }
-        if (!ok) {
-            break;
-        }
-        uint32_t bits = ((uint32_t)v[0] << 18) | ((uint32_t)v[1] << 12) | ((uint32_t)v[2] << 6) |
-                        (uint32_t)v[3];
-        unsigned char bytes[3] = {(unsigned char)(bits >> 16), (unsigned char)(bits >> 8),
-                                  (unsigned char)bits};
-        for (size_t k = 0; k < 3 - pad; k++) {
-            if (bytes[k] == 0) {
-                if (field == 2) {
-                    ok = false; /* a NUL in the password */
-                    break;
-                }
-                fields[field][lens[field]] = '\0';
-                field++;
-                continue;
-            }
-            if (lens[field] + 1 >= caps_bytes[field]) {
-                ok = false;
-                break;
-            }
-            fields[field][lens[field]++] = (char)bytes[k];
-        }
-    }
-    if (ok && field == 2 && lens[1] > 0) {
-        fields[2][lens[2]] = '\0';
-        if (lens[0] > 0 && (lens[0] != lens[1] || memcmp(authzid, session->user, lens[0]) != 0)) {
-            ok = false;
-        }
-    } else {
-        ok = false;
-    }
-    explicit_bzero(authzid, sizeof(authzid));
-    return ok;
+    return sasl_plain_decode(b64, session->user, sizeof(session->user), session->pass,
+                             sizeof(session->pass));
 }
 
 /* An astring argument copied NUL-terminated; no NUL inside, must fit. */
@@ -934,6 +935,10 @@ static const char *
 caps(const struct imap_session *session)
 {
     if (session->state == IMAP_STATE_NOT_AUTHENTICATED) {
+        if (session->is_tls_offered && !session->is_tls) {
+            return is_plain_allowed(session) ? CAPS_PREAUTH_PLAIN_STARTTLS
+                                             : CAPS_PREAUTH_NOPLAIN_STARTTLS;
+        }
         return is_plain_allowed(session) ? CAPS_PREAUTH_PLAIN : CAPS_PREAUTH_NOPLAIN;
     }
     return CAPS_AUTH;

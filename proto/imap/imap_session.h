@@ -70,6 +70,10 @@ enum imap_request {
                            * imap_session_command_done() */
     IMAP_REQUEST_IDLE_DONE, /* the client ended IDLE: write pending updates
                              * and "tag OK", answer imap_session_command_done() */
+    IMAP_REQUEST_STARTTLS, /* "OK Begin TLS" is queued: once it is sent, TLS
+                            * begins and what the client sent after the
+                            * command is thrown away; answer
+                            * imap_session_tls_started() */
     IMAP_REQUEST_APPEND_DATA, /* a chunk of an APPEND message arrived
                                * (imap_session_append_chunk()): copy it
                                * before returning from the feed that made
@@ -124,7 +128,9 @@ struct imap_session {
     enum imap_state state;
     enum imap_request request;
     bool is_request_taken;
-    bool is_secure;    /* transport is TLS (owner says) */
+    bool is_secure;    /* transport is TLS or loopback (owner says) */
+    bool is_tls_offered; /* STARTTLS may be offered */
+    bool is_tls;       /* TLS is on beneath the session */
     bool is_sasl_wait; /* next line is a SASL response */
     bool is_idle;      /* next line must be DONE */
     bool is_readonly;  /* the selected mailbox was EXAMINEd */
@@ -151,6 +157,15 @@ struct imap_session {
  * (imaps) or otherwise trusted. Nothing is allocated. */
 void imap_session_init(struct imap_session *session, const struct imap_session_config *config,
                        const struct imap_session_callbacks *callbacks, void *owner, bool is_secure);
+
+/* What the transport offers, right after init (the greeting is written
+ * again with the right capabilities): is_tls_offered, STARTTLS can be
+ * started; is_tls, TLS is already on (imaps), which makes it secure. */
+void imap_session_set_tls(struct imap_session *session, bool is_tls_offered, bool is_tls);
+
+/* Completion of IMAP_REQUEST_STARTTLS: TLS is on, the session is secure
+ * and its capabilities change (RFC 9051 6.2.1: the client asks again). */
+void imap_session_tls_started(struct imap_session *session);
 
 /* Feed received bytes. Returns how many were consumed; feed the rest again
  * once imap_session_wants_input() is true (request answered, output

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/assertions.h"
+#include "core/sasl.h"
 
 static_assert(SMTP_SEND_HIGH_BYTES + 1024 <= SMTP_SEND_BUFFER_BYTES, "room for one reply");
 static_assert(SMTP_STATE_COUNT <= 32, "states fit in a bit mask");
@@ -67,6 +68,10 @@ static void run_vrfy(struct smtp_session *, const struct smtp_cmd *);
 static void run_expn(struct smtp_session *, const struct smtp_cmd *);
 static void run_help(struct smtp_session *, const struct smtp_cmd *);
 static void run_not_offered(struct smtp_session *, const struct smtp_cmd *);
+static void run_starttls(struct smtp_session *, const struct smtp_cmd *);
+static void run_auth(struct smtp_session *, const struct smtp_cmd *);
+static bool is_auth_offered(const struct smtp_session *session);
+static void sasl_line(struct smtp_session *session);
 
 static const struct smtp_verb_rule verb_rules[SMTP_VERB_COUNT] = {
     [SMTP_VERB_HELO] = { READING_STATES, false, run_helo },
@@ -83,8 +88,8 @@ static const struct smtp_verb_rule verb_rules[SMTP_VERB_COUNT] = {
     [SMTP_VERB_VRFY] = { READING_STATES, true, run_vrfy },
     [SMTP_VERB_EXPN] = { READING_STATES, true, run_expn },
     [SMTP_VERB_HELP] = { READING_STATES, true, run_help },
-    [SMTP_VERB_STARTTLS] = { READING_STATES, false, run_not_offered },
-    [SMTP_VERB_AUTH] = { READING_STATES, false, run_not_offered },
+    [SMTP_VERB_STARTTLS] = { READING_STATES, false, run_starttls },
+    [SMTP_VERB_AUTH] = { READING_STATES, false, run_auth },
 };
 
 /* ---- public ------------------------------------------------------------ */
@@ -107,6 +112,84 @@ smtp_session_init(struct smtp_session *session, const struct smtp_session_config
     (void)snprintf(session->client_address, sizeof(session->client_address), "%s",
                    client_address);
     reply(session, "220 %s ESMTP toaster", config->hostname);
+}
+
+void
+smtp_session_set_transport(struct smtp_session *session, bool is_tls_offered, bool is_tls,
+                           bool is_loopback)
+{
+    session->is_tls_offered = is_tls_offered;
+    session->is_tls = is_tls;
+    session->is_loopback = is_loopback;
+}
+
+const char *
+smtp_session_auth_user(const struct smtp_session *session)
+{
+    ASSERT(session->request == SMTP_REQUEST_AUTH);
+    return session->auth_user;
+}
+
+const char *
+smtp_session_auth_password(const struct smtp_session *session)
+{
+    ASSERT(session->request == SMTP_REQUEST_AUTH);
+    return session->auth_password;
+}
+
+void
+smtp_session_auth_done(struct smtp_session *session, bool is_ok, const char *canonical_user)
+{
+    ASSERT(session->request == SMTP_REQUEST_AUTH && session->is_request_taken);
+    session->request = SMTP_REQUEST_NONE;
+    session->is_request_taken = false;
+    explicit_bzero(session->auth_password, sizeof(session->auth_password));
+    if (is_ok) {
+        ASSERT(canonical_user != NULL);
+        (void)snprintf(session->user, sizeof(session->user), "%s", canonical_user);
+        reply(session, "235 2.7.0 Authentication successful");
+    } else {
+        reply_error(session, "535 5.7.8 Error: authentication failed");
+    }
+    explicit_bzero(session->auth_user, sizeof(session->auth_user));
+}
+
+void
+smtp_session_auth_tempfail(struct smtp_session *session)
+{
+    ASSERT(session->request == SMTP_REQUEST_AUTH && session->is_request_taken);
+    session->request = SMTP_REQUEST_NONE;
+    session->is_request_taken = false;
+    explicit_bzero(session->auth_password, sizeof(session->auth_password));
+    explicit_bzero(session->auth_user, sizeof(session->auth_user));
+    reply(session, "454 4.7.0 Temporary authentication failure");
+}
+
+const char *
+smtp_session_user(const struct smtp_session *session)
+{
+    return session->user;
+}
+
+void
+smtp_session_tls_started(struct smtp_session *session)
+{
+    ASSERT(session->request == SMTP_REQUEST_STARTTLS && session->is_request_taken);
+    session->request = SMTP_REQUEST_NONE;
+    session->is_request_taken = false;
+    session->is_tls = true;
+    /* Forget everything learnt before TLS: it may have been forged. */
+    session->helo[0] = '\0';
+    session->is_esmtp = false;
+    session->state = SMTP_STATE_CONNECTED;
+}
+
+void
+smtp_session_tls_describe(struct smtp_session *session, const char *version, const char *cipher,
+                          int bits)
+{
+    (void)snprintf(session->tls_text, sizeof(session->tls_text), "%s with cipher %s (%d/%d bits)",
+                   version, cipher, bits, bits);
 }
 
 size_t
@@ -233,11 +316,18 @@ smtp_session_spool_opened(struct smtp_session *session, int result, uint8_t *bod
     char date[64];
     size_t date_len = strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000 (UTC)", &tm);
     ASSERT(date_len > 0);
-    const char *protocol;
-    if (session->txn.is_smtputf8) {
-        protocol = "UTF8SMTP";
-    } else {
-        protocol = session->is_esmtp ? "ESMTP" : "SMTP";
+    /* RFC 3848 and RFC 6531 protocol names: S for TLS, A for AUTH. */
+    char protocol[16];
+    (void)snprintf(protocol, sizeof(protocol), "%s%s%s",
+                   session->txn.is_smtputf8 ? "UTF8SMTP"
+                   : session->is_esmtp      ? "ESMTP"
+                                            : "SMTP",
+                   session->is_tls && (session->is_esmtp || session->txn.is_smtputf8) ? "S" : "",
+                   session->user[0] != '\0' ? "A" : "");
+    /* As Postfix writes it: which TLS carried the message. */
+    char tls_clause[sizeof(session->tls_text) + 16] = "";
+    if (session->is_tls && session->tls_text[0] != '\0') {
+        (void)snprintf(tls_clause, sizeof(tls_clause), "\r\n\t(using %s)", session->tls_text);
     }
     char for_clause[SMTP_ADDRESS_BYTES_MAX + 16] = "";
     if (session->txn.rcpt_count == 1) {
@@ -245,11 +335,12 @@ smtp_session_spool_opened(struct smtp_session *session, int result, uint8_t *bod
     }
     int n = snprintf((char *)body, body_capacity,
                      "Return-Path: <%s>\r\n"
-                     "Received: from %s ([%s])\r\n"
+                     "Received: from %s ([%s])%s\r\n"
                      "\tby %s (toaster) with %s id %s%s;\r\n"
                      "\t%s\r\n",
                      session->txn.mail_from, session->helo, session->client_address,
-                     session->config->hostname, protocol, queue_id, for_clause, date);
+                     tls_clause, session->config->hostname, protocol, queue_id, for_clause,
+                     date);
     ASSERT(n > 0 && (size_t)n < body_capacity - 2);
     session->body_len = (size_t)n;
     session->txn.body_bytes = 0;
@@ -526,7 +617,12 @@ feed_command(struct smtp_session *session, const uint8_t *in, size_t len)
         return used;
     }
     session->line[session->line_len] = '\0';
-    dispatch_line(session);
+    if (session->sasl != SMTP_SASL_NONE) {
+        sasl_line(session); /* a SASL response, not a command */
+    } else {
+        dispatch_line(session);
+    }
+    explicit_bzero(session->line, session->line_len);
     session->line_len = 0;
     return used;
 }
@@ -692,6 +788,12 @@ run_ehlo(struct smtp_session *session, const struct smtp_cmd *cmd)
     reply(session, "250-ENHANCEDSTATUSCODES");
     reply(session, "250-SMTPUTF8");
     reply(session, "250-CHUNKING");
+    if (session->is_tls_offered && !session->is_tls) {
+        reply(session, "250-STARTTLS");
+    }
+    if (is_auth_offered(session)) {
+        reply(session, "250-AUTH PLAIN LOGIN");
+    }
     reply(session, "250 DSN");
 }
 
@@ -722,6 +824,10 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     struct smtp_txn *txn = &session->txn;
     ASSERT(txn->rcpt_count == 0);
+    if (session->config->is_submission && session->user[0] == '\0') {
+        reply_error(session, "530 5.7.0 Authentication required");
+        return;
+    }
     /* A MAIL refused half-way through its parameters must not leave them
      * behind for the next one. */
     memset(txn, 0, sizeof(*txn));
@@ -772,6 +878,8 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
                 return;
             }
             txn->dsn_envid[n] = '\0';
+        } else if (span_equals_nocase(param->keyword, "AUTH") && is_auth_offered(session)) {
+            /* RFC 4954 5: who submitted it first; we do not pass it on. */
         } else {
             reply_error(session, "555 5.5.4 Unsupported option: %.*s",
                         (int)(param->keyword.len > 64 ? 64 : param->keyword.len),
@@ -785,6 +893,14 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
     }
     if (cmd->path.mailbox.len >= sizeof(txn->mail_from)) {
         reply_error(session, "501 5.1.7 Bad sender address syntax");
+        return;
+    }
+    if (session->user[0] != '\0' && !cmd->path.is_null &&
+        session->callbacks->sender_allowed != NULL &&
+        !session->callbacks->sender_allowed(session->owner, session->user, cmd->path.mailbox)) {
+        reply_error(session, "553 5.7.1 <%.*s>: Sender address rejected: not owned by user %s",
+                    (int)(cmd->path.mailbox.len > 256 ? 256 : cmd->path.mailbox.len),
+                    cmd->path.mailbox.ptr, session->user);
         return;
     }
     if (!cmd->path.is_null) {
@@ -836,7 +952,10 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
         reply_error(session, "501 5.1.3 Bad recipient address syntax");
         return;
     }
-    struct smtp_rcpt_request rcpt = { .path = path, .notify = 0, .orcpt = { NULL, 0 } };
+    struct smtp_rcpt_request rcpt = { .path = path,
+                                      .user = session->user[0] != '\0' ? session->user : NULL,
+                                      .notify = 0,
+                                      .orcpt = { NULL, 0 } };
     for (size_t i = 0; i < cmd->param_count; i++) {
         const struct smtp_param *param = &cmd->params[i];
         if (span_equals_nocase(param->keyword, "NOTIFY")) {
@@ -1002,6 +1121,152 @@ run_help(struct smtp_session *session, const struct smtp_cmd *cmd)
     reply(session, "214-2.0.0 Commands supported:");
     reply(session, "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
     reply(session, "214 2.0.0 See RFC 5321");
+}
+
+/* RFC 3207. The reply goes out in plaintext; the owner starts TLS once it
+ * is sent and throws away whatever the client pipelined after it. */
+static void
+run_starttls(struct smtp_session *session, const struct smtp_cmd *cmd)
+{
+    if (session->is_tls) {
+        reply_error(session, "554 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (!session->is_tls_offered) {
+        run_not_offered(session, cmd);
+        return;
+    }
+    if (session->state != SMTP_STATE_CONNECTED && session->state != SMTP_STATE_READY) {
+        reply_error(session, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    reply(session, "220 2.0.0 Ready to start TLS");
+    request(session, SMTP_REQUEST_STARTTLS);
+}
+
+/* AUTH is offered on submission, and there only over TLS, on loopback,
+ * or where the operator allowed plaintext passwords. */
+static bool
+is_auth_offered(const struct smtp_session *session)
+{
+    return session->config->is_submission &&
+           (session->is_tls || session->is_loopback ||
+            session->config->is_plaintext_auth_allowed);
+}
+
+/* Hand the credentials to the owner (a worker checks the hash). */
+static void
+sasl_verify(struct smtp_session *session)
+{
+    session->sasl = SMTP_SASL_NONE;
+    request(session, SMTP_REQUEST_AUTH);
+}
+
+static void
+sasl_fail(struct smtp_session *session, const char *text)
+{
+    session->sasl = SMTP_SASL_NONE;
+    explicit_bzero(session->auth_user, sizeof(session->auth_user));
+    explicit_bzero(session->auth_password, sizeof(session->auth_password));
+    reply_error(session, "%s", text);
+}
+
+/* One step of PLAIN or LOGIN with the response b64 ("=": empty). */
+static void
+sasl_step(struct smtp_session *session, struct span b64)
+{
+    switch (session->sasl) {
+    case SMTP_SASL_PLAIN:
+        if (!sasl_plain_decode(b64, session->auth_user, sizeof(session->auth_user),
+                               session->auth_password, sizeof(session->auth_password))) {
+            sasl_fail(session, "501 5.5.2 Cannot decode response");
+            return;
+        }
+        sasl_verify(session);
+        return;
+    case SMTP_SASL_LOGIN_USER:
+        if (!sasl_text_decode(b64, session->auth_user, sizeof(session->auth_user))) {
+            sasl_fail(session, "501 5.5.2 Cannot decode response");
+            return;
+        }
+        session->sasl = SMTP_SASL_LOGIN_PASSWORD;
+        reply(session, "334 UGFzc3dvcmQ6"); /* "Password:" */
+        return;
+    case SMTP_SASL_LOGIN_PASSWORD:
+        if (!sasl_text_decode(b64, session->auth_password, sizeof(session->auth_password))) {
+            sasl_fail(session, "501 5.5.2 Cannot decode response");
+            return;
+        }
+        sasl_verify(session);
+        return;
+    case SMTP_SASL_NONE:
+        break;
+    }
+    ASSERT(false);
+}
+
+/* A line while a SASL exchange runs: the client's response, or "*". */
+static void
+sasl_line(struct smtp_session *session)
+{
+    struct span line = span_make(session->line, session->line_len);
+    if (line.len == 1 && line.ptr[0] == '*') {
+        sasl_fail(session, "501 5.7.0 Authentication aborted");
+        return;
+    }
+    sasl_step(session, line);
+}
+
+/* RFC 4954: AUTH mechanism [initial-response]. */
+static void
+run_auth(struct smtp_session *session, const struct smtp_cmd *cmd)
+{
+    if (!session->config->is_submission) {
+        reply_error(session, "503 5.5.1 Error: authentication not enabled");
+        return;
+    }
+    if (session->user[0] != '\0') {
+        reply_error(session, "503 5.5.1 Error: already authenticated");
+        return;
+    }
+    if (!is_auth_offered(session)) {
+        reply_error(session, "538 5.7.11 Encryption required for requested authentication "
+                             "mechanism");
+        return;
+    }
+    if (session->state == SMTP_STATE_CONNECTED) {
+        reply_error(session, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (session->state != SMTP_STATE_READY) {
+        reply_error(session, "503 5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    struct span arg = cmd->argument;
+    size_t sp = 0;
+    while (sp < arg.len && arg.ptr[sp] != ' ') {
+        sp++;
+    }
+    struct span mechanism = span_make(arg.ptr, sp);
+    struct span initial = sp < arg.len ? span_make(arg.ptr + sp + 1, arg.len - sp - 1)
+                                       : span_make(NULL, 0);
+    if (mechanism.len == 0) {
+        reply_error(session, "501 5.5.4 Syntax: AUTH mechanism");
+        return;
+    }
+    if (span_equals_nocase(mechanism, "PLAIN")) {
+        session->sasl = SMTP_SASL_PLAIN;
+    } else if (span_equals_nocase(mechanism, "LOGIN")) {
+        session->sasl = SMTP_SASL_LOGIN_USER;
+    } else {
+        reply_error(session, "504 5.5.4 Unsupported authentication mechanism");
+        return;
+    }
+    if (initial.len > 0) {
+        sasl_step(session, initial);
+        return;
+    }
+    reply(session, session->sasl == SMTP_SASL_PLAIN ? "334 " : "334 VXNlcm5hbWU6");
 }
 
 static void

@@ -30,6 +30,8 @@
 #define SMTP_SEND_HIGH_BYTES (SMTP_SEND_BUFFER_BYTES - 1024)
 #define SMTP_QUEUE_ID_BYTES 24
 #define SMTP_ENVID_BYTES 101 /* RFC 3461: at most 100 characters, plus NUL */
+#define SMTP_AUTH_USER_BYTES 256     /* a login name, NUL included */
+#define SMTP_AUTH_PASSWORD_BYTES 256
 
 enum smtp_state {
     SMTP_STATE_CONNECTED,  /* banner sent, waiting for HELO/EHLO */
@@ -50,6 +52,11 @@ enum smtp_request {
     SMTP_REQUEST_SPOOL_OPEN,  /* create the spool file; answer smtp_session_spool_opened() */
     SMTP_REQUEST_SPOOL_WRITE, /* write smtp_session_body(); answer smtp_session_spool_written() */
     SMTP_REQUEST_DELIVER,     /* message complete; answer smtp_session_delivered() */
+    SMTP_REQUEST_AUTH,        /* check smtp_session_auth_user()/_password(); answer
+                               * smtp_session_auth_done() */
+    SMTP_REQUEST_STARTTLS,    /* "220 Ready to start TLS" is queued: once it is sent, TLS
+                               * begins and what the client sent after the command is
+                               * thrown away; answer smtp_session_tls_started() */
 };
 
 enum smtp_rcpt_verdict {
@@ -72,6 +79,7 @@ enum smtp_dsn_ret { SMTP_DSN_RET_UNSPECIFIED, SMTP_DSN_RET_FULL, SMTP_DSN_RET_HD
 
 struct smtp_rcpt_request {
     const struct smtp_path *path;
+    const char             *user;        /* the authenticated user, or NULL */
     uint32_t                notify;      /* SMTP_NOTIFY_* bits, 0 when not given */
     struct span             orcpt;       /* raw "rfc822;xtext" value, empty when not given */
 };
@@ -96,6 +104,9 @@ struct smtp_session_callbacks {
     /* Forget the current transaction: recipients, spool file, buffers. Called
      * on RSET, HELO/EHLO, a refused message and session end. Idempotent. */
     void (*txn_abort)(void *owner);
+    /* Optional: may user send as mailbox (MAIL FROM of an authenticated
+     * session)? Postfix's reject_sender_login_mismatch. */
+    bool (*sender_allowed)(void *owner, const char *user, struct span mailbox);
 };
 
 struct smtp_session_config {
@@ -105,6 +116,18 @@ struct smtp_session_config {
     uint32_t            error_limit;
     uint32_t            junk_command_limit;
     bool                reject_bare_lf;
+    /* Submission (587/465): AUTH is offered, and required before MAIL. */
+    bool                is_submission;
+    /* AUTH without TLS from peers that are not on loopback. */
+    bool                is_plaintext_auth_allowed;
+};
+
+/* Where a SASL exchange (RFC 4954) stands. */
+enum smtp_sasl {
+    SMTP_SASL_NONE,
+    SMTP_SASL_PLAIN,          /* "334 " sent: the PLAIN response is next */
+    SMTP_SASL_LOGIN_USER,     /* "334 VXNlcm5hbWU6" sent */
+    SMTP_SASL_LOGIN_PASSWORD, /* "334 UGFzc3dvcmQ6" sent */
 };
 
 struct smtp_session {
@@ -118,6 +141,14 @@ struct smtp_session {
     char     client_address[64];  /* "192.0.2.1" or "IPv6:2001:db8::1" */
     char     helo[256];
     bool     is_esmtp;
+    bool     is_tls_offered;      /* STARTTLS may be offered (smtp_session_set_tls) */
+    bool     is_tls;              /* TLS is on beneath the session */
+    bool     is_loopback;         /* the peer is on this machine (counts as secure) */
+    enum smtp_sasl sasl;
+    char     auth_user[SMTP_AUTH_USER_BYTES];         /* to verify (SMTP_REQUEST_AUTH) */
+    char     auth_password[SMTP_AUTH_PASSWORD_BYTES]; /* wiped once checked */
+    char     user[SMTP_AUTH_USER_BYTES]; /* authenticated as; "" before AUTH */
+    char     tls_text[160];       /* "TLSv1.3 with cipher ... (256/256 bits)", for Received */
     bool     is_shutting_down;    /* finish the transaction, then 421 */
     uint32_t error_count;
     uint32_t junk_count;
@@ -155,6 +186,38 @@ struct smtp_session {
 void smtp_session_init(struct smtp_session *session, const struct smtp_session_config *config,
                        const struct smtp_session_callbacks *callbacks, void *owner,
                        const char *client_address);
+
+/* What the transport offers: is_tls_offered, STARTTLS can be started;
+ * is_tls, TLS is already on (implicit TLS, port 465); is_loopback, the
+ * peer is on this machine (AUTH without TLS is fine there, as in Dovecot).
+ * Call after init. */
+void smtp_session_set_transport(struct smtp_session *session, bool is_tls_offered, bool is_tls,
+                                bool is_loopback);
+
+/* For SMTP_REQUEST_AUTH: the credentials (NUL-terminated, valid until
+ * smtp_session_auth_done). */
+const char *smtp_session_auth_user(const struct smtp_session *session);
+const char *smtp_session_auth_password(const struct smtp_session *session);
+
+/* Completion of SMTP_REQUEST_AUTH: is_ok with the user's canonical name,
+ * or a failure (the owner has already waited out its delay). */
+void smtp_session_auth_done(struct smtp_session *session, bool is_ok, const char *canonical_user);
+
+/* Completion of SMTP_REQUEST_AUTH when the check could not run (our own
+ * trouble): 454, and the client may try again. */
+void smtp_session_auth_tempfail(struct smtp_session *session);
+
+/* The authenticated user, or "" before AUTH. */
+const char *smtp_session_user(const struct smtp_session *session);
+
+/* Completion of SMTP_REQUEST_STARTTLS: TLS is on. The session starts
+ * over as after the banner (RFC 3207 4.2): the client must EHLO again. */
+void smtp_session_tls_started(struct smtp_session *session);
+
+/* After the handshake, for the Received header: the TLS version, cipher
+ * and its bits. */
+void smtp_session_tls_describe(struct smtp_session *session, const char *version,
+                               const char *cipher, int bits);
 
 /* Feed received bytes. Returns how many were consumed; the rest must be fed
  * again later, once smtp_session_wants_input() is true again (a request

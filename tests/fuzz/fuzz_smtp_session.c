@@ -36,7 +36,7 @@
  *
  * Build: clang -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -I. \
  *   proto/smtp/smtp_session.c proto/smtp/smtp_parser.c proto/smtp/smtp_body.c \
- *   core/assertions.c tests/fuzz/fuzz_smtp_session.c
+ *   core/assertions.c core/sasl.c tests/fuzz/fuzz_smtp_session.c
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -69,6 +69,7 @@
 #define FAIL_DELIVER 0x4u
 #define OPT_BARE_LF 0x8u
 #define OPT_SMALL 0x10u
+#define OPT_SUBMISSION 0x20u /* AUTH offered (secure transport); else STARTTLS offered */
 
 enum event { EVENT_NONE, EVENT_TIMEOUT, EVENT_SHUTDOWN, EVENT_SHUTDOWN_TIMEOUT };
 
@@ -116,6 +117,7 @@ struct owner {
     unsigned                   deliver_count;
     unsigned                   accepted_count;
     unsigned                   abort_count;
+    unsigned                   auth_count;
     size_t                     consumed;
     bool                       is_timed_out;
 };
@@ -190,10 +192,14 @@ owner_init(struct owner *o, unsigned options, bool is_lazy_drain, size_t body_ca
         .error_limit = is_small ? 5 : SMTP_ERRORS_DEFAULT,
         .junk_command_limit = is_small ? 5 : SMTP_JUNK_COMMANDS_DEFAULT,
         .reject_bare_lf = (options & OPT_BARE_LF) != 0,
+        .is_submission = (options & OPT_SUBMISSION) != 0,
     };
     o->body = malloc(body_capacity);
     FUZZ_CHECK(o->body != NULL);
     smtp_session_init(&o->session, &o->config, &owner_callbacks, o, "192.0.2.1");
+    /* Submission runs secure (AUTH offered); port 25 offers STARTTLS. */
+    smtp_session_set_transport(&o->session, (options & OPT_SUBMISSION) == 0,
+                               (options & OPT_SUBMISSION) != 0, false);
     FUZZ_CHECK(smtp_session_wants_input(&o->session));
     if (!is_lazy_drain) {
         owner_drain(o);
@@ -269,6 +275,24 @@ owner_serve(struct owner *o)
             }
             break;
         }
+        case SMTP_REQUEST_AUTH: {
+            /* Credentials are whole strings; one user knows the password. */
+            const char *user = smtp_session_auth_user(s);
+            FUZZ_CHECK(strlen(user) > 0 && strlen(user) < SMTP_AUTH_USER_BYTES);
+            bool is_ok = strcmp(smtp_session_auth_password(s), "secret") == 0;
+            if (o->auth_count++ % 3 == 2) {
+                smtp_session_auth_tempfail(s);
+            } else {
+                smtp_session_auth_done(s, is_ok, is_ok ? "alice@example.test" : NULL);
+            }
+            FUZZ_CHECK(s->auth_password[0] == '\0');
+            break;
+        }
+        case SMTP_REQUEST_STARTTLS:
+            FUZZ_CHECK(!s->is_tls);
+            smtp_session_tls_started(s);
+            FUZZ_CHECK(s->state == SMTP_STATE_CONNECTED && s->is_tls);
+            break;
         case SMTP_REQUEST_DELIVER:
             FUZZ_CHECK(s->state == SMTP_STATE_DELIVER);
             FUZZ_CHECK(o->has_file);
@@ -483,6 +507,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     unsigned options = data[0] & 0x1fu;
     unsigned event_bits = data[0] >> 5;
+    if (event_bits == 1 || event_bits == 3) {
+        options |= OPT_SUBMISSION;
+    }
     enum event event = event_bits == 4   ? EVENT_TIMEOUT
                        : event_bits == 5 ? EVENT_SHUTDOWN
                        : event_bits == 6 ? EVENT_SHUTDOWN_TIMEOUT

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import RawIMAP, wait_until
 
-PRE_CAPS = b"IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT SASL-IR AUTH=PLAIN"
+PRE_CAPS = (b"IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT STARTTLS SASL-IR"
+            b" AUTH=PLAIN")
 AUTH_CAPS = set(
     b"IMAP4rev1 IMAP4rev2 LITERAL+ ENABLE ID IDLE NAMESPACE UNSELECT UTF8=ACCEPT CHILDREN "
     b"SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY CONDSTORE QRESYNC".split()
@@ -34,7 +35,7 @@ def test_greeting_and_capability_before_login(toaster):
         assert greeting == b"* OK [CAPABILITY " + PRE_CAPS + b"] mx.example.com ready."
         lines = c.cmd("a1 CAPABILITY")
         assert lines == [b"* CAPABILITY " + PRE_CAPS, b"a1 OK Capability completed."]
-        # Not offered before login: no STARTTLS yet, no LOGINDISABLED on loopback.
+        # Not offered before login: no LOGINDISABLED on loopback.
         assert b"LOGINDISABLED" not in lines[0]
         assert b"CONDSTORE" not in lines[0]
 

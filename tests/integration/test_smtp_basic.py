@@ -393,7 +393,7 @@ def test_ehlo_extensions(toaster):
     assert lines[0] == b"250-mx.example.com"
     keywords = [l[4:] for l in lines[1:]]
     assert keywords == [b"PIPELINING", b"SIZE 52428800", b"8BITMIME", b"ENHANCEDSTATUSCODES",
-                        b"SMTPUTF8", b"CHUNKING", b"DSN"]
+                        b"SMTPUTF8", b"CHUNKING", b"STARTTLS", b"DSN"]
     assert all(l.startswith(b"250-") for l in lines[:-1]) and lines[-1].startswith(b"250 ")
 
 
@@ -425,8 +425,9 @@ def test_vrfy_expn_help_noop_rset_quit(toaster):
         assert c.cmd("DATA")[-1] == b"503 5.5.1 Error: need RCPT command"
         assert c.cmd("MAIL FROM:<a@remote.test>")[-1] == b"250 2.1.0 Ok"
         assert c.cmd("MAIL FROM:<a@remote.test>")[-1] == b"503 5.5.1 Error: nested MAIL command"
-        assert c.cmd("STARTTLS")[-1] == b"502 5.5.1 Error: command not implemented"
-        assert c.cmd("AUTH PLAIN AGFAAGI=")[-1] == b"502 5.5.1 Error: command not implemented"
+        # Inside a transaction; and AUTH belongs to submission, not port 25.
+        assert c.cmd("STARTTLS")[-1] == b"503 5.5.1 Error: MAIL transaction in progress"
+        assert c.cmd("AUTH PLAIN AGFAAGI=")[-1] == b"503 5.5.1 Error: authentication not enabled"
         assert c.cmd("FROB")[-1] == b"500 5.5.2 Error: command not recognized"
         assert c.cmd("QUIT") == [b"221 2.0.0 Bye"]
         assert c.closed()

@@ -125,6 +125,86 @@ test_listen(void)
     CHECK(config_set(&c, "smtp_listen", list, err, sizeof(err)) == -EINVAL);
 }
 
+/* tls_cert and tls_key go together; tls_sni adds one entry per line, up
+ * to TLS_SNI_MAX, and an empty value clears them. */
+static void
+test_tls(void)
+{
+    static struct config c; /* the tls_sni table is large */
+    char err[512];
+    config_defaults(&c);
+    CHECK_STR(c.tls_cert, "");
+    CHECK_STR(c.tls_key, "");
+    CHECK(c.tls_sni.count == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+
+    CHECK(config_set(&c, "tls_cert", "/etc/ssl/mail.pem", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "tls_key") != NULL);
+    CHECK(config_set(&c, "tls_key", "/etc/ssl/mail.key", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "tls_cert", "", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+
+    config_defaults(&c);
+    CHECK(config_set(&c, "tls_sni", "Mail.Example.com /a.pem /a.key", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "tls_sni", "  *.example.net\t/b.pem   /b.key ", err, sizeof(err)) == 0);
+    CHECK(c.tls_sni.count == 2);
+    CHECK_STR(c.tls_sni.entries[0].domain, "mail.example.com");
+    CHECK_STR(c.tls_sni.entries[0].cert_file, "/a.pem");
+    CHECK_STR(c.tls_sni.entries[0].key_file, "/a.key");
+    CHECK_STR(c.tls_sni.entries[1].domain, "*.example.net");
+    CHECK_STR(c.tls_sni.entries[1].key_file, "/b.key");
+    CHECK(config_set(&c, "tls_sni", "MAIL.example.com /c.pem /c.key", err, sizeof(err)) ==
+          -EINVAL);
+    CHECK(strstr(err, "twice") != NULL);
+    static const char *const bad[] = {
+        "mail.example.com /a.pem",
+        "mail.example.com /a.pem /a.key /extra",
+        "*.*.example.com /a.pem /a.key",
+        "mail.*.com /a.pem /a.key",
+        "*example.com /a.pem /a.key",
+        "*. /a.pem /a.key",
+        "mail..example.com /a.pem /a.key",
+        ".example.com /a.pem /a.key",
+        "example.com. /a.pem /a.key",
+        "ex ample.com",
+        "m@il.example.com /a.pem /a.key",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(config_set(&c, "tls_sni", bad[i], err, sizeof(err)) == -EINVAL);
+        CHECK(strstr(err, "tls_sni") != NULL);
+    }
+    CHECK(c.tls_sni.count == 2);
+    CHECK(config_set(&c, "tls_sni", "", err, sizeof(err)) == 0);
+    CHECK(c.tls_sni.count == 0);
+    for (int i = 0; i < TLS_SNI_MAX; i++) {
+        char line[128];
+        (void)snprintf(line, sizeof(line), "d%d.example /c%d.pem /k%d.key", i, i, i);
+        CHECK(config_set(&c, "tls_sni", line, err, sizeof(err)) == 0);
+    }
+    CHECK(c.tls_sni.count == TLS_SNI_MAX);
+    CHECK(config_set(&c, "tls_sni", "one.more.example /c.pem /k.key", err, sizeof(err)) ==
+          -EINVAL);
+    CHECK(strstr(err, "more than") != NULL);
+    CHECK(c.tls_sni.count == TLS_SNI_MAX);
+
+    /* Repeated lines in a file add up. */
+    config_defaults(&c);
+    const char *path = write_file("sni.conf",
+                                  "tls_cert = /etc/ssl/default.pem\n"
+                                  "tls_key = /etc/ssl/default.key\n"
+                                  "tls_sni = a.example /a.pem /a.key\n"
+                                  "tls_sni = *.b.example /b.pem /b.key\n");
+    CHECK(config_load_file(&c, path, err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK(c.tls_sni.count == 2);
+    CHECK_STR(c.tls_sni.entries[1].domain, "*.b.example");
+    path = write_file("sni_bad.conf", "tls_sni = a.example /a.pem\n");
+    CHECK(config_load_file(&c, path, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "sni_bad.conf:1: tls_sni") != NULL);
+}
+
 static void
 test_files(void)
 {
@@ -195,6 +275,7 @@ main(void)
     test_defaults();
     test_values();
     test_listen();
+    test_tls();
     test_files();
     char cmd[600];
     (void)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);

@@ -324,6 +324,61 @@ test_greeting(void)
     CHECK_OUT(o.transcript, o.transcript_len, S(GREETING));
 }
 
+/* STARTTLS (RFC 9051 6.2.1): offered before login where the transport
+ * can start TLS; the feed stops right after the command, so whatever was
+ * pipelined after it stays with the owner, who throws it away; then the
+ * session is secure and stops offering it. */
+static void
+test_starttls(void)
+{
+    config_setup(false);
+    struct owner o;
+    owner_init(&o);
+    struct imap_session s;
+    imap_session_init(&s, &config, &callbacks, &o, false);
+    imap_session_set_tls(&s, true, false);
+    drain(&o, &s);
+    CHECK_OUT(o.transcript, o.transcript_len,
+              S("* OK [CAPABILITY " CAPS_COMMON " STARTTLS SASL-IR LOGINDISABLED] "
+                "imap.test ready.\r\n"));
+    static const char in[] = "a STARTTLS\r\nb LOGIN alice secret\r\n";
+    size_t used = imap_session_feed(&s, in, sizeof(in) - 1);
+    CHECK(used == strlen("a STARTTLS\r\n"));
+    CHECK(!imap_session_wants_input(&s));
+    CHECK(imap_session_take_request(&s) == IMAP_REQUEST_STARTTLS);
+    imap_session_tls_started(&s);
+    o.transcript_len = 0;
+    drain(&o, &s);
+    CHECK_OUT(o.transcript, o.transcript_len, S("a OK Begin TLS negotiation now.\r\n"));
+    o.transcript_len = 0;
+    drive(&o, &s, S("c CAPABILITY\r\nd STARTTLS\r\ne LOGIN alice secret\r\nf STARTTLS\r\n"),
+          1u << 20, true);
+    CHECK_OUT(o.transcript, o.transcript_len,
+              S("* CAPABILITY " CAPS_COMMON " SASL-IR AUTH=PLAIN\r\n"
+                "c OK Capability completed.\r\n"
+                "d BAD TLS is already active.\r\n"
+                "e OK [CAPABILITY " CAPS_AUTH "] Logged in\r\n"
+                "f BAD TLS is already active.\r\n"));
+    imap_session_finish(&s);
+
+    /* Without TLS beneath: an unknown command, as before. */
+    owner_init(&o);
+    imap_session_init(&s, &config, &callbacks, &o, false);
+    drain(&o, &s);
+    o.transcript_len = 0;
+    drive(&o, &s, S("a STARTTLS\r\n"), 1u << 20, true);
+    CHECK_OUT(o.transcript, o.transcript_len, S("a BAD Unsupported command.\r\n"));
+    imap_session_finish(&s);
+
+    /* Implicit TLS: secure from the start, nothing to start. */
+    owner_init(&o);
+    imap_session_init(&s, &config, &callbacks, &o, false);
+    imap_session_set_tls(&s, false, true);
+    drain(&o, &s);
+    CHECK_OUT(o.transcript, o.transcript_len, S(GREETING));
+    imap_session_finish(&s);
+}
+
 static void
 test_transcripts(void)
 {
@@ -631,6 +686,7 @@ main(void)
     test_size();
     test_append_stream();
     test_greeting();
+    test_starttls();
     test_transcripts();
     test_pipelined_auth();
     test_errors_timeout_shutdown();

@@ -195,6 +195,8 @@ struct owner {
     unsigned                   deliver_count;  /* DELIVER requests */
     unsigned                   accepted_count; /* of those, answered 250 */
     unsigned                   abort_count;
+    unsigned                   tls_starts;     /* STARTTLS requests served */
+    unsigned                   auth_count;     /* AUTH requests served */
     unsigned                   rcpt_calls;
     unsigned                   violations;     /* request or feed contract broken */
     size_t                     consumed;       /* input bytes the session took */
@@ -217,6 +219,13 @@ span_starts_with(struct span s, const char *prefix)
 {
     size_t n = strlen(prefix);
     return s.len >= n && memcmp(s.ptr, prefix, n) == 0;
+}
+
+static bool
+span_ends_with(struct span s, const char *suffix)
+{
+    size_t n = strlen(suffix);
+    return s.len >= n && memcmp(s.ptr + s.len - n, suffix, n) == 0;
 }
 
 static enum smtp_rcpt_verdict
@@ -257,9 +266,20 @@ owner_txn_abort(void *owner)
     o->file.len = 0;
 }
 
+/* alice may send as herself and as team@local.test. */
+static bool
+owner_sender_allowed(void *owner, const char *user, struct span mailbox)
+{
+    (void)owner;
+    return strcmp(user, "alice@local.test") == 0 &&
+           (span_equals_nocase(mailbox, "alice@local.test") ||
+            span_equals_nocase(mailbox, "team@local.test"));
+}
+
 static const struct smtp_session_callbacks owner_callbacks = {
     .rcpt = owner_rcpt,
     .txn_abort = owner_txn_abort,
+    .sender_allowed = owner_sender_allowed,
 };
 
 static struct smtp_session_config
@@ -392,6 +412,22 @@ owner_serve(struct owner *o)
             }
             break;
         }
+        case SMTP_REQUEST_AUTH: {
+            o->auth_count++;
+            bool is_ok = strcmp(smtp_session_auth_user(s), "alice@local.test") == 0 &&
+                         strcmp(smtp_session_auth_password(s), "secret") == 0;
+            smtp_session_auth_done(s, is_ok, is_ok ? "alice@local.test" : NULL);
+            VIOLATION_UNLESS(o, s->auth_password[0] == '\0' && s->auth_user[0] == '\0');
+            break;
+        }
+        case SMTP_REQUEST_STARTTLS:
+            /* The reply is queued before TLS begins beneath. */
+            VIOLATION_UNLESS(o, span_ends_with(smtp_session_output(s),
+                                               "220 2.0.0 Ready to start TLS\r\n"));
+            o->tls_starts++;
+            smtp_session_tls_started(s);
+            smtp_session_tls_describe(s, "TLSv1.3", "TLS_AES_256_GCM_SHA384", 256);
+            break;
         case SMTP_REQUEST_DELIVER:
             o->deliver_count++;
             VIOLATION_UNLESS(o, s->state == SMTP_STATE_DELIVER);
@@ -770,7 +806,7 @@ static const struct session_case session_cases[] = {
     { "expn", S("EXPN staff\r\n"), S(R_502), false, NULL, 0 },
     { "help", S("HELP\r\nHELP MAIL\r\n"), S(R_HELP R_HELP), false, NULL, 0 },
     { "starttls", S("STARTTLS\r\n"), S(R_502), false, NULL, 0 },
-    { "auth", S(C_EHLO "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n"), S(R_EHLO R_502), false, NULL, 0 },
+    { "auth", S(C_EHLO "AUTH PLAIN AGJvYgBzZWNyZXQ=\r\n"), S(R_EHLO "503 5.5.1 Error: authentication not enabled\r\n"), false, NULL, 0 },
     { "unknown verb", S("FOO bar\r\nMAILFROM:<a@b.test>\r\n"), S(R_500 R_500), false, NULL, 0 },
     { "empty line", S("\r\n"), S(R_500), false, NULL, 0 },
     { "nul byte", S("NO\0OP\r\n"), S(R_500), false, NULL, 0 },
@@ -945,6 +981,139 @@ test_session_cases(void)
 
 #define CHECK_DELIVERED(o, want)                                                     \
     CHECK_BYTES((o)->delivered.ptr, (o)->delivered.len, (want), sizeof(want) - 1)
+
+/* RFC 3207: STARTTLS is offered only where TLS can start, ends the
+ * reading of this feed at the command (the owner throws the rest away),
+ * and starts the session over; the Received header names the TLS. */
+static void
+test_starttls(void)
+{
+    static const char input[] = C_EHLO "STARTTLS\r\nMAIL FROM:<evil@sender.test>\r\n";
+    struct owner *o = owner_new(NULL, 0, false);
+    smtp_session_set_transport(&o->session, true, false, false);
+    size_t used = smtp_session_feed(&o->session, (const uint8_t *)input, sizeof(input) - 1);
+    CHECK(used == strlen(C_EHLO "STARTTLS\r\n"));
+    CHECK(!smtp_session_wants_input(&o->session));
+    CHECK(owner_serve(o) == 1);
+    CHECK(o->tls_starts == 1);
+    owner_collect(o);
+    CHECK_REPLIES(o, "250-" HOST "\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n250-8BITMIME\r\n"
+                     "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n"
+                     "250-STARTTLS\r\n250 DSN\r\n220 2.0.0 Ready to start TLS\r\n");
+    /* Over TLS: EHLO needed again, STARTTLS not offered again. */
+    o->out.len = 0;
+    owner_drive(o, (const uint8_t *)S("MAIL FROM:<a@sender.test>\r\n" C_EHLO "STARTTLS\r\n" C_MAIL C_RCPT
+                     "DATA\r\nx\r\n.\r\n"), 0, 1);
+    CHECK(o->tls_starts == 1);
+    CHECK_BYTES(o->out.ptr, o->out.len,
+                "503 5.5.1 Error: send HELO/EHLO first\r\n" R_EHLO
+                "554 5.5.1 Error: TLS already active\r\n" R_MAIL R_RCPT R_354 R_QUEUED,
+                strlen("503 5.5.1 Error: send HELO/EHLO first\r\n" R_EHLO
+                       "554 5.5.1 Error: TLS already active\r\n" R_MAIL R_RCPT R_354
+                       R_QUEUED));
+    CHECK_DELIVERED(o, "Return-Path: <alice@sender.test>\r\n"
+                       "Received: from client.test ([192.0.2.1])\r\n"
+                       "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
+                       "\tby mx.test (toaster) with ESMTPS id TESTQID\r\n"
+                       "\tfor <bob@local.test>;\r\n"
+                       "\tTue, 14 Nov 2023 22:13:20 +0000 (UTC)\r\n"
+                       "x\r\n");
+    owner_free(o);
+
+    /* Not offered (no TLS on this listener): 502, and EHLO does not list it. */
+    o = owner_run(NULL, 0, S(C_EHLO "STARTTLS\r\n"));
+    CHECK_REPLIES(o, R_EHLO "502 5.5.1 Error: command not implemented\r\n");
+    CHECK(o->tls_starts == 0);
+    owner_free(o);
+
+    /* Not in the middle of a transaction, and never with an argument. */
+    o = owner_new(NULL, 0, false);
+    smtp_session_set_transport(&o->session, true, false, false);
+    owner_drive(o, (const uint8_t *)S(C_EHLO C_MAIL "STARTTLS\r\nRSET\r\nSTARTTLS x\r\n"), 0, 7);
+    CHECK(o->tls_starts == 0);
+    CHECK(bytes_contains(&o->out, "503 5.5.1 Error: MAIL transaction in progress\r\n"
+                                  R_OK "501 5.5.4 Syntax error in parameters or arguments\r\n"));
+    owner_free(o);
+
+    /* Implicit TLS: ESMTPS from the start, STARTTLS refused. */
+    o = owner_new(NULL, 0, false);
+    smtp_session_set_transport(&o->session, false, true, false);
+    owner_drive(o, (const uint8_t *)S(C_EHLO "STARTTLS\r\n"), 0, 3);
+    CHECK(bytes_contains(&o->out, R_EHLO "554 5.5.1 Error: TLS already active\r\n"));
+    owner_free(o);
+}
+
+/* RFC 4954 on submission: PLAIN and LOGIN, with and without an initial
+ * response, offered only when secure; MAIL needs it; the envelope sender
+ * must be the user's. */
+static void
+test_auth(void)
+{
+    /* base64("\0alice@local.test\0secret"), ("alice@local.test"), ("secret") */
+#define B64_PLAIN "AGFsaWNlQGxvY2FsLnRlc3QAc2VjcmV0"
+#define B64_BAD_PLAIN "AGFsaWNlQGxvY2FsLnRlc3QAd3Jvbmc="
+#define B64_USER "YWxpY2VAbG9jYWwudGVzdA=="
+#define B64_PASS "c2VjcmV0"
+#define R_EHLO_AUTH                                                                  \
+    "250-" HOST "\r\n250-PIPELINING\r\n250-SIZE 1000000\r\n250-8BITMIME\r\n"      \
+    "250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n"                 \
+    "250-AUTH PLAIN LOGIN\r\n250 DSN\r\n"
+    struct smtp_session_config sub = config_default();
+    sub.is_submission = true;
+
+    /* On loopback (secure): PLAIN with an initial response. */
+    struct owner *o = owner_new(&sub, 0, false);
+    smtp_session_set_transport(&o->session, false, false, true);
+    owner_drive(o, (const uint8_t *)S("EHLO client.test\r\nMAIL FROM:<alice@local.test>\r\n"
+                                      "AUTH PLAIN " B64_PLAIN "\r\n"
+                                      "MAIL FROM:<bob@local.test>\r\n"
+                                      "MAIL FROM:<team@local.test> AUTH=<>\r\n" C_RCPT
+                                      "DATA\r\nx\r\n.\r\nAUTH PLAIN " B64_PLAIN "\r\n"),
+                0, 5);
+    CHECK(o->auth_count == 1);
+    CHECK_LITERAL(o->out.ptr, o->out.len,
+                  "220 " HOST " ESMTP toaster\r\n" R_EHLO_AUTH
+                  "530 5.7.0 Authentication required\r\n"
+                  "235 2.7.0 Authentication successful\r\n"
+                  "553 5.7.1 <bob@local.test>: Sender address rejected: not owned by user "
+                  "alice@local.test\r\n" R_MAIL R_RCPT R_354 R_QUEUED
+                  "503 5.5.1 Error: already authenticated\r\n");
+    CHECK_STR(smtp_session_user(&o->session), "alice@local.test");
+    owner_free(o);
+
+    /* LOGIN step by step, a wrong password, "*" to abort, bad base64,
+     * an unknown mechanism. */
+    o = owner_new(&sub, 0, false);
+    smtp_session_set_transport(&o->session, false, true, false);
+    owner_drive(o, (const uint8_t *)S(C_EHLO "AUTH PLAIN\r\n" B64_BAD_PLAIN "\r\n"
+                                      "AUTH LOGIN\r\n*\r\n"
+                                      "AUTH PLAIN !!!!\r\n"
+                                      "AUTH CRAM-MD5\r\n"
+                                      "AUTH LOGIN\r\n" B64_USER "\r\n" B64_PASS "\r\n"),
+                0, 3);
+    CHECK(o->auth_count == 2);
+    CHECK(bytes_contains(&o->out, "334 \r\n535 5.7.8 Error: authentication failed\r\n"
+                                  "334 VXNlcm5hbWU6\r\n501 5.7.0 Authentication aborted\r\n"
+                                  "501 5.5.2 Cannot decode response\r\n"
+                                  "504 5.5.4 Unsupported authentication mechanism\r\n"
+                                  "334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n"
+                                  "235 2.7.0 Authentication successful\r\n"));
+    owner_free(o);
+
+    /* Not secure (no TLS, not loopback): not offered, 538 on use. */
+    o = owner_new(&sub, 0, false);
+    smtp_session_set_transport(&o->session, true, false, false);
+    owner_drive(o, (const uint8_t *)S(C_EHLO "AUTH PLAIN " B64_PLAIN "\r\n"), 0, 4);
+    CHECK(!bytes_contains(&o->out, "AUTH PLAIN"));
+    CHECK(bytes_contains(&o->out, "538 5.7.11 Encryption required"));
+    CHECK(o->auth_count == 0);
+    owner_free(o);
+
+    /* Port 25: no AUTH at all. */
+    o = owner_run(NULL, 0, S(C_EHLO "AUTH PLAIN " B64_PLAIN "\r\n"));
+    CHECK_REPLIES(o, R_EHLO "503 5.5.1 Error: authentication not enabled\r\n");
+    owner_free(o);
+}
 
 static void
 test_spool_trace_headers(void)
@@ -2106,6 +2275,8 @@ main(void)
     test_state_names();
     test_session_cases();
     test_spool_trace_headers();
+    test_starttls();
+    test_auth();
     test_spool_long_helo();
     test_spool_dot_stuffing();
     test_spool_bare_lf_and_cr();
