@@ -996,6 +996,7 @@ splice_op_done(struct conn *conn, enum op_kind kind, int result)
         pipe_give(conn, true); /* idle connections hold no pipe */
     }
     if (sent > 0) {
+        stats_add(&conn->reactor->stats.file_bytes_spliced, (uint64_t)sent);
         conn->handler->file_sent(conn, (size_t)sent);
     }
 }
@@ -1098,6 +1099,7 @@ tls_input(struct conn *conn)
         t->plain_len = (uint32_t)out_len;
         if (!t->is_established_logged && tls_conn_is_established(t->tls)) {
             t->is_established_logged = true;
+            stats_add(&conn->reactor->stats.tls_handshakes, 1);
             log_debug("reactor %u: TLS with %s: %s %s%s", conn->reactor->index,
                       conn->peer_text, tls_conn_version(t->tls), tls_conn_cipher(t->tls),
                       tls_conn_is_resumed(t->tls) ? " (resumed)" : "");
@@ -1180,6 +1182,7 @@ tls_output(struct conn *conn)
             }
             t->file_offset += (uint32_t)n;
             t->file_len -= (uint32_t)n;
+            stats_add(&conn->reactor->stats.file_bytes_encrypted, (uint64_t)n);
             handler->file_sent(conn, (size_t)n);
             continue;
         }

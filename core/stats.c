@@ -35,6 +35,9 @@ static const struct stats_field stats_reactor_fields[] = {
     { "messages_refused", offsetof(struct stats_reactor, messages_refused) },
     { "bytes_in", offsetof(struct stats_reactor, bytes_in) },
     { "bytes_out", offsetof(struct stats_reactor, bytes_out) },
+    { "file_bytes_spliced", offsetof(struct stats_reactor, file_bytes_spliced) },
+    { "file_bytes_encrypted", offsetof(struct stats_reactor, file_bytes_encrypted) },
+    { "tls_handshakes", offsetof(struct stats_reactor, tls_handshakes) },
     { "sq_full", offsetof(struct stats_reactor, sq_full) },
     { "cq_overflow", offsetof(struct stats_reactor, cq_overflow) },
 };
@@ -75,6 +78,9 @@ stats_reactor_from(struct stats_reactor *out, const struct reactor_stats *stats)
     out->messages_refused = stats_load(&stats->messages_refused);
     out->bytes_in = stats_load(&stats->bytes_in);
     out->bytes_out = stats_load(&stats->bytes_out);
+    out->file_bytes_spliced = stats_load(&stats->file_bytes_spliced);
+    out->file_bytes_encrypted = stats_load(&stats->file_bytes_encrypted);
+    out->tls_handshakes = stats_load(&stats->tls_handshakes);
     out->sq_full = stats_load(&stats->sq_full);
     out->cq_overflow = stats_load(&stats->cq_overflow);
 }

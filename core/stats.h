@@ -44,6 +44,9 @@ struct reactor_stats {
     uint64_t messages_refused;    /* 4xx/5xx at end of data, decided after the body */
     uint64_t bytes_in;            /* received from clients */
     uint64_t bytes_out;           /* sent to clients */
+    uint64_t file_bytes_spliced;  /* of file ranges (FETCH bodies), sent file -> pipe -> socket */
+    uint64_t file_bytes_encrypted; /* of file ranges under TLS, read a record at a time */
+    uint64_t tls_handshakes;      /* TLS sessions established (resumed ones included) */
     uint64_t sq_full;             /* io_uring SQ was full and had to be submitted early */
     uint64_t cq_overflow;         /* the kernel's count; filled in by reactor_stats_read() */
     struct histogram latency_us;  /* end of data -> final reply queued */
@@ -89,6 +92,9 @@ struct stats_reactor {
     uint64_t messages_refused;
     uint64_t bytes_in;
     uint64_t bytes_out;
+    uint64_t file_bytes_spliced;
+    uint64_t file_bytes_encrypted;
+    uint64_t tls_handshakes;
     uint64_t sq_full;
     uint64_t cq_overflow;
 };

@@ -6,6 +6,7 @@ only, SNI, session resumption, the Received header's TLS clause, and FETCH
 of large messages (file ranges read and encrypted a record at a time).
 """
 import imaplib
+import json
 import smtplib
 import socket
 import ssl
@@ -13,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import IMAP_PASSWORDS, QUEUED_RE, wait_until
+from conftest import IMAP_PASSWORDS, TOASTERCTL, wait_until
 
 SENDER = "sender@example.net"
 
@@ -41,6 +42,12 @@ def smtp_reply(sock_file):
         lines.append(line)
         if line[3:4] != b"-":
             return lines
+
+
+def reactor_total(toaster, key):
+    out = subprocess.run([TOASTERCTL, "-c", str(toaster.config_file), "stats", "--json"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return sum(r[key] for r in json.loads(out.stdout)["reactors"])
 
 
 def big_message(subject, kib):
@@ -262,6 +269,7 @@ def test_imap_starttls_login_and_big_fetch(make_toaster):
     assert "STARTTLS" not in client.capabilities
     assert client.login("alice@example.com", IMAP_PASSWORDS["alice@example.com"])[0] == "OK"
     assert client.select("INBOX")[0] == "OK"
+    encrypted = reactor_total(toaster, "file_bytes_encrypted")
     for item in ("BODY.PEEK[]", "RFC822", "BINARY.PEEK[]"):
         typ, data = client.fetch("1:2", "(%s)" % item)
         assert typ == "OK"
@@ -273,6 +281,13 @@ def test_imap_starttls_login_and_big_fetch(make_toaster):
     typ, data = client.fetch("1", "(BODY.PEEK[]<1000.200000>)")
     whole = client.fetch("1", "(BODY.PEEK[])")[1][0][1]
     assert data[0][1] == whole[1000:201000]
+    # Once the index knows the file holds no NUL (learnt on its first whole
+    # read), the large body goes as a file range, read and encrypted a
+    # record at a time, never copied whole; the small one as ordinary output.
+    grown = reactor_total(toaster, "file_bytes_encrypted") - encrypted
+    assert grown >= 2 * len(big) + 200000, grown
+    assert reactor_total(toaster, "file_bytes_spliced") == 0
+    assert reactor_total(toaster, "tls_handshakes") >= 1
     client.logout()
     toaster.stop()
 
