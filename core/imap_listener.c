@@ -787,8 +787,9 @@ job_submit(struct imap_conn *ic, enum imap_job_kind kind)
     x->session = &ic->session;
     x->enabled = imap_session_enabled(&ic->session);
     x->is_readonly = imap_session_is_readonly(&ic->session);
-    /* Plaintext: file bytes may be spliced to the socket. (TLS, when it
-     * comes beneath the session, turns this off.) */
+    /* Large bodies may go as file ranges: spliced to the socket on
+     * plaintext, read and encrypted a record at a time under TLS (the
+     * reactor decides which). */
     x->is_splice_ok = imap_listener.config->imap_fetch_splice;
     x->view_notify = view_notify;
     x->view_owner = ic;
