@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/cidr_list.h"
 
 #define CONFIG_LINE_BYTES_MAX 4096
 #define CONFIG_LINES_MAX 100000
@@ -106,6 +107,9 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_DURATION, imap_idle_timeout_ms, "30m", 100, 86400000),
     KEY(CONFIG_U32, imap_scratch_buffers, "64", 1, 65536),
     KEY(CONFIG_BOOL, allow_plaintext_auth, "no", 0, 0),
+    KEY(CONFIG_STRING, mynetworks, "", 0, 0),
+    KEY(CONFIG_U32, submission_messages_per_hour, "0", 0, 1000000),
+    KEY(CONFIG_U32, submission_recipients_per_message, "100", 1, SMTP_RCPT_CEILING),
     KEY(CONFIG_BOOL, imap_fetch_splice, "yes", 0, 0),
     KEY(CONFIG_BOOL, direct_sockets, "yes", 0, 0),
     KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
@@ -114,6 +118,13 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BOOL, spool_unnamed, "yes", 0, 0),
     KEY(CONFIG_BOOL, log_timestamps, "yes", 0, 0),
     KEY(CONFIG_LOG_LEVEL, log_level, "info", 0, 0),
+    KEY(CONFIG_DURATION, postscreen_greet_wait_ms, "0s", 0, 60000),
+    KEY(CONFIG_DURATION, postscreen_bad_ttl_ms, "24h", 1000, 2592000000u),
+    KEY(CONFIG_DURATION, postscreen_good_ttl_ms, "7d", 1000, 2592000000u),
+    KEY(CONFIG_U32, postscreen_rate_limit, "0", 0, 1000000),
+    KEY(CONFIG_STRING, postscreen_access, "", 0, 0),
+    KEY(CONFIG_U32, kv_embedded_entries, XSTR(KV_EMBEDDED_ENTRIES_DEFAULT), 64,
+        KV_EMBEDDED_ENTRIES_CEILING),
 };
 
 /* Keys are spelled in files without the "_ms" that the struct fields carry. */
@@ -590,6 +601,11 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     }
     if (config->data_dir[0] == '\0') {
         return config_error(err, err_bytes, "data_dir must not be empty");
+    }
+    struct cidr_list networks;
+    char networks_err[128];
+    if (cidr_list_parse(config->mynetworks, &networks, networks_err, sizeof(networks_err)) != 0) {
+        return config_error(err, err_bytes, "mynetworks: %s", networks_err);
     }
     if (config->myhostname[0] == '\0') {
         if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||

@@ -106,6 +106,11 @@ struct config {
     uint32_t imap_idle_timeout_ms;  /* authenticated, between commands and in IDLE */
     uint32_t imap_scratch_buffers;  /* IMAP commands being read or run at once, per reactor */
     bool allow_plaintext_auth;      /* LOGIN / AUTH PLAIN without TLS from non-loopback peers */
+    /* Submission policy: clients that may relay without AUTH (CIDR list, ""
+     * = none), and per-user sending limits (0 = none). */
+    char mynetworks[CONFIG_STRING_BYTES];
+    uint32_t submission_messages_per_hour;
+    uint32_t submission_recipients_per_message;
     bool imap_fetch_splice;         /* FETCH BODY[] by splice from the file (plaintext) */
     bool direct_sockets;            /* connections as io_uring direct descriptors */
     uint32_t shutdown_timeout_ms;
@@ -115,6 +120,14 @@ struct config {
     bool spool_unnamed;  /* O_TMPFILE spool files where the file system allows */
     bool log_timestamps; /* prefix each log line with UTC time */
     int  log_level;      /* 0 error, 1 warning, 2 info, 3 debug */
+
+    /* postscreen on smtp_listen (core/postscreen) and the key-value store. */
+    uint32_t postscreen_greet_wait_ms; /* hold the banner this long; 0 = no greet wait */
+    uint32_t postscreen_bad_ttl_ms;    /* a pregreeter is refused this long */
+    uint32_t postscreen_good_ttl_ms;   /* a client that waited skips the wait this long */
+    uint32_t postscreen_rate_limit;    /* connections per minute per address; 0 = no limit */
+    char     postscreen_access[CONFIG_STRING_BYTES]; /* "NET permit|reject, ..." or /path */
+    uint32_t kv_embedded_entries;      /* entries of the embedded key-value store */
 
     /* Derived at load: the effective paths. */
     char users_path[CONFIG_STRING_BYTES];

@@ -630,23 +630,11 @@ auth_submit(struct imap_conn *ic)
         return;
     }
     auth->ic = ic;
-    const char *user = imap_session_auth_user(&ic->session);
-    size_t n = strnlen(user, sizeof(auth->user) - 1);
-    for (size_t i = 0; i < n; i++) {
-        char c = user[i];
-        auth->user[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-    }
     (void)snprintf(auth->password, sizeof(auth->password), "%s",
                    imap_session_auth_password(&ic->session));
-    /* The table is read here, on the reactor, where it is safe (see
-     * recipients_publish); the worker gets a copy of the hash. */
-    const struct recipients *table = recipients_current();
-    const char *hash =
-        table != NULL ? recipients_password_hash(table, span_make(auth->user, n)) : NULL;
-    if (hash != NULL && strlen(hash) < sizeof(auth->hash)) {
-        memcpy(auth->hash, hash, strlen(hash) + 1);
-        auth->has_user = true;
-    }
+    auth->has_user = recipients_login_lookup(recipients_current(),
+                                             imap_session_auth_user(&ic->session), auth->user,
+                                             sizeof(auth->user), auth->hash, sizeof(auth->hash));
     auth->job.run = auth_job_run;
     auth->job.done = auth_job_done;
     if (conn_job_submit(ic->conn, &auth->job) != 0) {

@@ -84,6 +84,17 @@
  * should use a certificate with several names or a wildcard. */
 #define TLS_SNI_MAX 64
 
+/* Key-value store (core/kv): key and value bytes, and the embedded table's
+ * entries (kv_embedded_entries; about 160 bytes each, touched when used). */
+#define KV_KEY_BYTES_MAX 64
+#define KV_VALUE_BYTES_MAX 64
+#define KV_EMBEDDED_ENTRIES_DEFAULT 65536
+#define KV_EMBEDDED_ENTRIES_CEILING (16u * 1024 * 1024)
+
+/* postscreen_access entries (CIDR permit/reject), checked in order at
+ * each port 25 connection. */
+#define POSTSCREEN_ACCESS_MAX 1024
+
 /* IMAP commands (proto/imap): line text per command without literals,
  * literal sizes (APPEND takes the message size limit instead), literals
  * kept inline for the parser (larger APPEND data is streamed), literals

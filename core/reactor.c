@@ -1002,6 +1002,19 @@ splice_op_done(struct conn *conn, enum op_kind kind, int result)
 }
 
 /* Decide what the connection needs next. Called after every event. */
+/* Nothing more will be read: do not let a pending recv keep the connection
+ * past its last reply. */
+static void
+recv_cancel_after_last_reply(struct conn *conn)
+{
+    if (conn->is_recv_armed && !conn->is_recv_cancel_sent) {
+        struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+        io_uring_prep_cancel64(sqe, pack(OP_RECV, conn->slot, conn->generation), 0);
+        io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+        conn->is_recv_cancel_sent = true;
+    }
+}
+
 /* ---- TLS beneath the protocol ------------------------------------------ */
 
 static int
@@ -1240,12 +1253,7 @@ tls_pump(struct conn *conn)
             conn_begin_close(conn);
             return;
         }
-        if (conn->is_recv_armed && !conn->is_recv_cancel_sent) {
-            struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
-            io_uring_prep_cancel64(sqe, pack(OP_RECV, conn->slot, conn->generation), 0);
-            io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
-            conn->is_recv_cancel_sent = true;
-        }
+        recv_cancel_after_last_reply(conn);
         return;
     }
     bool is_drained = t->plain_len == 0 && !tls_conn_has_plaintext(t->tls);
@@ -1335,14 +1343,7 @@ conn_pump(struct conn *conn)
             conn_begin_close(conn);
             return;
         }
-        if (conn->is_recv_armed && !conn->is_recv_cancel_sent) {
-            /* Nothing more will be read; do not let a pending recv keep the
-             * connection past its last reply. */
-            struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
-            io_uring_prep_cancel64(sqe, pack(OP_RECV, conn->slot, conn->generation), 0);
-            io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
-            conn->is_recv_cancel_sent = true;
-        }
+        recv_cancel_after_last_reply(conn);
         return;
     }
     if (conn->held_buffer < 0 && !conn->is_recv_armed && !conn->is_starved &&

@@ -29,9 +29,14 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/cidr_list.h"
 #include "core/log.h"
+#include "core/kv.h"
 #include "core/login_delay.h"
+#include "core/postscreen.h"
+#include "core/send_limit.h"
 #include "core/stats.h"
+#include "proto/smtp/smtp_from.h"
 #include "proto/smtp/smtp_session.h"
 #include "store/delivery.h"
 #include "store/password.h"
@@ -60,6 +65,16 @@ struct smtp_conn {
     uint64_t                 end_of_data_ns;   /* stats_clock_ns() at DELIVER: latency */
     bool                     is_auth_out;       /* a password check runs on a worker */
     bool                     is_auth_fail_delayed; /* its failure waits out login_delay */
+    /* postscreen (port 25): the banner held for the greet wait, or a
+     * refusal sent instead of the session's output, then close. */
+    bool                     is_greet_wait;
+    bool                     is_postscreen_closing;
+    uint64_t                 greet_wait_start_ns;
+    size_t                   postscreen_reply_len;
+    size_t                   postscreen_reply_sent;
+    /* Fits the 421 with a hostname of up to 140 bytes; a longer one is
+     * cut (still one CRLF line): a slot pays for every byte here. */
+    char                     postscreen_reply[256];
     /* Waiting for a body buffer (reactor_pools.waiting_*), in FIFO order. */
     bool                     is_waiting_for_buffer;
     struct smtp_conn        *waiting_prev;
@@ -89,13 +104,16 @@ static struct {
     struct reactor_pools          *pools; /* one per reactor */
     uint32_t                   pool_count;
     char                       refusal_text[512];
-    bool                       has_warned_remote;
+    struct cidr_list           mynetworks;  /* may relay without AUTH */
+    struct send_limit         *send_limit;  /* submission_messages_per_hour */
     /* Whether a message needs a worker before delivery (filters). No filter
      * exists in this version; the worker path stays tested in
      * core/workers and takes over once one does. */
     bool                       has_filter_stage;
     bool                       is_spool_unnamed; /* spool_probe_unnamed() at start */
     int                        spool_dir_fd;     /* O_PATH: where spool files are made */
+    struct kv                 *kv;         /* the embedded key-value store */
+    struct postscreen         *postscreen; /* port 25 screening; NULL when off */
 } smtp_listener;
 
 static void smtp_conn_serve_request(struct smtp_conn *sc);
@@ -192,6 +210,30 @@ body_buffer_give(struct conn *conn, uint8_t **buffer)
 
 /* ---- session callbacks ------------------------------------------------------ */
 
+/* A result with room for the largest expansion, in this thread's arrays
+ * (valid until the next call on this thread). */
+static struct recipients_result
+resolve_result_make(void)
+{
+    static __thread const char *mailboxes[ALIAS_EXPANSION_MAX];
+    static __thread const char *remotes[ALIAS_EXPANSION_MAX];
+    return (struct recipients_result){
+        .mailboxes = mailboxes,
+        .mailbox_capacity = ALIAS_EXPANSION_MAX,
+        .remotes = remotes,
+        .remote_capacity = ALIAS_EXPANSION_MAX,
+    };
+}
+
+/* A monotonic clock in seconds for the sending limits. */
+static uint64_t
+monotonic_seconds(void)
+{
+    struct timespec now;
+    (void)clock_gettime(CLOCK_MONOTONIC, &now); /* cannot fail with this clock */
+    return (uint64_t)now.tv_sec;
+}
+
 static enum smtp_rcpt_verdict
 smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
 {
@@ -202,20 +244,42 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
     }
     const struct recipients *table = recipients_current();
     ASSERT(table != NULL);
-    static __thread const char *mailboxes[ALIAS_EXPANSION_MAX];
-    static __thread const char *remotes[ALIAS_EXPANSION_MAX];
-    struct recipients_result result = {
-        .mailboxes = mailboxes,
-        .mailbox_capacity = ALIAS_EXPANSION_MAX,
-        .remotes = remotes,
-        .remote_capacity = ALIAS_EXPANSION_MAX,
-    };
+    struct recipients_result result = resolve_result_make();
+    if (request->user != NULL &&
+        !send_limit_allows(smtp_listener.send_limit, request->user, monotonic_seconds())) {
+        return SMTP_RCPT_RATE_LIMITED;
+    }
+    /* The address as a string, for the queue (the span is not terminated). */
+    char address[SMTP_ADDRESS_BYTES_MAX + 1];
+    if (path->mailbox.len >= sizeof(address)) {
+        return SMTP_RCPT_BAD_SYNTAX;
+    }
+    memcpy(address, path->mailbox.ptr, path->mailbox.len);
+    address[path->mailbox.len] = '\0';
+    char orcpt[QUEUE_ORCPT_BYTES] = "";
+    if (request->orcpt.len >= sizeof(orcpt)) {
+        return SMTP_RCPT_BAD_SYNTAX;
+    }
+    if (request->orcpt.len > 0) {
+        memcpy(orcpt, request->orcpt.ptr, request->orcpt.len);
+        orcpt[request->orcpt.len] = '\0';
+    }
     switch (recipients_resolve(table, path->mailbox, &result)) {
     case RECIPIENTS_OK:
         break;
     case RECIPIENTS_UNKNOWN_USER:
         return SMTP_RCPT_UNKNOWN_USER;
     case RECIPIENTS_NOT_LOCAL:
+        /* Relaying: for authenticated sessions and the operator's own
+         * networks, into the outbound queue; for anyone else, never. */
+        if (request->user == NULL &&
+            !cidr_list_contains_text(&smtp_listener.mynetworks, conn_peer_text(sc->conn))) {
+            return SMTP_RCPT_RELAY_DENIED;
+        }
+        result.mailbox_count = 0;
+        result.remote_count = 1;
+        result.remotes[0] = address;
+        break;
     case RECIPIENTS_RELAY_FORM:
         return SMTP_RCPT_RELAY_DENIED;
     case RECIPIENTS_ALIAS_LOOP:
@@ -226,17 +290,13 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
     case RECIPIENTS_SYNTAX:
         return SMTP_RCPT_BAD_SYNTAX;
     }
-    if (result.remote_count > 0) {
-        /* Mail for an alias that points off this server needs the outbound
-         * queue; until it exists the honest answer is "try later", never
-         * an accepted message that cannot leave. */
-        if (!smtp_listener.has_warned_remote) {
-            log_warning("<%.*s> expands to a remote address; outbound relay is not "
-                        "available, deferring",
-                        (int)path->mailbox.len, path->mailbox.ptr);
-            smtp_listener.has_warned_remote = true;
+    if (result.remote_count > 0 && orcpt[0] == '\0' && result.remotes[0] != address) {
+        /* Forwarding by a local alias: the original recipient goes with
+         * the mail (RFC 3461 4.2), for the DSNs of the remote hops. */
+        memcpy(orcpt, "rfc822;", 7);
+        if (queue_xtext_encode(address, orcpt + 7, sizeof(orcpt) - 7) < 0) {
+            orcpt[0] = '\0';
         }
-        return SMTP_RCPT_TEMPFAIL;
     }
     if (sc->message == NULL) {
         sc->message = delivery_message_take(&pools_of(sc->conn)->messages);
@@ -245,9 +305,17 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
         }
     }
     size_t before = sc->message->mailbox_count;
+    size_t remotes_before = sc->message->remote_count;
     for (size_t i = 0; i < result.mailbox_count; i++) {
         if (delivery_message_add_mailbox(sc->message, result.mailboxes[i]) != 0) {
             delivery_message_truncate(sc->message, before);
+            return SMTP_RCPT_NO_RESOURCES;
+        }
+    }
+    for (size_t i = 0; i < result.remote_count && i < ALIAS_EXPANSION_MAX; i++) {
+        if (delivery_message_add_remote(sc->message, result.remotes[i], orcpt, request->notify) != 0) {
+            delivery_message_truncate(sc->message, before);
+            delivery_message_truncate_remotes(sc->message, remotes_before);
             return SMTP_RCPT_NO_RESOURCES;
         }
     }
@@ -262,14 +330,7 @@ smtp_conn_sender_allowed(void *owner, const char *user, struct span mailbox)
     (void)owner;
     const struct recipients *table = recipients_current();
     ASSERT(table != NULL);
-    static __thread const char *mailboxes[ALIAS_EXPANSION_MAX];
-    static __thread const char *remotes[ALIAS_EXPANSION_MAX];
-    struct recipients_result result = {
-        .mailboxes = mailboxes,
-        .mailbox_capacity = ALIAS_EXPANSION_MAX,
-        .remotes = remotes,
-        .remote_capacity = ALIAS_EXPANSION_MAX,
-    };
+    struct recipients_result result = resolve_result_make();
     if (recipients_resolve(table, mailbox, &result) != RECIPIENTS_OK) {
         return false;
     }
@@ -306,6 +367,9 @@ smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
         break;
     case SMTP_RCPT_NO_RESOURCES:
         reply = "452 4.3.1 Insufficient system resources";
+        break;
+    case SMTP_RCPT_RATE_LIMITED:
+        reply = "450 4.7.1 Error: too many messages from this user this hour";
         break;
     }
     const struct span to = request->path->mailbox;
@@ -375,10 +439,14 @@ message_job_done(struct job *job, struct conn *conn)
     struct delivery_message *message = (struct delivery_message *)job;
     char reply[256];
     if (message->result == 0) {
-        log_info("%s: from=<%s>, size=%llu, nrcpt=%u, status=delivered (%zu mailbox%s)",
+        log_info("%s: from=<%s>, size=%llu, nrcpt=%u, status=delivered (%zu mailbox%s%s%s)",
                  message->queue_id, message->mail_from, (unsigned long long)message->size,
                  message->rcpt_count, message->delivered_count,
-                 message->delivered_count == 1 ? "" : "es");
+                 message->delivered_count == 1 ? "" : "es",
+                 message->queued_count > 0 ? ", queued for " : "",
+                 message->queued_count == 0           ? ""
+                 : message->queued_count == 1         ? "1 remote recipient"
+                                                      : "remote recipients");
         (void)snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", message->queue_id);
     } else {
         log_warning("%s: from=<%s>, size=%llu, nrcpt=%u, status=deferred (%s)",
@@ -396,9 +464,144 @@ message_job_done(struct job *job, struct conn *conn)
         log_info("%s: client left before the reply; the message is delivered",
                  message->queue_id);
     }
+    if (message->result == 0 && message->user[0] != '\0') {
+        send_limit_count(smtp_listener.send_limit, message->user, monotonic_seconds());
+    }
     /* Done runs on the reactor that took the message from its pool. */
     struct reactor *reactor = reactor_current();
     ASSERT(reactor != NULL);
+    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
+}
+
+/* ---- From: of authenticated mail: read on a worker, judged here ------------ */
+
+/* What the worker found in the header block (owner_data of the message). */
+struct from_check {
+    int                     read_error; /* -errno of the spool read, or 0 */
+    bool                    is_header_too_large;
+    enum smtp_from_status   status;
+    struct smtp_from_result result;
+};
+
+/* The header block is read up to this much; a longer one is refused. */
+#define FROM_CHECK_READ_BYTES (256u * 1024u)
+
+static void
+from_job_run(struct job *job)
+{
+    struct delivery_message *message = (struct delivery_message *)job;
+    struct from_check *check = calloc(1, sizeof(*check));
+    size_t want = message->size < FROM_CHECK_READ_BYTES ? (size_t)message->size
+                                                         : FROM_CHECK_READ_BYTES;
+    char *bytes = malloc(want + 1);
+    if (check == NULL || bytes == NULL) {
+        free(check);
+        free(bytes);
+        message->owner_data = NULL; /* done answers 451 */
+        reactor_job_complete(job);
+        return;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(message->spool_fd, bytes + got, want - got, (off_t)got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            check->read_error = n < 0 ? -errno : -EIO;
+            break;
+        }
+        got += (size_t)n;
+    }
+    if (check->read_error == 0) {
+        size_t header_len = smtp_from_header_length(bytes, got);
+        if (header_len == 0 && got < message->size) {
+            check->is_header_too_large = true;
+        } else {
+            check->status = smtp_from_extract(bytes, header_len > 0 ? header_len : got,
+                                              &check->result);
+        }
+    }
+    free(bytes);
+    message->owner_data = check;
+    reactor_job_complete(job);
+}
+
+/* The verdict on a checked message: NULL to deliver it, or the reply. */
+static const char *
+from_check_verdict(struct smtp_conn *sc, const struct delivery_message *message,
+                   const struct from_check *check, char *reply, size_t reply_bytes)
+{
+    if (check == NULL || check->read_error != 0) {
+        log_error("%s: cannot read the header for the From: check: %s", message->queue_id,
+                  strerror(check == NULL ? ENOMEM : -check->read_error));
+        return "451 4.3.0 Error: cannot store the message, try again later";
+    }
+    if (check->is_header_too_large) {
+        return "552 5.3.4 Error: message header too large";
+    }
+    switch (check->status) {
+    case SMTP_FROM_ABSENT:
+        return NULL; /* as Postfix: a submission without From: is accepted */
+    case SMTP_FROM_SYNTAX:
+        (void)snprintf(reply, reply_bytes,
+                       "553 5.7.1 From: header cannot be read, so it cannot be checked "
+                       "against user %s", message->user);
+        return reply;
+    case SMTP_FROM_TOO_MANY:
+        return "553 5.7.1 Error: too many From: addresses";
+    case SMTP_FROM_OK:
+        break;
+    }
+    for (size_t i = 0; i < check->result.count; i++) {
+        const char *address = check->result.addresses[i];
+        if (!smtp_conn_sender_allowed(sc, message->user,
+                                      span_make(address, strlen(address)))) {
+            log_info("%s: reject: From: <%s> not owned by user %s", message->queue_id,
+                     address, message->user);
+            (void)snprintf(reply, reply_bytes, "553 5.7.1 From: address not owned by user %s",
+                           message->user);
+            return reply;
+        }
+    }
+    return NULL;
+}
+
+static void
+from_job_done(struct job *job, struct conn *conn)
+{
+    struct delivery_message *message = (struct delivery_message *)job;
+    struct from_check *check = message->owner_data;
+    message->owner_data = NULL;
+    struct reactor *reactor = reactor_current();
+    ASSERT(reactor != NULL);
+    char reply_text[SMTP_REPLY_LINE_BYTES_MAX];
+    const char *reply = "451 4.3.0 Error: cannot store the message, try again later";
+    if (conn != NULL) {
+        reply = from_check_verdict(conn_state(conn), message, check, reply_text,
+                                   sizeof(reply_text));
+    }
+    free(check);
+    if (conn != NULL && reply == NULL) {
+        /* Its own: on to the committer, which completes it to this reactor. */
+        message->job.run = message_job_run;
+        message->job.done = message_job_done;
+        conn_job_hold(conn, &message->job);
+        delivery_submit(message);
+        return;
+    }
+    /* Refused (or the client left): nothing is delivered or queued. */
+    reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
+                         message->is_spool_unnamed ? NULL : message->queue_id);
+    message->spool_fd = -1;
+    if (conn != NULL) {
+        struct smtp_conn *sc = conn_state(conn);
+        log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s)", message->queue_id,
+                 message->mail_from, message->rcpt_count, reply);
+        smtp_conn_count_final_reply(sc, false);
+        smtp_session_delivered(&sc->session, reply);
+        smtp_conn_serve_request(sc);
+    }
     delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
 }
 
@@ -421,7 +624,23 @@ smtp_conn_deliver(struct smtp_conn *sc)
     message->is_data_synced = smtp_listener.config->fsync;
     message->job.run = message_job_run;
     message->job.done = message_job_done;
-    if (!smtp_listener.has_filter_stage) {
+    /* What an outbound queue entry records. */
+    message->dsn_ret = txn->dsn_ret == SMTP_DSN_RET_FULL   ? QUEUE_RET_FULL
+                       : txn->dsn_ret == SMTP_DSN_RET_HDRS ? QUEUE_RET_HDRS
+                                                           : QUEUE_RET_UNSPECIFIED;
+    static_assert(sizeof(message->dsn_envid) == sizeof(txn->dsn_envid), "same bound");
+    memcpy(message->dsn_envid, txn->dsn_envid, sizeof(message->dsn_envid));
+    (void)snprintf(message->user, sizeof(message->user), "%s", smtp_session_user(&sc->session));
+    message->arrival = (int64_t)time(NULL);
+    bool is_from_checked = message->user[0] != '\0';
+    if (is_from_checked) {
+        /* Submission policy: the From: header must be the user's too. The
+         * header is read on a worker (the reactor never waits on disk)
+         * and judged back here, where the tables may be read. */
+        message->job.run = from_job_run;
+        message->job.done = from_job_done;
+    }
+    if (!smtp_listener.has_filter_stage && !is_from_checked) {
         /* Nothing to do on a worker: straight to the committer, which
          * completes the job to this reactor. Saves two thread hand-offs
          * (and their wake-ups) per message. */
@@ -517,6 +736,106 @@ smtp_conn_serve_request(struct smtp_conn *sc)
     }
 }
 
+/* ---- postscreen (port 25) ------------------------------------------------ */
+
+/* Send reply (a refusal) instead of anything the session queued, then
+ * close; the session never sees another byte. */
+static void
+smtp_conn_postscreen_refuse(struct smtp_conn *sc, enum postscreen_verdict verdict)
+{
+    sc->is_greet_wait = false;
+    sc->is_postscreen_closing = true;
+    sc->postscreen_reply_len =
+        postscreen_reply(verdict, conn_peer_text(sc->conn), smtp_listener.config->myhostname,
+                         sc->postscreen_reply, sizeof(sc->postscreen_reply));
+    sc->postscreen_reply_sent = 0;
+}
+
+/* Seconds since the greet wait began, for the log. */
+static double
+smtp_conn_greet_wait_seconds(const struct smtp_conn *sc)
+{
+    return (double)(stats_clock_ns() - sc->greet_wait_start_ns) / 1e9;
+}
+
+/* A new port 25 connection: decide before the banner. */
+static void
+smtp_conn_postscreen_open(struct smtp_conn *sc)
+{
+    const char *client = conn_peer_text(sc->conn);
+    struct postscreen_decision decision = postscreen_decide(smtp_listener.postscreen, client);
+    if (decision.kv_error != 0) {
+        log_warning("postscreen: key-value store (%s): %s; [%s] taken as unknown",
+                    kv_backend_name(smtp_listener.kv), strerror(-decision.kv_error), client);
+    }
+    switch (decision.verdict) {
+    case POSTSCREEN_PASS:
+        if (decision.reason == POSTSCREEN_REASON_PASS_OLD) {
+            log_info("postscreen: PASS OLD [%s]", client);
+        }
+        return;
+    case POSTSCREEN_PERMIT:
+        log_info("postscreen: ALLOWLISTED [%s]", client);
+        return;
+    case POSTSCREEN_REJECT:
+        log_info("postscreen: %s [%s]", postscreen_reason_name(decision.reason), client);
+        smtp_conn_postscreen_refuse(sc, POSTSCREEN_REJECT);
+        return;
+    case POSTSCREEN_LIMIT:
+        log_info("postscreen: NOQUEUE: reject: CONNECT from [%s]: too many connections "
+                 "(%llu in the last minute)",
+                 client, (unsigned long long)decision.rate_count);
+        smtp_conn_postscreen_refuse(sc, POSTSCREEN_LIMIT);
+        return;
+    case POSTSCREEN_TEST:
+        sc->is_greet_wait = true;
+        sc->greet_wait_start_ns = stats_clock_ns();
+        conn_timer_start(sc->conn, postscreen_config(smtp_listener.postscreen)->greet_wait_ms);
+        return;
+    }
+}
+
+/* The client talked before the banner: a bot that does not wait for its
+ * turn. Remember it, answer as Postfix's postscreen does, and close. */
+static void
+smtp_conn_pregreet(struct smtp_conn *sc, const uint8_t *bytes, size_t len)
+{
+    const char *client = conn_peer_text(sc->conn);
+    /* What it said, escaped and cut short: the log line stays one line. */
+    char said[64];
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 5 < sizeof(said); i++) {
+        uint8_t c = bytes[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            said[n++] = (char)c;
+        } else {
+            n += (size_t)snprintf(said + n, sizeof(said) - n, "\\x%02x", c);
+        }
+    }
+    said[n] = '\0';
+    log_info("postscreen: PREGREET %zu after %.2f from [%s]: %s", len,
+             smtp_conn_greet_wait_seconds(sc), client, said);
+    int rc = postscreen_pregreet(smtp_listener.postscreen, client);
+    if (rc != 0) {
+        log_warning("postscreen: cannot remember [%s] as bad: %s", client, strerror(-rc));
+    }
+    smtp_conn_postscreen_refuse(sc, POSTSCREEN_TEST);
+}
+
+/* The greet wait is over and the client kept quiet: remember it as good
+ * and let the banner out. */
+static void
+smtp_conn_greet_wait_over(struct smtp_conn *sc)
+{
+    const char *client = conn_peer_text(sc->conn);
+    sc->is_greet_wait = false;
+    log_info("postscreen: PASS NEW [%s]", client);
+    int rc = postscreen_passed(smtp_listener.postscreen, client);
+    if (rc != 0) {
+        log_warning("postscreen: cannot remember [%s] as good: %s", client, strerror(-rc));
+    }
+}
+
 /* ---- handler ------------------------------------------------------------ */
 
 static void
@@ -534,12 +853,22 @@ smtp_conn_open(struct conn *conn)
     smtp_session_set_transport(&sc->session, conn_tls_can_start(conn), conn_is_tls(conn),
                                conn_peer_is_loopback(conn));
     log_info("connect from [%s]", conn_peer_text(conn));
+    if (protocol == LISTENER_SMTP && smtp_listener.postscreen != NULL) {
+        smtp_conn_postscreen_open(sc); /* never on submission ports */
+    }
 }
 
 static size_t
 smtp_conn_input(struct conn *conn, const uint8_t *bytes, size_t len)
 {
     struct smtp_conn *sc = conn_state(conn);
+    if (sc->is_greet_wait) {
+        smtp_conn_pregreet(sc, bytes, len);
+        return len; /* never parsed */
+    }
+    if (sc->is_postscreen_closing) {
+        return len;
+    }
     size_t used = smtp_session_feed(&sc->session, bytes, len);
     smtp_conn_serve_request(sc);
     return used;
@@ -549,6 +878,9 @@ static bool
 smtp_conn_wants_input(struct conn *conn)
 {
     struct smtp_conn *sc = conn_state(conn);
+    if (sc->is_greet_wait) {
+        return true; /* listen for a pregreet while the banner is held */
+    }
     return smtp_session_wants_input(&sc->session);
 }
 
@@ -556,6 +888,13 @@ static uint32_t
 smtp_conn_read_timeout_ms(struct conn *conn)
 {
     struct smtp_conn *sc = conn_state(conn);
+    if (sc->is_greet_wait) {
+        /* The receive armed now outlives the wait: the idle time starts
+         * when the banner goes out. */
+        uint64_t ms = (uint64_t)postscreen_config(smtp_listener.postscreen)->greet_wait_ms +
+                      smtp_listener.config->smtp_idle_timeout_ms;
+        return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+    }
     return smtp_session_is_receiving_body(&sc->session)
                ? smtp_listener.config->smtp_data_timeout_ms
                : smtp_listener.config->smtp_idle_timeout_ms;
@@ -565,6 +904,13 @@ static struct span
 smtp_conn_pending_output(struct conn *conn)
 {
     struct smtp_conn *sc = conn_state(conn);
+    if (sc->is_postscreen_closing) {
+        return span_make(sc->postscreen_reply + sc->postscreen_reply_sent,
+                         sc->postscreen_reply_len - sc->postscreen_reply_sent);
+    }
+    if (sc->is_greet_wait) {
+        return span_make(sc->postscreen_reply, 0); /* the banner is held */
+    }
     return smtp_session_output(&sc->session);
 }
 
@@ -572,6 +918,11 @@ static void
 smtp_conn_output_sent(struct conn *conn, size_t bytes)
 {
     struct smtp_conn *sc = conn_state(conn);
+    if (sc->is_postscreen_closing) {
+        ASSERT(bytes <= sc->postscreen_reply_len - sc->postscreen_reply_sent);
+        sc->postscreen_reply_sent += bytes;
+        return;
+    }
     smtp_session_output_sent(&sc->session, bytes);
 }
 
@@ -579,7 +930,7 @@ static bool
 smtp_conn_is_closing(struct conn *conn)
 {
     struct smtp_conn *sc = conn_state(conn);
-    return smtp_session_is_closing(&sc->session);
+    return sc->is_postscreen_closing || smtp_session_is_closing(&sc->session);
 }
 
 static void
@@ -596,6 +947,9 @@ smtp_conn_shutdown(struct conn *conn, bool is_forced)
 {
     struct smtp_conn *sc = conn_state(conn);
     if (!is_forced) {
+        /* A client in its greet wait gets the banner and the 421 at once,
+         * judged neither good nor bad. */
+        sc->is_greet_wait = false;
         smtp_session_shutdown(&sc->session);
         smtp_conn_serve_request(sc);
     } else {
@@ -677,6 +1031,10 @@ smtp_conn_close(struct conn *conn)
     struct smtp_conn *sc = conn_state(conn);
     ASSERT(sc->file_op == SMTP_FILE_NONE);
     buffer_wait_cancel(sc);
+    if (sc->is_greet_wait) {
+        log_info("postscreen: HANGUP after %.2f from [%s] in tests before SMTP handshake",
+                 smtp_conn_greet_wait_seconds(sc), conn_peer_text(conn));
+    }
     smtp_session_finish(&sc->session);
     smtp_conn_txn_abort(sc); /* also when the session was past DATA */
     log_info("disconnect from [%s]", conn_peer_text(conn));
@@ -747,24 +1105,11 @@ auth_submit(struct smtp_conn *sc)
         return;
     }
     auth->sc = sc;
-    /* User names are compared in lower case, as users_file is read. */
-    const char *user = smtp_session_auth_user(&sc->session);
-    size_t n = strnlen(user, sizeof(auth->user) - 1);
-    for (size_t i = 0; i < n; i++) {
-        char c = user[i];
-        auth->user[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-    }
     (void)snprintf(auth->password, sizeof(auth->password), "%s",
                    smtp_session_auth_password(&sc->session));
-    /* The table is read here, on the reactor (see recipients_publish); the
-     * worker gets a copy of the hash. */
-    const struct recipients *table = recipients_current();
-    const char *hash =
-        table != NULL ? recipients_password_hash(table, span_make(auth->user, n)) : NULL;
-    if (hash != NULL && strlen(hash) < sizeof(auth->hash)) {
-        memcpy(auth->hash, hash, strlen(hash) + 1);
-        auth->has_user = true;
-    }
+    auth->has_user = recipients_login_lookup(recipients_current(),
+                                             smtp_session_auth_user(&sc->session), auth->user,
+                                             sizeof(auth->user), auth->hash, sizeof(auth->hash));
     auth->job.run = auth_job_run;
     auth->job.done = auth_job_done;
     if (conn_job_submit(sc->conn, &auth->job) != 0) {
@@ -778,11 +1123,17 @@ auth_submit(struct smtp_conn *sc)
     sc->is_auth_out = true;
 }
 
-/* The delay of a failed AUTH is over: answer it. */
+/* The connection's one timer: the greet wait is over (port 25), or the
+ * delay of a failed AUTH is; the two never overlap, as the wait ends
+ * before any command is read. */
 static void
 smtp_conn_timer(struct conn *conn)
 {
     struct smtp_conn *sc = conn_state(conn);
+    if (sc->is_greet_wait) {
+        smtp_conn_greet_wait_over(sc); /* the reactor sends the banner next */
+        return;
+    }
     if (sc->is_auth_fail_delayed) {
         sc->is_auth_fail_delayed = false;
         smtp_session_auth_done(&sc->session, false, NULL);
@@ -810,6 +1161,40 @@ const struct conn_handler smtp_listener_handler = {
 
 /* ---- set-up ------------------------------------------------------------ */
 
+/* postscreen and its key-value store, only when a postscreen key asks for
+ * it: otherwise port 25 costs nothing more than before. The store lives
+ * here until a second user (the filters) moves it to main. */
+static int
+smtp_listener_postscreen_init(const struct config *config)
+{
+    struct postscreen_config ps_config = {
+        .greet_wait_ms = config->postscreen_greet_wait_ms,
+        .bad_ttl_s = config->postscreen_bad_ttl_ms / 1000u,
+        .good_ttl_s = config->postscreen_good_ttl_ms / 1000u,
+        .rate_limit = config->postscreen_rate_limit,
+    };
+    if (ps_config.greet_wait_ms == 0 && ps_config.rate_limit == 0 &&
+        config->postscreen_access[0] == '\0') {
+        return 0;
+    }
+    int rc = kv_embedded_create(config->kv_embedded_entries, NULL, NULL, &smtp_listener.kv);
+    if (rc != 0) {
+        log_error("key-value store: %s", strerror(-rc));
+        return rc;
+    }
+    char err[512];
+    rc = postscreen_create(&ps_config, config->postscreen_access, smtp_listener.kv,
+                           &smtp_listener.postscreen, err, sizeof(err));
+    if (rc != 0) {
+        log_error("%s", err);
+        kv_destroy(&smtp_listener.kv);
+        return rc;
+    }
+    log_info("postscreen on smtp_listen: greet wait %ums, rate limit %u/min, %s key-value store",
+             ps_config.greet_wait_ms, ps_config.rate_limit, kv_backend_name(smtp_listener.kv));
+    return 0;
+}
+
 int
 smtp_listener_init(const struct config *config)
 {
@@ -835,6 +1220,23 @@ smtp_listener_init(const struct config *config)
     smtp_listener.submission_config = smtp_listener.session_config;
     smtp_listener.submission_config.is_submission = true;
     smtp_listener.submission_config.is_plaintext_auth_allowed = config->allow_plaintext_auth;
+    /* Authenticated users (only submission offers AUTH) get their own,
+     * usually smaller, recipient bound: 452 4.5.3 beyond it. */
+    if (config->submission_recipients_per_message < config->recipient_limit) {
+        smtp_listener.submission_config.recipient_limit =
+            config->submission_recipients_per_message;
+    }
+    char networks_err[128];
+    if (cidr_list_parse(config->mynetworks, &smtp_listener.mynetworks, networks_err,
+                        sizeof(networks_err)) != 0) {
+        log_error("mynetworks: %s", networks_err); /* config_finish checked it already */
+        return -EINVAL;
+    }
+    int limit_rc = send_limit_create(config->submission_messages_per_hour,
+                                     &smtp_listener.send_limit);
+    if (limit_rc != 0) {
+        return limit_rc;
+    }
     smtp_listener.callbacks = (struct smtp_session_callbacks){
         .rcpt = smtp_conn_rcpt,
         .txn_abort = smtp_conn_txn_abort,
@@ -843,6 +1245,10 @@ smtp_listener_init(const struct config *config)
     (void)snprintf(smtp_listener.refusal_text, sizeof(smtp_listener.refusal_text),
                    "421 4.7.0 %s Error: too many connections, try again later\r\n",
                    config->myhostname);
+    int ps_rc = smtp_listener_postscreen_init(config);
+    if (ps_rc != 0) {
+        return ps_rc;
+    }
     smtp_listener.pool_count = config->reactor_threads;
     smtp_listener.pools = calloc(smtp_listener.pool_count, sizeof(*smtp_listener.pools));
     if (smtp_listener.pools == NULL) {
@@ -880,6 +1286,11 @@ smtp_listener_destroy(void)
     }
     free(smtp_listener.pools);
     smtp_listener.pools = NULL;
+    send_limit_destroy(&smtp_listener.send_limit);
+    if (smtp_listener.postscreen != NULL) {
+        postscreen_destroy(&smtp_listener.postscreen);
+    }
+    kv_destroy(&smtp_listener.kv);
     if (smtp_listener.spool_dir_fd >= 0) {
         (void)close(smtp_listener.spool_dir_fd);
         smtp_listener.spool_dir_fd = -1;

@@ -42,6 +42,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/assertions.h"
+#include "core/fd_io.h"
 #include "core/log.h"
 
 /* What one record adds to its plaintext at most: header, explicit nonce or
@@ -747,23 +748,6 @@ tls_ctx_load(SSL_CTX *ctx, const char *what, const char *cert_path, const char *
 
 /* The self-signed default. */
 
-static int
-tls_write_all(int fd, const char *data, size_t len)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, data + done, len - done);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return -errno;
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 /* path.tmp, written and fsynced, then renamed over path: a crash leaves
  * the old file or the whole new one, never a half. */
 static int
@@ -783,7 +767,7 @@ tls_file_write_atomic(const char *path, mode_t mode, const char *data, size_t le
     if (fd < 0) {
         return tls_error(err, err_bytes, -errno, "tls: create %s: %s", tmp, strerror(errno));
     }
-    int rc = tls_write_all(fd, data, len);
+    int rc = fd_write_all(fd, data, len);
     if (rc == 0 && fsync(fd) != 0) {
         rc = -errno;
     }

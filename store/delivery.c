@@ -13,6 +13,11 @@
  *      so no reader can see it half written; a missing Maildir is created,
  *      and each new directory entry synced);
  *   3. fsync every distinct new/ directory once (in parallel);
+ *   2b. for each message with remote recipients: write its outbound queue
+ *      envelope (store/queue.h) to a temporary file, fsync those of the
+ *      batch together, link the spool file in as the queue's message file
+ *      and rename each envelope into place;
+ *   3b. the queue directory is synced with the new/ directories;
  *   4. report each message to its reactor; close and unlink the spool file.
  * A message that fails anywhere has its new/ entries removed again and is
  * reported with the error, so the client gets 451 and nothing it was not
@@ -23,7 +28,8 @@
  * batch bookkeeping lives in arrays made once, so no message allocates
  * here. Runs on its own thread; blocking here is the point of it.
  * Limits: DELIVERY_MAILBOXES_MAX per message and per batch,
- * DELIVERY_BATCH_MESSAGES_MAX messages per batch.
+ * DELIVERY_BATCH_MESSAGES_MAX messages per batch, QUEUE_RCPTS_MAX remote
+ * recipients per message.
  */
 #define _GNU_SOURCE
 #include "store/delivery.h"
@@ -88,6 +94,12 @@ static struct {
     struct delivery_message *unsynced[DELIVERY_BATCH_MESSAGES_MAX];
     int                      spool_fds[DELIVERY_BATCH_MESSAGES_MAX];
     int                      spool_results[DELIVERY_BATCH_MESSAGES_MAX];
+    /* Queue entries of the batch: their envelopes' fds and which message. */
+    int                      env_fds[DELIVERY_BATCH_MESSAGES_MAX];
+    int                      env_results[DELIVERY_BATCH_MESSAGES_MAX];
+    size_t                   env_message[DELIVERY_BATCH_MESSAGES_MAX];
+    struct queue_rcpt       *queue_rcpts; /* QUEUE_RCPTS_MAX, for one entry at a time */
+    struct queue            *queue;
     size_t                   first_copy[DELIVERY_BATCH_MESSAGES_MAX];
     /* ... and per copy, DELIVERY_MAILBOXES_MAX each. */
     struct delivery_copy    *copies;
@@ -227,6 +239,75 @@ delivery_message_truncate(struct delivery_message *message, size_t keep_count)
     mailbox_index_refill(message);
 }
 
+int
+delivery_message_add_remote(struct delivery_message *message, const char *address,
+                            const char *orcpt, uint32_t notify)
+{
+    size_t address_bytes = strnlen(address, SMTP_ADDRESS_BYTES_MAX + 1) + 1;
+    size_t orcpt_bytes = strnlen(orcpt, QUEUE_ORCPT_BYTES) + 1;
+    if (address_bytes == 1 || address_bytes > SMTP_ADDRESS_BYTES_MAX + 1 ||
+        orcpt_bytes > QUEUE_ORCPT_BYTES) {
+        return -EINVAL;
+    }
+    /* Linear, but bounded by QUEUE_RCPTS_MAX and paid at RCPT time. */
+    for (size_t i = 0; i < message->remote_count; i++) {
+        if (strcmp(delivery_message_remote(message, i), address) == 0) {
+            return 0;
+        }
+    }
+    if (message->remote_count == QUEUE_RCPTS_MAX) {
+        return -E2BIG;
+    }
+    if (message->remote_count == message->remote_capacity) {
+        size_t capacity = message->remote_capacity ? message->remote_capacity * 2 : 8;
+        uint32_t *offsets = realloc(message->remote_offsets, capacity * sizeof(*offsets));
+        if (offsets == NULL) {
+            return -ENOMEM;
+        }
+        message->remote_offsets = offsets;
+        uint32_t *notify_bits = realloc(message->remote_notify, capacity * sizeof(*notify_bits));
+        if (notify_bits == NULL) {
+            return -ENOMEM;
+        }
+        message->remote_notify = notify_bits;
+        message->remote_capacity = capacity;
+    }
+    size_t need = address_bytes + orcpt_bytes;
+    if (message->remote_names_len + need > message->remote_names_capacity) {
+        size_t capacity = message->remote_names_capacity ? message->remote_names_capacity : 256;
+        while (capacity < message->remote_names_len + need) {
+            capacity *= 2;
+        }
+        char *grown = realloc(message->remote_names, capacity);
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        message->remote_names = grown;
+        message->remote_names_capacity = capacity;
+    }
+    char *out = message->remote_names + message->remote_names_len;
+    memcpy(out, address, address_bytes - 1);
+    out[address_bytes - 1] = '\0';
+    memcpy(out + address_bytes, orcpt, orcpt_bytes - 1);
+    out[address_bytes + orcpt_bytes - 1] = '\0';
+    message->remote_offsets[message->remote_count] = (uint32_t)message->remote_names_len;
+    message->remote_notify[message->remote_count] = notify;
+    message->remote_count++;
+    message->remote_names_len += need;
+    return 0;
+}
+
+void
+delivery_message_truncate_remotes(struct delivery_message *message, size_t keep_count)
+{
+    ASSERT(keep_count <= message->remote_count);
+    if (keep_count == message->remote_count) {
+        return;
+    }
+    message->remote_names_len = message->remote_offsets[keep_count];
+    message->remote_count = keep_count;
+}
+
 void
 delivery_message_destroy(struct delivery_message **message_ptr)
 {
@@ -237,6 +318,9 @@ delivery_message_destroy(struct delivery_message **message_ptr)
     free(message->mailbox_offsets);
     free(message->names);
     free(message->mailbox_index);
+    free(message->remote_names);
+    free(message->remote_offsets);
+    free(message->remote_notify);
     free(message);
     *message_ptr = NULL;
 }
@@ -265,7 +349,9 @@ delivery_message_give(struct delivery_message_pool *pool, struct delivery_messag
     ASSERT(message->spool_fd < 0);
     size_t kept_bytes = message->names_capacity +
                         message->mailbox_capacity * sizeof(uint32_t) +
-                        message->mailbox_index_slots * sizeof(uint32_t);
+                        message->mailbox_index_slots * sizeof(uint32_t) +
+                        message->remote_names_capacity +
+                        message->remote_capacity * 2 * sizeof(uint32_t);
     if (pool->free_count >= DELIVERY_POOL_KEEP || kept_bytes > DELIVERY_POOL_KEEP_BYTES) {
         delivery_message_destroy(&message); /* a huge message gives its memory back */
         return;
@@ -282,6 +368,14 @@ delivery_message_give(struct delivery_message_pool *pool, struct delivery_messag
     }
     message->result = 0;
     message->delivered_count = 0;
+    message->remote_count = 0;
+    message->remote_names_len = 0;
+    message->dsn_ret = QUEUE_RET_UNSPECIFIED;
+    message->dsn_envid[0] = '\0';
+    message->user[0] = '\0';
+    message->arrival = 0;
+    message->owner_data = NULL;
+    message->queued_count = 0;
     memset(&message->job, 0, sizeof(message->job));
     message->next_in_batch = pool->free_list;
     pool->free_list = message;
@@ -487,6 +581,100 @@ rollback(struct delivery_message *message, const struct delivery_copy *copies, s
     }
 }
 
+/* ---- the outbound queue ------------------------------------------------ */
+
+/* Write the envelope of each message (still good) that has remote
+ * recipients to its temporary file; returns how many were staged (their
+ * fds in delivery.env_fds, their messages in delivery.env_message). */
+static size_t
+queue_stage_batch(struct delivery_message **messages, size_t count)
+{
+    size_t env_count = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct delivery_message *message = messages[i];
+        if (message->result != 0 || message->remote_count == 0) {
+            continue;
+        }
+        ASSERT(message->remote_count <= QUEUE_RCPTS_MAX);
+        for (size_t r = 0; r < message->remote_count; r++) {
+            delivery.queue_rcpts[r] = (struct queue_rcpt){
+                .address = delivery_message_remote(message, r),
+                .orcpt = delivery_message_remote_orcpt(message, r),
+                .notify = message->remote_notify[r],
+                .state = QUEUE_RCPT_PENDING,
+                .last_reply = "",
+            };
+        }
+        struct queue_entry entry = {
+            .arrival = message->arrival,
+            .size = message->size,
+            .ret = message->dsn_ret,
+            .rcpts = delivery.queue_rcpts,
+            .rcpt_count = message->remote_count,
+        };
+        memcpy(entry.id, message->queue_id, sizeof(entry.id));
+        static_assert(sizeof(entry.mail_from) == sizeof(message->mail_from), "same bound");
+        memcpy(entry.mail_from, message->mail_from, sizeof(entry.mail_from));
+        memcpy(entry.envid, message->dsn_envid, sizeof(entry.envid));
+        memcpy(entry.user, message->user, sizeof(entry.user));
+        int rc = queue_entry_stage(delivery.queue, &entry, &delivery.env_fds[env_count]);
+        if (rc != 0) {
+            log_error("%s: cannot write its queue envelope: %s", message->queue_id,
+                      strerror(-rc));
+            message->result = rc;
+            continue;
+        }
+        delivery.env_message[env_count++] = i;
+    }
+    return env_count;
+}
+
+/* Sync the staged envelopes together, then link each message into the
+ * queue and rename its envelope into place. Returns whether any entry was
+ * published (the directory then needs its sync). */
+static bool
+queue_publish_batch(struct delivery_message **messages, size_t env_count)
+{
+    if (env_count == 0) {
+        return false;
+    }
+    if (delivery.is_fsync_on) {
+        fsync_many(delivery.env_fds, delivery.env_results, env_count, true);
+    } else {
+        memset(delivery.env_results, 0, env_count * sizeof(delivery.env_results[0]));
+    }
+    bool is_dirty = false;
+    for (size_t k = 0; k < env_count; k++) {
+        struct delivery_message *message = messages[delivery.env_message[k]];
+        int rc = delivery.env_results[k];
+        if (rc != 0 || message->result != 0) {
+            queue_entry_unstage(delivery.queue, message->queue_id, delivery.env_fds[k]);
+            if (rc != 0) {
+                log_error("%s: fdatasync of its queue envelope: %s", message->queue_id,
+                          strerror(-rc));
+                message->result = rc;
+            }
+            continue;
+        }
+        struct queue_source source = {
+            .fd = message->spool_fd,
+            .is_unnamed = message->is_spool_unnamed,
+            .dir_fd = delivery.spool_dir_fd,
+            .name = message->queue_id,
+        };
+        rc = queue_entry_publish(delivery.queue, message->queue_id, &source,
+                                 delivery.env_fds[k]);
+        if (rc != 0) {
+            log_error("%s: cannot put it into the queue: %s", message->queue_id, strerror(-rc));
+            message->result = rc;
+            continue;
+        }
+        message->queued_count = message->remote_count;
+        is_dirty = true;
+    }
+    return is_dirty;
+}
+
 /* ---- the batch ------------------------------------------------------------ */
 
 static void
@@ -499,6 +687,7 @@ commit_batch(struct delivery_message *batch)
         messages[count++] = m;
         m->result = 0;
         m->delivered_count = 0;
+        m->queued_count = 0;
     }
     ASSERT(count > 0);
     uint64_t batch_number = delivery.stats.batches + 1; /* written only here */
@@ -557,6 +746,11 @@ commit_batch(struct delivery_message *batch)
         }
     }
 
+    /* 2b. The outbound queue entries of the batch's messages with remote
+     * recipients: envelopes staged, synced together, then published. */
+    size_t env_count = queue_stage_batch(messages, count);
+    bool is_queue_dirty = queue_publish_batch(messages, env_count);
+
     /* 3. One fsync per distinct new/ directory for the whole batch. */
     if (delivery.is_fsync_on && dir_count > 0) {
         for (size_t k = 0; k < dir_count; k++) {
@@ -580,6 +774,20 @@ commit_batch(struct delivery_message *batch)
         }
     }
 
+    /* 3b. The queue directory, once, with the same rule. */
+    if (is_queue_dirty && delivery.is_fsync_on) {
+        int queue_fd = queue_dir_fd(delivery.queue);
+        int queue_result = 0;
+        fsync_many(&queue_fd, &queue_result, 1, false);
+        for (size_t i = 0; queue_result != 0 && i < count; i++) {
+            if (messages[i]->queued_count > 0 && messages[i]->result == 0) {
+                messages[i]->result = queue_result;
+                log_error("%s: fsync of the queue directory: %s", messages[i]->queue_id,
+                          strerror(-queue_result));
+            }
+        }
+    }
+
     /* Sessions that have one of these folders selected (IDLE above all)
      * hear of the new mail now, in process. */
     for (size_t k = 0; k < dir_count; k++) {
@@ -596,6 +804,14 @@ commit_batch(struct delivery_message *batch)
         if (message->result != 0) {
             rollback(message, &delivery.copies[first_copy[i]], message->delivered_count);
             message->delivered_count = 0;
+            if (message->queued_count > 0) {
+                int rc = queue_entry_remove(delivery.queue, message->queue_id);
+                if (rc != 0) {
+                    log_error("%s: cannot remove its queue entry after a failed delivery: %s",
+                              message->queue_id, strerror(-rc));
+                }
+                message->queued_count = 0;
+            }
         }
         if (close(message->spool_fd) != 0 && message->result == 0) {
             /* The data was already synced and linked; a close error now
@@ -711,6 +927,20 @@ delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on,
         delivery.dir_results == NULL) {
         return -ENOMEM;
     }
+    delivery.queue_rcpts = calloc(QUEUE_RCPTS_MAX, sizeof(*delivery.queue_rcpts));
+    if (delivery.queue_rcpts == NULL) {
+        return -ENOMEM;
+    }
+    int queue_rc = queue_open(data_dir, is_fsync_on, &delivery.queue);
+    if (queue_rc != 0) {
+        return queue_rc;
+    }
+    /* Start-up, nothing writes yet: leftovers of a crash go now. */
+    queue_rc = queue_scan(delivery.queue, true, NULL, NULL);
+    if (queue_rc != 0) {
+        log_error("cannot read the queue directory: %s", strerror(-queue_rc));
+        return queue_rc;
+    }
     int dirs_rc = maildir_dirs_init(data_dir, is_fsync_on);
     if (dirs_rc != 0) {
         return dirs_rc;
@@ -778,6 +1008,8 @@ delivery_stop(void)
     free(delivery.batch_dirs);
     free(delivery.dir_fds);
     free(delivery.dir_results);
+    free(delivery.queue_rcpts);
+    queue_close(&delivery.queue);
     log_info("delivery: %llu messages in %llu batches",
              (unsigned long long)delivery.stats.messages, (unsigned long long)delivery.stats.batches);
 }

@@ -6,7 +6,9 @@
  * spool files together, hard-links each into every recipient's Maildir
  * new/, syncs each distinct new/ directory once for
  * the whole batch, and only then reports back, so a 250 always means
- * "on disk" and many messages share each sync.
+ * "on disk" and many messages share each sync. A message with remote
+ * recipients also gets its outbound queue entry (store/queue.h) in the
+ * same batch, durable before the report like the Maildir copies.
  */
 #ifndef TOASTER_STORE_DELIVERY_H
 #define TOASTER_STORE_DELIVERY_H
@@ -14,9 +16,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/job.h"
 #include "core/limits.h"
+#include "store/queue.h"
 #include "store/spool.h"
 
 #define DELIVERY_MAILBOXES_MAX 10000 /* distinct local mailboxes per message */
@@ -41,9 +45,26 @@ struct delivery_message {
     size_t     mailbox_capacity;
     uint32_t  *mailbox_index;
     size_t     mailbox_index_slots;
+    /* Remote recipients, for the outbound queue (store/queue.h): pairs
+     * "address\0orcpt\0" back to back (orcpt "" when none), where each
+     * starts, and its NOTIFY bits. Kept like the names when pooled. */
+    size_t     remote_count;
+    char      *remote_names;
+    size_t     remote_names_len;
+    size_t     remote_names_capacity;
+    uint32_t  *remote_offsets;
+    uint32_t  *remote_notify;
+    size_t     remote_capacity;
+    /* What a queue entry records besides (set by the submitter): */
+    enum queue_ret dsn_ret;
+    char       dsn_envid[QUEUE_ENVID_BYTES];
+    char       user[QUEUE_USER_BYTES]; /* the authenticated sender, "" for none */
+    int64_t    arrival;                /* unix seconds */
+    void      *owner_data;             /* the submitter's; delivery never touches it */
     /* Filled in by delivery: */
     int        result;          /* 0, or -errno of the first failure */
     size_t     delivered_count; /* distinct mailboxes written */
+    size_t     queued_count;    /* remote recipients in the queue entry */
     struct delivery_message *next_in_batch; /* also the pool's free list */
 };
 
@@ -82,6 +103,29 @@ int delivery_message_add_mailbox(struct delivery_message *message, const char *m
  * was refused half-way through its expansion). */
 void delivery_message_truncate(struct delivery_message *message, size_t keep_count);
 
+/* Add one remote recipient (copied; orcpt "" when none) unless the
+ * message already has that address. Returns 0, -ENOMEM, -EINVAL (an
+ * address or ORCPT over its bound), or -E2BIG past QUEUE_RCPTS_MAX. */
+int delivery_message_add_remote(struct delivery_message *message, const char *address,
+                                const char *orcpt, uint32_t notify);
+
+/* Forget the remote recipients added after the first keep_count. */
+void delivery_message_truncate_remotes(struct delivery_message *message, size_t keep_count);
+
+/* Remote recipient i's address and ORCPT. */
+static inline const char *
+delivery_message_remote(const struct delivery_message *message, size_t i)
+{
+    return message->remote_names + message->remote_offsets[i];
+}
+
+static inline const char *
+delivery_message_remote_orcpt(const struct delivery_message *message, size_t i)
+{
+    const char *address = delivery_message_remote(message, i);
+    return address + strlen(address) + 1;
+}
+
 /* Free the message and NULL the pointer. Does not touch the spool file. */
 void delivery_message_destroy(struct delivery_message **message);
 
@@ -98,7 +142,8 @@ void delivery_message_give(struct delivery_message_pool *pool, struct delivery_m
 void delivery_message_pool_drain(struct delivery_message_pool *pool);
 
 /* Queue a complete message for commit (any thread). When it is durable in
- * every mailbox, or has failed, its job is completed to its reactor with
+ * every mailbox and (with remote recipients) in the outbound queue, or has
+ * failed, its job is completed to its reactor with
  * result set; the spool file is then closed and gone either way. */
 void delivery_submit(struct delivery_message *message);
 

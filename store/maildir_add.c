@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/fd_io.h"
 
 static atomic_ulong add_sequence;
 
@@ -173,18 +174,7 @@ static int
 copy_bytes(int out_fd, const struct maildir_add_source *source)
 {
     if (source->bytes != NULL) {
-        size_t done = 0;
-        while (done < source->size) {
-            ssize_t n = write(out_fd, source->bytes + done, source->size - done);
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                return -errno;
-            }
-            done += (size_t)n;
-        }
-        return 0;
+        return fd_write_all(out_fd, source->bytes, source->size);
     }
     int in_fd = source->fd;
     if (source->path != NULL) {

@@ -1776,3 +1776,25 @@ recipients_current(void)
 {
     return ck_pr_load_ptr(&recipients_published);
 }
+
+bool
+recipients_login_lookup(const struct recipients *table, const char *user, char *user_out,
+                        size_t user_bytes, char *hash_out, size_t hash_bytes)
+{
+    ASSERT(user_bytes > 0 && hash_bytes > 0);
+    size_t n = strnlen(user, user_bytes - 1);
+    for (size_t i = 0; i < n; i++) {
+        char c = user[i];
+        user_out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    user_out[n] = '\0';
+    hash_out[0] = '\0';
+    const char *hash =
+        table != NULL ? recipients_password_hash(table, span_make(user_out, n)) : NULL;
+    size_t hash_len = hash != NULL ? strlen(hash) : 0;
+    if (hash == NULL || hash_len >= hash_bytes) {
+        return false;
+    }
+    memcpy(hash_out, hash, hash_len + 1);
+    return true;
+}

@@ -125,4 +125,12 @@ int recipients_maildir_path(const char *data_dir, const char *mailbox, char *pat
  * Borrowed from the table; the table wipes it on destroy. */
 const char *recipients_password_hash(const struct recipients *table, struct span mailbox);
 
+/* For a login: user lower-cased into user_out (cut to fit) and, when it is
+ * a user with a hash that fits, the hash copied into hash_out. Returns
+ * whether the user was found. Reads the table, so it runs where the table
+ * may be read (a reactor, see recipients_publish); the copies go to a
+ * worker for the check. */
+bool recipients_login_lookup(const struct recipients *table, const char *user, char *user_out,
+                             size_t user_bytes, char *hash_out, size_t hash_bytes);
+
 #endif

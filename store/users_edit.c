@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/fd_io.h"
 #include "core/utf8.h"
 #include "store/password.h"
 
@@ -84,8 +85,6 @@ static bool line_is_user(const struct users_edit *edit, const struct users_line 
 static int hash_check(const char *hash);
 static int bytes_splice(struct users_edit *edit, size_t at, size_t remove_len, const char *insert,
                         size_t insert_len);
-static int read_all(int fd, char *out, size_t len);
-static int write_all(int fd, const char *bytes, size_t len);
 static int64_t now_ms(void);
 
 static inline unsigned char
@@ -343,7 +342,10 @@ users_edit_open(const char *users_path, struct users_edit **edit_out, char *err,
     if (rc == 0) {
         edit->capacity = (size_t)st.st_size + 1;
         edit->bytes = malloc(edit->capacity);
-        rc = edit->bytes == NULL ? -ENOMEM : read_all(fd, edit->bytes, (size_t)st.st_size);
+        rc = edit->bytes == NULL ? -ENOMEM : fd_read_all(fd, edit->bytes, (size_t)st.st_size);
+        if (rc == -ENODATA) {
+            rc = -EAGAIN; /* shrank while we read it: someone is writing it */
+        }
     }
     (void)close(fd); /* read-only: a close error loses nothing */
     if (rc != 0) {
@@ -523,7 +525,7 @@ users_edit_commit(struct users_edit *edit, char *err, size_t err_bytes)
     }
     if (rc == 0) {
         step = "write";
-        rc = write_all(fd, edit->bytes, edit->len);
+        rc = fd_write_all(fd, edit->bytes, edit->len);
     }
     if (rc == 0) {
         step = "fsync";
@@ -741,48 +743,6 @@ bytes_splice(struct users_edit *edit, size_t at, size_t remove_len, const char *
         explicit_bzero(edit->bytes + new_len, edit->len - new_len);
     }
     edit->len = new_len;
-    return 0;
-}
-
-static int
-read_all(int fd, char *out, size_t len)
-{
-    size_t done = 0;
-    /* Each turn reads at least one byte or ends. */
-    while (done < len) {
-        ssize_t n = read(fd, out + done, len - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -errno;
-        }
-        if (n == 0) {
-            return -EAGAIN; /* shrank while we read it: someone is writing it */
-        }
-        done += (size_t)n;
-    }
-    return 0;
-}
-
-static int
-write_all(int fd, const char *bytes, size_t len)
-{
-    size_t done = 0;
-    /* Each turn writes at least one byte or ends. */
-    while (done < len) {
-        ssize_t n = write(fd, bytes + done, len - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return -errno;
-        }
-        if (n == 0) {
-            return -EIO;
-        }
-        done += (size_t)n;
-    }
     return 0;
 }
 

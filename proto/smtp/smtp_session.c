@@ -1023,6 +1023,10 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
     case SMTP_RCPT_NO_RESOURCES:
         reply(session, "452 4.3.1 Insufficient system resources");
         return;
+    case SMTP_RCPT_RATE_LIMITED:
+        reply(session, "450 4.7.1 Error: too many messages from user %s this hour, try later",
+              session->user);
+        return;
     }
     ASSERT(false);
 }

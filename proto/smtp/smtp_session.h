@@ -66,6 +66,7 @@ enum smtp_rcpt_verdict {
     SMTP_RCPT_TEMPFAIL,      /* 451 4.3.0: our fault (alias loop, table trouble) */
     SMTP_RCPT_BAD_SYNTAX,    /* 501 5.1.3 */
     SMTP_RCPT_NO_RESOURCES,  /* 452 4.3.1: cannot record more */
+    SMTP_RCPT_RATE_LIMITED,  /* 450 4.7.1: the user's messages per hour are used up */
 };
 
 enum smtp_body_type { SMTP_BODY_UNSPECIFIED, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };

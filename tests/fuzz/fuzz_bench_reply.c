@@ -23,21 +23,13 @@
 #include <strings.h>
 
 #include "bench/bench_reply.h"
+#include "tests/fuzz/fuzz_check.h"
 
 /* The client's receive buffer (bench_smtp.c RECV_BUFFER_BYTES). */
 #define FUZZ_RECV_BUFFER_BYTES 2048
 
 /* Replies remembered for the comparison; the input is at most -max_len. */
 #define FUZZ_EVENTS_MAX 4096
-
-#define FUZZ_CHECK(expr)                                                                 \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            (void)fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__,    \
-                          #expr);                                                        \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

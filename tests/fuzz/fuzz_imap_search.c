@@ -43,15 +43,7 @@
 #include "proto/imap/imap_quote.h"
 #include "proto/imap/imap_reader.h"
 #include "proto/imap/imap_search.h"
-
-#define FUZZ_CHECK(expr)                                                                 \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            (void)fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__,    \
-                          #expr);                                                        \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 #define HEADER_BYTES 3
 #define READER_BUF_BYTES (32u * 1024)

@@ -38,15 +38,7 @@
 #include "core/utf8.h"
 #include "proto/imap/imap_decode.h"
 #include "proto/imap/imap_text.h"
-
-#define FUZZ_CHECK(expr)                                                                 \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            (void)fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__,    \
-                          #expr);                                                        \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 #define HEADER_BYTES 3
 #define CHARSET_UNKNOWN 5

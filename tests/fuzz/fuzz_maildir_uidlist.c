@@ -24,15 +24,7 @@
 #include "store/maildir_name.h"
 #include "store/maildir_subscriptions.h"
 #include "store/maildir_uidlist.h"
-
-#define FUZZ_CHECK(expr)                                                                 \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            (void)fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__,    \
-                          #expr);                                                        \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -21,18 +21,10 @@
 #include <string.h>
 
 #include "proto/smtp/smtp_parser.h"
+#include "tests/fuzz/fuzz_check.h"
 
 /* Lines parsed per input; the input is at most -max_len anyway. */
 #define FUZZ_LINES_MAX 4096
-
-#define FUZZ_CHECK(expr)                                                                 \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            (void)fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__,    \
-                          #expr);                                                        \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -47,15 +47,7 @@
 #include <time.h>
 
 #include "proto/smtp/smtp_session.h"
-
-#define FUZZ_CHECK(expr)                                                                 \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            (void)fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__,    \
-                          #expr);                                                        \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
+#include "tests/fuzz/fuzz_check.h"
 
 #define HOST "mx.test"
 #define QUEUE_ID "TESTQID"

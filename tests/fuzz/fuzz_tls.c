@@ -23,18 +23,10 @@
 
 #include "core/config.h"
 #include "core/tls.h"
+#include "tests/fuzz/fuzz_check.h"
 
 /* Calls per input; the input is at most -max_len anyway. */
 #define FUZZ_ROUNDS_MAX 4096
-
-#define FUZZ_CHECK(expr)                                                                 \
-    do {                                                                                 \
-        if (!(expr)) {                                                                   \
-            (void)fprintf(stderr, "%s:%d: property broken: %s\n", __FILE__, __LINE__,    \
-                          #expr);                                                        \
-            abort();                                                                     \
-        }                                                                                \
-    } while (0)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,0 +1,95 @@
+/*
+ * core/kv.h - the key-value store: short byte-string keys and values with
+ * time-to-live, as postscreen's memory of good and bad clients and the rate
+ * counters need, and as the filters (greylisting, rate limits, Bayes) will.
+ *
+ * One interface, several backends behind it: a struct kv carries a table of
+ * operations, so callers never know which one answers. Today there is only
+ * the embedded backend (a fixed-size in-memory table, see
+ * kv_embedded_create); Redis (config key `redis`) arrives with the filters
+ * and plugs in as another kv_ops.
+ *
+ * The contract every backend keeps: a call never blocks the calling thread
+ * on I/O (reactors call it), and any thread may call it at any time. A
+ * backend that cannot answer at once (a Redis that is down or slow) returns
+ * -EAGAIN and callers treat that as a miss, never as an accepted fact.
+ * Keys and values are bounded (KV_KEY_BYTES_MAX, KV_VALUE_BYTES_MAX).
+ */
+#ifndef TOASTER_CORE_KV_H
+#define TOASTER_CORE_KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+
+struct kv;
+
+/* Entries per set in the embedded table: a key lives in one set, and a
+ * lookup reads that set only. */
+#define KV_EMBEDDED_WAYS 8u
+
+/* A clock in milliseconds (monotonic); tests inject their own. */
+typedef uint64_t (*kv_clock_fn)(void *clock_arg);
+
+/* What a backend implements; see the kv_* functions for the meaning. */
+struct kv_ops {
+    const char *name; /* "embedded", "redis" */
+    int (*set)(struct kv *kv, const void *key, size_t key_len, const void *value,
+               size_t value_len, uint32_t ttl_s);
+    int (*get)(struct kv *kv, const void *key, size_t key_len, void *value_out,
+               size_t value_bytes, size_t *value_len_out);
+    int (*del)(struct kv *kv, const void *key, size_t key_len);
+    int (*incr)(struct kv *kv, const void *key, size_t key_len, uint32_t ttl_s,
+                uint64_t *value_out);
+    size_t (*count)(struct kv *kv);
+    void (*destroy)(struct kv *kv);
+};
+
+/* Every backend's handle starts with this. */
+struct kv {
+    const struct kv_ops *ops;
+};
+
+/* The embedded backend: at most entry_count entries (rounded up to a
+ * multiple of KV_EMBEDDED_WAYS), allocated once here and never grown. A
+ * new key takes a free or expired entry of its set of KV_EMBEDDED_WAYS, or
+ * else evicts the set's least recently written one. clock may be NULL
+ * (CLOCK_MONOTONIC). Returns 0 and sets *kv_out, -EINVAL for a count of 0
+ * or above KV_EMBEDDED_ENTRIES_CEILING, or -ENOMEM. */
+int kv_embedded_create(uint32_t entry_count, kv_clock_fn clock, void *clock_arg,
+                       struct kv **kv_out);
+
+/* Free the store and everything in it; NULLs *kv. Nobody may use it then. */
+void kv_destroy(struct kv **kv);
+
+/* Store value under key for ttl_s seconds (0: until evicted or deleted),
+ * replacing what was there. Returns 0, -EINVAL (empty or too long key, too
+ * long value) or -EAGAIN (backend unavailable). */
+int kv_set(struct kv *kv, const void *key, size_t key_len, const void *value, size_t value_len,
+           uint32_t ttl_s);
+
+/* Copy the value of key into value_out (value_bytes long) and its length
+ * into *value_len_out. Returns 0, -ENOENT (absent or expired), -ENOSPC
+ * (value_out too small; nothing copied), -EINVAL or -EAGAIN. */
+int kv_get(struct kv *kv, const void *key, size_t key_len, void *value_out, size_t value_bytes,
+           size_t *value_len_out);
+
+/* Remove key. Returns 0, -ENOENT (was not there), -EINVAL or -EAGAIN. */
+int kv_delete(struct kv *kv, const void *key, size_t key_len);
+
+/* Add one to the decimal counter under key and set *value_out to the new
+ * value. A missing or expired key starts at 1 and lives ttl_s seconds from
+ * now; later increments keep that expiry (a fixed window, as Redis INCR
+ * followed by EXPIRE NX). Returns 0, -EINVAL (bad key, or the value is not
+ * a decimal counter), -ERANGE (would overflow) or -EAGAIN. */
+int kv_incr(struct kv *kv, const void *key, size_t key_len, uint32_t ttl_s, uint64_t *value_out);
+
+/* Live (unexpired) entries now. Costs a scan on the embedded backend: for
+ * tests and statistics, not for the hot path. */
+size_t kv_count(struct kv *kv);
+
+/* The backend's name, for logs. */
+const char *kv_backend_name(const struct kv *kv);
+
+#endif

@@ -1,0 +1,196 @@
+/*
+ * store/queue.h - the outbound queue on disk: mail for remote recipients,
+ * kept durably under <data_dir>/queue/ until the delivery agent (issue 8)
+ * has sent it.
+ *
+ * One queued message is two files named by its queue id (16 upper-case
+ * hex digits, the id of its SMTP transaction):
+ *
+ *   <id>.msg   the message bytes, exactly as received: a hard link to the
+ *              synced spool file (a copy where links cannot serve). It
+ *              starts with the Return-Path line of local delivery, which
+ *              the delivery agent drops before sending (RFC 5321 4.4: a
+ *              relay does not add Return-Path). Never changed once made.
+ *   <id>.env   the envelope, a line-based text file (below). Written to
+ *              "<id>.env.tmp", fsynced, renamed into place; rewritten the
+ *              same way when a recipient's state changes.
+ *
+ * A queue entry exists when, and only when, <id>.env exists; <id>.msg is
+ * always made before it. Names ending in ".tmp" are never an entry: a
+ * crash may leave them behind, and queue_scan() removes them at start-up,
+ * together with a <id>.msg that has no envelope (it was never
+ * acknowledged). An envelope that fails validation is reported and left
+ * where it is, never deleted.
+ *
+ * Envelope format, version 1. Lines end in LF; fields are separated by one
+ * space; addresses and other client-supplied words are xtext (RFC 3461:
+ * bytes outside '!'..'~', '+' and '=' as "+XX"), so a field never holds a
+ * space or a control byte. The first line is the version; "end" is the
+ * last line, so a truncated file is refused. Each key appears once, in
+ * this order, then one "rcpt" line per recipient (at least one):
+ *
+ *   toaster-queue 1
+ *   id 14CB8BFEB7900000
+ *   arrival 1733900000                 unix seconds when accepted
+ *   size 1234                          bytes of <id>.msg
+ *   from <alice@example.com>           envelope sender, xtext in <>; "<>" for the null sender
+ *   ret full|hdrs|-                    DSN RET (RFC 3461), "-" when not given
+ *   envid <xtext>|-                    DSN ENVID, "-" when not given
+ *   user <xtext>|-                     the authenticated user who sent it, "-" for none
+ *   rcpt <state> <attempts> <next> <address> <orcpt> <notify>[ <last reply>]
+ *   end
+ *
+ * In a rcpt line: state is pending, delivered or failed; attempts the
+ * delivery attempts so far; next the unix second of the next attempt (0:
+ * at once); address the recipient (xtext in <>); orcpt the original
+ * recipient as RFC 3461 "addr-type;xtext" (given by the client, or the
+ * alias the address came from) or "-"; notify "-" or a comma list of
+ * NEVER, SUCCESS, FAILURE, DELAY; last reply the rest of the line, the
+ * remote server's last answer as text (control bytes turned into spaces).
+ *
+ * Runs on whichever thread calls it (the committer, the delivery agent's
+ * workers, toasterctl, tests); every call may block on disk.
+ * Limits: QUEUE_RCPTS_MAX recipients per entry, QUEUE_LINE_BYTES_MAX per
+ * envelope line, QUEUE_REPLY_BYTES per reply.
+ */
+#ifndef TOASTER_STORE_QUEUE_H
+#define TOASTER_STORE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+#include "store/spool.h"
+
+#define QUEUE_VERSION 1
+#define QUEUE_RCPTS_MAX 1000      /* remote recipients per message (as Postfix's default) */
+#define QUEUE_LINE_BYTES_MAX 8192 /* one envelope line, LF included */
+#define QUEUE_REPLY_BYTES 513     /* last reply kept per recipient, NUL included */
+#define QUEUE_ORCPT_BYTES 1024    /* "rfc822;xtext", NUL included */
+#define QUEUE_ENVID_BYTES 101     /* RFC 3461: 100 characters, NUL included */
+#define QUEUE_USER_BYTES 256
+#define QUEUE_ERROR_BYTES 256
+
+/* DSN notify bits, the same values as proto/smtp's SMTP_NOTIFY_*. */
+#define QUEUE_NOTIFY_NEVER 0x1u
+#define QUEUE_NOTIFY_SUCCESS 0x2u
+#define QUEUE_NOTIFY_FAILURE 0x4u
+#define QUEUE_NOTIFY_DELAY 0x8u
+
+enum queue_ret { QUEUE_RET_UNSPECIFIED, QUEUE_RET_FULL, QUEUE_RET_HDRS };
+enum queue_rcpt_state { QUEUE_RCPT_PENDING, QUEUE_RCPT_DELIVERED, QUEUE_RCPT_FAILED };
+
+/* One recipient. The strings are borrowed: from the caller when writing,
+ * from the entry's own storage after queue_entry_load(). */
+struct queue_rcpt {
+    const char           *address;    /* "user@domain" as in RCPT TO, never empty */
+    const char           *orcpt;      /* "rfc822;xtext" or "" */
+    uint32_t              notify;     /* QUEUE_NOTIFY_* bits, 0 when not given */
+    enum queue_rcpt_state state;
+    uint32_t              attempts;
+    int64_t               next_attempt; /* unix seconds; 0 = now */
+    const char           *last_reply;   /* "" when none */
+};
+
+struct queue_entry {
+    char               id[SPOOL_QUEUE_ID_BYTES];
+    int64_t            arrival;   /* unix seconds */
+    uint64_t           size;      /* bytes of the message file */
+    char               mail_from[SMTP_ADDRESS_BYTES_MAX + 1]; /* "" for <> */
+    enum queue_ret     ret;
+    char               envid[QUEUE_ENVID_BYTES]; /* decoded; "" when not given */
+    char               user[QUEUE_USER_BYTES];   /* "" when not authenticated */
+    struct queue_rcpt *rcpts;
+    size_t             rcpt_count;
+    /* Owned by queue_entry_load() (NULL otherwise); freed by
+     * queue_entry_release(). */
+    char              *storage;
+    struct queue_rcpt *rcpt_storage;
+};
+
+/* Where the message bytes come from: the spool file. An unnamed
+ * (O_TMPFILE) file is linked through /proc/self/fd; a named one by its
+ * name in dir_fd. */
+struct queue_source {
+    int         fd;       /* open, readable, complete, its data synced */
+    bool        is_unnamed;
+    int         dir_fd;   /* for a named file */
+    const char *name;     /* for a named file */
+};
+
+struct queue; /* the directory; opaque */
+
+/* Create <data_dir>/queue if missing and open it. is_fsync_on false (tests
+ * on tmpfs only) skips every fsync. Returns 0 and sets *queue_out, or
+ * -errno. */
+int queue_open(const char *data_dir, bool is_fsync_on, struct queue **queue_out);
+
+/* Close and NULL the pointer. Safe with NULL. */
+void queue_close(struct queue **queue);
+
+/* The directory's fd, for a caller that syncs it together with others. */
+int queue_dir_fd(const struct queue *queue);
+
+/* Whether an id is a queue id (16 upper-case hex digits): names from
+ * outside (a file name, toasterctl's argument) are checked with it. */
+bool queue_id_is_valid(const char *id);
+
+/* Step 1 of making an entry durable: check it (every bound, at least one
+ * recipient, a valid id) and write its envelope to "<id>.env.tmp".
+ * Returns 0 and the open file in *fd_out, which the caller fsyncs (many at
+ * once, if it likes), then hands to queue_entry_publish(); or -EINVAL
+ * (entry out of bounds; logged), -EEXIST, or -errno. */
+int queue_entry_stage(struct queue *queue, const struct queue_entry *entry, int *fd_out);
+
+/* Step 2: link (or copy) the message into "<id>.msg", then rename the
+ * synced envelope into "<id>.env", and close env_fd. The entry is durable
+ * once the caller has synced the directory (queue_dir_fd). On failure
+ * nothing of the entry is left. Returns 0 or -errno. */
+int queue_entry_publish(struct queue *queue, const char *id, const struct queue_source *source,
+                        int env_fd);
+
+/* Abandon a staged envelope (its publish will not happen): closes env_fd
+ * and removes the temporary file. */
+void queue_entry_unstage(struct queue *queue, const char *id, int env_fd);
+
+/* Stage, sync, publish and sync the directory: one entry made durable
+ * alone. Returns 0 or -errno. */
+int queue_entry_store(struct queue *queue, const struct queue_entry *entry,
+                      const struct queue_source *source);
+
+/* Rewrite the envelope of an existing entry (recipient states changed):
+ * temporary file, fsync, rename, directory fsync. Returns 0 or -errno. */
+int queue_entry_update(struct queue *queue, const struct queue_entry *entry);
+
+/* Remove an entry: the envelope first, so a crash in between leaves only a
+ * message file that the next start-up removes. Returns 0 or -errno (an
+ * entry already gone is -ENOENT). */
+int queue_entry_remove(struct queue *queue, const char *id);
+
+/* Read an entry. Returns 0 with *entry_out filled (release it with
+ * queue_entry_release), -ENOENT when there is no such entry, -EBADMSG
+ * when the envelope is malformed, fails a bound, does not match its id,
+ * or its message file is missing or of another size (the reason, with
+ * file and line, in err), or -errno. */
+int queue_entry_load(struct queue *queue, const char *id, struct queue_entry *entry_out,
+                     char *err, size_t err_bytes);
+
+/* Free what queue_entry_load() allocated; the entry is zeroed. */
+void queue_entry_release(struct queue_entry *entry);
+
+/* Call visit(ctx, id) for every entry (each "<id>.env" with a valid id, in
+ * directory order) until it returns non-zero, which is then returned. With
+ * is_cleaning (start-up, while nothing writes to the queue) it first
+ * removes temporary files and message files without an envelope, each
+ * logged. Other names are ignored (logged when cleaning). Returns 0, visit's
+ * value, or -errno. At most QUEUE_SCAN_MAX names are looked at per call. */
+#define QUEUE_SCAN_MAX 10000000
+int queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const char *id),
+               void *ctx);
+
+/* xtext (RFC 3461) of src into dst, NUL-terminated. Returns the length, or
+ * -ENAMETOOLONG when dst is too small. Exposed for tests and toasterctl. */
+long queue_xtext_encode(const char *src, char *dst, size_t dst_bytes);
+
+#endif
