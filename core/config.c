@@ -107,6 +107,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_DURATION, imap_idle_timeout_ms, "30m", 100, 86400000),
     KEY(CONFIG_U32, imap_scratch_buffers, "64", 1, 65536),
     KEY(CONFIG_BOOL, allow_plaintext_auth, "no", 0, 0),
+    KEY(CONFIG_BOOL, loopback_is_secure, "yes", 0, 0),
     KEY(CONFIG_STRING, mynetworks, "", 0, 0),
     KEY(CONFIG_U32, submission_messages_per_hour, "0", 0, 1000000),
     KEY(CONFIG_U32, submission_recipients_per_message, "100", 1, SMTP_RCPT_CEILING),

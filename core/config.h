@@ -106,6 +106,7 @@ struct config {
     uint32_t imap_idle_timeout_ms;  /* authenticated, between commands and in IDLE */
     uint32_t imap_scratch_buffers;  /* IMAP commands being read or run at once, per reactor */
     bool allow_plaintext_auth;      /* LOGIN / AUTH PLAIN without TLS from non-loopback peers */
+    bool loopback_is_secure;        /* a loopback peer may send passwords without TLS */
     /* Submission policy: clients that may relay without AUTH (CIDR list, ""
      * = none), and per-user sending limits (0 = none). */
     char mynetworks[CONFIG_STRING_BYTES];

@@ -257,7 +257,7 @@ imap_conn_open(struct conn *conn)
     ic->conn = conn;
     /* Loopback counts as secure, as Dovecot has it: the traffic never
      * leaves the machine. */
-    bool is_secure = conn_peer_is_loopback(conn);
+    bool is_secure = imap_listener.config->loopback_is_secure && conn_peer_is_loopback(conn);
     imap_session_init(&ic->session, &imap_listener.session_config, &imap_listener.callbacks, ic,
                       is_secure);
     if (conn_tls_can_start(conn) || conn_is_tls(conn)) {

@@ -851,7 +851,8 @@ smtp_conn_open(struct conn *conn)
                                     : &smtp_listener.session_config,
                       &smtp_listener.callbacks, sc, conn_peer_text(conn));
     smtp_session_set_transport(&sc->session, conn_tls_can_start(conn), conn_is_tls(conn),
-                               conn_peer_is_loopback(conn));
+                               smtp_listener.config->loopback_is_secure &&
+                                   conn_peer_is_loopback(conn));
     log_info("connect from [%s]", conn_peer_text(conn));
     if (protocol == LISTENER_SMTP && smtp_listener.postscreen != NULL) {
         smtp_conn_postscreen_open(sc); /* never on submission ports */

@@ -131,3 +131,36 @@ def test_port_25_offers_no_auth(make_toaster):
     assert code == 503 and b"not enabled" in text
     client.quit()
     toaster.stop()
+
+
+def test_auth_refused_before_tls(make_toaster):
+    # Loopback is trusted by default (as in Dovecot); without that trust
+    # this connection is as any other: no AUTH until STARTTLS.
+    toaster = make_toaster(config={"loopback_is_secure": "no"})
+    client = submission(toaster, starttls=False)
+    assert client.has_extn("starttls")
+    assert not client.has_extn("auth")
+    code, text = client.docmd("AUTH", "PLAIN " + plain("alice@example.com", "alice-secret"))
+    assert code == 538 and b"Encryption required" in text
+    assert client.mail("alice@example.com")[0] == 530
+    client.starttls(context=client_context())
+    client.ehlo()
+    assert client.has_extn("auth")
+    client.login("alice@example.com", "alice-secret")
+    client.quit()
+    toaster.stop()
+
+
+def test_imap_login_refused_before_tls(make_toaster):
+    import imaplib
+
+    toaster = make_toaster(config={"loopback_is_secure": "no"})
+    client = imaplib.IMAP4("127.0.0.1", toaster.imap_port, timeout=10)
+    assert "LOGINDISABLED" in client.capabilities and "STARTTLS" in client.capabilities
+    typ, data = client._simple_command("LOGIN", "alice@example.com", "alice-secret")
+    assert typ == "NO", data
+    client.starttls(ssl_context=client_context())
+    assert "LOGINDISABLED" not in client.capabilities
+    assert client.login("alice@example.com", "alice-secret")[0] == "OK"
+    client.logout()
+    toaster.stop()
