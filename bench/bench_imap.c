@@ -525,6 +525,7 @@ idle_main_phase(struct run *run, uint32_t started_threads, struct bench_imap_idl
         struct timespec pause = {.tv_sec = 0, .tv_nsec = 20 * 1000 * 1000};
         (void)nanosleep(&pause, NULL);
     }
+    result->ready_seconds = (double)(bench_loop_now_ns() - run->start_ns) / 1e9;
     for (uint32_t i = 0; i < connections; i++) {
         result->idling += __atomic_load_n(&run->is_idling[i], __ATOMIC_ACQUIRE);
     }

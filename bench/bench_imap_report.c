@@ -481,6 +481,7 @@ bench_imap_report_idle_json(const char *path, const struct bench_imap_report_inf
     (void)fprintf(out, "  \"delivered\": %" PRIu64 ",\n", result->delivered);
     (void)fprintf(out, "  \"deliver_errors\": %" PRIu64 ",\n", result->deliver_errors);
     (void)fprintf(out, "  \"deliver_seconds\": %.6f,\n", result->deliver_seconds);
+    (void)fprintf(out, "  \"ready_seconds\": %.3f,\n", result->ready_seconds);
     (void)fprintf(out, "  \"expected\": %" PRIu64 ",\n", result->expected);
     (void)fprintf(out, "  \"heard\": %" PRIu64 ",\n", result->heard);
     (void)fprintf(out, "  \"never_heard\": %" PRIu64 ",\n", result->expected - result->heard);

@@ -193,6 +193,7 @@ struct bench_imap_idle_result {
     uint64_t delivered; /* SMTP 250s */
     uint64_t deliver_errors;
     double deliver_seconds;
+    double ready_seconds;  /* from the start until every session idled (or gave up) */
     struct histogram push; /* 250 -> EXISTS, us */
 };
 

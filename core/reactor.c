@@ -117,6 +117,8 @@ struct conn {
     bool                       is_cancel_sent;
     bool                       is_recv_cancel_sent; /* after the last reply */
     bool                       is_starved;     /* recv failed with ENOBUFS; retried when buffers return */
+    struct conn               *starved_prev;   /* on the reactor's starved FIFO while is_starved */
+    struct conn               *starved_next;
     bool                       is_ip_counted;
     bool                       is_timeout_pending; /* recv cancelled by its timer */
     uint8_t                    is_poked;       /* queued by reactor_conn_poke: ck_pr */
@@ -202,6 +204,8 @@ struct reactor {
     uint32_t               buffer_bytes;
     uint32_t               buffers_out; /* held by the kernel's completions or by conns */
     uint32_t               starved_count; /* connections waiting for a free buffer */
+    struct conn           *starved_head;  /* ... in the order they starved */
+    struct conn           *starved_tail;
 
     unsigned char         *slots;
     size_t                 slot_stride;
@@ -652,6 +656,45 @@ accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
     }
 }
 
+/* The starved FIFO: connections whose receive found no free buffer. */
+static void
+starved_add(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(!conn->is_starved);
+    conn->is_starved = true;
+    conn->starved_next = NULL;
+    conn->starved_prev = reactor->starved_tail;
+    if (reactor->starved_tail != NULL) {
+        reactor->starved_tail->starved_next = conn;
+    } else {
+        reactor->starved_head = conn;
+    }
+    reactor->starved_tail = conn;
+    reactor->starved_count++;
+}
+
+static void
+starved_remove(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(conn->is_starved && reactor->starved_count > 0);
+    if (conn->starved_prev != NULL) {
+        conn->starved_prev->starved_next = conn->starved_next;
+    } else {
+        reactor->starved_head = conn->starved_next;
+    }
+    if (conn->starved_next != NULL) {
+        conn->starved_next->starved_prev = conn->starved_prev;
+    } else {
+        reactor->starved_tail = conn->starved_prev;
+    }
+    conn->starved_prev = NULL;
+    conn->starved_next = NULL;
+    conn->is_starved = false;
+    reactor->starved_count--;
+}
+
 static void
 conn_release(struct conn *conn)
 {
@@ -681,9 +724,7 @@ conn_release(struct conn *conn)
         ip_limit_release(&conn->peer);
     }
     if (conn->is_starved) {
-        conn->is_starved = false;
-        ASSERT(reactor->starved_count > 0);
-        reactor->starved_count--;
+        starved_remove(conn);
     }
     conn->is_live = false;
     conn->next_free = reactor->free_slots;
@@ -1384,8 +1425,7 @@ recv_done(struct conn *conn, int result, uint32_t flags)
     }
     if (result == -ENOBUFS) {
         /* Every receive buffer is in use: try again once one comes back. */
-        conn->is_starved = true;
-        reactor->starved_count++;
+        starved_add(conn);
         return;
     }
     if (result == -ECANCELED) {
@@ -1617,19 +1657,18 @@ drain_force(struct reactor *reactor)
     }
 }
 
-/* Re-arm receives that found no free buffer, now that some are back. */
+/* Re-arm receives that found no free buffer, now that some are back:
+ * the longest waiting first, and only as many as there are free buffers,
+ * so one returned buffer does not wake every starved connection. */
 static void
 starved_retry(struct reactor *reactor)
 {
-    for (uint32_t i = 0; i < reactor->slots_touched && reactor->starved_count > 0 &&
-                         reactor->buffers_out < reactor->buffer_count;
-         i++) {
-        struct conn *conn = slot_at(reactor, i);
-        if (conn->is_live && conn->is_starved) {
-            conn->is_starved = false;
-            reactor->starved_count--;
-            conn_pump(conn);
-        }
+    uint32_t free_buffers = reactor->buffer_count - reactor->buffers_out;
+    for (uint32_t n = 0; n < free_buffers && reactor->starved_head != NULL; n++) {
+        struct conn *conn = reactor->starved_head;
+        ASSERT(conn->is_live && conn->is_starved);
+        starved_remove(conn);
+        conn_pump(conn);
     }
 }
 
