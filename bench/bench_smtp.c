@@ -31,6 +31,15 @@
  * server reads it. (The send CQE is always posted before the reply's recv
  * CQE; should it ever not be, the submission time of that send is used.)
  *
+ * With --starttls a session says STARTTLS after its first EHLO (a server
+ * that does not offer it stops the run: the numbers would not be what was
+ * asked for), then runs the handshake (bench/bench_tls: OpenSSL over
+ * memory BIOs) and says EHLO again, and every later byte is encrypted:
+ * received ciphertext goes through the TLS layer into the same receive
+ * buffer and parser; a send queues its plaintext there and the ciphertext
+ * goes out a chunk at a time, one send in flight as before. Latency then
+ * ends at the send of the chunk that holds the last byte of the message.
+ *
  * Closing runs in order: cancel everything on the fd, collect every CQE,
  * close the fd, then reconnect, back off or retire the slot. The ring, the
  * ops in flight, sends and the connect queue are bench/bench_loop's.
@@ -48,6 +57,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +66,7 @@
 #include "bench/bench_message.h"
 #include "bench/bench_reply.h"
 #include "bench/bench_smtp_report.h"
+#include "bench/bench_tls.h"
 #include "core/assertions.h"
 
 #define RECV_BUFFER_BYTES 2048
@@ -64,6 +75,8 @@
 static_assert(BENCH_SMTP_CONNECTIONS_MAX < BENCH_LOOP_SLOT_NONE, "slot numbers fit in 32 bits");
 static_assert(RECV_BUFFER_BYTES > 512 + 2,
               "a receive buffer holds the longest RFC 5321 reply line");
+static_assert(BENCH_LOOP_SEND_IOV_MAX <= BENCH_TLS_QUEUE_IOV_MAX,
+              "whatever one send carries, the TLS layer can queue");
 
 enum conn_state {
     CONN_STATE_IDLE,       /* no socket; waiting in the connect queue */
@@ -72,6 +85,8 @@ enum conn_state {
     CONN_STATE_GREETING,   /* waiting for 220 */
     CONN_STATE_EHLO,       /* EHLO sent, collecting extensions */
     CONN_STATE_HELO,       /* EHLO refused as unknown, HELO sent */
+    CONN_STATE_STARTTLS,   /* STARTTLS sent, waiting for 220 */
+    CONN_STATE_TLS_HANDSHAKE, /* TLS handshake in progress; EHLO follows */
     CONN_STATE_READY,      /* greeted, parked until the rate allows a message */
     CONN_STATE_MAIL,       /* waiting for the MAIL reply */
     CONN_STATE_RCPT,       /* waiting for RCPT replies */
@@ -94,6 +109,11 @@ struct conn {
     bool            has_pipelining;
     bool            has_chunking;
     bool            has_size;
+    bool            has_starttls;
+    /* --starttls: the slot's TLS state (NULL without), and whether this
+     * connection's bytes go through it now. */
+    struct bench_tls *tls;
+    bool            is_tls;
     uint32_t        messages_this_session;
     uint64_t        deadline_ns; /* reply, connect or backoff deadline; 0: none */
     /* The transaction in progress. */
@@ -140,6 +160,7 @@ struct worker {
     char                    helo_line[BENCH_SMTP_HELO_BYTES_MAX + 8];
     char                   *rcpt_storage; /* rcpts_per_message addresses */
     const char            **rcpt_ptrs;
+    char                    tls_text[64]; /* protocol and cipher of the first handshake */
     struct bench_smtp_stats stats;
 };
 
@@ -148,6 +169,7 @@ static_assert(offsetof(struct worker, loop) == 0, "a worker starts with its loop
 struct run {
     const struct bench_smtp_options *options;
     struct bench_message            *message;
+    struct bench_tls_client         *tls_client; /* --starttls; NULL without */
     size_t                           cmd_bytes_max;
     size_t                           head_bytes_max;
     uint64_t                         run_id;
@@ -178,6 +200,11 @@ static void conn_arm_recv(struct worker *w, struct conn *c);
 static void conn_send(struct worker *w, struct conn *c, const struct iovec *iov, uint32_t count,
                       bool has_eod);
 static void conn_send_text(struct worker *w, struct conn *c, const char *text);
+static bool conn_tls_received(struct worker *w, struct conn *c, size_t bytes);
+static void conn_tls_established(struct worker *w, struct conn *c);
+static void conn_tls_flush(struct worker *w, struct conn *c);
+static void conn_tls_error(struct worker *w, struct conn *c);
+static bool ehlo_line_is_starttls(const char *line, size_t line_bytes);
 static void conn_protocol_error(struct worker *w, struct conn *c, const char *what,
                                 const char *line, size_t line_bytes);
 static void conn_wait_reply(struct worker *w, struct conn *c);
@@ -252,6 +279,18 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     run.cmd_bytes_max = 64 + strlen(options->from) + 32 +
                         (size_t)options->rcpts_per_message * ((size_t)address_bytes + 16) + 48;
     run.head_bytes_max = bench_message_head_bytes_max(run.message);
+    if (options->is_starttls) {
+        struct bench_tls_client_config tls_config = {
+            .sni = options->tls_sni,
+            .is_resume = options->is_tls_resume,
+        };
+        rc = bench_tls_client_create(&tls_config, &run.tls_client, err, sizeof(err));
+        if (rc < 0) {
+            (void)fprintf(stderr, "toaster-bench smtp: TLS: %s\n", err);
+            bench_message_destroy(&run.message);
+            return BENCH_EXIT_FAILED;
+        }
+    }
     run.start_ns = bench_loop_now_ns();
     run.run_id = run.start_ns ^ ((uint64_t)getpid() << 40);
     bench_loop_signals_install();
@@ -259,6 +298,7 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     uint32_t threads = options->threads;
     run.workers = calloc(threads, sizeof(*run.workers));
     if (run.workers == NULL) {
+        bench_tls_client_destroy(&run.tls_client);
         bench_message_destroy(&run.message);
         (void)fprintf(stderr, "toaster-bench smtp: out of memory\n");
         return BENCH_EXIT_FAILED;
@@ -299,9 +339,14 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
             .size_text = options->size_text,
             .is_pipelining = options->is_pipelining,
             .is_bdat = options->is_bdat,
+            .is_starttls = options->is_starttls,
+            .tls_text = "",
             .rate = options->rate,
             .seconds = (double)(end_ns - run.start_ns) / 1e9,
         };
+        for (uint32_t i = 0; i < threads && info.tls_text[0] == '\0'; i++) {
+            info.tls_text = run.workers[i].tls_text;
+        }
         if (!options->is_quiet) {
             bench_smtp_report_summary(stdout, &info, total);
         }
@@ -320,6 +365,7 @@ bench_smtp_run(const struct bench_smtp_options *options, const char *command)
     (void)fflush(stdout);
     free(total);
     free(run.workers);
+    bench_tls_client_destroy(&run.tls_client);
     bench_message_destroy(&run.message);
     return exit_status;
 }
@@ -385,6 +431,10 @@ worker_setup(void *arg, uint32_t index)
         bench_reply_init(&c->reply);
         c->cmd = base + RECV_BUFFER_BYTES;
         c->head = c->cmd + run->cmd_bytes_max;
+        if (run->tls_client != NULL && bench_tls_create(run->tls_client, &c->tls) < 0) {
+            worker_teardown(w);
+            return -ENOMEM;
+        }
     }
     for (uint32_t i = 0; i < options->rcpts_per_message; i++) {
         w->rcpt_ptrs[i] = w->rcpt_storage + (size_t)i * BENCH_MESSAGE_ADDRESS_BYTES_MAX;
@@ -403,6 +453,9 @@ worker_teardown(void *arg)
     struct worker *w = arg;
 
     bench_loop_ring_exit(&w->loop);
+    for (uint32_t i = 0; w->conns != NULL && i < w->loop.conn_count; i++) {
+        bench_tls_destroy(&w->conns[i].tls); /* NULL is fine */
+    }
     free(w->conns);
     free(w->slab);
     free(w->rcpt_storage);
@@ -460,6 +513,8 @@ worker_tick(void *ctx, uint64_t now)
         case CONN_STATE_GREETING:
         case CONN_STATE_EHLO:
         case CONN_STATE_HELO:
+        case CONN_STATE_STARTTLS:
+        case CONN_STATE_TLS_HANDSHAKE:
         case CONN_STATE_MAIL:
         case CONN_STATE_RCPT:
         case CONN_STATE_DATA:
@@ -566,12 +621,18 @@ on_recv(void *ctx, struct bench_loop_conn *io, int32_t res)
         conn_close(w, c, true);
         return;
     }
-    c->recv_bytes += (size_t)res;
-    ASSERT(c->recv_bytes <= RECV_BUFFER_BYTES);
-    if (c->state == CONN_STATE_DRAIN) {
-        c->recv_bytes = 0; /* nothing more is expected; keep waiting for the close */
-    } else if (!reply_parse(w, c)) {
-        return; /* closed */
+    if (c->is_tls) {
+        if (!conn_tls_received(w, c, (size_t)res)) {
+            return; /* closed */
+        }
+    } else {
+        c->recv_bytes += (size_t)res;
+        ASSERT(c->recv_bytes <= RECV_BUFFER_BYTES);
+        if (c->state == CONN_STATE_DRAIN) {
+            c->recv_bytes = 0; /* nothing more is expected; keep waiting for the close */
+        } else if (!reply_parse(w, c)) {
+            return; /* closed */
+        }
     }
     if (c->state != CONN_STATE_CLOSING) {
         conn_arm_recv(w, c);
@@ -593,10 +654,15 @@ on_send(void *ctx, struct bench_loop_conn *io, int32_t res)
         return;
     }
     /* Done, or the rest submitted: either way the end of data, if this
-     * send carries it, is with the kernel as of now. */
-    (void)bench_loop_sent(&w->loop, &c->io, (size_t)res);
+     * send carries it, is with the kernel as of now. Under TLS a chunk
+     * sent whole makes room for the next one. */
+    bool is_done = bench_loop_sent(&w->loop, &c->io, (size_t)res);
     if (c->send_has_eod) {
         c->eod_ns = bench_loop_now_ns();
+    }
+    if (c->is_tls && is_done) {
+        bench_tls_sent(c->tls);
+        conn_tls_flush(w, c);
     }
 }
 
@@ -656,7 +722,7 @@ conn_close(struct worker *w, struct conn *c, bool is_abnormal)
         bench_loop_list_remove(&w->loop, &w->parked, &c->io);
         c->is_parked = false;
     }
-    if (is_abnormal && c->state <= CONN_STATE_HELO) {
+    if (is_abnormal && c->state <= CONN_STATE_TLS_HANDSHAKE) {
         w->loop.failures_since_progress++; /* never got as far as a transaction */
     }
     c->is_abnormal_close = is_abnormal;
@@ -695,6 +761,12 @@ conn_finalize(struct worker *w, struct conn *c)
     c->has_pipelining = false;
     c->has_chunking = false;
     c->has_size = false;
+    c->has_starttls = false;
+    if (c->tls != NULL) {
+        /* No op in flight: the kernel holds none of its buffers. */
+        bench_tls_reset(c->tls);
+    }
+    c->is_tls = false;
     uint64_t now = bench_loop_now_ns();
     if (!bench_loop_work_remains(&w->loop, now)) {
         conn_enter(c, CONN_STATE_DONE);
@@ -726,6 +798,12 @@ conn_enter(struct conn *c, enum conn_state next)
 static void
 conn_arm_recv(struct worker *w, struct conn *c)
 {
+    if (c->is_tls) {
+        size_t bytes;
+        char *buf = bench_tls_recv_buf(c->tls, &bytes);
+        bench_loop_arm_recv(&w->loop, &c->io, buf, bytes);
+        return;
+    }
     ASSERT(c->recv_bytes < RECV_BUFFER_BYTES);
     bench_loop_arm_recv(&w->loop, &c->io, c->recv_buf + c->recv_bytes,
                         RECV_BUFFER_BYTES - c->recv_bytes);
@@ -737,6 +815,21 @@ conn_arm_recv(struct worker *w, struct conn *c)
 static void
 conn_send(struct worker *w, struct conn *c, const struct iovec *iov, uint32_t count, bool has_eod)
 {
+    if (c->is_tls) {
+        /* The same rule: the last command must be on its way (encrypted
+         * and handed out; handshake bytes may still be going). */
+        if (bench_tls_is_plain_queued(c->tls)) {
+            conn_protocol_error(w, c, "reply before our data was sent", NULL, 0);
+            return;
+        }
+        c->send_has_eod = has_eod;
+        bench_tls_queue(c->tls, iov, count);
+        if (has_eod) {
+            c->eod_ns = bench_loop_now_ns();
+        }
+        conn_tls_flush(w, c);
+        return;
+    }
     if (bench_loop_is_sending(&c->io)) {
         conn_protocol_error(w, c, "reply before our data was sent", NULL, 0);
         return;
@@ -753,6 +846,124 @@ conn_send_text(struct worker *w, struct conn *c, const char *text)
 {
     struct iovec iov = {.iov_base = (void *)text, .iov_len = strlen(text)};
     conn_send(w, c, &iov, 1, false);
+}
+
+/* Ciphertext arrived: advance the handshake, then decrypt into the receive
+ * buffer and parse, as long as there is plaintext; then send whatever the
+ * TLS layer has to say. Returns false if the connection is closing. */
+static bool
+conn_tls_received(struct worker *w, struct conn *c, size_t bytes)
+{
+    if (c->state == CONN_STATE_DRAIN) {
+        return true; /* after 221 (a close_notify, say): wait for the close */
+    }
+    bool is_established = false;
+    if (bench_tls_received(c->tls, bytes, &is_established) < 0) {
+        conn_tls_error(w, c);
+        return false;
+    }
+    if (is_established) {
+        conn_tls_established(w, c);
+    }
+    /* Each turn either parses what it read or leaves the loop; a server
+     * cannot keep it going for longer than the bytes it sent. */
+    while (bench_tls_is_established(c->tls) && c->state != CONN_STATE_CLOSING &&
+           c->state != CONN_STATE_DRAIN) {
+        ASSERT(c->recv_bytes < RECV_BUFFER_BYTES);
+        ssize_t n = bench_tls_read(c->tls, c->recv_buf + c->recv_bytes,
+                                   RECV_BUFFER_BYTES - c->recv_bytes);
+        if (n == 0) {
+            break;
+        }
+        if (n == -ECONNRESET) {
+            /* close_notify: as a close of the socket (on_recv). */
+            if (c->state == CONN_STATE_QUIT) {
+                conn_close(w, c, false);
+            } else {
+                bench_smtp_stats_add(&w->stats.closed, 1);
+                conn_close(w, c, true);
+            }
+            return false;
+        }
+        if (n < 0) {
+            conn_tls_error(w, c);
+            return false;
+        }
+        c->recv_bytes += (size_t)n;
+        if (!reply_parse(w, c)) {
+            return false;
+        }
+    }
+    conn_tls_flush(w, c);
+    return c->state != CONN_STATE_CLOSING;
+}
+
+/* The handshake is done: forget what the plaintext EHLO said (RFC 3207)
+ * and say EHLO again, encrypted. */
+static void
+conn_tls_established(struct worker *w, struct conn *c)
+{
+    ASSERT(c->state == CONN_STATE_TLS_HANDSHAKE);
+    bench_smtp_stats_add(&w->stats.tls_handshakes, 1);
+    if (bench_tls_is_resumed(c->tls)) {
+        bench_smtp_stats_add(&w->stats.tls_resumed, 1);
+    }
+    if (w->tls_text[0] == '\0') {
+        (void)bench_tls_describe(c->tls, w->tls_text, sizeof(w->tls_text));
+    }
+    c->has_pipelining = false;
+    c->has_chunking = false;
+    c->has_size = false;
+    c->has_starttls = false;
+    conn_enter(c, CONN_STATE_EHLO);
+    conn_wait_reply(w, c);
+    conn_send_text(w, c, w->ehlo_line);
+}
+
+/* Send the TLS layer's next ciphertext chunk, unless one is on its way
+ * (its completion calls here again). */
+static void
+conn_tls_flush(struct worker *w, struct conn *c)
+{
+    if (c->state == CONN_STATE_CLOSING || bench_loop_is_sending(&c->io)) {
+        return;
+    }
+    struct iovec iov;
+    ssize_t n = bench_tls_next_out(c->tls, &iov);
+    if (n < 0) {
+        conn_tls_error(w, c);
+        return;
+    }
+    if (n > 0) {
+        bench_loop_send(&w->loop, &c->io, &iov, 1);
+    }
+}
+
+/* The handshake or a record failed: count it, say it once, close. */
+static void
+conn_tls_error(struct worker *w, struct conn *c)
+{
+    bench_smtp_stats_add(&w->stats.tls_errors, 1);
+    if (!w->loop.has_reported_protocol_error) {
+        (void)fprintf(stderr, "toaster-bench smtp: %s: TLS: %s\n", w->run->options->server_text,
+                      bench_tls_error(c->tls));
+        w->loop.has_reported_protocol_error = true;
+    }
+    conn_close(w, c, true);
+}
+
+/* "250-STARTTLS" or "250 STARTTLS" (any case) in an EHLO reply. */
+static bool
+ehlo_line_is_starttls(const char *line, size_t line_bytes)
+{
+    static const char keyword[] = "STARTTLS";
+    const size_t keyword_bytes = sizeof(keyword) - 1;
+
+    if (line_bytes < 4 + keyword_bytes || memcmp(line, "250", 3) != 0 ||
+        strncasecmp(line + 4, keyword, keyword_bytes) != 0) {
+        return false;
+    }
+    return line_bytes == 4 + keyword_bytes || line[4 + keyword_bytes] == ' ';
 }
 
 static void
@@ -785,8 +996,11 @@ static bool
 reply_parse(struct worker *w, struct conn *c)
 {
     size_t pos = 0;
+    bool was_tls = c->is_tls;
 
-    while (pos < c->recv_bytes && c->state != CONN_STATE_CLOSING) {
+    /* A 220 to STARTTLS switches to TLS: what followed it in plaintext
+     * is not the server's to send (RFC 3207; the CVE-2011-0411 class). */
+    while (pos < c->recv_bytes && c->state != CONN_STATE_CLOSING && c->is_tls == was_tls) {
         size_t line_bytes;
         size_t taken = bench_reply_line_next(c->recv_buf + pos, c->recv_bytes - pos, &line_bytes);
         if (taken == 0) {
@@ -797,6 +1011,11 @@ reply_parse(struct worker *w, struct conn *c)
         session_line(w, c, start, line_bytes);
     }
     if (c->state == CONN_STATE_CLOSING) {
+        return false;
+    }
+    if (c->is_tls != was_tls && pos < c->recv_bytes) {
+        conn_protocol_error(w, c, "plaintext after the 220 to STARTTLS", c->recv_buf + pos,
+                            c->recv_bytes - pos);
         return false;
     }
     if (pos > 0) {
@@ -814,6 +1033,12 @@ reply_parse(struct worker *w, struct conn *c)
 static void
 session_line(struct worker *w, struct conn *c, const char *line, size_t line_bytes)
 {
+    /* STARTTLS is ours to spot (bench_reply knows the keywords the
+     * transaction uses); as there, the first line is the server's name. */
+    if (c->state == CONN_STATE_EHLO && c->reply.line_count > 0 &&
+        ehlo_line_is_starttls(line, line_bytes)) {
+        c->has_starttls = true;
+    }
     switch (bench_reply_feed(&c->reply, line, line_bytes)) {
     case BENCH_REPLY_NEED_MORE:
         return;
@@ -866,6 +1091,7 @@ session_reply(struct worker *w, struct conn *c, int code)
             c->has_pipelining = false;
             c->has_chunking = false;
             c->has_size = false;
+            c->has_starttls = false;
             conn_enter(c, CONN_STATE_HELO);
             conn_send_text(w, c, w->helo_line);
             return;
@@ -877,6 +1103,25 @@ session_reply(struct worker *w, struct conn *c, int code)
             conn_close(w, c, true);
             return;
         }
+        if (options->is_starttls && !c->is_tls) {
+            if (!c->has_starttls) {
+                /* Plaintext numbers are not what was asked for: stop. */
+                bench_smtp_stats_add(&w->stats.tls_errors, 1);
+                if (!w->loop.has_reported_protocol_error) {
+                    (void)fprintf(stderr,
+                                  "toaster-bench smtp: %s: --starttls, but the server does "
+                                  "not offer STARTTLS\n",
+                                  options->server_text);
+                    w->loop.has_reported_protocol_error = true;
+                }
+                bench_loop_stop_request();
+                conn_close(w, c, true);
+                return;
+            }
+            conn_enter(c, CONN_STATE_STARTTLS);
+            conn_send_text(w, c, "STARTTLS\r\n");
+            return;
+        }
         bench_loop_progress(&w->loop, now);
         if (options->is_pipelining && !c->has_pipelining) {
             bench_smtp_stats_add(&w->stats.sessions_without_pipelining, 1);
@@ -885,6 +1130,21 @@ session_reply(struct worker *w, struct conn *c, int code)
             bench_smtp_stats_add(&w->stats.sessions_without_chunking, 1);
         }
         session_ready(w, c);
+        return;
+    case CONN_STATE_STARTTLS:
+        if (code != 220) {
+            count_code(w, code);
+            conn_close(w, c, true);
+            return;
+        }
+        if (bench_tls_begin(c->tls) < 0) {
+            conn_tls_error(w, c);
+            return;
+        }
+        /* From here every byte each way goes through the TLS layer. */
+        c->is_tls = true;
+        conn_enter(c, CONN_STATE_TLS_HANDSHAKE);
+        conn_tls_flush(w, c); /* the ClientHello */
         return;
     case CONN_STATE_MAIL:
         c->is_mail_ok = code == 250;
@@ -975,6 +1235,7 @@ session_reply(struct worker *w, struct conn *c, int code)
         conn_enter(c, CONN_STATE_DRAIN);
         return;
     case CONN_STATE_READY:
+    case CONN_STATE_TLS_HANDSHAKE:
     case CONN_STATE_DRAIN:
         conn_protocol_error(w, c, "reply nobody asked for", NULL, 0);
         return;

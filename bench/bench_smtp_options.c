@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "bench/bench_args.h"
+#include "bench/bench_tls.h"
 #include "core/assertions.h"
 
 #define DEFAULT_SERVER "127.0.0.1:2525"
@@ -47,6 +48,9 @@ enum option_id {
     OPT_HELO,
     OPT_PIPELINING,
     OPT_BDAT,
+    OPT_STARTTLS,
+    OPT_TLS_RESUME,
+    OPT_TLS_SNI,
     OPT_RATE,
     OPT_TIMEOUT,
     OPT_JSON,
@@ -72,6 +76,9 @@ static const struct option long_options[] = {
     {"helo", required_argument, NULL, OPT_HELO},
     {"pipelining", required_argument, NULL, OPT_PIPELINING},
     {"bdat", no_argument, NULL, OPT_BDAT},
+    {"starttls", no_argument, NULL, OPT_STARTTLS},
+    {"tls-resume", no_argument, NULL, OPT_TLS_RESUME},
+    {"tls-sni", required_argument, NULL, OPT_TLS_SNI},
     {"rate", required_argument, NULL, OPT_RATE},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"json", required_argument, NULL, OPT_JSON},
@@ -84,6 +91,7 @@ static const struct option long_options[] = {
 static int parse_server(const char *text, struct bench_smtp_options *options);
 static int parse_size_mix(const char *text, struct bench_smtp_options *options);
 static int usage_error(const char *option, const char *value, const char *why);
+static bool is_host_name(const char *text);
 
 void
 bench_smtp_options_usage(FILE *out)
@@ -132,6 +140,13 @@ bench_smtp_options_usage(FILE *out)
         "                            server advertises PIPELINING (default on)\n"
         "  --bdat                    send the message as one BDAT LAST chunk when the\n"
         "                            server advertises CHUNKING (else DATA)\n"
+        "  --starttls                after EHLO, STARTTLS and a TLS 1.2/1.3 handshake\n"
+        "                            (no certificate check), EHLO again, then every\n"
+        "                            message of the session encrypted; a server that\n"
+        "                            does not offer STARTTLS ends the run with an error\n"
+        "  --tls-resume              with --starttls: a new connection offers the\n"
+        "                            session (ticket) of the slot's last one\n"
+        "  --tls-sni NAME            with --starttls: the server name to send (SNI)\n"
         "\n"
         "Output:\n"
         "  --json FILE               also write the summary as JSON\n"
@@ -304,6 +319,19 @@ bench_smtp_options_parse(int argc, char **argv, struct bench_smtp_options *optio
         case OPT_BDAT:
             options->is_bdat = true;
             break;
+        case OPT_STARTTLS:
+            options->is_starttls = true;
+            break;
+        case OPT_TLS_RESUME:
+            options->is_tls_resume = true;
+            break;
+        case OPT_TLS_SNI:
+            if (!is_host_name(arg)) {
+                return usage_error("--tls-sni", arg,
+                                   "want a host name: letters, digits, '-' and '.', at most 253");
+            }
+            options->tls_sni = arg;
+            break;
         case OPT_RATE:
             if (bench_args_double(arg, 0.001, RATE_MAX, &options->rate) < 0) {
                 return usage_error("--rate", arg, "want messages per second, more than 0");
@@ -342,6 +370,12 @@ bench_smtp_options_parse(int argc, char **argv, struct bench_smtp_options *optio
     }
     if (options->duration_s > 0) {
         options->count = 0;
+    }
+    if (options->is_tls_resume && !options->is_starttls) {
+        return usage_error("--tls-resume", NULL, "needs --starttls");
+    }
+    if (options->tls_sni != NULL && !options->is_starttls) {
+        return usage_error("--tls-sni", NULL, "needs --starttls");
     }
     if (options->threads > options->connections) {
         return usage_error("--threads", NULL, "must not exceed --connections");
@@ -440,6 +474,35 @@ parse_size_mix(const char *text, struct bench_smtp_options *options)
         weight_total += weight;
     }
     return rc == 0 && options->class_count > 0 && weight_total > 0 ? 0 : -EINVAL;
+}
+
+/* A DNS name as SNI carries it: labels of letters, digits and '-', dots
+ * between them, no IP literal check (a server may want anything). */
+static bool
+is_host_name(const char *text)
+{
+    size_t length = strlen(text);
+    size_t label = 0;
+
+    if (length == 0 || length > BENCH_TLS_SNI_BYTES_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < length; i++) {
+        char ch = text[i];
+        if (ch == '.') {
+            if (label == 0) {
+                return false;
+            }
+            label = 0;
+            continue;
+        }
+        bool is_ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                     (ch >= '0' && ch <= '9') || ch == '-';
+        if (!is_ok || ++label > 63) {
+            return false;
+        }
+    }
+    return label > 0;
 }
 
 static int

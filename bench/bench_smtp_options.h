@@ -46,6 +46,9 @@ struct bench_smtp_options {
     const char             *helo;
     bool                    is_pipelining;
     bool                    is_bdat;
+    bool                    is_starttls;          /* STARTTLS after EHLO, required */
+    bool                    is_tls_resume;        /* offer the last session on reconnect */
+    const char             *tls_sni;              /* SNI name, or NULL */
     double                  rate;                 /* msgs/s over all threads; 0: closed loop */
     uint32_t                timeout_s;
     const char             *json_path;

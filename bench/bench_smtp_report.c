@@ -28,6 +28,7 @@ static const struct error_kind error_kinds[] = {
     {"timeout", offsetof(struct bench_smtp_stats, timeouts)},
     {"closed", offsetof(struct bench_smtp_stats, closed)},
     {"protocol", offsetof(struct bench_smtp_stats, protocol_errors)},
+    {"tls", offsetof(struct bench_smtp_stats, tls_errors)},
 };
 
 static uint64_t load(const uint64_t *p);
@@ -71,6 +72,9 @@ bench_smtp_stats_merge(struct bench_smtp_stats *dst, const struct bench_smtp_sta
     dst->protocol_errors += load(&src->protocol_errors);
     dst->sessions_without_pipelining += load(&src->sessions_without_pipelining);
     dst->sessions_without_chunking += load(&src->sessions_without_chunking);
+    dst->tls_handshakes += load(&src->tls_handshakes);
+    dst->tls_resumed += load(&src->tls_resumed);
+    dst->tls_errors += load(&src->tls_errors);
     dst->connections_open += load(&src->connections_open);
     uint64_t last = load(&src->last_final_reply_ns);
     if (last > dst->last_final_reply_ns) {
@@ -115,10 +119,11 @@ bench_smtp_report_summary(FILE *out, const struct bench_smtp_report_info *info,
     const struct histogram *latency = &stats->latency;
 
     (void)fprintf(out, "toaster-bench smtp %s: %" PRIu32 " connection%s, %" PRIu32 " thread%s, "
-                       "size %s, pipelining %s, %s, ",
+                       "size %s, pipelining %s, %s, %s",
                   info->server, info->connections, info->connections == 1 ? "" : "s",
                   info->threads, info->threads == 1 ? "" : "s", info->size_text,
-                  info->is_pipelining ? "on" : "off", info->is_bdat ? "BDAT" : "DATA");
+                  info->is_pipelining ? "on" : "off", info->is_bdat ? "BDAT" : "DATA",
+                  info->is_starttls ? "STARTTLS, " : "");
     if (info->rate > 0) {
         (void)fprintf(out, "open loop at %.1f msgs/s\n", info->rate);
     } else {
@@ -141,6 +146,12 @@ bench_smtp_report_summary(FILE *out, const struct bench_smtp_report_info *info,
     (void)fprintf(out, " (end of data to final reply)\n");
     (void)fprintf(out, "  connects    %" PRIu64 " ok, %" PRIu64 " failed\n", stats->connects_ok,
                   stats->connect_errors);
+    if (info->is_starttls) {
+        (void)fprintf(out, "  tls         %" PRIu64 " handshakes, %" PRIu64 " resumed%s%s\n",
+                      stats->tls_handshakes, stats->tls_resumed,
+                      info->tls_text != NULL && info->tls_text[0] != '\0' ? ", " : "",
+                      info->tls_text != NULL ? info->tls_text : "");
+    }
     (void)fprintf(out, "  errors      ");
     bool is_first = true;
     for (size_t i = 0; i < BENCH_SMTP_CODES; i++) {
@@ -212,6 +223,12 @@ bench_smtp_report_json(const char *path, const struct bench_smtp_report_info *in
     bench_report_json_string(out, info->size_text);
     (void)fprintf(out, ",\n  \"pipelining\": %s,\n", info->is_pipelining ? "true" : "false");
     (void)fprintf(out, "  \"bdat\": %s,\n", info->is_bdat ? "true" : "false");
+    (void)fprintf(out, "  \"starttls\": %s,\n", info->is_starttls ? "true" : "false");
+    (void)fprintf(out, "  \"tls_handshakes\": %" PRIu64 ",\n", stats->tls_handshakes);
+    (void)fprintf(out, "  \"tls_resumed\": %" PRIu64 ",\n", stats->tls_resumed);
+    (void)fprintf(out, "  \"tls\": ");
+    bench_report_json_string(out, info->tls_text != NULL ? info->tls_text : "");
+    (void)fprintf(out, ",\n");
     (void)fprintf(out, "  \"rate\": %.3f,\n", info->rate);
     return bench_report_json_end(out, info->command);
 }

@@ -30,6 +30,9 @@ struct bench_smtp_stats {
     uint64_t protocol_errors;   /* malformed or out-of-turn replies */
     uint64_t sessions_without_pipelining; /* --pipelining on, not advertised */
     uint64_t sessions_without_chunking;   /* --bdat, not advertised */
+    uint64_t tls_handshakes;              /* --starttls: handshakes finished */
+    uint64_t tls_resumed;                 /* of which resumed a session */
+    uint64_t tls_errors;                  /* STARTTLS not offered, handshake or record failed */
     uint64_t connections_open;            /* gauge: sockets connected now */
     uint64_t last_final_reply_ns;         /* CLOCK_MONOTONIC of the last final reply */
     uint64_t codes[BENCH_SMTP_CODES];     /* refusals and unexpected replies, by code */
@@ -60,6 +63,8 @@ struct bench_smtp_report_info {
     const char *size_text;
     bool        is_pipelining;
     bool        is_bdat;
+    bool        is_starttls;
+    const char *tls_text; /* protocol and cipher of a handshake, or "" */
     double      rate;    /* 0: closed loop */
     double      seconds; /* from start to the last final reply */
 };

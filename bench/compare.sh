@@ -14,6 +14,14 @@
 # ends when the queue has drained; toasterd answers 250 after the Maildir
 # rename and fsync, so its run ends with the client.
 #
+# With TLS=1 every toaster-bench session says STARTTLS after EHLO and sends
+# its messages encrypted, to both servers: each gets its own self-signed
+# ECDSA P-256 certificate made here (toasterd through tls_cert/tls_key,
+# Postfix through smtpd_tls_cert_file/key_file, security level "may", TLS
+# 1.2 and 1.3 only), so both do the same crypto. That report is
+# compare-tls-<stamp>.md/.svg (and compare-tls-latest.*), and the IMAP
+# comparison is skipped unless IMAP=1 asks for it.
+#
 # Then, unless IMAP=0, bench/compare_imap.sh sets toasterd's IMAP server
 # beside Dovecot's on two copies of the same Maildir data (same ROUNDS and
 # DURATION); its table is added to this report (its own report holds the
@@ -28,7 +36,9 @@
 #      KEEP (1 keeps the temp dir) DRAIN_TIMEOUT (600 s) BENCH_THREADS (1)
 #      PEER_LMTP_CONCURRENCY (empty: Postfix's default of 20)
 #      ACCOUNTING (auto; v1, v2 or proc to force how CPU is counted)
-#      IMAP (1; 0 skips the IMAP comparison) IMAP_CONCURRENCY ("10 100");
+#      IMAP (1, or 0 with TLS=1; 0 skips the IMAP comparison) IMAP_CONCURRENCY ("10 100");
+#      TLS (0; 1: STARTTLS on every SMTP session, see above)
+#      TOASTERD, BENCH (the binaries; default build/toasterd, build/toaster-bench)
 #      compare_imap.sh reads its other settings (USERS, MESSAGES...) from
 #      the environment too
 # shellcheck disable=SC2015 # 'a && b || die' is meant: die when either fails
@@ -53,8 +63,18 @@ PEER_LMTP_CONCURRENCY=${PEER_LMTP_CONCURRENCY:-}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 OUT=${OUT:-$ROOT/bench/results}
 KEEP=${KEEP:-0}
-TOASTERD=$ROOT/build/toasterd
-BENCH=$ROOT/build/toaster-bench
+TOASTERD=${TOASTERD:-$ROOT/build/toasterd}
+BENCH=${BENCH:-$ROOT/build/toaster-bench}
+TLS=${TLS:-0}
+if [ "$TLS" = 1 ]; then
+    IMAP=${IMAP:-0}
+    REPORT_NAME=compare-tls
+    BENCH_TLS_ARGS=(--starttls)
+else
+    IMAP=${IMAP:-1}
+    REPORT_NAME=compare
+    BENCH_TLS_ARGS=()
+fi
 
 WORK=""
 POLICY_RC_CREATED=""
@@ -78,6 +98,7 @@ for c in $CONCURRENCY $MIX_CONCURRENCY; do
     is_uint "$c" && [ "$c" -ge 1 ] || die "concurrency '$c' is not a positive integer"
     [ "$c" -gt "$max_concurrency" ] && max_concurrency=$c
 done
+[ "$TLS" = 0 ] || [ "$TLS" = 1 ] || die "TLS='$TLS' is neither 0 nor 1"
 for knob in ROUNDS DURATION MESSAGES_PER_SESSION BENCH_THREADS TOASTER_PORT PEER_PORT LMTP_PORT DRAIN_TIMEOUT; do
     is_uint "${!knob}" && [ "${!knob}" -ge 1 ] || die "$knob='${!knob}' is not a positive integer"
 done
@@ -153,6 +174,18 @@ retire() {
     done
 }
 
+# tls_cert_make DIR NAME: a self-signed ECDSA P-256 certificate for NAME in
+# DIR/cert.pem and its key in DIR/key.pem (mode 600), as toasterd makes its
+# own default, so both servers sign their handshakes alike.
+tls_cert_make() {
+    local dir=$1 name=$2
+    mkdir -p "$dir" && chmod 700 "$dir" || die "cannot create $dir"
+    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -days 30 -subj "/CN=$name" -addext "subjectAltName=DNS:$name" \
+        -keyout "$dir/key.pem" -out "$dir/cert.pem") >"$dir/openssl.log" 2>&1 ||
+        die "openssl cannot make a certificate in $dir: $(tail -3 "$dir/openssl.log")"
+}
+
 # count_maildir DIR: message files in every Maildir's new/ and cur/ below DIR.
 count_maildir() {
     [ -d "$1" ] || { echo 0; return 0; }
@@ -179,7 +212,7 @@ run_one() {
     t0=$EPOCHREALTIME
     "$BENCH" smtp --server "127.0.0.1:$port" --connections "$conc" --duration "$DURATION" \
         --messages-per-session "$MESSAGES_PER_SESSION" --threads "$BENCH_THREADS" \
-        --pipelining on --rcpt 'user%d@example.test' --users 100 "$@" \
+        --pipelining on --rcpt 'user%d@example.test' --users 100 "${BENCH_TLS_ARGS[@]}" "$@" \
         --quiet --json "$run/bench.json" >"$run/bench.out" 2>&1 || rc=$?
     t_bench=$EPOCHREALTIME
     # Exit 1 means some messages failed: a result, shown in the report.
@@ -205,6 +238,7 @@ run_one() {
         --concurrency "$conc" --round "$round" --bench-json "$run/bench.json" --bench-rc "$rc" \
         --mem-json "$run/mem.json" --t0 "$t0" --t-bench "$t_bench" --t-end "$t_end" \
         --cpu0-ns "$cpu0" --cpu1-ns "$cpu1" --delivered "$delivered" ${hwm:+--hwm-kib "$hwm"} \
+        --tls "$TLS" \
         >>"$WORK/runs.jsonl" || die "run $workload $server round $round does not add up (see above)"
     tail -1 "$WORK/runs.jsonl" | "$PY" "$BENCH_DIR/compare_report.py" progress
 }
@@ -230,13 +264,18 @@ write_meta() {
         printf 'filesystem\t%s\n' "$fs"
         printf 'toasterd\t%s\n' "$toaster_v"
         printf 'peer\t%s\n' "$peer_v"
-        printf 'command\tROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
-            "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
+        printf 'command\t%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
+            "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
             "${PEER_LMTP_CONCURRENCY:+ PEER_LMTP_CONCURRENCY=$PEER_LMTP_CONCURRENCY}"
         printf 'rounds\t%s\n' "$ROUNDS"
+        printf 'messages_per_session\t%s\n' "$MESSAGES_PER_SESSION"
+        printf 'tls\t%s\n' "$TLS"
         printf 'note\t%s\n' "$ACCT_NOTE"
         printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
         for note in "${PEER_NOTES[@]}"; do printf 'note\t%s\n' "$note"; done
+        if [ "$TLS" = 1 ]; then
+            printf 'note\t%s\n' "TLS: toaster-bench \`--starttls\` on every connection to both servers (EHLO, STARTTLS, handshake, EHLO again, then $MESSAGES_PER_SESSION messages encrypted; no session resumption, no certificate check). Each server has its own self-signed ECDSA P-256 certificate made by \`openssl req\` for this run: toasterd through \`tls_cert\`/\`tls_key\` (its TLS settings otherwise at their defaults: TLS 1.2 and 1.3, X25519 first), Postfix through \`smtpd_tls_cert_file\`/\`smtpd_tls_key_file\` with \`smtpd_tls_security_level = may\`, \`smtpd_tls_protocols = >=TLSv1.2\` and a \`tlsmgr\` service (the rest, ciphers and curves included, at Postfix's defaults)."
+        fi
         printf 'note\t%s\n' "Both stacks log one line per message to a file. toaster-bench runs on the same machine and cores, outside both groups, with $BENCH_THREADS thread(s)."
         printf 'note\t%s\n' "Memory is sampled from outside the groups every 0.2 s or less often: each of the two sums keeps under 4% of one core, so with hundreds of Postfix processes the Pss sum comes every second or two and the peak may fall between samples. The sampler's own time is in the per-round table."
     } >"$WORK/meta.tsv" || die "cannot write $WORK/meta.tsv"
@@ -262,6 +301,10 @@ main() {
     peer_install
     for port in $(toaster_ports) $(peer_ports); do port_free "$port"; done
     acct_detect
+    if [ "$TLS" = 1 ]; then
+        tls_cert_make "$WORK/toaster/tls" toaster.bench.example.test
+        tls_cert_make "$WORK/postfix/tls" peer.bench.example.test
+    fi
     toaster_prepare
     peer_prepare
     write_meta
@@ -279,20 +322,21 @@ main() {
         done
     done
 
-    stamp_md="$OUT/compare-$STAMP.md"
-    stamp_svg="$OUT/compare-$STAMP.svg"
+    stamp_md="$OUT/$REPORT_NAME-$STAMP.md"
+    stamp_svg="$OUT/$REPORT_NAME-$STAMP.svg"
     "$PY" "$BENCH_DIR/compare_report.py" report --runs "$WORK/runs.jsonl" --meta "$WORK/meta.tsv" \
         --md "$stamp_md" --svg "$stamp_svg" || die "compare_report.py could not write the report"
     # The latest report shows the latest chart, whatever its stamp was.
-    sed "s/compare-$STAMP\.svg/compare-latest.svg/" "$stamp_md" >"$OUT/compare-latest.md" &&
-        cp "$stamp_svg" "$OUT/compare-latest.svg" || die "cannot copy the report to $OUT/compare-latest.*"
-    echo "compare: wrote $stamp_md and $stamp_svg (also compare-latest.*)" >&2
-    if [ "${IMAP:-1}" != 0 ]; then
+    sed "s/$REPORT_NAME-$STAMP\.svg/$REPORT_NAME-latest.svg/" "$stamp_md" >"$OUT/$REPORT_NAME-latest.md" &&
+        cp "$stamp_svg" "$OUT/$REPORT_NAME-latest.svg" ||
+        die "cannot copy the report to $OUT/$REPORT_NAME-latest.*"
+    echo "compare: wrote $stamp_md and $stamp_svg (also $REPORT_NAME-latest.*)" >&2
+    if [ "$IMAP" != 0 ]; then
         ROUNDS="$ROUNDS" DURATION="$DURATION" OUT="$OUT" WORKDIR="${WORKDIR:-/tmp}" \
             TOASTERD="$TOASTERD" BENCH="$BENCH" CONCURRENCY="${IMAP_CONCURRENCY:-10 100}" \
             "$BENCH_DIR/compare_imap.sh" ||
             die "compare_imap.sh failed"
-        imap_section >>"$stamp_md" && imap_section >>"$OUT/compare-latest.md" ||
+        imap_section >>"$stamp_md" && imap_section >>"$OUT/$REPORT_NAME-latest.md" ||
             die "cannot add the IMAP table to the report"
     fi
 }

@@ -14,7 +14,10 @@
 # (in_flow_delay 1s, header checks off, LMTP concurrency 20 per destination
 # unless PEER_LMTP_CONCURRENCY says); the ones we change are for fairness at
 # 1000 connections from one address and for running without DNS, and the
-# report lists them (PEER_NOTES).
+# report lists them (PEER_NOTES). With TLS=1 smtpd offers STARTTLS with the
+# certificate compare.sh made in $WORK/postfix/tls (TLS 1.2 and 1.3, the
+# rest of Postfix's TLS settings at their defaults), and tlsmgr runs for
+# its ticket keys and random seed.
 # shellcheck shell=bash disable=SC2015,SC2034 # 'a && b || die' is meant: die when either fails; compare.sh reads the variables set here
 
 PEER_RUNNING=""
@@ -114,6 +117,16 @@ EOF
     if [ -n "$PEER_LMTP_CONCURRENCY" ]; then
         echo "lmtp_destination_concurrency_limit = $PEER_LMTP_CONCURRENCY"
     fi
+    if [ "$TLS" = 1 ]; then
+        cat <<EOF
+smtpd_tls_cert_file = $WORK/postfix/tls/cert.pem
+smtpd_tls_key_file = $WORK/postfix/tls/key.pem
+smtpd_tls_security_level = may
+smtpd_tls_protocols = >=TLSv1.2
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtpd_tls_loglevel = 0
+EOF
+    fi
 }
 
 # Only the services this path uses, none chrooted. No smtp client: nothing
@@ -141,6 +154,9 @@ anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
+    if [ "$TLS" = 1 ]; then
+        echo "tlsmgr    unix  -       -       n       1000?   1       tlsmgr"
+    fi
 }
 
 peer_write_dovecot_conf() {

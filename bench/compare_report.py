@@ -2,7 +2,8 @@
 """bench/compare_report.py - numbers and pictures for bench/compare.sh.
 
   record ...      one run's measurements as one JSON line on stdout; exits 3
-                  when the delivered count differs from the accepted count
+                  when the delivered count differs from the accepted count,
+                  or (--tls 1) when the run made no TLS handshake
   progress        reads such a line on stdin, prints a one-line summary
   report --runs FILE --meta FILE --md FILE --svg FILE
                   medians per workload and server, the markdown report with
@@ -39,6 +40,14 @@ def cmd_record(args):
     if wall_s <= 0:
         print("compare_report: run took %.6f s?" % wall_s, file=sys.stderr)
         return 3
+    handshakes = bench.get("tls_handshakes", 0)
+    # A session that failed may have stopped before its handshake (its
+    # error is in the report); a run with none at all did not use TLS.
+    if args.tls == 1 and (not bench.get("starttls") or handshakes == 0):
+        print("compare_report: %s %s round %d: %d TLS handshakes for %d connections"
+              % (args.workload, args.server, args.round, handshakes, bench["connects"]),
+              file=sys.stderr)
+        return 3
     cpu_s = (args.cpu1_ns - args.cpu0_ns) / 1e9
     run = {
         "workload": args.workload,
@@ -68,6 +77,9 @@ def cmd_record(args):
         "rss_interval_s": mem["mean_interval_s"],
         "sampler_s": mem["sample_seconds_total"],
         "hwm_mib": args.hwm_kib / 1024.0 if args.hwm_kib is not None else None,
+        "connects": bench["connects"],
+        "tls_handshakes": handshakes,
+        "tls": bench.get("tls", ""),
         "command": bench["command"],
     }
     json.dump(run, sys.stdout)
@@ -207,10 +219,26 @@ def commands(runs):
     return "\n".join("- %s, %s: `%s`" % (w, SERVERS[s], c) for (w, s), c in seen.items())
 
 
+def tls_summary(runs):
+    """Per server: what was negotiated and how many handshakes were made."""
+    lines = []
+    for server, label in SERVERS.items():
+        mine = [r for r in runs if r["server"] == server]
+        if not mine:
+            continue
+        agreed = sorted({r.get("tls") or "?" for r in mine})
+        handshakes = sum(r.get("tls_handshakes", 0) for r in mine)
+        connects = sum(r.get("connects", 0) for r in mine)
+        lines.append("%s: %s; %d handshakes for %d connections over all rounds"
+                     % (label, ", ".join(agreed), handshakes, connects))
+    return "; ".join(lines)
+
+
 def markdown(runs, meta, table, svg_name):
     any_failed = any(r["failed"] for r in runs)
+    is_tls = meta.get("tls") == "1"
     parts = [
-        "# toasterd beside Postfix → Dovecot LMTP",
+        "# toasterd beside Postfix → Dovecot LMTP%s" % (", SMTP over STARTTLS" if is_tls else ""),
         "",
         "- %s, commit `%s`" % (meta.get("date"), meta.get("commit")),
         "- machine: %s, %s cores, %s RAM, kernel %s, work dir on %s" % (
@@ -221,8 +249,10 @@ def markdown(runs, meta, table, svg_name):
         "",
         "Each cell is the median of %s round(s); the servers took turns (A B A B …), "
         "each round on a freshly started server with an empty mail store and queue, "
-        "100 users, one recipient per message, 100 messages per connection, PIPELINING."
-        % meta.get("rounds"),
+        "100 users, one recipient per message, %s messages per connection, PIPELINING%s."
+        % (meta.get("rounds"), meta.get("messages_per_session", "100"),
+           ", and STARTTLS on every connection (one full handshake each; the messages "
+           "then go encrypted)" if is_tls else ""),
         "",
         main_table(table),
         "",
@@ -257,6 +287,9 @@ def markdown(runs, meta, table, svg_name):
         "",
     ]
     parts += ["- %s" % note for note in meta["note"]]
+    if is_tls:
+        parts += ["- TLS negotiated (toaster-bench's report of a handshake): %s."
+                  % tls_summary(runs)]
     if any_failed:
         parts += ["- ⚠ some rounds had failed messages; see the per-round table."]
     parts += [
@@ -436,6 +469,7 @@ def main():
     rec.add_argument("--cpu1-ns", type=int, required=True)
     rec.add_argument("--delivered", type=int, required=True)
     rec.add_argument("--hwm-kib", type=int)
+    rec.add_argument("--tls", type=int, choices=(0, 1), default=0)
     sub.add_parser("progress")
     rep = sub.add_parser("report")
     for name in ("--runs", "--meta", "--md", "--svg"):

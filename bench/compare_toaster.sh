@@ -8,6 +8,9 @@
 #
 # Like the peer's per-IP limits, max_connections_per_ip is raised above the
 # largest concurrency: every benchmark connection comes from 127.0.0.1.
+# With TLS=1, tls_cert/tls_key name the certificate compare.sh made in
+# $WORK/toaster/tls (STARTTLS is on either way; only the certificate
+# changes, to one like the peer's).
 # shellcheck shell=bash disable=SC2015 # 'a && b || die' is meant: die when either fails
 
 TOASTER_PID=""
@@ -28,6 +31,10 @@ toaster_prepare() {
             port=$((port + 1))
         done
         echo "max_connections_per_ip = $CONNECTIONS_PER_IP"
+        if [ "$TLS" = 1 ]; then
+            echo "tls_cert = $WORK/toaster/tls/cert.pem"
+            echo "tls_key = $WORK/toaster/tls/key.pem"
+        fi
     } >"$WORK/toaster/toasterd.conf" || die "cannot write $WORK/toaster/toasterd.conf"
     "$TOASTERD" -n -c "$WORK/toaster/toasterd.conf" >"$WORK/toaster/effective.conf" ||
         die "toasterd refuses $WORK/toaster/toasterd.conf"

@@ -6,7 +6,7 @@ set -euo pipefail
 
 build_packages=(gcc meson ninja-build pkg-config liburing-dev libssl-dev libhiredis-dev
                 libclamav-dev libjemalloc-dev libck-dev openssl)
-test_packages=(python3 python3-pytest swaks clang libclang-rt-14-dev mutt isync)
+test_packages=(python3 python3-pytest swaks libnet-ssleay-perl clang libclang-rt-14-dev mutt isync)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-}" = "test" ]; then

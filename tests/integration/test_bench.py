@@ -2,15 +2,17 @@
 
 The real build/toaster-bench (TOASTER_BENCH) drives the real toasterd from
 conftest's make_toaster: counts, sizes and mixes, recipients, sessions,
-BDAT, pipelining off, refusals, a dead server, --duration, --rate and
---source. Each run's --json summary is checked against what toasterd put in
+BDAT, pipelining off, refusals, a dead server, --duration, --rate,
+--source, and --starttls (with --tls-resume), whose handshakes toasterd
+counts too. Each run's --json summary is checked against what toasterd put in
 the Maildirs: the number of files per user, and each file's size behind
 toasterd's trace headers, which is the --size exactly (bench_message.h:
 head + tail with CRLF line ends, unstuffed). A small threaded SMTP server
 written here, which offers neither PIPELINING nor CHUNKING (or refuses EHLO
 altogether, or offers both), shows what the client puts on the wire: one
 command at a time and DATA, HELO when EHLO is refused, and BDAT with SIZE=
-when they are offered. Counts are small: the file runs in well under a minute.
+when they are offered, and that --starttls stops at once when STARTTLS is
+not. Counts are small: the file runs in well under a minute.
 """
 
 import email
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CRASH_MARKERS, free_ports, split_trace
+from conftest import CRASH_MARKERS, TOASTERCTL, free_ports, split_trace
 
 TOASTER_BENCH = os.environ.get("TOASTER_BENCH") or str(
     Path(__file__).resolve().parents[2] / "build" / "toaster-bench"
@@ -289,6 +291,82 @@ def test_source_addresses(mailhost, bench):
     assert len(re.findall(r"(?<!dis)connect from \[127\.0\.0\.1\]", log)) == 1  # the probe only
 
 
+def reactor_total(t, key):
+    """A counter of toasterctl stats --json, summed over the reactors."""
+    out = subprocess.run([TOASTERCTL, "-c", str(t.config_file), "stats", "--json"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return sum(r[key] for r in json.loads(out.stdout)["reactors"])
+
+
+def test_starttls(mailhost, bench):
+    handshakes_before = reactor_total(mailhost, "tls_handshakes")
+    run = bench(mailhost.port, "--starttls", "--count", 30, "--connections", 3,
+                "--messages-per-session", 5, "--rcpt", RCPT, "--users", USERS)
+    check_clean(run, 30)
+    j = run.json
+    assert j["starttls"] is True
+    # Every connection went through one handshake, none resumed (not asked).
+    assert j["connects"] >= 6, str(run)
+    assert j["tls_handshakes"] == j["connects"], str(run)
+    assert j["tls_resumed"] == 0
+    assert j["tls"].startswith("TLSv1."), str(run)
+    assert "STARTTLS" in run.stdout and "handshakes" in run.stdout, str(run)
+    # toasterd saw them too, and took every message over TLS.
+    assert reactor_total(mailhost, "tls_handshakes") - handshakes_before >= j["connects"]
+    stored = stored_messages(mailhost)
+    assert len(stored) == 30
+    assert {len(msg) for _, msg in stored} == {4096}
+    assert len({message_id(msg) for _, msg in stored}) == 30
+    for mailbox in MAILBOXES:
+        for path in mailhost.delivered(mailbox):
+            trace = split_trace(path.read_bytes())[0]
+            assert b"using TLSv1." in trace and b"with ESMTPS" in trace, trace
+
+
+def test_starttls_resume_bdat_and_big_messages(mailhost, bench):
+    # Two messages a session: most connections offer the last ticket, and
+    # messages of 300k go as many records, in many sends.
+    run = bench(mailhost.port, "--starttls", "--tls-resume", "--tls-sni", "mail.example.com",
+                "--bdat", "--count", 20, "--connections", 2, "--messages-per-session", 2,
+                "--size-mix", "4k:50,300k:50", "--rcpt", RCPT, "--users", USERS)
+    check_clean(run, 20)
+    j = run.json
+    assert j["tls_handshakes"] == j["connects"] >= 10, str(run)
+    assert j["tls_resumed"] >= j["connects"] // 2, str(run)
+    stored = stored_messages(mailhost)
+    assert len(stored) == 20
+    assert set(len(msg) for _, msg in stored) <= {4096, 300 * 1024}
+    assert j["bytes"] == sum(len(msg) for _, msg in stored)
+
+
+def test_starttls_not_offered(fake_smtp, bench):
+    # A server without STARTTLS: no message goes in plaintext, and the run
+    # ends at once with the reason on stderr.
+    server = fake_smtp(extensions=["PIPELINING"])
+    run = bench(server.port, "--starttls", "--count", 10, "--connections", 2, timeout=30)
+    assert run.rc == 1, str(run)
+    assert run.seconds < 15, str(run)
+    assert "does not offer STARTTLS" in run.stderr, str(run)
+    assert run.json["messages"] == 0
+    assert run.json["errors"].get("tls", 0) >= 1, str(run)
+    with server.lock:
+        commands = list(server.commands)
+    assert not any(c.upper().startswith((b"MAIL", b"STARTTLS")) for c in commands), commands
+
+
+def test_starttls_refused(fake_smtp, bench):
+    # Offered, then refused with 454: counted by code, nothing sent.
+    server = fake_smtp(extensions=["STARTTLS"])
+    run = bench(server.port, "--starttls", "--count", 4, "--connections", 1, timeout=30)
+    assert run.rc == 1, str(run)
+    assert run.json["messages"] == 0
+    assert run.json["errors"].get("454", 0) >= 1, str(run)
+    with server.lock:
+        commands = list(server.commands)
+    assert b"STARTTLS" in commands
+    assert not any(c.upper().startswith(b"MAIL") for c in commands), commands
+
+
 class FakeSMTP:
     """A tiny threaded SMTP server on 127.0.0.1 that is not toasterd.
 
@@ -371,6 +449,8 @@ class FakeSMTP:
                     with self.lock:
                         self.messages.append(("BDAT", body))
                     conn.sendall(b"250 2.0.0 queued\r\n")
+                elif verb == b"STARTTLS":
+                    conn.sendall(b"454 4.7.0 TLS not available\r\n")
                 elif verb == b"QUIT":
                     conn.sendall(b"221 2.0.0 bye\r\n")
                     return

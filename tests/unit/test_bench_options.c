@@ -7,7 +7,8 @@
  * usage error, that the one line on stderr names the option (stderr and
  * stdout are captured in a temporary file). Bounds are tried at max - 1,
  * max and max + 1; sizes, size mixes and recipient patterns are
- * table-driven, valid, invalid and borderline.
+ * table-driven, valid, invalid and borderline, and so are the --tls-sni
+ * names of --starttls.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "bench/bench_smtp_options.h"
+#include "bench/bench_tls.h"
 #include "test_bench_capture.h"
 #include "unit.h"
 
@@ -82,6 +84,9 @@ test_defaults(void)
     CHECK(o.json_path == NULL);
     CHECK(!o.is_quiet);
     CHECK(o.source_count == 0);
+    CHECK(!o.is_starttls);
+    CHECK(!o.is_tls_resume);
+    CHECK(o.tls_sni == NULL);
     CHECK_STR(o.server_text, "127.0.0.1:2525");
     const struct sockaddr_in *in4 = (const struct sockaddr_in *)&o.server;
     CHECK(o.server.ss_family == AF_INET);
@@ -476,6 +481,84 @@ test_protocol(void)
     CHECK(is_usage_error(parse(&o, "--seed", "x", NULL), "--seed"));
 }
 
+struct sni_case {
+    const char *name;
+    bool        is_ok;
+};
+
+static const struct sni_case sni_cases[] = {
+    {"mail.example.test", true},
+    {"localhost", true},
+    {"MX-1.Example.COM", true},
+    {"a", true},
+    {"1.2.3.4", true}, /* digits are letters of a label here */
+    {"", false},
+    {".", false},
+    {"mail..example", false},
+    {".example", false},
+    {"example.", false},
+    {"mail example", false},
+    {"mail_example", false},
+    {"mail.example:25", false},
+    {"[::1]", false},
+};
+
+static void
+test_starttls(void)
+{
+    struct bench_smtp_options o;
+
+    CHECK(is_ok(parse(&o, "--starttls", NULL)));
+    CHECK(o.is_starttls);
+    CHECK(!o.is_tls_resume);
+    CHECK(o.tls_sni == NULL);
+    CHECK(is_usage_error(parse(&o, "--starttls=yes", NULL), "--starttls"));
+    CHECK(parse(&o, "--help", NULL) == BENCH_SMTP_OPTIONS_HELP);
+    CHECK(strstr(test_bench_captured_out, "--starttls") != NULL);
+    CHECK(strstr(test_bench_captured_out, "--tls-resume") != NULL);
+    CHECK(strstr(test_bench_captured_out, "--tls-sni") != NULL);
+
+    /* --tls-resume and --tls-sni mean something only with --starttls,
+     * whichever comes first. */
+    CHECK(is_ok(parse(&o, "--tls-resume", "--starttls", NULL)));
+    CHECK(o.is_starttls && o.is_tls_resume);
+    CHECK(is_usage_error(parse(&o, "--tls-resume", NULL), "--tls-resume"));
+    CHECK(is_ok(parse(&o, "--starttls", "--tls-sni", "mail.example.test", "--tls-resume", NULL)));
+    CHECK_STR(o.tls_sni, "mail.example.test");
+    CHECK(o.is_tls_resume);
+    CHECK(is_usage_error(parse(&o, "--tls-sni", "mail.example.test", NULL), "--tls-sni"));
+    CHECK(is_usage_error(parse(&o, "--starttls", "--tls-sni", NULL), "--tls-sni"));
+
+    for (size_t i = 0; i < sizeof(sni_cases) / sizeof(sni_cases[0]); i++) {
+        const struct sni_case *tc = &sni_cases[i];
+        int rc = parse(&o, "--starttls", "--tls-sni", tc->name, NULL);
+        if (tc->is_ok) {
+            CHECK(is_ok(rc));
+            CHECK_STR(o.tls_sni, tc->name);
+        } else {
+            CHECK(is_usage_error(rc, "--tls-sni"));
+        }
+    }
+
+    /* A label of 63 bytes, then 64; a name of 253 bytes, then 254. */
+    char name[300];
+    memset(name, 'l', 63);
+    name[63] = '\0';
+    CHECK(is_ok(parse(&o, "--starttls", "--tls-sni", name, NULL)));
+    name[63] = 'l';
+    name[64] = '\0';
+    CHECK(is_usage_error(parse(&o, "--starttls", "--tls-sni", name, NULL), "--tls-sni"));
+    for (size_t i = 0; i < 253; i++) {
+        name[i] = i % 50 == 49 ? '.' : 'n'; /* labels of 49 */
+    }
+    name[253] = '\0';
+    CHECK(is_ok(parse(&o, "--starttls", "--tls-sni", name, NULL)));
+    CHECK(strlen(o.tls_sni) == BENCH_TLS_SNI_BYTES_MAX);
+    name[253] = 'n';
+    name[254] = '\0';
+    CHECK(is_usage_error(parse(&o, "--starttls", "--tls-sni", name, NULL), "--tls-sni"));
+}
+
 static void
 test_server_and_source(void)
 {
@@ -570,6 +653,7 @@ main(void)
     test_connections();
     test_rate_duration_count();
     test_protocol();
+    test_starttls();
     test_server_and_source();
     test_unknown_and_help();
     UNIT_DONE();
