@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/ascii.h"
 #include "core/assertions.h"
 #include "core/fd_io.h"
 #include "core/log.h"
@@ -153,21 +154,6 @@ queue_xtext_encode(const char *src, char *dst, size_t dst_bytes)
     return (long)n;
 }
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
-
 /* Decode xtext in place. Returns false on a bad escape, a NUL, or a byte
  * xtext never holds bare. */
 static bool
@@ -176,8 +162,8 @@ xtext_decode_in_place(char *text)
     char *out = text;
     for (const char *p = text; *p != '\0'; p++) {
         if (*p == '+') {
-            int hi = hex_value(p[1]);
-            int lo = hi < 0 ? -1 : hex_value(p[2]);
+            int hi = ascii_hex_value((unsigned char)p[1]);
+            int lo = hi < 0 ? -1 : ascii_hex_value((unsigned char)p[2]);
             if (lo < 0 || (hi == 0 && lo == 0)) {
                 return false;
             }

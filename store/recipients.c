@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ascii.h"
 #include "core/assertions.h"
 #include "core/config.h"
 #include "core/limits.h"
@@ -216,18 +217,6 @@ static bool domain_name_is_valid(const char *domain, size_t len);
 static bool local_part_is_valid(const char *local, size_t len);
 static bool path_part_is_safe(const char *part, size_t len);
 static size_t lower_copy(char *out, const char *in, size_t len);
-
-static inline unsigned char
-ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-static inline bool
-is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
 
 static inline const char *
 option_string(const char *value)
@@ -775,11 +764,11 @@ static bool
 line_content(const char *buf, size_t len, size_t *start_out, size_t *end_out)
 {
     size_t start = 0;
-    while (start < len && is_blank(buf[start])) {
+    while (start < len && ascii_is_blank(buf[start])) {
         start++;
     }
     size_t end = len;
-    while (end > start && is_blank(buf[end - 1])) {
+    while (end > start && ascii_is_blank(buf[end - 1])) {
         end--;
     }
     *start_out = start;
@@ -962,7 +951,7 @@ alias_add(struct load *ld, const char *line, size_t len)
 
     /* The key ends at a blank or at the ':' of "key: targets". */
     size_t key_end = 0;
-    while (key_end < len && !is_blank(line[key_end]) && line[key_end] != ':') {
+    while (key_end < len && !ascii_is_blank(line[key_end]) && line[key_end] != ':') {
         key_end++;
     }
     char key[KEY_BYTES_MAX + 1];
@@ -988,7 +977,7 @@ alias_add(struct load *ld, const char *line, size_t len)
     }
 
     size_t i = key_end;
-    while (i < len && is_blank(line[i])) {
+    while (i < len && ascii_is_blank(line[i])) {
         i++;
     }
     if (i < len && line[i] == ':') {
@@ -997,14 +986,14 @@ alias_add(struct load *ld, const char *line, size_t len)
     uint32_t target_count = 0;
     /* Bounded: each iteration consumes at least one byte. */
     while (i < len) {
-        while (i < len && (is_blank(line[i]) || line[i] == ',')) {
+        while (i < len && (ascii_is_blank(line[i]) || line[i] == ',')) {
             i++;
         }
         if (i == len) {
             break;
         }
         size_t start = i;
-        while (i < len && !is_blank(line[i]) && line[i] != ',') {
+        while (i < len && !ascii_is_blank(line[i]) && line[i] != ',') {
             i++;
         }
         ASSERT(target_count < TARGETS_PER_LINE_MAX);
@@ -1066,14 +1055,14 @@ load_local_domains(struct load *ld, const char *list)
     size_t i = 0;
     /* Bounded: each iteration consumes at least one byte. */
     while (i < len) {
-        while (i < len && (is_blank(list[i]) || list[i] == ',')) {
+        while (i < len && (ascii_is_blank(list[i]) || list[i] == ',')) {
             i++;
         }
         if (i == len) {
             break;
         }
         size_t start = i;
-        while (i < len && !is_blank(list[i]) && list[i] != ',') {
+        while (i < len && !ascii_is_blank(list[i]) && list[i] != ',') {
             i++;
         }
         char name[DOMAIN_BYTES_MAX + 1];
@@ -1784,8 +1773,7 @@ recipients_login_lookup(const struct recipients *table, const char *user, char *
     ASSERT(user_bytes > 0 && hash_bytes > 0);
     size_t n = strnlen(user, user_bytes - 1);
     for (size_t i = 0; i < n; i++) {
-        char c = user[i];
-        user_out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        user_out[i] = (char)ascii_lower((unsigned char)user[i]);
     }
     user_out[n] = '\0';
     hash_out[0] = '\0';

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/ascii.h"
 #include "core/assertions.h"
 #include "core/fd_io.h"
 #include "core/utf8.h"
@@ -86,18 +87,6 @@ static int hash_check(const char *hash);
 static int bytes_splice(struct users_edit *edit, size_t at, size_t remove_len, const char *insert,
                         size_t insert_len);
 static int64_t now_ms(void);
-
-static inline unsigned char
-ascii_lower(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-static inline bool
-is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
 
 /* ---- public ------------------------------------------------------------------ */
 
@@ -656,10 +645,10 @@ line_next(const struct users_edit *edit, size_t pos, struct users_line *line)
         end--;
     }
     size_t start = pos;
-    while (start < end && is_blank(bytes[start])) {
+    while (start < end && ascii_is_blank(bytes[start])) {
         start++;
     }
-    while (end > start && is_blank(bytes[end - 1])) {
+    while (end > start && ascii_is_blank(bytes[end - 1])) {
         end--;
     }
     line->content_start = start;

@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "core/ascii.h"
 #include "core/assertions.h"
 #include "core/base64.h"
 
@@ -34,7 +35,6 @@ static bool out_put(struct decode_out *out, char c);
 static long out_finish(struct decode_out *out);
 static long decode_base64(const char *in, size_t len, struct decode_out *out);
 static long decode_qp(const char *in, size_t len, struct decode_out *out);
-static int hex_value(unsigned char c);
 static bool is_wsp(unsigned char c);
 static size_t line_end_at(const char *in, size_t len, size_t i, bool *is_end_out);
 
@@ -150,10 +150,10 @@ decode_qp(const char *in, size_t len, struct decode_out *out)
             continue;
         }
         if (c == '=') {
-            if (i + 2 < len && hex_value((unsigned char)in[i + 1]) >= 0 &&
-                hex_value((unsigned char)in[i + 2]) >= 0) {
-                int value = hex_value((unsigned char)in[i + 1]) * 16 +
-                            hex_value((unsigned char)in[i + 2]);
+            if (i + 2 < len && ascii_hex_value((unsigned char)in[i + 1]) >= 0 &&
+                ascii_hex_value((unsigned char)in[i + 2]) >= 0) {
+                int value = ascii_hex_value((unsigned char)in[i + 1]) * 16 +
+                            ascii_hex_value((unsigned char)in[i + 2]);
                 if (!out_put(out, (char)value)) {
                     return -1;
                 }
@@ -207,21 +207,6 @@ out_finish(struct decode_out *out)
     size_t total = out->total + out->len;
     ASSERT(total <= (size_t)LONG_MAX);
     return (long)total;
-}
-
-static int
-hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
 }
 
 static bool

@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <string.h>
 
+#include "core/ascii.h"
 #include "core/assertions.h"
 #include "core/utf8.h"
 
@@ -80,7 +81,6 @@ static struct span span_or_empty(const char *ptr, size_t len);
 static bool is_ws(char c);
 static bool is_alnum(char c);
 static bool is_digit(char c);
-static int hex_value(char c);
 
 enum smtp_parse_error
 smtp_parser_parse(const char *line, size_t len, struct smtp_cmd *cmd)
@@ -158,8 +158,8 @@ smtp_xtext_decode(struct span in, char *out, size_t out_bytes)
             if (in.len - i < 3) {
                 return -1;
             }
-            int hi = hex_value(in.ptr[i + 1]);
-            int lo = hex_value(in.ptr[i + 2]);
+            int hi = ascii_hex_value((unsigned char)in.ptr[i + 1]);
+            int lo = ascii_hex_value((unsigned char)in.ptr[i + 2]);
             if (hi < 0 || lo < 0) {
                 return -1;
             }
@@ -699,7 +699,7 @@ ipv6_is_valid(const char *s, size_t len)
             return false;
         }
         for (size_t i = pos; i < seg_end; i++) {
-            if (hex_value(s[i]) < 0) {
+            if (ascii_hex_value((unsigned char)s[i]) < 0) {
                 return false;
             }
         }
@@ -752,17 +752,3 @@ is_alnum(char c)
 }
 
 /* Upper or lower case hex digit, or -1. */
-static int
-hex_value(char c)
-{
-    if (is_digit(c)) {
-        return c - '0';
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
