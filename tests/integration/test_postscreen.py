@@ -192,6 +192,9 @@ def test_concurrency_limit_on_smtp_port(make_toaster):
     t = make_toaster(config={"max_connections_per_ip": "2", "postscreen_greet_wait": "1s"})
     held = [Client(t.port, "127.0.0.11") for _ in range(2)]
     try:
+        # Both accepted (each reactor accepts on its own): only then is a
+        # third one over the limit, whichever reactor takes it.
+        t.wait_log("connect from [127.0.0.11]", count=2)
         with Client(t.port, "127.0.0.11") as c:
             line = c.reply_line()
             assert line.startswith(b"421 4.7.0 "), line
