@@ -37,6 +37,15 @@ struct lexer {
     const char *end;
 };
 
+/* Control characters have no place in qtext or dtext (RFC 5322 3.2.4,
+ * 3.4.1); a tab is folding white space. */
+static bool
+is_control(char c)
+{
+    unsigned char u = (unsigned char)c;
+    return (u < 0x20 && u != '\t') || u == 0x7f;
+}
+
 static bool
 is_special(char c)
 {
@@ -135,6 +144,9 @@ next_token(struct lexer *lexer)
             if (*p == '\\') {
                 p++;
             }
+            if (p < lexer->end && is_control(*p)) {
+                return (struct token){ .kind = TOKEN_ERROR }; /* no bare CR, LF or NUL */
+            }
             p++;
         }
         if (p >= lexer->end) {
@@ -149,6 +161,9 @@ next_token(struct lexer *lexer)
         while (p < lexer->end && *p != ']' && *p != '[') {
             if (*p == '\\') {
                 p++;
+            }
+            if (p < lexer->end && is_control(*p)) {
+                return (struct token){ .kind = TOKEN_ERROR };
             }
             p++;
         }

@@ -49,6 +49,11 @@ static const struct from_case cases[] = {
     { "From: alice\r\n", SMTP_FROM_SYNTAX, { NULL } },
     { "From: \r\n", SMTP_FROM_SYNTAX, { NULL } },
     { "From: <>\r\n", SMTP_FROM_SYNTAX, { NULL } },
+    /* Control bytes inside quoted strings and literals (fuzz find: a bare
+     * CR inside quotes came through into the address). */
+    { "From: \"a\rb\"@example.com\r\n", SMTP_FROM_SYNTAX, { NULL } },
+    { "From: \"a\\\rb\"@example.com\r\n", SMTP_FROM_SYNTAX, { NULL } },
+    { "From: a@[192.0.2.1\x01]\r\n", SMTP_FROM_SYNTAX, { NULL } },
     { "From: Alice <alice@example.com\r\n", SMTP_FROM_SYNTAX, { NULL } },
     { "From: alice@example.com bob@example.com\r\n", SMTP_FROM_SYNTAX, { NULL } },
     { "From: \"unterminated <a@b.c>\r\n", SMTP_FROM_SYNTAX, { NULL } },
