@@ -2,10 +2,18 @@
  * core/reactor.c - the per-core event loop on io_uring.
  *
  * Owns, per thread: one io_uring, one SO_REUSEPORT socket per listen
- * address with a multishot accept on it, a provided-buffer ring for
- * receives, the connection slots (allocated once at start), and the ring of
- * finished jobs coming back from workers, woken through an always-armed
- * eventfd read. Knows nothing of mail: protocols are struct conn_handler.
+ * address (multishot accept, or 16 single accepts into the ring's file
+ * table with direct sockets), a provided-buffer ring for receives, the
+ * connection slots and one protocol-state area per handler (mappings made
+ * once at start, touched only when used), and the lock-free stacks of
+ * finished jobs and pokes coming back from other threads, woken through an
+ * always-armed eventfd read. Knows nothing of mail: protocols are struct
+ * conn_handler.
+ *
+ * TLS (core/tls) sits between the socket and the protocol when the
+ * listener asks for it or the protocol starts it (STARTTLS): ciphertext is
+ * decrypted into a per-connection plaintext buffer the protocol reads
+ * from, and its output and file ranges are encrypted on the way out.
  *
  * Receives are single-shot with a provided buffer and a linked timeout,
  * armed only while the protocol wants input: that is the backpressure. A
