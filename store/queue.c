@@ -490,18 +490,26 @@ dir_sync(struct queue *queue)
     return 0;
 }
 
+/* One entry's envelope staged and its data synced (the committer stages a
+ * batch and syncs it together instead). */
+static int
+entry_stage_synced(struct queue *queue, const struct queue_entry *entry, int *fd_out)
+{
+    int rc = queue_entry_stage(queue, entry, fd_out);
+    if (rc == 0 && queue->is_fsync_on && fdatasync(*fd_out) != 0) {
+        rc = -errno;
+        queue_entry_unstage(queue, entry->id, *fd_out);
+    }
+    return rc;
+}
+
 int
 queue_entry_store(struct queue *queue, const struct queue_entry *entry,
                   const struct queue_source *source)
 {
     int fd;
-    int rc = queue_entry_stage(queue, entry, &fd);
+    int rc = entry_stage_synced(queue, entry, &fd);
     if (rc != 0) {
-        return rc;
-    }
-    if (queue->is_fsync_on && fdatasync(fd) != 0) {
-        rc = -errno;
-        queue_entry_unstage(queue, entry->id, fd);
         return rc;
     }
     rc = queue_entry_publish(queue, entry->id, source, fd);
@@ -528,13 +536,8 @@ queue_entry_update(struct queue *queue, const struct queue_entry *entry)
     /* A temporary file of an update that crashed half-way is stale. */
     (void)unlinkat(queue->dir_fd, tmp, 0);
     int fd;
-    int rc = queue_entry_stage(queue, entry, &fd);
+    int rc = entry_stage_synced(queue, entry, &fd);
     if (rc != 0) {
-        return rc;
-    }
-    if (queue->is_fsync_on && fdatasync(fd) != 0) {
-        rc = -errno;
-        queue_entry_unstage(queue, entry->id, fd);
         return rc;
     }
     if (renameat(queue->dir_fd, tmp, queue->dir_fd, final) != 0) {

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import IMAP_PASSWORDS, TOASTERCTL, wait_until
+from conftest import IMAP_PASSWORDS, TOASTERCTL
 
 SENDER = "sender@example.net"
 
@@ -365,5 +365,6 @@ def test_tls_client_vanishing_mid_fetch(make_toaster):
                                ssl_context=client_context(), timeout=10)
     assert client.login("alice@example.com", IMAP_PASSWORDS["alice@example.com"])[0] == "OK"
     client.logout()
-    assert wait_until(lambda: "reading a file range" not in toaster.log(), 1)
+    # A vanished reader is not a file that ended early.
+    assert "reading a file range" not in toaster.log()
     toaster.stop()
