@@ -1,0 +1,67 @@
+/*
+ * filters/clamav_scan.h - scan one message (the spool file) with the engine
+ * in use.
+ *
+ * Any thread, many at once: each scan holds a reference to the engine it
+ * started with, so a reload never frees an engine under a scan. The spool
+ * file is an RFC 5322 message; mail parsing is on, so attachments are
+ * decoded (base64, quoted-printable, uuencode, binhex) and scanned, and so
+ * are archives, PDF, OLE2, HTML and executables inside them. Heuristic
+ * alerts are as clamd's defaults (general heuristics on, the optional
+ * alerts off), limits are those of clamav_config.
+ *
+ * What the daemon does with a verdict:
+ *   CLAMAV_CLEAN     accept;
+ *   CLAMAV_VIRUS     554 5.7.0 with result.name (or, by clamav_action,
+ *                    quarantine / add a header only);
+ *   CLAMAV_NOT_READY 451 4.7.1 (no engine loaded yet);
+ *   CLAMAV_ERROR     451 4.7.1 (result.name holds cl_strerror's text);
+ * never a silent accept when the scan did not happen.
+ *
+ * Limits: a message larger than max_file_bytes is not scanned (as clamd):
+ * the verdict is CLAMAV_CLEAN with is_over_limit set, or, with
+ * alert_exceeds_max, CLAMAV_VIRUS "Heuristics.Limits.Exceeded.MaxFileSize".
+ * Inside a message, libclamav stops at max_scan_bytes, max_files and
+ * max_recursion in the same way. A scan longer than max_scan_time_ms ends
+ * with CLAMAV_ERROR ("Time limit reached"), so the sender retries.
+ */
+#ifndef TOASTER_FILTERS_CLAMAV_SCAN_H
+#define TOASTER_FILTERS_CLAMAV_SCAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "filters/clamav_engine.h"
+
+/* Signature name or error text, NUL included; longer names are cut. Only
+ * printable ASCII other than '\\' survives, so the name fits an SMTP reply. */
+#define CLAMAV_NAME_BYTES 128
+
+enum clamav_verdict {
+    CLAMAV_CLEAN = 0,
+    CLAMAV_VIRUS,
+    CLAMAV_NOT_READY,
+    CLAMAV_ERROR,
+};
+
+struct clamav_result {
+    enum clamav_verdict verdict;
+    char                name[CLAMAV_NAME_BYTES]; /* VIRUS: signature; ERROR: reason; else "" */
+    int                 cl_error;        /* ERROR: the cl_error_t; else 0 */
+    uint64_t            engine_generation; /* 0: no engine */
+    uint64_t            scanned_bytes;   /* as libclamav counts: 4 KiB units, rounded down */
+    uint64_t            scan_us;
+    bool                is_over_limit;   /* the file was above max_file_bytes */
+};
+
+/* Scan the whole file behind `fd` (read with pread/mmap: its offset is not
+ * used or moved). Fills *result_out in every case and returns 0 for CLEAN
+ * and VIRUS, -EAGAIN for NOT_READY, and for ERROR -ETIMEDOUT (time limit),
+ * -ENOMEM, -EBADF (fd not readable) or -EIO (anything else). Errors are
+ * logged once per kind, not once per message. */
+int clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out);
+
+/* "clean", "virus", "not-ready", "error". */
+const char *clamav_verdict_name(enum clamav_verdict verdict);
+
+#endif
