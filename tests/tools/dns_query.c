@@ -1,0 +1,312 @@
+/*
+ * tests/tools/dns_query.c - ask the resolver of core/dns.h questions the
+ * way a filter does, and print the answers; for tests/integration/
+ * test_dns.py and for operators checking an override file.
+ *
+ *   dns_query [--server LIST] [--override FILE] [--timeout-ms N] [--tries N]
+ *             [--ttl-max S] [--negative-ttl-max S] [--batches N]
+ *             [--repeat N] [--sleep-ms N] [--stats] TYPE NAME [TYPE NAME ...]
+ *
+ * Each round runs every batch (--batches, default 1) like a filter: all
+ * questions are looked up; when some are pending it waits with
+ * dns_batch_wait and runs again from the start. Rounds (--repeat) share
+ * the resolver and so its cache, with --sleep-ms between them. Output, for
+ * batch 0 of each round:
+ *
+ *   round 1 elapsed_ms=12
+ *   example.org MX OK 300 10 mx.example.org
+ *   nx.example.org A NXDOMAIN 60
+ *   bad..name A INVALID
+ *
+ * then "stats name=value ..." with --stats. Every other batch must have got
+ * the same answers (else "mismatch" and exit 1). Exit 2 on bad usage or
+ * configuration.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/dns.h"
+#include "core/dns_parse.h"
+
+#define QUESTIONS_MAX 128
+#define BATCHES_MAX 256
+#define PASSES_MAX 4
+
+int main(int argc, char **argv);
+
+struct question {
+    enum dns_type type;
+    const char   *name;
+};
+
+struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t  cond;
+    unsigned        fired;
+};
+
+static struct waiter waiter = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+};
+
+static void
+on_ready(void *arg)
+{
+    struct waiter *w = arg;
+    pthread_mutex_lock(&w->lock);
+    w->fired++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void
+print_text(const char *text, uint32_t len)
+{
+    putchar('"');
+    for (uint32_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c == '"' || c == '\\') {
+            printf("\\%c", c);
+        } else if (c < 0x20 || c > 0x7e) {
+            printf("\\%03u", c);
+        } else {
+            putchar(c);
+        }
+    }
+    putchar('"');
+}
+
+static void
+print_answer(const struct question *q, int rc, const struct dns_answer *answer)
+{
+    const char *type = dns_type_name(q->type);
+    if (rc == -EINVAL) {
+        printf("%s %s INVALID\n", q->name, type);
+        return;
+    }
+    if (answer->status != DNS_STATUS_OK) {
+        printf("%s %s %s %u%s\n", q->name, type, dns_status_name(answer->status), answer->ttl,
+               answer->authenticated ? " ad" : "");
+        return;
+    }
+    for (uint32_t i = 0; i < answer->count; i++) {
+        const struct dns_record *r = &answer->records[i];
+        char address[INET6_ADDRSTRLEN];
+        printf("%s %s OK %u%s ", q->name, type, answer->ttl, answer->authenticated ? " ad" : "");
+        switch (q->type) {
+        case DNS_TYPE_A:
+            printf("%s", inet_ntop(AF_INET, &r->a, address, sizeof(address)));
+            break;
+        case DNS_TYPE_AAAA:
+            printf("%s", inet_ntop(AF_INET6, &r->aaaa, address, sizeof(address)));
+            break;
+        case DNS_TYPE_MX:
+            printf("%u %s", r->mx.preference, r->mx.host[0] != '\0' ? r->mx.host : ".");
+            break;
+        case DNS_TYPE_PTR:
+            printf("%s", r->ptr);
+            break;
+        case DNS_TYPE_TXT:
+            print_text(r->txt.text, r->txt.len);
+            break;
+        case DNS_TYPE_TLSA:
+            printf("%u %u %u ", r->tlsa.usage, r->tlsa.selector, r->tlsa.matching);
+            for (uint32_t k = 0; k < r->tlsa.len; k++) {
+                printf("%02x", r->tlsa.data[k]);
+            }
+            break;
+        }
+        putchar('\n');
+    }
+}
+
+static int
+usage(void)
+{
+    fprintf(stderr, "usage: dns_query [--server LIST] [--override FILE] [--timeout-ms N] "
+                    "[--tries N] [--ttl-max S] [--negative-ttl-max S] [--batches N] "
+                    "[--repeat N] [--sleep-ms N] [--stats] TYPE NAME [TYPE NAME ...]\n");
+    return 2;
+}
+
+static bool
+parse_count(const char *text, unsigned long max, unsigned long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct dns_config config;
+    dns_config_defaults(&config);
+    unsigned long batch_count = 1;
+    unsigned long repeat = 1;
+    unsigned long sleep_ms = 0;
+    bool with_stats = false;
+    static struct question questions[QUESTIONS_MAX];
+    size_t question_count = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        unsigned long v = 0;
+        bool has_value = i + 1 < argc;
+        if (strcmp(arg, "--stats") == 0) {
+            with_stats = true;
+        } else if (strcmp(arg, "--server") == 0 && has_value) {
+            config.servers = argv[++i];
+        } else if (strcmp(arg, "--override") == 0 && has_value) {
+            config.override_file = argv[++i];
+        } else if (strcmp(arg, "--timeout-ms") == 0 && has_value &&
+                   parse_count(argv[i + 1], UINT32_MAX, &v)) {
+            config.timeout_ms = (uint32_t)v;
+            i++;
+        } else if (strcmp(arg, "--tries") == 0 && has_value &&
+                   parse_count(argv[i + 1], UINT32_MAX, &v)) {
+            config.tries = (uint32_t)v;
+            i++;
+        } else if (strcmp(arg, "--ttl-max") == 0 && has_value &&
+                   parse_count(argv[i + 1], UINT32_MAX, &v)) {
+            config.ttl_max_s = (uint32_t)v;
+            i++;
+        } else if (strcmp(arg, "--negative-ttl-max") == 0 && has_value &&
+                   parse_count(argv[i + 1], UINT32_MAX, &v)) {
+            config.negative_ttl_max_s = (uint32_t)v;
+            i++;
+        } else if (strcmp(arg, "--batches") == 0 && has_value &&
+                   parse_count(argv[i + 1], BATCHES_MAX, &batch_count) && batch_count > 0) {
+            i++;
+        } else if (strcmp(arg, "--repeat") == 0 && has_value &&
+                   parse_count(argv[i + 1], 100, &repeat) && repeat > 0) {
+            i++;
+        } else if (strcmp(arg, "--sleep-ms") == 0 && has_value &&
+                   parse_count(argv[i + 1], 60000, &sleep_ms)) {
+            i++;
+        } else if (arg[0] != '-' && has_value && question_count < QUESTIONS_MAX) {
+            if (dns_type_from_name(arg, &questions[question_count].type) != 0) {
+                fprintf(stderr, "dns_query: unknown type %s\n", arg);
+                return 2;
+            }
+            questions[question_count++].name = argv[++i];
+        } else {
+            return usage();
+        }
+    }
+    if (question_count == 0) {
+        return usage();
+    }
+    char error[256];
+    struct dns_resolver *resolver = NULL;
+    int rc = dns_resolver_create(&config, &resolver, error, sizeof(error));
+    if (rc != 0) {
+        fprintf(stderr, "dns_query: %s (%s)\n", error, strerror(-rc));
+        return 2;
+    }
+    static struct dns_batch *batches[BATCHES_MAX];
+    static const struct dns_answer *answers[BATCHES_MAX][QUESTIONS_MAX];
+    static int codes[BATCHES_MAX][QUESTIONS_MAX];
+    int status = 0;
+    for (unsigned long round = 1; round <= repeat && status == 0; round++) {
+        if (round > 1 && sleep_ms > 0) {
+            struct timespec ts = { .tv_sec = (time_t)(sleep_ms / 1000),
+                                   .tv_nsec = (long)(sleep_ms % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+        uint64_t start_ms = now_ms();
+        for (unsigned long b = 0; b < batch_count; b++) {
+            if (dns_batch_create(resolver, &batches[b]) != 0) {
+                fprintf(stderr, "dns_query: out of memory\n");
+                return 1;
+            }
+        }
+        /* Run every batch as a filter would until none is pending. */
+        bool is_done = false;
+        for (int pass = 0; pass < PASSES_MAX && !is_done; pass++) {
+            is_done = true;
+            unsigned armed = 0;
+            pthread_mutex_lock(&waiter.lock);
+            waiter.fired = 0;
+            pthread_mutex_unlock(&waiter.lock);
+            for (unsigned long b = 0; b < batch_count; b++) {
+                struct dns_source source = dns_batch_source(batches[b]);
+                bool is_complete = true;
+                for (size_t q = 0; q < question_count; q++) {
+                    answers[b][q] = NULL;
+                    codes[b][q] = dns_source_lookup(&source, questions[q].type,
+                                                    questions[q].name, &answers[b][q]);
+                    if (codes[b][q] == -EINPROGRESS) {
+                        is_complete = false;
+                    }
+                }
+                if (!is_complete) {
+                    is_done = false;
+                    if (dns_batch_wait(batches[b], on_ready, &waiter)) {
+                        armed++;
+                    }
+                }
+            }
+            pthread_mutex_lock(&waiter.lock);
+            while (waiter.fired < armed) {
+                pthread_cond_wait(&waiter.cond, &waiter.lock);
+            }
+            pthread_mutex_unlock(&waiter.lock);
+        }
+        if (!is_done) {
+            fprintf(stderr, "dns_query: still pending after %d passes\n", PASSES_MAX);
+            return 1;
+        }
+        printf("round %lu elapsed_ms=%llu\n", round,
+               (unsigned long long)(now_ms() - start_ms));
+        for (size_t q = 0; q < question_count; q++) {
+            print_answer(&questions[q], codes[0][q], answers[0][q]);
+            for (unsigned long b = 1; b < batch_count; b++) {
+                bool is_same = codes[b][q] == codes[0][q] &&
+                               (codes[0][q] != 0 ||
+                                (answers[b][q]->status == answers[0][q]->status &&
+                                 answers[b][q]->count == answers[0][q]->count));
+                if (!is_same) {
+                    printf("mismatch batch %lu %s %s\n", b, dns_type_name(questions[q].type),
+                           questions[q].name);
+                    status = 1;
+                }
+            }
+        }
+        for (unsigned long b = 0; b < batch_count; b++) {
+            dns_batch_destroy(&batches[b]);
+        }
+    }
+    if (with_stats) {
+        struct dns_stats s;
+        dns_resolver_stats(resolver, &s);
+        printf("stats queries_sent=%llu queries_shared=%llu cache_hits=%llu cache_misses=%llu "
+               "override_answers=%llu timeouts=%llu tempfails=%llu refused=%llu\n",
+               (unsigned long long)s.queries_sent, (unsigned long long)s.queries_shared,
+               (unsigned long long)s.cache_hits, (unsigned long long)s.cache_misses,
+               (unsigned long long)s.override_answers, (unsigned long long)s.timeouts,
+               (unsigned long long)s.tempfails, (unsigned long long)s.refused);
+    }
+    fflush(stdout);
+    dns_resolver_destroy(&resolver);
+    return status;
+}
