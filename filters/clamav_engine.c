@@ -358,6 +358,12 @@ clamav_engine_max_file_bytes(const struct clamav *clamav)
     return clamav->config.max_file_bytes;
 }
 
+uint32_t
+clamav_engine_max_scan_time_ms(const struct clamav *clamav)
+{
+    return clamav->config.max_scan_time_ms;
+}
+
 /* ---- libclamav set-up --------------------------------------------------- */
 
 static void

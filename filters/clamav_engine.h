@@ -54,7 +54,8 @@ struct clamav_config {
     uint32_t    watch_debounce_ms;
     uint32_t    retry_ms;
     bool        is_watching;        /* inotify on the database directory */
-    bool        alert_exceeds_max;  /* a limit hit is a detection (Heuristics.Limits.Exceeded.*) */
+    bool        alert_exceeds_max;  /* a size/count limit hit is a detection
+                                       (Heuristics.Limits.Exceeded.*); else clean */
     bool        heuristic_alerts;   /* CL_SCAN_GENERAL_HEURISTICS, as clamd's HeuristicAlerts */
 };
 
@@ -120,5 +121,6 @@ bool clamav_engine_is_shipped(const struct clamav_engine *engine);
 bool clamav_engine_alert_exceeds_max(const struct clamav *clamav);
 bool clamav_engine_heuristic_alerts(const struct clamav *clamav);
 uint64_t clamav_engine_max_file_bytes(const struct clamav *clamav);
+uint32_t clamav_engine_max_scan_time_ms(const struct clamav *clamav);
 
 #endif

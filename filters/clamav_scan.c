@@ -22,6 +22,8 @@
 #include "core/assertions.h"
 #include "filters/clamav_log.h"
 
+#define CLAMAV_LIMIT_PREFIX "Heuristics.Limits.Exceeded."
+
 static_assert(CL_SUCCESS == 0, "cl_error_t starts at success");
 
 static void clamav_scan_copy_name(char *name_out, const char *name);
@@ -54,7 +56,7 @@ clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out)
         return -EAGAIN;
     }
     result_out->engine_generation = clamav_engine_generation(engine);
-    result_out->is_over_limit = (uint64_t)st.st_size > clamav_engine_max_file_bytes(clamav);
+    bool is_file_too_big = (uint64_t)st.st_size > clamav_engine_max_file_bytes(clamav);
 
     struct cl_scan_options options;
     memset(&options, 0, sizeof(options));
@@ -68,10 +70,11 @@ clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out)
     if (clamav_engine_heuristic_alerts(clamav)) {
         options.general |= CL_SCAN_GENERAL_HEURISTICS;
     }
-    if (clamav_engine_alert_exceeds_max(clamav)) {
-        options.general |= CL_SCAN_GENERAL_HEURISTICS;
-        options.heuristic |= CL_SCAN_HEURISTIC_EXCEEDS_MAX;
-    }
+    /* Always on, whatever alert_exceeds_max says: without it libclamav
+     * answers "clean" for a scan it cut short, even one stopped by the time
+     * limit (it fails open). With it, a limit hit is reported by name, a real
+     * detection still takes precedence, and the mapping below decides. */
+    options.heuristic |= CL_SCAN_HEURISTIC_EXCEEDS_MAX;
     /* options.mail: CL_SCAN_MAIL_PARTIAL_MESSAGE stays off (message/partial
      * reassembly needs a shared temporary store, as clamd's default). */
 
@@ -83,11 +86,9 @@ clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out)
      * reference goes. */
     if (err == CL_VIRUS) {
         /* libclamav names no signature when it refuses the whole file for
-         * its size under CL_SCAN_HEURISTIC_EXCEEDS_MAX (it reports the name
-         * to a callback only). */
+         * its size (it reports the name to a callback only). */
         if (virus_name == NULL) {
-            virus_name = result_out->is_over_limit ? "Heuristics.Limits.Exceeded.MaxFileSize"
-                                                   : "Unnamed.Detection";
+            virus_name = is_file_too_big ? CLAMAV_LIMIT_PREFIX "MaxFileSize" : "Unnamed.Detection";
         }
         clamav_scan_copy_name(result_out->name, virus_name);
         if (clamav_engine_is_shipped(engine)) {
@@ -98,17 +99,37 @@ clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out)
     result_out->scanned_bytes = (uint64_t)scanned * CL_COUNT_PRECISION;
     result_out->scan_us = clamav_scan_now_us() - start_us;
 
-    switch (err) {
-    case CL_CLEAN:
+    bool is_limit = err == CL_VIRUS && strncmp(result_out->name, CLAMAV_LIMIT_PREFIX,
+                                               sizeof(CLAMAV_LIMIT_PREFIX) - 1) == 0;
+    if (is_limit) {
+        (void)snprintf(result_out->limit, sizeof(result_out->limit), "%s",
+                       result_out->name + sizeof(CLAMAV_LIMIT_PREFIX) - 1);
+        result_out->is_over_limit = true;
+    }
+    if (is_limit && strcmp(result_out->limit, "MaxScanTime") == 0) {
+        err = CL_ETIMEOUT; /* an unfinished scan is no verdict: defer */
+    } else if (is_limit && !clamav_engine_alert_exceeds_max(clamav)) {
+        /* As clamd by default: what lies beyond a size or count limit is
+         * not scanned, and the message passes; is_over_limit tells. */
+        result_out->name[0] = '\0';
+        err = CL_CLEAN;
+    }
+    if (err == CL_CLEAN &&
+        result_out->scan_us / 1000u > clamav_engine_max_scan_time_ms(clamav)) {
+        /* The time limit passed without libclamav saying so (it checks
+         * between files): the scan may have been cut short. */
+        err = CL_ETIMEOUT;
+        (void)snprintf(result_out->limit, sizeof(result_out->limit), "MaxScanTime");
+        result_out->is_over_limit = true;
+    }
+
+    if (err == CL_CLEAN) {
         result_out->verdict = CLAMAV_CLEAN;
         return 0;
-    case CL_VIRUS:
+    }
+    if (err == CL_VIRUS) {
         result_out->verdict = CLAMAV_VIRUS;
-        result_out->is_over_limit =
-            result_out->is_over_limit && strncmp(result_out->name, "Heuristics.Limits.", 18) == 0;
         return 0;
-    default:
-        break;
     }
     result_out->verdict = CLAMAV_ERROR;
     result_out->cl_error = (int)err;

@@ -18,12 +18,16 @@
  *   CLAMAV_ERROR     451 4.7.1 (result.name holds cl_strerror's text);
  * never a silent accept when the scan did not happen.
  *
- * Limits: a message larger than max_file_bytes is not scanned (as clamd):
- * the verdict is CLAMAV_CLEAN with is_over_limit set, or, with
- * alert_exceeds_max, CLAMAV_VIRUS "Heuristics.Limits.Exceeded.MaxFileSize".
- * Inside a message, libclamav stops at max_scan_bytes, max_files and
- * max_recursion in the same way. A scan longer than max_scan_time_ms ends
- * with CLAMAV_ERROR ("Time limit reached"), so the sender retries.
+ * Limits (clamav_config): a message larger than max_file_bytes is not
+ * scanned; inside a message libclamav stops at max_scan_bytes, max_files
+ * and max_recursion, and skips inner files above max_file_bytes. As with
+ * clamd's defaults, the verdict is then CLAMAV_CLEAN with is_over_limit set
+ * and `limit` naming the limit ("MaxFileSize", "MaxScanSize", "MaxFiles",
+ * "MaxRecursion"...); with alert_exceeds_max it is CLAMAV_VIRUS
+ * "Heuristics.Limits.Exceeded.<limit>". A real detection found before or
+ * after the limit wins either way. A scan that runs past max_scan_time_ms is
+ * CLAMAV_ERROR ("Time limit reached", -ETIMEDOUT), so the sender retries:
+ * libclamav itself would call it clean.
  */
 #ifndef TOASTER_FILTERS_CLAMAV_SCAN_H
 #define TOASTER_FILTERS_CLAMAV_SCAN_H
@@ -51,7 +55,8 @@ struct clamav_result {
     uint64_t            engine_generation; /* 0: no engine */
     uint64_t            scanned_bytes;   /* as libclamav counts: 4 KiB units, rounded down */
     uint64_t            scan_us;
-    bool                is_over_limit;   /* the file was above max_file_bytes */
+    bool                is_over_limit;   /* a limit cut the scan short */
+    char                limit[32];       /* which one, e.g. "MaxScanSize"; else "" */
 };
 
 /* Scan the whole file behind `fd` (read with pread/mmap: its offset is not

@@ -28,6 +28,8 @@
 #include "filters/clamav_scan.h"
 #include "tests/unit/unit.h"
 
+#include <clamav.h>
+
 int main(void);
 
 #define TESTFILES_DIR "/usr/share/clamav-testfiles"
@@ -176,6 +178,10 @@ mail_with_attachments(const unsigned char *const *attachments, const size_t *siz
         cap += sizes[i] * 2 + 512;
     }
     char *mail = malloc(cap);
+    if (mail == NULL) {
+        perror("malloc");
+        exit(2);
+    }
     size_t len = (size_t)sprintf(mail,
                                  "Received: from client.example (client.example [192.0.2.1])\r\n"
                                  "\tby mx.example.org with ESMTP; Fri, 4 Dec 2026 12:00:00 +0000\r\n"
@@ -842,6 +848,52 @@ test_swap_under_load(void)
     remove_tree(data_dir);
 }
 
+/* A reference held across swaps keeps its engine alive and usable; the
+ * engine goes only when the reference does, and no third engine is loaded
+ * meanwhile (two at most). */
+static void
+test_held_engine_survives_swap(void)
+{
+    char data_dir[256];
+    struct clamav *av = shipped_create(data_dir, sizeof(data_dir), NULL);
+    struct clamav_engine *held = clamav_engine_acquire(av);
+    CHECK(held != NULL);
+    CHECK(clamav_engine_generation(held) == 1);
+    CHECK(clamav_engine_is_shipped(held));
+
+    clamav_reload(av);
+    CHECK(wait_generation(av, 2));
+    CHECK(status_of(av).engines_alive == 2);
+    /* Another reload waits: the retired engine is still held. */
+    clamav_reload(av);
+    sleep_ms(200);
+    CHECK(status_of(av).generation == 2);
+    CHECK(status_of(av).engines_alive == 2);
+
+    /* The held engine still scans (libclamav directly, as clamav_scan does). */
+    int fd = temp_fd(eicar, strlen(eicar));
+    struct cl_scan_options options;
+    memset(&options, 0, sizeof(options));
+    options.parse = ~0u;
+    const char *name = NULL;
+    unsigned long scanned = 0;
+    CHECK(cl_scandesc(fd, NULL, &name, &scanned, clamav_engine_cl(held), &options) == CL_VIRUS);
+    CHECK(name != NULL && strncmp(name, "Eicar-Test-Signature", 20) == 0);
+    /* New scans use the new engine meanwhile. */
+    struct clamav_result result;
+    CHECK(clamav_scan_fd(av, fd, &result) == 0);
+    CHECK(result.verdict == CLAMAV_VIRUS);
+    CHECK(result.engine_generation == 2);
+    close(fd);
+
+    clamav_engine_release(av, held);
+    /* Released: the old engine is freed, then the waiting reload runs. */
+    CHECK(wait_generation(av, 3));
+    CHECK(wait_engines_alive(av, 1));
+    clamav_destroy(&av);
+    remove_tree(data_dir);
+}
+
 /* ---- limits ------------------------------------------------------------- */
 
 static void
@@ -858,6 +910,11 @@ test_limits(void)
     struct clamav *av = shipped_create(data_dir, sizeof(data_dir), &config);
 
     char *big = malloc(LIMIT + 1);
+    unsigned char *filler = malloc(256 * 1024);
+    if (big == NULL || filler == NULL) {
+        perror("malloc");
+        exit(2);
+    }
     memset(big, 'a', LIMIT + 1);
     memcpy(big, eicar, strlen(eicar));
     struct clamav_result result;
@@ -876,6 +933,8 @@ test_limits(void)
     CHECK(scan_bytes(av, big, LIMIT + 1, &result) == 0); /* max + 1 */
     CHECK(result.verdict == CLAMAV_CLEAN);
     CHECK(result.is_over_limit);
+    CHECK_STR(result.limit, "MaxFileSize");
+    CHECK_STR(result.name, "");
     clamav_destroy(&av);
     remove_tree(data_dir);
 
@@ -895,7 +954,6 @@ test_limits(void)
      * much was scanned; EICAR after a large clean attachment is then not
      * reached. Below the limit it is. */
     enum { FILLER = 256 * 1024 };
-    unsigned char *filler = malloc(FILLER);
     for (size_t i = 0; i < FILLER; i++) {
         filler[i] = (unsigned char)('A' + (i * 7) % 26);
     }
@@ -909,6 +967,7 @@ test_limits(void)
     av = shipped_create(data_dir, sizeof(data_dir), &config);
     CHECK(scan_bytes(av, mail, mail_len, &result) == 0);
     CHECK(result.verdict == CLAMAV_VIRUS);
+    CHECK(!result.is_over_limit);
     clamav_destroy(&av);
     remove_tree(data_dir);
 
@@ -916,6 +975,8 @@ test_limits(void)
     av = shipped_create(data_dir, sizeof(data_dir), &config);
     CHECK(scan_bytes(av, mail, mail_len, &result) == 0);
     CHECK(result.verdict == CLAMAV_CLEAN);
+    CHECK(result.is_over_limit);
+    CHECK_STR(result.limit, "MaxScanSize");
     clamav_destroy(&av);
     remove_tree(data_dir);
 
@@ -923,8 +984,8 @@ test_limits(void)
     av = shipped_create(data_dir, sizeof(data_dir), &config);
     CHECK(scan_bytes(av, mail, mail_len, &result) == 0);
     CHECK(result.verdict == CLAMAV_VIRUS);
-    printf("over max_scan_size with alert_exceeds_max: %s\n", result.name);
-    CHECK(strncmp(result.name, "Heuristics.Limits.Exceeded", 26) == 0);
+    CHECK_STR(result.name, "Heuristics.Limits.Exceeded.MaxScanSize");
+    CHECK(result.is_over_limit);
     clamav_destroy(&av);
     remove_tree(data_dir);
 
@@ -935,6 +996,8 @@ test_limits(void)
     av = shipped_create(data_dir, sizeof(data_dir), &config);
     CHECK(scan_bytes(av, mail, mail_len, &result) == 0);
     CHECK(result.verdict == CLAMAV_CLEAN);
+    CHECK(result.is_over_limit);
+    printf("max_files 2: clean, limit %s\n", result.limit);
     clamav_destroy(&av);
     remove_tree(data_dir);
     config.max_files = 10;
@@ -943,6 +1006,45 @@ test_limits(void)
     CHECK(result.verdict == CLAMAV_VIRUS);
     clamav_destroy(&av);
     remove_tree(data_dir);
+
+    /* max_scan_time_ms: a scan past its time budget is an error (the
+     * message is deferred, 451), not clean. 1 ms cannot cover decoding
+     * forty attachments. */
+    const unsigned char *many[40];
+    size_t many_sizes[40];
+    for (size_t i = 0; i < 40; i++) {
+        many[i] = filler;
+        many_sizes[i] = FILLER;
+    }
+    size_t many_len = 0;
+    char *many_mail = mail_with_attachments(many, many_sizes, 40, &many_len);
+    clamav_config_defaults(&config);
+    config.max_scan_time_ms = 1;
+    config.heuristic_alerts = false; /* the time limit holds without them */
+    av = shipped_create(data_dir, sizeof(data_dir), &config);
+    uint64_t timeouts_before = clamav_log_count(CLAMAV_LOG_SCAN_ERROR_FIRST + CL_ETIMEOUT);
+    CHECK(scan_bytes(av, many_mail, many_len, &result) == -ETIMEDOUT);
+    CHECK(result.verdict == CLAMAV_ERROR);
+    CHECK(result.cl_error == CL_ETIMEOUT);
+    CHECK_STR(result.limit, "MaxScanTime");
+    printf("over max_scan_time: %s after %llu us\n", result.name,
+           (unsigned long long)result.scan_us);
+    /* A second one is counted, and not logged again within the minute. */
+    CHECK(scan_bytes(av, many_mail, many_len, &result) == -ETIMEDOUT);
+    CHECK(clamav_log_count(CLAMAV_LOG_SCAN_ERROR_FIRST + CL_ETIMEOUT) == timeouts_before + 2);
+    clamav_destroy(&av);
+    remove_tree(data_dir);
+    /* The same message within the default time limit is clean. */
+    clamav_config_defaults(&config);
+    av = shipped_create(data_dir, sizeof(data_dir), &config);
+    CHECK(scan_bytes(av, many_mail, many_len, &result) == 0);
+    CHECK(result.verdict == CLAMAV_CLEAN);
+    CHECK(!result.is_over_limit);
+    printf("a %zu-byte message with 40 attachments scanned in %llu us\n", many_len,
+           (unsigned long long)result.scan_us);
+    clamav_destroy(&av);
+    remove_tree(data_dir);
+    free(many_mail);
     free(mail);
     free(filler);
 }
@@ -957,6 +1059,7 @@ main(void)
     test_not_ready_then_ready();
     test_broken_db_keeps_engine();
     test_watch_reloads();
+    test_held_engine_survives_swap();
     test_swap_under_load();
     test_limits();
     UNIT_DONE();
