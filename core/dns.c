@@ -51,6 +51,7 @@
 
 static_assert((DNS_INFLIGHT_BUCKETS & (DNS_INFLIGHT_BUCKETS - 1)) == 0, "a power of two");
 static_assert(DNS_SOCKETS_MAX >= 2 * DNS_SERVERS_MAX, "a UDP and a TCP socket per server");
+static_assert(DNS_INFLIGHT_MAX <= 65536 / 4, "free query IDs stay easy to draw");
 
 struct dns_query;
 
@@ -84,6 +85,8 @@ struct dns_query {
     struct dns_resolver *resolver;
     enum dns_type        type;
     uint32_t             hash;
+    uint16_t             qid;     /* while sent: its bit is set in resolver->qids_used */
+    bool                 is_sent;
     char                 name[DNS_NAME_BYTES_MAX + 1];
     struct dns_slot     *waiters;
 };
@@ -115,6 +118,11 @@ struct dns_resolver {
     bool        has_thread;
     ares_channel channel;
     bool        has_channel;
+    /* Query IDs in use (ares_send keeps the ID we put in the packet),
+     * and random bytes to draw new ones from. Resolver thread only. */
+    uint64_t          qids_used[65536 / 64];
+    uint16_t          random_ids[64];
+    size_t            random_id_count;
     struct dns_socket sockets[DNS_SOCKETS_MAX]; /* resolver thread only */
     size_t            socket_count;
     bool              has_logged_sockets_full;
@@ -140,6 +148,7 @@ static const struct dns_answer dns_refused_answers[DNS_TYPE_COUNT] = {
 
 static void *dns_thread_main(void *arg);
 static void dns_query_complete(struct dns_query *query, struct dns_result *result);
+static void dns_qid_release(struct dns_resolver *resolver, uint16_t id);
 
 static void
 stat_add(uint64_t *counter)
@@ -285,8 +294,12 @@ dns_channel_create(struct dns_resolver *resolver, const struct dns_config *confi
     options.tries = (int)config->tries;
     options.sock_state_cb = dns_sock_state;
     options.sock_state_cb_data = resolver;
-    /* No search list: mail always asks absolute names. */
-    options.flags = ARES_FLAG_NOSEARCH;
+    /* No search list: mail always asks absolute names. NOCHECKRESP: hand
+     * us SERVFAIL, REFUSED and NOTIMP answers as they are, so the parser
+     * judges every RCODE and REFUSED stays apart from a timeout (c-ares
+     * 1.18 would report it as "could not contact servers"). The price: a
+     * SERVFAIL is final instead of making c-ares try the next server. */
+    options.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
     int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS;
     int rc = ares_init_options(&resolver->channel, &options, mask);
     if (rc != ARES_SUCCESS) {
@@ -711,6 +724,10 @@ dns_query_complete(struct dns_query *query, struct dns_result *result)
     if (result->answer.status == DNS_STATUS_TEMPFAIL) {
         stat_add(&resolver->stats.tempfails);
     }
+    if (query->is_sent) {
+        dns_qid_release(resolver, query->qid);
+        query->is_sent = false;
+    }
     /* Cache first, then leave the table: a lookup in between joins the
      * query and is served below; one after finds the cache. */
     (void)dns_cache_put(resolver->cache, result); /* -ENOSPC: TTL 0, served only here */
@@ -809,13 +826,47 @@ dns_answer_callback(void *arg, int status, int timeouts, unsigned char *abuf, in
     dns_query_fail(query, is_permanent ? DNS_STATUS_PERMFAIL : DNS_STATUS_TEMPFAIL);
 }
 
+/* A random query ID no other query in flight uses (RFC 5452 9.2: with
+ * the random source port, what keeps forged answers out). */
+static uint16_t
+dns_qid_take(struct dns_resolver *resolver)
+{
+    for (;;) {
+        if (resolver->random_id_count == 0) {
+            ssize_t n = getrandom(resolver->random_ids, sizeof(resolver->random_ids), 0);
+            /* getrandom without GRND_NONBLOCK fails only on EINTR (the pool is
+             * ready once the system has booted); retry then. */
+            if (n != (ssize_t)sizeof(resolver->random_ids)) {
+                continue;
+            }
+            resolver->random_id_count = sizeof(resolver->random_ids) / sizeof(uint16_t);
+        }
+        uint16_t id = resolver->random_ids[--resolver->random_id_count];
+        uint64_t bit = 1ull << (id % 64);
+        if ((resolver->qids_used[id / 64] & bit) == 0) {
+            resolver->qids_used[id / 64] |= bit;
+            return id;
+        }
+    }
+}
+
+static void
+dns_qid_release(struct dns_resolver *resolver, uint16_t id)
+{
+    uint64_t bit = 1ull << (id % 64);
+    ASSERT((resolver->qids_used[id / 64] & bit) != 0);
+    resolver->qids_used[id / 64] &= ~bit;
+}
+
 static void
 dns_query_send(struct dns_resolver *resolver, struct dns_query *query)
 {
     unsigned char *packet = NULL;
     int packet_len = 0;
-    int rc = ares_create_query(query->name, DNS_CLASS_IN, (int)query->type, 0, 1, &packet,
-                               &packet_len, 0);
+    query->qid = dns_qid_take(resolver);
+    query->is_sent = true;
+    int rc = ares_create_query(query->name, DNS_CLASS_IN, (int)query->type, query->qid, 1,
+                               &packet, &packet_len, 0);
     if (rc != ARES_SUCCESS) {
         log_error("dns: cannot build a query for %s %s: %s", dns_type_name(query->type),
                   query->name, ares_strerror(rc));

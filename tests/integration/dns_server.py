@@ -10,7 +10,7 @@
         server.behave("broken.example.org", "A", rcode="SERVFAIL")  # or REFUSED, FORMERR
         server.behave("silent.example.org", "A", drop=True)         # never answers
         ... server.address  -> "127.0.0.1:PORT"
-        ... server.count("example.org", "MX"), server.total()
+        ... server.count("example.org", "MX"), server.total(), server.query_ids
 
 A name that is not in the table is NXDOMAIN, a listed name without the asked
 type is NODATA; both carry an SOA in the authority section whose TTL and
@@ -52,6 +52,7 @@ class DNSServer:
         self._names = set()
         self._behaviors = {}  # (name., TYPE) -> dict
         self._counts = collections.Counter()
+        self.query_ids = []  # the ID of every query, in order
         self._lock = threading.Lock()
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._udp.bind((host, 0))
@@ -141,6 +142,7 @@ class DNSServer:
         with self._lock:
             key = (_key(qname), rtype)
             self._counts[key] += 1
+            self.query_ids.append(query.id)
             behavior = dict(self._behaviors.get(key, {}))
             if behavior.get("rcode"):
                 response.set_rcode(dns.rcode.from_text(behavior["rcode"]))
