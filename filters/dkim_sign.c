@@ -115,7 +115,8 @@ dkim_sign(const struct dkim_key *const *keys, size_t key_count, int fd,
         rc = -EIO;
     }
     if (rc == 0) {
-        dkim_body_canon_init(&body.canon, options->canon_body, false, 0, body_emit, &body);
+        dkim_body_canon_init(&body.canon, options->canon_body, options->has_length,
+                             options->length, body_emit, &body);
         rc = dkim_message_body(&msg, fd, body_feed, NULL, &body);
     }
     if (rc == 0) {
@@ -155,6 +156,10 @@ dkim_sign(const struct dkim_key *const *keys, size_t key_count, int fd,
         if (options->expire_after_s > 0) {
             (void)snprintf(token, sizeof(token), "x=%llu;",
                            (unsigned long long)(options->now_s + options->expire_after_s));
+            put_token(&b, " ", token);
+        }
+        if (options->has_length) {
+            (void)snprintf(token, sizeof(token), "l=%llu;", (unsigned long long)options->length);
             put_token(&b, " ", token);
         }
         for (size_t i = 0; i < name_count; i++) {
