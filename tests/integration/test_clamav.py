@@ -89,6 +89,12 @@ def test_shipped_database_rejects_eicar_accepts_clean(make_toaster):
     line = data_reply(toaster, message(subject="clean"))
     assert line.startswith(b"250 "), line
     assert len(toaster.all_delivered()) == 1
+    # A reload (SIGHUP, as toasterctl reload raises) loads a new engine
+    # while the daemon serves, and the warning is not repeated.
+    toaster.signal(signal.SIGHUP)
+    wait_engine(toaster, generation=2)
+    line = data_reply(toaster, message(EICAR, "eicar.com", "eicar again"))
+    assert line.startswith(b"554 5.7.0 "), line
     if not system_db_present():
         log = toaster.log()
         assert log.count("using toaster's shipped test signatures") == 1, log
