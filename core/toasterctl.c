@@ -16,15 +16,21 @@
  *   toasterctl [-c FILE] user list
  * The password never comes from the command line (ps would show it): from
  * the terminal without echo (twice), else one line of stdin or of F.
+ * DKIM signing keys (filters/dkim_keys.h), without the daemon:
+ *   toasterctl [-c FILE] dkim keygen DOMAIN SELECTOR [--ed25519] [--bits N]
+ *                  [--dir DIR]           a new key (0600), the TXT record to
+ *                                        publish and the dkim_key line to add
  * Later versions add the queue over the control socket.
  */
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +39,7 @@
 #include "core/control.h"
 #include "core/limits.h"
 #include "core/stats.h"
+#include "filters/dkim_keys.h"
 #include "store/recipients.h"
 #include "store/users_edit.h"
 
@@ -55,6 +62,8 @@ usage(FILE *out)
                        "[--socket PATH] USER\n"
                        "       toasterctl [-c FILE] user del [--socket PATH] USER\n"
                        "       toasterctl [-c FILE] user list\n"
+                       "       toasterctl [-c FILE] dkim keygen DOMAIN SELECTOR [--ed25519] "
+                       "[--bits N] [--dir DIR]\n"
                        "The password is read from the terminal (without echo), else from the\n"
                        "first line of stdin or of --password-file; never from the command line.\n");
 }
@@ -617,6 +626,149 @@ user_command(const struct config *config, int argc, char **argv)
     return reload_request(socket_path, true);
 }
 
+/* ---- dkim -------------------------------------------------------------------- */
+
+/* The TXT record of text as DNS zone text: character-strings of at most 255
+ * bytes each (RFC 1035 3.3.14), quoted, on one line. */
+static void
+dkim_txt_print(const char *name, const char *text)
+{
+    printf("%s. IN TXT", name);
+    size_t len = strlen(text);
+    for (size_t pos = 0; pos < len; pos += 255) {
+        size_t piece = len - pos < 255 ? len - pos : 255;
+        printf(" \"%.*s\"", (int)piece, text + pos);
+    }
+    printf("\n");
+}
+
+/* toasterctl dkim keygen DOMAIN SELECTOR [--ed25519] [--bits N] [--dir DIR]:
+ * the key goes to DIR/DOMAIN.SELECTOR.pem (default DIR: <data_dir>/dkim),
+ * written 0600 and never over an existing file. */
+static int
+dkim_command(const struct config *config, int argc, char **argv)
+{
+    if (argc < 1 || strcmp(argv[0], "keygen") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    const char *domain = NULL;
+    const char *selector = NULL;
+    const char *dir = NULL;
+    bool is_ed25519 = false;
+    bool has_bits = false;
+    unsigned long bits = 2048;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--ed25519") == 0) {
+            is_ed25519 = true;
+        } else if (strcmp(arg, "--bits") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            errno = 0;
+            bits = strtoul(argv[++i], &end, 10);
+            if (errno != 0 || end == argv[i] || *end != '\0' || bits < DKIM_SIGN_RSA_BITS_MIN ||
+                bits > DKIM_SIGN_RSA_BITS_MAX) {
+                (void)fprintf(stderr, "toasterctl: --bits must be %u to %u\n",
+                              DKIM_SIGN_RSA_BITS_MIN, DKIM_SIGN_RSA_BITS_MAX);
+                return 2;
+            }
+            has_bits = true;
+        } else if (strcmp(arg, "--dir") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (arg[0] != '-' && domain == NULL) {
+            domain = arg;
+        } else if (arg[0] != '-' && selector == NULL) {
+            selector = arg;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (domain == NULL || selector == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (is_ed25519 && has_bits) {
+        (void)fprintf(stderr, "toasterctl: --bits is for RSA keys; Ed25519 keys have one size\n");
+        return 2;
+    }
+    char value[DKIM_KEY_PATH_BYTES_MAX + 512];
+    char default_dir[DKIM_KEY_PATH_BYTES_MAX];
+    if (dir == NULL) {
+        int len = snprintf(default_dir, sizeof(default_dir), "%s/dkim", config->data_dir);
+        if (len < 0 || (size_t)len >= sizeof(default_dir)) {
+            (void)fprintf(stderr, "toasterctl: %s/dkim: path too long\n", config->data_dir);
+            return 2;
+        }
+        dir = default_dir;
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            (void)fprintf(stderr, "toasterctl: %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+    }
+    /* The configuration line needs a path that does not depend on where
+     * toasterctl ran. */
+    static char dir_absolute[PATH_MAX];
+    if (realpath(dir, dir_absolute) == NULL) {
+        (void)fprintf(stderr, "toasterctl: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    dir = dir_absolute;
+    /* Check the names the way the daemon will read the configuration line. */
+    int value_len = snprintf(value, sizeof(value), "%s %s %s/x", domain, selector, dir);
+    static struct dkim_key key;
+    char err[1024] = "path too long";
+    if (value_len < 0 || (size_t)value_len >= sizeof(value) ||
+        dkim_keys_parse_value(value, &key, err, sizeof(err)) != 0) {
+        (void)fprintf(stderr, "toasterctl: %s\n", err);
+        return 2;
+    }
+    char path[DKIM_KEY_PATH_BYTES_MAX + 1];
+    int n = snprintf(path, sizeof(path), "%s/%s.%s.pem", dir, key.domain, key.selector);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        (void)fprintf(stderr, "toasterctl: %s: path too long\n", dir);
+        return 2;
+    }
+    if (strchr(path, ' ') != NULL || strchr(path, '\t') != NULL) {
+        (void)fprintf(stderr, "toasterctl: %s: a dkim_key path cannot hold blanks\n", path);
+        return 2;
+    }
+    EVP_PKEY *pkey = NULL;
+    int rc = dkim_keys_generate(is_ed25519 ? DKIM_KEY_TYPE_ED25519 : DKIM_KEY_TYPE_RSA,
+                                (unsigned)bits, &pkey);
+    if (rc != 0) {
+        (void)fprintf(stderr, "toasterctl: cannot generate the key: %s\n", strerror(-rc));
+        return 1;
+    }
+    static char record[DKIM_KEY_RECORD_BYTES_MAX];
+    int record_len = dkim_keys_record(pkey, record, sizeof(record));
+    if (record_len < 0) {
+        EVP_PKEY_free(pkey);
+        (void)fprintf(stderr, "toasterctl: cannot write the key record: %s\n",
+                      strerror(-record_len));
+        return 1;
+    }
+    rc = dkim_keys_write_private(path, pkey, err, sizeof(err));
+    EVP_PKEY_free(pkey);
+    if (rc != 0) {
+        (void)fprintf(stderr, "toasterctl: %s\n", err);
+        return 1;
+    }
+    printf("; %s key written to %s (mode 0600)\n",
+           is_ed25519 ? "Ed25519" : "RSA", path);
+    printf("; publish this record in DNS:\n");
+    char name[DKIM_SELECTOR_BYTES_MAX + DKIM_DOMAIN_BYTES_MAX + 16];
+    (void)snprintf(name, sizeof(name), "%s._domainkey.%s", key.selector, key.domain);
+    dkim_txt_print(name, record);
+    printf("; and add this line to the configuration:\n");
+    printf("dkim_key = %s %s %s\n", key.domain, key.selector, path);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        (void)fprintf(stderr, "toasterctl: writing the output: %s\n", strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -666,6 +818,9 @@ main(int argc, char **argv)
     }
     if (strcmp(command, "user") == 0) {
         return user_command(&config, argc - optind - 1, argv + optind + 1);
+    }
+    if (strcmp(command, "dkim") == 0) {
+        return dkim_command(&config, argc - optind - 1, argv + optind + 1);
     }
     usage(stderr);
     return 2;
