@@ -45,7 +45,7 @@ dkim_canon_header(enum dkim_canon canon, const char *field, size_t len, char *ou
                             field[name_len - 1] == '\n')) {
         name_len--;
     }
-    if (name_len + 1 > out_bytes) {
+    if (name_len + (colon != NULL ? 1 : 0) > out_bytes) {
         return -ENOSPC;
     }
     for (size_t i = 0; i < name_len; i++) {
