@@ -548,23 +548,83 @@ check_zone(struct validator *v, const struct sieve_string *s)
     }
 }
 
-/* A mailbox for redirect: local@domain, no spaces or controls; a
- * quoted local part may hold anything printable. The interpreter checks
- * again after variables are expanded. */
+/* RFC 5322 atext, plus any 8-bit byte (SMTPUTF8 addresses; the lexer
+ * already made sure strings are UTF-8). */
+static bool
+is_atext(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c >= 0x80 || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+static bool
+is_dot_atom(const char *s, size_t len)
+{
+    if (len == 0 || s[0] == '.' || s[len - 1] == '.') {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.' ? s[i - 1] == '.' : !is_atext(c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A redirect target (RFC 5228 4.2: "syntactically valid"): an RFC 5321
+ * mailbox, local@domain, with a dot-atom or quoted-string local part and
+ * a domain name or address literal. The interpreter checks again after
+ * variables are expanded. */
 static bool
 is_redirect_address(const char *s, size_t len)
 {
     const char *at = NULL;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= ' ' || c == 0x7f || c == '<' || c == '>' || c == ',') {
-            return false;
-        }
-        if (c == '@') {
-            at = s + i;
+    for (size_t i = len; i > 0; i--) {
+        if (s[i - 1] == '@') {
+            at = s + i - 1;
+            break;
         }
     }
-    return at != NULL && at > s && at < s + len - 1;
+    if (at == NULL || len > 320) {
+        return false;
+    }
+    size_t local_len = (size_t)(at - s);
+    const char *domain = at + 1;
+    size_t domain_len = len - local_len - 1;
+    bool is_local_ok;
+    if (local_len >= 2 && s[0] == '"' && s[local_len - 1] == '"') {
+        is_local_ok = true;
+        for (size_t i = 1; i + 1 < local_len && is_local_ok; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (c == '\\') {
+                i++; /* quoted-pair: the next character is taken as it is */
+                is_local_ok = i + 1 < local_len && (unsigned char)s[i] >= 0x20;
+            } else {
+                is_local_ok = c >= 0x20 && c != '"' && c != 0x7f;
+            }
+        }
+    } else {
+        is_local_ok = is_dot_atom(s, local_len);
+    }
+    if (!is_local_ok || local_len > 64 || domain_len == 0 || domain_len > 255) {
+        return false;
+    }
+    if (domain[0] == '[') {
+        return domain_len > 2 && domain[domain_len - 1] == ']' &&
+               memchr(domain + 1, '[', domain_len - 2) == NULL &&
+               memchr(domain + 1, ']', domain_len - 2) == NULL &&
+               memchr(domain, ' ', domain_len) == NULL;
+    }
+    for (size_t i = 0; i < domain_len; i++) {
+        unsigned char c = (unsigned char)domain[i];
+        bool is_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     (c >= '0' && c <= '9') || c == '-' || c == '.' || c >= 0x80;
+        if (!is_ok || (c == '.' && (i == 0 || domain[i - 1] == '.' || i + 1 == domain_len))) {
+            return false;
+        }
+    }
+    return true;
 }
 
 static void
@@ -1007,8 +1067,21 @@ validate_tests_and_block(struct validator *v, struct sieve_node *node, const str
     switch (def->tests) {
     case TESTS_NONE:
         if (node->test_count > 0) {
-            verror(v, node->line, "the %s %s accepts no tests, but %s was found", node->name,
-                   kind(node), node->is_test_list ? "a test list" : "a test");
+            /* "fileinto "a"\nkeep;" parses as fileinto with the test keep:
+             * most likely a ';' is missing where the line ends. */
+            uint32_t last_line = node->line;
+            for (const struct sieve_arg *a = node->args; a != NULL; a = a->next) {
+                last_line = a->line;
+            }
+            if (!node->is_test_list && node->tests->line > last_line) {
+                verror(v, node->tests->line,
+                       "the %s %s accepts no tests, but the test '%s' follows it (missing ';' "
+                       "at the end of line %u?)",
+                       node->name, kind(node), node->tests->name, last_line);
+            } else {
+                verror(v, node->line, "the %s %s accepts no tests, but %s was found",
+                       node->name, kind(node), node->is_test_list ? "a test list" : "a test");
+            }
         }
         break;
     case TESTS_ONE:

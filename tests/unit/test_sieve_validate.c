@@ -52,6 +52,11 @@ static const struct example valid[] = {
       "   fileinto \"INBOX.harassment\";\n"
       "}\n" },
     { "RFC 5228 4.2 redirect", "redirect \"bart@example.com\";\n" },
+    { "redirect address forms",
+      "redirect \"first.last+tag@sub.example.com\";\n"
+      "redirect \"\\\"john doe\\\"@example.com\";\n"
+      "redirect \"postmaster@[192.0.2.1]\";\n"
+      "redirect \"j\xc3\xb6rg@b\xc3\xbc" "cher.example\";\n" },
     { "RFC 5228 4.3 keep", "keep;\n" },
     { "RFC 5228 4.4 discard",
       "if header :contains [\"from\"] [\"idiot@example.com\"] {\n   discard;\n}\n" },
@@ -546,6 +551,12 @@ static const struct broken broken[] = {
     { "if { keep; }", 1, "the if command requires one test, but none was found" },
     { "if (true, false) { keep; }", 1, "the if command requires one test, but a test list was found" },
     { "keep stop;", 1, "the keep command accepts no tests, but a test was found" },
+    { "require \"fileinto\";\nfileinto \"a\"\nkeep;", 3,
+      "the fileinto command accepts no tests, but the test 'keep' follows it (missing ';' at "
+      "the end of line 2?)" },
+    { "if true {\n  discard\n  stop;\n}", 3,
+      "the discard command accepts no tests, but the test 'stop' follows it (missing ';' at "
+      "the end of line 2?)" },
     { "if not (true) { keep; }", 1, "the not test requires one test, but a test list was found" },
     { "if anyof { keep; }", 1, "the anyof test requires a list of tests, but none was found" },
     { "redirect;", 1, "the redirect command expects 1 positional argument, but 0 were found" },
@@ -557,6 +568,13 @@ static const struct broken broken[] = {
     { "redirect 1;", 1,
       "the redirect command expects a string as argument 1 (address), but a number was found" },
     { "redirect \"not an address\";", 1, "specified redirect address 'not an address' is invalid" },
+    { "redirect \"a..b@example.com\";", 1,
+      "specified redirect address 'a..b@example.com' is invalid" },
+    { "redirect \"a@example..com\";", 1, "specified redirect address 'a@example..com' is invalid" },
+    { "redirect \"@example.com\";", 1, "specified redirect address '@example.com' is invalid" },
+    { "redirect \"a@\";", 1, "specified redirect address 'a@' is invalid" },
+    { "redirect \"Bob <bob@example.com>\";", 1,
+      "specified redirect address 'Bob <bob@example.com>' is invalid" },
     { "if header \"a\" { keep; }", 1,
       "the header test expects 2 positional arguments, but 1 were found" },
     { "if exists \"Bad Header\" { keep; }", 1,
