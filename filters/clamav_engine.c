@@ -80,6 +80,8 @@ struct clamav {
 
 static pthread_once_t clamav_init_once = PTHREAD_ONCE_INIT;
 static cl_error_t     clamav_init_result;
+/* The scan running on this thread, for libclamav's message callback. */
+static __thread struct clamav_scan_messages *clamav_scan_messages_current;
 
 static void clamav_init_library(void);
 static void clamav_libclamav_message(enum cl_msg severity, const char *fullmsg, const char *msg,
@@ -364,6 +366,22 @@ clamav_engine_max_scan_time_ms(const struct clamav *clamav)
     return clamav->config.max_scan_time_ms;
 }
 
+void
+clamav_scan_messages_begin(struct clamav_scan_messages *messages)
+{
+    ASSERT(messages != NULL);
+    ASSERT(messages->magic == CLAMAV_SCAN_MESSAGES_MAGIC);
+    ASSERT(clamav_scan_messages_current == NULL); /* one scan per thread at a time */
+    clamav_scan_messages_current = messages;
+}
+
+void
+clamav_scan_messages_end(void)
+{
+    ASSERT(clamav_scan_messages_current != NULL);
+    clamav_scan_messages_current = NULL;
+}
+
 /* ---- libclamav set-up --------------------------------------------------- */
 
 static void
@@ -381,7 +399,6 @@ clamav_libclamav_message(enum cl_msg severity, const char *fullmsg, const char *
                          void *context)
 {
     (void)fullmsg;
-    (void)context;
     if (severity != CL_MSG_ERROR && severity != CL_MSG_WARN) {
         return; /* verbose info: what cl_debug would print */
     }
@@ -392,9 +409,28 @@ clamav_libclamav_message(enum cl_msg severity, const char *fullmsg, const char *
     if (len > 300) {
         len = 300;
     }
-    clamav_log_limited(severity == CL_MSG_ERROR ? CLAMAV_LOG_LIBCLAMAV_ERROR
-                                                : CLAMAV_LOG_LIBCLAMAV_WARNING,
-                       "libclamav %s: %.*s", severity == CL_MSG_ERROR ? "error" : "warning",
+    /* During a scan: its context (cl_scandesc_callback), or, for messages
+     * libclamav gives before it sets the context up, the scanning thread's. */
+    struct clamav_scan_messages *messages = context;
+    if (messages == NULL) {
+        messages = clamav_scan_messages_current;
+    }
+    if (messages != NULL && severity == CL_MSG_ERROR) {
+        ASSERT(messages->magic == CLAMAV_SCAN_MESSAGES_MAGIC);
+        if (messages->error_count++ == 0) {
+            (void)snprintf(messages->first_error, sizeof(messages->first_error), "%.*s",
+                           (int)len, msg);
+        }
+    }
+    /* FNV-1a of the speaker (the text before the first ':'). */
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < len && msg[i] != ':'; i++) {
+        hash = (hash ^ (unsigned char)msg[i]) * 16777619u;
+    }
+    uint32_t kind = (severity == CL_MSG_ERROR ? CLAMAV_LOG_LIBCLAMAV_ERROR_FIRST
+                                              : CLAMAV_LOG_LIBCLAMAV_WARNING_FIRST) +
+                    hash % CLAMAV_LOG_LIBCLAMAV_SLOTS;
+    clamav_log_limited(kind, "libclamav %s: %.*s", severity == CL_MSG_ERROR ? "error" : "warning",
                        (int)len, msg);
 }
 

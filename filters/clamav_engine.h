@@ -76,6 +76,24 @@ struct clamav_status {
 struct clamav;
 struct clamav_engine;
 
+/* The context a scan passes to cl_scandesc_callback: libclamav's error
+ * messages during that scan are counted here, because libclamav answers
+ * "clean" for some scans it could not do (an attachment it could not write
+ * to its temporary directory, for one). */
+struct clamav_scan_messages {
+    uint32_t magic; /* CLAMAV_SCAN_MESSAGES_MAGIC */
+    uint32_t error_count;
+    char     first_error[CLAMAV_ERROR_BYTES];
+};
+#define CLAMAV_SCAN_MESSAGES_MAGIC 0x5ca11edu
+
+/* Count libclamav's error messages on this thread into `messages` until
+ * clamav_scan_messages_end(). Some come before libclamav knows the scan's
+ * context (the temporary directory it could not create), so the scanning
+ * thread is what ties them to the scan. */
+void clamav_scan_messages_begin(struct clamav_scan_messages *messages);
+void clamav_scan_messages_end(void);
+
 /* The defaults above, automatic database, watching on. */
 void clamav_config_defaults(struct clamav_config *config_out);
 

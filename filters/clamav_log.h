@@ -13,11 +13,16 @@
 #define CLAMAV_LOG_INTERVAL_MS 60000u
 
 /* The kinds that are limited. Scan errors have one kind per cl_error_t. */
+/* libclamav's own messages are told apart by a hash of their text up to the
+ * first ':' (the function that speaks), in this many slots per severity. */
+#define CLAMAV_LOG_LIBCLAMAV_SLOTS 8u
+
 enum clamav_log_kind {
-    CLAMAV_LOG_NOT_READY = 0,    /* a scan found no engine loaded */
-    CLAMAV_LOG_LIBCLAMAV_ERROR,  /* libclamav's own error messages */
-    CLAMAV_LOG_LIBCLAMAV_WARNING,/* libclamav's own warning messages */
-    CLAMAV_LOG_SCAN_ERROR_FIRST, /* + cl_error_t of the scan */
+    CLAMAV_LOG_NOT_READY = 0, /* a scan found no engine loaded */
+    CLAMAV_LOG_LIBCLAMAV_ERROR_FIRST = 1,
+    CLAMAV_LOG_LIBCLAMAV_WARNING_FIRST = CLAMAV_LOG_LIBCLAMAV_ERROR_FIRST + CLAMAV_LOG_LIBCLAMAV_SLOTS,
+    CLAMAV_LOG_SCAN_ERROR_FIRST = CLAMAV_LOG_LIBCLAMAV_WARNING_FIRST + CLAMAV_LOG_LIBCLAMAV_SLOTS,
+    /* + cl_error_t of the scan */
 };
 
 #define CLAMAV_LOG_SCAN_ERROR_KINDS 64u

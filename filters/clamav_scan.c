@@ -80,8 +80,11 @@ clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out)
 
     const char *virus_name = NULL;
     unsigned long scanned = 0;
-    cl_error_t err =
-        cl_scandesc(fd, NULL, &virus_name, &scanned, clamav_engine_cl(engine), &options);
+    struct clamav_scan_messages messages = {.magic = CLAMAV_SCAN_MESSAGES_MAGIC};
+    clamav_scan_messages_begin(&messages);
+    cl_error_t err = cl_scandesc_callback(fd, NULL, &virus_name, &scanned,
+                                          clamav_engine_cl(engine), &options, &messages);
+    clamav_scan_messages_end();
     /* The name points into the engine's signatures: copy it before the
      * reference goes. */
     if (err == CL_VIRUS) {
@@ -123,7 +126,8 @@ clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out)
         result_out->is_over_limit = true;
     }
 
-    if (err == CL_CLEAN) {
+    bool is_incomplete = err == CL_CLEAN && messages.error_count > 0;
+    if (err == CL_CLEAN && !is_incomplete) {
         result_out->verdict = CLAMAV_CLEAN;
         return 0;
     }
@@ -132,6 +136,16 @@ clamav_scan_fd(struct clamav *clamav, int fd, struct clamav_result *result_out)
         return 0;
     }
     result_out->verdict = CLAMAV_ERROR;
+    if (is_incomplete) {
+        /* "Clean" with an error on the way: some part was not scanned. The
+         * error itself was logged (limited) by the message callback. */
+        result_out->cl_error = CL_ERROR;
+        clamav_scan_copy_name(result_out->name, messages.first_error);
+        clamav_log_limited(CLAMAV_LOG_SCAN_ERROR_FIRST + CL_ERROR,
+                           "scan incomplete: %s (the message is deferred, 451)",
+                           result_out->name);
+        return -EIO;
+    }
     result_out->cl_error = (int)err;
     clamav_scan_copy_name(result_out->name, cl_strerror(err));
     uint32_t kind = CLAMAV_LOG_SCAN_ERROR_FIRST +

@@ -757,6 +757,55 @@ test_watch_reloads(void)
     remove_tree(db_dir);
 }
 
+/* libclamav extracts attachments into tmp_dir: a usable one works, and one
+ * it cannot write into fails the scan (451), it does not pass the mail. */
+static void
+test_tmp_dir(void)
+{
+    char tmp_dir[256];
+    make_temp_dir(tmp_dir, sizeof(tmp_dir));
+    struct clamav_config config;
+    clamav_config_defaults(&config);
+    config.tmp_dir = tmp_dir;
+    char data_dir[256];
+    struct clamav *av = shipped_create(data_dir, sizeof(data_dir), &config);
+    const unsigned char *parts[1] = {(const unsigned char *)eicar};
+    size_t sizes[1] = {strlen(eicar)};
+    size_t mail_len = 0;
+    char *mail = mail_with_attachments(parts, sizes, 1, &mail_len);
+    struct clamav_result result;
+    CHECK(scan_bytes(av, mail, mail_len, &result) == 0);
+    CHECK(result.verdict == CLAMAV_VIRUS);
+    CHECK(scan_bytes(av, clean_mail, strlen(clean_mail), &result) == 0);
+    CHECK(result.verdict == CLAMAV_CLEAN);
+    /* Nothing is left behind in it. */
+    DIR *dir = opendir(tmp_dir);
+    unsigned left = 0;
+    struct dirent *entry;
+    while (dir != NULL && (entry = readdir(dir)) != NULL) {
+        left += entry->d_name[0] != '.';
+    }
+    if (dir != NULL) {
+        closedir(dir);
+    }
+    CHECK(left == 0);
+    clamav_destroy(&av);
+    remove_tree(data_dir);
+
+    char missing[300];
+    snprintf(missing, sizeof(missing), "%s/missing", tmp_dir);
+    config.tmp_dir = missing;
+    av = shipped_create(data_dir, sizeof(data_dir), &config);
+    int rc = scan_bytes(av, mail, mail_len, &result);
+    printf("tmp_dir missing: %s %s (rc %d)\n", clamav_verdict_name(result.verdict), result.name, rc);
+    CHECK(result.verdict == CLAMAV_ERROR);
+    CHECK(rc < 0);
+    clamav_destroy(&av);
+    remove_tree(data_dir);
+    remove_tree(tmp_dir);
+    free(mail);
+}
+
 /* ---- swaps under load -------------------------------------------------- */
 
 struct stress_arg {
@@ -1059,6 +1108,7 @@ main(void)
     test_not_ready_then_ready();
     test_broken_db_keeps_engine();
     test_watch_reloads();
+    test_tmp_dir();
     test_held_engine_survives_swap();
     test_swap_under_load();
     test_limits();
