@@ -197,9 +197,11 @@ clamav_create(const struct clamav_config *config, struct clamav **clamav_out)
     if (config->is_watching) {
         clamav->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
         if (clamav->inotify_fd < 0) {
-            rc = -errno;
-            log_error("clamav: inotify_init1: %s", strerror(-rc));
-            goto fail_mutex;
+            /* Out of inotify instances: scanning works, only the automatic
+             * reload does not. */
+            log_warning("clamav: cannot watch the database directory (inotify_init1: %s); "
+                        "new signatures load on toasterctl reload only",
+                        strerror(errno));
         }
     }
     atomic_store(&clamav->is_reload_requested, true); /* the first load */

@@ -15,7 +15,9 @@
  *   CLAMAV_VIRUS     554 5.7.0 with result.name (or, by clamav_action,
  *                    quarantine / add a header only);
  *   CLAMAV_NOT_READY 451 4.7.1 (no engine loaded yet);
- *   CLAMAV_ERROR     451 4.7.1 (result.name holds cl_strerror's text);
+ *   CLAMAV_ERROR     451 4.7.1 (result.name holds cl_strerror's text, or
+ *                    the error libclamav reported during a scan it then
+ *                    called clean: such a scan did not see everything);
  * never a silent accept when the scan did not happen.
  *
  * Limits (clamav_config): a message larger than max_file_bytes is not
@@ -24,9 +26,9 @@
  * clamd's defaults, the verdict is then CLAMAV_CLEAN with is_over_limit set
  * and `limit` naming the limit ("MaxFileSize", "MaxScanSize", "MaxFiles",
  * "MaxRecursion"...); with alert_exceeds_max it is CLAMAV_VIRUS
- * "Heuristics.Limits.Exceeded.<limit>". A real detection found before or
- * after the limit wins either way. A scan that runs past max_scan_time_ms is
- * CLAMAV_ERROR ("Time limit reached", -ETIMEDOUT), so the sender retries:
+ * "Heuristics.Limits.Exceeded.<limit>". A real detection in the part that
+ * was scanned wins either way. A scan that runs past max_scan_time_ms is
+ * CLAMAV_ERROR ("Exceeded time limit", -ETIMEDOUT), so the sender retries:
  * libclamav itself would call it clean.
  */
 #ifndef TOASTER_FILTERS_CLAMAV_SCAN_H
