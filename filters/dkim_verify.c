@@ -264,6 +264,34 @@ dkim_result_format(const struct dkim_result *result, char *out, size_t out_bytes
     return (int)len;
 }
 
+int
+dkim_results_format(const struct dkim_result *results, size_t count, char *out, size_t out_bytes)
+{
+    ASSERT(out_bytes > 0);
+    out[0] = '\0';
+    if (count == 0) {
+        int n = snprintf(out, out_bytes, "dkim=none");
+        return n > 0 && (size_t)n < out_bytes ? n : -ENOSPC;
+    }
+    size_t len = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0) {
+            if (len + 2 >= out_bytes) {
+                return -ENOSPC;
+            }
+            memcpy(out + len, "; ", 3);
+            len += 2;
+        }
+        int n = dkim_result_format(&results[i], out + len, out_bytes - len);
+        if (n < 0) {
+            out[len > 1 ? len - 2 : 0] = '\0';
+            return -ENOSPC;
+        }
+        len += (size_t)n;
+    }
+    return (int)len;
+}
+
 static void
 set_result(struct dkim_verify *ctx, size_t index, enum dkim_result_code code, const char *format,
            ...)

@@ -79,4 +79,10 @@ const char *dkim_result_name(enum dkim_result_code code);
  * tokens are quoted. Returns the length, or -ENOSPC. */
 int dkim_result_format(const struct dkim_result *result, char *out, size_t out_bytes);
 
+/* Every result joined with "; " - the dkim part of an Authentication-Results
+ * field - or "dkim=none" when there are none. Returns the length, or
+ * -ENOSPC (out then holds the results that fit, NUL-terminated). */
+int dkim_results_format(const struct dkim_result *results, size_t count, char *out,
+                        size_t out_bytes);
+
 #endif

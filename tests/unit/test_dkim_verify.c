@@ -716,6 +716,19 @@ test_format(void)
     (void)dkim_result_format(&r, out, sizeof(out));
     CHECK_STR(out, "dkim=policy reason=\"2 more\"");
     CHECK(dkim_result_format(&r, out, 8) == -ENOSPC);
+    CHECK(dkim_results_format(NULL, 0, out, sizeof(out)) == 9);
+    CHECK_STR(out, "dkim=none");
+    struct dkim_result two[2];
+    memset(two, 0, sizeof(two));
+    two[0].code = DKIM_RESULT_PASS;
+    (void)snprintf(two[0].domain, sizeof(two[0].domain), "a.example");
+    two[1].code = DKIM_RESULT_TEMPERROR;
+    (void)snprintf(two[1].reason, sizeof(two[1].reason), "key unavailable");
+    int len = dkim_results_format(two, 2, out, sizeof(out));
+    CHECK_STR(out, "dkim=pass header.d=a.example; dkim=temperror reason=\"key unavailable\"");
+    CHECK(len == (int)strlen(out));
+    CHECK(dkim_results_format(two, 2, out, 35) == -ENOSPC);
+    CHECK_STR(out, "dkim=pass header.d=a.example");
     CHECK_STR(dkim_result_name(DKIM_RESULT_TEMPERROR), "temperror");
     CHECK_STR(dkim_result_name(DKIM_RESULT_NEUTRAL), "neutral");
 }
