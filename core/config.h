@@ -107,6 +107,11 @@ struct config {
     uint32_t imap_scratch_buffers;  /* IMAP commands being read or run at once, per reactor */
     bool allow_plaintext_auth;      /* LOGIN / AUTH PLAIN without TLS from non-loopback peers */
     bool loopback_is_secure;        /* a loopback peer may send passwords without TLS */
+    /* ManageSieve and the users' Sieve scripts (Pigeonhole's names). */
+    uint32_t managesieve_timeout_ms;   /* a silent ManageSieve client is closed */
+    uint64_t sieve_max_script_size;    /* bytes of one script */
+    uint32_t sieve_quota_max_scripts;  /* scripts per user, 0: no limit */
+    uint64_t sieve_quota_max_storage;  /* bytes of all of a user's scripts, 0: no limit */
     /* Submission policy: clients that may relay without AUTH (CIDR list, ""
      * = none), and per-user sending limits (0 = none). */
     char mynetworks[CONFIG_STRING_BYTES];

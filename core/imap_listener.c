@@ -152,7 +152,6 @@ static void auth_submit(struct imap_conn *ic);
 static void append_chunk(struct imap_conn *ic);
 static void append_flush(struct imap_conn *ic);
 static void append_discard(struct imap_conn *ic);
-static int maildir_make(const char *root);
 
 /* ---- scratch pool ---------------------------------------------------------- */
 
@@ -878,7 +877,7 @@ auth_check(struct imap_auth *auth)
     rc = recipients_maildir_path(imap_listener.config->data_dir, auth->user, auth->root,
                                  sizeof(auth->root));
     if (rc == 0) {
-        rc = maildir_make(auth->root);
+        rc = maildir_folders_make_root(auth->root);
     }
     if (rc == 0) {
         rc = maildir_folders_ensure_defaults(auth->root);
@@ -1012,35 +1011,3 @@ imap_listener_destroy(void)
     imap_listener.spool_dir_fd = -1;
 }
 
-/* ---- helpers ----------------------------------------------------------------- */
-
-/* The user's Maildir and its parents, as delivery would make them. */
-static int
-maildir_make(const char *root)
-{
-    char path[PATH_MAX];
-    size_t len = strlen(root);
-    if (len + 5 >= sizeof(path)) {
-        return -ENAMETOOLONG;
-    }
-    memcpy(path, root, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (path[i] != '/' && path[i] != '\0') {
-            continue;
-        }
-        char saved = path[i];
-        path[i] = '\0';
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            return -errno;
-        }
-        path[i] = saved;
-    }
-    static const char *const subs[] = {"/cur", "/new", "/tmp"};
-    for (size_t k = 0; k < 3; k++) {
-        memcpy(path + len, subs[k], 5);
-        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-            return -errno;
-        }
-    }
-    return 0;
-}

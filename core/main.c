@@ -28,6 +28,7 @@
 #include "core/reactor.h"
 #include "core/tls.h"
 #include "core/imap_listener.h"
+#include "core/managesieve_listener.h"
 #include "core/smtp_listener.h"
 #include "core/stats.h"
 #include "core/workers.h"
@@ -227,6 +228,8 @@ collect_listeners(const struct config *config, struct tls_server *tls,
             handler = &smtp_listener_handler;
         } else if (protocol == LISTENER_IMAP || protocol == LISTENER_IMAPS) {
             handler = &imap_listener_handler;
+        } else if (protocol == LISTENER_MANAGESIEVE) {
+            handler = &managesieve_listener_handler;
         }
         if (handler == NULL) {
             if (list->count > 0) {
@@ -347,6 +350,9 @@ main(int argc, char **argv)
     }
     if (rc == 0) {
         rc = imap_listener_init(&config);
+    }
+    if (rc == 0) {
+        rc = managesieve_listener_init(&config);
     }
     if (rc != 0) {
         log_error("start-up failed: %s", strerror(-rc));

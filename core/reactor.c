@@ -2131,6 +2131,12 @@ conn_is_tls(const struct conn *conn)
 }
 
 bool
+conn_tls_is_active(const struct conn *conn)
+{
+    return conn->tls != NULL;
+}
+
+bool
 conn_tls_describe(const struct conn *conn, const char **version_out, const char **cipher_out,
                   int *bits_out)
 {

@@ -184,6 +184,10 @@ int conn_tls_start(struct conn *conn);
 bool conn_tls_can_start(const struct conn *conn);
 /* TLS is on (or starting) beneath this connection. */
 bool conn_is_tls(const struct conn *conn);
+/* TLS has begun: the STARTTLS reply is out, and whatever pending_output()
+ * gives from now on is encrypted (ManageSieve's capabilities, which the
+ * server sends unasked once TLS is on, wait for this). */
+bool conn_tls_is_active(const struct conn *conn);
 /* After the handshake: "TLSv1.3", "TLS_AES_256_GCM_SHA384" and the
  * cipher's bits, for a Received header. false before or without TLS. */
 bool conn_tls_describe(const struct conn *conn, const char **version_out,

@@ -1360,3 +1360,34 @@ out:
     maildir_subscriptions_free(&subs);
     return rc;
 }
+
+/* The user's Maildir and its parents, as delivery would make them. */
+int
+maildir_folders_make_root(const char *root)
+{
+    char path[PATH_MAX];
+    size_t len = strlen(root);
+    if (len + 5 >= sizeof(path)) {
+        return -ENAMETOOLONG;
+    }
+    memcpy(path, root, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0') {
+            continue;
+        }
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            return -errno;
+        }
+        path[i] = saved;
+    }
+    static const char *const subs[] = {"/cur", "/new", "/tmp"};
+    for (size_t k = 0; k < 3; k++) {
+        memcpy(path + len, subs[k], 5);
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            return -errno;
+        }
+    }
+    return 0;
+}

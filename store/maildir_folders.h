@@ -197,6 +197,11 @@ const char *maildir_folders_special_use(const char *name);
  * retry later), or another -errno (folders made before the failure stay). */
 int maildir_folders_ensure_defaults(const char *root);
 
+/* A user's Maildir root ("<home>/Maildir") with its parents and cur/ new/
+ * tmp/, as delivery would make them (mode 0700; existing ones are fine).
+ * Returns 0 or -errno. */
+int maildir_folders_make_root(const char *root);
+
 /* SUBSCRIBE / UNSUBSCRIBE: add name to (remove it from) the
  * "subscriptions" file under its dotlock. The folder need not exist (RFC
  * 9051 6.3.7). Returns 0 (also when nothing changed), -EAGAIN (lock held),
