@@ -46,6 +46,10 @@
 #define DKIM_READ_CHUNK_BYTES (64u * 1024u)
 /* Configured signing keys (dkim_key lines). */
 #define DKIM_KEYS_MAX 256u
+/* A t= this far past the verifier's clock is still taken (clocks drift);
+ * further in the future is a permerror (RFC 6376 6.1.1 lets verifiers
+ * refuse it). */
+#define DKIM_CLOCK_SKEW_S 3600u
 /* The DKIM-Signature field the signer writes. */
 #define DKIM_SIGN_FIELD_BYTES_MAX 4096u
 

@@ -344,6 +344,11 @@ prepare_signature(struct dkim_verify *ctx, const struct dkim_message *msg,
         set_result(ctx, index, DKIM_RESULT_FAIL, "rsa-sha1 is not accepted (RFC 8301)");
         return 0;
     }
+    if (sig->has_timestamp && sig->timestamp > now_s + DKIM_CLOCK_SKEW_S) {
+        set_result(ctx, index, DKIM_RESULT_PERMERROR, "t=%llu is in the future",
+                   (unsigned long long)sig->timestamp);
+        return 0;
+    }
     if (sig->has_expiry && now_s > sig->expiry) {
         set_result(ctx, index, DKIM_RESULT_FAIL, "signature expired (x=%llu)",
                    (unsigned long long)sig->expiry);

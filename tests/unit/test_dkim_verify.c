@@ -278,6 +278,13 @@ test_expiry_and_length(void)
     CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_FAIL);
     CHECK(strstr(o.results[0].reason, "expired") != NULL);
 
+    /* t= in the future: taken within DKIM_CLOCK_SKEW_S, refused past it. */
+    o = verify_bytes(signed_buf, len, &dns, NOW - DKIM_CLOCK_SKEW_S);
+    CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_PASS);
+    o = verify_bytes(signed_buf, len, &dns, NOW - DKIM_CLOCK_SKEW_S - 1);
+    CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_PERMERROR);
+    CHECK(strstr(o.results[0].reason, "future") != NULL);
+
     /* l= shorter than the body: text appended after it does not break it. */
     options_at(&options, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED);
     options.has_length = true;
