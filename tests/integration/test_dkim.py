@@ -288,3 +288,19 @@ def test_toasterctl_keygen_refuses(tmp_path, args):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_toasterctl_keygen_default_dir(tmp_path):
+    """Without --dir the key goes under <data_dir>/dkim, made 0700."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    config = tmp_path / "toasterd.conf"
+    config.write_text(f"data_dir = {data_dir}\n")
+    result = subprocess.run([TOASTERCTL, "-c", str(config), "dkim", "keygen", "example.org",
+                             "s1", "--ed25519"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    key_dir = data_dir / "dkim"
+    assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700
+    key_path = key_dir / "example.org.s1.pem"
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert f"dkim_key = example.org s1 {key_path}" in result.stdout.splitlines()
