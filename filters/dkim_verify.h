@@ -36,7 +36,8 @@ enum dkim_result_code {
     DKIM_RESULT_NEUTRAL,   /* would be fail, but the key is in testing mode (t=y) */
     DKIM_RESULT_POLICY,    /* not checked: past DKIM_VERIFY_SIGNATURES_MAX */
     DKIM_RESULT_TEMPERROR, /* the key could not be fetched now (DNS timeout or error) */
-    DKIM_RESULT_PERMERROR, /* malformed signature or key record, no key, revoked key */
+    DKIM_RESULT_PERMERROR, /* malformed signature or key record, no key, revoked key,
+                              l= past the body, t= in the future, header block too big */
 };
 
 struct dkim_result {
