@@ -22,8 +22,8 @@ static void body_content(struct dkim_body_canon *bc, char c);
 static void body_line_end(struct dkim_body_canon *bc);
 
 int
-dkim_canon_header(enum dkim_canon canon, const char *field, size_t len, char *out,
-                  size_t out_bytes, size_t *len_out)
+dkim_canon_header(enum dkim_canon canon, const char *field, size_t len, char *out, size_t out_bytes,
+                  size_t *len_out)
 {
     ASSERT(field != NULL || len == 0);
     ASSERT(out != NULL);

@@ -32,20 +32,20 @@ int dkim_canon_header(enum dkim_canon canon, const char *field, size_t len, char
 typedef void (*dkim_canon_emit_fn)(void *arg, const char *bytes, size_t len);
 
 struct dkim_body_canon {
-    enum dkim_canon    canon;
+    enum dkim_canon canon;
     dkim_canon_emit_fn emit;
-    void              *emit_arg;
-    bool               has_limit;
-    uint64_t           limit_bytes;    /* l=: bytes handed to emit at most */
-    uint64_t           emitted_bytes;  /* handed to emit so far */
-    uint64_t           canonical_bytes; /* length of the whole canonical body so far */
-    uint64_t           empty_lines;    /* CRLFs held back: dropped if the body ends here */
-    bool               is_in_line;     /* the current line has content */
-    bool               has_cr;         /* the last byte was a CR, its meaning not yet known */
-    bool               has_wsp;        /* relaxed: a run of WSP not yet written */
-    bool               is_finished;
-    uint32_t           buffered;       /* bytes in buf */
-    char               buf[512];       /* output gathered before emit */
+    void *emit_arg;
+    bool has_limit;
+    uint64_t limit_bytes;     /* l=: bytes handed to emit at most */
+    uint64_t emitted_bytes;   /* handed to emit so far */
+    uint64_t canonical_bytes; /* length of the whole canonical body so far */
+    uint64_t empty_lines;     /* CRLFs held back: dropped if the body ends here */
+    bool is_in_line;          /* the current line has content */
+    bool has_cr;              /* the last byte was a CR, its meaning not yet known */
+    bool has_wsp;             /* relaxed: a run of WSP not yet written */
+    bool is_finished;
+    uint32_t buffered; /* bytes in buf */
+    char buf[512];     /* output gathered before emit */
 };
 
 /* Start. limit_bytes is used only when has_limit. */

@@ -90,8 +90,7 @@ dkim_crypto_hash_signature_field(EVP_MD_CTX *md, const char *text, size_t len,
 }
 
 int
-dkim_crypto_public_key(const struct dkim_key_record *record, EVP_PKEY **key_out,
-                       unsigned *bits_out)
+dkim_crypto_public_key(const struct dkim_key_record *record, EVP_PKEY **key_out, unsigned *bits_out)
 {
     ASSERT(!record->is_revoked);
     *key_out = NULL;
@@ -166,8 +165,8 @@ dkim_crypto_verify(EVP_PKEY *key, const uint8_t hash[DKIM_HASH_BYTES], const uin
 }
 
 int
-dkim_crypto_sign(EVP_PKEY *key, const uint8_t hash[DKIM_HASH_BYTES], uint8_t *out,
-                 size_t out_bytes, size_t *len_out)
+dkim_crypto_sign(EVP_PKEY *key, const uint8_t hash[DKIM_HASH_BYTES], uint8_t *out, size_t out_bytes,
+                 size_t *len_out)
 {
     size_t len = out_bytes;
     int ok = 0;

@@ -42,8 +42,8 @@ int dkim_crypto_public_key(const struct dkim_key_record *record, EVP_PKEY **key_
 
 /* Check signature over the 32-byte hash. Returns 0 when it matches,
  * -EBADMSG when it does not. */
-int dkim_crypto_verify(EVP_PKEY *key, const uint8_t hash[DKIM_HASH_BYTES],
-                       const uint8_t *signature, size_t signature_len);
+int dkim_crypto_verify(EVP_PKEY *key, const uint8_t hash[DKIM_HASH_BYTES], const uint8_t *signature,
+                       size_t signature_len);
 
 /* Sign the 32-byte hash. Returns 0 and sets *len_out, -ENOSPC, or -EIO. */
 int dkim_crypto_sign(EVP_PKEY *key, const uint8_t hash[DKIM_HASH_BYTES], uint8_t *out,

@@ -22,7 +22,7 @@
 #include "core/assertions.h"
 
 struct dkim_keys {
-    size_t          count;
+    size_t count;
     struct dkim_key keys[]; /* count */
 };
 
@@ -122,8 +122,7 @@ dkim_keys_load(const char *const *values, size_t value_count, struct dkim_keys *
                        DKIM_KEYS_MAX);
         return -E2BIG;
     }
-    struct dkim_keys *keys =
-        calloc(1, sizeof(*keys) + value_count * sizeof(struct dkim_key));
+    struct dkim_keys *keys = calloc(1, sizeof(*keys) + value_count * sizeof(struct dkim_key));
     if (keys == NULL) {
         (void)snprintf(err, err_bytes, "dkim_key: out of memory");
         return -ENOMEM;
@@ -140,8 +139,7 @@ dkim_keys_load(const char *const *values, size_t value_count, struct dkim_keys *
             }
         }
         if (rc == 0) {
-            rc = dkim_keys_read_file(key->path, &key->pkey, &key->type, &key->bits, err,
-                                     err_bytes);
+            rc = dkim_keys_read_file(key->path, &key->pkey, &key->type, &key->bits, err, err_bytes);
         }
         if (rc != 0) {
             dkim_keys_destroy(&keys);
@@ -154,8 +152,8 @@ dkim_keys_load(const char *const *values, size_t value_count, struct dkim_keys *
 }
 
 size_t
-dkim_keys_for_domain(const struct dkim_keys *keys, const char *domain,
-                     const struct dkim_key **out, size_t out_capacity)
+dkim_keys_for_domain(const struct dkim_keys *keys, const char *domain, const struct dkim_key **out,
+                     size_t out_capacity)
 {
     size_t n = 0;
     if (keys == NULL) {

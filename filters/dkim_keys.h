@@ -23,12 +23,12 @@
 #define DKIM_KEY_PATH_BYTES_MAX 1024u
 
 struct dkim_key {
-    char               domain[DKIM_DOMAIN_BYTES_MAX + 1];     /* lower case */
-    char               selector[DKIM_SELECTOR_BYTES_MAX + 1]; /* lower case */
-    char               path[DKIM_KEY_PATH_BYTES_MAX + 1];
+    char domain[DKIM_DOMAIN_BYTES_MAX + 1];     /* lower case */
+    char selector[DKIM_SELECTOR_BYTES_MAX + 1]; /* lower case */
+    char path[DKIM_KEY_PATH_BYTES_MAX + 1];
     enum dkim_key_type type;
-    unsigned           bits;
-    EVP_PKEY          *pkey; /* owned by the table */
+    unsigned bits;
+    EVP_PKEY *pkey; /* owned by the table */
 };
 
 struct dkim_keys;
@@ -36,8 +36,7 @@ struct dkim_keys;
 /* Split one dkim_key value ("DOMAIN SELECTOR PATH", blanks between) into
  * key_out's domain, selector and path (nothing loaded). Returns 0, or
  * -EINVAL with the reason in err. */
-int dkim_keys_parse_value(const char *value, struct dkim_key *key_out, char *err,
-                          size_t err_bytes);
+int dkim_keys_parse_value(const char *value, struct dkim_key *key_out, char *err, size_t err_bytes);
 
 /* Read a private key file. Returns 0 and sets *pkey_out (caller frees),
  * *type_out, *bits_out, or -errno / -EINVAL with err naming the file and

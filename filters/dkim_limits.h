@@ -55,6 +55,7 @@
 
 static_assert(DKIM_SIG_FIELD_BYTES_MAX <= DKIM_HEADER_BLOCK_BYTES_MAX, "a signature fits a block");
 static_assert(DKIM_SIGNATURE_BYTES_MAX * 4 / 3 + 4 < DKIM_SIG_FIELD_BYTES_MAX, "b= fits a field");
-static_assert(DKIM_PUBLIC_KEY_BYTES_MAX * 4 / 3 + 4 < DKIM_KEY_RECORD_BYTES_MAX, "p= fits a record");
+static_assert(DKIM_PUBLIC_KEY_BYTES_MAX * 4 / 3 + 4 < DKIM_KEY_RECORD_BYTES_MAX,
+              "p= fits a record");
 
 #endif

@@ -44,8 +44,8 @@ dkim_message_open(int fd, struct dkim_message *msg_out)
             dkim_message_close(msg_out);
             return -EMSGSIZE;
         }
-        ssize_t got = pread(fd, buf + read_len, DKIM_HEADER_BLOCK_BYTES_MAX - read_len,
-                            (off_t)read_len);
+        ssize_t got =
+            pread(fd, buf + read_len, DKIM_HEADER_BLOCK_BYTES_MAX - read_len, (off_t)read_len);
         if (got < 0) {
             if (errno == EINTR) {
                 continue;
@@ -63,9 +63,8 @@ dkim_message_open(int fd, struct dkim_message *msg_out)
             is_found = true;
             break;
         }
-        const char *end = read_len > scanned
-                              ? memmem(buf + scanned, read_len - scanned, "\r\n\r\n", 4)
-                              : NULL;
+        const char *end =
+            read_len > scanned ? memmem(buf + scanned, read_len - scanned, "\r\n\r\n", 4) : NULL;
         if (end != NULL) {
             header_len = (size_t)(end - buf) + 4;
             is_found = true;

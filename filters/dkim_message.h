@@ -21,12 +21,12 @@ struct dkim_field {
 };
 
 struct dkim_message {
-    char              *header;      /* owned: the header block and perhaps the body's start */
-    size_t             header_len;  /* bytes of the header block, its empty line included */
-    size_t             read_len;    /* bytes read into header */
-    bool               is_eof;      /* those bytes are the whole file */
-    size_t             field_count;
-    struct dkim_field *fields;      /* owned: DKIM_HEADER_FIELDS_MAX */
+    char *header;      /* owned: the header block and perhaps the body's start */
+    size_t header_len; /* bytes of the header block, its empty line included */
+    size_t read_len;   /* bytes read into header */
+    bool is_eof;       /* those bytes are the whole file */
+    size_t field_count;
+    struct dkim_field *fields; /* owned: DKIM_HEADER_FIELDS_MAX */
 };
 
 /* Read and split the header block of the message in fd (from offset 0).

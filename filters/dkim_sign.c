@@ -26,37 +26,29 @@
 
 struct signed_field {
     const char *name;
-    bool        is_oversigned;
+    bool is_oversigned;
 };
 
 static const struct signed_field signed_fields[] = {
-    { "From", true },
-    { "Subject", true },
-    { "Date", true },
-    { "To", true },
-    { "Cc", true },
-    { "Message-ID", true },
-    { "Reply-To", false },
-    { "In-Reply-To", false },
-    { "References", false },
-    { "MIME-Version", true },
-    { "Content-Type", true },
-    { "Content-Transfer-Encoding", true },
+    {"From", true},         {"Subject", true},      {"Date", true},
+    {"To", true},           {"Cc", true},           {"Message-ID", true},
+    {"Reply-To", false},    {"In-Reply-To", false}, {"References", false},
+    {"MIME-Version", true}, {"Content-Type", true}, {"Content-Transfer-Encoding", true},
 };
 
 /* The field being written, with its column for folding. */
 struct builder {
-    char  *buf;
+    char *buf;
     size_t len;
     size_t bytes;
     size_t column;
-    bool   is_full;
+    bool is_full;
 };
 
 struct body_hash {
-    EVP_MD_CTX            *md;
+    EVP_MD_CTX *md;
     struct dkim_body_canon canon;
-    bool                   has_failed;
+    bool has_failed;
 };
 
 static void put_raw(struct builder *b, const char *text, size_t len);
@@ -108,7 +100,7 @@ dkim_sign(const struct dkim_key *const *keys, size_t key_count, int fd,
         }
     }
     /* bh= */
-    struct body_hash body = { .md = EVP_MD_CTX_new() };
+    struct body_hash body = {.md = EVP_MD_CTX_new()};
     uint8_t body_digest[DKIM_HASH_BYTES];
     unsigned body_digest_len = 0;
     if (rc == 0 && body.md == NULL) {
@@ -118,8 +110,8 @@ dkim_sign(const struct dkim_key *const *keys, size_t key_count, int fd,
         rc = -EIO;
     }
     if (rc == 0) {
-        dkim_body_canon_init(&body.canon, options->canon_body, options->has_length,
-                             options->length, body_emit, &body);
+        dkim_body_canon_init(&body.canon, options->canon_body, options->has_length, options->length,
+                             body_emit, &body);
         rc = dkim_message_body(&msg, fd, body_feed, NULL, &body);
     }
     if (rc == 0) {
@@ -141,7 +133,7 @@ dkim_sign(const struct dkim_key *const *keys, size_t key_count, int fd,
     }
     for (size_t k = 0; k < key_count && rc == 0; k++) {
         const struct dkim_key *key = keys[k];
-        struct builder b = { .buf = out + total, .bytes = out_bytes - total };
+        struct builder b = {.buf = out + total, .bytes = out_bytes - total};
         char token[DKIM_DOMAIN_BYTES_MAX + 64];
         put_raw(&b, "DKIM-Signature: v=1;", strlen("DKIM-Signature: v=1;"));
         (void)snprintf(token, sizeof(token), "a=%s;",

@@ -23,10 +23,10 @@
 struct dkim_sign_options {
     enum dkim_canon canon_header; /* DKIM_CANON_RELAXED unless chosen otherwise */
     enum dkim_canon canon_body;
-    uint64_t        now_s;          /* t= (Unix seconds) */
-    uint64_t        expire_after_s; /* x= = t= + this; 0: no x= */
-    bool            has_length;     /* l=: for tests only; never on outgoing mail (RFC 6376 8.2) */
-    uint64_t        length;
+    uint64_t now_s;          /* t= (Unix seconds) */
+    uint64_t expire_after_s; /* x= = t= + this; 0: no x= */
+    bool has_length;         /* l=: for tests only; never on outgoing mail (RFC 6376 8.2) */
+    uint64_t length;
 };
 
 /* relaxed/relaxed, t= now from the clock, no x=. */

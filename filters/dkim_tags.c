@@ -57,9 +57,9 @@ dkim_tags_parse(const char *text, size_t len, struct dkim_tag_list *list_out, ch
             say(reason, reason_bytes, "tag-list syntax: a tag name must start with a letter");
             return -EINVAL;
         }
-        while (pos < len && ((text[pos] >= 'a' && text[pos] <= 'z') ||
-                             (text[pos] >= 'A' && text[pos] <= 'Z') ||
-                             (text[pos] >= '0' && text[pos] <= '9') || text[pos] == '_')) {
+        while (pos < len &&
+               ((text[pos] >= 'a' && text[pos] <= 'z') || (text[pos] >= 'A' && text[pos] <= 'Z') ||
+                (text[pos] >= '0' && text[pos] <= '9') || text[pos] == '_')) {
             pos++;
         }
         struct span name = span_make(text + name_start, pos - name_start);
@@ -240,7 +240,7 @@ dkim_sig_parse(const char *value, size_t len, struct dkim_sig *sig_out, char *re
     if (dkim_tags_parse(value, len, &list, reason, reason_bytes) != 0) {
         return -EINVAL;
     }
-    static const char *const required[] = { "v", "a", "b", "bh", "d", "h", "s" };
+    static const char *const required[] = {"v", "a", "b", "bh", "d", "h", "s"};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
         if (dkim_tags_find(&list, required[i]) == NULL) {
             say(reason, reason_bytes, "no %s= tag", required[i]);
@@ -288,7 +288,8 @@ dkim_sig_parse(const char *value, size_t len, struct dkim_sig *sig_out, char *re
     rc = dkim_base64_decode(tag->value, sig_out->body_hash, sizeof(sig_out->body_hash),
                             &sig_out->body_hash_len);
     if (rc != 0 || sig_out->body_hash_len != hash_bytes) {
-        say(reason, reason_bytes, "bh= %s", rc == -EINVAL ? "is not base64" : "has the wrong length");
+        say(reason, reason_bytes, "bh= %s",
+            rc == -EINVAL ? "is not base64" : "has the wrong length");
         return -EINVAL;
     }
     sig_out->canon_header = DKIM_CANON_SIMPLE;
@@ -296,13 +297,12 @@ dkim_sig_parse(const char *value, size_t len, struct dkim_sig *sig_out, char *re
     tag = dkim_tags_find(&list, "c");
     if (tag != NULL) {
         const char *slash = memchr(tag->value.ptr, '/', tag->value.len);
-        struct span header = span_make(tag->value.ptr, slash != NULL
-                                                           ? (size_t)(slash - tag->value.ptr)
-                                                           : tag->value.len);
+        struct span header = span_make(
+            tag->value.ptr, slash != NULL ? (size_t)(slash - tag->value.ptr) : tag->value.len);
         struct span body = slash != NULL ? span_make(slash + 1, tag->value.len - header.len - 1)
                                          : SPAN_LITERAL("simple");
-        enum dkim_canon *targets[2] = { &sig_out->canon_header, &sig_out->canon_body };
-        struct span parts[2] = { header, body };
+        enum dkim_canon *targets[2] = {&sig_out->canon_header, &sig_out->canon_body};
+        struct span parts[2] = {header, body};
         for (size_t i = 0; i < 2; i++) {
             if (span_equals_nocase(parts[i], "simple")) {
                 *targets[i] = DKIM_CANON_SIMPLE;
@@ -356,9 +356,9 @@ dkim_sig_parse(const char *value, size_t len, struct dkim_sig *sig_out, char *re
         if (domain_len == d_len) {
             is_within = span_equals_nocase(span_make(at + 1, domain_len), sig_out->domain);
         } else if (domain_len > d_len) {
-            is_within = at[1 + domain_len - d_len - 1] == '.' &&
-                        span_equals_nocase(span_make(at + 1 + domain_len - d_len, d_len),
-                                           sig_out->domain);
+            is_within =
+                at[1 + domain_len - d_len - 1] == '.' &&
+                span_equals_nocase(span_make(at + 1 + domain_len - d_len, d_len), sig_out->domain);
         }
         if (!is_within) {
             say(reason, reason_bytes, "i= domain is not d= or a subdomain of it");
@@ -407,8 +407,8 @@ dkim_sig_parse(const char *value, size_t len, struct dkim_sig *sig_out, char *re
 }
 
 int
-dkim_key_record_parse(const char *text, size_t len, struct dkim_key_record *key_out,
-                      char *reason, size_t reason_bytes)
+dkim_key_record_parse(const char *text, size_t len, struct dkim_key_record *key_out, char *reason,
+                      size_t reason_bytes)
 {
     struct dkim_tag_list list;
     memset(key_out, 0, sizeof(*key_out));
@@ -420,8 +420,8 @@ dkim_key_record_parse(const char *text, size_t len, struct dkim_key_record *key_
         return -EINVAL;
     }
     const struct dkim_tag *tag = dkim_tags_find(&list, "v");
-    if (tag != NULL && (tag != &list.tags[0] || !(tag->value.len == 5 &&
-                                                  memcmp(tag->value.ptr, "DKIM1", 5) == 0))) {
+    if (tag != NULL && (tag != &list.tags[0] ||
+                        !(tag->value.len == 5 && memcmp(tag->value.ptr, "DKIM1", 5) == 0))) {
         say(reason, reason_bytes, "key record: v= is not DKIM1 or not first");
         return -EINVAL;
     }
@@ -550,8 +550,8 @@ list_has(struct span value, const char *item)
         size_t end = colon != NULL ? (size_t)(colon - value.ptr) : value.len;
         size_t a = pos;
         size_t b = end;
-        while (a < b && (ascii_is_blank(value.ptr[a]) || value.ptr[a] == '\r' ||
-                         value.ptr[a] == '\n')) {
+        while (a < b &&
+               (ascii_is_blank(value.ptr[a]) || value.ptr[a] == '\r' || value.ptr[a] == '\n')) {
             a++;
         }
         while (b > a && (ascii_is_blank(value.ptr[b - 1]) || value.ptr[b - 1] == '\r' ||
@@ -595,8 +595,8 @@ parse_headers(struct span value, struct dkim_sig *sig, char *reason, size_t reas
         size_t end = colon != NULL ? (size_t)(colon - value.ptr) : value.len;
         size_t a = pos;
         size_t b = end;
-        while (a < b && (ascii_is_blank(value.ptr[a]) || value.ptr[a] == '\r' ||
-                         value.ptr[a] == '\n')) {
+        while (a < b &&
+               (ascii_is_blank(value.ptr[a]) || value.ptr[a] == '\r' || value.ptr[a] == '\n')) {
             a++;
         }
         while (b > a && (ascii_is_blank(value.ptr[b - 1]) || value.ptr[b - 1] == '\r' ||

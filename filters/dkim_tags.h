@@ -28,7 +28,7 @@ struct dkim_tag {
 };
 
 struct dkim_tag_list {
-    size_t          count;
+    size_t count;
     struct dkim_tag tags[DKIM_TAGS_MAX];
 };
 
@@ -60,27 +60,27 @@ const char *dkim_algorithm_name(enum dkim_algorithm algorithm);
 
 struct dkim_sig {
     enum dkim_algorithm algorithm;
-    enum dkim_canon     canon_header;
-    enum dkim_canon     canon_body;
-    char                domain[DKIM_DOMAIN_BYTES_MAX + 1];     /* d=, lower case */
-    char                selector[DKIM_SELECTOR_BYTES_MAX + 1]; /* s= */
-    char                identity[DKIM_IDENTITY_BYTES_MAX + 1]; /* i=, or "@" d= */
-    bool                has_identity;                          /* i= was present */
-    char                b_prefix[9];                           /* first 8 characters of b= */
-    size_t              b_raw_offset; /* where b='s value starts in the text parsed */
-    size_t              b_raw_len;    /* up to ';' or the end: what the verifier deletes */
-    uint8_t             body_hash[32];                         /* bh= */
-    size_t              body_hash_len;
-    uint8_t             signature[DKIM_SIGNATURE_BYTES_MAX]; /* b= */
-    size_t              signature_len;
-    size_t              header_count;                        /* h= entries */
-    char                headers[DKIM_SIG_HEADERS_MAX][DKIM_HEADER_NAME_BYTES_MAX + 1];
-    bool                has_length;
-    uint64_t            length; /* l= */
-    bool                has_timestamp;
-    uint64_t            timestamp; /* t= */
-    bool                has_expiry;
-    uint64_t            expiry; /* x= */
+    enum dkim_canon canon_header;
+    enum dkim_canon canon_body;
+    char domain[DKIM_DOMAIN_BYTES_MAX + 1];     /* d=, lower case */
+    char selector[DKIM_SELECTOR_BYTES_MAX + 1]; /* s= */
+    char identity[DKIM_IDENTITY_BYTES_MAX + 1]; /* i=, or "@" d= */
+    bool has_identity;                          /* i= was present */
+    char b_prefix[9];                           /* first 8 characters of b= */
+    size_t b_raw_offset;                        /* where b='s value starts in the text parsed */
+    size_t b_raw_len;      /* up to ';' or the end: what the verifier deletes */
+    uint8_t body_hash[32]; /* bh= */
+    size_t body_hash_len;
+    uint8_t signature[DKIM_SIGNATURE_BYTES_MAX]; /* b= */
+    size_t signature_len;
+    size_t header_count; /* h= entries */
+    char headers[DKIM_SIG_HEADERS_MAX][DKIM_HEADER_NAME_BYTES_MAX + 1];
+    bool has_length;
+    uint64_t length; /* l= */
+    bool has_timestamp;
+    uint64_t timestamp; /* t= */
+    bool has_expiry;
+    uint64_t expiry; /* x= */
 };
 
 /* Read the value of a DKIM-Signature field (after its colon) per RFC 6376
@@ -99,12 +99,12 @@ enum dkim_key_type {
 
 struct dkim_key_record {
     enum dkim_key_type type;
-    bool               is_revoked; /* p= empty */
-    bool               is_testing; /* t=y */
-    bool               is_strict;  /* t=s: i= must be in d= itself, not a subdomain */
-    bool               allows_sha256; /* h= absent or listing sha256 */
-    uint8_t            public_key[DKIM_PUBLIC_KEY_BYTES_MAX]; /* p=, decoded */
-    size_t             public_key_len;
+    bool is_revoked;    /* p= empty */
+    bool is_testing;    /* t=y */
+    bool is_strict;     /* t=s: i= must be in d= itself, not a subdomain */
+    bool allows_sha256; /* h= absent or listing sha256 */
+    uint8_t public_key[DKIM_PUBLIC_KEY_BYTES_MAX]; /* p=, decoded */
+    size_t public_key_len;
 };
 
 /* Read a key record (RFC 6376 3.6.1): v=DKIM1 first if present, k= rsa or

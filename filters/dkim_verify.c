@@ -25,40 +25,40 @@
 #include "filters/dkim_message.h"
 
 struct verify_body {
-    enum dkim_canon        canon;
-    bool                   has_length;
-    uint64_t               length;
-    EVP_MD_CTX            *md;
+    enum dkim_canon canon;
+    bool has_length;
+    uint64_t length;
+    EVP_MD_CTX *md;
     struct dkim_body_canon bc;
-    bool                   has_failed;
-    uint8_t                digest[DKIM_HASH_BYTES];
+    bool has_failed;
+    uint8_t digest[DKIM_HASH_BYTES];
 };
 
 struct verify_sig {
-    bool                is_done; /* result final */
+    bool is_done; /* result final */
     enum dkim_algorithm algorithm;
-    bool                is_body_ok;
-    bool                is_identity_subdomain; /* i= is below d=: refused by t=s keys */
-    size_t              body_index;
-    uint8_t             body_hash[DKIM_HASH_BYTES]; /* bh= */
-    uint8_t             header_hash[DKIM_HASH_BYTES];
-    uint8_t             signature[DKIM_SIGNATURE_BYTES_MAX];
-    size_t              signature_len;
-    char                key_name[DKIM_DOMAIN_BYTES_MAX + 1];
-    bool                has_length;
-    uint64_t            length;
+    bool is_body_ok;
+    bool is_identity_subdomain; /* i= is below d=: refused by t=s keys */
+    size_t body_index;
+    uint8_t body_hash[DKIM_HASH_BYTES]; /* bh= */
+    uint8_t header_hash[DKIM_HASH_BYTES];
+    uint8_t signature[DKIM_SIGNATURE_BYTES_MAX];
+    size_t signature_len;
+    char key_name[DKIM_DOMAIN_BYTES_MAX + 1];
+    bool has_length;
+    uint64_t length;
 };
 
 struct dkim_verify {
-    size_t             count;  /* results */
-    size_t             checked; /* signatures with a verify_sig */
-    struct verify_sig  sigs[DKIM_VERIFY_SIGNATURES_MAX];
+    size_t count;   /* results */
+    size_t checked; /* signatures with a verify_sig */
+    struct verify_sig sigs[DKIM_VERIFY_SIGNATURES_MAX];
     struct dkim_result results[DKIM_VERIFY_SIGNATURES_MAX + 1];
 };
 
 struct body_pass {
     struct verify_body *bodies;
-    size_t              count;
+    size_t count;
 };
 
 static void set_result(struct dkim_verify *ctx, size_t index, enum dkim_result_code code,
@@ -66,8 +66,7 @@ static void set_result(struct dkim_verify *ctx, size_t index, enum dkim_result_c
 static int prepare_signature(struct dkim_verify *ctx, const struct dkim_message *msg,
                              const struct dkim_field *field, uint64_t now_s,
                              struct verify_body *bodies, size_t *body_count, struct dkim_sig *sig);
-static void check_signature(struct dkim_verify *ctx, size_t index,
-                            const struct dns_answer *answer);
+static void check_signature(struct dkim_verify *ctx, size_t index, const struct dns_answer *answer);
 static void body_emit(void *arg, const char *bytes, size_t len);
 static void body_feed(void *arg, const char *bytes, size_t len);
 static bool body_is_full(void *arg);
@@ -126,12 +125,13 @@ dkim_verify_prepare(int fd, uint64_t now_s, struct dkim_verify **ctx_out)
     }
     /* One pass over the body for every (c=, l=) pair. */
     if (rc == 0 && body_count > 0) {
-        struct body_pass pass = { .bodies = bodies, .count = body_count };
+        struct body_pass pass = {.bodies = bodies, .count = body_count};
         rc = dkim_message_body(&msg, fd, body_feed, body_is_full, &pass);
         for (size_t b = 0; b < body_count && rc == 0; b++) {
             dkim_body_canon_finish(&bodies[b].bc);
             unsigned len = 0;
-            if (bodies[b].has_failed || EVP_DigestFinal_ex(bodies[b].md, bodies[b].digest, &len) != 1) {
+            if (bodies[b].has_failed ||
+                EVP_DigestFinal_ex(bodies[b].md, bodies[b].digest, &len) != 1) {
                 rc = -EIO;
             }
         }
@@ -245,10 +245,10 @@ dkim_result_format(const struct dkim_result *result, char *out, size_t out_bytes
         len = put_value(out, out_bytes, len, result->reason);
     }
     if (result->domain[0] != '\0') {
-        const char *names[] = { " header.d=", " header.i=", " header.s=", " header.a=",
-                                " header.b=" };
-        const char *values[] = { result->domain, result->identity, result->selector,
-                                 result->algorithm, result->b_prefix };
+        const char *names[] = {
+            " header.d=", " header.i=", " header.s=", " header.a=", " header.b="};
+        const char *values[] = {result->domain, result->identity, result->selector,
+                                result->algorithm, result->b_prefix};
         for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
             if (values[i][0] == '\0') {
                 continue;
@@ -326,8 +326,8 @@ prepare_signature(struct dkim_verify *ctx, const struct dkim_message *msg,
     }
     value_offset++; /* past the colon, which dkim_message_field_is() proved is there */
     char reason[DKIM_REASON_BYTES] = "";
-    int rc = dkim_sig_parse(text + value_offset, field->len - value_offset, sig, reason,
-                            sizeof(reason));
+    int rc =
+        dkim_sig_parse(text + value_offset, field->len - value_offset, sig, reason, sizeof(reason));
     (void)snprintf(result->domain, sizeof(result->domain), "%s", sig->domain);
     (void)snprintf(result->selector, sizeof(result->selector), "%s", sig->selector);
     (void)snprintf(result->b_prefix, sizeof(result->b_prefix), "%s", sig->b_prefix);
@@ -362,8 +362,7 @@ prepare_signature(struct dkim_verify *ctx, const struct dkim_message *msg,
     vs->length = sig->length;
     const char *at = strrchr(sig->identity, '@');
     vs->is_identity_subdomain = at != NULL && strcmp(at + 1, sig->domain) != 0 &&
-                                !span_equals_nocase(span_make(at + 1, strlen(at + 1)),
-                                                    sig->domain);
+                                !span_equals_nocase(span_make(at + 1, strlen(at + 1)), sig->domain);
     int n = snprintf(vs->key_name, sizeof(vs->key_name), "%s._domainkey.%s", sig->selector,
                      sig->domain);
     ASSERT(n > 0 && (size_t)n < sizeof(vs->key_name)); /* dkim_sig_parse bounds both */
@@ -385,7 +384,8 @@ prepare_signature(struct dkim_verify *ctx, const struct dkim_message *msg,
     unsigned digest_len = 0;
     rc = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -EIO;
     if (rc == 0) {
-        rc = dkim_crypto_hash_headers(md, msg, (const char(*)[DKIM_HEADER_NAME_BYTES_MAX + 1])sig->headers,
+        rc = dkim_crypto_hash_headers(md, msg,
+                                      (const char(*)[DKIM_HEADER_NAME_BYTES_MAX + 1]) sig->headers,
                                       sig->header_count, sig->canon_header);
     }
     if (rc == 0) {
@@ -494,8 +494,8 @@ check_signature(struct dkim_verify *ctx, size_t index, const struct dns_answer *
     } else {
         int rc = dkim_crypto_public_key(record, &key, &bits);
         if (rc == -EKEYREJECTED && bits < DKIM_RSA_BITS_MIN) {
-            set_result(ctx, index, DKIM_RESULT_FAIL,
-                       "RSA key of %u bits, under %u (RFC 8301)", bits, DKIM_RSA_BITS_MIN);
+            set_result(ctx, index, DKIM_RESULT_FAIL, "RSA key of %u bits, under %u (RFC 8301)",
+                       bits, DKIM_RSA_BITS_MIN);
         } else if (rc == -EKEYREJECTED) {
             set_result(ctx, index, DKIM_RESULT_PERMERROR, "RSA key of %u bits, over %u", bits,
                        DKIM_RSA_BITS_MAX);

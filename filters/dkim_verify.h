@@ -42,13 +42,13 @@ enum dkim_result_code {
 
 struct dkim_result {
     enum dkim_result_code code;
-    char                  domain[DKIM_DOMAIN_BYTES_MAX + 1];     /* d=, "" when unreadable */
-    char                  selector[DKIM_SELECTOR_BYTES_MAX + 1]; /* s= */
-    char                  algorithm[16];                         /* a=, "" when unknown */
-    char                  identity[DKIM_IDENTITY_BYTES_MAX + 1]; /* i=, "" when absent */
-    char                  b_prefix[9];  /* first 8 characters of b= (RFC 6008 header.b) */
-    bool                  is_testing;   /* the key says t=y */
-    char                  reason[DKIM_REASON_BYTES]; /* for people and reason="" */
+    char domain[DKIM_DOMAIN_BYTES_MAX + 1];     /* d=, "" when unreadable */
+    char selector[DKIM_SELECTOR_BYTES_MAX + 1]; /* s= */
+    char algorithm[16];                         /* a=, "" when unknown */
+    char identity[DKIM_IDENTITY_BYTES_MAX + 1]; /* i=, "" when absent */
+    char b_prefix[9];                           /* first 8 characters of b= (RFC 6008 header.b) */
+    bool is_testing;                            /* the key says t=y */
+    char reason[DKIM_REASON_BYTES];             /* for people and reason="" */
 };
 
 struct dkim_verify;

@@ -33,9 +33,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_BODY_KEEP 4096u
 
 struct body_sink {
-    size_t   len;
-    uint64_t hash; /* FNV-1a over every byte */
-    char     keep[FUZZ_BODY_KEEP]; /* the first bytes, for the shape checks */
+    size_t len;
+    uint64_t hash;             /* FNV-1a over every byte */
+    char keep[FUZZ_BODY_KEEP]; /* the first bytes, for the shape checks */
 };
 
 static struct dkim_tag_list list;
@@ -95,8 +95,8 @@ check_signature(const char *copy, size_t size)
     FUZZ_CHECK(dkim_domain_is_valid(sig.domain, strlen(sig.domain)));
     FUZZ_CHECK(dkim_domain_is_valid(sig.selector, strlen(sig.selector)));
     FUZZ_CHECK(sig.signature_len >= 1 && sig.signature_len <= DKIM_SIGNATURE_BYTES_MAX);
-    FUZZ_CHECK(sig.body_hash_len == 32 || (sig.algorithm == DKIM_ALGORITHM_RSA_SHA1 &&
-                                           sig.body_hash_len == 20));
+    FUZZ_CHECK(sig.body_hash_len == 32 ||
+               (sig.algorithm == DKIM_ALGORITHM_RSA_SHA1 && sig.body_hash_len == 20));
     FUZZ_CHECK(sig.header_count >= 1 && sig.header_count <= DKIM_SIG_HEADERS_MAX);
     bool has_from = false;
     for (size_t i = 0; i < sig.header_count; i++) {

@@ -34,12 +34,11 @@ int main(int argc, char **argv);
 static int
 usage(void)
 {
-    (void)fprintf(stderr,
-                  "usage: dkim_tool sign --key PEM --domain D --selector S [--canon H/B]\n"
-                  "                      [--time T] [--expire SECONDS] MESSAGE\n"
-                  "       dkim_tool verify [--time T] [--dns NAME=FILE]... "
-                  "[--dns-tempfail NAME] MESSAGE\n"
-                  "       dkim_tool record --key PEM\n");
+    (void)fprintf(stderr, "usage: dkim_tool sign --key PEM --domain D --selector S [--canon H/B]\n"
+                          "                      [--time T] [--expire SECONDS] MESSAGE\n"
+                          "       dkim_tool verify [--time T] [--dns NAME=FILE]... "
+                          "[--dns-tempfail NAME] MESSAGE\n"
+                          "       dkim_tool record --key PEM\n");
     return 2;
 }
 
@@ -74,8 +73,8 @@ parse_canon(const char *text, struct dkim_sign_options *options)
     if (body[0] == '\0') {
         (void)snprintf(body, sizeof(body), "simple");
     }
-    const char *names[2] = { header, body };
-    enum dkim_canon *targets[2] = { &options->canon_header, &options->canon_body };
+    const char *names[2] = {header, body};
+    enum dkim_canon *targets[2] = {&options->canon_header, &options->canon_body};
     for (int i = 0; i < 2; i++) {
         if (strcmp(names[i], "relaxed") == 0) {
             *targets[i] = DKIM_CANON_RELAXED;
@@ -124,7 +123,7 @@ sign_command(int argc, char **argv)
     }
     char value[2048];
     (void)snprintf(value, sizeof(value), "%s %s %s", domain, selector, key_path);
-    const char *values[1] = { value };
+    const char *values[1] = {value};
     struct dkim_keys *keys = NULL;
     char err[512];
     if (dkim_keys_load(values, 1, &keys, err, sizeof(err)) != 0) {

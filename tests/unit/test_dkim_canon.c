@@ -18,7 +18,7 @@
 int main(void);
 
 struct sink {
-    char   bytes[4096];
+    char bytes[4096];
     size_t len;
     size_t calls;
 };
@@ -71,7 +71,7 @@ check_body(int line, enum dkim_canon canon, const char *in, size_t in_len, const
     /* Split in two at every position. */
     for (size_t cut = 0; cut <= in_len; cut++) {
         struct dkim_body_canon bc;
-        struct sink two = { .len = 0 };
+        struct sink two = {.len = 0};
         dkim_body_canon_init(&bc, canon, false, 0, sink_emit, &two);
         dkim_body_canon_feed(&bc, in, cut);
         dkim_body_canon_feed(&bc, in + cut, in_len - cut);
@@ -83,7 +83,8 @@ check_body(int line, enum dkim_canon canon, const char *in, size_t in_len, const
     }
 }
 
-#define BODY(canon, in, want) check_body(__LINE__, canon, in, sizeof(in) - 1, want, sizeof(want) - 1)
+#define BODY(canon, in, want)                                                                      \
+    check_body(__LINE__, canon, in, sizeof(in) - 1, want, sizeof(want) - 1)
 
 static void
 check_header(enum dkim_canon canon, const char *field, const char *want)
@@ -121,7 +122,8 @@ test_header_edges(void)
     /* Bare CR and LF inside a value are bytes, not line ends. */
     check_header(DKIM_CANON_RELAXED, "X: a\rb\nc", "x:a\rb\nc");
     /* A colon in the value stays. */
-    check_header(DKIM_CANON_RELAXED, "Date: Fri, 4 Dec 2026 10:00:00", "date:Fri, 4 Dec 2026 10:00:00");
+    check_header(DKIM_CANON_RELAXED, "Date: Fri, 4 Dec 2026 10:00:00",
+                 "date:Fri, 4 Dec 2026 10:00:00");
     /* Output space: the result never grows; too small a buffer says so. */
     char out[4];
     size_t len = 0;

@@ -18,19 +18,19 @@
 #define TEST_DNS_ENTRIES_MAX 16
 
 struct test_dns_entry {
-    const char        *name;
-    const char        *text; /* TXT record, or NULL with status != OK */
-    size_t             text_len;
-    enum dns_status    status;
-    bool               is_pending;
-    struct dns_record  record;
-    struct dns_answer  answer;
+    const char *name;
+    const char *text; /* TXT record, or NULL with status != OK */
+    size_t text_len;
+    enum dns_status status;
+    bool is_pending;
+    struct dns_record record;
+    struct dns_answer answer;
 };
 
 struct test_dns {
-    size_t                entry_count;
+    size_t entry_count;
     struct test_dns_entry entries[TEST_DNS_ENTRIES_MAX];
-    unsigned              lookup_count;
+    unsigned lookup_count;
 };
 
 static inline struct test_dns_entry *
@@ -80,7 +80,7 @@ test_dns_lookup(void *ctx, enum dns_type type, const char *name,
         *answer_out = &e->answer;
         return 0;
     }
-    static struct dns_answer nxdomain = { .type = DNS_TYPE_TXT, .status = DNS_STATUS_NXDOMAIN };
+    static struct dns_answer nxdomain = {.type = DNS_TYPE_TXT, .status = DNS_STATUS_NXDOMAIN};
     *answer_out = &nxdomain;
     return 0;
 }
@@ -88,7 +88,7 @@ test_dns_lookup(void *ctx, enum dns_type type, const char *name,
 static inline struct dns_source
 test_dns_source(struct test_dns *dns)
 {
-    return (struct dns_source){ .lookup = test_dns_lookup, .ctx = dns };
+    return (struct dns_source){.lookup = test_dns_lookup, .ctx = dns};
 }
 
 #endif

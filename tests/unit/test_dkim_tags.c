@@ -184,11 +184,11 @@ test_signature(void)
         "v=1; a=rsa-sha256; s=s; h=from; " BH B,                       /* no d= */
         "v=1; a=rsa-sha256; d=exa mple.org; s=s; h=from; " BH B,       /* bad d= */
         "v=1; a=rsa-sha256; d=.org; s=s; h=from; " BH B,
-        "v=1; a=rsa-sha256; d=example.org; h=from; " BH B,             /* no s= */
-        "v=1; a=rsa-sha256; d=example.org; s=a..b; h=from; " BH B,     /* bad s= */
-        "v=1; a=rsa-sha256; d=example.org; s=s; " BH B,                /* no h= */
-        "v=1; a=rsa-sha256; d=example.org; s=s; h=to:subject; " BH B,  /* h= without From */
-        "v=1; a=rsa-sha256; d=example.org; s=s; h=from::to; " BH B,    /* empty h= entry */
+        "v=1; a=rsa-sha256; d=example.org; h=from; " BH B,            /* no s= */
+        "v=1; a=rsa-sha256; d=example.org; s=a..b; h=from; " BH B,    /* bad s= */
+        "v=1; a=rsa-sha256; d=example.org; s=s; " BH B,               /* no h= */
+        "v=1; a=rsa-sha256; d=example.org; s=s; h=to:subject; " BH B, /* h= without From */
+        "v=1; a=rsa-sha256; d=example.org; s=s; h=from::to; " BH B,   /* empty h= entry */
         "v=1; a=rsa-sha256; c=fancy; d=example.org; s=s; h=from; " BH B,
         "v=1; a=rsa-sha256; c=relaxed/fancy; d=example.org; s=s; h=from; " BH B,
         "v=1; a=rsa-sha256; d=example.org; s=s; h=from; i=joe@example.com; " BH B,
@@ -211,7 +211,8 @@ test_signature(void)
     }
     /* h= entry count: max is fine, max + 1 is not. */
     static char text[DKIM_SIG_FIELD_BYTES_MAX + 64];
-    size_t n = (size_t)snprintf(text, sizeof(text), "v=1; a=rsa-sha256; d=e.org; s=s; " BH B "; h=from");
+    size_t n =
+        (size_t)snprintf(text, sizeof(text), "v=1; a=rsa-sha256; d=e.org; s=s; " BH B "; h=from");
     for (unsigned i = 1; i < DKIM_SIG_HEADERS_MAX; i++) {
         n += (size_t)snprintf(text + n, sizeof(text) - n, ":x");
     }
@@ -227,7 +228,8 @@ test_signature(void)
     text[n + DKIM_HEADER_NAME_BYTES_MAX + 1] = '\0';
     CHECK(sig(text, &s) == -EINVAL);
     /* Field size bound. */
-    n = (size_t)snprintf(text, sizeof(text), "v=1; a=rsa-sha256; d=e.org; s=s; h=from; " BH B "; z=");
+    n = (size_t)snprintf(text, sizeof(text),
+                         "v=1; a=rsa-sha256; d=e.org; s=s; h=from; " BH B "; z=");
     memset(text + n, 'z', DKIM_SIG_FIELD_BYTES_MAX - n);
     text[DKIM_SIG_FIELD_BYTES_MAX] = '\0';
     CHECK(sig(text, &s) == 0);
@@ -248,9 +250,8 @@ test_signature(void)
     char label[64];
     memset(label, 'a', 63);
     label[63] = '\0';
-    (void)snprintf(text, sizeof(text),
-                   "v=1; a=rsa-sha256; d=%s.%s.%s; s=%s.x; h=from; " BH B, label, label, label,
-                   label);
+    (void)snprintf(text, sizeof(text), "v=1; a=rsa-sha256; d=%s.%s.%s; s=%s.x; h=from; " BH B,
+                   label, label, label, label);
     CHECK(sig(text, &s) == -EINVAL);
 }
 
@@ -289,7 +290,7 @@ test_key_record(void)
     CHECK(key("v=DKIM2; p=YWJj", &k) == -EINVAL);
     CHECK(key("k=rsa; v=DKIM1; p=YWJj", &k) == -EINVAL); /* v= not first */
     CHECK(key("v=DKIM1; k=dsa; p=YWJj", &k) == -EINVAL);
-    CHECK(key("v=DKIM1; k=rsa", &k) == -EINVAL);          /* no p= */
+    CHECK(key("v=DKIM1; k=rsa", &k) == -EINVAL); /* no p= */
     CHECK(key("v=DKIM1; p=YW!j", &k) == -EINVAL);
     CHECK(key("v=DKIM1; s=other; p=YWJj", &k) == -EINVAL);
     CHECK(key("v=DKIM1; p=YWJj; p=YWJj", &k) == -EINVAL);

@@ -75,8 +75,8 @@ make_key(const char *domain, const char *selector, EVP_PKEY *pkey)
     (void)snprintf(key.domain, sizeof(key.domain), "%s", domain);
     (void)snprintf(key.selector, sizeof(key.selector), "%s", selector);
     key.pkey = pkey;
-    key.type = EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519 ? DKIM_KEY_TYPE_ED25519
-                                                              : DKIM_KEY_TYPE_RSA;
+    key.type =
+        EVP_PKEY_get_base_id(pkey) == EVP_PKEY_ED25519 ? DKIM_KEY_TYPE_ED25519 : DKIM_KEY_TYPE_RSA;
     key.bits = (unsigned)EVP_PKEY_get_bits(pkey);
     return key;
 }
@@ -100,14 +100,14 @@ sign_into(const struct dkim_key *const *keys, size_t count, const char *msg, siz
 }
 
 struct outcome {
-    size_t             count;
+    size_t count;
     struct dkim_result results[DKIM_VERIFY_SIGNATURES_MAX + 1];
 };
 
 static struct outcome
 verify_bytes(const char *bytes, size_t len, struct test_dns *dns, uint64_t now_s)
 {
-    struct outcome outcome = { 0 };
+    struct outcome outcome = {0};
     int fd = file_with(bytes, len);
     struct dkim_verify *ctx = NULL;
     CHECK(dkim_verify_prepare(fd, now_s, &ctx) == 0);
@@ -155,14 +155,14 @@ options_at(struct dkim_sign_options *options, enum dkim_canon header, enum dkim_
 static void
 test_round_trip(void)
 {
-    EVP_PKEY *keys[] = { rsa1024, rsa2048, ed25519 };
-    const char *algorithms[] = { "rsa-sha256", "rsa-sha256", "ed25519-sha256" };
+    EVP_PKEY *keys[] = {rsa1024, rsa2048, ed25519};
+    const char *algorithms[] = {"rsa-sha256", "rsa-sha256", "ed25519-sha256"};
     for (size_t k = 0; k < 3; k++) {
         for (int canon = 0; canon < 4; canon++) {
-            struct test_dns dns = { 0 };
+            struct test_dns dns = {0};
             publish(&dns, "sel._domainkey.example.org", keys[k]);
             struct dkim_key key = make_key("example.org", "sel", keys[k]);
-            const struct dkim_key *list[] = { &key };
+            const struct dkim_key *list[] = {&key};
             struct dkim_sign_options options;
             options_at(&options, (canon & 1) ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
                        (canon & 2) ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE);
@@ -205,15 +205,15 @@ test_round_trip(void)
 static struct outcome
 tampered(EVP_PKEY *pkey, bool is_simple, const char *from, const char *to)
 {
-    struct test_dns dns = { 0 };
+    struct test_dns dns = {0};
     publish(&dns, "sel._domainkey.example.org", pkey);
     struct dkim_key key = make_key("example.org", "sel", pkey);
-    const struct dkim_key *list[] = { &key };
+    const struct dkim_key *list[] = {&key};
     struct dkim_sign_options options;
     enum dkim_canon canon = is_simple ? DKIM_CANON_SIMPLE : DKIM_CANON_RELAXED;
     options_at(&options, canon, canon);
-    size_t len = sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf,
-                           sizeof(signed_buf));
+    size_t len =
+        sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf, sizeof(signed_buf));
     static char edited[8192];
     char *at = strstr(signed_buf, from);
     CHECK(at != NULL && len < sizeof(edited) - strlen(to));
@@ -227,7 +227,7 @@ tampered(EVP_PKEY *pkey, bool is_simple, const char *from, const char *to)
 static void
 test_tampering(void)
 {
-    EVP_PKEY *keys[] = { rsa2048, ed25519 };
+    EVP_PKEY *keys[] = {rsa2048, ed25519};
     for (size_t k = 0; k < 2; k++) {
         struct outcome o = tampered(keys[k], false, "Subject: Hello", "Subject: Hullo");
         CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_FAIL);
@@ -236,7 +236,8 @@ test_tampering(void)
         CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_FAIL);
         CHECK_STR(o.results[0].reason, "body hash mismatch");
         /* A second From (oversigned) added above the first. */
-        o = tampered(keys[k], false, "From: Alice", "From: Mallory <m@evil.example>\r\nFrom: Alice");
+        o = tampered(keys[k], false, "From: Alice",
+                     "From: Mallory <m@evil.example>\r\nFrom: Alice");
         CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_FAIL);
         /* A Cc added, although the message had none: oversigned too. */
         o = tampered(keys[k], false, "To: bob", "Cc: eve@example.net\r\nTo: bob");
@@ -262,15 +263,15 @@ test_tampering(void)
 static void
 test_expiry_and_length(void)
 {
-    struct test_dns dns = { 0 };
+    struct test_dns dns = {0};
     publish(&dns, "sel._domainkey.example.org", ed25519);
     struct dkim_key key = make_key("example.org", "sel", ed25519);
-    const struct dkim_key *list[] = { &key };
+    const struct dkim_key *list[] = {&key};
     struct dkim_sign_options options;
     options_at(&options, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED);
     options.expire_after_s = 3600;
-    size_t len = sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf,
-                           sizeof(signed_buf));
+    size_t len =
+        sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf, sizeof(signed_buf));
     CHECK(strstr(signed_buf, "x=1700003600;") != NULL);
     struct outcome o = verify_bytes(signed_buf, len, &dns, NOW + 3600);
     CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_PASS);
@@ -289,8 +290,8 @@ test_expiry_and_length(void)
     options_at(&options, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED);
     options.has_length = true;
     options.length = 10;
-    len = sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf,
-                    sizeof(signed_buf));
+    len =
+        sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf, sizeof(signed_buf));
     CHECK(strstr(signed_buf, " l=10;") != NULL);
     o = verify_bytes(signed_buf, len, &dns, NOW);
     CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_PASS);
@@ -305,14 +306,14 @@ test_expiry_and_length(void)
     CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_FAIL);
     /* l= longer than the body: permerror. Relaxed canonical body is 32 bytes. */
     options.length = 33;
-    len = sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf,
-                    sizeof(signed_buf));
+    len =
+        sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf, sizeof(signed_buf));
     o = verify_bytes(signed_buf, len, &dns, NOW);
     CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_PERMERROR);
     CHECK(strstr(o.results[0].reason, "l=33") != NULL);
     options.length = 32;
-    len = sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf,
-                    sizeof(signed_buf));
+    len =
+        sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf, sizeof(signed_buf));
     o = verify_bytes(signed_buf, len, &dns, NOW);
     CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_PASS);
 }
@@ -329,25 +330,25 @@ static void
 test_keys_and_dns(void)
 {
     struct dkim_key key = make_key("example.org", "sel", rsa2048);
-    const struct dkim_key *list[] = { &key };
+    const struct dkim_key *list[] = {&key};
     struct dkim_sign_options options;
     options_at(&options, DKIM_CANON_RELAXED, DKIM_CANON_RELAXED);
-    size_t len = sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf,
-                           sizeof(signed_buf));
+    size_t len =
+        sign_into(list, 1, message, sizeof(message) - 1, &options, signed_buf, sizeof(signed_buf));
     static char copy[8192];
     memcpy(copy, signed_buf, len);
 
     /* Revoked key. */
-    struct test_dns dns = { 0 };
+    struct test_dns dns = {0};
     test_dns_add(&dns, "sel._domainkey.example.org", "v=DKIM1; k=rsa; p=", 18, DNS_STATUS_OK);
     struct outcome o = verify_bytes(copy, len, &dns, NOW);
     CHECK(o.count == 1 && o.results[0].code == DKIM_RESULT_PERMERROR);
     CHECK(strstr(o.results[0].reason, "revoked") != NULL);
     /* No key: NXDOMAIN and NODATA are permerror; TEMPFAIL temperror; PERMFAIL temperror. */
-    enum dns_status statuses[] = { DNS_STATUS_NXDOMAIN, DNS_STATUS_NODATA, DNS_STATUS_TEMPFAIL,
-                                   DNS_STATUS_PERMFAIL };
-    enum dkim_result_code codes[] = { DKIM_RESULT_PERMERROR, DKIM_RESULT_PERMERROR,
-                                      DKIM_RESULT_TEMPERROR, DKIM_RESULT_TEMPERROR };
+    enum dns_status statuses[] = {DNS_STATUS_NXDOMAIN, DNS_STATUS_NODATA, DNS_STATUS_TEMPFAIL,
+                                  DNS_STATUS_PERMFAIL};
+    enum dkim_result_code codes[] = {DKIM_RESULT_PERMERROR, DKIM_RESULT_PERMERROR,
+                                     DKIM_RESULT_TEMPERROR, DKIM_RESULT_TEMPERROR};
     for (size_t i = 0; i < 4; i++) {
         memset(&dns, 0, sizeof(dns));
         test_dns_add(&dns, "sel._domainkey.example.org", NULL, 0, statuses[i]);
@@ -355,8 +356,8 @@ test_keys_and_dns(void)
         CHECK(o.count == 1 && o.results[0].code == codes[i]);
     }
     /* Key record syntax error; key type mismatch; h= without sha256; bad p=. */
-    const char *records[] = { "v=DKIM1; k=rsa; p=YW!j", "v=DKIM1; k=ed25519; p=YWJj",
-                              "v=DKIM1; h=sha1; p=YWJj", "v=DKIM1; p=YWJj" };
+    const char *records[] = {"v=DKIM1; k=rsa; p=YW!j", "v=DKIM1; k=ed25519; p=YWJj",
+                             "v=DKIM1; h=sha1; p=YWJj", "v=DKIM1; p=YWJj"};
     for (size_t i = 0; i < 4; i++) {
         memset(&dns, 0, sizeof(dns));
         test_dns_add(&dns, "sel._domainkey.example.org", records[i], strlen(records[i]),
@@ -409,7 +410,7 @@ test_keys_and_dns(void)
     memset(&dns, 0, sizeof(dns));
     publish(&dns, "weak._domainkey.example.org", rsa512);
     struct dkim_key weak = make_key("example.org", "weak", rsa512);
-    const struct dkim_key *weak_list[] = { &weak };
+    const struct dkim_key *weak_list[] = {&weak};
     len = sign_into(weak_list, 1, message, sizeof(message) - 1, &options, signed_buf,
                     sizeof(signed_buf));
     o = verify_bytes(signed_buf, len, &dns, NOW);
@@ -468,16 +469,16 @@ static void
 test_several(void)
 {
     /* An RSA and an Ed25519 key for one domain: two signatures, both pass. */
-    struct test_dns dns = { 0 };
+    struct test_dns dns = {0};
     publish(&dns, "r._domainkey.example.org", rsa1024);
     publish(&dns, "e._domainkey.example.org", ed25519);
     struct dkim_key rsa = make_key("example.org", "r", rsa1024);
     struct dkim_key ed = make_key("example.org", "e", ed25519);
-    const struct dkim_key *list[] = { &rsa, &ed };
+    const struct dkim_key *list[] = {&rsa, &ed};
     struct dkim_sign_options options;
     options_at(&options, DKIM_CANON_RELAXED, DKIM_CANON_SIMPLE);
-    size_t len = sign_into(list, 2, message, sizeof(message) - 1, &options, signed_buf,
-                           sizeof(signed_buf));
+    size_t len =
+        sign_into(list, 2, message, sizeof(message) - 1, &options, signed_buf, sizeof(signed_buf));
     struct outcome o = verify_bytes(signed_buf, len, &dns, NOW);
     CHECK(o.count == 2);
     CHECK(o.results[0].code == DKIM_RESULT_PASS && o.results[1].code == DKIM_RESULT_PASS);
@@ -522,10 +523,10 @@ test_large(void)
     for (size_t i = 0; i < body; i++) {
         big[head + i] = (i % 73 == 71) ? '\r' : (i % 73 == 72) ? '\n' : (char)('a' + i % 26);
     }
-    struct test_dns dns = { 0 };
+    struct test_dns dns = {0};
     publish(&dns, "sel._domainkey.example.org", ed25519);
     struct dkim_key key = make_key("example.org", "sel", ed25519);
-    const struct dkim_key *list[] = { &key };
+    const struct dkim_key *list[] = {&key};
     struct dkim_sign_options options;
     options_at(&options, DKIM_CANON_SIMPLE, DKIM_CANON_SIMPLE);
     size_t len = sign_into(list, 1, big, head + body, &options, signed_buf, sizeof(signed_buf));
@@ -606,7 +607,7 @@ test_key_table(void)
     (void)snprintf(v1, sizeof(v1), "Example.ORG  rsa  %s", rsa_path);
     (void)snprintf(v2, sizeof(v2), "example.org\ted\t%s", ed_path);
     (void)snprintf(v3, sizeof(v3), "other.example trad %s ", trad_path);
-    const char *values[] = { v1, v2, v3 };
+    const char *values[] = {v1, v2, v3};
     struct dkim_keys *keys = NULL;
     CHECK(dkim_keys_load(values, 3, &keys, err, sizeof(err)) == 0);
     CHECK(dkim_keys_count(keys) == 3);
@@ -620,7 +621,7 @@ test_key_table(void)
     CHECK(dkim_keys_for_domain(keys, "sub.example.org", found, 4) == 0);
     CHECK(dkim_keys_for_domain(keys, "org", found, 4) == 0);
     /* The loaded keys sign, and verify. */
-    struct test_dns dns = { 0 };
+    struct test_dns dns = {0};
     publish(&dns, "rsa._domainkey.example.org", rsa1024);
     publish(&dns, "ed._domainkey.example.org", ed25519);
     size_t n = dkim_keys_for_domain(keys, "example.org", found, 4);
@@ -642,17 +643,17 @@ test_key_table(void)
     /* Errors name the value or the file. */
     struct {
         const char *value_format;
-        int         rc;
+        int rc;
         const char *says;
     } bad[] = {
-        { "example.org sel DIR/missing.pem", -ENOENT, "missing.pem" },
-        { "example.org sel DIR/junk.pem", -EINVAL, "junk.pem" },
-        { "example.org sel DIR/weak.pem", -EINVAL, "512" },
-        { "example.org sel", -EINVAL, "key file" },
-        { "example..org sel DIR/rsa.pem", -EINVAL, "domain" },
-        { "example.org s!l DIR/rsa.pem", -EINVAL, "selector" },
-        { "example.org sel DIR/rsa.pem extra", -EINVAL, "more" },
-        { "", -EINVAL, "domain" },
+        {"example.org sel DIR/missing.pem", -ENOENT, "missing.pem"},
+        {"example.org sel DIR/junk.pem", -EINVAL, "junk.pem"},
+        {"example.org sel DIR/weak.pem", -EINVAL, "512"},
+        {"example.org sel", -EINVAL, "key file"},
+        {"example..org sel DIR/rsa.pem", -EINVAL, "domain"},
+        {"example.org s!l DIR/rsa.pem", -EINVAL, "selector"},
+        {"example.org sel DIR/rsa.pem extra", -EINVAL, "more"},
+        {"", -EINVAL, "domain"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char value[256];
@@ -663,7 +664,7 @@ test_key_table(void)
         } else {
             (void)snprintf(value, sizeof(value), "%s", bad[i].value_format);
         }
-        const char *one[] = { value };
+        const char *one[] = {value};
         err[0] = '\0';
         int rc = dkim_keys_load(one, 1, &keys, err, sizeof(err));
         if (rc != bad[i].rc || strstr(err, bad[i].says) == NULL) {
@@ -672,7 +673,7 @@ test_key_table(void)
         }
         CHECK(keys == NULL);
     }
-    const char *twice[] = { v1, v1 };
+    const char *twice[] = {v1, v1};
     CHECK(dkim_keys_load(twice, 2, &keys, err, sizeof(err)) == -EEXIST);
     CHECK(strstr(err, "twice") != NULL);
     static const char *too_many[DKIM_KEYS_MAX + 1];
