@@ -312,3 +312,19 @@ def test_sieve_connect(toaster, tmp_path):
     assert target.read_text() == script.read_text()
     assert os.readlink(home(toaster, "alice@example.com") / ".dovecot.sieve") == \
         "sieve/vacation.sieve"
+
+
+def test_openssl_s_client_starttls_sieve(toaster):
+    """OpenSSL's own ManageSieve STARTTLS dialogue finds a TLS 1.2+ server."""
+    # LOGOUT goes once the dialogue is surely over: s_client sends what
+    # stdin already holds as soon as it can, which races its own STARTTLS.
+    command = ("(sleep 1; printf 'LOGOUT\\r\\n') | openssl s_client -connect 127.0.0.1:%d "
+               "-starttls sieve -brief -ign_eof" % port(toaster))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, timeout=30)
+    text = out.stdout.decode(errors="replace") + out.stderr.decode(errors="replace")
+    assert "Protocol version: TLSv1.3" in text, text
+    # What came under TLS (s_client prints it on stdout, its own dialogue on
+    # stderr): the capabilities again (RFC 5804 2.2), then LOGOUT's reply.
+    after = out.stdout.decode(errors="replace")
+    assert '"IMPLEMENTATION"' in after and 'OK "TLS negotiation successful."' in after, text
+    assert '"STARTTLS"' not in after and 'OK "Logout completed."' in after, text
