@@ -13,9 +13,10 @@
  * Owns the tree's shape and the error list helpers. The recursion is
  * bounded: block nesting by limits->block_depth_max and test nesting by
  * limits->test_depth_max, checked before each descent, so the C stack
- * stays small whatever the script. Stops at the first syntax error
- * (sievec goes on after some; one accurate error is what ManageSieve
- * needs). Messages follow sievec's wording.
+ * stays small whatever the script. After a syntax error it skips to the
+ * end of the command and goes on, so several errors are reported as
+ * sievec does (until the error list is full); a lexical error or a
+ * broken limit stops it. Messages follow sievec's wording.
  */
 #include "filters/sieve_parse.h"
 
@@ -33,6 +34,8 @@ struct parser {
     struct sieve_script       *script;
     const struct sieve_limits *limits;
     struct sieve_errors       *errors;
+    bool                       is_recoverable; /* the last error was a plain syntax error */
+    bool                       is_failed;      /* some error was recorded */
 };
 
 static int parse_commands(struct parser *p, uint32_t block_depth, struct sieve_node **head_out,
@@ -135,7 +138,48 @@ unexpected(struct parser *p, const char *expected)
     char found[64];
     sieve_token_describe(&p->token, found, sizeof(found));
     sieve_errors_add(p->errors, p->token.line, "expected %s, but found %s", expected, found);
+    p->is_recoverable = true;
     return -EINVAL;
+}
+
+/* After a syntax error in a command: skip to the end of that command
+ * (its ';' or its block's closing '}', both consumed) or to the '}' that
+ * closes the enclosing block (left for the caller), so parsing can go
+ * on and report further errors, as sievec does. Each step consumes a
+ * token, so this ends. */
+static int
+recover(struct parser *p)
+{
+    uint32_t depth = 0;
+    for (;;) {
+        switch (p->token.type) {
+        case SIEVE_TOKEN_EOF:
+            return 0;
+        case SIEVE_TOKEN_SEMICOLON:
+            if (depth == 0) {
+                return advance(p);
+            }
+            break;
+        case SIEVE_TOKEN_LCURLY:
+            depth++;
+            break;
+        case SIEVE_TOKEN_RCURLY:
+            if (depth == 0) {
+                return 0;
+            }
+            depth--;
+            if (depth == 0) {
+                return advance(p);
+            }
+            break;
+        default:
+            break;
+        }
+        int rc = advance(p);
+        if (rc != 0) {
+            return rc;
+        }
+    }
 }
 
 static int
@@ -422,6 +466,13 @@ parse_commands(struct parser *p, uint32_t block_depth, struct sieve_node **head_
             tail = &command->next;
             (*count_out)++;
         }
+        if (rc == -EINVAL && p->is_recoverable) {
+            p->is_recoverable = false;
+            p->is_failed = true;
+            if (p->errors->count < p->errors->count_max) {
+                rc = recover(p);
+            }
+        }
         if (rc != 0) {
             return rc;
         }
@@ -455,5 +506,5 @@ sieve_parse(struct sieve_script *script, const char *text, size_t len,
                          found);
         return -EINVAL;
     }
-    return 0;
+    return p.is_failed ? -EINVAL : 0;
 }

@@ -4,8 +4,9 @@
  * every node with its line; and the error list every stage writes to.
  *
  * The parser checks syntax only (which commands exist is the
- * validator's business) and stops at the first syntax error, which it
- * records with its line. Runs on the compiling thread; no I/O.
+ * validator's business). It records each syntax error with its line and
+ * skips to the end of the command to look for more; a lexical error or
+ * a broken limit ends parsing. Runs on the compiling thread; no I/O.
  * Limits: block and test nesting, string-list entries, node count,
  * arguments per command (SIEVE_ARGUMENTS_MAX), the arena.
  */
@@ -40,7 +41,8 @@ size_t sieve_errors_format(const struct sieve_errors *errors, const char *eol, c
 
 /* Parses text[0..len) into script->commands (allocated from
  * script->arena, which the caller has initialised). Returns 0; -EINVAL
- * after recording a syntax error or a broken limit in errors; -ENOMEM
+ * after recording syntax errors or a broken limit in errors (the tree
+ * is then incomplete: do not validate or run it); -ENOMEM
  * when malloc failed (an operating error: nothing recorded). */
 int sieve_parse(struct sieve_script *script, const char *text, size_t len,
                 const struct sieve_limits *limits, struct sieve_errors *errors);
