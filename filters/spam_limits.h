@@ -12,6 +12,7 @@
 #define SPAM_RULES_LINE_BYTES_MAX 2048u          /* longer lines: error naming the line */
 #define SPAM_RULES_MAX 512u                      /* rules an operator may add */
 #define SPAM_REGEX_BYTES_MAX 1024u               /* one pattern */
+#define SPAM_REGEX_REPEAT_PRODUCT_MAX 1000       /* product of the {n,m} counts of a pattern */
 #define SPAM_WEIGHT_ABS_MAX 1000.0               /* |weight| of any symbol */
 #define SPAM_DNS_ZONES_MAX 16u                   /* distinct dnsbl zones, and uribl zones */
 #define SPAM_FIELD_NAME_BYTES 64u                /* header name of a header rule, NUL included */
@@ -40,5 +41,8 @@
 
 /* Learning from a file. */
 #define SPAM_LEARN_BYTES_MAX (32u * 1024 * 1024) /* read at most this much of a message file */
+
+#define SPAM_STRINGIFY_(x) #x
+#define SPAM_STRINGIFY(x) SPAM_STRINGIFY_(x)
 
 #endif

@@ -87,6 +87,7 @@ static bool zone_ok(const char *zone);
 static int parse_code(const char *text, uint32_t *code_out);
 static size_t zone_count(const struct spam_rules *rules, enum spam_rule_kind kind,
                          const char *zone);
+static const char *pattern_unsafe(const char *pattern, size_t len);
 
 int
 spam_rules_parse(const char *text, size_t len, struct spam_rules **rules_out, char *err,
@@ -367,13 +368,9 @@ parse_line(struct rules_parse *p, char *line)
         if (plen > SPAM_REGEX_BYTES_MAX) {
             return parse_error(p, -EINVAL, "regex over %u bytes", SPAM_REGEX_BYTES_MAX);
         }
-        for (size_t i = 0; i + 1 < plen; i++) {
-            if (pattern[i] == '\\') {
-                if (pattern[i + 1] >= '1' && pattern[i + 1] <= '9') {
-                    return parse_error(p, -EINVAL, "back-references are not allowed");
-                }
-                i++; /* an escaped byte is never the start of an escape */
-            }
+        const char *unsafe = pattern_unsafe(pattern, plen);
+        if (unsafe != NULL) {
+            return parse_error(p, -EINVAL, "%s", unsafe);
         }
         int rrc = regcomp(&r->regex, pattern, REG_EXTENDED | REG_ICASE | REG_NOSUB);
         if (rrc != 0) {
@@ -531,4 +528,109 @@ zone_count(const struct spam_rules *rules, enum spam_rule_kind kind, const char 
         }
     }
     return count;
+}
+
+/*
+ * Patterns whose compiling or matching cost is not bounded by the bytes
+ * they read are refused before regcomp sees them: back-references
+ * (matching is exponential), a quantifier on a quantifier ("a++++",
+ * which makes glibc's regcomp allocate without end), and bounded
+ * repetitions whose counts multiply past SPAM_REGEX_REPEAT_PRODUCT_MAX
+ * (glibc copies the repeated expression once per count, nested ones
+ * multiply). Returns NULL for a safe pattern, else why not.
+ */
+static const char *
+pattern_unsafe(const char *pattern, size_t len)
+{
+    bool after_quantifier = false;
+    unsigned long product = 1;
+    for (size_t i = 0; i < len; i++) {
+        char c = pattern[i];
+        if (c == '\\') {
+            if (i + 1 < len && pattern[i + 1] >= '1' && pattern[i + 1] <= '9') {
+                return "back-references are not allowed";
+            }
+            i++; /* an escaped byte is never the start of anything */
+            after_quantifier = false;
+            continue;
+        }
+        if (c == '[') {
+            /* A bracket expression: ']' first (after an optional '^') is a
+             * member; [:class:] and friends hold no ']' of their own. */
+            size_t k = i + 1;
+            if (k < len && pattern[k] == '^') {
+                k++;
+            }
+            if (k < len && pattern[k] == ']') {
+                k++;
+            }
+            while (k < len && pattern[k] != ']') {
+                if (pattern[k] == '[' && k + 1 < len &&
+                    (pattern[k + 1] == ':' || pattern[k + 1] == '.' || pattern[k + 1] == '=')) {
+                    char close = pattern[k + 1];
+                    k += 2;
+                    while (k + 1 < len && !(pattern[k] == close && pattern[k + 1] == ']')) {
+                        k++;
+                    }
+                    k += 2;
+                    continue;
+                }
+                k++;
+            }
+            i = k; /* at the closing ']' (or past the end: regcomp refuses it) */
+            after_quantifier = false;
+            continue;
+        }
+        if (c == '*' || c == '+' || c == '?') {
+            if (after_quantifier) {
+                return "a quantifier may not follow a quantifier";
+            }
+            after_quantifier = true;
+            continue;
+        }
+        if (c == '{') {
+            size_t k = i + 1;
+            unsigned long low = 0;
+            unsigned long high = 0;
+            bool has_digits = false;
+            while (k < len && pattern[k] >= '0' && pattern[k] <= '9' && low <= 100000) {
+                low = low * 10 + (unsigned long)(pattern[k++] - '0');
+                has_digits = true;
+            }
+            high = low;
+            if (k < len && pattern[k] == ',') {
+                k++;
+                high = 0;
+                bool has_high = false;
+                while (k < len && pattern[k] >= '0' && pattern[k] <= '9' && high <= 100000) {
+                    high = high * 10 + (unsigned long)(pattern[k++] - '0');
+                    has_high = true;
+                }
+                has_digits = has_digits || has_high; /* glibc reads "{,m}" as {0,m} */
+                if (!has_high) {
+                    high = low > 0 ? low : 1; /* {n,}: n copies and a star */
+                }
+            }
+            if (!has_digits || k >= len || pattern[k] != '}') {
+                after_quantifier = false; /* not a bound; regcomp decides */
+                continue;
+            }
+            if (after_quantifier) {
+                return "a quantifier may not follow a quantifier";
+            }
+            unsigned long count = high > low ? high : low;
+            if (count == 0) {
+                count = 1;
+            }
+            product *= count;
+            if (product > SPAM_REGEX_REPEAT_PRODUCT_MAX) {
+                return "repetition counts multiply past " SPAM_STRINGIFY(SPAM_REGEX_REPEAT_PRODUCT_MAX);
+            }
+            i = k;
+            after_quantifier = true;
+            continue;
+        }
+        after_quantifier = false;
+    }
+    return NULL;
 }

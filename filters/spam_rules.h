@@ -14,8 +14,10 @@
  *   uribl   SYMBOL WEIGHT ZONE [127.0.0.N]    a link's domain listed in ZONE
  *
  * REGEX is the rest of the line (trailing blanks dropped), a POSIX extended
- * regular expression matched case-insensitively; back-references are
- * refused (their matching time is not linear). SYMBOL is 1..63 of A-Z 0-9 _.
+ * regular expression matched case-insensitively. Patterns whose cost is
+ * not bounded by the bytes they read are refused: back-references, a
+ * quantifier right after a quantifier ("a++"), and {n,m} counts whose
+ * product passes SPAM_REGEX_REPEAT_PRODUCT_MAX. SYMBOL is 1..63 of A-Z 0-9 _.
  * A dnsbl/uribl rule with 127.0.0.N fires only on that answer; one without
  * fires on any answer in 127.0.0.0/8 that no rule of its zone with a code
  * matched (127.255.255.0/24 are the lists' own error codes and never count).

@@ -163,6 +163,20 @@ test_regex_errors(void)
     CHECK(rules != NULL && regexec(&rules->rules[rules->rule_count - 1].regex, "xa\\1", 0, NULL,
                                    0) == 0);
     spam_rules_destroy(&rules);
+    /* Patterns whose cost is not bounded by the bytes they read. */
+    CHECK(parse("body A 1 (a++++|b)+c\n", &rules, err, sizeof(err)) == -EINVAL);
+    CHECK_STR(err, "line 1: a quantifier may not follow a quantifier");
+    CHECK(parse("body A 1 a{2}*\n", &rules, err, sizeof(err)) == -EINVAL);
+    CHECK_STR(err, "line 1: a quantifier may not follow a quantifier");
+    CHECK(parse("body A 1 (a{10}){101}\n", &rules, err, sizeof(err)) == -EINVAL);
+    CHECK_STR(err, "line 1: repetition counts multiply past 1000");
+    CHECK(parse("body A 1 (a{10}){100} [+*]+ \\++ x*[]a]* [[:alpha:]]+ (b+)+\n", &rules,
+                err, sizeof(err)) == 0);
+    spam_rules_destroy(&rules);
+    CHECK(parse("body A 1 x{2,}y{,3}\n", &rules, err, sizeof(err)) == 0);
+    spam_rules_destroy(&rules);
+    CHECK(parse("body A 1 (a{,100}){,11}\n", &rules, err, sizeof(err)) == -EINVAL);
+    CHECK_STR(err, "line 1: repetition counts multiply past 1000");
     check_error("header A 1\n", -EINVAL, "line 1: 'header' needs a field name and a regex");
     check_error("header A\n", -EINVAL, "line 1: 'header' needs a symbol and a weight");
     check_error("header A 1 Subject\n", -EINVAL, "line 1: 'header' needs a regex");
