@@ -294,6 +294,11 @@ spam_checks_dnsbl_name(const struct spam_client *client, const char *zone, char 
                        size_t out_bytes)
 {
     int n;
+    if (client->family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&client->addr6)) {
+        struct spam_client v4 = { .family = AF_INET };
+        memcpy(&v4.addr4.s_addr, client->addr6.s6_addr + 12, 4);
+        return spam_checks_dnsbl_name(&v4, zone, out, out_bytes);
+    }
     if (client->family == AF_INET) {
         const uint8_t *b = (const uint8_t *)&client->addr4.s_addr;
         n = snprintf(out, out_bytes, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], zone);

@@ -62,8 +62,10 @@ spam_message_analyse(const char *msg, size_t len, struct spam_message **message_
         return -ENOMEM;
     }
     struct imap_mime_part *parts = calloc(SPAM_PARTS_MAX, sizeof(*parts));
-    size_t text_cap = SPAM_TEXT_BYTES_MAX + 1;
-    m->text = malloc(text_cap);
+    /* Decoded text is at most three bytes per message byte (charsets to
+     * UTF-8), so a small message gets a small buffer. */
+    m->text_max = len < (SPAM_TEXT_BYTES_MAX - 16) / 3 ? 3 * len + 16 : SPAM_TEXT_BYTES_MAX;
+    m->text = malloc(m->text_max + 1);
     if (parts == NULL || m->text == NULL) {
         free(parts);
         spam_message_destroy(&m);
@@ -451,11 +453,11 @@ decode_emit(void *ctx, const char *bytes, size_t len)
 static void
 add_text(struct spam_message *m, const char *msg, const struct imap_mime_part *part, bool is_html)
 {
-    if (m->text_len >= SPAM_TEXT_BYTES_MAX) {
+    if (m->text_len >= m->text_max) {
         m->is_text_truncated = true;
         return;
     }
-    size_t remaining = SPAM_TEXT_BYTES_MAX - m->text_len;
+    size_t remaining = m->text_max - m->text_len;
     /* HTML shrinks when its tags go: read up to four times the room. */
     size_t in_cap = (is_html ? 4 : 2) * remaining + 16;
     const char *body = msg + part->body_offset;
@@ -529,10 +531,10 @@ add_text(struct spam_message *m, const char *msg, const struct imap_mime_part *p
 static void
 append_text(struct spam_message *m, const char *s, size_t len)
 {
-    if (m->text_len > 0 && m->text_len < SPAM_TEXT_BYTES_MAX) {
+    if (m->text_len > 0 && m->text_len < m->text_max) {
         m->text[m->text_len++] = '\n';
     }
-    size_t room = SPAM_TEXT_BYTES_MAX - m->text_len;
+    size_t room = m->text_max - m->text_len;
     if (len > room) {
         len = room;
         m->is_text_truncated = true;

@@ -64,6 +64,7 @@ struct spam_message {
     bool   is_header_truncated;
     char  *text;
     size_t text_len;
+    size_t text_max; /* min(SPAM_TEXT_BYTES_MAX, what this message can decode to) */
     bool   is_text_truncated;
 
     /* SHA-256 (first 16 bytes) of the Subject and the decoded text: the

@@ -250,9 +250,10 @@ spam_scan_run(const struct spam_filter *filter, struct spam_scan *scan,
             return rc; /* -EINPROGRESS: nothing written yet */
         }
     }
-    if (kv != NULL) {
+    struct kv *bayes_kv = cfg->bayes_kv != NULL ? cfg->bayes_kv : kv;
+    if (bayes_kv != NULL) {
         double prob = 0.0;
-        if (spam_bayes_classify(kv, scan->message, cfg->bayes_min_learns, &prob) == 0) {
+        if (spam_bayes_classify(bayes_kv, scan->message, cfg->bayes_min_learns, &prob) == 0) {
             char options[32];
             (void)snprintf(options, sizeof(options), "%.2f%%", prob * 100.0);
             /* Rspamd's scaling: the weight times how far from 0.5 it is,

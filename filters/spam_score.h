@@ -71,6 +71,10 @@ struct spam_config {
     uint32_t uribl_lookups_max;    /* link domains looked up per zone, <= SPAM_URIBL_LOOKUPS_MAX */
     spam_org_domain_fn org_domain; /* may be NULL */
     const void        *org_domain_ctx;
+    /* Where Bayes counts live; NULL: the kv given to spam_scan_run. Bayes
+     * writes about a thousand keys per learned message, so on the embedded
+     * backend it wants a table of its own, apart from greylisting's. */
+    struct kv         *bayes_kv;
 };
 
 /* The defaults above; greylisting SCORE, rate limits off. */

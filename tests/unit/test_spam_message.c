@@ -57,6 +57,7 @@ test_header_facts(void)
     /* Empty input and a header without body. */
     m = analyse("");
     CHECK(m->text_len == 0 && m->header_len == 0);
+    CHECK(m->text_max == 16); /* small messages get small buffers */
     spam_message_destroy(&m);
     m = analyse("From: a@b.test\r\n");
     CHECK(m->has_from);
