@@ -71,11 +71,15 @@ struct dns_slot {
 
 struct dns_batch {
     struct dns_resolver *resolver;
+    uint32_t             slot_max;      /* DNS_BATCH_QUESTIONS_MAX, or 1 for dns_resolve */
     uint32_t             count;         /* slots used; only the owner's thread writes it */
     uint32_t             pending_count; /* under resolver->lock */
     void (*ready)(void *arg);           /* under resolver->lock; NULL: no wait armed */
-    void           *ready_arg;
-    struct dns_slot slots[DNS_BATCH_QUESTIONS_MAX];
+    void *ready_arg;
+    /* dns_resolve's caller, for a batch of one made by it. */
+    void (*done)(void *arg, const struct dns_answer *answer);
+    void           *done_arg;
+    struct dns_slot slots[];
 };
 
 /* One query in flight, shared by every batch asking the same question. */
@@ -429,7 +433,6 @@ dns_resolver_destroy(struct dns_resolver **resolver)
     if (r == NULL) {
         return;
     }
-    ASSERT(__atomic_load_n(&r->batch_count, __ATOMIC_ACQUIRE) == 0);
     ASSERT(pthread_mutex_lock(&r->lock) == 0);
     r->is_stopping = true;
     ASSERT(pthread_mutex_unlock(&r->lock) == 0);
@@ -437,6 +440,9 @@ dns_resolver_destroy(struct dns_resolver **resolver)
     if (r->has_thread) {
         ASSERT(pthread_join(r->thread, NULL) == 0);
     }
+    /* dns_resolve's batches went with their answers when the thread ended
+     * every query; the callers' batches must be gone already. */
+    ASSERT(__atomic_load_n(&r->batch_count, __ATOMIC_ACQUIRE) == 0);
     ASSERT(r->inflight_count == 0);
     dns_resolver_free(r);
     *resolver = NULL;
@@ -485,18 +491,28 @@ dns_batch_source_lookup(void *ctx, enum dns_type type, const char *name,
     return dns_batch_lookup(ctx, type, name, answer_out);
 }
 
-int
-dns_batch_create(struct dns_resolver *resolver, struct dns_batch **batch_out)
+static int
+dns_batch_create_sized(struct dns_resolver *resolver, uint32_t slot_max,
+                       struct dns_batch **batch_out)
 {
     ASSERT(resolver != NULL);
-    struct dns_batch *batch = calloc(1, sizeof(*batch));
+    ASSERT(slot_max >= 1 && slot_max <= DNS_BATCH_QUESTIONS_MAX);
+    struct dns_batch *batch =
+        calloc(1, sizeof(*batch) + (size_t)slot_max * sizeof(struct dns_slot));
     if (batch == NULL) {
         return -ENOMEM;
     }
     batch->resolver = resolver;
+    batch->slot_max = slot_max;
     (void)__atomic_fetch_add(&resolver->batch_count, 1, __ATOMIC_RELAXED);
     *batch_out = batch;
     return 0;
+}
+
+int
+dns_batch_create(struct dns_resolver *resolver, struct dns_batch **batch_out)
+{
+    return dns_batch_create_sized(resolver, DNS_BATCH_QUESTIONS_MAX, batch_out);
 }
 
 struct dns_source
@@ -551,7 +567,7 @@ dns_batch_lookup(struct dns_batch *batch, enum dns_type type, const char *name,
     if (rc <= 0) {
         return rc;
     }
-    if (batch->count == DNS_BATCH_QUESTIONS_MAX) {
+    if (batch->count == batch->slot_max) {
         /* Not pinned: the rerun asks its questions in the same order and
          * finds the batch full at the same one. */
         stat_add(&resolver->stats.refused);
@@ -711,6 +727,48 @@ dns_batch_destroy(struct dns_batch **batch)
     ASSERT(before > 0);
     free(b);
     *batch = NULL;
+}
+
+/* ---- one-shot questions ------------------------------------------------------------ */
+
+/* ready() of a batch made by dns_resolve: resolver thread. */
+static void
+dns_resolve_ready(void *arg)
+{
+    struct dns_batch *batch = arg;
+    ASSERT(batch->count == 1);
+    ASSERT(batch->slots[0].answer != NULL); /* written on this thread before ready */
+    batch->done(batch->done_arg, batch->slots[0].answer);
+    dns_batch_destroy(&batch);
+}
+
+int
+dns_resolve(struct dns_resolver *resolver, enum dns_type type, const char *name,
+            void (*done)(void *arg, const struct dns_answer *answer), void *arg)
+{
+    ASSERT(done != NULL);
+    struct dns_batch *batch = NULL;
+    int rc = dns_batch_create_sized(resolver, 1, &batch);
+    if (rc != 0) {
+        return rc;
+    }
+    batch->done = done;
+    batch->done_arg = arg;
+    const struct dns_answer *answer = NULL;
+    rc = dns_batch_lookup(batch, type, name, &answer);
+    if (rc == -EINPROGRESS && dns_batch_wait(batch, dns_resolve_ready, batch)) {
+        return -EINPROGRESS; /* the batch is the resolver thread's now */
+    }
+    if (rc == -EINPROGRESS) {
+        /* Answered between the lookup and the wait: read it from the slot. */
+        rc = dns_batch_lookup(batch, type, name, &answer);
+        ASSERT(rc == 0);
+    }
+    if (rc == 0) {
+        done(arg, answer);
+    }
+    dns_batch_destroy(&batch);
+    return rc;
 }
 
 /* ---- the resolver thread -------------------------------------------------------- */

@@ -95,9 +95,9 @@ void dns_config_defaults(struct dns_config *config);
 int dns_resolver_create(const struct dns_config *config, struct dns_resolver **resolver_out,
                         char *error_out, size_t error_bytes);
 
-/* Stop the thread (queries still in flight are answered TEMPFAIL first),
- * free everything and NULL *resolver. Every batch must be destroyed
- * before. */
+/* Stop the thread (queries still in flight are answered TEMPFAIL first,
+ * dns_resolve callbacks included), free everything and NULL *resolver.
+ * Every batch made by dns_batch_create must be destroyed before. */
 void dns_resolver_destroy(struct dns_resolver **resolver);
 
 /* Read the override file at path (NULL or "": none) and put it in place of
@@ -147,5 +147,16 @@ void dns_batch_reset(struct dns_batch *batch);
 
 /* Reset, free, and NULL *batch. NULL is fine. */
 void dns_batch_destroy(struct dns_batch **batch);
+
+/* One question for code that is not a filter run (the reactor, the
+ * outbound agent): done(arg, answer) is called exactly once, with an
+ * answer valid only during the call (copy what is needed). Returns 0 when
+ * done has already been called, on this thread, before returning (the
+ * answer was at hand: override file, cache, or a bound reached: TEMPFAIL),
+ * -EINPROGRESS when it will be called on the resolver thread, -EINVAL for
+ * an invalid name or -ENOMEM (done is not called). At shutdown, pending
+ * questions are answered TEMPFAIL before dns_resolver_destroy returns. */
+int dns_resolve(struct dns_resolver *resolver, enum dns_type type, const char *name,
+                void (*done)(void *arg, const struct dns_answer *answer), void *arg);
 
 #endif

@@ -38,12 +38,14 @@ def run(server, *args, timeout_ms=300, tries=1, extra=(), check=True):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
+    for marker in ("Sanitizer", "runtime error:", "assertion failed"):
+        assert marker not in proc.stderr, proc.stderr
     stats = {}
     rounds = []
     for line in proc.stdout.splitlines():
         if line.startswith("stats "):
             stats = {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
-        elif line.startswith("round "):
+        elif line.startswith("round ") or line.startswith("oneshot "):
             rounds.append({"head": line, "lines": []})
         else:
             rounds[-1]["lines"].append(line)
@@ -306,6 +308,48 @@ def test_batch_question_bound(server, tmp_path):
     assert lines[65] == "q0.test A NXDOMAIN 300"
     assert stats["refused"] == 1
     assert server.total() == 0
+
+
+def test_oneshot_resolve(server, tmp_path):
+    # dns_resolve: answers at hand come back before it returns, the others
+    # on the resolver thread; the same cache and override file serve both.
+    server.add("example.org", "MX", "10 mx.example.org.")
+    server.add("slow.example.org", "A", "192.0.2.5")
+    server.behave("slow.example.org", "A", delay=0.2)
+    server.behave("silent.example.org", "A", drop=True)
+    zone = tmp_path / "o.zone"
+    zone.write_text("fixed.test TXT \"fixed\"\n")
+    rounds, stats, _ = run(server, "MX", "example.org", "A", "slow.example.org", "A",
+                           "silent.example.org", "TXT", "fixed.test", "A", "bad..name",
+                           timeout_ms=300,
+                           extra=["--oneshot", "--repeat", "2", "--override", str(zone)])
+    assert rounds[0]["head"].endswith("synchronous=1")  # the override answer
+    assert rounds[1]["head"].endswith("synchronous=3")  # and two from the cache
+    for r in rounds:
+        assert r["lines"] == [
+            "example.org MX OK 300 10 mx.example.org",
+            "slow.example.org A OK 300 192.0.2.5",
+            "silent.example.org A TEMPFAIL 0",
+            'fixed.test TXT OK 300 "fixed"',
+            "bad..name A INVALID",
+        ]
+    assert server.count("example.org", "MX") == 1
+    assert server.count("slow.example.org", "A") == 1
+    assert server.count("silent.example.org", "A") == 2  # TEMPFAIL is not cached
+    assert stats["cache_hits"] == 2
+
+
+def test_shutdown_answers_pending_questions(server):
+    # The tool exits while a oneshot question waits on a silent server:
+    # destroying the resolver answers it TEMPFAIL first (no hang, no leak).
+    server.behave("silent.example.org", "A", drop=True)
+    rounds, _, proc = run(server, "A", "silent.example.org", "A", "Silent.example.org",
+                          timeout_ms=5000, extra=["--oneshot", "--abandon"])
+    assert rounds[0]["lines"] == ["silent.example.org A TEMPFAIL 0",
+                                  "Silent.example.org A TEMPFAIL 0"]
+    elapsed_ms = int(rounds[0]["head"].split("elapsed_ms=")[1].split()[0])
+    assert elapsed_ms < 2000  # not the 5 s timeout
+    assert server.count("silent.example.org", "A") == 1  # the two shared one query
 
 
 def test_authenticated_bit(server):

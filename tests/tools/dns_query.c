@@ -5,7 +5,8 @@
  *
  *   dns_query [--server LIST] [--override FILE] [--timeout-ms N] [--tries N]
  *             [--ttl-max S] [--negative-ttl-max S] [--batches N]
- *             [--repeat N] [--sleep-ms N] [--stats] TYPE NAME [TYPE NAME ...]
+ *             [--repeat N] [--sleep-ms N] [--stats] [--oneshot [--abandon]]
+ *             TYPE NAME [TYPE NAME ...]
  *
  * Each round runs every batch (--batches, default 1) like a filter: all
  * questions are looked up; when some are pending it waits with
@@ -19,8 +20,11 @@
  *   bad..name A INVALID
  *
  * then "stats name=value ..." with --stats. Every other batch must have got
- * the same answers (else "mismatch" and exit 1). Exit 2 on bad usage or
- * configuration.
+ * the same answers (else "mismatch" and exit 1). With --oneshot each
+ * question goes through dns_resolve instead, and a round prints
+ * "oneshot elapsed_ms=N synchronous=N" (answers given before dns_resolve
+ * returned) and the answers; --abandon then destroys the resolver without
+ * waiting (every question must still be answered, TEMPFAIL). Exit 2 on bad usage or configuration.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -75,64 +79,150 @@ now_ms(void)
 }
 
 static void
-print_text(const char *text, uint32_t len)
+print_text(FILE *out, const char *text, uint32_t len)
 {
-    putchar('"');
+    fputc('"', out);
     for (uint32_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c == '"' || c == '\\') {
-            printf("\\%c", c);
+            fprintf(out, "\\%c", c);
         } else if (c < 0x20 || c > 0x7e) {
-            printf("\\%03u", c);
+            fprintf(out, "\\%03u", c);
         } else {
-            putchar(c);
+            fputc(c, out);
         }
     }
-    putchar('"');
+    fputc('"', out);
 }
 
 static void
-print_answer(const struct question *q, int rc, const struct dns_answer *answer)
+print_answer_to(FILE *out, const struct question *q, int rc, const struct dns_answer *answer)
 {
     const char *type = dns_type_name(q->type);
     if (rc == -EINVAL) {
-        printf("%s %s INVALID\n", q->name, type);
+        fprintf(out, "%s %s INVALID\n", q->name, type);
         return;
     }
     if (answer->status != DNS_STATUS_OK) {
-        printf("%s %s %s %u%s\n", q->name, type, dns_status_name(answer->status), answer->ttl,
+        fprintf(out, "%s %s %s %u%s\n", q->name, type, dns_status_name(answer->status), answer->ttl,
                answer->authenticated ? " ad" : "");
         return;
     }
     for (uint32_t i = 0; i < answer->count; i++) {
         const struct dns_record *r = &answer->records[i];
         char address[INET6_ADDRSTRLEN];
-        printf("%s %s OK %u%s ", q->name, type, answer->ttl, answer->authenticated ? " ad" : "");
+        fprintf(out, "%s %s OK %u%s ", q->name, type, answer->ttl, answer->authenticated ? " ad" : "");
         switch (q->type) {
         case DNS_TYPE_A:
-            printf("%s", inet_ntop(AF_INET, &r->a, address, sizeof(address)));
+            fprintf(out, "%s", inet_ntop(AF_INET, &r->a, address, sizeof(address)));
             break;
         case DNS_TYPE_AAAA:
-            printf("%s", inet_ntop(AF_INET6, &r->aaaa, address, sizeof(address)));
+            fprintf(out, "%s", inet_ntop(AF_INET6, &r->aaaa, address, sizeof(address)));
             break;
         case DNS_TYPE_MX:
-            printf("%u %s", r->mx.preference, r->mx.host[0] != '\0' ? r->mx.host : ".");
+            fprintf(out, "%u %s", r->mx.preference, r->mx.host[0] != '\0' ? r->mx.host : ".");
             break;
         case DNS_TYPE_PTR:
-            printf("%s", r->ptr);
+            fprintf(out, "%s", r->ptr);
             break;
         case DNS_TYPE_TXT:
-            print_text(r->txt.text, r->txt.len);
+            print_text(out, r->txt.text, r->txt.len);
             break;
         case DNS_TYPE_TLSA:
-            printf("%u %u %u ", r->tlsa.usage, r->tlsa.selector, r->tlsa.matching);
+            fprintf(out, "%u %u %u ", r->tlsa.usage, r->tlsa.selector, r->tlsa.matching);
             for (uint32_t k = 0; k < r->tlsa.len; k++) {
-                printf("%02x", r->tlsa.data[k]);
+                fprintf(out, "%02x", r->tlsa.data[k]);
             }
             break;
         }
-        putchar('\n');
+        fputc('\n', out);
     }
+}
+
+static void
+print_answer(const struct question *q, int rc, const struct dns_answer *answer)
+{
+    print_answer_to(stdout, q, rc, answer);
+}
+
+/* --oneshot: each question through dns_resolve; done formats the answer
+ * (valid only during the call) into the question's text. */
+struct oneshot {
+    const struct question *question;
+    char                  *text;
+    size_t                 text_len;
+    bool                   is_synchronous;
+};
+
+static void
+oneshot_done(void *arg, const struct dns_answer *answer)
+{
+    struct oneshot *shot = arg;
+    FILE *out = open_memstream(&shot->text, &shot->text_len);
+    if (out == NULL) {
+        abort();
+    }
+    print_answer_to(out, shot->question, 0, answer);
+    fclose(out);
+    on_ready(&waiter);
+}
+
+static int
+run_oneshots(struct dns_resolver **resolver_io, const struct question *questions, size_t count,
+             bool is_abandoned)
+{
+    struct dns_resolver *resolver = *resolver_io;
+    static struct oneshot shots[QUESTIONS_MAX];
+    pthread_mutex_lock(&waiter.lock);
+    waiter.fired = 0;
+    pthread_mutex_unlock(&waiter.lock);
+    unsigned expected = 0;
+    unsigned synchronous = 0;
+    uint64_t start_ms = now_ms();
+    for (size_t q = 0; q < count; q++) {
+        shots[q] = (struct oneshot){ .question = &questions[q] };
+        int rc = dns_resolve(resolver, questions[q].type, questions[q].name, oneshot_done,
+                             &shots[q]);
+        if (rc == 0 || rc == -EINPROGRESS) {
+            expected++;
+            shots[q].is_synchronous = rc == 0;
+            synchronous += rc == 0 ? 1 : 0;
+        } else if (rc == -EINVAL) {
+            FILE *out = open_memstream(&shots[q].text, &shots[q].text_len);
+            print_answer_to(out, &questions[q], rc, NULL);
+            fclose(out);
+        } else {
+            fprintf(stderr, "dns_query: dns_resolve: %s\n", strerror(-rc));
+            return 1;
+        }
+    }
+    if (is_abandoned) {
+        /* Shut down with the questions pending (after 100 ms, so they
+         * are out on the network): each must be answered before
+         * dns_resolver_destroy returns. */
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000000L };
+        nanosleep(&ts, NULL);
+        dns_resolver_destroy(resolver_io);
+        pthread_mutex_lock(&waiter.lock);
+        bool is_complete = waiter.fired == expected;
+        pthread_mutex_unlock(&waiter.lock);
+        if (!is_complete) {
+            fprintf(stderr, "dns_query: questions left unanswered at shutdown\n");
+            return 1;
+        }
+    }
+    pthread_mutex_lock(&waiter.lock);
+    while (waiter.fired < expected) {
+        pthread_cond_wait(&waiter.cond, &waiter.lock);
+    }
+    pthread_mutex_unlock(&waiter.lock);
+    printf("oneshot elapsed_ms=%llu synchronous=%u\n", (unsigned long long)(now_ms() - start_ms),
+           synchronous);
+    for (size_t q = 0; q < count; q++) {
+        fputs(shots[q].text, stdout);
+        free(shots[q].text);
+    }
+    return 0;
 }
 
 static int
@@ -140,7 +230,7 @@ usage(void)
 {
     fprintf(stderr, "usage: dns_query [--server LIST] [--override FILE] [--timeout-ms N] "
                     "[--tries N] [--ttl-max S] [--negative-ttl-max S] [--batches N] "
-                    "[--repeat N] [--sleep-ms N] [--stats] TYPE NAME [TYPE NAME ...]\n");
+                    "[--repeat N] [--sleep-ms N] [--stats] [--oneshot [--abandon]] TYPE NAME...\n");
     return 2;
 }
 
@@ -166,6 +256,8 @@ main(int argc, char **argv)
     unsigned long repeat = 1;
     unsigned long sleep_ms = 0;
     bool with_stats = false;
+    bool is_oneshot = false;
+    bool is_abandoned = false;
     static struct question questions[QUESTIONS_MAX];
     size_t question_count = 0;
     for (int i = 1; i < argc; i++) {
@@ -174,6 +266,10 @@ main(int argc, char **argv)
         bool has_value = i + 1 < argc;
         if (strcmp(arg, "--stats") == 0) {
             with_stats = true;
+        } else if (strcmp(arg, "--oneshot") == 0) {
+            is_oneshot = true;
+        } else if (strcmp(arg, "--abandon") == 0) {
+            is_abandoned = true;
         } else if (strcmp(arg, "--server") == 0 && has_value) {
             config.servers = argv[++i];
         } else if (strcmp(arg, "--override") == 0 && has_value) {
@@ -227,7 +323,18 @@ main(int argc, char **argv)
     static const struct dns_answer *answers[BATCHES_MAX][QUESTIONS_MAX];
     static int codes[BATCHES_MAX][QUESTIONS_MAX];
     int status = 0;
-    for (unsigned long round = 1; round <= repeat && status == 0; round++) {
+    for (unsigned long round = 1; round <= repeat && status == 0 && is_oneshot; round++) {
+        if (round > 1 && sleep_ms > 0) {
+            struct timespec ts = { .tv_sec = (time_t)(sleep_ms / 1000),
+                                   .tv_nsec = (long)(sleep_ms % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+        status = run_oneshots(&resolver, questions, question_count, is_abandoned);
+        if (resolver == NULL) {
+            break;
+        }
+    }
+    for (unsigned long round = 1; round <= repeat && status == 0 && !is_oneshot; round++) {
         if (round > 1 && sleep_ms > 0) {
             struct timespec ts = { .tv_sec = (time_t)(sleep_ms / 1000),
                                    .tv_nsec = (long)(sleep_ms % 1000) * 1000000L };
@@ -296,7 +403,7 @@ main(int argc, char **argv)
             dns_batch_destroy(&batches[b]);
         }
     }
-    if (with_stats) {
+    if (with_stats && resolver != NULL) {
         struct dns_stats s;
         dns_resolver_stats(resolver, &s);
         printf("stats queries_sent=%llu queries_shared=%llu cache_hits=%llu cache_misses=%llu "
