@@ -949,9 +949,11 @@ spf_received_spf_header(const struct spf_request *request, const struct spf_outc
                   sizeof(ip_text)) == NULL) {
         return -ENOSPC;
     }
-    /* Size check first: every part below is bounded by its buffer. */
-    size_t need = 64 + strlen(comment) + strlen(ip_text) + 2 * strlen(outcome->sender) +
-                  2 * strlen(request->helo) + 2 * SPF_DOMAIN_BYTES_MAX;
+    /* Size check first, so no snprintf below can be cut: 128 covers the
+     * fixed text, each quoted string takes at most twice its length + 2. */
+    size_t need = 128 + strlen(comment) + strlen(ip_text) + 2 * strlen(outcome->sender) + 2 +
+                  2 * strlen(request->helo) + 2 +
+                  (request->receiver != NULL ? 2 * strlen(request->receiver) + 2 : 0);
     if (out_bytes < need) {
         return -ENOSPC;
     }

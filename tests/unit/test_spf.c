@@ -626,6 +626,16 @@ test_received_spf(void)
                       "\thelo=\"mail-a.example.com\"; identity=mailfrom; "
                       "receiver=\"mx.example.net\"\r\n");
     CHECK(spf_received_spf_header(&request, &out, header, 100) == -ENOSPC);
+    /* Long HELO and receiver: cut inside their quoted strings, never past the buffer. */
+    static char long_name[1200];
+    memset(long_name, 'h', sizeof(long_name) - 1);
+    request.helo = long_name;
+    request.receiver = long_name;
+    static char big[8192];
+    n = spf_received_spf_header(&request, &out, big, sizeof(big));
+    CHECK(n > 0 && (size_t)n == strlen(big));
+    CHECK(n > 0 && big[n - 1] == '\n');
+    CHECK(spf_received_spf_header(&request, &out, big, 2000) == -ENOSPC);
 }
 
 int
