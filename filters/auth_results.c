@@ -19,11 +19,11 @@
 #define COMMENT_DEPTH_MAX 32u
 
 struct writer {
-    char  *buf;
+    char *buf;
     size_t cap; /* without the NUL */
     size_t used;
     size_t line_len;
-    bool   is_full;
+    bool is_full;
 };
 
 static void
@@ -213,8 +213,8 @@ auth_results_format(const struct auth_results_input *input, char *out, size_t ou
         if (d->has_record) {
             char comment[64];
             size_t n = 0;
-            const char *parts[] = {"p=", dmarc_policy_name(d->policy), " dis=",
-                                   dmarc_policy_name(d->disposition)};
+            const char *parts[] = {"p=", dmarc_policy_name(d->policy),
+                                   " dis=", dmarc_policy_name(d->disposition)};
             for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
                 size_t len = strlen(parts[i]);
                 ASSERT(n + len < sizeof(comment));

@@ -19,10 +19,10 @@
 #include "filters/dmarc.h"
 #include "filters/spf.h"
 
-#define AUTH_RESULTS_VALUE_BYTES_MAX 255u  /* one property value or comment */
-#define AUTH_RESULTS_B_PREFIX_BYTES 8u     /* header.b= carries this much of b= */
-#define AUTH_RESULTS_DKIM_MAX 16u          /* further DKIM results are left out */
-#define AUTH_RESULTS_LINE_BYTES_SOFT 78u   /* fold before a line passes this */
+#define AUTH_RESULTS_VALUE_BYTES_MAX 255u /* one property value or comment */
+#define AUTH_RESULTS_B_PREFIX_BYTES 8u    /* header.b= carries this much of b= */
+#define AUTH_RESULTS_DKIM_MAX 16u         /* further DKIM results are left out */
+#define AUTH_RESULTS_LINE_BYTES_SOFT 78u  /* fold before a line passes this */
 
 /* DKIM results as RFC 8601 2.7.1 names them. */
 enum auth_results_dkim_result {
@@ -38,19 +38,19 @@ enum auth_results_dkim_result {
 /* One verified (or not) DKIM-Signature. Every string may be NULL. */
 struct auth_results_dkim {
     enum auth_results_dkim_result result;
-    const char                   *domain;    /* d= */
-    const char                   *selector;  /* s= */
-    const char                   *algorithm; /* a=, e.g. "rsa-sha256" */
-    const char                   *b;         /* b= (its first 8 characters are reported) */
-    const char                   *reason;    /* a comment, e.g. "body hash mismatch" */
+    const char *domain;    /* d= */
+    const char *selector;  /* s= */
+    const char *algorithm; /* a=, e.g. "rsa-sha256" */
+    const char *b;         /* b= (its first 8 characters are reported) */
+    const char *reason;    /* a comment, e.g. "body hash mismatch" */
 };
 
 struct auth_results_input {
-    const char                     *authserv_id; /* our host name */
+    const char *authserv_id; /* our host name */
     const struct auth_results_dkim *dkim;
-    size_t                          dkim_count;
-    const struct spf_outcome       *spf;   /* NULL: SPF not run */
-    const struct dmarc_outcome     *dmarc; /* NULL: DMARC not run */
+    size_t dkim_count;
+    const struct spf_outcome *spf;     /* NULL: SPF not run */
+    const struct dmarc_outcome *dmarc; /* NULL: DMARC not run */
 };
 
 /* Write "Authentication-Results: ...\r\n" (NUL-terminated) into out.

@@ -416,9 +416,8 @@ dmarc_evaluate(const struct dmarc_request *request, const struct dns_source *dns
     out->has_record = true;
     out->is_sp_used = strcmp(out->record_domain, out->from_domain) != 0;
     out->policy = out->is_sp_used ? out->record.sp : out->record.p;
-    size_t dkim_count = request->dkim_pass_count < DMARC_DKIM_DOMAINS_MAX
-                            ? request->dkim_pass_count
-                            : DMARC_DKIM_DOMAINS_MAX;
+    size_t dkim_count = request->dkim_pass_count < DMARC_DKIM_DOMAINS_MAX ? request->dkim_pass_count
+                                                                          : DMARC_DKIM_DOMAINS_MAX;
     for (size_t i = 0; i < dkim_count && !out->is_dkim_aligned; i++) {
         out->is_dkim_aligned = is_aligned(request->psl, request->dkim_pass_domains[i],
                                           out->from_domain, out->org_domain, out->record.adkim);

@@ -28,13 +28,13 @@
 #include "filters/public_suffix.h"
 #include "filters/spf.h"
 
-#define DMARC_DOMAIN_BYTES_MAX 254u      /* 253 + NUL */
-#define DMARC_FROM_BYTES_MAX 16384u      /* a longer From field is not evaluable */
-#define DMARC_DKIM_DOMAINS_MAX 16u       /* further DKIM pass results are ignored */
+#define DMARC_DOMAIN_BYTES_MAX 254u /* 253 + NUL */
+#define DMARC_FROM_BYTES_MAX 16384u /* a longer From field is not evaluable */
+#define DMARC_DKIM_DOMAINS_MAX 16u  /* further DKIM pass results are ignored */
 #define DMARC_REASON_BYTES_MAX 160u
 
 enum dmarc_result {
-    DMARC_RESULT_NONE,      /* no policy published (or no DMARC processing, 6.6.3 step 5) */
+    DMARC_RESULT_NONE, /* no policy published (or no DMARC processing, 6.6.3 step 5) */
     DMARC_RESULT_PASS,
     DMARC_RESULT_FAIL,
     DMARC_RESULT_TEMPERROR, /* DNS failure during discovery */
@@ -42,30 +42,30 @@ enum dmarc_result {
 };
 
 struct dmarc_request {
-    const char *const         *from_values;      /* each From: field's value (unfolded or not) */
-    size_t                     from_count;       /* number of From: fields */
-    enum spf_result            spf_result;       /* of the MAIL FROM identity */
-    const char                *spf_domain;       /* the domain SPF checked (MAIL FROM or HELO), may be "" */
-    const char *const         *dkim_pass_domains; /* d= of each DKIM signature that verified */
-    size_t                     dkim_pass_count;
-    uint32_t                   pct_roll;         /* 0..99, drawn once per message (pct=) */
-    const struct public_suffix *psl;             /* NULL: organizational domain = the domain */
+    const char *const *from_values; /* each From: field's value (unfolded or not) */
+    size_t from_count;              /* number of From: fields */
+    enum spf_result spf_result;     /* of the MAIL FROM identity */
+    const char *spf_domain;         /* the domain SPF checked (MAIL FROM or HELO), may be "" */
+    const char *const *dkim_pass_domains; /* d= of each DKIM signature that verified */
+    size_t dkim_pass_count;
+    uint32_t pct_roll;               /* 0..99, drawn once per message (pct=) */
+    const struct public_suffix *psl; /* NULL: organizational domain = the domain */
 };
 
 struct dmarc_outcome {
-    enum dmarc_result   result;
-    enum dmarc_policy   policy;        /* p= or sp= as published (none without a record) */
-    enum dmarc_policy   disposition;   /* what to do: policy after pct=, none on pass */
-    bool                has_record;
-    bool                is_sp_used;    /* the record is the org domain's and sp= applied */
-    bool                is_sampled_out; /* pct= lowered the disposition */
-    bool                is_dkim_aligned;
-    bool                is_spf_aligned;
-    char                from_domain[DMARC_DOMAIN_BYTES_MAX];   /* lower case, A-labels */
-    char                org_domain[DMARC_DOMAIN_BYTES_MAX];
-    char                record_domain[DMARC_DOMAIN_BYTES_MAX]; /* where the record was found */
+    enum dmarc_result result;
+    enum dmarc_policy policy;      /* p= or sp= as published (none without a record) */
+    enum dmarc_policy disposition; /* what to do: policy after pct=, none on pass */
+    bool has_record;
+    bool is_sp_used;     /* the record is the org domain's and sp= applied */
+    bool is_sampled_out; /* pct= lowered the disposition */
+    bool is_dkim_aligned;
+    bool is_spf_aligned;
+    char from_domain[DMARC_DOMAIN_BYTES_MAX]; /* lower case, A-labels */
+    char org_domain[DMARC_DOMAIN_BYTES_MAX];
+    char record_domain[DMARC_DOMAIN_BYTES_MAX]; /* where the record was found */
     struct dmarc_record record;
-    char                reason[DMARC_REASON_BYTES_MAX];
+    char reason[DMARC_REASON_BYTES_MAX];
 };
 
 /* Evaluate. Returns 0 with *out filled, or -EINPROGRESS. */

@@ -16,7 +16,7 @@
 
 struct span_text {
     const char *p;
-    size_t      n;
+    size_t n;
 };
 
 static bool
@@ -195,14 +195,14 @@ parse_fo(struct span_text v)
 static bool
 tag_name_is_valid(struct span_text name)
 {
-    if (name.n == 0 || !((name.p[0] >= 'a' && name.p[0] <= 'z') ||
-                         (name.p[0] >= 'A' && name.p[0] <= 'Z'))) {
+    if (name.n == 0 ||
+        !((name.p[0] >= 'a' && name.p[0] <= 'z') || (name.p[0] >= 'A' && name.p[0] <= 'Z'))) {
         return false;
     }
     for (size_t i = 1; i < name.n; i++) {
         char c = name.p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_';
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         if (!ok) {
             return false;
         }

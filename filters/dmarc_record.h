@@ -41,19 +41,19 @@ enum dmarc_alignment {
 #define DMARC_FO_S 8u
 
 struct dmarc_record {
-    enum dmarc_policy    p;
-    enum dmarc_policy    sp;              /* = p when sp= is absent */
-    bool                 has_sp;
-    bool                 is_p_fallback;   /* p= missing or bad; acting as none for rua= */
-    unsigned             pct;             /* 0..100, default 100 */
-    enum dmarc_alignment adkim;           /* default relaxed */
+    enum dmarc_policy p;
+    enum dmarc_policy sp; /* = p when sp= is absent */
+    bool has_sp;
+    bool is_p_fallback;         /* p= missing or bad; acting as none for rua= */
+    unsigned pct;               /* 0..100, default 100 */
+    enum dmarc_alignment adkim; /* default relaxed */
     enum dmarc_alignment aspf;
-    unsigned             fo;              /* DMARC_FO_* bits, default DMARC_FO_0 */
-    uint32_t             ri_s;            /* default 86400 */
-    size_t               rua_count;
-    size_t               ruf_count;
-    char                 rua[DMARC_URIS_MAX][DMARC_URI_BYTES_MAX];
-    char                 ruf[DMARC_URIS_MAX][DMARC_URI_BYTES_MAX];
+    unsigned fo;   /* DMARC_FO_* bits, default DMARC_FO_0 */
+    uint32_t ri_s; /* default 86400 */
+    size_t rua_count;
+    size_t ruf_count;
+    char rua[DMARC_URIS_MAX][DMARC_URI_BYTES_MAX];
+    char ruf[DMARC_URIS_MAX][DMARC_URI_BYTES_MAX];
 };
 
 /* Does text[0..len) start with the v=DMARC1 tag (RFC 7489 6.6.3 step 2)? */

@@ -36,27 +36,27 @@
 struct public_suffix_rule {
     uint32_t offset; /* into arena */
     uint16_t len;
-    uint8_t  flags;
+    uint8_t flags;
 };
 
 struct public_suffix {
-    char                      *arena;
-    size_t                     arena_used;
-    size_t                     arena_bytes;
+    char *arena;
+    size_t arena_used;
+    size_t arena_bytes;
     struct public_suffix_rule *rules;
-    size_t                     rule_count;
-    size_t                     rule_capacity;
-    uint32_t                  *slots; /* rule index + 1, 0 = free */
-    size_t                     slot_count;
-    size_t                     flag_count; /* rules counted with each flag separately */
+    size_t rule_count;
+    size_t rule_capacity;
+    uint32_t *slots; /* rule index + 1, 0 = free */
+    size_t slot_count;
+    size_t flag_count; /* rules counted with each flag separately */
 };
 
 static int label_to_ascii(const char *label, size_t len, char *out, size_t out_bytes,
                           size_t *out_len);
 static int punycode_encode(const uint32_t *cps, size_t count, char *out, size_t out_bytes,
                            size_t *out_len);
-static const struct public_suffix_rule *rule_find(const struct public_suffix *ps,
-                                                  const char *key, size_t len);
+static const struct public_suffix_rule *rule_find(const struct public_suffix *ps, const char *key,
+                                                  size_t len);
 static int rule_add(struct public_suffix *ps, const char *key, size_t len, uint8_t flag);
 static int load_line(struct public_suffix *ps, const char *line, size_t len, bool *is_private,
                      unsigned flags);
@@ -244,8 +244,7 @@ suffix_labels(const struct public_suffix *ps, const char *name, size_t name_len,
         }
         if (k >= 2) {
             size_t parent = starts[label_count - k + 1];
-            const struct public_suffix_rule *w =
-                rule_find(ps, name + parent, name_len - parent);
+            const struct public_suffix_rule *w = rule_find(ps, name + parent, name_len - parent);
             if (w != NULL && (w->flags & RULE_WILDCARD) != 0 && k > best) {
                 best = k;
             }
@@ -277,8 +276,7 @@ split_normalized(const char *name, char *norm, size_t *norm_len_out, size_t *sta
 }
 
 int
-public_suffix_suffix(const struct public_suffix *ps, const char *name, char *out,
-                     size_t out_bytes)
+public_suffix_suffix(const struct public_suffix *ps, const char *name, char *out, size_t out_bytes)
 {
     ASSERT(ps != NULL);
     char norm[PUBLIC_SUFFIX_NAME_BYTES_MAX + 1];
@@ -331,8 +329,7 @@ public_suffix_org_domain(const struct public_suffix *ps, const char *name, char 
 
 /* One line of the list: a comment, a section marker, empty, or a rule. */
 static int
-load_line(struct public_suffix *ps, const char *line, size_t len, bool *is_private,
-          unsigned flags)
+load_line(struct public_suffix *ps, const char *line, size_t len, bool *is_private, unsigned flags)
 {
     if (len > PUBLIC_SUFFIX_LINE_BYTES_MAX) {
         return -EINVAL;
@@ -544,8 +541,7 @@ puny_digit(uint32_t d)
 /* RFC 3492 section 6.3 with its overflow checks (delta can reach
  * 0x110000 * 64 for a 63-code-point label, close to 2^32). */
 static int
-punycode_encode(const uint32_t *cps, size_t count, char *out, size_t out_bytes,
-                size_t *out_len)
+punycode_encode(const uint32_t *cps, size_t count, char *out, size_t out_bytes, size_t *out_len)
 {
     size_t used = 0;
     for (size_t j = 0; j < count; j++) {
@@ -589,7 +585,7 @@ punycode_encode(const uint32_t *cps, size_t count, char *out, size_t out_bytes,
             if (cps[j] == n) {
                 uint32_t q = delta;
                 for (uint32_t k = PUNY_BASE;; k += PUNY_BASE) {
-                    uint32_t t = k <= bias ? PUNY_TMIN
+                    uint32_t t = k <= bias               ? PUNY_TMIN
                                  : k >= bias + PUNY_TMAX ? PUNY_TMAX
                                                          : k - bias;
                     if (q < t) {

@@ -42,20 +42,20 @@ enum eval {
 
 struct spf_run {
     const struct spf_request *request;
-    const struct dns_source  *dns;
-    struct spf_outcome       *out;
-    const char               *local_part;    /* l */
-    const char               *sender_domain; /* o */
-    char                      local_buf[SPF_SENDER_BYTES_MAX];
-    uint32_t                  dns_mechanisms;
-    uint32_t                  void_lookups;
+    const struct dns_source *dns;
+    struct spf_outcome *out;
+    const char *local_part;    /* l */
+    const char *sender_domain; /* o */
+    char local_buf[SPF_SENDER_BYTES_MAX];
+    uint32_t dns_mechanisms;
+    uint32_t void_lookups;
 };
 
 /* One check_host() level: its <domain> and the %{p} value once known. */
 struct spf_frame {
     const char *domain;
-    char        ptr_name[SPF_DOMAIN_BYTES_MAX];
-    bool        has_ptr_name;
+    char ptr_name[SPF_DOMAIN_BYTES_MAX];
+    bool has_ptr_name;
 };
 
 static int check_host(struct spf_run *run, const char *domain, bool want_exp, unsigned depth);
@@ -253,8 +253,7 @@ address_in_answer(const struct spf_ip *ip, const struct dns_answer *answer, unsi
     }
     for (uint32_t i = 0; i < answer->count; i++) {
         const struct dns_record *r = &answer->records[i];
-        if (answer->type == DNS_TYPE_A &&
-            ip_matches(ip, (const uint8_t *)&r->a, false, cidr4)) {
+        if (answer->type == DNS_TYPE_A && ip_matches(ip, (const uint8_t *)&r->a, false, cidr4)) {
             return true;
         }
         if (answer->type == DNS_TYPE_AAAA &&
@@ -388,8 +387,8 @@ expand(struct spf_run *run, struct spf_frame *frame, const char *text, size_t le
     int rc = spf_macro_expand(text, len, mode, &ctx, out, out_bytes, out_len);
     if (rc == -EAGAIN) {
         bool is_void;
-        enum eval e = validated_name(run, frame->domain, frame->ptr_name,
-                                     sizeof(frame->ptr_name), &is_void);
+        enum eval e =
+            validated_name(run, frame->domain, frame->ptr_name, sizeof(frame->ptr_name), &is_void);
         if (e == EVAL_IN_PROGRESS) {
             return e;
         }
@@ -411,8 +410,7 @@ expand(struct spf_run *run, struct spf_frame *frame, const char *text, size_t le
 /* The target name of a domain-spec (or the frame's domain when absent),
  * cut to 253 octets from the left (RFC 7208 7.3) and without a final dot. */
 static enum eval
-target_name(struct spf_run *run, struct spf_frame *frame, const struct spf_term *term,
-            char *out)
+target_name(struct spf_run *run, struct spf_frame *frame, const struct spf_term *term, char *out)
 {
     if (term->domain_spec == NULL) {
         size_t n = strlen(frame->domain);
@@ -596,8 +594,7 @@ eval_include(struct spf_run *run, const char *target, unsigned depth)
 }
 
 static enum eval
-eval_term(struct spf_run *run, struct spf_frame *frame, const struct spf_term *term,
-          unsigned depth)
+eval_term(struct spf_run *run, struct spf_frame *frame, const struct spf_term *term, unsigned depth)
 {
     const struct spf_ip *ip = &run->request->ip;
     switch (term->kind) {
@@ -754,8 +751,7 @@ check_host(struct spf_run *run, const char *domain, bool want_exp, unsigned dept
     if (rc != 0) {
         size_t at = summary.error_pos < len ? summary.error_pos : len;
         size_t show = len - at < 48 ? len - at : 48;
-        set_reason(run, "syntax error in SPF record of %s at '%.*s'", domain, (int)show,
-                   text + at);
+        set_reason(run, "syntax error in SPF record of %s at '%.*s'", domain, (int)show, text + at);
         return SPF_RESULT_PERMERROR;
     }
     struct spf_frame frame = {.domain = domain};
@@ -816,8 +812,8 @@ check_host(struct spf_run *run, const char *domain, bool want_exp, unsigned dept
 
 /* Fill the sender fields of the outcome and run check_host(). */
 static int
-run_check(const struct spf_request *request, const struct dns_source *dns,
-          struct spf_outcome *out, enum spf_identity identity)
+run_check(const struct spf_request *request, const struct dns_source *dns, struct spf_outcome *out,
+          enum spf_identity identity)
 {
     ASSERT(request != NULL);
     ASSERT(request->helo != NULL);

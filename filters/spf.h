@@ -50,28 +50,28 @@ enum spf_identity {
 /* The client address; IPv4 in bytes[0..3]. IPv4-mapped IPv6 addresses
  * are turned into IPv4 by the constructors (RFC 7208 section 5). */
 struct spf_ip {
-    bool    is_v6;
+    bool is_v6;
     uint8_t bytes[16];
 };
 
 struct spf_request {
     struct spf_ip ip;
-    const char   *helo;      /* HELO/EHLO argument as received; "" if none */
-    const char   *mail_from; /* reverse-path without <>, "" for the null path */
-    const char   *receiver;  /* our host name for %{r}; NULL gives "unknown" */
-    int64_t       now_s;     /* %{t}: seconds since the epoch, fixed per message */
+    const char *helo;      /* HELO/EHLO argument as received; "" if none */
+    const char *mail_from; /* reverse-path without <>, "" for the null path */
+    const char *receiver;  /* our host name for %{r}; NULL gives "unknown" */
+    int64_t now_s;         /* %{t}: seconds since the epoch, fixed per message */
 };
 
 struct spf_outcome {
-    enum spf_result   result;
+    enum spf_result result;
     enum spf_identity identity;
-    bool              is_null_sender;                 /* MAIL FROM was <> */
-    char              domain[SPF_DOMAIN_BYTES_MAX];   /* the checked domain, lower case */
-    char              sender[SPF_SENDER_BYTES_MAX];   /* <sender> as checked */
-    char              explanation[SPF_EXPLANATION_BYTES_MAX]; /* fail only, else "" */
-    char              reason[SPF_REASON_BYTES_MAX];   /* why, for Received-SPF comments */
-    uint32_t          dns_mechanisms;                 /* counted in the last run */
-    uint32_t          void_lookups;
+    bool is_null_sender;                         /* MAIL FROM was <> */
+    char domain[SPF_DOMAIN_BYTES_MAX];           /* the checked domain, lower case */
+    char sender[SPF_SENDER_BYTES_MAX];           /* <sender> as checked */
+    char explanation[SPF_EXPLANATION_BYTES_MAX]; /* fail only, else "" */
+    char reason[SPF_REASON_BYTES_MAX];           /* why, for Received-SPF comments */
+    uint32_t dns_mechanisms;                     /* counted in the last run */
+    uint32_t void_lookups;
 };
 
 /* check_host() for the MAIL FROM identity: <sender> is request->mail_from,

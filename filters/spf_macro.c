@@ -23,10 +23,10 @@
 #define VALUE_BYTES_MAX 1024u /* any one letter's value (sender, names, addresses) */
 
 struct writer {
-    char  *buf; /* NULL: check only */
+    char *buf;  /* NULL: check only */
     size_t cap; /* bytes usable, without the NUL */
     size_t used;
-    bool   is_full;
+    bool is_full;
 };
 
 static void
@@ -52,8 +52,8 @@ is_delimiter(char c)
 static bool
 is_unreserved(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* The value of one macro letter (lower case) into buf. */
@@ -331,7 +331,8 @@ spf_macro_uses_ptr(const char *text, size_t len)
             i++; /* an escaped percent sign, not a macro */
             continue;
         }
-        if (text[i] == '%' && text[i + 1] == '{' && ascii_lower((unsigned char)text[i + 2]) == 'p') {
+        if (text[i] == '%' && text[i + 1] == '{' &&
+            ascii_lower((unsigned char)text[i + 2]) == 'p') {
             return true;
         }
     }

@@ -17,8 +17,8 @@
 
 #include "filters/spf.h"
 
-#define SPF_MACRO_PARTS_MAX 512u  /* parts of one value after splitting */
-#define SPF_MACRO_DIGITS_MAX 3u   /* a transformer of more digits is clamped to 999 */
+#define SPF_MACRO_PARTS_MAX 512u /* parts of one value after splitting */
+#define SPF_MACRO_DIGITS_MAX 3u  /* a transformer of more digits is clamped to 999 */
 
 enum spf_macro_mode {
     SPF_MACRO_DOMAIN,  /* domain-spec: no SP, no c/r/t letters */
@@ -26,15 +26,15 @@ enum spf_macro_mode {
 };
 
 struct spf_macro_context {
-    const char   *sender;        /* s */
-    const char   *local_part;    /* l */
-    const char   *sender_domain; /* o */
-    const char   *domain;        /* d: the <domain> of this check_host() */
-    const char   *helo;          /* h */
-    const char   *receiver;      /* r; NULL gives "unknown" */
-    const char   *ptr_name;      /* p; NULL: not resolved yet (expansion returns -EAGAIN) */
-    struct spf_ip ip;            /* i, c, v */
-    int64_t       now_s;         /* t */
+    const char *sender;        /* s */
+    const char *local_part;    /* l */
+    const char *sender_domain; /* o */
+    const char *domain;        /* d: the <domain> of this check_host() */
+    const char *helo;          /* h */
+    const char *receiver;      /* r; NULL gives "unknown" */
+    const char *ptr_name;      /* p; NULL: not resolved yet (expansion returns -EAGAIN) */
+    struct spf_ip ip;          /* i, c, v */
+    int64_t now_s;             /* t */
 };
 
 /* Check the syntax of text[0..len) as a macro-string in mode. Sets

@@ -345,8 +345,8 @@ parse_mechanism(const char *t, size_t n, struct spf_term *term)
             }
             net_len = at;
         }
-        bool is_ok = is_v6 ? parse_ip6(net, net_len, term->network)
-                           : parse_ip4(net, net_len, term->network);
+        bool is_ok =
+            is_v6 ? parse_ip6(net, net_len, term->network) : parse_ip4(net, net_len, term->network);
         return is_ok ? 1 : -EINVAL;
     }
     return -EINVAL; /* unknown mechanism */

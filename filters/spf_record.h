@@ -26,35 +26,35 @@ enum spf_term_kind {
     SPF_TERM_IP4,
     SPF_TERM_IP6,
     SPF_TERM_EXISTS,
-    SPF_TERM_REDIRECT,       /* modifier */
-    SPF_TERM_EXP,            /* modifier */
+    SPF_TERM_REDIRECT,         /* modifier */
+    SPF_TERM_EXP,              /* modifier */
     SPF_TERM_UNKNOWN_MODIFIER, /* name=value, ignored (RFC 7208 6) */
 };
 
 struct spf_term {
     enum spf_term_kind kind;
-    char               qualifier;       /* '+', '-', '~' or '?' (mechanisms) */
-    const char        *domain_spec;     /* NULL when absent */
-    size_t             domain_spec_len;
-    uint8_t            network[16];     /* ip4 (first 4 bytes) / ip6 */
-    uint8_t            cidr4;           /* 0..32, 32 when not given */
-    uint8_t            cidr6;           /* 0..128, 128 when not given */
-    const char        *text;            /* the whole term, for reasons */
-    size_t             text_len;
+    char qualifier;          /* '+', '-', '~' or '?' (mechanisms) */
+    const char *domain_spec; /* NULL when absent */
+    size_t domain_spec_len;
+    uint8_t network[16]; /* ip4 (first 4 bytes) / ip6 */
+    uint8_t cidr4;       /* 0..32, 32 when not given */
+    uint8_t cidr6;       /* 0..128, 128 when not given */
+    const char *text;    /* the whole term, for reasons */
+    size_t text_len;
 };
 
 struct spf_record_cursor {
     const char *text;
-    size_t      len;
-    size_t      pos;
+    size_t len;
+    size_t pos;
 };
 
 struct spf_record_summary {
     size_t redirect_index; /* term index of redirect=, or SIZE_MAX */
     size_t exp_index;      /* term index of exp=, or SIZE_MAX */
     size_t term_count;
-    bool   has_all;
-    size_t error_pos;      /* byte offset of the first error, for reasons */
+    bool has_all;
+    size_t error_pos; /* byte offset of the first error, for reasons */
 };
 
 /* Is text[0..len) an SPF record: "v=spf1" (any case) then SP or the end. */

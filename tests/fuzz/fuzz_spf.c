@@ -32,19 +32,19 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct dns_record txt_record;
-static struct dns_answer txt_answer = {.type = DNS_TYPE_TXT, .status = DNS_STATUS_OK, .count = 1,
-                                       .records = &txt_record};
+static struct dns_answer txt_answer = {
+    .type = DNS_TYPE_TXT, .status = DNS_STATUS_OK, .count = 1, .records = &txt_record};
 static struct dns_record a_record;
-static struct dns_answer a_answer = {.type = DNS_TYPE_A, .status = DNS_STATUS_OK, .count = 1,
-                                     .records = &a_record};
+static struct dns_answer a_answer = {
+    .type = DNS_TYPE_A, .status = DNS_STATUS_OK, .count = 1, .records = &a_record};
 static struct dns_answer nx_answer = {.status = DNS_STATUS_NXDOMAIN};
 static struct dns_answer temp_answer = {.status = DNS_STATUS_TEMPFAIL};
 static struct dns_record mx_record = {.mx = {.preference = 10, .host = "mx.example.com"}};
-static struct dns_answer mx_answer = {.type = DNS_TYPE_MX, .status = DNS_STATUS_OK, .count = 1,
-                                      .records = &mx_record};
+static struct dns_answer mx_answer = {
+    .type = DNS_TYPE_MX, .status = DNS_STATUS_OK, .count = 1, .records = &mx_record};
 static struct dns_record ptr_record = {.ptr = "host.example.com"};
-static struct dns_answer ptr_answer = {.type = DNS_TYPE_PTR, .status = DNS_STATUS_OK, .count = 1,
-                                       .records = &ptr_record};
+static struct dns_answer ptr_answer = {
+    .type = DNS_TYPE_PTR, .status = DNS_STATUS_OK, .count = 1, .records = &ptr_record};
 
 /* Every name has the input as TXT; other types depend on the name, so
  * matches, void lookups and failures all happen. */
@@ -137,8 +137,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(term.text >= copy && term.text + term.text_len <= copy + size);
                 FUZZ_CHECK(term.cidr4 <= 32 && term.cidr6 <= 128);
                 if (term.domain_spec != NULL) {
-                    FUZZ_CHECK(spf_record_domain_spec_is_valid(term.domain_spec,
-                                                               term.domain_spec_len));
+                    FUZZ_CHECK(
+                        spf_record_domain_spec_is_valid(term.domain_spec, term.domain_spec_len));
                     check_expansions(term.domain_spec, term.domain_spec_len);
                 }
             }
@@ -155,8 +155,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     txt_record.txt.len = (uint32_t)size;
     memcpy(&a_record.a, "\xc0\x00\x02\x01", 4);
     struct dns_source source = {.lookup = fuzz_lookup};
-    struct spf_request request = {.helo = "mx.example.org", .mail_from = "user@example.com",
-                                  .receiver = "mx.example.net", .now_s = 1};
+    struct spf_request request = {.helo = "mx.example.org",
+                                  .mail_from = "user@example.com",
+                                  .receiver = "mx.example.net",
+                                  .now_s = 1};
     FUZZ_CHECK(spf_ip_parse(size % 2 ? "192.0.2.1" : "2001:db8::1", &request.ip) == 0);
     static struct spf_outcome first;
     static struct spf_outcome second;

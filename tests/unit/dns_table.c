@@ -14,24 +14,24 @@
 
 struct table_answer {
     struct table_answer *next;
-    char                *name; /* lower case, no final dot */
-    struct dns_answer    answer;
-    struct dns_record   *records;
-    uint32_t             capacity;
+    char *name; /* lower case, no final dot */
+    struct dns_answer answer;
+    struct dns_record *records;
+    uint32_t capacity;
 };
 
 struct asked {
     struct asked *next;
     enum dns_type type;
-    char         *name;
+    char *name;
 };
 
 struct dns_table {
     struct table_answer *answers;
-    struct asked        *asked;
-    bool                 is_deferred;
-    size_t               question_count;
-    size_t               distinct_count;
+    struct asked *asked;
+    bool is_deferred;
+    size_t question_count;
+    size_t distinct_count;
 };
 
 static char *
@@ -207,8 +207,8 @@ table_lookup(void *ctx, enum dns_type type, const char *name, const struct dns_a
     struct table_answer *a = find(table, type, key, false);
     if (a == NULL) {
         /* Make the negative answer once, so it stays the same object. */
-        enum dns_status status = find(table, type, key, true) != NULL ? DNS_STATUS_NODATA
-                                                                      : DNS_STATUS_NXDOMAIN;
+        enum dns_status status =
+            find(table, type, key, true) != NULL ? DNS_STATUS_NODATA : DNS_STATUS_NXDOMAIN;
         a = add_answer(table, type, key, status);
         a->answer.status = status;
     } else {

@@ -16,10 +16,10 @@
 #include "core/dns_answer.h"
 
 struct dns_table_row {
-    enum dns_type   type;
-    const char     *name;
+    enum dns_type type;
+    const char *name;
     enum dns_status status; /* DNS_STATUS_OK for a record row */
-    const char     *data;   /* A/AAAA address, "pref host" for MX, TXT text, PTR name */
+    const char *data;       /* A/AAAA address, "pref host" for MX, TXT text, PTR name */
 };
 
 struct dns_table;

@@ -19,19 +19,29 @@ static void
 test_full(void)
 {
     struct auth_results_dkim dkim[2] = {
-        {.result = AUTH_RESULTS_DKIM_PASS, .domain = "example.org", .selector = "sel1",
-         .algorithm = "rsa-sha256", .b = "abcdefghijklmnop"},
-        {.result = AUTH_RESULTS_DKIM_FAIL, .domain = "example.net", .selector = "s2",
-         .b = "ab/+cd=efgh", .reason = "body hash mismatch"},
+        {.result = AUTH_RESULTS_DKIM_PASS,
+         .domain = "example.org",
+         .selector = "sel1",
+         .algorithm = "rsa-sha256",
+         .b = "abcdefghijklmnop"},
+        {.result = AUTH_RESULTS_DKIM_FAIL,
+         .domain = "example.net",
+         .selector = "s2",
+         .b = "ab/+cd=efgh",
+         .reason = "body hash mismatch"},
     };
     struct spf_outcome spf = {.result = SPF_RESULT_PASS, .identity = SPF_IDENTITY_MAILFROM};
     strcpy(spf.domain, "example.org");
-    struct dmarc_outcome dmarc = {.result = DMARC_RESULT_PASS, .has_record = true,
+    struct dmarc_outcome dmarc = {.result = DMARC_RESULT_PASS,
+                                  .has_record = true,
                                   .policy = DMARC_POLICY_REJECT,
                                   .disposition = DMARC_POLICY_NONE};
     strcpy(dmarc.from_domain, "example.org");
-    struct auth_results_input in = {.authserv_id = "mx.example.com", .dkim = dkim,
-                                    .dkim_count = 2, .spf = &spf, .dmarc = &dmarc};
+    struct auth_results_input in = {.authserv_id = "mx.example.com",
+                                    .dkim = dkim,
+                                    .dkim_count = 2,
+                                    .spf = &spf,
+                                    .dmarc = &dmarc};
     char out[2048];
     int n = auth_results_format(&in, out, sizeof(out));
     const char *want = "Authentication-Results: mx.example.com;\r\n"
@@ -70,17 +80,17 @@ test_none_and_helo(void)
     in.authserv_id = "";
     CHECK(auth_results_format(&in, out, sizeof(out)) == -EINVAL);
 
-    struct spf_outcome spf = {.result = SPF_RESULT_SOFTFAIL, .identity = SPF_IDENTITY_MAILFROM,
-                              .is_null_sender = true};
+    struct spf_outcome spf = {
+        .result = SPF_RESULT_SOFTFAIL, .identity = SPF_IDENTITY_MAILFROM, .is_null_sender = true};
     strcpy(spf.domain, "mail.example.org");
     struct dmarc_outcome dmarc = {.result = DMARC_RESULT_PERMERROR};
-    in = (struct auth_results_input){.authserv_id = "mx.example.com", .spf = &spf,
-                                     .dmarc = &dmarc};
+    in = (struct auth_results_input){.authserv_id = "mx.example.com", .spf = &spf, .dmarc = &dmarc};
     CHECK(auth_results_format(&in, out, sizeof(out)) > 0);
     CHECK_STR(out, "Authentication-Results: mx.example.com;\r\n"
                    "\tspf=softfail smtp.helo=mail.example.org;\r\n"
                    "\tdmarc=permerror\r\n");
-    struct dmarc_outcome sampled = {.result = DMARC_RESULT_FAIL, .has_record = true,
+    struct dmarc_outcome sampled = {.result = DMARC_RESULT_FAIL,
+                                    .has_record = true,
                                     .policy = DMARC_POLICY_REJECT,
                                     .disposition = DMARC_POLICY_QUARANTINE};
     strcpy(sampled.from_domain, "example.org");
@@ -100,8 +110,8 @@ test_hostile_values(void)
         .reason = "bad (unbalanced\r\nBcc: victim@example.com",
         .b = "\r\n\r\n\r\n",
     };
-    struct auth_results_input in = {.authserv_id = "mx.example.com", .dkim = &dkim,
-                                    .dkim_count = 1};
+    struct auth_results_input in = {
+        .authserv_id = "mx.example.com", .dkim = &dkim, .dkim_count = 1};
     char out[2048];
     int n = auth_results_format(&in, out, sizeof(out));
     CHECK(n > 0);

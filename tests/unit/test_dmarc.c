@@ -30,8 +30,7 @@ static const struct dns_table_row zone[] = {
     {DNS_TYPE_TXT, "_dmarc.test.example.com", DNS_STATUS_OK,
      "v=DMARC1; p=quarantine; rua=mailto:dmarc-feedback@example.com,"
      "mailto:tld-test@thirdparty.example.net!10m; pct=25"},
-    {DNS_TYPE_TXT, "_dmarc.strict.example", DNS_STATUS_OK,
-     "v=DMARC1; p=reject; adkim=s; aspf=s"},
+    {DNS_TYPE_TXT, "_dmarc.strict.example", DNS_STATUS_OK, "v=DMARC1; p=reject; adkim=s; aspf=s"},
     {DNS_TYPE_TXT, "_dmarc.nosp.example", DNS_STATUS_OK, "v=DMARC1; p=reject"},
     {DNS_TYPE_TXT, "_dmarc.monitor.example", DNS_STATUS_OK,
      "v=DMARC1; p=none; rua=mailto:dmarc-feedback@monitor.example; "
@@ -65,7 +64,9 @@ evaluate(const char *from, enum spf_result spf, const char *spf_domain, const ch
         .spf_result = spf,
         .spf_domain = spf_domain,
         .dkim_pass_domains = dkim,
-        .dkim_pass_count = dkim2 != NULL ? 2 : dkim1 != NULL ? 1 : 0,
+        .dkim_pass_count = dkim2 != NULL   ? 2
+                           : dkim1 != NULL ? 1
+                                           : 0,
         .pct_roll = roll,
         .psl = psl,
     };
@@ -124,8 +125,8 @@ test_alignment(void)
     /* d=example.com, From child.example.com: relaxed only. */
     CHECK(evaluate("sender@child.example.com", SPF_RESULT_NONE, "", "example.com", NULL, 0) ==
           DMARC_RESULT_PASS);
-    CHECK(evaluate("sender@child.strict.example", SPF_RESULT_NONE, "", "strict.example", NULL,
-                   0) == DMARC_RESULT_FAIL);
+    CHECK(evaluate("sender@child.strict.example", SPF_RESULT_NONE, "", "strict.example", NULL, 0) ==
+          DMARC_RESULT_FAIL);
     /* d=sample.net, From child.example.com: no. */
     CHECK(evaluate("sender@child.example.com", SPF_RESULT_NONE, "", "sample.net", NULL, 0) ==
           DMARC_RESULT_FAIL);
@@ -229,15 +230,15 @@ test_not_evaluable(void)
     CHECK(evaluate(NULL, SPF_RESULT_PASS, "example.com", NULL, NULL, 0) == DMARC_RESULT_PERMERROR);
     CHECK_STR(last.reason, "no From field");
     CHECK_STR(last.from_domain, "");
-    CHECK(evaluate("a@example.com, b@example.org", SPF_RESULT_PASS, "example.com", NULL, NULL,
-                   0) == DMARC_RESULT_PERMERROR);
+    CHECK(evaluate("a@example.com, b@example.org", SPF_RESULT_PASS, "example.com", NULL, NULL, 0) ==
+          DMARC_RESULT_PERMERROR);
     CHECK(evaluate("undisclosed-recipients:;", SPF_RESULT_PASS, "example.com", NULL, NULL, 0) ==
           DMARC_RESULT_PERMERROR);
     CHECK(evaluate("a@[192.0.2.1]", SPF_RESULT_PASS, "example.com", NULL, NULL, 0) ==
           DMARC_RESULT_PERMERROR);
     /* Same domain twice: evaluated. */
-    CHECK(evaluate("a@example.com, b@EXAMPLE.com", SPF_RESULT_PASS, "example.com", NULL, NULL,
-                   0) == DMARC_RESULT_PASS);
+    CHECK(evaluate("a@example.com, b@EXAMPLE.com", SPF_RESULT_PASS, "example.com", NULL, NULL, 0) ==
+          DMARC_RESULT_PASS);
     const char *two[2] = {"a@example.com", "b@example.com"};
     char domain[256];
     CHECK(dmarc_from_domain(two, 2, domain, sizeof(domain)) == -EMLINK);
@@ -341,12 +342,13 @@ test_record_parsing(void)
     parse_ok("v = DMARC1 ;\tp = Quarantine ; ; future=tag ; pct=101; adkim=x; fo=2; ri=-1", &r);
     CHECK(r.p == DMARC_POLICY_QUARANTINE);
     CHECK(r.pct == 100 && r.adkim == DMARC_ALIGN_RELAXED && r.fo == DMARC_FO_0 && r.ri_s == 86400);
-    parse_ok("v=DMARC1; p=none; rua=mailto:a@x.test, bogus, mailto:b@x.test!5k, mailto:c@x.test!", &r);
+    parse_ok("v=DMARC1; p=none; rua=mailto:a@x.test, bogus, mailto:b@x.test!5k, mailto:c@x.test!",
+             &r);
     CHECK(r.rua_count == 2);
     CHECK_STR(r.rua[1], "mailto:b@x.test!5k");
     parse_ok("v=DMARC1; p=none; rua=bogus", &r); /* a bad URI is ignored */
     CHECK(r.rua_count == 0);
-    parse_ok("v=DMARC1; rua=mailto:a@x.test", &r);  /* no p: rua fallback */
+    parse_ok("v=DMARC1; rua=mailto:a@x.test", &r); /* no p: rua fallback */
     CHECK(r.is_p_fallback && r.p == DMARC_POLICY_NONE);
     parse_ok("v=DMARC1; p=reject; sp=bogus; rua=mailto:a@x.test", &r);
     CHECK(r.is_p_fallback && r.p == DMARC_POLICY_NONE && r.sp == DMARC_POLICY_NONE);

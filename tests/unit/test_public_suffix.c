@@ -156,8 +156,7 @@ test_psl_vectors(void)
     public_suffix_destroy(&ps);
     CHECK(ps == NULL);
 
-    CHECK(public_suffix_load(PUBLIC_SUFFIX_FILE_DEFAULT, PUBLIC_SUFFIX_ICANN_ONLY, &ps, NULL) ==
-          0);
+    CHECK(public_suffix_load(PUBLIC_SUFFIX_FILE_DEFAULT, PUBLIC_SUFFIX_ICANN_ONLY, &ps, NULL) == 0);
     org("foo.blogspot.com", "blogspot.com");
     org("www.foo.github.io", "github.io");
     org("a.b.c.kobe.jp", "b.c.kobe.jp");

@@ -145,8 +145,8 @@ a1(const char *record, const char *ip, enum spf_result want)
     enum spf_result got = check(ip, "user@example.com");
     CHECK(got == want);
     if (got != want) {
-        fprintf(stderr, "  %s from %s: got %s (%s), want %s\n", record, ip,
-                spf_result_name(got), last.reason, spf_result_name(want));
+        fprintf(stderr, "  %s from %s: got %s (%s), want %s\n", record, ip, spf_result_name(got),
+                last.reason, spf_result_name(want));
     }
 }
 
@@ -174,10 +174,10 @@ test_appendix_a1(void)
     a1("v=spf1 mx/30 mx:example.org/30 -all", "192.0.2.143", SPF_RESULT_PASS);
     a1("v=spf1 mx/30 mx:example.org/30 -all", "192.0.2.144", SPF_RESULT_FAIL);
     a1("v=spf1 mx/30 mx:example.org/30 -all", "192.0.2.127", SPF_RESULT_FAIL);
-    a1("v=spf1 ptr -all", "192.0.2.65", SPF_RESULT_PASS);   /* amy.example.com */
-    a1("v=spf1 ptr -all", "192.0.2.140", SPF_RESULT_FAIL);  /* valid, not example.com */
-    a1("v=spf1 ptr -all", "10.0.0.4", SPF_RESULT_FAIL);     /* bob is not 10.0.0.4 */
-    a1("v=spf1 ptr -all", "192.0.2.10", SPF_RESULT_PASS);   /* example.com itself */
+    a1("v=spf1 ptr -all", "192.0.2.65", SPF_RESULT_PASS);  /* amy.example.com */
+    a1("v=spf1 ptr -all", "192.0.2.140", SPF_RESULT_FAIL); /* valid, not example.com */
+    a1("v=spf1 ptr -all", "10.0.0.4", SPF_RESULT_FAIL);    /* bob is not 10.0.0.4 */
+    a1("v=spf1 ptr -all", "192.0.2.10", SPF_RESULT_PASS);  /* example.com itself */
     a1("v=spf1 ip4:192.0.2.128/28 -all", "192.0.2.65", SPF_RESULT_FAIL);
     a1("v=spf1 ip4:192.0.2.128/28 -all", "192.0.2.129", SPF_RESULT_PASS);
     CHECK(last.dns_mechanisms == 0);
@@ -216,10 +216,8 @@ test_appendix_a3(void)
     txt("remote-users._spf.example.com", "v=spf1 exists:%{ir}.%{l1r+}.%{d}");
     add(DNS_TYPE_A, "mary.mobile-users._spf.example.com", DNS_STATUS_OK, "127.0.0.2");
     add(DNS_TYPE_A, "fred.mobile-users._spf.example.com", DNS_STATUS_OK, "127.0.0.2");
-    add(DNS_TYPE_A, "15.15.168.192.joel.remote-users._spf.example.com", DNS_STATUS_OK,
-        "127.0.0.2");
-    add(DNS_TYPE_A, "16.15.168.192.joel.remote-users._spf.example.com", DNS_STATUS_OK,
-        "127.0.0.2");
+    add(DNS_TYPE_A, "15.15.168.192.joel.remote-users._spf.example.com", DNS_STATUS_OK, "127.0.0.2");
+    add(DNS_TYPE_A, "16.15.168.192.joel.remote-users._spf.example.com", DNS_STATUS_OK, "127.0.0.2");
     zone_end();
     CHECK(check("203.0.113.9", "mary@example.com") == SPF_RESULT_PASS);
     CHECK(check("203.0.113.9", "fred+bulk@example.com") == SPF_RESULT_PASS);
@@ -273,14 +271,15 @@ test_results(void)
     txt("unknown-mod.example.net", "v=spf1 foo=bar.%{d} -all");
     txt("upper.example.net", "V=SPF1 IP4:192.0.2.1 -ALL");
     txt("empty.example.net", "v=spf1");
-    txt("long-target.example.net", "v=spf1 a:%{o}%{o}%{o}%{o}%{o}%{o}%{o}%{o}%{o}.example.net -all");
+    txt("long-target.example.net",
+        "v=spf1 a:%{o}%{o}%{o}%{o}%{o}%{o}%{o}%{o}%{o}.example.net -all");
     zone_end();
     CHECK(check("192.0.2.1", "a@two.example.net") == SPF_RESULT_PERMERROR);
     CHECK(strstr(last.reason, "more than one") != NULL);
     CHECK(check("192.0.2.1", "a@other.example.net") == SPF_RESULT_NONE);
     CHECK(check("192.0.2.1", "a@nx.example.net") == SPF_RESULT_NONE);
     CHECK(check("192.0.2.1", "a@amy.example.com") == SPF_RESULT_NONE); /* NODATA */
-    CHECK(check("192.0.2.1", "a@localhost") == SPF_RESULT_NONE);      /* single label */
+    CHECK(check("192.0.2.1", "a@localhost") == SPF_RESULT_NONE);       /* single label */
     CHECK(check("192.0.2.1", "a@[192.0.2.1]") == SPF_RESULT_NONE);
     CHECK(check("192.0.2.1", "a@bad..example.net") == SPF_RESULT_NONE);
     /* A syntax error anywhere, even after a match, is permerror. */
@@ -306,8 +305,7 @@ test_results(void)
     CHECK_STR(last.domain, "upper.example.net");
     CHECK(check("192.0.2.2", "a@upper.example.net.") == SPF_RESULT_FAIL);
     /* An expanded name over 253 octets loses labels on the left (7.3). */
-    CHECK(check("192.0.2.2",
-                "a@long-target.example.net") == SPF_RESULT_FAIL);
+    CHECK(check("192.0.2.2", "a@long-target.example.net") == SPF_RESULT_FAIL);
     /* A sender with no local-part is postmaster (4.3). */
     CHECK(check("192.0.2.2", "@soft.example.net") == SPF_RESULT_SOFTFAIL);
     CHECK_STR(last.sender, "postmaster@soft.example.net");
@@ -350,8 +348,9 @@ test_exp(void)
     CHECK_STR(last.explanation, "192.0.2.3 is not one of e.example.net's designated mail servers.");
     /* An included record's exp= is not used; the outer one is. */
     CHECK(check("192.0.2.3", "a+b@e6.example.net") == SPF_RESULT_FAIL);
-    CHECK_STR(last.explanation, "See http://e6.example.net/why.html?s=a%2Bb%40e6.example.net&i=192.0.2.3 "
-                                "from mx.example.net at 1700000000");
+    CHECK_STR(last.explanation,
+              "See http://e6.example.net/why.html?s=a%2Bb%40e6.example.net&i=192.0.2.3 "
+              "from mx.example.net at 1700000000");
     CHECK(check("192.0.2.65", "a@e7.example.net") == SPF_RESULT_FAIL);
     CHECK_STR(last.explanation, "amy.example.com is not allowed");
     CHECK(check("192.0.2.99", "a@e7.example.net") == SPF_RESULT_FAIL);
@@ -421,9 +420,8 @@ test_void_limit(void)
     txt("two-void.example.net", "v=spf1 a:v1.example.net mx:v2.example.net ip4:192.0.2.1 -all");
     txt("three-void.example.net",
         "v=spf1 a:v1.example.net mx:v2.example.net exists:v3.example.net ip4:192.0.2.1 -all");
-    txt("nodata-void.example.net",
-        "v=spf1 mx:amy.example.com a:example.org exists:v3.example.net "
-        "ip4:192.0.2.1 -all");
+    txt("nodata-void.example.net", "v=spf1 mx:amy.example.com a:example.org exists:v3.example.net "
+                                   "ip4:192.0.2.1 -all");
     txt("ptr-void.example.net", "v=spf1 a:v1.example.net a:v2.example.net ptr ip4:192.0.2.1 -all");
     zone_end();
     CHECK(check("192.0.2.1", "a@two-void.example.net") == SPF_RESULT_PASS);
@@ -473,8 +471,8 @@ test_mx_ptr_limits(void)
     CHECK(check("192.0.2.1", "a@mx11.example.net") == SPF_RESULT_PERMERROR);
     CHECK(strstr(last.reason, "MX names") != NULL);
     CHECK(check("192.0.2.1", "a@nullmx.example.net") == SPF_RESULT_PASS);
-    CHECK(check("192.0.2.201", "a@ptr.example.net") == SPF_RESULT_PASS);  /* 10th name */
-    CHECK(check("192.0.2.200", "a@ptr.example.net") == SPF_RESULT_FAIL);  /* 11th ignored */
+    CHECK(check("192.0.2.201", "a@ptr.example.net") == SPF_RESULT_PASS); /* 10th name */
+    CHECK(check("192.0.2.200", "a@ptr.example.net") == SPF_RESULT_FAIL); /* 11th ignored */
     /* The ten MX address lookups were asked together: few reruns. */
     CHECK(check("192.0.2.1", "a@mx10.example.net") == SPF_RESULT_PASS);
     CHECK(last_reruns == 3); /* TXT, MX, then all ten A at once */
@@ -526,8 +524,7 @@ test_ipv6(void)
     txt("mx6.example.net", "v=spf1 mx -all");
     add(DNS_TYPE_MX, "mx6.example.net", DNS_STATUS_OK, "10 host6.example.net");
     txt("ptr6.example.net", "v=spf1 ptr -all");
-    add(DNS_TYPE_PTR,
-        "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+    add(DNS_TYPE_PTR, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
         DNS_STATUS_OK, "host6.ptr6.example.net");
     add(DNS_TYPE_AAAA, "host6.ptr6.example.net", DNS_STATUS_OK, "2001:db8:1::1");
     txt("exists6.example.net", "v=spf1 exists:%{ir}.%{v}.list.example.net -all");
@@ -542,7 +539,7 @@ test_ipv6(void)
     CHECK(check("2001:db8::1", "a@v4only.example.net") == SPF_RESULT_FAIL);
     CHECK(check("2001:db8:1::ffff", "a@a6.example.net") == SPF_RESULT_PASS);
     CHECK(check("2001:db8:2::1", "a@a6.example.net") == SPF_RESULT_FAIL);
-    CHECK(check("192.0.2.6", "a@a6.example.net") == SPF_RESULT_PASS);   /* /32 for IPv4 */
+    CHECK(check("192.0.2.6", "a@a6.example.net") == SPF_RESULT_PASS); /* /32 for IPv4 */
     CHECK(check("192.0.2.7", "a@a6.example.net") == SPF_RESULT_FAIL);
     CHECK(check("192.0.2.7", "a@a6cidr.example.net") == SPF_RESULT_PASS);
     CHECK(check("2001:db8:1::2", "a@a6cidr.example.net") == SPF_RESULT_FAIL); /* /128 */

@@ -90,8 +90,9 @@ test_rfc_strings(void)
     check_expand("%{d2}.trusted-domains.example.net", SPF_MACRO_DOMAIN,
                  "example.com.trusted-domains.example.net");
     set_context("2001:db8::cb01");
-    check_expand("%{ir}.%{v}._spf.%{d2}", SPF_MACRO_DOMAIN,
-                 "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
+    check_expand(
+        "%{ir}.%{v}._spf.%{d2}", SPF_MACRO_DOMAIN,
+        "1.0.b.c.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6._spf.example.com");
     check_expand("%{i}", SPF_MACRO_DOMAIN,
                  "2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.c.b.0.1");
     check_expand("%{v}", SPF_MACRO_DOMAIN, "ip6");
@@ -146,10 +147,10 @@ test_errors(void)
     check_bad("%{d2x}", SPF_MACRO_DOMAIN);
     check_bad("%{dr2}", SPF_MACRO_DOMAIN);
     check_bad("%{s@}", SPF_MACRO_DOMAIN); /* '@' is no delimiter */
-    check_bad("%{c}", SPF_MACRO_DOMAIN); /* c, r, t only in exp text */
+    check_bad("%{c}", SPF_MACRO_DOMAIN);  /* c, r, t only in exp text */
     check_bad("%{r}", SPF_MACRO_DOMAIN);
     check_bad("%{t}", SPF_MACRO_DOMAIN);
-    check_bad("a b", SPF_MACRO_DOMAIN);  /* SP only in explain-string */
+    check_bad("a b", SPF_MACRO_DOMAIN); /* SP only in explain-string */
     check_bad("a\tb", SPF_MACRO_EXPLAIN);
     check_bad("\x80", SPF_MACRO_DOMAIN);
     /* %{p} without a resolved name hands back to the evaluator. */

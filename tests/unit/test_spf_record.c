@@ -41,8 +41,8 @@ test_is_spf(void)
         {.txt = {.text = "v=spf1 -all", .len = 11}},
         {.txt = {.text = "v=spf1 +all", .len = 11}},
     };
-    struct dns_answer answer = {.type = DNS_TYPE_TXT, .status = DNS_STATUS_OK, .count = 2,
-                                .records = records};
+    struct dns_answer answer = {
+        .type = DNS_TYPE_TXT, .status = DNS_STATUS_OK, .count = 2, .records = records};
     const char *text = NULL;
     size_t len = 0;
     CHECK(spf_record_select(&answer, &text, &len) == 0);
@@ -78,17 +78,17 @@ static const char *const good[] = {
 };
 
 static const char *const bad[] = {
-    "v=spf1 foo",                       /* unknown mechanism */
-    "v=spf1 -foo:bar",                  /* unknown mechanism */
-    "v=spf1 all:example.com",           /* all takes nothing */
+    "v=spf1 foo",             /* unknown mechanism */
+    "v=spf1 -foo:bar",        /* unknown mechanism */
+    "v=spf1 all:example.com", /* all takes nothing */
     "v=spf1 +all/24",
-    "v=spf1 include",                   /* needs a domain-spec */
+    "v=spf1 include", /* needs a domain-spec */
     "v=spf1 include:",
     "v=spf1 exists",
     "v=spf1 ip4",
     "v=spf1 ip4:",
-    "v=spf1 ip4:192.0.2.0/33",          /* CIDR out of range */
-    "v=spf1 ip4:192.0.2.0/024",         /* leading zero */
+    "v=spf1 ip4:192.0.2.0/33",  /* CIDR out of range */
+    "v=spf1 ip4:192.0.2.0/024", /* leading zero */
     "v=spf1 ip4:192.0.2.0/",
     "v=spf1 ip4:192.0.2",
     "v=spf1 ip4:192.0.2.256",
@@ -100,26 +100,27 @@ static const char *const bad[] = {
     "v=spf1 a/33",
     "v=spf1 a//129",
     "v=spf1 mx/24//",
-    "v=spf1 a:museum",                  /* domain-end needs "." toplabel */
-    "v=spf1 a:example.123",             /* a top label of digits only */
+    "v=spf1 a:museum",      /* domain-end needs "." toplabel */
+    "v=spf1 a:example.123", /* a top label of digits only */
     "v=spf1 a:example.-com",
     "v=spf1 a:example.com-",
     "v=spf1 a:",
     "v=spf1 a:example.com/abc",
     "v=spf1 include:example.com/24",
     "v=spf1 ptr:",
-    "v=spf1 exists:%{x}.example.com",   /* bad macro letter */
+    "v=spf1 exists:%{x}.example.com", /* bad macro letter */
     "v=spf1 exists:%{d0}.example.com",
-    "v=spf1 exists:%{c}.example.com",   /* c only in exp text */
+    "v=spf1 exists:%{c}.example.com", /* c only in exp text */
     "v=spf1 exists:%.example.com",
     "v=spf1 redirect=a.example.com redirect=b.example.com",
     "v=spf1 exp=a.example.com exp=b.example.com",
     "v=spf1 redirect=",
     "v=spf1 redirect=museum",
-    "v=spf1 foo=%",                     /* unknown modifiers are still macro-strings */
+    "v=spf1 foo=%", /* unknown modifiers are still macro-strings */
     "v=spf1 =foo",
     "v=spf1 -",
-    "v=spf1 a:ex\x01" "ample.com",
+    "v=spf1 a:ex\x01"
+    "ample.com",
     "v=spf1 \x80",
 };
 
