@@ -18,6 +18,7 @@ struct table_answer {
     struct dns_answer answer;
     struct dns_record *records;
     uint32_t capacity;
+    bool is_synthetic; /* a negative answer made for a question, not a row */
 };
 
 struct asked {
@@ -57,6 +58,9 @@ static struct table_answer *
 find(struct dns_table *table, enum dns_type type, const char *name, bool any_type)
 {
     for (struct table_answer *a = table->answers; a != NULL; a = a->next) {
+        if (any_type && a->is_synthetic) {
+            continue; /* only rows make a name exist */
+        }
         if ((any_type || a->answer.type == type) && strcmp(a->name, name) == 0) {
             return a;
         }
@@ -210,7 +214,7 @@ table_lookup(void *ctx, enum dns_type type, const char *name, const struct dns_a
         enum dns_status status =
             find(table, type, key, true) != NULL ? DNS_STATUS_NODATA : DNS_STATUS_NXDOMAIN;
         a = add_answer(table, type, key, status);
-        a->answer.status = status;
+        a->is_synthetic = true;
     } else {
         free(key);
     }
