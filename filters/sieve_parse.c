@@ -67,8 +67,23 @@ sieve_errors_add(struct sieve_errors *errors, uint32_t line, const char *fmt, ..
     e->line = line;
     va_list ap;
     va_start(ap, fmt);
-    (void)vsnprintf(e->text, sizeof(e->text), fmt, ap);
+    int n = vsnprintf(e->text, sizeof(e->text), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(e->text)) {
+        /* Cut: drop a UTF-8 sequence the cut left incomplete. */
+        size_t len = strlen(e->text);
+        size_t lead = len;
+        while (lead > 0 && ((unsigned char)e->text[lead - 1] & 0xc0u) == 0x80u) {
+            lead--;
+        }
+        if (lead > 0 && ((unsigned char)e->text[lead - 1] & 0x80u) != 0) {
+            unsigned char c = (unsigned char)e->text[lead - 1];
+            size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            if (len - (lead - 1) < want) {
+                e->text[lead - 1] = '\0';
+            }
+        }
+    }
 }
 
 /* Appends to buf like snprintf would, tracking the length needed. */

@@ -31,6 +31,11 @@ void sieve_errors_init(struct sieve_errors *errors, size_t count_max);
 void sieve_errors_add(struct sieve_errors *errors, uint32_t line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Room for sieve_errors_format()'s whole text with an eol of at most 2
+ * bytes: per error "line 4294967295: error: " + text + "." + eol, and
+ * the closing "more errors follow" line. */
+#define SIEVE_ERRORS_TEXT_BYTES_MAX ((SIEVE_ERRORS_MAX + 1u) * (SIEVE_ERROR_TEXT_BYTES + 32u))
+
 /* The errors as sievec prints them, one per line ending in eol:
  * "line 3: error: unknown command 'fileintoo' (...)." and, when some
  * were left out, "error: more errors follow (only the first N are

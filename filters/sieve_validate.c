@@ -315,19 +315,38 @@ sieve_capabilities(void)
     return capabilities;
 }
 
-/* s (which may hold anything) fit for an error message: at most 48
- * bytes, non-printable ASCII as '?'. */
+/* s (which may hold anything, ${hex:} decoding makes any byte) fit for
+ * an error message that ManageSieve sends as UTF-8: at most 48 bytes cut
+ * at a character boundary, controls and bytes that are not well-formed
+ * UTF-8 as '?'. */
 static const char *
 sanitize(const char *s, size_t len, char *buf, size_t size)
 {
     ASSERT(size >= 8);
     size_t max = size - 4 < 48 ? size - 4 : 48;
+    const unsigned char *u = (const unsigned char *)s;
     size_t n = 0;
-    for (size_t i = 0; i < len && n < max; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[n++] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    size_t i = 0;
+    while (i < len) {
+        uint32_t cp;
+        size_t step = utf8_decode_strict(u + i, len - i, &cp);
+        if (step == 0 || cp < 0x20 || cp == 0x7f) {
+            step = step == 0 ? 1 : step;
+            cp = '?';
+        }
+        size_t out = cp == '?' ? 1 : step;
+        if (n + out > max) {
+            break;
+        }
+        if (cp == '?') {
+            buf[n] = '?';
+        } else {
+            memcpy(buf + n, s + i, step);
+        }
+        n += out;
+        i += step;
     }
-    if (len > max) {
+    if (i < len) {
         memcpy(buf + n, "...", 3);
         n += 3;
     }

@@ -8,7 +8,8 @@
  * an error with a non-empty text; sieve_compile() on an exact-size heap
  * copy (so ASan sees any read past it) answers 0 with a tree of known
  * nodes only, or -EINVAL / -EFBIG with at least one error and no script;
- * every line in the tree or the errors is within the script; every string
+ * every line in the tree or the errors is within the script; error texts
+ * are UTF-8 (ManageSieve sends them); every string
  * is NUL-terminated at its length; the formatted error text has the
  * length sieve_errors_format() says; and compiling again gives the same
  * answer and the same first error.
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "filters/sieve_lex.h"
 #include "filters/sieve_parse.h"
 #include "filters/sieve_validate.h"
@@ -135,9 +137,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(errors.items[i].line <= lines_max);
             size_t len = strnlen(errors.items[i].text, sizeof(errors.items[i].text));
             FUZZ_CHECK(len > 0 && len < sizeof(errors.items[i].text));
+            FUZZ_CHECK(utf8_is_valid(errors.items[i].text, len)); /* ManageSieve sends it */
         }
     }
-    static char formatted[8192];
+    static char formatted[SIEVE_ERRORS_TEXT_BYTES_MAX];
     size_t need = sieve_errors_format(&errors, "\r\n", formatted, sizeof(formatted));
     FUZZ_CHECK(need < sizeof(formatted));
     FUZZ_CHECK(strlen(formatted) == need);

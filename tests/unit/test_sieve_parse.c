@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "filters/sieve_parse.h"
 #include "tests/unit/unit.h"
 
@@ -335,6 +336,35 @@ test_errors_format(void)
     char small[10];
     CHECK(sieve_errors_format(&list, "\r\n", small, sizeof(small)) == strlen(want));
     CHECK_STR(small, "line 3: e");
+    /* The longest possible text fits SIEVE_ERRORS_TEXT_BYTES_MAX. */
+    struct sieve_errors full;
+    sieve_errors_init(&full, SIEVE_ERRORS_MAX);
+    char long_text[SIEVE_ERROR_TEXT_BYTES * 2];
+    memset(long_text, 'x', sizeof(long_text) - 1);
+    long_text[sizeof(long_text) - 1] = '\0';
+    for (size_t i = 0; i <= SIEVE_ERRORS_MAX; i++) {
+        sieve_errors_add(&full, UINT32_MAX, "%s", long_text);
+    }
+    CHECK(full.count == SIEVE_ERRORS_MAX && full.is_truncated);
+    CHECK(strlen(full.items[0].text) == SIEVE_ERROR_TEXT_BYTES - 1);
+    static char whole[SIEVE_ERRORS_TEXT_BYTES_MAX];
+    CHECK(sieve_errors_format(&full, "\r\n", whole, sizeof(whole)) < sizeof(whole));
+    /* A cut never leaves half a UTF-8 character. */
+    struct sieve_errors cut;
+    sieve_errors_init(&cut, 1);
+    /* "xx" then e-acute (2 bytes) over and over: byte 239 is a lead byte. */
+    char accents[SIEVE_ERROR_TEXT_BYTES + 8];
+    accents[0] = 'x';
+    accents[1] = 'x';
+    size_t at = 2;
+    while (at + 2 < sizeof(accents)) {
+        accents[at++] = (char)0xc3;
+        accents[at++] = (char)0xa9;
+    }
+    accents[at] = '\0';
+    sieve_errors_add(&cut, 1, "%s", accents);
+    CHECK(strlen(cut.items[0].text) == SIEVE_ERROR_TEXT_BYTES - 2);
+    CHECK(utf8_is_valid(cut.items[0].text, strlen(cut.items[0].text)));
     /* count_max is clamped to 1..SIEVE_ERRORS_MAX. */
     sieve_errors_init(&list, 0);
     CHECK(list.count_max == 1);

@@ -640,6 +640,11 @@ static const struct broken broken[] = {
       "the :days and :seconds tags cannot be used together for the vacation command" },
     { "require [\"body\"];\nif body :raw :text \"x\" { keep; }", 2,
       "the :raw and :text tags cannot be used together for the body test" },
+    /* Error texts stay UTF-8 whatever the string held. */
+    { "require [\"encoded-character\"];\nredirect \"${hex:ff}\x01\xc3\xa9@\";", 2,
+      "specified redirect address '??\xc3\xa9@' is invalid" },
+    { "redirect \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9x\";", 1,
+      "specified redirect address 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is invalid" },
     /* encoded-character */
     { "require \"encoded-character\";\nkeep;\nfileinto \"${unicode:D800}\";", 3,
       "unknown command 'fileinto' (the \"fileinto\" extension is not required)" },
