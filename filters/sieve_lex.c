@@ -33,8 +33,8 @@ static void lex_error(struct sieve_lexer *lexer, uint32_t line, const char *fmt,
 static const char *char_describe(int c, char *buf, size_t size);
 
 void
-sieve_lexer_init(struct sieve_lexer *lexer, const char *src, size_t len,
-                 struct sieve_arena *arena, size_t string_bytes_max)
+sieve_lexer_init(struct sieve_lexer *lexer, const char *src, size_t len, struct sieve_arena *arena,
+                 size_t string_bytes_max)
 {
     ASSERT(src != NULL || len == 0);
     ASSERT(arena != NULL);
@@ -150,8 +150,8 @@ skip_space(struct sieve_lexer *lexer)
  * inside), or -EINVAL after reporting (reporting only when out == NULL:
  * the second pass never fails). */
 static int
-scan_quoted(struct sieve_lexer *lexer, size_t pos, uint32_t start_line, char *out,
-            size_t *len_out, size_t *end_out, uint32_t *lines_out)
+scan_quoted(struct sieve_lexer *lexer, size_t pos, uint32_t start_line, char *out, size_t *len_out,
+            size_t *end_out, uint32_t *lines_out)
 {
     size_t n = 0;
     uint32_t lines = 0;
@@ -160,8 +160,7 @@ scan_quoted(struct sieve_lexer *lexer, size_t pos, uint32_t start_line, char *ou
         if (pos >= lexer->len) {
             if (out == NULL) {
                 lex_error(lexer, start_line + lines,
-                          "end of file before end of quoted string started at line %u",
-                          start_line);
+                          "end of file before end of quoted string started at line %u", start_line);
             }
             return -EINVAL;
         }
@@ -341,8 +340,8 @@ check_utf8(struct sieve_lexer *lexer, const char *text, size_t len, uint32_t sta
         size_t step = utf8_decode_strict(u + i, len - i, &cp);
         if (step == 0) {
             lex_error(lexer, line,
-                      "%s string started at line %u contains invalid UTF-8 (byte 0x%02x)",
-                      kind, start_line, u[i]);
+                      "%s string started at line %u contains invalid UTF-8 (byte 0x%02x)", kind,
+                      start_line, u[i]);
             return -EINVAL;
         }
         if (u[i] == '\n') {
@@ -362,10 +361,9 @@ lex_string(struct sieve_lexer *lexer, size_t body_pos, uint32_t start_line, bool
     size_t len = 0;
     size_t end = 0;
     uint32_t lines = 0;
-    int rc = is_multiline
-                 ? scan_multiline(lexer, body_pos, start_line + lines_before_body, NULL, &len,
-                                  &end, &lines)
-                 : scan_quoted(lexer, body_pos, start_line, NULL, &len, &end, &lines);
+    int rc = is_multiline ? scan_multiline(lexer, body_pos, start_line + lines_before_body, NULL,
+                                           &len, &end, &lines)
+                          : scan_quoted(lexer, body_pos, start_line, NULL, &len, &end, &lines);
     if (rc != 0) {
         return rc;
     }
@@ -376,8 +374,8 @@ lex_string(struct sieve_lexer *lexer, size_t body_pos, uint32_t start_line, bool
     size_t len2 = 0;
     size_t end2 = 0;
     uint32_t lines2 = 0;
-    rc = is_multiline ? scan_multiline(lexer, body_pos, start_line + lines_before_body, text,
-                                       &len2, &end2, &lines2)
+    rc = is_multiline ? scan_multiline(lexer, body_pos, start_line + lines_before_body, text, &len2,
+                                       &end2, &lines2)
                       : scan_quoted(lexer, body_pos, start_line, text, &len2, &end2, &lines2);
     ASSERT(rc == 0);
     ASSERT(len2 == len);

@@ -36,26 +36,26 @@ enum sieve_token_type {
 
 struct sieve_token {
     enum sieve_token_type type;
-    uint32_t              line;   /* where the token starts */
-    char                 *text;   /* arena copy, NUL-terminated */
-    size_t                len;
-    uint64_t              number;
-    bool                  is_multiline;
+    uint32_t line; /* where the token starts */
+    char *text;    /* arena copy, NUL-terminated */
+    size_t len;
+    uint64_t number;
+    bool is_multiline;
 };
 
 /* The largest number: Pigeonhole's sieve_number_t is 64 bits wide. */
 #define SIEVE_NUMBER_MAX UINT64_MAX
 
 struct sieve_lexer {
-    const char         *src;
-    size_t              len;
-    size_t              pos;
-    uint32_t            line;
+    const char *src;
+    size_t len;
+    size_t pos;
+    uint32_t line;
     struct sieve_arena *arena;
-    size_t              string_bytes_max;
+    size_t string_bytes_max;
     /* The first error, when sieve_lexer_next() failed. */
-    uint32_t            error_line;
-    char                error[SIEVE_ERROR_TEXT_BYTES];
+    uint32_t error_line;
+    char error[SIEVE_ERROR_TEXT_BYTES];
 };
 
 /* Start lexing src[0..len) (borrowed: must outlive the lexer). Tokens'

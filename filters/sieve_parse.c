@@ -29,13 +29,13 @@
 #include "filters/sieve_lex.h"
 
 struct parser {
-    struct sieve_lexer         lexer;
-    struct sieve_token         token; /* the current one */
-    struct sieve_script       *script;
+    struct sieve_lexer lexer;
+    struct sieve_token token; /* the current one */
+    struct sieve_script *script;
     const struct sieve_limits *limits;
-    struct sieve_errors       *errors;
-    bool                       is_recoverable; /* the last error was a plain syntax error */
-    bool                       is_failed;      /* some error was recorded */
+    struct sieve_errors *errors;
+    bool is_recoverable; /* the last error was a plain syntax error */
+    bool is_failed;      /* some error was recorded */
 };
 
 static int parse_commands(struct parser *p, uint32_t block_depth, struct sieve_node **head_out,
@@ -87,8 +87,7 @@ sieve_errors_add(struct sieve_errors *errors, uint32_t line, const char *fmt, ..
 }
 
 /* Appends to buf like snprintf would, tracking the length needed. */
-static void
-append(char *buf, size_t size, size_t *used, const char *fmt, ...)
+static void append(char *buf, size_t size, size_t *used, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void

@@ -22,27 +22,27 @@
 #include <string.h>
 
 /* Defaults, each a ceiling as well: a caller may lower them. */
-#define SIEVE_SCRIPT_BYTES_DEFAULT   (1024u * 1024u) /* whole script */
-#define SIEVE_BLOCK_DEPTH_DEFAULT    32u  /* nested { } blocks */
-#define SIEVE_TEST_DEPTH_DEFAULT     32u  /* nested tests (not, allof ...) */
-#define SIEVE_STRING_BYTES_DEFAULT   (64u * 1024u) /* one string, decoded */
-#define SIEVE_LIST_ENTRIES_DEFAULT   1024u /* strings in one string list */
-#define SIEVE_NODES_DEFAULT          16384u /* commands + tests + arguments */
-#define SIEVE_MEMORY_BYTES_DEFAULT   (16u * 1024u * 1024u) /* the arena */
-#define SIEVE_ERRORS_MAX             10u  /* errors kept, like sievec */
-#define SIEVE_ERROR_TEXT_BYTES       240u /* one message, without "line N: " */
-#define SIEVE_IDENTIFIER_BYTES_MAX   64u  /* identifiers and tags */
-#define SIEVE_POSITIONAL_MAX         4u   /* positional arguments of any command */
+#define SIEVE_SCRIPT_BYTES_DEFAULT (1024u * 1024u)       /* whole script */
+#define SIEVE_BLOCK_DEPTH_DEFAULT 32u                    /* nested { } blocks */
+#define SIEVE_TEST_DEPTH_DEFAULT 32u                     /* nested tests (not, allof ...) */
+#define SIEVE_STRING_BYTES_DEFAULT (64u * 1024u)         /* one string, decoded */
+#define SIEVE_LIST_ENTRIES_DEFAULT 1024u                 /* strings in one string list */
+#define SIEVE_NODES_DEFAULT 16384u                       /* commands + tests + arguments */
+#define SIEVE_MEMORY_BYTES_DEFAULT (16u * 1024u * 1024u) /* the arena */
+#define SIEVE_ERRORS_MAX 10u                             /* errors kept, like sievec */
+#define SIEVE_ERROR_TEXT_BYTES 240u                      /* one message, without "line N: " */
+#define SIEVE_IDENTIFIER_BYTES_MAX 64u                   /* identifiers and tags */
+#define SIEVE_POSITIONAL_MAX 4u                          /* positional arguments of any command */
 
 struct sieve_limits {
-    size_t   script_bytes_max;
+    size_t script_bytes_max;
     uint32_t block_depth_max;
     uint32_t test_depth_max;
-    size_t   string_bytes_max;
-    size_t   list_entries_max;
-    size_t   node_count_max;
-    size_t   memory_bytes_max;
-    size_t   error_count_max; /* 1 .. SIEVE_ERRORS_MAX */
+    size_t string_bytes_max;
+    size_t list_entries_max;
+    size_t node_count_max;
+    size_t memory_bytes_max;
+    size_t error_count_max; /* 1 .. SIEVE_ERRORS_MAX */
 };
 
 /* The defaults above. */
@@ -63,15 +63,15 @@ sieve_limits_default(struct sieve_limits *limits_out)
 
 struct sieve_error {
     uint32_t line; /* 1-based; 0 for an error about the whole script */
-    char     text[SIEVE_ERROR_TEXT_BYTES];
+    char text[SIEVE_ERROR_TEXT_BYTES];
 };
 
 /* Errors of one compilation, in the order found. At most count_max are
  * kept; is_truncated says more were found. */
 struct sieve_errors {
-    size_t             count;
-    size_t             count_max;
-    bool               is_truncated;
+    size_t count;
+    size_t count_max;
+    bool is_truncated;
     struct sieve_error items[SIEVE_ERRORS_MAX];
 };
 
@@ -79,16 +79,16 @@ struct sieve_errors {
 
 struct sieve_arena_chunk {
     struct sieve_arena_chunk *next;
-    size_t                    used;
-    size_t                    size;
+    size_t used;
+    size_t size;
     /* data follows, aligned to max_align_t */
 };
 
 struct sieve_arena {
     struct sieve_arena_chunk *head;
-    size_t                    bytes_total; /* malloc'd so far */
-    size_t                    bytes_max;
-    bool                      is_full; /* an allocation failed on bytes_max */
+    size_t bytes_total; /* malloc'd so far */
+    size_t bytes_max;
+    bool is_full; /* an allocation failed on bytes_max */
 };
 
 #define SIEVE_ARENA_CHUNK_BYTES (32u * 1024u)
@@ -200,8 +200,8 @@ enum sieve_ext {
     SIEVE_EXT_SPAMTESTPLUS,
     SIEVE_EXT_VIRUSTEST,
     SIEVE_EXT_EREJECT,
-    SIEVE_EXT_CMP_OCTET,    /* "comparator-i;octet": always there, may be required */
-    SIEVE_EXT_CMP_CASEMAP,  /* "comparator-i;ascii-casemap": likewise */
+    SIEVE_EXT_CMP_OCTET,   /* "comparator-i;octet": always there, may be required */
+    SIEVE_EXT_CMP_CASEMAP, /* "comparator-i;ascii-casemap": likewise */
     SIEVE_EXT_COUNT,
 };
 
@@ -260,38 +260,38 @@ enum sieve_tag {
     SIEVE_TAG_IS,
     SIEVE_TAG_CONTAINS,
     SIEVE_TAG_MATCHES,
-    SIEVE_TAG_VALUE,        /* param: relational operator string */
-    SIEVE_TAG_COUNT,        /* param: relational operator string */
-    SIEVE_TAG_COMPARATOR,   /* param: comparator name */
+    SIEVE_TAG_VALUE,      /* param: relational operator string */
+    SIEVE_TAG_COUNT,      /* param: relational operator string */
+    SIEVE_TAG_COMPARATOR, /* param: comparator name */
     SIEVE_TAG_ALL,
     SIEVE_TAG_LOCALPART,
     SIEVE_TAG_DOMAIN,
     SIEVE_TAG_USER,
     SIEVE_TAG_DETAIL,
-    SIEVE_TAG_OVER,         /* param: number */
-    SIEVE_TAG_UNDER,        /* param: number */
+    SIEVE_TAG_OVER,  /* param: number */
+    SIEVE_TAG_UNDER, /* param: number */
     SIEVE_TAG_COPY,
-    SIEVE_TAG_FLAGS,        /* param: string list */
+    SIEVE_TAG_FLAGS, /* param: string list */
     SIEVE_TAG_CREATE,
-    SIEVE_TAG_DAYS,         /* param: number */
-    SIEVE_TAG_SECONDS,      /* param: number (vacation-seconds, duplicate) */
-    SIEVE_TAG_SUBJECT,      /* param: string */
-    SIEVE_TAG_FROM,         /* param: string */
-    SIEVE_TAG_ADDRESSES,    /* param: string list */
+    SIEVE_TAG_DAYS,      /* param: number */
+    SIEVE_TAG_SECONDS,   /* param: number (vacation-seconds, duplicate) */
+    SIEVE_TAG_SUBJECT,   /* param: string */
+    SIEVE_TAG_FROM,      /* param: string */
+    SIEVE_TAG_ADDRESSES, /* param: string list */
     SIEVE_TAG_MIME,
-    SIEVE_TAG_HANDLE,       /* param: string (vacation, duplicate) */
+    SIEVE_TAG_HANDLE, /* param: string (vacation, duplicate) */
     SIEVE_TAG_PERSONAL,
     SIEVE_TAG_GLOBAL,
     SIEVE_TAG_ONCE,
     SIEVE_TAG_OPTIONAL,
-    SIEVE_TAG_HEADER,       /* param: string (duplicate) */
-    SIEVE_TAG_UNIQUEID,     /* param: string (duplicate) */
+    SIEVE_TAG_HEADER,   /* param: string (duplicate) */
+    SIEVE_TAG_UNIQUEID, /* param: string (duplicate) */
     SIEVE_TAG_LAST,
-    SIEVE_TAG_INDEX,        /* param: number */
-    SIEVE_TAG_ZONE,         /* param: string */
+    SIEVE_TAG_INDEX, /* param: number */
+    SIEVE_TAG_ZONE,  /* param: string */
     SIEVE_TAG_ORIGINALZONE,
     SIEVE_TAG_RAW,
-    SIEVE_TAG_CONTENT,      /* param: string list */
+    SIEVE_TAG_CONTENT, /* param: string list */
     SIEVE_TAG_TEXT,
     SIEVE_TAG_PERCENT,
     SIEVE_TAG_LOWER,
@@ -300,16 +300,33 @@ enum sieve_tag {
     SIEVE_TAG_UPPERFIRST,
     SIEVE_TAG_QUOTEWILDCARD,
     SIEVE_TAG_LENGTH,
-    SIEVE_TAG_COUNT_ALL,    /* not a tag: how many there are */
+    SIEVE_TAG_COUNT_ALL, /* not a tag: how many there are */
 };
 
-enum sieve_match { SIEVE_MATCH_IS = 0, SIEVE_MATCH_CONTAINS, SIEVE_MATCH_MATCHES,
-                   SIEVE_MATCH_VALUE, SIEVE_MATCH_COUNT };
+enum sieve_match {
+    SIEVE_MATCH_IS = 0,
+    SIEVE_MATCH_CONTAINS,
+    SIEVE_MATCH_MATCHES,
+    SIEVE_MATCH_VALUE,
+    SIEVE_MATCH_COUNT
+};
 enum sieve_comparator { SIEVE_CMP_ASCII_CASEMAP = 0, SIEVE_CMP_OCTET, SIEVE_CMP_ASCII_NUMERIC };
-enum sieve_address_part { SIEVE_ADDR_ALL = 0, SIEVE_ADDR_LOCALPART, SIEVE_ADDR_DOMAIN,
-                          SIEVE_ADDR_USER, SIEVE_ADDR_DETAIL };
-enum sieve_relation { SIEVE_REL_NONE = 0, SIEVE_REL_GT, SIEVE_REL_GE, SIEVE_REL_LT,
-                      SIEVE_REL_LE, SIEVE_REL_EQ, SIEVE_REL_NE };
+enum sieve_address_part {
+    SIEVE_ADDR_ALL = 0,
+    SIEVE_ADDR_LOCALPART,
+    SIEVE_ADDR_DOMAIN,
+    SIEVE_ADDR_USER,
+    SIEVE_ADDR_DETAIL
+};
+enum sieve_relation {
+    SIEVE_REL_NONE = 0,
+    SIEVE_REL_GT,
+    SIEVE_REL_GE,
+    SIEVE_REL_LT,
+    SIEVE_REL_LE,
+    SIEVE_REL_EQ,
+    SIEVE_REL_NE
+};
 enum sieve_body_transform { SIEVE_BODY_TEXT = 0, SIEVE_BODY_RAW, SIEVE_BODY_CONTENT };
 
 enum sieve_arg_type {
@@ -324,51 +341,51 @@ enum sieve_arg_type {
  * ${hex:}/${unicode:} decoded. text is NUL-terminated, but may hold NUL
  * bytes from ${hex:00}: use len. */
 struct sieve_string {
-    char    *text;
-    size_t   len;
+    char *text;
+    size_t len;
     uint32_t line;
-    bool     is_multiline;  /* came from text: ... . */
-    bool     has_variables; /* holds a ${name} reference ("variables" required) */
+    bool is_multiline;  /* came from text: ... . */
+    bool has_variables; /* holds a ${name} reference ("variables" required) */
 };
 
 struct sieve_arg {
-    enum sieve_arg_type  type;
-    uint32_t             line;
-    uint64_t             number;       /* NUMBER, quantifier applied */
-    struct sieve_string *strings;      /* STRING (1) or STRING_LIST (>= 1) */
-    size_t               string_count;
-    const char          *tag;          /* TAG: name without ':', as written */
+    enum sieve_arg_type type;
+    uint32_t line;
+    uint64_t number;              /* NUMBER, quantifier applied */
+    struct sieve_string *strings; /* STRING (1) or STRING_LIST (>= 1) */
+    size_t string_count;
+    const char *tag; /* TAG: name without ':', as written */
     /* Filled by validation. */
-    enum sieve_tag       tag_id;       /* TAG */
-    struct sieve_arg    *param;        /* TAG taking a value: that argument */
-    bool                 is_tag_param; /* this argument is some tag's value */
-    struct sieve_arg    *next;
+    enum sieve_tag tag_id;   /* TAG */
+    struct sieve_arg *param; /* TAG taking a value: that argument */
+    bool is_tag_param;       /* this argument is some tag's value */
+    struct sieve_arg *next;
 };
 
 /* A command or a test: identifier arguments [test / test-list] [block]. */
 struct sieve_node {
-    const char        *name;  /* as written */
-    uint32_t           line;
-    bool               is_test;
-    struct sieve_arg  *args;  /* in script order, tags included */
-    size_t             arg_count;
+    const char *name; /* as written */
+    uint32_t line;
+    bool is_test;
+    struct sieve_arg *args; /* in script order, tags included */
+    size_t arg_count;
     struct sieve_node *tests; /* a test or a test list (is_test_list) */
-    size_t             test_count;
-    bool               is_test_list;
+    size_t test_count;
+    bool is_test_list;
     struct sieve_node *block; /* commands of { ... } (has_block) */
-    size_t             block_count;
-    bool               has_block;
-    struct sieve_node *next;  /* sibling */
+    size_t block_count;
+    bool has_block;
+    struct sieve_node *next; /* sibling */
 
     /* Filled by validation. */
-    enum sieve_id             id;
-    uint64_t                  tag_mask; /* bit (1 << enum sieve_tag) per tag present */
-    struct sieve_arg         *positional[SIEVE_POSITIONAL_MAX]; /* in order */
-    size_t                    positional_count;
-    enum sieve_match          match;        /* default :is */
-    enum sieve_relation       relation;     /* with :value / :count */
-    enum sieve_comparator     comparator;   /* default i;ascii-casemap */
-    enum sieve_address_part   address_part; /* default :all */
+    enum sieve_id id;
+    uint64_t tag_mask; /* bit (1 << enum sieve_tag) per tag present */
+    struct sieve_arg *positional[SIEVE_POSITIONAL_MAX]; /* in order */
+    size_t positional_count;
+    enum sieve_match match;                   /* default :is */
+    enum sieve_relation relation;             /* with :value / :count */
+    enum sieve_comparator comparator;         /* default i;ascii-casemap */
+    enum sieve_address_part address_part;     /* default :all */
     enum sieve_body_transform body_transform; /* default :text */
 };
 
@@ -376,9 +393,9 @@ struct sieve_node {
 struct sieve_script {
     struct sieve_arena arena;
     struct sieve_node *commands; /* top level */
-    size_t             command_count;
-    uint64_t           extensions; /* SIEVE_EXT_BIT per required extension */
-    size_t             node_count;
+    size_t command_count;
+    uint64_t extensions; /* SIEVE_EXT_BIT per required extension */
+    size_t node_count;
 };
 
 /* The argument of tag on node (its value is ->param), or NULL when absent. */

@@ -55,57 +55,57 @@ enum group {
 };
 
 struct tag_def {
-    const char    *name;
+    const char *name;
     enum sieve_tag id;
-    enum sieve_ext ext;   /* needed unless the command owns the tag */
-    enum param     param;
-    enum group     group;
+    enum sieve_ext ext; /* needed unless the command owns the tag */
+    enum param param;
+    enum group group;
 };
 
 static const struct tag_def tag_defs[] = {
-    { "is", SIEVE_TAG_IS, SIEVE_EXT_NONE, P_NONE, G_MATCH },
-    { "contains", SIEVE_TAG_CONTAINS, SIEVE_EXT_NONE, P_NONE, G_MATCH },
-    { "matches", SIEVE_TAG_MATCHES, SIEVE_EXT_NONE, P_NONE, G_MATCH },
-    { "value", SIEVE_TAG_VALUE, SIEVE_EXT_RELATIONAL, P_STRING, G_MATCH },
-    { "count", SIEVE_TAG_COUNT, SIEVE_EXT_RELATIONAL, P_STRING, G_MATCH },
-    { "comparator", SIEVE_TAG_COMPARATOR, SIEVE_EXT_NONE, P_STRING, G_COMPARATOR },
-    { "all", SIEVE_TAG_ALL, SIEVE_EXT_NONE, P_NONE, G_ADDRESS_PART },
-    { "localpart", SIEVE_TAG_LOCALPART, SIEVE_EXT_NONE, P_NONE, G_ADDRESS_PART },
-    { "domain", SIEVE_TAG_DOMAIN, SIEVE_EXT_NONE, P_NONE, G_ADDRESS_PART },
-    { "user", SIEVE_TAG_USER, SIEVE_EXT_SUBADDRESS, P_NONE, G_ADDRESS_PART },
-    { "detail", SIEVE_TAG_DETAIL, SIEVE_EXT_SUBADDRESS, P_NONE, G_ADDRESS_PART },
-    { "over", SIEVE_TAG_OVER, SIEVE_EXT_NONE, P_NUMBER, G_SIZE },
-    { "under", SIEVE_TAG_UNDER, SIEVE_EXT_NONE, P_NUMBER, G_SIZE },
-    { "copy", SIEVE_TAG_COPY, SIEVE_EXT_COPY, P_NONE, G_NONE },
-    { "flags", SIEVE_TAG_FLAGS, SIEVE_EXT_IMAP4FLAGS, P_STRING_LIST, G_NONE },
-    { "create", SIEVE_TAG_CREATE, SIEVE_EXT_MAILBOX, P_NONE, G_NONE },
-    { "days", SIEVE_TAG_DAYS, SIEVE_EXT_VACATION, P_NUMBER, G_PERIOD },
-    { "seconds", SIEVE_TAG_SECONDS, SIEVE_EXT_VACATION_SECONDS, P_NUMBER, G_PERIOD },
-    { "subject", SIEVE_TAG_SUBJECT, SIEVE_EXT_VACATION, P_STRING, G_NONE },
-    { "from", SIEVE_TAG_FROM, SIEVE_EXT_VACATION, P_STRING, G_NONE },
-    { "addresses", SIEVE_TAG_ADDRESSES, SIEVE_EXT_VACATION, P_STRING_LIST, G_NONE },
-    { "mime", SIEVE_TAG_MIME, SIEVE_EXT_VACATION, P_NONE, G_NONE },
-    { "handle", SIEVE_TAG_HANDLE, SIEVE_EXT_VACATION, P_STRING, G_NONE },
-    { "personal", SIEVE_TAG_PERSONAL, SIEVE_EXT_INCLUDE, P_NONE, G_LOCATION },
-    { "global", SIEVE_TAG_GLOBAL, SIEVE_EXT_INCLUDE, P_NONE, G_LOCATION },
-    { "once", SIEVE_TAG_ONCE, SIEVE_EXT_INCLUDE, P_NONE, G_NONE },
-    { "optional", SIEVE_TAG_OPTIONAL, SIEVE_EXT_INCLUDE, P_NONE, G_NONE },
-    { "header", SIEVE_TAG_HEADER, SIEVE_EXT_DUPLICATE, P_STRING, G_DUPLICATE_ID },
-    { "uniqueid", SIEVE_TAG_UNIQUEID, SIEVE_EXT_DUPLICATE, P_STRING, G_DUPLICATE_ID },
-    { "last", SIEVE_TAG_LAST, SIEVE_EXT_INDEX, P_NONE, G_NONE },
-    { "index", SIEVE_TAG_INDEX, SIEVE_EXT_INDEX, P_NUMBER, G_NONE },
-    { "zone", SIEVE_TAG_ZONE, SIEVE_EXT_DATE, P_STRING, G_ZONE },
-    { "originalzone", SIEVE_TAG_ORIGINALZONE, SIEVE_EXT_DATE, P_NONE, G_ZONE },
-    { "raw", SIEVE_TAG_RAW, SIEVE_EXT_BODY, P_NONE, G_BODY },
-    { "content", SIEVE_TAG_CONTENT, SIEVE_EXT_BODY, P_STRING_LIST, G_BODY },
-    { "text", SIEVE_TAG_TEXT, SIEVE_EXT_BODY, P_NONE, G_BODY },
-    { "percent", SIEVE_TAG_PERCENT, SIEVE_EXT_SPAMTESTPLUS, P_NONE, G_NONE },
-    { "lower", SIEVE_TAG_LOWER, SIEVE_EXT_VARIABLES, P_NONE, G_CASE },
-    { "upper", SIEVE_TAG_UPPER, SIEVE_EXT_VARIABLES, P_NONE, G_CASE },
-    { "lowerfirst", SIEVE_TAG_LOWERFIRST, SIEVE_EXT_VARIABLES, P_NONE, G_CASE_FIRST },
-    { "upperfirst", SIEVE_TAG_UPPERFIRST, SIEVE_EXT_VARIABLES, P_NONE, G_CASE_FIRST },
-    { "quotewildcard", SIEVE_TAG_QUOTEWILDCARD, SIEVE_EXT_VARIABLES, P_NONE, G_NONE },
-    { "length", SIEVE_TAG_LENGTH, SIEVE_EXT_VARIABLES, P_NONE, G_NONE },
+    {"is", SIEVE_TAG_IS, SIEVE_EXT_NONE, P_NONE, G_MATCH},
+    {"contains", SIEVE_TAG_CONTAINS, SIEVE_EXT_NONE, P_NONE, G_MATCH},
+    {"matches", SIEVE_TAG_MATCHES, SIEVE_EXT_NONE, P_NONE, G_MATCH},
+    {"value", SIEVE_TAG_VALUE, SIEVE_EXT_RELATIONAL, P_STRING, G_MATCH},
+    {"count", SIEVE_TAG_COUNT, SIEVE_EXT_RELATIONAL, P_STRING, G_MATCH},
+    {"comparator", SIEVE_TAG_COMPARATOR, SIEVE_EXT_NONE, P_STRING, G_COMPARATOR},
+    {"all", SIEVE_TAG_ALL, SIEVE_EXT_NONE, P_NONE, G_ADDRESS_PART},
+    {"localpart", SIEVE_TAG_LOCALPART, SIEVE_EXT_NONE, P_NONE, G_ADDRESS_PART},
+    {"domain", SIEVE_TAG_DOMAIN, SIEVE_EXT_NONE, P_NONE, G_ADDRESS_PART},
+    {"user", SIEVE_TAG_USER, SIEVE_EXT_SUBADDRESS, P_NONE, G_ADDRESS_PART},
+    {"detail", SIEVE_TAG_DETAIL, SIEVE_EXT_SUBADDRESS, P_NONE, G_ADDRESS_PART},
+    {"over", SIEVE_TAG_OVER, SIEVE_EXT_NONE, P_NUMBER, G_SIZE},
+    {"under", SIEVE_TAG_UNDER, SIEVE_EXT_NONE, P_NUMBER, G_SIZE},
+    {"copy", SIEVE_TAG_COPY, SIEVE_EXT_COPY, P_NONE, G_NONE},
+    {"flags", SIEVE_TAG_FLAGS, SIEVE_EXT_IMAP4FLAGS, P_STRING_LIST, G_NONE},
+    {"create", SIEVE_TAG_CREATE, SIEVE_EXT_MAILBOX, P_NONE, G_NONE},
+    {"days", SIEVE_TAG_DAYS, SIEVE_EXT_VACATION, P_NUMBER, G_PERIOD},
+    {"seconds", SIEVE_TAG_SECONDS, SIEVE_EXT_VACATION_SECONDS, P_NUMBER, G_PERIOD},
+    {"subject", SIEVE_TAG_SUBJECT, SIEVE_EXT_VACATION, P_STRING, G_NONE},
+    {"from", SIEVE_TAG_FROM, SIEVE_EXT_VACATION, P_STRING, G_NONE},
+    {"addresses", SIEVE_TAG_ADDRESSES, SIEVE_EXT_VACATION, P_STRING_LIST, G_NONE},
+    {"mime", SIEVE_TAG_MIME, SIEVE_EXT_VACATION, P_NONE, G_NONE},
+    {"handle", SIEVE_TAG_HANDLE, SIEVE_EXT_VACATION, P_STRING, G_NONE},
+    {"personal", SIEVE_TAG_PERSONAL, SIEVE_EXT_INCLUDE, P_NONE, G_LOCATION},
+    {"global", SIEVE_TAG_GLOBAL, SIEVE_EXT_INCLUDE, P_NONE, G_LOCATION},
+    {"once", SIEVE_TAG_ONCE, SIEVE_EXT_INCLUDE, P_NONE, G_NONE},
+    {"optional", SIEVE_TAG_OPTIONAL, SIEVE_EXT_INCLUDE, P_NONE, G_NONE},
+    {"header", SIEVE_TAG_HEADER, SIEVE_EXT_DUPLICATE, P_STRING, G_DUPLICATE_ID},
+    {"uniqueid", SIEVE_TAG_UNIQUEID, SIEVE_EXT_DUPLICATE, P_STRING, G_DUPLICATE_ID},
+    {"last", SIEVE_TAG_LAST, SIEVE_EXT_INDEX, P_NONE, G_NONE},
+    {"index", SIEVE_TAG_INDEX, SIEVE_EXT_INDEX, P_NUMBER, G_NONE},
+    {"zone", SIEVE_TAG_ZONE, SIEVE_EXT_DATE, P_STRING, G_ZONE},
+    {"originalzone", SIEVE_TAG_ORIGINALZONE, SIEVE_EXT_DATE, P_NONE, G_ZONE},
+    {"raw", SIEVE_TAG_RAW, SIEVE_EXT_BODY, P_NONE, G_BODY},
+    {"content", SIEVE_TAG_CONTENT, SIEVE_EXT_BODY, P_STRING_LIST, G_BODY},
+    {"text", SIEVE_TAG_TEXT, SIEVE_EXT_BODY, P_NONE, G_BODY},
+    {"percent", SIEVE_TAG_PERCENT, SIEVE_EXT_SPAMTESTPLUS, P_NONE, G_NONE},
+    {"lower", SIEVE_TAG_LOWER, SIEVE_EXT_VARIABLES, P_NONE, G_CASE},
+    {"upper", SIEVE_TAG_UPPER, SIEVE_EXT_VARIABLES, P_NONE, G_CASE},
+    {"lowerfirst", SIEVE_TAG_LOWERFIRST, SIEVE_EXT_VARIABLES, P_NONE, G_CASE_FIRST},
+    {"upperfirst", SIEVE_TAG_UPPERFIRST, SIEVE_EXT_VARIABLES, P_NONE, G_CASE_FIRST},
+    {"quotewildcard", SIEVE_TAG_QUOTEWILDCARD, SIEVE_EXT_VARIABLES, P_NONE, G_NONE},
+    {"length", SIEVE_TAG_LENGTH, SIEVE_EXT_VARIABLES, P_NONE, G_NONE},
 };
 
 #define T(x) (UINT64_C(1) << SIEVE_TAG_##x)
@@ -118,143 +118,211 @@ static const struct tag_def tag_defs[] = {
 enum tests_taken { TESTS_NONE, TESTS_ONE, TESTS_LIST };
 
 struct node_def {
-    const char    *name;
-    enum sieve_id  id;
-    bool           is_test;
+    const char *name;
+    enum sieve_id id;
+    bool is_test;
     enum sieve_ext ext;
-    uint64_t       tags_own;   /* allowed, no extra require */
-    uint64_t       tags_ext;   /* allowed when the tag's extension is required */
+    uint64_t tags_own; /* allowed, no extra require */
+    uint64_t tags_ext; /* allowed when the tag's extension is required */
     enum tests_taken tests;
-    bool           has_block;
-    uint8_t        positional_min;
-    uint8_t        positional_max;
-    bool           is_optional_first; /* with fewer than max, the first is left out */
-    enum param     positional[SIEVE_POSITIONAL_MAX];
-    const char    *positional_names[SIEVE_POSITIONAL_MAX];
+    bool has_block;
+    uint8_t positional_min;
+    uint8_t positional_max;
+    bool is_optional_first; /* with fewer than max, the first is left out */
+    enum param positional[SIEVE_POSITIONAL_MAX];
+    const char *positional_names[SIEVE_POSITIONAL_MAX];
 };
 
-#define P1(t1, n1) 1, 1, false, { t1 }, { n1 }
-#define P2(t1, n1, t2, n2) 2, 2, false, { t1, t2 }, { n1, n2 }
-#define P3(t1, n1, t2, n2, t3, n3) 3, 3, false, { t1, t2, t3 }, { n1, n2, n3 }
-#define P0 0, 0, false, { P_NONE }, { NULL }
+#define P1(t1, n1)                                                                                 \
+    1, 1, false, {t1},                                                                             \
+    {                                                                                              \
+        n1                                                                                         \
+    }
+#define P2(t1, n1, t2, n2)                                                                         \
+    2, 2, false, {t1, t2},                                                                         \
+    {                                                                                              \
+        n1, n2                                                                                     \
+    }
+#define P3(t1, n1, t2, n2, t3, n3)                                                                 \
+    3, 3, false, {t1, t2, t3},                                                                     \
+    {                                                                                              \
+        n1, n2, n3                                                                                 \
+    }
+#define P0                                                                                         \
+    0, 0, false, {P_NONE},                                                                         \
+    {                                                                                              \
+        NULL                                                                                       \
+    }
 
 static const struct node_def node_defs[] = {
     /* commands */
-    { "require", SIEVE_CMD_REQUIRE, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false,
-      P1(P_STRING_LIST, "capabilities") },
-    { "if", SIEVE_CMD_IF, false, SIEVE_EXT_NONE, 0, 0, TESTS_ONE, true, P0 },
-    { "elsif", SIEVE_CMD_ELSIF, false, SIEVE_EXT_NONE, 0, 0, TESTS_ONE, true, P0 },
-    { "else", SIEVE_CMD_ELSE, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, true, P0 },
-    { "stop", SIEVE_CMD_STOP, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0 },
-    { "keep", SIEVE_CMD_KEEP, false, SIEVE_EXT_NONE, 0, T(FLAGS), TESTS_NONE, false, P0 },
-    { "discard", SIEVE_CMD_DISCARD, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0 },
-    { "redirect", SIEVE_CMD_REDIRECT, false, SIEVE_EXT_NONE, 0, T(COPY), TESTS_NONE, false,
-      P1(P_STRING, "address") },
-    { "fileinto", SIEVE_CMD_FILEINTO, false, SIEVE_EXT_FILEINTO, 0, T(COPY) | T(FLAGS) | T(CREATE),
-      TESTS_NONE, false, P1(P_STRING, "folder") },
-    { "reject", SIEVE_CMD_REJECT, false, SIEVE_EXT_REJECT, 0, 0, TESTS_NONE, false,
-      P1(P_STRING, "reason") },
-    { "ereject", SIEVE_CMD_EREJECT, false, SIEVE_EXT_EREJECT, 0, 0, TESTS_NONE, false,
-      P1(P_STRING, "reason") },
-    { "set", SIEVE_CMD_SET, false, SIEVE_EXT_VARIABLES,
-      T(LOWER) | T(UPPER) | T(LOWERFIRST) | T(UPPERFIRST) | T(QUOTEWILDCARD) | T(LENGTH), 0,
-      TESTS_NONE, false, P2(P_STRING, "name", P_STRING, "value") },
-    { "setflag", SIEVE_CMD_SETFLAG, false, SIEVE_EXT_IMAP4FLAGS, 0, 0, TESTS_NONE, false, 1, 2,
-      true, { P_STRING, P_STRING_LIST }, { "variable name", "list of flags" } },
-    { "addflag", SIEVE_CMD_ADDFLAG, false, SIEVE_EXT_IMAP4FLAGS, 0, 0, TESTS_NONE, false, 1, 2,
-      true, { P_STRING, P_STRING_LIST }, { "variable name", "list of flags" } },
-    { "removeflag", SIEVE_CMD_REMOVEFLAG, false, SIEVE_EXT_IMAP4FLAGS, 0, 0, TESTS_NONE, false,
-      1, 2, true, { P_STRING, P_STRING_LIST }, { "variable name", "list of flags" } },
-    { "vacation", SIEVE_CMD_VACATION, false, SIEVE_EXT_VACATION,
-      T(DAYS) | T(SUBJECT) | T(FROM) | T(ADDRESSES) | T(MIME) | T(HANDLE), T(SECONDS),
-      TESTS_NONE, false, P1(P_STRING, "reason") },
-    { "include", SIEVE_CMD_INCLUDE, false, SIEVE_EXT_INCLUDE,
-      T(PERSONAL) | T(GLOBAL) | T(ONCE) | T(OPTIONAL), 0, TESTS_NONE, false,
-      P1(P_STRING, "script name") },
-    { "return", SIEVE_CMD_RETURN, false, SIEVE_EXT_INCLUDE, 0, 0, TESTS_NONE, false, P0 },
-    { "global", SIEVE_CMD_GLOBAL, false, SIEVE_EXT_INCLUDE, 0, 0, TESTS_NONE, false,
-      P1(P_STRING_LIST, "variable names") },
-    { "addheader", SIEVE_CMD_ADDHEADER, false, SIEVE_EXT_EDITHEADER, T(LAST), 0, TESTS_NONE,
-      false, P2(P_STRING, "field name", P_STRING, "value") },
-    { "deleteheader", SIEVE_CMD_DELETEHEADER, false, SIEVE_EXT_EDITHEADER,
-      T(INDEX) | T(LAST) | MATCH_CORE, MATCH_EXT, TESTS_NONE, false, 1, 2, false,
-      { P_STRING, P_STRING_LIST }, { "field name", "value patterns" } },
+    {"require", SIEVE_CMD_REQUIRE, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false,
+     P1(P_STRING_LIST, "capabilities")},
+    {"if", SIEVE_CMD_IF, false, SIEVE_EXT_NONE, 0, 0, TESTS_ONE, true, P0},
+    {"elsif", SIEVE_CMD_ELSIF, false, SIEVE_EXT_NONE, 0, 0, TESTS_ONE, true, P0},
+    {"else", SIEVE_CMD_ELSE, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, true, P0},
+    {"stop", SIEVE_CMD_STOP, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0},
+    {"keep", SIEVE_CMD_KEEP, false, SIEVE_EXT_NONE, 0, T(FLAGS), TESTS_NONE, false, P0},
+    {"discard", SIEVE_CMD_DISCARD, false, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0},
+    {"redirect", SIEVE_CMD_REDIRECT, false, SIEVE_EXT_NONE, 0, T(COPY), TESTS_NONE, false,
+     P1(P_STRING, "address")},
+    {"fileinto", SIEVE_CMD_FILEINTO, false, SIEVE_EXT_FILEINTO, 0, T(COPY) | T(FLAGS) | T(CREATE),
+     TESTS_NONE, false, P1(P_STRING, "folder")},
+    {"reject", SIEVE_CMD_REJECT, false, SIEVE_EXT_REJECT, 0, 0, TESTS_NONE, false,
+     P1(P_STRING, "reason")},
+    {"ereject", SIEVE_CMD_EREJECT, false, SIEVE_EXT_EREJECT, 0, 0, TESTS_NONE, false,
+     P1(P_STRING, "reason")},
+    {"set", SIEVE_CMD_SET, false, SIEVE_EXT_VARIABLES,
+     T(LOWER) | T(UPPER) | T(LOWERFIRST) | T(UPPERFIRST) | T(QUOTEWILDCARD) | T(LENGTH), 0,
+     TESTS_NONE, false, P2(P_STRING, "name", P_STRING, "value")},
+    {"setflag",
+     SIEVE_CMD_SETFLAG,
+     false,
+     SIEVE_EXT_IMAP4FLAGS,
+     0,
+     0,
+     TESTS_NONE,
+     false,
+     1,
+     2,
+     true,
+     {P_STRING, P_STRING_LIST},
+     {"variable name", "list of flags"}},
+    {"addflag",
+     SIEVE_CMD_ADDFLAG,
+     false,
+     SIEVE_EXT_IMAP4FLAGS,
+     0,
+     0,
+     TESTS_NONE,
+     false,
+     1,
+     2,
+     true,
+     {P_STRING, P_STRING_LIST},
+     {"variable name", "list of flags"}},
+    {"removeflag",
+     SIEVE_CMD_REMOVEFLAG,
+     false,
+     SIEVE_EXT_IMAP4FLAGS,
+     0,
+     0,
+     TESTS_NONE,
+     false,
+     1,
+     2,
+     true,
+     {P_STRING, P_STRING_LIST},
+     {"variable name", "list of flags"}},
+    {"vacation", SIEVE_CMD_VACATION, false, SIEVE_EXT_VACATION,
+     T(DAYS) | T(SUBJECT) | T(FROM) | T(ADDRESSES) | T(MIME) | T(HANDLE), T(SECONDS), TESTS_NONE,
+     false, P1(P_STRING, "reason")},
+    {"include", SIEVE_CMD_INCLUDE, false, SIEVE_EXT_INCLUDE,
+     T(PERSONAL) | T(GLOBAL) | T(ONCE) | T(OPTIONAL), 0, TESTS_NONE, false,
+     P1(P_STRING, "script name")},
+    {"return", SIEVE_CMD_RETURN, false, SIEVE_EXT_INCLUDE, 0, 0, TESTS_NONE, false, P0},
+    {"global", SIEVE_CMD_GLOBAL, false, SIEVE_EXT_INCLUDE, 0, 0, TESTS_NONE, false,
+     P1(P_STRING_LIST, "variable names")},
+    {"addheader", SIEVE_CMD_ADDHEADER, false, SIEVE_EXT_EDITHEADER, T(LAST), 0, TESTS_NONE, false,
+     P2(P_STRING, "field name", P_STRING, "value")},
+    {"deleteheader",
+     SIEVE_CMD_DELETEHEADER,
+     false,
+     SIEVE_EXT_EDITHEADER,
+     T(INDEX) | T(LAST) | MATCH_CORE,
+     MATCH_EXT,
+     TESTS_NONE,
+     false,
+     1,
+     2,
+     false,
+     {P_STRING, P_STRING_LIST},
+     {"field name", "value patterns"}},
     /* tests */
-    { "address", SIEVE_TEST_ADDRESS, true, SIEVE_EXT_NONE, MATCH_CORE | ADDRESS_CORE,
-      MATCH_EXT | ADDRESS_EXT | INDEX_EXT, TESTS_NONE, false,
-      P2(P_STRING_LIST, "header list", P_STRING_LIST, "key list") },
-    { "envelope", SIEVE_TEST_ENVELOPE, true, SIEVE_EXT_ENVELOPE, MATCH_CORE | ADDRESS_CORE,
-      MATCH_EXT | ADDRESS_EXT, TESTS_NONE, false,
-      P2(P_STRING_LIST, "envelope part", P_STRING_LIST, "key list") },
-    { "header", SIEVE_TEST_HEADER, true, SIEVE_EXT_NONE, MATCH_CORE, MATCH_EXT | INDEX_EXT,
-      TESTS_NONE, false, P2(P_STRING_LIST, "header names", P_STRING_LIST, "key list") },
-    { "exists", SIEVE_TEST_EXISTS, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false,
-      P1(P_STRING_LIST, "header names") },
-    { "size", SIEVE_TEST_SIZE, true, SIEVE_EXT_NONE, T(OVER) | T(UNDER), 0, TESTS_NONE, false,
-      P0 },
-    { "allof", SIEVE_TEST_ALLOF, true, SIEVE_EXT_NONE, 0, 0, TESTS_LIST, false, P0 },
-    { "anyof", SIEVE_TEST_ANYOF, true, SIEVE_EXT_NONE, 0, 0, TESTS_LIST, false, P0 },
-    { "not", SIEVE_TEST_NOT, true, SIEVE_EXT_NONE, 0, 0, TESTS_ONE, false, P0 },
-    { "true", SIEVE_TEST_TRUE, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0 },
-    { "false", SIEVE_TEST_FALSE, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0 },
-    { "string", SIEVE_TEST_STRING, true, SIEVE_EXT_VARIABLES, MATCH_CORE, MATCH_EXT,
-      TESTS_NONE, false, P2(P_STRING_LIST, "source", P_STRING_LIST, "key list") },
-    { "hasflag", SIEVE_TEST_HASFLAG, true, SIEVE_EXT_IMAP4FLAGS, MATCH_CORE, MATCH_EXT,
-      TESTS_NONE, false, 1, 2, true, { P_STRING_LIST, P_STRING_LIST },
-      { "variable list", "list of flags" } },
-    { "body", SIEVE_TEST_BODY, true, SIEVE_EXT_BODY, MATCH_CORE | T(RAW) | T(CONTENT) | T(TEXT),
-      MATCH_EXT, TESTS_NONE, false, P1(P_STRING_LIST, "key list") },
-    { "mailboxexists", SIEVE_TEST_MAILBOXEXISTS, true, SIEVE_EXT_MAILBOX, 0, 0, TESTS_NONE,
-      false, P1(P_STRING_LIST, "mailbox names") },
-    { "date", SIEVE_TEST_DATE, true, SIEVE_EXT_DATE, MATCH_CORE | T(ZONE) | T(ORIGINALZONE),
-      MATCH_EXT | INDEX_EXT, TESTS_NONE, false,
-      P3(P_STRING, "header name", P_STRING, "date part", P_STRING_LIST, "key list") },
-    { "currentdate", SIEVE_TEST_CURRENTDATE, true, SIEVE_EXT_DATE, MATCH_CORE | T(ZONE),
-      MATCH_EXT, TESTS_NONE, false, P2(P_STRING, "date part", P_STRING_LIST, "key list") },
-    { "spamtest", SIEVE_TEST_SPAMTEST, true, SIEVE_EXT_SPAMTEST, MATCH_CORE,
-      MATCH_EXT | T(PERCENT), TESTS_NONE, false, P1(P_STRING, "value") },
-    { "virustest", SIEVE_TEST_VIRUSTEST, true, SIEVE_EXT_VIRUSTEST, MATCH_CORE, MATCH_EXT,
-      TESTS_NONE, false, P1(P_STRING, "value") },
-    { "duplicate", SIEVE_TEST_DUPLICATE, true, SIEVE_EXT_DUPLICATE,
-      T(HANDLE) | T(HEADER) | T(UNIQUEID) | T(SECONDS) | T(LAST), 0, TESTS_NONE, false, P0 },
+    {"address", SIEVE_TEST_ADDRESS, true, SIEVE_EXT_NONE, MATCH_CORE | ADDRESS_CORE,
+     MATCH_EXT | ADDRESS_EXT | INDEX_EXT, TESTS_NONE, false,
+     P2(P_STRING_LIST, "header list", P_STRING_LIST, "key list")},
+    {"envelope", SIEVE_TEST_ENVELOPE, true, SIEVE_EXT_ENVELOPE, MATCH_CORE | ADDRESS_CORE,
+     MATCH_EXT | ADDRESS_EXT, TESTS_NONE, false,
+     P2(P_STRING_LIST, "envelope part", P_STRING_LIST, "key list")},
+    {"header", SIEVE_TEST_HEADER, true, SIEVE_EXT_NONE, MATCH_CORE, MATCH_EXT | INDEX_EXT,
+     TESTS_NONE, false, P2(P_STRING_LIST, "header names", P_STRING_LIST, "key list")},
+    {"exists", SIEVE_TEST_EXISTS, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false,
+     P1(P_STRING_LIST, "header names")},
+    {"size", SIEVE_TEST_SIZE, true, SIEVE_EXT_NONE, T(OVER) | T(UNDER), 0, TESTS_NONE, false, P0},
+    {"allof", SIEVE_TEST_ALLOF, true, SIEVE_EXT_NONE, 0, 0, TESTS_LIST, false, P0},
+    {"anyof", SIEVE_TEST_ANYOF, true, SIEVE_EXT_NONE, 0, 0, TESTS_LIST, false, P0},
+    {"not", SIEVE_TEST_NOT, true, SIEVE_EXT_NONE, 0, 0, TESTS_ONE, false, P0},
+    {"true", SIEVE_TEST_TRUE, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0},
+    {"false", SIEVE_TEST_FALSE, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0},
+    {"string", SIEVE_TEST_STRING, true, SIEVE_EXT_VARIABLES, MATCH_CORE, MATCH_EXT, TESTS_NONE,
+     false, P2(P_STRING_LIST, "source", P_STRING_LIST, "key list")},
+    {"hasflag",
+     SIEVE_TEST_HASFLAG,
+     true,
+     SIEVE_EXT_IMAP4FLAGS,
+     MATCH_CORE,
+     MATCH_EXT,
+     TESTS_NONE,
+     false,
+     1,
+     2,
+     true,
+     {P_STRING_LIST, P_STRING_LIST},
+     {"variable list", "list of flags"}},
+    {"body", SIEVE_TEST_BODY, true, SIEVE_EXT_BODY, MATCH_CORE | T(RAW) | T(CONTENT) | T(TEXT),
+     MATCH_EXT, TESTS_NONE, false, P1(P_STRING_LIST, "key list")},
+    {"mailboxexists", SIEVE_TEST_MAILBOXEXISTS, true, SIEVE_EXT_MAILBOX, 0, 0, TESTS_NONE, false,
+     P1(P_STRING_LIST, "mailbox names")},
+    {"date", SIEVE_TEST_DATE, true, SIEVE_EXT_DATE, MATCH_CORE | T(ZONE) | T(ORIGINALZONE),
+     MATCH_EXT | INDEX_EXT, TESTS_NONE, false,
+     P3(P_STRING, "header name", P_STRING, "date part", P_STRING_LIST, "key list")},
+    {"currentdate", SIEVE_TEST_CURRENTDATE, true, SIEVE_EXT_DATE, MATCH_CORE | T(ZONE), MATCH_EXT,
+     TESTS_NONE, false, P2(P_STRING, "date part", P_STRING_LIST, "key list")},
+    {"spamtest", SIEVE_TEST_SPAMTEST, true, SIEVE_EXT_SPAMTEST, MATCH_CORE, MATCH_EXT | T(PERCENT),
+     TESTS_NONE, false, P1(P_STRING, "value")},
+    {"virustest", SIEVE_TEST_VIRUSTEST, true, SIEVE_EXT_VIRUSTEST, MATCH_CORE, MATCH_EXT,
+     TESTS_NONE, false, P1(P_STRING, "value")},
+    {"duplicate", SIEVE_TEST_DUPLICATE, true, SIEVE_EXT_DUPLICATE,
+     T(HANDLE) | T(HEADER) | T(UNIQUEID) | T(SECONDS) | T(LAST), 0, TESTS_NONE, false, P0},
 };
 
 /* Capability names, in the order of the "SIEVE" capability (roughly
  * Pigeonhole's). The two comparator-i;octet/-casemap entries are
  * requirable but, as in Pigeonhole, not advertised. */
 struct ext_def {
-    const char    *name;
+    const char *name;
     enum sieve_ext ext;
     enum sieve_ext implies;
-    bool           is_advertised;
+    bool is_advertised;
 };
 
 static const struct ext_def ext_defs[] = {
-    { "fileinto", SIEVE_EXT_FILEINTO, SIEVE_EXT_NONE, true },
-    { "reject", SIEVE_EXT_REJECT, SIEVE_EXT_NONE, true },
-    { "envelope", SIEVE_EXT_ENVELOPE, SIEVE_EXT_NONE, true },
-    { "encoded-character", SIEVE_EXT_ENCODED_CHARACTER, SIEVE_EXT_NONE, true },
-    { "vacation", SIEVE_EXT_VACATION, SIEVE_EXT_NONE, true },
-    { "vacation-seconds", SIEVE_EXT_VACATION_SECONDS, SIEVE_EXT_VACATION, true },
-    { "subaddress", SIEVE_EXT_SUBADDRESS, SIEVE_EXT_NONE, true },
-    { "comparator-i;ascii-numeric", SIEVE_EXT_CMP_NUMERIC, SIEVE_EXT_NONE, true },
-    { "relational", SIEVE_EXT_RELATIONAL, SIEVE_EXT_NONE, true },
-    { "imap4flags", SIEVE_EXT_IMAP4FLAGS, SIEVE_EXT_NONE, true },
-    { "copy", SIEVE_EXT_COPY, SIEVE_EXT_NONE, true },
-    { "include", SIEVE_EXT_INCLUDE, SIEVE_EXT_NONE, true },
-    { "variables", SIEVE_EXT_VARIABLES, SIEVE_EXT_NONE, true },
-    { "body", SIEVE_EXT_BODY, SIEVE_EXT_NONE, true },
-    { "mailbox", SIEVE_EXT_MAILBOX, SIEVE_EXT_NONE, true },
-    { "date", SIEVE_EXT_DATE, SIEVE_EXT_NONE, true },
-    { "index", SIEVE_EXT_INDEX, SIEVE_EXT_NONE, true },
-    { "duplicate", SIEVE_EXT_DUPLICATE, SIEVE_EXT_NONE, true },
-    { "editheader", SIEVE_EXT_EDITHEADER, SIEVE_EXT_NONE, true },
-    { "spamtest", SIEVE_EXT_SPAMTEST, SIEVE_EXT_NONE, true },
-    { "spamtestplus", SIEVE_EXT_SPAMTESTPLUS, SIEVE_EXT_SPAMTEST, true },
-    { "virustest", SIEVE_EXT_VIRUSTEST, SIEVE_EXT_NONE, true },
-    { "ereject", SIEVE_EXT_EREJECT, SIEVE_EXT_NONE, true },
-    { "comparator-i;octet", SIEVE_EXT_CMP_OCTET, SIEVE_EXT_NONE, false },
-    { "comparator-i;ascii-casemap", SIEVE_EXT_CMP_CASEMAP, SIEVE_EXT_NONE, false },
+    {"fileinto", SIEVE_EXT_FILEINTO, SIEVE_EXT_NONE, true},
+    {"reject", SIEVE_EXT_REJECT, SIEVE_EXT_NONE, true},
+    {"envelope", SIEVE_EXT_ENVELOPE, SIEVE_EXT_NONE, true},
+    {"encoded-character", SIEVE_EXT_ENCODED_CHARACTER, SIEVE_EXT_NONE, true},
+    {"vacation", SIEVE_EXT_VACATION, SIEVE_EXT_NONE, true},
+    {"vacation-seconds", SIEVE_EXT_VACATION_SECONDS, SIEVE_EXT_VACATION, true},
+    {"subaddress", SIEVE_EXT_SUBADDRESS, SIEVE_EXT_NONE, true},
+    {"comparator-i;ascii-numeric", SIEVE_EXT_CMP_NUMERIC, SIEVE_EXT_NONE, true},
+    {"relational", SIEVE_EXT_RELATIONAL, SIEVE_EXT_NONE, true},
+    {"imap4flags", SIEVE_EXT_IMAP4FLAGS, SIEVE_EXT_NONE, true},
+    {"copy", SIEVE_EXT_COPY, SIEVE_EXT_NONE, true},
+    {"include", SIEVE_EXT_INCLUDE, SIEVE_EXT_NONE, true},
+    {"variables", SIEVE_EXT_VARIABLES, SIEVE_EXT_NONE, true},
+    {"body", SIEVE_EXT_BODY, SIEVE_EXT_NONE, true},
+    {"mailbox", SIEVE_EXT_MAILBOX, SIEVE_EXT_NONE, true},
+    {"date", SIEVE_EXT_DATE, SIEVE_EXT_NONE, true},
+    {"index", SIEVE_EXT_INDEX, SIEVE_EXT_NONE, true},
+    {"duplicate", SIEVE_EXT_DUPLICATE, SIEVE_EXT_NONE, true},
+    {"editheader", SIEVE_EXT_EDITHEADER, SIEVE_EXT_NONE, true},
+    {"spamtest", SIEVE_EXT_SPAMTEST, SIEVE_EXT_NONE, true},
+    {"spamtestplus", SIEVE_EXT_SPAMTESTPLUS, SIEVE_EXT_SPAMTEST, true},
+    {"virustest", SIEVE_EXT_VIRUSTEST, SIEVE_EXT_NONE, true},
+    {"ereject", SIEVE_EXT_EREJECT, SIEVE_EXT_NONE, true},
+    {"comparator-i;octet", SIEVE_EXT_CMP_OCTET, SIEVE_EXT_NONE, false},
+    {"comparator-i;ascii-casemap", SIEVE_EXT_CMP_CASEMAP, SIEVE_EXT_NONE, false},
 };
 
 static const char capabilities[] =
@@ -267,12 +335,12 @@ static const char capabilities[] =
 struct validator {
     struct sieve_script *script;
     struct sieve_errors *errors;
-    uint64_t             ext; /* required so far */
-    bool                 is_failed;
+    uint64_t ext; /* required so far */
+    bool is_failed;
     /* Unknown command/test names already reported (sievec reports each
      * once); bounded by the error list. */
-    const char          *unknown_names[SIEVE_ERRORS_MAX];
-    size_t               unknown_count;
+    const char *unknown_names[SIEVE_ERRORS_MAX];
+    size_t unknown_count;
 };
 
 static void verror(struct validator *v, uint32_t line, const char *fmt, ...)
@@ -507,11 +575,11 @@ static void
 check_relation(struct validator *v, struct sieve_node *node, const struct sieve_arg *tag)
 {
     static const struct {
-        const char         *name;
+        const char *name;
         enum sieve_relation relation;
     } relations[] = {
-        { "gt", SIEVE_REL_GT }, { "ge", SIEVE_REL_GE }, { "lt", SIEVE_REL_LT },
-        { "le", SIEVE_REL_LE }, { "eq", SIEVE_REL_EQ }, { "ne", SIEVE_REL_NE },
+        {"gt", SIEVE_REL_GT}, {"ge", SIEVE_REL_GE}, {"lt", SIEVE_REL_LT},
+        {"le", SIEVE_REL_LE}, {"eq", SIEVE_REL_EQ}, {"ne", SIEVE_REL_NE},
     };
     const struct sieve_string *s = &tag->param->strings[0];
     for (size_t i = 0; i < sizeof(relations) / sizeof(relations[0]); i++) {
@@ -530,9 +598,9 @@ check_relation(struct validator *v, struct sieve_node *node, const struct sieve_
 static void
 check_date_part(struct validator *v, const struct sieve_string *s)
 {
-    static const char *const parts[] = { "year",   "month",   "day",   "date",  "julian",
-                                         "hour",   "minute",  "second", "time", "iso8601",
-                                         "std11",  "zone",    "weekday" };
+    static const char *const parts[] = {"year",  "month",  "day",    "date", "julian",
+                                        "hour",  "minute", "second", "time", "iso8601",
+                                        "std11", "zone",   "weekday"};
     if (s->has_variables) {
         return;
     }
@@ -637,8 +705,8 @@ is_redirect_address(const char *s, size_t len)
     }
     for (size_t i = 0; i < domain_len; i++) {
         unsigned char c = (unsigned char)domain[i];
-        bool is_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                     (c >= '0' && c <= '9') || c == '-' || c == '.' || c >= 0x80;
+        bool is_ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '-' || c == '.' || c >= 0x80;
         if (!is_ok || (c == '.' && (i == 0 || domain[i - 1] == '.' || i + 1 == domain_len))) {
             return false;
         }
@@ -976,7 +1044,7 @@ report_unknown(struct validator *v, const struct sieve_node *node, const struct 
 static bool
 validate_arguments(struct validator *v, struct sieve_node *node, const struct node_def *def)
 {
-    const struct sieve_arg *group_seen[G_PERIOD + 1] = { NULL };
+    const struct sieve_arg *group_seen[G_PERIOD + 1] = {NULL};
     bool is_ok = true;
     bool seen_positional = false;
     for (struct sieve_arg *arg = node->args; arg != NULL; arg = arg->next) {
@@ -1015,8 +1083,8 @@ validate_arguments(struct validator *v, struct sieve_node *node, const struct no
         arg->tag_id = tag->id;
         if (seen_positional) {
             verror(v, arg->line,
-                   "tagged argument ':%s' of the %s %s comes after a positional argument",
-                   arg->tag, node->name, kind(node));
+                   "tagged argument ':%s' of the %s %s comes after a positional argument", arg->tag,
+                   node->name, kind(node));
             is_ok = false;
         }
         if ((node->tag_mask & bit) != 0) {
@@ -1038,11 +1106,15 @@ validate_arguments(struct validator *v, struct sieve_node *node, const struct no
         struct sieve_arg *value = arg->next;
         if (value == NULL || !param_accepts(tag->param, value)) {
             if (value == NULL) {
-                verror(v, arg->line, "the :%s tag for the %s %s requires %s argument, but none "
-                       "was found", arg->tag, node->name, kind(node), param_name(tag->param));
+                verror(v, arg->line,
+                       "the :%s tag for the %s %s requires %s argument, but none "
+                       "was found",
+                       arg->tag, node->name, kind(node), param_name(tag->param));
             } else {
-                verror(v, value->line, "the :%s tag for the %s %s requires %s argument, but %s "
-                       "was found", arg->tag, node->name, kind(node), param_name(tag->param),
+                verror(v, value->line,
+                       "the :%s tag for the %s %s requires %s argument, but %s "
+                       "was found",
+                       arg->tag, node->name, kind(node), param_name(tag->param),
                        arg_type_name(value));
             }
             is_ok = false;
@@ -1056,9 +1128,9 @@ validate_arguments(struct validator *v, struct sieve_node *node, const struct no
     size_t count = node->positional_count;
     if (count < def->positional_min || count > def->positional_max) {
         if (def->positional_min == def->positional_max) {
-            verror(v, node->line,
-                   "the %s %s expects %u positional argument%s, but %zu were found", node->name,
-                   kind(node), def->positional_min, def->positional_min == 1 ? "" : "s", count);
+            verror(v, node->line, "the %s %s expects %u positional argument%s, but %zu were found",
+                   node->name, kind(node), def->positional_min, def->positional_min == 1 ? "" : "s",
+                   count);
         } else {
             verror(v, node->line,
                    "the %s %s expects %u to %u positional arguments, but %zu were found",
@@ -1072,8 +1144,8 @@ validate_arguments(struct validator *v, struct sieve_node *node, const struct no
         enum param want = def->positional[i + skip];
         if (!param_accepts(want, arg)) {
             verror(v, arg->line, "the %s %s expects %s as argument %zu (%s), but %s was found",
-                   node->name, kind(node), param_name(want), i + 1,
-                   def->positional_names[i + skip], arg_type_name(arg));
+                   node->name, kind(node), param_name(want), i + 1, def->positional_names[i + skip],
+                   arg_type_name(arg));
             is_ok = false;
         }
     }
@@ -1098,8 +1170,8 @@ validate_tests_and_block(struct validator *v, struct sieve_node *node, const str
                        "at the end of line %u?)",
                        node->name, kind(node), node->tests->name, last_line);
             } else {
-                verror(v, node->line, "the %s %s accepts no tests, but %s was found",
-                       node->name, kind(node), node->is_test_list ? "a test list" : "a test");
+                verror(v, node->line, "the %s %s accepts no tests, but %s was found", node->name,
+                       kind(node), node->is_test_list ? "a test list" : "a test");
             }
         }
         break;
@@ -1156,12 +1228,12 @@ validate_specific(struct validator *v, struct sieve_node *node)
         }
     }
     static const struct {
-        enum sieve_tag          tag;
+        enum sieve_tag tag;
         enum sieve_address_part part;
-    } parts[] = { { SIEVE_TAG_LOCALPART, SIEVE_ADDR_LOCALPART },
-                  { SIEVE_TAG_DOMAIN, SIEVE_ADDR_DOMAIN },
-                  { SIEVE_TAG_USER, SIEVE_ADDR_USER },
-                  { SIEVE_TAG_DETAIL, SIEVE_ADDR_DETAIL } };
+    } parts[] = {{SIEVE_TAG_LOCALPART, SIEVE_ADDR_LOCALPART},
+                 {SIEVE_TAG_DOMAIN, SIEVE_ADDR_DOMAIN},
+                 {SIEVE_TAG_USER, SIEVE_ADDR_USER},
+                 {SIEVE_TAG_DETAIL, SIEVE_ADDR_DETAIL}};
     for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
         if (sieve_node_tag(node, parts[i].tag) != NULL) {
             node->address_part = parts[i].part;
@@ -1316,8 +1388,8 @@ validate_block(struct validator *v, struct sieve_node *first, bool is_top)
             is_require_allowed = false;
         }
         validate_node(v, node);
-        if ((node->id == SIEVE_CMD_ELSIF || node->id == SIEVE_CMD_ELSE) &&
-            prev != SIEVE_CMD_IF && prev != SIEVE_CMD_ELSIF) {
+        if ((node->id == SIEVE_CMD_ELSIF || node->id == SIEVE_CMD_ELSE) && prev != SIEVE_CMD_IF &&
+            prev != SIEVE_CMD_ELSIF) {
             verror(v, node->line, "the %s command must follow an if or elsif command", node->name);
         }
         prev = node->id;

@@ -22,8 +22,8 @@ struct lexed {
     struct sieve_arena arena;
     struct sieve_lexer lexer;
     struct sieve_token tokens[TOKENS_MAX];
-    size_t             count; /* tokens before EOF or the error */
-    int                rc;    /* 0 when EOF was reached */
+    size_t count; /* tokens before EOF or the error */
+    int rc;       /* 0 when EOF was reached */
 };
 
 static struct lexed lexed;
@@ -76,11 +76,12 @@ test_tokens(void)
     lex("require [\"a\", \"b\"];\nif header :is \"x\" \"y\" { keep; }\n(,)");
     CHECK(lexed.rc == 0);
     static const enum sieve_token_type want[] = {
-        SIEVE_TOKEN_IDENTIFIER, SIEVE_TOKEN_LSQUARE,   SIEVE_TOKEN_STRING, SIEVE_TOKEN_COMMA,
-        SIEVE_TOKEN_STRING,     SIEVE_TOKEN_RSQUARE,   SIEVE_TOKEN_SEMICOLON,
-        SIEVE_TOKEN_IDENTIFIER, SIEVE_TOKEN_IDENTIFIER, SIEVE_TOKEN_TAG,   SIEVE_TOKEN_STRING,
-        SIEVE_TOKEN_STRING,     SIEVE_TOKEN_LCURLY,    SIEVE_TOKEN_IDENTIFIER,
-        SIEVE_TOKEN_SEMICOLON,  SIEVE_TOKEN_RCURLY,    SIEVE_TOKEN_LPAREN, SIEVE_TOKEN_COMMA,
+        SIEVE_TOKEN_IDENTIFIER, SIEVE_TOKEN_LSQUARE,    SIEVE_TOKEN_STRING,
+        SIEVE_TOKEN_COMMA,      SIEVE_TOKEN_STRING,     SIEVE_TOKEN_RSQUARE,
+        SIEVE_TOKEN_SEMICOLON,  SIEVE_TOKEN_IDENTIFIER, SIEVE_TOKEN_IDENTIFIER,
+        SIEVE_TOKEN_TAG,        SIEVE_TOKEN_STRING,     SIEVE_TOKEN_STRING,
+        SIEVE_TOKEN_LCURLY,     SIEVE_TOKEN_IDENTIFIER, SIEVE_TOKEN_SEMICOLON,
+        SIEVE_TOKEN_RCURLY,     SIEVE_TOKEN_LPAREN,     SIEVE_TOKEN_COMMA,
         SIEVE_TOKEN_RPAREN,
     };
     CHECK(lexed.count == sizeof(want) / sizeof(want[0]));
@@ -275,7 +276,7 @@ static void
 test_describe(void)
 {
     char buf[64];
-    struct sieve_token token = { .type = SIEVE_TOKEN_EOF };
+    struct sieve_token token = {.type = SIEVE_TOKEN_EOF};
     sieve_token_describe(&token, buf, sizeof(buf));
     CHECK_STR(buf, "end of file");
     token.type = SIEVE_TOKEN_IDENTIFIER;

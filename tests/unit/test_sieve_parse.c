@@ -75,10 +75,10 @@ test_shape(void)
     CHECK(header->args->next->next->type == SIEVE_ARG_STRING_LIST);
     CHECK(header->args->next->next->string_count == 2);
     struct sieve_node *not = header->next;
-    CHECK_STR(not->name, "not");
-    CHECK(not->line == 3 && not->test_count == 1 && !not->is_test_list);
-    CHECK_STR(not->tests->name, "exists");
-    CHECK(not->tests->tests == NULL);
+    CHECK_STR(not ->name, "not");
+    CHECK(not ->line == 3 && not ->test_count == 1 && !not ->is_test_list);
+    CHECK_STR(not ->tests->name, "exists");
+    CHECK(not ->tests->tests == NULL);
     struct sieve_node *fileinto = ifc->block;
     CHECK_STR(fileinto->name, "fileinto");
     CHECK(fileinto->line == 4 && fileinto->arg_count == 2 && !fileinto->has_block);
@@ -118,13 +118,13 @@ test_syntax_errors(void)
     check_error("if true {\n keep;\n", 3,
                 "expected end of compound block '}', but found end of file");
     check_error("if true { keep; ]", 1, "expected end of compound block '}', but found ']'");
-    check_error("fileinto \"abc;\n", 2, "end of file before end of quoted string started at line 1");
+    check_error("fileinto \"abc;\n", 2,
+                "end of file before end of quoted string started at line 1");
     check_error("vacation text:\nbody\n", 3, "end of file before end of multi-line string");
     check_error("header [\"a\" \"b\"];", 1,
                 "expected ',' or end of string list ']', but found string");
     check_error("header [];", 1, "expected string after '[' in string list, but found ']'");
-    check_error("header [\"a\",];", 1,
-                "expected string after ',' in string list, but found ']'");
+    check_error("header [\"a\",];", 1, "expected string after ',' in string list, but found ']'");
     check_error("if anyof () {}", 1,
                 "expected test identifier after '(' in test list, but found ')'");
     check_error("if anyof (true,) {}", 1,
@@ -271,15 +271,15 @@ static void
 test_recovery(void)
 {
     /* Each broken command is reported; parsing goes on after its ';' or block. */
-    const char *src = "keep\n);\n"                       /* 2: a stray ')' */
+    const char *src = "keep\n);\n"                        /* 2: a stray ')' */
                       "if header [\"a\" \"b\"] \"c\" {\n" /* 3: missing ',' */
                       "  stop;\n"
                       "}\n"
                       "if true {\n"
-                      "  discard (;\n"                     /* 7: nothing after '(' */
+                      "  discard (;\n" /* 7: nothing after '(' */
                       "  stop;\n"
                       "}\n"
-                      "redirect \"x@y.z\" ,;\n"           /* 10 */
+                      "redirect \"x@y.z\" ,;\n" /* 10 */
                       "keep;\n";
     CHECK(parse(src) == -EINVAL);
     CHECK(errors.count == 4);
