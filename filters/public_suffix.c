@@ -116,6 +116,9 @@ public_suffix_load_buffer(const char *text, size_t len, unsigned flags,
 {
     ASSERT(ps_out != NULL);
     ASSERT(text != NULL || len == 0);
+    if (text == NULL) {
+        text = ""; /* an empty list; keeps the line loop's pointers non-null */
+    }
     *ps_out = NULL;
     if (len > PUBLIC_SUFFIX_FILE_BYTES_MAX) {
         return -EFBIG;
@@ -331,6 +334,7 @@ public_suffix_org_domain(const struct public_suffix *ps, const char *name, char 
 static int
 load_line(struct public_suffix *ps, const char *line, size_t len, bool *is_private, unsigned flags)
 {
+    ASSERT(line != NULL);
     if (len > PUBLIC_SUFFIX_LINE_BYTES_MAX) {
         return -EINVAL;
     }

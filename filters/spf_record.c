@@ -161,6 +161,7 @@ parse_ip6(const char *p, size_t n, uint8_t *out)
 static bool
 strip_dual_cidr(const char *p, size_t *n, uint8_t *cidr4, uint8_t *cidr6)
 {
+    ASSERT(p != NULL);
     size_t len = *n;
     const char *slash = len > 0 ? memrchr(p, '/', len) : NULL;
     if (slash == NULL) {
