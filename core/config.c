@@ -118,6 +118,16 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BOOL, imap_fetch_splice, "yes", 0, 0),
     KEY(CONFIG_BOOL, direct_sockets, "yes", 0, 0),
     KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
+    KEY(CONFIG_BOOL, clamav, "yes", 0, 0),
+    KEY(CONFIG_STRING, clamav_db, "", 0, 0),
+    KEY(CONFIG_STRING, clamav_action, "reject", 0, 0),
+    /* Ceilings as filters/clamav_engine.h has them (libclamav's own). */
+    KEY(CONFIG_BYTES, clamav_max_scan_size, "100m", 1, 4ull * 1024 * 1024 * 1024 - 1),
+    KEY(CONFIG_BYTES, clamav_max_file_size, "64m", 1, 2ull * 1024 * 1024 * 1024 - 1),
+    KEY(CONFIG_U32, clamav_max_recursion, "17", 1, 64),
+    KEY(CONFIG_U32, clamav_max_files, "10000", 1, 100000),
+    KEY(CONFIG_DURATION, clamav_max_scan_time_ms, "120s", 1, 3600000),
+    KEY(CONFIG_BOOL, clamav_alert_exceeds_max, "no", 0, 0),
     KEY(CONFIG_BOOL, fsync, "yes", 0, 0),
     KEY(CONFIG_DURATION, commit_window_ms, "0ms", 0, 1000),
     KEY(CONFIG_BOOL, spool_unnamed, "yes", 0, 0),
@@ -611,6 +621,10 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     char networks_err[128];
     if (cidr_list_parse(config->mynetworks, &networks, networks_err, sizeof(networks_err)) != 0) {
         return config_error(err, err_bytes, "mynetworks: %s", networks_err);
+    }
+    if (strcmp(config->clamav_action, "reject") != 0 &&
+        strcmp(config->clamav_action, "header") != 0) {
+        return config_error(err, err_bytes, "clamav_action must be reject or header");
     }
     if (config->myhostname[0] == '\0') {
         if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||

@@ -121,6 +121,17 @@ struct config {
     bool direct_sockets;            /* connections as io_uring direct descriptors */
     uint32_t shutdown_timeout_ms;
 
+    /* ClamAV in process (filters/clamav_*). */
+    bool     clamav;
+    char     clamav_db[CONFIG_STRING_BYTES];  /* "": /var/lib/clamav if it holds one, else shipped */
+    char     clamav_action[16];               /* reject | header */
+    uint64_t clamav_max_scan_size;
+    uint64_t clamav_max_file_size;
+    uint32_t clamav_max_recursion;
+    uint32_t clamav_max_files;
+    uint32_t clamav_max_scan_time_ms;
+    bool     clamav_alert_exceeds_max;
+
     bool fsync;          /* only tests on tmpfs turn this off; 250 means fsynced */
     uint32_t commit_window_ms; /* how long the committer waits for a batch to fill */
     bool spool_unnamed;  /* O_TMPFILE spool files where the file system allows */

@@ -30,6 +30,8 @@
 #include "core/imap_listener.h"
 #include "core/managesieve_listener.h"
 #include "core/smtp_listener.h"
+#include "filters/clamav_engine.h"
+#include "filters/filter_chain.h"
 #include "core/stats.h"
 #include "core/workers.h"
 #include "store/delivery.h"
@@ -250,6 +252,44 @@ collect_listeners(const struct config *config, struct tls_server *tls,
     return count;
 }
 
+/* The filters every message passes before delivery, from the configuration.
+ * The ClamAV engine loads in the background: until it is in, scans defer. */
+static int
+filters_start(const struct config *config, struct clamav **clamav_out,
+              struct filter_chain **filters_out)
+{
+    struct filter_chain_config chain = {0};
+    if (config->clamav) {
+        struct clamav_config av;
+        clamav_config_defaults(&av);
+        av.db_dir = config->clamav_db;
+        av.data_dir = config->data_dir;
+        av.max_scan_bytes = config->clamav_max_scan_size;
+        av.max_file_bytes = config->clamav_max_file_size;
+        av.max_recursion = config->clamav_max_recursion;
+        av.max_files = config->clamav_max_files;
+        av.max_scan_time_ms = config->clamav_max_scan_time_ms;
+        av.alert_exceeds_max = config->clamav_alert_exceeds_max;
+        const char *reason = NULL;
+        if (clamav_config_check(&av, &reason) != 0) {
+            log_error("clamav: %s", reason);
+            return -EINVAL;
+        }
+        int rc = clamav_create(&av, clamav_out);
+        if (rc != 0) {
+            return rc;
+        }
+        chain.clamav = *clamav_out;
+        chain.virus_action = strcmp(config->clamav_action, "header") == 0 ? FILTER_VIRUS_HEADER
+                                                                          : FILTER_VIRUS_REJECT;
+    }
+    int rc = filter_chain_create(&chain, filters_out);
+    if (rc == 0) {
+        smtp_listener_set_filters(*filters_out);
+    }
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -354,6 +394,11 @@ main(int argc, char **argv)
     if (rc == 0) {
         rc = managesieve_listener_init(&config);
     }
+    struct clamav *clamav = NULL;
+    struct filter_chain *filters = NULL;
+    if (rc == 0) {
+        rc = filters_start(&config, &clamav, &filters);
+    }
     if (rc != 0) {
         log_error("start-up failed: %s", strerror(-rc));
         return 1;
@@ -442,6 +487,9 @@ main(int argc, char **argv)
             log_info("SIGHUP: reloading users and aliases");
             __atomic_add_fetch(&reload_state.started, 1, __ATOMIC_ACQ_REL);
             uint64_t user_count = 0;
+            if (clamav != NULL) {
+                clamav_reload(clamav); /* in the background; scans go on meanwhile */
+            }
             bool is_ok = reload(&config, reactors, config.reactor_threads, &user_count) == 0;
             if (is_ok) {
                 __atomic_store_n(&reload_state.user_count, user_count, __ATOMIC_RELEASE);
@@ -467,6 +515,8 @@ main(int argc, char **argv)
     }
     free(reactors);
     workers_destroy(&workers);
+    filter_chain_destroy(&filters);
+    clamav_destroy(&clamav); /* no scan runs once the workers are gone */
     tls_server_free(&tls);
     delivery_stop();
     smtp_listener_destroy();

@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "core/smtp_listener.h"
+#include "filters/filter_chain.h"
 
 #include <assert.h>
 #include <ck_pr.h>
@@ -106,10 +107,9 @@ static struct {
     char                       refusal_text[512];
     struct cidr_list           mynetworks;  /* may relay without AUTH */
     struct send_limit         *send_limit;  /* submission_messages_per_hour */
-    /* Whether a message needs a worker before delivery (filters). No filter
-     * exists in this version; the worker path stays tested in
-     * core/workers and takes over once one does. */
-    bool                       has_filter_stage;
+    /* The filters every message passes on a worker before delivery
+     * (filters/filter_chain); NULL or inactive: straight to delivery. */
+    const struct filter_chain *filters;
     bool                       is_spool_unnamed; /* spool_probe_unnamed() at start */
     int                        spool_dir_fd;     /* O_PATH: where spool files are made */
     struct kv                 *kv;         /* the embedded key-value store */
@@ -117,6 +117,7 @@ static struct {
 } smtp_listener;
 
 static void smtp_conn_serve_request(struct smtp_conn *sc);
+static int filter_stage_start(struct smtp_conn *sc, struct delivery_message *message);
 static void auth_submit(struct smtp_conn *sc);
 
 /* ---- body buffers ------------------------------------------------------------ */
@@ -417,9 +418,6 @@ static void
 message_job_run(struct job *job)
 {
     struct delivery_message *message = (struct delivery_message *)job;
-    /* The filter stage (DKIM, SPF, DMARC, antivirus, spam) runs here on the
-     * worker, before delivery, once those filters exist; none is
-     * configured in this version, so every message goes on to delivery. */
     delivery_submit(message);
 }
 
@@ -583,12 +581,13 @@ from_job_done(struct job *job, struct conn *conn)
     }
     free(check);
     if (conn != NULL && reply == NULL) {
-        /* Its own: on to the committer, which completes it to this reactor. */
-        message->job.run = message_job_run;
-        message->job.done = message_job_done;
-        conn_job_hold(conn, &message->job);
-        delivery_submit(message);
-        return;
+        /* Its own: on through the filters, or to the committer, which
+         * completes it to this reactor. */
+        struct smtp_conn *sc = conn_state(conn);
+        if (filter_stage_start(sc, message) == 0) {
+            return;
+        }
+        reply = "451 4.3.0 Error: server busy, try again later";
     }
     /* Refused (or the client left): nothing is delivered or queued. */
     reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
@@ -602,6 +601,169 @@ from_job_done(struct job *job, struct conn *conn)
         smtp_session_delivered(&sc->session, reply);
         smtp_conn_serve_request(sc);
     }
+    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
+}
+
+/* ---- the filters: on a worker, reruns when DNS answers arrive --------------- */
+
+/* The filters' state of a message (owner_data while the stage runs). */
+struct filter_stage {
+    struct filter_run *run;
+    bool is_waiting; /* done() was reached for a rerun, not a verdict */
+};
+
+static void filter_job_run(struct job *job);
+static void filter_job_done(struct job *job, struct conn *conn);
+
+/* "IPv6:2001:db8::1" (the Received form) -> "2001:db8::1". */
+static const char *
+client_address_plain(const char *peer)
+{
+    return strncmp(peer, "IPv6:", 5) == 0 ? peer + 5 : peer;
+}
+
+/* The message leaves for the filters, or, when none is configured,
+ * straight for the committer (which completes the job to this reactor:
+ * two thread hand-offs fewer per message). Returns 0, or -errno when
+ * the message could not go (the caller answers 451). */
+static int
+filter_stage_start(struct smtp_conn *sc, struct delivery_message *message)
+{
+    message->job.run = message_job_run;
+    message->job.done = message_job_done;
+    if (!filter_chain_is_active(smtp_listener.filters)) {
+        conn_job_hold(sc->conn, &message->job);
+        delivery_submit(message);
+        return 0;
+    }
+    struct filter_stage *stage = calloc(1, sizeof(*stage));
+    if (stage == NULL) {
+        return -ENOMEM;
+    }
+    struct filter_envelope envelope = {
+        .queue_id = message->queue_id,
+        .client_address = client_address_plain(conn_peer_text(sc->conn)),
+        .helo = sc->session.helo,
+        .mail_from = message->mail_from,
+        .user = message->user,
+        .is_trusted_network =
+            cidr_list_contains_text(&smtp_listener.mynetworks, conn_peer_text(sc->conn)),
+        .rcpt_count = message->rcpt_count,
+    };
+    int rc = filter_run_create(smtp_listener.filters, &envelope, &stage->run);
+    if (rc == 0) {
+        message->owner_data = stage;
+        message->job.run = filter_job_run;
+        message->job.done = filter_job_done;
+        rc = conn_job_submit(sc->conn, &message->job);
+    }
+    if (rc != 0) {
+        filter_run_destroy(&stage->run);
+        free(stage);
+        message->owner_data = NULL;
+        message->job.run = message_job_run;
+        message->job.done = message_job_done;
+    }
+    return rc;
+}
+
+/* Where the filters' header fields go: below the Return-Path line the
+ * session wrote first (RFC 5321 4.4: it stays the first field), above
+ * our Received line. */
+static uint64_t
+spool_return_path_length(int spool_fd)
+{
+    char head[SMTP_ADDRESS_BYTES_MAX + 32];
+    ssize_t n = pread(spool_fd, head, sizeof(head), 0);
+    if (n <= 0 || (size_t)n < 13 || strncasecmp(head, "Return-Path:", 12) != 0) {
+        return 0;
+    }
+    const char *end = memchr(head, '\n', (size_t)n);
+    return end == NULL ? 0 : (uint64_t)(end - head + 1);
+}
+
+/* The resolver thread: the answers a run waited for are in. */
+static void
+filter_job_ready(void *arg)
+{
+    struct delivery_message *message = arg;
+    reactor_job_complete(&message->job);
+}
+
+static void
+filter_job_run(struct job *job)
+{
+    struct delivery_message *message = (struct delivery_message *)job;
+    struct filter_stage *stage = message->owner_data;
+    int rc;
+    while ((rc = filter_run_step(stage->run, message->spool_fd, message->size)) == -EINPROGRESS) {
+        if (filter_run_wait(stage->run, filter_job_ready, message)) {
+            stage->is_waiting = true; /* done() resubmits once ready */
+            return;
+        }
+    }
+    const struct filter_verdict *verdict = filter_run_verdict(stage->run);
+    if (verdict->action == FILTER_ACCEPT) {
+        rc = verdict->headers_len == 0
+                 ? 0
+                 : spool_insert(smtp_listener.spool_dir_fd, message->is_spool_unnamed,
+                                message->queue_id, &message->spool_fd, &message->size,
+                                spool_return_path_length(message->spool_fd),
+                                verdict->headers, verdict->headers_len);
+        if (rc == 0) {
+            if (verdict->headers_len > 0) {
+                message->is_data_synced = false; /* a new file: the committer syncs it */
+            }
+            log_info("%s: filters: %s", message->queue_id, verdict->summary);
+            filter_run_destroy(&stage->run);
+            free(stage);
+            message->owner_data = NULL;
+            message->job.run = message_job_run;
+            message->job.done = message_job_done;
+            delivery_submit(message); /* completes to the reactor when durable */
+            return;
+        }
+        log_error("%s: cannot add the filters' header fields: %s", message->queue_id,
+                  strerror(-rc));
+        message->result = rc; /* the reactor answers 451 (filter_job_done) */
+    }
+    reactor_job_complete(job);
+}
+
+static void
+filter_job_done(struct job *job, struct conn *conn)
+{
+    struct delivery_message *message = (struct delivery_message *)job;
+    struct filter_stage *stage = message->owner_data;
+    struct reactor *reactor = reactor_current();
+    ASSERT(reactor != NULL && stage != NULL);
+    if (stage->is_waiting && conn != NULL) {
+        stage->is_waiting = false;
+        if (conn_job_submit(conn, job) == 0) {
+            return; /* the rerun, with the answers in the cache */
+        }
+        log_warning("%s: worker queue full, deferring", message->queue_id);
+        message->result = -EAGAIN;
+    }
+    const struct filter_verdict *verdict = filter_run_verdict(stage->run);
+    const char *reply = message->result != 0 || stage->is_waiting
+                            ? "451 4.3.0 Error: server busy, try again later"
+                            : verdict->reply;
+    if (conn != NULL) {
+        struct smtp_conn *sc = conn_state(conn);
+        log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s) filters: %s", message->queue_id,
+                 message->mail_from, message->rcpt_count, reply, verdict->summary);
+        smtp_conn_count_final_reply(sc, false);
+        smtp_session_delivered(&sc->session, reply);
+        smtp_conn_serve_request(sc);
+    }
+    filter_run_destroy(&stage->run);
+    free(stage);
+    message->owner_data = NULL;
+    message->result = 0;
+    reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
+                         message->is_spool_unnamed ? NULL : message->queue_id);
+    message->spool_fd = -1;
     delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
 }
 
@@ -640,13 +802,9 @@ smtp_conn_deliver(struct smtp_conn *sc)
         message->job.run = from_job_run;
         message->job.done = from_job_done;
     }
-    if (!smtp_listener.has_filter_stage && !is_from_checked) {
-        /* Nothing to do on a worker: straight to the committer, which
-         * completes the job to this reactor. Saves two thread hand-offs
-         * (and their wake-ups) per message. */
-        conn_job_hold(sc->conn, &message->job);
-        delivery_submit(message);
-    } else if (conn_job_submit(sc->conn, &message->job) != 0) {
+    int rc = is_from_checked ? conn_job_submit(sc->conn, &message->job)
+                             : filter_stage_start(sc, message);
+    if (rc != 0) {
         log_warning("%s: worker queue full, deferring", sc->queue_id);
         message->spool_fd = -1;
         /* The session's txn_abort (after this reply) discards the spool. */
@@ -1194,6 +1352,12 @@ smtp_listener_postscreen_init(const struct config *config)
     log_info("postscreen on smtp_listen: greet wait %ums, rate limit %u/min, %s key-value store",
              ps_config.greet_wait_ms, ps_config.rate_limit, kv_backend_name(smtp_listener.kv));
     return 0;
+}
+
+void
+smtp_listener_set_filters(const struct filter_chain *filters)
+{
+    smtp_listener.filters = filters;
 }
 
 int

@@ -15,6 +15,12 @@
 int smtp_listener_init(const struct config *config);
 void smtp_listener_destroy(void);
 
+struct filter_chain;
+
+/* The filters every message passes before delivery (NULL: none). Main
+ * thread, before the reactors start; the chain must outlive them. */
+void smtp_listener_set_filters(const struct filter_chain *filters);
+
 /* The handler for smtp_listen and submission_listen entries. */
 extern const struct conn_handler smtp_listener_handler;
 

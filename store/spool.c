@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/fd_io.h"
 #include "core/log.h"
 
 static __thread uint32_t spool_id_counter;
@@ -131,4 +132,71 @@ spool_probe_unnamed(const char *data_dir)
         log_info("spool: /proc is not mounted; using named spool files");
     }
     return has_proc;
+}
+
+/* Copy [in_offset, in_offset + len) of in to out at out_offset, in the
+ * kernel. */
+static int
+spool_copy_range(int in, uint64_t in_offset, int out, uint64_t out_offset, uint64_t len)
+{
+    off64_t in_at = (off64_t)in_offset;
+    off64_t out_at = (off64_t)out_offset;
+    uint64_t end = in_offset + len;
+    while ((uint64_t)in_at < end) {
+        ssize_t n = copy_file_range(in, &in_at, out, &out_at, (size_t)(end - (uint64_t)in_at), 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -errno;
+        }
+        if (n == 0) {
+            return -EIO; /* the spool file is shorter than its size said */
+        }
+    }
+    return 0;
+}
+
+int
+spool_insert(int spool_dir_fd, bool is_unnamed, const char *queue_id, int *fd_inout,
+             uint64_t *size_inout, uint64_t at, const char *bytes, size_t len)
+{
+    ASSERT(*fd_inout >= 0);
+    ASSERT(at <= *size_inout);
+    if (len == 0) {
+        return 0;
+    }
+    char new_name[SPOOL_QUEUE_ID_BYTES + 8];
+    int n = snprintf(new_name, sizeof(new_name), "%s.new", queue_id);
+    ASSERT(n > 0 && (size_t)n < sizeof(new_name));
+    int fd = is_unnamed ? openat(spool_dir_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)
+                        : openat(spool_dir_fd, new_name,
+                                 O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = spool_copy_range(*fd_inout, 0, fd, 0, at);
+    if (rc == 0 && lseek(fd, (off_t)at, SEEK_SET) < 0) {
+        rc = -errno;
+    }
+    if (rc == 0) {
+        rc = fd_write_all(fd, bytes, len);
+    }
+    if (rc == 0) {
+        rc = spool_copy_range(*fd_inout, at, fd, at + len, *size_inout - at);
+    }
+    if (rc == 0 && !is_unnamed && renameat(spool_dir_fd, new_name, spool_dir_fd, queue_id) != 0) {
+        rc = -errno;
+    }
+    if (rc != 0) {
+        if (!is_unnamed) {
+            (void)unlinkat(spool_dir_fd, new_name, 0);
+        }
+        (void)close(fd);
+        return rc;
+    }
+    (void)close(*fd_inout);
+    *fd_inout = fd;
+    *size_inout += len;
+    return 0;
 }

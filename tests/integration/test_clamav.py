@@ -116,6 +116,30 @@ def test_shipped_database_detects_test_files(make_toaster):
     toaster.stop()
 
 
+def test_header_action_marks_and_delivers(make_toaster):
+    """clamav_action = header: the infected message is delivered with X-Virus
+    on top (the spool file rewritten with the field before it, once), and a
+    clean one is delivered untouched."""
+    toaster = start_clamav(make_toaster, clamav_action="header")
+    wait_engine(toaster)
+    infected = message(EICAR, "eicar.com", "marked")
+    line = data_reply(toaster, infected)
+    assert line.startswith(b"250 "), line
+    clean = message(subject="untouched")
+    assert data_reply(toaster, clean).startswith(b"250 ")
+    stored = sorted(toaster.messages("bob@example.com"), key=len)
+    assert len(stored) == 2
+    marked = [m for m in stored if b"Subject: marked" in m][0]
+    assert marked.startswith(b"Return-Path: <alice@example.com>\r\nX-Virus: Eicar-Test-Signature\r\nReceived: "), marked[:200]
+    assert marked.endswith(infected[-200:])
+    untouched = [m for m in stored if b"Subject: untouched" in m][0]
+    assert untouched.startswith(b"Return-Path: ") and b"X-Virus" not in untouched
+    # Maildir's S= is the size of the file as stored, header field included.
+    for path in toaster.delivered("bob@example.com"):
+        assert ",S=%d" % path.stat().st_size in path.name, path.name
+    toaster.stop()
+
+
 def test_no_database_defers_until_reload(make_toaster, tmp_path):
     db = tmp_path / "clamav-db"
     db.mkdir()
