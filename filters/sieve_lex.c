@@ -279,7 +279,7 @@ scan_multiline(struct sieve_lexer *lexer, size_t pos, uint32_t start_line, char 
                     lex_error(lexer, start_line + lines,
                               "encountered NUL character in multi-line string started at "
                               "line %u",
-                              start_line);
+                              lexer->token_line);
                 }
                 return -EINVAL;
             }
@@ -289,7 +289,7 @@ scan_multiline(struct sieve_lexer *lexer, size_t pos, uint32_t start_line, char 
                         lex_error(lexer, start_line + lines,
                                   "found stray carriage-return (CR) character in multi-line "
                                   "string started at line %u",
-                                  start_line);
+                                  lexer->token_line);
                     }
                     return -EINVAL;
                 }
@@ -312,10 +312,10 @@ scan_multiline(struct sieve_lexer *lexer, size_t pos, uint32_t start_line, char 
             }
             if (n > lexer->string_bytes_max) {
                 if (out == NULL) {
-                    lex_error(lexer, start_line,
+                    lex_error(lexer, lexer->token_line,
                               "multi-line string started at line %u is too long (longer "
                               "than %zu bytes)",
-                              start_line, lexer->string_bytes_max);
+                              lexer->token_line, lexer->string_bytes_max);
                 }
                 return -EINVAL;
             }
@@ -341,7 +341,7 @@ check_utf8(struct sieve_lexer *lexer, const char *text, size_t len, uint32_t sta
         if (step == 0) {
             lex_error(lexer, line,
                       "%s string started at line %u contains invalid UTF-8 (byte 0x%02x)", kind,
-                      start_line, u[i]);
+                      lexer->token_line, u[i]);
             return -EINVAL;
         }
         if (u[i] == '\n') {
@@ -528,6 +528,7 @@ sieve_lexer_next(struct sieve_lexer *lexer, struct sieve_token *token_out)
         return rc;
     }
     token_out->line = lexer->line;
+    lexer->token_line = lexer->line;
     int c = peek(lexer, 0);
     enum sieve_token_type single;
     switch (c) {

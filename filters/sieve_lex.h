@@ -50,7 +50,8 @@ struct sieve_lexer {
     const char *src;
     size_t len;
     size_t pos;
-    uint32_t line;
+    uint32_t line;       /* where pos is */
+    uint32_t token_line; /* where the token being read starts */
     struct sieve_arena *arena;
     size_t string_bytes_max;
     /* The first error, when sieve_lexer_next() failed. */

@@ -184,7 +184,7 @@ test_string_bound(void)
     lex_all("text:\nabc\n.\n", 12, 4);
     CHECK(lexed.rc == -EINVAL);
     CHECK_STR(lexed.lexer.error,
-              "multi-line string started at line 2 is too long (longer than 4 bytes)");
+              "multi-line string started at line 1 is too long (longer than 4 bytes)");
 }
 
 static void
@@ -214,9 +214,9 @@ test_multiline(void)
     check_error("text: # only a comment", 1, "end of file before end of multi-line string");
     check_error("text:\na\rb\n.\n", 2,
                 "found stray carriage-return (CR) character in multi-line string started at "
-                "line 2");
+                "line 1");
     check_error("text:\nok\n\xff\n.\n", 3,
-                "multi-line string started at line 2 contains invalid UTF-8 (byte 0xff)");
+                "multi-line string started at line 1 contains invalid UTF-8 (byte 0xff)");
 }
 
 static void
