@@ -256,10 +256,16 @@ analyse_header(struct spam_message *m, const char *hdr, size_t len)
         } else if (span_equals_nocase(f.name, "subject")) {
             if (!m->has_subject) {
                 m->has_subject = true;
+                /* Folding stays (as CRLF + blank), so the value can go back
+                 * into a header as it is; any other CR, LF or NUL goes. */
                 size_t n = 0;
-                for (size_t i = 0; i < f.value.len && n + 1 < sizeof(m->subject_raw); i++) {
+                for (size_t i = 0; i < f.value.len && n + 3 < sizeof(m->subject_raw); i++) {
                     char c = f.value.ptr[i];
-                    if (c != '\r' && c != '\n' && c != '\0') {
+                    if (c == '\n' && i + 1 < f.value.len && ascii_is_blank(f.value.ptr[i + 1]) &&
+                        n > 0) {
+                        m->subject_raw[n++] = '\r';
+                        m->subject_raw[n++] = '\n';
+                    } else if (c != '\r' && c != '\n' && c != '\0') {
                         m->subject_raw[n++] = c;
                     }
                 }

@@ -32,7 +32,8 @@ struct spam_message {
     char   from_domain[SPAM_DOMAIN_BYTES];     /* lower case; "" when none found */
     char   reply_to_domain[SPAM_DOMAIN_BYTES]; /* lower case; "" when none found */
     size_t header_rcpt_count;                  /* addresses in To: and Cc: */
-    char   subject_raw[SPAM_SUBJECT_BYTES];    /* unfolded, CR/LF/NUL removed, cut */
+    char   subject_raw[SPAM_SUBJECT_BYTES];    /* raw value, folding as CRLF + blank,
+                                                * other CR/LF/NUL removed, cut */
 
     /* MIME structure. */
     size_t part_count;

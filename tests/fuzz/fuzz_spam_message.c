@@ -9,7 +9,8 @@
  * (regex rules, a DNS source that lists every name, Bayes over an empty
  * store) ends with a bounded symbol list; the header lines fit
  * SPAM_HEADERS_BYTES_MAX and hold only printable ASCII, tabs and CRLF
- * line ends, each continuation line starting with a tab; and the same
+ * line ends, each continuation line starting with a tab; the Subject kept
+ * for rewriting has CR and LF only as folding; and the same
  * bytes analysed twice give the same digest.
  */
 #include <arpa/inet.h>
@@ -112,6 +113,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < m->bad_name_count && i < SPAM_BAD_NAMES_MAX; i++) {
         for (const char *c = m->bad_names[i]; *c != '\0'; c++) {
             FUZZ_CHECK(*c > 32 && *c < 127 && *c != '[' && *c != ']' && *c != ';');
+        }
+    }
+    /* The Subject may go back into a header: CR only in CRLF + blank. */
+    for (const char *c = m->subject_raw; *c != '\0'; c++) {
+        if (*c == '\r') {
+            FUZZ_CHECK(c[1] == '\n' && (c[2] == ' ' || c[2] == '\t'));
+        } else if (*c == '\n') {
+            FUZZ_CHECK(c > m->subject_raw && c[-1] == '\r');
         }
     }
     uint64_t tokens[SPAM_TOKENS_MAX];

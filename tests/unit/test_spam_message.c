@@ -33,7 +33,7 @@ test_header_facts(void)
                                      "Cc: (note@x) c@x.test\r\n"
                                      "Date: Fri, 4 Dec 2026 10:00:00 +0000\r\n"
                                      "Message-ID: <1@x.test>\r\n"
-                                     "Subject: hello\r\n\tworld\r\n"
+                                     "Subject: hello\r\n\tworld\n new\rline\r\n"
                                      "\r\n"
                                      "body\r\n");
     CHECK(m->has_date);
@@ -42,7 +42,7 @@ test_header_facts(void)
     CHECK_STR(m->from_domain, "mail.example.com");
     CHECK_STR(m->reply_to_domain, "elsewhere.test");
     CHECK(m->header_rcpt_count == 3);
-    CHECK_STR(m->subject_raw, "hello\tworld");
+    CHECK_STR(m->subject_raw, "hello\r\n\tworld\r\n newline");
     CHECK(m->plain_part_count == 1);
     CHECK(m->html_part_count == 0);
     CHECK_STR(m->text, "body\r\n");
