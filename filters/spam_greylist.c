@@ -7,6 +7,7 @@
  */
 #include "filters/spam_greylist.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +34,27 @@ fnv1a64(uint64_t h, const void *bytes, size_t len)
         h = (h ^ p[i]) * 1099511628211ull;
     }
     return h;
+}
+
+int
+spam_client_from_text(const char *text, struct spam_client *client_out)
+{
+    ASSERT(text != NULL);
+    *client_out = (struct spam_client){ .family = AF_UNSPEC };
+    if (inet_pton(AF_INET, text, &client_out->addr4) == 1) {
+        client_out->family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, text, &client_out->addr6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&client_out->addr6)) {
+            memcpy(&client_out->addr4.s_addr, client_out->addr6.s6_addr + 12, 4);
+            client_out->family = AF_INET;
+        } else {
+            client_out->family = AF_INET6;
+        }
+        return 0;
+    }
+    return -EINVAL;
 }
 
 int

@@ -38,6 +38,10 @@ struct spam_client {
     struct in6_addr addr6;
 };
 
+/* Parse a client address in text form ("192.0.2.1", "2001:db8::1",
+ * "::ffff:192.0.2.1" becomes IPv4). Returns 0 or -EINVAL. */
+int spam_client_from_text(const char *text, struct spam_client *client_out);
+
 /* Check one triplet at now_s. Returns 0 (pass), 1 (defer: *wait_s_out is
  * how many more seconds the sender must wait, at least 1), -EINVAL (no
  * usable client address) or, when the store fails, 0 with nothing

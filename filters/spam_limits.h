@@ -39,6 +39,10 @@
 #define SPAM_TOKEN_BYTES_MAX 32u              /* a longer word is cut to this */
 #define SPAM_RCPTS_MAX 100u                   /* envelope recipients greylisted / rate counted */
 
+/* A message file mapped by spam_scan_prepare_fd: beyond this the MIME
+ * structure (attachment names) is not looked at. */
+#define SPAM_SCAN_BYTES_MAX (64u * 1024 * 1024)
+
 /* Learning from a file. */
 #define SPAM_LEARN_BYTES_MAX (32u * 1024 * 1024) /* read at most this much of a message file */
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "core/assertions.h"
@@ -129,6 +130,27 @@ spam_scan_prepare(const struct spam_filter *filter, const char *msg, size_t len,
     spam_checks_message(filter->rules, &filter->config, scan->message, &scan->symbols);
     *scan_out = scan;
     return 0;
+}
+
+int
+spam_scan_prepare_fd(const struct spam_filter *filter, int fd, uint64_t size,
+                     struct spam_scan **scan_out)
+{
+    ASSERT(fd >= 0);
+    *scan_out = NULL;
+    size_t len = size > SPAM_SCAN_BYTES_MAX ? SPAM_SCAN_BYTES_MAX : (size_t)size;
+    if (len == 0) {
+        return spam_scan_prepare(filter, "", 0, scan_out);
+    }
+    /* Mapped, not read: only the header, the text parts and the boundary
+     * lines are touched, and the page cache already holds the file. */
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        return -errno;
+    }
+    int rc = spam_scan_prepare(filter, map, len, scan_out);
+    (void)munmap(map, len); /* a read-only private mapping: nothing to lose */
+    return rc;
 }
 
 const struct spam_message *

@@ -196,6 +196,12 @@ int spam_scan_run(const struct spam_filter *filter, struct spam_scan *scan,
                   const struct spam_inputs *inputs, const struct dns_source *dns, struct kv *kv,
                   struct spam_result *result_out);
 
+/* The same over a message file (the spool file: the message as stored,
+ * size bytes from offset 0), mapped read-only, at most
+ * SPAM_SCAN_BYTES_MAX of it. Returns 0, -ENOMEM, or -errno of mmap. */
+int spam_scan_prepare_fd(const struct spam_filter *filter, int fd, uint64_t size,
+                         struct spam_scan **scan_out);
+
 /* The analysis, for callers that want more (tests, logs). */
 const struct spam_message *spam_scan_message(const struct spam_scan *scan);
 

@@ -163,9 +163,25 @@ test_rate_limits(void)
     kv_destroy(&kv);
 }
 
+static void
+test_client_text(void)
+{
+    struct spam_client c;
+    CHECK(spam_client_from_text("192.0.2.1", &c) == 0 && c.family == AF_INET);
+    CHECK(c.addr4.s_addr == htonl(0xc0000201));
+    CHECK(spam_client_from_text("2001:db8::1", &c) == 0 && c.family == AF_INET6);
+    CHECK(c.addr6.s6_addr[0] == 0x20 && c.addr6.s6_addr[15] == 1);
+    CHECK(spam_client_from_text("::ffff:198.51.100.7", &c) == 0 && c.family == AF_INET);
+    CHECK(c.addr4.s_addr == htonl(0xc6336407));
+    CHECK(spam_client_from_text("", &c) == -EINVAL && c.family == AF_UNSPEC);
+    CHECK(spam_client_from_text("192.0.2.1:25", &c) == -EINVAL);
+    CHECK(spam_client_from_text("unix", &c) == -EINVAL);
+}
+
 int
 main(void)
 {
+    test_client_text();
     test_timeline();
     test_ipv6();
     test_rate_parse();

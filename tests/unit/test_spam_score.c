@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "filters/spam_bayes.h"
 #include "filters/spam_checks.h"
@@ -717,6 +718,34 @@ test_shipped_rules(void)
 }
 
 static void
+test_prepare_fd(void)
+{
+    struct spam_filter *f = make_filter("", NULL);
+    char path[] = "/tmp/test_spam_score_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *msg = "Subject: x\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-"
+                      "EMAIL*C.34X\r\n";
+    CHECK(write(fd, msg, strlen(msg)) == (ssize_t)strlen(msg));
+    struct spam_scan *scan = NULL;
+    CHECK(spam_scan_prepare_fd(f, fd, strlen(msg), &scan) == 0);
+    CHECK(spam_scan_message(scan)->is_gtube);
+    CHECK(!spam_scan_message(scan)->has_date);
+    struct spam_inputs in = inputs_v4("192.0.2.1");
+    struct spam_result res;
+    CHECK(spam_scan_run(f, scan, &in, NULL, NULL, &res) == 0);
+    CHECK(res.disposition == SPAM_REJECT);
+    spam_scan_destroy(&scan);
+    /* An empty file is an empty message. */
+    CHECK(spam_scan_prepare_fd(f, fd, 0, &scan) == 0);
+    CHECK(spam_scan_message(scan)->text_len == 0);
+    spam_scan_destroy(&scan);
+    CHECK(close(fd) == 0);
+    CHECK(unlink(path) == 0);
+    spam_filter_destroy(&f);
+}
+
+static void
 test_org_domain(void)
 {
     char out[SPAM_DOMAIN_BYTES];
@@ -747,5 +776,6 @@ main(void)
     test_bayes_symbol();
     test_shipped_rules();
     test_org_domain();
+    test_prepare_fd();
     UNIT_DONE();
 }
