@@ -956,6 +956,7 @@ static void *
 dns_thread_main(void *arg)
 {
     struct dns_resolver *resolver = arg;
+    (void)pthread_setname_np(pthread_self(), "dns"); /* a name for top and gdb only */
     struct pollfd fds[1 + DNS_SOCKETS_MAX];
     for (;;) {
         struct dns_query *query = NULL;

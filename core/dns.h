@@ -73,8 +73,8 @@ struct dns_config {
 struct dns_stats {
     uint64_t queries_sent;     /* questions handed to c-ares */
     uint64_t queries_shared;   /* lookups that joined a query already in flight */
-    uint64_t cache_hits;
-    uint64_t cache_misses;
+    uint64_t cache_hits;       /* questions the cache answered */
+    uint64_t cache_misses;     /* questions that started a query (none in flight to join) */
     uint64_t override_answers; /* questions the override file answered */
     uint64_t timeouts;         /* queries that ended in a timeout */
     uint64_t tempfails;        /* answers TEMPFAIL for any reason, timeouts included */
