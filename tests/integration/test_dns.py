@@ -45,7 +45,7 @@ def run(server, *args, timeout_ms=300, tries=1, extra=(), check=True):
     for line in proc.stdout.splitlines():
         if line.startswith("stats "):
             stats = {k: int(v) for k, v in (f.split("=") for f in line.split()[1:])}
-        elif line.startswith("round ") or line.startswith("oneshot "):
+        elif line.startswith(("round ", "oneshot ", "threads ")):
             rounds.append({"head": line, "lines": []})
         else:
             rounds[-1]["lines"].append(line)
@@ -350,6 +350,33 @@ def test_shutdown_answers_pending_questions(server):
     elapsed_ms = int(rounds[0]["head"].split("elapsed_ms=")[1].split()[0])
     assert elapsed_ms < 2000  # not the 5 s timeout
     assert server.count("silent.example.org", "A") == 1  # the two shared one query
+
+
+def test_worker_threads(server):
+    # Eight threads run filter runs at once, each with its own batch, over
+    # answers that are late, short-lived (TTL 1: expiring while others
+    # ask), failing and missing. Every run must end answered, with the
+    # same statuses. Under TSan this is the resolver's race test.
+    server.add("slow.example.org", "A", "192.0.2.1")
+    server.behave("slow.example.org", "A", delay=0.05)
+    server.add("short.example.org", "TXT", '"x"', ttl=1)
+    server.behave("broken.example.org", "MX", rcode="SERVFAIL")
+    server.exists("empty.example.org")
+    args = ["A", "slow.example.org", "TXT", "short.example.org", "MX", "broken.example.org",
+            "AAAA", "empty.example.org", "A", "nx.example.org"]
+    rounds, stats, proc = run(server, *args, timeout_ms=1000,
+                              extra=["--threads", "8", "--repeat", "40"])
+    assert rounds[0]["head"].endswith("runs=320 failures=0"), rounds[0]["head"]
+    assert rounds[0]["lines"] == [
+        "slow.example.org A OK",
+        "short.example.org TXT OK",
+        "broken.example.org MX TEMPFAIL",
+        "empty.example.org AAAA NODATA",
+        "nx.example.org A NXDOMAIN",
+    ]
+    # Answers were shared and cached: far fewer queries than questions.
+    assert server.count("slow.example.org", "A") <= 2
+    assert stats["queries_sent"] < 320 * 5 / 4
 
 
 def test_authenticated_bit(server):

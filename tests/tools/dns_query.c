@@ -6,6 +6,7 @@
  *   dns_query [--server LIST] [--override FILE] [--timeout-ms N] [--tries N]
  *             [--ttl-max S] [--negative-ttl-max S] [--batches N]
  *             [--repeat N] [--sleep-ms N] [--stats] [--oneshot [--abandon]]
+ *             [--threads N]
  *             TYPE NAME [TYPE NAME ...]
  *
  * Each round runs every batch (--batches, default 1) like a filter: all
@@ -24,7 +25,11 @@
  * question goes through dns_resolve instead, and a round prints
  * "oneshot elapsed_ms=N synchronous=N" (answers given before dns_resolve
  * returned) and the answers; --abandon then destroys the resolver without
- * waiting (every question must still be answered, TEMPFAIL). Exit 2 on bad usage or configuration.
+ * waiting (every question must still be answered, TEMPFAIL). With
+ * --threads N, N threads each run --repeat filter runs with their own
+ * batch at once and "threads elapsed_ms=N runs=N failures=N" is printed
+ * with each question's status (a failure: a run left pending, or a status
+ * that changed). Exit 2 on bad usage or configuration.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -230,7 +235,7 @@ usage(void)
 {
     fprintf(stderr, "usage: dns_query [--server LIST] [--override FILE] [--timeout-ms N] "
                     "[--tries N] [--ttl-max S] [--negative-ttl-max S] [--batches N] "
-                    "[--repeat N] [--sleep-ms N] [--stats] [--oneshot [--abandon]] TYPE NAME...\n");
+                    "[--repeat N] [--sleep-ms N] [--stats] [--oneshot [--abandon]] [--threads N] TYPE NAME...\n");
     return 2;
 }
 
@@ -247,6 +252,100 @@ parse_count(const char *text, unsigned long max, unsigned long *out)
     return true;
 }
 
+/* --threads: each thread runs `rounds` filter runs of all questions with
+ * its own batch (reset between runs), as workers do, and checks that a
+ * run ends with every question answered and each status the same as in
+ * its first run. */
+struct worker {
+    pthread_t              thread;
+    struct dns_resolver   *resolver;
+    const struct question *questions;
+    size_t                 count;
+    unsigned long          rounds;
+    struct waiter          waiter;
+    enum dns_status        first[QUESTIONS_MAX];
+    unsigned long          failures;
+};
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct dns_batch *batch = NULL;
+    if (dns_batch_create(w->resolver, &batch) != 0) {
+        w->failures++;
+        return NULL;
+    }
+    for (unsigned long round = 0; round < w->rounds; round++) {
+        bool is_done = false;
+        for (int pass = 0; pass < PASSES_MAX && !is_done; pass++) {
+            is_done = true;
+            for (size_t q = 0; q < w->count; q++) {
+                const struct dns_answer *answer = NULL;
+                int rc = dns_batch_lookup(batch, w->questions[q].type, w->questions[q].name,
+                                          &answer);
+                if (rc == -EINPROGRESS) {
+                    is_done = false;
+                } else if (rc == 0 && round == 0) {
+                    w->first[q] = answer->status;
+                } else if (rc == 0 && answer->status != w->first[q]) {
+                    w->failures++;
+                }
+            }
+            pthread_mutex_lock(&w->waiter.lock);
+            w->waiter.fired = 0;
+            pthread_mutex_unlock(&w->waiter.lock);
+            if (!is_done && dns_batch_wait(batch, on_ready, &w->waiter)) {
+                pthread_mutex_lock(&w->waiter.lock);
+                while (w->waiter.fired == 0) {
+                    pthread_cond_wait(&w->waiter.cond, &w->waiter.lock);
+                }
+                pthread_mutex_unlock(&w->waiter.lock);
+            }
+        }
+        if (!is_done) {
+            w->failures++;
+        }
+        dns_batch_reset(batch);
+    }
+    dns_batch_destroy(&batch);
+    return NULL;
+}
+
+static int
+run_threads(struct dns_resolver *resolver, const struct question *questions, size_t count,
+            unsigned long thread_count, unsigned long rounds)
+{
+    static struct worker workers[BATCHES_MAX];
+    uint64_t start_ms = now_ms();
+    for (unsigned long t = 0; t < thread_count; t++) {
+        workers[t] = (struct worker){
+            .resolver = resolver,
+            .questions = questions,
+            .count = count,
+            .rounds = rounds,
+        };
+        pthread_mutex_init(&workers[t].waiter.lock, NULL);
+        pthread_cond_init(&workers[t].waiter.cond, NULL);
+        if (pthread_create(&workers[t].thread, NULL, worker_main, &workers[t]) != 0) {
+            fprintf(stderr, "dns_query: pthread_create failed\n");
+            return 1;
+        }
+    }
+    unsigned long failures = 0;
+    for (unsigned long t = 0; t < thread_count; t++) {
+        pthread_join(workers[t].thread, NULL);
+        failures += workers[t].failures;
+    }
+    printf("threads elapsed_ms=%llu runs=%lu failures=%lu\n",
+           (unsigned long long)(now_ms() - start_ms), thread_count * rounds, failures);
+    for (size_t q = 0; q < count; q++) {
+        printf("%s %s %s\n", questions[q].name, dns_type_name(questions[q].type),
+               dns_status_name(workers[0].first[q]));
+    }
+    return failures == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -258,6 +357,7 @@ main(int argc, char **argv)
     bool with_stats = false;
     bool is_oneshot = false;
     bool is_abandoned = false;
+    unsigned long thread_count = 0;
     static struct question questions[QUESTIONS_MAX];
     size_t question_count = 0;
     for (int i = 1; i < argc; i++) {
@@ -270,6 +370,9 @@ main(int argc, char **argv)
             is_oneshot = true;
         } else if (strcmp(arg, "--abandon") == 0) {
             is_abandoned = true;
+        } else if (strcmp(arg, "--threads") == 0 && has_value &&
+                   parse_count(argv[i + 1], BATCHES_MAX, &thread_count) && thread_count > 0) {
+            i++;
         } else if (strcmp(arg, "--server") == 0 && has_value) {
             config.servers = argv[++i];
         } else if (strcmp(arg, "--override") == 0 && has_value) {
@@ -323,6 +426,10 @@ main(int argc, char **argv)
     static const struct dns_answer *answers[BATCHES_MAX][QUESTIONS_MAX];
     static int codes[BATCHES_MAX][QUESTIONS_MAX];
     int status = 0;
+    if (thread_count > 0) {
+        status = run_threads(resolver, questions, question_count, thread_count, repeat);
+        repeat = 0; /* the threads ran the rounds */
+    }
     for (unsigned long round = 1; round <= repeat && status == 0 && is_oneshot; round++) {
         if (round > 1 && sleep_ms > 0) {
             struct timespec ts = { .tv_sec = (time_t)(sleep_ms / 1000),
