@@ -59,6 +59,9 @@ struct kv_embedded {
 
 static const struct kv_ops kv_embedded_ops;
 
+/* See kv_thread_may_wait: false in every new thread. */
+static __thread bool kv_thread_waits;
+
 /* ---- the interface ------------------------------------------------------ */
 
 void
@@ -134,6 +137,18 @@ kv_backend_name(const struct kv *kv)
 {
     ASSERT(kv != NULL);
     return kv->ops->name;
+}
+
+void
+kv_thread_may_wait(bool may_wait)
+{
+    kv_thread_waits = may_wait;
+}
+
+bool
+kv_thread_can_wait(void)
+{
+    return kv_thread_waits;
 }
 
 /* ---- the embedded backend ----------------------------------------------- */

@@ -18,6 +18,7 @@
 #ifndef TOASTER_CORE_KV_H
 #define TOASTER_CORE_KV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,5 +92,14 @@ size_t kv_count(struct kv *kv);
 
 /* The backend's name, for logs. */
 const char *kv_backend_name(const struct kv *kv);
+
+/* Whether the calling thread may wait a short, bounded time for a backend
+ * that answers over the network (Redis: up to redis_timeout_ms per call).
+ * Off in every thread until it says otherwise: worker threads switch it on
+ * when they start; reactor threads never do, and then a networked backend
+ * answers from what it already knows or -EAGAIN. The embedded backend
+ * never waits either way. Thread-local; no lock. */
+void kv_thread_may_wait(bool may_wait);
+bool kv_thread_can_wait(void);
 
 #endif
