@@ -263,8 +263,13 @@ analyse_header(struct spam_message *m, const char *hdr, size_t len)
                     char c = f.value.ptr[i];
                     if (c == '\n' && i + 1 < f.value.len && ascii_is_blank(f.value.ptr[i + 1]) &&
                         n > 0) {
+                        /* The fold and its blank go together, or not at all. */
+                        if (n + 4 >= sizeof(m->subject_raw)) {
+                            break;
+                        }
                         m->subject_raw[n++] = '\r';
                         m->subject_raw[n++] = '\n';
+                        m->subject_raw[n++] = f.value.ptr[++i];
                     } else if (c != '\r' && c != '\n' && c != '\0') {
                         m->subject_raw[n++] = c;
                     }

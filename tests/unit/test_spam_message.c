@@ -64,6 +64,30 @@ test_header_facts(void)
     spam_message_destroy(&m);
 }
 
+/* A fold right at the Subject bound is kept whole or dropped, never cut
+ * between its CRLF and its blank (found by fuzz_spam_message). */
+static void
+test_subject_bound(void)
+{
+    for (size_t pad = SPAM_SUBJECT_BYTES - 8; pad < SPAM_SUBJECT_BYTES + 16; pad++) {
+        char msg[2 * SPAM_SUBJECT_BYTES];
+        size_t n = (size_t)snprintf(msg, sizeof(msg), "Subject: ");
+        memset(msg + n, 'x', pad - 9);
+        n += pad - 9;
+        n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\r\n yy\r\n\r\nbody\r\n");
+        struct spam_message *m = NULL;
+        CHECK(spam_message_analyse(msg, n, &m) == 0);
+        size_t len = strlen(m->subject_raw);
+        CHECK(len < SPAM_SUBJECT_BYTES);
+        for (size_t i = 0; i < len; i++) {
+            if (m->subject_raw[i] == '\r') {
+                CHECK(i + 2 < len && m->subject_raw[i + 1] == '\n' && m->subject_raw[i + 2] == ' ');
+            }
+        }
+        spam_message_destroy(&m);
+    }
+}
+
 static void
 test_address_domain(void)
 {
@@ -315,6 +339,7 @@ main(void)
 {
     test_header_facts();
     test_address_domain();
+    test_subject_bound();
     test_html_only();
     test_broken_multipart();
     test_bad_names();
