@@ -48,6 +48,10 @@
 #define DNS_READY_CHUNK 32
 #define DNS_CLASS_IN 1
 #define DNS_TYPE_COUNT 6
+/* EDNS(0) UDP payload we offer (RFC 6891; 1232 as DNS Flag Day 2020
+ * advises): DKIM keys of 2048 bits and long SPF records fit one datagram,
+ * larger answers come truncated and c-ares asks again over TCP. */
+#define DNS_EDNS_PAYLOAD_BYTES 1232
 
 static_assert((DNS_INFLIGHT_BUCKETS & (DNS_INFLIGHT_BUCKETS - 1)) == 0, "a power of two");
 static_assert(DNS_SOCKETS_MAX >= 2 * DNS_SERVERS_MAX, "a UDP and a TCP socket per server");
@@ -303,8 +307,10 @@ dns_channel_create(struct dns_resolver *resolver, const struct dns_config *confi
      * judges every RCODE and REFUSED stays apart from a timeout (c-ares
      * 1.18 would report it as "could not contact servers"). The price: a
      * SERVFAIL is final instead of making c-ares try the next server. */
-    options.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP;
-    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS;
+    options.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOCHECKRESP | ARES_FLAG_EDNS;
+    options.ednspsz = DNS_EDNS_PAYLOAD_BYTES;
+    int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_FLAGS |
+               ARES_OPT_EDNSPSZ;
     int rc = ares_init_options(&resolver->channel, &options, mask);
     if (rc != ARES_SUCCESS) {
         (void)snprintf(error_out, error_bytes, "c-ares: %s", ares_strerror(rc));
@@ -924,7 +930,7 @@ dns_query_send(struct dns_resolver *resolver, struct dns_query *query)
     query->qid = dns_qid_take(resolver);
     query->is_sent = true;
     int rc = ares_create_query(query->name, DNS_CLASS_IN, (int)query->type, query->qid, 1,
-                               &packet, &packet_len, 0);
+                               &packet, &packet_len, DNS_EDNS_PAYLOAD_BYTES);
     if (rc != ARES_SUCCESS) {
         log_error("dns: cannot build a query for %s %s: %s", dns_type_name(query->type),
                   query->name, ares_strerror(rc));

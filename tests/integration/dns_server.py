@@ -15,9 +15,9 @@
 A name that is not in the table is NXDOMAIN, a listed name without the asked
 type is NODATA; both carry an SOA in the authority section whose TTL and
 MINIMUM are `soa_ttl` and `soa_minimum` (RFC 2308: the negative TTL is the
-smaller). Names are case-insensitive. Answers larger than 512 bytes over UDP
-come back truncated (TC), as a server without EDNS does, and in full over
-TCP. `authenticated = True` sets the AD bit in every answer. Every query
+smaller). Names are case-insensitive. Answers larger than the UDP size the
+query offers (512 bytes without EDNS) come back truncated (TC), and in full
+over TCP. `authenticated = True` sets the AD bit in every answer. Every query
 received, answered or not, is counted by (name, type). Later tests (SPF,
 outbound delivery) reuse this fixture.
 """
@@ -91,14 +91,16 @@ class DNSServer:
         with self._lock:
             self._names.add(_key(name))
 
-    def behave(self, name, rtype, delay=0.0, drop=False, rcode=None):
-        """How to treat questions for (name, type): answer late, never, or
-        with an error rcode."""
+    def behave(self, name, rtype, delay=0.0, drop=False, rcode=None, no_edns=False):
+        """How to treat questions for (name, type): answer late, never,
+        with an error rcode, or (no_edns) as a server from before EDNS
+        (FORMERR to queries with an OPT record, over UDP)."""
         with self._lock:
             self._behaviors[(_key(name), rtype.upper())] = {
                 "delay": delay,
                 "drop": drop,
                 "rcode": rcode,
+                "no_edns": no_edns,
             }
 
     def clear(self):
@@ -181,8 +183,14 @@ class DNSServer:
             behavior, response = self._answer(query)
             if behavior.get("drop"):
                 continue
+            if behavior.get("no_edns") and query.edns >= 0:
+                # An old server: FORMERR, and no OPT record in the answer.
+                response = dns.message.make_response(query)
+                response.use_edns(False)
+                response.set_rcode(dns.rcode.FORMERR)
+            limit = max(512, query.payload) if query.edns >= 0 else 512
             try:
-                wire = response.to_wire(max_size=512)
+                wire = response.to_wire(max_size=limit)
             except dns.exception.TooBig:
                 short = dns.message.make_response(query)
                 short.flags |= dns.flags.TC
@@ -216,7 +224,7 @@ class DNSServer:
                 continue
             if behavior.get("delay"):
                 time.sleep(behavior["delay"])
-            wire = response.to_wire()
+            wire = response.to_wire(max_size=65535)
             sock.sendall(struct.pack("!H", len(wire)) + wire)
 
     def close(self):

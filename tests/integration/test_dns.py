@@ -4,7 +4,8 @@ tests/tools/dns_query (path in $DNS_QUERY) asks questions the way a filter
 does, against dns_server.DNSServer (dnspython, on a free loopback port),
 which counts every query it receives. Covered: answers of each type (A,
 AAAA, MX incl. null MX, TXT of several strings, PTR, TLSA, a CNAME chain,
-TXT too large for UDP fetched over TCP), NXDOMAIN against NODATA with the
+TXT within EDNS's 1232 bytes in one datagram, larger over TCP, a server
+without EDNS), NXDOMAIN against NODATA with the
 SOA's negative TTL and its cap, SERVFAIL and REFUSED, a server that never
 answers (TEMPFAIL after the timeout), the cache (a second lookup sends no
 packet; an expired TTL sends one), the override file winning over the
@@ -94,15 +95,28 @@ def test_each_type(server):
     assert server.total() == 8
 
 
-def test_txt_over_tcp(server):
-    # Three 250-byte strings in three records: over 512 bytes, so UDP
-    # answers truncated and c-ares asks again over TCP.
-    texts = ['"%s"' % (c * 250) for c in "abc"]
-    server.add("big.example.org", "TXT", *texts)
-    rounds, _, _ = run(server, "TXT", "big.example.org")
+def test_txt_sizes_edns_and_tcp(server):
+    # Three 250-byte strings: over 512 bytes, within the 1232 of EDNS, so
+    # one UDP query. Six: over 1232, so UDP comes back truncated and c-ares
+    # asks again over TCP.
+    server.add("mid.example.org", "TXT", *['"%s"' % (c * 250) for c in "abc"])
+    server.add("big.example.org", "TXT", *['"%s"' % (c * 250) for c in "abcdef"])
+    rounds, _, _ = run(server, "TXT", "mid.example.org", "TXT", "big.example.org")
     got = sorted(rounds[0]["lines"])
-    assert got == ['big.example.org TXT OK 300 "%s"' % (c * 250) for c in "abc"]
+    assert got == sorted(['mid.example.org TXT OK 300 "%s"' % (c * 250) for c in "abc"] +
+                         ['big.example.org TXT OK 300 "%s"' % (c * 250) for c in "abcdef"])
+    assert server.count("mid.example.org", "TXT") == 1
     assert server.count("big.example.org", "TXT") == 2  # UDP, then TCP
+
+
+def test_server_without_edns(server):
+    # A server from before EDNS answers FORMERR to the OPT record: c-ares
+    # asks again without it.
+    server.add("old.example.org", "TXT", '"old"')
+    server.behave("old.example.org", "TXT", no_edns=True)
+    rounds, _, _ = run(server, "TXT", "old.example.org")
+    assert rounds[0]["lines"] == ['old.example.org TXT OK 300 "old"']
+    assert server.count("old.example.org", "TXT") == 2
 
 
 def test_nxdomain_nodata_and_negative_ttl(server):
