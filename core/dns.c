@@ -8,8 +8,9 @@
  * answered from the batch, the zone, the cache, or joins the query in
  * flight for it, or starts one - queued for the resolver thread, which an
  * eventfd wakes. The thread sends queries with ares_send (built with
- * ares_create_query, RD and AD set, so a validating resolver tells us
- * whether the answer is authenticated), polls the eventfd and c-ares's
+ * ares_create_query: a random ID of its own, RD and AD set so a validating
+ * resolver tells us whether the answer is authenticated, and an EDNS(0)
+ * OPT offering DNS_EDNS_PAYLOAD_BYTES), polls the eventfd and c-ares's
  * sockets (tracked by its socket-state callback), reads the raw answers
  * itself (core/dns_parse), puts them in the cache and hands them to every
  * waiting batch, calling a batch's ready() when its last question is
