@@ -4,10 +4,9 @@
  * counters need, and as the filters (greylisting, rate limits, Bayes) will.
  *
  * One interface, several backends behind it: a struct kv carries a table of
- * operations, so callers never know which one answers. Today there is only
- * the embedded backend (a fixed-size in-memory table, see
- * kv_embedded_create); Redis (config key `redis`) arrives with the filters
- * and plugs in as another kv_ops.
+ * operations, so callers never know which one answers: the embedded
+ * backend (a fixed-size in-memory table, see kv_embedded_create) and Redis
+ * (config key `redis`, see core/kv_redis.h).
  *
  * The contract every backend keeps: a call never blocks the calling thread
  * on I/O (reactors call it), and any thread may call it at any time. A

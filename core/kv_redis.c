@@ -11,8 +11,9 @@
  * thread frees when the reply comes or the connection dies); a slot
  * nobody waits for is freed at once. Replies also refresh the local cache
  * that non-waiting callers (reactors) read: two embedded stores
- * (kv_embedded_create), one of values and one of keys known absent, each
- * entry living min(cache_s, the key's remaining Redis TTL).
+ * (kv_embedded_create), one of values, each living min(cache_s, the key's
+ * remaining Redis TTL), and one of keys known absent, each living
+ * min(cache_s, KV_REDIS_ABSENT_S_MAX).
  *
  * The I/O thread uses hiredis's blocking calls with socket timeouts
  * (connect_timeout_ms to connect and for AUTH/SELECT/PING, io_timeout_ms
@@ -365,7 +366,9 @@ kv_redis_cache_put_absent(struct kv_redis *store, const void *key, size_t key_le
         return;
     }
     (void)kv_delete(store->cache, key, key_len); /* -ENOENT is fine */
-    int rc = kv_set(store->absent, key, key_len, "", 0, store->cache_s);
+    uint32_t ttl_s =
+        store->cache_s < KV_REDIS_ABSENT_S_MAX ? store->cache_s : KV_REDIS_ABSENT_S_MAX;
+    int rc = kv_set(store->absent, key, key_len, "", 0, ttl_s);
     ASSERT(rc == 0);
 }
 
@@ -1171,6 +1174,7 @@ kv_redis_run_batch(struct kv_redis *store, redisContext *ctx, struct kv_redis_sl
                    uint32_t batch_len)
 {
     int expected[KV_REDIS_BATCH_MAX];
+    bool is_settled[KV_REDIS_BATCH_MAX] = {false};
     bool is_alive = true;
     for (uint32_t i = 0; i < batch_len && is_alive; i++) {
         expected[i] = batch[i]->op == KV_REDIS_OP_COUNT ? 0 : kv_redis_append(store, ctx, batch[i]);
@@ -1189,6 +1193,7 @@ kv_redis_run_batch(struct kv_redis *store, redisContext *ctx, struct kv_redis_sl
         }
         if (is_alive) {
             kv_redis_settle(store, batch[i], replies);
+            is_settled[i] = true;
         }
         freeReplyObject(replies[0]); /* NULL is fine */
         freeReplyObject(replies[1]);
@@ -1197,7 +1202,13 @@ kv_redis_run_batch(struct kv_redis *store, redisContext *ctx, struct kv_redis_sl
         if (batch[i]->op == KV_REDIS_OP_COUNT) {
             int rc = kv_redis_run_count(store, ctx, &batch[i]->number);
             is_alive = rc != -EIO;
+            is_settled[i] = is_alive;
             batch[i]->result = rc == -EIO ? -EAGAIN : rc;
+        }
+    }
+    for (uint32_t i = 0; i < batch_len; i++) {
+        if (!is_settled[i]) {
+            kv_redis_count_add(&store->counters.errors); /* lost with the connection */
         }
     }
     return is_alive;
@@ -1295,9 +1306,6 @@ kv_redis_main(void *arg)
         }
         kv_redis_lock(store);
         for (uint32_t i = 0; i < batch_len; i++) {
-            if (!is_alive && batch[i]->result == -EAGAIN) {
-                kv_redis_count_add(&store->counters.errors);
-            }
             kv_redis_complete(store, batch[i]);
         }
         if (!is_alive) {

@@ -39,8 +39,11 @@
 #define KV_REDIS_CONNECT_TIMEOUT_MS_DEFAULT 1000u
 #define KV_REDIS_QUEUE_DEFAULT 1024u
 #define KV_REDIS_QUEUE_CEILING 65536u
-#define KV_REDIS_CACHE_ENTRIES_DEFAULT 8192u
-#define KV_REDIS_CACHE_S_DEFAULT 30u
+#define KV_REDIS_CACHE_ENTRIES_DEFAULT 16384u
+#define KV_REDIS_CACHE_S_DEFAULT 300u
+/* Keys known absent are believed at most this long (and at most cache_s):
+ * another machine may create them any moment. */
+#define KV_REDIS_ABSENT_S_MAX 10u
 #define KV_REDIS_CACHE_S_CEILING 3600u
 #define KV_REDIS_DB_CEILING 65535u
 

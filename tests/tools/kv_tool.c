@@ -21,6 +21,9 @@
  *   sleep MS             ->  sleep MS
  *   connected MS         ->  connected 1|0 (polls up to MS for a connection)
  *   stats                ->  stats requests=N commands=N ... is_connected=N
+ *   hammer THREADS N KEY TTL_S -> THREADS threads (that may wait) each incr
+ *                            KEY N times: "hammer ok=N eagain=N other=N
+ *                            max=N us=N" (max: the largest value seen)
  *
  * KEY and VALUE are escaped: \xHH for any byte, \\ for a backslash, and
  * "-" alone for the empty value; answers escape the same way. us= is the
@@ -30,6 +33,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,7 +46,8 @@
 
 #define LINE_BYTES_MAX 4096
 #define FIELD_BYTES_MAX 1024 /* above the kv bounds: the store must refuse them */
-#define FIELDS_MAX 4
+#define FIELDS_MAX 5
+#define HAMMER_THREADS_MAX 64
 
 int main(int argc, char **argv);
 
@@ -172,6 +177,63 @@ print_stats(struct kv *kv)
            stats.cache_misses, stats.is_connected);
 }
 
+struct hammer {
+    struct kv *kv;
+    const struct field *key;
+    uint32_t count;
+    uint32_t ttl_s;
+    uint64_t ok;
+    uint64_t eagain;
+    uint64_t other;
+    uint64_t max;
+};
+
+static void *
+hammer_main(void *arg)
+{
+    struct hammer *h = arg;
+    kv_thread_may_wait(true);
+    for (uint32_t i = 0; i < h->count; i++) {
+        uint64_t value = 0;
+        int rc = kv_incr(h->kv, h->key->bytes, h->key->len, h->ttl_s, &value);
+        if (rc == 0) {
+            h->ok++;
+            h->max = value > h->max ? value : h->max;
+        } else if (rc == -EAGAIN) {
+            h->eagain++;
+        } else {
+            h->other++;
+        }
+    }
+    return NULL;
+}
+
+static void
+run_hammer(struct kv *kv, uint32_t threads, uint32_t count, const struct field *key, uint32_t ttl_s)
+{
+    static struct hammer hammers[HAMMER_THREADS_MAX];
+    pthread_t ids[HAMMER_THREADS_MAX];
+    uint64_t start_us = now_us();
+    uint32_t started = 0;
+    for (; started < threads; started++) {
+        hammers[started] = (struct hammer){.kv = kv, .key = key, .count = count, .ttl_s = ttl_s};
+        if (pthread_create(&ids[started], NULL, hammer_main, &hammers[started]) != 0) {
+            break;
+        }
+    }
+    struct hammer total = {0};
+    for (uint32_t i = 0; i < started; i++) {
+        (void)pthread_join(ids[i], NULL); /* a thread we created: cannot fail */
+        total.ok += hammers[i].ok;
+        total.eagain += hammers[i].eagain;
+        total.other += hammers[i].other;
+        total.max = hammers[i].max > total.max ? hammers[i].max : total.max;
+    }
+    printf("hammer ok=%" PRIu64 " eagain=%" PRIu64 " other=%" PRIu64 " max=%" PRIu64
+           " threads=%" PRIu32 " us=%" PRIu64 "\n",
+           total.ok, total.eagain, total.other, total.max, started, now_us() - start_us);
+}
+
 static bool
 is_connected(struct kv *kv)
 {
@@ -202,7 +264,8 @@ run_line(struct kv *kv, char *line)
     static struct field value;
     uint32_t number = 0;
     if (count >= 2 && strcmp(cmd, "count") != 0 && strcmp(cmd, "sleep") != 0 &&
-        strcmp(cmd, "connected") != 0 && field_parse(fields_text[1], &key) != 0) {
+        strcmp(cmd, "connected") != 0 && strcmp(cmd, "hammer") != 0 &&
+        field_parse(fields_text[1], &key) != 0) {
         printf("error bad key\n");
         return;
     }
@@ -253,6 +316,16 @@ run_line(struct kv *kv, char *line)
             (void)nanosleep(&ts, NULL);
         }
         printf("connected %d\n", is_connected(kv) ? 1 : 0);
+    } else if (strcmp(cmd, "hammer") == 0 && count == 5 && parse_u32(fields_text[1], &number) &&
+               number > 0 && number <= HAMMER_THREADS_MAX &&
+               field_parse(fields_text[3], &key) == 0) {
+        uint32_t per_thread = 0;
+        uint32_t ttl_s = 0;
+        if (parse_u32(fields_text[2], &per_thread) && parse_u32(fields_text[4], &ttl_s)) {
+            run_hammer(kv, number, per_thread, &key, ttl_s);
+        } else {
+            printf("error bad hammer\n");
+        }
     } else if (strcmp(cmd, "stats") == 0 && count == 1) {
         print_stats(kv);
     } else {
