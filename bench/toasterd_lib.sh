@@ -15,13 +15,23 @@ write_users() {
     for i in $(seq 1 100); do echo "user$i@example.test:{PLAIN}x"; done >"$1"
 }
 
+# write_dns_zone FILE: an override zone in which no name exists, so the
+# filters' DNS questions (SPF, DKIM keys, DMARC) are answered at once and
+# nothing leaves the machine.
+write_dns_zone() {
+    echo '$UNLISTED NXDOMAIN' >"$1"
+}
+
 # write_toasterd_conf FILE DATA_DIR SMTP_PORT [KEY = VALUE ...]: SMTP on
-# SMTP_PORT, the other listeners on free ports, then the extra lines.
+# SMTP_PORT, the other listeners on free ports, DNS answered from a zone
+# beside FILE (write_dns_zone), then the extra lines.
 write_toasterd_conf() {
     local file=$1 data_dir=$2 smtp_port=$3 key
     shift 3
+    write_dns_zone "$file.zone"
     {
         echo "data_dir = $data_dir"
+        echo "dns_override_file = $file.zone"
         echo "smtp_listen = 127.0.0.1:$smtp_port"
         for key in submission submissions imap imaps managesieve http; do
             echo "${key}_listen = 127.0.0.1:$(free_port)"

@@ -23,7 +23,7 @@
 #include "core/cidr_list.h"
 
 #define CONFIG_LINE_BYTES_MAX 4096
-#define CONFIG_LINES_MAX 100000
+#define CONFIG_FILE_LINES_MAX 100000
 
 enum config_type {
     CONFIG_STRING,
@@ -35,6 +35,7 @@ enum config_type {
     CONFIG_BARE_LF,
     CONFIG_LOG_LEVEL,
     CONFIG_TLS_SNI, /* repeated: each line adds an entry, an empty value clears */
+    CONFIG_LINES,   /* repeated: each line kept as written, an empty value clears */
 };
 
 struct config_key {
@@ -118,6 +119,18 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BOOL, imap_fetch_splice, "yes", 0, 0),
     KEY(CONFIG_BOOL, direct_sockets, "yes", 0, 0),
     KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
+    KEY(CONFIG_STRING, dns_servers, "", 0, 0),
+    KEY(CONFIG_DURATION, dns_timeout_ms, "2s", 100, 30000),
+    KEY(CONFIG_U32, dns_tries, "2", 1, 5),
+    KEY(CONFIG_U32, dns_cache_entries, "10000", 16, 1000000),
+    KEY(CONFIG_STRING, dns_override_file, "", 0, 0),
+    KEY(CONFIG_BOOL, dkim_verify, "yes", 0, 0),
+    KEY(CONFIG_LINES, dkim_key, "", 0, 0),
+    KEY(CONFIG_BOOL, spf, "yes", 0, 0),
+    KEY(CONFIG_BOOL, dmarc, "yes", 0, 0),
+    KEY(CONFIG_BOOL, dmarc_reject, "yes", 0, 0),
+    KEY(CONFIG_STRING, authserv_id, "", 0, 0),
+    KEY(CONFIG_STRING, public_suffix_file, "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0),
     KEY(CONFIG_BOOL, clamav, "yes", 0, 0),
     KEY(CONFIG_STRING, clamav_db, "", 0, 0),
     KEY(CONFIG_STRING, clamav_action, "reject", 0, 0),
@@ -490,6 +503,23 @@ config_set(struct config *config, const char *name, const char *value, char *err
     }
     case CONFIG_TLS_SNI:
         return config_parse_tls_sni(name, value, field, err, err_bytes);
+    case CONFIG_LINES: {
+        struct config_lines *list = field;
+        if (value[0] == '\0') {
+            list->count = 0;
+            return 0;
+        }
+        if (list->count == CONFIG_LINES_MAX) {
+            return config_error(err, err_bytes, "%s: more than %d lines", name,
+                                CONFIG_LINES_MAX);
+        }
+        if (strlen(value) >= sizeof(list->lines[0])) {
+            return config_error(err, err_bytes, "%s: value longer than %zu bytes", name,
+                                sizeof(list->lines[0]) - 1);
+        }
+        strcpy(list->lines[list->count++], value);
+        return 0;
+    }
     }
     if (rc != 0) {
         return config_error(err, err_bytes, "%s: bad value '%s'", name, value);
@@ -553,8 +583,8 @@ config_load_file(struct config *config, const char *path, char *err, size_t err_
     int rc = 0;
     while (fgets(line, sizeof(line), file) != NULL) {
         line_number++;
-        if (line_number > CONFIG_LINES_MAX) {
-            rc = config_error(err, err_bytes, "%s: more than %d lines", path, CONFIG_LINES_MAX);
+        if (line_number > CONFIG_FILE_LINES_MAX) {
+            rc = config_error(err, err_bytes, "%s: more than %d lines", path, CONFIG_FILE_LINES_MAX);
             break;
         }
         size_t len = strlen(line);
@@ -631,6 +661,10 @@ config_finish(struct config *config, char *err, size_t err_bytes)
             config->myhostname[0] == '\0') {
             strcpy(config->myhostname, "localhost");
         }
+    }
+    if (config->authserv_id[0] == '\0') {
+        (void)snprintf(config->authserv_id, sizeof(config->authserv_id), "%s",
+                       config->myhostname);
     }
     int n;
     if (config->users_file[0] != '\0') {
@@ -719,6 +753,16 @@ config_dump(const struct config *config, int fd)
         case CONFIG_LOG_LEVEL:
             dprintf(fd, "%s = %s\n", name, levels[*(const int *)field]);
             break;
+        case CONFIG_LINES: {
+            const struct config_lines *list = field;
+            if (list->count == 0) {
+                dprintf(fd, "%s = \n", name);
+            }
+            for (size_t j = 0; j < list->count; j++) {
+                dprintf(fd, "%s = %s\n", name, list->lines[j]);
+            }
+            break;
+        }
         case CONFIG_TLS_SNI: {
             const struct tls_sni_list *list = field;
             if (list->count == 0) {

@@ -55,6 +55,14 @@ struct tls_sni_list {
     size_t               count;
 };
 
+/* A key that may be given on several lines, each kept as written
+ * (dkim_key); an empty value clears the list. */
+#define CONFIG_LINES_MAX 64
+struct config_lines {
+    char   lines[CONFIG_LINES_MAX][CONFIG_STRING_BYTES];
+    size_t count;
+};
+
 enum bare_lf_policy {
     BARE_LF_NORMALIZE, /* turn it into CRLF, as Postfix 3.9 does by default */
     BARE_LF_REJECT,    /* refuse the message (and the command line) with 5xx */
@@ -120,6 +128,21 @@ struct config {
     bool imap_fetch_splice;         /* FETCH BODY[] by splice from the file (plaintext) */
     bool direct_sockets;            /* connections as io_uring direct descriptors */
     uint32_t shutdown_timeout_ms;
+
+    /* DNS for the filters (core/dns.h). */
+    char     dns_servers[CONFIG_STRING_BYTES]; /* "": /etc/resolv.conf */
+    uint32_t dns_timeout_ms;
+    uint32_t dns_tries;
+    uint32_t dns_cache_entries;
+    char     dns_override_file[CONFIG_STRING_BYTES];
+    /* Sender authentication (filters/dkim_*, spf, dmarc, auth_results). */
+    bool     dkim_verify;
+    struct config_lines dkim_key;     /* "DOMAIN SELECTOR /path/key.pem" each */
+    bool     spf;
+    bool     dmarc;
+    bool     dmarc_reject;            /* p=reject (after pct=) refused with 550 5.7.1 */
+    char     authserv_id[256];        /* "": myhostname */
+    char     public_suffix_file[CONFIG_STRING_BYTES];
 
     /* ClamAV in process (filters/clamav_*). */
     bool     clamav;

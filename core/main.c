@@ -32,6 +32,9 @@
 #include "core/smtp_listener.h"
 #include "filters/clamav_engine.h"
 #include "filters/filter_chain.h"
+#include "filters/dkim_keys.h"
+#include "filters/public_suffix.h"
+#include "core/dns.h"
 #include "core/stats.h"
 #include "core/workers.h"
 #include "store/delivery.h"
@@ -252,40 +255,125 @@ collect_listeners(const struct config *config, struct tls_server *tls,
     return count;
 }
 
+/* What the filters hold for the daemon's life. */
+struct filters {
+    struct clamav *clamav;
+    struct dns_resolver *dns;
+    struct public_suffix *psl;
+    struct dkim_keys *dkim_keys;
+    struct filter_chain *chain;
+};
+
+static void
+filters_stop(struct filters *f)
+{
+    filter_chain_destroy(&f->chain);
+    clamav_destroy(&f->clamav); /* no scan runs once the workers are gone */
+    if (f->dns != NULL) {
+        dns_resolver_destroy(&f->dns);
+    }
+    public_suffix_destroy(&f->psl);
+    dkim_keys_destroy(&f->dkim_keys);
+}
+
+static int
+filters_start_clamav(const struct config *config, struct filters *f,
+                     struct filter_chain_config *chain)
+{
+    struct clamav_config av;
+    clamav_config_defaults(&av);
+    av.db_dir = config->clamav_db;
+    av.data_dir = config->data_dir;
+    av.max_scan_bytes = config->clamav_max_scan_size;
+    av.max_file_bytes = config->clamav_max_file_size;
+    av.max_recursion = config->clamav_max_recursion;
+    av.max_files = config->clamav_max_files;
+    av.max_scan_time_ms = config->clamav_max_scan_time_ms;
+    av.alert_exceeds_max = config->clamav_alert_exceeds_max;
+    const char *reason = NULL;
+    if (clamav_config_check(&av, &reason) != 0) {
+        log_error("clamav: %s", reason);
+        return -EINVAL;
+    }
+    int rc = clamav_create(&av, &f->clamav);
+    if (rc != 0) {
+        return rc;
+    }
+    chain->clamav = f->clamav;
+    chain->virus_action = strcmp(config->clamav_action, "header") == 0 ? FILTER_VIRUS_HEADER
+                                                                       : FILTER_VIRUS_REJECT;
+    return 0;
+}
+
+/* DKIM, SPF and DMARC: the resolver they ask, the Public Suffix List,
+ * the signing keys. */
+static int
+filters_start_authentication(const struct config *config, struct filters *f,
+                             struct filter_chain_config *chain)
+{
+    chain->authserv_id = config->authserv_id;
+    chain->is_dkim_verify = config->dkim_verify;
+    chain->is_spf = config->spf;
+    chain->is_dmarc = config->dmarc;
+    chain->is_dmarc_reject = config->dmarc_reject;
+    char error[256];
+    if (config->dkim_verify || config->spf || config->dmarc) {
+        struct dns_config dns;
+        dns_config_defaults(&dns);
+        dns.servers = config->dns_servers;
+        dns.timeout_ms = config->dns_timeout_ms;
+        dns.tries = config->dns_tries;
+        dns.cache_entries = config->dns_cache_entries;
+        dns.override_file = config->dns_override_file;
+        int rc = dns_resolver_create(&dns, &f->dns, error, sizeof(error));
+        if (rc != 0) {
+            log_error("dns: %s", error);
+            return rc;
+        }
+        chain->dns = f->dns;
+    }
+    if (config->dmarc) {
+        unsigned line = 0;
+        int rc = public_suffix_load(config->public_suffix_file, PUBLIC_SUFFIX_ALL, &f->psl, &line);
+        if (rc != 0) {
+            /* DMARC still works, with exact domains for relaxed alignment. */
+            log_warning("public_suffix_file %s: %s (line %u): DMARC aligns exact domains only",
+                        config->public_suffix_file, strerror(-rc), line);
+        }
+        chain->psl = f->psl;
+    }
+    if (config->dkim_key.count > 0) {
+        const char *values[CONFIG_LINES_MAX];
+        for (size_t i = 0; i < config->dkim_key.count; i++) {
+            values[i] = config->dkim_key.lines[i];
+        }
+        int rc = dkim_keys_load(values, config->dkim_key.count, &f->dkim_keys, error,
+                                sizeof(error));
+        if (rc != 0) {
+            log_error("dkim_key: %s", error);
+            return rc;
+        }
+        log_info("dkim: %zu signing key(s) loaded", dkim_keys_count(f->dkim_keys));
+        chain->dkim_keys = f->dkim_keys;
+    }
+    return 0;
+}
+
 /* The filters every message passes before delivery, from the configuration.
  * The ClamAV engine loads in the background: until it is in, scans defer. */
 static int
-filters_start(const struct config *config, struct clamav **clamav_out,
-              struct filter_chain **filters_out)
+filters_start(const struct config *config, struct filters *f)
 {
     struct filter_chain_config chain = {0};
-    if (config->clamav) {
-        struct clamav_config av;
-        clamav_config_defaults(&av);
-        av.db_dir = config->clamav_db;
-        av.data_dir = config->data_dir;
-        av.max_scan_bytes = config->clamav_max_scan_size;
-        av.max_file_bytes = config->clamav_max_file_size;
-        av.max_recursion = config->clamav_max_recursion;
-        av.max_files = config->clamav_max_files;
-        av.max_scan_time_ms = config->clamav_max_scan_time_ms;
-        av.alert_exceeds_max = config->clamav_alert_exceeds_max;
-        const char *reason = NULL;
-        if (clamav_config_check(&av, &reason) != 0) {
-            log_error("clamav: %s", reason);
-            return -EINVAL;
-        }
-        int rc = clamav_create(&av, clamav_out);
-        if (rc != 0) {
-            return rc;
-        }
-        chain.clamav = *clamav_out;
-        chain.virus_action = strcmp(config->clamav_action, "header") == 0 ? FILTER_VIRUS_HEADER
-                                                                          : FILTER_VIRUS_REJECT;
-    }
-    int rc = filter_chain_create(&chain, filters_out);
+    int rc = config->clamav ? filters_start_clamav(config, f, &chain) : 0;
     if (rc == 0) {
-        smtp_listener_set_filters(*filters_out);
+        rc = filters_start_authentication(config, f, &chain);
+    }
+    if (rc == 0) {
+        rc = filter_chain_create(&chain, &f->chain);
+    }
+    if (rc == 0) {
+        smtp_listener_set_filters(f->chain);
     }
     return rc;
 }
@@ -394,10 +482,9 @@ main(int argc, char **argv)
     if (rc == 0) {
         rc = managesieve_listener_init(&config);
     }
-    struct clamav *clamav = NULL;
-    struct filter_chain *filters = NULL;
+    struct filters filters = {0};
     if (rc == 0) {
-        rc = filters_start(&config, &clamav, &filters);
+        rc = filters_start(&config, &filters);
     }
     if (rc != 0) {
         log_error("start-up failed: %s", strerror(-rc));
@@ -487,8 +574,8 @@ main(int argc, char **argv)
             log_info("SIGHUP: reloading users and aliases");
             __atomic_add_fetch(&reload_state.started, 1, __ATOMIC_ACQ_REL);
             uint64_t user_count = 0;
-            if (clamav != NULL) {
-                clamav_reload(clamav); /* in the background; scans go on meanwhile */
+            if (filters.clamav != NULL) {
+                clamav_reload(filters.clamav); /* in the background; scans go on meanwhile */
             }
             bool is_ok = reload(&config, reactors, config.reactor_threads, &user_count) == 0;
             if (is_ok) {
@@ -515,8 +602,7 @@ main(int argc, char **argv)
     }
     free(reactors);
     workers_destroy(&workers);
-    filter_chain_destroy(&filters);
-    clamav_destroy(&clamav); /* no scan runs once the workers are gone */
+    filters_stop(&filters);
     tls_server_free(&tls);
     delivery_stop();
     smtp_listener_destroy();

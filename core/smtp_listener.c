@@ -640,6 +640,16 @@ filter_stage_start(struct smtp_conn *sc, struct delivery_message *message)
     if (stage == NULL) {
         return -ENOMEM;
     }
+    /* Recipients as the spam filter sees them (greylisting, rate limits):
+     * local mailboxes, then remote addresses. */
+    const char *rcpts[FILTER_RCPTS_MAX];
+    uint32_t rcpt_count = 0;
+    for (size_t i = 0; i < message->mailbox_count && rcpt_count < FILTER_RCPTS_MAX; i++) {
+        rcpts[rcpt_count++] = delivery_message_mailbox(message, i);
+    }
+    for (size_t i = 0; i < message->remote_count && rcpt_count < FILTER_RCPTS_MAX; i++) {
+        rcpts[rcpt_count++] = delivery_message_remote(message, i);
+    }
     struct filter_envelope envelope = {
         .queue_id = message->queue_id,
         .client_address = client_address_plain(conn_peer_text(sc->conn)),
@@ -648,7 +658,8 @@ filter_stage_start(struct smtp_conn *sc, struct delivery_message *message)
         .user = message->user,
         .is_trusted_network =
             cidr_list_contains_text(&smtp_listener.mynetworks, conn_peer_text(sc->conn)),
-        .rcpt_count = message->rcpt_count,
+        .rcpts = rcpts,
+        .rcpt_count = rcpt_count,
     };
     int rc = filter_run_create(smtp_listener.filters, &envelope, &stage->run);
     if (rc == 0) {
@@ -665,21 +676,6 @@ filter_stage_start(struct smtp_conn *sc, struct delivery_message *message)
         message->job.done = message_job_done;
     }
     return rc;
-}
-
-/* Where the filters' header fields go: below the Return-Path line the
- * session wrote first (RFC 5321 4.4: it stays the first field), above
- * our Received line. */
-static uint64_t
-spool_return_path_length(int spool_fd)
-{
-    char head[SMTP_ADDRESS_BYTES_MAX + 32];
-    ssize_t n = pread(spool_fd, head, sizeof(head), 0);
-    if (n <= 0 || (size_t)n < 13 || strncasecmp(head, "Return-Path:", 12) != 0) {
-        return 0;
-    }
-    const char *end = memchr(head, '\n', (size_t)n);
-    return end == NULL ? 0 : (uint64_t)(end - head + 1);
 }
 
 /* The resolver thread: the answers a run waited for are in. */
@@ -704,14 +700,21 @@ filter_job_run(struct job *job)
     }
     const struct filter_verdict *verdict = filter_run_verdict(stage->run);
     if (verdict->action == FILTER_ACCEPT) {
-        rc = verdict->headers_len == 0
-                 ? 0
-                 : spool_insert(smtp_listener.spool_dir_fd, message->is_spool_unnamed,
-                                message->queue_id, &message->spool_fd, &message->size,
-                                spool_return_path_length(message->spool_fd),
-                                verdict->headers, verdict->headers_len);
+        struct spool_edit edits[FILTER_EDITS_MAX];
+        static_assert(FILTER_EDITS_MAX <= SPOOL_EDITS_MAX, "every edit fits");
+        for (size_t i = 0; i < verdict->edit_count; i++) {
+            edits[i] = (struct spool_edit){
+                .offset = verdict->edits[i].offset,
+                .delete_len = verdict->edits[i].delete_len,
+                .bytes = verdict->edits[i].bytes,
+                .len = verdict->edits[i].len,
+            };
+        }
+        rc = spool_rewrite(smtp_listener.spool_dir_fd, message->is_spool_unnamed,
+                           message->queue_id, &message->spool_fd, &message->size, edits,
+                           verdict->edit_count);
         if (rc == 0) {
-            if (verdict->headers_len > 0) {
+            if (verdict->edit_count > 0) {
                 message->is_data_synced = false; /* a new file: the committer syncs it */
             }
             log_info("%s: filters: %s", message->queue_id, verdict->summary);

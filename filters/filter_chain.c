@@ -2,34 +2,48 @@
  * filters/filter_chain.c - the filters in their order over one message
  * (see filter_chain.h). Each stage reads the run's inputs and earlier
  * stages' results and either finishes (its result kept in the run, so a
- * rerun skips it) or asks for DNS answers. The verdict is the first
- * refusal, else acceptance with every stage's header fields.
+ * rerun skips it) or has started DNS queries (-EINPROGRESS). The verdict
+ * is the first refusal, else acceptance with the edits of every stage.
  *
- * Header fields are collected in one growing buffer, each ending in CRLF,
- * and bounded (FILTER_HEADERS_BYTES_MAX): they go on top of the stored
- * message.
+ * The message's first FILTER_TEXT_BYTES_MAX bytes are read once into the
+ * run: the header fields are found there by offset (message_fields), and
+ * the spam filter analyses them. DKIM reads the spool file itself, in
+ * pieces, since it must hash all of it.
  */
+#define _GNU_SOURCE
 #include "filters/filter_chain.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/dns.h"
+#include "core/log.h"
+#include "filters/auth_results.h"
 #include "filters/clamav_scan.h"
+#include "filters/dkim_keys.h"
+#include "filters/dkim_sign.h"
+#include "filters/dkim_verify.h"
+#include "filters/dmarc.h"
+#include "filters/message_fields.h"
+#include "filters/spam_score.h"
+#include "filters/spf.h"
 
-#define FILTER_HEADERS_BYTES_MAX (64u * 1024)
-#define FILTER_FIELD_BYTES 256 /* envelope strings copied into a run */
+#define FILTER_TEXT_BYTES_MAX (4u * 1024 * 1024) /* read of the message kept in the run */
+#define FILTER_FROM_FIELDS_MAX 4                 /* more From: fields: DMARC says permerror */
+#define FILTER_SIGN_KEYS_MAX 8
+#define FILTER_AUTH_RESULTS_BYTES 4096
 
 struct filter_chain {
     struct filter_chain_config config;
-};
-
-enum stage_state {
-    STAGE_TODO,
-    STAGE_DONE,
 };
 
 struct filter_run {
@@ -40,16 +54,53 @@ struct filter_run {
     char mail_from[FILTER_FIELD_BYTES];
     char user[FILTER_FIELD_BYTES];
     bool is_trusted_network;
+    bool is_inbound; /* neither authenticated nor from mynetworks */
     uint32_t rcpt_count;
-    /* stages */
-    enum stage_state virus_state;
+    char (*rcpts)[FILTER_FIELD_BYTES];
+    const char *rcpt_pointers[FILTER_RCPTS_MAX];
+    uint32_t rcpt_kept;
+    int64_t arrival_s;
+    /* the message's first bytes */
+    char *text;
+    size_t text_len;
+    bool is_text_read;
+    size_t return_path_end; /* where new fields go */
+    char *from_values[FILTER_FROM_FIELDS_MAX];
+    size_t from_count;
+    bool is_from_over;      /* more From: fields than we keep */
+    struct dns_batch *batch;
+    /* stages and their results */
+    bool is_virus_done;
     struct clamav_result virus;
+    bool is_dkim_done;
+    struct dkim_verify *dkim;
+    const struct dkim_result *dkim_results;
+    size_t dkim_count;
+    int dkim_error; /* prepare failed: dkim=temperror */
+    bool is_spf_done;
+    bool has_spf;
+    struct spf_outcome spf;
+    bool is_dmarc_done;
+    bool has_dmarc;
+    struct dmarc_outcome dmarc;
+    uint32_t pct_roll;
+    bool is_spam_done;
+    struct spam_scan *spam_scan;
+    struct spam_result spam;
+    bool has_spam;
+    bool is_sign_done;
     /* output */
     struct filter_verdict verdict;
-    bool is_verdict_final; /* a stage refused: the rest do not run */
-    char *headers;
+    bool is_verdict_final;   /* a stage refused: the rest do not run */
+    bool is_finished;        /* edits made */
+    char *signatures;        /* DKIM-Signature fields */
+    size_t signatures_len;
+    char *headers;           /* the other new fields */
     size_t headers_len;
     size_t headers_cap;
+    char *block;             /* signatures + headers, the inserted bytes */
+    char *subject;           /* the rewritten Subject field */
+    struct filter_edit edits[FILTER_EDITS_MAX];
 };
 
 int
@@ -74,7 +125,12 @@ filter_chain_destroy(struct filter_chain **chain)
 bool
 filter_chain_is_active(const struct filter_chain *chain)
 {
-    return chain != NULL && chain->config.clamav != NULL;
+    if (chain == NULL) {
+        return false;
+    }
+    const struct filter_chain_config *c = &chain->config;
+    bool has_dns_checks = c->dns != NULL && (c->is_dkim_verify || c->is_spf || c->is_dmarc);
+    return c->clamav != NULL || has_dns_checks || c->dkim_keys != NULL || c->spam != NULL;
 }
 
 static void
@@ -98,40 +154,67 @@ filter_run_create(const struct filter_chain *chain, const struct filter_envelope
     field_copy(run->mail_from, sizeof(run->mail_from), envelope->mail_from);
     field_copy(run->user, sizeof(run->user), envelope->user);
     run->is_trusted_network = envelope->is_trusted_network;
+    run->is_inbound = run->user[0] == '\0' && !run->is_trusted_network;
     run->rcpt_count = envelope->rcpt_count;
+    uint32_t keep = envelope->rcpt_count < FILTER_RCPTS_MAX ? envelope->rcpt_count
+                                                            : FILTER_RCPTS_MAX;
+    if (envelope->rcpts == NULL) {
+        keep = 0;
+    }
+    if (keep > 0) {
+        run->rcpts = calloc(keep, sizeof(*run->rcpts));
+        if (run->rcpts == NULL) {
+            free(run);
+            return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < keep; i++) {
+            field_copy(run->rcpts[i], sizeof(run->rcpts[i]), envelope->rcpts[i]);
+            run->rcpt_pointers[i] = run->rcpts[i];
+        }
+    }
+    run->rcpt_kept = keep;
+    run->arrival_s = (int64_t)time(NULL);
+    run->pct_roll = dmarc_pct_roll_random();
     run->verdict.action = FILTER_ACCEPT;
-    run->verdict.headers = "";
     *run_out = run;
     return 0;
 }
 
 void
-filter_run_destroy(struct filter_run **run)
+filter_run_destroy(struct filter_run **run_ptr)
 {
-    if (*run == NULL) {
+    struct filter_run *run = *run_ptr;
+    if (run == NULL) {
         return;
     }
-    free((*run)->headers);
-    free(*run);
-    *run = NULL;
+    if (run->batch != NULL) {
+        dns_batch_destroy(&run->batch);
+    }
+    dkim_verify_destroy(&run->dkim);
+    spam_scan_destroy(&run->spam_scan);
+    for (size_t i = 0; i < run->from_count; i++) {
+        free(run->from_values[i]);
+    }
+    free(run->text);
+    free(run->rcpts);
+    free(run->signatures);
+    free(run->headers);
+    free(run->block);
+    free(run->subject);
+    free(run);
+    *run_ptr = NULL;
 }
 
-/* Append one header field (printf-style, without its CRLF). A field that
- * would pass the bound is dropped and said so in the summary. */
-static void __attribute__((format(printf, 2, 3)))
-header_add(struct filter_run *run, const char *format, ...)
+/* ---- output helpers --------------------------------------------------------- */
+
+/* Append bytes to the new fields; past FILTER_HEADERS_BYTES_MAX a field is
+ * dropped (and said so in the log). */
+static void
+headers_append(struct filter_run *run, const char *bytes, size_t len)
 {
-    char field[2048];
-    va_list args;
-    va_start(args, format);
-    int n = vsnprintf(field, sizeof(field) - 2, format, args);
-    va_end(args);
-    if (n < 0 || (size_t)n >= sizeof(field) - 2) {
-        return;
-    }
-    memcpy(field + n, "\r\n", 2);
-    size_t len = (size_t)n + 2;
     if (run->headers_len + len > FILTER_HEADERS_BYTES_MAX) {
+        log_warning("%s: filters: header fields over %u bytes, one dropped", run->queue_id,
+                    FILTER_HEADERS_BYTES_MAX);
         return;
     }
     if (run->headers_len + len > run->headers_cap) {
@@ -146,8 +229,24 @@ header_add(struct filter_run *run, const char *format, ...)
         run->headers = headers;
         run->headers_cap = cap;
     }
-    memcpy(run->headers + run->headers_len, field, len);
+    memcpy(run->headers + run->headers_len, bytes, len);
     run->headers_len += len;
+}
+
+/* One field, printf-style, without its CRLF. */
+static void __attribute__((format(printf, 2, 3)))
+header_add(struct filter_run *run, const char *format, ...)
+{
+    char field[2048];
+    va_list args;
+    va_start(args, format);
+    int n = vsnprintf(field, sizeof(field) - 2, format, args);
+    va_end(args);
+    if (n < 0 || (size_t)n >= sizeof(field) - 2) {
+        return;
+    }
+    memcpy(field + n, "\r\n", 2);
+    headers_append(run, field, (size_t)n + 2);
 }
 
 static void __attribute__((format(printf, 3, 4)))
@@ -180,18 +279,68 @@ summary_add(struct filter_run *run, const char *format, ...)
     va_end(args);
 }
 
-/* ---- stages --------------------------------------------------------------- */
+/* ---- the message's first bytes ---------------------------------------------- */
+
+static int
+text_read(struct filter_run *run, int spool_fd, uint64_t size)
+{
+    size_t want = size < FILTER_TEXT_BYTES_MAX ? (size_t)size : FILTER_TEXT_BYTES_MAX;
+    run->text = malloc(want + 1);
+    if (run->text == NULL) {
+        return -ENOMEM;
+    }
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(spool_fd, run->text + got, want - got, (off_t)got);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return n < 0 ? -errno : -EIO;
+        }
+        got += (size_t)n;
+    }
+    run->text[got] = '\0';
+    run->text_len = got;
+    /* Return-Path is the session's first line; new fields go below it. */
+    size_t pos = 0;
+    struct message_field field;
+    if (message_fields_next(run->text, got, &pos, &field) &&
+        message_field_is(run->text, &field, "Return-Path")) {
+        run->return_path_end = field.end;
+    }
+    /* The From: values, for DMARC and for choosing the signing keys. */
+    pos = 0;
+    while (message_fields_next(run->text, got, &pos, &field)) {
+        if (!message_field_is(run->text, &field, "From")) {
+            continue;
+        }
+        if (run->from_count == FILTER_FROM_FIELDS_MAX) {
+            run->is_from_over = true;
+            break;
+        }
+        size_t len = field.value_end - field.value_start;
+        char *value = strndup(run->text + field.value_start, len);
+        if (value == NULL) {
+            return -ENOMEM;
+        }
+        run->from_values[run->from_count++] = value;
+    }
+    return 0;
+}
+
+/* ---- stages ----------------------------------------------------------------- */
 
 /* Antivirus: the spool file as it is; never a silent accept unscanned. */
 static void
 stage_virus(struct filter_run *run, int spool_fd)
 {
     struct clamav *clamav = run->chain->config.clamav;
-    if (clamav == NULL || run->virus_state == STAGE_DONE) {
+    if (clamav == NULL || run->is_virus_done) {
         return;
     }
     (void)clamav_scan_fd(clamav, spool_fd, &run->virus);
-    run->virus_state = STAGE_DONE;
+    run->is_virus_done = true;
     switch (run->virus.verdict) {
     case CLAMAV_CLEAN:
         summary_add(run, "virus=clean%s%s", run->virus.is_over_limit ? " over-limit=" : "",
@@ -208,8 +357,7 @@ stage_virus(struct filter_run *run, int spool_fd)
         break;
     case CLAMAV_NOT_READY:
         summary_add(run, "virus=not-ready");
-        verdict_set(run, FILTER_DEFER,
-                    "451 4.7.1 Virus scanner not ready, try again later");
+        verdict_set(run, FILTER_DEFER, "451 4.7.1 Virus scanner not ready, try again later");
         break;
     case CLAMAV_ERROR:
         summary_add(run, "virus=error (%s)", run->virus.name);
@@ -218,17 +366,483 @@ stage_virus(struct filter_run *run, int spool_fd)
     }
 }
 
+/* The DNS door of this run (made on first use). NULL: no resolver. */
+static const struct dns_source *
+run_dns(struct filter_run *run, struct dns_source *source_out)
+{
+    if (run->chain->config.dns == NULL) {
+        return NULL;
+    }
+    if (run->batch == NULL && dns_batch_create(run->chain->config.dns, &run->batch) != 0) {
+        return NULL;
+    }
+    *source_out = dns_batch_source(run->batch);
+    return source_out;
+}
+
+/* DKIM verification: hashes once, then key lookups until all are in. */
+static int
+stage_dkim_verify(struct filter_run *run, int spool_fd, const struct dns_source *dns)
+{
+    if (run->is_dkim_done || !run->chain->config.is_dkim_verify || dns == NULL) {
+        return 0;
+    }
+    if (run->dkim == NULL) {
+        int rc = dkim_verify_prepare(spool_fd, (uint64_t)run->arrival_s, &run->dkim);
+        if (rc != 0) {
+            log_warning("%s: DKIM: cannot read the message: %s", run->queue_id, strerror(-rc));
+            run->dkim_error = rc;
+            run->is_dkim_done = true;
+            return 0;
+        }
+    }
+    int rc = dkim_verify_finish(run->dkim, dns, &run->dkim_results, &run->dkim_count);
+    if (rc == -EINPROGRESS) {
+        return rc;
+    }
+    run->is_dkim_done = true;
+    if (rc != 0) {
+        run->dkim_error = rc;
+        run->dkim_count = 0;
+    }
+    return 0;
+}
+
+static int
+stage_spf(struct filter_run *run, const struct dns_source *dns)
+{
+    if (run->is_spf_done || !run->chain->config.is_spf || dns == NULL) {
+        return 0;
+    }
+    struct spf_request request = {
+        .helo = run->helo,
+        .mail_from = run->mail_from,
+        .receiver = run->chain->config.authserv_id,
+        .now_s = run->arrival_s,
+    };
+    if (spf_ip_parse(run->client_address, &request.ip) != 0) {
+        run->is_spf_done = true; /* no address to check (a local pickup) */
+        return 0;
+    }
+    int rc = spf_check_mailfrom(&request, dns, &run->spf);
+    if (rc == -EINPROGRESS) {
+        return rc;
+    }
+    run->is_spf_done = true;
+    run->has_spf = rc == 0;
+    if (run->has_spf) {
+        summary_add(run, "spf=%s", spf_result_name(run->spf.result));
+    }
+    return 0;
+}
+
+static int
+stage_dmarc(struct filter_run *run, const struct dns_source *dns)
+{
+    if (run->is_dmarc_done || !run->chain->config.is_dmarc || dns == NULL) {
+        return 0;
+    }
+    const char *pass_domains[DMARC_DKIM_DOMAINS_MAX];
+    size_t pass_count = 0;
+    for (size_t i = 0; i < run->dkim_count && pass_count < DMARC_DKIM_DOMAINS_MAX; i++) {
+        if (run->dkim_results[i].code == DKIM_RESULT_PASS) {
+            pass_domains[pass_count++] = run->dkim_results[i].domain;
+        }
+    }
+    struct dmarc_request request = {
+        .from_values = (const char *const *)run->from_values,
+        /* Past FILTER_FROM_FIELDS_MAX (> 1) the count already says
+         * "more than one From:", which is all DMARC needs to know. */
+        .from_count = run->from_count,
+        .spf_result = run->has_spf ? run->spf.result : SPF_RESULT_NONE,
+        .spf_domain = run->has_spf ? run->spf.domain : "",
+        .dkim_pass_domains = pass_domains,
+        .dkim_pass_count = pass_count,
+        .pct_roll = run->pct_roll,
+        .psl = run->chain->config.psl,
+    };
+    int rc = dmarc_evaluate(&request, dns, &run->dmarc);
+    if (rc == -EINPROGRESS) {
+        return rc;
+    }
+    run->is_dmarc_done = true;
+    run->has_dmarc = rc == 0;
+    if (!run->has_dmarc) {
+        return 0;
+    }
+    summary_add(run, "dmarc=%s", dmarc_result_name(run->dmarc.result));
+    if (run->dmarc.result == DMARC_RESULT_FAIL && run->chain->config.is_dmarc_reject &&
+        run->dmarc.disposition == DMARC_POLICY_REJECT) {
+        verdict_set(run, FILTER_REJECT, "550 5.7.1 Rejected by the DMARC policy of %s",
+                    run->dmarc.from_domain);
+    }
+    return 0;
+}
+
+static enum auth_results_dkim_result
+auth_results_dkim_code(enum dkim_result_code code)
+{
+    switch (code) {
+    case DKIM_RESULT_PASS:
+        return AUTH_RESULTS_DKIM_PASS;
+    case DKIM_RESULT_FAIL:
+        return AUTH_RESULTS_DKIM_FAIL;
+    case DKIM_RESULT_NEUTRAL:
+        return AUTH_RESULTS_DKIM_NEUTRAL;
+    case DKIM_RESULT_POLICY:
+        return AUTH_RESULTS_DKIM_POLICY;
+    case DKIM_RESULT_TEMPERROR:
+        return AUTH_RESULTS_DKIM_TEMPERROR;
+    case DKIM_RESULT_PERMERROR:
+        return AUTH_RESULTS_DKIM_PERMERROR;
+    }
+    return AUTH_RESULTS_DKIM_PERMERROR;
+}
+
+/* One Authentication-Results field for what ran (RFC 8601). */
+static void
+auth_results_add(struct filter_run *run)
+{
+    const struct filter_chain_config *c = &run->chain->config;
+    bool is_dkim_reported = c->is_dkim_verify && run->is_dkim_done && c->dns != NULL;
+    if (!is_dkim_reported && !run->has_spf && !run->has_dmarc) {
+        return;
+    }
+    struct auth_results_dkim dkim[AUTH_RESULTS_DKIM_MAX];
+    size_t dkim_count = 0;
+    if (is_dkim_reported && run->dkim_error != 0) {
+        dkim[dkim_count++] = (struct auth_results_dkim){
+            .result = AUTH_RESULTS_DKIM_TEMPERROR, .reason = "message could not be read",
+        };
+    }
+    for (size_t i = 0; i < run->dkim_count && dkim_count < AUTH_RESULTS_DKIM_MAX; i++) {
+        const struct dkim_result *r = &run->dkim_results[i];
+        dkim[dkim_count++] = (struct auth_results_dkim){
+            .result = auth_results_dkim_code(r->code),
+            .domain = r->domain,
+            .selector = r->selector,
+            .algorithm = r->algorithm,
+            .b = r->b_prefix,
+            .reason = r->code == DKIM_RESULT_PASS ? NULL : r->reason,
+        };
+    }
+    if (is_dkim_reported && dkim_count == 0) {
+        dkim[dkim_count++] = (struct auth_results_dkim){ .result = AUTH_RESULTS_DKIM_NONE };
+    }
+    if (is_dkim_reported) {
+        summary_add(run, "dkim=%s", auth_results_dkim_result_name(dkim[0].result));
+    }
+    struct auth_results_input input = {
+        .authserv_id = c->authserv_id,
+        .dkim = dkim,
+        .dkim_count = is_dkim_reported ? dkim_count : 0,
+        .spf = run->has_spf ? &run->spf : NULL,
+        .dmarc = run->has_dmarc ? &run->dmarc : NULL,
+    };
+    char field[FILTER_AUTH_RESULTS_BYTES];
+    int n = auth_results_format(&input, field, sizeof(field));
+    if (n > 0) {
+        headers_append(run, field, (size_t)n);
+    }
+}
+
+static enum spam_spf_result
+spam_spf(const struct filter_run *run)
+{
+    if (!run->has_spf) {
+        return SPAM_SPF_UNCHECKED;
+    }
+    switch (run->spf.result) {
+    case SPF_RESULT_NONE:
+        return SPAM_SPF_NONE;
+    case SPF_RESULT_NEUTRAL:
+        return SPAM_SPF_NEUTRAL;
+    case SPF_RESULT_PASS:
+        return SPAM_SPF_PASS;
+    case SPF_RESULT_FAIL:
+        return SPAM_SPF_FAIL;
+    case SPF_RESULT_SOFTFAIL:
+        return SPAM_SPF_SOFTFAIL;
+    case SPF_RESULT_TEMPERROR:
+        return SPAM_SPF_TEMPERROR;
+    case SPF_RESULT_PERMERROR:
+        return SPAM_SPF_PERMERROR;
+    }
+    return SPAM_SPF_UNCHECKED;
+}
+
+/* The DKIM results as one spam input: any pass wins, then a failure. */
+static enum spam_dkim_result
+spam_dkim(const struct filter_run *run, const char **domain_out)
+{
+    *domain_out = NULL;
+    if (!run->is_dkim_done || !run->chain->config.is_dkim_verify) {
+        return SPAM_DKIM_UNCHECKED;
+    }
+    if (run->dkim_error != 0) {
+        return SPAM_DKIM_TEMPERROR;
+    }
+    enum spam_dkim_result best = SPAM_DKIM_NONE;
+    for (size_t i = 0; i < run->dkim_count; i++) {
+        const struct dkim_result *r = &run->dkim_results[i];
+        if (r->code == DKIM_RESULT_PASS) {
+            *domain_out = r->domain;
+            return SPAM_DKIM_PASS;
+        }
+        if (r->code == DKIM_RESULT_FAIL) {
+            best = SPAM_DKIM_FAIL;
+            *domain_out = r->domain;
+        } else if (best == SPAM_DKIM_NONE && r->code == DKIM_RESULT_TEMPERROR) {
+            best = SPAM_DKIM_TEMPERROR;
+        } else if (best == SPAM_DKIM_NONE && r->code == DKIM_RESULT_PERMERROR) {
+            best = SPAM_DKIM_PERMERROR;
+        }
+    }
+    return best;
+}
+
+static enum spam_dmarc_result
+spam_dmarc(const struct filter_run *run)
+{
+    if (!run->has_dmarc) {
+        return SPAM_DMARC_UNCHECKED;
+    }
+    switch (run->dmarc.result) {
+    case DMARC_RESULT_PASS:
+        return SPAM_DMARC_PASS;
+    case DMARC_RESULT_NONE:
+        return SPAM_DMARC_NONE;
+    case DMARC_RESULT_TEMPERROR:
+        return SPAM_DMARC_TEMPERROR;
+    case DMARC_RESULT_PERMERROR:
+        return SPAM_DMARC_PERMERROR;
+    case DMARC_RESULT_FAIL:
+        return run->dmarc.policy == DMARC_POLICY_REJECT       ? SPAM_DMARC_FAIL_REJECT
+               : run->dmarc.policy == DMARC_POLICY_QUARANTINE ? SPAM_DMARC_FAIL_QUARANTINE
+                                                              : SPAM_DMARC_FAIL_NONE;
+    }
+    return SPAM_DMARC_UNCHECKED;
+}
+
+static int
+stage_spam(struct filter_run *run, const struct dns_source *dns)
+{
+    const struct spam_filter *spam = run->chain->config.spam;
+    if (run->is_spam_done || spam == NULL) {
+        return 0;
+    }
+    if (run->spam_scan == NULL &&
+        spam_scan_prepare(spam, run->text, run->text_len, &run->spam_scan) != 0) {
+        verdict_set(run, FILTER_DEFER, "451 4.3.0 Error: out of memory, try again later");
+        run->is_spam_done = true;
+        return 0;
+    }
+    struct spam_inputs inputs = {
+        .is_authenticated = !run->is_inbound,
+        .mail_from = run->mail_from,
+        .rcpts = run->rcpt_pointers,
+        .rcpt_count = run->rcpt_kept,
+        .spf = spam_spf(run),
+        .spf_domain = run->has_spf ? run->spf.domain : NULL,
+        .dmarc = spam_dmarc(run),
+        .dmarc_domain = run->has_dmarc ? run->dmarc.from_domain : NULL,
+        .virus_name = run->is_virus_done && run->virus.verdict == CLAMAV_VIRUS ? run->virus.name
+                                                                               : NULL,
+        .now_s = (uint64_t)run->arrival_s,
+    };
+    inputs.dkim = spam_dkim(run, &inputs.dkim_domain);
+    if (inet_pton(AF_INET, run->client_address, &inputs.client.addr4) == 1) {
+        inputs.client.family = AF_INET;
+    } else if (inet_pton(AF_INET6, run->client_address, &inputs.client.addr6) == 1) {
+        inputs.client.family = AF_INET6;
+    } else {
+        inputs.client.family = AF_UNSPEC;
+    }
+    int rc = spam_scan_run(spam, run->spam_scan, &inputs, dns, run->chain->config.kv,
+                           &run->spam);
+    if (rc == -EINPROGRESS) {
+        return rc;
+    }
+    run->is_spam_done = true;
+    if (rc != 0) {
+        log_warning("%s: spam filter: %s", run->queue_id, strerror(-rc));
+        return 0;
+    }
+    run->has_spam = true;
+    summary_add(run, "spam=%.2f/%s", run->spam.score, spam_action_name(run->spam.action));
+    if (run->spam.disposition == SPAM_REJECT || run->spam.disposition == SPAM_TEMPFAIL) {
+        verdict_set(run, run->spam.disposition == SPAM_REJECT ? FILTER_REJECT : FILTER_DEFER,
+                    "%s", run->spam.reply);
+    }
+    return 0;
+}
+
+/* DKIM signing of our users' mail with its From: domain's keys. */
+static void
+stage_sign(struct filter_run *run, int spool_fd)
+{
+    const struct dkim_keys *keys = run->chain->config.dkim_keys;
+    if (run->is_sign_done || keys == NULL) {
+        return;
+    }
+    run->is_sign_done = true;
+    char domain[DMARC_DOMAIN_BYTES_MAX];
+    if (dmarc_from_domain((const char *const *)run->from_values, run->from_count, domain,
+                          sizeof(domain)) != 0) {
+        summary_add(run, "dkim-sign=no-from-domain");
+        return;
+    }
+    const struct dkim_key *chosen[FILTER_SIGN_KEYS_MAX];
+    size_t count = dkim_keys_for_domain(keys, domain, chosen, FILTER_SIGN_KEYS_MAX);
+    if (count == 0) {
+        return;
+    }
+    size_t bytes = count * DKIM_SIGN_FIELD_BYTES_MAX;
+    run->signatures = malloc(bytes);
+    if (run->signatures == NULL) {
+        return;
+    }
+    struct dkim_sign_options options;
+    dkim_sign_options_default(&options);
+    options.now_s = (uint64_t)run->arrival_s;
+    int rc = dkim_sign(chosen, count, spool_fd, &options, run->signatures, bytes,
+                       &run->signatures_len);
+    if (rc != 0) {
+        /* Sent unsigned rather than not at all; the log says why. */
+        log_warning("%s: DKIM signing for %s failed: %s", run->queue_id, domain, strerror(-rc));
+        run->signatures_len = 0;
+        return;
+    }
+    summary_add(run, "dkim-signed=%s", domain);
+}
+
+/* ---- the verdict's edits ------------------------------------------------------ */
+
+static bool
+edit_add(struct filter_run *run, uint64_t offset, uint64_t delete_len, const char *bytes,
+         size_t len)
+{
+    if (run->verdict.edit_count == FILTER_EDITS_MAX) {
+        return false;
+    }
+    run->edits[run->verdict.edit_count++] = (struct filter_edit){
+        .offset = offset, .delete_len = delete_len, .bytes = bytes, .len = len,
+    };
+    return true;
+}
+
+/* The new fields below Return-Path; for mail from the internet our own
+ * Authentication-Results fields taken out (nobody else may speak for
+ * us); the Subject rewritten when the spam action says so. */
+static void
+edits_make(struct filter_run *run)
+{
+    size_t block_len = run->signatures_len + run->headers_len;
+    if (block_len > 0) {
+        run->block = malloc(block_len);
+        if (run->block == NULL) {
+            verdict_set(run, FILTER_DEFER, "451 4.3.0 Error: out of memory, try again later");
+            return;
+        }
+        if (run->signatures_len > 0) {
+            memcpy(run->block, run->signatures, run->signatures_len);
+        }
+        if (run->headers_len > 0) {
+            memcpy(run->block + run->signatures_len, run->headers, run->headers_len);
+        }
+        (void)edit_add(run, run->return_path_end, 0, run->block, block_len);
+    }
+    bool is_subject_rewritten = run->has_spam &&
+                                run->spam.action == SPAM_ACTION_REWRITE_SUBJECT &&
+                                asprintf(&run->subject, "Subject: %s\r\n", run->spam.subject) > 0;
+    if (!is_subject_rewritten) {
+        run->subject = NULL;
+    }
+    /* Edits go in offset order: first what sits at return_path_end. */
+    struct message_field subject = {0};
+    bool has_subject = false;
+    size_t pos = run->return_path_end;
+    struct message_field field;
+    while (is_subject_rewritten && message_fields_next(run->text, run->text_len, &pos, &field)) {
+        if (message_field_is(run->text, &field, "Subject")) {
+            subject = field;
+            has_subject = true;
+            break;
+        }
+    }
+    if (is_subject_rewritten && !has_subject) {
+        /* No Subject: one is added with the new fields. */
+        (void)edit_add(run, run->return_path_end, 0, run->subject, strlen(run->subject));
+    }
+    pos = run->return_path_end;
+    while (message_fields_next(run->text, run->text_len, &pos, &field)) {
+        if (run->is_inbound && message_field_is(run->text, &field, "Authentication-Results") &&
+            auth_results_header_is_ours(run->text + field.value_start,
+                                        field.value_end - field.value_start,
+                                        run->chain->config.authserv_id)) {
+            if (!edit_add(run, field.start, field.end - field.start, NULL, 0)) {
+                break;
+            }
+            summary_add(run, "forged-auth-results-removed");
+        } else if (has_subject && field.start == subject.start) {
+            (void)edit_add(run, field.start, field.end - field.start, run->subject,
+                           strlen(run->subject));
+        }
+    }
+    run->verdict.edits = run->edits;
+}
+
+/* ---- the run ------------------------------------------------------------------ */
+
 int
 filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
 {
-    (void)size;
+    if (run->is_finished) {
+        return 0;
+    }
+    if (!run->is_text_read) {
+        int rc = text_read(run, spool_fd, size);
+        run->is_text_read = true;
+        if (rc != 0) {
+            log_error("%s: filters: cannot read the message: %s", run->queue_id, strerror(-rc));
+            verdict_set(run, FILTER_DEFER, "451 4.3.0 Error: cannot read the message, try again later");
+        }
+    }
     if (!run->is_verdict_final) {
         stage_virus(run, spool_fd);
     }
-    /* Header fields are for accepted mail only. */
-    if (run->verdict.action == FILTER_ACCEPT && run->headers_len > 0) {
-        run->verdict.headers = run->headers;
-        run->verdict.headers_len = run->headers_len;
+    if (!run->is_verdict_final && run->is_inbound) {
+        struct dns_source source;
+        const struct dns_source *dns = run_dns(run, &source);
+        /* DKIM and SPF ask side by side; DMARC needs both. */
+        int dkim_rc = stage_dkim_verify(run, spool_fd, dns);
+        int spf_rc = stage_spf(run, dns);
+        if (dkim_rc == -EINPROGRESS || spf_rc == -EINPROGRESS) {
+            return -EINPROGRESS;
+        }
+        if (stage_dmarc(run, dns) == -EINPROGRESS) {
+            return -EINPROGRESS;
+        }
+        if (!run->is_verdict_final && stage_spam(run, dns) == -EINPROGRESS) {
+            return -EINPROGRESS;
+        }
+    }
+    if (!run->is_verdict_final && !run->is_inbound) {
+        stage_sign(run, spool_fd);
+    }
+    run->is_finished = true;
+    if (run->is_inbound) {
+        auth_results_add(run);
+    }
+    if (run->has_spam && !run->is_verdict_final) {
+        char headers[SPAM_HEADERS_BYTES_MAX];
+        long n = spam_result_headers(&run->spam, headers, sizeof(headers));
+        if (n > 0) {
+            headers_append(run, headers, (size_t)n);
+        }
+    }
+    if (!run->is_verdict_final) {
+        edits_make(run);
     }
     return 0;
 }
@@ -236,10 +850,10 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
 bool
 filter_run_wait(struct filter_run *run, void (*ready)(void *arg), void *arg)
 {
-    (void)run;
-    (void)ready;
-    (void)arg;
-    return false; /* no stage waits on DNS yet */
+    if (run->batch == NULL || dns_batch_pending(run->batch) == 0) {
+        return false;
+    }
+    return dns_batch_wait(run->batch, ready, arg);
 }
 
 const struct filter_verdict *

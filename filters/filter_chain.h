@@ -1,21 +1,31 @@
 /*
  * filters/filter_chain.h - judging one message between the end of its data
- * and the SMTP reply: the filters in their order (antivirus, DKIM
- * verification, SPF, DMARC, spam scoring, then DKIM signing of mail that
- * leaves), one verdict (accept, reject 5xx, defer 4xx) and the header
- * fields to put on top of the message (Authentication-Results, X-Spam-*,
- * X-Virus, DKIM-Signature).
+ * and the SMTP reply: the filters in their order, one verdict (accept,
+ * reject 5xx, defer 4xx) and the edits to make to the stored message.
+ *
+ * Order. Every message: the antivirus scan. Mail from the internet
+ * (neither authenticated nor from mynetworks): DKIM verification and SPF
+ * side by side, then DMARC (which needs both), one Authentication-Results
+ * field for the three, then spam scoring, which reads all of them. Mail
+ * from our own users (authenticated, or mynetworks): DKIM signing with
+ * the keys of its From: domain, which leaves.
  *
  * A run is a function of the message, its envelope and the DNS answers it
- * has: filter_run_step() runs the chain from the start on a worker and,
- * when an answer is missing, returns -EINPROGRESS after the queries went
- * out; the caller has it called again once filter_run_wait()'s callback
- * says the answers are in. Expensive work done once per message (the
- * antivirus scan, body hashes, the spam filter's analysis) is kept in the
- * run, so a rerun is cheap.
+ * has: filter_run_step() runs the chain on a worker and, when an answer
+ * is missing, returns -EINPROGRESS once the queries are out; the caller
+ * has it called again once filter_run_wait()'s callback says they are in.
+ * What is costly and does not depend on DNS is done once per message and
+ * kept in the run (the antivirus scan, DKIM body hashes, the spam
+ * analysis), so a rerun is cheap.
  *
- * Worker threads (any, one at a time per run). The chain itself is
- * read-only after start.
+ * Edits: the new header fields go right below Return-Path (RFC 5321 4.4
+ * wants it first), our own forged Authentication-Results fields are taken
+ * out (RFC 8601 5), and a Subject is rewritten when the spam action says
+ * so. Bounded: FILTER_EDITS_MAX edits, FILTER_HEADERS_BYTES_MAX of new
+ * fields.
+ *
+ * Worker threads (any, one at a time per run). The chain is read-only
+ * after start.
  */
 #ifndef TOASTER_FILTERS_FILTER_CHAIN_H
 #define TOASTER_FILTERS_FILTER_CHAIN_H
@@ -25,8 +35,13 @@
 #include <stdint.h>
 
 struct clamav;
+struct dkim_keys;
+struct dns_resolver;
 struct filter_chain;
 struct filter_run;
+struct kv;
+struct public_suffix;
+struct spam_filter;
 
 enum filter_action {
     FILTER_ACCEPT,
@@ -36,16 +51,29 @@ enum filter_action {
 
 /* What a virus does to the message (clamav_action). */
 enum filter_virus_action {
-    FILTER_VIRUS_REJECT,  /* 554 5.7.0 with the signature's name */
-    FILTER_VIRUS_HEADER,  /* accepted with X-Virus: NAME */
+    FILTER_VIRUS_REJECT, /* 554 5.7.0 with the signature's name */
+    FILTER_VIRUS_HEADER, /* accepted with X-Virus: NAME */
 };
 
 /* What main builds from the configuration. Pointers stay the caller's and
- * must outlive the chain. */
+ * must outlive the chain; NULL turns a filter off. */
 struct filter_chain_config {
-    struct clamav *clamav; /* NULL: no antivirus */
+    struct clamav *clamav;
     enum filter_virus_action virus_action;
+    struct dns_resolver *dns;        /* NULL: no DKIM verification, SPF, DMARC, DNS lists */
+    const char *authserv_id;         /* Authentication-Results: our host name */
+    bool is_dkim_verify;
+    bool is_spf;
+    bool is_dmarc;
+    bool is_dmarc_reject;            /* p=reject (after pct=) is refused with 550 5.7.1 */
+    const struct public_suffix *psl; /* NULL: a domain is its own organizational domain */
+    const struct dkim_keys *dkim_keys; /* NULL: nothing is signed */
+    const struct spam_filter *spam;
+    struct kv *kv;                   /* greylisting, rate limits, Bayes */
 };
+
+#define FILTER_FIELD_BYTES 256 /* envelope strings copied into a run */
+#define FILTER_RCPTS_MAX 100   /* recipients the spam filter sees (greylisting, rate limits) */
 
 /* The envelope as the SMTP session saw it (copied by filter_run_create). */
 struct filter_envelope {
@@ -55,18 +83,29 @@ struct filter_envelope {
     const char *mail_from;      /* "" for the null sender */
     const char *user;           /* authenticated user, "" for none */
     bool is_trusted_network;    /* the client is in mynetworks */
+    const char *const *rcpts;   /* envelope recipients */
     uint32_t rcpt_count;
 };
 
 #define FILTER_REPLY_BYTES 512
-#define FILTER_SUMMARY_BYTES 256
+#define FILTER_SUMMARY_BYTES 512
+#define FILTER_EDITS_MAX 16
+#define FILTER_HEADERS_BYTES_MAX (64u * 1024)
+
+/* One change to the stored message (store/spool.h's spool_edit). */
+struct filter_edit {
+    uint64_t offset;
+    uint64_t delete_len;
+    const char *bytes;
+    size_t len;
+};
 
 struct filter_verdict {
     enum filter_action action;
     char reply[FILTER_REPLY_BYTES];     /* REJECT, DEFER: the whole SMTP reply */
     char summary[FILTER_SUMMARY_BYTES]; /* for the message's log line */
-    const char *headers;                /* to put on top; "" when none */
-    size_t headers_len;
+    const struct filter_edit *edits;    /* ACCEPT: sorted by offset */
+    size_t edit_count;
 };
 
 /* Build the chain. Returns 0 or -ENOMEM. Main thread, start-up. */

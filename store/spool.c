@@ -158,13 +158,20 @@ spool_copy_range(int in, uint64_t in_offset, int out, uint64_t out_offset, uint6
 }
 
 int
-spool_insert(int spool_dir_fd, bool is_unnamed, const char *queue_id, int *fd_inout,
-             uint64_t *size_inout, uint64_t at, const char *bytes, size_t len)
+spool_rewrite(int spool_dir_fd, bool is_unnamed, const char *queue_id, int *fd_inout,
+              uint64_t *size_inout, const struct spool_edit *edits, size_t edit_count)
 {
     ASSERT(*fd_inout >= 0);
-    ASSERT(at <= *size_inout);
-    if (len == 0) {
+    if (edit_count == 0) {
         return 0;
+    }
+    uint64_t at = 0;
+    for (size_t i = 0; i < edit_count; i++) {
+        if (edit_count > SPOOL_EDITS_MAX || edits[i].offset < at ||
+            edits[i].offset + edits[i].delete_len > *size_inout) {
+            return -EINVAL;
+        }
+        at = edits[i].offset + edits[i].delete_len;
     }
     char new_name[SPOOL_QUEUE_ID_BYTES + 8];
     int n = snprintf(new_name, sizeof(new_name), "%s.new", queue_id);
@@ -175,15 +182,25 @@ spool_insert(int spool_dir_fd, bool is_unnamed, const char *queue_id, int *fd_in
     if (fd < 0) {
         return -errno;
     }
-    int rc = spool_copy_range(*fd_inout, 0, fd, 0, at);
-    if (rc == 0 && lseek(fd, (off_t)at, SEEK_SET) < 0) {
-        rc = -errno;
-    }
-    if (rc == 0) {
-        rc = fd_write_all(fd, bytes, len);
-    }
-    if (rc == 0) {
-        rc = spool_copy_range(*fd_inout, at, fd, at + len, *size_inout - at);
+    int rc = 0;
+    uint64_t in_at = 0;
+    uint64_t out_at = 0;
+    for (size_t i = 0; i <= edit_count && rc == 0; i++) {
+        uint64_t until = i < edit_count ? edits[i].offset : *size_inout;
+        rc = spool_copy_range(*fd_inout, in_at, fd, out_at, until - in_at);
+        out_at += until - in_at;
+        in_at = until;
+        if (rc != 0 || i == edit_count) {
+            break;
+        }
+        if (edits[i].len > 0 && lseek(fd, (off_t)out_at, SEEK_SET) < 0) {
+            rc = -errno;
+        }
+        if (rc == 0) {
+            rc = fd_write_all(fd, edits[i].bytes, edits[i].len);
+        }
+        out_at += edits[i].len;
+        in_at += edits[i].delete_len;
     }
     if (rc == 0 && !is_unnamed && renameat(spool_dir_fd, new_name, spool_dir_fd, queue_id) != 0) {
         rc = -errno;
@@ -197,6 +214,6 @@ spool_insert(int spool_dir_fd, bool is_unnamed, const char *queue_id, int *fd_in
     }
     (void)close(*fd_inout);
     *fd_inout = fd;
-    *size_inout += len;
+    *size_inout = out_at;
     return 0;
 }

@@ -39,18 +39,29 @@ int spool_dir_path(const char *data_dir, char *path_out, size_t path_bytes);
  * contended), and a crash leaves nothing behind. Main thread, start-up. */
 bool spool_probe_unnamed(const char *data_dir);
 
-/* Insert len bytes at offset at of the message in *fd_inout, which holds
- * size bytes (the header fields the filters add: Authentication-Results,
- * X-Spam-*, DKIM-Signature, right below Return-Path). A new spool file
- * gets the old file's first at bytes, the new bytes, then the rest, the
- * old parts by copy_file_range (in the kernel, no copy through user
- * space); it replaces the old one - a named spool file under the same
- * name (queue_id, renamed over it), an unnamed one as a new unnamed file.
- * The old descriptor is closed and *fd_inout, *size_inout describe the
- * new file, which is not synced (the committer syncs it with its batch).
- * On failure nothing changes and -errno is returned. Blocking: workers
- * only. */
-int spool_insert(int spool_dir_fd, bool is_unnamed, const char *queue_id, int *fd_inout,
-                 uint64_t *size_inout, uint64_t at, const char *bytes, size_t len);
+/* One change to a spool file: at offset, delete_len bytes go and len
+ * bytes come in their place. */
+struct spool_edit {
+    uint64_t offset;
+    uint64_t delete_len;
+    const char *bytes;
+    size_t len;
+};
+
+/* Apply edits (sorted by offset, not overlapping, at most
+ * SPOOL_EDITS_MAX) to the message in *fd_inout, which holds size bytes:
+ * the header fields the filters add right below Return-Path, a forged
+ * Authentication-Results taken out, a Subject rewritten. A new spool file
+ * gets the old file's unchanged parts by copy_file_range (in the kernel,
+ * no copy through user space) and the new bytes between them, and
+ * replaces the old one - a named spool file under the same name
+ * (queue_id, renamed over it), an unnamed one as a new unnamed file. The
+ * old descriptor is closed and *fd_inout, *size_inout describe the new
+ * file, which is not synced (the committer syncs it with its batch). On
+ * failure nothing changes and -errno is returned (-EINVAL for edits out
+ * of order or past the end). Blocking: workers only. */
+#define SPOOL_EDITS_MAX 64
+int spool_rewrite(int spool_dir_fd, bool is_unnamed, const char *queue_id, int *fd_inout,
+                  uint64_t *size_inout, const struct spool_edit *edits, size_t edit_count);
 
 #endif

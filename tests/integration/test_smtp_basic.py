@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from conftest import QUEUED_RE, dot_stuff, split_trace, wait_until
+from conftest import filter_fields, QUEUED_RE, dot_stuff, split_trace, wait_until
 
 SENDER = "sender@remote.test"
 
@@ -56,7 +56,9 @@ def check_stored(toaster, path, msg, mail_from, qid=None, rcpt=None, protocol=b"
     stored = path.read_bytes()
     trace, rest = split_trace(stored)
     assert rest == msg
-    assert trace.startswith(b"Return-Path: <" + mail_from.encode() + b">\r\nReceived: ")
+    assert trace.startswith(b"Return-Path: <" + mail_from.encode() + b">\r\n")
+    assert trace[len(b"Return-Path: <" + mail_from.encode() + b">\r\n") :].startswith(
+        filter_fields(stored) + b"Received: ")
     assert b"by mx.example.com (toaster) with " + protocol + b" id " in trace
     if qid is not None:
         assert b" id " + qid.encode() in trace
