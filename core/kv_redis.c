@@ -794,24 +794,30 @@ kv_redis_incr(struct kv *kv, const void *key, size_t key_len, uint32_t ttl_s, ui
         return kv_redis_call(store, KV_REDIS_OP_INCR, key, key_len, NULL, 0, ttl_s, NULL, 0, NULL,
                              value_out);
     }
-    int rc = kv_redis_send(store, KV_REDIS_OP_INCR, key, key_len, NULL, 0, ttl_s);
-    if (rc != 0 || store->cache == NULL) {
-        kv_redis_count_add(&store->counters.cache_misses);
-        return -EAGAIN;
-    }
     /* The cached counter plus our own increment: what Redis will answer
      * unless another machine counted meanwhile (then it is a lower bound,
-     * corrected by the INCR's reply). The cache entry keeps its expiry. */
-    uint8_t value[KV_VALUE_BYTES_MAX];
-    size_t value_len = 0;
-    rc = kv_get(store->cache, key, key_len, value, sizeof(value), &value_len);
-    if (rc == 0) {
-        /* 1 s: only if the entry expired between the two calls. */
-        rc = kv_incr(store->cache, key, key_len, 1, value_out);
+     * corrected by the INCR's reply). Counted here before the INCR is
+     * queued, so that its reply, however fast, comes after and wins. The
+     * cache entry keeps its expiry. */
+    int cache_rc = -ENOENT;
+    if (store->cache != NULL) {
+        uint8_t value[KV_VALUE_BYTES_MAX];
+        size_t value_len = 0;
+        cache_rc = kv_get(store->cache, key, key_len, value, sizeof(value), &value_len);
+        if (cache_rc == 0) {
+            /* 1 s: only if the entry expired between the two calls. */
+            cache_rc = kv_incr(store->cache, key, key_len, 1, value_out);
+        }
     }
+    int rc = kv_redis_send(store, KV_REDIS_OP_INCR, key, key_len, NULL, 0, ttl_s);
     if (rc != 0) {
+        /* Not counted in Redis: the estimate must not keep our increment. */
+        kv_redis_cache_forget(store, key, key_len);
+        return -EAGAIN;
+    }
+    if (cache_rc != 0) {
         kv_redis_count_add(&store->counters.cache_misses);
-        return -EAGAIN; /* not cached, or cached but not a counter */
+        return -EAGAIN; /* not cached (the INCR's reply will be), or not a counter */
     }
     kv_redis_count_add(&store->counters.cache_hits);
     return 0;

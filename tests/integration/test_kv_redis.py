@@ -33,6 +33,9 @@ from conftest import free_ports, wait_until
 
 KV_TOOL = os.environ.get("KV_TOOL")
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+# "At once": well under the 100 ms a waiting caller would wait, with room
+# for a loaded test machine.
+AT_ONCE_US = 50000
 
 pytestmark = [
     pytest.mark.skipif(not KV_TOOL or not os.path.exists(KV_TOOL),
@@ -350,7 +353,7 @@ def test_nowait_path_and_cache(redis, tools):
     # A miss starts a fetch and answers -EAGAIN at once; the fetch's reply
     # lands in the cache and the next get is a hit.
     got = kv.cmd("get ps:1.2.3.4")
-    assert got[:2] == ["get", "-EAGAIN"] and got[2] < 20000
+    assert got[:2] == ["get", "-EAGAIN"] and got[2] < AT_ONCE_US
     assert wait_until(lambda: kv.cmd("get ps:1.2.3.4")[:3] == ["get", "0", "good"], timeout=2)
     assert kv.cmd("get ps:absent")[:2] == ["get", "-EAGAIN"]
     assert wait_until(lambda: kv.cmd("get ps:absent")[:2] == ["get", "-ENOENT"], timeout=2)
@@ -373,6 +376,7 @@ def test_nowait_path_and_cache(redis, tools):
     # the cached value plus one.
     assert kv.cmd("incr psr:1.2.3.4 60")[:2] == ["incr", "-EAGAIN"]
     assert wait_until(lambda: redis.command("GET", "toaster:psr:1.2.3.4") == b"1", timeout=2)
+    assert kv.cmd("sleep 50") == ["sleep", "50"]  # the reply reaches the cache
     assert kv.cmd("incr psr:1.2.3.4 60")[:3] == ["incr", "0", "2"]
     assert writer.cmd("incr psr:1.2.3.4 60")[:3] == ["incr", "0", "3"]
     assert kv.cmd("sleep 50") == ["sleep", "50"]
@@ -412,10 +416,10 @@ def test_redis_killed_and_restarted(redis, tools):
     # From then on it is down: refused at once, waiting or not.
     for line in ("get k", "set k v 0", "incr n 5", "del k"):
         got = kv.cmd(line)
-        assert got[1] == "-EAGAIN" and got[2] < 20000, got
+        assert got[1] == "-EAGAIN" and got[2] < AT_ONCE_US, got
         got = nowait.cmd(line)
         assert got[1] in ("-EAGAIN", "0"), got  # nowait set/del may beat the news
-        assert got[2] < 20000, got
+        assert got[2] < AT_ONCE_US, got
     assert wait_until(lambda: nowait.cmd("set k v 0")[:2] == ["set", "-EAGAIN"], timeout=3)
     assert kv.stats()["is_connected"] == 0
     time.sleep(0.5)
@@ -494,7 +498,7 @@ def test_server_that_never_answers():
             assert server.accepted >= 1
             for line in ("get k", "set k v 1", "incr k 1", "count"):
                 got = kv.cmd(line)
-                assert got[-1] < 20000, got
+                assert got[-1] < AT_ONCE_US, got
                 assert got[1] in ("-EAGAIN", "0"), got  # count answers 0
             stats = kv.stats()
             assert stats["connect_failures"] >= 1 and stats["connects"] == 0
@@ -520,7 +524,7 @@ def test_server_that_goes_silent():
             assert kv.cmd("nowait") == ["mode", "nowait"]
             answers = [kv.cmd("set k%d v 0" % i) for i in range(8)]
             assert [a[1] for a in answers].count("0") == 3, answers
-            assert all(a[1] in ("0", "-EAGAIN") and a[2] < 20000 for a in answers)
+            assert all(a[1] in ("0", "-EAGAIN") and a[2] < AT_ONCE_US for a in answers)
             assert kv.cmd("wait") == ["mode", "wait"]
             stats = kv.stats()
             assert stats["timeouts"] == 1 and stats["refused"] >= 5
