@@ -144,6 +144,25 @@ struct config {
     char     authserv_id[256];        /* "": myhostname */
     char     public_suffix_file[CONFIG_STRING_BYTES];
 
+    /* Spam scoring (filters/spam_*), Rspamd's actions and defaults. */
+    bool     spam;
+    char     spam_rules_file[CONFIG_STRING_BYTES]; /* "": built-in weights only */
+    char     spam_reject_score[16];          /* decimal numbers; "" turns an action off */
+    char     spam_add_header_score[16];
+    char     spam_greylist_score[16];
+    char     spam_rewrite_subject_score[16];
+    char     greylist[16];                   /* score | always | no */
+    bool     greylist_local;                 /* loopback and private clients too */
+    uint32_t greylist_delay_ms;
+    uint32_t greylist_retry_window_ms;
+    uint32_t greylist_pass_ttl_ms;
+    char     ratelimit_sender[32];           /* COUNT/WINDOW, "": none */
+    char     ratelimit_ip[32];
+    char     ratelimit_rcpt[32];
+    uint32_t bayes_min_learns;
+    uint32_t spam_many_recipients;
+    uint32_t uribl_lookups_max;
+
     /* ClamAV in process (filters/clamav_*). */
     bool     clamav;
     char     clamav_db[CONFIG_STRING_BYTES];  /* "": /var/lib/clamav if it holds one, else shipped */

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@
 #include "core/smtp_listener.h"
 #include "filters/clamav_engine.h"
 #include "filters/filter_chain.h"
+#include "filters/spam_score.h"
+#include "core/kv.h"
 #include "filters/dkim_keys.h"
 #include "filters/public_suffix.h"
 #include "core/dns.h"
@@ -257,6 +260,9 @@ collect_listeners(const struct config *config, struct tls_server *tls,
 
 /* What the filters hold for the daemon's life. */
 struct filters {
+    struct kv *kv;        /* greylisting, rate limits; postscreen's memory too */
+    struct kv *bayes_kv;  /* Bayes counts (a table of their own when embedded) */
+    struct spam_filter *spam;
     struct clamav *clamav;
     struct dns_resolver *dns;
     struct public_suffix *psl;
@@ -268,7 +274,10 @@ static void
 filters_stop(struct filters *f)
 {
     filter_chain_destroy(&f->chain);
+    spam_filter_destroy(&f->spam);
     clamav_destroy(&f->clamav); /* no scan runs once the workers are gone */
+    kv_destroy(&f->kv);
+    kv_destroy(&f->bayes_kv);
     if (f->dns != NULL) {
         dns_resolver_destroy(&f->dns);
     }
@@ -359,6 +368,129 @@ filters_start_authentication(const struct config *config, struct filters *f,
     return 0;
 }
 
+/* A score key: a decimal number, or "" for an action that never fires. */
+static int
+spam_score_parse(const char *name, const char *text, double *score_out)
+{
+    if (text[0] == '\0') {
+        *score_out = INFINITY;
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    double score = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(score)) {
+        log_error("%s: '%s' is not a number", name, text);
+        return -EINVAL;
+    }
+    *score_out = score;
+    return 0;
+}
+
+static int
+spam_rate_parse(const char *name, const char *text, struct spam_rate *rate_out)
+{
+    if (text[0] == '\0') {
+        *rate_out = (struct spam_rate){ 0 };
+        return 0;
+    }
+    if (spam_ratelimit_parse(text, rate_out) != 0) {
+        log_error("%s: want COUNT/WINDOW (e.g. 100/1h), not '%s'", name, text);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The Public Suffix List for the spam filter's organizational domains. */
+static int
+spam_org_domain(const void *ctx, const char *name, char *out, size_t out_bytes)
+{
+    return public_suffix_org_domain(ctx, name, out, out_bytes);
+}
+
+static int
+filters_start_spam(const struct config *config, struct filters *f,
+                   struct filter_chain_config *chain)
+{
+    struct spam_config spam;
+    spam_config_defaults(&spam);
+    double rewrite = INFINITY;
+    int rc = spam_score_parse("spam_reject_score", config->spam_reject_score, &spam.reject_score);
+    if (rc == 0) {
+        rc = spam_score_parse("spam_add_header_score", config->spam_add_header_score,
+                              &spam.add_header_score);
+    }
+    if (rc == 0) {
+        rc = spam_score_parse("spam_greylist_score", config->spam_greylist_score,
+                              &spam.greylist_score);
+    }
+    if (rc == 0) {
+        rc = spam_score_parse("spam_rewrite_subject_score", config->spam_rewrite_subject_score,
+                              &rewrite);
+    }
+    spam.is_rewrite_subject = isfinite(rewrite);
+    spam.rewrite_subject_score = spam.is_rewrite_subject ? rewrite : 0;
+    if (rc == 0) {
+        rc = spam_rate_parse("ratelimit_sender", config->ratelimit_sender, &spam.ratelimit_sender);
+    }
+    if (rc == 0) {
+        rc = spam_rate_parse("ratelimit_ip", config->ratelimit_ip, &spam.ratelimit_ip);
+    }
+    if (rc == 0) {
+        rc = spam_rate_parse("ratelimit_rcpt", config->ratelimit_rcpt, &spam.ratelimit_rcpt);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (strcmp(config->greylist, "score") == 0) {
+        spam.greylist_mode = SPAM_GREYLIST_SCORE;
+    } else if (strcmp(config->greylist, "always") == 0) {
+        spam.greylist_mode = SPAM_GREYLIST_ALWAYS;
+    } else if (strcmp(config->greylist, "no") == 0) {
+        spam.greylist_mode = SPAM_GREYLIST_OFF;
+    } else {
+        log_error("greylist: want score, always or no, not '%s'", config->greylist);
+        return -EINVAL;
+    }
+    spam.greylist.delay_s = config->greylist_delay_ms / 1000u;
+    spam.greylist.retry_window_s = config->greylist_retry_window_ms / 1000u;
+    spam.greylist.pass_ttl_s = config->greylist_pass_ttl_ms / 1000u;
+    spam.bayes_min_learns = config->bayes_min_learns;
+    spam.many_recipients = config->spam_many_recipients;
+    spam.uribl_lookups_max = config->uribl_lookups_max;
+    if (f->psl != NULL) {
+        spam.org_domain = spam_org_domain;
+        spam.org_domain_ctx = f->psl;
+    }
+    spam.bayes_kv = f->bayes_kv;
+    char error[512];
+    rc = spam_filter_create(&spam, config->spam_rules_file, &f->spam, error, sizeof(error));
+    if (rc != 0) {
+        log_error("spam_rules_file %s: %s", config->spam_rules_file, error);
+        return rc;
+    }
+    chain->spam = f->spam;
+    chain->kv = f->kv;
+    chain->is_greylist_local = config->greylist_local;
+    return 0;
+}
+
+/* The key-value stores the filters and postscreen share. */
+static int
+filters_start_kv(const struct config *config, struct filters *f)
+{
+    int rc = kv_embedded_create(config->kv_embedded_entries, NULL, NULL, &f->kv);
+    if (rc == 0 && config->spam) {
+        /* Bayes writes a thousand keys per learned message: apart from
+         * greylisting and postscreen, so it cannot push them out. */
+        rc = kv_embedded_create(config->kv_embedded_entries, NULL, NULL, &f->bayes_kv);
+    }
+    if (rc != 0) {
+        log_error("key-value store: %s", strerror(-rc));
+    }
+    return rc;
+}
+
 /* The filters every message passes before delivery, from the configuration.
  * The ClamAV engine loads in the background: until it is in, scans defer. */
 static int
@@ -368,6 +500,9 @@ filters_start(const struct config *config, struct filters *f)
     int rc = config->clamav ? filters_start_clamav(config, f, &chain) : 0;
     if (rc == 0) {
         rc = filters_start_authentication(config, f, &chain);
+    }
+    if (rc == 0 && config->spam) {
+        rc = filters_start_spam(config, f, &chain);
     }
     if (rc == 0) {
         rc = filter_chain_create(&chain, &f->chain);
@@ -473,8 +608,12 @@ main(int argc, char **argv)
         rc = workers_create(config.worker_threads, config.reactor_threads,
                             config.worker_queue_entries, &workers);
     }
+    struct filters filters = {0};
     if (rc == 0) {
-        rc = smtp_listener_init(&config);
+        rc = filters_start_kv(&config, &filters);
+    }
+    if (rc == 0) {
+        rc = smtp_listener_init(&config, filters.kv);
     }
     if (rc == 0) {
         rc = imap_listener_init(&config);
@@ -482,7 +621,6 @@ main(int argc, char **argv)
     if (rc == 0) {
         rc = managesieve_listener_init(&config);
     }
-    struct filters filters = {0};
     if (rc == 0) {
         rc = filters_start(&config, &filters);
     }
@@ -602,10 +740,10 @@ main(int argc, char **argv)
     }
     free(reactors);
     workers_destroy(&workers);
-    filters_stop(&filters);
     tls_server_free(&tls);
     delivery_stop();
     smtp_listener_destroy();
+    filters_stop(&filters); /* after the listener: postscreen used the store */
     imap_listener_destroy();
     maildir_watch_stop();
     (void)mailbox_index_drop_idle();

@@ -112,7 +112,7 @@ static struct {
     const struct filter_chain *filters;
     bool                       is_spool_unnamed; /* spool_probe_unnamed() at start */
     int                        spool_dir_fd;     /* O_PATH: where spool files are made */
-    struct kv                 *kv;         /* the embedded key-value store */
+    struct kv                 *kv;         /* main's key-value store (postscreen) */
     struct postscreen         *postscreen; /* port 25 screening; NULL when off */
 } smtp_listener;
 
@@ -1339,17 +1339,11 @@ smtp_listener_postscreen_init(const struct config *config)
         config->postscreen_access[0] == '\0') {
         return 0;
     }
-    int rc = kv_embedded_create(config->kv_embedded_entries, NULL, NULL, &smtp_listener.kv);
-    if (rc != 0) {
-        log_error("key-value store: %s", strerror(-rc));
-        return rc;
-    }
     char err[512];
-    rc = postscreen_create(&ps_config, config->postscreen_access, smtp_listener.kv,
+    int rc = postscreen_create(&ps_config, config->postscreen_access, smtp_listener.kv,
                            &smtp_listener.postscreen, err, sizeof(err));
     if (rc != 0) {
         log_error("%s", err);
-        kv_destroy(&smtp_listener.kv);
         return rc;
     }
     log_info("postscreen on smtp_listen: greet wait %ums, rate limit %u/min, %s key-value store",
@@ -1364,9 +1358,10 @@ smtp_listener_set_filters(const struct filter_chain *filters)
 }
 
 int
-smtp_listener_init(const struct config *config)
+smtp_listener_init(const struct config *config, struct kv *kv)
 {
     smtp_listener.config = config;
+    smtp_listener.kv = kv;
     smtp_listener.is_spool_unnamed =
         config->spool_unnamed && spool_probe_unnamed(config->data_dir);
     char spool_dir[SPOOL_PATH_BYTES];
@@ -1458,7 +1453,7 @@ smtp_listener_destroy(void)
     if (smtp_listener.postscreen != NULL) {
         postscreen_destroy(&smtp_listener.postscreen);
     }
-    kv_destroy(&smtp_listener.kv);
+    smtp_listener.kv = NULL; /* main's */
     if (smtp_listener.spool_dir_fd >= 0) {
         (void)close(smtp_listener.spool_dir_fd);
         smtp_listener.spool_dir_fd = -1;

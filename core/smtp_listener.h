@@ -10,9 +10,13 @@
 #include "core/reactor.h"
 
 
+struct kv;
+
 /* Set up what every SMTP connection shares (session limits, per-reactor
- * spool buffer pools). Returns 0 or -errno. Main thread, before reactors. */
-int smtp_listener_init(const struct config *config);
+ * spool buffer pools). kv is the key-value store postscreen remembers
+ * clients in (main's; it must outlive the listener). Returns 0 or -errno.
+ * Main thread, before reactors. */
+int smtp_listener_init(const struct config *config, struct kv *kv);
 void smtp_listener_destroy(void);
 
 struct filter_chain;

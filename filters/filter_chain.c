@@ -624,6 +624,28 @@ spam_dmarc(const struct filter_run *run)
     return SPAM_DMARC_UNCHECKED;
 }
 
+/* Loopback and private addresses: our own machines, which Rspamd does not
+ * greylist unless told to (check_local). */
+static bool
+client_is_local(const char *address)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET6, address, &v6) == 1 && IN6_IS_ADDR_V4MAPPED(&v6)) {
+        memcpy(&v4, v6.s6_addr + 12, 4);
+    } else if (inet_pton(AF_INET6, address, &v6) == 1) {
+        return IN6_IS_ADDR_LOOPBACK(&v6) || IN6_IS_ADDR_LINKLOCAL(&v6) ||
+               (v6.s6_addr[0] & 0xfe) == 0xfc;
+    } else if (inet_pton(AF_INET, address, &v4) != 1) {
+        return false;
+    }
+    uint32_t a = ntohl(v4.s_addr);
+    uint32_t o1 = a >> 24;
+    uint32_t o2 = (a >> 16) & 255;
+    return o1 == 127 || o1 == 10 || (o1 == 172 && o2 >= 16 && o2 <= 31) ||
+           (o1 == 192 && o2 == 168) || (o1 == 169 && o2 == 254);
+}
+
 static int
 stage_spam(struct filter_run *run, const struct dns_source *dns)
 {
@@ -651,6 +673,8 @@ stage_spam(struct filter_run *run, const struct dns_source *dns)
         .now_s = (uint64_t)run->arrival_s,
     };
     inputs.dkim = spam_dkim(run, &inputs.dkim_domain);
+    inputs.is_greylist_exempt = !run->chain->config.is_greylist_local &&
+                                client_is_local(run->client_address);
     if (inet_pton(AF_INET, run->client_address, &inputs.client.addr4) == 1) {
         inputs.client.family = AF_INET;
     } else if (inet_pton(AF_INET6, run->client_address, &inputs.client.addr6) == 1) {

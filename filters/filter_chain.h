@@ -70,6 +70,7 @@ struct filter_chain_config {
     const struct dkim_keys *dkim_keys; /* NULL: nothing is signed */
     const struct spam_filter *spam;
     struct kv *kv;                   /* greylisting, rate limits, Bayes */
+    bool is_greylist_local;          /* greylist loopback and private clients too */
 };
 
 #define FILTER_FIELD_BYTES 256 /* envelope strings copied into a run */

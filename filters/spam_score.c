@@ -325,7 +325,7 @@ spam_scan_run(const struct spam_filter *filter, struct spam_scan *scan,
         result->disposition = SPAM_TEMPFAIL;
         return 0;
     }
-    bool is_greylistable = kv != NULL && !in->is_authenticated &&
+    bool is_greylistable = kv != NULL && !in->is_authenticated && !in->is_greylist_exempt &&
                            (in->client.family == AF_INET || in->client.family == AF_INET6) &&
                            (cfg->greylist_mode == SPAM_GREYLIST_ALWAYS ||
                             (cfg->greylist_mode == SPAM_GREYLIST_SCORE &&

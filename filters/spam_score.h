@@ -113,6 +113,8 @@ enum spam_dmarc_result {
 struct spam_inputs {
     struct spam_client  client;      /* family AF_UNSPEC: none (local pickup) */
     bool                is_authenticated; /* submission: no DNSBL, no greylisting */
+    bool                is_greylist_exempt; /* a local client (loopback, private) and
+                                             * greylist_local off: as Rspamd's check_local */
     const char         *mail_from;   /* envelope sender, "" for the null sender */
     const char *const  *rcpts;       /* envelope recipients */
     size_t              rcpt_count;

@@ -178,7 +178,8 @@ def test_fetch_sections(box):
         len(want), want)
     line = one(box.cmd("f4 FETCH 3 (BODY.PEEK[HEADER.FIELDS.NOT (Received Return-Path From To "
                        "Subject Date MIME-Version Content-Type Content-Transfer-Encoding "
-                       "Authentication-Results)])"), b"f4")
+                       "Authentication-Results X-Spam-Score X-Spam-Status X-Spam-Flag "
+                       "X-Spamd-Result)])"), b"f4")
     assert line.endswith(b"{23}\r\nX-Tracking: abc-123\r\n\r\n)")
 
 
