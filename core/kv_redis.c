@@ -21,7 +21,9 @@
  * connection fails every request in it and in the queue with -EAGAIN and
  * is replaced after a backoff of KV_REDIS_BACKOFF_MIN_MS doubling to
  * KV_REDIS_BACKOFF_MAX_MS; while there is no connection callers are refused
- * at once with -EAGAIN, so nothing piles up.
+ * at once with -EAGAIN, so nothing piles up. An idle connection is looked
+ * at every KV_REDIS_IDLE_CHECK_MS, so a Redis restarted while we had
+ * nothing to ask is noticed then, not by the next request.
  *
  * Counters (kv_incr): a Lua script (EVAL) reads the key, refuses a value
  * that is not decimal digits, INCRs it, and sets the expiry only when the
@@ -39,6 +41,7 @@
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -53,6 +56,7 @@
 #define KV_REDIS_BACKOFF_MIN_MS 50u
 #define KV_REDIS_BACKOFF_MAX_MS 2000u
 #define KV_REDIS_IO_TIMEOUT_MS_MIN 1000u
+#define KV_REDIS_IDLE_CHECK_MS 1000u
 #define KV_REDIS_SCAN_CALLS_MAX 100000u
 #define KV_REDIS_SCAN_COUNT "1000"
 #define KV_REDIS_PREFIX_DEFAULT "toaster:"
@@ -1220,6 +1224,18 @@ kv_redis_run_batch(struct kv_redis *store, redisContext *ctx, struct kv_redis_sl
     return is_alive;
 }
 
+/* Whether an idle connection is still there: nothing may be readable on
+ * it, since we asked nothing; readable means closed (Redis restarted, or
+ * its `timeout` dropped us) or a protocol error. Found now, not by the
+ * next request. */
+static bool
+kv_redis_is_idle_alive(const redisContext *ctx)
+{
+    struct pollfd pfd = {.fd = ctx->fd, .events = POLLIN};
+    int n = poll(&pfd, 1, 0);
+    return n == 0 || (n < 0 && errno == EINTR);
+}
+
 /* Fail everything queued with -EAGAIN (connection lost, or stopping).
  * Under the lock. */
 static void
@@ -1286,10 +1302,13 @@ kv_redis_main(void *arg)
 
         struct kv_redis_slot *batch[KV_REDIS_BATCH_MAX];
         uint32_t batch_len = 0;
+        bool is_idle = false;
         kv_redis_lock(store);
-        while (!store->is_stopping && store->queue_len == 0) {
-            int rc = pthread_cond_wait(&store->work_cond, &store->lock);
-            ASSERT(rc == 0);
+        struct timespec idle_deadline = kv_redis_deadline(KV_REDIS_IDLE_CHECK_MS);
+        while (!store->is_stopping && store->queue_len == 0 && !is_idle) {
+            int rc = pthread_cond_timedwait(&store->work_cond, &store->lock, &idle_deadline);
+            ASSERT(rc == 0 || rc == ETIMEDOUT);
+            is_idle = rc == ETIMEDOUT;
         }
         if (store->is_stopping) {
             kv_redis_unlock(store);
@@ -1305,9 +1324,11 @@ kv_redis_main(void *arg)
         }
         kv_redis_unlock(store);
 
-        bool is_alive = kv_redis_run_batch(store, ctx, batch, batch_len);
+        bool is_alive = batch_len > 0 ? kv_redis_run_batch(store, ctx, batch, batch_len)
+                                      : kv_redis_is_idle_alive(ctx);
         if (!is_alive) {
-            log_error("redis: connection lost: %s", ctx->err != 0 ? ctx->errstr : "no memory");
+            log_error("redis: connection lost: %s",
+                      ctx->err != 0 ? ctx->errstr : "closed while idle, or out of memory");
             is_quiet = true;
         }
         kv_redis_lock(store);

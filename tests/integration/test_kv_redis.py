@@ -12,7 +12,9 @@ seen in Redis and SCAN-based count per prefix, two stores sharing state,
 the waiting path and the non-waiting path (miss, asynchronous fetch, cache
 hit, cache expiry within the key's TTL, read-your-writes, the counter
 estimate), Redis killed (-EAGAIN within a bound, then at once) and
-restarted (the store reconnects by itself), a server that never answers
+restarted (the store reconnects by itself; killed while idle, it notices
+without a request), many waiting threads on one connection, AUTH and
+SELECT, a unix socket, a server that never answers
 (no connection: -EAGAIN at once), one that answers the PING handshake and
 then goes silent (waiting calls time out after timeout_ms, the bounded
 queue refuses the rest) and a SIGSTOPped Redis that comes back.
@@ -376,14 +378,15 @@ def test_nowait_path_and_cache(redis, tools):
     # the cached value plus one.
     assert kv.cmd("incr psr:1.2.3.4 60")[:2] == ["incr", "-EAGAIN"]
     assert wait_until(lambda: redis.command("GET", "toaster:psr:1.2.3.4") == b"1", timeout=2)
-    assert kv.cmd("sleep 50") == ["sleep", "50"]  # the reply reaches the cache
+    assert kv.cmd("sleep 200") == ["sleep", "200"]  # the reply reaches the cache
     assert kv.cmd("incr psr:1.2.3.4 60")[:3] == ["incr", "0", "2"]
+    assert wait_until(lambda: redis.command("GET", "toaster:psr:1.2.3.4") == b"2", timeout=2)
     assert writer.cmd("incr psr:1.2.3.4 60")[:3] == ["incr", "0", "3"]
-    assert kv.cmd("sleep 50") == ["sleep", "50"]
+    assert kv.cmd("sleep 200") == ["sleep", "200"]
     # Our estimate missed the other machine's count until the reply came.
     assert kv.cmd("incr psr:1.2.3.4 60")[:3] == ["incr", "0", "3"]
     assert wait_until(lambda: redis.command("GET", "toaster:psr:1.2.3.4") == b"4", timeout=2)
-    assert kv.cmd("sleep 50") == ["sleep", "50"]
+    assert kv.cmd("sleep 200") == ["sleep", "200"]
     assert kv.cmd("incr psr:1.2.3.4 60")[:3] == ["incr", "0", "5"]
     kv.close()
     writer.close()
@@ -610,3 +613,20 @@ def test_unix_socket(tmp_path, tools):
         kv.close()
     finally:
         r.stop()
+
+
+def test_restart_while_idle_is_noticed(redis, tools):
+    kv = tools(addr(redis))
+    assert kv.connected()
+    assert kv.cmd("set k v 0")[:2] == ["set", "0"]
+    redis.kill()
+    # Nobody asks anything: the idle check finds the connection closed.
+    assert wait_until(lambda: kv.stats()["is_connected"] == 0, timeout=3)
+    assert kv.stats()["disconnects"] == 1
+    redis.start()
+    assert kv.connected(timeout_ms=10000)
+    # The first request after the restart goes to the new connection.
+    assert kv.cmd("get k")[:2] == ["get", "-ENOENT"]  # no persistence
+    assert kv.cmd("set k v 0")[:2] == ["set", "0"]
+    assert kv.stats()["errors"] == 0
+    kv.close()
