@@ -10,16 +10,21 @@
  *  - a thread that may wait (workers) sends the command and waits for the
  *    reply up to timeout_ms, then gets -EAGAIN;
  *  - a thread that may not (reactors) never waits: set and delete are
- *    queued and answer 0 at once; get answers from a small local cache of
- *    keys recently read or written through this store (never older than
- *    cache_s, never past the key's Redis TTL), else -EAGAIN and a fetch is
- *    started so that a later get finds the answer in the cache; incr
- *    answers the cached counter plus one (and queues the INCR, whose reply
- *    corrects the cache) or -EAGAIN with the INCR queued.
+ *    queued and answer 0 at once (delete never says -ENOENT then); get
+ *    answers from a bounded local cache of keys recently read or written
+ *    through this store (never older than cache_s, never past the key's
+ *    Redis TTL; keys known absent at most KV_REDIS_ABSENT_S_MAX), else
+ *    -EAGAIN with a fetch queued so that a later get finds the answer in
+ *    the cache; incr answers the cached counter plus one (a lower bound
+ *    when other machines count too) and queues the INCR, whose reply puts
+ *    the true value in the cache, or -EAGAIN with the INCR queued all the
+ *    same; count answers the last count known and queues a new one.
  *
- * While Redis is unreachable every call fails fast with -EAGAIN; the I/O
- * thread reconnects by itself with backoff. Keys are stored as
- * prefix + key, binary-safe.
+ * Waiting callers never read the cache: they get Redis's answer or -EAGAIN.
+ * While Redis is unreachable every call fails at once with -EAGAIN; the
+ * I/O thread reconnects by itself with backoff. Keys are stored as
+ * prefix + key, binary-safe. Counters are Redis integers: at most
+ * INT64_MAX (the embedded backend's UINT64_MAX is out of reach: -ERANGE).
  */
 #ifndef TOASTER_CORE_KV_REDIS_H
 #define TOASTER_CORE_KV_REDIS_H
