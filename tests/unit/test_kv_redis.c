@@ -4,10 +4,12 @@
  * [v6]:port, unix:/path, and each bound broken), the mapping of Redis
  * error replies to kv codes, the SCAN MATCH pattern escaping, and
  * kv_redis_create refusing bad configuration at once. A store pointed at
- * a closed port answers -EAGAIN at once and is destroyed cleanly. The
+ * a closed port answers -EAGAIN at once and is destroyed cleanly; the
+ * may-wait flag is per thread and off in a new thread. The
  * talking-to-Redis behaviour is tests/integration/test_kv_redis.py.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,9 +235,32 @@ test_unreachable(void)
     kv_destroy(&kv);
 }
 
+static void *
+thread_can_wait(void *arg)
+{
+    *(int *)arg = kv_thread_can_wait() ? 1 : 0;
+    return NULL;
+}
+
+/* The flag is per thread and off in a new one, whatever its creator said. */
+static void
+test_thread_flag(void)
+{
+    kv_thread_may_wait(true);
+    int seen = -1;
+    pthread_t id;
+    CHECK(pthread_create(&id, NULL, thread_can_wait, &seen) == 0);
+    CHECK(pthread_join(id, NULL) == 0);
+    CHECK(seen == 0);
+    CHECK(kv_thread_can_wait());
+    kv_thread_may_wait(false);
+    CHECK(!kv_thread_can_wait());
+}
+
 int
 main(void)
 {
+    test_thread_flag();
     test_address();
     test_error_code();
     test_match_pattern();
