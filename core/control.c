@@ -269,9 +269,18 @@ control_serve(struct control *control, int client_fd)
         return;
     }
     const struct control_command *command = NULL;
+    const char *argument = NULL;
     for (size_t i = 0; i < control->command_count; i++) {
-        if (strcmp(control->commands[i].name, line) == 0) {
-            command = &control->commands[i];
+        const struct control_command *c = &control->commands[i];
+        size_t name_len = strlen(c->name);
+        if (c->answer_argument == NULL && strcmp(c->name, line) == 0) {
+            command = c;
+            break;
+        }
+        if (c->answer_argument != NULL && strncmp(c->name, line, name_len) == 0 &&
+            line[name_len] == ' ') {
+            command = c;
+            argument = line + name_len + 1;
             break;
         }
     }
@@ -279,7 +288,10 @@ control_serve(struct control *control, int client_fd)
         control_reply_error(client_fd, control->stop_fd, "unknown command");
         return;
     }
-    int n = command->answer(command->arg, control->answer, CONTROL_ANSWER_BYTES_MAX);
+    int n = argument != NULL ? command->answer_argument(command->arg, argument, control->answer,
+                                                        CONTROL_ANSWER_BYTES_MAX)
+                             : command->answer(command->arg, control->answer,
+                                               CONTROL_ANSWER_BYTES_MAX);
     if (n < 0) {
         log_error("control: %s: %s", command->name, strerror(-n));
         control_reply_error(client_fd, control->stop_fd, "internal error");

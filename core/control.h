@@ -14,7 +14,7 @@
 
 #include <stddef.h>
 
-#define CONTROL_REQUEST_BYTES_MAX 256
+#define CONTROL_REQUEST_BYTES_MAX 4352 /* a command and a path (learn) */
 #define CONTROL_ANSWER_BYTES_MAX (256u * 1024u)
 #define CONTROL_IO_TIMEOUT_MS 1000
 
@@ -26,6 +26,9 @@ struct control_command {
      * its length, or -errno (the client then gets an error document). Runs
      * on the control thread. */
     int (*answer)(void *arg, char *out, size_t out_bytes);
+    /* Instead of answer, for a command with an argument: the request line
+     * is "NAME ARGUMENT" and argument is the text after the space. */
+    int (*answer_argument)(void *arg, const char *argument, char *out, size_t out_bytes);
     void *arg;
 };
 

@@ -25,6 +25,49 @@
 
 static void uid_list_write(struct imap_exec *x, const uint32_t *uids, size_t count);
 
+/* Messages learned per command at most: a MOVE of a whole mailbox into
+ * Junk teaches Bayes its first ones and does not hold the worker long. */
+#define IMAP_COPY_LEARN_MAX 500
+
+static struct {
+    imap_junk_learn_fn learn;
+    void *ctx;
+} junk_learner;
+
+void
+imap_cmd_copy_set_learner(imap_junk_learn_fn learn, void *ctx)
+{
+    junk_learner.learn = learn;
+    junk_learner.ctx = ctx;
+}
+
+/* The folder path names Maildir++'s folder (".Junk"), at its end. */
+static bool
+folder_is(const char *path, const char *folder)
+{
+    size_t len = strlen(path);
+    size_t n = strlen(folder);
+    return len > n && path[len - n - 1] == '/' && strcmp(path + len - n, folder) == 0;
+}
+
+/* What moving from src to target teaches: 1 spam, 0 ham, -1 nothing. */
+static int
+junk_learn_kind(const char *src, const char *target)
+{
+    if (junk_learner.learn == NULL) {
+        return -1;
+    }
+    bool is_src_junk = folder_is(src, ".Junk");
+    bool is_target_junk = folder_is(target, ".Junk");
+    if (is_target_junk && !is_src_junk) {
+        return 1;
+    }
+    if (is_src_junk && !is_target_junk && !folder_is(target, ".Trash")) {
+        return 0;
+    }
+    return -1;
+}
+
 void
 imap_cmd_copy(struct imap_exec *x)
 {
@@ -65,6 +108,8 @@ imap_cmd_copy(struct imap_exec *x)
     const char *src_folder = mailbox_index_path(mailbox_view_index(x->view));
     size_t copied = 0;
     size_t gone = 0;
+    int learn_kind = junk_learn_kind(src_folder, target);
+    size_t learned = 0;
     /* Until they are indexed, the new files are ours, not another program's. */
     mailbox_index_adding_begin(dest);
     is_adding = true;
@@ -107,6 +152,10 @@ imap_cmd_copy(struct imap_exec *x)
             break;
         }
         src_uids[copied++] = m->uid;
+        if (learn_kind >= 0 && learned < IMAP_COPY_LEARN_MAX) {
+            junk_learner.learn(junk_learner.ctx, source_path, learn_kind == 1);
+            learned++;
+        }
     }
     if (rc == 0 && copied > 0) {
         rc = maildir_add_sync(target);

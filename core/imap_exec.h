@@ -237,6 +237,14 @@ int imap_exec_folder_path(const struct imap_exec *x, const char *name, char *out
                           size_t out_bytes);
 
 /* Command files: each runs one or a few commands. */
+/* Bayes learning as users file mail (the spam filter's, set by main
+ * before the reactors start; NULL: none): COPY or MOVE into Junk learns
+ * each message as spam, out of Junk into anything but Trash as ham, as
+ * Dovecot's IMAPSieve + Rspamd setups do. Called on the worker running
+ * the command, with the message file's path. */
+typedef void (*imap_junk_learn_fn)(void *ctx, const char *path, bool is_spam);
+void imap_cmd_copy_set_learner(imap_junk_learn_fn learn, void *ctx);
+
 void imap_cmd_select(struct imap_exec *x);     /* SELECT, EXAMINE */
 void imap_cmd_close(struct imap_exec *x);      /* CLOSE, UNSELECT */
 void imap_cmd_noop(struct imap_exec *x);       /* NOOP, CHECK (selected) */

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,11 +30,13 @@
 #include "core/reactor.h"
 #include "core/tls.h"
 #include "core/imap_listener.h"
+#include "core/imap_exec.h"
 #include "core/managesieve_listener.h"
 #include "core/smtp_listener.h"
 #include "filters/clamav_engine.h"
 #include "filters/filter_chain.h"
 #include "filters/spam_score.h"
+#include "filters/spam_bayes.h"
 #include "core/kv.h"
 #include "filters/dkim_keys.h"
 #include "filters/public_suffix.h"
@@ -368,6 +371,60 @@ filters_start_authentication(const struct config *config, struct filters *f,
     return 0;
 }
 
+/* The control request "learn spam|ham PATH" (toasterctl learn): Bayes
+ * learns the message file at PATH, read here on the control thread. */
+static int
+learn_answer(void *arg, const char *argument, char *out, size_t out_bytes)
+{
+    const struct filters *f = arg;
+    bool is_spam = strncmp(argument, "spam ", 5) == 0;
+    if (!is_spam && strncmp(argument, "ham ", 4) != 0) {
+        return snprintf(out, out_bytes, "{\"error\":\"want: learn spam|ham PATH\"}\n");
+    }
+    struct kv *kv = f->bayes_kv != NULL ? f->bayes_kv : f->kv;
+    if (f->spam == NULL || kv == NULL) {
+        return snprintf(out, out_bytes, "{\"error\":\"spam filtering is off\"}\n");
+    }
+    const char *path = argument + (is_spam ? 5 : 4);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return snprintf(out, out_bytes, "{\"error\":\"%s\"}\n", strerror(errno));
+    }
+    int rc = spam_bayes_learn_fd(kv, fd, is_spam);
+    (void)close(fd);
+    const char *result = rc == 0            ? "learned"
+                         : rc == -EALREADY  ? "already"
+                         : rc == -ENODATA   ? "no-text"
+                                            : NULL;
+    if (result == NULL) {
+        return snprintf(out, out_bytes, "{\"error\":\"%s\"}\n", strerror(-rc));
+    }
+    uint64_t spam_count = 0;
+    uint64_t ham_count = 0;
+    (void)spam_bayes_learn_counts(kv, &spam_count, &ham_count);
+    return snprintf(out, out_bytes,
+                    "{\"result\":\"%s\",\"spam\":%" PRIu64 ",\"ham\":%" PRIu64 "}\n", result,
+                    spam_count, ham_count);
+}
+
+/* IMAP: a message filed into or out of Junk (a worker thread). */
+static void
+junk_learn(void *ctx, const char *path, bool is_spam)
+{
+    const struct filters *f = ctx;
+    struct kv *kv = f->bayes_kv != NULL ? f->bayes_kv : f->kv;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return; /* gone meanwhile: nothing to learn */
+    }
+    int rc = spam_bayes_learn_fd(kv, fd, is_spam);
+    (void)close(fd);
+    if (rc != 0 && rc != -EALREADY && rc != -ENODATA) {
+        log_warning("bayes: learning %s as %s: %s", path, is_spam ? "spam" : "ham",
+                    strerror(-rc));
+    }
+}
+
 /* A score key: a decimal number, or "" for an action that never fires. */
 static int
 spam_score_parse(const char *name, const char *text, double *score_out)
@@ -471,6 +528,7 @@ filters_start_spam(const struct config *config, struct filters *f,
     }
     chain->spam = f->spam;
     chain->kv = f->kv;
+    imap_cmd_copy_set_learner(junk_learn, f);
     chain->is_greylist_local = config->greylist_local;
     return 0;
 }
@@ -683,9 +741,11 @@ main(int argc, char **argv)
     stats_source.reactor_count = config.reactor_threads;
     stats_source.workers = workers;
     stats_source.start_ns = stats_clock_ns();
-    static const struct control_command commands[] = {
+    /* In main's frame, which outlives the control thread. */
+    const struct control_command commands[] = {
         { .name = "stats", .answer = stats_answer, .arg = &stats_source },
         { .name = "reload", .answer = reload_answer, .arg = NULL },
+        { .name = "learn", .answer_argument = learn_answer, .arg = &filters },
     };
     if (control_start(control, commands, sizeof(commands) / sizeof(commands[0])) != 0) {
         for (uint32_t i = 0; i < config.reactor_threads; i++) {

@@ -37,6 +37,7 @@
 
 #include "core/config.h"
 #include "core/control.h"
+#include "core/toasterctl_learn.h"
 #include "core/limits.h"
 #include "core/stats.h"
 #include "filters/dkim_keys.h"
@@ -64,6 +65,7 @@ usage(FILE *out)
                        "       toasterctl [-c FILE] user list\n"
                        "       toasterctl [-c FILE] dkim keygen DOMAIN SELECTOR [--ed25519] "
                        "[--bits N] [--dir DIR]\n"
+                       "       toasterctl [-c FILE] learn spam|ham [--socket PATH] FILE|DIR...\n"
                        "The password is read from the terminal (without echo), else from the\n"
                        "first line of stdin or of --password-file; never from the command line.\n");
 }
@@ -821,6 +823,9 @@ main(int argc, char **argv)
     }
     if (strcmp(command, "dkim") == 0) {
         return dkim_command(&config, argc - optind - 1, argv + optind + 1);
+    }
+    if (strcmp(command, "learn") == 0) {
+        return toasterctl_learn(&config, argc - optind - 1, argv + optind + 1);
     }
     usage(stderr);
     return 2;
