@@ -151,6 +151,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BOOL, clamav, "yes", 0, 0),
     KEY(CONFIG_STRING, clamav_db, "", 0, 0),
     KEY(CONFIG_STRING, clamav_action, "reject", 0, 0),
+    KEY(CONFIG_STRING, quarantine_mailbox, "", 0, 0),
     /* Ceilings as filters/clamav_engine.h has them (libclamav's own). */
     KEY(CONFIG_BYTES, clamav_max_scan_size, "100m", 1, 4ull * 1024 * 1024 * 1024 - 1),
     KEY(CONFIG_BYTES, clamav_max_file_size, "64m", 1, 2ull * 1024 * 1024 * 1024 - 1),
@@ -670,13 +671,21 @@ config_finish(struct config *config, char *err, size_t err_bytes)
         return config_error(err, err_bytes, "mynetworks: %s", networks_err);
     }
     if (strcmp(config->clamav_action, "reject") != 0 &&
-        strcmp(config->clamav_action, "header") != 0) {
-        return config_error(err, err_bytes, "clamav_action must be reject or header");
+        strcmp(config->clamav_action, "header") != 0 &&
+        strcmp(config->clamav_action, "quarantine") != 0) {
+        return config_error(err, err_bytes, "clamav_action must be reject, quarantine or header");
     }
     if (config->myhostname[0] == '\0') {
         if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||
             config->myhostname[0] == '\0') {
             strcpy(config->myhostname, "localhost");
+        }
+    }
+    if (config->quarantine_mailbox[0] == '\0') {
+        int qn = snprintf(config->quarantine_mailbox, sizeof(config->quarantine_mailbox),
+                     "quarantine@%s", config->myhostname);
+        if (qn < 0 || (size_t)qn >= sizeof(config->quarantine_mailbox)) {
+            return config_error(err, err_bytes, "quarantine_mailbox: myhostname too long");
         }
     }
     if (config->authserv_id[0] == '\0') {

@@ -166,7 +166,8 @@ struct config {
     /* ClamAV in process (filters/clamav_*). */
     bool     clamav;
     char     clamav_db[CONFIG_STRING_BYTES];  /* "": /var/lib/clamav if it holds one, else shipped */
-    char     clamav_action[16];               /* reject | header */
+    char     clamav_action[16];               /* reject | quarantine | header */
+    char     quarantine_mailbox[256];         /* "": quarantine@myhostname */
     uint64_t clamav_max_scan_size;
     uint64_t clamav_max_file_size;
     uint32_t clamav_max_recursion;

@@ -313,7 +313,9 @@ filters_start_clamav(const struct config *config, struct filters *f,
     }
     chain->clamav = f->clamav;
     chain->virus_action = strcmp(config->clamav_action, "header") == 0 ? FILTER_VIRUS_HEADER
-                                                                       : FILTER_VIRUS_REJECT;
+                          : strcmp(config->clamav_action, "quarantine") == 0
+                              ? FILTER_VIRUS_QUARANTINE
+                              : FILTER_VIRUS_REJECT;
     return 0;
 }
 

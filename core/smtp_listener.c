@@ -713,6 +713,12 @@ filter_job_run(struct job *job)
         rc = spool_rewrite(smtp_listener.spool_dir_fd, message->is_spool_unnamed,
                            message->queue_id, &message->spool_fd, &message->size, edits,
                            verdict->edit_count);
+        if (rc == 0 && verdict->is_quarantined) {
+            /* Into the quarantine mailbox, and nowhere else. */
+            delivery_message_truncate(message, 0);
+            delivery_message_truncate_remotes(message, 0);
+            rc = delivery_message_add_mailbox(message, smtp_listener.config->quarantine_mailbox);
+        }
         if (rc == 0) {
             if (verdict->edit_count > 0) {
                 message->is_data_synced = false; /* a new file: the committer syncs it */

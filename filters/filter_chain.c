@@ -331,6 +331,24 @@ text_read(struct filter_run *run, int spool_fd, uint64_t size)
 
 /* ---- stages ----------------------------------------------------------------- */
 
+/* For the operator reading the quarantine: whom the message was for. */
+static void
+quarantine_header_add(struct filter_run *run)
+{
+    char list[1024];
+    size_t len = 0;
+    list[0] = '\0';
+    for (uint32_t i = 0; i < run->rcpt_kept; i++) {
+        int n = snprintf(list + len, sizeof(list) - len, "%s<%s>", i > 0 ? ", " : "",
+                         run->rcpts[i]);
+        if (n < 0 || (size_t)n >= sizeof(list) - len) {
+            break; /* the rest do not fit: the log has the envelope */
+        }
+        len += (size_t)n;
+    }
+    header_add(run, "X-Quarantined-For: %s", list);
+}
+
 /* Antivirus: the spool file as it is; never a silent accept unscanned. */
 static void
 stage_virus(struct filter_run *run, int spool_fd)
@@ -350,6 +368,11 @@ stage_virus(struct filter_run *run, int spool_fd)
         summary_add(run, "virus=%s", run->virus.name);
         if (run->chain->config.virus_action == FILTER_VIRUS_HEADER) {
             header_add(run, "X-Virus: %s", run->virus.name);
+        } else if (run->chain->config.virus_action == FILTER_VIRUS_QUARANTINE) {
+            header_add(run, "X-Virus: %s", run->virus.name);
+            quarantine_header_add(run);
+            run->verdict.is_quarantined = true;
+            run->is_verdict_final = true; /* nothing else to judge: it goes nowhere else */
         } else {
             verdict_set(run, FILTER_REJECT, "554 5.7.0 Rejected: virus found: %s",
                         run->virus.name);
@@ -865,7 +888,7 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
             headers_append(run, headers, (size_t)n);
         }
     }
-    if (!run->is_verdict_final) {
+    if (run->verdict.action == FILTER_ACCEPT) {
         edits_make(run);
     }
     return 0;

@@ -53,6 +53,7 @@ enum filter_action {
 enum filter_virus_action {
     FILTER_VIRUS_REJECT, /* 554 5.7.0 with the signature's name */
     FILTER_VIRUS_HEADER, /* accepted with X-Virus: NAME */
+    FILTER_VIRUS_QUARANTINE, /* accepted (250) into the quarantine mailbox only */
 };
 
 /* What main builds from the configuration. Pointers stay the caller's and
@@ -107,6 +108,7 @@ struct filter_verdict {
     char summary[FILTER_SUMMARY_BYTES]; /* for the message's log line */
     const struct filter_edit *edits;    /* ACCEPT: sorted by offset */
     size_t edit_count;
+    bool is_quarantined; /* ACCEPT: deliver to the quarantine mailbox, nowhere else */
 };
 
 /* Build the chain. Returns 0 or -ENOMEM. Main thread, start-up. */

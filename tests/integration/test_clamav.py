@@ -140,6 +140,23 @@ def test_header_action_marks_and_delivers(make_toaster):
     toaster.stop()
 
 
+def test_quarantine_action(make_toaster):
+    """clamav_action = quarantine: 250 for the sender, the message goes to
+    the quarantine mailbox only, with the virus and its recipients named."""
+    toaster = start_clamav(make_toaster, clamav_action="quarantine")
+    wait_engine(toaster)
+    line = data_reply(toaster, message(EICAR, "eicar.com", "quarantined"))
+    assert line.startswith(b"250 "), line
+    assert toaster.messages("bob@example.com") == []
+    held = toaster.messages("quarantine@mx.example.com")
+    assert len(held) == 1
+    assert b"X-Virus: Eicar-Test-Signature\r\nX-Quarantined-For: <bob@example.com>\r\n" in held[0]
+    # Clean mail is not touched by the quarantine.
+    assert data_reply(toaster, message(subject="fine")).startswith(b"250 ")
+    assert len(toaster.messages("bob@example.com")) == 1
+    toaster.stop()
+
+
 def test_no_database_defers_until_reload(make_toaster, tmp_path):
     db = tmp_path / "clamav-db"
     db.mkdir()
