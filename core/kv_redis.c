@@ -524,7 +524,9 @@ kv_redis_destroy(struct kv *kv)
     ASSERT(rc == 0);
     rc = pthread_mutex_unlock(&store->lock);
     ASSERT(rc == 0);
-    /* The I/O thread ends within its longest socket timeout. */
+    /* The I/O thread sends what is queued, then ends: bounded by the queue
+     * and io_timeout_ms per batch, or by connect_timeout_ms if it was
+     * connecting. */
     rc = pthread_join(store->thread, NULL);
     ASSERT(rc == 0);
     rc = pthread_mutex_destroy(&store->lock);
@@ -1278,6 +1280,12 @@ kv_redis_main(void *arg)
     bool is_quiet = false; /* one log line per outage, not one per attempt */
     for (;;) {
         if (ctx == NULL) {
+            kv_redis_lock(store);
+            bool is_stopping = store->is_stopping;
+            kv_redis_unlock(store);
+            if (is_stopping) {
+                break; /* what is queued fails below: there is no Redis to send it to */
+            }
             ctx = kv_redis_connect(store, is_quiet);
             if (ctx == NULL) {
                 kv_redis_count_add(&store->counters.connect_failures);
@@ -1310,10 +1318,12 @@ kv_redis_main(void *arg)
             ASSERT(rc == 0 || rc == ETIMEDOUT);
             is_idle = rc == ETIMEDOUT;
         }
-        if (store->is_stopping) {
+        if (store->is_stopping && store->queue_len == 0) {
             kv_redis_unlock(store);
             break;
         }
+        /* Stopping with requests queued (a reactor's last writes): they are
+         * sent first, each batch bounded by io_timeout_ms. */
         while (store->queue_len > 0 && batch_len < KV_REDIS_BATCH_MAX) {
             struct kv_redis_slot *slot = &store->slots[store->queue[store->queue_head]];
             store->queue_head = (store->queue_head + 1) % store->slot_count;

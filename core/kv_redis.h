@@ -101,6 +101,10 @@ int kv_redis_address_parse(const char *text, struct kv_redis_address *address_ou
  * number out of range), -ENOMEM, or a pthread error. */
 int kv_redis_create(const struct kv_redis_config *config, struct kv **kv_out);
 
+/* kv_destroy on a Redis store first sends what is queued (the non-waiting
+ * callers' last writes) if it is connected, each batch of up to 64 bounded
+ * by the reply timeout (4 x timeout_ms, at least 1 s), then closes. */
+
 /* The counters of a Redis store. Returns 0, or -EINVAL if kv is another
  * backend. Any thread. */
 int kv_redis_stats(struct kv *kv, struct kv_redis_stats *stats_out);

@@ -630,3 +630,20 @@ def test_restart_while_idle_is_noticed(redis, tools):
     assert kv.cmd("set k v 0")[:2] == ["set", "0"]
     assert kv.stats()["errors"] == 0
     kv.close()
+
+
+def test_destroy_sends_what_is_queued(redis, tools):
+    kv = tools(addr(redis), "--nowait")
+    assert kv.connected()
+    script = "".join("set q%d v%d 60\n" % (i, i) for i in range(500))
+    kv.proc.stdin.write(script.encode())
+    kv.proc.stdin.flush()
+    assert kv.close() < 3
+    # Each set answered 0 (queued) or -EAGAIN (queue full): the ones that
+    # answered 0 are all in Redis after the store was destroyed.
+    answers = kv.buf + kv.proc.stdout.read()
+    queued = [i for i, line in enumerate(answers.decode().splitlines())
+              if line.startswith("set 0 ")]
+    assert len(queued) >= 100
+    for i in queued:
+        assert redis.command("GET", "toaster:q%d" % i) == b"v%d" % i
