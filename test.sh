@@ -10,7 +10,7 @@
 # cases for pytest, and one per fuzz target.
 set -uo pipefail
 cd "$(dirname "$0")"
-FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
 
 ./scripts/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
 
@@ -64,6 +64,8 @@ for dir in build build-asan; do
     echo "== integration ($dir)"
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         TOASTERD="$PWD/$dir/toasterd" TOASTERCTL="$PWD/$dir/toasterctl" \
+        TOASTER_BENCH="$PWD/$dir/toaster-bench" DKIM_TOOL="$PWD/$dir/tests/dkim_tool" \
+        DNS_QUERY="$PWD/$dir/tests/dns_query" KV_TOOL="$PWD/$dir/tests/kv_tool" \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 |
         tee "$logs/pytest.log"
     summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (failed|error)' "$logs/pytest.log" | tail -1)
