@@ -21,6 +21,7 @@
 
 #include "core/assertions.h"
 #include "core/cidr_list.h"
+#include "core/kv_redis.h"
 
 #define CONFIG_LINE_BYTES_MAX 4096
 #define CONFIG_FILE_LINES_MAX 100000
@@ -119,6 +120,12 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BOOL, imap_fetch_splice, "yes", 0, 0),
     KEY(CONFIG_BOOL, direct_sockets, "yes", 0, 0),
     KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
+    KEY(CONFIG_STRING, redis_password, "", 0, 0),
+    KEY(CONFIG_U32, redis_db, "0", 0, 65535),
+    KEY(CONFIG_STRING, redis_prefix, "toaster:", 0, 0),
+    KEY(CONFIG_DURATION, redis_timeout_ms, "100ms", 1, 10000),
+    KEY(CONFIG_U32, redis_cache_s, "300", 0, 3600),
+    KEY(CONFIG_U32, redis_cache_entries, "16384", 64, 16777216),
     KEY(CONFIG_STRING, dns_servers, "", 0, 0),
     KEY(CONFIG_DURATION, dns_timeout_ms, "2s", 100, 30000),
     KEY(CONFIG_U32, dns_tries, "2", 1, 5),
@@ -669,6 +676,12 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     char networks_err[128];
     if (cidr_list_parse(config->mynetworks, &networks, networks_err, sizeof(networks_err)) != 0) {
         return config_error(err, err_bytes, "mynetworks: %s", networks_err);
+    }
+    struct kv_redis_address redis_address;
+    if (config->redis[0] != '\0' && kv_redis_address_parse(config->redis, &redis_address) != 0) {
+        return config_error(err, err_bytes,
+                            "redis: want host:port, [v6]:port or unix:/path, not '%s'",
+                            config->redis);
     }
     if (strcmp(config->clamav_action, "reject") != 0 &&
         strcmp(config->clamav_action, "header") != 0 &&

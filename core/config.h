@@ -129,6 +129,14 @@ struct config {
     bool direct_sockets;            /* connections as io_uring direct descriptors */
     uint32_t shutdown_timeout_ms;
 
+    /* Redis behind the key-value store (core/kv_redis.h); redis "" = embedded. */
+    char     redis_password[256];
+    uint32_t redis_db;
+    char     redis_prefix[65];
+    uint32_t redis_timeout_ms;
+    uint32_t redis_cache_s;
+    uint32_t redis_cache_entries;
+
     /* DNS for the filters (core/dns.h). */
     char     dns_servers[CONFIG_STRING_BYTES]; /* "": /etc/resolv.conf */
     uint32_t dns_timeout_ms;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/kv.h"
 #include "core/log.h"
 
 #define CONTROL_BACKLOG 16
@@ -308,6 +309,7 @@ control_serve(struct control *control, int client_fd)
 static void *
 control_main(void *arg)
 {
+    kv_thread_may_wait(true); /* learn: Bayes may wait on Redis */
     struct control *control = arg;
     /* Runs until control_close() writes the stop event. */
     for (;;) {

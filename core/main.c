@@ -38,6 +38,7 @@
 #include "filters/spam_score.h"
 #include "filters/spam_bayes.h"
 #include "core/kv.h"
+#include "core/kv_redis.h"
 #include "filters/dkim_keys.h"
 #include "filters/public_suffix.h"
 #include "core/dns.h"
@@ -539,6 +540,26 @@ filters_start_spam(const struct config *config, struct filters *f,
 static int
 filters_start_kv(const struct config *config, struct filters *f)
 {
+    if (config->redis[0] != '\0') {
+        /* Shared by every toaster on that Redis; Bayes lives there too. */
+        struct kv_redis_config redis;
+        kv_redis_config_defaults(&redis);
+        redis.address = config->redis;
+        redis.password = config->redis_password;
+        redis.db = config->redis_db;
+        redis.prefix = config->redis_prefix;
+        redis.timeout_ms = config->redis_timeout_ms;
+        redis.cache_s = config->redis_cache_s;
+        redis.cache_entries = config->redis_cache_entries;
+        int rc = kv_redis_create(&redis, &f->kv);
+        if (rc != 0) {
+            log_error("redis %s: %s", config->redis, strerror(-rc));
+        } else {
+            log_info("key-value store: redis at %s (prefix '%s')", config->redis,
+                     config->redis_prefix);
+        }
+        return rc;
+    }
     int rc = kv_embedded_create(config->kv_embedded_entries, NULL, NULL, &f->kv);
     if (rc == 0 && config->spam) {
         /* Bayes writes a thousand keys per learned message: apart from

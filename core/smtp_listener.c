@@ -931,7 +931,11 @@ smtp_conn_postscreen_open(struct smtp_conn *sc)
 {
     const char *client = conn_peer_text(sc->conn);
     struct postscreen_decision decision = postscreen_decide(smtp_listener.postscreen, client);
-    if (decision.kv_error != 0) {
+    if (decision.kv_error == -EAGAIN) {
+        /* Redis: not in the local cache yet (fetched meanwhile), or down. */
+        log_debug("postscreen: key-value store (%s) has no answer yet; [%s] taken as unknown",
+                  kv_backend_name(smtp_listener.kv), client);
+    } else if (decision.kv_error != 0) {
         log_warning("postscreen: key-value store (%s): %s; [%s] taken as unknown",
                     kv_backend_name(smtp_listener.kv), strerror(-decision.kv_error), client);
     }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/assertions.h"
+#include "core/kv.h"
 #include "core/log.h"
 
 /* One producer's jobs, on cache lines of its own. */
@@ -108,6 +109,7 @@ workers_main(void *arg)
 {
     struct workers *pool = arg;
     uint32_t start = 0;
+    kv_thread_may_wait(true); /* workers may wait on Redis, briefly (core/kv.h) */
     for (;;) {
         struct job *job = workers_next_job(pool, &start);
         if (job == NULL) {
