@@ -480,3 +480,83 @@ static const struct kv_ops kv_embedded_ops = {
     .count = kv_embedded_count,
     .destroy = kv_embedded_destroy,
 };
+
+/* ---- walking and refilling (see kv.h; used by core/kv_snapshot) ---------- */
+
+int
+kv_embedded_foreach(struct kv *kv, kv_embedded_item_fn fn, void *arg)
+{
+    ASSERT(kv != NULL);
+    ASSERT(fn != NULL);
+    if (kv->ops != &kv_embedded_ops) {
+        return -EOPNOTSUPP;
+    }
+    struct kv_embedded *store = (struct kv_embedded *)kv;
+    for (uint32_t set = 0; set < store->set_count; set++) {
+        /* One set copied under its stripe's lock (its hash maps to it by
+         * construction, as in kv_embedded_count), fn called without it. */
+        struct kv_entry copy[KV_EMBEDDED_WAYS];
+        uint32_t copy_count = 0;
+        uint64_t now_ms = store->clock(store->clock_arg);
+        int rc = pthread_mutex_lock(&store->locks[set % KV_LOCK_STRIPES]);
+        ASSERT(rc == 0);
+        const struct kv_entry *entries = &store->entries[(size_t)set * KV_EMBEDDED_WAYS];
+        for (uint32_t i = 0; i < KV_EMBEDDED_WAYS; i++) {
+            if (entries[i].written != 0 && !kv_entry_is_expired(&entries[i], now_ms)) {
+                copy[copy_count++] = entries[i];
+            }
+        }
+        rc = pthread_mutex_unlock(&store->locks[set % KV_LOCK_STRIPES]);
+        ASSERT(rc == 0);
+        for (uint32_t i = 0; i < copy_count; i++) {
+            const struct kv_entry *entry = &copy[i];
+            ASSERT(entry->key_len > 0 && entry->key_len <= KV_KEY_BYTES_MAX);
+            ASSERT(entry->value_len <= KV_VALUE_BYTES_MAX);
+            struct kv_embedded_item item = {
+                .key = entry->key,
+                .key_len = entry->key_len,
+                .value = entry->value,
+                .value_len = entry->value_len,
+                .ttl_ms = entry->expires_ms == 0 ? 0 : entry->expires_ms - now_ms,
+            };
+            rc = fn(&item, arg);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+int
+kv_embedded_restore(struct kv *kv, const void *key, size_t key_len, const void *value,
+                    size_t value_len, uint64_t ttl_ms)
+{
+    ASSERT(kv != NULL);
+    if (kv->ops != &kv_embedded_ops) {
+        return -EOPNOTSUPP;
+    }
+    /* No longer than kv_set could have asked for (ttl_s is a u32). */
+    if (!kv_key_ok(key, key_len) || value_len > KV_VALUE_BYTES_MAX ||
+        (value == NULL && value_len > 0) || ttl_ms > (uint64_t)UINT32_MAX * 1000u) {
+        return -EINVAL;
+    }
+    struct kv_embedded *store = (struct kv_embedded *)kv;
+    uint64_t now_ms = store->clock(store->clock_arg);
+    uint32_t hash = kv_embedded_hash(store, key, key_len);
+    struct kv_entry *set = kv_set_lock(store, hash);
+    int rc = 0;
+    if (kv_set_find(set, hash, key, key_len, now_ms) != NULL) {
+        rc = -EEXIST;
+    } else {
+        struct kv_entry *entry = kv_set_victim(set, now_ms);
+        if (entry->written != 0 && !kv_entry_is_expired(entry, now_ms)) {
+            rc = -ENOSPC; /* the victim is live: refilling never evicts */
+        } else {
+            kv_entry_write(store, entry, hash, key, key_len, value, value_len,
+                           ttl_ms == 0 ? 0 : now_ms + ttl_ms);
+        }
+    }
+    kv_set_unlock(store, hash);
+    return rc;
+}

@@ -101,4 +101,36 @@ const char *kv_backend_name(const struct kv *kv);
 void kv_thread_may_wait(bool may_wait);
 bool kv_thread_can_wait(void);
 
+/* ---- walking and refilling the embedded backend (core/kv_snapshot) ----- */
+
+/* One live entry as kv_embedded_foreach hands it over: a copy, valid only
+ * during the callback. */
+struct kv_embedded_item {
+    const uint8_t *key;
+    size_t         key_len;
+    const uint8_t *value;
+    size_t         value_len;
+    uint64_t       ttl_ms; /* time left by the store's clock; 0: no expiry */
+};
+
+/* Called for each live entry; 0 goes on, anything else stops the walk. */
+typedef int (*kv_embedded_item_fn)(const struct kv_embedded_item *item, void *arg);
+
+/* Call fn for every live entry of an embedded store, set by set. Each
+ * set's entries are copied out under that set's lock, and the lock is let
+ * go before fn runs, so fn may do I/O and other threads use the store all
+ * the while; an entry written or deleted during the walk may or may not be
+ * seen (no point-in-time view). Returns 0, fn's first nonzero result, or
+ * -EOPNOTSUPP when kv is not the embedded backend. */
+int kv_embedded_foreach(struct kv *kv, kv_embedded_item_fn fn, void *arg);
+
+/* Put an entry back with ttl_ms to live (0: no expiry), as loading a
+ * snapshot does. Unlike kv_set it neither evicts nor replaces: returns 0,
+ * -EEXIST (the key is live already: the newer write wins), -ENOSPC (its
+ * set has no free or expired entry: the store is smaller than what it is
+ * refilled from), -EINVAL (bad key or value) or -EOPNOTSUPP (not the
+ * embedded backend). */
+int kv_embedded_restore(struct kv *kv, const void *key, size_t key_len, const void *value,
+                        size_t value_len, uint64_t ttl_ms);
+
 #endif
