@@ -152,6 +152,8 @@ struct config {
     char     authserv_id[256];        /* "": myhostname */
     char     public_suffix_file[CONFIG_STRING_BYTES];
 
+    uint32_t filter_time_budget_ms;          /* a message's checks, DNS waits included */
+
     /* Spam scoring (filters/spam_*), Rspamd's actions and defaults. */
     bool     spam;
     char     spam_rules_file[CONFIG_STRING_BYTES]; /* "": built-in weights only */

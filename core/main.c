@@ -577,7 +577,7 @@ filters_start_kv(const struct config *config, struct filters *f)
 static int
 filters_start(const struct config *config, struct filters *f)
 {
-    struct filter_chain_config chain = {0};
+    struct filter_chain_config chain = { .time_budget_ms = config->filter_time_budget_ms };
     int rc = config->clamav ? filters_start_clamav(config, f, &chain) : 0;
     if (rc == 0) {
         rc = filters_start_authentication(config, f, &chain);

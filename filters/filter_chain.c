@@ -89,6 +89,12 @@ struct filter_run {
     struct spam_result spam;
     bool has_spam;
     bool is_sign_done;
+    /* time spent, for the log line and the budget */
+    uint64_t started_ns;
+    uint64_t virus_ns;
+    uint64_t dkim_ns;
+    uint64_t spam_ns;
+    uint64_t sign_ns;
     /* output */
     struct filter_verdict verdict;
     bool is_verdict_final;   /* a stage refused: the rest do not run */
@@ -133,6 +139,14 @@ filter_chain_is_active(const struct filter_chain *chain)
     return c->clamav != NULL || has_dns_checks || c->dkim_keys != NULL || c->spam != NULL;
 }
 
+static uint64_t
+clock_ns(void)
+{
+    struct timespec now;
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
 static void
 field_copy(char *out, size_t out_bytes, const char *in)
 {
@@ -175,6 +189,7 @@ filter_run_create(const struct filter_chain *chain, const struct filter_envelope
     run->rcpt_kept = keep;
     run->arrival_s = (int64_t)time(NULL);
     run->pct_roll = dmarc_pct_roll_random();
+    run->started_ns = clock_ns();
     run->verdict.action = FILTER_ACCEPT;
     *run_out = run;
     return 0;
@@ -855,14 +870,25 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
             verdict_set(run, FILTER_DEFER, "451 4.3.0 Error: cannot read the message, try again later");
         }
     }
+    uint32_t budget_ms = run->chain->config.time_budget_ms;
+    if (!run->is_verdict_final && budget_ms > 0 &&
+        clock_ns() - run->started_ns > (uint64_t)budget_ms * 1000000u) {
+        summary_add(run, "over-time-budget");
+        verdict_set(run, FILTER_DEFER, "451 4.7.1 Message checks took too long, try again later");
+    }
+    uint64_t t0 = clock_ns();
     if (!run->is_verdict_final) {
         stage_virus(run, spool_fd);
     }
+    uint64_t t1 = clock_ns();
+    run->virus_ns += t1 - t0;
     if (!run->is_verdict_final && run->is_inbound) {
         struct dns_source source;
         const struct dns_source *dns = run_dns(run, &source);
         /* DKIM and SPF ask side by side; DMARC needs both. */
         int dkim_rc = stage_dkim_verify(run, spool_fd, dns);
+        uint64_t t2 = clock_ns();
+        run->dkim_ns += t2 - t1;
         int spf_rc = stage_spf(run, dns);
         if (dkim_rc == -EINPROGRESS || spf_rc == -EINPROGRESS) {
             return -EINPROGRESS;
@@ -870,14 +896,23 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
         if (stage_dmarc(run, dns) == -EINPROGRESS) {
             return -EINPROGRESS;
         }
-        if (!run->is_verdict_final && stage_spam(run, dns) == -EINPROGRESS) {
+        uint64_t t3 = clock_ns();
+        int spam_rc = run->is_verdict_final ? 0 : stage_spam(run, dns);
+        run->spam_ns += clock_ns() - t3;
+        if (spam_rc == -EINPROGRESS) {
             return -EINPROGRESS;
         }
     }
     if (!run->is_verdict_final && !run->is_inbound) {
+        uint64_t t4 = clock_ns();
         stage_sign(run, spool_fd);
+        run->sign_ns += clock_ns() - t4;
     }
     run->is_finished = true;
+    summary_add(run, "ms: virus=%.1f dkim=%.1f spam=%.1f sign=%.1f total=%.1f",
+                (double)run->virus_ns / 1e6, (double)run->dkim_ns / 1e6,
+                (double)run->spam_ns / 1e6, (double)run->sign_ns / 1e6,
+                (double)(clock_ns() - run->started_ns) / 1e6);
     if (run->is_inbound) {
         auth_results_add(run);
     }

@@ -72,6 +72,11 @@ struct filter_chain_config {
     const struct spam_filter *spam;
     struct kv *kv;                   /* greylisting, rate limits, Bayes */
     bool is_greylist_local;          /* greylist loopback and private clients too */
+    /* A message whose checks (DNS waits included) run longer than this is
+     * deferred (451 4.7.1), so a slow resolver or a pathological message
+     * never holds a client past its patience; 0: no budget. Each filter
+     * has its own bound besides (clamav_max_scan_time, dns_timeout). */
+    uint32_t time_budget_ms;
 };
 
 #define FILTER_FIELD_BYTES 256 /* envelope strings copied into a run */

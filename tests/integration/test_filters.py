@@ -181,3 +181,27 @@ def test_no_dns_leaves_the_machine(toaster):
     assert time.monotonic() - start < 5
     ar = auth_results(stored_with(toaster, "carol@example.org", "nowhere"))
     assert "spf=none" in ar and "dmarc=none" in ar, ar
+
+
+def test_time_budget_defers(make_toaster):
+    """A resolver that never answers: the checks run out of their budget and
+    the message is deferred (451 4.7.1), not accepted unchecked; the silent
+    server is a socket of this test on loopback."""
+    import socket as socketlib
+    silent = socketlib.socket(socketlib.AF_INET, socketlib.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        t = make_toaster(start=False, config={
+            "dns_servers": "127.0.0.1:%d" % silent.getsockname()[1],
+            "dns_timeout": "500ms", "dns_tries": "1", "filter_time_budget": "200ms"})
+        t.dns_zone_file.write_text("; every name goes to the (silent) resolver\n")
+        t.start()
+        start = time.monotonic()
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            send(t, "x@slow.test", message("x@slow.test", "slow"))
+        assert info.value.smtp_code == 451 and b"4.7.1" in info.value.smtp_error
+        assert time.monotonic() - start < 10
+        assert "over-time-budget" in t.log()
+        assert t.messages("carol@example.org") == []
+    finally:
+        silent.close()
