@@ -909,13 +909,13 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
         run->sign_ns += clock_ns() - t4;
     }
     run->is_finished = true;
+    if (run->is_inbound) {
+        auth_results_add(run);
+    }
     summary_add(run, "ms: virus=%.1f dkim=%.1f spam=%.1f sign=%.1f total=%.1f",
                 (double)run->virus_ns / 1e6, (double)run->dkim_ns / 1e6,
                 (double)run->spam_ns / 1e6, (double)run->sign_ns / 1e6,
                 (double)(clock_ns() - run->started_ns) / 1e6);
-    if (run->is_inbound) {
-        auth_results_add(run);
-    }
     if (run->has_spam && !run->is_verdict_final) {
         char headers[SPAM_HEADERS_BYTES_MAX];
         long n = spam_result_headers(&run->spam, headers, sizeof(headers));
