@@ -108,6 +108,7 @@ static int kv_snapshot_read_record(struct kv_snapshot_reader *reader, uint8_t *k
 static int kv_snapshot_scan(int fd, uint64_t entry_count, uint64_t body_bytes,
                             const uint8_t *header, struct kv *kv, uint64_t wall_now_ms,
                             struct kv_snapshot_stats *stats);
+static int kv_snapshot_make_dir(const char *path);
 static void *kv_snapshot_main(void *arg);
 static int kv_snapshot_save_logged(struct kv_snapshot *snapshot);
 
@@ -551,6 +552,47 @@ kv_snapshot_start(struct kv *kv, const char *path, uint32_t interval_s,
 }
 
 int
+kv_snapshot_open(struct kv *kv, const char *path, uint32_t interval_s,
+                 struct kv_snapshot **snapshot_out)
+{
+    ASSERT(kv != NULL);
+    ASSERT(path != NULL);
+    int rc = kv_snapshot_make_dir(path);
+    if (rc != 0) {
+        log_error("key-value snapshot %s: cannot make its directory: %s", path, strerror(-rc));
+        return rc;
+    }
+    struct kv_snapshot_stats stats = {0};
+    rc = kv_embedded_load(kv, path, &stats);
+    if (rc == 0) {
+        log_info("key-value snapshot %s: %llu entries loaded, %llu expired, %llu dropped "
+                 "(store full), %llu already set",
+                 path, (unsigned long long)stats.entry_count,
+                 (unsigned long long)stats.expired_count, (unsigned long long)stats.full_count,
+                 (unsigned long long)stats.present_count);
+    } else if (rc == -ENOENT) {
+        log_info("key-value snapshot %s: none yet, starting empty", path);
+    } else if (rc == -EOPNOTSUPP || rc == -ENAMETOOLONG) {
+        log_error("key-value snapshot %s: %s", path, strerror(-rc));
+        return rc; /* the caller's mistake, not the file's */
+    } else {
+        /* Kept aside, not overwritten by the next save: someone may want
+         * to know what broke it. Only the newest bad one is kept. */
+        char bad_path[PATH_MAX];
+        int len = snprintf(bad_path, sizeof(bad_path), "%s.bad", path);
+        bool is_kept = len > 0 && (size_t)len < sizeof(bad_path) && rename(path, bad_path) == 0;
+        log_warning("key-value snapshot %s: %s; not loaded%s%s", path,
+                    rc == -EINVAL ? "not a snapshot, torn or corrupt" : strerror(-rc),
+                    is_kept ? ", the file is kept as " : "", is_kept ? bad_path : "");
+    }
+    rc = kv_snapshot_start(kv, path, interval_s, snapshot_out);
+    if (rc != 0) {
+        log_error("key-value snapshot %s: cannot start the saver: %s", path, strerror(-rc));
+    }
+    return rc;
+}
+
+int
 kv_snapshot_stop(struct kv_snapshot **snapshot_ptr)
 {
     ASSERT(snapshot_ptr != NULL);
@@ -615,6 +657,27 @@ kv_snapshot_main(void *arg)
     rc = pthread_mutex_unlock(&snapshot->mutex);
     ASSERT(rc == 0);
     return NULL;
+}
+
+/* mkdir of the directory path names its file in, if there is one. */
+static int
+kv_snapshot_make_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path) {
+        return 0; /* the current directory or / */
+    }
+    char dir[PATH_MAX];
+    size_t len = (size_t)(slash - path);
+    if (len >= sizeof(dir)) {
+        return -ENAMETOOLONG;
+    }
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        return -errno;
+    }
+    return 0;
 }
 
 /* Save, and log a failure once until a save works again. */

@@ -83,6 +83,16 @@ int kv_embedded_load_at(struct kv *kv, const char *path, uint64_t wall_now_ms,
 int kv_snapshot_start(struct kv *kv, const char *path, uint32_t interval_s,
                       struct kv_snapshot **snapshot_out);
 
+/* What the daemon calls at start-up for each embedded store: create the
+ * directory holding path if missing (one level, mode 0700), load path
+ * (logged: entries loaded, expired, dropped; "none yet" for a first start;
+ * a corrupt or unreadable snapshot is logged, renamed to "<path>.bad" for
+ * a look later, and the store starts empty), then kv_snapshot_start. A bad
+ * snapshot never fails the start. Returns 0 and sets *snapshot_out, or the
+ * error of mkdir (not -EEXIST) or of kv_snapshot_start. */
+int kv_snapshot_open(struct kv *kv, const char *path, uint32_t interval_s,
+                     struct kv_snapshot **snapshot_out);
+
 /* Wake and join the thread (at once, whatever the interval), save one last
  * time, log the outcome, free; NULLs *snapshot. Call before kv_destroy.
  * Returns the last save's result (see kv_embedded_save). */

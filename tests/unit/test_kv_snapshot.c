@@ -9,8 +9,9 @@
  * keys kept over the file's, writers hammering the store during saves, a
  * failing save (temporary path taken, file size limit, missing directory,
  * read-only directory when not root) leaving the old file whole, and the
- * saver thread: periodic, prompt stop with the last write in, interval 0.
- * Files live in a fresh directory under $TMPDIR or /tmp.
+ * saver thread: periodic, prompt stop with the last write in, interval 0,
+ * and kv_snapshot_open as the daemon calls it (directory made, a torn file
+ * set aside as .bad and the start going on empty). Files live in a fresh directory under $TMPDIR or /tmp.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -737,6 +738,61 @@ test_saver(void)
     kv_destroy(&kv);
 }
 
+/* What the daemon calls: directory made, file loaded, corrupt one set aside. */
+static void
+test_open(void)
+{
+    char sub[600];
+    char sub_path[700];
+    char bad_path[800];
+    (void)snprintf(sub, sizeof(sub), "%s/kv", dir);
+    (void)snprintf(sub_path, sizeof(sub_path), "%s/greylist.kv", sub);
+    (void)snprintf(bad_path, sizeof(bad_path), "%s.bad", sub_path);
+    struct kv *kv = NULL;
+    CHECK(kv_embedded_create(1024, NULL, NULL, &kv) == 0);
+
+    /* First start: no directory, no file. */
+    struct kv_snapshot *snapshot = NULL;
+    CHECK(kv_snapshot_open(kv, sub_path, 0, &snapshot) == 0);
+    struct stat st;
+    CHECK(stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    CHECK(set_str(kv, "triplet", "1", 3600) == 0);
+    CHECK(kv_snapshot_stop(&snapshot) == 0);
+    kv_destroy(&kv);
+
+    /* Second start: the entry is back. */
+    CHECK(kv_embedded_create(1024, NULL, NULL, &kv) == 0);
+    CHECK(kv_snapshot_open(kv, sub_path, 0, &snapshot) == 0);
+    CHECK(has_str(kv, "triplet", "1"));
+    CHECK(kv_snapshot_stop(&snapshot) == 0);
+    kv_destroy(&kv);
+
+    /* A torn file: the start goes on, empty, the file kept aside. */
+    uint8_t bytes[256];
+    size_t len = read_file(sub_path, bytes, sizeof(bytes));
+    CHECK(len > 48);
+    write_file(sub_path, bytes, len - 1);
+    CHECK(kv_embedded_create(1024, NULL, NULL, &kv) == 0);
+    CHECK(kv_snapshot_open(kv, sub_path, 0, &snapshot) == 0);
+    CHECK(kv_count(kv) == 0);
+    CHECK(file_size(bad_path) == (long)len - 1);
+    CHECK(!file_exists(sub_path));
+    CHECK(kv_snapshot_stop(&snapshot) == 0);
+    CHECK(file_size(sub_path) == 48); /* a good, empty one replaces it */
+    kv_destroy(&kv);
+
+    /* A directory that cannot be made: the start fails, it is not a bad file. */
+    char deep[800];
+    (void)snprintf(deep, sizeof(deep), "%s/no/such/x.kv", dir);
+    CHECK(kv_embedded_create(8, NULL, NULL, &kv) == 0);
+    CHECK(kv_snapshot_open(kv, deep, 0, &snapshot) == -ENOENT);
+    CHECK(snapshot == NULL);
+    kv_destroy(&kv);
+    CHECK(unlink(sub_path) == 0);
+    CHECK(unlink(bad_path) == 0);
+    CHECK(rmdir(sub) == 0);
+}
+
 int
 main(void)
 {
@@ -757,6 +813,7 @@ main(void)
     test_failed_save_keeps_old();
     test_restore_bounds();
     test_saver();
+    test_open();
     (void)unlink(path);
     CHECK(rmdir(dir) == 0);
     UNIT_DONE();
