@@ -501,7 +501,9 @@ static void
 name_copy(struct span name, char *out, size_t out_bytes)
 {
     ASSERT(name.len < out_bytes);
-    memcpy(out, name.ptr, name.len);
+    if (name.len > 0) { /* an absent name is a NULL span */
+        memcpy(out, name.ptr, name.len);
+    }
     out[name.len] = '\0';
 }
 
