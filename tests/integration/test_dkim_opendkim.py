@@ -30,6 +30,7 @@ case xfail (see test_opendkim_signs_we_verify).
 """
 
 import base64
+import importlib.util
 import os
 import re
 import shutil
@@ -315,6 +316,8 @@ def test_testmsg_rsa_sha1_signature_refused(tmp_path, keys):
 def _netns_usable():
     if TESTMSG is None or shutil.which("unshare") is None or shutil.which("ip") is None:
         return "opendkim-testmsg, unshare (util-linux) or ip (iproute2) is missing"
+    if importlib.util.find_spec("dns") is None:  # the responder in the namespace
+        return "dnspython is missing (Debian package python3-dnspython)"
     probe = subprocess.run(["unshare", "-rn", "-m", "true"], capture_output=True, timeout=30)
     if probe.returncode != 0:
         return "no network namespaces here: " + probe.stderr.decode(errors="replace").strip()
@@ -439,6 +442,11 @@ def _netns_main(testmsg, zone_path, message_path, work_dir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--netns-testmsg":
-        sys.exit(_netns_main(*sys.argv[2:]))
-    sys.exit(2)
+    if len(sys.argv) != 6 or sys.argv[1] != "--netns-testmsg":
+        sys.exit(2)
+    try:
+        code = _netns_main(*sys.argv[2:])
+    except Exception as error:  # a set-up failure must not read as "did not verify"
+        sys.stderr.write(f"netns set-up failed: {error!r}\n")
+        code = 2
+    sys.exit(code)
