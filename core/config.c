@@ -120,6 +120,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BOOL, imap_fetch_splice, "yes", 0, 0),
     KEY(CONFIG_BOOL, direct_sockets, "yes", 0, 0),
     KEY(CONFIG_DURATION, shutdown_timeout_ms, "30s", 0, 3600000),
+    KEY(CONFIG_DURATION, kv_snapshot_interval_ms, "300s", 0, 86400000u),
     KEY(CONFIG_STRING, redis_password, "", 0, 0),
     KEY(CONFIG_U32, redis_db, "0", 0, 65535),
     KEY(CONFIG_STRING, redis_prefix, "toaster:", 0, 0),

@@ -129,6 +129,7 @@ struct config {
     bool direct_sockets;            /* connections as io_uring direct descriptors */
     uint32_t shutdown_timeout_ms;
 
+    uint32_t kv_snapshot_interval_ms; /* embedded store saved to data_dir/kv this often */
     /* Redis behind the key-value store (core/kv_redis.h); redis "" = embedded. */
     char     redis_password[256];
     uint32_t redis_db;

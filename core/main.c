@@ -13,6 +13,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@
 #include "filters/spam_bayes.h"
 #include "core/kv.h"
 #include "core/kv_redis.h"
+#include "core/kv_snapshot.h"
 #include "filters/dkim_keys.h"
 #include "filters/public_suffix.h"
 #include "core/dns.h"
@@ -265,6 +267,8 @@ collect_listeners(const struct config *config, struct tls_server *tls,
 /* What the filters hold for the daemon's life. */
 struct filters {
     struct kv *kv;        /* greylisting, rate limits; postscreen's memory too */
+    struct kv_snapshot *kv_snapshot;       /* embedded: saved in data_dir/kv */
+    struct kv_snapshot *bayes_kv_snapshot;
     struct kv *bayes_kv;  /* Bayes counts (a table of their own when embedded) */
     struct spam_filter *spam;
     struct clamav *clamav;
@@ -280,6 +284,8 @@ filters_stop(struct filters *f)
     filter_chain_destroy(&f->chain);
     spam_filter_destroy(&f->spam);
     clamav_destroy(&f->clamav); /* no scan runs once the workers are gone */
+    (void)kv_snapshot_stop(&f->kv_snapshot); /* the last save; its outcome is logged */
+    (void)kv_snapshot_stop(&f->bayes_kv_snapshot);
     kv_destroy(&f->kv);
     kv_destroy(&f->bayes_kv);
     if (f->dns != NULL) {
@@ -568,6 +574,26 @@ filters_start_kv(const struct config *config, struct filters *f)
     }
     if (rc != 0) {
         log_error("key-value store: %s", strerror(-rc));
+        return rc;
+    }
+    /* Persisted in data_dir/kv: loaded now (before anyone reads them), saved
+     * every kv_snapshot_interval and at the end. */
+    uint32_t every_s = config->kv_snapshot_interval_ms / 1000u;
+    if (config->kv_snapshot_interval_ms > 0 && every_s == 0) {
+        every_s = 1;
+    }
+    char path[PATH_MAX];
+    int n = snprintf(path, sizeof(path), "%s/kv/greylist.kv", config->data_dir);
+    rc = n < 0 || (size_t)n >= sizeof(path) ? -ENAMETOOLONG
+                                            : kv_snapshot_open(f->kv, path, every_s, &f->kv_snapshot);
+    if (rc == 0 && f->bayes_kv != NULL) {
+        n = snprintf(path, sizeof(path), "%s/kv/bayes.kv", config->data_dir);
+        rc = n < 0 || (size_t)n >= sizeof(path)
+                 ? -ENAMETOOLONG
+                 : kv_snapshot_open(f->bayes_kv, path, every_s, &f->bayes_kv_snapshot);
+    }
+    if (rc != 0) {
+        log_error("key-value store snapshot in %s/kv: %s", config->data_dir, strerror(-rc));
     }
     return rc;
 }

@@ -205,3 +205,21 @@ def test_time_budget_defers(make_toaster):
         assert t.messages("carol@example.org") == []
     finally:
         silent.close()
+
+
+def test_greylist_memory_survives_restart(make_toaster):
+    """The embedded store is saved in data_dir/kv at shutdown and loaded at
+    start: a triplet seen before a restart passes after it."""
+    t = make_toaster(config={"greylist": "always", "greylist_local": "yes",
+                             "greylist_delay": "1s"})
+    msg = message("first@remote.test", "remembered")
+    with pytest.raises(smtplib.SMTPDataError):
+        send(t, "first@remote.test", msg)
+    t.stop()
+    assert (t.data_dir / "kv" / "greylist.kv").is_file()
+    t.proc = None
+    t.start()
+    time.sleep(1.2)
+    send(t, "first@remote.test", msg)  # known from before the restart: passes
+    assert len(t.messages("carol@example.org")) == 1
+    assert "greylist.kv" in t.log()
