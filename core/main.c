@@ -380,8 +380,23 @@ filters_start_authentication(const struct config *config, struct filters *f,
     return 0;
 }
 
-/* The control request "learn spam|ham PATH" (toasterctl learn): Bayes
- * learns the message file at PATH, read here on the control thread. */
+/* Bayes learns the message file at path (a blocking read: the control
+ * thread or a worker). Returns spam_bayes_learn_fd's answer, or -errno
+ * of the open. */
+static int
+bayes_learn_file(const struct filters *f, const char *path, bool is_spam)
+{
+    struct kv *kv = f->bayes_kv != NULL ? f->bayes_kv : f->kv;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return -errno;
+    }
+    int rc = spam_bayes_learn_fd(kv, fd, is_spam);
+    (void)close(fd);
+    return rc;
+}
+
+/* The control request "learn spam|ham PATH" (toasterctl learn). */
 static int
 learn_answer(void *arg, const char *argument, char *out, size_t out_bytes)
 {
@@ -390,17 +405,10 @@ learn_answer(void *arg, const char *argument, char *out, size_t out_bytes)
     if (!is_spam && strncmp(argument, "ham ", 4) != 0) {
         return snprintf(out, out_bytes, "{\"error\":\"want: learn spam|ham PATH\"}\n");
     }
-    struct kv *kv = f->bayes_kv != NULL ? f->bayes_kv : f->kv;
-    if (f->spam == NULL || kv == NULL) {
+    if (f->spam == NULL || f->kv == NULL) {
         return snprintf(out, out_bytes, "{\"error\":\"spam filtering is off\"}\n");
     }
-    const char *path = argument + (is_spam ? 5 : 4);
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        return snprintf(out, out_bytes, "{\"error\":\"%s\"}\n", strerror(errno));
-    }
-    int rc = spam_bayes_learn_fd(kv, fd, is_spam);
-    (void)close(fd);
+    int rc = bayes_learn_file(f, argument + (is_spam ? 5 : 4), is_spam);
     const char *result = rc == 0            ? "learned"
                          : rc == -EALREADY  ? "already"
                          : rc == -ENODATA   ? "no-text"
@@ -410,7 +418,8 @@ learn_answer(void *arg, const char *argument, char *out, size_t out_bytes)
     }
     uint64_t spam_count = 0;
     uint64_t ham_count = 0;
-    (void)spam_bayes_learn_counts(kv, &spam_count, &ham_count);
+    (void)spam_bayes_learn_counts(f->bayes_kv != NULL ? f->bayes_kv : f->kv, &spam_count,
+                                  &ham_count);
     return snprintf(out, out_bytes,
                     "{\"result\":\"%s\",\"spam\":%" PRIu64 ",\"ham\":%" PRIu64 "}\n", result,
                     spam_count, ham_count);
@@ -420,15 +429,9 @@ learn_answer(void *arg, const char *argument, char *out, size_t out_bytes)
 static void
 junk_learn(void *ctx, const char *path, bool is_spam)
 {
-    const struct filters *f = ctx;
-    struct kv *kv = f->bayes_kv != NULL ? f->bayes_kv : f->kv;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        return; /* gone meanwhile: nothing to learn */
-    }
-    int rc = spam_bayes_learn_fd(kv, fd, is_spam);
-    (void)close(fd);
-    if (rc != 0 && rc != -EALREADY && rc != -ENODATA) {
+    int rc = bayes_learn_file(ctx, path, is_spam);
+    /* Gone meanwhile, known already, or no words: nothing to say. */
+    if (rc != 0 && rc != -ENOENT && rc != -EALREADY && rc != -ENODATA) {
         log_warning("bayes: learning %s as %s: %s", path, is_spam ? "spam" : "ham",
                     strerror(-rc));
     }

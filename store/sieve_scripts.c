@@ -396,6 +396,22 @@ script_exists(int home_fd, const char *path)
     return fstatat(home_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
+/* A hand-made regular .dovecot.sieve is kept, moved in as
+ * sieve/dovecot.orig.sieve, before the active link takes its place. */
+static int
+original_keep(int home_fd)
+{
+    char original[PATH_BYTES];
+    int rc = script_path(ORIGINAL_NAME, original, sizeof(original));
+    if (rc == 0) {
+        rc = dir_ensure(home_fd, SCRIPTS_DIR);
+    }
+    if (rc == 0 && renameat(home_fd, ACTIVE_LINK, home_fd, original) != 0) {
+        rc = -errno;
+    }
+    return rc;
+}
+
 int
 sieve_scripts_set_active(const char *home, const char *name)
 {
@@ -407,16 +423,9 @@ sieve_scripts_set_active(const char *home, const char *name)
     bool is_regular;
     int rc = active_read(home_fd, active, sizeof(active), &is_regular);
     if (rc == 0 && name[0] == '\0') {
-        /* Deactivate: a hand-made regular file is kept, by moving it in. */
+        /* Deactivate. */
         if (is_regular) {
-            char original[PATH_BYTES];
-            rc = script_path(ORIGINAL_NAME, original, sizeof(original));
-            if (rc == 0) {
-                rc = dir_ensure(home_fd, SCRIPTS_DIR);
-            }
-            if (rc == 0 && renameat(home_fd, ACTIVE_LINK, home_fd, original) != 0) {
-                rc = -errno;
-            }
+            rc = original_keep(home_fd);
         } else if (unlinkat(home_fd, ACTIVE_LINK, 0) != 0 && errno != ENOENT) {
             rc = -errno;
         }
@@ -434,11 +443,7 @@ sieve_scripts_set_active(const char *home, const char *name)
         rc = -ENOENT;
     }
     if (rc == 0 && is_regular) {
-        char original[PATH_BYTES];
-        rc = script_path(ORIGINAL_NAME, original, sizeof(original));
-        if (rc == 0 && renameat(home_fd, ACTIVE_LINK, home_fd, original) != 0) {
-            rc = -errno;
-        }
+        rc = original_keep(home_fd);
     }
     if (rc == 0) {
         rc = link_replace(home_fd, path);
