@@ -199,7 +199,9 @@ sieve_scripts_list(const char *home, struct sieve_scripts_entry *entries, size_t
     if (rc != 0) {
         return rc;
     }
-    qsort(entries, walk.count, sizeof(entries[0]), entry_compare);
+    if (walk.count > 1) {
+        qsort(entries, walk.count, sizeof(entries[0]), entry_compare);
+    }
     for (size_t i = 0; i < walk.count; i++) {
         entries[i].is_active = strcmp(entries[i].name, active) == 0;
     }
