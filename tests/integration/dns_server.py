@@ -54,10 +54,6 @@ class DNSServer:
         self._counts = collections.Counter()
         self.query_ids = []  # the ID of every query, in order
         self._lock = threading.Lock()
-        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._udp.bind((host, 0))
-        self._udp.settimeout(0.1)  # so close() is noticed
-        self.port = self._udp.getsockname()[1]
         server = self
 
         class Handler(socketserver.BaseRequestHandler):
@@ -65,7 +61,19 @@ class DNSServer:
                 server._serve_tcp(self.request)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True
-        self._tcp = socketserver.ThreadingTCPServer((host, self.port), Handler)
+        # A UDP port the kernel picks may be taken for TCP: try another.
+        for attempt in range(50):
+            self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._udp.bind((host, 0))
+            self._udp.settimeout(0.1)  # so close() is noticed
+            self.port = self._udp.getsockname()[1]
+            try:
+                self._tcp = socketserver.ThreadingTCPServer((host, self.port), Handler)
+                break
+            except OSError:
+                self._udp.close()
+                if attempt == 49:
+                    raise
         self._tcp.daemon_threads = True
         self._threads = [
             threading.Thread(target=self._serve_udp, daemon=True),
