@@ -22,6 +22,18 @@
 # compare-tls-<stamp>.md/.svg (and compare-tls-latest.*), and the IMAP
 # comparison is skipped unless IMAP=1 asks for it.
 #
+# With FILTERS=1 both sides run the same checks on every message: toasterd
+# with its filters on (ClamAV, DKIM verification, SPF, DMARC, spam scoring
+# with greylisting, ratelimit and Bayes), Postfix with Rspamd (Redis, and
+# ClamAV's clamd as its antivirus) and OpenDKIM as milters before Dovecot
+# LMTP (bench/compare_peer_filters.sh: private instances on loopback high
+# ports FILTER_PORT..+6, their processes in the peer's accounting). DNS is
+# NXDOMAIN for every name on both sides, answered on the machine (toasterd:
+# an override zone; Rspamd and OpenDKIM: a private unbound). Both load the
+# same ClamAV signature files. That report is compare-filters-<stamp>.md/.svg
+# (compare-filters-latest.*; compare-tls-filters-* with TLS=1), and the IMAP
+# comparison, which no filter touches, is skipped unless IMAP=1.
+#
 # Then, unless IMAP=0, bench/compare_imap.sh sets toasterd's IMAP server
 # beside Dovecot's on two copies of the same Maildir data (same ROUNDS and
 # DURATION); its table is added to this report (its own report holds the
@@ -38,6 +50,10 @@
 #      ACCOUNTING (auto; v1, v2 or proc to force how CPU is counted)
 #      IMAP (1, or 0 with TLS=1; 0 skips the IMAP comparison) IMAP_CONCURRENCY ("10 100");
 #      TLS (0; 1: STARTTLS on every SMTP session, see above)
+#      FILTERS (0; 1: the checks on both sides, see above) FILTER_PORT (2630)
+#      FILTERS_LOG_CLEAN (0; 1: clamd and Rspamd log every clean scan too)
+#      RSPAMD_WORKERS (empty: as many scanners as toasterd has worker_threads;
+#      N; or "default": Rspamd's own, cores - 2 and at least 1)
 #      TOASTERD, BENCH (the binaries; default build/toasterd, build/toaster-bench)
 #      compare_imap.sh reads its other settings (USERS, MESSAGES...) from
 #      the environment too
@@ -66,15 +82,20 @@ KEEP=${KEEP:-0}
 TOASTERD=${TOASTERD:-$ROOT/build/toasterd}
 BENCH=${BENCH:-$ROOT/build/toaster-bench}
 TLS=${TLS:-0}
+FILTERS=${FILTERS:-0}
 if [ "$TLS" = 1 ]; then
-    IMAP=${IMAP:-0}
     REPORT_NAME=compare-tls
     BENCH_TLS_ARGS=(--starttls)
 else
-    IMAP=${IMAP:-1}
     REPORT_NAME=compare
     BENCH_TLS_ARGS=()
 fi
+if [ "$TLS" = 1 ] || [ "$FILTERS" = 1 ]; then
+    IMAP=${IMAP:-0}
+else
+    IMAP=${IMAP:-1}
+fi
+[ "$FILTERS" = 1 ] && REPORT_NAME=$REPORT_NAME-filters
 
 WORK=""
 POLICY_RC_CREATED=""
@@ -99,6 +120,7 @@ for c in $CONCURRENCY $MIX_CONCURRENCY; do
     [ "$c" -gt "$max_concurrency" ] && max_concurrency=$c
 done
 [ "$TLS" = 0 ] || [ "$TLS" = 1 ] || die "TLS='$TLS' is neither 0 nor 1"
+[ "$FILTERS" = 0 ] || [ "$FILTERS" = 1 ] || die "FILTERS='$FILTERS' is neither 0 nor 1"
 for knob in ROUNDS DURATION MESSAGES_PER_SESSION BENCH_THREADS TOASTER_PORT PEER_PORT LMTP_PORT DRAIN_TIMEOUT; do
     is_uint "${!knob}" && [ "${!knob}" -ge 1 ] || die "$knob='${!knob}' is not a positive integer"
 done
@@ -112,6 +134,8 @@ CONNECTIONS_PER_IP=$((max_concurrency + 200 > 64 ? max_concurrency + 200 : 64))
 source "$BENCH_DIR/compare_cgroup.sh"
 source "$BENCH_DIR/compare_toaster.sh"
 source "$BENCH_DIR/compare_peer.sh"
+# The same checks on the peer: Rspamd, clamd, Redis and OpenDKIM as milters.
+[ "$FILTERS" = 1 ] && source "$BENCH_DIR/compare_peer_filters.sh"
 
 cleanup() {
     local rc=$?
@@ -264,14 +288,19 @@ write_meta() {
         printf 'filesystem\t%s\n' "$fs"
         printf 'toasterd\t%s\n' "$toaster_v"
         printf 'peer\t%s\n' "$peer_v"
-        printf 'command\t%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
-            "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
+        printf 'command\t%s%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
+            "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$([ "$FILTERS" = 1 ] && echo 'FILTERS=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
             "${PEER_LMTP_CONCURRENCY:+ PEER_LMTP_CONCURRENCY=$PEER_LMTP_CONCURRENCY}"
         printf 'rounds\t%s\n' "$ROUNDS"
         printf 'messages_per_session\t%s\n' "$MESSAGES_PER_SESSION"
         printf 'tls\t%s\n' "$TLS"
+        printf 'filters\t%s\n' "$FILTERS"
         printf 'note\t%s\n' "$ACCT_NOTE"
-        printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
+        if [ "$FILTERS" = 1 ]; then
+            printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info; filters on: \`clamav\` (libclamav in process, action reject), \`dkim_verify\`, \`spf\`, \`dmarc\`, \`spam\` with reject 15 / add_header 6 / greylist 4, \`greylist = score\` with loopback exempt, Bayes in its embedded store) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64) and \`dns_override_file\` (every name NXDOMAIN)"
+        else
+            printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
+        fi
         for note in "${PEER_NOTES[@]}"; do printf 'note\t%s\n' "$note"; done
         if [ "$TLS" = 1 ]; then
             printf 'note\t%s\n' "TLS: toaster-bench \`--starttls\` on every connection to both servers (EHLO, STARTTLS, handshake, EHLO again, then $MESSAGES_PER_SESSION messages encrypted; no session resumption, no certificate check). Each server has its own self-signed ECDSA P-256 certificate made by \`openssl req\` for this run: toasterd through \`tls_cert\`/\`tls_key\` (its TLS settings otherwise at their defaults: TLS 1.2 and 1.3, X25519 first), Postfix through \`smtpd_tls_cert_file\`/\`smtpd_tls_key_file\` with \`smtpd_tls_security_level = may\`, \`smtpd_tls_protocols = >=TLSv1.2\` and a \`tlsmgr\` service (the rest, ciphers and curves included, at Postfix's defaults)."

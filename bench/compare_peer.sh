@@ -28,25 +28,31 @@ PEER_NOTES=(
     "Dovecot: LMTP only, passwd-file users (uid/gid of \`mail\`), \`mail_location = maildir:…/%d/%n/Maildir\`, \`mail_fsync\` at its default (optimized: before LMTP answers 250 the message file is fsynced before its rename into \`new/\`, and the index and \`dovecot-uidlist\` files are fdatasynced; the \`new/\` directory is not); Postfix's cleanup fsyncs each queue file before smtpd answers 250 (both seen with strace)"
 )
 
-# Install Dovecot LMTP (and Postfix) from Debian when missing. A temporary
-# policy-rc.d keeps the packages from starting their own daemons on the
-# standard ports; an existing policy-rc.d is left as it is.
+# Install Dovecot LMTP (and Postfix) from Debian when missing.
 peer_install() {
-    local missing=() policy=/usr/sbin/policy-rc.d
+    local missing=()
     [ -x /usr/sbin/postfix ] || missing+=(postfix)
     [ -x /usr/sbin/dovecot ] || missing+=(dovecot-core)
     [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    echo "compare: installing ${missing[*]}" >&2
+    peer_apt_install "${missing[@]}"
+}
+
+# peer_apt_install PACKAGE...: apt-get install them (nothing when none). A
+# temporary policy-rc.d keeps the packages from starting their own daemons
+# on the standard ports; an existing policy-rc.d is left as it is.
+peer_apt_install() {
+    local policy=/usr/sbin/policy-rc.d
+    [ $# -eq 0 ] && return 0
+    echo "compare: installing $*" >&2
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\n# temporary, from bench/compare.sh\nexit 101\n' >"$policy" &&
             chmod 755 "$policy" || die "cannot write $policy"
         POLICY_RC_CREATED=$policy
     fi
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >"$WORK/apt.log" 2>&1; then
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >>"$WORK/apt.log" 2>&1; then
         apt-get update >>"$WORK/apt.log" 2>&1 || die "apt-get update failed; see $WORK/apt.log"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >>"$WORK/apt.log" 2>&1 ||
-            die "cannot install ${missing[*]}; see $WORK/apt.log"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >>"$WORK/apt.log" 2>&1 ||
+            die "cannot install $*; see $WORK/apt.log"
     fi
     if [ -n "${POLICY_RC_CREATED:-}" ]; then
         rm -f "$POLICY_RC_CREATED" || die "cannot remove $POLICY_RC_CREATED"

@@ -237,8 +237,12 @@ def tls_summary(runs):
 def markdown(runs, meta, table, svg_name):
     any_failed = any(r["failed"] for r in runs)
     is_tls = meta.get("tls") == "1"
+    is_filters = meta.get("filters") == "1"
     parts = [
-        "# toasterd beside Postfix → Dovecot LMTP%s" % (", SMTP over STARTTLS" if is_tls else ""),
+        "# toasterd beside Postfix → Dovecot LMTP%s%s" % (
+            ", filters on (toasterd's; Rspamd with Redis and clamd, and OpenDKIM, as Postfix "
+            "milters)" if is_filters else "",
+            ", SMTP over STARTTLS" if is_tls else ""),
         "",
         "- %s, commit `%s`" % (meta.get("date"), meta.get("commit")),
         "- machine: %s, %s cores, %s RAM, kernel %s, work dir on %s" % (
