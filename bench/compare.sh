@@ -27,7 +27,8 @@
 # with greylisting, ratelimit and Bayes), Postfix with Rspamd (Redis, and
 # ClamAV's clamd as its antivirus) and OpenDKIM as milters before Dovecot
 # LMTP (bench/compare_peer_filters.sh: private instances on loopback high
-# ports FILTER_PORT..+6, their processes in the peer's accounting). DNS is
+# ports FILTER_PORT..+6, OpenDKIM on a Unix socket, their processes in the
+# peer's accounting). DNS is
 # NXDOMAIN for every name on both sides, answered on the machine (toasterd:
 # an override zone; Rspamd and OpenDKIM: a private unbound). Both load the
 # same ClamAV signature files. That report is compare-filters-<stamp>.md/.svg
@@ -51,6 +52,7 @@
 #      IMAP (1, or 0 with TLS=1; 0 skips the IMAP comparison) IMAP_CONCURRENCY ("10 100");
 #      TLS (0; 1: STARTTLS on every SMTP session, see above)
 #      FILTERS (0; 1: the checks on both sides, see above) FILTER_PORT (2630)
+#      OPENDKIM_INET (0: OpenDKIM on a Unix socket; 1: on 127.0.0.1:FILTER_PORT+6)
 #      FILTERS_LOG_CLEAN (0; 1: clamd and Rspamd log every clean scan too)
 #      RSPAMD_WORKERS (empty: as many scanners as toasterd has worker_threads;
 #      N; or "default": Rspamd's own, cores - 2 and at least 1)
