@@ -29,7 +29,7 @@
 #   opendkim  Mode sv, no keys, every client external, so it verifies.
 # Debian packages installed when missing: rspamd, clamav-daemon, opendkim,
 # redis-server, unbound.
-# shellcheck shell=bash disable=SC2015,SC2034 # 'a && b || die' is meant: die when either fails; compare.sh reads the variables set here
+# shellcheck shell=bash disable=SC2015,SC2034,SC2154 # 'a && b || die' is meant: die when either fails; compare.sh reads the variables set here, and max_concurrency, WORK and the rest come from compare.sh
 
 FILTER_PORT=${FILTER_PORT:-2630}
 # 1: clamd and Rspamd log every clean scan too (for checking a short run).
@@ -195,6 +195,8 @@ MaxScanSize 100M
 MaxFileSize 64M
 MaxRecursion 17
 MaxFiles 10000
+MaxQueue $((max_concurrency + 100))
+MaxConnectionQueueLength $((max_concurrency + 100))
 EOF
 }
 
@@ -339,7 +341,7 @@ filters_notes() {
     PEER_NOTES+=(
         "Filters on the peer: Postfix \`smtpd_milters = inet:127.0.0.1:$RSPAMD_PROXY_PORT, $(filters_opendkim_milter | sed "s|$WORK|…|")\` (Rspamd's proxy worker in milter mode, then OpenDKIM$([ "$OPENDKIM_INET" = 1 ] || echo " on a Unix socket, its Debian default: over TCP libmilter's two end-of-message replies, sent without TCP_NODELAY, wait for Postfix's delayed ACK, about 40 ms per message")), \`milter_protocol = 6\`, \`milter_default_action = tempfail\`, \`milter_mail_macros\` as Rspamd's Postfix guide has them; every filter daemon is a private foreground instance under the work dir, restarted with Postfix every round, and counted in the peer's CPU and memory"
         "Rspamd $(rspamd --version 2>/dev/null | awk '{print $NF}'): Debian's stock configuration (every module it enables by default) with local.d overrides: actions reject 15, add_header 6, greylist 4 (toasterd's defaults); Redis for greylisting, ratelimit, Bayes (min_learns 200, as toasterd) and the rest; antivirus \`clamav\` on clamd with \`scan_mime_parts = false\` (the whole message goes to clamd, as toasterd scans the whole message with libclamav) and \`action = reject\`; \`check_local = true\` for SPF, DKIM and DMARC (toasterd checks loopback clients too; greylisting stays off for loopback on both sides, Rspamd's and toasterd's default); DKIM signing off; \`fuzzy_check\` off (it asks rspamd.com's public storage; nothing may leave the machine, and toasterd has no such check); milter headers X-Spamd-Result, X-Spam-Status and Authentication-Results, for loopback clients too (\`skip_local = false\`; toasterd adds X-Spam-Score/X-Spam-Status/X-Spamd-Result and Authentication-Results); workers: $scanners, one proxy, one controller, as user _rspamd"
-        "ClamAV: clamd $(clamd --version 2>/dev/null | awk '{print $2}' | cut -d/ -f1) on TCP, loading exactly the signature files toasterd loaded; MaxScanSize 100M, MaxFileSize 64M, StreamMaxLength 64M, MaxRecursion 17, MaxFiles 10000 (toasterd's clamav_* defaults); no freshclam"
+        "ClamAV: clamd $(clamd --version 2>/dev/null | awk '{print $2}' | cut -d/ -f1) on TCP, loading exactly the signature files toasterd loaded; MaxScanSize 100M, MaxFileSize 64M, StreamMaxLength 64M, MaxRecursion 17, MaxFiles 10000 (toasterd's clamav_* defaults); \`MaxQueue\` and \`MaxConnectionQueueLength\` $((max_concurrency + 100)) (defaults 100 and 200) so every connection's scan can wait its turn; no freshclam"
         "OpenDKIM $(opendkim -V 2>/dev/null | awk 'NR == 1 {print $NF}'): \`Mode sv\` without keys, \`InternalHosts\` a TEST-NET address so mail from 127.0.0.1 is verified, \`AlwaysAddARHeader yes\` (toasterd always adds Authentication-Results); \`Nameservers 127.0.0.1\`, which its libunbound refuses, so it sends no DNS (the benchmark's messages are unsigned: nothing to look up)"
         "DNS: both sides answer NXDOMAIN for every name without leaving the machine: toasterd from \`dns_override_file\` (\`\$UNLISTED NXDOMAIN\`, in process), Rspamd from a private unbound (\`local-zone: \".\" always_nxdomain\`, one thread) counted in the peer's CPU"
     )
