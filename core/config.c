@@ -140,6 +140,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_STRING, authserv_id, "", 0, 0),
     KEY(CONFIG_STRING, public_suffix_file, "/usr/share/publicsuffix/public_suffix_list.dat", 0, 0),
     KEY(CONFIG_DURATION, filter_time_budget_ms, "120s", 0, 3600000),
+    KEY(CONFIG_STRING, filter_order, "clamav, dkim, spf, dmarc, spam", 0, 0),
     KEY(CONFIG_BOOL, spam, "yes", 0, 0),
     KEY(CONFIG_STRING, spam_rules_file, "", 0, 0),
     KEY(CONFIG_STRING, spam_reject_score, "15", 0, 0),

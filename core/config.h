@@ -154,6 +154,7 @@ struct config {
     char     public_suffix_file[CONFIG_STRING_BYTES];
 
     uint32_t filter_time_budget_ms;          /* a message's checks, DNS waits included */
+    char     filter_order[128];              /* clamav, dkim, spf, dmarc, spam */
 
     /* Spam scoring (filters/spam_*), Rspamd's actions and defaults. */
     bool     spam;

@@ -607,6 +607,12 @@ static int
 filters_start(const struct config *config, struct filters *f)
 {
     struct filter_chain_config chain = { .time_budget_ms = config->filter_time_budget_ms };
+    char error[160];
+    if (filter_order_parse(config->filter_order, chain.order, error, sizeof(error)) != 0) {
+        log_error("filter_order: %s", error);
+        return -EINVAL;
+    }
+    chain.order_count = FILTER_STAGE_COUNT;
     int rc = config->clamav ? filters_start_clamav(config, f, &chain) : 0;
     if (rc == 0) {
         rc = filters_start_authentication(config, f, &chain);

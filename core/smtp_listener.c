@@ -607,7 +607,7 @@ from_job_done(struct job *job, struct conn *conn)
 /* ---- the filters: on a worker, reruns when DNS answers arrive --------------- */
 
 /* The filters' state of a message (owner_data while the stage runs). */
-struct filter_stage {
+struct message_filters {
     struct filter_run *run;
     bool is_waiting; /* done() was reached for a rerun, not a verdict */
 };
@@ -636,7 +636,7 @@ filter_stage_start(struct smtp_conn *sc, struct delivery_message *message)
         delivery_submit(message);
         return 0;
     }
-    struct filter_stage *stage = calloc(1, sizeof(*stage));
+    struct message_filters *stage = calloc(1, sizeof(*stage));
     if (stage == NULL) {
         return -ENOMEM;
     }
@@ -690,7 +690,7 @@ static void
 filter_job_run(struct job *job)
 {
     struct delivery_message *message = (struct delivery_message *)job;
-    struct filter_stage *stage = message->owner_data;
+    struct message_filters *stage = message->owner_data;
     int rc;
     while ((rc = filter_run_step(stage->run, message->spool_fd, message->size)) == -EINPROGRESS) {
         if (filter_run_wait(stage->run, filter_job_ready, message)) {
@@ -743,7 +743,7 @@ static void
 filter_job_done(struct job *job, struct conn *conn)
 {
     struct delivery_message *message = (struct delivery_message *)job;
-    struct filter_stage *stage = message->owner_data;
+    struct message_filters *stage = message->owner_data;
     struct reactor *reactor = reactor_current();
     ASSERT(reactor != NULL && stage != NULL);
     if (stage->is_waiting && conn != NULL) {

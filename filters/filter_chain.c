@@ -854,6 +854,63 @@ edits_make(struct filter_run *run)
     run->verdict.edits = run->edits;
 }
 
+/* ---- the order ---------------------------------------------------------------- */
+
+static const char *const stage_names[FILTER_STAGE_COUNT] = {
+    [FILTER_STAGE_CLAMAV] = "clamav", [FILTER_STAGE_DKIM] = "dkim", [FILTER_STAGE_SPF] = "spf",
+    [FILTER_STAGE_DMARC] = "dmarc",   [FILTER_STAGE_SPAM] = "spam",
+};
+
+int
+filter_order_parse(const char *text, enum filter_stage order_out[FILTER_STAGE_COUNT],
+                   char *error_out, size_t error_bytes)
+{
+    int position[FILTER_STAGE_COUNT];
+    for (size_t k = 0; k < FILTER_STAGE_COUNT; k++) {
+        position[k] = -1;
+    }
+    size_t count = 0;
+    const char *at = text;
+    while (*at != '\0') {
+        while (*at == ' ' || *at == '\t' || *at == ',') {
+            at++;
+        }
+        size_t len = strcspn(at, " \t,");
+        if (len == 0) {
+            break;
+        }
+        size_t k = 0;
+        while (k < FILTER_STAGE_COUNT &&
+               (strlen(stage_names[k]) != len || strncmp(stage_names[k], at, len) != 0)) {
+            k++;
+        }
+        if (k == FILTER_STAGE_COUNT) {
+            (void)snprintf(error_out, error_bytes, "unknown filter '%.*s'", (int)len, at);
+            return -EINVAL;
+        }
+        if (position[k] >= 0) {
+            (void)snprintf(error_out, error_bytes, "'%s' given twice", stage_names[k]);
+            return -EINVAL;
+        }
+        position[k] = (int)count;
+        order_out[count++] = (enum filter_stage)k;
+        at += len;
+    }
+    if (count != FILTER_STAGE_COUNT) {
+        (void)snprintf(error_out, error_bytes,
+                       "name every filter once: clamav, dkim, spf, dmarc, spam");
+        return -EINVAL;
+    }
+    if (position[FILTER_STAGE_DMARC] < position[FILTER_STAGE_DKIM] ||
+        position[FILTER_STAGE_DMARC] < position[FILTER_STAGE_SPF] ||
+        position[FILTER_STAGE_SPAM] < position[FILTER_STAGE_DMARC]) {
+        (void)snprintf(error_out, error_bytes,
+                       "dmarc must follow dkim and spf, and spam must follow dmarc");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* ---- the run ------------------------------------------------------------------ */
 
 int
@@ -876,32 +933,53 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
         summary_add(run, "over-time-budget");
         verdict_set(run, FILTER_DEFER, "451 4.7.1 Message checks took too long, try again later");
     }
-    uint64_t t0 = clock_ns();
-    if (!run->is_verdict_final) {
-        stage_virus(run, spool_fd);
+    /* The stages in the configured order. A stage waiting on DNS lets the
+     * next ones start their own questions (DKIM and SPF ask side by side)
+     * unless they need its result: DMARC needs DKIM and SPF, scoring needs
+     * every stage before it. */
+    struct dns_source source;
+    const struct dns_source *dns = run->is_inbound ? run_dns(run, &source) : NULL;
+    unsigned pending = 0; /* 1 << stage */
+    const struct filter_chain_config *c = &run->chain->config;
+    for (size_t i = 0; i < c->order_count && !run->is_verdict_final; i++) {
+        enum filter_stage stage = c->order[i];
+        if (stage != FILTER_STAGE_CLAMAV && !run->is_inbound) {
+            continue; /* our own users' mail is signed, not judged */
+        }
+        if ((stage == FILTER_STAGE_DMARC || stage == FILTER_STAGE_SPAM) && pending != 0) {
+            return -EINPROGRESS;
+        }
+        uint64_t start = clock_ns();
+        int rc = 0;
+        switch (stage) {
+        case FILTER_STAGE_CLAMAV:
+            stage_virus(run, spool_fd);
+            run->virus_ns += clock_ns() - start;
+            break;
+        case FILTER_STAGE_DKIM:
+            rc = stage_dkim_verify(run, spool_fd, dns);
+            run->dkim_ns += clock_ns() - start;
+            break;
+        case FILTER_STAGE_SPF:
+            rc = stage_spf(run, dns);
+            break;
+        case FILTER_STAGE_DMARC:
+            rc = stage_dmarc(run, dns);
+            break;
+        case FILTER_STAGE_SPAM:
+            rc = stage_spam(run, dns);
+            run->spam_ns += clock_ns() - start;
+            break;
+        case FILTER_STAGE_COUNT:
+            ASSERT(!"not a stage");
+            break;
+        }
+        if (rc == -EINPROGRESS) {
+            pending |= 1u << stage;
+        }
     }
-    uint64_t t1 = clock_ns();
-    run->virus_ns += t1 - t0;
-    if (!run->is_verdict_final && run->is_inbound) {
-        struct dns_source source;
-        const struct dns_source *dns = run_dns(run, &source);
-        /* DKIM and SPF ask side by side; DMARC needs both. */
-        int dkim_rc = stage_dkim_verify(run, spool_fd, dns);
-        uint64_t t2 = clock_ns();
-        run->dkim_ns += t2 - t1;
-        int spf_rc = stage_spf(run, dns);
-        if (dkim_rc == -EINPROGRESS || spf_rc == -EINPROGRESS) {
-            return -EINPROGRESS;
-        }
-        if (stage_dmarc(run, dns) == -EINPROGRESS) {
-            return -EINPROGRESS;
-        }
-        uint64_t t3 = clock_ns();
-        int spam_rc = run->is_verdict_final ? 0 : stage_spam(run, dns);
-        run->spam_ns += clock_ns() - t3;
-        if (spam_rc == -EINPROGRESS) {
-            return -EINPROGRESS;
-        }
+    if (pending != 0 && !run->is_verdict_final) {
+        return -EINPROGRESS;
     }
     if (!run->is_verdict_final && !run->is_inbound) {
         uint64_t t4 = clock_ns();

@@ -56,6 +56,25 @@ enum filter_virus_action {
     FILTER_VIRUS_QUARANTINE, /* accepted (250) into the quarantine mailbox only */
 };
 
+/* The stages whose order the operator chooses (filter_order). DMARC must
+ * come after DKIM and SPF, and scoring after all three, since each reads
+ * the others' results; the antivirus scan may go anywhere (last: cheap
+ * refusals first; first: no infected message is parsed by the others). */
+enum filter_stage {
+    FILTER_STAGE_CLAMAV,
+    FILTER_STAGE_DKIM,
+    FILTER_STAGE_SPF,
+    FILTER_STAGE_DMARC,
+    FILTER_STAGE_SPAM,
+    FILTER_STAGE_COUNT,
+};
+
+/* Parse "clamav, dkim, spf, dmarc, spam" (each once, in an order the
+ * dependencies above allow) into order_out. Returns 0, or -EINVAL with the
+ * reason in error_out. */
+int filter_order_parse(const char *text, enum filter_stage order_out[FILTER_STAGE_COUNT],
+                       char *error_out, size_t error_bytes);
+
 /* What main builds from the configuration. Pointers stay the caller's and
  * must outlive the chain; NULL turns a filter off. */
 struct filter_chain_config {
@@ -77,6 +96,8 @@ struct filter_chain_config {
      * never holds a client past its patience; 0: no budget. Each filter
      * has its own bound besides (clamav_max_scan_time, dns_timeout). */
     uint32_t time_budget_ms;
+    enum filter_stage order[FILTER_STAGE_COUNT]; /* filter_order_parse() */
+    size_t order_count;
 };
 
 #define FILTER_FIELD_BYTES 256 /* envelope strings copied into a run */

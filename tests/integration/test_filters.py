@@ -223,3 +223,31 @@ def test_greylist_memory_survives_restart(make_toaster):
     send(t, "first@remote.test", msg)  # known from before the restart: passes
     assert len(t.messages("carol@example.org")) == 1
     assert "greylist.kv" in t.log()
+
+
+EICAR = r"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+@pytest.mark.parametrize("order,code", [
+    ("clamav, dkim, spf, dmarc, spam", b"5.7.0"),   # the default: the scan first
+    ("dkim, spf, dmarc, spam, clamav", b"5.7.1"),   # scoring first: GTUBE decides
+])
+def test_filter_order(make_toaster, order, code):
+    """filter_order decides which filter speaks first: a message that is
+    both GTUBE and infected is refused by whichever comes first."""
+    t = make_toaster(config={"filter_order": order})
+    t.wait_log("clamav: engine 1 loaded", timeout=30)
+    body = ("--b\r\nContent-Type: text/plain\r\n\r\n%s\r\n"
+            "--b\r\nContent-Type: application/octet-stream\r\n\r\n%s\r\n--b--\r\n" % (GTUBE, EICAR))
+    msg = message("x@remote.test", "both", body=body,
+                  extra='MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n')
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        send(t, "x@remote.test", msg)
+    assert info.value.smtp_code == 554 and code in info.value.smtp_error, info.value
+
+
+def test_filter_order_refused(make_toaster):
+    t = make_toaster(config={"filter_order": "spam, dkim, spf, dmarc, clamav"}, start=False)
+    with pytest.raises(AssertionError):
+        t.start()
+    assert "filter_order: dmarc must follow dkim and spf, and spam must follow dmarc" in t.log()
