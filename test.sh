@@ -101,7 +101,7 @@ if meson compile -C build-fuzz >"$logs/fuzz-build.log" 2>&1; then
         if "$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
             "${dict[@]}" -artifact_prefix=tests/fuzz/artifacts/ \
             "$work" "$corpus" >"$logs/fuzz.log" 2>&1; then
-            echo "ok    $name: $(grep -oE '#[0-9]+ +DONE.*' "$logs/fuzz.log" | tail -1)"
+            echo "ok    $name: $(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$logs/fuzz.log" | tail -1)"
             passed=$((passed + 1))
         else
             echo "FAIL  $name"
