@@ -38,6 +38,11 @@ struct run {
     struct sieve_run_error *error;
 };
 
+static bool ascii_iequal(const char *a, size_t a_len, const char *b);
+
+static int run_fail(struct run *run, int rc, uint32_t line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static int
 run_fail(struct run *run, int rc, uint32_t line, const char *fmt, ...)
 {
@@ -321,6 +326,142 @@ header_next(struct run *run, size_t *pos, const char *name, size_t name_len,
     return false;
 }
 
+/* ---- RFC 2047 encoded words (header test values) ---- */
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c = (char)lower((unsigned char)c);
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+static int
+base64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+/* Decodes the encoded word at in[0..len) ("=?charset?B|Q?text?=", charset
+ * UTF-8 or US-ASCII, RFC 2231 "*lang" ignored) into out; returns the bytes
+ * written (never more than *consumed_out) or SIZE_MAX when in does not
+ * start with such a word (other charsets stay undecoded). */
+static size_t
+decode_word(const char *in, size_t len, char *out, size_t *consumed_out)
+{
+    size_t i = 2; /* after "=?" */
+    size_t cs = i;
+    while (i < len && in[i] != '?' && in[i] != '*' && !is_wsp(in[i])) {
+        i++;
+    }
+    size_t cs_len = i - cs;
+    while (i < len && in[i] != '?' && !is_wsp(in[i])) {
+        i++;
+    }
+    if (i + 3 >= len || in[i] != '?' || in[i + 2] != '?') {
+        return SIZE_MAX;
+    }
+    if (!ascii_iequal(in + cs, cs_len, "utf-8") && !ascii_iequal(in + cs, cs_len, "us-ascii")) {
+        return SIZE_MAX;
+    }
+    char enc = (char)lower((unsigned char)in[i + 1]);
+    size_t t = i + 3;
+    size_t te = t;
+    while (te + 1 < len && !(in[te] == '?' && in[te + 1] == '=')) {
+        if (is_wsp(in[te]) || in[te] == '?') {
+            return SIZE_MAX;
+        }
+        te++;
+    }
+    if (te + 1 >= len) {
+        return SIZE_MAX;
+    }
+    size_t o = 0;
+    if (enc == 'q') {
+        for (size_t k = t; k < te; k++) {
+            if (in[k] == '_') {
+                out[o++] = ' ';
+            } else if (in[k] == '=' && k + 2 < te + 1 && hex_value(in[k + 1]) >= 0 &&
+                       hex_value(in[k + 2]) >= 0) {
+                out[o++] = (char)(hex_value(in[k + 1]) * 16 + hex_value(in[k + 2]));
+                k += 2;
+            } else {
+                out[o++] = in[k];
+            }
+        }
+    } else if (enc == 'b') {
+        uint32_t acc = 0;
+        unsigned bits = 0;
+        for (size_t k = t; k < te; k++) {
+            if (in[k] == '=') {
+                break;
+            }
+            int v = base64_value(in[k]);
+            if (v < 0) {
+                return SIZE_MAX;
+            }
+            acc = (acc << 6) | (uint32_t)v;
+            bits += 6;
+            if (bits >= 8) {
+                bits -= 8;
+                out[o++] = (char)((acc >> bits) & 0xff);
+            }
+        }
+    } else {
+        return SIZE_MAX;
+    }
+    *consumed_out = te + 2;
+    return o;
+}
+
+/* in[0..len) with its encoded words decoded into out (room for len
+ * bytes: decoding never grows); white space between two adjacent encoded
+ * words is dropped (RFC 2047 section 6.2). Returns the length. */
+static size_t
+decode_2047(const char *in, size_t len, char *out)
+{
+    size_t o = 0;
+    size_t i = 0;
+    bool after_word = false;
+    size_t ws_start = SIZE_MAX; /* out position of white space after a word */
+    while (i < len) {
+        if (in[i] == '=' && i + 1 < len && in[i + 1] == '?') {
+            size_t at = (after_word && ws_start != SIZE_MAX) ? ws_start : o;
+            size_t consumed = 0;
+            size_t n = decode_word(in + i, len - i, out + at, &consumed);
+            if (n != SIZE_MAX) {
+                assert(n <= consumed);
+                o = at + n;
+                i += consumed;
+                after_word = true;
+                ws_start = SIZE_MAX;
+                continue;
+            }
+        }
+        if (is_wsp(in[i])) {
+            if (after_word && ws_start == SIZE_MAX) {
+                ws_start = o;
+            }
+        } else {
+            after_word = false;
+            ws_start = SIZE_MAX;
+        }
+        out[o++] = in[i++];
+    }
+    return o;
+}
+
 /* ---- addresses (RFC 5322 3.4, leniently) ---- */
 
 /* The next address of the list value[0..len) from *pos into out (its
@@ -461,7 +602,10 @@ test_header(struct run *run, const struct sieve_node *test)
         size_t value_len = 0;
         while (header_next(run, &pos, names->strings[n].text, names->strings[n].len,
                            &value_len)) {
-            int rc = match_keys(run, test, run->scratch, value_len, keys);
+            /* RFC 5228 2.7.2: header values are matched decoded. */
+            size_t decoded_len = decode_2047(run->scratch, value_len, run->scratch_addr);
+            run->work += value_len;
+            int rc = match_keys(run, test, run->scratch_addr, decoded_len, keys);
             if (rc != 0) {
                 return rc;
             }

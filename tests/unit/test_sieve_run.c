@@ -231,6 +231,22 @@ static const struct run_case cases[] = {
     {"name with space before colon", "if header :is \"subject\" \"x\" { discard; }\n",
      "Subject : x\r\n\r\n", NULL, NULL, 100, 0, "discard"},
 
+    {"RFC 2047 Q word", "if header :is \"subject\" \"caf\xc3\xa9 ok\" { discard; }\n",
+     "Subject: =?UTF-8?Q?caf=C3=A9_ok?=\r\n\r\n", NULL, NULL, 100, 0, "discard"},
+    {"RFC 2047 B words, space between dropped",
+     "if header :is \"subject\" \"Hello world!\" { discard; }\n",
+     "Subject: =?utf-8?b?SGVsbG8g?= =?utf-8*en?B?d29ybGQ=?=!\r\n\r\n", NULL, NULL, 100, 0,
+     "discard"},
+    {"RFC 2047 text around words kept",
+     "if header :is \"subject\" \"re: x y z\" { discard; }\n",
+     "Subject: re: =?us-ascii?q?x?= y =?us-ascii?q?z?=\r\n\r\n", NULL, NULL, 100, 0,
+     "discard"},
+    {"RFC 2047 unknown charset left raw",
+     "if header :is \"subject\" \"=?koi8-r?q?x?=\" { discard; }\n",
+     "Subject: =?koi8-r?q?x?=\r\n\r\n", NULL, NULL, 100, 0, "discard"},
+    {"RFC 2047 broken word left raw", "if header :is \"subject\" \"=?utf-8?q?a b?=\" { discard; }\n",
+     "Subject: =?utf-8?q?a b?=\r\n\r\n", NULL, NULL, 100, 0, "discard"},
+
     /* ---- match types and comparators ---- */
     {":matches * on anything", "if header :matches \"subject\" \"*\" { discard; }\n", NULL, NULL,
      NULL, 100, 0, "discard"},
