@@ -799,8 +799,17 @@ add_action(struct run *run, enum sieve_action_type type, const struct sieve_stri
            uint32_t line)
 {
     struct sieve_actions *actions = run->actions;
+    /* keep and fileinto "INBOX" (any case, RFC 3501 5.1) store the same copy. */
+    bool is_inbox = type == SIEVE_ACTION_KEEP ||
+                    (type == SIEVE_ACTION_FILEINTO && ascii_iequal(target->text, target->len, "INBOX"));
     for (size_t i = 0; i < actions->count; i++) {
         const struct sieve_action *a = &actions->items[i];
+        bool a_inbox = a->type == SIEVE_ACTION_KEEP ||
+                       (a->type == SIEVE_ACTION_FILEINTO &&
+                        ascii_iequal(a->target, a->target_len, "INBOX"));
+        if (is_inbox && a_inbox) {
+            return 0; /* one copy in INBOX (RFC 5228 4.1) */
+        }
         if (a->type != type) {
             continue;
         }

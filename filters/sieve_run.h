@@ -67,7 +67,8 @@ struct sieve_action {
     bool is_implicit;  /* KEEP added by RFC 5228 2.10.2 */
 };
 
-/* Distinct actions in the order first executed (duplicates collapse). */
+/* Distinct actions in the order first executed: duplicates collapse, and
+ * keep and fileinto "INBOX" (any case) count as one, the first kept. */
 struct sieve_actions {
     size_t count;
     struct sieve_action items[SIEVE_RUN_ACTIONS_MAX + 1]; /* + the implicit keep */
