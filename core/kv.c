@@ -368,10 +368,10 @@ kv_embedded_del(struct kv *kv, const void *key, size_t key_len)
     return entry != NULL ? 0 : -ENOENT;
 }
 
-/* A counter's value: 1 to KV_COUNTER_DIGITS_MAX decimal digits. */
-static int
-kv_counter_parse(const uint8_t *text, size_t len, uint64_t *value_out)
+int
+kv_counter_parse(const void *bytes, size_t len, uint64_t *value_out)
 {
+    const uint8_t *text = bytes;
     if (len == 0 || len > KV_COUNTER_DIGITS_MAX) {
         return -EINVAL;
     }

@@ -133,4 +133,8 @@ int kv_embedded_foreach(struct kv *kv, kv_embedded_item_fn fn, void *arg);
 int kv_embedded_restore(struct kv *kv, const void *key, size_t key_len, const void *value,
                         size_t value_len, uint64_t ttl_ms);
 
+/* A counter's value as every backend stores it: 1 to 20 decimal digits
+ * (UINT64_MAX has 20). Returns 0, or -EINVAL for anything else. */
+int kv_counter_parse(const void *bytes, size_t len, uint64_t *value_out);
+
 #endif

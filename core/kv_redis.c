@@ -61,13 +61,11 @@
 #define KV_REDIS_SCAN_COUNT "1000"
 #define KV_REDIS_PREFIX_DEFAULT "toaster:"
 #define KV_REDIS_FULL_KEY_BYTES_MAX (KV_REDIS_PREFIX_BYTES_MAX + KV_KEY_BYTES_MAX)
-#define KV_REDIS_COUNTER_DIGITS_MAX 20
 #define KV_REDIS_NUMBER_BYTES 24
 #define KV_REDIS_SLOT_NONE UINT32_MAX
 
 static_assert(KV_REDIS_FULL_KEY_BYTES_MAX <= UINT8_MAX, "a full key's length fits a byte");
 static_assert(KV_VALUE_BYTES_MAX <= UINT8_MAX, "a value's length fits a byte");
-static_assert(KV_VALUE_BYTES_MAX >= KV_REDIS_COUNTER_DIGITS_MAX, "a counter fits a value");
 static_assert(KV_REDIS_QUEUE_CEILING < KV_REDIS_SLOT_NONE, "slot numbers fit u32");
 
 /* The counter script: see the opening comment. KEYS[1] the key, ARGV[1]
@@ -1001,26 +999,14 @@ kv_redis_reply_error(struct kv_redis *store, const redisReply *reply)
     return kv_redis_error_code(reply->str, reply->len);
 }
 
-/* A counter as INCR leaves it: 1 to KV_REDIS_COUNTER_DIGITS_MAX digits,
- * not 0 (INCR never gives 0 here: the script refused signs). */
+/* A counter as INCR leaves it: kv_counter_parse's digits, and never 0
+ * (INCR never gives 0 here: the script refused signs). */
 static int
 kv_redis_counter_parse(const char *text, size_t len, uint64_t *value_out)
 {
-    if (len == 0 || len > KV_REDIS_COUNTER_DIGITS_MAX) {
-        return -EINVAL;
-    }
     uint64_t value = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] < '0' || text[i] > '9') {
-            return -EINVAL;
-        }
-        uint64_t digit = (uint64_t)(text[i] - '0');
-        if (value > (UINT64_MAX - digit) / 10) {
-            return -EINVAL;
-        }
-        value = value * 10 + digit;
-    }
-    if (value == 0) {
+    int rc = kv_counter_parse(text, len, &value);
+    if (rc != 0 || value == 0) {
         return -EINVAL;
     }
     *value_out = value;

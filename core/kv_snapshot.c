@@ -177,8 +177,8 @@ kv_embedded_save_at(struct kv *kv, const char *path, uint64_t wall_now_ms,
     return rc;
 }
 
-/* Placeholder header, the records as the walk finds them, then the real
- * header (count and checksum known only at the end) over the placeholder. */
+/* A zeroed header first, the records as the walk finds them, then the
+ * header with its count and checksum (known only at the end) over it. */
 static int
 kv_snapshot_write_file(struct kv *kv, int fd, uint64_t wall_now_ms,
                        struct kv_snapshot_stats *stats)

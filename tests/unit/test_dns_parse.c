@@ -105,8 +105,8 @@ question(struct msg *m, const char *name, unsigned type)
     put16(m, 1);
 }
 
-/* Type, class IN, TTL and a placeholder length; returns where the length
- * goes (rr_end fills it in). The owner is written by the caller. */
+/* Type, class IN, TTL and a zero length; returns where the length goes
+ * (rr_end fills it in). The owner is written by the caller. */
 static size_t
 rr_begin(struct msg *m, unsigned type, uint32_t ttl)
 {
