@@ -31,6 +31,7 @@ enum config_type {
     CONFIG_U32,
     CONFIG_BYTES,    /* u64 with optional k/m/g suffix */
     CONFIG_DURATION, /* u32 milliseconds, value takes ms/s/m/h/d suffix */
+    CONFIG_SECONDS,  /* u64 seconds, value takes s/m/h/d/w suffix: periods past 49 days */
     CONFIG_BOOL,
     CONFIG_LISTEN,
     CONFIG_BARE_LF,
@@ -114,6 +115,21 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BYTES, sieve_max_script_size, "1m", 64, 64u * 1024 * 1024),
     KEY(CONFIG_U32, sieve_quota_max_scripts, "0", 0, 1000000),
     KEY(CONFIG_BYTES, sieve_quota_max_storage, "0", 0, 1ull << 40),
+    KEY(CONFIG_BOOL, sieve, "yes", 0, 0),
+    KEY(CONFIG_STRING, sieve_before, "builtin", 0, 0),
+    KEY(CONFIG_STRING, sieve_after, "", 0, 0),
+    KEY(CONFIG_STRING, sieve_global_dir, "", 0, 0),
+    KEY(CONFIG_U32, sieve_max_actions, "32", 1, 32),
+    KEY(CONFIG_U32, sieve_max_redirects, "4", 0, 32),
+    KEY(CONFIG_U32, sieve_max_steps, "100000", 100, 100000),
+    KEY(CONFIG_STRING, sieve_spamtest_status_header, "X-Spam-Score", 0, 0),
+    KEY(CONFIG_U32, sieve_spamtest_max_value, "10", 1, 1000000),
+    KEY(CONFIG_STRING, sieve_virustest_status_header, "X-Virus", 0, 0),
+    KEY(CONFIG_SECONDS, sieve_vacation_min_period_s, "1d", 0, 3650u * 86400u),
+    KEY(CONFIG_SECONDS, sieve_vacation_default_period_s, "7d", 0, 3650u * 86400u),
+    KEY(CONFIG_SECONDS, sieve_vacation_max_period_s, "90d", 0, 3650u * 86400u),
+    KEY(CONFIG_SECONDS, sieve_duplicate_default_period_s, "12h", 0, 3650u * 86400u),
+    KEY(CONFIG_SECONDS, sieve_duplicate_max_period_s, "2d", 0, 3650u * 86400u),
     KEY(CONFIG_STRING, mynetworks, "", 0, 0),
     KEY(CONFIG_U32, submission_messages_per_hour, "0", 0, 1000000),
     KEY(CONFIG_U32, submission_recipients_per_message, "100", 1, SMTP_RCPT_CEILING),
@@ -190,6 +206,10 @@ config_key_public_name(const struct config_key *key, char *buf, size_t buf_bytes
     size_t n = strlen(key->name);
     if (key->type == CONFIG_DURATION && n > 3 && strcmp(key->name + n - 3, "_ms") == 0) {
         (void)snprintf(buf, buf_bytes, "%.*s", (int)(n - 3), key->name);
+        return buf;
+    }
+    if (key->type == CONFIG_SECONDS && n > 2 && strcmp(key->name + n - 2, "_s") == 0) {
+        (void)snprintf(buf, buf_bytes, "%.*s", (int)(n - 2), key->name);
         return buf;
     }
     return key->name;
@@ -273,6 +293,14 @@ config_parse_duration_ms(const char *text, uint64_t *value_out)
 {
     static const char *const suffixes[] = { "s", "ms", "m", "h", "d" };
     static const uint64_t scales[] = { 1000, 1, 60000, 3600000, 86400000 };
+    return config_parse_scaled(text, suffixes, scales, 5, value_out);
+}
+
+static int
+config_parse_seconds(const char *text, uint64_t *value_out)
+{
+    static const char *const suffixes[] = { "s", "m", "h", "d", "w" };
+    static const uint64_t scales[] = { 1, 60, 3600, 86400, 604800 };
     return config_parse_scaled(text, suffixes, scales, 5, value_out);
 }
 
@@ -496,6 +524,9 @@ config_set(struct config *config, const char *name, const char *value, char *err
     case CONFIG_DURATION:
         rc = config_parse_duration_ms(value, &number);
         break;
+    case CONFIG_SECONDS:
+        rc = config_parse_seconds(value, &number);
+        break;
     case CONFIG_BOOL:
         if (config_parse_bool(value, field) != 0) {
             return config_error(err, err_bytes, "%s: want yes or no, not '%s'", name, value);
@@ -557,7 +588,8 @@ config_set(struct config *config, const char *name, const char *value, char *err
                             value, key->type == CONFIG_DURATION ? key->min / 1000 : key->min,
                             key->type == CONFIG_DURATION ? key->max / 1000 : key->max);
     }
-    if (key->type == CONFIG_BYTES && key->size == sizeof(uint64_t)) {
+    if ((key->type == CONFIG_BYTES || key->type == CONFIG_SECONDS) &&
+        key->size == sizeof(uint64_t)) {
         *(uint64_t *)field = number;
     } else {
         ASSERT(key->size == sizeof(uint32_t));
@@ -691,6 +723,17 @@ config_finish(struct config *config, char *err, size_t err_bytes)
         strcmp(config->clamav_action, "quarantine") != 0) {
         return config_error(err, err_bytes, "clamav_action must be reject, quarantine or header");
     }
+    if (config->sieve_vacation_min_period_s > config->sieve_vacation_default_period_s ||
+        config->sieve_vacation_default_period_s > config->sieve_vacation_max_period_s) {
+        return config_error(err, err_bytes,
+                            "sieve_vacation_min_period <= sieve_vacation_default_period <= "
+                            "sieve_vacation_max_period must hold");
+    }
+    if (config->sieve_duplicate_default_period_s > config->sieve_duplicate_max_period_s) {
+        return config_error(err, err_bytes,
+                            "sieve_duplicate_default_period must not exceed "
+                            "sieve_duplicate_max_period");
+    }
     if (config->myhostname[0] == '\0') {
         if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||
             config->myhostname[0] == '\0') {
@@ -774,6 +817,9 @@ config_dump(const struct config *config, int fd)
             break;
         case CONFIG_DURATION:
             dprintf(fd, "%s = %" PRIu32 "ms\n", name, *(const uint32_t *)field);
+            break;
+        case CONFIG_SECONDS:
+            dprintf(fd, "%s = %" PRIu64 "s\n", name, *(const uint64_t *)field);
             break;
         case CONFIG_BOOL:
             dprintf(fd, "%s = %s\n", name, *(const bool *)field ? "yes" : "no");

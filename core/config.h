@@ -120,6 +120,22 @@ struct config {
     uint64_t sieve_max_script_size;    /* bytes of one script */
     uint32_t sieve_quota_max_scripts;  /* scripts per user, 0: no limit */
     uint64_t sieve_quota_max_storage;  /* bytes of all of a user's scripts, 0: no limit */
+    /* Sieve at delivery (Pigeonhole's names and defaults). */
+    bool     sieve;                                    /* run scripts at delivery */
+    char     sieve_before[CONFIG_STRING_BYTES];        /* "builtin", "" or a file / directory */
+    char     sieve_after[CONFIG_STRING_BYTES];         /* "" or a file / directory */
+    char     sieve_global_dir[CONFIG_STRING_BYTES];    /* include :global; "": none */
+    uint32_t sieve_max_actions;                        /* distinct actions per message */
+    uint32_t sieve_max_redirects;                      /* redirects per message */
+    uint32_t sieve_max_steps;                          /* commands + tests per script run */
+    char     sieve_spamtest_status_header[64];         /* spamtest reads the score here */
+    uint32_t sieve_spamtest_max_value;                 /* the score spamtest calls certain spam */
+    char     sieve_virustest_status_header[64];        /* virustest reads this field */
+    uint64_t sieve_vacation_min_period_s;              /* vacation :days bounds and default */
+    uint64_t sieve_vacation_default_period_s;
+    uint64_t sieve_vacation_max_period_s;
+    uint64_t sieve_duplicate_default_period_s;         /* duplicate :seconds default and bound */
+    uint64_t sieve_duplicate_max_period_s;
     /* Submission policy: clients that may relay without AUTH (CIDR list, ""
      * = none), and per-user sending limits (0 = none). */
     char mynetworks[CONFIG_STRING_BYTES];

@@ -265,6 +265,33 @@ test_files(void)
     CHECK(strstr(err, "power of two") != NULL);
 }
 
+/* Periods in seconds (CONFIG_SECONDS): suffixes up to weeks, beyond what
+ * a u32 of milliseconds holds, and the Sieve periods' ordering check. */
+static void
+test_seconds(void)
+{
+    struct config c;
+    char err[256];
+    config_defaults(&c);
+    CHECK(c.sieve_vacation_default_period_s == 7u * 86400u);
+    CHECK(c.sieve_vacation_max_period_s == 90u * 86400u);
+    CHECK(c.sieve_duplicate_default_period_s == 12u * 3600u);
+    CHECK(config_set(&c, "sieve_vacation_max_period", "2w", err, sizeof(err)) == 0);
+    CHECK(c.sieve_vacation_max_period_s == 14u * 86400u);
+    CHECK(config_set(&c, "sieve_vacation_max_period", "3600", err, sizeof(err)) == 0);
+    CHECK(c.sieve_vacation_max_period_s == 3600u);
+    CHECK(config_set(&c, "sieve_vacation_max_period", "5ms", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "sieve_vacation_max_period", "3651d", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "sieve_vacation_max_period_s", "1d", err, sizeof(err)) == -EINVAL);
+    /* max below the default: refused by config_finish */
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "sieve_vacation") != NULL);
+    CHECK(config_set(&c, "sieve_vacation_max_period", "30d", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "sieve_duplicate_default_period", "3d", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+}
+
 int
 main(void)
 {
@@ -274,6 +301,7 @@ main(void)
     }
     test_defaults();
     test_values();
+    test_seconds();
     test_listen();
     test_tls();
     test_files();
