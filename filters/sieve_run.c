@@ -1,5 +1,5 @@
 /*
- * filters/sieve_run.c - the Sieve interpreter for the RFC 5228 core
+ * filters/sieve_run.c - the Sieve interpreter
  * (see sieve_run.h): walks the validated tree, reads header fields from
  * the caller's header block (names case-insensitive, values unfolded and
  * trimmed), parses RFC 5322 address lists (display names, comments,
@@ -21,6 +21,7 @@
 
 struct run {
     const struct sieve_message *message;
+    const struct sieve_env *env;
     const char *header; /* the header block, up to (not including) the blank line */
     size_t header_len;
     char *scratch; /* header_len + 1 bytes: one unfolded value */
@@ -825,11 +826,10 @@ add_action(struct run *run, enum sieve_action_type type, const struct sieve_stri
         return run_fail(run, -E2BIG, line, "too many actions (limit %zu)", run->actions_max);
     }
     struct sieve_action *a = &actions->items[actions->count++];
-    a->type = type;
-    a->target = target != NULL ? target->text : NULL;
-    a->target_len = target != NULL ? target->len : 0;
-    a->line = line;
-    a->is_implicit = false;
+    *a = (struct sieve_action){.type = type,
+                               .target = target != NULL ? target->text : NULL,
+                               .target_len = target != NULL ? target->len : 0,
+                               .line = line};
     if (type == SIEVE_ACTION_REDIRECT) {
         run->redirects++;
     }
@@ -924,27 +924,69 @@ run_commands(struct run *run, const struct sieve_node *cmd)
 static void
 actions_fallback(struct sieve_actions *actions)
 {
-    actions->count = 1;
-    actions->items[0] = (struct sieve_action){.type = SIEVE_ACTION_KEEP, .is_implicit = true};
+    /* RFC 5228 2.10.6: everything of this result is dropped, the implicit
+     * keep alone remains (sieve_actions_finish() adds it). */
+    sieve_arena_free(&actions->arena);
+    sieve_arena_init(&actions->arena, SIEVE_RUN_ARENA_BYTES_MAX);
+    actions->count = 0;
+    actions->implicit_keep = true;
+    actions->implicit_flags = NULL;
+    actions->header = NULL;
+    actions->header_len = 0;
+    actions->duplicate_count = 0;
+}
+
+void
+sieve_actions_init(struct sieve_actions *actions)
+{
+    assert(actions != NULL);
+    memset(actions, 0, sizeof(*actions));
+    sieve_arena_init(&actions->arena, SIEVE_RUN_ARENA_BYTES_MAX);
+    actions->implicit_keep = true;
+}
+
+void
+sieve_actions_finish(struct sieve_actions *actions)
+{
+    assert(actions != NULL);
+    if (actions->is_finished) {
+        return;
+    }
+    actions->is_finished = true;
+    if (actions->implicit_keep) {
+        assert(actions->count < SIEVE_RUN_ACTIONS_MAX + 1);
+        actions->items[actions->count++] = (struct sieve_action){
+            .type = SIEVE_ACTION_KEEP, .flags = actions->implicit_flags, .is_implicit = true};
+    }
+}
+
+void
+sieve_actions_free(struct sieve_actions *actions)
+{
+    assert(actions != NULL);
+    sieve_arena_free(&actions->arena);
+    memset(actions, 0, sizeof(*actions));
 }
 
 int
 sieve_run(const struct sieve_script *script, const struct sieve_message *message,
-          const struct sieve_run_limits *limits, struct sieve_actions *actions_out,
-          struct sieve_run_error *error_out)
+          const struct sieve_env *env, const struct sieve_run_limits *limits,
+          struct sieve_actions *actions, struct sieve_run_error *error_out)
 {
-    assert(script != NULL && message != NULL && actions_out != NULL && error_out != NULL);
-    memset(actions_out, 0, sizeof(*actions_out));
+    assert(script != NULL && message != NULL && actions != NULL && error_out != NULL);
+    assert(!actions->is_finished);
+    static const struct sieve_env env_none;
     error_out->line = 0;
     error_out->text[0] = '\0';
     struct run run = {
         .message = message,
+        .env = env != NULL ? env : &env_none,
         .steps_max = SIEVE_RUN_STEPS_DEFAULT,
         .actions_max = SIEVE_RUN_ACTIONS_MAX,
         .redirects_max = SIEVE_RUN_REDIRECTS_DEFAULT,
         .work_max = SIEVE_RUN_MATCH_WORK_DEFAULT,
-        .implicit_keep = true,
-        .actions = actions_out,
+        .implicit_keep = actions->implicit_keep,
+        .actions = actions,
         .error = error_out,
     };
     if (limits != NULL) {
@@ -961,10 +1003,13 @@ sieve_run(const struct sieve_script *script, const struct sieve_message *message
             run.work_max = limits->match_work_max;
         }
     }
+    for (size_t i = 0; i < actions->count; i++) {
+        run.redirects += actions->items[i].type == SIEVE_ACTION_REDIRECT;
+    }
     const char *h = message->header != NULL ? message->header : "";
     size_t len = message->header != NULL ? message->header_len : 0;
     if (len > SIEVE_RUN_HEADER_BYTES_MAX) {
-        actions_fallback(actions_out);
+        actions_fallback(actions);
         return run_fail(&run, -EFBIG, 0, "header block over %u bytes",
                         (unsigned)SIEVE_RUN_HEADER_BYTES_MAX);
     }
@@ -983,20 +1028,16 @@ sieve_run(const struct sieve_script *script, const struct sieve_message *message
     if (run.scratch == NULL || run.scratch_addr == NULL) {
         free(run.scratch);
         free(run.scratch_addr);
-        actions_fallback(actions_out);
+        actions_fallback(actions);
         return run_fail(&run, -ENOMEM, 0, "out of memory");
     }
     int rc = run_commands(&run, script->commands);
     free(run.scratch);
     free(run.scratch_addr);
     if (rc < 0) {
-        actions_fallback(actions_out);
+        actions_fallback(actions);
         return rc;
     }
-    if (run.implicit_keep) {
-        assert(actions_out->count < SIEVE_RUN_ACTIONS_MAX + 1);
-        actions_out->items[actions_out->count++] =
-            (struct sieve_action){.type = SIEVE_ACTION_KEEP, .is_implicit = true};
-    }
+    actions->implicit_keep = run.implicit_keep;
     return 0;
 }

@@ -96,14 +96,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sieve_actions a2;
     struct sieve_run_error e1;
     struct sieve_run_error e2;
-    int rc1 = sieve_run(script, &message, &limits, &a1, &e1);
+    sieve_actions_init(&a1);
+    int rc1 = sieve_run(script, &message, NULL, &limits, &a1, &e1);
+    sieve_actions_finish(&a1);
     check_actions(rc1, &a1, &e1);
-    int rc2 = sieve_run(script, &message, &limits, &a2, &e2);
+    sieve_actions_init(&a2);
+    int rc2 = sieve_run(script, &message, NULL, &limits, &a2, &e2);
+    sieve_actions_finish(&a2);
     FUZZ_CHECK(rc1 == rc2 && a1.count == a2.count);
     for (size_t i = 0; i < a1.count && i < a2.count; i++) {
         FUZZ_CHECK(a1.items[i].type == a2.items[i].type &&
-                   a1.items[i].target == a2.items[i].target);
+                   a1.items[i].target_len == a2.items[i].target_len);
     }
+    sieve_actions_free(&a1);
+    sieve_actions_free(&a2);
     free(header);
     sieve_script_free(&script);
     return 0;

@@ -370,9 +370,12 @@ run_one(const struct run_case *c, const struct sieve_run_limits *limits)
                                     .size_bytes = c->size_bytes};
     struct sieve_actions actions;
     struct sieve_run_error error;
-    rc = sieve_run(script, &message, limits, &actions, &error);
+    sieve_actions_init(&actions);
+    rc = sieve_run(script, &message, NULL, limits, &actions, &error);
+    sieve_actions_finish(&actions);
     char got[1024];
     render(&actions, got, sizeof(got));
+    sieve_actions_free(&actions);
     if (rc != c->want_rc || strcmp(got, c->want) != 0) {
         fprintf(stderr, "%s: rc %d (want %d), error \"%s\"\n", c->name, rc, c->want_rc,
                 error.text);
@@ -399,8 +402,11 @@ run_text(const char *script_text, const char *header, const struct sieve_run_lim
     struct sieve_message message = {.header = header, .header_len = strlen(header),
                                     .size_bytes = 10};
     struct sieve_actions actions;
-    rc = sieve_run(script, &message, limits, &actions, error);
+    sieve_actions_init(&actions);
+    rc = sieve_run(script, &message, NULL, limits, &actions, error);
+    sieve_actions_finish(&actions);
     render(&actions, got, got_len);
+    sieve_actions_free(&actions);
     sieve_script_free(&script);
     return rc;
 }
@@ -476,13 +482,19 @@ test_limits(void)
         CHECK(sieve_compile("discard;", 8, NULL, &script, &errors) == 0);
         struct sieve_message m = {.header = huge, .header_len = big_len};
         struct sieve_actions actions;
-        CHECK(sieve_run(script, &m, NULL, &actions, &error) == -EFBIG);
+        sieve_actions_init(&actions);
+        CHECK(sieve_run(script, &m, NULL, NULL, &actions, &error) == -EFBIG);
+        sieve_actions_finish(&actions);
         render(&actions, got, sizeof(got));
         CHECK_STR(got, "keep*");
+        sieve_actions_free(&actions);
         m.header_len = big_len - 1;
-        CHECK(sieve_run(script, &m, NULL, &actions, &error) == 0);
+        sieve_actions_init(&actions);
+        CHECK(sieve_run(script, &m, NULL, NULL, &actions, &error) == 0);
+        sieve_actions_finish(&actions);
         render(&actions, got, sizeof(got));
         CHECK_STR(got, "discard");
+        sieve_actions_free(&actions);
         sieve_script_free(&script);
         free(huge);
     }
