@@ -8,7 +8,7 @@ build_packages=(gcc meson ninja-build pkg-config liburing-dev libssl-dev libhire
                 libclamav-dev libjemalloc-dev libck-dev libc-ares-dev publicsuffix openssl)
 test_packages=(python3 python3-pytest swaks libnet-ssleay-perl clang libclang-rt-14-dev mutt isync
                python3-dkim python3-nacl python3-dnspython clamav-testfiles redis-server sieve-connect
-               opendkim opendkim-tools)
+               opendkim opendkim-tools dovecot-sieve)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-}" = "test" ]; then
