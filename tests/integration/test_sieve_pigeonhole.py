@@ -27,10 +27,14 @@ pytestmark = pytest.mark.skipif(
     not os.path.exists(SIEVE_TEST), reason="Pigeonhole's sieve-test (dovecot-sieve) is missing"
 )
 
-PIGEONHOLE_CONF = """\
+# As root, sieve-test must drop to a mail user: nobody.
+AS_ROOT = """\
 mail_uid = nobody
 mail_gid = nogroup
 first_valid_uid = 1
+"""
+
+PIGEONHOLE_CONF = """\
 mail_location = maildir:{root}/Maildir
 plugin {{
   sieve_extensions = +spamtest +spamtestplus +virustest +editheader +vacation-seconds
@@ -352,14 +356,16 @@ def canonical(actions, explicit_subject_only):
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("pigeonhole")
-    os.chmod(root, 0o777)  # sieve-test runs as nobody and writes its binaries here
+    os.chmod(root, 0o777)  # as root, sieve-test runs as nobody and writes its binaries here
     for sub in ("cur", "new", "tmp"):
         os.makedirs(root / "Maildir" / sub)
-    shutil.chown(root / "Maildir", "nobody", "nogroup")
-    for sub in ("cur", "new", "tmp"):
-        shutil.chown(root / "Maildir" / sub, "nobody", "nogroup")
+    is_root = os.geteuid() == 0
+    if is_root:
+        shutil.chown(root / "Maildir", "nobody", "nogroup")
+        for sub in ("cur", "new", "tmp"):
+            shutil.chown(root / "Maildir" / sub, "nobody", "nogroup")
     conf = root / "dovecot.conf"
-    conf.write_text(PIGEONHOLE_CONF.format(root=root))
+    conf.write_text((AS_ROOT if is_root else "") + PIGEONHOLE_CONF.format(root=root))
     os.chmod(conf, 0o644)
     return root
 
