@@ -35,6 +35,15 @@
 # (compare-filters-latest.*; compare-tls-filters-* with TLS=1), and the IMAP
 # comparison, which no filter touches, is skipped unless IMAP=1.
 #
+# With SIEVE=1 both sides run a global Sieve script before every delivery:
+# toasterd its shipped default (sieve_before = builtin: the user's
+# whitelist and blacklist, spam into Junk), Dovecot LMTP with Pigeonhole
+# (dovecot-sieve) and sieve_before set to bench/compare_peer.sieve, the
+# same tests written without extlists, which Pigeonhole lacks. Without it
+# toasterd runs with `sieve = no`, as the peer runs no Sieve. That report
+# is compare-sieve-<stamp>.md/.svg. What Sieve costs toasterd alone is
+# measured beside it by `bench/tuning.sh sieve=no,yes`.
+#
 # Then, unless IMAP=0, bench/compare_imap.sh sets toasterd's IMAP server
 # beside Dovecot's on two copies of the same Maildir data (same ROUNDS and
 # DURATION); its table is added to this report (its own report holds the
@@ -52,6 +61,7 @@
 #      IMAP (1, or 0 with TLS=1; 0 skips the IMAP comparison) IMAP_CONCURRENCY ("10 100");
 #      TLS (0; 1: STARTTLS on every SMTP session, see above)
 #      FILTERS (0; 1: the checks on both sides, see above) FILTER_PORT (2630)
+#      SIEVE (0; 1: a global Sieve script on both sides, see above)
 #      OPENDKIM_INET (0: OpenDKIM on a Unix socket; 1: on 127.0.0.1:FILTER_PORT+6)
 #      FILTERS_LOG_CLEAN (0; 1: clamd and Rspamd log every clean scan too)
 #      RSPAMD_WORKERS (empty: as many scanners as toasterd has worker_threads;
@@ -85,6 +95,7 @@ TOASTERD=${TOASTERD:-$ROOT/build/toasterd}
 BENCH=${BENCH:-$ROOT/build/toaster-bench}
 TLS=${TLS:-0}
 FILTERS=${FILTERS:-0}
+SIEVE=${SIEVE:-0}
 if [ "$TLS" = 1 ]; then
     REPORT_NAME=compare-tls
     BENCH_TLS_ARGS=(--starttls)
@@ -92,12 +103,13 @@ else
     REPORT_NAME=compare
     BENCH_TLS_ARGS=()
 fi
-if [ "$TLS" = 1 ] || [ "$FILTERS" = 1 ]; then
+if [ "$TLS" = 1 ] || [ "$FILTERS" = 1 ] || [ "$SIEVE" = 1 ]; then
     IMAP=${IMAP:-0}
 else
     IMAP=${IMAP:-1}
 fi
 [ "$FILTERS" = 1 ] && REPORT_NAME=$REPORT_NAME-filters
+[ "$SIEVE" = 1 ] && REPORT_NAME=$REPORT_NAME-sieve
 
 WORK=""
 POLICY_RC_CREATED=""
@@ -123,6 +135,11 @@ for c in $CONCURRENCY $MIX_CONCURRENCY; do
 done
 [ "$TLS" = 0 ] || [ "$TLS" = 1 ] || die "TLS='$TLS' is neither 0 nor 1"
 [ "$FILTERS" = 0 ] || [ "$FILTERS" = 1 ] || die "FILTERS='$FILTERS' is neither 0 nor 1"
+[ "$SIEVE" = 0 ] || [ "$SIEVE" = 1 ] || die "SIEVE='$SIEVE' is neither 0 nor 1"
+if [ "$SIEVE" = 1 ]; then
+    dpkg-query -W -f='${Status}' dovecot-sieve 2>/dev/null | grep -q "install ok installed" ||
+        die "SIEVE=1 needs Pigeonhole: apt-get install dovecot-sieve"
+fi
 for knob in ROUNDS DURATION MESSAGES_PER_SESSION BENCH_THREADS TOASTER_PORT PEER_PORT LMTP_PORT DRAIN_TIMEOUT; do
     is_uint "${!knob}" && [ "${!knob}" -ge 1 ] || die "$knob='${!knob}' is not a positive integer"
 done
@@ -291,17 +308,23 @@ write_meta() {
         printf 'toasterd\t%s\n' "$toaster_v"
         printf 'peer\t%s\n' "$peer_v"
         printf 'command\t%s%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
-            "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$([ "$FILTERS" = 1 ] && echo 'FILTERS=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
+            "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$([ "$FILTERS" = 1 ] && echo 'FILTERS=1 ')$([ "$SIEVE" = 1 ] && echo 'SIEVE=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
             "${PEER_LMTP_CONCURRENCY:+ PEER_LMTP_CONCURRENCY=$PEER_LMTP_CONCURRENCY}"
         printf 'rounds\t%s\n' "$ROUNDS"
         printf 'messages_per_session\t%s\n' "$MESSAGES_PER_SESSION"
         printf 'tls\t%s\n' "$TLS"
         printf 'filters\t%s\n' "$FILTERS"
+        printf 'sieve\t%s\n' "$SIEVE"
         printf 'note\t%s\n' "$ACCT_NOTE"
         if [ "$FILTERS" = 1 ]; then
             printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info; filters on: \`clamav\` (libclamav in process, action reject), \`dkim_verify\`, \`spf\`, \`dmarc\`, \`spam\` with reject 15 / add_header 6 / greylist 4, \`greylist = score\` with loopback exempt, Bayes in its embedded store) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64) and \`dns_override_file\` (every name NXDOMAIN)"
         else
             printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
+        fi
+        if [ "$SIEVE" = 1 ]; then
+            printf 'note\t%s\n' "Sieve on both sides: toasterd \`sieve = yes\`, \`sieve_before = builtin\` (etc/sieve/default.sieve: the user's whitelist and blacklist as extlists address books, spam into Junk; no user has a list file or a script of his own); Dovecot LMTP with Pigeonhole's sieve plugin and \`sieve_before = bench/compare_peer.sieve\` (the same tests without extlists), users without scripts of their own. No message is spam, so both deliver to INBOX after running the script."
+        else
+            printf 'note\t%s\n' "Sieve off on both sides: toasterd \`sieve = no\`, Dovecot LMTP without Pigeonhole."
         fi
         for note in "${PEER_NOTES[@]}"; do printf 'note\t%s\n' "$note"; done
         if [ "$TLS" = 1 ]; then

@@ -195,6 +195,19 @@ service lmtp {
   }
 }
 EOF
+    # SIEVE=1: Pigeonhole runs the global script before every delivery,
+    # as toasterd runs its own.
+    if [ "${SIEVE:-0}" = 1 ]; then
+        cat <<EOF
+protocol lmtp {
+  mail_plugins = \$mail_plugins sieve
+}
+plugin {
+  sieve = file:~/sieve;active=~/.dovecot.sieve
+  sieve_before = $BENCH_DIR/compare_peer.sieve
+}
+EOF
+    fi
 }
 
 peer_ports() {

@@ -238,10 +238,13 @@ def markdown(runs, meta, table, svg_name):
     any_failed = any(r["failed"] for r in runs)
     is_tls = meta.get("tls") == "1"
     is_filters = meta.get("filters") == "1"
+    is_sieve = meta.get("sieve") == "1"
     parts = [
-        "# toasterd beside Postfix → Dovecot LMTP%s%s" % (
+        "# toasterd beside Postfix → Dovecot LMTP%s%s%s" % (
             ", filters on (toasterd's; Rspamd with Redis and clamd, and OpenDKIM, as Postfix "
             "milters)" if is_filters else "",
+            ", a global Sieve script on both (toasterd's; Pigeonhole in Dovecot LMTP)"
+            if is_sieve else "",
             ", SMTP over STARTTLS" if is_tls else ""),
         "",
         "- %s, commit `%s`" % (meta.get("date"), meta.get("commit")),

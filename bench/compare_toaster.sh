@@ -43,6 +43,13 @@ toaster_prepare() {
             echo "spf = no"
             echo "dmarc = no"
         fi
+        # The peer runs Sieve only with SIEVE=1; so does toasterd.
+        if [ "${SIEVE:-0}" = 1 ]; then
+            echo "sieve = yes"
+            echo "sieve_before = builtin"
+        else
+            echo "sieve = no"
+        fi
         if [ "$TLS" = 1 ]; then
             echo "tls_cert = $WORK/toaster/tls/cert.pem"
             echo "tls_key = $WORK/toaster/tls/key.pem"
