@@ -53,6 +53,8 @@
 #include "core/stats.h"
 #include "store/mailbox_index.h"
 #include "store/maildir_dirs.h"
+#include "store/maildir_folders.h"
+#include "store/maildir_name.h"
 
 /* Messages per batch: enough that every message waiting joins the next
  * batch even with thousands of connections, so none waits for two. */
@@ -64,13 +66,32 @@ static_assert(MAILDIR_DIRS_KEEP + DELIVERY_MAILBOXES_MAX < MAILDIR_DIRS_SLOTS / 
               "a batch's directories always fit the table");
 
 /* One copy of a message in one Maildir, kept for the rest of the batch:
- * enough to sync its directory and to rebuild its name for an undo. */
+ * enough to sync its directory and to rebuild its name for an undo. A
+ * copy into INBOX's new/ uses the committer's open directories
+ * (store/maildir_dirs); any other (a folder, or cur/ with flags) uses the
+ * batch's table of placement directories (place_dir). */
 struct delivery_copy {
-    struct maildir_dir *dir;
+    struct maildir_dir *dir;       /* INBOX new/, or NULL */
+    int32_t             place_dir; /* else: index into delivery.place_dirs */
     int64_t             name_seconds;
     int32_t             name_microseconds;
     unsigned long       name_sequence;
+    uint64_t            size;      /* bytes of the copy (its S= and W=) */
+    uint32_t            flags;     /* ":2," letters: cur/ when any */
+    uint32_t            keywords;
 };
+
+/* A directory that placements of this batch linked into, synced once for
+ * the batch (known by device and inode, so two spellings count once). */
+struct delivery_place_dir {
+    int      fd;
+    dev_t    dev;
+    ino_t    ino;
+    char    *folder; /* the folder's path, for IMAP sessions to hear of it */
+    int      sync_result;
+};
+
+#define DELIVERY_PLACE_DIR_SLOTS (4 * DELIVERY_MAILBOXES_MAX) /* a set, at most 1/4 full */
 
 static struct {
     pthread_t                thread;
@@ -82,7 +103,9 @@ static struct {
     uint32_t                 commit_window_ms;
     bool                     is_stopping;
     char                     data_dir[SPOOL_PATH_BYTES];
-    char                     host_part[256]; /* hostname made safe for file names */
+    /* The hostname made safe for file names, cut so that a name with
+     * every flag letter still fits NAME_MAX (MAILDIR_NAME_BYTES_MAX). */
+    char                     host_part[120];
     long                     pid;
     int                      spool_dir_fd;
     bool                     is_fsync_on;
@@ -106,10 +129,18 @@ static struct {
     struct maildir_dir     **batch_dirs;
     int                     *dir_fds;
     int                     *dir_results;
+    /* Placement directories of the batch (DELIVERY_MAILBOXES_MAX) and a
+     * set over them (index + 1, 0 = free). */
+    struct delivery_place_dir *place_dirs;
+    size_t                   place_dir_count;
+    uint32_t                *place_dir_set;
     /* Counters for the operator (`toasterctl stats`, the log at stop):
      * written by the committer only, read by any thread (stats_load). */
     struct delivery_stats    stats;
 } delivery;
+
+static int copy_to(int src_fd, uint64_t size, const char *folder, const char *sub,
+                   const char *name);
 
 /* ---- messages ------------------------------------------------------------ */
 
@@ -308,6 +339,175 @@ delivery_message_truncate_remotes(struct delivery_message *message, size_t keep_
     message->remote_count = keep_count;
 }
 
+/* ---- placements ----------------------------------------------------------- */
+
+/* Grow an array of elements of size bytes to hold one more. */
+static int
+extras_reserve(void **array, size_t *capacity, size_t count, size_t size)
+{
+    if (count < *capacity) {
+        return 0;
+    }
+    size_t grown_capacity = *capacity ? *capacity * 2 : 4;
+    void *grown = realloc(*array, grown_capacity * size);
+    if (grown == NULL) {
+        return -ENOMEM;
+    }
+    *array = grown;
+    *capacity = grown_capacity;
+    return 0;
+}
+
+/* Copy text (NUL included) into the string area; its offset to *offset_out. */
+static int
+extras_string(struct delivery_extras *extras, const char *text, uint32_t *offset_out)
+{
+    size_t bytes = strlen(text) + 1;
+    if (extras->strings_len + bytes > extras->strings_capacity) {
+        size_t capacity = extras->strings_capacity ? extras->strings_capacity : 512;
+        while (capacity < extras->strings_len + bytes) {
+            capacity *= 2;
+        }
+        char *grown = realloc(extras->strings, capacity);
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        extras->strings = grown;
+        extras->strings_capacity = capacity;
+    }
+    /* Bounded by the copy and name limits far below 4 GiB. */
+    ASSERT(extras->strings_len + bytes < UINT32_MAX);
+    memcpy(extras->strings + extras->strings_len, text, bytes);
+    *offset_out = (uint32_t)extras->strings_len;
+    extras->strings_len += bytes;
+    return 0;
+}
+
+/* Close what the extras still hold open and free them. */
+static void
+extras_free(struct delivery_extras **extras_ptr)
+{
+    struct delivery_extras *extras = *extras_ptr;
+    if (extras == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < extras->content_count; i++) {
+        if (extras->contents[i].fd >= 0) {
+            (void)close(extras->contents[i].fd); /* never linked anywhere: nothing to lose */
+        }
+    }
+    free(extras->placements);
+    free(extras->contents);
+    free(extras->outbound);
+    free(extras->strings);
+    free(extras);
+    *extras_ptr = NULL;
+}
+
+int
+delivery_message_placements_begin(struct delivery_message *message)
+{
+    if (message->extras != NULL) {
+        return 0;
+    }
+    message->extras = calloc(1, sizeof(*message->extras));
+    return message->extras != NULL ? 0 : -ENOMEM;
+}
+
+int
+delivery_message_add_content(struct delivery_message *message, int fd, uint64_t size)
+{
+    ASSERT(fd >= 0);
+    struct delivery_extras *extras = message->extras;
+    ASSERT(extras != NULL);
+    int rc = extras->content_count >= DELIVERY_CONTENTS_MAX ? -E2BIG
+             : extras_reserve((void **)&extras->contents, &extras->content_capacity,
+                              extras->content_count, sizeof(*extras->contents));
+    if (rc != 0) {
+        (void)close(fd); /* ours from the call on, as promised */
+        return rc;
+    }
+    extras->contents[extras->content_count] = (struct delivery_content){ .fd = fd, .size = size };
+    return (int)extras->content_count++;
+}
+
+int
+delivery_message_place(struct delivery_message *message, const char *mailbox,
+                       const char *folder, uint32_t flags, uint32_t keywords, int content)
+{
+    struct delivery_extras *extras = message->extras;
+    ASSERT(extras != NULL);
+    size_t mailbox_len = strnlen(mailbox, SMTP_ADDRESS_BYTES_MAX + 1);
+    size_t folder_len = strnlen(folder, MAILDIR_FOLDERS_NAME_BYTES_MAX + 1);
+    if (mailbox_len == 0 || mailbox_len > SMTP_ADDRESS_BYTES_MAX ||
+        strchr(mailbox, '@') == NULL || (flags & ~MAILDIR_FLAGS_ALL) != 0 ||
+        (keywords & ~MAILDIR_KEYWORDS_ALL) != 0 || content < -1 ||
+        (content >= 0 && (size_t)content >= extras->content_count)) {
+        return -EINVAL;
+    }
+    if (maildir_folders_is_inbox(folder, folder_len)) {
+        folder = "";
+    } else if (folder_len > 0 && maildir_folders_name_check(folder, folder_len) != 0) {
+        return -EINVAL;
+    }
+    if (extras->placement_count >= DELIVERY_MAILBOXES_MAX) {
+        return -E2BIG;
+    }
+    int rc = extras_reserve((void **)&extras->placements, &extras->placement_capacity,
+                            extras->placement_count, sizeof(*extras->placements));
+    struct delivery_placement placement = {
+        .flags = flags,
+        .keywords = keywords,
+        .content = content,
+    };
+    if (rc == 0) {
+        rc = extras_string(extras, mailbox, &placement.mailbox_offset);
+    }
+    if (rc == 0) {
+        rc = extras_string(extras, folder, &placement.folder_offset);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    extras->placements[extras->placement_count++] = placement;
+    return 0;
+}
+
+int
+delivery_message_add_outbound(struct delivery_message *message, int content, const char *address)
+{
+    struct delivery_extras *extras = message->extras;
+    ASSERT(extras != NULL);
+    size_t address_len = strnlen(address, SMTP_ADDRESS_BYTES_MAX + 1);
+    if (content < 0 || (size_t)content >= extras->content_count || address_len == 0 ||
+        address_len > SMTP_ADDRESS_BYTES_MAX) {
+        return -EINVAL;
+    }
+    if (extras->outbound_count >= DELIVERY_OUTBOUND_MAX) {
+        return -E2BIG;
+    }
+    struct delivery_outbound outbound = { .content = content };
+    int rc = extras_reserve((void **)&extras->outbound, &extras->outbound_capacity,
+                            extras->outbound_count, sizeof(*extras->outbound));
+    if (rc == 0) {
+        rc = extras_string(extras, address, &outbound.address_offset);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    extras->outbound[extras->outbound_count++] = outbound;
+    return 0;
+}
+
+void
+delivery_message_on_commit(struct delivery_message *message,
+                           void (*fn)(struct delivery_message *message, void *arg), void *arg)
+{
+    ASSERT(message->extras != NULL);
+    message->extras->on_commit = fn;
+    message->extras->on_commit_arg = arg;
+}
+
 void
 delivery_message_destroy(struct delivery_message **message_ptr)
 {
@@ -321,6 +521,7 @@ delivery_message_destroy(struct delivery_message **message_ptr)
     free(message->remote_names);
     free(message->remote_offsets);
     free(message->remote_notify);
+    extras_free(&message->extras);
     free(message);
     *message_ptr = NULL;
 }
@@ -347,6 +548,7 @@ delivery_message_give(struct delivery_message_pool *pool, struct delivery_messag
     }
     *message_ptr = NULL;
     ASSERT(message->spool_fd < 0);
+    extras_free(&message->extras); /* placements are rare: not kept for reuse */
     size_t kept_bytes = message->names_capacity +
                         message->mailbox_capacity * sizeof(uint32_t) +
                         message->mailbox_index_slots * sizeof(uint32_t) +
@@ -440,17 +642,28 @@ fsync_many(const int *fds, int *results, size_t count, bool is_datasync)
     }
 }
 
-/* Dovecot's unique name: <secs>.M<usecs>P<pid>Q<seq>.<host>,S=<size>,W=<vsize>.
+/* Dovecot's unique name: <secs>.M<usecs>P<pid>Q<seq>.<host>,S=<size>,W=<vsize>,
+ * with ":2,<letters>" when the copy has flags (it then lives in cur/).
  * The file is stored with CRLF line ends, so S and W are equal. */
-static void
-maildir_name_format(const struct delivery_copy *copy, uint64_t size, char *out,
-                    size_t out_bytes)
+static int
+maildir_name_format(const struct delivery_copy *copy, char *out, size_t out_bytes)
 {
     int n = snprintf(out, out_bytes, "%lld.M%06ldP%ldQ%lu.%s,S=%llu,W=%llu",
                      (long long)copy->name_seconds, (long)copy->name_microseconds,
                      (long)delivery.pid, copy->name_sequence, delivery.host_part,
-                     (unsigned long long)size, (unsigned long long)size);
+                     (unsigned long long)copy->size, (unsigned long long)copy->size);
     ASSERT(n > 0 && (size_t)n < out_bytes);
+    if (copy->flags == 0 && copy->keywords == 0) {
+        return 0;
+    }
+    char base[DELIVERY_NAME_BYTES];
+    ASSERT((size_t)n < sizeof(base));
+    memcpy(base, out, (size_t)n + 1);
+    size_t len = 0;
+    /* The letters were checked when placed; a name past NAME_MAX (every
+     * letter and numbers at their widest) is -ENAMETOOLONG. */
+    return maildir_name_build(span_make(base, (size_t)n), copy->flags, copy->keywords, out,
+                              out_bytes, &len);
 }
 
 static void
@@ -470,48 +683,11 @@ static int
 copy_into(const struct delivery_message *message, const char *mailbox, const char *name)
 {
     char maildir[SPOOL_PATH_BYTES];
-    char tmp_path[SPOOL_PATH_BYTES];
-    char new_path[SPOOL_PATH_BYTES];
     int rc = maildir_dirs_path(mailbox, maildir, sizeof(maildir));
     if (rc != 0) {
         return rc;
     }
-    if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/tmp/%s", maildir, name) >=
-            sizeof(tmp_path) ||
-        (size_t)snprintf(new_path, sizeof(new_path), "%s/new/%s", maildir, name) >=
-            sizeof(new_path)) {
-        return -ENAMETOOLONG;
-    }
-    int out = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (out < 0) {
-        return -errno;
-    }
-    loff_t in_offset = 0;
-    while (rc == 0 && (uint64_t)in_offset < message->size) {
-        ssize_t n = copy_file_range(message->spool_fd, &in_offset, out, NULL,
-                                    (size_t)(message->size - (uint64_t)in_offset), 0);
-        if (n < 0) {
-            rc = -errno;
-        } else if (n == 0) {
-            rc = -EIO; /* the spool file is shorter than we wrote: never expected */
-        }
-    }
-    if (rc == 0 && delivery.is_fsync_on) {
-        stats_add(&delivery.stats.fsyncs, 1);
-        if (fdatasync(out) != 0) {
-            rc = -errno;
-        }
-    }
-    if (close(out) != 0 && rc == 0) {
-        rc = -errno;
-    }
-    if (rc == 0 && rename(tmp_path, new_path) != 0) {
-        rc = -errno;
-    }
-    if (rc != 0) {
-        (void)unlink(tmp_path);
-    }
-    return rc;
+    return copy_to(message->spool_fd, message->size, maildir, "new", name);
 }
 
 /* Give the spool file one more name: name in the directory dir_fd. */
@@ -538,6 +714,7 @@ deliver_one(const struct delivery_message *message, const char *mailbox,
 {
     char name[DELIVERY_NAME_BYTES];
     int rc = 0;
+    *copy = (struct delivery_copy){ .place_dir = -1, .size = message->size };
     /* A clash on the unique name is only possible across restarts in one
      * microsecond; a fresh name settles it. A directory that vanished under
      * its cached fd is reopened (and recreated) once. */
@@ -547,7 +724,7 @@ deliver_one(const struct delivery_message *message, const char *mailbox,
             return rc;
         }
         maildir_name_new(copy);
-        maildir_name_format(copy, message->size, name, sizeof(name));
+        (void)maildir_name_format(copy, name, sizeof(name)); /* no flags: cannot fail */
         rc = spool_link(message, copy->dir->new_fd, name);
         if (rc == -ENOENT) {
             maildir_dirs_forget(copy->dir);
@@ -563,21 +740,295 @@ deliver_one(const struct delivery_message *message, const char *mailbox,
     return rc;
 }
 
-/* Undo step 2 for a failed message: its new/ entries disappear. */
+/* Undo step 2 for a failed message: its entries disappear. */
 static void
 rollback(struct delivery_message *message, const struct delivery_copy *copies, size_t count)
 {
     char name[DELIVERY_NAME_BYTES];
     for (size_t i = 0; i < count; i++) {
         const struct delivery_copy *copy = &copies[i];
-        maildir_name_format(copy, message->size, name, sizeof(name));
-        if (copy->dir->new_fd < 0 || unlinkat(copy->dir->new_fd, name, 0) != 0) {
-            if (copy->dir->new_fd < 0 || errno != ENOENT) {
-                log_error("%s: cannot remove new/%s of %s after a failed delivery: %s",
-                          message->queue_id, name, copy->dir->mailbox,
-                          copy->dir->new_fd < 0 ? "directory gone" : strerror(errno));
+        if (maildir_name_format(copy, name, sizeof(name)) != 0) {
+            continue; /* never made: its name did not fit */
+        }
+        int dir_fd = copy->dir != NULL ? copy->dir->new_fd
+                                       : delivery.place_dirs[copy->place_dir].fd;
+        if (dir_fd < 0 || unlinkat(dir_fd, name, 0) != 0) {
+            if (dir_fd < 0 || errno != ENOENT) {
+                log_error("%s: cannot remove %s of %s after a failed delivery: %s",
+                          message->queue_id, name,
+                          copy->dir != NULL ? copy->dir->mailbox
+                                            : delivery.place_dirs[copy->place_dir].folder,
+                          dir_fd < 0 ? "directory gone" : strerror(errno));
             }
         }
+    }
+}
+
+/* ---- placements: folders, flags, own files ---------------------------------- */
+
+/* The batch's entry for the directory open as fd (folder its folder's
+ * path): an existing entry of the same directory (fd is then closed), or
+ * a new one. Returns the index, or -ENOMEM. */
+static int
+place_dir_add(int fd, const char *folder)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int rc = -errno;
+        (void)close(fd);
+        return rc;
+    }
+    uint64_t key = (uint64_t)st.st_dev * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)st.st_ino;
+    size_t mask = DELIVERY_PLACE_DIR_SLOTS - 1;
+    size_t slot = (size_t)(key ^ (key >> 29)) & mask;
+    for (size_t probes = 0; probes <= mask; probes++, slot = (slot + 1) & mask) {
+        uint32_t entry = delivery.place_dir_set[slot];
+        if (entry == 0) {
+            break;
+        }
+        struct delivery_place_dir *dir = &delivery.place_dirs[entry - 1];
+        if (dir->dev == st.st_dev && dir->ino == st.st_ino) {
+            (void)close(fd); /* the same directory, open already */
+            return (int)(entry - 1);
+        }
+    }
+    /* A batch has at most DELIVERY_MAILBOXES_MAX copies, so as many
+     * directories, and the set is four times that. */
+    ASSERT(delivery.place_dir_count < DELIVERY_MAILBOXES_MAX);
+    ASSERT(delivery.place_dir_set[slot] == 0);
+    char *path = strdup(folder);
+    if (path == NULL) {
+        (void)close(fd);
+        return -ENOMEM;
+    }
+    size_t index = delivery.place_dir_count++;
+    delivery.place_dirs[index] = (struct delivery_place_dir){
+        .fd = fd, .dev = st.st_dev, .ino = st.st_ino, .folder = path,
+    };
+    delivery.place_dir_set[slot] = (uint32_t)(index + 1);
+    return (int)index;
+}
+
+/* Close the batch's placement directories (after its report). */
+static void
+place_dirs_reset(void)
+{
+    for (size_t i = 0; i < delivery.place_dir_count; i++) {
+        (void)close(delivery.place_dirs[i].fd); /* read-only directory fd */
+        free(delivery.place_dirs[i].folder);
+    }
+    if (delivery.place_dir_count > 0) {
+        memset(delivery.place_dir_set, 0, DELIVERY_PLACE_DIR_SLOTS * sizeof(uint32_t));
+    }
+    delivery.place_dir_count = 0;
+}
+
+/* A copy written by the kernel from src_fd into folder's tmp/, synced,
+ * then renamed to sub/name: for when a link cannot serve. */
+static int
+copy_to(int src_fd, uint64_t size, const char *folder, const char *sub, const char *name)
+{
+    char tmp_path[SPOOL_PATH_BYTES];
+    char final_path[SPOOL_PATH_BYTES];
+    if ((size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/tmp/%s", folder, name) >=
+            sizeof(tmp_path) ||
+        (size_t)snprintf(final_path, sizeof(final_path), "%s/%s/%s", folder, sub, name) >=
+            sizeof(final_path)) {
+        return -ENAMETOOLONG;
+    }
+    int out = open(tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        return -errno;
+    }
+    int rc = 0;
+    loff_t in_offset = 0;
+    while (rc == 0 && (uint64_t)in_offset < size) {
+        ssize_t n = copy_file_range(src_fd, &in_offset, out, NULL,
+                                    (size_t)(size - (uint64_t)in_offset), 0);
+        if (n < 0) {
+            rc = -errno;
+        } else if (n == 0) {
+            rc = -EIO; /* the source is shorter than it says: never expected */
+        }
+    }
+    if (rc == 0 && delivery.is_fsync_on) {
+        stats_add(&delivery.stats.fsyncs, 1);
+        if (fdatasync(out) != 0) {
+            rc = -errno;
+        }
+    }
+    if (close(out) != 0 && rc == 0) {
+        rc = -errno;
+    }
+    if (rc == 0 && rename(tmp_path, final_path) != 0) {
+        rc = -errno;
+    }
+    if (rc != 0) {
+        (void)unlink(tmp_path);
+    }
+    return rc;
+}
+
+/* Open folder/sub as a directory; a missing INBOX root is made (a user's
+ * first mail may come with flags), a missing folder is -ENOENT. */
+static int
+place_dir_open(const char *root, const char *folder, bool is_inbox, const char *sub)
+{
+    char path[SPOOL_PATH_BYTES];
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", folder, sub) >= sizeof(path)) {
+        return -ENAMETOOLONG;
+    }
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && is_inbox) {
+        int rc = maildir_folders_make_root(root);
+        if (rc != 0) {
+            return rc;
+        }
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    return fd >= 0 ? fd : -errno;
+}
+
+/* Put one placement of a message into its folder: a link of the spool
+ * file or of the message's own file, else a written copy. */
+static int
+deliver_placement(struct delivery_message *message, const struct delivery_placement *placement,
+                  struct delivery_copy *copy)
+{
+    const struct delivery_extras *extras = message->extras;
+    const char *mailbox = delivery_extras_string(extras, placement->mailbox_offset);
+    const char *folder_name = delivery_extras_string(extras, placement->folder_offset);
+    bool is_inbox = folder_name[0] == '\0';
+    const struct delivery_content *content =
+        placement->content >= 0 ? &extras->contents[placement->content] : NULL;
+    *copy = (struct delivery_copy){
+        .place_dir = -1,
+        .size = content != NULL ? content->size : message->size,
+        .flags = placement->flags,
+        .keywords = placement->keywords,
+    };
+    if (is_inbox && placement->flags == 0 && placement->keywords == 0 && content == NULL) {
+        return deliver_one(message, mailbox, copy); /* the fast path's directories */
+    }
+    char root[SPOOL_PATH_BYTES];
+    char folder[SPOOL_PATH_BYTES];
+    int rc = maildir_dirs_path(mailbox, root, sizeof(root));
+    if (rc == 0) {
+        rc = maildir_folders_path(root, is_inbox ? "INBOX" : folder_name, folder,
+                                  sizeof(folder));
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    const char *sub = placement->flags != 0 || placement->keywords != 0 ? "cur" : "new";
+    int fd = place_dir_open(root, folder, is_inbox, sub);
+    if (fd == -ENOENT && !is_inbox) {
+        /* The folder went away since the stage looked: INBOX then, never
+         * nowhere. */
+        log_warning("%s: folder %s of %s is gone; delivering into INBOX", message->queue_id,
+                    folder_name, mailbox);
+        is_inbox = true;
+        (void)snprintf(folder, sizeof(folder), "%s", root);
+        fd = place_dir_open(root, folder, true, sub);
+    }
+    if (fd < 0) {
+        return fd;
+    }
+    int index = place_dir_add(fd, folder);
+    if (index < 0) {
+        return index;
+    }
+    copy->place_dir = index;
+    int dir_fd = delivery.place_dirs[index].fd;
+    char name[DELIVERY_NAME_BYTES];
+    for (int attempt = 0; attempt < 4; attempt++) {
+        maildir_name_new(copy);
+        rc = maildir_name_format(copy, name, sizeof(name));
+        if (rc != 0) {
+            return rc;
+        }
+        if (content == NULL) {
+            rc = spool_link(message, dir_fd, name);
+        } else {
+            char proc_path[64];
+            (void)snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", content->fd);
+            rc = linkat(AT_FDCWD, proc_path, dir_fd, name, AT_SYMLINK_FOLLOW) == 0 ? 0 : -errno;
+            if (rc == -ENOENT) {
+                rc = -EXDEV; /* a file that has no name to link: copy it */
+            }
+        }
+        if (rc == -EXDEV || rc == -EPERM || rc == -EMLINK) {
+            rc = copy_to(content != NULL ? content->fd : message->spool_fd, copy->size, folder,
+                         sub, name);
+        }
+        if (rc != -EEXIST) {
+            break;
+        }
+    }
+    return rc;
+}
+
+/* Generated messages of the batch's good messages for the outbound queue:
+ * each entry stored whole (its own syncs: they are rare). Returns whether
+ * any was stored. */
+static void
+outbound_store_batch(struct delivery_message **messages, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        struct delivery_message *message = messages[i];
+        struct delivery_extras *extras = message->extras;
+        if (extras == NULL) {
+            continue;
+        }
+        for (size_t k = 0; k < extras->outbound_count && message->result == 0; k++) {
+            struct delivery_outbound *outbound = &extras->outbound[k];
+            const struct delivery_content *content = &extras->contents[outbound->content];
+            struct queue_rcpt rcpt = {
+                .address = delivery_extras_string(extras, outbound->address_offset),
+                .orcpt = "",
+                .state = QUEUE_RCPT_PENDING,
+                .last_reply = "",
+            };
+            struct queue_entry entry = {
+                .arrival = message->arrival,
+                .size = content->size,
+                .ret = QUEUE_RET_UNSPECIFIED,
+                .rcpts = &rcpt,
+                .rcpt_count = 1,
+            };
+            /* Reactor indexes stay below 255: the committer's own. */
+            spool_queue_id_make(0xff, entry.id);
+            struct queue_source source = { .fd = content->fd, .is_unnamed = true };
+            int rc = queue_entry_store(delivery.queue, &entry, &source);
+            if (rc != 0) {
+                log_error("%s: cannot queue its generated message to <%s>: %s", message->queue_id,
+                          rcpt.address, strerror(-rc));
+                message->result = rc;
+                break;
+            }
+            memcpy(outbound->queue_id, entry.id, sizeof(outbound->queue_id));
+            log_info("%s: generated message to <%s> queued as %s", message->queue_id,
+                     rcpt.address, entry.id);
+        }
+    }
+}
+
+/* Undo outbound_store_batch for a failed message. */
+static void
+outbound_rollback(struct delivery_message *message)
+{
+    struct delivery_extras *extras = message->extras;
+    for (size_t k = 0; extras != NULL && k < extras->outbound_count; k++) {
+        struct delivery_outbound *outbound = &extras->outbound[k];
+        if (outbound->queue_id[0] == '\0') {
+            continue;
+        }
+        int rc = queue_entry_remove(delivery.queue, outbound->queue_id);
+        if (rc != 0) {
+            log_error("%s: cannot remove generated queue entry %s after a failed delivery: %s",
+                      message->queue_id, outbound->queue_id, strerror(-rc));
+        }
+        outbound->queue_id[0] = '\0';
     }
 }
 
@@ -726,19 +1177,27 @@ commit_batch(struct delivery_message *batch)
     for (size_t i = 0; i < count; i++) {
         struct delivery_message *message = messages[i];
         first_copy[i] = copy_count;
-        for (size_t j = 0; j < message->mailbox_count && message->result == 0; j++) {
+        size_t copies = delivery_message_copy_count(message);
+        for (size_t j = 0; j < copies && message->result == 0; j++) {
             ASSERT(copy_count < DELIVERY_MAILBOXES_MAX);
             struct delivery_copy *copy = &delivery.copies[copy_count];
-            int rc = deliver_one(message, delivery_message_mailbox(message, j), copy);
+            const struct delivery_placement *placement =
+                message->extras != NULL ? &message->extras->placements[j] : NULL;
+            const char *mailbox =
+                placement != NULL
+                    ? delivery_extras_string(message->extras, placement->mailbox_offset)
+                    : delivery_message_mailbox(message, j);
+            int rc = placement != NULL ? deliver_placement(message, placement, copy)
+                                       : deliver_one(message, mailbox, copy);
             if (rc != 0) {
-                log_error("%s: delivery to %s failed: %s", message->queue_id,
-                          delivery_message_mailbox(message, j), strerror(-rc));
+                log_error("%s: delivery to %s failed: %s", message->queue_id, mailbox,
+                          strerror(-rc));
                 message->result = rc;
                 break;
             }
             copy_count++;
             message->delivered_count++;
-            if (copy->dir->batch_mark != batch_number) {
+            if (copy->dir != NULL && copy->dir->batch_mark != batch_number) {
                 copy->dir->batch_mark = batch_number;
                 copy->dir->sync_result = 0;
                 delivery.batch_dirs[dir_count++] = copy->dir;
@@ -750,25 +1209,41 @@ commit_batch(struct delivery_message *batch)
      * recipients: envelopes staged, synced together, then published. */
     size_t env_count = queue_stage_batch(messages, count);
     bool is_queue_dirty = queue_publish_batch(messages, env_count);
+    /* 2c. Generated messages (Sieve's replies to remote senders). */
+    outbound_store_batch(messages, count);
 
-    /* 3. One fsync per distinct new/ directory for the whole batch. */
-    if (delivery.is_fsync_on && dir_count > 0) {
+    /* 3. One fsync per distinct directory for the whole batch: the new/
+     * directories of the fast path, then the placements' folders. */
+    size_t place_count = delivery.place_dir_count;
+    if (delivery.is_fsync_on && dir_count + place_count > 0) {
+        ASSERT(dir_count + place_count <= 2 * DELIVERY_MAILBOXES_MAX);
         for (size_t k = 0; k < dir_count; k++) {
             delivery.dir_fds[k] = delivery.batch_dirs[k]->new_fd;
         }
-        fsync_many(delivery.dir_fds, delivery.dir_results, dir_count, false);
+        for (size_t k = 0; k < place_count; k++) {
+            delivery.dir_fds[dir_count + k] = delivery.place_dirs[k].fd;
+        }
+        fsync_many(delivery.dir_fds, delivery.dir_results, dir_count + place_count, false);
         for (size_t k = 0; k < dir_count; k++) {
             delivery.batch_dirs[k]->sync_result = delivery.dir_results[k];
+        }
+        for (size_t k = 0; k < place_count; k++) {
+            delivery.place_dirs[k].sync_result = delivery.dir_results[dir_count + k];
         }
         /* A message is durable only if every directory it used is. */
         for (size_t i = 0; i < count; i++) {
             struct delivery_message *message = messages[i];
             const struct delivery_copy *copies = &delivery.copies[first_copy[i]];
             for (size_t j = 0; j < message->delivered_count && message->result == 0; j++) {
-                if (copies[j].dir->sync_result != 0) {
-                    message->result = copies[j].dir->sync_result;
-                    log_error("%s: fsync new/ of %s: %s", message->queue_id,
-                              copies[j].dir->mailbox, strerror(-message->result));
+                const struct delivery_copy *copy = &copies[j];
+                int rc = copy->dir != NULL ? copy->dir->sync_result
+                                           : delivery.place_dirs[copy->place_dir].sync_result;
+                if (rc != 0) {
+                    message->result = rc;
+                    log_error("%s: fsync of the directory of %s: %s", message->queue_id,
+                              copy->dir != NULL ? copy->dir->mailbox
+                                                : delivery.place_dirs[copy->place_dir].folder,
+                              strerror(-rc));
                 }
             }
         }
@@ -797,6 +1272,11 @@ commit_batch(struct delivery_message *batch)
             mailbox_index_changed_path(path);
         }
     }
+    for (size_t k = 0; k < place_count; k++) {
+        if (delivery.place_dirs[k].sync_result == 0) {
+            mailbox_index_changed_path(delivery.place_dirs[k].folder);
+        }
+    }
 
     /* 4. Report, and let the spool file go. */
     for (size_t i = 0; i < count; i++) {
@@ -812,6 +1292,18 @@ commit_batch(struct delivery_message *batch)
                 }
                 message->queued_count = 0;
             }
+            outbound_rollback(message);
+        }
+        if (message->extras != NULL) {
+            struct delivery_extras *extras = message->extras;
+            if (extras->on_commit != NULL) {
+                extras->on_commit(message, extras->on_commit_arg);
+            }
+            /* The copies are linked (or gone): the files' names hold them. */
+            for (size_t k = 0; k < extras->content_count; k++) {
+                (void)close(extras->contents[k].fd); /* synced before it came here */
+                extras->contents[k].fd = -1;
+            }
         }
         if (close(message->spool_fd) != 0 && message->result == 0) {
             /* The data was already synced and linked; a close error now
@@ -826,6 +1318,7 @@ commit_batch(struct delivery_message *batch)
         message->next_in_batch = NULL;
         reactor_job_complete(&message->job);
     }
+    place_dirs_reset();
     stats_add(&delivery.stats.batches, 1);
     stats_add(&delivery.stats.messages, count);
 }
@@ -861,11 +1354,12 @@ delivery_main(void *arg)
         struct delivery_message *batch = delivery.queue_head;
         struct delivery_message *last = batch;
         size_t messages = 1;
-        size_t mailboxes = batch->mailbox_count;
+        size_t mailboxes = delivery_message_copy_count(batch);
         while (last->next_in_batch != NULL && messages < DELIVERY_BATCH_MESSAGES_MAX &&
-               mailboxes + last->next_in_batch->mailbox_count < DELIVERY_MAILBOXES_MAX) {
+               mailboxes + delivery_message_copy_count(last->next_in_batch) <
+                   DELIVERY_MAILBOXES_MAX) {
             last = last->next_in_batch;
-            mailboxes += last->mailbox_count;
+            mailboxes += delivery_message_copy_count(last);
             messages++;
         }
         delivery.queue_head = last->next_in_batch;
@@ -921,10 +1415,14 @@ delivery_start(const char *data_dir, const char *hostname, bool is_fsync_on,
     }
     delivery.copies = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.copies));
     delivery.batch_dirs = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.batch_dirs));
-    delivery.dir_fds = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.dir_fds));
-    delivery.dir_results = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.dir_results));
+    /* Room for the new/ directories and the placements' together. */
+    delivery.dir_fds = calloc(2 * DELIVERY_MAILBOXES_MAX, sizeof(*delivery.dir_fds));
+    delivery.dir_results = calloc(2 * DELIVERY_MAILBOXES_MAX, sizeof(*delivery.dir_results));
+    delivery.place_dirs = calloc(DELIVERY_MAILBOXES_MAX, sizeof(*delivery.place_dirs));
+    delivery.place_dir_set = calloc(DELIVERY_PLACE_DIR_SLOTS, sizeof(*delivery.place_dir_set));
     if (delivery.copies == NULL || delivery.batch_dirs == NULL || delivery.dir_fds == NULL ||
-        delivery.dir_results == NULL) {
+        delivery.dir_results == NULL || delivery.place_dirs == NULL ||
+        delivery.place_dir_set == NULL) {
         return -ENOMEM;
     }
     delivery.queue_rcpts = calloc(QUEUE_RCPTS_MAX, sizeof(*delivery.queue_rcpts));
@@ -1008,6 +1506,8 @@ delivery_stop(void)
     free(delivery.batch_dirs);
     free(delivery.dir_fds);
     free(delivery.dir_results);
+    free(delivery.place_dirs);
+    free(delivery.place_dir_set);
     free(delivery.queue_rcpts);
     queue_close(&delivery.queue);
     log_info("delivery: %llu messages in %llu batches",

@@ -9,6 +9,17 @@
  * "on disk" and many messages share each sync. A message with remote
  * recipients also gets its outbound queue entry (store/queue.h) in the
  * same batch, durable before the report like the Maildir copies.
+ *
+ * Placements. By default every mailbox of a message gets one copy in its
+ * INBOX (new/): the fast path, which allocates nothing. A stage that chose
+ * otherwise (Sieve: folders, flags, discard, an edited header, a redirect)
+ * switches the message to placements with delivery_message_placements_begin()
+ * and lists each copy: mailbox, folder, flags and keywords, and which file
+ * (the spool file, or a file of the message's own). Generated messages for
+ * remote addresses (vacation replies, rejections) join the same batch as
+ * outbound queue entries with the null sender. Every copy and entry of a
+ * message is durable before it is reported, and all of them are undone
+ * when any fails.
  */
 #ifndef TOASTER_STORE_DELIVERY_H
 #define TOASTER_STORE_DELIVERY_H
@@ -23,7 +34,53 @@
 #include "store/queue.h"
 #include "store/spool.h"
 
-#define DELIVERY_MAILBOXES_MAX 10000 /* distinct local mailboxes per message */
+#define DELIVERY_MAILBOXES_MAX 10000 /* distinct local mailboxes per message; also copies */
+#define DELIVERY_CONTENTS_MAX 1024   /* files of a message's own (edited headers, replies) */
+#define DELIVERY_OUTBOUND_MAX 1024   /* generated messages queued with one message */
+
+struct delivery_message;
+
+/* One copy chosen by a stage. Strings live in the extras' string area. */
+struct delivery_placement {
+    uint32_t mailbox_offset; /* "local@domain" */
+    uint32_t folder_offset;  /* storage name (store/maildir_folders.h); "" = INBOX */
+    uint32_t flags;          /* MAILDIR_FLAG_* (store/maildir_name.h) */
+    uint32_t keywords;       /* bit i: letter 'a' + i of the folder's dovecot-keywords */
+    int32_t  content;        /* -1: the spool file; else a delivery_message_add_content() number */
+};
+
+/* A file of the message's own: complete, its data synced by whoever made
+ * it, owned (closed) by delivery. */
+struct delivery_content {
+    int      fd;
+    uint64_t size;
+};
+
+/* A generated message for the outbound queue (null sender). */
+struct delivery_outbound {
+    int32_t  content;
+    uint32_t address_offset;
+    char     queue_id[SPOOL_QUEUE_ID_BYTES]; /* set by the committer once stored, else "" */
+};
+
+struct delivery_extras {
+    struct delivery_placement *placements;
+    size_t                     placement_count;
+    size_t                     placement_capacity;
+    struct delivery_content   *contents;
+    size_t                     content_count;
+    size_t                     content_capacity;
+    struct delivery_outbound  *outbound;
+    size_t                     outbound_count;
+    size_t                     outbound_capacity;
+    char                      *strings;
+    size_t                     strings_len;
+    size_t                     strings_capacity;
+    /* Called on the committer thread once the message's fate is known
+     * (result set), before it is reported. */
+    void (*on_commit)(struct delivery_message *message, void *arg);
+    void *on_commit_arg;
+};
 
 struct delivery_message {
     struct job job;             /* first: the reactor's handle on this message */
@@ -61,6 +118,10 @@ struct delivery_message {
     char       user[QUEUE_USER_BYTES]; /* the authenticated sender, "" for none */
     int64_t    arrival;                /* unix seconds */
     void      *owner_data;             /* the submitter's; delivery never touches it */
+    /* Placements and generated messages (NULL: one INBOX copy per mailbox).
+     * Allocated only when a stage asks; freed when the message is given
+     * back to its pool or destroyed. */
+    struct delivery_extras *extras;
     /* Filled in by delivery: */
     int        result;          /* 0, or -errno of the first failure */
     size_t     delivered_count; /* distinct mailboxes written */
@@ -124,6 +185,59 @@ delivery_message_remote_orcpt(const struct delivery_message *message, size_t i)
 {
     const char *address = delivery_message_remote(message, i);
     return address + strlen(address) + 1;
+}
+
+/* Switch the message to placements (idempotent): from now on the
+ * committer writes exactly the copies placed (none placed: no local copy)
+ * instead of one per mailbox. Returns 0 or -ENOMEM. */
+int delivery_message_placements_begin(struct delivery_message *message);
+
+/* Whether the message is switched to placements. */
+static inline bool
+delivery_message_is_placed(const struct delivery_message *message)
+{
+    return message->extras != NULL;
+}
+
+/* Hand a file of the message's own to delivery (complete, its data
+ * synced): delivery owns fd from now on, also when this fails (it is then
+ * closed). Returns the content number (>= 0), -ENOMEM, or -E2BIG past
+ * DELIVERY_CONTENTS_MAX. Needs placements_begin first. */
+int delivery_message_add_content(struct delivery_message *message, int fd, uint64_t size);
+
+/* One copy into mailbox's folder (storage name; "" or INBOX in any case
+ * for INBOX) with flags and keywords (both 0: new/, else cur/ with
+ * ":2,<letters>"), of the spool file (content -1) or of a content.
+ * Returns 0, -ENOMEM, -EINVAL (a folder name store/maildir_folders
+ * refuses, a mailbox of bad form, a content that does not exist, bits
+ * outside the 26 letters), or -E2BIG past DELIVERY_MAILBOXES_MAX copies. */
+int delivery_message_place(struct delivery_message *message, const char *mailbox,
+                           const char *folder, uint32_t flags, uint32_t keywords, int content);
+
+/* A generated message (content) for the outbound queue with the null
+ * sender, to address. Returns 0, -ENOMEM, -EINVAL (bad address or
+ * content) or -E2BIG past DELIVERY_OUTBOUND_MAX. */
+int delivery_message_add_outbound(struct delivery_message *message, int content,
+                                  const char *address);
+
+/* Have fn(message, arg) called on the committer thread once the message's
+ * fate is known (message->result set), before the report; it may block
+ * briefly (a key-value store write). Needs placements_begin first. */
+void delivery_message_on_commit(struct delivery_message *message,
+                                void (*fn)(struct delivery_message *message, void *arg),
+                                void *arg);
+
+/* Copies the committer will write: placements, or one per mailbox. */
+static inline size_t
+delivery_message_copy_count(const struct delivery_message *message)
+{
+    return message->extras != NULL ? message->extras->placement_count : message->mailbox_count;
+}
+
+static inline const char *
+delivery_extras_string(const struct delivery_extras *extras, uint32_t offset)
+{
+    return extras->strings + offset;
 }
 
 /* Free the message and NULL the pointer. Does not touch the spool file. */
