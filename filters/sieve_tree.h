@@ -202,6 +202,7 @@ enum sieve_ext {
     SIEVE_EXT_EREJECT,
     SIEVE_EXT_CMP_OCTET,   /* "comparator-i;octet": always there, may be required */
     SIEVE_EXT_CMP_CASEMAP, /* "comparator-i;ascii-casemap": likewise */
+    SIEVE_EXT_EXTLISTS,    /* RFC 6134: the :list match type, valid_ext_list */
     SIEVE_EXT_COUNT,
 };
 
@@ -252,6 +253,7 @@ enum sieve_id {
     SIEVE_TEST_SPAMTEST,
     SIEVE_TEST_VIRUSTEST,
     SIEVE_TEST_DUPLICATE,
+    SIEVE_TEST_VALID_EXT_LIST,
 };
 
 /* Tagged arguments the validator knows (at most 64: a node keeps a mask). */
@@ -300,6 +302,7 @@ enum sieve_tag {
     SIEVE_TAG_UPPERFIRST,
     SIEVE_TAG_QUOTEWILDCARD,
     SIEVE_TAG_LENGTH,
+    SIEVE_TAG_LIST, /* extlists' match type */
     SIEVE_TAG_COUNT_ALL, /* not a tag: how many there are */
 };
 
@@ -308,7 +311,8 @@ enum sieve_match {
     SIEVE_MATCH_CONTAINS,
     SIEVE_MATCH_MATCHES,
     SIEVE_MATCH_VALUE,
-    SIEVE_MATCH_COUNT
+    SIEVE_MATCH_COUNT,
+    SIEVE_MATCH_LIST /* extlists (RFC 6134): keys are list names */
 };
 enum sieve_comparator { SIEVE_CMP_ASCII_CASEMAP = 0, SIEVE_CMP_OCTET, SIEVE_CMP_ASCII_NUMERIC };
 enum sieve_address_part {

@@ -106,6 +106,7 @@ static const struct tag_def tag_defs[] = {
     {"upperfirst", SIEVE_TAG_UPPERFIRST, SIEVE_EXT_VARIABLES, P_NONE, G_CASE_FIRST},
     {"quotewildcard", SIEVE_TAG_QUOTEWILDCARD, SIEVE_EXT_VARIABLES, P_NONE, G_NONE},
     {"length", SIEVE_TAG_LENGTH, SIEVE_EXT_VARIABLES, P_NONE, G_NONE},
+    {"list", SIEVE_TAG_LIST, SIEVE_EXT_EXTLISTS, P_NONE, G_MATCH},
 };
 
 #define T(x) (UINT64_C(1) << SIEVE_TAG_##x)
@@ -114,6 +115,7 @@ static const struct tag_def tag_defs[] = {
 #define ADDRESS_CORE (T(ALL) | T(LOCALPART) | T(DOMAIN))
 #define ADDRESS_EXT (T(USER) | T(DETAIL))
 #define INDEX_EXT (T(INDEX) | T(LAST))
+#define LIST_EXT T(LIST) /* extlists: header, address, envelope, string (RFC 6134 2.5) */
 
 enum tests_taken { TESTS_NONE, TESTS_ONE, TESTS_LIST };
 
@@ -240,13 +242,14 @@ static const struct node_def node_defs[] = {
      {"field name", "value patterns"}},
     /* tests */
     {"address", SIEVE_TEST_ADDRESS, true, SIEVE_EXT_NONE, MATCH_CORE | ADDRESS_CORE,
-     MATCH_EXT | ADDRESS_EXT | INDEX_EXT, TESTS_NONE, false,
+     MATCH_EXT | ADDRESS_EXT | INDEX_EXT | LIST_EXT, TESTS_NONE, false,
      P2(P_STRING_LIST, "header list", P_STRING_LIST, "key list")},
     {"envelope", SIEVE_TEST_ENVELOPE, true, SIEVE_EXT_ENVELOPE, MATCH_CORE | ADDRESS_CORE,
-     MATCH_EXT | ADDRESS_EXT, TESTS_NONE, false,
+     MATCH_EXT | ADDRESS_EXT | LIST_EXT, TESTS_NONE, false,
      P2(P_STRING_LIST, "envelope part", P_STRING_LIST, "key list")},
-    {"header", SIEVE_TEST_HEADER, true, SIEVE_EXT_NONE, MATCH_CORE, MATCH_EXT | INDEX_EXT,
-     TESTS_NONE, false, P2(P_STRING_LIST, "header names", P_STRING_LIST, "key list")},
+    {"header", SIEVE_TEST_HEADER, true, SIEVE_EXT_NONE, MATCH_CORE,
+     MATCH_EXT | INDEX_EXT | LIST_EXT, TESTS_NONE, false,
+     P2(P_STRING_LIST, "header names", P_STRING_LIST, "key list")},
     {"exists", SIEVE_TEST_EXISTS, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false,
      P1(P_STRING_LIST, "header names")},
     {"size", SIEVE_TEST_SIZE, true, SIEVE_EXT_NONE, T(OVER) | T(UNDER), 0, TESTS_NONE, false, P0},
@@ -255,8 +258,8 @@ static const struct node_def node_defs[] = {
     {"not", SIEVE_TEST_NOT, true, SIEVE_EXT_NONE, 0, 0, TESTS_ONE, false, P0},
     {"true", SIEVE_TEST_TRUE, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0},
     {"false", SIEVE_TEST_FALSE, true, SIEVE_EXT_NONE, 0, 0, TESTS_NONE, false, P0},
-    {"string", SIEVE_TEST_STRING, true, SIEVE_EXT_VARIABLES, MATCH_CORE, MATCH_EXT, TESTS_NONE,
-     false, P2(P_STRING_LIST, "source", P_STRING_LIST, "key list")},
+    {"string", SIEVE_TEST_STRING, true, SIEVE_EXT_VARIABLES, MATCH_CORE, MATCH_EXT | LIST_EXT,
+     TESTS_NONE, false, P2(P_STRING_LIST, "source", P_STRING_LIST, "key list")},
     {"hasflag",
      SIEVE_TEST_HASFLAG,
      true,
@@ -285,6 +288,8 @@ static const struct node_def node_defs[] = {
      TESTS_NONE, false, P1(P_STRING, "value")},
     {"duplicate", SIEVE_TEST_DUPLICATE, true, SIEVE_EXT_DUPLICATE,
      T(HANDLE) | T(HEADER) | T(UNIQUEID) | T(SECONDS) | T(LAST), 0, TESTS_NONE, false, P0},
+    {"valid_ext_list", SIEVE_TEST_VALID_EXT_LIST, true, SIEVE_EXT_EXTLISTS, 0, 0, TESTS_NONE,
+     false, P1(P_STRING_LIST, "ext-list-names")},
 };
 
 /* Capability names, in the order of the "SIEVE" capability (roughly
@@ -323,12 +328,13 @@ static const struct ext_def ext_defs[] = {
     {"ereject", SIEVE_EXT_EREJECT, SIEVE_EXT_NONE, true},
     {"comparator-i;octet", SIEVE_EXT_CMP_OCTET, SIEVE_EXT_NONE, false},
     {"comparator-i;ascii-casemap", SIEVE_EXT_CMP_CASEMAP, SIEVE_EXT_NONE, false},
+    {"extlists", SIEVE_EXT_EXTLISTS, SIEVE_EXT_NONE, true},
 };
 
 static const char capabilities[] =
     "fileinto reject envelope encoded-character vacation vacation-seconds subaddress "
     "comparator-i;ascii-numeric relational imap4flags copy include variables body mailbox "
-    "date index duplicate editheader spamtest spamtestplus virustest ereject";
+    "date index duplicate editheader spamtest spamtestplus virustest ereject extlists";
 
 /* ---- validator state ---- */
 
@@ -1217,6 +1223,8 @@ validate_specific(struct validator *v, struct sieve_node *node)
     } else if ((tag = sieve_node_tag(node, SIEVE_TAG_COUNT)) != NULL) {
         node->match = SIEVE_MATCH_COUNT;
         check_relation(v, node, tag);
+    } else if (sieve_node_tag(node, SIEVE_TAG_LIST) != NULL) {
+        node->match = SIEVE_MATCH_LIST;
     }
     if ((tag = sieve_node_tag(node, SIEVE_TAG_COMPARATOR)) != NULL) {
         check_comparator(v, node, tag->param);
