@@ -389,6 +389,13 @@ static const struct example valid[] = {
                          "if address \"from\" \"someone.i.dont.like@example.com\" {\n"
                          "    ereject \"I no longer accept mail from this address\";\n"
                          "}\n"},
+    {"RFC 6134 extlists", "require [\"extlists\", \"envelope\", \"variables\"];\n"
+                          "if envelope :list \"from\" \":addrbook:default\" { keep; }\n"
+                          "if address :list :domain \"from\" \"tag:example.com,2011:blocked\" "
+                          "{ discard; }\n"
+                          "if header :list \"x-list\" \":addrbook:default\" { keep; }\n"
+                          "if string :list \"${x}\" \":addrbook:default\" { keep; }\n"
+                          "if valid_ext_list [\":addrbook:default\", \"x\"] { keep; }\n"},
     {"RFC 5490 mailbox", "require [\"fileinto\", \"mailbox\", \"copy\"];\n"
                          "if mailboxexists \"Partners\" {\n"
                          "    fileinto :create \"Partners\";\n"
@@ -505,6 +512,15 @@ static const struct broken broken[] = {
     {"if header :index 1 \"x\" \"1\" { keep; }", 1,
      "unknown tagged argument ':index' for the header test (the \"index\" extension is not "
      "required)"},
+    {"if header :list \"from\" \":addrbook:default\" { keep; }", 1,
+     "unknown tagged argument ':list' for the header test (the \"extlists\" extension is not "
+     "required)"},
+    {"require [\"extlists\", \"body\"];\nif body :list \":addrbook:default\" { keep; }", 2,
+     "unknown tagged argument ':list' for the body test"},
+    {"require \"extlists\";\nif header :list :is \"from\" \"x\" { keep; }", 2,
+     "the :list and :is tags cannot be used together for the header test"},
+    {"if valid_ext_list \"x\" { keep; }", 1,
+     "unknown test 'valid_ext_list' (the \"extlists\" extension is not required)"},
     {"require \"vacation\";\nvacation :seconds 60 \"x\";", 2,
      "unknown tagged argument ':seconds' for the vacation command (the \"vacation-seconds\" "
      "extension is not required)"},
@@ -929,7 +945,7 @@ test_capabilities(void)
         sieve_script_free(&script);
         names++;
     }
-    CHECK(names == 23);
+    CHECK(names == 24);
     CHECK(strstr(caps, "enotify") == NULL);
     CHECK_STR(sieve_ext_name(SIEVE_EXT_EDITHEADER), "editheader");
     CHECK(sieve_ext_name(SIEVE_EXT_NONE) == NULL);
