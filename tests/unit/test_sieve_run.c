@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "filters/sieve_run.h"
 #include "filters/sieve_validate.h"
@@ -536,6 +537,641 @@ test_glob(void)
           -E2BIG);
 }
 
+/* ---- extensions: a test environment ---- */
+
+struct test_script {
+    bool is_global;
+    const char *name;
+    const char *text;
+    struct sieve_script *compiled;
+};
+
+static struct test_script test_scripts[] = {
+    {false, "always_allow", "if address :is \"from\" \"boss@example.com\" { keep; }\n", NULL},
+    {true, "spam_tests",
+     "require [\"fileinto\", \"spamtest\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "if spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"5\" { fileinto \"Junk\"; }\n",
+     NULL},
+    {false, "spam_tests", "if header :contains \"subject\" \"$$$\" { discard; }\n", NULL},
+    {false, "mailing_lists",
+     "require \"fileinto\";\nif exists \"list-id\" { fileinto \"lists\"; }\n", NULL},
+    {false, "subject_tests",
+     "require [\"variables\", \"include\"];\nglobal \"test\";\n"
+     "if header :contains \"Subject\" \"${test}\" { discard; }\n",
+     NULL},
+    {false, "loop_a", "require \"include\";\ninclude \"loop_b\";\n", NULL},
+    {false, "loop_b", "require \"include\";\ninclude \"loop_a\";\n", NULL},
+    {false, "self", "require \"include\";\ninclude \"self\";\n", NULL},
+    {false, "counter",
+     "require [\"variables\", \"include\"];\nset \"global.n\" \"${global.n}x\";\n", NULL},
+    {false, "returns",
+     "require [\"include\", \"fileinto\"];\nfileinto \"before\";\nreturn;\nfileinto \"after\";\n",
+     NULL},
+    {false, "stops", "require [\"include\", \"fileinto\"];\nfileinto \"s\";\nstop;\n", NULL},
+    {false, "locals",
+     "require [\"variables\", \"include\"];\nset \"local\" \"inner\";\n"
+     "if string :is \"${mainvar}\" \"\" { discard; }\n",
+     NULL},
+    {false, "d1", "require \"include\";\ninclude \"d2\";\n", NULL},
+    {false, "d2", "require \"include\";\ninclude \"d3\";\n", NULL},
+    {false, "d3", "require \"include\";\ninclude \"d4\";\n", NULL},
+    {false, "d4", "require \"include\";\ninclude \"d5\";\n", NULL},
+    {false, "d5", "require \"include\";\ninclude \"d6\";\n", NULL},
+    {false, "d6", "require \"include\";\ninclude \"d7\";\n", NULL},
+    {false, "d7", "require \"include\";\ninclude \"d8\";\n", NULL},
+    {false, "d8", "require \"include\";\ninclude \"d9\";\n", NULL},
+    {false, "d9", "require \"include\";\ninclude \"d10\";\n", NULL},
+    {false, "d10", "require \"include\";\ninclude \"d11\";\n", NULL},
+    {false, "d11", "keep;\n", NULL},
+};
+
+static int
+env_include_load(void *ctx, bool is_global, const char *name,
+                 const struct sieve_script **script_out)
+{
+    (void)ctx;
+    for (size_t i = 0; i < sizeof(test_scripts) / sizeof(test_scripts[0]); i++) {
+        struct test_script *t = &test_scripts[i];
+        if (t->is_global != is_global || strcmp(t->name, name) != 0) {
+            continue;
+        }
+        if (t->compiled == NULL) {
+            struct sieve_errors errors;
+            if (sieve_compile(t->text, strlen(t->text), NULL, &t->compiled, &errors) != 0) {
+                fprintf(stderr, "include %s: %s\n", name, errors.items[0].text);
+                return -EIO;
+            }
+        }
+        *script_out = t->compiled;
+        return 0;
+    }
+    return -ENOENT;
+}
+
+static int
+env_mailbox_exists(void *ctx, const char *mailbox, size_t len)
+{
+    (void)ctx;
+    static const char *const boxes[] = {"INBOX", "Junk", "Partners"};
+    for (size_t i = 0; i < sizeof(boxes) / sizeof(boxes[0]); i++) {
+        if (strlen(boxes[i]) == len && memcmp(boxes[i], mailbox, len) == 0) {
+            return 1;
+        }
+    }
+    if (len == 5 && memcmp(mailbox, "Error", 5) == 0) {
+        return -EIO;
+    }
+    return 0;
+}
+
+static char seen_keys[4][SIEVE_RUN_DUPLICATE_KEY_BYTES];
+static size_t seen_key_count;
+
+static int
+env_duplicate_seen(void *ctx, const char *key)
+{
+    (void)ctx;
+    for (size_t i = 0; i < seen_key_count; i++) {
+        if (strcmp(seen_keys[i], key) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int
+env_list_contains(void *ctx, const char *list, const char *value, size_t len)
+{
+    (void)ctx;
+    static const struct {
+        const char *list;
+        const char *value;
+    } lists[] = {
+        {":addrbook:default", "coyote@desert.example.org"},
+        {":addrbook:default", "friend@example.com"},
+        {"tag:example.com,2011:blocked", "spam.example"},
+        {":addrbook:empty", NULL},
+    };
+    bool is_known = false;
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        if (strcmp(lists[i].list, list) != 0) {
+            continue;
+        }
+        is_known = true;
+        if (lists[i].value != NULL && strlen(lists[i].value) == len &&
+            strncasecmp(lists[i].value, value, len) == 0) {
+            return 1;
+        }
+    }
+    return is_known ? 0 : -ENOENT;
+}
+
+static const struct sieve_env test_env = {
+    .mailbox_exists = env_mailbox_exists,
+    .include_load = env_include_load,
+    .duplicate_seen = env_duplicate_seen,
+    .list_contains = env_list_contains,
+};
+
+struct ext_case {
+    const char *name;
+    const char *script;
+    const char *header; /* NULL: msg_default */
+    const char *body;   /* NULL: none */
+    const char *from;   /* envelope */
+    const char *to;
+    int want_rc;
+    const char *want;
+    const char *want_flags; /* implicit_flags; NULL: none */
+    bool is_virus_scanned;
+};
+
+#define MSG_LISTS                                                                                  \
+    "Received: from a by b; Tue, 1 Apr 1997 09:06:31 -0800\r\n" \
+    "Received: from c by d; Wed, 2 Apr 1997 10:00:00 +0000\r\n" \
+    "Received: from e by f; Thu, 3 Apr 2003 11:00:00 +0100\r\n" \
+    "Subject: [acme-users] [fwd] version 1.0 is out\r\n" \
+    "List-ID: Acme users <acme-users@lists.example.org>\r\n" \
+    "To: coyote@ACME.Example.COM, baz@example.com\r\n" \
+    "Cc: qux@example.com\r\n" \
+    "X-A: one\r\n" \
+    "X-A: two\r\n" \
+    "X-A: three\r\n" \
+    "\r\n"
+
+static const struct ext_case ext_cases[] = {
+    /* ---- RFC 5229 variables ---- */
+    {"5229 3: expansion, case-insensitive names",
+     "require \"variables\";\nset \"honorific\" \"Mr\";\nset \"first_name\" \"Wile\";\n"
+     "set \"last_name\" \"Coyote\";\n"
+     "set \"vacation\" text:\nDear ${HONORIFIC} ${last_name},\nI'm out, please leave a message "
+     "after the meep.\n.\n;\n"
+     "if string :is \"${vacation}\" \"Dear Mr Coyote,\r\nI'm out, please leave a message after "
+     "the meep.\r\n\" { discard; }\n",
+     NULL, NULL, NULL, NULL, 0, "discard", NULL, false},
+    {"5229 3: not references stay, unknown is empty",
+     "require \"variables\";\nset \"company\" \"ACME\";\n"
+     "if allof (string :is \"&%${}!\" \"&%${}!\", string :is \"${doh!}\" \"${doh!}\",\n"
+     "  string :is \"${BAD${Company}\" \"${BADACME\",\n"
+     "  string :is \"${President, ${Company} Inc.}\" \"${President, ACME Inc.}\",\n"
+     "  string :is \"x${unknown}y${1}z\" \"xyz\", string :is \"${a.b\" \"${a.b\")\n"
+     "{ discard; }\n",
+     NULL, NULL, NULL, NULL, 0, "discard", NULL, false},
+    {"5229 4: set modifiers",
+     "require [\"variables\", \"fileinto\"];\nset \"a\" \"juMBlEd lETteRS\";\n"
+     "set :length \"b\" \"${a}\";\nif not string :is \"${b}\" \"15\" { redirect \"1@x\"; }\n"
+     "set :lower \"b\" \"${a}\";\nif not string :is :comparator \"i;octet\" \"${b}\" "
+     "\"jumbled letters\" { redirect \"2@x\"; }\n"
+     "set :upperfirst \"b\" \"${a}\";\nif not string :comparator \"i;octet\" \"${b}\" "
+     "\"JuMBlEd lETteRS\" { redirect \"3@x\"; }\n"
+     "set :upperfirst :lower \"b\" \"${a}\";\nif not string :comparator \"i;octet\" \"${b}\" "
+     "\"Jumbled letters\" { redirect \"4@x\"; }\n"
+     "set :quotewildcard \"b\" \"Rock*\";\nif not string :comparator \"i;octet\" \"${b}\" "
+     "\"Rock\\\\*\" { fileinto \"5\"; }\n"
+     "set :upper \"b\" \"${a}\";\nif not string :comparator \"i;octet\" \"${b}\" "
+     "\"JUMBLED LETTERS\" { fileinto \"6\"; }\n"
+     "set :lowerfirst \"b\" \"ABC\";\nif not string :comparator \"i;octet\" \"${b}\" "
+     "\"aBC\" { fileinto \"7\"; }\n"
+     "set :length \"b\" \"\xc3\xa9t\xc3\xa9\";\nif not string \"${b}\" \"3\" "
+     "{ fileinto \"8\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "keep*", NULL, false},
+    {"5229 4: quotewildcard makes a literal pattern",
+     "require \"variables\";\nset :quotewildcard \"p\" \"a*b?c\\\\\";\n"
+     "if string :matches \"a*b?c\\\\\" \"${p}\" { discard; }\n"
+     "if string :matches \"aXXbYc\\\\\" \"${p}\" { redirect \"no@x\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "discard", NULL, false},
+    {"5229 5: string test with state",
+     "require \"variables\";\nset \"state\" \"${state} pending\";\n"
+     "if string :matches \" ${state} \" \"* pending *\" { discard; }\n",
+     NULL, NULL, NULL, NULL, 0, "discard", NULL, false},
+    {"5229 5: string :count ignores empty strings",
+     "require [\"variables\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "set \"a\" \"x\";\nif string :count \"eq\" :comparator \"i;ascii-numeric\" "
+     "[\"${a}\", \"\", \"${none}\", \"y\"] \"2\" { discard; }\n",
+     NULL, NULL, NULL, NULL, 0, "discard", NULL, false},
+    {"5229 3.2: List-ID ${2}",
+     "require [\"fileinto\", \"variables\"];\n"
+     "if header :matches \"List-ID\" \"*<*@*\" { fileinto \"INBOX.lists.${2}\"; stop; }\n",
+     "List-ID: Acme users <acme-users@lists.example.org>\r\n\r\n", NULL, NULL, NULL, 0,
+     "fileinto:INBOX.lists.acme-users", NULL, false},
+    {"5229 3.2: Subject [*] * takes the shortest",
+     "require [\"fileinto\", \"variables\"];\n"
+     "if header :matches \"Subject\" \"[*] *\" { fileinto \"INBOX.lists.${1}\"; stop; }\n",
+     "Subject: [acme-users] [fwd] version 1.0 is out\r\n\r\n", NULL, NULL, NULL, 0,
+     "fileinto:INBOX.lists.acme-users", NULL, false},
+    {"5229 3.2: ${0} ${1} empty ${2} domain",
+     "require [\"fileinto\", \"variables\"];\n"
+     "if address :matches [\"To\", \"Cc\"] [\"coyote@**.com\", \"wile@**.com\"] {\n"
+     "  fileinto \"INBOX.business.${2}\";\n"
+     "  if string :is \"${0}/${1}/${3}\" \"coyote@ACME.Example.COM//\" { discard; }\n}\n",
+     "To: coyote@ACME.Example.COM\r\n\r\n", NULL, NULL, NULL, 0,
+     "fileinto:INBOX.business.ACME.Example discard", NULL, false},
+    {"5229 3.2: failed match leaves the match values",
+     "require [\"fileinto\", \"variables\"];\n"
+     "if header :matches \"Subject\" \"* for *\" { set \"x\" \"${2}\"; }\n"
+     "if header :matches \"Subject\" \"nope*\" { discard; }\n"
+     "if string :is \"${2}\" \"you\" { fileinto \"ok\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:ok", NULL, false},
+    {"5229 3.2: ? captures one character, UTF-8 aware",
+     "require [\"fileinto\", \"variables\"];\n"
+     "if string :matches \"x\xc3\xa9y\" \"x?y\" { fileinto \"got-${1}\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:got-\xc3\xa9", NULL, false},
+    {"5229: variables in fileinto, redirect and reject reasons",
+     "require [\"fileinto\", \"variables\", \"copy\"];\nset \"box\" \"Box\";\nset \"who\" \"me\";\n"
+     "fileinto \"${box}.1\";\nredirect :copy \"${who}@example.com\";\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:Box.1 redirect:me@example.com+copy", NULL, false},
+    {"5229: redirect to an expanded non-address is a runtime error",
+     "require \"variables\";\nset \"who\" \"not an address\";\nredirect \"${who}\";\n", NULL,
+     NULL, NULL, NULL, -EINVAL, "keep*", NULL, false},
+
+    /* ---- RFC 5232 imap4flags ---- */
+    {"5232 7 ex1: setflag \\\\Deleted goes to the implicit keep",
+     "require \"imap4flags\";\nif size :over 50 { setflag \"\\\\Deleted\"; }\n", NULL, NULL, NULL,
+     NULL, 0, "keep*[\\Deleted]", "\\Deleted", false},
+    {"5232 7 ex2: flag variable on fileinto :flags",
+     "require [\"imap4flags\", \"fileinto\", \"variables\"];\n"
+     "if header :contains \"from\" \"coyote\" {\n  setflag \"flagvar\" \"\\\\Flagged\";\n"
+     "  fileinto :flags \"${flagvar}\" \"INBOX.From Boss\";\n}\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:INBOX.From Boss[\\Flagged]", NULL, false},
+    {"5232: add, remove, normalise (system flags case-insensitive, each once)",
+     "require \"imap4flags\";\naddflag \"\\\\seen\";\naddflag [\"\\\\SEEN $Label1\", "
+     "\"\\\\flagged  $Label1 \\\\Bogus bad(flag\"];\nremoveflag \"\\\\FLAGGED\";\n",
+     NULL, NULL, NULL, NULL, 0, "keep*[\\Seen $Label1]", "\\Seen $Label1", false},
+    {"5232: keep and fileinto take the internal variable at that moment",
+     "require [\"imap4flags\", \"fileinto\"];\naddflag \"A\";\nfileinto \"one\";\n"
+     "addflag \"B\";\nkeep;\nremoveflag \"A\";\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:one[A] keep[A B]", "B", false},
+    {"5232: keep :flags overrides the internal variable",
+     "require \"imap4flags\";\naddflag \"A\";\nkeep :flags [\"\\\\Answered\", \"C\"];\n", NULL,
+     NULL, NULL, NULL, 0, "keep[\\Answered C]", "A", false},
+    {"5232 4: hasflag on a variable",
+     "require [\"imap4flags\", \"variables\", \"relational\", \"comparator-i;ascii-numeric\", "
+     "\"fileinto\"];\nset \"MyVar\" \"A B C\";\n"
+     "if hasflag :is \"MyVar\" \"b\" { fileinto \"1\"; }\n"
+     "if hasflag :contains \"MyVar\" \"b c\" { fileinto \"2\"; }\n"
+     "if hasflag :count \"ge\" :comparator \"i;ascii-numeric\" \"MyVar\" \"3\" "
+     "{ fileinto \"3\"; }\n"
+     "if hasflag :count \"gt\" :comparator \"i;ascii-numeric\" \"MyVar\" \"3\" "
+     "{ fileinto \"4\"; }\n"
+     "setflag \"\\\\Seen\";\nif hasflag \"\\\\seen\" { fileinto \"5\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:1 fileinto:3 fileinto:5[\\Seen]",
+     "\\Seen", false},
+    {"5232: duplicate fileinto merges flags",
+     "require [\"imap4flags\", \"fileinto\"];\nfileinto :flags \"A\" \"x\";\n"
+     "fileinto :flags \"B\" \"x\";\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:x[A B]", NULL, false},
+
+    /* ---- RFC 3894 copy ---- */
+    {"3894: fileinto :copy keeps the implicit keep",
+     "require [\"fileinto\", \"copy\"];\nfileinto :copy \"x\";\n", NULL, NULL, NULL, NULL, 0,
+     "fileinto:x+copy keep*", NULL, false},
+
+    /* ---- RFC 5429 reject / ereject ---- */
+    {"5429 2.1: reject cancels the implicit keep",
+     "require [\"reject\"];\nif header :contains \"from\" \"coyote@desert.example.org\" {\n"
+     "  reject text:\nI am not taking mail from you, and I don't\nwant your birdseed, either!\n"
+     ".\n;\n}\n",
+     NULL, NULL, NULL, NULL, 0,
+     "reject:I am not taking mail from you, and I don't\r\nwant your birdseed, either!\r\n", NULL,
+     false},
+    {"5429 2.2: ereject",
+     "require [\"ereject\"];\nif address \"from\" \"coyote@desert.example.org\" {\n"
+     "  ereject \"I no longer accept mail from this address\";\n}\n",
+     NULL, NULL, NULL, NULL, 0, "ereject:I no longer accept mail from this address", NULL, false},
+    {"5429: reject with discard is fine", "require \"reject\";\ndiscard;\nreject \"no\";\n", NULL,
+     NULL, NULL, NULL, 0, "discard reject:no", NULL, false},
+    {"5429: reject after fileinto is a runtime error",
+     "require [\"reject\", \"fileinto\"];\nfileinto \"x\";\nreject \"no\";\n", NULL, NULL, NULL,
+     NULL, -EINVAL, "keep*", NULL, false},
+    {"5429: keep after reject is a runtime error", "require \"reject\";\nreject \"no\";\nkeep;\n",
+     NULL, NULL, NULL, NULL, -EINVAL, "keep*", NULL, false},
+    {"5429: reject with redirect :copy is a runtime error (Pigeonhole)",
+     "require [\"reject\", \"copy\"];\nredirect :copy \"a@b.example\";\nreject \"no\";\n", NULL,
+     NULL, NULL, NULL, -EINVAL, "keep*", NULL, false},
+    {"5429: reject with vacation is a runtime error",
+     "require [\"reject\", \"vacation\"];\nvacation \"away\";\nreject \"no\";\n", NULL, NULL, NULL,
+     NULL, -EINVAL, "keep*", NULL, false},
+    {"5429: two rejects are a runtime error",
+     "require [\"reject\", \"ereject\"];\nreject \"a\";\nereject \"b\";\n", NULL, NULL, NULL, NULL,
+     -EINVAL, "keep*", NULL, false},
+    {"5429: the same reject twice is still two", "require \"reject\";\nreject \"a\";\nreject \"a\";\n",
+     NULL, NULL, NULL, NULL, -EINVAL, "keep*", NULL, false},
+
+    /* ---- RFC 5231 relational ---- */
+    {"5231 6: address :count to+cc ge 3",
+     "require [\"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "if address :count \"ge\" :comparator \"i;ascii-numeric\" [\"to\", \"cc\"] [\"3\"] "
+     "{ discard; }\n",
+     "To: foo@example.com, baz@example.com\r\nCc: qux@example.com\r\n\r\n", NULL, NULL, NULL, 0,
+     "discard", NULL, false},
+    {"5231 6: address :count to ge 3 or cc ge 3 false",
+     "require [\"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "if anyof (address :count \"ge\" :comparator \"i;ascii-numeric\" [\"to\"] [\"3\"],\n"
+     "  address :count \"ge\" :comparator \"i;ascii-numeric\" [\"cc\"] [\"3\"]) { discard; }\n",
+     "To: foo@example.com, baz@example.com\r\nCc: qux@example.com\r\n\r\n", NULL, NULL, NULL, 0,
+     "keep*", NULL, false},
+    {"5231 6: header :count received ge 3, received+subject ge 3, to+cc not",
+     "require [\"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"];\n"
+     "if header :count \"ge\" :comparator \"i;ascii-numeric\" [\"received\"] [\"3\"] "
+     "{ fileinto \"1\"; }\n"
+     "if header :count \"ge\" :comparator \"i;ascii-numeric\" [\"received\", \"subject\"] [\"3\"] "
+     "{ fileinto \"2\"; }\n"
+     "if header :count \"ge\" :comparator \"i;ascii-numeric\" [\"to\", \"cc\"] [\"3\"] "
+     "{ fileinto \"3\"; }\n",
+     MSG_LISTS, NULL, NULL, NULL, 0, "fileinto:1 fileinto:2", NULL, false},
+    {"5231: every operator under i;ascii-numeric",
+     "require [\"relational\", \"comparator-i;ascii-numeric\", \"fileinto\"];\n"
+     "if header :value \"gt\" :comparator \"i;ascii-numeric\" \"x-n\" \"9\" { fileinto \"gt\"; }\n"
+     "if header :value \"ge\" :comparator \"i;ascii-numeric\" \"x-n\" \"10\" { fileinto \"ge\"; }\n"
+     "if header :value \"lt\" :comparator \"i;ascii-numeric\" \"x-n\" \"10\" { fileinto \"lt\"; }\n"
+     "if header :value \"le\" :comparator \"i;ascii-numeric\" \"x-n\" \"010\" { fileinto \"le\"; }\n"
+     "if header :value \"eq\" :comparator \"i;ascii-numeric\" \"x-n\" \"10abc\" { fileinto \"eq\"; }\n"
+     "if header :value \"ne\" :comparator \"i;ascii-numeric\" \"x-n\" \"10\" { fileinto \"ne\"; }\n"
+     "if header :value \"gt\" :comparator \"i;ascii-numeric\" \"x-inf\" \"99999999999999999999\" "
+     "{ fileinto \"inf\"; }\n"
+     "if header :value \"eq\" :comparator \"i;ascii-numeric\" \"x-inf\" \"zzz\" "
+     "{ fileinto \"infeq\"; }\n",
+     "X-N: 10\r\nX-Inf: abc\r\n\r\n", NULL, NULL, NULL, 0,
+     "fileinto:gt fileinto:ge fileinto:le fileinto:eq fileinto:inf fileinto:infeq", NULL,
+     false},
+    {"5231: i;ascii-casemap and i;octet order",
+     "require [\"relational\", \"fileinto\"];\n"
+     "if header :value \"gt\" \"x-s\" \"a\" { fileinto \"casemap-gt\"; }\n"
+     "if header :value \"gt\" :comparator \"i;octet\" \"x-s\" \"a\" { fileinto \"octet-gt\"; }\n"
+     "if header :value \"lt\" \"x-s\" \"bb\" { fileinto \"prefix-lt\"; }\n"
+     "if header :value \"eq\" \"x-s\" \"b\" { fileinto \"casemap-eq\"; }\n"
+     "if header :value \"ne\" :comparator \"i;octet\" \"x-s\" \"b\" { fileinto \"octet-ne\"; }\n",
+     "X-S: B\r\n\r\n", NULL, NULL, NULL, 0,
+     "fileinto:casemap-gt fileinto:prefix-lt fileinto:casemap-eq fileinto:octet-ne", NULL,
+     false},
+    {"5231: :count of an absent header is 0",
+     "require [\"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "if header :count \"eq\" :comparator \"i;ascii-numeric\" \"x-none\" \"0\" { discard; }\n",
+     NULL, NULL, NULL, NULL, 0, "discard", NULL, false},
+
+    /* ---- RFC 5233 subaddress ---- */
+    {"5233: :user and :detail",
+     "require [\"envelope\", \"subaddress\", \"fileinto\"];\n"
+     "if envelope :user \"to\" \"ken\" { fileinto \"user\"; }\n"
+     "if envelope :detail \"to\" \"sieve\" { fileinto \"detail\"; }\n"
+     "if address :detail :matches \"from\" \"*\" { fileinto \"nodetail\"; }\n"
+     "if address :user \"from\" \"coyote\" { fileinto \"fromuser\"; }\n",
+     NULL, NULL, "x@y.example", "ken+sieve@example.org", 0,
+     "fileinto:user fileinto:detail fileinto:fromuser", NULL, false},
+    {"5233: empty detail is \"\"",
+     "require [\"envelope\", \"subaddress\"];\nif envelope :detail :is \"to\" \"\" { discard; }\n",
+     NULL, NULL, "x@y.example", "ken+@example.org", 0, "discard", NULL, false},
+
+    /* ---- RFC 5490 mailbox ---- */
+    {"5490: mailboxexists and fileinto :create",
+     "require [\"fileinto\", \"mailbox\"];\n"
+     "if mailboxexists \"Partners\" { fileinto :create \"Partners\"; }\n"
+     "if mailboxexists [\"Partners\", \"Nope\"] { discard; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:Partners+create", NULL, false},
+    {"5490: a store error is a runtime error",
+     "require \"mailbox\";\nif mailboxexists \"Error\" { discard; }\n", NULL, NULL, NULL, NULL,
+     -EINVAL, "keep*", NULL, false},
+
+    /* ---- RFC 5235 spamtest / virustest ---- */
+    {"5235 3.1: untested -> 0",
+     "require [\"spamtest\", \"fileinto\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "if spamtest :value \"eq\" :comparator \"i;ascii-numeric\" \"0\" "
+     "{ fileinto \"INBOX.unclassified\"; }\n"
+     "elsif spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"3\" "
+     "{ fileinto \"INBOX.spam-trap\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:INBOX.unclassified", NULL, false},
+    {"5235 3.1: score 6.00 of 10 -> 6 -> spam-trap",
+     "require [\"spamtest\", \"fileinto\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "if spamtest :value \"eq\" :comparator \"i;ascii-numeric\" \"0\" "
+     "{ fileinto \"INBOX.unclassified\"; }\n"
+     "elsif spamtest :value \"ge\" :comparator \"i;ascii-numeric\" \"3\" "
+     "{ fileinto \"INBOX.spam-trap\"; }\n"
+     "if spamtest :is \"6\" { fileinto \"six\"; }\n",
+     "X-Spam-Score: 6.00\r\n\r\n", NULL, NULL, NULL, 0, "fileinto:INBOX.spam-trap fileinto:six",
+     NULL, false},
+    {"5235: scaling: negative -> 1, over max -> 10, junk -> 0, percent",
+     "require [\"spamtestplus\", \"fileinto\"];\n"
+     "if spamtest \"1\" { fileinto \"low\"; }\n"
+     "if spamtest :percent \"0\" { fileinto \"p0\"; }\n",
+     "X-Spam-Score: -0.40\r\n\r\n", NULL, NULL, NULL, 0, "fileinto:low fileinto:p0", NULL, false},
+    {"5235: over the maximum",
+     "require [\"spamtestplus\", \"fileinto\"];\n"
+     "if spamtest \"10\" { fileinto \"ten\"; }\nif spamtest :percent \"100\" { fileinto \"p100\"; }\n",
+     "X-Spam-Score: 15\r\n\r\n", NULL, NULL, NULL, 0, "fileinto:ten fileinto:p100", NULL, false},
+    {"5235: percent of 6.00 is 60, 5.55 -> 5 and 55",
+     "require [\"spamtestplus\", \"fileinto\"];\n"
+     "if spamtest :percent \"55\" { fileinto \"p55\"; }\nif spamtest \"5\" { fileinto \"s5\"; }\n",
+     "X-Spam-Score: 5.55\r\n\r\n", NULL, NULL, NULL, 0, "fileinto:p55 fileinto:s5", NULL, false},
+    {"5235: a value that is no number is untested",
+     "require [\"spamtest\"];\nif spamtest \"0\" { discard; }\n",
+     "X-Spam-Score: Yes, score=7.1\r\n\r\n", NULL, NULL, NULL, 0, "discard", NULL, false},
+    {"5235: virustest 5 when the virus header is there",
+     "require [\"virustest\", \"relational\", \"comparator-i;ascii-numeric\"];\n"
+     "if virustest :value \"ge\" :comparator \"i;ascii-numeric\" \"4\" { discard; }\n",
+     "X-Virus: Eicar-Test-Signature\r\n\r\n", NULL, NULL, NULL, 0, "discard", NULL, true},
+    {"5235: virustest 1 when scanned clean, 0 when not scanned",
+     "require [\"virustest\", \"fileinto\"];\nif virustest \"1\" { fileinto \"clean\"; }\n"
+     "if virustest \"0\" { fileinto \"untested\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:clean", NULL, true},
+    {"5235: virustest 0 when not scanned",
+     "require [\"virustest\", \"fileinto\"];\nif virustest \"0\" { fileinto \"untested\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:untested", NULL, false},
+
+    /* ---- RFC 5260 date / index ---- */
+    {"5260 5: date :originalzone hour between 9 and 17",
+     "require [\"date\", \"relational\", \"fileinto\"];\n"
+     "if allof (header :contains \"from\" \"coyote\",\n"
+     "  date :value \"ge\" :originalzone \"date\" \"hour\" \"09\",\n"
+     "  date :value \"lt\" :originalzone \"date\" \"hour\" \"17\") { fileinto \"urgent\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:urgent", NULL, false},
+    {"5260: date in the local zone (UTC) and with :zone",
+     "require [\"date\", \"fileinto\"];\n"
+     "if date :is \"date\" \"hour\" \"17\" { fileinto \"utc17\"; }\n"
+     "if date :zone \"+0200\" \"date\" \"time\" \"19:06:31\" { fileinto \"plus2\"; }\n"
+     "if date :is \"date\" \"date\" \"1997-04-01\" { fileinto \"day\"; }\n"
+     "if date :is \"date\" \"weekday\" \"2\" { fileinto \"tuesday\"; }\n"
+     "if date :matches \"x-none\" \"year\" \"*\" { fileinto \"none\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:utc17 fileinto:plus2 fileinto:day fileinto:tuesday",
+     NULL, false},
+    {"5260 6: :index on received dates",
+     "require [\"date\", \"index\", \"fileinto\"];\n"
+     "if date :index 1 \"received\" \"year\" \"1997\" { fileinto \"first\"; }\n"
+     "if date :index 1 :last \"received\" \"year\" \"2003\" { fileinto \"last\"; }\n"
+     "if date :index 2 :originalzone \"received\" \"zone\" \"+0000\" { fileinto \"second\"; }\n"
+     "if date :index 4 \"received\" \"year\" \"1997\" { fileinto \"none\"; }\n",
+     MSG_LISTS, NULL, NULL, NULL, 0, "fileinto:first fileinto:last fileinto:second", NULL, false},
+    {"5260 6: header and address :index",
+     "require [\"index\", \"fileinto\"];\n"
+     "if header :index 2 \"x-a\" \"two\" { fileinto \"2\"; }\n"
+     "if header :index 1 :last \"x-a\" \"three\" { fileinto \"last\"; }\n"
+     "if header :index 3 :last \"x-a\" \"one\" { fileinto \"3last\"; }\n"
+     "if header :index 4 \"x-a\" \"one\" { fileinto \"none\"; }\n"
+     "if address :index 1 :domain \"to\" \"acme.example.com\" { fileinto \"addr\"; }\n",
+     MSG_LISTS, NULL, NULL, NULL, 0, "fileinto:2 fileinto:last fileinto:3last fileinto:addr",
+     NULL, false},
+    {"5260 5: currentdate",
+     "require [\"date\", \"relational\", \"fileinto\"];\n"
+     "if currentdate :is \"date\" \"1971-01-01\" { fileinto \"today\"; }\n"
+     "if currentdate :zone \"-0100\" \"date\" \"1970-12-31\" { fileinto \"yesterday\"; }\n"
+     "if currentdate :value \"lt\" \"year\" \"2000\" { fileinto \"old\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:today fileinto:yesterday fileinto:old", NULL,
+     false},
+
+    /* ---- RFC 5173 body ---- */
+    {"5173: body :contains and :raw",
+     "require [\"body\", \"fileinto\"];\n"
+     "if body :contains \"anvil\" { fileinto \"anvil\"; }\n"
+     "if body :raw :contains \"MAKE MONEY FAST\" { discard; }\n"
+     "if body :text :matches \"*sorry*\" { fileinto \"sorry\"; }\n",
+     NULL, "Look, I'm sorry about the whole anvil thing\r\n", NULL, NULL, 0,
+     "fileinto:anvil fileinto:sorry", NULL, false},
+    {"5173 7: body :content on a multipart",
+     "require [\"body\", \"fileinto\"];\n"
+     "if body :content \"text/html\" :contains \"<b>\" { fileinto \"html\"; }\n"
+     "if body :content \"text/plain\" :contains \"<b>\" { fileinto \"plain\"; }\n"
+     "if body :content \"image\" :contains \"x\" { fileinto \"image\"; }\n",
+     "MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n",
+     "--b1\r\nContent-Type: text/plain\r\n\r\nplain words\r\n--b1\r\n"
+     "Content-Type: text/html\r\n\r\n<p><b>bold</b></p>\r\n--b1--\r\n",
+     NULL, NULL, 0, "fileinto:html", NULL, false},
+
+    /* ---- RFC 5230 vacation (details in test_vacation) ---- */
+    {"5230 4: vacation on subject",
+     "require \"vacation\";\nif header :contains \"subject\" \"cyrus\" {\n"
+     "  vacation \"I'm out -- send mail to cyrus-bugs\";\n} else {\n"
+     "  vacation \"I'm out -- call me at +1 304 555 0123\";\n}\n",
+     NULL, NULL, "coyote@desert.example.org", NULL, 0, "vacation keep*", NULL, false},
+    {"5230: two vacations are a runtime error",
+     "require \"vacation\";\nvacation \"a\";\nvacation \"b\";\n", NULL, NULL, NULL, NULL, -EINVAL,
+     "keep*", NULL, false},
+
+    /* ---- RFC 6609 include ---- */
+    {"6609 3: include :personal and :global",
+     "require [\"include\"];\ninclude :personal \"always_allow\";\n"
+     "include :global \"spam_tests\";\ninclude :personal \"spam_tests\";\n"
+     "include :personal \"mailing_lists\";\n",
+     "From: boss@example.com\r\nX-Spam-Score: 8\r\nList-ID: <a.b>\r\n\r\n", NULL, NULL, NULL, 0,
+     "keep fileinto:Junk fileinto:lists", NULL, false},
+    {"6609 3.4: global variables",
+     "require [\"variables\", \"include\"];\nglobal \"test\";\nset \"test\" \"$$\";\n"
+     "include \"subject_tests\";\nset \"test\" \"Make money\";\ninclude \"subject_tests\";\n",
+     "Subject: Make money fast\r\n\r\n", NULL, NULL, NULL, 0, "discard", NULL, false},
+    {"6609: locals stay local", 
+     "require [\"variables\", \"include\", \"fileinto\"];\nset \"local\" \"outer\";\n"
+     "set \"mainvar\" \"x\";\n"
+     "include \"locals\";\nif string :is \"${local}\" \"outer\" { fileinto \"ok\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "discard fileinto:ok", NULL, false},
+    {"6609: :once and the global namespace",
+     "require [\"variables\", \"include\", \"fileinto\"];\ninclude :once \"counter\";\n"
+     "include :once \"counter\";\ninclude \"counter\";\n"
+     "if string :is \"${global.n}\" \"xx\" { fileinto \"twice\"; }\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:twice", NULL, false},
+    {"6609 3.3: return ends the included script only",
+     "require [\"include\", \"fileinto\"];\ninclude \"returns\";\nfileinto \"main\";\n", NULL,
+     NULL, NULL, NULL, 0, "fileinto:before fileinto:main", NULL, false},
+    {"6609 3.3: return in the main script is stop",
+     "require [\"include\", \"fileinto\"];\nfileinto \"a\";\nreturn;\nfileinto \"b\";\n", NULL,
+     NULL, NULL, NULL, 0, "fileinto:a", NULL, false},
+    {"6609: stop in an included script ends everything",
+     "require [\"include\", \"fileinto\"];\ninclude \"stops\";\nfileinto \"main\";\n", NULL,
+     NULL, NULL, NULL, 0, "fileinto:s", NULL, false},
+    {"6609: :optional missing is no error",
+     "require \"include\";\ninclude :optional \"nothere\";\ndiscard;\n", NULL, NULL, NULL, NULL,
+     0, "discard", NULL, false},
+    {"6609: missing is a runtime error",
+     "require \"include\";\ninclude \"nothere\";\ndiscard;\n", NULL, NULL, NULL, NULL, -EINVAL,
+     "keep*", NULL, false},
+    {"6609: a loop is a runtime error", "require \"include\";\ninclude \"loop_a\";\n", NULL, NULL,
+     NULL, NULL, -EINVAL, "keep*", NULL, false},
+    {"6609: a script including itself is a runtime error",
+     "require \"include\";\ninclude \"self\";\n", NULL, NULL, NULL, NULL, -EINVAL, "keep*", NULL,
+     false},
+    {"6609: depth 10 is fine", "require \"include\";\ninclude \"d2\";\n", NULL, NULL, NULL, NULL,
+     0, "keep", NULL, false},
+    {"6609: depth 11 is over the limit", "require \"include\";\ninclude \"d1\";\n", NULL, NULL,
+     NULL, NULL, -E2BIG, "keep*", NULL, false},
+
+    /* ---- RFC 6134 extlists ---- */
+    {"6134: :list on address, envelope, header and string",
+     "require [\"extlists\", \"envelope\", \"variables\", \"fileinto\"];\n"
+     "if address :list \"from\" \":addrbook:default\" { fileinto \"addr\"; }\n"
+     "if envelope :list \"from\" \":addrbook:default\" { fileinto \"env\"; }\n"
+     "if address :list :domain \"to\" \"tag:example.com,2011:blocked\" { fileinto \"blocked\"; }\n"
+     "if header :list \"x-friend\" \":addrbook:default\" { fileinto \"hdr\"; }\n"
+     "set \"a\" \"Friend@example.com\";\n"
+     "if string :list \"${a}\" [\":addrbook:empty\", \":addrbook:default\"] { fileinto \"str\"; }\n"
+     "if valid_ext_list \":addrbook:default\" { fileinto \"valid\"; }\n"
+     "if valid_ext_list [\":addrbook:default\", \":nope\"] { fileinto \"invalid\"; }\n",
+     "From: Wile <coyote@desert.example.org>\r\nTo: a@spam.example\r\n"
+     "X-Friend: friend@example.com\r\n\r\n",
+     NULL, "friend@example.com", NULL, 0,
+     "fileinto:addr fileinto:env fileinto:blocked fileinto:hdr fileinto:str fileinto:valid",
+     NULL, false},
+    {"6134: an unknown list is a runtime error",
+     "require \"extlists\";\nif header :list \"from\" \":addrbook:nope\" { discard; }\n", NULL,
+     NULL, NULL, NULL, -EINVAL, "keep*", NULL, false},
+};
+
+static int
+ext_run(const char *script_text, const struct sieve_message *message, const struct sieve_env *env,
+        const struct sieve_run_limits *limits, struct sieve_actions *actions,
+        struct sieve_run_error *error)
+{
+    struct sieve_script *script = NULL;
+    struct sieve_errors errors;
+    int rc = sieve_compile(script_text, strlen(script_text), NULL, &script, &errors);
+    if (rc != 0) {
+        fprintf(stderr, "compile failed: line %u: %s\n%s\n",
+                errors.count > 0 ? errors.items[0].line : 0,
+                errors.count > 0 ? errors.items[0].text : "?", script_text);
+        CHECK(rc == 0);
+        return -1000;
+    }
+    rc = sieve_run(script, message, env, limits, actions, error);
+    sieve_script_free(&script);
+    return rc;
+}
+
+static void
+ext_one(const struct ext_case *c)
+{
+    const char *header = c->header != NULL ? c->header : msg_default;
+    struct sieve_message message = {.header = header,
+                                    .header_len = strlen(header),
+                                    .body = c->body,
+                                    .body_len = c->body != NULL ? strlen(c->body) : 0,
+                                    .envelope_from = c->from,
+                                    .envelope_to = c->to,
+                                    .user = "rcpt@example.org",
+                                    .size_bytes = 100,
+                                    .now_unix = 365 * 86400,
+                                    .is_virus_scanned = c->is_virus_scanned};
+    struct sieve_actions actions;
+    struct sieve_run_error error;
+    sieve_actions_init(&actions);
+    int rc = ext_run(c->script, &message, &test_env, NULL, &actions, &error);
+    const char *flags = actions.implicit_flags;
+    sieve_actions_finish(&actions);
+    char got[2048];
+    render(&actions, got, sizeof(got));
+    if (rc != c->want_rc || strcmp(got, c->want) != 0) {
+        fprintf(stderr, "%s: rc %d (want %d), error line %u \"%s\"\n", c->name, rc, c->want_rc,
+                error.line, error.text);
+    }
+    CHECK(rc == c->want_rc);
+    CHECK_STR(got, c->want);
+    if (c->want_flags == NULL) {
+        CHECK(flags == NULL);
+    } else {
+        CHECK(flags != NULL);
+        CHECK_STR(flags != NULL ? flags : "", c->want_flags);
+    }
+    if (rc < 0) {
+        CHECK(error.text[0] != '\0');
+    }
+    sieve_actions_free(&actions);
+}
+
 int
 main(void)
 {
@@ -544,5 +1180,11 @@ main(void)
     }
     test_limits();
     test_glob();
+    for (size_t i = 0; i < sizeof(ext_cases) / sizeof(ext_cases[0]); i++) {
+        ext_one(&ext_cases[i]);
+    }
+    for (size_t i = 0; i < sizeof(test_scripts) / sizeof(test_scripts[0]); i++) {
+        sieve_script_free(&test_scripts[i].compiled);
+    }
     UNIT_DONE();
 }
