@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -354,9 +356,12 @@ def canonical(actions, explicit_subject_only):
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pigeonhole")
-    os.chmod(root, 0o777)  # as root, sieve-test runs as nobody and writes its binaries here
+def workdir():
+    # Not below pytest's own temporary directory, which is private to us:
+    # as root, sieve-test runs as nobody, reads the files and writes its
+    # compiled binaries here.
+    root = Path(tempfile.mkdtemp(prefix="toaster-pigeonhole-", dir="/tmp"))
+    os.chmod(root, 0o777)
     for sub in ("cur", "new", "tmp"):
         os.makedirs(root / "Maildir" / sub)
     is_root = os.geteuid() == 0
@@ -367,7 +372,8 @@ def workdir(tmp_path_factory):
     conf = root / "dovecot.conf"
     conf.write_text((AS_ROOT if is_root else "") + PIGEONHOLE_CONF.format(root=root))
     os.chmod(conf, 0o644)
-    return root
+    yield root
+    shutil.rmtree(root)
 
 
 def run_pigeonhole(root, script_path, message_path):
