@@ -91,6 +91,9 @@ run_header_load(struct run *run, const char *h, size_t len)
             }
         }
         i = end < len ? end + 1 : len;
+        if (i - start <= 2 && (h[start] == '\r' || h[start] == '\n')) {
+            continue; /* an empty line cut short by header_len: no field */
+        }
         int rc = fields_reserve(run, run->field_count + 1);
         if (rc < 0) {
             return rc;

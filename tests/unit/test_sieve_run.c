@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "filters/sieve_run.h"
+#include "filters/sieve_run_internal.h"
 #include "filters/sieve_validate.h"
 #include "tests/unit/unit.h"
 
@@ -1172,6 +1173,447 @@ ext_one(const struct ext_case *c)
     sieve_actions_free(&actions);
 }
 
+/* One run of script_text over header with the test env; the result is
+ * left in *actions (initialised here, finished, caller frees). */
+static int
+ext_result(const char *script_text, const char *header, const char *from,
+           const struct sieve_env *env, struct sieve_actions *actions,
+           struct sieve_run_error *error)
+{
+    struct sieve_message message = {.header = header,
+                                    .header_len = strlen(header),
+                                    .envelope_from = from,
+                                    .user = "rcpt@example.org",
+                                    .size_bytes = 100};
+    sieve_actions_init(actions);
+    int rc = ext_run(script_text, &message, env, NULL, actions, error);
+    sieve_actions_finish(actions);
+    return rc;
+}
+
+static void
+test_vacation(void)
+{
+    struct sieve_actions actions;
+    struct sieve_run_error error;
+    /* RFC 5230 section 4 example with :days and :addresses. */
+    CHECK(ext_result("require \"vacation\";\n"
+                     "vacation :days 23 :addresses [\"tjs@example.edu\", "
+                     "\"ts4z@landru.example.edu\"]\n"
+                     "\"I'm away until October 19.  If it's an emergency, call 911, I guess.\";\n",
+                     msg_default, "coyote@desert.example.org", &test_env, &actions, &error) == 0);
+    CHECK(actions.count == 2 && actions.items[0].type == SIEVE_ACTION_VACATION);
+    const struct sieve_vacation *v = actions.items[0].vacation;
+    CHECK(v != NULL);
+    if (v != NULL) {
+        CHECK(v->period_seconds == 23u * 86400u);
+        CHECK(v->address_count == 2);
+        CHECK_STR(v->addresses[0], "tjs@example.edu");
+        CHECK_STR(v->addresses[1], "ts4z@landru.example.edu");
+        CHECK_STR(v->reply_to, "coyote@desert.example.org");
+        CHECK(v->subject == NULL && v->from == NULL && !v->is_mime);
+        CHECK_STR(v->reason, "I'm away until October 19.  If it's an emergency, call 911, I guess.");
+        CHECK(v->reason_len == strlen(v->reason));
+        /* No :handle: one made from the arguments (RFC 5230 4.2). */
+        CHECK_STR(v->handle, "I'm away until October 19.  If it's an emergency, call 911, I guess."
+                             "<default-subject><default-from><NO-MIME>");
+    }
+    CHECK(actions.items[1].is_implicit);
+    sieve_actions_free(&actions);
+
+    /* Every tag, with variables; :days 0 is raised to the minimum. */
+    CHECK(ext_result("require [\"vacation\", \"variables\"];\nset \"who\" \"Wile\";\n"
+                     "vacation :days 0 :subject \"Away: ${who}\" :from \"me@example.org\" "
+                     ":handle \"h1\" :mime \"Content-Type: text/plain\r\n\r\n${who} is out\";\n",
+                     msg_default, "", &test_env, &actions, &error) == 0);
+    v = actions.count > 0 ? actions.items[0].vacation : NULL;
+    CHECK(v != NULL);
+    if (v != NULL) {
+        CHECK(v->period_seconds == 86400u);
+        CHECK_STR(v->subject, "Away: Wile");
+        CHECK_STR(v->from, "me@example.org");
+        CHECK_STR(v->handle, "h1");
+        CHECK(v->is_mime);
+        CHECK_STR(v->reason, "Content-Type: text/plain\r\n\r\nWile is out");
+        CHECK_STR(v->reply_to, ""); /* the null sender: the caller does not answer */
+    }
+    sieve_actions_free(&actions);
+
+    /* Periods: the default, above the maximum, :seconds under the env's bounds. */
+    CHECK(ext_result("require \"vacation\";\nvacation \"x\";\n", msg_default, NULL, &test_env,
+                     &actions, &error) == 0);
+    CHECK(actions.items[0].vacation->period_seconds == 7u * 86400u);
+    CHECK(actions.items[0].vacation->reply_to == NULL);
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require \"vacation\";\nvacation :days 1000 \"x\";\n", msg_default, NULL,
+                     &test_env, &actions, &error) == 0);
+    CHECK(actions.items[0].vacation->period_seconds == 90u * 86400u);
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require \"vacation-seconds\";\nvacation :seconds 60 \"x\";\n", msg_default,
+                     NULL, &test_env, &actions, &error) == 0);
+    CHECK(actions.items[0].vacation->period_seconds == 86400u);
+    sieve_actions_free(&actions);
+    struct sieve_env env = test_env;
+    env.vacation_min_seconds = 30;
+    env.vacation_default_seconds = 3600;
+    env.vacation_max_seconds = 7200;
+    CHECK(ext_result("require \"vacation-seconds\";\nvacation :seconds 60 \"x\";\n", msg_default,
+                     NULL, &env, &actions, &error) == 0);
+    CHECK(actions.items[0].vacation->period_seconds == 60u);
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require \"vacation-seconds\";\nvacation :seconds 29 \"x\";\n", msg_default,
+                     NULL, &env, &actions, &error) == 0);
+    CHECK(actions.items[0].vacation->period_seconds == 30u);
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require \"vacation\";\nvacation :days 1 \"x\";\n", msg_default, NULL, &env,
+                     &actions, &error) == 0);
+    CHECK(actions.items[0].vacation->period_seconds == 7200u);
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require \"vacation\";\nvacation \"x\";\n", msg_default, NULL, &env, &actions,
+                     &error) == 0);
+    CHECK(actions.items[0].vacation->period_seconds == 3600u);
+    sieve_actions_free(&actions);
+    /* More :addresses than kept: the first SIEVE_RUN_VACATION_ADDRESSES_MAX. */
+    char script[4096];
+    size_t n = (size_t)snprintf(script, sizeof(script), "require \"vacation\";\nvacation :addresses [");
+    for (unsigned i = 0; i < SIEVE_RUN_VACATION_ADDRESSES_MAX + 1; i++) {
+        n += (size_t)snprintf(script + n, sizeof(script) - n, "%s\"a%u@x.example\"", i ? ", " : "",
+                              i);
+    }
+    snprintf(script + n, sizeof(script) - n, "] \"x\";\n");
+    CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) == 0);
+    CHECK(actions.items[0].vacation->address_count == SIEVE_RUN_VACATION_ADDRESSES_MAX);
+    CHECK_STR(actions.items[0].vacation->addresses[SIEVE_RUN_VACATION_ADDRESSES_MAX - 1], "a31@x.example");
+    sieve_actions_free(&actions);
+}
+
+static void
+test_editheader(void)
+{
+    struct sieve_actions actions;
+    struct sieve_run_error error;
+    char got[512];
+    /* RFC 5293 section 8's example: mark and redirect once. */
+    const char *mark = "require [\"editheader\"];\n"
+                       "if not header :contains \"X-Sieve-Filtered\" [\"<kim@job.example.com>\", "
+                       "\"<kim@home.example.com>\"] {\n"
+                       "  addheader \"X-Sieve-Filtered\" \"<kim@job.example.com>\";\n"
+                       "  redirect \"kim@home.example.com\";\n}\n";
+    CHECK(ext_result(mark, "Subject: hi\r\n\r\n", NULL, &test_env, &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "redirect:kim@home.example.com");
+    CHECK(actions.header != NULL);
+    CHECK_STR(actions.header != NULL ? actions.header : "",
+              "X-Sieve-Filtered: <kim@job.example.com>\r\nSubject: hi\r\n\r\n");
+    CHECK(actions.header_len == strlen(actions.header != NULL ? actions.header : ""));
+    sieve_actions_free(&actions);
+    CHECK(ext_result(mark, "X-Sieve-Filtered: <kim@job.example.com>\r\n\r\n", NULL, &test_env,
+                     &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep*");
+    CHECK(actions.header == NULL); /* nothing changed */
+    sieve_actions_free(&actions);
+
+    /* :last, deletion of all, by :index, by :index :last, by value;
+     * protected fields; bare LF lines come out as CRLF; later tests see it. */
+    CHECK(ext_result("require [\"editheader\", \"fileinto\", \"index\"];\n"
+                     "addheader \"X-Source\" \"mailing list\";\n"
+                     "addheader :last \"X-Trailer\" \"end\";\n"
+                     "deleteheader \"X-A\";\n"
+                     "deleteheader :index 2 \"X-B\";\n"
+                     "deleteheader :index 1 :last \"X-B\";\n"
+                     "deleteheader :contains \"X-C\" [\"bad\", \"worse\"];\n"
+                     "deleteheader \"Received\";\naddheader \"received\" \"forged\";\n"
+                     "addheader \"Auto-Submitted\" \"no\";\n"
+                     "if header :is \"x-source\" \"mailing list\" { fileinto \"seen-add\"; }\n"
+                     "if not exists \"x-a\" { fileinto \"seen-delete\"; }\n"
+                     "if header :index 1 \"x-b\" \"b1\" { fileinto \"b1-first\"; }\n",
+                     "Received: r\nX-A: 1\r\nX-B: b1\r\nX-B: b2\r\nX-B: b3\r\nX-B: b4\r\n"
+                     "X-C: good\r\nX-C: bad one\r\nX-A: 2\r\n folded\r\n\r\nbody",
+                     NULL, &test_env, &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "fileinto:seen-add fileinto:seen-delete fileinto:b1-first");
+    CHECK_STR(actions.header != NULL ? actions.header : "",
+              "X-Source: mailing list\r\nReceived: r\r\nX-B: b1\r\nX-B: b3\r\nX-C: good\r\n"
+              "X-Trailer: end\r\n\r\n");
+    sieve_actions_free(&actions);
+
+    /* Values with folds are kept; a bare line break is a runtime error. */
+    CHECK(ext_result("require \"editheader\";\naddheader \"X-F\" \"a\r\n b\";\n",
+                     "X: 1\r\n\r\n", NULL, &test_env, &actions, &error) == 0);
+    CHECK_STR(actions.header != NULL ? actions.header : "", "X-F: a\r\n b\r\nX: 1\r\n\r\n");
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require [\"editheader\", \"variables\"];\nset \"v\" \"a\r\nX-Evil: 1\";\n"
+                     "addheader \"X-F\" \"${v}\";\n",
+                     "X: 1\r\n\r\n", NULL, &test_env, &actions, &error) == -EINVAL);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep*");
+    CHECK(actions.header == NULL);
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require [\"editheader\", \"variables\"];\nset \"n\" \"Bad Name\";\n"
+                     "addheader \"${n}\" \"x\";\n",
+                     "X: 1\r\n\r\n", NULL, &test_env, &actions, &error) == -EINVAL);
+    sieve_actions_free(&actions);
+    /* Match variables are not set by deleteheader. */
+    CHECK(ext_result("require [\"editheader\", \"variables\", \"fileinto\"];\n"
+                     "if header :matches \"subject\" \"*\" { set \"s\" \"${1}\"; }\n"
+                     "deleteheader :matches \"x\" \"*\";\n"
+                     "fileinto \"${1}\";\n",
+                     "Subject: keepme\r\nX: gone\r\n\r\n", NULL, &test_env, &actions,
+                     &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "fileinto:keepme");
+    CHECK_STR(actions.header != NULL ? actions.header : "", "Subject: keepme\r\n\r\n");
+    sieve_actions_free(&actions);
+    /* Adding past the header bound is a runtime error. */
+    char *script = malloc(70000);
+    CHECK(script != NULL);
+    if (script != NULL) {
+        size_t n = (size_t)snprintf(script, 70000, "require [\"editheader\", \"variables\"];\n"
+                                                    "set \"v\" \"");
+        for (size_t i = 0; i < 4000; i++) {
+            script[n++] = 'v';
+        }
+        n += (size_t)snprintf(script + n, 70000 - n, "\";\n");
+        for (size_t i = 0; i < 300; i++) {
+            n += (size_t)snprintf(script + n, 70000 - n, "addheader \"X-%zu\" \"${v}\";\n", i);
+        }
+        struct sieve_run_limits limits = {0};
+        struct sieve_message message = {.header = "X: 1\r\n\r\n", .header_len = 8};
+        sieve_actions_init(&actions);
+        int rc = ext_run(script, &message, &test_env, &limits, &actions, &error);
+        CHECK(rc == -E2BIG);
+        sieve_actions_finish(&actions);
+        render(&actions, got, sizeof(got));
+        CHECK_STR(got, "keep*");
+        sieve_actions_free(&actions);
+        free(script);
+    }
+}
+
+static void
+test_duplicate(void)
+{
+    char hex[65];
+    sieve_run_sha256_hex("abc", 3, hex);
+    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    sieve_run_sha256_hex("", 0, hex);
+    CHECK_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    const char *long_input = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    sieve_run_sha256_hex(long_input, strlen(long_input), hex);
+    CHECK_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+
+    struct sieve_actions actions;
+    struct sieve_run_error error;
+    char got[256];
+    const char *msg = "Message-ID: <1@example.org>\r\nX-Event: 42\r\n\r\n";
+    seen_key_count = 0;
+    /* RFC 7352 3: new message: false, one mark with the default period. */
+    CHECK(ext_result("require \"duplicate\";\nif duplicate { discard; }\n", msg, NULL, &test_env,
+                     &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep*");
+    CHECK(actions.duplicate_count == 1);
+    CHECK(strlen(actions.duplicates[0].key) == 64);
+    CHECK(actions.duplicates[0].period_seconds == 12u * 3600u);
+    memcpy(seen_keys[0], actions.duplicates[0].key, SIEVE_RUN_DUPLICATE_KEY_BYTES);
+    sieve_actions_free(&actions);
+    /* :uniqueid with the same id gives the same key. */
+    CHECK(ext_result("require \"duplicate\";\nif duplicate :uniqueid \"<1@example.org>\" "
+                     "{ discard; }\n",
+                     msg, NULL, &test_env, &actions, &error) == 0);
+    CHECK(actions.duplicate_count == 1 && strcmp(actions.duplicates[0].key, seen_keys[0]) == 0);
+    sieve_actions_free(&actions);
+    /* Seen: true, and nothing recorded without :last. */
+    seen_key_count = 1;
+    CHECK(ext_result("require \"duplicate\";\nif duplicate { discard; }\n", msg, NULL, &test_env,
+                     &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "discard");
+    CHECK(actions.duplicate_count == 0);
+    sieve_actions_free(&actions);
+    CHECK(ext_result("require \"duplicate\";\nif duplicate :last :seconds 100 { discard; }\n", msg,
+                     NULL, &test_env, &actions, &error) == 0);
+    CHECK(actions.duplicate_count == 1 && actions.duplicates[0].period_seconds == 100);
+    sieve_actions_free(&actions);
+    /* Handle, header and user change the key; :seconds is clamped to the max. */
+    CHECK(ext_result("require \"duplicate\";\nif duplicate :handle \"h\" { discard; }\n"
+                     "if duplicate :header \"X-Event\" :seconds 1000000000 { discard; }\n",
+                     msg, NULL, &test_env, &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep*");
+    CHECK(actions.duplicate_count == 2);
+    CHECK(strcmp(actions.duplicates[0].key, seen_keys[0]) != 0);
+    CHECK(strcmp(actions.duplicates[1].key, actions.duplicates[0].key) != 0);
+    CHECK(actions.duplicates[1].period_seconds == 2u * 86400u);
+    sieve_actions_free(&actions);
+    struct sieve_message other = {.header = msg, .header_len = strlen(msg), .user = "other@x"};
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require \"duplicate\";\nif duplicate { discard; }\n", &other, &test_env, NULL,
+                  &actions, &error) == 0);
+    CHECK(actions.duplicate_count == 1 && strcmp(actions.duplicates[0].key, seen_keys[0]) != 0);
+    sieve_actions_free(&actions);
+    /* No Message-ID: false and nothing recorded. */
+    CHECK(ext_result("require \"duplicate\";\nif duplicate { discard; }\n", "X: 1\r\n\r\n", NULL,
+                     &test_env, &actions, &error) == 0);
+    CHECK(actions.duplicate_count == 0 && actions.count == 1);
+    sieve_actions_free(&actions);
+    /* No store: false, still recorded; the env's periods apply. */
+    struct sieve_env env = {.duplicate_default_seconds = 60, .duplicate_max_seconds = 120};
+    CHECK(ext_result("require \"duplicate\";\nif duplicate { discard; }\n"
+                     "if duplicate :handle \"2\" :seconds 500 { discard; }\n",
+                     msg, NULL, &env, &actions, &error) == 0);
+    CHECK(actions.duplicate_count == 2 && actions.duplicates[0].period_seconds == 60 &&
+          actions.duplicates[1].period_seconds == 120);
+    sieve_actions_free(&actions);
+    /* SIEVE_RUN_DUPLICATES_MAX marks fine, one more is a runtime error. */
+    char script[2048];
+    size_t n = (size_t)snprintf(script, sizeof(script), "require \"duplicate\";\n");
+    for (unsigned i = 0; i < SIEVE_RUN_DUPLICATES_MAX; i++) {
+        n += (size_t)snprintf(script + n, sizeof(script) - n,
+                              "if duplicate :uniqueid \"id%u\" { discard; }\n", i);
+    }
+    CHECK(ext_result(script, msg, NULL, &test_env, &actions, &error) == 0);
+    CHECK(actions.duplicate_count == SIEVE_RUN_DUPLICATES_MAX);
+    sieve_actions_free(&actions);
+    snprintf(script + n, sizeof(script) - n, "if duplicate :uniqueid \"one more\" { discard; }\n");
+    CHECK(ext_result(script, msg, NULL, &test_env, &actions, &error) == -E2BIG);
+    CHECK(actions.duplicate_count == 0);
+    sieve_actions_free(&actions);
+    seen_key_count = 0;
+}
+
+static void
+test_variable_bounds(void)
+{
+    struct sieve_actions actions;
+    struct sieve_run_error error;
+    char got[256];
+    size_t size = 64 * 1024;
+    char *script = malloc(size);
+    CHECK(script != NULL);
+    if (script == NULL) {
+        return;
+    }
+    /* SIEVE_RUN_VARIABLES_MAX variables are fine, one more is a runtime error. */
+    for (unsigned extra = 0; extra < 2; extra++) {
+        size_t n = (size_t)snprintf(script, size, "require \"variables\";\n");
+        for (unsigned i = 0; i < SIEVE_RUN_VARIABLES_MAX + extra; i++) {
+            n += (size_t)snprintf(script + n, size - n, "set \"v%u\" \"%u\";\n", i, i);
+        }
+        snprintf(script + n, size - n, "if string \"${v254}\" \"254\" { discard; }\n");
+        CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) ==
+              (extra == 0 ? 0 : -E2BIG));
+        render(&actions, got, sizeof(got));
+        CHECK_STR(got, extra == 0 ? "discard" : "keep*");
+        sieve_actions_free(&actions);
+    }
+    /* A value over SIEVE_RUN_VARIABLE_BYTES_MAX is cut to it (4095 and 4096 stay). */
+    static const size_t lengths[] = {SIEVE_RUN_VARIABLE_BYTES_MAX - 1, SIEVE_RUN_VARIABLE_BYTES_MAX,
+                                     SIEVE_RUN_VARIABLE_BYTES_MAX + 1};
+    static const char *const want[] = {"4095", "4096", "4096"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = (size_t)snprintf(script, size, "require [\"variables\", \"fileinto\"];\nset \"b\" \"");
+        memset(script + n, 'x', lengths[k]);
+        n += lengths[k];
+        snprintf(script + n, size - n, "\";\nset :length \"n\" \"${b}\";\nfileinto \"${n}\";\n");
+        CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) == 0);
+        render(&actions, got, sizeof(got));
+        char w[64];
+        snprintf(w, sizeof(w), "fileinto:%s", want[k]);
+        CHECK_STR(got, w);
+        sieve_actions_free(&actions);
+    }
+    /* Cutting never splits a UTF-8 character. */
+    size_t n = (size_t)snprintf(script, size, "require [\"variables\", \"fileinto\"];\nset \"b\" \"x");
+    for (size_t i = 0; i < 2100; i++) {
+        memcpy(script + n, "\xc3\xa9", 2);
+        n += 2;
+    }
+    snprintf(script + n, size - n, "\";\nset :length \"n\" \"${b}\";\nfileinto \"${n}\";\n");
+    CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "fileinto:2048"); /* "x" + 2047 two-byte characters = 4095 bytes */
+    sieve_actions_free(&actions);
+    /* An expanded string over SIEVE_RUN_STRING_BYTES_MAX is a runtime error. */
+    n = (size_t)snprintf(script, size, "require \"variables\";\nset \"b\" \"");
+    memset(script + n, 'y', 4096);
+    n += 4096;
+    n += (size_t)snprintf(script + n, size - n, "\";\nif string \"");
+    for (size_t i = 0; i < 16; i++) {
+        n += (size_t)snprintf(script + n, size - n, "${b}");
+    }
+    snprintf(script + n, size - n, "\" \"\" { discard; }\n");
+    CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) == 0);
+    sieve_actions_free(&actions);
+    n = strlen(script) - strlen("\" \"\" { discard; }\n");
+    snprintf(script + n, size - n, "x\" \"\" { discard; }\n");
+    CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) == -E2BIG);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep*");
+    sieve_actions_free(&actions);
+    free(script);
+}
+
+/* Scripts sharing one result: sieve_before, the user's, sieve_after. */
+static void
+test_chain(void)
+{
+    struct sieve_actions actions;
+    struct sieve_run_error error;
+    char got[512];
+    struct sieve_message message = {.header = "Subject: s\r\n\r\n", .header_len = 14};
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require [\"imap4flags\", \"fileinto\", \"copy\", \"editheader\"];\n"
+                  "addflag \"\\\\Seen\";\nfileinto :copy \"a\";\naddheader \"X-Before\" \"1\";\n",
+                  &message, &test_env, NULL, &actions, &error) == 0);
+    CHECK(actions.implicit_keep);
+    CHECK(ext_run("require [\"imap4flags\", \"editheader\", \"fileinto\"];\n"
+                  "if hasflag \"\\\\Seen\" { addflag \"X\"; }\n"
+                  "if exists \"X-Before\" { addheader :last \"X-User\" \"2\"; }\n",
+                  &message, &test_env, NULL, &actions, &error) == 0);
+    sieve_actions_finish(&actions);
+    sieve_actions_finish(&actions); /* once */
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "fileinto:a[\\Seen]+copy keep*[\\Seen X]");
+    CHECK_STR(actions.header != NULL ? actions.header : "",
+              "X-Before: 1\r\nSubject: s\r\nX-User: 2\r\n\r\n");
+    sieve_actions_free(&actions);
+
+    /* Redirects count over the whole result. */
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require \"copy\";\nredirect :copy \"a@x.example\";\n"
+                  "redirect :copy \"b@x.example\";\nredirect :copy \"c@x.example\";\n",
+                  &message, &test_env, NULL, &actions, &error) == 0);
+    CHECK(ext_run("redirect \"d@x.example\";\nredirect \"e@x.example\";\n", &message, &test_env,
+                  NULL, &actions, &error) == -E2BIG);
+    CHECK(error.line == 2);
+    sieve_actions_finish(&actions);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep*"); /* an error drops the earlier scripts' actions too */
+    sieve_actions_free(&actions);
+
+    /* Include counts against steps and actions. */
+    struct sieve_run_limits limits = {.steps_max = 5};
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require \"include\";\ninclude \"d9\";\n", &message, &test_env, &limits,
+                  &actions, &error) == -E2BIG);
+    CHECK(strstr(error.text, "step") != NULL);
+    sieve_actions_free(&actions);
+    /* Without an env, include is a runtime error and mailboxexists false. */
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require \"include\";\ninclude \"d9\";\n", &message, NULL, NULL, &actions,
+                  &error) == -EINVAL);
+    sieve_actions_free(&actions);
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require \"mailbox\";\nif mailboxexists \"INBOX\" { discard; }\n", &message,
+                  NULL, NULL, &actions, &error) == 0);
+    sieve_actions_finish(&actions);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep*");
+    sieve_actions_free(&actions);
+}
+
 int
 main(void)
 {
@@ -1183,6 +1625,11 @@ main(void)
     for (size_t i = 0; i < sizeof(ext_cases) / sizeof(ext_cases[0]); i++) {
         ext_one(&ext_cases[i]);
     }
+    test_vacation();
+    test_editheader();
+    test_duplicate();
+    test_variable_bounds();
+    test_chain();
     for (size_t i = 0; i < sizeof(test_scripts) / sizeof(test_scripts[0]); i++) {
         sieve_script_free(&test_scripts[i].compiled);
     }
