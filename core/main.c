@@ -33,8 +33,10 @@
 #include "core/imap_listener.h"
 #include "core/imap_exec.h"
 #include "core/managesieve_listener.h"
+#include "core/sieve_stage.h"
 #include "core/smtp_listener.h"
 #include "filters/clamav_engine.h"
+#include "filters/sieve_exec.h"
 #include "filters/filter_chain.h"
 #include "filters/spam_score.h"
 #include "filters/spam_bayes.h"
@@ -629,6 +631,51 @@ filters_start(const struct config *config, struct filters *f)
     return rc;
 }
 
+/* Sieve at delivery (core/sieve_stage): the global scripts compiled now,
+ * so one that does not compile stops the start with its error and line.
+ * exec stays NULL when sieve = no. Returns 0 or -errno (logged). */
+static int
+sieve_start(const struct config *config, struct kv *kv, struct sieve_exec **exec_out)
+{
+    *exec_out = NULL;
+    if (config->sieve) {
+        struct sieve_exec_settings settings = {
+            .before = config->sieve_before,
+            .after = config->sieve_after,
+            .global_dir = config->sieve_global_dir,
+            .max_script_size = config->sieve_max_script_size,
+            .limits = {
+                .steps_max = config->sieve_max_steps,
+                .actions_max = config->sieve_max_actions,
+                .redirects_max = config->sieve_max_redirects,
+            },
+            .env = {
+                .spam_header = config->sieve_spamtest_status_header,
+                .spam_max_score = (double)config->sieve_spamtest_max_value,
+                .virus_header = config->sieve_virustest_status_header,
+                .vacation_min_seconds = config->sieve_vacation_min_period_s,
+                .vacation_default_seconds = config->sieve_vacation_default_period_s,
+                .vacation_max_seconds = config->sieve_vacation_max_period_s,
+                .duplicate_default_seconds = config->sieve_duplicate_default_period_s,
+                .duplicate_max_seconds = config->sieve_duplicate_max_period_s,
+            },
+            .kv = kv,
+        };
+        char err[SIEVE_EXEC_ERROR_BYTES] = "";
+        int rc = sieve_exec_create(&settings, exec_out, err, sizeof(err));
+        if (rc != 0) {
+            log_error("sieve: %s", err[0] != '\0' ? err : strerror(-rc));
+            return rc;
+        }
+    }
+    int rc = sieve_stage_init(*exec_out, config->data_dir, config->myhostname, config->fsync);
+    if (rc != 0) {
+        log_error("sieve: %s: %s", config->data_dir, strerror(-rc));
+        sieve_exec_destroy(exec_out);
+    }
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -740,6 +787,10 @@ main(int argc, char **argv)
     if (rc == 0) {
         rc = filters_start(&config, &filters);
     }
+    struct sieve_exec *sieve = NULL;
+    if (rc == 0) {
+        rc = sieve_start(&config, filters.kv, &sieve);
+    }
     if (rc != 0) {
         log_error("start-up failed: %s", strerror(-rc));
         return 1;
@@ -833,6 +884,18 @@ main(int argc, char **argv)
             if (filters.clamav != NULL) {
                 clamav_reload(filters.clamav); /* in the background; scans go on meanwhile */
             }
+            if (sieve != NULL) {
+                /* Scripts compiled again at their next use; a global one
+                 * that no longer compiles keeps the old in service. */
+                char sieve_err[SIEVE_EXEC_ERROR_BYTES] = "";
+                int sieve_rc = sieve_exec_reload(sieve, sieve_err, sizeof(sieve_err));
+                if (sieve_rc != 0) {
+                    log_error("sieve: reload failed, keeping the previous scripts: %s",
+                              sieve_err[0] != '\0' ? sieve_err : strerror(-sieve_rc));
+                } else {
+                    log_info("sieve: scripts reloaded");
+                }
+            }
             bool is_ok = reload(&config, reactors, config.reactor_threads, &user_count) == 0;
             if (is_ok) {
                 __atomic_store_n(&reload_state.user_count, user_count, __ATOMIC_RELEASE);
@@ -860,6 +923,10 @@ main(int argc, char **argv)
     workers_destroy(&workers);
     tls_server_free(&tls);
     delivery_stop();
+    /* After the workers and the committer (its hook records duplicate
+     * marks), before the store it writes to. */
+    sieve_stage_destroy();
+    sieve_exec_destroy(&sieve);
     smtp_listener_destroy();
     filters_stop(&filters); /* after the listener: postscreen used the store */
     imap_listener_destroy();

@@ -8,10 +8,13 @@
  * blocks on disk), and the body buffer borrowed from the reactor's pool.
  * At end of data the reactor syncs the spool file's data (io_uring) and
  * the message becomes a job: its filter stage runs on a worker (when one is
- * configured; otherwise it goes straight on), then store/delivery makes it
- * durable in the Maildirs and the reply comes back here. Messages and body
+ * configured; otherwise it goes straight on), then the Sieve stage on a
+ * worker (core/sieve_stage, when Sieve is on) chooses each mailbox's
+ * copies, then store/delivery makes it durable in the Maildirs and the
+ * reply comes back here. Messages and body
  * buffers come from per-reactor pools, so the steady state allocates
- * nothing. Runs on reactor threads, except message_job_run (a worker).
+ * nothing. Runs on reactor threads, except the jobs' run functions
+ * (workers).
  * Limits: spool_buffers per reactor (when all are busy, DATA waits for one).
  */
 #define _GNU_SOURCE
@@ -36,6 +39,7 @@
 #include "core/login_delay.h"
 #include "core/postscreen.h"
 #include "core/send_limit.h"
+#include "core/sieve_stage.h"
 #include "core/stats.h"
 #include "proto/smtp/smtp_from.h"
 #include "proto/smtp/smtp_session.h"
@@ -614,6 +618,8 @@ struct message_filters {
 
 static void filter_job_run(struct job *job);
 static void filter_job_done(struct job *job, struct conn *conn);
+static void sieve_then_deliver(struct delivery_message *message, bool is_virus_scanned);
+static void sieve_job_run(struct job *job);
 
 /* "IPv6:2001:db8::1" (the Received form) -> "2001:db8::1". */
 static const char *
@@ -632,6 +638,15 @@ filter_stage_start(struct smtp_conn *sc, struct delivery_message *message)
     message->job.run = message_job_run;
     message->job.done = message_job_done;
     if (!filter_chain_is_active(smtp_listener.filters)) {
+        if (sieve_stage_is_active()) {
+            /* Sieve reads files: a worker hop first. */
+            message->job.run = sieve_job_run;
+            int rc = conn_job_submit(sc->conn, &message->job);
+            if (rc != 0) {
+                message->job.run = message_job_run;
+            }
+            return rc;
+        }
         conn_job_hold(sc->conn, &message->job);
         delivery_submit(message);
         return 0;
@@ -724,12 +739,18 @@ filter_job_run(struct job *job)
                 message->is_data_synced = false; /* a new file: the committer syncs it */
             }
             log_info("%s: filters: %s", message->queue_id, verdict->summary);
+            bool is_quarantined = verdict->is_quarantined;
             filter_run_destroy(&stage->run);
             free(stage);
             message->owner_data = NULL;
             message->job.run = message_job_run;
             message->job.done = message_job_done;
-            delivery_submit(message); /* completes to the reactor when durable */
+            if (is_quarantined) {
+                delivery_submit(message); /* the quarantine runs no user's script */
+            } else {
+                /* ClamAV ran on every message the chain accepted when it is on. */
+                sieve_then_deliver(message, smtp_listener.config->clamav);
+            }
             return;
         }
         log_error("%s: cannot add the filters' header fields: %s", message->queue_id,
@@ -769,6 +790,99 @@ filter_job_done(struct job *job, struct conn *conn)
     filter_run_destroy(&stage->run);
     free(stage);
     message->owner_data = NULL;
+    message->result = 0;
+    reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
+                         message->is_spool_unnamed ? NULL : message->queue_id);
+    message->spool_fd = -1;
+    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
+}
+
+/* ---- the Sieve stage: on a worker, back here only to resolve or refuse ---- */
+
+/* What the stage hands back to the reactor (owner_data). */
+struct message_sieve {
+    struct sieve_stage   *stage;
+    enum sieve_stage_next next;
+    char                  reply[SMTP_REPLY_LINE_BYTES_MAX];
+};
+
+static void sieve_job_done(struct job *job, struct conn *conn);
+
+/* Worker: the Sieve stage when it is on, then the committer (which
+ * completes the job to the reactor); back to the reactor first when
+ * addresses must be resolved or the message was refused. */
+static void
+sieve_then_deliver(struct delivery_message *message, bool is_virus_scanned)
+{
+    message->job.run = message_job_run;
+    message->job.done = message_job_done;
+    if (!sieve_stage_is_active()) {
+        delivery_submit(message);
+        return;
+    }
+    struct message_sieve *hop = calloc(1, sizeof(*hop));
+    if (hop == NULL) {
+        log_error("%s: sieve: %s", message->queue_id, strerror(ENOMEM));
+        message->owner_data = NULL; /* done answers 451 */
+        message->job.done = sieve_job_done;
+        reactor_job_complete(&message->job);
+        return;
+    }
+    hop->next = sieve_stage_run(message, is_virus_scanned, &hop->stage, hop->reply,
+                                sizeof(hop->reply));
+    if (hop->next == SIEVE_STAGE_SUBMIT) {
+        free(hop);
+        delivery_submit(message); /* completes to the reactor when durable */
+        return;
+    }
+    message->owner_data = hop;
+    message->job.done = sieve_job_done;
+    reactor_job_complete(&message->job);
+}
+
+static void
+sieve_job_run(struct job *job)
+{
+    sieve_then_deliver((struct delivery_message *)job, false);
+}
+
+static void
+sieve_job_done(struct job *job, struct conn *conn)
+{
+    struct delivery_message *message = (struct delivery_message *)job;
+    struct message_sieve *hop = message->owner_data;
+    message->owner_data = NULL;
+    struct reactor *reactor = reactor_current();
+    ASSERT(reactor != NULL);
+    const char *reply = "451 4.3.0 Error: cannot store the message, try again later";
+    if (hop != NULL && hop->next == SIEVE_STAGE_RESOLVE && conn != NULL) {
+        /* The tables may be read here, on the reactor, in this turn. */
+        if (sieve_stage_resolve(hop->stage, message, recipients_current()) == 0) {
+            sieve_stage_attach(&hop->stage, message);
+            sieve_stage_release(&hop->stage); /* only if the hook could not be set */
+            free(hop);
+            message->job.run = message_job_run;
+            message->job.done = message_job_done;
+            conn_job_hold(conn, &message->job);
+            delivery_submit(message);
+            return;
+        }
+    } else if (hop != NULL && hop->next == SIEVE_STAGE_REFUSE) {
+        reply = hop->reply;
+    }
+    if (conn != NULL) {
+        struct smtp_conn *sc = conn_state(conn);
+        log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s)", message->queue_id,
+                 message->mail_from, message->rcpt_count, reply);
+        smtp_conn_count_final_reply(sc, false);
+        smtp_session_delivered(&sc->session, reply);
+        smtp_conn_serve_request(sc);
+    }
+    if (hop != NULL) {
+        sieve_stage_release(&hop->stage);
+        free(hop);
+    }
+    /* Refused, deferred, or the client left: nothing is delivered. */
     message->result = 0;
     reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
                          message->is_spool_unnamed ? NULL : message->queue_id);

@@ -407,11 +407,14 @@ extras_free(struct delivery_extras **extras_ptr)
 int
 delivery_message_placements_begin(struct delivery_message *message)
 {
-    if (message->extras != NULL) {
-        return 0;
+    if (message->extras == NULL) {
+        message->extras = calloc(1, sizeof(*message->extras));
+        if (message->extras == NULL) {
+            return -ENOMEM;
+        }
     }
-    message->extras = calloc(1, sizeof(*message->extras));
-    return message->extras != NULL ? 0 : -ENOMEM;
+    message->extras->is_placed = true;
+    return 0;
 }
 
 int
@@ -419,7 +422,7 @@ delivery_message_add_content(struct delivery_message *message, int fd, uint64_t 
 {
     ASSERT(fd >= 0);
     struct delivery_extras *extras = message->extras;
-    ASSERT(extras != NULL);
+    ASSERT(delivery_message_is_placed(message));
     int rc = extras->content_count >= DELIVERY_CONTENTS_MAX ? -E2BIG
              : extras_reserve((void **)&extras->contents, &extras->content_capacity,
                               extras->content_count, sizeof(*extras->contents));
@@ -436,7 +439,7 @@ delivery_message_place(struct delivery_message *message, const char *mailbox,
                        const char *folder, uint32_t flags, uint32_t keywords, int content)
 {
     struct delivery_extras *extras = message->extras;
-    ASSERT(extras != NULL);
+    ASSERT(delivery_message_is_placed(message));
     size_t mailbox_len = strnlen(mailbox, SMTP_ADDRESS_BYTES_MAX + 1);
     size_t folder_len = strnlen(folder, MAILDIR_FOLDERS_NAME_BYTES_MAX + 1);
     if (mailbox_len == 0 || mailbox_len > SMTP_ADDRESS_BYTES_MAX ||
@@ -477,7 +480,7 @@ int
 delivery_message_add_outbound(struct delivery_message *message, int content, const char *address)
 {
     struct delivery_extras *extras = message->extras;
-    ASSERT(extras != NULL);
+    ASSERT(delivery_message_is_placed(message));
     size_t address_len = strnlen(address, SMTP_ADDRESS_BYTES_MAX + 1);
     if (content < 0 || (size_t)content >= extras->content_count || address_len == 0 ||
         address_len > SMTP_ADDRESS_BYTES_MAX) {
@@ -499,13 +502,19 @@ delivery_message_add_outbound(struct delivery_message *message, int content, con
     return 0;
 }
 
-void
+int
 delivery_message_on_commit(struct delivery_message *message,
                            void (*fn)(struct delivery_message *message, void *arg), void *arg)
 {
-    ASSERT(message->extras != NULL);
+    if (message->extras == NULL) {
+        message->extras = calloc(1, sizeof(*message->extras));
+        if (message->extras == NULL) {
+            return -ENOMEM;
+        }
+    }
     message->extras->on_commit = fn;
     message->extras->on_commit_arg = arg;
+    return 0;
 }
 
 void
@@ -1182,7 +1191,7 @@ commit_batch(struct delivery_message *batch)
             ASSERT(copy_count < DELIVERY_MAILBOXES_MAX);
             struct delivery_copy *copy = &delivery.copies[copy_count];
             const struct delivery_placement *placement =
-                message->extras != NULL ? &message->extras->placements[j] : NULL;
+                delivery_message_is_placed(message) ? &message->extras->placements[j] : NULL;
             const char *mailbox =
                 placement != NULL
                     ? delivery_extras_string(message->extras, placement->mailbox_offset)

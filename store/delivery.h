@@ -64,6 +64,7 @@ struct delivery_outbound {
 };
 
 struct delivery_extras {
+    bool                       is_placed; /* placements_begin() was called */
     struct delivery_placement *placements;
     size_t                     placement_count;
     size_t                     placement_capacity;
@@ -196,13 +197,14 @@ int delivery_message_placements_begin(struct delivery_message *message);
 static inline bool
 delivery_message_is_placed(const struct delivery_message *message)
 {
-    return message->extras != NULL;
+    return message->extras != NULL && message->extras->is_placed;
 }
 
 /* Hand a file of the message's own to delivery (complete, its data
  * synced): delivery owns fd from now on, also when this fails (it is then
  * closed). Returns the content number (>= 0), -ENOMEM, or -E2BIG past
- * DELIVERY_CONTENTS_MAX. Needs placements_begin first. */
+ * DELIVERY_CONTENTS_MAX. Needs placements_begin first (so do place and
+ * add_outbound). */
 int delivery_message_add_content(struct delivery_message *message, int fd, uint64_t size);
 
 /* One copy into mailbox's folder (storage name; "" or INBOX in any case
@@ -222,16 +224,18 @@ int delivery_message_add_outbound(struct delivery_message *message, int content,
 
 /* Have fn(message, arg) called on the committer thread once the message's
  * fate is known (message->result set), before the report; it may block
- * briefly (a key-value store write). Needs placements_begin first. */
-void delivery_message_on_commit(struct delivery_message *message,
-                                void (*fn)(struct delivery_message *message, void *arg),
-                                void *arg);
+ * briefly (a key-value store write). Works with or without placements.
+ * Returns 0 or -ENOMEM. */
+int delivery_message_on_commit(struct delivery_message *message,
+                               void (*fn)(struct delivery_message *message, void *arg),
+                               void *arg);
 
 /* Copies the committer will write: placements, or one per mailbox. */
 static inline size_t
 delivery_message_copy_count(const struct delivery_message *message)
 {
-    return message->extras != NULL ? message->extras->placement_count : message->mailbox_count;
+    return delivery_message_is_placed(message) ? message->extras->placement_count
+                                               : message->mailbox_count;
 }
 
 static inline const char *

@@ -196,9 +196,13 @@ test_placements(void)
     make_folder("example.test/alice/Maildir", "Junk");
     make_folder("example.test/alice/Maildir", "Lists.toaster");
 
-    /* Message 1: the fast path, no placements, beside the others. */
+    /* Message 1: the fast path, no placements, beside the others; its
+     * hook runs all the same (Sieve's log lines of a plain keep). */
     struct delivery_message *plain = message_new(ORIGINAL);
     CHECK(delivery_message_add_mailbox(plain, "carol@example.test") == 0);
+    struct commit_seen plain_seen = { 0 };
+    CHECK(delivery_message_on_commit(plain, on_commit, &plain_seen) == 0);
+    CHECK(!delivery_message_is_placed(plain));
 
     /* Message 2: what several Sieve results make. */
     struct delivery_message *m = message_new(ORIGINAL);
@@ -226,7 +230,7 @@ test_placements(void)
     /* The sender is remote: a vacation reply for the queue. */
     CHECK(delivery_message_add_outbound(m, reply, "sender@remote.test") == 0);
     struct commit_seen seen = { 0 };
-    delivery_message_on_commit(m, on_commit, &seen);
+    CHECK(delivery_message_on_commit(m, on_commit, &seen) == 0);
     CHECK(delivery_message_copy_count(m) == 5);
     CHECK(delivery_message_copy_count(plain) == 1);
 
@@ -243,6 +247,8 @@ test_placements(void)
 
     CHECK(plain->result == 0);
     CHECK(plain->delivered_count == 1);
+    CHECK(plain_seen.calls == 1);
+    CHECK(plain_seen.result == 0);
     CHECK(count_in("example.test/carol/Maildir", "new") == 1);
 
     CHECK(m->result == 0);
@@ -329,7 +335,7 @@ test_failure_undoes_every_copy(void)
     CHECK(delivery_message_place(m, "erin@example.test", "", MAILDIR_FLAG_SEEN, 0, -1) == 0);
     CHECK(delivery_message_place(m, "frank@broken.test", "", 0, 0, -1) == 0);
     struct commit_seen seen = { 0 };
-    delivery_message_on_commit(m, on_commit, &seen);
+    CHECK(delivery_message_on_commit(m, on_commit, &seen) == 0);
     delivery_submit(m);
     wait_done(1);
     CHECK(m->result != 0);

@@ -1,0 +1,334 @@
+"""Sieve at delivery through the real toasterd: mail sent over SMTP (smtplib)
+and what each user's script (put in place over ManageSieve for one test,
+as files in the user's home elsewhere, the way Pigeonhole keeps them) made
+of it on disk: fileinto a folder (made by :create, or INBOX and a log line
+when missing), :flags as Maildir letters and dovecot-keywords, keep plus
+fileinto :copy, discard, redirect to a local user and to a remote address
+(a queue entry), reject of the only recipient (550 5.7.1 at DATA) and of
+one of two (the other gets it, the local sender a rejection), a vacation
+reply once per sender, the shipped global script (spam into Junk, the
+user's whitelist and blacklist files), a runtime error (INBOX and a log
+line), and sieve = no.
+"""
+import os
+import re
+import smtplib
+import time
+
+import pytest
+
+from conftest import wait_until
+from test_managesieve import Sieve, literal
+
+BASE = {"clamav": "no"}  # ClamAV has nothing to say here; starts faster
+
+RULES = """\
+# this test's own rule: one body phrase scores past spam_add_header_score
+body   TEST_LOUD     7.0 loudly suspicious
+"""
+
+
+def home(t, user):
+    local, domain = user.split("@")
+    return t.data_dir / "mail" / domain / local
+
+
+def maildir(t, user, folder=None):
+    root = t.maildir(user)
+    return root if folder is None else root / ("." + folder)
+
+
+def files(path, sub="new"):
+    d = path / sub
+    return sorted(d.iterdir()) if d.is_dir() else []
+
+
+def put_script(t, user, text, name="test"):
+    """The user's active script, as Pigeonhole keeps it on disk."""
+    h = home(t, user)
+    (h / "sieve").mkdir(parents=True, exist_ok=True)
+    (h / "sieve" / (name + ".sieve")).write_text(text)
+    link = h / ".dovecot.sieve"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    os.symlink("sieve/%s.sieve" % name, link)
+
+
+def message(sender, rcpts, subject, body="hello there", extra=""):
+    return ("From: <%s>\r\nTo: %s\r\nSubject: %s\r\n"
+            "Date: Fri, 04 Dec 2026 10:00:00 +0000\r\nMessage-ID: <%s@test>\r\n%s\r\n"
+            "%s\r\n" % (sender, ", ".join("<%s>" % r for r in rcpts), subject,
+                        re.sub(r"\W", ".", subject), extra, body)).encode()
+
+
+def send(t, sender, rcpts, subject, **kwargs):
+    if isinstance(rcpts, str):
+        rcpts = [rcpts]
+    with smtplib.SMTP("127.0.0.1", t.port, timeout=30) as s:
+        s.ehlo("client.remote.test")
+        s.sendmail(sender, rcpts, message(sender, rcpts, subject, **kwargs))
+
+
+def with_subject(paths, subject):
+    return [p for p in paths if ("Subject: %s\r\n" % subject).encode() in p.read_bytes()]
+
+
+def wait_files(path, sub="new", count=1):
+    assert wait_until(lambda: len(files(path, sub)) >= count, 10), (path, sub)
+    return files(path, sub)
+
+
+# ---- folders, flags, copies, discard ------------------------------------------
+
+
+def test_fileinto_existing_created_and_missing_folder(make_toaster):
+    t = make_toaster(config=BASE)
+    root = maildir(t, "alice@example.com")
+    for sub in ("cur", "new", "tmp"):
+        (root / ".Work" / sub).mkdir(parents=True, exist_ok=True)
+    put_script(t, "alice@example.com",
+               'require ["fileinto", "mailbox"];\r\n'
+               'if header :contains "subject" "work" { fileinto "Work"; stop; }\r\n'
+               'if header :contains "subject" "list" { fileinto :create "Lists.toaster"; stop; }\r\n'
+               'if header :contains "subject" "nowhere" { fileinto "Missing"; stop; }\r\n')
+    send(t, "x@remote.test", "alice@example.com", "work item")
+    send(t, "x@remote.test", "alice@example.com", "list post")
+    send(t, "x@remote.test", "alice@example.com", "nowhere to go")
+    work = files(maildir(t, "alice@example.com", "Work"))
+    assert len(with_subject(work, "work item")) == 1 and len(work) == 1
+    lists = maildir(t, "alice@example.com", "Lists.toaster")
+    assert (lists / "maildirfolder").is_file()  # a real Maildir++ folder
+    assert len(with_subject(files(lists), "list post")) == 1
+    inbox = files(root)
+    assert [p.name for p in with_subject(inbox, "nowhere to go")] == [p.name for p in inbox]
+    assert not (root / ".Missing").exists()
+    t.wait_log("mailbox 'Missing' does not exist; storing into INBOX")
+    t.wait_log("sieve: alice@example.com: stored mail into mailbox 'Work'")
+
+
+def test_fileinto_flags_and_keywords(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "bob@example.com",
+               'require ["fileinto", "imap4flags", "mailbox"];\r\n'
+               'fileinto :create :flags ["\\\\Seen", "\\\\Flagged", "$Important"] "Flagged";\r\n'
+               'addflag "\\\\Answered";\r\nkeep;\r\n')
+    send(t, "x@remote.test", "bob@example.com", "flag me")
+    folder = maildir(t, "bob@example.com", "Flagged")
+    cur = files(folder, "cur")
+    assert len(cur) == 1 and files(folder, "new") == []
+    assert cur[0].name.endswith(":2,FSa"), cur[0].name
+    size = cur[0].stat().st_size
+    assert ",S=%d,W=%d:2," % (size, size) in cur[0].name
+    assert (folder / "dovecot-keywords").read_text() == "0 $Important\n"
+    # keep without :flags takes the internal variable: INBOX cur/ with R.
+    inbox_cur = files(maildir(t, "bob@example.com"), "cur")
+    assert len(inbox_cur) == 1 and inbox_cur[0].name.endswith(":2,R")
+
+
+def test_keep_and_fileinto_copy(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "carol@example.org",
+               'require ["fileinto", "copy", "mailbox"];\r\n'
+               'fileinto :copy :create "Archive";\r\n')
+    send(t, "x@remote.test", "carol@example.org", "both places")
+    inbox = files(maildir(t, "carol@example.org"))
+    archive = files(maildir(t, "carol@example.org", "Archive"))
+    assert len(with_subject(inbox, "both places")) == 1
+    assert len(with_subject(archive, "both places")) == 1
+    # One file, two names (a hard link), when the file system allows.
+    assert inbox[0].read_bytes() == archive[0].read_bytes()
+
+
+def test_discard(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "dave@example.org", 'if header :contains "subject" "junk" { discard; }\r\n')
+    send(t, "x@remote.test", ["dave@example.org", "carol@example.org"], "junk mail")
+    assert len(wait_files(maildir(t, "carol@example.org"))) == 1
+    assert files(maildir(t, "dave@example.org")) == []
+    t.wait_log("sieve: dave@example.org: discarded")
+
+
+# ---- redirect -------------------------------------------------------------------
+
+
+def test_redirect_to_local_user(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "alice@example.com", 'redirect "bob@example.com";\r\n')
+    send(t, "x@remote.test", "alice@example.com", "forward me")
+    bob = wait_files(maildir(t, "bob@example.com"))
+    assert len(with_subject(bob, "forward me")) == 1
+    assert files(maildir(t, "alice@example.com")) == []
+    # The envelope sender is unchanged.
+    assert bob[0].read_bytes().startswith(b"Return-Path: <x@remote.test>\r\n")
+    t.wait_log("sieve: alice@example.com: forwarded to <bob@example.com>")
+
+
+def test_redirect_to_remote_address(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "alice@example.com",
+               'require "copy";\r\nredirect :copy "alice@elsewhere.test";\r\n')
+    send(t, "x@remote.test", "alice@example.com", "away copy")
+    assert len(with_subject(files(maildir(t, "alice@example.com")), "away copy")) == 1
+    queue = t.data_dir / "queue"
+    envs = sorted(queue.glob("*.env"))
+    assert len(envs) == 1
+    env = envs[0].read_text()
+    assert "\nfrom <x@remote.test>\n" in env
+    assert re.search(r"\nrcpt \w+ \d+ \d+ <alice@elsewhere\.test> ", env), env
+    msg = envs[0].with_suffix(".msg").read_bytes()
+    assert b"Subject: away copy\r\n" in msg
+
+
+# ---- reject ---------------------------------------------------------------------
+
+
+REJECT = 'require "reject";\r\nif header :contains "subject" "unwanted" ' \
+         '{ reject "I do not want this"; }\r\n'
+
+
+def test_reject_single_recipient_at_data(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "carol@example.org", REJECT)
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        send(t, "x@remote.test", "carol@example.org", "unwanted offer")
+    assert info.value.smtp_code == 550
+    assert info.value.smtp_error == b"5.7.1 I do not want this"
+    assert files(maildir(t, "carol@example.org")) == []
+    assert list((t.data_dir / "queue").glob("*.env")) == []
+
+
+def test_reject_one_of_two(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "carol@example.org", REJECT)
+    send(t, "alice@example.com", ["carol@example.org", "dave@example.org"], "unwanted news")
+    assert len(with_subject(wait_files(maildir(t, "dave@example.org")), "unwanted news")) == 1
+    assert files(maildir(t, "carol@example.org")) == []
+    # The rejection goes to the (local) sender, with the null sender.
+    alice = wait_files(maildir(t, "alice@example.com"))
+    assert len(alice) == 1
+    dsn = alice[0].read_bytes()
+    assert dsn.startswith(b"Return-Path: <>\r\n")
+    assert b"I do not want this" in dsn
+    t.wait_log("sieve: carol@example.org: rejected")
+
+
+# ---- vacation -------------------------------------------------------------------
+
+
+def test_vacation_once_per_sender(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "bob@example.com",
+               'require "vacation";\r\n'
+               'vacation :days 7 :subject "Away" "I am away until Monday.";\r\n')
+    send(t, "alice@example.com", "bob@example.com", "first question")
+    assert len(wait_files(maildir(t, "bob@example.com"))) == 1
+    replies = wait_files(maildir(t, "alice@example.com"))
+    assert len(replies) == 1
+    reply = replies[0].read_bytes()
+    assert reply.startswith(b"Return-Path: <>\r\n")
+    assert b"Subject: Away\r\n" in reply
+    assert b"Auto-Submitted: auto-replied" in reply
+    assert b"I am away until Monday." in reply
+    # A second message within :days: delivered, no second reply.
+    send(t, "alice@example.com", "bob@example.com", "second question")
+    assert len(wait_files(maildir(t, "bob@example.com"), count=2)) == 2
+    t.wait_log("vacation response to <alice@example.com> already sent")
+    assert len(files(maildir(t, "alice@example.com"))) == 1
+
+
+# ---- the shipped global script -------------------------------------------------
+
+
+@pytest.fixture
+def global_toaster(make_toaster, tmp_path):
+    rules = tmp_path / "spam.rules"
+    rules.write_text(RULES)
+    return make_toaster(config=dict(BASE, spam_rules_file=str(rules)))
+
+
+def test_global_spam_into_junk(global_toaster):
+    t = global_toaster
+    send(t, "spammer@remote.test", "carol@example.org", "offer", body="loudly suspicious")
+    junk = wait_files(maildir(t, "carol@example.org", "Junk"))
+    assert len(junk) == 1 and b"X-Spam-Flag: YES\r\n" in junk[0].read_bytes()
+    assert files(maildir(t, "carol@example.org")) == []
+    send(t, "friend@remote.test", "carol@example.org", "plain", body="nothing to see")
+    assert len(with_subject(wait_files(maildir(t, "carol@example.org")), "plain")) == 1
+
+
+def test_global_whitelist_and_blacklist(global_toaster):
+    t = global_toaster
+    lists = home(t, "dave@example.org") / "sieve" / "lists"
+    lists.mkdir(parents=True)
+    (lists / "whitelist").write_text("# friends\nfriend@remote.test\n")
+    (lists / "blacklist").write_text("@spammy.test\n")
+    send(t, "friend@remote.test", "dave@example.org", "friendly", body="loudly suspicious")
+    inbox = wait_files(maildir(t, "dave@example.org"))
+    assert len(with_subject(inbox, "friendly")) == 1
+    assert b"X-Spam-Flag: YES\r\n" in inbox[0].read_bytes()  # flagged, yet trusted
+    send(t, "bulk@spammy.test", ["dave@example.org", "carol@example.org"], "blocked")
+    assert len(with_subject(wait_files(maildir(t, "carol@example.org")), "blocked")) == 1
+    assert with_subject(files(maildir(t, "dave@example.org")), "blocked") == []
+    assert files(maildir(t, "dave@example.org", "Junk")) == []
+
+
+# ---- errors and switches ------------------------------------------------------
+
+
+def test_runtime_error_keeps_in_inbox(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "alice@example.com",
+               'require ["include", "fileinto"];\r\ninclude :personal "not-there";\r\n'
+               'fileinto "Never";\r\n')
+    with smtplib.SMTP("127.0.0.1", t.port, timeout=30) as s:
+        s.ehlo("client.remote.test")
+        s.mail("x@remote.test")
+        s.rcpt("alice@example.com")
+        code, reply = s.data(message("x@remote.test", ["alice@example.com"], "broken script"))
+    assert code == 250
+    queue_id = reply.decode().rsplit(" ", 1)[-1]
+    assert len(with_subject(files(maildir(t, "alice@example.com")), "broken script")) == 1
+    assert not maildir(t, "alice@example.com", "Never").exists()
+    t.wait_log("%s: sieve: alice@example.com: " % queue_id)
+    line = [l for l in t.log().splitlines()
+            if "%s: sieve: alice@example.com: " % queue_id in l and "error" in l]
+    assert line and "not-there" in line[0], t.log()
+
+
+def test_sieve_off_delivers_to_inbox(make_toaster):
+    t = make_toaster(config=dict(BASE, sieve="no"))
+    put_script(t, "alice@example.com", "discard;\r\n")
+    send(t, "x@remote.test", "alice@example.com", "no sieve")
+    assert len(with_subject(files(maildir(t, "alice@example.com")), "no sieve")) == 1
+    assert "sieve: alice@example.com" not in t.log()
+
+
+def test_without_filters_sieve_still_runs(make_toaster):
+    """No filter active: the Sieve stage is its own worker hop."""
+    t = make_toaster(config=dict(BASE, spam="no", dkim_verify="no", spf="no", dmarc="no"))
+    put_script(t, "alice@example.com",
+               'require ["fileinto", "mailbox"];\r\nfileinto :create "Direct";\r\n')
+    send(t, "x@remote.test", "alice@example.com", "direct")
+    assert len(files(maildir(t, "alice@example.com", "Direct"))) == 1
+    assert files(maildir(t, "alice@example.com")) == []
+
+
+def test_managesieve_putscript_then_delivery(make_toaster):
+    t = make_toaster(config=BASE)
+    script = ('require ["fileinto", "mailbox", "imap4flags"];\r\n'
+              'if address :is "from" "boss@remote.test" '
+              '{ fileinto :create :flags "\\\\Flagged" "Boss"; }\r\n')
+    with Sieve(t.ports["managesieve_listen"]) as s:
+        assert s.login("dave@example.org")[0] == "OK"
+        assert s.cmd(b'PUTSCRIPT "rules" ' + literal(script))[0] == "OK"
+        assert s.cmd('SETACTIVE "rules"')[0] == "OK"
+    send(t, "boss@remote.test", "dave@example.org", "meeting")
+    cur = files(maildir(t, "dave@example.org", "Boss"), "cur")
+    assert len(cur) == 1 and cur[0].name.endswith(":2,F")
+    # A script replaced over ManageSieve is used at once (compiled again).
+    with Sieve(t.ports["managesieve_listen"]) as s:
+        assert s.login("dave@example.org")[0] == "OK"
+        assert s.cmd(b'PUTSCRIPT "rules" ' + literal("keep;\r\n"))[0] == "OK"
+    time.sleep(1.1)  # a new mtime second, whatever the file system's granularity
+    send(t, "boss@remote.test", "dave@example.org", "second meeting")
+    assert len(with_subject(files(maildir(t, "dave@example.org")), "second meeting")) == 1
