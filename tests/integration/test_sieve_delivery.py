@@ -332,3 +332,71 @@ def test_managesieve_putscript_then_delivery(make_toaster):
     time.sleep(1.1)  # a new mtime second, whatever the file system's granularity
     send(t, "boss@remote.test", "dave@example.org", "second meeting")
     assert len(with_subject(files(maildir(t, "dave@example.org")), "second meeting")) == 1
+
+
+def test_editheader_gives_the_mailbox_its_own_file(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "bob@example.com",
+               'require ["editheader", "fileinto", "mailbox", "copy"];\r\n'
+               'addheader "X-Sieve-Seen" "yes";\r\nfileinto :create :copy "Seen";\r\n')
+    send(t, "x@remote.test", ["bob@example.com", "carol@example.org"], "edited")
+    bob = files(maildir(t, "bob@example.com"))
+    seen = files(maildir(t, "bob@example.com", "Seen"))
+    carol = files(maildir(t, "carol@example.org"))
+    assert len(bob) == 1 and len(seen) == 1 and len(carol) == 1
+    edited = bob[0].read_bytes()
+    assert b"\r\nX-Sieve-Seen: yes\r\n" in edited or edited.startswith(b"X-Sieve-Seen: yes\r\n")
+    assert seen[0].read_bytes() == edited
+    original = carol[0].read_bytes()
+    assert b"X-Sieve-Seen" not in original
+    # The body is the original's, and the name's S= is the edited file's size.
+    assert edited.split(b"\r\n\r\n", 1)[1] == original.split(b"\r\n\r\n", 1)[1]
+    assert ",S=%d," % len(edited) in bob[0].name
+    assert os.stat(bob[0]).st_ino != os.stat(carol[0]).st_ino
+
+
+def test_vacation_reply_to_remote_sender_is_queued(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "bob@example.com",
+               'require "vacation";\r\nvacation "Out of office.";\r\n')
+    send(t, "someone@remote.test", "bob@example.com", "hello bob")
+    assert len(wait_files(maildir(t, "bob@example.com"))) == 1
+    envs = sorted((t.data_dir / "queue").glob("*.env"))
+    assert len(envs) == 1
+    env = envs[0].read_text()
+    assert "\nfrom <>\n" in env
+    assert "<someone@remote.test>" in env
+    reply = envs[0].with_suffix(".msg").read_bytes()
+    assert reply.startswith(b"Return-Path: <>\r\n")
+    assert b"Out of office." in reply
+    assert b"Subject: Auto: hello bob\r\n" in reply
+
+
+def test_broken_global_script_stops_start(make_toaster, tmp_path):
+    bad = tmp_path / "before.sieve"
+    bad.write_text('require "fileinto";\r\nfileintoo "x";\r\n')
+    t = make_toaster(config=dict(BASE, sieve_before=str(bad)), start=False)
+    with pytest.raises(AssertionError):
+        t.start()
+    assert t.proc is None or t.proc.poll() not in (None, 0)
+    assert "line 2" in t.log() and "fileintoo" in t.log()
+    t.proc = None
+
+
+def test_global_script_reloaded_on_sighup(make_toaster, tmp_path):
+    before = tmp_path / "before.sieve"
+    before.write_text('require ["fileinto", "mailbox"];\r\nfileinto :create "First";\r\n')
+    t = make_toaster(config=dict(BASE, sieve_before=str(before)))
+    send(t, "x@remote.test", "carol@example.org", "one")
+    assert len(files(maildir(t, "carol@example.org", "First"))) == 1
+    # A broken replacement keeps the old script in service.
+    before.write_text('fileintoo "x";\r\n')
+    t.reload()
+    t.wait_log("sieve: reload failed, keeping the previous scripts")
+    send(t, "x@remote.test", "carol@example.org", "two")
+    assert len(files(maildir(t, "carol@example.org", "First"))) == 2
+    before.write_text('require ["fileinto", "mailbox"];\r\nfileinto :create "Second";\r\n')
+    t.reload()
+    t.wait_log("sieve: scripts reloaded")
+    send(t, "x@remote.test", "carol@example.org", "three")
+    assert len(files(maildir(t, "carol@example.org", "Second"))) == 1
