@@ -526,6 +526,66 @@ is_field_value(const char *s, size_t len)
     return true;
 }
 
+/* A value with bytes past US-ASCII becomes RFC 2047 encoded words
+ * (UTF-8, base64, at most 45 bytes of text each so a word stays under
+ * 75 characters, split between characters, folded onto lines of their
+ * own), as RFC 5293 section 4 asks; header tests decode them back. */
+static int
+encode_8bit(struct run *run, struct rstr *value, uint32_t line)
+{
+    bool is_8bit = false;
+    for (size_t i = 0; i < value->len && !is_8bit; i++) {
+        is_8bit = (unsigned char)value->text[i] >= 0x80;
+    }
+    if (!is_8bit) {
+        return 0;
+    }
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t words = value->len / 40 + 1;
+    char *out = sieve_arena_alloc(&run->tmp, value->len * 2 + words * 16 + 1);
+    if (out == NULL) {
+        return run_fail(run, run->tmp.is_full ? -E2BIG : -ENOMEM, line,
+                        "no room for an encoded header value");
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < value->len;) {
+        size_t n = 0;
+        while (i + n < value->len) {
+            size_t c = run_utf8_char_len(value->text + i + n, value->len - i - n);
+            if (n + c > 45) {
+                break;
+            }
+            n += c;
+        }
+        if (o > 0) {
+            memcpy(out + o, "\r\n ", 3);
+            o += 3;
+        }
+        memcpy(out + o, "=?UTF-8?B?", 10);
+        o += 10;
+        const unsigned char *p = (const unsigned char *)value->text + i;
+        for (size_t k = 0; k < n; k += 3) {
+            uint32_t v = (uint32_t)p[k] << 16;
+            if (k + 1 < n) {
+                v |= (uint32_t)p[k + 1] << 8;
+            }
+            if (k + 2 < n) {
+                v |= p[k + 2];
+            }
+            out[o++] = b64[(v >> 18) & 63];
+            out[o++] = b64[(v >> 12) & 63];
+            out[o++] = k + 1 < n ? b64[(v >> 6) & 63] : '=';
+            out[o++] = k + 2 < n ? b64[v & 63] : '=';
+        }
+        memcpy(out + o, "?=", 2);
+        o += 2;
+        i += n;
+    }
+    value->text = out;
+    value->len = o;
+    return 0;
+}
+
 int
 run_cmd_addheader(struct run *run, const struct sieve_node *cmd)
 {
@@ -544,8 +604,16 @@ run_cmd_addheader(struct run *run, const struct sieve_node *cmd)
     if (!is_field_value(value.text, value.len)) {
         return run_fail(run, -EINVAL, cmd->line, "addheader: invalid field value");
     }
+    if (value.len > SIEVE_RUN_ADDHEADER_BYTES_MAX) {
+        return run_fail(run, -E2BIG, cmd->line, "addheader: value over %u bytes",
+                        (unsigned)SIEVE_RUN_ADDHEADER_BYTES_MAX);
+    }
     if (is_protected(name.text, name.len)) {
         return 0; /* ignored, as Pigeonhole does */
+    }
+    rc = encode_8bit(run, &value, cmd->line);
+    if (rc < 0) {
+        return rc;
     }
     size_t raw_len = name.len + 2 + value.len + 2;
     if (run->header_bytes + raw_len > SIEVE_RUN_HEADER_BYTES_MAX) {

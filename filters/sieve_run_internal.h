@@ -25,6 +25,7 @@
 #define SIEVE_RUN_MATCH_VALUES 10u             /* ${0} .. ${9} */
 #define SIEVE_RUN_STRING_BYTES_MAX (64u * 1024u) /* one string after ${} expansion */
 #define SIEVE_RUN_TMP_BYTES_MAX (8u * 1024u * 1024u) /* expansions of one command or test */
+#define SIEVE_RUN_ADDHEADER_BYTES_MAX 2048u    /* Pigeonhole's sieve_editheader_max_header_size */
 
 /* A borrowed view: text need not be NUL-terminated. */
 struct rstr {

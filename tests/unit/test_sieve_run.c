@@ -1371,11 +1371,11 @@ test_editheader(void)
     if (script != NULL) {
         size_t n = (size_t)snprintf(script, 70000, "require [\"editheader\", \"variables\"];\n"
                                                     "set \"v\" \"");
-        for (size_t i = 0; i < 4000; i++) {
+        for (size_t i = 0; i < 2000; i++) {
             script[n++] = 'v';
         }
         n += (size_t)snprintf(script + n, 70000 - n, "\";\n");
-        for (size_t i = 0; i < 300; i++) {
+        for (size_t i = 0; i < 600; i++) {
             n += (size_t)snprintf(script + n, 70000 - n, "addheader \"X-%zu\" \"${v}\";\n", i);
         }
         struct sieve_run_limits limits = {0};
@@ -1383,12 +1383,51 @@ test_editheader(void)
         sieve_actions_init(&actions);
         int rc = ext_run(script, &message, &test_env, &limits, &actions, &error);
         CHECK(rc == -E2BIG);
+        CHECK(strstr(error.text, "header block over") != NULL);
         sieve_actions_finish(&actions);
         render(&actions, got, sizeof(got));
         CHECK_STR(got, "keep*");
         sieve_actions_free(&actions);
+        /* One value: SIEVE_RUN_ADDHEADER_BYTES_MAX bytes fine, one more an error. */
+        for (size_t extra = 0; extra < 2; extra++) {
+            n = (size_t)snprintf(script, 70000, "require \"editheader\";\naddheader \"X\" \"");
+            memset(script + n, 'w', SIEVE_RUN_ADDHEADER_BYTES_MAX + extra);
+            n += SIEVE_RUN_ADDHEADER_BYTES_MAX + extra;
+            snprintf(script + n, 70000 - n, "\";\n");
+            CHECK(ext_result(script, "Y: 1\r\n\r\n", NULL, &test_env, &actions, &error) ==
+                  (extra == 0 ? 0 : -E2BIG));
+            CHECK((actions.header != NULL) == (extra == 0));
+            sieve_actions_free(&actions);
+        }
         free(script);
     }
+    /* Values past US-ASCII are RFC 2047 encoded; the header test decodes them. */
+    CHECK(ext_result("require [\"editheader\", \"fileinto\"];\n"
+                     "addheader \"X-U\" \"caf\xc3\xa9 au lait\";\n"
+                     "if header :is \"x-u\" \"caf\xc3\xa9 au lait\" { fileinto \"decoded\"; }\n",
+                     "Y: 1\r\n\r\n", NULL, &test_env, &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "fileinto:decoded");
+    CHECK_STR(actions.header != NULL ? actions.header : "",
+              "X-U: =?UTF-8?B?Y2Fmw6kgYXUgbGFpdA==?=\r\nY: 1\r\n\r\n");
+    sieve_actions_free(&actions);    /* A long one: several words, folded, split between characters. */
+    char long_script[1024];
+    char value[256];
+    size_t vn = 0;
+    for (size_t i = 0; i < 100; i++) {
+        memcpy(value + vn, i % 2 ? "\xc3\xa9" : "e", i % 2 ? 2 : 1);
+        vn += i % 2 ? 2 : 1;
+    }
+    value[vn] = '\0';
+    snprintf(long_script, sizeof(long_script),
+             "require [\"editheader\", \"fileinto\"];\naddheader :last \"X-L\" \"%s\";\n"
+             "if header :is \"x-l\" \"%s\" { fileinto \"decoded\"; }\n",
+             value, value);
+    CHECK(ext_result(long_script, "Y: 1\r\n\r\n", NULL, &test_env, &actions, &error) == 0);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "fileinto:decoded");
+    CHECK(actions.header != NULL && strstr(actions.header, "?=\r\n =?UTF-8?B?") != NULL);
+    sieve_actions_free(&actions);
 }
 
 static void
