@@ -30,41 +30,17 @@
 #include <openssl/evp.h>
 
 #include "core/assertions.h"
+#include "filters/sieve_compose.h"
 #include "filters/sieve_date.h"
 #include "proto/imap/imap_text.h"
 
 #define SIEVE_VACATION_COMMENT_DEPTH_MAX 32u
-#define SIEVE_VACATION_LINE_BYTES_MAX 998u /* RFC 5322 2.1.1, without CRLF */
 #define SIEVE_VACATION_MSGID_BYTES_MAX 900u /* longer ids are left out */
-#define SIEVE_VACATION_ENCODED_CHUNK_BYTES 45u /* UTF-8 bytes per encoded word */
 
 static_assert(SIEVE_VACATION_KEY_BYTES >= sizeof("vacation:") + 64, "key fits");
-static_assert(SIEVE_VACATION_SUBJECT_BYTES_MAX + 80 < SIEVE_VACATION_LINE_BYTES_MAX,
+static_assert(SIEVE_VACATION_SUBJECT_BYTES_MAX + 80 < SIEVE_COMPOSE_LINE_BYTES_MAX,
               "an ASCII subject fits one line");
-/* A base64 encoded word of a chunk: "=?UTF-8?B?" + 4 * ceil(45 / 3) + "?=" = 72 <= 75. */
-static_assert(10 + (SIEVE_VACATION_ENCODED_CHUNK_BYTES + 2) / 3 * 4 + 2 <= 75,
-              "encoded words stay within RFC 2047's 75 characters");
 
-/* One header field: name and raw value (folding kept), borrowed. */
-struct vac_field {
-    const char *name;
-    size_t name_len;
-    const char *value;
-    size_t value_len;
-};
-
-/* The reply under construction, capped at SIEVE_VACATION_REPLY_BYTES_MAX. */
-struct vac_out {
-    char *bytes;
-    size_t len;
-    size_t cap;
-    int error; /* first failure: -ENOMEM or -E2BIG; later writes do nothing */
-};
-
-static bool field_next(const char *header, size_t len, size_t *pos, struct vac_field *out);
-static bool field_is(const struct vac_field *field, const char *name);
-static bool field_find(const char *header, size_t len, const char *name,
-                       struct vac_field *out);
 static size_t first_token(const char *value, size_t len, const char **token_out);
 static bool value_has_address(const char *value, size_t len, const char *address);
 static bool address_equal(const char *a, size_t a_len, const char *b);
@@ -73,19 +49,9 @@ static const char *reply_from_address(const struct sieve_message *message,
                                       const struct sieve_vacation *vacation);
 static const char *reply_sender(const struct sieve_message *message,
                                 const struct sieve_vacation *vacation);
-static void out_bytes(struct vac_out *out, const char *bytes, size_t len);
-static void out_str(struct vac_out *out, const char *s);
-static void out_clean(struct vac_out *out, const char *s, size_t len);
-static void out_encoded(struct vac_out *out, const char *utf8, size_t len);
-static void out_crlf_text(struct vac_out *out, const char *text, size_t len);
-static void out_qp(struct vac_out *out, const char *text, size_t len);
-static void out_msgid_tokens(struct vac_out *out, const char *value, size_t len,
+static void out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len,
                              size_t *count_inout, size_t skip);
-static bool is_ascii(const char *s, size_t len);
-static size_t longest_line(const char *text, size_t len);
 static size_t count_msgids(const char *value, size_t len);
-static void hex_sha256(const void *data, size_t len, char hex_out[65]);
-static void hex_encode(const unsigned char digest[32], char hex_out[65]);
 
 bool
 sieve_vacation_should_reply(const struct sieve_message *message,
@@ -134,23 +100,23 @@ sieve_vacation_should_reply(const struct sieve_message *message,
                                               "resent-to", "resent-cc", "resent-bcc"};
     bool is_addressed = false;
     size_t pos = 0;
-    struct vac_field field;
-    while (field_next(message->header, message->header_len, &pos, &field)) {
+    struct sieve_compose_field field;
+    while (sieve_compose_field_next(message->header, message->header_len, &pos, &field)) {
         for (size_t i = 0; i < sizeof(list_fields) / sizeof(list_fields[0]); i++) {
-            if (field_is(&field, list_fields[i])) {
+            if (sieve_compose_field_is(&field, list_fields[i])) {
                 *why_out = "message from a mailing list";
                 return false;
             }
         }
         const char *token;
         size_t token_len;
-        if (field_is(&field, "auto-submitted")) {
+        if (sieve_compose_field_is(&field, "auto-submitted")) {
             token_len = first_token(field.value, field.value_len, &token);
             if (token_len != 2 || strncasecmp(token, "no", 2) != 0) {
                 *why_out = "message is auto-submitted";
                 return false;
             }
-        } else if (field_is(&field, "precedence")) {
+        } else if (sieve_compose_field_is(&field, "precedence")) {
             token_len = first_token(field.value, field.value_len, &token);
             if ((token_len == 4 && (strncasecmp(token, "bulk", 4) == 0 ||
                                     strncasecmp(token, "list", 4) == 0 ||
@@ -161,7 +127,7 @@ sieve_vacation_should_reply(const struct sieve_message *message,
         }
         for (size_t i = 0; i < sizeof(rcpt_fields) / sizeof(rcpt_fields[0]) && !is_addressed;
              i++) {
-            if (!field_is(&field, rcpt_fields[i])) {
+            if (!sieve_compose_field_is(&field, rcpt_fields[i])) {
                 continue;
             }
             if (message->user != NULL &&
@@ -219,7 +185,7 @@ sieve_vacation_key(const char *user, const char *sender, const char *handle,
     EVP_MD_CTX_free(ctx);
     ASSERT(ok);
     ASSERT(digest_len == 32);
-    hex_encode(digest, hex);
+    sieve_compose_hex(digest, hex);
     int n = snprintf(key_out, SIEVE_VACATION_KEY_BYTES, "vacation:%s", hex);
     ASSERT(n == 9 + 64);
 }
@@ -244,8 +210,8 @@ sieve_vacation_compose(const struct sieve_message *message,
     }
     const char *reason = vacation->reason != NULL ? vacation->reason : "";
     size_t reason_len = vacation->reason_len;
-    struct vac_out out = {0};
-    struct vac_field field;
+    struct sieve_compose out = {.bytes_max = SIEVE_VACATION_REPLY_BYTES_MAX};
+    struct sieve_compose_field field;
 
     /* Message-ID: unique per original message, recipient, sender and
      * second, without a random source (this module is pure). */
@@ -254,7 +220,7 @@ sieve_vacation_compose(const struct sieve_message *message,
         char seed[256];
         const char *orig_id = "";
         size_t orig_id_len = 0;
-        if (field_find(message->header, message->header_len, "message-id", &field)) {
+        if (sieve_compose_field_find(message->header, message->header_len, "message-id", &field)) {
             orig_id = field.value;
             orig_id_len = field.value_len < 128 ? field.value_len : 128;
         }
@@ -262,17 +228,17 @@ sieve_vacation_compose(const struct sieve_message *message,
                          message->user != NULL ? message->user : "", sender, (int)orig_id_len,
                          orig_id);
         ASSERT(n > 0);
-        hex_sha256(seed, (size_t)n < sizeof(seed) ? (size_t)n : sizeof(seed) - 1, id_hex);
+        sieve_compose_sha256_hex(seed, (size_t)n < sizeof(seed) ? (size_t)n : sizeof(seed) - 1, id_hex);
     }
-    out_str(&out, "Message-ID: <vacation.");
+    sieve_compose_str(&out, "Message-ID: <vacation.");
     char now_text[32];
     int now_len = snprintf(now_text, sizeof(now_text), "%lld.", (long long)now_unix);
     ASSERT(now_len > 0);
-    out_bytes(&out, now_text, (size_t)now_len);
-    out_bytes(&out, id_hex, 24);
-    out_str(&out, "@");
-    out_clean(&out, hostname, strlen(hostname));
-    out_str(&out, ">\r\n");
+    sieve_compose_bytes(&out, now_text, (size_t)now_len);
+    sieve_compose_bytes(&out, id_hex, 24);
+    sieve_compose_str(&out, "@");
+    sieve_compose_clean(&out, hostname, strlen(hostname));
+    sieve_compose_str(&out, ">\r\n");
 
     /* Date: the instant in UTC, RFC 5322 form. */
     struct sieve_datetime when = {.unix_seconds = now_unix, .zone_minutes = 0};
@@ -282,19 +248,19 @@ sieve_vacation_compose(const struct sieve_message *message,
         free(out.bytes);
         return -EINVAL; /* now_unix outside years 0..9999 */
     }
-    out_str(&out, "Date: ");
-    out_bytes(&out, date, (size_t)date_len);
-    out_str(&out, "\r\n");
+    sieve_compose_str(&out, "Date: ");
+    sieve_compose_bytes(&out, date, (size_t)date_len);
+    sieve_compose_str(&out, "\r\n");
 
     /* From: :from as given (a non-ASCII display name encoded), else the
      * address the message was sent to. */
-    out_str(&out, "From: ");
+    sieve_compose_str(&out, "From: ");
     if (vacation->from != NULL && vacation->from[0] != '\0') {
         const char *from = vacation->from;
         size_t from_len = strlen(from);
         const char *angle = memchr(from, '<', from_len);
-        if (is_ascii(from, from_len) || angle == NULL) {
-            out_clean(&out, from, from_len);
+        if (sieve_compose_is_ascii(from, from_len) || angle == NULL) {
+            sieve_compose_clean(&out, from, from_len);
         } else {
             /* phrase <addr>: encode the phrase without its quotes. */
             size_t phrase_start = 0;
@@ -307,25 +273,25 @@ sieve_vacation_compose(const struct sieve_message *message,
                    (from[phrase_end - 1] == ' ' || from[phrase_end - 1] == '"')) {
                 phrase_end--;
             }
-            out_encoded(&out, from + phrase_start, phrase_end - phrase_start);
-            out_str(&out, " ");
-            out_clean(&out, angle, from_len - (size_t)(angle - from));
+            sieve_compose_encoded(&out, from + phrase_start, phrase_end - phrase_start);
+            sieve_compose_str(&out, " ");
+            sieve_compose_clean(&out, angle, from_len - (size_t)(angle - from));
         }
     } else {
         const char *from = reply_from_address(message, vacation);
         if (from != NULL) {
-            out_str(&out, "<");
-            out_clean(&out, from, strlen(from));
-            out_str(&out, ">");
+            sieve_compose_str(&out, "<");
+            sieve_compose_clean(&out, from, strlen(from));
+            sieve_compose_str(&out, ">");
         } else {
-            out_str(&out, "Postmaster <postmaster@");
-            out_clean(&out, hostname, strlen(hostname));
-            out_str(&out, ">");
+            sieve_compose_str(&out, "Postmaster <postmaster@");
+            sieve_compose_clean(&out, hostname, strlen(hostname));
+            sieve_compose_str(&out, ">");
         }
     }
-    out_str(&out, "\r\nTo: <");
-    out_clean(&out, sender, strlen(sender));
-    out_str(&out, ">\r\n");
+    sieve_compose_str(&out, "\r\nTo: <");
+    sieve_compose_clean(&out, sender, strlen(sender));
+    sieve_compose_str(&out, ">\r\n");
 
     /* Subject: :subject, else "Auto: " + the original (decoded), else
      * "Automated reply"; cut, controls made spaces, encoded when not ASCII. */
@@ -340,7 +306,7 @@ sieve_vacation_compose(const struct sieve_message *message,
             }
         }
         memcpy(subject, vacation->subject, subject_len);
-    } else if (field_find(message->header, message->header_len, "subject", &field)) {
+    } else if (sieve_compose_field_find(message->header, message->header_len, "subject", &field)) {
         memcpy(subject, "Auto: ", 6);
         subject_len = 6 + imap_text_decode_header(field.value, field.value_len, subject + 6,
                                                   SIEVE_VACATION_SUBJECT_BYTES_MAX - 6);
@@ -363,21 +329,21 @@ sieve_vacation_compose(const struct sieve_message *message,
         memmove(subject + 6, subject + k, subject_len - k);
         subject_len -= k - 6;
     }
-    out_str(&out, "Subject: ");
-    if (is_ascii(subject, subject_len)) {
-        out_bytes(&out, subject, subject_len);
+    sieve_compose_str(&out, "Subject: ");
+    if (sieve_compose_is_ascii(subject, subject_len)) {
+        sieve_compose_bytes(&out, subject, subject_len);
     } else {
-        out_encoded(&out, subject, subject_len);
+        sieve_compose_encoded(&out, subject, subject_len);
     }
-    out_str(&out, "\r\n");
+    sieve_compose_str(&out, "\r\n");
 
     /* In-Reply-To and References (RFC 5322 3.6.4): the original's
      * Message-ID, after its References (at most SIEVE_VACATION_REFERENCES_MAX
      * ids: the first and the latest, as 3.6.4 allows trimming). */
-    struct vac_field msgid;
-    struct vac_field refs;
-    bool has_msgid = field_find(message->header, message->header_len, "message-id", &msgid);
-    bool has_refs = field_find(message->header, message->header_len, "references", &refs);
+    struct sieve_compose_field msgid;
+    struct sieve_compose_field refs;
+    bool has_msgid = sieve_compose_field_find(message->header, message->header_len, "message-id", &msgid);
+    bool has_refs = sieve_compose_field_find(message->header, message->header_len, "references", &refs);
     const char *id_token = NULL;
     size_t id_len = 0;
     if (has_msgid) {
@@ -388,13 +354,13 @@ sieve_vacation_compose(const struct sieve_message *message,
         }
     }
     if (has_msgid) {
-        out_str(&out, "In-Reply-To: ");
-        out_clean(&out, id_token, id_len);
-        out_str(&out, "\r\n");
+        sieve_compose_str(&out, "In-Reply-To: ");
+        sieve_compose_clean(&out, id_token, id_len);
+        sieve_compose_str(&out, "\r\n");
     }
     if (has_msgid || has_refs) {
         size_t count = 0;
-        out_str(&out, "References:");
+        sieve_compose_str(&out, "References:");
         if (has_refs) {
             size_t total = count_msgids(refs.value, refs.value_len);
             size_t room = SIEVE_VACATION_REFERENCES_MAX - (has_msgid ? 1 : 0);
@@ -403,19 +369,19 @@ sieve_vacation_compose(const struct sieve_message *message,
             out_msgid_tokens(&out, refs.value, refs.value_len, &count, skip);
         }
         if (has_msgid) {
-            out_str(&out, count > 0 ? "\r\n " : " ");
-            out_clean(&out, id_token, id_len);
+            sieve_compose_str(&out, count > 0 ? "\r\n " : " ");
+            sieve_compose_clean(&out, id_token, id_len);
             count++;
         }
-        out_str(&out, "\r\n");
+        sieve_compose_str(&out, "\r\n");
     }
-    out_str(&out, "Auto-Submitted: auto-replied\r\n");
-    out_str(&out, "Precedence: bulk\r\n");
+    sieve_compose_str(&out, "Auto-Submitted: auto-replied\r\n");
+    sieve_compose_str(&out, "Precedence: bulk\r\n");
 
     if (vacation->is_mime) {
         /* The reason is a MIME entity: its header joins ours. Its lines
          * must already be short enough: it cannot be re-encoded here. */
-        if (longest_line(reason, reason_len) > SIEVE_VACATION_LINE_BYTES_MAX) {
+        if (sieve_compose_longest_line(reason, reason_len) > SIEVE_COMPOSE_LINE_BYTES_MAX) {
             free(out.bytes);
             return -E2BIG;
         }
@@ -424,47 +390,47 @@ sieve_vacation_compose(const struct sieve_message *message,
         bool is_header_ok = true;
         while (pos < reason_len && reason[pos] != '\r' && reason[pos] != '\n') {
             size_t before = pos;
-            if (!field_next(reason, reason_len, &pos, &field)) {
+            if (!sieve_compose_field_next(reason, reason_len, &pos, &field)) {
                 is_header_ok = false;
                 break;
             }
             ASSERT(pos > before);
-            has_version = has_version || field_is(&field, "mime-version");
+            has_version = has_version || sieve_compose_field_is(&field, "mime-version");
         }
         if (!is_header_ok) {
             free(out.bytes);
             return -EINVAL;
         }
         if (!has_version) {
-            out_str(&out, "MIME-Version: 1.0\r\n");
+            sieve_compose_str(&out, "MIME-Version: 1.0\r\n");
         }
-        out_crlf_text(&out, reason, reason_len);
+        sieve_compose_crlf(&out, reason, reason_len);
         if (pos >= reason_len) {
             /* Header only: end its last line, then the empty line (and an
              * empty body). */
             if (reason_len > 0 && reason[reason_len - 1] != '\n' &&
                 reason[reason_len - 1] != '\r') {
-                out_str(&out, "\r\n");
+                sieve_compose_str(&out, "\r\n");
             }
-            out_str(&out, "\r\n");
+            sieve_compose_str(&out, "\r\n");
         }
     } else {
-        out_str(&out, "MIME-Version: 1.0\r\n");
-        out_str(&out, "Content-Type: text/plain; charset=utf-8\r\n");
-        if (longest_line(reason, reason_len) > SIEVE_VACATION_LINE_BYTES_MAX) {
-            out_str(&out, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-            out_qp(&out, reason, reason_len);
+        sieve_compose_str(&out, "MIME-Version: 1.0\r\n");
+        sieve_compose_str(&out, "Content-Type: text/plain; charset=utf-8\r\n");
+        if (sieve_compose_longest_line(reason, reason_len) > SIEVE_COMPOSE_LINE_BYTES_MAX) {
+            sieve_compose_str(&out, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+            sieve_compose_qp(&out, reason, reason_len);
         } else {
-            out_str(&out, is_ascii(reason, reason_len) ? "Content-Transfer-Encoding: 7bit\r\n\r\n"
+            sieve_compose_str(&out, sieve_compose_is_ascii(reason, reason_len) ? "Content-Transfer-Encoding: 7bit\r\n\r\n"
                                                        : "Content-Transfer-Encoding: 8bit\r\n\r\n");
-            out_crlf_text(&out, reason, reason_len);
+            sieve_compose_crlf(&out, reason, reason_len);
         }
     }
     if (out.error == 0 && out.len >= 2 &&
         (out.bytes[out.len - 2] != '\r' || out.bytes[out.len - 1] != '\n')) {
-        out_str(&out, "\r\n");
+        sieve_compose_str(&out, "\r\n");
     }
-    if (out.error == 0 && longest_line(out.bytes, out.len) > SIEVE_VACATION_LINE_BYTES_MAX) {
+    if (out.error == 0 && sieve_compose_longest_line(out.bytes, out.len) > SIEVE_COMPOSE_LINE_BYTES_MAX) {
         out.error = -E2BIG; /* a header line from :from or the hostname */
     }
     if (out.error != 0) {
@@ -502,10 +468,10 @@ reply_from_address(const struct sieve_message *message, const struct sieve_vacat
     }
     for (size_t c = 0; c < count; c++) {
         size_t pos = 0;
-        struct vac_field field;
-        while (field_next(message->header, message->header_len, &pos, &field)) {
+        struct sieve_compose_field field;
+        while (sieve_compose_field_next(message->header, message->header_len, &pos, &field)) {
             for (size_t i = 0; i < sizeof(rcpt_fields) / sizeof(rcpt_fields[0]); i++) {
-                if (field_is(&field, rcpt_fields[i]) &&
+                if (sieve_compose_field_is(&field, rcpt_fields[i]) &&
                     value_has_address(field.value, field.value_len, candidates[c])) {
                     return candidates[c];
                 }
@@ -513,74 +479,6 @@ reply_from_address(const struct sieve_message *message, const struct sieve_vacat
         }
     }
     return count > 0 ? candidates[0] : NULL;
-}
-
-/* The next field of a header block at *pos: name, colon, value with its
- * folded lines. Stops (false) at the empty line, at the end, and at a line
- * that is no field. The last field may end at the end of the bytes. */
-static bool
-field_next(const char *header, size_t len, size_t *pos, struct vac_field *out)
-{
-    size_t at = *pos;
-    if (header == NULL || at >= len || header[at] == '\r' || header[at] == '\n' ||
-        header[at] == ' ' || header[at] == '\t') {
-        return false;
-    }
-    size_t colon = at;
-    while (colon < len && header[colon] != ':' && header[colon] != '\n') {
-        unsigned char c = (unsigned char)header[colon];
-        if (c <= ' ' || c >= 0x7f) {
-            return false;
-        }
-        colon++;
-    }
-    if (colon >= len || header[colon] != ':' || colon == at) {
-        return false;
-    }
-    size_t end = colon + 1;
-    for (;;) {
-        const char *lf = memchr(header + end, '\n', len - end);
-        if (lf == NULL) {
-            end = len;
-            break;
-        }
-        end = (size_t)(lf - header) + 1;
-        if (end >= len || (header[end] != ' ' && header[end] != '\t')) {
-            break;
-        }
-    }
-    size_t value_end = end;
-    if (value_end > colon + 1 && header[value_end - 1] == '\n') {
-        value_end--;
-        if (value_end > colon + 1 && header[value_end - 1] == '\r') {
-            value_end--;
-        }
-    }
-    out->name = header + at;
-    out->name_len = colon - at;
-    out->value = header + colon + 1;
-    out->value_len = value_end - (colon + 1);
-    *pos = end;
-    return true;
-}
-
-static bool
-field_is(const struct vac_field *field, const char *name)
-{
-    return field->name_len == strlen(name) && strncasecmp(field->name, name, field->name_len) == 0;
-}
-
-/* The first field called name. */
-static bool
-field_find(const char *header, size_t len, const char *name, struct vac_field *out)
-{
-    size_t pos = 0;
-    while (field_next(header, len, &pos, out)) {
-        if (field_is(out, name)) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* The first run of characters that are not white space, comments (nested
@@ -720,161 +618,11 @@ is_system_address(const char *address)
     return local_len >= 8 && strncasecmp(address + local_len - 8, "-request", 8) == 0;
 }
 
-static void
-out_bytes(struct vac_out *out, const char *bytes, size_t len)
-{
-    if (out->error != 0 || len == 0) {
-        return;
-    }
-    if (len > SIEVE_VACATION_REPLY_BYTES_MAX - out->len) {
-        out->error = -E2BIG;
-        return;
-    }
-    if (len > out->cap - out->len) {
-        size_t want = out->cap < 4096 ? 4096 : out->cap * 2;
-        while (want - out->len < len) {
-            want *= 2;
-        }
-        if (want > SIEVE_VACATION_REPLY_BYTES_MAX) {
-            want = SIEVE_VACATION_REPLY_BYTES_MAX;
-        }
-        char *bytes_new = realloc(out->bytes, want);
-        if (bytes_new == NULL) {
-            out->error = -ENOMEM;
-            return;
-        }
-        out->bytes = bytes_new;
-        out->cap = want;
-    }
-    memcpy(out->bytes + out->len, bytes, len);
-    out->len += len;
-}
-
-static void
-out_str(struct vac_out *out, const char *s)
-{
-    out_bytes(out, s, strlen(s));
-}
-
-/* Script- or message-given text inside a header line: CR, LF and other
- * controls become spaces, so nothing can start a new field. */
-static void
-out_clean(struct vac_out *out, const char *s, size_t len)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c == 0x7f) {
-            out_bytes(out, s + start, i - start);
-            out_str(out, " ");
-            start = i + 1;
-        }
-    }
-    out_bytes(out, s + start, len - start);
-}
-
-/* RFC 2047 B encoded words of UTF-8 text, SIEVE_VACATION_ENCODED_CHUNK_BYTES
- * (or fewer, ending on a character boundary) per word, words on their own
- * folded lines. */
-static void
-out_encoded(struct vac_out *out, const char *utf8, size_t len)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t pos = 0;
-    bool is_first = true;
-    while (pos < len) {
-        size_t n = len - pos;
-        if (n > SIEVE_VACATION_ENCODED_CHUNK_BYTES) {
-            n = SIEVE_VACATION_ENCODED_CHUNK_BYTES;
-            while (n > 1 && ((unsigned char)utf8[pos + n] & 0xc0) == 0x80) {
-                n--;
-            }
-        }
-        if (!is_first) {
-            out_str(out, "\r\n ");
-        }
-        is_first = false;
-        out_str(out, "=?UTF-8?B?");
-        char quad[4];
-        for (size_t i = 0; i < n; i += 3) {
-            uint32_t v = (uint32_t)(unsigned char)utf8[pos + i] << 16;
-            if (i + 1 < n) {
-                v |= (uint32_t)(unsigned char)utf8[pos + i + 1] << 8;
-            }
-            if (i + 2 < n) {
-                v |= (uint32_t)(unsigned char)utf8[pos + i + 2];
-            }
-            quad[0] = alphabet[(v >> 18) & 63];
-            quad[1] = alphabet[(v >> 12) & 63];
-            quad[2] = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
-            quad[3] = i + 2 < n ? alphabet[v & 63] : '=';
-            out_bytes(out, quad, 4);
-        }
-        out_str(out, "?=");
-        pos += n;
-    }
-}
-
-/* Text with its line ends made CRLF (bare LF and bare CR alike). */
-static void
-out_crlf_text(struct vac_out *out, const char *text, size_t len)
-{
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\n' || text[i] == '\r') {
-            out_bytes(out, text + start, i - start);
-            out_str(out, "\r\n");
-            if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n') {
-                i++;
-            }
-            start = i + 1;
-        }
-    }
-    out_bytes(out, text + start, len - start);
-}
-
-/* Quoted-printable (RFC 2045 6.7): line ends become hard CRLF breaks,
- * lines are soft-broken before 76 characters, '=' and bytes outside
- * printable ASCII are escaped, as is white space before a line end. */
-static void
-out_qp(struct vac_out *out, const char *text, size_t len)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t column = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c == '\r' || c == '\n') {
-            out_str(out, "\r\n");
-            if (c == '\r' && i + 1 < len && text[i + 1] == '\n') {
-                i++;
-            }
-            column = 0;
-            continue;
-        }
-        bool is_line_end = i + 1 >= len || text[i + 1] == '\r' || text[i + 1] == '\n';
-        bool is_literal = (c >= 33 && c <= 126 && c != '=') ||
-                          ((c == ' ' || c == '\t') && !is_line_end);
-        size_t width = is_literal ? 1 : 3;
-        if (column + width > 75) {
-            out_str(out, "=\r\n");
-            column = 0;
-        }
-        if (is_literal) {
-            out_bytes(out, (const char *)&text[i], 1);
-        } else {
-            char esc[3] = {'=', hex[c >> 4], hex[c & 15]};
-            out_bytes(out, esc, 3);
-        }
-        column += width;
-    }
-}
-
 /* The "<...>" tokens of a References value, each on its own folded line,
  * leaving out the skip ids after the first; *count_inout counts those
  * written. Ids that are too long are left out. */
 static void
-out_msgid_tokens(struct vac_out *out, const char *value, size_t len, size_t *count_inout,
+out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len, size_t *count_inout,
                  size_t skip)
 {
     size_t index = 0;
@@ -896,8 +644,8 @@ out_msgid_tokens(struct vac_out *out, const char *value, size_t len, size_t *cou
                         memchr(open, '\n', n) == NULL && memchr(open, '\r', n) == NULL &&
                         memchr(open + 1, '<', n - 1) == NULL;
         if (is_kept && is_clean) {
-            out_str(out, *count_inout > 0 ? "\r\n " : " ");
-            out_bytes(out, open, n);
+            sieve_compose_str(out, *count_inout > 0 ? "\r\n " : " ");
+            sieve_compose_bytes(out, open, n);
             (*count_inout)++;
         }
         index++;
@@ -926,57 +674,3 @@ count_msgids(const char *value, size_t len)
     return count;
 }
 
-static bool
-is_ascii(const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if ((unsigned char)s[i] >= 0x80) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/* The longest line in text (CR and LF both end lines), without its end. */
-static size_t
-longest_line(const char *text, size_t len)
-{
-    size_t longest = 0;
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\r' || text[i] == '\n') {
-            run = 0;
-            continue;
-        }
-        run++;
-        if (run > longest) {
-            longest = run;
-        }
-    }
-    return longest;
-}
-
-/* Hex SHA-256 through OpenSSL EVP. A digest of bytes in memory fails only
- * when OpenSSL cannot allocate its context or has no SHA-256 (a broken
- * library): the callers return no error for that, so it is asserted. */
-static void
-hex_sha256(const void *data, size_t len, char hex_out[65])
-{
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    int ok = EVP_Digest(data, len, digest, &digest_len, EVP_sha256(), NULL);
-    ASSERT(ok == 1);
-    ASSERT(digest_len == 32);
-    hex_encode(digest, hex_out);
-}
-
-static void
-hex_encode(const unsigned char digest[32], char hex_out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < 32; i++) {
-        hex_out[2 * i] = hex[digest[i] >> 4];
-        hex_out[2 * i + 1] = hex[digest[i] & 15];
-    }
-    hex_out[64] = '\0';
-}
