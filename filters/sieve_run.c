@@ -905,6 +905,7 @@ cmd_store(struct run *run, const struct sieve_node *cmd)
     if (cmd->id == SIEVE_CMD_KEEP) {
         rc = run_add_action(run, SIEVE_ACTION_KEEP, NULL, 0, flags, cmd->line, &a);
         run->implicit_keep = false;
+        run->is_kept = true;
         return rc;
     }
     struct rstr target;
@@ -1158,6 +1159,7 @@ actions_fallback(struct sieve_actions *actions)
     sieve_arena_init(&actions->arena, SIEVE_RUN_ARENA_BYTES_MAX);
     actions->count = 0;
     actions->implicit_keep = true;
+    actions->is_keep_explicit = false;
     actions->implicit_flags = NULL;
     actions->header = NULL;
     actions->header_len = 0;
@@ -1181,11 +1183,33 @@ sieve_actions_finish(struct sieve_actions *actions)
         return;
     }
     actions->is_finished = true;
-    if (actions->implicit_keep) {
-        assert(actions->count < SIEVE_RUN_ACTIONS_MAX + 1);
-        actions->items[actions->count++] = (struct sieve_action){
-            .type = SIEVE_ACTION_KEEP, .flags = actions->implicit_flags, .is_implicit = true};
+    if (!actions->implicit_keep || actions->is_keep_explicit) {
+        return;
     }
+    /* keep and fileinto "INBOX" store one copy (RFC 5228 4.1): an
+     * explicit one there takes the implicit keep's flags too. */
+    for (size_t i = 0; i < actions->count; i++) {
+        struct sieve_action *a = &actions->items[i];
+        if (!is_inbox_store(a->type, a->target, a->target_len)) {
+            continue;
+        }
+        if (actions->implicit_flags != NULL) {
+            size_t a_len = a->flags != NULL ? strlen(a->flags) : 0;
+            size_t b_len = strlen(actions->implicit_flags);
+            char *p = sieve_arena_alloc(&actions->arena, a_len + b_len + 2);
+            if (p != NULL) {
+                /* Without memory the explicit store's own flags stay: the
+                 * message is still delivered once. */
+                (void)snprintf(p, a_len + b_len + 2, "%s%s%s", a->flags != NULL ? a->flags : "",
+                               a_len > 0 ? " " : "", actions->implicit_flags);
+                a->flags = run_flags_dedup(p);
+            }
+        }
+        return;
+    }
+    assert(actions->count < SIEVE_RUN_ACTIONS_MAX + 1);
+    actions->items[actions->count++] = (struct sieve_action){
+        .type = SIEVE_ACTION_KEEP, .flags = actions->implicit_flags, .is_implicit = true};
 }
 
 void
@@ -1304,6 +1328,10 @@ sieve_run(const struct sieve_script *script, const struct sieve_message *message
         actions_fallback(actions);
         return rc;
     }
-    actions->implicit_keep = run.implicit_keep;
+    /* Keep in effect for the next script of a chain: the implicit keep,
+     * or an explicit keep of this script (Pigeonhole's multiscript goes
+     * on after either). */
+    actions->implicit_keep = run.implicit_keep || run.is_kept;
+    actions->is_keep_explicit = !run.implicit_keep && run.is_kept;
     return 0;
 }

@@ -37,6 +37,14 @@
  * INBOX and logs error_out. sieve_actions_finish() is still to be called.
  * (Precisely: after an error count is 0 and implicit_keep is true, so
  * sieve_actions_finish() adds that one keep.)
+ *
+ * Between the scripts of a chain the result carries: the actions, the
+ * edited header (the next script sees it), imap4flags' internal variable
+ * (implicit_flags: the next script starts with it, so a global script's
+ * addflag reaches the user's implicit keep) and the redirect count.
+ * Variables do not carry over. An explicit keep, like the implicit one,
+ * lets the chain go on; the implicit keep never adds a second INBOX copy
+ * next to an explicit keep or fileinto "INBOX" (it gives them its flags).
  */
 #ifndef TOASTER_FILTERS_SIEVE_RUN_H
 #define TOASTER_FILTERS_SIEVE_RUN_H
@@ -150,7 +158,8 @@ struct sieve_vacation {
     const char *addresses[SIEVE_RUN_VACATION_ADDRESSES_MAX]; /* :addresses */
     size_t address_count;
     uint64_t period_seconds; /* :days / :seconds, clamped to the env's bounds */
-    const char *reply_to;    /* who gets the reply: the envelope sender */
+    const char *reply_to;    /* who gets the reply: the envelope sender ("" for the
+                                null path, NULL when unknown) */
 };
 
 struct sieve_action {
@@ -182,7 +191,11 @@ struct sieve_actions {
     struct sieve_arena arena; /* strings made at run time */
     size_t count;
     struct sieve_action items[SIEVE_RUN_ACTIONS_MAX + 1]; /* + the implicit keep */
-    bool implicit_keep;        /* still in effect */
+    bool implicit_keep;        /* still in effect; an explicit keep of the last run
+                                  counts too, so that a chain goes on after it as
+                                  Pigeonhole's does (see is_keep_explicit) */
+    bool is_keep_explicit;     /* the last run's keep was an explicit "keep" (which
+                                  cancelled its implicit keep): finish adds nothing */
     const char *implicit_flags; /* imap4flags' internal variable after the last run:
                                    the implicit keep's flags; NULL: none */
     /* editheader: the header block after every edit, CRLF line ends and

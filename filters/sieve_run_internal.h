@@ -88,6 +88,7 @@ struct run {
     uint64_t work_max;
     /* control */
     bool implicit_keep;
+    bool is_kept; /* an explicit keep ran: the chain goes on */
     bool is_stopped;
     bool is_returned; /* "return": ends the current included script */
     /* strings made for one command or test (expansions), reset between them */
@@ -147,6 +148,7 @@ int run_cmd_flags(struct run *run, const struct sieve_node *cmd);
 int run_test_hasflag(struct run *run, const struct sieve_node *test);
 int run_flags_from_list(struct run *run, const struct sieve_arg *list, const char **flags_out);
 const char *run_flags_current(struct run *run);
+char *run_flags_dedup(char *flags);
 int run_flags_merge(struct run *run, const char *a, const char *b, const char **out);
 
 /* sieve_run_header.c */

@@ -755,3 +755,20 @@ run_flags_merge(struct run *run, const char *a, const char *b, const char **out)
     *out = len > 0 ? p : NULL;
     return 0;
 }
+
+/* flags normalised in place (each once, invalid ones dropped); returns
+ * flags. Used where no arena is at hand (sieve_actions_finish). */
+char *
+run_flags_dedup(char *flags)
+{
+    size_t in_len = strlen(flags);
+    char *copy = malloc(in_len + 1);
+    if (copy == NULL) {
+        return flags; /* unchanged: duplicates are harmless to the store */
+    }
+    memcpy(copy, flags, in_len + 1);
+    size_t len = 0;
+    flags_apply(flags, &len, copy, in_len);
+    free(copy);
+    return flags;
+}

@@ -134,7 +134,7 @@ check_reset(int rc, const struct sieve_actions *a, const struct sieve_run_error 
 {
     FUZZ_CHECK(rc == -E2BIG || rc == -ENOMEM || rc == -EFBIG || rc == -EINVAL);
     FUZZ_CHECK(error->text[0] != '\0');
-    FUZZ_CHECK(a->count == 0 && a->implicit_keep);
+    FUZZ_CHECK(a->count == 0 && a->implicit_keep && !a->is_keep_explicit);
     FUZZ_CHECK(a->implicit_flags == NULL && a->header == NULL && a->duplicate_count == 0);
 }
 

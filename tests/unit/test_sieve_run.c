@@ -1619,6 +1619,32 @@ test_chain(void)
               "X-Before: 1\r\nSubject: s\r\nX-User: 2\r\n\r\n");
     sieve_actions_free(&actions);
 
+    /* An explicit keep lets the chain go on (as Pigeonhole's multiscript),
+     * and the implicit keep then adds no second INBOX copy; an explicit
+     * store in INBOX takes the implicit keep's flags. */
+    sieve_actions_init(&actions);
+    CHECK(ext_run("keep;\n", &message, &test_env, NULL, &actions, &error) == 0);
+    CHECK(actions.implicit_keep);
+    CHECK(ext_run("require \"imap4flags\";\naddflag \"\\\\Seen\";\n", &message, &test_env,
+                  NULL, &actions, &error) == 0);
+    sieve_actions_finish(&actions);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "keep[\\Seen]");
+    sieve_actions_free(&actions);
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require [\"fileinto\", \"copy\", \"imap4flags\"];\n"
+                  "fileinto :copy :flags \"A\" \"inbox\";\naddflag [\"B\", \"A\"];\n",
+                  &message, &test_env, NULL, &actions, &error) == 0);
+    sieve_actions_finish(&actions);
+    render(&actions, got, sizeof(got));
+    CHECK_STR(got, "fileinto:inbox[A B]+copy");
+    sieve_actions_free(&actions);
+    /* discard after keep: the keep stands, the chain stops only without it. */
+    sieve_actions_init(&actions);
+    CHECK(ext_run("discard;\n", &message, &test_env, NULL, &actions, &error) == 0);
+    CHECK(!actions.implicit_keep);
+    sieve_actions_free(&actions);
+
     /* Redirects count over the whole result. */
     sieve_actions_init(&actions);
     CHECK(ext_run("require \"copy\";\nredirect :copy \"a@x.example\";\n"
