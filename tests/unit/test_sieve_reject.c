@@ -67,19 +67,36 @@ parts_of(const char *dsn, size_t len, const char *type)
     return p;
 }
 
+/* The offset of the next "\r\n" in s[from..len), or len. */
+static size_t
+next_crlf(const char *s, size_t from, size_t len)
+{
+    for (size_t i = from; i + 1 < len; i++) {
+        if (s[i] == '\r' && s[i + 1] == '\n') {
+            return i;
+        }
+    }
+    return len;
+}
+
 /* The value of the top-level header field name ("" when absent). */
 static const char *
 field(const char *dsn, size_t len, const char *name)
 {
     static char value[1024];
     value[0] = '\0';
-    const char *end = memmem(dsn, len, "\r\n\r\n", 4);
-    size_t header_len = end != NULL ? (size_t)(end - dsn) + 2 : len;
+    size_t header_len = 0;
+    while (header_len < len) {
+        size_t crlf = next_crlf(dsn, header_len, len);
+        if (crlf == header_len || crlf == len) {
+            break; /* the empty line */
+        }
+        header_len = crlf + 2;
+    }
     size_t name_len = strlen(name);
     size_t pos = 0;
     while (pos < header_len) {
-        const char *le = memmem(dsn + pos, header_len - pos, "\r\n", 2);
-        size_t next = le != NULL ? (size_t)(le - dsn) + 2 : header_len;
+        size_t next = next_crlf(dsn, pos, header_len) + 2;
         if (strncasecmp(dsn + pos, name, name_len) == 0 && dsn[pos + name_len] == ':') {
             size_t v = pos + name_len + 1;
             while (dsn[v] == ' ') {
@@ -87,8 +104,7 @@ field(const char *dsn, size_t len, const char *name)
             }
             size_t stop = next;
             while (stop < header_len && dsn[stop] == ' ') {
-                const char *le2 = memmem(dsn + stop, header_len - stop, "\r\n", 2);
-                stop = le2 != NULL ? (size_t)(le2 - dsn) + 2 : header_len;
+                stop = next_crlf(dsn, stop, header_len) + 2;
             }
             size_t n = stop - 2 - v;
             n = n < sizeof(value) - 1 ? n : sizeof(value) - 1;
