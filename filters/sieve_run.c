@@ -425,6 +425,7 @@ run_matcher_end(struct run *run, struct matcher *m)
 /* ---- tests ---- */
 
 static int run_test(struct run *run, const struct sieve_node *test);
+static int run_leaf_test(struct run *run, const struct sieve_node *test);
 
 static void
 tmp_reset(struct run *run)
@@ -727,6 +728,18 @@ run_test(struct run *run, const struct sieve_node *test)
     }
     /* A leaf test: what the previous one expanded is no longer needed. */
     tmp_reset(run);
+    rc = run_leaf_test(run, test);
+    if (rc >= 0 && run->work > run->work_max) {
+        /* Scans that match nothing (exists, a field search) count too. */
+        return run_fail(run, -E2BIG, test->line, "match work limit (%llu) exceeded",
+                        (unsigned long long)run->work_max);
+    }
+    return rc;
+}
+
+static int
+run_leaf_test(struct run *run, const struct sieve_node *test)
+{
     switch (test->id) {
     case SIEVE_TEST_HEADER:
         return test_header(run, test);
@@ -1140,6 +1153,10 @@ run_commands(struct run *run, const struct sieve_node *cmd)
         }
         if (rc < 0) {
             return rc;
+        }
+        if (run->work > run->work_max) {
+            return run_fail(run, -E2BIG, cmd->line, "match work limit (%llu) exceeded",
+                            (unsigned long long)run->work_max);
         }
         if (cmd->id != SIEVE_CMD_IF && cmd->id != SIEVE_CMD_ELSIF) {
             chain_taken = false;

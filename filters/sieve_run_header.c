@@ -151,6 +151,7 @@ size_t
 run_field_next(struct run *run, size_t from, const char *name, size_t name_len)
 {
     for (size_t i = from; i < run->field_count; i++) {
+        run->work++; /* a field looked at: scans are bounded by the match work */
         if (field_is(&run->fields[i], name, name_len)) {
             return i;
         }
@@ -168,6 +169,7 @@ run_field_pick(struct run *run, const struct sieve_node *node, const char *name,
     uint64_t want = index->param->number;
     bool is_last = sieve_node_tag(node, SIEVE_TAG_LAST) != NULL;
     uint64_t seen = 0;
+    run->work += run->field_count;
     if (!is_last) {
         for (size_t i = 0; i < run->field_count; i++) {
             if (field_is(&run->fields[i], name, name_len) && ++seen == want) {
@@ -679,6 +681,7 @@ run_cmd_deleteheader(struct run *run, const struct sieve_node *cmd)
         }
     }
     size_t picked[1] = {only};
+    run->work += run->field_count;
     for (size_t i = 0; i < run->field_count; i++) {
         if (only != SIZE_MAX && i != picked[0]) {
             continue;

@@ -477,6 +477,24 @@ test_limits(void)
                    sizeof(got), &error) == 0);
     CHECK_STR(got, "discard");
 
+    /* Field scans count as match work even when nothing matches: 2000
+     * fields looked at per exists, four times, over a budget of 5000. */
+    static char many[2000 * 7 + 8];
+    size_t many_len = 0;
+    for (size_t i = 0; i < 2000; i++) {
+        memcpy(many + many_len, "A: b\r\n", 6);
+        many_len += 6;
+    }
+    memcpy(many + many_len, "\r\n", 3);
+    struct sieve_run_limits fl = {.match_work_max = 5000};
+    CHECK(run_text("if exists \"x\" { discard; }\nif exists \"x\" { discard; }\n", many, &fl,
+                   got, sizeof(got), &error) == 0);
+    CHECK(run_text("if exists \"x\" { discard; }\nif exists \"x\" { discard; }\n"
+                   "if exists \"x\" { discard; }\n",
+                   many, &fl, got, sizeof(got), &error) == -E2BIG);
+    CHECK_STR(got, "keep*");
+    CHECK(error.line == 3);
+
     /* header block bytes */
     size_t big_len = SIEVE_RUN_HEADER_BYTES_MAX + 1;
     char *huge = malloc(big_len);
