@@ -1032,10 +1032,12 @@ cmd_include(struct run *run, const struct sieve_node *cmd)
                         rc == -ENOENT ? "does not exist" : "cannot be loaded");
     }
     entry.script = script;
-    for (size_t i = 0; i < run->done_count; i++) {
-        if (is_once && include_same(&run->done[i], script, is_global, entry.name)) {
-            return 0; /* :once, already included */
-        }
+    bool is_known = false;
+    for (size_t i = 0; i < run->done_count && !is_known; i++) {
+        is_known = include_same(&run->done[i], script, is_global, entry.name);
+    }
+    if (is_known && is_once) {
+        return 0; /* :once, already included */
     }
     /* The stack holds the main script (depth 0) and the includes running. */
     for (size_t i = 0; i <= run->depth; i++) {
@@ -1048,11 +1050,15 @@ cmd_include(struct run *run, const struct sieve_node *cmd)
         return run_fail(run, -E2BIG, cmd->line, "include: nesting deeper than %u",
                         (unsigned)SIEVE_RUN_INCLUDE_DEPTH_MAX);
     }
-    if (run->done_count >= SIEVE_RUN_INCLUDES_MAX) {
-        return run_fail(run, -E2BIG, cmd->line, "include: more than %u includes",
-                        (unsigned)SIEVE_RUN_INCLUDES_MAX);
+    if (!is_known) {
+        /* Pigeonhole's bound counts the scripts of the include tree, not
+         * how often each runs (the step limit bounds that). */
+        if (run->done_count >= SIEVE_RUN_INCLUDES_MAX) {
+            return run_fail(run, -E2BIG, cmd->line, "include: more than %u scripts",
+                            (unsigned)SIEVE_RUN_INCLUDES_MAX);
+        }
+        run->done[run->done_count++] = entry;
     }
-    run->done[run->done_count++] = entry;
     run->stack[++run->depth] = entry;
     struct run_scope scope = {0};
     struct run_scope *outer_scope = run->scope;

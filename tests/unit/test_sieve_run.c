@@ -604,11 +604,28 @@ static struct test_script test_scripts[] = {
     {false, "d11", "keep;\n", NULL},
 };
 
+/* "genN" (N < 300): generated scripts, "keep;" each, for the include bound. */
+static struct sieve_script *gen_scripts[300];
+
 static int
 env_include_load(void *ctx, bool is_global, const char *name,
                  const struct sieve_script **script_out)
 {
     (void)ctx;
+    if (!is_global && strncmp(name, "gen", 3) == 0) {
+        unsigned long n = strtoul(name + 3, NULL, 10);
+        if (n >= 300) {
+            return -ENOENT;
+        }
+        if (gen_scripts[n] == NULL) {
+            struct sieve_errors errors;
+            if (sieve_compile("keep;", 5, NULL, &gen_scripts[n], &errors) != 0) {
+                return -EIO;
+            }
+        }
+        *script_out = gen_scripts[n];
+        return 0;
+    }
     for (size_t i = 0; i < sizeof(test_scripts) / sizeof(test_scripts[0]); i++) {
         struct test_script *t = &test_scripts[i];
         if (t->is_global != is_global || strcmp(t->name, name) != 0) {
@@ -1697,6 +1714,39 @@ test_chain(void)
     sieve_actions_free(&actions);
 }
 
+/* SIEVE_RUN_INCLUDES_MAX distinct scripts fine, one more is a runtime
+ * error; including one script again and again counts once. */
+static void
+test_include_count(void)
+{
+    struct sieve_actions actions;
+    struct sieve_run_error error;
+    size_t size = 16 * 1024;
+    char *script = malloc(size);
+    CHECK(script != NULL);
+    if (script == NULL) {
+        return;
+    }
+    for (unsigned extra = 0; extra < 2; extra++) {
+        size_t n = (size_t)snprintf(script, size, "require \"include\";\n");
+        for (unsigned i = 0; i < SIEVE_RUN_INCLUDES_MAX + extra; i++) {
+            n += (size_t)snprintf(script + n, size - n, "include \"gen%u\";\n", i);
+        }
+        CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) ==
+              (extra == 0 ? 0 : -E2BIG));
+        sieve_actions_free(&actions);
+    }
+    size_t n = (size_t)snprintf(script, size, "require \"include\";\n");
+    for (unsigned i = 0; i < SIEVE_RUN_INCLUDES_MAX + 10; i++) {
+        n += (size_t)snprintf(script + n, size - n, "include \"gen7\";\n");
+    }
+    CHECK(ext_result(script, msg_default, NULL, &test_env, &actions, &error) == 0);
+    CHECK(actions.count == 1 && actions.items[0].type == SIEVE_ACTION_KEEP &&
+          !actions.items[0].is_implicit);
+    sieve_actions_free(&actions);
+    free(script);
+}
+
 int
 main(void)
 {
@@ -1713,6 +1763,10 @@ main(void)
     test_duplicate();
     test_variable_bounds();
     test_chain();
+    test_include_count();
+    for (size_t i = 0; i < 300; i++) {
+        sieve_script_free(&gen_scripts[i]);
+    }
     for (size_t i = 0; i < sizeof(test_scripts) / sizeof(test_scripts[0]); i++) {
         sieve_script_free(&test_scripts[i].compiled);
     }
