@@ -630,7 +630,9 @@ run_mailbox(struct stage_run *run, size_t index)
         .body = read->has_body ? read->bytes + read->header_len : NULL,
         .body_len = read->has_body ? read->len - read->header_len : 0,
         .envelope_from = message->mail_from,
-        .envelope_to = user,
+        .envelope_to = delivery_message_mailbox_rcpt(message, index)[0] != '\0'
+                           ? delivery_message_mailbox_rcpt(message, index)
+                           : user,
         .auth_user = message->user[0] != '\0' ? message->user : NULL,
         .user = user,
         .size_bytes = message->size,

@@ -312,7 +312,7 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
     size_t before = sc->message->mailbox_count;
     size_t remotes_before = sc->message->remote_count;
     for (size_t i = 0; i < result.mailbox_count; i++) {
-        if (delivery_message_add_mailbox(sc->message, result.mailboxes[i]) != 0) {
+        if (delivery_message_add_mailbox_for(sc->message, result.mailboxes[i], address) != 0) {
             delivery_message_truncate(sc->message, before);
             return SMTP_RCPT_NO_RESOURCES;
         }

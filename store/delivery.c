@@ -229,6 +229,17 @@ mailbox_reserve(struct delivery_message *message, size_t name_bytes)
 int
 delivery_message_add_mailbox(struct delivery_message *message, const char *mailbox)
 {
+    return delivery_message_add_mailbox_for(message, mailbox, "");
+}
+
+int
+delivery_message_add_mailbox_for(struct delivery_message *message, const char *mailbox,
+                                 const char *rcpt)
+{
+    size_t rcpt_bytes = strnlen(rcpt, SMTP_ADDRESS_BYTES_MAX + 1) + 1;
+    if (rcpt_bytes > SMTP_ADDRESS_BYTES_MAX + 1) {
+        return -EINVAL;
+    }
     if (message->mailbox_index_slots < 2 * (message->mailbox_count + 1)) {
         size_t slots = message->mailbox_index_slots ? message->mailbox_index_slots * 2 : 16;
         int rc = mailbox_index_grow(message, slots);
@@ -243,17 +254,20 @@ delivery_message_add_mailbox(struct delivery_message *message, const char *mailb
     if (message->mailbox_count == DELIVERY_MAILBOXES_MAX) {
         return -E2BIG;
     }
+    /* The name, then the envelope recipient that reached it first. */
     size_t name_bytes = strlen(mailbox) + 1;
-    int rc = mailbox_reserve(message, name_bytes);
+    int rc = mailbox_reserve(message, name_bytes + rcpt_bytes);
     if (rc != 0) {
         return rc;
     }
     /* Names are at most a few KiB each and DELIVERY_MAILBOXES_MAX of them
      * fit an offset of 32 bits many times over. */
-    ASSERT(message->names_len + name_bytes < UINT32_MAX);
+    ASSERT(message->names_len + name_bytes + rcpt_bytes < UINT32_MAX);
     memcpy(message->names + message->names_len, mailbox, name_bytes);
+    memcpy(message->names + message->names_len + name_bytes, rcpt, rcpt_bytes - 1);
+    message->names[message->names_len + name_bytes + rcpt_bytes - 1] = '\0';
     message->mailbox_offsets[message->mailbox_count++] = (uint32_t)message->names_len;
-    message->names_len += name_bytes;
+    message->names_len += name_bytes + rcpt_bytes;
     message->mailbox_index[slot] = (uint32_t)message->mailbox_count;
     return 0;
 }

@@ -161,6 +161,20 @@ struct delivery_message *delivery_message_create(void);
  * 0, -ENOMEM, or -E2BIG past DELIVERY_MAILBOXES_MAX distinct mailboxes. */
 int delivery_message_add_mailbox(struct delivery_message *message, const char *mailbox);
 
+/* The same, remembering rcpt (copied; "" for none) as the envelope
+ * recipient that reached the mailbox first (Sieve's envelope "to", with
+ * its subaddress). -EINVAL when rcpt is longer than an SMTP address. */
+int delivery_message_add_mailbox_for(struct delivery_message *message, const char *mailbox,
+                                     const char *rcpt);
+
+/* Mailbox i's envelope recipient ("" when none was given). */
+static inline const char *
+delivery_message_mailbox_rcpt(const struct delivery_message *message, size_t i)
+{
+    const char *name = delivery_message_mailbox(message, i);
+    return name + strlen(name) + 1;
+}
+
 /* Forget the mailboxes added after the first keep_count (a recipient that
  * was refused half-way through its expansion). */
 void delivery_message_truncate(struct delivery_message *message, size_t keep_count);

@@ -400,3 +400,14 @@ def test_global_script_reloaded_on_sighup(make_toaster, tmp_path):
     t.wait_log("sieve: scripts reloaded")
     send(t, "x@remote.test", "carol@example.org", "three")
     assert len(files(maildir(t, "carol@example.org", "Second"))) == 1
+
+
+def test_envelope_to_keeps_the_subaddress(make_toaster):
+    t = make_toaster(config=dict(BASE, recipient_delimiter="+"))
+    put_script(t, "alice@example.com",
+               'require ["envelope", "subaddress", "fileinto", "mailbox"];\r\n'
+               'if envelope :detail "to" "news" { fileinto :create "News"; }\r\n')
+    send(t, "x@remote.test", "alice+news@example.com", "tagged")
+    send(t, "x@remote.test", "alice@example.com", "untagged")
+    assert len(with_subject(files(maildir(t, "alice@example.com", "News")), "tagged")) == 1
+    assert len(with_subject(files(maildir(t, "alice@example.com")), "untagged")) == 1

@@ -128,6 +128,40 @@ test_pool(void)
     CHECK(pool.free_list == NULL);
 }
 
+/* Each mailbox keeps the envelope recipient that reached it first (Sieve's
+ * envelope "to"); a mailbox added without one has "". Truncation and a
+ * pool round trip keep names and recipients paired. */
+static void
+test_rcpt(void)
+{
+    struct delivery_message *m = delivery_message_create();
+    CHECK(m != NULL);
+    CHECK(delivery_message_add_mailbox_for(m, "alice@example.test", "alice+news@Example.TEST") == 0);
+    CHECK(delivery_message_add_mailbox_for(m, "alice@example.test", "team@example.test") == 0);
+    CHECK(delivery_message_add_mailbox(m, "bob@example.test") == 0);
+    CHECK(delivery_message_add_mailbox_for(m, "carol@example.test", "carol@example.test") == 0);
+    CHECK(m->mailbox_count == 3);
+    CHECK_STR(delivery_message_mailbox(m, 0), "alice@example.test");
+    CHECK_STR(delivery_message_mailbox_rcpt(m, 0), "alice+news@Example.TEST");
+    CHECK_STR(delivery_message_mailbox(m, 1), "bob@example.test");
+    CHECK_STR(delivery_message_mailbox_rcpt(m, 1), "");
+    CHECK_STR(delivery_message_mailbox_rcpt(m, 2), "carol@example.test");
+    delivery_message_truncate(m, 1);
+    CHECK(delivery_message_add_mailbox_for(m, "dave@example.test", "d@example.test") == 0);
+    CHECK_STR(delivery_message_mailbox(m, 1), "dave@example.test");
+    CHECK_STR(delivery_message_mailbox_rcpt(m, 1), "d@example.test");
+    /* The recipient's bound: SMTP_ADDRESS_BYTES_MAX bytes, and one more. */
+    char rcpt[SMTP_ADDRESS_BYTES_MAX + 2];
+    memset(rcpt, 'r', sizeof(rcpt) - 1);
+    rcpt[SMTP_ADDRESS_BYTES_MAX + 1] = '\0';
+    CHECK(delivery_message_add_mailbox_for(m, "erin@example.test", rcpt) == -EINVAL);
+    rcpt[SMTP_ADDRESS_BYTES_MAX] = '\0';
+    CHECK(delivery_message_add_mailbox_for(m, "erin@example.test", rcpt) == 0);
+    CHECK(strlen(delivery_message_mailbox_rcpt(m, 2)) == SMTP_ADDRESS_BYTES_MAX);
+    CHECK(m->mailbox_count == 3);
+    delivery_message_destroy(&m);
+}
+
 int
 main(void)
 {
@@ -135,5 +169,6 @@ main(void)
     test_limit();
     test_truncate();
     test_pool();
+    test_rcpt();
     UNIT_DONE();
 }
