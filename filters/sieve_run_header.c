@@ -750,6 +750,11 @@ run_header_render(struct run *run)
     p[o++] = '\n';
     assert(o <= total);
     p[o] = '\0';
+    if (o > SIEVE_RUN_HEADER_BYTES_MAX) {
+        /* Bare LFs grew into CRLFs: the next script could not read it. */
+        return run_fail(run, -E2BIG, 0, "edited header block over %u bytes",
+                        (unsigned)SIEVE_RUN_HEADER_BYTES_MAX);
+    }
     run->actions->header = p;
     run->actions->header_len = o;
     return 0;
