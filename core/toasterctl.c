@@ -38,6 +38,7 @@
 #include "core/config.h"
 #include "core/control.h"
 #include "core/toasterctl_learn.h"
+#include "core/toasterctl_sieve.h"
 #include "core/limits.h"
 #include "core/stats.h"
 #include "filters/dkim_keys.h"
@@ -66,6 +67,8 @@ usage(FILE *out)
                        "       toasterctl [-c FILE] dkim keygen DOMAIN SELECTOR [--ed25519] "
                        "[--bits N] [--dir DIR]\n"
                        "       toasterctl [-c FILE] learn spam|ham [--socket PATH] FILE|DIR...\n"
+                       "       toasterctl [-c FILE] sieve-test SCRIPT MESSAGE [-f FROM] [-a TO] "
+                       "[-u USER]\n"
                        "The password is read from the terminal (without echo), else from the\n"
                        "first line of stdin or of --password-file; never from the command line.\n");
 }
@@ -826,6 +829,9 @@ main(int argc, char **argv)
     }
     if (strcmp(command, "learn") == 0) {
         return toasterctl_learn(&config, argc - optind - 1, argv + optind + 1);
+    }
+    if (strcmp(command, "sieve-test") == 0) {
+        return toasterctl_sieve_test(&config, argc - optind - 1, argv + optind + 1);
     }
     usage(stderr);
     return 2;
