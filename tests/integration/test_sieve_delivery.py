@@ -411,3 +411,16 @@ def test_envelope_to_keeps_the_subaddress(make_toaster):
     send(t, "x@remote.test", "alice@example.com", "untagged")
     assert len(with_subject(files(maildir(t, "alice@example.com", "News")), "tagged")) == 1
     assert len(with_subject(files(maildir(t, "alice@example.com")), "untagged")) == 1
+
+
+def test_duplicate_marked_once_delivered(make_toaster):
+    """duplicate (RFC 7352): the mark is recorded after the first copy is
+    durable, so the same Message-ID again is recognised."""
+    t = make_toaster(config=BASE)
+    put_script(t, "carol@example.org",
+               'require ["duplicate", "fileinto", "mailbox"];\r\n'
+               'if duplicate { fileinto :create "Dupes"; }\r\n')
+    send(t, "x@remote.test", "carol@example.org", "same id")
+    send(t, "x@remote.test", "carol@example.org", "same id")
+    assert len(with_subject(files(maildir(t, "carol@example.org")), "same id")) == 1
+    assert len(with_subject(files(maildir(t, "carol@example.org", "Dupes")), "same id")) == 1
