@@ -91,6 +91,20 @@ content_new(const char *text)
     return fd;
 }
 
+/* A file of the message's own that has no name left (made, then
+ * unlinked): a link through /proc cannot serve, so delivery copies it. */
+static int
+content_nameless(const char *text)
+{
+    char path[512];
+    (void)snprintf(path, sizeof(path), "%s/spool/nameless", data_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+    CHECK(unlink(path) == 0);
+    return fd;
+}
+
 /* The names in dir (up to max), sorted; returns the count. */
 static size_t
 list_dir(const char *dir, char names[][300], size_t max)
@@ -227,11 +241,17 @@ test_placements(void)
     /* dave: fileinto a folder that is not there (removed after the stage
      * looked): INBOX, never nowhere. */
     CHECK(delivery_message_place(m, "dave@example.test", "Gone", 0, 0, -1) == 0);
+    /* frank: a file with no name to link: written as a copy (tmp/, then
+     * renamed), the same bytes. */
+    int nameless = delivery_message_add_content(m, content_nameless(EDITED), strlen(EDITED));
+    CHECK(nameless == 2);
+    CHECK(delivery_message_place(m, "frank@example.test", "", MAILDIR_FLAG_SEEN, 0, nameless) ==
+          0);
     /* The sender is remote: a vacation reply for the queue. */
     CHECK(delivery_message_add_outbound(m, reply, "sender@remote.test") == 0);
     struct commit_seen seen = { 0 };
     CHECK(delivery_message_on_commit(m, on_commit, &seen) == 0);
-    CHECK(delivery_message_copy_count(m) == 5);
+    CHECK(delivery_message_copy_count(m) == 6);
     CHECK(delivery_message_copy_count(plain) == 1);
 
     /* Message 3: every recipient discarded: no copy, still a success. */
@@ -252,7 +272,7 @@ test_placements(void)
     CHECK(count_in("example.test/carol/Maildir", "new") == 1);
 
     CHECK(m->result == 0);
-    CHECK(m->delivered_count == 5);
+    CHECK(m->delivered_count == 6);
     CHECK(seen.calls == 1);
     CHECK(seen.result == 0);
     char name[300];
@@ -274,6 +294,10 @@ test_placements(void)
     CHECK(ends_with(name, want_size));
     only_file("example.test/dave/Maildir", "new", name, text, sizeof(text));
     CHECK_STR(text, ORIGINAL);
+    only_file("example.test/frank/Maildir", "cur", name, text, sizeof(text));
+    CHECK_STR(text, EDITED);
+    CHECK(ends_with(name, ":2,S"));
+    CHECK(count_in("example.test/frank/Maildir", "tmp") == 0);
     /* The reply: one queue entry with the null sender. */
     char queue[512];
     char names[8][300];
