@@ -638,8 +638,9 @@ filter_stage_start(struct smtp_conn *sc, struct delivery_message *message)
     message->job.run = message_job_run;
     message->job.done = message_job_done;
     if (!filter_chain_is_active(smtp_listener.filters)) {
-        if (sieve_stage_is_active()) {
-            /* Sieve reads files: a worker hop first. */
+        if (sieve_stage_is_active() && message->mailbox_count > 0) {
+            /* Sieve reads files: a worker hop first (relayed mail has no
+             * mailbox, so no script to run). */
             message->job.run = sieve_job_run;
             int rc = conn_job_submit(sc->conn, &message->job);
             if (rc != 0) {
