@@ -11,11 +11,14 @@
  * and vacation tracking. Does not deliver, send or log: results and error
  * texts go back to the caller.
  *
- * The multiscript rule is Pigeonhole's (lda_sieve_execute_scripts): the
- * next script runs only while the implicit keep is in effect; "stop"
- * ends the current script only; a runtime error ends the sequence with
- * the implicit keep alone; a script that does not compile ends the
- * sequence too (what earlier scripts chose stays, with the keep).
+ * The multiscript rule is Pigeonhole's (lda_sieve_execute_scripts and
+ * sieve_result_execute): the next script runs only while keep is in
+ * effect (actions->implicit_keep, which an explicit "keep" also leaves
+ * set, as Pigeonhole merges an explicit keep into the implicit one for
+ * the next round); "stop" ends the current script only; a runtime error
+ * ends the sequence with the implicit keep alone; a script that does not
+ * compile ends the sequence too (what earlier scripts chose stays, with
+ * the keep); a missing user script is skipped.
  *
  * Workers only: stat/open/read on every run. Limits: the SIEVE_EXEC_*
  * bounds in sieve_exec.h, sieve_max_script_size, the run limits.

@@ -250,6 +250,20 @@ test_chain(void)
     sieve_exec_destroy(&exec);
     CHECK(exec == NULL);
 
+    /* An explicit keep, like the implicit one, lets the chain go on
+     * (Pigeonhole merges it into the implicit keep for the next script). */
+    char keeper[700];
+    path_join(keeper, sizeof(keeper), root, "keeper.sieve");
+    write_file(keeper, "keep;\n");
+    exec = exec_make(keeper, "", NULL);
+    set_user_script("if header :contains \"subject\" \"x\" { redirect \"user@example.net\"; }\n");
+    CHECK(run_text(exec, &user, msg_x, out, sizeof(out), err, sizeof(err)) == 0);
+    CHECK(strstr(out, "redirect user@example.net") != NULL);
+    CHECK(run_text(exec, &user, msg_other, out, sizeof(out), err, sizeof(err)) == 0);
+    CHECK_STR(out, "keep");
+    sieve_exec_destroy(&exec);
+    set_user_script(NULL);
+
     /* A global script that does not compile stops create, with its line. */
     path_join(path, sizeof(path), dir, "30-broken.sieve");
     write_file(path, "keep;\nif true {\n");
