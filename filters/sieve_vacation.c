@@ -52,6 +52,7 @@ static const char *reply_sender(const struct sieve_message *message,
 static void out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len,
                              size_t *count_inout, size_t skip);
 static size_t count_msgids(const char *value, size_t len);
+static bool is_msgid(const char *token, size_t len);
 
 bool
 sieve_vacation_should_reply(const struct sieve_message *message,
@@ -348,8 +349,7 @@ sieve_vacation_compose(const struct sieve_message *message,
     size_t id_len = 0;
     if (has_msgid) {
         id_len = first_token(msgid.value, msgid.value_len, &id_token);
-        if (id_len == 0 || id_len > SIEVE_VACATION_MSGID_BYTES_MAX || id_token[0] != '<' ||
-            id_token[id_len - 1] != '>') {
+        if (id_len == 0 || !is_msgid(id_token, id_len)) {
             has_msgid = false;
         }
     }
@@ -620,7 +620,7 @@ is_system_address(const char *address)
 
 /* The "<...>" tokens of a References value, each on its own folded line,
  * leaving out the skip ids after the first; *count_inout counts those
- * written. Ids that are too long are left out. */
+ * written. Tokens that are no clean msg-id (is_msgid) are left out. */
 static void
 out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len, size_t *count_inout,
                  size_t skip)
@@ -640,10 +640,7 @@ out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len, size_
         size_t end = (size_t)(close - value) + 1;
         size_t n = end - start;
         bool is_kept = index == 0 || index > skip;
-        bool is_clean = n <= SIEVE_VACATION_MSGID_BYTES_MAX &&
-                        memchr(open, '\n', n) == NULL && memchr(open, '\r', n) == NULL &&
-                        memchr(open + 1, '<', n - 1) == NULL;
-        if (is_kept && is_clean) {
+        if (is_kept && is_msgid(open, n)) {
             sieve_compose_str(out, *count_inout > 0 ? "\r\n " : " ");
             sieve_compose_bytes(out, open, n);
             (*count_inout)++;
@@ -651,6 +648,25 @@ out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len, size_
         index++;
         pos = end;
     }
+}
+
+/* Whether token is a msg-id we copy into the reply: "<...>", no white
+ * space, controls or inner '<', at most SIEVE_VACATION_MSGID_BYTES_MAX
+ * bytes. Others (broken, or made to inject) are left out. */
+static bool
+is_msgid(const char *token, size_t len)
+{
+    if (len < 2 || len > SIEVE_VACATION_MSGID_BYTES_MAX || token[0] != '<' ||
+        token[len - 1] != '>') {
+        return false;
+    }
+    for (size_t i = 1; i + 1 < len; i++) {
+        unsigned char c = (unsigned char)token[i];
+        if (c <= ' ' || c == 0x7f || c == '<') {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* How many "<...>" tokens a References value holds (as out_msgid_tokens counts). */

@@ -169,6 +169,23 @@ test_addressed(void)
     memcpy(big + sizeof(big) - 24, "alice@example.com\r\n\r\n", 21);
     big[sizeof(big) - 3] = '\0';
     CHECK(!replies(big, "bob@example.org", &v));
+    /* An address of SIEVE_VACATION_ADDRESS_BYTES_MAX bytes still matches;
+     * one byte more never does. */
+    for (size_t len = SIEVE_VACATION_ADDRESS_BYTES_MAX - 1;
+         len <= SIEVE_VACATION_ADDRESS_BYTES_MAX + 1; len++) {
+        char user[SIEVE_VACATION_ADDRESS_BYTES_MAX + 2];
+        size_t local = len - strlen("@example.com");
+        memset(user, 'u', local);
+        memcpy(user + local, "@example.com", strlen("@example.com") + 1);
+        CHECK(strlen(user) == len);
+        char h[SIEVE_VACATION_ADDRESS_BYTES_MAX + 64];
+        (void)snprintf(h, sizeof(h), "To: x@y, <%s>\r\n\r\n", user);
+        struct sieve_message um = message_with(h, "bob@example.org");
+        um.user = user;
+        const char *uwhy = NULL;
+        CHECK(sieve_vacation_should_reply(&um, &v, &uwhy) ==
+              (len <= SIEVE_VACATION_ADDRESS_BYTES_MAX));
+    }
     /* Comments nest 32 deep at most: deeper gives up (no reply). */
     char deep[256];
     size_t n = (size_t)snprintf(deep, sizeof(deep), "To: ");
@@ -496,6 +513,28 @@ test_compose_references(void)
         CHECK(strstr(refs, "<r25@x>\r\n <last@x>") != NULL);
     }
     free(r);
+
+    /* Ids holding controls, NUL or white space are left out (fuzz find:
+     * a NUL inside "<...>" reached the reply). */
+    static const char bad_refs[] = "To: alice@example.com\r\nMessage-ID: <m\x01@x>\r\n"
+                                   "References: <a@x> <b@x\x01\0\0\xa9> <c d@x> <e@x>\r\n\r\n";
+    struct sieve_message bm;
+    memset(&bm, 0, sizeof(bm));
+    bm.header = bad_refs;
+    bm.header_len = sizeof(bad_refs) - 1;
+    bm.envelope_from = "bob@example.org";
+    bm.user = "alice@example.com";
+    char *bad_reply = NULL;
+    size_t bad_len = 0;
+    CHECK(sieve_vacation_compose(&bm, &v, "mx", 0, &bad_reply, &bad_len) == 0);
+    if (bad_reply != NULL) {
+        check_lines(bad_reply, bad_len);
+        CHECK(memchr(bad_reply, '\0', bad_len) == NULL);
+        CHECK(memchr(bad_reply, '\x01', bad_len) == NULL);
+        CHECK_STR(reply_field(bad_reply, bad_len, "References"), "<a@x>\r\n <e@x>");
+        CHECK_STR(reply_field(bad_reply, bad_len, "In-Reply-To"), "");
+    }
+    free(bad_reply);
 
     /* References without a Message-ID; a Message-ID that is no msg-id. */
     r = compose("To: alice@example.com\r\nMessage-ID: junk\r\nReferences: <a@x>\r\n\r\n", &v,
