@@ -422,3 +422,28 @@ def test_duplicate_marked_once_delivered(make_toaster):
     send(t, "x@remote.test", "carol@example.org", "same id")
     assert len(with_subject(files(maildir(t, "carol@example.org")), "same id")) == 1
     assert len(with_subject(files(maildir(t, "carol@example.org", "Dupes")), "same id")) == 1
+
+
+def test_reject_never_answers_the_null_sender(make_toaster):
+    t = make_toaster(config=BASE)
+    put_script(t, "carol@example.org", REJECT)
+    send(t, "", ["carol@example.org", "dave@example.org"], "unwanted bounce")
+    assert len(with_subject(wait_files(maildir(t, "dave@example.org")), "unwanted bounce")) == 1
+    assert files(maildir(t, "carol@example.org")) == []
+    assert list((t.data_dir / "queue").glob("*.env")) == []
+    assert files(maildir(t, "alice@example.com")) == []
+
+
+def test_reject_by_the_only_local_recipient_with_a_remote_one(make_toaster):
+    """Not every recipient refused: 250, the remote one queued, and the
+    (remote) sender gets the rejection through the queue."""
+    t = make_toaster(config=dict(BASE, mynetworks="127.0.0.0/8"))
+    put_script(t, "carol@example.org", REJECT)
+    send(t, "x@remote.test", ["carol@example.org", "far@away.test"], "unwanted relay")
+    assert files(maildir(t, "carol@example.org")) == []
+    envs = [p.read_text() for p in (t.data_dir / "queue").glob("*.env")]
+    assert len(envs) == 2
+    relayed = [e for e in envs if "<far@away.test>" in e]
+    dsn = [e for e in envs if "\nfrom <>\n" in e]
+    assert len(relayed) == 1 and "\nfrom <x@remote.test>\n" in relayed[0]
+    assert len(dsn) == 1 and "<x@remote.test>" in dsn[0]
