@@ -885,23 +885,6 @@ run_add_action(struct run *run, enum sieve_action_type type, const char *target,
     return 0;
 }
 
-/* A redirect address after expansion: Pigeonhole checks it at run time. */
-static bool
-is_address(const char *s, size_t len)
-{
-    const char *at = NULL;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == ',') {
-            return false;
-        }
-        if (c == '@') {
-            at = s + i;
-        }
-    }
-    return at != NULL && at > s && at < s + len - 1;
-}
-
 static int
 cmd_store(struct run *run, const struct sieve_node *cmd)
 {
@@ -953,7 +936,9 @@ cmd_redirect(struct run *run, const struct sieve_node *cmd)
     if (rc < 0) {
         return rc;
     }
-    if (!is_address(target.text, target.len)) {
+    /* A constant address was checked by the validator; one made from
+     * variables is checked here (Pigeonhole does the same at run time). */
+    if (cmd->positional[0]->strings[0].has_variables && !sieve_redirect_address_valid(target.text, target.len)) {
         return run_fail(run, -EINVAL, cmd->line, "redirect: invalid address");
     }
     struct sieve_action *a = NULL;

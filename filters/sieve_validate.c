@@ -669,8 +669,8 @@ is_dot_atom(const char *s, size_t len)
  * mailbox, local@domain, with a dot-atom or quoted-string local part and
  * a domain name or address literal. The interpreter checks again after
  * variables are expanded. */
-static bool
-is_redirect_address(const char *s, size_t len)
+bool
+sieve_redirect_address_valid(const char *s, size_t len)
 {
     const char *at = NULL;
     for (size_t i = len; i > 0; i--) {
@@ -1266,7 +1266,7 @@ validate_specific(struct validator *v, struct sieve_node *node)
     switch (node->id) {
     case SIEVE_CMD_REDIRECT: {
         const struct sieve_string *s = &pos[0]->strings[0];
-        if (!s->has_variables && !is_redirect_address(s->text, s->len)) {
+        if (!s->has_variables && !sieve_redirect_address_valid(s->text, s->len)) {
             char buf[64];
             verror(v, s->line, "specified redirect address '%s' is invalid",
                    sanitize(s->text, s->len, buf, sizeof(buf)));

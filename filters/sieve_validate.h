@@ -48,6 +48,12 @@ int sieve_validate(struct sieve_script *script, struct sieve_errors *errors);
  * ManageSieve "SIEVE" capability (static string). */
 const char *sieve_capabilities(void);
 
+/* Whether s[0..len) is an address redirect accepts (an RFC 5322
+ * addr-spec: dot-atom or quoted local part, a domain name or a literal).
+ * The validator checks constant addresses; the interpreter those made
+ * from variables. */
+bool sieve_redirect_address_valid(const char *s, size_t len);
+
 /* The capability name of ext ("fileinto"), or NULL for SIEVE_EXT_NONE. */
 const char *sieve_ext_name(enum sieve_ext ext);
 

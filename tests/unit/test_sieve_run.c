@@ -816,6 +816,11 @@ static const struct ext_case ext_cases[] = {
      "require [\"fileinto\", \"variables\", \"copy\"];\nset \"box\" \"Box\";\nset \"who\" \"me\";\n"
      "fileinto \"${box}.1\";\nredirect :copy \"${who}@example.com\";\n",
      NULL, NULL, NULL, NULL, 0, "fileinto:Box.1 redirect:me@example.com+copy", NULL, false},
+    {"5229: redirect to an expanded quoted local part",
+     "require \"variables\";\nset \"who\" \"\\\"john doe\\\"\";\nredirect \"${who}@example.com\";\n"
+     "redirect \"\\\"jane doe\\\"@example.com\";\n",
+     NULL, NULL, NULL, NULL, 0, "redirect:\"john doe\"@example.com redirect:\"jane doe\"@example.com",
+     NULL, false},
     {"5229: redirect to an expanded non-address is a runtime error",
      "require \"variables\";\nset \"who\" \"not an address\";\nredirect \"${who}\";\n", NULL,
      NULL, NULL, NULL, -EINVAL, "keep*", NULL, false},
