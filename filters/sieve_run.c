@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/utf8.h"
 #include "filters/sieve_run_internal.h"
 
 int
@@ -909,7 +910,13 @@ cmd_store(struct run *run, const struct sieve_node *cmd)
     if (rc < 0) {
         return rc;
     }
-    if (target.len == 0 || memchr(target.text, '\0', target.len) != NULL) {
+    /* The name goes to the store: UTF-8 without controls (Pigeonhole
+     * refuses an invalid mailbox name at run time as well). */
+    bool is_name_ok = target.len > 0 && utf8_is_valid(target.text, target.len);
+    for (size_t i = 0; i < target.len && is_name_ok; i++) {
+        is_name_ok = (unsigned char)target.text[i] >= 0x20 && target.text[i] != 0x7f;
+    }
+    if (!is_name_ok) {
         return run_fail(run, -EINVAL, cmd->line, "fileinto: invalid mailbox name");
     }
     rc = run_add_action(run, SIEVE_ACTION_FILEINTO, target.text, target.len, flags, cmd->line,
