@@ -749,6 +749,37 @@ test_threads(void)
     CHECK(stats.compile_count >= 1 && stats.compile_count <= 2); /* a first-use race at most */
     CHECK(stats.entry_count == 1);
     sieve_exec_destroy(&exec);
+
+    /* Reloads (global scripts compiled again, the cache dropped) while
+     * two threads run: no run loses a script it holds. */
+    char global[700];
+    path_join(global, sizeof(global), root, "reload.sieve");
+    write_file(global, "if header :is \"subject\" \"nothing\" { discard; }\n");
+    exec = exec_make(global, "", NULL);
+    if (exec == NULL) {
+        return;
+    }
+    args[0] = (struct thread_arg){exec, &user, 0};
+    args[1] = (struct thread_arg){exec, &user, 0};
+    for (int i = 0; i < 2; i++) {
+        CHECK(pthread_create(&threads[i], NULL, thread_main, &args[i]) == 0);
+    }
+    char err[SIEVE_EXEC_ERROR_BYTES];
+    for (int i = 0; i < 200; i++) {
+        CHECK(sieve_exec_reload(exec, err, sizeof(err)) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        CHECK(pthread_join(threads[i], NULL) == 0);
+        CHECK(args[i].failures == 0);
+    }
+    /* A reload whose global script broke keeps the old ones. */
+    write_file(global, "if true {\n");
+    CHECK(sieve_exec_reload(exec, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "reload.sieve") != NULL);
+    char out[512];
+    CHECK(run_text(exec, &user, msg_x, out, sizeof(out), err, sizeof(err)) == 0);
+    CHECK_STR(out, "redirect x@example.net");
+    sieve_exec_destroy(&exec);
     set_user_script(NULL);
 }
 
