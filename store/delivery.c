@@ -11,14 +11,24 @@
  *   2. for each message and each distinct mailbox: hard-link the spool file
  *      straight into Maildir/new/<name> (the file is complete and synced,
  *      so no reader can see it half written; a missing Maildir is created,
- *      and each new directory entry synced);
+ *      and each new directory entry synced); a message with placements
+ *      (Sieve) instead gets exactly the copies listed, each into its
+ *      folder's new/ (or cur/ with ":2,<flags>"), of the spool file or of
+ *      a file of its own (an edited header, a generated reply), which its
+ *      maker synced;
  *   3. fsync every distinct new/ directory once (in parallel);
  *   2b. for each message with remote recipients: write its outbound queue
  *      envelope (store/queue.h) to a temporary file, fsync those of the
  *      batch together, link the spool file in as the queue's message file
  *      and rename each envelope into place;
- *   3b. the queue directory is synced with the new/ directories;
- *   4. report each message to its reactor; close and unlink the spool file.
+ *   2c. generated messages (Sieve's replies to remote senders) become
+ *      outbound queue entries with the null sender, each stored whole
+ *      (they are rare);
+ *   3b. the queue directory is synced with the new/ directories, and the
+ *      placements' directories (each distinct one once) with them;
+ *   4. run each message's on_commit hook (Sieve records its duplicate
+ *      marks and logs), report each message to its reactor; close and
+ *      unlink the spool file.
  * A message that fails anywhere has its new/ entries removed again and is
  * reported with the error, so the client gets 451 and nothing it was not
  * promised stays visible. Userspace never copies the message bytes: links
@@ -27,9 +37,13 @@
  * a delivery costs one linkat(2) and the batch's syncs need no open; the
  * batch bookkeeping lives in arrays made once, so no message allocates
  * here. Runs on its own thread; blocking here is the point of it.
- * Limits: DELIVERY_MAILBOXES_MAX per message and per batch,
- * DELIVERY_BATCH_MESSAGES_MAX messages per batch, QUEUE_RCPTS_MAX remote
- * recipients per message.
+ * The fast path (no placements: one INBOX copy per mailbox) allocates
+ * nothing; placements cost an open of their directory and, per batch, a
+ * name kept for each distinct directory.
+ * Limits: DELIVERY_MAILBOXES_MAX per message and per batch (mailboxes, or
+ * copies with placements), DELIVERY_BATCH_MESSAGES_MAX messages per batch,
+ * QUEUE_RCPTS_MAX remote recipients, DELIVERY_CONTENTS_MAX own files and
+ * DELIVERY_OUTBOUND_MAX generated messages per message.
  */
 #define _GNU_SOURCE
 #include "store/delivery.h"
@@ -992,8 +1006,8 @@ deliver_placement(struct delivery_message *message, const struct delivery_placem
 }
 
 /* Generated messages of the batch's good messages for the outbound queue:
- * each entry stored whole (its own syncs: they are rare). Returns whether
- * any was stored. */
+ * each entry stored whole (its own syncs: they are rare). A failure fails
+ * its message (the entries stored before are removed in step 4). */
 static void
 outbound_store_batch(struct delivery_message **messages, size_t count)
 {
