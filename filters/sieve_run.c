@@ -16,14 +16,13 @@
  */
 #include "filters/sieve_run.h"
 
-#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "core/assertions.h"
 #include "core/utf8.h"
 #include "filters/sieve_run_internal.h"
 
@@ -413,7 +412,8 @@ run_matcher_end(struct run *run, struct matcher *m)
     }
     char digits[24];
     int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)m->count);
-    assert(n > 0 && (size_t)n < sizeof(digits));
+    ASSERT(n > 0);
+    ASSERT((size_t)n < sizeof(digits));
     for (size_t k = 0; k < m->key_count; k++) {
         if (relation_holds(m->node->relation, order(run, digits, (size_t)n, m->keys[k].text,
                                                     m->keys[k].len, m->node->comparator))) {
@@ -704,7 +704,7 @@ run_test(struct run *run, const struct sieve_node *test)
     case SIEVE_TEST_FALSE:
         return 0;
     case SIEVE_TEST_NOT:
-        assert(test->tests != NULL);
+        ASSERT(test->tests != NULL);
         rc = run_test(run, test->tests);
         return rc < 0 ? rc : !rc;
     case SIEVE_TEST_ALLOF:
@@ -1005,7 +1005,7 @@ cmd_include(struct run *run, const struct sieve_node *cmd)
     }
     if (run->stack == NULL) {
         /* The first include comes from the main script, at depth 0. */
-        assert(run->depth == 0);
+        ASSERT(run->depth == 0);
         run->stack = calloc(SIEVE_RUN_INCLUDE_DEPTH_MAX + 1, sizeof(*run->stack));
         run->done = calloc(SIEVE_RUN_INCLUDES_MAX, sizeof(*run->done));
         if (run->stack == NULL || run->done == NULL) {
@@ -1184,7 +1184,7 @@ actions_fallback(struct sieve_actions *actions)
 void
 sieve_actions_init(struct sieve_actions *actions)
 {
-    assert(actions != NULL);
+    ASSERT(actions != NULL);
     memset(actions, 0, sizeof(*actions));
     sieve_arena_init(&actions->arena, SIEVE_RUN_ARENA_BYTES_MAX);
     actions->implicit_keep = true;
@@ -1193,7 +1193,7 @@ sieve_actions_init(struct sieve_actions *actions)
 void
 sieve_actions_finish(struct sieve_actions *actions)
 {
-    assert(actions != NULL);
+    ASSERT(actions != NULL);
     if (actions->is_finished) {
         return;
     }
@@ -1222,7 +1222,7 @@ sieve_actions_finish(struct sieve_actions *actions)
         }
         return;
     }
-    assert(actions->count < SIEVE_RUN_ACTIONS_MAX + 1);
+    ASSERT(actions->count < SIEVE_RUN_ACTIONS_MAX + 1);
     actions->items[actions->count++] = (struct sieve_action){
         .type = SIEVE_ACTION_KEEP, .flags = actions->implicit_flags, .is_implicit = true};
 }
@@ -1230,7 +1230,7 @@ sieve_actions_finish(struct sieve_actions *actions)
 void
 sieve_actions_free(struct sieve_actions *actions)
 {
-    assert(actions != NULL);
+    ASSERT(actions != NULL);
     sieve_arena_free(&actions->arena);
     memset(actions, 0, sizeof(*actions));
 }
@@ -1255,8 +1255,11 @@ sieve_run(const struct sieve_script *script, const struct sieve_message *message
           const struct sieve_env *env, const struct sieve_run_limits *limits,
           struct sieve_actions *actions, struct sieve_run_error *error_out)
 {
-    assert(script != NULL && message != NULL && actions != NULL && error_out != NULL);
-    assert(!actions->is_finished);
+    ASSERT(script != NULL);
+    ASSERT(message != NULL);
+    ASSERT(actions != NULL);
+    ASSERT(error_out != NULL);
+    ASSERT(!actions->is_finished);
     static const struct sieve_env env_none;
     error_out->line = 0;
     error_out->text[0] = '\0';

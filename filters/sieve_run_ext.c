@@ -11,13 +11,13 @@
  * SIEVE_RUN_DUPLICATES_MAX duplicate marks, SIEVE_RUN_VACATION_ADDRESSES_MAX
  * :addresses kept (the rest ignored).
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/assertions.h"
 #include "filters/sieve_body.h"
 #include "filters/sieve_date.h"
 #include "filters/sieve_run_internal.h"
@@ -409,7 +409,7 @@ sha256_final_hex(struct sha256 *s, char out[65])
         len_be[i] = (unsigned char)(bits >> (56 - 8 * i));
     }
     sha256_update(s, len_be, 8);
-    assert(s->fill == 0);
+    ASSERT(s->fill == 0);
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < 8; i++) {
         for (size_t j = 0; j < 4; j++) {
@@ -610,7 +610,8 @@ run_cmd_vacation(struct run *run, const struct sieve_node *cmd)
                              (int)(from != NULL ? fr.len : 14),
                              from != NULL ? fr.text : "<default-from>",
                              is_mime ? "<MIME>" : "<NO-MIME>");
-            assert(w >= 0 && (size_t)w <= n);
+            ASSERT(w >= 0);
+            ASSERT((size_t)w <= n);
         }
         v->handle = p;
     }

@@ -11,11 +11,11 @@
  * Bounds: SIEVE_RUN_HEADER_BYTES_MAX for the view (adding past it is a
  * runtime error); fields at most one per line plus one per addheader run.
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assertions.h"
 #include "filters/sieve_run_internal.h"
 
 static bool
@@ -165,7 +165,8 @@ size_t
 run_field_pick(struct run *run, const struct sieve_node *node, const char *name, size_t name_len)
 {
     const struct sieve_arg *index = sieve_node_tag(node, SIEVE_TAG_INDEX);
-    assert(index != NULL && index->param != NULL);
+    ASSERT(index != NULL);
+    ASSERT(index->param != NULL);
     uint64_t want = index->param->number;
     bool is_last = sieve_node_tag(node, SIEVE_TAG_LAST) != NULL;
     uint64_t seen = 0;
@@ -192,9 +193,10 @@ size_t
 run_field_value(struct run *run, size_t field)
 {
     const struct run_field *f = &run->fields[field];
-    assert(f->name_len != SIZE_MAX && f->raw_len < run->scratch_cap);
+    ASSERT(f->name_len != SIZE_MAX);
+    ASSERT(f->raw_len < run->scratch_cap);
     const char *colon = memchr(f->raw, ':', f->raw_len);
-    assert(colon != NULL);
+    ASSERT(colon != NULL);
     size_t out = 0;
     for (const char *p = colon + 1; p < f->raw + f->raw_len; p++) {
         if (*p != '\r' && *p != '\n') {
@@ -329,7 +331,7 @@ run_decode_2047(const char *in, size_t len, char *out)
             size_t consumed = 0;
             size_t n = decode_word(in + i, len - i, out + at, &consumed);
             if (n != SIZE_MAX) {
-                assert(n <= consumed);
+                ASSERT(n <= consumed);
                 o = at + n;
                 i += consumed;
                 after_word = true;
@@ -748,7 +750,7 @@ run_header_render(struct run *run)
     }
     p[o++] = '\r';
     p[o++] = '\n';
-    assert(o <= total);
+    ASSERT(o <= total);
     p[o] = '\0';
     if (o > SIEVE_RUN_HEADER_BYTES_MAX) {
         /* Bare LFs grew into CRLFs: the next script could not read it. */

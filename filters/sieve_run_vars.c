@@ -9,11 +9,11 @@
  * (longer values are cut at a character boundary, as Pigeonhole does),
  * SIEVE_RUN_STRING_BYTES_MAX bytes per expanded string (a runtime error).
  */
-#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assertions.h"
 #include "filters/sieve_run_internal.h"
 
 /* ---- scopes ---- */
@@ -287,7 +287,7 @@ run_expand(struct run *run, const struct sieve_string *s, struct rstr *out)
             p[o++] = s->text[i++];
         }
     }
-    assert(o == total);
+    ASSERT(o == total);
     p[o] = '\0';
     run->work += o;
     *out = (struct rstr){p, o};
