@@ -447,3 +447,35 @@ def test_reject_by_the_only_local_recipient_with_a_remote_one(make_toaster):
     dsn = [e for e in envs if "\nfrom <>\n" in e]
     assert len(relayed) == 1 and "\nfrom <x@remote.test>\n" in relayed[0]
     assert len(dsn) == 1 and "<x@remote.test>" in dsn[0]
+
+
+def test_concurrent_messages_share_batches(make_toaster):
+    """Many clients at once, with a commit window so batches hold several
+    messages: every copy lands where its script said, once."""
+    import threading
+
+    t = make_toaster(config=dict(BASE, commit_window="20ms"))
+    for user, folder in (("alice@example.com", "A"), ("bob@example.com", "B")):
+        put_script(t, user, 'require ["fileinto", "mailbox", "imap4flags"];\r\n'
+                            'fileinto :create :flags "\\\\Seen" "%s";\r\n' % folder)
+    errors = []
+
+    def client(n):
+        try:
+            send(t, "x@remote.test", ["alice@example.com", "bob@example.com", "carol@example.org"],
+                 "parallel %d" % n)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    a = files(maildir(t, "alice@example.com", "A"), "cur")
+    b = files(maildir(t, "bob@example.com", "B"), "cur")
+    c = files(maildir(t, "carol@example.org"))
+    assert len(a) == 16 and len(b) == 16 and len(c) == 16
+    assert all(p.name.endswith(":2,S") for p in a + b)
+    assert files(maildir(t, "alice@example.com")) == []
