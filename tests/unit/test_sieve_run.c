@@ -720,6 +720,7 @@ struct ext_case {
     const char *want;
     const char *want_flags; /* implicit_flags; NULL: none */
     bool is_virus_scanned;
+    int64_t now_unix; /* 0: 1971-01-01 */
 };
 
 #define MSG_LISTS                                                                                  \
@@ -1064,6 +1065,19 @@ static const struct ext_case ext_cases[] = {
      NULL, NULL, NULL, NULL, 0, "fileinto:today fileinto:yesterday fileinto:old", NULL,
      false},
 
+    {"5260 7: currentdate range -> vacation (2007-07-01)",
+     "require [\"date\", \"relational\", \"vacation\"];\n"
+     "if allof(currentdate :value \"ge\" \"date\" \"2007-06-30\",\n"
+     "         currentdate :value \"le\" \"date\" \"2007-07-07\")\n"
+     "{ vacation :days 7 \"I'm away during the first week in July.\"; }\n",
+     NULL, NULL, "a@b.example", NULL, 0, "vacation keep*", NULL, false, 1183291200},
+    {"5260 7: currentdate :matches into variables (2007-07-01)",
+     "require [\"date\", \"variables\", \"fileinto\"];\n"
+     "if currentdate :matches \"month\" \"*\" { set \"month\" \"${1}\"; }\n"
+     "if currentdate :matches \"year\"  \"*\" { set \"year\"  \"${1}\"; }\n"
+     "fileinto \"${month}-${year}\";\n",
+     NULL, NULL, NULL, NULL, 0, "fileinto:07-2007", NULL, false, 1183291200},
+
     /* ---- RFC 5173 body ---- */
     {"5173: body :contains and :raw",
      "require [\"body\", \"fileinto\"];\n"
@@ -1191,7 +1205,7 @@ ext_one(const struct ext_case *c)
                                     .envelope_to = c->to,
                                     .user = "rcpt@example.org",
                                     .size_bytes = 100,
-                                    .now_unix = 365 * 86400,
+                                    .now_unix = c->now_unix != 0 ? c->now_unix : 365 * 86400,
                                     .is_virus_scanned = c->is_virus_scanned};
     struct sieve_actions actions;
     struct sieve_run_error error;
@@ -1447,6 +1461,17 @@ test_editheader(void)
         }
         free(script);
     }
+    /* RFC 5260 section 7: the processing date as a header field. */
+    struct sieve_message dated = {.header = "Y: 1\r\n\r\n", .header_len = 9,
+                                  .now_unix = 1183291200, .zone_minutes = 60};
+    sieve_actions_init(&actions);
+    CHECK(ext_run("require [\"variables\", \"date\", \"editheader\"];\n"
+                  "if currentdate :matches \"std11\" \"*\" { addheader \"Processing-date\" \"${0}\"; }\n",
+                  &dated, &test_env, NULL, &actions, &error) == 0);
+    CHECK_STR(actions.header != NULL ? actions.header : "",
+              "Processing-date: Sun, 01 Jul 2007 13:00:00 +0100\r\nY: 1\r\n\r\n");
+    sieve_actions_free(&actions);
+
     /* Values past US-ASCII are RFC 2047 encoded; the header test decodes them. */
     CHECK(ext_result("require [\"editheader\", \"fileinto\"];\n"
                      "addheader \"X-U\" \"caf\xc3\xa9 au lait\";\n"
