@@ -1146,25 +1146,23 @@ static int
 env_mailbox_exists(void *arg, const char *mailbox, size_t len)
 {
     struct run_ctx *ctx = arg;
+    if (maildir_folders_is_inbox(mailbox, len)) {
+        return 1; /* every user has one: delivery makes it with the first message */
+    }
     const char *root = ctx->user != NULL ? ctx->user->maildir : NULL;
     if (root == NULL) {
         return 0;
     }
+    char storage[MAILDIR_FOLDERS_NAME_BYTES_MAX + 1];
+    size_t storage_len = 0;
+    if (mutf7_encode(span_make(mailbox, len), storage, sizeof(storage) - 1, &storage_len) != 0 ||
+        maildir_folders_name_check(storage, storage_len) != 0) {
+        return 0; /* a name no folder can have */
+    }
+    storage[storage_len] = '\0';
     char path[EXEC_PATH_BYTES];
-    if (maildir_folders_is_inbox(mailbox, len)) {
-        (void)snprintf(path, sizeof(path), "%s", root);
-    } else {
-        char storage[MAILDIR_FOLDERS_NAME_BYTES_MAX + 1];
-        size_t storage_len = 0;
-        if (mutf7_encode(span_make(mailbox, len), storage, sizeof(storage) - 1, &storage_len) !=
-                0 ||
-            maildir_folders_name_check(storage, storage_len) != 0) {
-            return 0; /* a name no folder can have */
-        }
-        storage[storage_len] = '\0';
-        if (maildir_folders_path(root, storage, path, sizeof(path)) != 0) {
-            return 0;
-        }
+    if (maildir_folders_path(root, storage, path, sizeof(path)) != 0) {
+        return 0;
     }
     struct stat st;
     if (lstat(path, &st) != 0) {
