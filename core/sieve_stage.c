@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "core/mutf7.h"
 #include "filters/sieve_exec.h"
+#include "filters/sieve_reject.h"
 #include "filters/sieve_run.h"
 #include "filters/sieve_vacation.h"
 #include "store/delivery.h"
@@ -43,12 +44,6 @@
 #include "store/recipients.h"
 #include "store/spool.h"
 
-#if __has_include("filters/sieve_reject.h")
-#include "filters/sieve_reject.h"
-#define SIEVE_STAGE_HAS_REJECT_DSN 1
-#else
-#define SIEVE_STAGE_HAS_REJECT_DSN 0
-#endif
 
 #define SIEVE_STAGE_ERROR_BYTES SIEVE_EXEC_ERROR_BYTES
 #define SIEVE_STAGE_KEYWORD_LOCK_TRIES 20 /* 50 ms apart: a second, then no keywords */
@@ -786,7 +781,6 @@ rejections_send(struct stage_run *run)
         if (message->mail_from[0] == '\0') {
             continue; /* never to the null sender */
         }
-#if SIEVE_STAGE_HAS_REJECT_DSN
         const char *reason = run->stage->text + run->rejections[i].reason_offset;
         char *bytes = NULL;
         size_t len = 0;
@@ -804,10 +798,6 @@ rejections_send(struct stage_run *run)
         if (rc != 0) {
             return rc;
         }
-#else
-        log_error("%s: sieve: %s: rejection to <%s> not sent: this build has no "
-                  "filters/sieve_reject", message->queue_id, user, message->mail_from);
-#endif
     }
     return 0;
 }

@@ -19,7 +19,7 @@ import pytest
 from conftest import wait_until
 from test_managesieve import Sieve, literal
 
-BASE = {"clamav": "no"}  # ClamAV has nothing to say here; starts faster
+BASE = {"clamav": "no", "sieve": "yes"}  # ClamAV has nothing to say here; starts faster
 
 RULES = """\
 # this test's own rule: one body phrase scores past spam_add_header_score
