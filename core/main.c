@@ -33,6 +33,7 @@
 #include "core/imap_listener.h"
 #include "core/imap_exec.h"
 #include "core/managesieve_listener.h"
+#include "core/sieve_settings.h"
 #include "core/sieve_stage.h"
 #include "core/smtp_listener.h"
 #include "filters/clamav_engine.h"
@@ -639,28 +640,8 @@ sieve_start(const struct config *config, struct kv *kv, struct sieve_exec **exec
 {
     *exec_out = NULL;
     if (config->sieve) {
-        struct sieve_exec_settings settings = {
-            .before = config->sieve_before,
-            .after = config->sieve_after,
-            .global_dir = config->sieve_global_dir,
-            .max_script_size = config->sieve_max_script_size,
-            .limits = {
-                .steps_max = config->sieve_max_steps,
-                .actions_max = config->sieve_max_actions,
-                .redirects_max = config->sieve_max_redirects,
-            },
-            .env = {
-                .spam_header = config->sieve_spamtest_status_header,
-                .spam_max_score = (double)config->sieve_spamtest_max_value,
-                .virus_header = config->sieve_virustest_status_header,
-                .vacation_min_seconds = config->sieve_vacation_min_period_s,
-                .vacation_default_seconds = config->sieve_vacation_default_period_s,
-                .vacation_max_seconds = config->sieve_vacation_max_period_s,
-                .duplicate_default_seconds = config->sieve_duplicate_default_period_s,
-                .duplicate_max_seconds = config->sieve_duplicate_max_period_s,
-            },
-            .kv = kv,
-        };
+        struct sieve_exec_settings settings;
+        sieve_settings_from_config(config, kv, &settings);
         char err[SIEVE_EXEC_ERROR_BYTES] = "";
         int rc = sieve_exec_create(&settings, exec_out, err, sizeof(err));
         if (rc != 0) {

@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/array_grow.h"
 #include "core/assertions.h"
 #include "core/fd_io.h"
 #include "core/log.h"
@@ -104,22 +105,6 @@ static void stage_line_add(struct stage_line *line, const char *format, ...)
 /* ---- small helpers ----------------------------------------------------------- */
 
 static int
-grow(void **array, size_t *capacity, size_t count, size_t size)
-{
-    if (count < *capacity) {
-        return 0;
-    }
-    size_t grown_capacity = *capacity ? *capacity * 2 : 4;
-    void *grown = realloc(*array, grown_capacity * size);
-    if (grown == NULL) {
-        return -ENOMEM;
-    }
-    *array = grown;
-    *capacity = grown_capacity;
-    return 0;
-}
-
-static int
 stage_text(struct sieve_stage *stage, const char *text, size_t len, uint32_t *offset_out)
 {
     if (stage->text_len + len + 1 > stage->text_capacity) {
@@ -173,7 +158,7 @@ stage_log_keep(struct sieve_stage *stage, const char *user, const struct stage_l
         return -EINVAL;
     }
     size_t len = (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
-    int rc = grow((void **)&stage->log_offsets, &stage->log_capacity, stage->log_count,
+    int rc = array_grow((void **)&stage->log_offsets, &stage->log_capacity, stage->log_count,
                   sizeof(*stage->log_offsets));
     if (rc == 0) {
         rc = stage_text(stage, text, len, &stage->log_offsets[stage->log_count]);
@@ -188,7 +173,7 @@ static int
 stage_address_add(struct sieve_stage *stage, const char *address, const char *user, int content)
 {
     struct stage_address entry = { .content = content };
-    int rc = grow((void **)&stage->addresses, &stage->address_capacity, stage->address_count,
+    int rc = array_grow((void **)&stage->addresses, &stage->address_capacity, stage->address_count,
                   sizeof(*stage->addresses));
     if (rc == 0) {
         rc = stage_text(stage, address, strlen(address), &entry.address_offset);
@@ -206,7 +191,7 @@ stage_address_add(struct sieve_stage *stage, const char *address, const char *us
 static int
 stage_commit_add(struct sieve_stage *stage, const struct sieve_actions *actions)
 {
-    int rc = grow((void **)&stage->commits, &stage->commit_capacity, stage->commit_count,
+    int rc = array_grow((void **)&stage->commits, &stage->commit_capacity, stage->commit_count,
                   sizeof(*stage->commits));
     if (rc != 0) {
         return rc;
@@ -721,7 +706,7 @@ run_mailbox(struct stage_run *run, size_t index)
                     (void)snprintf(run->reason, sizeof(run->reason), "%.*s",
                                    (int)action->target_len, action->target);
                 }
-                rc = grow((void **)&run->rejections, &run->rejection_capacity,
+                rc = array_grow((void **)&run->rejections, &run->rejection_capacity,
                           run->rejection_count, sizeof(*run->rejections));
                 if (rc == 0) {
                     run->rejections[run->rejection_count].mailbox = index;
@@ -790,8 +775,14 @@ rejections_send(struct stage_run *run)
         int content = rc == 0 ? generated_content(message, bytes, len) : rc;
         free(bytes);
         if (content < 0) {
-            log_error("%s: sieve: %s: rejection to <%s> not made: %s", message->queue_id, user,
-                      message->mail_from, strerror(-content));
+            /* No report means the sender would never learn: the message
+             * stays with its recipient instead. */
+            log_error("%s: sieve: %s: rejection to <%s> not made (%s): kept in INBOX",
+                      message->queue_id, user, message->mail_from, strerror(-content));
+            rc = delivery_message_place(message, user, "", 0, 0, -1);
+            if (rc != 0) {
+                return rc;
+            }
             continue;
         }
         rc = stage_address_add(run->stage, message->mail_from, user, content);

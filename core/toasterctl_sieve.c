@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/limits.h"
+#include "core/sieve_settings.h"
 #include "core/span.h"
 #include "filters/sieve_exec.h"
 #include "filters/sieve_validate.h"
@@ -413,31 +414,12 @@ toasterctl_sieve_test(const struct config *config, int argc, char **argv)
         has_user = true;
     }
 
-    struct sieve_exec_settings settings = {
-        .before = "",
-        .after = "",
-        .global_dir = config->sieve_global_dir,
-        .max_script_size = config->sieve_max_script_size,
-        .limits =
-            {
-                .steps_max = config->sieve_max_steps,
-                .actions_max = config->sieve_max_actions,
-                .redirects_max = config->sieve_max_redirects,
-            },
-        .env =
-            {
-                .spam_header = config->sieve_spamtest_status_header,
-                .spam_max_score = config->sieve_spamtest_max_value,
-                .virus_header = config->sieve_virustest_status_header,
-                .vacation_min_seconds = config->sieve_vacation_min_period_s,
-                .vacation_default_seconds = config->sieve_vacation_default_period_s,
-                .vacation_max_seconds = config->sieve_vacation_max_period_s,
-                .duplicate_default_seconds = config->sieve_duplicate_default_period_s,
-                .duplicate_max_seconds = config->sieve_duplicate_max_period_s,
-            },
-        .kv = NULL,
-        .cache_entries_max = 64,
-    };
+    /* Only the script given runs: no global scripts around it. */
+    struct sieve_exec_settings settings;
+    sieve_settings_from_config(config, NULL, &settings);
+    settings.before = "";
+    settings.after = "";
+    settings.cache_entries_max = 64;
     struct sieve_exec *exec = NULL;
     char err[SIEVE_EXEC_ERROR_BYTES];
     rc = sieve_exec_create(&settings, &exec, err, sizeof(err));

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +44,9 @@
 #include "core/limits.h"
 #include "core/mutf7.h"
 #include "core/span.h"
-#include "core/utf8.h"
 #include "filters/sieve_validate.h"
 #include "filters/sieve_vacation.h"
+#include "proto/managesieve/managesieve_session.h"
 #include "store/maildir_folders.h"
 
 #define EXEC_PATH_BYTES 4096u
@@ -1108,28 +1109,14 @@ globals_put(struct sieve_exec *exec, struct globals *g)
 
 /* A script or list name as ManageSieve allows it (RFC 5804 1.6 and
  * store/sieve_scripts): UTF-8, no control characters, no '/', not
- * starting with '.', at most SIEVE_EXEC_NAME_BYTES_MAX bytes. */
+ * starting with '.', at most SIEVE_EXEC_NAME_BYTES_MAX bytes: ManageSieve's
+ * own check, so a name it stores is a name include finds. */
 static bool
 name_is_valid(const char *name, size_t len)
 {
-    if (len == 0 || len > SIEVE_EXEC_NAME_BYTES_MAX || name[0] == '.') {
-        return false;
-    }
-    const unsigned char *u = (const unsigned char *)name;
-    size_t at = 0;
-    while (at < len) {
-        uint32_t cp;
-        size_t n = utf8_decode_strict(u + at, len - at, &cp);
-        if (n == 0) {
-            return false;
-        }
-        if (cp <= 0x1f || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-            cp == '/') {
-            return false;
-        }
-        at += n;
-    }
-    return true;
+    static_assert(SIEVE_EXEC_NAME_BYTES_MAX == MANAGESIEVE_SCRIPT_NAME_BYTES_MAX,
+                  "include names are script names");
+    return managesieve_script_name_is_valid(span_make(name, len));
 }
 
 static bool

@@ -485,7 +485,7 @@ test_header(struct run *run, const struct sieve_node *test)
              f = fields_next(run, f, &names[n], is_indexed)) {
             size_t len = run_field_value(run, f);
             /* RFC 5228 2.7.2: header values are matched decoded. */
-            size_t decoded = run_decode_2047(run->scratch, len, run->scratch_addr);
+            size_t decoded = run_decode_2047(run, run->scratch, len);
             rc = run_matcher_value(run, &m, run->scratch_addr, decoded);
             if (rc != 0) {
                 return rc;

@@ -15,8 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ascii.h"
 #include "core/assertions.h"
+#include "core/base64.h"
 #include "filters/sieve_run_internal.h"
+#include "proto/imap/imap_text.h"
 
 static bool
 is_wsp(char c)
@@ -52,7 +55,8 @@ scratch_reserve(struct run *run, size_t bytes)
         return 0;
     }
     char *a = malloc(bytes);
-    char *b = malloc(bytes);
+    char *b = bytes <= SIZE_MAX / SIEVE_RUN_DECODE_GROWTH ? malloc(bytes * SIEVE_RUN_DECODE_GROWTH)
+                                                         : NULL;
     if (a == NULL || b == NULL) {
         free(a);
         free(b);
@@ -218,138 +222,15 @@ run_field_value(struct run *run, size_t field)
 
 /* ---- RFC 2047 encoded words (header test values) ---- */
 
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c = (char)run_lower((unsigned char)c);
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
-static int
-base64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    return c == '+' ? 62 : c == '/' ? 63 : -1;
-}
-
-/* Decodes the encoded word at in[0..len) ("=?charset?B|Q?text?=", charset
- * UTF-8 or US-ASCII, RFC 2231 "*lang" ignored) into out; returns the bytes
- * written (never more than *consumed_out) or SIZE_MAX when in does not
- * start with such a word (other charsets stay undecoded). */
-static size_t
-decode_word(const char *in, size_t len, char *out, size_t *consumed_out)
-{
-    size_t i = 2; /* after "=?" */
-    size_t cs = i;
-    while (i < len && in[i] != '?' && in[i] != '*' && !is_wsp(in[i])) {
-        i++;
-    }
-    size_t cs_len = i - cs;
-    while (i < len && in[i] != '?' && !is_wsp(in[i])) {
-        i++;
-    }
-    if (i + 3 >= len || in[i] != '?' || in[i + 2] != '?') {
-        return SIZE_MAX;
-    }
-    if (!run_ascii_iequal(in + cs, cs_len, "utf-8") && !run_ascii_iequal(in + cs, cs_len, "us-ascii")) {
-        return SIZE_MAX;
-    }
-    char enc = (char)run_lower((unsigned char)in[i + 1]);
-    size_t t = i + 3;
-    size_t te = t;
-    while (te + 1 < len && !(in[te] == '?' && in[te + 1] == '=')) {
-        if (is_wsp(in[te]) || in[te] == '?') {
-            return SIZE_MAX;
-        }
-        te++;
-    }
-    if (te + 1 >= len) {
-        return SIZE_MAX;
-    }
-    size_t o = 0;
-    if (enc == 'q') {
-        for (size_t k = t; k < te; k++) {
-            if (in[k] == '_') {
-                out[o++] = ' ';
-            } else if (in[k] == '=' && k + 2 < te + 1 && hex_value(in[k + 1]) >= 0 &&
-                       hex_value(in[k + 2]) >= 0) {
-                out[o++] = (char)(hex_value(in[k + 1]) * 16 + hex_value(in[k + 2]));
-                k += 2;
-            } else {
-                out[o++] = in[k];
-            }
-        }
-    } else if (enc == 'b') {
-        uint32_t acc = 0;
-        unsigned bits = 0;
-        for (size_t k = t; k < te; k++) {
-            if (in[k] == '=') {
-                break;
-            }
-            int v = base64_value(in[k]);
-            if (v < 0) {
-                return SIZE_MAX;
-            }
-            acc = (acc << 6) | (uint32_t)v;
-            bits += 6;
-            if (bits >= 8) {
-                bits -= 8;
-                out[o++] = (char)((acc >> bits) & 0xff);
-            }
-        }
-    } else {
-        return SIZE_MAX;
-    }
-    *consumed_out = te + 2;
-    return o;
-}
-
-/* in[0..len) with its encoded words decoded into out (room for len
- * bytes: decoding never grows); white space between two adjacent encoded
- * words is dropped (RFC 2047 section 6.2). Returns the length. */
+/* in[0..len) decoded to UTF-8 into run->scratch_addr (RFC 5228 2.7.2:
+ * header values are matched decoded): encoded words in any charset iconv
+ * knows, as IMAP SEARCH decodes them. Returns the length. */
 size_t
-run_decode_2047(const char *in, size_t len, char *out)
+run_decode_2047(struct run *run, const char *in, size_t len)
 {
-    size_t o = 0;
-    size_t i = 0;
-    bool after_word = false;
-    size_t ws_start = SIZE_MAX; /* out position of white space after a word */
-    while (i < len) {
-        if (in[i] == '=' && i + 1 < len && in[i + 1] == '?') {
-            size_t at = (after_word && ws_start != SIZE_MAX) ? ws_start : o;
-            size_t consumed = 0;
-            size_t n = decode_word(in + i, len - i, out + at, &consumed);
-            if (n != SIZE_MAX) {
-                ASSERT(n <= consumed);
-                o = at + n;
-                i += consumed;
-                after_word = true;
-                ws_start = SIZE_MAX;
-                continue;
-            }
-        }
-        if (is_wsp(in[i])) {
-            if (after_word && ws_start == SIZE_MAX) {
-                ws_start = o;
-            }
-        } else {
-            after_word = false;
-            ws_start = SIZE_MAX;
-        }
-        out[o++] = in[i++];
-    }
-    return o;
+    ASSERT(len < run->scratch_cap);
+    return imap_text_decode_header(in, len, run->scratch_addr,
+                                   run->scratch_cap * SIEVE_RUN_DECODE_GROWTH);
 }
 
 /* ---- addresses (RFC 5322 3.4, leniently) ---- */
@@ -693,7 +574,7 @@ run_cmd_deleteheader(struct run *run, const struct sieve_node *cmd)
         }
         if (patterns != NULL) {
             size_t len = run_field_value(run, i);
-            size_t decoded = run_decode_2047(run->scratch, len, run->scratch_addr);
+            size_t decoded = run_decode_2047(run, run->scratch, len);
             m.count = 0;
             rc = run_matcher_value(run, &m, run->scratch_addr, decoded);
             if (rc == 0 && m.node->match == SIEVE_MATCH_COUNT) {

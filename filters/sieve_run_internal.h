@@ -26,6 +26,9 @@
 #define SIEVE_RUN_STRING_BYTES_MAX (64u * 1024u) /* one string after ${} expansion */
 #define SIEVE_RUN_TMP_BYTES_MAX (8u * 1024u * 1024u) /* expansions of one command or test */
 #define SIEVE_RUN_ADDHEADER_BYTES_MAX 2048u    /* Pigeonhole's sieve_editheader_max_header_size */
+/* Decoding a header value to UTF-8 grows it at most threefold (one
+ * invalid byte becomes U+FFFD, a Latin-1 byte two bytes). */
+#define SIEVE_RUN_DECODE_GROWTH 3u
 
 /* A borrowed view: text need not be NUL-terminated. */
 struct rstr {
@@ -75,9 +78,10 @@ struct run {
     size_t header_bytes; /* sum of live raw_len, bounded by SIEVE_RUN_HEADER_BYTES_MAX */
     bool is_header_edited;
     struct sieve_arena edits; /* added fields' bytes, freed at the end of the run */
-    char *scratch;      /* one unfolded value */
-    char *scratch_addr; /* one address, or a decoded value */
-    size_t scratch_cap; /* bytes of each */
+    char *scratch;      /* one unfolded value: scratch_cap bytes */
+    char *scratch_addr; /* one address, or a decoded value: scratch_cap *
+                           SIEVE_RUN_DECODE_GROWTH bytes */
+    size_t scratch_cap;
     /* limits and counters */
     uint64_t steps;
     uint64_t steps_max;
@@ -158,7 +162,7 @@ size_t run_field_next(struct run *run, size_t from, const char *name, size_t nam
 size_t run_field_pick(struct run *run, const struct sieve_node *node, const char *name,
                       size_t name_len);
 size_t run_field_value(struct run *run, size_t field);
-size_t run_decode_2047(const char *in, size_t len, char *out);
+size_t run_decode_2047(struct run *run, const char *in, size_t len);
 bool run_address_next(const char *value, size_t len, size_t *pos, char *out, size_t *out_len);
 bool run_address_part(enum sieve_address_part which, const char *addr, size_t len,
                       const char **part, size_t *part_len);

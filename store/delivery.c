@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/array_grow.h"
 #include "core/assertions.h"
 #include "core/hash.h"
 #include "core/log.h"
@@ -369,23 +370,6 @@ delivery_message_truncate_remotes(struct delivery_message *message, size_t keep_
 
 /* ---- placements ----------------------------------------------------------- */
 
-/* Grow an array of elements of size bytes to hold one more. */
-static int
-extras_reserve(void **array, size_t *capacity, size_t count, size_t size)
-{
-    if (count < *capacity) {
-        return 0;
-    }
-    size_t grown_capacity = *capacity ? *capacity * 2 : 4;
-    void *grown = realloc(*array, grown_capacity * size);
-    if (grown == NULL) {
-        return -ENOMEM;
-    }
-    *array = grown;
-    *capacity = grown_capacity;
-    return 0;
-}
-
 /* Copy text (NUL included) into the string area; its offset to *offset_out. */
 static int
 extras_string(struct delivery_extras *extras, const char *text, uint32_t *offset_out)
@@ -452,7 +436,7 @@ delivery_message_add_content(struct delivery_message *message, int fd, uint64_t 
     struct delivery_extras *extras = message->extras;
     ASSERT(delivery_message_is_placed(message));
     int rc = extras->content_count >= DELIVERY_CONTENTS_MAX ? -E2BIG
-             : extras_reserve((void **)&extras->contents, &extras->content_capacity,
+             : array_grow((void **)&extras->contents, &extras->content_capacity,
                               extras->content_count, sizeof(*extras->contents));
     if (rc != 0) {
         (void)close(fd); /* ours from the call on, as promised */
@@ -484,7 +468,7 @@ delivery_message_place(struct delivery_message *message, const char *mailbox,
     if (extras->placement_count >= DELIVERY_MAILBOXES_MAX) {
         return -E2BIG;
     }
-    int rc = extras_reserve((void **)&extras->placements, &extras->placement_capacity,
+    int rc = array_grow((void **)&extras->placements, &extras->placement_capacity,
                             extras->placement_count, sizeof(*extras->placements));
     struct delivery_placement placement = {
         .flags = flags,
@@ -518,7 +502,7 @@ delivery_message_add_outbound(struct delivery_message *message, int content, con
         return -E2BIG;
     }
     struct delivery_outbound outbound = { .content = content };
-    int rc = extras_reserve((void **)&extras->outbound, &extras->outbound_capacity,
+    int rc = array_grow((void **)&extras->outbound, &extras->outbound_capacity,
                             extras->outbound_count, sizeof(*extras->outbound));
     if (rc == 0) {
         rc = extras_string(extras, address, &outbound.address_offset);

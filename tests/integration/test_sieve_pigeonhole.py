@@ -97,6 +97,14 @@ MULTIPART = (
     "epilogue\r\n"
 )
 
+LATIN1 = (
+    "From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <joerg@example.de>\r\n"
+    "To: me@example.net\r\n"
+    "Subject: =?iso-8859-1?q?Gr=FC=DFe_aus_?= =?windows-1252?B?S/ZsbiCA?=\r\n"
+    "\r\n"
+    "hallo\r\n"
+)
+
 NO_SCORE = (
     "From: carol@example.org\r\n"
     "To: me@example.net\r\n"
@@ -130,6 +138,9 @@ CASES = [
      'require "fileinto"; if header :matches "Subject" "*fast?*" { fileinto "F"; }'),
     ("header 2047", PLAIN,
      'require "fileinto"; if header :contains "Subject" "grüße" { fileinto "U"; }'),
+    ("header 2047 latin1", LATIN1,
+     'require "fileinto"; if header :contains "subject" "grüße aus köln €" { fileinto "L"; }'
+     ' if header :contains "from" "jörg müller" { fileinto "J"; }'),
     ("address all", PLAIN,
      'require "fileinto"; if address :is "from" "alice@example.com" { fileinto "A"; }'),
     ("address domain", PLAIN,
