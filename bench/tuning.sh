@@ -12,12 +12,16 @@
 # which would slow whoever runs next).
 #
 # Usage: bench/tuning.sh [-o FILE] [KEY=V1,V2,... ...]
-#        (no KEY: every tuning key in turn; env: CONNECTIONS COUNT ROUNDS)
+#        (no KEY: every tuning key in turn; env: CONNECTIONS COUNT ROUNDS,
+#        EXTRA: more configuration lines for every run, ';'-separated,
+#        e.g. EXTRA="clamav = no; spam = no")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS="${CONNECTIONS:-100}"
 COUNT="${COUNT:-20000}"
 ROUNDS="${ROUNDS:-3}"
+EXTRA="${EXTRA:-}"
+IFS=';' read -r -a extra_lines <<< "$EXTRA"
 out=""
 if [ "${1:-}" = "-o" ]; then out="$2"; shift 2; fi
 sweeps=("$@")
@@ -55,7 +59,7 @@ run() {
     [ "$key" = sqpoll_idle ] && poller="sqpoll = yes"
     write_toasterd_conf "$work/toasterd.conf" "$data" "$smtp_port" \
         "users_file = $work/users" "max_connections_per_ip = $((CONNECTIONS + 100))" \
-        "log_level = warning" "$poller" "$key = $value"
+        "log_level = warning" "$poller" "${extra_lines[@]}" "$key = $value"
     ./build/toasterd -c "$work/toasterd.conf" 2>>"$work/toasterd.log" &
     pid=$!
     wait_smtp "$smtp_port"
@@ -84,7 +88,7 @@ print("%.0f %.1f %.1f %.3f %.0f" % (d["msgs_per_s"], l["p50"] / 1000, l["p99"] /
     echo
     echo "- commit $(git rev-parse --short HEAD), $(date -u +%Y-%m-%d), kernel $(uname -r)," \
          "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs))"
-    echo "- command: \`ROUNDS=$ROUNDS CONNECTIONS=$CONNECTIONS COUNT=$COUNT bench/tuning.sh${*:+ $*}\`; each round:"
+    echo "- command: \`${EXTRA:+EXTRA=\"$EXTRA\" }ROUNDS=$ROUNDS CONNECTIONS=$CONNECTIONS COUNT=$COUNT bench/tuning.sh${*:+ $*}\`; each round:"
     echo "  \`toaster-bench smtp --connections $CONNECTIONS --count $COUNT --size 4k --users 100\`;"
     echo "  values take turns, medians of $ROUNDS rounds; CPU is toasterd's own (user + system)"
     echo
