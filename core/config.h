@@ -136,6 +136,7 @@ struct config {
     uint64_t sieve_vacation_max_period_s;
     uint64_t sieve_duplicate_default_period_s;         /* duplicate :seconds default and bound */
     uint64_t sieve_duplicate_max_period_s;
+    uint64_t sieve_redirect_duplicate_period_s;        /* redirect loop guard */
     /* Submission policy: clients that may relay without AUTH (CIDR list, ""
      * = none), and per-user sending limits (0 = none). */
     char mynetworks[CONFIG_STRING_BYTES];

@@ -36,6 +36,7 @@ sieve_settings_from_config(const struct config *config, struct kv *kv,
             .duplicate_max_seconds = config->sieve_duplicate_max_period_s,
         },
         .kv = kv,
+        .redirect_duplicate_seconds = config->sieve_redirect_duplicate_period_s,
     };
 }
 

@@ -33,6 +33,7 @@
 #include "core/fd_io.h"
 #include "core/log.h"
 #include "core/mutf7.h"
+#include "filters/message_fields.h"
 #include "filters/sieve_exec.h"
 #include "filters/sieve_reject.h"
 #include "filters/sieve_run.h"
@@ -522,6 +523,33 @@ folder_resolve(const char *root, const char *mailbox, size_t len, bool is_create
 /* ---- one mailbox ------------------------------------------------------------- */
 
 /* What the run over all mailboxes carries from one to the next. */
+/* The Message-ID field's value (trimmed, unfolded lines kept) in the
+ * header read, or NULL. */
+static const char *
+message_id(const struct stage_read *read, size_t *len_out)
+{
+    size_t pos = 0;
+    struct message_field field;
+    while (message_fields_next(read->bytes, read->header_len, &pos, &field)) {
+        if (!message_field_is(read->bytes, &field, "Message-ID")) {
+            continue;
+        }
+        size_t start = field.value_start;
+        size_t end = field.value_end;
+        while (start < end && (read->bytes[start] == ' ' || read->bytes[start] == '\t')) {
+            start++;
+        }
+        while (end > start && (read->bytes[end - 1] == ' ' || read->bytes[end - 1] == '\t' ||
+                               read->bytes[end - 1] == '\r')) {
+            end--;
+        }
+        *len_out = end - start;
+        return read->bytes + start;
+    }
+    *len_out = 0;
+    return NULL;
+}
+
 struct stage_run {
     struct delivery_message *message;
     struct sieve_stage      *stage;
@@ -694,10 +722,21 @@ run_mailbox(struct stage_run *run, size_t index)
         case SIEVE_ACTION_DISCARD:
             stage_line_add(&line, "discarded");
             break;
-        case SIEVE_ACTION_REDIRECT:
+        case SIEVE_ACTION_REDIRECT: {
+            size_t id_len = 0;
+            const char *id = message_id(run->read, &id_len);
+            if (!sieve_exec_redirect_claim(stage_config.exec, user, id, id_len,
+                                           action->target)) {
+                /* Back around a loop (Pigeonhole's guard): it went out
+                 * once; sending it again would only circle. */
+                stage_line_add(&line, "not forwarded to <%s> again: redirect loop",
+                               action->target);
+                break;
+            }
             rc = stage_address_add(run->stage, action->target, user, -1);
             stage_line_add(&line, "forwarded to <%s>", action->target);
             break;
+        }
         case SIEVE_ACTION_REJECT:
         case SIEVE_ACTION_EREJECT:
             if (!is_rejected) {

@@ -44,6 +44,7 @@
 #include "core/limits.h"
 #include "core/mutf7.h"
 #include "core/span.h"
+#include "filters/sieve_compose.h"
 #include "filters/sieve_validate.h"
 #include "filters/sieve_vacation.h"
 #include "proto/managesieve/managesieve_session.h"
@@ -122,6 +123,7 @@ struct sieve_exec {
     uint64_t max_script_size;
     struct sieve_run_limits limits;
     struct sieve_env env; /* settings; callbacks filled per run */
+    uint32_t redirect_ttl_s;
 };
 
 /* What one run holds and what its callbacks need. */
@@ -205,6 +207,7 @@ sieve_exec_create(const struct sieve_exec_settings *settings, struct sieve_exec 
     }
     exec->limits = settings->limits;
     exec->env = settings->env;
+    exec->redirect_ttl_s = period_ttl(settings->redirect_duplicate_seconds, 12u * 3600u);
     exec->env.ctx = NULL;
     exec->env.mailbox_exists = NULL;
     exec->env.include_load = NULL;
@@ -343,6 +346,40 @@ sieve_exec_vacation_claim(struct sieve_exec *exec, const char *user, const char 
     uint64_t count = 0;
     if (kv_incr(exec->kv, key, key_len, ttl, &count) != 0) {
         return false; /* store down or key not ours: never reply twice */
+    }
+    return count == 1;
+}
+
+bool
+sieve_exec_redirect_claim(struct sieve_exec *exec, const char *user, const char *message_id,
+                          size_t message_id_len, const char *target)
+{
+    ASSERT(exec != NULL);
+    ASSERT(user != NULL && target != NULL);
+    if (message_id == NULL || message_id_len == 0 ||
+        message_id_len > SIEVE_EXEC_REDIRECT_ID_BYTES_MAX) {
+        return true;
+    }
+    /* user NUL id NUL target: no two different triples hash alike. */
+    size_t user_len = strlen(user);
+    size_t target_len = strlen(target);
+    char input[2 * SMTP_ADDRESS_BYTES_MAX + SIEVE_EXEC_REDIRECT_ID_BYTES_MAX + 2];
+    if (user_len + 1 + message_id_len + 1 + target_len > sizeof(input)) {
+        return true;
+    }
+    memcpy(input, user, user_len + 1);
+    memcpy(input + user_len + 1, message_id, message_id_len);
+    input[user_len + 1 + message_id_len] = '\0';
+    memcpy(input + user_len + 2 + message_id_len, target, target_len);
+    char hex[65];
+    sieve_compose_sha256_hex(input, user_len + 2 + message_id_len + target_len, hex);
+    char key[KV_KEY_BYTES_MAX + 1];
+    int n = snprintf(key, sizeof(key), "sieve-redirect:%s", hex); /* cut: still 196 bits */
+    ASSERT(n > 0);
+    size_t key_len = (size_t)n < sizeof(key) ? (size_t)n : sizeof(key) - 1;
+    uint64_t count = 0;
+    if (kv_incr(exec->kv, key, key_len, exec->redirect_ttl_s, &count) != 0) {
+        return true;
     }
     return count == 1;
 }

@@ -42,6 +42,7 @@ struct kv;
 /* Tracking without a key-value store (settings->kv NULL): a private
  * embedded store of this many entries, for the process's lifetime. */
 #define SIEVE_EXEC_LOCAL_KV_ENTRIES 4096u
+#define SIEVE_EXEC_REDIRECT_ID_BYTES_MAX 998u /* a Message-ID the loop guard looks at */
 
 struct sieve_exec_settings {
     const char *before;        /* "builtin", "" or a file or a directory of *.sieve */
@@ -54,6 +55,8 @@ struct sieve_exec_settings {
     struct kv *kv;             /* duplicate and vacation tracking; NULL: a private
                                   embedded store (SIEVE_EXEC_LOCAL_KV_ENTRIES) */
     size_t cache_entries_max;  /* 0: SIEVE_EXEC_CACHE_ENTRIES_DEFAULT */
+    uint64_t redirect_duplicate_seconds; /* redirect loop guard; 0: 12h (Pigeonhole's
+                                            sieve_redirect_duplicate_period) */
 };
 
 /* The shipped global script (etc/sieve/default.sieve, compiled into the
@@ -101,6 +104,15 @@ void sieve_exec_commit(struct sieve_exec *exec, const struct sieve_actions *acti
  * one; false when one did (or the store fails: never reply twice). */
 bool sieve_exec_vacation_claim(struct sieve_exec *exec, const char *user, const char *sender,
                                const struct sieve_vacation *vacation);
+
+/* The redirect loop guard (Pigeonhole's, on its duplicate database):
+ * true when user has not redirected the message with this Message-ID to
+ * target within the redirect period, and then records it; false when it
+ * has, which means the message came back around a loop and must not go
+ * out again. A message without a Message-ID, or a store that fails,
+ * answers true: a loop then ends at the hop limit, mail is never lost. */
+bool sieve_exec_redirect_claim(struct sieve_exec *exec, const char *user, const char *message_id,
+                               size_t message_id_len, const char *target);
 
 /* ---- for toasterctl sieve-test, the benchmark and tests ---- */
 

@@ -122,7 +122,7 @@ struct sieve_env {
     uint64_t vacation_default_seconds;
     uint64_t vacation_max_seconds;
     /* duplicate periods, Pigeonhole's sieve_duplicate_{default,max}_period
-     * (0: 12h, 2d). */
+     * (0: 7d, 7d: Pigeonhole's 14d default clamped to its 7d maximum). */
     uint64_t duplicate_default_seconds;
     uint64_t duplicate_max_seconds;
 };

@@ -12,10 +12,13 @@
  * :addresses kept (the rest ignored).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/evp.h>
 
 #include "core/assertions.h"
 #include "filters/sieve_body.h"
@@ -29,8 +32,8 @@
 #define VACATION_MIN_DEFAULT (1u * DAY_SECONDS)
 #define VACATION_DEFAULT_DEFAULT (7u * DAY_SECONDS)
 #define VACATION_MAX_DEFAULT (90u * DAY_SECONDS)
-#define DUPLICATE_DEFAULT_DEFAULT (12u * 3600u)
-#define DUPLICATE_MAX_DEFAULT (2u * DAY_SECONDS)
+#define DUPLICATE_DEFAULT_DEFAULT (7u * DAY_SECONDS)
+#define DUPLICATE_MAX_DEFAULT (7u * DAY_SECONDS)
 
 /* ---- spamtest / virustest (RFC 5235) ---- */
 
@@ -304,130 +307,34 @@ run_test_body(struct run *run, const struct sieve_node *test)
 
 /* ---- duplicate (RFC 7352) ---- */
 
-/* SHA-256 (FIPS 180-4), small and portable: the key needs no more. */
-struct sha256 {
-    uint32_t h[8];
-    uint64_t bytes;
-    unsigned char block[64];
-    size_t fill;
-};
-
-static const uint32_t sha256_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
-
-static uint32_t
-rotr(uint32_t x, unsigned n)
+/* The duplicate key: hex SHA-256 over the parts, each NUL-ended so no
+ * two different lists give the same input. Returns 0 or -ENOMEM. */
+static int
+duplicate_key(const struct rstr *parts, size_t part_count, char out[SIEVE_RUN_DUPLICATE_KEY_BYTES])
 {
-    return (x >> n) | (x << (32 - n));
-}
-
-static void
-sha256_block(struct sha256 *s, const unsigned char *p)
-{
-    uint32_t w[64];
-    for (size_t i = 0; i < 16; i++) {
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-               (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) {
+        return -ENOMEM;
     }
-    for (size_t i = 16; i < 64; i++) {
-        uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    bool is_ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    for (size_t i = 0; i < part_count && is_ok; i++) {
+        is_ok = EVP_DigestUpdate(ctx, parts[i].text, parts[i].len) == 1 &&
+                EVP_DigestUpdate(ctx, "", 1) == 1;
     }
-    uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3];
-    uint32_t e = s->h[4], f = s->h[5], g = s->h[6], h = s->h[7];
-    for (size_t i = 0; i < 64; i++) {
-        uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) +
-                      sha256_k[i] + w[i];
-        uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        h = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    is_ok = is_ok && EVP_DigestFinal_ex(ctx, digest, &digest_len) == 1 && digest_len == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!is_ok) {
+        return -ENOMEM;
     }
-    s->h[0] += a;
-    s->h[1] += b;
-    s->h[2] += c;
-    s->h[3] += d;
-    s->h[4] += e;
-    s->h[5] += f;
-    s->h[6] += g;
-    s->h[7] += h;
-}
-
-static void
-sha256_init(struct sha256 *s)
-{
-    static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    memcpy(s->h, iv, sizeof(iv));
-    s->bytes = 0;
-    s->fill = 0;
-}
-
-static void
-sha256_update(struct sha256 *s, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    s->bytes += len;
-    while (len > 0) {
-        size_t n = 64 - s->fill < len ? 64 - s->fill : len;
-        memcpy(s->block + s->fill, p, n);
-        s->fill += n;
-        p += n;
-        len -= n;
-        if (s->fill == 64) {
-            sha256_block(s, s->block);
-            s->fill = 0;
-        }
-    }
-}
-
-static void
-sha256_final_hex(struct sha256 *s, char out[65])
-{
-    uint64_t bits = s->bytes * 8;
-    unsigned char pad = 0x80;
-    sha256_update(s, &pad, 1);
-    unsigned char zero = 0;
-    while (s->fill != 56) {
-        sha256_update(s, &zero, 1);
-    }
-    unsigned char len_be[8];
-    for (size_t i = 0; i < 8; i++) {
-        len_be[i] = (unsigned char)(bits >> (56 - 8 * i));
-    }
-    sha256_update(s, len_be, 8);
-    ASSERT(s->fill == 0);
     static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < 8; i++) {
-        for (size_t j = 0; j < 4; j++) {
-            unsigned char byte = (unsigned char)(s->h[i] >> (24 - 8 * j));
-            out[8 * i + 2 * j] = hex[byte >> 4];
-            out[8 * i + 2 * j + 1] = hex[byte & 15];
-        }
+    for (unsigned int i = 0; i < digest_len; i++) {
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 15];
     }
     out[64] = '\0';
-}
-
-void
-sieve_run_sha256_hex(const void *data, size_t len, char out[65])
-{
-    struct sha256 s;
-    sha256_init(&s);
-    sha256_update(&s, data, len);
-    sha256_final_hex(&s, out);
+    return 0;
 }
 
 int
@@ -470,23 +377,20 @@ run_test_duplicate(struct run *run, const struct sieve_node *test)
             return rc;
         }
     }
-    /* The key: the user, the handle and the id, NUL-separated so no two
-     * different triples give the same input. */
+    /* The key: the user, the handle (or none) and the id. */
     const char *user = run->message->user != NULL ? run->message->user : "";
-    struct sha256 s;
-    sha256_init(&s);
-    sha256_update(&s, "sieve duplicate", 16);
-    sha256_update(&s, user, strlen(user) + 1);
-    if (h.text != NULL) {
-        sha256_update(&s, "h-", 2);
-        sha256_update(&s, h.text, h.len);
-    } else {
-        sha256_update(&s, "default", 7);
-    }
-    sha256_update(&s, "", 1);
-    sha256_update(&s, id.text, id.len);
+    const struct rstr parts[] = {
+        {"sieve duplicate", 15},
+        {user, strlen(user)},
+        h.text != NULL ? (struct rstr){"h", 1} : (struct rstr){"default", 7},
+        h.text != NULL ? h : (struct rstr){"", 0},
+        id,
+    };
     char key[SIEVE_RUN_DUPLICATE_KEY_BYTES];
-    sha256_final_hex(&s, key);
+    rc = duplicate_key(parts, sizeof(parts) / sizeof(parts[0]), key);
+    if (rc < 0) {
+        return run_fail(run, rc, test->line, "duplicate: no memory for the key");
+    }
     uint64_t max = run->env->duplicate_max_seconds != 0 ? run->env->duplicate_max_seconds
                                                         : DUPLICATE_MAX_DEFAULT;
     uint64_t period = run->env->duplicate_default_seconds != 0

@@ -180,6 +180,5 @@ int run_cmd_vacation(struct run *run, const struct sieve_node *cmd);
 
 /* Exposed for tests through sieve_run.h's neighbours: SHA-256 of
  * data[0..len) as 64 lower-case hex digits and a NUL. */
-void sieve_run_sha256_hex(const void *data, size_t len, char out[65]);
 
 #endif

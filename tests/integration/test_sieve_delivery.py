@@ -178,6 +178,24 @@ def test_redirect_to_remote_address(make_toaster):
     assert b"Subject: away copy\r\n" in msg
 
 
+def test_redirect_loop_guard(make_toaster):
+    """The same message (by Message-ID) coming back to a user whose script
+    redirects it away again is not sent out a second time (Pigeonhole's
+    guard): it went out once; only a loop brings it back."""
+    t = make_toaster(config=BASE)
+    put_script(t, "alice@example.com", 'redirect "alice@elsewhere.test";\r\n')
+    send(t, "x@remote.test", "alice@example.com", "round trip")
+    queue = t.data_dir / "queue"
+    assert wait_until(lambda: len(list(queue.glob("*.env"))) == 1, 10)
+    send(t, "x@remote.test", "alice@example.com", "round trip")  # same Message-ID
+    t.wait_log("not forwarded to <alice@elsewhere.test> again: redirect loop")
+    assert len(list(queue.glob("*.env"))) == 1
+    assert files(maildir(t, "alice@example.com")) == []  # redirect cancelled the keep
+    # Another message (another Message-ID) goes out as usual.
+    send(t, "x@remote.test", "alice@example.com", "next one")
+    assert wait_until(lambda: len(list(queue.glob("*.env"))) == 2, 10)
+
+
 # ---- reject ---------------------------------------------------------------------
 
 

@@ -275,7 +275,7 @@ test_seconds(void)
     config_defaults(&c);
     CHECK(c.sieve_vacation_default_period_s == 7u * 86400u);
     CHECK(c.sieve_vacation_max_period_s == 90u * 86400u);
-    CHECK(c.sieve_duplicate_default_period_s == 12u * 3600u);
+    CHECK(c.sieve_duplicate_default_period_s == 7u * 86400u);
     CHECK(config_set(&c, "sieve_vacation_max_period", "2w", err, sizeof(err)) == 0);
     CHECK(c.sieve_vacation_max_period_s == 14u * 86400u);
     CHECK(config_set(&c, "sieve_vacation_max_period", "3600", err, sizeof(err)) == 0);
@@ -288,7 +288,7 @@ test_seconds(void)
     CHECK(strstr(err, "sieve_vacation") != NULL);
     CHECK(config_set(&c, "sieve_vacation_max_period", "30d", err, sizeof(err)) == 0);
     CHECK(config_finish(&c, err, sizeof(err)) == 0);
-    CHECK(config_set(&c, "sieve_duplicate_default_period", "3d", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "sieve_duplicate_default_period", "8d", err, sizeof(err)) == 0);
     CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
 }
 

@@ -694,6 +694,31 @@ test_duplicate_and_vacation(void)
     CHECK(!sieve_exec_vacation_claim(exec, "user@example.com", "s@example.org", &vacation));
     /* No sender (a bounce): never. */
     CHECK(!sieve_exec_vacation_claim(exec, "user@example.com", "", &vacation));
+
+    /* The redirect loop guard: once per user, Message-ID and target per
+     * period (12 h by default). */
+    const char id[] = "<loop@example.org>";
+    const size_t id_len = sizeof(id) - 1;
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", id, id_len, "far@example.net"));
+    CHECK(!sieve_exec_redirect_claim(exec, "user@example.com", id, id_len, "far@example.net"));
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", id, id_len, "else@example.net"));
+    CHECK(sieve_exec_redirect_claim(exec, "other@example.com", id, id_len, "far@example.net"));
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", id, id_len - 1, "far@example.net"));
+    /* No Message-ID, or one past the bound: it cannot tell, so it goes. */
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", NULL, 0, "far@example.net"));
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", NULL, 0, "far@example.net"));
+    static char long_id[SIEVE_EXEC_REDIRECT_ID_BYTES_MAX + 1];
+    memset(long_id, 'x', sizeof(long_id));
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", long_id, sizeof(long_id), "f@x"));
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", long_id, sizeof(long_id), "f@x"));
+    /* At the bound it is looked at: recorded once. */
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", long_id, sizeof(long_id) - 1, "f@x"));
+    CHECK(!sieve_exec_redirect_claim(exec, "user@example.com", long_id, sizeof(long_id) - 1,
+                                     "f@x"));
+    __atomic_add_fetch(&fake_now_ms, 12u * 3600u * 1000u - 1000u, __ATOMIC_RELAXED);
+    CHECK(!sieve_exec_redirect_claim(exec, "user@example.com", id, id_len, "far@example.net"));
+    __atomic_add_fetch(&fake_now_ms, 2000u, __ATOMIC_RELAXED);
+    CHECK(sieve_exec_redirect_claim(exec, "user@example.com", id, id_len, "far@example.net"));
     sieve_exec_destroy(&exec);
     kv_destroy(&kv);
 
