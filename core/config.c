@@ -100,6 +100,7 @@ static const struct config_key config_keys[] = {
         CONNECTIONS_PER_REACTOR_CEILING),
     KEY(CONFIG_BYTES, message_size_limit, "50m", 1024, MESSAGE_BYTES_CEILING),
     KEY(CONFIG_U32, recipient_limit, XSTR(SMTP_RCPT_DEFAULT), 1, SMTP_RCPT_CEILING),
+    KEY(CONFIG_U32, hopcount_limit, "50", 0, 1000),
     KEY(CONFIG_U32, smtp_error_limit, XSTR(SMTP_ERRORS_DEFAULT), 1, 1000),
     KEY(CONFIG_U32, smtp_junk_command_limit, XSTR(SMTP_JUNK_COMMANDS_DEFAULT), 1, 100000),
     KEY(CONFIG_BARE_LF, bare_lf, "normalize", 0, 0),

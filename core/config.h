@@ -106,6 +106,7 @@ struct config {
     uint32_t smtp_error_limit;
     uint32_t smtp_junk_command_limit;
     enum bare_lf_policy bare_lf;
+    uint32_t hopcount_limit; /* Received: fields that make a message a loop; 0: none */
 
     uint32_t smtp_idle_timeout_ms;
     uint32_t smtp_data_timeout_ms;

@@ -1504,6 +1504,7 @@ smtp_listener_init(const struct config *config, struct kv *kv)
         .error_limit = config->smtp_error_limit,
         .junk_command_limit = config->smtp_junk_command_limit,
         .reject_bare_lf = config->bare_lf == BARE_LF_REJECT,
+        .hopcount_limit = config->hopcount_limit,
     };
     smtp_listener.submission_config = smtp_listener.session_config;
     smtp_listener.submission_config.is_submission = true;

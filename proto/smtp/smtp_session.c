@@ -351,6 +351,7 @@ smtp_session_spool_opened(struct smtp_session *session, int result, uint8_t *bod
         return;
     }
     smtp_data_decoder_init(&session->data_decoder);
+    smtp_hop_counter_init(&session->hops);
     reply(session, "354 End data with <CR><LF>.<CR><LF>");
     session_enter(session, SMTP_STATE_DATA);
 }
@@ -1067,6 +1068,7 @@ run_bdat(struct smtp_session *session, const struct smtp_cmd *cmd)
     if (session->state == SMTP_STATE_RCPT) {
         session->txn.is_bdat = true;
         smtp_bdat_decoder_init(&session->bdat_decoder);
+        smtp_hop_counter_init(&session->hops);
         session_enter(session, SMTP_STATE_SPOOL_OPEN);
         request(session, SMTP_REQUEST_SPOOL_OPEN);
         return;
@@ -1309,6 +1311,7 @@ feed_data(struct smtp_session *session, const uint8_t *in, size_t len)
         smtp_data_decode(&session->data_decoder, in, len, &in_used,
                          session->body + session->body_len,
                          session->body_capacity - session->body_len, &out_len);
+    smtp_hop_counter_feed(&session->hops, session->body + session->body_len, out_len);
     if (!body_is_discarding(session)) {
         session->body_len += out_len;
     }
@@ -1340,6 +1343,11 @@ body_finished(struct smtp_session *session)
         refusal = "552 5.3.4 Error: message file too big";
     } else if (bare_lf > 0 && session->config->reject_bare_lf) {
         refusal = "550 5.5.2 Error: bare <LF> received";
+    } else if (session->config->hopcount_limit != 0 &&
+               session->hops.received >= session->config->hopcount_limit) {
+        /* A loop between servers, not this client's mistake. */
+        refusal = "554 5.4.6 Error: too many hops";
+        is_peer_error = false;
     }
     if (refusal != NULL) {
         if (is_peer_error) {
@@ -1393,6 +1401,7 @@ feed_bdat(struct smtp_session *session, const uint8_t *in, size_t len)
         smtp_bdat_decode(&session->bdat_decoder, in, take, &in_used,
                          session->body + session->body_len,
                          session->body_capacity - session->body_len - 1, &out_len);
+        smtp_hop_counter_feed(&session->hops, session->body + session->body_len, out_len);
         session->bdat_total += in_used;
         if (!body_is_discarding(session)) {
             session->body_len += out_len;

@@ -24,6 +24,7 @@
 #include "core/limits.h"
 #include "core/span.h"
 #include "proto/smtp/smtp_body.h"
+#include "proto/smtp/smtp_hops.h"
 #include "proto/smtp/smtp_parser.h"
 
 #define SMTP_SEND_BUFFER_BYTES 4096
@@ -117,6 +118,9 @@ struct smtp_session_config {
     uint32_t            error_limit;
     uint32_t            junk_command_limit;
     bool                reject_bare_lf;
+    /* Refuse a message with this many Received: fields or more (a loop,
+     * RFC 5321 6.3; Postfix's hopcount_limit); 0: no limit. */
+    uint32_t            hopcount_limit;
     /* Submission (587/465): AUTH is offered, and required before MAIL. */
     bool                is_submission;
     /* AUTH without TLS from peers that are not on loopback. */
@@ -168,6 +172,7 @@ struct smtp_session {
     size_t   body_len;
     struct smtp_data_decoder data_decoder;
     struct smtp_bdat_decoder bdat_decoder;
+    struct smtp_hop_counter hops; /* Received: fields of the message being received */
     uint64_t bdat_remaining;      /* bytes of the current chunk still to consume */
     bool     is_bdat_last;
     uint64_t bdat_total;          /* bytes received over all chunks */

@@ -344,6 +344,41 @@ def test_message_size_limit(make_toaster):
     assert spool_drained(t)
 
 
+def test_hop_count_limit(make_toaster):
+    """A message that has passed hopcount_limit servers already is a loop
+    (RFC 5321 6.3): 554 5.4.6 at the end of data, by DATA and by BDAT;
+    one hop fewer is stored; nothing counts past the header; the session
+    goes on, and the refusal is no error of the client's."""
+    t = make_toaster(config={"hopcount_limit": "5"})
+
+    def with_hops(count, body_hops=0):
+        head = b"".join(b"Received: from hop%d.example by x.example; Fri, 4 Dec 2026 "
+                        b"10:00:00 +0000\r\n" % i for i in range(count))
+        tail = b"".join(b"Received: quoted in the body\r\n" for _ in range(body_hops))
+        return head + b"Subject: hops %d\r\n\r\nhello\r\n" % count + tail
+
+    results = []
+    with t.raw() as c:
+        c.greet()
+        for count, body_hops in ((4, 10), (5, 0), (50, 0)):
+            assert c.cmd("MAIL FROM:<%s>" % SENDER)[-1] == b"250 2.1.0 Ok"
+            assert c.cmd("RCPT TO:<alice@example.com>")[-1] == b"250 2.1.5 Ok"
+            assert c.cmd("DATA")[-1].startswith(b"354 ")
+            c.send(dot_stuff(with_hops(count, body_hops)))
+            results.append(c.reply_line())
+        body = with_hops(6)
+        assert c.cmd("MAIL FROM:<%s>" % SENDER)[-1] == b"250 2.1.0 Ok"
+        assert c.cmd("RCPT TO:<alice@example.com>")[-1] == b"250 2.1.5 Ok"
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+        results.append(c.reply_line())
+        assert c.cmd("NOOP") == [b"250 2.0.0 Ok"]
+    assert QUEUED_RE.match(results[0]), results
+    assert results[1:] == [b"554 5.4.6 Error: too many hops"] * 3
+    stored = [split_trace(p.read_bytes())[1] for p in t.delivered("alice@example.com")]
+    assert stored == [with_hops(4, 10)]
+    assert spool_drained(t)
+
+
 def test_oversize_large_stream_then_more(make_toaster):
     """A 20 MiB body against a 1 MiB limit is read to its end, then 552 once."""
     t = make_toaster(config={"message_size_limit": "1m"})
