@@ -22,9 +22,12 @@
  */
 #include "core/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +91,10 @@ struct tls_server {
     size_t              sni_count;
 };
 
+struct tls_client {
+    SSL_CTX *ctx; /* client method, DANE enabled, the trust anchors loaded */
+};
+
 struct tls_conn {
     SSL *ssl;
 
@@ -105,6 +112,7 @@ struct tls_conn {
     enum tls_status status;     /* sticky once not TLS_OK */
     bool is_established;        /* the first handshake finished */
     bool is_close_notify_sent;
+    bool is_client;             /* made by tls_conn_new_client() */
     const char *failure;        /* static text; "" while none */
 };
 
@@ -125,6 +133,8 @@ static int tls_selfsigned_ensure(const struct config *config, char *cert_path,
                                  size_t err_bytes);
 static const char *tls_openssl_reason(void);
 static const char *tls_openssl_pem_reason(const char *not_found);
+static int tls_file_readable(const char *what, const char *kind, const char *path, char *err,
+                             size_t err_bytes);
 static int tls_error(char *err, size_t err_bytes, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static enum tls_status tls_conn_fail(struct tls_conn *conn, const char *why);
@@ -227,10 +237,10 @@ tls_server_free(struct tls_server **server_ptr)
     *server_ptr = NULL;
 }
 
-struct tls_conn *
-tls_conn_new(struct tls_server *server)
+/* A connection on ctx with our memory BIO, before its handshake. */
+static struct tls_conn *
+tls_conn_alloc(SSL_CTX *ctx)
 {
-    ASSERT(server != NULL);
     ASSERT(tls_bio_method != NULL);
     struct tls_conn *conn = calloc(1, sizeof(*conn));
     if (conn == NULL) {
@@ -238,7 +248,7 @@ tls_conn_new(struct tls_server *server)
     }
     conn->status = TLS_OK;
     conn->failure = "";
-    conn->ssl = SSL_new(server->ctx);
+    conn->ssl = SSL_new(ctx);
     BIO *bio = BIO_new(tls_bio_method);
     if (conn->ssl == NULL || bio == NULL) {
         BIO_free(bio);
@@ -251,8 +261,159 @@ tls_conn_new(struct tls_server *server)
     BIO_set_init(bio, 1);
     /* One BIO both ways: SSL_set_bio takes the one reference we hold. */
     SSL_set_bio(conn->ssl, bio, bio);
-    SSL_set_accept_state(conn->ssl);
     return conn;
+}
+
+struct tls_conn *
+tls_conn_new(struct tls_server *server)
+{
+    ASSERT(server != NULL);
+    struct tls_conn *conn = tls_conn_alloc(server->ctx);
+    if (conn != NULL) {
+        SSL_set_accept_state(conn->ssl);
+    }
+    return conn;
+}
+
+int
+tls_client_create(const char *ca_file, struct tls_client **client_out, char *err,
+                  size_t err_bytes)
+{
+    ASSERT(client_out != NULL);
+    *client_out = NULL;
+    if (err_bytes > 0) {
+        err[0] = '\0';
+    }
+    if (pthread_once(&tls_bio_once, tls_bio_method_init) != 0 || tls_bio_method == NULL) {
+        return tls_error(err, err_bytes, -ENOMEM, "tls: cannot make the BIO method");
+    }
+    struct tls_client *client = calloc(1, sizeof(*client));
+    if (client == NULL) {
+        return tls_error(err, err_bytes, -ENOMEM, "tls: no memory for the client");
+    }
+    client->ctx = SSL_CTX_new(TLS_client_method());
+    if (client->ctx == NULL) {
+        free(client);
+        return tls_error(err, err_bytes, -ENOMEM, "tls: SSL_CTX_new: %s", tls_openssl_reason());
+    }
+    SSL_CTX *ctx = client->ctx;
+    int rc = 0;
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_TLS12) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx, TLS_CIPHERSUITES_TLS13) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, TLS_GROUPS) != 1 || SSL_CTX_dane_enable(ctx) <= 0) {
+        rc = tls_error(err, err_bytes, -EINVAL, "tls: setting up the client context: %s",
+                       tls_openssl_reason());
+    } else if (ca_file != NULL && ca_file[0] != '\0') {
+        rc = tls_file_readable("the CA file", "certificates", ca_file, err, err_bytes);
+        if (rc == 0 && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+            rc = tls_error(err, err_bytes, -EINVAL, "tls: %s: %s", ca_file,
+                           tls_openssl_pem_reason("no certificate"));
+        }
+    } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        rc = tls_error(err, err_bytes, -EINVAL, "tls: the system's trust store: %s",
+                       tls_openssl_reason());
+    }
+    if (rc != 0) {
+        SSL_CTX_free(ctx);
+        free(client);
+        return rc;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* As the server side: no buffers at rest, one record read at a time. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_read_ahead(ctx, 0);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    *client_out = client;
+    return 0;
+}
+
+void
+tls_client_free(struct tls_client **client_ptr)
+{
+    ASSERT(client_ptr != NULL);
+    struct tls_client *client = *client_ptr;
+    if (client == NULL) {
+        return;
+    }
+    SSL_CTX_free(client->ctx);
+    free(client);
+    *client_ptr = NULL;
+}
+
+/* Whether name is an IP address literal (no SNI for those, RFC 6066 3). */
+static bool
+tls_name_is_address(const char *name)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+int
+tls_conn_new_client(struct tls_client *client, const char *server_name,
+                    enum tls_verify verify, const struct tls_tlsa *tlsa, size_t tlsa_count,
+                    struct tls_conn **conn_out)
+{
+    ASSERT(client != NULL);
+    ASSERT(server_name != NULL);
+    ASSERT(conn_out != NULL);
+    ASSERT(tlsa != NULL || tlsa_count == 0);
+    *conn_out = NULL;
+    if (server_name[0] == '\0' || strlen(server_name) > 253 || tlsa_count > TLS_TLSA_MAX) {
+        return -EINVAL;
+    }
+    struct tls_conn *conn = tls_conn_alloc(client->ctx);
+    if (conn == NULL) {
+        return -ENOMEM;
+    }
+    SSL *ssl = conn->ssl;
+    bool is_ok = true;
+    if (!tls_name_is_address(server_name)) {
+        is_ok = SSL_set_tlsext_host_name(ssl, server_name) == 1;
+    }
+    if (verify == TLS_VERIFY_DANE) {
+        /* RFC 7672: DANE-EE matches the key whatever the names say;
+         * DANE-TA chains to the record's key and checks the name. */
+        size_t usable = 0;
+        is_ok = is_ok && SSL_dane_enable(ssl, server_name) > 0;
+        if (is_ok) {
+            (void)SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+        }
+        for (size_t i = 0; i < tlsa_count && is_ok; i++) {
+            if (tlsa[i].usage != 2 && tlsa[i].usage != 3) {
+                continue; /* PKIX-TA / PKIX-EE: unusable for SMTP (RFC 7672 3.1.3) */
+            }
+            int added = SSL_dane_tlsa_add(ssl, tlsa[i].usage, tlsa[i].selector,
+                                          tlsa[i].matching_type, tlsa[i].data, tlsa[i].len);
+            if (added > 0) {
+                usable++;
+            } else if (added < 0) {
+                is_ok = false;
+            }
+        }
+        if (is_ok && usable == 0) {
+            tls_conn_free(&conn);
+            ERR_clear_error();
+            return -EINVAL;
+        }
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    } else {
+        /* The name is set for TLS_VERIFY_NONE too, so the verify result
+         * says whether the certificate would have passed. */
+        is_ok = is_ok && SSL_set1_host(ssl, server_name) == 1;
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        SSL_set_verify(ssl, verify == TLS_VERIFY_NAME ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    }
+    if (!is_ok) {
+        tls_conn_free(&conn);
+        ERR_clear_error();
+        return -EINVAL;
+    }
+    conn->is_client = true;
+    SSL_set_connect_state(ssl);
+    *conn_out = conn;
+    return 0;
 }
 
 void
@@ -510,6 +671,28 @@ tls_conn_is_resumed(const struct tls_conn *conn)
 {
     ASSERT(conn != NULL);
     return SSL_session_reused(conn->ssl) == 1;
+}
+
+bool
+tls_conn_is_verified(const struct tls_conn *conn)
+{
+    ASSERT(conn != NULL);
+    return conn->is_established && SSL_get0_peer_certificate(conn->ssl) != NULL &&
+           SSL_get_verify_result(conn->ssl) == X509_V_OK;
+}
+
+const char *
+tls_conn_verify_error(const struct tls_conn *conn)
+{
+    ASSERT(conn != NULL);
+    if (!conn->is_established) {
+        return "no handshake";
+    }
+    if (SSL_get0_peer_certificate(conn->ssl) == NULL) {
+        return "no certificate";
+    }
+    long result = SSL_get_verify_result(conn->ssl);
+    return result == X509_V_OK ? "" : X509_verify_cert_error_string(result);
 }
 
 const char *

@@ -8,7 +8,14 @@
  * per-domain ones chosen by SNI (tls_sni). It is built once at start and is
  * read-only while the reactors use it.
  *
- * struct tls_conn is one connection's TLS state. The reactor gives it the
+ * struct tls_client is the SSL_CTX of our outgoing SMTP connections (the
+ * delivery agent): the same protocol versions, ciphers and groups, the
+ * system's trust store (or a CA file), DANE (RFC 7671/7672) support.
+ * Each client connection says how much it checks: nothing (opportunistic
+ * TLS: any certificate, the result only logged), the name and chain
+ * (smtp_tls_security = verify, MTA-STS), or DANE TLSA records.
+ *
+ * struct tls_conn is one connection's TLS state, server or client side. The reactor gives it the
  * ciphertext it received and takes plaintext out; it gives it plaintext
  * and takes out the ciphertext to send. Everything else (sockets, buffers
  * for what the protocol has not consumed yet) stays with the reactor.
@@ -41,6 +48,45 @@ void tls_server_free(struct tls_server **server);
  * memory. */
 struct tls_conn *tls_conn_new(struct tls_server *server);
 void tls_conn_free(struct tls_conn **conn);
+
+struct tls_client;
+
+/* The client side. ca_file: PEM trust anchors to use instead of the
+ * system's store (NULL or "": the system's). Returns 0, or -errno /
+ * -EINVAL with the reason in err. */
+int tls_client_create(const char *ca_file, struct tls_client **client_out, char *err,
+                      size_t err_bytes);
+void tls_client_free(struct tls_client **client);
+
+/* How a client connection checks the server's certificate. */
+enum tls_verify {
+    TLS_VERIFY_NONE, /* opportunistic: any certificate; the result is only reported */
+    TLS_VERIFY_NAME, /* chain to a trust anchor and valid for server_name */
+    TLS_VERIFY_DANE, /* the TLSA records given (DANE-TA(2) / DANE-EE(3), RFC 7672) */
+};
+
+/* One TLSA record (RFC 6698): usage, selector, matching type and the data. */
+struct tls_tlsa {
+    uint8_t        usage;
+    uint8_t        selector;
+    uint8_t        matching_type;
+    const uint8_t *data;
+    size_t         len;
+};
+
+#define TLS_TLSA_MAX 32u /* records looked at per connection */
+
+/* A new client-side connection to server_name (sent as SNI, and the name
+ * checked with TLS_VERIFY_NAME; a DANE connection checks it only for
+ * DANE-TA). With TLS_VERIFY_DANE, tlsa[0..tlsa_count) are the records:
+ * PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP (RFC 7672 3.1.3) and
+ * skipped; none usable is -EINVAL (the caller treats the server as
+ * "encrypt" only, as RFC 7672 2.2 says). The handshake begins with the
+ * first tls_conn_input() (in_len 0 makes the ClientHello). Returns 0 and
+ * *conn_out, -EINVAL or -ENOMEM. */
+int tls_conn_new_client(struct tls_client *client, const char *server_name,
+                        enum tls_verify verify, const struct tls_tlsa *tlsa, size_t tlsa_count,
+                        struct tls_conn **conn_out);
 
 enum tls_status {
     TLS_OK,     /* go on (the handshake may still be running) */
@@ -104,6 +150,12 @@ const char *tls_conn_cipher(const struct tls_conn *conn);
 int tls_conn_cipher_bits(const struct tls_conn *conn);
 const char *tls_conn_server_name(const struct tls_conn *conn);
 bool tls_conn_is_resumed(const struct tls_conn *conn);
+/* Client side, after the handshake: whether the certificate met the
+ * connection's check (with TLS_VERIFY_NONE: whether it would have passed
+ * TLS_VERIFY_NAME, for the log: Postfix's "Trusted"/"Untrusted"), and
+ * why not ("" when it did). */
+bool tls_conn_is_verified(const struct tls_conn *conn);
+const char *tls_conn_verify_error(const struct tls_conn *conn);
 /* Why the connection failed, for one log line ("" when it has not). */
 const char *tls_conn_failure(const struct tls_conn *conn);
 
