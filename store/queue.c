@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -255,6 +256,23 @@ notify_text(uint32_t notify, char *out, size_t out_bytes)
     }
 }
 
+/* Free text for one line (a reply, a hold reason): control bytes become
+ * spaces, and it is cut at its bound. Returns the length. */
+static size_t
+line_text_clean(const char *src, char *dst, size_t dst_bytes)
+{
+    ASSERT(dst_bytes > 0);
+    size_t len = 0;
+    if (src != NULL) {
+        for (const char *p = src; *p != '\0' && len < dst_bytes - 1; p++) {
+            unsigned char c = (unsigned char)*p;
+            dst[len++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        }
+    }
+    dst[len] = '\0';
+    return len;
+}
+
 /* orcpt is kept as the client gave it: "addr-type;xtext", which never has
  * a space or control byte. */
 static bool
@@ -287,7 +305,8 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
         entry->rcpt_count > QUEUE_RCPTS_MAX || entry->rcpts == NULL || entry->arrival < 0 ||
         strnlen(entry->mail_from, sizeof(entry->mail_from)) >= sizeof(entry->mail_from) ||
         strnlen(entry->envid, sizeof(entry->envid)) >= sizeof(entry->envid) ||
-        strnlen(entry->user, sizeof(entry->user)) >= sizeof(entry->user)) {
+        strnlen(entry->user, sizeof(entry->user)) >= sizeof(entry->user) ||
+        (entry->is_held && entry->held_since < 0)) {
         log_error("queue: refusing to write entry %.16s: out of bounds", entry->id);
         return -EINVAL;
     }
@@ -305,8 +324,15 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
     queue_buf_printf(buf,
                      "toaster-queue %d\nid %s\narrival %" PRId64 "\nsize %" PRIu64
                      "\nfrom <%s>\nret %s\nenvid %s\nuser %s\n",
-                     QUEUE_VERSION, entry->id, entry->arrival, entry->size, from, ret,
-                     envid[0] != '\0' ? envid : "-", user[0] != '\0' ? user : "-");
+                     entry->is_held ? QUEUE_VERSION : QUEUE_VERSION_PLAIN, entry->id,
+                     entry->arrival, entry->size, from, ret, envid[0] != '\0' ? envid : "-",
+                     user[0] != '\0' ? user : "-");
+    if (entry->is_held) {
+        char reason[QUEUE_HOLD_REASON_BYTES];
+        size_t reason_len = line_text_clean(entry->hold_reason, reason, sizeof(reason));
+        queue_buf_printf(buf, "hold %" PRId64 "%s%s\n", entry->held_since,
+                         reason_len > 0 ? " " : "", reason);
+    }
     for (size_t i = 0; i < entry->rcpt_count; i++) {
         const struct queue_rcpt *rcpt = &entry->rcpts[i];
         char address[3 * SMTP_ADDRESS_BYTES_MAX + 1];
@@ -325,15 +351,7 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
         /* The reply is free text: control bytes become spaces, and it is
          * cut at its bound. */
         char reply[QUEUE_REPLY_BYTES];
-        size_t reply_len = 0;
-        if (rcpt->last_reply != NULL) {
-            for (const char *p = rcpt->last_reply; *p != '\0' && reply_len < sizeof(reply) - 1;
-                 p++) {
-                unsigned char c = (unsigned char)*p;
-                reply[reply_len++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-            }
-        }
-        reply[reply_len] = '\0';
+        size_t reply_len = line_text_clean(rcpt->last_reply, reply, sizeof(reply));
         queue_buf_printf(buf, "rcpt %s %" PRIu32 " %" PRId64 " <%s> %s %s%s%s\n", state,
                          rcpt->attempts, rcpt->next_attempt, address,
                          rcpt->orcpt != NULL && rcpt->orcpt[0] != '\0' ? rcpt->orcpt : "-",
@@ -570,6 +588,132 @@ queue_entry_remove(struct queue *queue, const char *id)
     return rc != 0 ? rc : sync_rc;
 }
 
+/* ---- locking and operators' edits ----------------------------------------- */
+
+int
+queue_entry_lock(struct queue *queue, const char *id, bool is_waiting, int *lock_fd_out)
+{
+    if (!queue_id_is_valid(id)) {
+        return -EINVAL;
+    }
+    char msg[QUEUE_NAME_BYTES];
+    char env[QUEUE_NAME_BYTES];
+    queue_name(msg, id, ".msg");
+    queue_name(env, id, ".env");
+    int fd = openat(queue->dir_fd, msg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return -errno;
+    }
+    int operation = LOCK_EX | (is_waiting ? 0 : LOCK_NB);
+    /* EINTR (a signal while waiting) is the only repeat; bounded by the
+     * signals the process gets. */
+    while (flock(fd, operation) != 0) {
+        int rc = -errno;
+        if (rc == -EINTR) {
+            continue;
+        }
+        (void)close(fd); /* read-only, and not locked */
+        return rc == -EAGAIN ? -EWOULDBLOCK : rc;
+    }
+    /* The holder we waited for may have removed the entry: the envelope
+     * goes first, so its absence says so. */
+    if (faccessat(queue->dir_fd, env, F_OK, 0) != 0) {
+        int rc = -errno;
+        (void)close(fd); /* read-only; closing drops the lock */
+        return rc;
+    }
+    *lock_fd_out = fd;
+    return 0;
+}
+
+void
+queue_entry_unlock(int *lock_fd)
+{
+    if (*lock_fd < 0) {
+        return;
+    }
+    (void)close(*lock_fd); /* read-only; closing drops the lock */
+    *lock_fd = -1;
+}
+
+/* Apply edit to a loaded entry. Returns true when it changed. */
+static bool
+entry_apply(struct queue_entry *entry, enum queue_edit edit, int64_t now, const char *reason)
+{
+    switch (edit) {
+    case QUEUE_EDIT_HOLD:
+        if (entry->is_held) {
+            return false;
+        }
+        entry->is_held = true;
+        entry->held_since = now;
+        (void)line_text_clean(reason, entry->hold_reason, sizeof(entry->hold_reason));
+        return true;
+    case QUEUE_EDIT_RELEASE:
+        if (!entry->is_held) {
+            return false;
+        }
+        entry->is_held = false;
+        entry->held_since = 0;
+        entry->hold_reason[0] = '\0';
+        return true;
+    case QUEUE_EDIT_FLUSH: {
+        bool is_changed = false;
+        for (size_t i = 0; i < entry->rcpt_count; i++) {
+            struct queue_rcpt *rcpt = &entry->rcpts[i];
+            if (rcpt->state == QUEUE_RCPT_PENDING && rcpt->next_attempt != 0) {
+                rcpt->next_attempt = 0;
+                is_changed = true;
+            }
+        }
+        return is_changed;
+    }
+    case QUEUE_EDIT_DELETE:
+        break;
+    }
+    ASSERT(false); /* delete never gets here */
+    return false;
+}
+
+int
+queue_entry_edit(struct queue *queue, const char *id, enum queue_edit edit, int64_t now,
+                 const char *reason, char *err, size_t err_bytes)
+{
+    ASSERT(err_bytes > 0);
+    ASSERT(now >= 0);
+    err[0] = '\0';
+    int lock_fd = -1;
+    int rc = queue_entry_lock(queue, id, true, &lock_fd);
+    if (rc != 0) {
+        (void)snprintf(err, err_bytes, "queue/%.16s: %s", id,
+                       rc == -ENOENT ? "no such entry" : strerror(-rc));
+        return rc;
+    }
+    if (edit == QUEUE_EDIT_DELETE) {
+        rc = queue_entry_remove(queue, id);
+        if (rc != 0) {
+            (void)snprintf(err, err_bytes, "queue/%s: remove: %s", id, strerror(-rc));
+        }
+        queue_entry_unlock(&lock_fd);
+        return rc;
+    }
+    struct queue_entry entry;
+    rc = queue_entry_load(queue, id, &entry, err, err_bytes);
+    if (rc == 0) {
+        if (entry_apply(&entry, edit, now, reason)) {
+            rc = queue_entry_update(queue, &entry);
+            if (rc != 0) {
+                (void)snprintf(err, err_bytes, "queue/%s.env: rewrite: %s", id, strerror(-rc));
+            }
+        } else {
+            rc = 1;
+        }
+        queue_entry_release(&entry);
+    }
+    queue_entry_unlock(&lock_fd);
+    return rc;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 struct parse {
@@ -759,6 +903,35 @@ parse_rcpt(struct parse *parse, char *text, struct queue_rcpt *rcpt)
     return 0;
 }
 
+/* A "hold" line's value: only in version 2, only once, only before the
+ * first recipient. */
+static int
+parse_hold(struct parse *parse, uint64_t version, char *text, struct queue_entry *entry)
+{
+    if (version < 2) {
+        return parse_fail(parse, "\"hold\" in a version %" PRIu64 " envelope", version);
+    }
+    if (entry->is_held || entry->rcpt_count > 0) {
+        return parse_fail(parse, "\"hold\" out of place");
+    }
+    char *space = strchr(text, ' ');
+    const char *reason = "";
+    if (space != NULL) {
+        *space = '\0';
+        reason = space + 1;
+    }
+    if (!parse_time(text, &entry->held_since)) {
+        return parse_fail(parse, "bad hold time");
+    }
+    size_t reason_len = strlen(reason);
+    if (reason_len >= sizeof(entry->hold_reason)) {
+        return parse_fail(parse, "hold reason longer than %d bytes", QUEUE_HOLD_REASON_BYTES - 1);
+    }
+    memcpy(entry->hold_reason, reason, reason_len + 1);
+    entry->is_held = true;
+    return 0;
+}
+
 static int
 envelope_parse(struct parse *parse, char *text, size_t len, struct queue_entry *entry)
 {
@@ -779,6 +952,7 @@ envelope_parse(struct parse *parse, char *text, size_t len, struct queue_entry *
             line_start = p + 1;
         }
     }
+    uint64_t version = 0;
     static const char *const keys[] = { "toaster-queue", "id", "arrival", "size", "from",
                                         "ret", "envid", "user" };
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
@@ -795,9 +969,11 @@ envelope_parse(struct parse *parse, char *text, size_t len, struct queue_entry *
         char *decoded;
         switch (k) {
         case 0:
-            if (!parse_u64(value, &number) || number != QUEUE_VERSION) {
+            if (!parse_u64(value, &number) || number < QUEUE_VERSION_PLAIN ||
+                number > QUEUE_VERSION) {
                 return parse_fail(parse, "unsupported version \"%.16s\"", value);
             }
+            version = number;
             break;
         case 1:
             if (!queue_id_is_valid(value) || strcmp(value, parse->id) != 0) {
@@ -858,6 +1034,14 @@ envelope_parse(struct parse *parse, char *text, size_t len, struct queue_entry *
         }
         if (strcmp(line, "end") == 0) {
             break;
+        }
+        value = key_value(line, "hold");
+        if (value != NULL) {
+            int rc = parse_hold(parse, version, value, entry);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
         }
         value = key_value(line, "rcpt");
         if (value == NULL) {

@@ -22,7 +22,7 @@
  * acknowledged). An envelope that fails validation is reported and left
  * where it is, never deleted.
  *
- * Envelope format, version 1. Lines end in LF; fields are separated by one
+ * Envelope format, versions 1 and 2. Lines end in LF; fields are separated by one
  * space; addresses and other client-supplied words are xtext (RFC 3461:
  * bytes outside '!'..'~', '+' and '=' as "+XX"), so a field never holds a
  * space or a control byte. The first line is the version; "end" is the
@@ -37,6 +37,7 @@
  *   ret full|hdrs|-                    DSN RET (RFC 3461), "-" when not given
  *   envid <xtext>|-                    DSN ENVID, "-" when not given
  *   user <xtext>|-                     the authenticated user who sent it, "-" for none
+ *   hold <since> [<reason>]            version 2 only, optional: the entry is held
  *   rcpt <state> <attempts> <next> <address> <orcpt> <notify>[ <last reply>]
  *   end
  *
@@ -47,6 +48,31 @@
  * alias the address came from) or "-"; notify "-" or a comma list of
  * NEVER, SUCCESS, FAILURE, DELAY; last reply the rest of the line, the
  * remote server's last answer as text (control bytes turned into spaces).
+ *
+ * Hold (Postfix's hold queue): a held entry is kept but never delivered
+ * until an operator releases it. "since" is the unix second it was held,
+ * the reason is free text (control bytes turned into spaces, at most
+ * QUEUE_HOLD_REASON_BYTES - 1 bytes), possibly empty. Version 2 is version
+ * 1 plus that one optional line. An entry is written as version 1 when it
+ * is not held (byte for byte what older toasters wrote, so a downgrade
+ * keeps reading it) and as version 2 when it is held (an older toaster
+ * then refuses the envelope and leaves it alone, instead of delivering
+ * mail that was held). Both versions are read; a "hold" line in a version
+ * 1 file is refused.
+ *
+ * Locking: whoever changes an existing entry (the delivery agent updating
+ * recipient states, toasterctl holding, releasing, flushing or deleting)
+ * holds the entry's lock across load, change and write:
+ * queue_entry_lock() takes flock(LOCK_EX) on <id>.msg, the one file of an
+ * entry whose inode never changes (the envelope is replaced by rename, so
+ * a lock on it would be lost at the first update). queue_entry_update()
+ * and queue_entry_remove() expect the caller to hold that lock; they share
+ * the "<id>.env.tmp" name, so two writers without it would trample each
+ * other. queue_entry_edit() does the whole locked sequence. A reader that
+ * only looks (toasterctl queue list/show) takes no lock: every envelope it
+ * can open is a complete one, thanks to the rename. The committer needs no
+ * lock: nobody else knows the id before publish. Locks are advisory and
+ * vanish with the process that held them, so a crash leaves none behind.
  *
  * Runs on whichever thread calls it (the committer, the delivery agent's
  * workers, toasterctl, tests); every call may block on disk.
@@ -63,7 +89,8 @@
 #include "core/limits.h"
 #include "store/spool.h"
 
-#define QUEUE_VERSION 1
+#define QUEUE_VERSION 2            /* the newest version written (when held) */
+#define QUEUE_VERSION_PLAIN 1      /* written when not held */
 #define QUEUE_RCPTS_MAX 1000      /* remote recipients per message (as Postfix's default) */
 #define QUEUE_LINE_BYTES_MAX 8192 /* one envelope line, LF included */
 #define QUEUE_REPLY_BYTES 513     /* last reply kept per recipient, NUL included */
@@ -71,6 +98,7 @@
 #define QUEUE_ENVID_BYTES 101     /* RFC 3461: 100 characters, NUL included */
 #define QUEUE_USER_BYTES 256
 #define QUEUE_ERROR_BYTES 256
+#define QUEUE_HOLD_REASON_BYTES 256 /* NUL included */
 
 /* DSN notify bits, the same values as proto/smtp's SMTP_NOTIFY_*. */
 #define QUEUE_NOTIFY_NEVER 0x1u
@@ -101,6 +129,9 @@ struct queue_entry {
     enum queue_ret     ret;
     char               envid[QUEUE_ENVID_BYTES]; /* decoded; "" when not given */
     char               user[QUEUE_USER_BYTES];   /* "" when not authenticated */
+    bool               is_held;                  /* not delivered until released */
+    int64_t            held_since;               /* unix seconds; 0 when not held */
+    char               hold_reason[QUEUE_HOLD_REASON_BYTES]; /* "" when none */
     struct queue_rcpt *rcpts;
     size_t             rcpt_count;
     /* Owned by queue_entry_load() (NULL otherwise); freed by
@@ -160,13 +191,43 @@ int queue_entry_store(struct queue *queue, const struct queue_entry *entry,
                       const struct queue_source *source);
 
 /* Rewrite the envelope of an existing entry (recipient states changed):
- * temporary file, fsync, rename, directory fsync. Returns 0 or -errno. */
+ * temporary file, fsync, rename, directory fsync. The caller holds the
+ * entry's lock (queue_entry_lock). Returns 0 or -errno. */
 int queue_entry_update(struct queue *queue, const struct queue_entry *entry);
 
 /* Remove an entry: the envelope first, so a crash in between leaves only a
- * message file that the next start-up removes. Returns 0 or -errno (an
- * entry already gone is -ENOENT). */
+ * message file that the next start-up removes. The caller holds the
+ * entry's lock, or is the committer undoing its own fresh entry. Returns 0
+ * or -errno (an entry already gone is -ENOENT). */
 int queue_entry_remove(struct queue *queue, const char *id);
+
+/* Take the entry's lock (flock LOCK_EX on <id>.msg; see "Locking" above).
+ * With is_waiting false, returns -EWOULDBLOCK at once when someone else
+ * holds it; with is_waiting true, blocks until it is free. Returns 0 and
+ * the lock's fd in *lock_fd_out, -ENOENT when there is no such entry (or
+ * it was removed while we waited), -EINVAL for a bad id, or -errno. */
+int queue_entry_lock(struct queue *queue, const char *id, bool is_waiting, int *lock_fd_out);
+
+/* Let go of a lock from queue_entry_lock: closes the fd and sets it to -1.
+ * Safe with -1. */
+void queue_entry_unlock(int *lock_fd);
+
+enum queue_edit {
+    QUEUE_EDIT_HOLD,    /* mark held, since now, with a reason */
+    QUEUE_EDIT_RELEASE, /* clear the hold */
+    QUEUE_EDIT_FLUSH,   /* next attempt 0 (at once) for every pending recipient */
+    QUEUE_EDIT_DELETE,  /* remove the entry (envelope, then message) */
+};
+
+/* One operator's change to an entry, under its lock (waiting for it):
+ * load, change, rewrite atomically (queue_entry_update) or remove. A
+ * delete does not need a readable envelope, so a malformed entry can be
+ * deleted by hand. now is the hold time (unix seconds); reason (may be
+ * NULL) the hold's text. Returns 0 when the entry changed, 1 when it was
+ * already so (held, not held, nothing pending to hurry: nothing written),
+ * -ENOENT, -EBADMSG (reason in err), or -errno. */
+int queue_entry_edit(struct queue *queue, const char *id, enum queue_edit edit, int64_t now,
+                     const char *reason, char *err, size_t err_bytes);
 
 /* Read an entry. Returns 0 with *entry_out filled (release it with
  * queue_entry_release), -ENOENT when there is no such entry, -EBADMSG

@@ -4,7 +4,10 @@
  * xtext, replies keep their text), the recipient bound at max and max + 1,
  * crash leftovers (a temporary envelope, a message without envelope)
  * ignored by a scan and removed by a cleaning one, and malformed envelopes
- * refused with a reason that names file and line. Runs in a temporary
+ * refused with a reason that names file and line. Hold, release, flush
+ * and delete as queue_entry_edit makes them, version 1 files read and
+ * rewritten byte for byte, the entry lock contended by two processes, and
+ * the leftovers of edits that crashed half-way. Runs in a temporary
  * directory with fsync off.
  */
 #define _GNU_SOURCE
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/queue.h"
@@ -296,7 +300,9 @@ test_malformed(void)
     char buf[1024];
     const struct malformed_case cases[] = {
         { "", "not a regular file" },
-        { "toaster-queue 2\n", ":1: unsupported version" },
+        { "toaster-queue 3\n", ":1: unsupported version" },
+        { "toaster-queue 0\n", ":1: unsupported version" },
+        { "%shold 5 why\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: \"hold\" in a version 1" },
         { "toaster-queue 1\nid 00000000000000D2\n", ":2: id does not match" },
         { "toaster-queue 1\nid 00000000000000D1\narrival -1\n", ":3: bad arrival" },
         { "toaster-queue 1\nid 00000000000000D1\narrival 5\n", ":4: file ends before \"size\"" },
@@ -330,6 +336,53 @@ test_malformed(void)
             CHECK(false);
         }
         CHECK(loaded.storage == NULL);
+    }
+    /* Version 2: the hold line's own faults. */
+    const struct malformed_case v2_cases[] = {
+        { "hold x\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: bad hold time" },
+        { "hold -5 r\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: bad hold time" },
+        { "hold 5\nhold 6\nrcpt pending 0 0 <x@z> - -\nend\n", ":10: \"hold\" out of place" },
+        { "rcpt pending 0 0 <x@z> - -\nhold 5\nend\n", ":10: \"hold\" out of place" },
+        { "hold\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: expected \"rcpt\" or \"end\"" },
+    };
+    for (size_t i = 0; i < sizeof(v2_cases) / sizeof(v2_cases[0]); i++) {
+        (void)snprintf(buf, sizeof(buf), "toaster-queue 2\n%s%s", good_head + 16,
+                       v2_cases[i].text);
+        put(queue, "00000000000000D1.env", buf);
+        struct queue_entry loaded;
+        char err[256];
+        CHECK(queue_entry_load(queue, "00000000000000D1", &loaded, err, sizeof(err)) ==
+              -EBADMSG);
+        if (strstr(err, v2_cases[i].reason) == NULL) {
+            fprintf(stderr, "v2 case %zu: got \"%s\", want \"%s\"\n", i, err,
+                    v2_cases[i].reason);
+            CHECK(false);
+        }
+    }
+    /* A reason at its bound loads; one byte more is refused. */
+    {
+        char *long_text = malloc(2 * QUEUE_HOLD_REASON_BYTES + 512);
+        CHECK(long_text != NULL);
+        for (int extra = 0; extra < 2; extra++) {
+            int m = snprintf(long_text, 512, "toaster-queue 2\n%shold 5 ", good_head + 16);
+            size_t reason_len = QUEUE_HOLD_REASON_BYTES - 1 + (size_t)extra;
+            memset(long_text + m, 'h', reason_len);
+            (void)snprintf(long_text + m + reason_len, 64, "\nrcpt pending 0 0 <x@z> - -\nend\n");
+            put(queue, "00000000000000D1.env", long_text);
+            struct queue_entry loaded;
+            char err[256];
+            int rc = queue_entry_load(queue, "00000000000000D1", &loaded, err, sizeof(err));
+            if (extra == 0) {
+                CHECK(rc == 0);
+                CHECK(loaded.is_held);
+                CHECK(strlen(loaded.hold_reason) == QUEUE_HOLD_REASON_BYTES - 1);
+                queue_entry_release(&loaded);
+            } else {
+                CHECK(rc == -EBADMSG);
+                CHECK(strstr(err, "hold reason longer than") != NULL);
+            }
+        }
+        free(long_text);
     }
     /* The good one loads; a message file of another size is refused. */
     (void)snprintf(buf, sizeof(buf), "%srcpt pending 0 0 <x@z> - -\nend\n", good_head);
@@ -375,6 +428,298 @@ test_xtext(void)
     CHECK(!queue_id_is_valid("../../etc/passwd"));
 }
 
+/* ---- hold, release, flush, delete, locking ---------------------------------- */
+
+static void
+read_file_text(struct queue *queue, const char *name, char *out, size_t out_bytes)
+{
+    int fd = openat(queue_dir_fd(queue), name, O_RDONLY);
+    CHECK(fd >= 0);
+    ssize_t n = fd >= 0 ? read(fd, out, out_bytes - 1) : -1;
+    CHECK(n >= 0);
+    out[n > 0 ? n : 0] = '\0';
+    if (fd >= 0) {
+        (void)close(fd);
+    }
+}
+
+/* A stored entry with two pending recipients (one due later) and one
+ * delivered. */
+static void
+entry_store_sample(struct queue *queue, const char *id)
+{
+    struct queue_source source;
+    int dir_fd;
+    int fd = source_make(&source, &dir_fd);
+    struct queue_rcpt rcpts[3] = {
+        { .address = "bob@remote.test", .next_attempt = 1733903600, .attempts = 2,
+          .last_reply = "451 4.7.1 try later" },
+        { .address = "carol@remote.test", .state = QUEUE_RCPT_DELIVERED, .attempts = 1,
+          .next_attempt = 1733909999, .last_reply = "250 ok" },
+        { .address = "dave@remote.test" },
+    };
+    struct queue_entry entry;
+    entry_make(&entry, id, rcpts, 3);
+    CHECK(queue_entry_store(queue, &entry, &source) == 0);
+    (void)close(fd);
+    (void)close(dir_fd);
+}
+
+static void
+test_hold_release(void)
+{
+    struct queue *queue = NULL;
+    CHECK(queue_open(data_dir, false, &queue) == 0);
+    const char *id = "00000000000000E1";
+    entry_store_sample(queue, id);
+    char text[4096];
+    char err[256];
+    /* Not held: version 1, as older toasters wrote it. */
+    read_file_text(queue, "00000000000000E1.env", text, sizeof(text));
+    CHECK(strncmp(text, "toaster-queue 1\n", 16) == 0);
+    CHECK(strstr(text, "\nhold ") == NULL);
+
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_HOLD, 1733950000, "spam\x01run", err,
+                           sizeof(err)) == 0);
+    read_file_text(queue, "00000000000000E1.env", text, sizeof(text));
+    CHECK(strncmp(text, "toaster-queue 2\n", 16) == 0);
+    CHECK(strstr(text, "\nuser alice@example.com\nhold 1733950000 spam run\nrcpt ") != NULL);
+    struct queue_entry loaded;
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.is_held);
+    CHECK(loaded.held_since == 1733950000);
+    CHECK_STR(loaded.hold_reason, "spam run");
+    CHECK(loaded.rcpt_count == 3);
+    CHECK(loaded.rcpts[0].next_attempt == 1733903600);
+    CHECK_STR(loaded.rcpts[0].last_reply, "451 4.7.1 try later");
+    queue_entry_release(&loaded);
+    /* Held twice: nothing to do, nothing written, the first time kept. */
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_HOLD, 1733960000, "again", err,
+                           sizeof(err)) == 1);
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.held_since == 1733950000);
+    queue_entry_release(&loaded);
+    /* A hold without a reason is a line without one. */
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_RELEASE, 0, NULL, err, sizeof(err)) == 0);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_HOLD, 7, NULL, err, sizeof(err)) == 0);
+    read_file_text(queue, "00000000000000E1.env", text, sizeof(text));
+    CHECK(strstr(text, "\nhold 7\nrcpt ") != NULL);
+
+    /* Flush while held: recipients hurried, the hold stays. */
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_FLUSH, 8, NULL, err, sizeof(err)) == 0);
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.is_held);
+    CHECK(loaded.rcpts[0].next_attempt == 0);
+    CHECK(loaded.rcpts[0].attempts == 2);
+    CHECK(loaded.rcpts[1].next_attempt == 1733909999); /* delivered: untouched */
+    CHECK(loaded.rcpts[2].next_attempt == 0);
+    queue_entry_release(&loaded);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_FLUSH, 9, NULL, err, sizeof(err)) == 1);
+
+    /* Release: back to version 1, byte for byte what a fresh write gives. */
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_RELEASE, 0, NULL, err, sizeof(err)) == 0);
+    read_file_text(queue, "00000000000000E1.env", text, sizeof(text));
+    CHECK(strncmp(text, "toaster-queue 1\n", 16) == 0);
+    CHECK(strstr(text, "\nhold") == NULL);
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(!loaded.is_held);
+    CHECK(loaded.held_since == 0);
+    CHECK_STR(loaded.hold_reason, "");
+    queue_entry_release(&loaded);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_RELEASE, 0, NULL, err, sizeof(err)) == 1);
+
+    /* No such entry, a bad id. */
+    CHECK(queue_entry_edit(queue, "00000000000000E9", QUEUE_EDIT_HOLD, 1, NULL, err,
+                           sizeof(err)) == -ENOENT);
+    CHECK(strstr(err, "no such entry") != NULL);
+    CHECK(queue_entry_edit(queue, "../E1", QUEUE_EDIT_HOLD, 1, NULL, err, sizeof(err)) ==
+          -EINVAL);
+
+    /* Delete: both files gone. */
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_DELETE, 0, NULL, err, sizeof(err)) == 0);
+    CHECK(!exists(queue, "00000000000000E1.env"));
+    CHECK(!exists(queue, "00000000000000E1.msg"));
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_DELETE, 0, NULL, err, sizeof(err)) == -ENOENT);
+    queue_close(&queue);
+}
+
+/* A version 1 file as the first toaster wrote it, read and then held: the
+ * compatibility promise of store/queue.h. */
+static void
+test_version_compat(void)
+{
+    struct queue *queue = NULL;
+    CHECK(queue_open(data_dir, false, &queue) == 0);
+    put(queue, "00000000000000F1.msg", "1234567");
+    const char v1[] = "toaster-queue 1\nid 00000000000000F1\narrival 5\nsize 7\n"
+                      "from <>\nret full\nenvid -\nuser -\n"
+                      "rcpt pending 1 99 <x@remote.test> rfc822;y@example.com FAILURE 421 busy\n"
+                      "end\n";
+    put(queue, "00000000000000F1.env", v1);
+    struct queue_entry loaded;
+    char err[256];
+    CHECK(queue_entry_load(queue, "00000000000000F1", &loaded, err, sizeof(err)) == 0);
+    CHECK(!loaded.is_held);
+    CHECK_STR(loaded.mail_from, "");
+    CHECK_STR(loaded.rcpts[0].last_reply, "421 busy");
+    /* Rewritten unchanged, the file is the same bytes. */
+    CHECK(queue_entry_update(queue, &loaded) == 0);
+    queue_entry_release(&loaded);
+    char text[1024];
+    read_file_text(queue, "00000000000000F1.env", text, sizeof(text));
+    CHECK_STR(text, v1);
+    /* Version 2 without a hold line is accepted too. */
+    put(queue, "00000000000000F1.env",
+        "toaster-queue 2\nid 00000000000000F1\narrival 5\nsize 7\n"
+        "from <>\nret full\nenvid -\nuser -\nrcpt pending 1 99 <x@remote.test> - -\nend\n");
+    CHECK(queue_entry_load(queue, "00000000000000F1", &loaded, err, sizeof(err)) == 0);
+    CHECK(!loaded.is_held);
+    queue_entry_release(&loaded);
+    /* A version 1 file held becomes version 2 with everything else kept. */
+    put(queue, "00000000000000F1.env", v1);
+    CHECK(queue_entry_edit(queue, "00000000000000F1", QUEUE_EDIT_HOLD, 10, "check", err,
+                           sizeof(err)) == 0);
+    read_file_text(queue, "00000000000000F1.env", text, sizeof(text));
+    CHECK_STR(text, "toaster-queue 2\nid 00000000000000F1\narrival 5\nsize 7\n"
+                    "from <>\nret full\nenvid -\nuser -\nhold 10 check\n"
+                    "rcpt pending 1 99 <x@remote.test> rfc822;y@example.com FAILURE 421 busy\n"
+                    "end\n");
+    CHECK(queue_entry_edit(queue, "00000000000000F1", QUEUE_EDIT_DELETE, 0, NULL, err,
+                           sizeof(err)) == 0);
+    queue_close(&queue);
+}
+
+/* Two processes: a child holds the lock; the parent's non-waiting try is
+ * refused, its waiting edit blocks until the child lets go, and then sees
+ * what the child wrote. */
+static void
+test_lock_contention(void)
+{
+    struct queue *queue = NULL;
+    CHECK(queue_open(data_dir, false, &queue) == 0);
+    const char *id = "00000000000000C1";
+    entry_store_sample(queue, id);
+    int to_parent[2];
+    int to_child[2];
+    CHECK(pipe(to_parent) == 0);
+    CHECK(pipe(to_child) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int lock_fd = -1;
+        char byte = 'x';
+        int rc = queue_entry_lock(queue, id, false, &lock_fd);
+        byte = rc == 0 ? 'L' : 'E';
+        (void)write(to_parent[1], &byte, 1);
+        (void)read(to_child[0], &byte, 1); /* wait for the parent's go */
+        /* Change the entry under the lock, as the delivery agent would. */
+        struct queue_entry entry;
+        char err[256];
+        if (queue_entry_load(queue, id, &entry, err, sizeof(err)) == 0) {
+            entry.rcpts[0].attempts = 42;
+            (void)queue_entry_update(queue, &entry);
+            queue_entry_release(&entry);
+        }
+        usleep(200 * 1000); /* the parent is blocked in the meantime */
+        queue_entry_unlock(&lock_fd);
+        _exit(lock_fd == -1 ? 0 : 1);
+    }
+    char byte = 0;
+    CHECK(read(to_parent[0], &byte, 1) == 1);
+    CHECK(byte == 'L');
+    int lock_fd = -1;
+    CHECK(queue_entry_lock(queue, id, false, &lock_fd) == -EWOULDBLOCK);
+    CHECK(lock_fd == -1);
+    CHECK(write(to_child[1], "g", 1) == 1);
+    char err[256];
+    /* Blocks until the child unlocks, then edits the child's version. */
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_HOLD, 5, "after", err, sizeof(err)) == 0);
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    struct queue_entry loaded;
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.is_held);
+    CHECK(loaded.rcpts[0].attempts == 42);
+    queue_entry_release(&loaded);
+    /* Free now: a non-waiting try succeeds, and unlock is idempotent. */
+    CHECK(queue_entry_lock(queue, id, false, &lock_fd) == 0);
+    CHECK(lock_fd >= 0);
+    queue_entry_unlock(&lock_fd);
+    CHECK(lock_fd == -1);
+    queue_entry_unlock(&lock_fd);
+    /* A waiter whose holder deletes the entry gets -ENOENT. */
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int child_fd = -1;
+        char go = 'x';
+        go = queue_entry_lock(queue, id, false, &child_fd) == 0 ? 'L' : 'E';
+        (void)write(to_parent[1], &go, 1);
+        usleep(200 * 1000);
+        int rc = queue_entry_remove(queue, id);
+        queue_entry_unlock(&child_fd);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    CHECK(read(to_parent[0], &byte, 1) == 1);
+    CHECK(byte == 'L');
+    CHECK(queue_entry_lock(queue, id, true, &lock_fd) == -ENOENT);
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(!exists(queue, "00000000000000C1.env"));
+    CHECK(!exists(queue, "00000000000000C1.msg"));
+    (void)close(to_parent[0]);
+    (void)close(to_parent[1]);
+    (void)close(to_child[0]);
+    (void)close(to_child[1]);
+    queue_close(&queue);
+}
+
+/* Crash-shaped leftovers of the operators' edits: a rewrite that died
+ * before its rename (a stale "<id>.env.tmp"), and a delete that died
+ * between its two unlinks (a message without envelope). */
+static void
+test_edit_leftovers(void)
+{
+    struct queue *queue = NULL;
+    CHECK(queue_open(data_dir, false, &queue) == 0);
+    const char *id = "00000000000000B1";
+    entry_store_sample(queue, id);
+    put(queue, "00000000000000B1.env.tmp", "toaster-queue 2\nid 00000000000000B1\nhal");
+    char err[256];
+    /* The old envelope still counts, and the next edit replaces the stale
+     * temporary file. */
+    struct queue_entry loaded;
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(!loaded.is_held);
+    queue_entry_release(&loaded);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_HOLD, 3, "x", err, sizeof(err)) == 0);
+    CHECK(!exists(queue, "00000000000000B1.env.tmp"));
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.is_held);
+    queue_entry_release(&loaded);
+    /* Half a delete: the envelope went, the message stayed. No entry; a
+     * lock finds none; a cleaning scan removes the message. */
+    CHECK(unlinkat(queue_dir_fd(queue), "00000000000000B1.env", 0) == 0);
+    int lock_fd = -1;
+    CHECK(queue_entry_lock(queue, id, false, &lock_fd) == -ENOENT);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_RELEASE, 0, NULL, err, sizeof(err)) == -ENOENT);
+    int visited = 0;
+    CHECK(queue_scan(queue, false, count_visit, &visited) == 0);
+    CHECK(visited == 0);
+    CHECK(exists(queue, "00000000000000B1.msg"));
+    CHECK(queue_scan(queue, true, count_visit, &visited) == 0);
+    CHECK(!exists(queue, "00000000000000B1.msg"));
+    /* A malformed envelope can still be deleted by hand. */
+    entry_store_sample(queue, id);
+    put(queue, "00000000000000B1.env", "garbage\n");
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_HOLD, 3, NULL, err, sizeof(err)) == -EBADMSG);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_DELETE, 0, NULL, err, sizeof(err)) == 0);
+    CHECK(!exists(queue, "00000000000000B1.env"));
+    CHECK(!exists(queue, "00000000000000B1.msg"));
+    queue_close(&queue);
+}
+
 int
 main(void)
 {
@@ -389,6 +734,10 @@ main(void)
     test_bounds();
     test_crash_leftovers();
     test_malformed();
+    test_hold_release();
+    test_version_compat();
+    test_lock_contention();
+    test_edit_leftovers();
     char command[512];
     (void)snprintf(command, sizeof(command), "rm -rf '%s'", data_dir);
     if (system(command) != 0) {
