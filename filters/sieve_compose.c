@@ -302,3 +302,56 @@ sieve_compose_field_find(const char *header, size_t len, const char *name,
     }
     return false;
 }
+
+/* The header block up to its empty line, CRLF line ends, each line cut
+ * at 998 bytes, lone CRs and NULs made spaces, whole lines only up to the
+ * copy's bytes_max. */
+void
+sieve_compose_copy_header(struct sieve_compose *out, const char *header, size_t len)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        const char *lf = memchr(header + pos, '\n', len - pos);
+        size_t line_end = lf != NULL ? (size_t)(lf - header) : len;
+        size_t next = lf != NULL ? line_end + 1 : len;
+        size_t content_end = line_end;
+        if (content_end > pos && header[content_end - 1] == '\r') {
+            content_end--;
+        }
+        if (content_end == pos) {
+            break; /* the empty line */
+        }
+        size_t n = content_end - pos;
+        if (n > SIEVE_COMPOSE_LINE_BYTES_MAX) {
+            n = SIEVE_COMPOSE_LINE_BYTES_MAX;
+        }
+        if (n + 2 > out->bytes_max - out->len) {
+            break; /* the bound: whole lines only */
+        }
+        size_t start = pos;
+        for (size_t i = pos; i < pos + n; i++) {
+            if (header[i] == '\r' || header[i] == '\0') {
+                sieve_compose_bytes(out, header + start, i - start);
+                sieve_compose_str(out, " ");
+                start = i + 1;
+            }
+        }
+        sieve_compose_bytes(out, header + start, pos + n - start);
+        sieve_compose_str(out, "\r\n");
+        pos = next;
+    }
+}
+
+bool
+sieve_compose_contains(const struct sieve_compose *part, const char *needle, size_t needle_len)
+{
+    if (part->len < needle_len) {
+        return false;
+    }
+    for (size_t i = 0; i + needle_len <= part->len; i++) {
+        if (part->bytes[i] == needle[0] && memcmp(part->bytes + i, needle, needle_len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -4,8 +4,8 @@
  * encodings such a message needs (CRLF line ends, RFC 2047 encoded words,
  * quoted-printable, header values that cannot start a new field), hex
  * SHA-256 for keys and Message-IDs, and a walk over the header fields of
- * the message being answered. Shared by sieve_vacation and sieve_reject;
- * pure, any thread.
+ * the message being answered. Shared by sieve_vacation, sieve_reject and
+ * store/dsn (bounces); pure, any thread.
  */
 #ifndef TOASTER_FILTERS_SIEVE_COMPOSE_H
 #define TOASTER_FILTERS_SIEVE_COMPOSE_H
@@ -45,6 +45,16 @@ void sieve_compose_crlf(struct sieve_compose *out, const char *text, size_t len)
 void sieve_compose_qp(struct sieve_compose *out, const char *text, size_t len);
 
 bool sieve_compose_is_ascii(const char *s, size_t len);
+
+/* The header block of a message being answered or returned, up to its
+ * empty line: CRLF line ends, each line cut at 998 bytes, lone CRs and
+ * NULs made spaces, whole lines only up to out's bytes_max (the rest is
+ * left off without an error). Used by sieve_reject and store/dsn. */
+void sieve_compose_copy_header(struct sieve_compose *out, const char *header, size_t len);
+
+/* Whether needle occurs in what out holds (a MIME boundary check). */
+bool sieve_compose_contains(const struct sieve_compose *part, const char *needle,
+                            size_t needle_len);
 
 /* The longest line (CR and LF both end lines), without its end. */
 size_t sieve_compose_longest_line(const char *text, size_t len);

@@ -32,9 +32,7 @@
 static_assert(SIEVE_REJECT_HEADER_BYTES_MAX < SIEVE_REJECT_BYTES_MAX,
               "the header copy leaves room for the rest");
 
-static void copy_header(struct sieve_compose *out, const char *header, size_t len);
 static void write_subject(struct sieve_compose *out, const char *header, size_t len);
-static bool contains(const struct sieve_compose *part, const char *needle, size_t needle_len);
 
 int
 sieve_reject_compose(const char *original_header, size_t header_len,
@@ -120,7 +118,7 @@ sieve_reject_compose(const char *original_header, size_t header_len,
     is_8bit = is_8bit || !is_rcpt_ascii;
 
     bool is_header_ascii = sieve_compose_is_ascii(original_header, header_len);
-    copy_header(&copy, original_header, header_len);
+    sieve_compose_copy_header(&copy, original_header, header_len);
 
     if (rc == 0) {
         rc = text.error != 0 ? text.error : status.error != 0 ? status.error : copy.error;
@@ -148,7 +146,8 @@ sieve_reject_compose(const char *original_header, size_t header_len,
                                  hex);
         int n = snprintf(boundary, sizeof(boundary), "=_toaster-reject-%.20s", hex);
         ASSERT(n > 0 && (size_t)n < sizeof(boundary));
-        if (!contains(&text, boundary, (size_t)n) && !contains(&copy, boundary, (size_t)n)) {
+        if (!sieve_compose_contains(&text, boundary, (size_t)n) &&
+            !sieve_compose_contains(&copy, boundary, (size_t)n)) {
             is_boundary_found = true;
         }
         if (is_boundary_found) {
@@ -218,45 +217,6 @@ sieve_reject_compose(const char *original_header, size_t header_len,
     return 0;
 }
 
-/* The header block up to its empty line, CRLF line ends, each line cut
- * at 998 bytes, lone CRs and NULs made spaces, whole lines only up to the
- * copy's bytes_max. */
-static void
-copy_header(struct sieve_compose *out, const char *header, size_t len)
-{
-    size_t pos = 0;
-    while (pos < len) {
-        const char *lf = memchr(header + pos, '\n', len - pos);
-        size_t line_end = lf != NULL ? (size_t)(lf - header) : len;
-        size_t next = lf != NULL ? line_end + 1 : len;
-        size_t content_end = line_end;
-        if (content_end > pos && header[content_end - 1] == '\r') {
-            content_end--;
-        }
-        if (content_end == pos) {
-            break; /* the empty line */
-        }
-        size_t n = content_end - pos;
-        if (n > SIEVE_COMPOSE_LINE_BYTES_MAX) {
-            n = SIEVE_COMPOSE_LINE_BYTES_MAX;
-        }
-        if (n + 2 > out->bytes_max - out->len) {
-            break; /* the bound: whole lines only */
-        }
-        size_t start = pos;
-        for (size_t i = pos; i < pos + n; i++) {
-            if (header[i] == '\r' || header[i] == '\0') {
-                sieve_compose_bytes(out, header + start, i - start);
-                sieve_compose_str(out, " ");
-                start = i + 1;
-            }
-        }
-        sieve_compose_bytes(out, header + start, pos + n - start);
-        sieve_compose_str(out, "\r\n");
-        pos = next;
-    }
-}
-
 /* "Subject: Rejected: " + the original subject decoded, cut at
  * SIEVE_REJECT_SUBJECT_BYTES_MAX, controls made spaces, encoded when it
  * is not ASCII; "Automatically rejected mail" without one. */
@@ -294,18 +254,4 @@ write_subject(struct sieve_compose *out, const char *header, size_t len)
         sieve_compose_encoded(out, subject, subject_len);
     }
     sieve_compose_str(out, "\r\n");
-}
-
-static bool
-contains(const struct sieve_compose *part, const char *needle, size_t needle_len)
-{
-    if (part->len < needle_len) {
-        return false;
-    }
-    for (size_t i = 0; i + needle_len <= part->len; i++) {
-        if (part->bytes[i] == needle[0] && memcmp(part->bytes + i, needle, needle_len) == 0) {
-            return true;
-        }
-    }
-    return false;
 }
