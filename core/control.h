@@ -8,6 +8,12 @@
  * (CONTROL_REQUEST_BYTES_MAX, CONTROL_IO_TIMEOUT_MS to arrive) and
  * answered one client at a time; an unknown command gets
  * {"error":"unknown command"}.
+ *
+ * One command is built in, for `toasterctl queue flush`: "queue-flush" or
+ * "queue-flush ID" answers {"result":"ok","delivery_agent":false} and
+ * logs the request. There is no delivery agent yet; when there is, it
+ * registers commands of the same names with control_start(), which are
+ * looked up first, so the built-in one then no longer answers.
  */
 #ifndef TOASTER_CORE_CONTROL_H
 #define TOASTER_CORE_CONTROL_H
@@ -17,6 +23,7 @@
 #define CONTROL_REQUEST_BYTES_MAX 4352 /* a command and a path (learn) */
 #define CONTROL_ANSWER_BYTES_MAX (256u * 1024u)
 #define CONTROL_IO_TIMEOUT_MS 1000
+#define CONTROL_QUEUE_ID_LEN 16 /* queue-flush's argument: a queue id */
 
 struct control;
 

@@ -20,7 +20,9 @@
  *   toasterctl [-c FILE] dkim keygen DOMAIN SELECTOR [--ed25519] [--bits N]
  *                  [--dir DIR]           a new key (0600), the TXT record to
  *                                        publish and the dkim_key line to add
- * Later versions add the queue over the control socket.
+ * The outbound queue (core/toasterctl_queue.h), on its files, telling a
+ * running daemon where it must:
+ *   toasterctl [-c FILE] queue list|show|hold|release|delete|flush ...
  */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -38,6 +40,7 @@
 #include "core/config.h"
 #include "core/control.h"
 #include "core/toasterctl_learn.h"
+#include "core/toasterctl_queue.h"
 #include "core/toasterctl_sieve.h"
 #include "core/limits.h"
 #include "core/stats.h"
@@ -69,6 +72,11 @@ usage(FILE *out)
                        "       toasterctl [-c FILE] learn spam|ham [--socket PATH] FILE|DIR...\n"
                        "       toasterctl [-c FILE] sieve-test SCRIPT MESSAGE [-f FROM] [-a TO] "
                        "[-u USER]\n"
+                       "       toasterctl [-c FILE] queue list [--json]\n"
+                       "       toasterctl [-c FILE] queue show ID\n"
+                       "       toasterctl [-c FILE] queue hold [--reason TEXT] ID...|ALL\n"
+                       "       toasterctl [-c FILE] queue release|delete ID...|ALL\n"
+                       "       toasterctl [-c FILE] queue flush [--socket PATH] [ID...]\n"
                        "The password is read from the terminal (without echo), else from the\n"
                        "first line of stdin or of --password-file; never from the command line.\n");
 }
@@ -829,6 +837,9 @@ main(int argc, char **argv)
     }
     if (strcmp(command, "learn") == 0) {
         return toasterctl_learn(&config, argc - optind - 1, argv + optind + 1);
+    }
+    if (strcmp(command, "queue") == 0) {
+        return toasterctl_queue(&config, argc - optind - 1, argv + optind + 1);
     }
     if (strcmp(command, "sieve-test") == 0) {
         return toasterctl_sieve_test(&config, argc - optind - 1, argv + optind + 1);
