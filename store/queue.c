@@ -1155,6 +1155,22 @@ queue_entry_release(struct queue_entry *entry)
 
 /* ---- listing ------------------------------------------------------------ */
 
+/* Whether someone holds the entry's lock now (its message file is open
+ * under flock). A failure to tell counts as "not locked". */
+static bool
+entry_is_locked(struct queue *queue, const char *id)
+{
+    char msg[QUEUE_NAME_BYTES];
+    queue_name(msg, id, ".msg");
+    int fd = openat(queue->dir_fd, msg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return false;
+    }
+    bool is_locked = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    (void)close(fd); /* read-only; closing drops a lock we may have taken */
+    return is_locked;
+}
+
 int
 queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const char *id),
            void *ctx)
@@ -1188,8 +1204,10 @@ queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const 
         }
         const char *suffix = has_id ? name + QUEUE_ID_LEN : "";
         if (len > 4 && strcmp(name + len - 4, ".tmp") == 0) {
-            /* Half-written: never an entry, never acknowledged. */
-            if (is_cleaning) {
+            /* Half-written: never an entry, never acknowledged. Unless
+             * toasterctl is rewriting that entry right now (it holds the
+             * lock): then it is its file, and it renames it soon. */
+            if (is_cleaning && !(has_id && entry_is_locked(queue, id))) {
                 log_warning("queue: removing %s left by an interrupted write", name);
                 if (unlinkat(queue->dir_fd, name, 0) != 0 && errno != ENOENT) {
                     log_error("queue: cannot remove %s: %s", name, strerror(errno));
@@ -1200,7 +1218,9 @@ queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const 
         } else if (has_id && strcmp(suffix, ".msg") == 0) {
             char env[QUEUE_NAME_BYTES];
             queue_name(env, id, ".env");
-            if (is_cleaning && faccessat(queue->dir_fd, env, F_OK, 0) != 0 && errno == ENOENT) {
+            /* A delete in progress (locked) removes it itself. */
+            if (is_cleaning && faccessat(queue->dir_fd, env, F_OK, 0) != 0 && errno == ENOENT &&
+                !entry_is_locked(queue, id)) {
                 log_warning("queue: removing %s, whose envelope was never written", name);
                 if (unlinkat(queue->dir_fd, name, 0) != 0 && errno != ENOENT) {
                     log_error("queue: cannot remove %s: %s", name, strerror(errno));

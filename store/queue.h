@@ -242,10 +242,11 @@ void queue_entry_release(struct queue_entry *entry);
 
 /* Call visit(ctx, id) for every entry (each "<id>.env" with a valid id, in
  * directory order) until it returns non-zero, which is then returned. With
- * is_cleaning (start-up, while nothing writes to the queue) it first
+ * is_cleaning (start-up, before the daemon writes to the queue) it first
  * removes temporary files and message files without an envelope, each
- * logged. Other names are ignored (logged when cleaning). Returns 0, visit's
- * value, or -errno. At most QUEUE_SCAN_MAX names are looked at per call. */
+ * logged, except those of an entry whose lock someone holds (an edit in
+ * progress, e.g. toasterctl's). Other names are ignored (logged when
+ * cleaning). Returns 0, visit's value, or -errno. At most QUEUE_SCAN_MAX names are looked at per call. */
 #define QUEUE_SCAN_MAX 10000000
 int queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const char *id),
                void *ctx);

@@ -710,6 +710,25 @@ test_edit_leftovers(void)
     CHECK(exists(queue, "00000000000000B1.msg"));
     CHECK(queue_scan(queue, true, count_visit, &visited) == 0);
     CHECK(!exists(queue, "00000000000000B1.msg"));
+    /* A cleaning scan (a daemon starting) leaves alone the temporary file
+     * of an entry being edited under its lock, and removes it once the
+     * lock is gone. */
+    entry_store_sample(queue, id);
+    CHECK(queue_entry_lock(queue, id, false, &lock_fd) == 0);
+    put(queue, "00000000000000B1.env.tmp", "toaster-queue 1\n");
+    CHECK(queue_scan(queue, true, NULL, NULL) == 0);
+    CHECK(exists(queue, "00000000000000B1.env.tmp"));
+    queue_entry_unlock(&lock_fd);
+    CHECK(queue_scan(queue, true, NULL, NULL) == 0);
+    CHECK(!exists(queue, "00000000000000B1.env.tmp"));
+    /* Likewise a message whose envelope a locked delete just removed. */
+    CHECK(queue_entry_lock(queue, id, false, &lock_fd) == 0);
+    CHECK(unlinkat(queue_dir_fd(queue), "00000000000000B1.env", 0) == 0);
+    CHECK(queue_scan(queue, true, NULL, NULL) == 0);
+    CHECK(exists(queue, "00000000000000B1.msg"));
+    CHECK(queue_entry_remove(queue, id) == -ENOENT); /* the envelope was gone already */
+    CHECK(!exists(queue, "00000000000000B1.msg"));
+    queue_entry_unlock(&lock_fd);
     /* A malformed envelope can still be deleted by hand. */
     entry_store_sample(queue, id);
     put(queue, "00000000000000B1.env", "garbage\n");
