@@ -246,7 +246,8 @@ void queue_entry_release(struct queue_entry *entry);
  * removes temporary files and message files without an envelope, each
  * logged, except those of an entry whose lock someone holds (an edit in
  * progress, e.g. toasterctl's). Other names are ignored (logged when
- * cleaning). Returns 0, visit's value, or -errno. At most QUEUE_SCAN_MAX names are looked at per call. */
+ * cleaning). Returns 0, visit's value, or -errno. At most QUEUE_SCAN_MAX
+ * names are looked at per call. */
 #define QUEUE_SCAN_MAX 10000000
 int queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const char *id),
                void *ctx);
