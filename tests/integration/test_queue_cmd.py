@@ -9,6 +9,7 @@ commands with no daemon running."""
 import json
 import os
 import re
+import socket
 import subprocess
 
 from conftest import DEFAULT_ALIASES, TOASTERCTL
@@ -208,3 +209,29 @@ def test_queue_no_directory(tmp_path):
                          text=True, timeout=30)
     assert out.returncode == 0 and out.stdout == "Mail queue is empty\n", out.stderr
     assert not os.path.exists(tmp_path / "nothing" / "queue")
+
+
+def control(t, line):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(str(t.data_dir / "toasterd.sock"))
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                return data.decode()
+            data += chunk
+
+
+def test_control_queue_flush_request(make_toaster):
+    """The daemon's built-in answer: ok, no delivery agent; an argument that
+    is not a queue id is not that request."""
+    t = make_toaster()
+    assert control(t, "queue-flush") == '{"result":"ok","delivery_agent":false}\n'
+    assert control(t, "queue-flush 0123456789ABCDEF") == \
+        '{"result":"ok","delivery_agent":false}\n'
+    t.wait_log("queue flush requested for 0123456789ABCDEF")
+    for bad in ("queue-flush ", "queue-flush 0123456789abcdef", "queue-flush ../x",
+                "queue-flush 0123456789ABCDEF0", "queue-flushALL"):
+        assert control(t, bad) == '{"error":"unknown command"}\n', bad
