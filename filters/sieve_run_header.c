@@ -19,6 +19,7 @@
 #include "core/assertions.h"
 #include "core/base64.h"
 #include "filters/sieve_run_internal.h"
+#include "filters/sieve_validate.h"
 #include "proto/imap/imap_text.h"
 
 static bool
@@ -373,21 +374,6 @@ is_protected(const char *name, size_t len)
     return run_ascii_iequal(name, len, "received") || run_ascii_iequal(name, len, "auto-submitted");
 }
 
-static bool
-is_field_name(const char *s, size_t len)
-{
-    if (len == 0) {
-        return false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 33 || c > 126 || c == ':') {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* A value may hold folds (CRLF followed by white space) but no other
  * line break and no NUL (RFC 5293 section 5). */
 static bool
@@ -483,7 +469,7 @@ run_cmd_addheader(struct run *run, const struct sieve_node *cmd)
     if (rc < 0) {
         return rc;
     }
-    if (!is_field_name(name.text, name.len)) {
+    if (!sieve_field_name_valid(name.text, name.len)) {
         return run_fail(run, -EINVAL, cmd->line, "addheader: invalid field name");
     }
     if (!is_field_value(value.text, value.len)) {
@@ -541,7 +527,7 @@ run_cmd_deleteheader(struct run *run, const struct sieve_node *cmd)
     if (rc < 0) {
         return rc;
     }
-    if (!is_field_name(name.text, name.len)) {
+    if (!sieve_field_name_valid(name.text, name.len)) {
         return run_fail(run, -EINVAL, cmd->line, "deleteheader: invalid field name");
     }
     if (is_protected(name.text, name.len)) {

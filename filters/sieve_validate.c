@@ -501,8 +501,8 @@ is_identifier(const char *s, size_t len)
 }
 
 /* RFC 5322 field-name: 1*ftext, ftext = %d33-57 / %d59-126. */
-static bool
-is_field_name(const char *s, size_t len)
+bool
+sieve_field_name_valid(const char *s, size_t len)
 {
     if (len == 0 || len > 998) {
         return false;
@@ -533,7 +533,7 @@ check_header_names(struct validator *v, const struct sieve_arg *arg)
 {
     for (size_t i = 0; i < arg->string_count; i++) {
         const struct sieve_string *s = &arg->strings[i];
-        if (!s->has_variables && !is_field_name(s->text, s->len)) {
+        if (!s->has_variables && !sieve_field_name_valid(s->text, s->len)) {
             char buf[64];
             verror(v, s->line, "specified header field name '%s' is invalid",
                    sanitize(s->text, s->len, buf, sizeof(buf)));

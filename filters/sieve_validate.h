@@ -54,6 +54,11 @@ const char *sieve_capabilities(void);
  * from variables. */
 bool sieve_redirect_address_valid(const char *s, size_t len);
 
+/* Whether s[0..len) is an RFC 5322 field name (1 to 998 of the printable
+ * characters but ':'): what header tests and editheader accept; the
+ * interpreter checks names made from variables with it at run time. */
+bool sieve_field_name_valid(const char *s, size_t len);
+
 /* The capability name of ext ("fileinto"), or NULL for SIEVE_EXT_NONE. */
 const char *sieve_ext_name(enum sieve_ext ext);
 
