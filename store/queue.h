@@ -73,6 +73,10 @@
  * can open is a complete one, thanks to the rename. The committer needs no
  * lock: nobody else knows the id before publish. Locks are advisory and
  * vanish with the process that held them, so a crash leaves none behind.
+ * toasterctl tells a running daemon only of a flush, so whatever the
+ * delivery agent keeps in memory may be stale: before each attempt it
+ * takes the lock and loads the envelope again, skips the entry if it is
+ * held, and forgets it if it is gone (-ENOENT).
  *
  * Runs on whichever thread calls it (the committer, the delivery agent's
  * workers, toasterctl, tests); every call may block on disk.
