@@ -1,6 +1,7 @@
 /*
  * filters/sieve_compose.c - the output buffer and encodings the messages
- * Sieve sends itself need (filters/sieve_vacation, filters/sieve_reject),
+ * Sieve sends itself need (filters/sieve_vacation, filters/sieve_reject;
+ * store/dsn's bounces use them too),
  * and the walk over the header fields of the message they answer.
  *
  * Owns nothing past a call but the buffer it grows for the caller. Pure,

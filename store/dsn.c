@@ -33,7 +33,7 @@
 #define DSN_ADDR_TYPE_BYTES_MAX 32u /* "rfc822", "utf-8" */
 #define DSN_WRAP_COLUMNS 76u        /* the text part's lines, as Postfix wraps */
 
-static_assert(DSN_RETURN_BYTES_MAX + DSN_HEADER_BYTES_MAX < DSN_BYTES_MAX,
+static_assert(2u * DSN_RETURN_BYTES_MAX + DSN_HEADER_BYTES_MAX < DSN_BYTES_MAX,
               "the original leaves room for the report");
 static_assert(QUEUE_REPLY_BYTES - 1 <= DSN_REPLY_BYTES_MAX, "a queued reply is never cut");
 /* "Diagnostic-Code: smtp; " + reply, and "<address>: host <name> said: "
@@ -44,11 +44,10 @@ static_assert(23 + DSN_REPLY_BYTES_MAX <= SIEVE_COMPOSE_LINE_BYTES_MAX, "reply l
  * 76) and the status block (two addresses, the remote's name, the reply
  * and fixed fields); QUEUE_RCPTS_MAX of them with the original fit. */
 #define DSN_RCPT_TEXT_BYTES_MAX 4096u
-#define DSN_RCPT_STATUS_BYTES_MAX \
+#define DSN_RCPT_STATUS_BYTES_MAX                                                                  \
     (2u * (SMTP_ADDRESS_BYTES_MAX + 64u) + DSN_REMOTE_BYTES_MAX + DSN_REPLY_BYTES_MAX + 256u)
-static_assert((size_t)QUEUE_RCPTS_MAX *
-                          (DSN_RCPT_TEXT_BYTES_MAX * 2u + DSN_RCPT_STATUS_BYTES_MAX) +
-                      DSN_RETURN_BYTES_MAX + DSN_HEADER_BYTES_MAX + 8192u <
+static_assert((size_t)QUEUE_RCPTS_MAX * (DSN_RCPT_TEXT_BYTES_MAX * 2u + DSN_RCPT_STATUS_BYTES_MAX) +
+                      2u * DSN_RETURN_BYTES_MAX + DSN_HEADER_BYTES_MAX + 8192u <
                   DSN_BYTES_MAX,
               "DSN_BYTES_MAX is not reached by reports within their bounds");
 
@@ -68,7 +67,6 @@ struct dsn_line {
 static int format_date(int64_t unix_seconds, char out[SIEVE_DATE_PART_BYTES]);
 static void put_text(struct sieve_compose *out, const char *s, size_t len, size_t len_max,
                      bool is_utf8_allowed);
-static bool is_utf8_text(const char *s, size_t len);
 static void decode_orcpt(const char *orcpt, struct dsn_line *line);
 static void write_text_part(struct sieve_compose *out, const struct dsn_request *request,
                             enum dsn_kind kind, const struct dsn_line *lines, size_t line_count);
@@ -127,6 +125,7 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
     bool is_global = !sieve_compose_is_ascii(entry->mail_from, strlen(entry->mail_from));
     for (size_t i = 0; i < request->report_count; i++) {
         const struct dsn_rcpt_report *report = &request->reports[i];
+        ASSERT(report->action >= DSN_ACTION_FAILED && report->action <= DSN_ACTION_RELAYED);
         if (report->rcpt_index >= entry->rcpt_count) {
             free(lines);
             return -EINVAL;
@@ -138,7 +137,7 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
         struct dsn_line *line = &lines[line_count++];
         line->rcpt = rcpt;
         line->report = report;
-        line->reply = report->reply != NULL ? report->reply
+        line->reply = report->reply != NULL      ? report->reply
                       : rcpt->last_reply != NULL ? rcpt->last_reply
                                                  : "";
         line->reply_len = strlen(line->reply);
@@ -160,7 +159,8 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
 
     struct sieve_compose text = {.bytes_max = DSN_BYTES_MAX};
     struct sieve_compose status = {.bytes_max = DSN_BYTES_MAX};
-    struct sieve_compose copy = {.bytes_max = DSN_RETURN_BYTES_MAX};
+    /* A returned message grows by its line ends made CRLF: at most double. */
+    struct sieve_compose copy = {.bytes_max = 2u * DSN_RETURN_BYTES_MAX};
     struct sieve_compose out = {.bytes_max = DSN_BYTES_MAX};
     int rc = 0;
 
@@ -194,6 +194,9 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
         sieve_compose_copy_header(&copy, request->message, header_len);
     }
     bool is_copy_ascii = copy.error != 0 || sieve_compose_is_ascii(copy.bytes, copy.len);
+    if (!is_full) {
+        is_header_ascii = is_copy_ascii; /* what was copied, not what was cut off */
+    }
     if (rc == 0) {
         rc = text.error != 0 ? text.error : status.error != 0 ? status.error : copy.error;
     }
@@ -244,8 +247,7 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
         sieve_compose_bytes(&out, now_text, (size_t)now_len);
         sieve_compose_bytes(&out, salt + 40, 24);
         sieve_compose_str(&out, ".");
-        put_text(&out, entry->id, strnlen(entry->id, sizeof(entry->id)), sizeof(entry->id),
-                 false);
+        put_text(&out, entry->id, strnlen(entry->id, sizeof(entry->id)), sizeof(entry->id), false);
         sieve_compose_str(&out, "@");
         sieve_compose_str(&out, hostname);
         sieve_compose_str(&out, ">\r\nMIME-Version: 1.0\r\n"
@@ -363,8 +365,8 @@ dsn_status(const char *reply, enum dsn_action action, char status_out[16])
                         : action == DSN_ACTION_DELAYED ? '4'
                                                        : '2';
     char basic = '\0';
-    if (reply != NULL && reply[0] >= '2' && reply[0] <= '5' && reply[1] >= '0' &&
-        reply[1] <= '9' && reply[2] >= '0' && reply[2] <= '9' &&
+    if (reply != NULL && reply[0] >= '2' && reply[0] <= '5' && reply[1] >= '0' && reply[1] <= '9' &&
+        reply[2] >= '0' && reply[2] <= '9' &&
         (reply[3] == ' ' || reply[3] == '-' || reply[3] == '\0')) {
         basic = reply[0];
         /* A delay is class 4 whatever the reply; a failure may be 4 (the
@@ -425,19 +427,12 @@ format_date(int64_t unix_seconds, char out[SIEVE_DATE_PART_BYTES])
     return n < 0 ? -EINVAL : n;
 }
 
-static bool
-is_utf8_text(const char *s, size_t len)
-{
-    return utf8_is_valid(s, len);
-}
-
 /* Outside text inside a field or line: controls become spaces; bytes over
  * 0x7f stay only where UTF-8 is allowed and the text is well-formed UTF-8,
  * else they become '?'; at most len_max bytes, cut before a UTF-8
  * sequence that would cross the cut. */
 static void
-put_text(struct sieve_compose *out, const char *s, size_t len, size_t len_max,
-         bool is_utf8_allowed)
+put_text(struct sieve_compose *out, const char *s, size_t len, size_t len_max, bool is_utf8_allowed)
 {
     if (len > len_max) {
         len = len_max;
@@ -445,7 +440,7 @@ put_text(struct sieve_compose *out, const char *s, size_t len, size_t len_max,
             len--; /* s[len] continues a sequence: cut before its start */
         }
     }
-    bool is_utf8_kept = is_utf8_allowed && is_utf8_text(s, len);
+    bool is_utf8_kept = is_utf8_allowed && utf8_is_valid(s, len);
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -504,8 +499,8 @@ decode_orcpt(const char *orcpt, struct dsn_line *line)
 }
 
 static void
-write_text_part(struct sieve_compose *out, const struct dsn_request *request,
-                enum dsn_kind kind, const struct dsn_line *lines, size_t line_count)
+write_text_part(struct sieve_compose *out, const struct dsn_request *request, enum dsn_kind kind,
+                const struct dsn_line *lines, size_t line_count)
 {
     sieve_compose_str(out, "This is the mail system at host ");
     sieve_compose_str(out, request->hostname);
@@ -516,11 +511,11 @@ write_text_part(struct sieve_compose *out, const struct dsn_request *request,
                                "be delivered to one or more recipients. It's attached below.\r\n");
         break;
     case DSN_KIND_DELAY: {
-        sieve_compose_str(
-            out, "####################################################################\r\n"
-                 "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
-                 "####################################################################\r\n"
-                 "\r\nYour message could not be delivered for ");
+        sieve_compose_str(out,
+                          "####################################################################\r\n"
+                          "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
+                          "####################################################################\r\n"
+                          "\r\nYour message could not be delivered for ");
         int64_t waited = request->now - request->entry->arrival;
         write_duration(out, waited);
         sieve_compose_str(out, ".\r\n");
@@ -741,8 +736,8 @@ write_status_part(struct sieve_compose *out, const struct dsn_request *request,
             put_text(out, line->reply, line->reply_len, DSN_REPLY_BYTES_MAX, false);
             sieve_compose_str(out, "\r\n");
         }
-        date_len = format_date(report->last_attempt != 0 ? report->last_attempt : request->now,
-                               date);
+        date_len =
+            format_date(report->last_attempt != 0 ? report->last_attempt : request->now, date);
         if (date_len > 0) {
             sieve_compose_str(out, "Last-Attempt-Date: ");
             sieve_compose_bytes(out, date, (size_t)date_len);

@@ -40,7 +40,7 @@
 
 /* How much of the original the caller needs to read: enough for the whole
  * returned message or for the longest header block we copy. */
-#define DSN_ORIGINAL_READ_BYTES \
+#define DSN_ORIGINAL_READ_BYTES                                                                    \
     (DSN_RETURN_BYTES_MAX > DSN_HEADER_BYTES_MAX ? DSN_RETURN_BYTES_MAX : DSN_HEADER_BYTES_MAX)
 
 enum dsn_action {
@@ -52,12 +52,12 @@ enum dsn_action {
 
 /* One recipient this report is about. Strings are borrowed for the call. */
 struct dsn_rcpt_report {
-    size_t rcpt_index;            /* into entry->rcpts */
+    size_t rcpt_index; /* into entry->rcpts */
     enum dsn_action action;
-    const char *remote_mta;       /* the remote's name ("mx.example.net"), NULL or "" for none */
-    const char *reply;            /* the remote's reply ("550 5.1.1 ...") or our own
-                                   * diagnosis; NULL: the recipient's last_reply */
-    int64_t last_attempt;         /* unix seconds; 0: now */
+    const char *remote_mta; /* the remote's name ("mx.example.net"), NULL or "" for none */
+    const char *reply;      /* the remote's reply ("550 5.1.1 ...") or our own
+                             * diagnosis; NULL: the recipient's last_reply */
+    int64_t last_attempt;   /* unix seconds; 0: now */
 };
 
 struct dsn_request {
@@ -76,12 +76,12 @@ struct dsn_request {
 };
 
 struct dsn_result {
-    char *bytes;          /* malloc'd; the caller frees */
+    char *bytes; /* malloc'd; the caller frees */
     size_t len;
-    size_t report_count;  /* recipients reported (after NOTIFY) */
-    bool is_8bit;         /* needs BODY=8BITMIME */
-    bool is_utf8;         /* needs SMTPUTF8 (a UTF-8 address in the header) */
-    bool is_full_return;  /* the whole original is inside */
+    size_t report_count; /* recipients reported (after NOTIFY) */
+    bool is_8bit;        /* needs BODY=8BITMIME */
+    bool is_utf8;        /* needs SMTPUTF8 (a UTF-8 address in the header) */
+    bool is_full_return; /* the whole original is inside */
 };
 
 /* Compose the DSN. Recipients whose NOTIFY does not ask for their action

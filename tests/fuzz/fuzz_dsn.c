@@ -60,15 +60,27 @@ count_occurrences(const char *hay, size_t len, const char *needle, size_t needle
 static void
 check_dsn(const struct dsn_result *r)
 {
-    static const char *const header_fields[] = {
-        "Date: ", "From: ", "Subject: ", "To: ", "Auto-Submitted: ", "Message-ID: ",
-        "MIME-Version: ", "Content-Type: ", " boundary=\"", "Content-Transfer-Encoding: "};
-    static const char *const status_fields[] = {
-        "Reporting-MTA: ", "X-Toaster-Queue-ID: ", "X-Toaster-Sender: ",
-        "Original-Envelope-Id: ", "Arrival-Date: ", "Final-Recipient: ",
-        "Original-Recipient: ", "Action: ", "Status: ", "Remote-MTA: ",
-        "Diagnostic-Code: ", "Last-Attempt-Date: ", "Will-Retry-Until: ",
-        "Content-Description: ", "Content-Type: ", "Content-Transfer-Encoding: "};
+    static const char *const header_fields[] = {"Date: ",           "From: ",
+                                                "Subject: ",        "To: ",
+                                                "Auto-Submitted: ", "Message-ID: ",
+                                                "MIME-Version: ",   "Content-Type: ",
+                                                " boundary=\"",     "Content-Transfer-Encoding: "};
+    static const char *const status_fields[] = {"Reporting-MTA: ",
+                                                "X-Toaster-Queue-ID: ",
+                                                "X-Toaster-Sender: ",
+                                                "Original-Envelope-Id: ",
+                                                "Arrival-Date: ",
+                                                "Final-Recipient: ",
+                                                "Original-Recipient: ",
+                                                "Action: ",
+                                                "Status: ",
+                                                "Remote-MTA: ",
+                                                "Diagnostic-Code: ",
+                                                "Last-Attempt-Date: ",
+                                                "Will-Retry-Until: ",
+                                                "Content-Description: ",
+                                                "Content-Type: ",
+                                                "Content-Transfer-Encoding: "};
     const char *b = r->bytes;
     size_t len = r->len;
     FUZZ_CHECK(len >= 2 && b[len - 2] == '\r' && b[len - 1] == '\n');
@@ -169,7 +181,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     entry.ret = (enum queue_ret)((options >> 4) % 3);
     entry.size = msg_len;
     struct queue_rcpt rcpts[2] = {
-        {.address = "bob@example.net", .orcpt = orcpt, .notify = notifies[(options >> 2) & 3],
+        {.address = "bob@example.net",
+         .orcpt = orcpt,
+         .notify = notifies[(options >> 2) & 3],
          .last_reply = reply},
         {.address = orcpt, .orcpt = "", .notify = 0, .last_reply = ""},
     };

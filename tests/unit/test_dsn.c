@@ -185,8 +185,8 @@ part_type_is(const struct parsed *p, size_t index, const char *want)
     const char *body = memmem(p->part[index], p->part_len[index], "\r\n\r\n", 4);
     size_t head_len = body != NULL ? (size_t)(body - p->part[index]) + 2 : p->part_len[index];
     return has_line(p->part[index], head_len, line) ||
-           (strncmp(want, "text/plain", 10) == 0 && memmem(p->part[index], head_len, line,
-                                                           strlen(line)) != NULL);
+           (strncmp(want, "text/plain", 10) == 0 &&
+            memmem(p->part[index], head_len, line, strlen(line)) != NULL);
 }
 
 static const char *
@@ -219,7 +219,8 @@ test_failure_shape(void)
     CHECK(parse(&r, &p));
     CHECK(p.part_count == 3);
     CHECK(p.is_closed);
-    CHECK(has_line(p.header, p.header_len, "From: Mail Delivery System <MAILER-DAEMON@mail.example.com>"));
+    CHECK(has_line(p.header, p.header_len,
+                   "From: Mail Delivery System <MAILER-DAEMON@mail.example.com>"));
     CHECK(has_line(p.header, p.header_len, "To: <alice@example.com>"));
     CHECK(has_line(p.header, p.header_len, "Subject: Undelivered Mail Returned to Sender"));
     CHECK(has_line(p.header, p.header_len, "Auto-Submitted: auto-replied"));
@@ -417,8 +418,8 @@ test_ret_and_size_bound(void)
         CHECK(dsn_compose(&f.request, &r) == 0);
         CHECK(r.is_full_return == (total <= DSN_RETURN_BYTES_MAX));
         CHECK(parse(&r, &p) && p.part_count == 3);
-        CHECK(part_type_is(&p, 2, total <= DSN_RETURN_BYTES_MAX ? "message/rfc822"
-                                                                : "text/rfc822-headers"));
+        CHECK(part_type_is(
+            &p, 2, total <= DSN_RETURN_BYTES_MAX ? "message/rfc822" : "text/rfc822-headers"));
         CHECK(is_well_formed(r.bytes, r.len));
         free(r.bytes);
     }
@@ -529,7 +530,8 @@ test_utf8(void)
     struct dsn_result r;
     struct parsed p;
     fixture_init(&f, DSN_ACTION_FAILED, 0);
-    f.rcpts[0].address = "j\xc3\xb6rg@b\xc3\xbc" "cher.example";
+    f.rcpts[0].address = "j\xc3\xb6rg@b\xc3\xbc"
+                         "cher.example";
     CHECK(dsn_compose(&f.request, &r) == 0);
     CHECK(r.is_utf8);
     CHECK(r.is_8bit);
@@ -537,13 +539,16 @@ test_utf8(void)
     CHECK(parse(&r, &p) && p.part_count == 3);
     CHECK(part_type_is(&p, 1, "message/global-delivery-status"));
     CHECK(part_type_is(&p, 0, "text/plain; charset=utf-8"));
-    CHECK(has_line(r.bytes, r.len, "Final-Recipient: utf-8; j\xc3\xb6rg@b\xc3\xbc" "cher.example"));
+    CHECK(has_line(r.bytes, r.len,
+                   "Final-Recipient: utf-8; j\xc3\xb6rg@b\xc3\xbc"
+                   "cher.example"));
     CHECK(has_line(p.header, p.header_len, "Content-Transfer-Encoding: 8bit"));
     free(r.bytes);
 
     /* A UTF-8 header in the original: message/global; a UTF-8 body only:
      * message/rfc822 with 8bit. */
-    static const char u8head[] = "Subject: gr\xc3\xbc\xc3\x9f" "e\r\n\r\nhi\r\n";
+    static const char u8head[] = "Subject: gr\xc3\xbc\xc3\x9f"
+                                 "e\r\n\r\nhi\r\n";
     fixture_init(&f, DSN_ACTION_FAILED, 0);
     f.request.message = u8head;
     f.request.message_len = f.request.message_bytes = sizeof(u8head) - 1;
@@ -556,7 +561,8 @@ test_utf8(void)
     CHECK(dsn_compose(&f.request, &r) == 0);
     CHECK(parse(&r, &p) && part_type_is(&p, 2, "message/global-headers"));
     free(r.bytes);
-    static const char u8body[] = "Subject: plain\r\n\r\ngr\xc3\xbc\xc3\x9f" "e\r\n";
+    static const char u8body[] = "Subject: plain\r\n\r\ngr\xc3\xbc\xc3\x9f"
+                                 "e\r\n";
     fixture_init(&f, DSN_ACTION_FAILED, 0);
     f.request.message = u8body;
     f.request.message_len = f.request.message_bytes = sizeof(u8body) - 1;
@@ -689,8 +695,8 @@ test_boundary(void)
             CHECK(n == -EEXIST);
             break;
         }
-        holder_len += (size_t)snprintf(holder + holder_len, sizeof(holder) - holder_len, "%s\n",
-                                       b1);
+        holder_len +=
+            (size_t)snprintf(holder + holder_len, sizeof(holder) - holder_len, "%s\n", b1);
         lens[0] = holder_len;
         tries++;
     }
@@ -742,9 +748,8 @@ test_many_recipients(void)
     address[SMTP_ADDRESS_BYTES_MAX - 12] = '@';
     for (size_t i = 0; i < QUEUE_RCPTS_MAX; i++) {
         rcpts[i] = (struct queue_rcpt){.address = address, .orcpt = "", .last_reply = reply};
-        reports[i] = (struct dsn_rcpt_report){.rcpt_index = i,
-                                              .action = DSN_ACTION_FAILED,
-                                              .remote_mta = "mx.example.net"};
+        reports[i] = (struct dsn_rcpt_report){
+            .rcpt_index = i, .action = DSN_ACTION_FAILED, .remote_mta = "mx.example.net"};
     }
     entry.rcpts = rcpts;
     entry.rcpt_count = QUEUE_RCPTS_MAX;
