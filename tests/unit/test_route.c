@@ -13,6 +13,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,12 +66,17 @@ aaaa(const char *name, const char *address)
     add(DNS_TYPE_AAAA, name, DNS_STATUS_OK, address);
 }
 
-/* A row whose name or data is made up at run time. */
+/* A row's data made up at run time, kept in the next row's slot. */
+static const char *text(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
 static const char *
-text(const char *format, unsigned value)
+text(const char *format, ...)
 {
     char *slot = row_text[row_count];
-    (void)snprintf(slot, sizeof(row_text[0]), format, value);
+    va_list args;
+    va_start(args, format);
+    (void)vsnprintf(slot, sizeof(row_text[0]), format, args); /* short test strings */
+    va_end(args);
     return slot;
 }
 
