@@ -28,7 +28,8 @@
  * not yet reported the group sent. */
 #define CLIENT_RESERVE_BYTES 64
 
-#define CLIENT_QUEUE_MAX (sizeof(((struct smtp_client *)0)->queued) / sizeof(struct smtp_client_event))
+#define CLIENT_QUEUE_MAX                                                                           \
+    (sizeof(((struct smtp_client *)0)->queued) / sizeof(struct smtp_client_event))
 
 static_assert(SMTP_CLIENT_HELO_BYTES_MAX + 8 < SMTP_CLIENT_COMMAND_BYTES_MAX, "EHLO fits");
 static_assert(SMTP_ADDRESS_BYTES_MAX + SMTP_CLIENT_ORCPT_BYTES_MAX + 64 <
@@ -37,15 +38,14 @@ static_assert(SMTP_ADDRESS_BYTES_MAX + SMTP_CLIENT_ORCPT_BYTES_MAX + 64 <
 static_assert(SMTP_ADDRESS_BYTES_MAX + SMTP_CLIENT_ENVID_BYTES_MAX + 96 <
                   SMTP_CLIENT_COMMAND_BYTES_MAX,
               "the longest MAIL fits");
-static_assert(13 + (2 + 2 * SMTP_CLIENT_AUTH_BYTES_MAX + 2) / 3 * 4 <
-                  SMTP_CLIENT_COMMAND_BYTES_MAX,
+static_assert(13 + (2 + 2 * SMTP_CLIENT_AUTH_BYTES_MAX + 2) / 3 * 4 < SMTP_CLIENT_COMMAND_BYTES_MAX,
               "the longest AUTH PLAIN fits");
 
 /* A command being built; is_over when it would not fit. */
 struct client_cmd {
-    char   buf[SMTP_CLIENT_COMMAND_BYTES_MAX];
+    char buf[SMTP_CLIENT_COMMAND_BYTES_MAX];
     size_t len;
-    bool   is_over;
+    bool is_over;
 };
 
 static void client_enter(struct smtp_client *client, enum smtp_client_state next);
@@ -60,7 +60,8 @@ static void client_push_error(struct smtp_client *client, enum smtp_client_error
 static void client_done(struct smtp_client *client, enum smtp_client_result result,
                         enum smtp_client_stage stage, const struct smtp_client_reply *reply,
                         bool then_rset);
-static void client_closing(struct smtp_client *client, const struct smtp_client_reply *reply);
+static void client_closing(struct smtp_client *client, const struct smtp_client_reply *reply,
+                           enum smtp_client_stage stage);
 static void client_session_failed(struct smtp_client *client,
                                   const struct smtp_client_reply *reply);
 static void client_save(struct smtp_client *client, const struct smtp_client_reply *reply,
@@ -308,8 +309,7 @@ smtp_client_tls_started(struct smtp_client *client)
 int
 smtp_client_auth_plain(struct smtp_client *client, struct span user, struct span password)
 {
-    static const char digits[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     ASSERT(client != NULL);
     ASSERT(client->state == SMTP_CLIENT_STATE_READY);
     if (!client->is_tls) {
@@ -345,8 +345,8 @@ smtp_client_auth_plain(struct smtp_client *client, struct span user, struct span
         if (left > 2) {
             v |= raw[i + 2];
         }
-        char quad[4] = { digits[(v >> 18) & 63], digits[(v >> 12) & 63],
-                         left > 1 ? digits[(v >> 6) & 63] : '=', left > 2 ? digits[v & 63] : '=' };
+        char quad[4] = {digits[(v >> 18) & 63], digits[(v >> 12) & 63],
+                        left > 1 ? digits[(v >> 6) & 63] : '=', left > 2 ? digits[v & 63] : '='};
         cmd_add(&cmd, quad, 4);
     }
     cmd_add_str(&cmd, "\r\n");
@@ -388,8 +388,8 @@ smtp_client_start_message(struct smtp_client *client, const struct smtp_client_m
         }
         uint32_t all = SMTP_CLIENT_NOTIFY_NEVER | SMTP_CLIENT_NOTIFY_SUCCESS |
                        SMTP_CLIENT_NOTIFY_FAILURE | SMTP_CLIENT_NOTIFY_DELAY;
-        if ((r->notify & ~all) != 0 ||
-            ((r->notify & SMTP_CLIENT_NOTIFY_NEVER) != 0 && r->notify != SMTP_CLIENT_NOTIFY_NEVER)) {
+        if ((r->notify & ~all) != 0 || ((r->notify & SMTP_CLIENT_NOTIFY_NEVER) != 0 &&
+                                        r->notify != SMTP_CLIENT_NOTIFY_NEVER)) {
             return -EINVAL;
         }
     }
@@ -484,7 +484,8 @@ smtp_client_quit(struct smtp_client *client)
     ASSERT(client->state != SMTP_CLIENT_STATE_CLOSED);
     ASSERT(client->state != SMTP_CLIENT_STATE_FAILED);
     client->has_message = false;
-    if (client->state == SMTP_CLIENT_STATE_TLS_HANDSHAKE || client->state == SMTP_CLIENT_STATE_BODY) {
+    if (client->state == SMTP_CLIENT_STATE_TLS_HANDSHAKE ||
+        client->state == SMTP_CLIENT_STATE_BODY) {
         /* Mid-handshake or mid-body a QUIT would be read as TLS or body. */
         client_enter(client, SMTP_CLIENT_STATE_CLOSED);
         client_push_kind(client, SMTP_CLIENT_EV_CLOSED);
@@ -561,7 +562,7 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
         if (cls == 3) {
             client_push_error(client, SMTP_CLIENT_ERR_BAD_CODE, SMTP_CLIENT_REPLY_OK);
         } else if (reply->code == 421) {
-            client_closing(client, reply);
+            client_closing(client, reply, SMTP_CLIENT_STAGE_FINAL);
         } else if (cls == 2 && client->state == SMTP_CLIENT_STATE_GREETING) {
             struct client_cmd cmd;
             client_build_ehlo(client, &cmd, "EHLO ");
@@ -587,15 +588,15 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
         if (cls == 3) {
             client_push_error(client, SMTP_CLIENT_ERR_BAD_CODE, SMTP_CLIENT_REPLY_OK);
         } else if (reply->code == 421) {
-            client_closing(client, reply);
+            client_closing(client, reply, SMTP_CLIENT_STAGE_FINAL);
         } else if (cls == 2) {
             client_enter(client, SMTP_CLIENT_STATE_TLS_HANDSHAKE);
-            struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_TLS_GO, .reply = *reply };
+            struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_TLS_GO, .reply = *reply};
             client_push(client, &ev);
         } else {
-            struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_TLS_REFUSED,
-                                            .reply = *reply,
-                                            .result = result_of(reply->code) };
+            struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_TLS_REFUSED,
+                                           .reply = *reply,
+                                           .result = result_of(reply->code)};
             client_push(client, &ev);
             client_enter(client, SMTP_CLIENT_STATE_READY);
             client_push_kind(client, SMTP_CLIENT_EV_READY);
@@ -610,11 +611,11 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
         } else if (cls == 3) {
             client_push_error(client, SMTP_CLIENT_ERR_BAD_CODE, SMTP_CLIENT_REPLY_OK);
         } else if (reply->code == 421) {
-            client_closing(client, reply);
+            client_closing(client, reply, SMTP_CLIENT_STAGE_FINAL);
         } else {
-            struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_AUTH_DONE,
-                                            .reply = *reply,
-                                            .result = result_of(reply->code) };
+            struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_AUTH_DONE,
+                                           .reply = *reply,
+                                           .result = result_of(reply->code)};
             if (client->is_auth_cancelled && ev.result == SMTP_CLIENT_RESULT_OK) {
                 /* Success after our cancel is nonsense. */
                 client_push_error(client, SMTP_CLIENT_ERR_BAD_CODE, SMTP_CLIENT_REPLY_OK);
@@ -632,7 +633,8 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
         if (cls == 3) {
             client_push_error(client, SMTP_CLIENT_ERR_BAD_CODE, SMTP_CLIENT_REPLY_OK);
         } else if (reply->code == 421) {
-            client_closing(client, reply);
+            client_closing(client, reply,
+                           client->is_bdat_last ? SMTP_CLIENT_STAGE_FINAL : SMTP_CLIENT_STAGE_DATA);
         } else if (client->is_bdat_last) {
             client_done(client, result_of(reply->code), SMTP_CLIENT_STAGE_FINAL, reply, false);
         } else if (cls == 2) {
@@ -646,7 +648,7 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
         if (cls == 3) {
             client_push_error(client, SMTP_CLIENT_ERR_BAD_CODE, SMTP_CLIENT_REPLY_OK);
         } else if (reply->code == 421 && !client->is_data_discard) {
-            client_closing(client, reply);
+            client_closing(client, reply, SMTP_CLIENT_STAGE_FINAL);
         } else if (client->is_data_discard) {
             /* The server said 354 with nobody accepted; we ended the empty
              * body at once. The outcome is the one kept before. */
@@ -657,11 +659,11 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
                     ? SMTP_CLIENT_RESULT_DEFER
                     : result_of(saved.code);
             if (reply->code == 421) {
-                struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_MESSAGE_DONE,
-                                                .reply = saved,
-                                                .result = result,
-                                                .stage = client->saved_stage,
-                                                .is_reusable = false };
+                struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_MESSAGE_DONE,
+                                               .reply = saved,
+                                               .result = result,
+                                               .stage = client->saved_stage,
+                                               .is_reusable = false};
                 client->has_message = false;
                 client_push(client, &ev);
                 client_enter(client, SMTP_CLIENT_STATE_CLOSED);
@@ -677,7 +679,7 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
         if (cls == 3) {
             client_push_error(client, SMTP_CLIENT_ERR_BAD_CODE, SMTP_CLIENT_REPLY_OK);
         } else if (reply->code == 421) {
-            client_closing(client, reply);
+            client_closing(client, reply, SMTP_CLIENT_STAGE_FINAL);
         } else if (cls == 2) {
             client_enter(client, SMTP_CLIENT_STATE_READY);
             client_push_kind(client, SMTP_CLIENT_EV_READY);
@@ -693,7 +695,7 @@ client_on_reply(struct smtp_client *client, const struct smtp_client_reply *repl
     case SMTP_CLIENT_STATE_BODY:
         if (reply->code == 421) {
             /* A server closing an idle (or too slow) session says so. */
-            client_closing(client, reply);
+            client_closing(client, reply, SMTP_CLIENT_STAGE_DATA);
         } else {
             client_push_error(client, SMTP_CLIENT_ERR_UNEXPECTED, SMTP_CLIENT_REPLY_OK);
         }
@@ -799,13 +801,13 @@ client_on_txn_reply(struct smtp_client *client, const struct smtp_client_reply *
         if (stage == SMTP_CLIENT_STAGE_RCPT && client->is_mail_ok) {
             size_t index = client->rcpt_replied_count;
             client->rcpt_replied_count++;
-            struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_RCPT,
-                                            .reply = *reply,
-                                            .result = SMTP_CLIENT_RESULT_DEFER,
-                                            .rcpt_index = index };
+            struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_RCPT,
+                                           .reply = *reply,
+                                           .result = SMTP_CLIENT_RESULT_DEFER,
+                                           .rcpt_index = index};
             client_push(client, &ev);
         }
-        client_closing(client, reply);
+        client_closing(client, reply, stage);
         return;
     }
     switch (stage) {
@@ -817,8 +819,7 @@ client_on_txn_reply(struct smtp_client *client, const struct smtp_client_reply *
             if (!client->is_pipelined) {
                 /* No transaction was opened, so no RSET. */
                 struct smtp_client_reply saved = client->saved;
-                client_done(client, result_of(reply->code), SMTP_CLIENT_STAGE_MAIL, &saved,
-                            false);
+                client_done(client, result_of(reply->code), SMTP_CLIENT_STAGE_MAIL, &saved, false);
                 return;
             }
         }
@@ -833,10 +834,10 @@ client_on_txn_reply(struct smtp_client *client, const struct smtp_client_reply *
             } else if (result == SMTP_CLIENT_RESULT_FAIL) {
                 client->rcpt_fail_count++;
             }
-            struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_RCPT,
-                                            .reply = *reply,
-                                            .result = result,
-                                            .rcpt_index = index };
+            struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_RCPT,
+                                           .reply = *reply,
+                                           .result = result,
+                                           .rcpt_index = index};
             client_push(client, &ev);
         }
         if (client->rcpt_replied_count < client->msg.rcpt_count) {
@@ -891,11 +892,10 @@ client_on_txn_reply(struct smtp_client *client, const struct smtp_client_reply *
             return;
         }
         struct smtp_client_reply saved = client->saved;
-        enum smtp_client_result result =
-            client->saved_stage == SMTP_CLIENT_STAGE_RCPT &&
-                    client->rcpt_fail_count < client->msg.rcpt_count
-                ? SMTP_CLIENT_RESULT_DEFER
-                : result_of(saved.code);
+        enum smtp_client_result result = client->saved_stage == SMTP_CLIENT_STAGE_RCPT &&
+                                                 client->rcpt_fail_count < client->msg.rcpt_count
+                                             ? SMTP_CLIENT_RESULT_DEFER
+                                             : result_of(saved.code);
         client_done(client, result, client->saved_stage, &saved, true);
         return;
     }
@@ -970,7 +970,7 @@ client_push(struct smtp_client *client, const struct smtp_client_event *event)
 static void
 client_push_kind(struct smtp_client *client, enum smtp_client_event_kind kind)
 {
-    struct smtp_client_event ev = { .kind = kind };
+    struct smtp_client_event ev = {.kind = kind};
     client_push(client, &ev);
 }
 
@@ -978,12 +978,12 @@ static void
 client_push_error(struct smtp_client *client, enum smtp_client_error error,
                   enum smtp_client_reply_error reply_error)
 {
-    struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_PROTOCOL_ERROR,
-                                    .error = error,
-                                    .reply_error = reply_error,
-                                    .had_message = client->has_message,
-                                    .was_body_sent = client->has_message && client->is_body_sent,
-                                    .result = SMTP_CLIENT_RESULT_DEFER };
+    struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_PROTOCOL_ERROR,
+                                   .error = error,
+                                   .reply_error = reply_error,
+                                   .had_message = client->has_message,
+                                   .was_body_sent = client->has_message && client->is_body_sent,
+                                   .result = SMTP_CLIENT_RESULT_DEFER};
     if (error != SMTP_CLIENT_ERR_REPLY && error != SMTP_CLIENT_ERR_TLS_INJECTION) {
         ev.reply = client->parser.reply;
     }
@@ -998,11 +998,11 @@ client_done(struct smtp_client *client, enum smtp_client_result result,
             enum smtp_client_stage stage, const struct smtp_client_reply *reply, bool then_rset)
 {
     ASSERT(client->has_message);
-    struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_MESSAGE_DONE,
-                                    .reply = *reply,
-                                    .result = result,
-                                    .stage = stage,
-                                    .is_reusable = true };
+    struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_MESSAGE_DONE,
+                                   .reply = *reply,
+                                   .result = result,
+                                   .stage = stage,
+                                   .is_reusable = true};
     client->has_message = false;
     client_push(client, &ev);
     if (then_rset) {
@@ -1015,31 +1015,24 @@ client_done(struct smtp_client *client, enum smtp_client_result result,
     client_push_kind(client, SMTP_CLIENT_EV_READY);
 }
 
-/* 421: the server closes. A message in progress is deferred. */
+/* 421: the server closes. A message in progress is deferred; stage says
+ * which reply was the 421. */
 static void
-client_closing(struct smtp_client *client, const struct smtp_client_reply *reply)
+client_closing(struct smtp_client *client, const struct smtp_client_reply *reply,
+               enum smtp_client_stage stage)
 {
     if (client->has_message) {
-        enum smtp_client_stage stage = SMTP_CLIENT_STAGE_MAIL;
-        if (client->is_body_sent) {
-            stage = SMTP_CLIENT_STAGE_FINAL;
-        } else if (client->is_data_sent || client->state == SMTP_CLIENT_STATE_BODY ||
-                   client->state == SMTP_CLIENT_STATE_BDAT) {
-            stage = SMTP_CLIENT_STAGE_DATA;
-        } else if (client->is_mail_replied) {
-            stage = SMTP_CLIENT_STAGE_RCPT;
-        }
-        struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_MESSAGE_DONE,
-                                        .reply = *reply,
-                                        .result = SMTP_CLIENT_RESULT_DEFER,
-                                        .stage = stage,
-                                        .is_reusable = false };
+        struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_MESSAGE_DONE,
+                                       .reply = *reply,
+                                       .result = SMTP_CLIENT_RESULT_DEFER,
+                                       .stage = stage,
+                                       .is_reusable = false};
         client->has_message = false;
         client_push(client, &ev);
     } else {
-        struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_SESSION_FAILED,
-                                        .reply = *reply,
-                                        .result = result_of(reply->code) };
+        struct smtp_client_event ev = {.kind = SMTP_CLIENT_EV_SESSION_FAILED,
+                                       .reply = *reply,
+                                       .result = result_of(reply->code)};
         client_push(client, &ev);
     }
     client_enter(client, SMTP_CLIENT_STATE_CLOSED);
@@ -1051,9 +1044,8 @@ static void
 client_session_failed(struct smtp_client *client, const struct smtp_client_reply *reply)
 {
     ASSERT(!client->has_message);
-    struct smtp_client_event ev = { .kind = SMTP_CLIENT_EV_SESSION_FAILED,
-                                    .reply = *reply,
-                                    .result = result_of(reply->code) };
+    struct smtp_client_event ev = {
+        .kind = SMTP_CLIENT_EV_SESSION_FAILED, .reply = *reply, .result = result_of(reply->code)};
     client_push(client, &ev);
     struct client_cmd cmd;
     cmd.len = 0;
@@ -1193,11 +1185,11 @@ client_build_rcpt(const struct smtp_client *client, const struct smtp_client_rcp
             cmd_add_str(cmd, " NOTIFY=NEVER");
         } else {
             static const struct {
-                uint32_t    bit;
+                uint32_t bit;
                 const char *name;
-            } names[] = { { SMTP_CLIENT_NOTIFY_SUCCESS, "SUCCESS" },
-                          { SMTP_CLIENT_NOTIFY_FAILURE, "FAILURE" },
-                          { SMTP_CLIENT_NOTIFY_DELAY, "DELAY" } };
+            } names[] = {{SMTP_CLIENT_NOTIFY_SUCCESS, "SUCCESS"},
+                         {SMTP_CLIENT_NOTIFY_FAILURE, "FAILURE"},
+                         {SMTP_CLIENT_NOTIFY_DELAY, "DELAY"}};
             const char *sep = " NOTIFY=";
             for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
                 if ((rcpt->notify & names[i].bit) != 0) {

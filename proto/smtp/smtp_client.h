@@ -91,22 +91,22 @@ static_assert(SMTP_CLIENT_COMMAND_BYTES_MAX * 2 <= SMTP_CLIENT_OUT_BYTES,
               "output holds two commands");
 
 enum smtp_client_state {
-    SMTP_CLIENT_STATE_GREETING,  /* waiting for 220: TIMEOUT_GREETING */
-    SMTP_CLIENT_STATE_EHLO,      /* EHLO sent: TIMEOUT_COMMAND */
-    SMTP_CLIENT_STATE_HELO,      /* EHLO got 5xx, HELO sent: TIMEOUT_COMMAND */
-    SMTP_CLIENT_STATE_READY,     /* idle; the caller picks the next verb (its idle timer) */
-    SMTP_CLIENT_STATE_STARTTLS,  /* STARTTLS sent: TIMEOUT_COMMAND */
+    SMTP_CLIENT_STATE_GREETING,      /* waiting for 220: TIMEOUT_GREETING */
+    SMTP_CLIENT_STATE_EHLO,          /* EHLO sent: TIMEOUT_COMMAND */
+    SMTP_CLIENT_STATE_HELO,          /* EHLO got 5xx, HELO sent: TIMEOUT_COMMAND */
+    SMTP_CLIENT_STATE_READY,         /* idle; the caller picks the next verb (its idle timer) */
+    SMTP_CLIENT_STATE_STARTTLS,      /* STARTTLS sent: TIMEOUT_COMMAND */
     SMTP_CLIENT_STATE_TLS_HANDSHAKE, /* 220 seen: the caller runs TLS; no bytes may come */
-    SMTP_CLIENT_STATE_AUTH,      /* AUTH sent: TIMEOUT_COMMAND */
-    SMTP_CLIENT_STATE_MAIL,      /* MAIL/RCPT(/DATA) sent: TIMEOUT_COMMAND, or
-                                  * TIMEOUT_DATA_INIT once only DATA's reply is owed */
-    SMTP_CLIENT_STATE_BODY,      /* the caller sends the body: TIMEOUT_DATA_BLOCK per write */
-    SMTP_CLIENT_STATE_BDAT,      /* a BDAT chunk sent, its reply owed: TIMEOUT_DATA_END */
-    SMTP_CLIENT_STATE_DATA_END,  /* final dot sent: TIMEOUT_DATA_END */
-    SMTP_CLIENT_STATE_RSET,      /* RSET sent: TIMEOUT_COMMAND */
-    SMTP_CLIENT_STATE_QUIT,      /* QUIT sent: TIMEOUT_COMMAND (or just close) */
-    SMTP_CLIENT_STATE_CLOSED,    /* nothing more: close the connection */
-    SMTP_CLIENT_STATE_FAILED,    /* protocol error: close the connection */
+    SMTP_CLIENT_STATE_AUTH,          /* AUTH sent: TIMEOUT_COMMAND */
+    SMTP_CLIENT_STATE_MAIL,          /* MAIL/RCPT(/DATA) sent: TIMEOUT_COMMAND, or
+                                      * TIMEOUT_DATA_INIT once only DATA's reply is owed */
+    SMTP_CLIENT_STATE_BODY,          /* the caller sends the body: TIMEOUT_DATA_BLOCK per write */
+    SMTP_CLIENT_STATE_BDAT,          /* a BDAT chunk sent, its reply owed: TIMEOUT_DATA_END */
+    SMTP_CLIENT_STATE_DATA_END,      /* final dot sent: TIMEOUT_DATA_END */
+    SMTP_CLIENT_STATE_RSET,          /* RSET sent: TIMEOUT_COMMAND */
+    SMTP_CLIENT_STATE_QUIT,          /* QUIT sent: TIMEOUT_COMMAND (or just close) */
+    SMTP_CLIENT_STATE_CLOSED,        /* nothing more: close the connection */
+    SMTP_CLIENT_STATE_FAILED,        /* protocol error: close the connection */
 };
 
 enum smtp_client_event_kind {
@@ -148,19 +148,19 @@ enum smtp_client_error {
 };
 
 struct smtp_client_event {
-    enum smtp_client_event_kind  kind;
+    enum smtp_client_event_kind kind;
     /* The reply behind the event (all kinds but READY, CLOSED and some
      * PROTOCOL_ERRORs, where code is 0). text is borrowed from the client
      * and valid until the next smtp_client_* call. */
-    struct smtp_client_reply     reply;
-    enum smtp_client_result      result;     /* RCPT, AUTH_DONE, MESSAGE_DONE */
-    size_t                       rcpt_index; /* RCPT: index into the message's rcpts */
-    enum smtp_client_stage       stage;      /* MESSAGE_DONE */
-    bool                         is_reusable; /* MESSAGE_DONE: another message may follow */
-    bool                         had_message; /* PROTOCOL_ERROR, SESSION_FAILED: a message
+    struct smtp_client_reply reply;
+    enum smtp_client_result result;           /* RCPT, AUTH_DONE, MESSAGE_DONE */
+    size_t rcpt_index;                        /* RCPT: index into the message's rcpts */
+    enum smtp_client_stage stage;             /* MESSAGE_DONE */
+    bool is_reusable;                         /* MESSAGE_DONE: another message may follow */
+    bool had_message;                         /* PROTOCOL_ERROR, SESSION_FAILED: a message
                                                * was in progress and is to be deferred */
-    bool                         was_body_sent; /* ... and its final dot had been sent */
-    enum smtp_client_error       error;       /* PROTOCOL_ERROR */
+    bool was_body_sent;                       /* ... and its final dot had been sent */
+    enum smtp_client_error error;             /* PROTOCOL_ERROR */
     enum smtp_client_reply_error reply_error; /* PROTOCOL_ERROR with ERR_REPLY */
 };
 
@@ -176,17 +176,17 @@ enum smtp_client_status {
 #define SMTP_CLIENT_AUTH_XOAUTH2 8u
 
 struct smtp_client_caps {
-    bool     is_esmtp;       /* EHLO accepted (false after the HELO fallback) */
-    bool     has_pipelining; /* RFC 2920 */
-    bool     has_size;       /* RFC 1870 */
-    uint64_t size_max_bytes; /* SIZE's argument; 0: none given or 0 (no limit) */
-    bool     has_8bitmime;   /* RFC 6152 */
-    bool     has_smtputf8;   /* RFC 6531 */
-    bool     has_chunking;   /* RFC 3030 */
-    bool     has_starttls;   /* RFC 3207 */
-    bool     has_dsn;        /* RFC 3461 */
-    bool     has_enhancedstatuscodes; /* RFC 2034 */
-    uint32_t auth_mechs;     /* SMTP_CLIENT_AUTH_* bits (AUTH and AUTH=) */
+    bool is_esmtp;                /* EHLO accepted (false after the HELO fallback) */
+    bool has_pipelining;          /* RFC 2920 */
+    bool has_size;                /* RFC 1870 */
+    uint64_t size_max_bytes;      /* SIZE's argument; 0: none given or 0 (no limit) */
+    bool has_8bitmime;            /* RFC 6152 */
+    bool has_smtputf8;            /* RFC 6531 */
+    bool has_chunking;            /* RFC 3030 */
+    bool has_starttls;            /* RFC 3207 */
+    bool has_dsn;                 /* RFC 3461 */
+    bool has_enhancedstatuscodes; /* RFC 2034 */
+    uint32_t auth_mechs;          /* SMTP_CLIENT_AUTH_* bits (AUTH and AUTH=) */
 };
 
 /* NOTIFY= bits (RFC 3461 section 4.1); 0 means no NOTIFY parameter. */
@@ -203,20 +203,20 @@ enum smtp_client_ret {
 
 struct smtp_client_rcpt {
     struct span address; /* "local@domain", no angle brackets, 1..SMTP_ADDRESS_BYTES_MAX */
-    uint32_t    notify;  /* SMTP_CLIENT_NOTIFY_* (NEVER alone) or 0 */
+    uint32_t notify;     /* SMTP_CLIENT_NOTIFY_* (NEVER alone) or 0 */
     struct span orcpt;   /* "rfc822;" + xtext as received, or empty */
 };
 
 struct smtp_client_message {
-    struct span                    mail_from; /* empty: the null sender <> */
-    const struct smtp_client_rcpt *rcpts;     /* borrowed until MESSAGE_DONE */
-    size_t                         rcpt_count; /* 1..SMTP_RCPT_CEILING */
-    uint64_t                       size_bytes; /* the message's size, for SIZE=; 0: unknown */
-    bool                           needs_8bitmime; /* body has 8-bit bytes */
-    bool                           needs_smtputf8; /* an address or header is UTF-8 */
-    bool                           use_chunking;   /* BDAT when the server has CHUNKING */
-    enum smtp_client_ret           ret;
-    struct span                    envid; /* xtext as received, or empty */
+    struct span mail_from;                /* empty: the null sender <> */
+    const struct smtp_client_rcpt *rcpts; /* borrowed until MESSAGE_DONE */
+    size_t rcpt_count;                    /* 1..SMTP_RCPT_CEILING */
+    uint64_t size_bytes;                  /* the message's size, for SIZE=; 0: unknown */
+    bool needs_8bitmime;                  /* body has 8-bit bytes */
+    bool needs_smtputf8;                  /* an address or header is UTF-8 */
+    bool use_chunking;                    /* BDAT when the server has CHUNKING */
+    enum smtp_client_ret ret;
+    struct span envid; /* xtext as received, or empty */
 };
 
 struct smtp_client_params {
@@ -226,38 +226,38 @@ struct smtp_client_params {
 /* The client state. The caller owns the memory (e.g. a connection slot);
  * every field is private: use the functions. */
 struct smtp_client {
-    enum smtp_client_state          state;
+    enum smtp_client_state state;
     struct smtp_client_reply_parser parser;
-    struct smtp_client_caps         caps;
-    char                            helo_name[SMTP_CLIENT_HELO_BYTES_MAX];
-    size_t                          helo_len;
-    bool                            is_tls;
-    bool                            is_auth_cancelled;
-    uint8_t                         out[SMTP_CLIENT_OUT_BYTES];
-    size_t                          out_start;
-    size_t                          out_end;
-    struct smtp_client_event        queued[4];
-    size_t                          queued_count;
+    struct smtp_client_caps caps;
+    char helo_name[SMTP_CLIENT_HELO_BYTES_MAX];
+    size_t helo_len;
+    bool is_tls;
+    bool is_auth_cancelled;
+    uint8_t out[SMTP_CLIENT_OUT_BYTES];
+    size_t out_start;
+    size_t out_end;
+    struct smtp_client_event queued[4];
+    size_t queued_count;
     /* The message in progress. */
-    bool                            has_message;
-    struct smtp_client_message      msg;
-    bool                            is_pipelined;
-    bool                            is_bdat;
-    bool                            is_mail_sent;
-    bool                            is_mail_replied;
-    bool                            is_mail_ok;
-    size_t                          rcpt_sent_count;
-    size_t                          rcpt_replied_count;
-    size_t                          rcpt_ok_count;
-    size_t                          rcpt_fail_count; /* 5xx */
-    bool                            is_data_sent;
-    bool                            is_data_discard; /* 354 with nobody accepted: "." sent */
-    bool                            is_body_sent;
-    bool                            is_bdat_last;
+    bool has_message;
+    struct smtp_client_message msg;
+    bool is_pipelined;
+    bool is_bdat;
+    bool is_mail_sent;
+    bool is_mail_replied;
+    bool is_mail_ok;
+    size_t rcpt_sent_count;
+    size_t rcpt_replied_count;
+    size_t rcpt_ok_count;
+    size_t rcpt_fail_count; /* 5xx */
+    bool is_data_sent;
+    bool is_data_discard; /* 354 with nobody accepted: "." sent */
+    bool is_body_sent;
+    bool is_bdat_last;
     /* The reply kept for a MESSAGE_DONE that comes later than it. */
-    struct smtp_client_reply        saved;
-    char                            saved_text[SMTP_CLIENT_REPLY_TEXT_BYTES];
-    enum smtp_client_stage          saved_stage;
+    struct smtp_client_reply saved;
+    char saved_text[SMTP_CLIENT_REPLY_TEXT_BYTES];
+    enum smtp_client_stage saved_stage;
 };
 
 /* Start a session on a new connection: the next bytes are the greeting.

@@ -106,7 +106,7 @@ smtp_client_reply_enhanced(struct span text, uint8_t *class_out, uint16_t *subje
         return 0;
     }
     size_t i = 2;
-    uint16_t parts[2] = { 0, 0 };
+    uint16_t parts[2] = {0, 0};
     for (size_t part = 0; part < 2; part++) {
         size_t digits = 0;
         while (i < n && p[i] >= '0' && p[i] <= '9' && digits < 4) {
@@ -188,8 +188,7 @@ reply_line_done(struct smtp_client_reply_parser *parser)
         uint8_t cls = 0;
         uint16_t subject = 0;
         uint16_t detail = 0;
-        if (smtp_client_reply_enhanced(text, &cls, &subject, &detail) > 0 &&
-            cls == code / 100) {
+        if (smtp_client_reply_enhanced(text, &cls, &subject, &detail) > 0 && cls == code / 100) {
             parser->reply.has_enhanced = true;
             parser->reply.enhanced_class = cls;
             parser->reply.enhanced_subject = subject;

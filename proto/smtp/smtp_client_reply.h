@@ -46,29 +46,29 @@ enum smtp_client_reply_error {
 
 /* A complete reply. */
 struct smtp_client_reply {
-    uint16_t    code;           /* 200..599 */
-    bool        has_enhanced;   /* first line began with "c.s.d " and c = code / 100 */
-    uint8_t     enhanced_class; /* 2, 4 or 5 */
-    uint16_t    enhanced_subject;
-    uint16_t    enhanced_detail;
-    struct span text;           /* texts after the code, joined by ' '; borrowed */
-    bool        is_text_truncated;
+    uint16_t code;          /* 200..599 */
+    bool has_enhanced;      /* first line began with "c.s.d " and c = code / 100 */
+    uint8_t enhanced_class; /* 2, 4 or 5 */
+    uint16_t enhanced_subject;
+    uint16_t enhanced_detail;
+    struct span text; /* texts after the code, joined by ' '; borrowed */
+    bool is_text_truncated;
 };
 
 struct smtp_client_reply_parser {
     /* Private. */
-    char                         line[SMTP_CLIENT_REPLY_LINE_BYTES_MAX + 1];
-    size_t                       line_len;
-    size_t                       line_count;  /* lines of the current reply */
-    size_t                       reply_bytes; /* bytes of the current reply */
-    bool                         is_reply_open;
-    char                         text[SMTP_CLIENT_REPLY_TEXT_BYTES];
-    size_t                       text_len;
+    char line[SMTP_CLIENT_REPLY_LINE_BYTES_MAX + 1];
+    size_t line_len;
+    size_t line_count;  /* lines of the current reply */
+    size_t reply_bytes; /* bytes of the current reply */
+    bool is_reply_open;
+    char text[SMTP_CLIENT_REPLY_TEXT_BYTES];
+    size_t text_len;
     /* Results, valid after SMTP_CLIENT_REPLY_LINE until the next feed. */
-    struct smtp_client_reply     reply;     /* complete when is_last */
-    struct span                  line_text; /* this line's text after "ddd-" */
-    bool                         is_last;
-    size_t                       line_index; /* 0 for the first line of a reply */
+    struct smtp_client_reply reply; /* complete when is_last */
+    struct span line_text;          /* this line's text after "ddd-" */
+    bool is_last;
+    size_t line_index; /* 0 for the first line of a reply */
     enum smtp_client_reply_error error;
 };
 

@@ -27,8 +27,8 @@ smtp_dotstuff_init(struct smtp_dotstuff *stuff)
 }
 
 void
-smtp_dotstuff_encode(struct smtp_dotstuff *stuff, const uint8_t *in, size_t in_len,
-                     size_t *in_used, uint8_t *out, size_t out_bytes, size_t *out_len)
+smtp_dotstuff_encode(struct smtp_dotstuff *stuff, const uint8_t *in, size_t in_len, size_t *in_used,
+                     uint8_t *out, size_t out_bytes, size_t *out_len)
 {
     ASSERT(stuff != NULL && in_used != NULL && out != NULL && out_len != NULL);
     ASSERT(in != NULL || in_len == 0);

@@ -31,11 +31,11 @@
 #define SMTP_DOTSTUFF_FINISH_BYTES_MAX 5
 
 struct smtp_dotstuff {
-    uint32_t state;          /* private */
-    uint64_t bare_lf_count;  /* LFs without a CR before them, sent as CRLF */
-    uint64_t bare_cr_count;  /* CRs without a LF after them, sent as CRLF */
-    uint64_t in_total;       /* message bytes consumed */
-    uint64_t out_total;      /* wire bytes produced, terminator included */
+    uint32_t state;         /* private */
+    uint64_t bare_lf_count; /* LFs without a CR before them, sent as CRLF */
+    uint64_t bare_cr_count; /* CRs without a LF after them, sent as CRLF */
+    uint64_t in_total;      /* message bytes consumed */
+    uint64_t out_total;     /* wire bytes produced, terminator included */
 };
 
 void smtp_dotstuff_init(struct smtp_dotstuff *stuff);
