@@ -56,6 +56,9 @@ void queue_schedule_defaults(struct queue_schedule_policy *policy_out);
  * could never be sent). */
 int queue_schedule_check(const struct queue_schedule_policy *policy);
 
+/* The policy given to the functions below must have passed
+ * queue_schedule_check() (at configuration load); they assert it. */
+
 /* The back-off after `attempts` failed attempts (>= 1), without jitter:
  * retry_min_s doubled attempts - 1 times, capped at retry_max_s
  * (Postfix's rule). */

@@ -82,6 +82,7 @@ struct run {
     bool                        is_configured; /* the next hop came from the configuration */
     bool                        is_self_check; /* the hosts came from an MX lookup */
     bool                        is_mx_dnssec;
+    const char                 *domain; /* the recipient domain as checked, for messages */
     char                        myhostname[NAME_BUFFER_BYTES];
 };
 
@@ -388,10 +389,13 @@ route_resolve(const struct route_request *request, const struct dns_source *sour
             return 0;
         }
         is_literal = true;
+        run.domain = domain;
     } else if (name_normalize(domain, domain_len, false, name) != 0) {
         fail(&run, ROUTE_PERMFAIL, 501, "5.1.2", "bad domain name %.*s",
              (int)(domain_len > 64 ? 64 : domain_len), domain);
         return 0;
+    } else {
+        run.domain = name;
     }
     struct route_nexthop nexthop;
     if (request->table != NULL &&
@@ -425,7 +429,8 @@ route_resolve(const struct route_request *request, const struct dns_source *sour
         char text[INET6_ADDRSTRLEN];
         const void *raw = literal.family == AF_INET ? (const void *)&literal.v4
                                                     : (const void *)&literal.v6;
-        ASSERT(inet_ntop(literal.family, raw, text, sizeof(text)) != NULL);
+        const char *printed = inet_ntop(literal.family, raw, text, sizeof(text));
+        ASSERT(printed != NULL); /* a parsed address always prints */
         if (!family_allowed(request->family, literal.family)) {
             fail(&run, ROUTE_PERMFAIL, 550, "5.4.4",
                  "address literal [%s] is of an address family not in use", text);
@@ -783,7 +788,6 @@ family_types(enum route_family family, enum dns_type types_out[2])
 static int
 resolve_mx(struct run *run, const char *name)
 {
-    const char *domain = run->request->domain;
     const struct dns_answer *answer;
     int rc = dns_source_lookup(run->source, DNS_TYPE_MX, name, &answer);
     if (rc == -EINPROGRESS) {
@@ -862,7 +866,7 @@ resolve_mx(struct run *run, const char *name)
     }
     if (host_count == 0) {
         fail(run, ROUTE_PERMFAIL, 556, "5.1.10", "Domain %s does not accept mail (nullMX)",
-             run->is_configured ? name : domain);
+             run->is_configured ? name : run->domain);
         return 0;
     }
     /* Stable insertion sort by preference, then each run of equal
@@ -1025,12 +1029,12 @@ resolve_hosts(struct run *run, struct mx_host *hosts, size_t host_count)
         result->hop_count = kept;
         if (kept == 0) {
             fail(run, ROUTE_PERMFAIL, 554, "5.4.6", "mail for %s loops back to myself",
-                 request->domain);
+                 run->domain);
             return 0;
         }
     }
     if (result->hop_count == 0) {
-        const char *first = host_count > 0 ? hosts[0].name : request->domain;
+        const char *first = host_count > 0 ? hosts[0].name : run->domain;
         if (run->is_configured) {
             fail(run, ROUTE_TEMPFAIL, 451, "4.3.5",
                  "next hop %s from the configuration: no address found", first);

@@ -38,6 +38,11 @@
  * the request may ask for up to the ceiling. */
 #define ROUTE_ADDRESSES_DEFAULT 5u
 #define ROUTE_ADDRESSES_CEILING 20u
+/* For the agent, not used here: of the hops of a result, how many that
+ * accept a TCP connection it tries in one delivery attempt before it
+ * defers (Postfix's smtp_mx_session_limit). Hops that refuse or time out
+ * at connect do not count. */
+#define ROUTE_SESSIONS_DEFAULT 2u
 /* Records of one answer looked at (an answer is bounded by its packet;
  * this bounds the loops whatever the source). */
 #define ROUTE_ANSWER_RECORDS_MAX 1024u

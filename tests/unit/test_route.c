@@ -25,12 +25,12 @@
 
 int main(void);
 
-#define ROWS_MAX 256
+#define ROWS_MAX 1200
 
 static struct dns_table *table;
 static struct dns_table_row rows[ROWS_MAX];
 static size_t row_count;
-static char row_text[ROWS_MAX][300];
+static char row_text[ROWS_MAX][64];
 
 static void
 zone_begin(void)
@@ -316,6 +316,9 @@ test_null_mx(void)
     CHECK_STR(result.enhanced, "5.1.10");
     CHECK_STR(result.reason, "Domain example.net does not accept mail (nullMX)");
     CHECK(last_reruns == 2); /* no address was asked for */
+    request_reset("EXAMPLE.net.");
+    CHECK(resolve() == ROUTE_PERMFAIL);
+    CHECK_STR(result.reason, "Domain example.net does not accept mail (nullMX)");
     /* A null MX beside real ones is a broken zone; the real ones are used. */
     request_reset("mixed.test");
     CHECK(resolve() == ROUTE_OK);
@@ -518,7 +521,27 @@ test_mx_bounds(void)
         (void)snprintf(row_text[row_count - 1], sizeof(row_text[0]), "%u n%u.hosts.test", i, i);
     }
     mx("hosts9.test", "99 last.hosts.test");
+
+    /* ROUTE_ANSWER_RECORDS_MAX: of 1100 addresses, those past the first
+     * 1024 are never looked at, whatever the seed. */
+    for (unsigned i = 0; i < 1100; i++) {
+        a("big.records.test", text("10.%u.%u.1", i / 256, i % 256));
+    }
+    request_reset("big.records.test");
     zone_end();
+    bool is_past = false;
+    bool is_bad = false;
+    for (uint64_t seed = 0; seed < 300; seed++) {
+        request.seed = seed;
+        is_bad |= resolve() != ROUTE_OK || result.hop_count != ROUTE_HOST_ADDRESSES_MAX;
+        for (size_t i = 0; i < result.hop_count; i++) {
+            uint32_t index = ((uint32_t)((const uint8_t *)&result.hops[i].address.v4)[1] << 8) |
+                             ((const uint8_t *)&result.hops[i].address.v4)[2];
+            is_past |= index >= ROUTE_ANSWER_RECORDS_MAX;
+        }
+    }
+    CHECK(!is_bad);
+    CHECK(!is_past);
 
     request_reset("records.test");
     CHECK(resolve() == ROUTE_OK);
