@@ -45,6 +45,7 @@ static_assert(ROUTE_HOST_ADDRESSES_MAX <= ROUTE_ADDRESSES_CEILING, "host address
 static_assert(1 + 2 * ROUTE_MX_HOSTS_MAX <= 64, "questions per resolution");
 
 #define NAME_BUFFER_BYTES (ROUTE_NAME_BYTES_MAX + 2) /* leading dot of a ".domain" key + NUL */
+#define PRINTABLE_BYTES 68u /* a bad name quoted in a message: 64 characters and "..." */
 
 struct transport_entry {
     char                 key[NAME_BUFFER_BYTES]; /* "example.com" or ".example.com" */
@@ -88,6 +89,7 @@ struct run {
 
 static int name_normalize(const char *text, size_t len, bool allow_leading_dot,
                           char out[NAME_BUFFER_BYTES]);
+static const char *printable(const char *text, size_t len, char out[PRINTABLE_BYTES]);
 static int literal_parse(const char *text, size_t len, struct route_address *address_out);
 static void error_set(char *error_out, size_t error_bytes, const char *format, ...)
     __attribute__((format(printf, 3, 4)));
@@ -384,15 +386,17 @@ route_resolve(const struct route_request *request, const struct dns_source *sour
     bool is_literal = false;
     if (domain_len > 1 && domain[0] == '[' && domain[domain_len - 1] == ']') {
         if (literal_parse(domain + 1, domain_len - 2, &literal) != 0) {
-            fail(&run, ROUTE_PERMFAIL, 501, "5.1.2", "bad address literal %.*s",
-                 (int)(domain_len > 64 ? 64 : domain_len), domain);
+            char shown[PRINTABLE_BYTES];
+            fail(&run, ROUTE_PERMFAIL, 501, "5.1.2", "bad address literal %s",
+                 printable(domain, domain_len, shown));
             return 0;
         }
         is_literal = true;
         run.domain = domain;
     } else if (name_normalize(domain, domain_len, false, name) != 0) {
-        fail(&run, ROUTE_PERMFAIL, 501, "5.1.2", "bad domain name %.*s",
-             (int)(domain_len > 64 ? 64 : domain_len), domain);
+        char shown[PRINTABLE_BYTES];
+        fail(&run, ROUTE_PERMFAIL, 501, "5.1.2", "bad domain name %s",
+             printable(domain, domain_len, shown));
         return 0;
     } else {
         run.domain = name;
@@ -490,6 +494,25 @@ name_normalize(const char *text, size_t len, bool allow_leading_dot,
     }
     out[used] = '\0';
     return 0;
+}
+
+/* A name that failed the checks, fit for a log line or a DSN: at most 64
+ * characters, anything but printable ASCII as '?'. */
+static const char *
+printable(const char *text, size_t len, char out[PRINTABLE_BYTES])
+{
+    size_t shown = len > 64 ? 64 : len;
+    for (size_t i = 0; i < shown; i++) {
+        unsigned char c = (unsigned char)text[i];
+        out[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+    }
+    size_t used = shown;
+    if (len > shown) {
+        memcpy(out + used, "...", 3);
+        used += 3;
+    }
+    out[used] = '\0';
+    return out;
 }
 
 /* "192.0.2.1", "ipv6:2001:db8::1" (RFC 5321 4.1.3) or "2001:db8::1". */
@@ -674,9 +697,9 @@ relay_domains_parse(struct route_table *table, const char *text, char *error_out
                 ASSERT(count < table->relay_domain_count);
                 if (name_normalize(start, (size_t)(p - start), true,
                                    table->relay_domains[count].key) != 0) {
-                    error_set(error_out, error_bytes, "relay_domains: bad domain %.*s",
-                              (int)((size_t)(p - start) > 64 ? 64 : (size_t)(p - start)),
-                              start);
+                    char shown[PRINTABLE_BYTES];
+                    error_set(error_out, error_bytes, "relay_domains: bad domain %s",
+                              printable(start, (size_t)(p - start), shown));
                     return -EINVAL;
                 }
             }
@@ -798,7 +821,9 @@ resolve_mx(struct run *run, const char *name)
             fail(run, ROUTE_TEMPFAIL, 451, "4.3.5", "next hop %s from the configuration: bad name",
                  name);
         } else {
-            fail(run, ROUTE_PERMFAIL, 501, "5.1.2", "bad domain name %s", name);
+            char shown[PRINTABLE_BYTES];
+            fail(run, ROUTE_PERMFAIL, 501, "5.1.2", "bad domain name %s",
+                 printable(name, strlen(name), shown));
         }
         return 0;
     }

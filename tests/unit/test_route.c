@@ -593,6 +593,10 @@ test_names_and_literals(void)
     CHECK(resolve() == ROUTE_PERMFAIL && result.reply_code == 501);
     request_reset("spa ce.test");
     CHECK(resolve() == ROUTE_PERMFAIL && result.reply_code == 501);
+    CHECK_STR(result.reason, "bad domain name spa ce.test");
+    request_reset("evil\r\n.test");
+    CHECK(resolve() == ROUTE_PERMFAIL && result.reply_code == 501);
+    CHECK_STR(result.reason, "bad domain name evil??.test");
 
     /* Address literals (RFC 5321 4.1.3): no DNS at all. */
     request_reset("[192.0.2.9]");
