@@ -66,6 +66,7 @@ for dir in build build-asan; do
         TOASTERD="$PWD/$dir/toasterd" TOASTERCTL="$PWD/$dir/toasterctl" \
         TOASTER_BENCH="$PWD/$dir/toaster-bench" DKIM_TOOL="$PWD/$dir/tests/dkim_tool" \
         DNS_QUERY="$PWD/$dir/tests/dns_query" KV_TOOL="$PWD/$dir/tests/kv_tool" \
+        DSN_TOOL="$PWD/$dir/tests/dsn_tool" \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 |
         tee "$logs/pytest.log"
     summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (failed|error)' "$logs/pytest.log" | tail -1)

@@ -44,7 +44,7 @@
 #include "core/limits.h"
 #include "core/mutf7.h"
 #include "core/span.h"
-#include "filters/sieve_compose.h"
+#include "proto/mail_compose.h"
 #include "filters/sieve_validate.h"
 #include "filters/sieve_vacation.h"
 #include "proto/managesieve/managesieve_session.h"
@@ -372,7 +372,7 @@ sieve_exec_redirect_claim(struct sieve_exec *exec, const char *user, const char 
     input[user_len + 1 + message_id_len] = '\0';
     memcpy(input + user_len + 2 + message_id_len, target, target_len);
     char hex[65];
-    sieve_compose_sha256_hex(input, user_len + 2 + message_id_len + target_len, hex);
+    mail_compose_sha256_hex(input, user_len + 2 + message_id_len + target_len, hex);
     char key[KV_KEY_BYTES_MAX + 1];
     int n = snprintf(key, sizeof(key), "sieve-redirect:%s", hex); /* cut: still 196 bits */
     ASSERT(n > 0);

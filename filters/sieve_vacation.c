@@ -30,7 +30,7 @@
 #include <openssl/evp.h>
 
 #include "core/assertions.h"
-#include "filters/sieve_compose.h"
+#include "proto/mail_compose.h"
 #include "filters/sieve_date.h"
 #include "proto/imap/imap_text.h"
 
@@ -38,7 +38,7 @@
 #define SIEVE_VACATION_MSGID_BYTES_MAX 900u /* longer ids are left out */
 
 static_assert(SIEVE_VACATION_KEY_BYTES >= sizeof("vacation:") + 64, "key fits");
-static_assert(SIEVE_VACATION_SUBJECT_BYTES_MAX + 80 < SIEVE_COMPOSE_LINE_BYTES_MAX,
+static_assert(SIEVE_VACATION_SUBJECT_BYTES_MAX + 80 < MAIL_COMPOSE_LINE_BYTES_MAX,
               "an ASCII subject fits one line");
 
 static size_t first_token(const char *value, size_t len, const char **token_out);
@@ -49,7 +49,7 @@ static const char *reply_from_address(const struct sieve_message *message,
                                       const struct sieve_vacation *vacation);
 static const char *reply_sender(const struct sieve_message *message,
                                 const struct sieve_vacation *vacation);
-static void out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len,
+static void out_msgid_tokens(struct mail_compose *out, const char *value, size_t len,
                              size_t *count_inout, size_t skip);
 static size_t count_msgids(const char *value, size_t len);
 static bool is_msgid(const char *token, size_t len);
@@ -101,23 +101,23 @@ sieve_vacation_should_reply(const struct sieve_message *message,
                                               "resent-to", "resent-cc", "resent-bcc"};
     bool is_addressed = false;
     size_t pos = 0;
-    struct sieve_compose_field field;
-    while (sieve_compose_field_next(message->header, message->header_len, &pos, &field)) {
+    struct mail_compose_field field;
+    while (mail_compose_field_next(message->header, message->header_len, &pos, &field)) {
         for (size_t i = 0; i < sizeof(list_fields) / sizeof(list_fields[0]); i++) {
-            if (sieve_compose_field_is(&field, list_fields[i])) {
+            if (mail_compose_field_is(&field, list_fields[i])) {
                 *why_out = "message from a mailing list";
                 return false;
             }
         }
         const char *token;
         size_t token_len;
-        if (sieve_compose_field_is(&field, "auto-submitted")) {
+        if (mail_compose_field_is(&field, "auto-submitted")) {
             token_len = first_token(field.value, field.value_len, &token);
             if (token_len != 2 || strncasecmp(token, "no", 2) != 0) {
                 *why_out = "message is auto-submitted";
                 return false;
             }
-        } else if (sieve_compose_field_is(&field, "precedence")) {
+        } else if (mail_compose_field_is(&field, "precedence")) {
             token_len = first_token(field.value, field.value_len, &token);
             if ((token_len == 4 && (strncasecmp(token, "bulk", 4) == 0 ||
                                     strncasecmp(token, "list", 4) == 0 ||
@@ -128,7 +128,7 @@ sieve_vacation_should_reply(const struct sieve_message *message,
         }
         for (size_t i = 0; i < sizeof(rcpt_fields) / sizeof(rcpt_fields[0]) && !is_addressed;
              i++) {
-            if (!sieve_compose_field_is(&field, rcpt_fields[i])) {
+            if (!mail_compose_field_is(&field, rcpt_fields[i])) {
                 continue;
             }
             if (message->user != NULL &&
@@ -186,7 +186,7 @@ sieve_vacation_key(const char *user, const char *sender, const char *handle,
     EVP_MD_CTX_free(ctx);
     ASSERT(ok);
     ASSERT(digest_len == 32);
-    sieve_compose_hex(digest, hex);
+    mail_compose_hex(digest, hex);
     int n = snprintf(key_out, SIEVE_VACATION_KEY_BYTES, "vacation:%s", hex);
     ASSERT(n == 9 + 64);
 }
@@ -211,8 +211,8 @@ sieve_vacation_compose(const struct sieve_message *message,
     }
     const char *reason = vacation->reason != NULL ? vacation->reason : "";
     size_t reason_len = vacation->reason_len;
-    struct sieve_compose out = {.bytes_max = SIEVE_VACATION_REPLY_BYTES_MAX};
-    struct sieve_compose_field field;
+    struct mail_compose out = {.bytes_max = SIEVE_VACATION_REPLY_BYTES_MAX};
+    struct mail_compose_field field;
 
     /* Message-ID: unique per original message, recipient, sender and
      * second, without a random source (this module is pure). */
@@ -221,7 +221,7 @@ sieve_vacation_compose(const struct sieve_message *message,
         char seed[256];
         const char *orig_id = "";
         size_t orig_id_len = 0;
-        if (sieve_compose_field_find(message->header, message->header_len, "message-id", &field)) {
+        if (mail_compose_field_find(message->header, message->header_len, "message-id", &field)) {
             orig_id = field.value;
             orig_id_len = field.value_len < 128 ? field.value_len : 128;
         }
@@ -229,17 +229,17 @@ sieve_vacation_compose(const struct sieve_message *message,
                          message->user != NULL ? message->user : "", sender, (int)orig_id_len,
                          orig_id);
         ASSERT(n > 0);
-        sieve_compose_sha256_hex(seed, (size_t)n < sizeof(seed) ? (size_t)n : sizeof(seed) - 1, id_hex);
+        mail_compose_sha256_hex(seed, (size_t)n < sizeof(seed) ? (size_t)n : sizeof(seed) - 1, id_hex);
     }
-    sieve_compose_str(&out, "Message-ID: <vacation.");
+    mail_compose_str(&out, "Message-ID: <vacation.");
     char now_text[32];
     int now_len = snprintf(now_text, sizeof(now_text), "%lld.", (long long)now_unix);
     ASSERT(now_len > 0);
-    sieve_compose_bytes(&out, now_text, (size_t)now_len);
-    sieve_compose_bytes(&out, id_hex, 24);
-    sieve_compose_str(&out, "@");
-    sieve_compose_clean(&out, hostname, strlen(hostname));
-    sieve_compose_str(&out, ">\r\n");
+    mail_compose_bytes(&out, now_text, (size_t)now_len);
+    mail_compose_bytes(&out, id_hex, 24);
+    mail_compose_str(&out, "@");
+    mail_compose_clean(&out, hostname, strlen(hostname));
+    mail_compose_str(&out, ">\r\n");
 
     /* Date: the instant in UTC, RFC 5322 form. */
     struct sieve_datetime when = {.unix_seconds = now_unix, .zone_minutes = 0};
@@ -249,19 +249,19 @@ sieve_vacation_compose(const struct sieve_message *message,
         free(out.bytes);
         return -EINVAL; /* now_unix outside years 0..9999 */
     }
-    sieve_compose_str(&out, "Date: ");
-    sieve_compose_bytes(&out, date, (size_t)date_len);
-    sieve_compose_str(&out, "\r\n");
+    mail_compose_str(&out, "Date: ");
+    mail_compose_bytes(&out, date, (size_t)date_len);
+    mail_compose_str(&out, "\r\n");
 
     /* From: :from as given (a non-ASCII display name encoded), else the
      * address the message was sent to. */
-    sieve_compose_str(&out, "From: ");
+    mail_compose_str(&out, "From: ");
     if (vacation->from != NULL && vacation->from[0] != '\0') {
         const char *from = vacation->from;
         size_t from_len = strlen(from);
         const char *angle = memchr(from, '<', from_len);
-        if (sieve_compose_is_ascii(from, from_len) || angle == NULL) {
-            sieve_compose_clean(&out, from, from_len);
+        if (mail_compose_is_ascii(from, from_len) || angle == NULL) {
+            mail_compose_clean(&out, from, from_len);
         } else {
             /* phrase <addr>: encode the phrase without its quotes. */
             size_t phrase_start = 0;
@@ -274,25 +274,25 @@ sieve_vacation_compose(const struct sieve_message *message,
                    (from[phrase_end - 1] == ' ' || from[phrase_end - 1] == '"')) {
                 phrase_end--;
             }
-            sieve_compose_encoded(&out, from + phrase_start, phrase_end - phrase_start);
-            sieve_compose_str(&out, " ");
-            sieve_compose_clean(&out, angle, from_len - (size_t)(angle - from));
+            mail_compose_encoded(&out, from + phrase_start, phrase_end - phrase_start);
+            mail_compose_str(&out, " ");
+            mail_compose_clean(&out, angle, from_len - (size_t)(angle - from));
         }
     } else {
         const char *from = reply_from_address(message, vacation);
         if (from != NULL) {
-            sieve_compose_str(&out, "<");
-            sieve_compose_clean(&out, from, strlen(from));
-            sieve_compose_str(&out, ">");
+            mail_compose_str(&out, "<");
+            mail_compose_clean(&out, from, strlen(from));
+            mail_compose_str(&out, ">");
         } else {
-            sieve_compose_str(&out, "Postmaster <postmaster@");
-            sieve_compose_clean(&out, hostname, strlen(hostname));
-            sieve_compose_str(&out, ">");
+            mail_compose_str(&out, "Postmaster <postmaster@");
+            mail_compose_clean(&out, hostname, strlen(hostname));
+            mail_compose_str(&out, ">");
         }
     }
-    sieve_compose_str(&out, "\r\nTo: <");
-    sieve_compose_clean(&out, sender, strlen(sender));
-    sieve_compose_str(&out, ">\r\n");
+    mail_compose_str(&out, "\r\nTo: <");
+    mail_compose_clean(&out, sender, strlen(sender));
+    mail_compose_str(&out, ">\r\n");
 
     /* Subject: :subject, else "Auto: " + the original (decoded), else
      * "Automated reply"; cut, controls made spaces, encoded when not ASCII. */
@@ -307,7 +307,7 @@ sieve_vacation_compose(const struct sieve_message *message,
             }
         }
         memcpy(subject, vacation->subject, subject_len);
-    } else if (sieve_compose_field_find(message->header, message->header_len, "subject", &field)) {
+    } else if (mail_compose_field_find(message->header, message->header_len, "subject", &field)) {
         memcpy(subject, "Auto: ", 6);
         subject_len = 6 + imap_text_decode_header(field.value, field.value_len, subject + 6,
                                                   SIEVE_VACATION_SUBJECT_BYTES_MAX - 6);
@@ -330,21 +330,21 @@ sieve_vacation_compose(const struct sieve_message *message,
         memmove(subject + 6, subject + k, subject_len - k);
         subject_len -= k - 6;
     }
-    sieve_compose_str(&out, "Subject: ");
-    if (sieve_compose_is_ascii(subject, subject_len)) {
-        sieve_compose_bytes(&out, subject, subject_len);
+    mail_compose_str(&out, "Subject: ");
+    if (mail_compose_is_ascii(subject, subject_len)) {
+        mail_compose_bytes(&out, subject, subject_len);
     } else {
-        sieve_compose_encoded(&out, subject, subject_len);
+        mail_compose_encoded(&out, subject, subject_len);
     }
-    sieve_compose_str(&out, "\r\n");
+    mail_compose_str(&out, "\r\n");
 
     /* In-Reply-To and References (RFC 5322 3.6.4): the original's
      * Message-ID, after its References (at most SIEVE_VACATION_REFERENCES_MAX
      * ids: the first and the latest, as 3.6.4 allows trimming). */
-    struct sieve_compose_field msgid;
-    struct sieve_compose_field refs;
-    bool has_msgid = sieve_compose_field_find(message->header, message->header_len, "message-id", &msgid);
-    bool has_refs = sieve_compose_field_find(message->header, message->header_len, "references", &refs);
+    struct mail_compose_field msgid;
+    struct mail_compose_field refs;
+    bool has_msgid = mail_compose_field_find(message->header, message->header_len, "message-id", &msgid);
+    bool has_refs = mail_compose_field_find(message->header, message->header_len, "references", &refs);
     const char *id_token = NULL;
     size_t id_len = 0;
     if (has_msgid) {
@@ -354,13 +354,13 @@ sieve_vacation_compose(const struct sieve_message *message,
         }
     }
     if (has_msgid) {
-        sieve_compose_str(&out, "In-Reply-To: ");
-        sieve_compose_clean(&out, id_token, id_len);
-        sieve_compose_str(&out, "\r\n");
+        mail_compose_str(&out, "In-Reply-To: ");
+        mail_compose_clean(&out, id_token, id_len);
+        mail_compose_str(&out, "\r\n");
     }
     if (has_msgid || has_refs) {
         size_t count = 0;
-        sieve_compose_str(&out, "References:");
+        mail_compose_str(&out, "References:");
         if (has_refs) {
             size_t total = count_msgids(refs.value, refs.value_len);
             size_t room = SIEVE_VACATION_REFERENCES_MAX - (has_msgid ? 1 : 0);
@@ -369,19 +369,19 @@ sieve_vacation_compose(const struct sieve_message *message,
             out_msgid_tokens(&out, refs.value, refs.value_len, &count, skip);
         }
         if (has_msgid) {
-            sieve_compose_str(&out, count > 0 ? "\r\n " : " ");
-            sieve_compose_clean(&out, id_token, id_len);
+            mail_compose_str(&out, count > 0 ? "\r\n " : " ");
+            mail_compose_clean(&out, id_token, id_len);
             count++;
         }
-        sieve_compose_str(&out, "\r\n");
+        mail_compose_str(&out, "\r\n");
     }
-    sieve_compose_str(&out, "Auto-Submitted: auto-replied\r\n");
-    sieve_compose_str(&out, "Precedence: bulk\r\n");
+    mail_compose_str(&out, "Auto-Submitted: auto-replied\r\n");
+    mail_compose_str(&out, "Precedence: bulk\r\n");
 
     if (vacation->is_mime) {
         /* The reason is a MIME entity: its header joins ours. Its lines
          * must already be short enough: it cannot be re-encoded here. */
-        if (sieve_compose_longest_line(reason, reason_len) > SIEVE_COMPOSE_LINE_BYTES_MAX) {
+        if (mail_compose_longest_line(reason, reason_len) > MAIL_COMPOSE_LINE_BYTES_MAX) {
             free(out.bytes);
             return -E2BIG;
         }
@@ -390,47 +390,47 @@ sieve_vacation_compose(const struct sieve_message *message,
         bool is_header_ok = true;
         while (pos < reason_len && reason[pos] != '\r' && reason[pos] != '\n') {
             size_t before = pos;
-            if (!sieve_compose_field_next(reason, reason_len, &pos, &field)) {
+            if (!mail_compose_field_next(reason, reason_len, &pos, &field)) {
                 is_header_ok = false;
                 break;
             }
             ASSERT(pos > before);
-            has_version = has_version || sieve_compose_field_is(&field, "mime-version");
+            has_version = has_version || mail_compose_field_is(&field, "mime-version");
         }
         if (!is_header_ok) {
             free(out.bytes);
             return -EINVAL;
         }
         if (!has_version) {
-            sieve_compose_str(&out, "MIME-Version: 1.0\r\n");
+            mail_compose_str(&out, "MIME-Version: 1.0\r\n");
         }
-        sieve_compose_crlf(&out, reason, reason_len);
+        mail_compose_crlf(&out, reason, reason_len);
         if (pos >= reason_len) {
             /* Header only: end its last line, then the empty line (and an
              * empty body). */
             if (reason_len > 0 && reason[reason_len - 1] != '\n' &&
                 reason[reason_len - 1] != '\r') {
-                sieve_compose_str(&out, "\r\n");
+                mail_compose_str(&out, "\r\n");
             }
-            sieve_compose_str(&out, "\r\n");
+            mail_compose_str(&out, "\r\n");
         }
     } else {
-        sieve_compose_str(&out, "MIME-Version: 1.0\r\n");
-        sieve_compose_str(&out, "Content-Type: text/plain; charset=utf-8\r\n");
-        if (sieve_compose_longest_line(reason, reason_len) > SIEVE_COMPOSE_LINE_BYTES_MAX) {
-            sieve_compose_str(&out, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
-            sieve_compose_qp(&out, reason, reason_len);
+        mail_compose_str(&out, "MIME-Version: 1.0\r\n");
+        mail_compose_str(&out, "Content-Type: text/plain; charset=utf-8\r\n");
+        if (mail_compose_longest_line(reason, reason_len) > MAIL_COMPOSE_LINE_BYTES_MAX) {
+            mail_compose_str(&out, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+            mail_compose_qp(&out, reason, reason_len);
         } else {
-            sieve_compose_str(&out, sieve_compose_is_ascii(reason, reason_len) ? "Content-Transfer-Encoding: 7bit\r\n\r\n"
+            mail_compose_str(&out, mail_compose_is_ascii(reason, reason_len) ? "Content-Transfer-Encoding: 7bit\r\n\r\n"
                                                        : "Content-Transfer-Encoding: 8bit\r\n\r\n");
-            sieve_compose_crlf(&out, reason, reason_len);
+            mail_compose_crlf(&out, reason, reason_len);
         }
     }
     if (out.error == 0 && out.len >= 2 &&
         (out.bytes[out.len - 2] != '\r' || out.bytes[out.len - 1] != '\n')) {
-        sieve_compose_str(&out, "\r\n");
+        mail_compose_str(&out, "\r\n");
     }
-    if (out.error == 0 && sieve_compose_longest_line(out.bytes, out.len) > SIEVE_COMPOSE_LINE_BYTES_MAX) {
+    if (out.error == 0 && mail_compose_longest_line(out.bytes, out.len) > MAIL_COMPOSE_LINE_BYTES_MAX) {
         out.error = -E2BIG; /* a header line from :from or the hostname */
     }
     if (out.error != 0) {
@@ -468,10 +468,10 @@ reply_from_address(const struct sieve_message *message, const struct sieve_vacat
     }
     for (size_t c = 0; c < count; c++) {
         size_t pos = 0;
-        struct sieve_compose_field field;
-        while (sieve_compose_field_next(message->header, message->header_len, &pos, &field)) {
+        struct mail_compose_field field;
+        while (mail_compose_field_next(message->header, message->header_len, &pos, &field)) {
             for (size_t i = 0; i < sizeof(rcpt_fields) / sizeof(rcpt_fields[0]); i++) {
-                if (sieve_compose_field_is(&field, rcpt_fields[i]) &&
+                if (mail_compose_field_is(&field, rcpt_fields[i]) &&
                     value_has_address(field.value, field.value_len, candidates[c])) {
                     return candidates[c];
                 }
@@ -622,7 +622,7 @@ is_system_address(const char *address)
  * leaving out the skip ids after the first; *count_inout counts those
  * written. Tokens that are no clean msg-id (is_msgid) are left out. */
 static void
-out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len, size_t *count_inout,
+out_msgid_tokens(struct mail_compose *out, const char *value, size_t len, size_t *count_inout,
                  size_t skip)
 {
     size_t index = 0;
@@ -641,8 +641,8 @@ out_msgid_tokens(struct sieve_compose *out, const char *value, size_t len, size_
         size_t n = end - start;
         bool is_kept = index == 0 || index > skip;
         if (is_kept && is_msgid(open, n)) {
-            sieve_compose_str(out, *count_inout > 0 ? "\r\n " : " ");
-            sieve_compose_bytes(out, open, n);
+            mail_compose_str(out, *count_inout > 0 ? "\r\n " : " ");
+            mail_compose_bytes(out, open, n);
             (*count_inout)++;
         }
         index++;

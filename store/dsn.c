@@ -22,23 +22,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "core/assertions.h"
 #include "core/utf8.h"
-#include "filters/sieve_compose.h"
-#include "filters/sieve_date.h"
+#include "proto/mail_compose.h"
 #include "proto/smtp/smtp_parser.h"
 
 #define DSN_REMOTE_BYTES_MAX 255u   /* a remote's name, as a DNS name */
 #define DSN_ADDR_TYPE_BYTES_MAX 32u /* "rfc822", "utf-8" */
 #define DSN_WRAP_COLUMNS 76u        /* the text part's lines, as Postfix wraps */
+#define DSN_DATE_BYTES 40u          /* "Sat, 05 Dec 2026 02:10:00 +0000" and a NUL */
 
 static_assert(2u * DSN_RETURN_BYTES_MAX + DSN_HEADER_BYTES_MAX < DSN_BYTES_MAX,
               "the original leaves room for the report");
 static_assert(QUEUE_REPLY_BYTES - 1 <= DSN_REPLY_BYTES_MAX, "a queued reply is never cut");
 /* "Diagnostic-Code: smtp; " + reply, and "<address>: host <name> said: "
  * on a line of its own, stay within a line. */
-static_assert(23 + DSN_REPLY_BYTES_MAX <= SIEVE_COMPOSE_LINE_BYTES_MAX, "reply line");
+static_assert(23 + DSN_REPLY_BYTES_MAX <= MAIL_COMPOSE_LINE_BYTES_MAX, "reply line");
 /* Per recipient: the text line (a piece of at most
  * DSN_RCPT_TEXT_BYTES_MAX, grown by wrapping by at most 6 bytes a line of
  * 76) and the status block (two addresses, the remote's name, the reply
@@ -64,18 +65,18 @@ struct dsn_line {
     size_t orcpt_len; /* 0: no Original-Recipient field */
 };
 
-static int format_date(int64_t unix_seconds, char out[SIEVE_DATE_PART_BYTES]);
-static void put_text(struct sieve_compose *out, const char *s, size_t len, size_t len_max,
+static int format_date(int64_t unix_seconds, char out[DSN_DATE_BYTES]);
+static void put_text(struct mail_compose *out, const char *s, size_t len, size_t len_max,
                      bool is_utf8_allowed);
 static void decode_orcpt(const char *orcpt, struct dsn_line *line);
-static void write_text_part(struct sieve_compose *out, const struct dsn_request *request,
+static void write_text_part(struct mail_compose *out, const struct dsn_request *request,
                             enum dsn_kind kind, const struct dsn_line *lines, size_t line_count);
-static void write_rcpt_text(struct sieve_compose *out, const struct dsn_line *line);
-static void write_wrapped(struct sieve_compose *out, const char *text, size_t len);
-static void write_duration(struct sieve_compose *out, int64_t seconds);
-static int write_status_part(struct sieve_compose *out, const struct dsn_request *request,
+static void write_rcpt_text(struct mail_compose *out, const struct dsn_line *line);
+static void write_wrapped(struct mail_compose *out, const char *text, size_t len);
+static void write_duration(struct mail_compose *out, int64_t seconds);
+static int write_status_part(struct mail_compose *out, const struct dsn_request *request,
                              const struct dsn_line *lines, size_t line_count, bool is_global);
-static bool copy_full(struct sieve_compose *out, const char *msg, size_t len);
+static bool copy_full(struct mail_compose *out, const char *msg, size_t len);
 static size_t header_block_len(const char *msg, size_t len);
 
 int
@@ -105,7 +106,7 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
     if (request->report_count > QUEUE_RCPTS_MAX) {
         return -EINVAL;
     }
-    char date_now[SIEVE_DATE_PART_BYTES];
+    char date_now[DSN_DATE_BYTES];
     int date_now_len = format_date(request->now, date_now);
     if (date_now_len < 0) {
         return -EINVAL;
@@ -122,7 +123,7 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
     size_t line_count = 0;
     bool has_failed = false;
     bool has_delayed = false;
-    bool is_global = !sieve_compose_is_ascii(entry->mail_from, strlen(entry->mail_from));
+    bool is_global = !mail_compose_is_ascii(entry->mail_from, strlen(entry->mail_from));
     for (size_t i = 0; i < request->report_count; i++) {
         const struct dsn_rcpt_report *report = &request->reports[i];
         ASSERT(report->action >= DSN_ACTION_FAILED && report->action <= DSN_ACTION_RELAYED);
@@ -144,8 +145,8 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
         decode_orcpt(rcpt->orcpt, line);
         has_failed = has_failed || report->action == DSN_ACTION_FAILED;
         has_delayed = has_delayed || report->action == DSN_ACTION_DELAYED;
-        if (!sieve_compose_is_ascii(rcpt->address, strlen(rcpt->address)) ||
-            !sieve_compose_is_ascii(line->orcpt, line->orcpt_len)) {
+        if (!mail_compose_is_ascii(rcpt->address, strlen(rcpt->address)) ||
+            !mail_compose_is_ascii(line->orcpt, line->orcpt_len)) {
             is_global = true;
         }
     }
@@ -157,31 +158,31 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
                          : has_delayed ? DSN_KIND_DELAY
                                        : DSN_KIND_SUCCESS;
 
-    struct sieve_compose text = {.bytes_max = DSN_BYTES_MAX};
-    struct sieve_compose status = {.bytes_max = DSN_BYTES_MAX};
+    struct mail_compose text = {.bytes_max = DSN_BYTES_MAX};
+    struct mail_compose status = {.bytes_max = DSN_BYTES_MAX};
     /* A returned message grows by its line ends made CRLF: at most double. */
-    struct sieve_compose copy = {.bytes_max = 2u * DSN_RETURN_BYTES_MAX};
-    struct sieve_compose out = {.bytes_max = DSN_BYTES_MAX};
+    struct mail_compose copy = {.bytes_max = 2u * DSN_RETURN_BYTES_MAX};
+    struct mail_compose out = {.bytes_max = DSN_BYTES_MAX};
     int rc = 0;
 
     /* Part 1: the explanation. Addresses may be UTF-8 (SMTPUTF8). */
     bool is_text_utf8 = is_global;
-    sieve_compose_str(&text, "Content-Description: Notification\r\n");
-    sieve_compose_str(&text, is_text_utf8 ? "Content-Type: text/plain; charset=utf-8\r\n"
+    mail_compose_str(&text, "Content-Description: Notification\r\n");
+    mail_compose_str(&text, is_text_utf8 ? "Content-Type: text/plain; charset=utf-8\r\n"
                                             "Content-Transfer-Encoding: 8bit\r\n\r\n"
                                           : "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
     write_text_part(&text, request, kind, lines, line_count);
 
     /* Part 2: the machine-readable report. */
-    sieve_compose_str(&status, "Content-Description: Delivery report\r\n");
-    sieve_compose_str(&status, is_global ? "Content-Type: message/global-delivery-status\r\n"
+    mail_compose_str(&status, "Content-Description: Delivery report\r\n");
+    mail_compose_str(&status, is_global ? "Content-Type: message/global-delivery-status\r\n"
                                            "Content-Transfer-Encoding: 8bit\r\n\r\n"
                                          : "Content-Type: message/delivery-status\r\n\r\n");
     rc = write_status_part(&status, request, lines, line_count, is_global);
 
     /* Part 3: the original, whole or its header block (see dsn.h). */
     size_t header_len = header_block_len(request->message, request->message_len);
-    bool is_header_ascii = sieve_compose_is_ascii(request->message, header_len);
+    bool is_header_ascii = mail_compose_is_ascii(request->message, header_len);
     bool is_full = kind == DSN_KIND_FAILURE && entry->ret != QUEUE_RET_HDRS &&
                    request->message_bytes <= DSN_RETURN_BYTES_MAX &&
                    request->message_len >= request->message_bytes;
@@ -190,10 +191,10 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
     }
     if (!is_full) {
         free(copy.bytes);
-        copy = (struct sieve_compose){.bytes_max = DSN_HEADER_BYTES_MAX};
-        sieve_compose_copy_header(&copy, request->message, header_len);
+        copy = (struct mail_compose){.bytes_max = DSN_HEADER_BYTES_MAX};
+        mail_compose_copy_header(&copy, request->message, header_len);
     }
-    bool is_copy_ascii = copy.error != 0 || sieve_compose_is_ascii(copy.bytes, copy.len);
+    bool is_copy_ascii = copy.error != 0 || mail_compose_is_ascii(copy.bytes, copy.len);
     if (!is_full) {
         is_header_ascii = is_copy_ascii; /* what was copied, not what was cut off */
     }
@@ -210,14 +211,14 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
         char text_hex[65];
         char status_hex[65];
         char copy_hex[65];
-        sieve_compose_sha256_hex(text.bytes, text.len, text_hex);
-        sieve_compose_sha256_hex(status.bytes, status.len, status_hex);
-        sieve_compose_sha256_hex(copy.len > 0 ? copy.bytes : "", copy.len, copy_hex);
+        mail_compose_sha256_hex(text.bytes, text.len, text_hex);
+        mail_compose_sha256_hex(status.bytes, status.len, status_hex);
+        mail_compose_sha256_hex(copy.len > 0 ? copy.bytes : "", copy.len, copy_hex);
         char seed[300];
         int seed_len = snprintf(seed, sizeof(seed), "%s|%lld|%s|%s|%s", entry->id,
                                 (long long)request->now, text_hex, status_hex, copy_hex);
         ASSERT(seed_len > 0 && (size_t)seed_len < sizeof(seed));
-        sieve_compose_sha256_hex(seed, (size_t)seed_len, salt);
+        mail_compose_sha256_hex(seed, (size_t)seed_len, salt);
         const char *parts[3] = {text.bytes, status.bytes, copy.bytes};
         size_t part_lens[3] = {text.len, status.len, copy.len};
         boundary_len = dsn_boundary_pick(parts, part_lens, 3, salt, boundary);
@@ -232,67 +233,67 @@ dsn_compose(const struct dsn_request *request, struct dsn_result *result_out)
             [DSN_KIND_DELAY] = "Delayed Mail (still being retried)",
             [DSN_KIND_SUCCESS] = "Successful Mail Delivery Report",
         };
-        sieve_compose_str(&out, "Date: ");
-        sieve_compose_bytes(&out, date_now, (size_t)date_now_len);
-        sieve_compose_str(&out, "\r\nFrom: Mail Delivery System <MAILER-DAEMON@");
-        sieve_compose_str(&out, hostname);
-        sieve_compose_str(&out, ">\r\nSubject: ");
-        sieve_compose_str(&out, subjects[kind]);
-        sieve_compose_str(&out, "\r\nTo: <");
+        mail_compose_str(&out, "Date: ");
+        mail_compose_bytes(&out, date_now, (size_t)date_now_len);
+        mail_compose_str(&out, "\r\nFrom: Mail Delivery System <MAILER-DAEMON@");
+        mail_compose_str(&out, hostname);
+        mail_compose_str(&out, ">\r\nSubject: ");
+        mail_compose_str(&out, subjects[kind]);
+        mail_compose_str(&out, "\r\nTo: <");
         put_text(&out, entry->mail_from, strlen(entry->mail_from), SMTP_ADDRESS_BYTES_MAX, true);
-        sieve_compose_str(&out, ">\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <dsn.");
+        mail_compose_str(&out, ">\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <dsn.");
         char now_text[32];
         int now_len = snprintf(now_text, sizeof(now_text), "%lld.", (long long)request->now);
         ASSERT(now_len > 0 && (size_t)now_len < sizeof(now_text));
-        sieve_compose_bytes(&out, now_text, (size_t)now_len);
-        sieve_compose_bytes(&out, salt + 40, 24);
-        sieve_compose_str(&out, ".");
+        mail_compose_bytes(&out, now_text, (size_t)now_len);
+        mail_compose_bytes(&out, salt + 40, 24);
+        mail_compose_str(&out, ".");
         put_text(&out, entry->id, strnlen(entry->id, sizeof(entry->id)), sizeof(entry->id), false);
-        sieve_compose_str(&out, "@");
-        sieve_compose_str(&out, hostname);
-        sieve_compose_str(&out, ">\r\nMIME-Version: 1.0\r\n"
+        mail_compose_str(&out, "@");
+        mail_compose_str(&out, hostname);
+        mail_compose_str(&out, ">\r\nMIME-Version: 1.0\r\n"
                                 "Content-Type: multipart/report; report-type=delivery-status;"
                                 "\r\n boundary=\"");
-        sieve_compose_bytes(&out, boundary, (size_t)boundary_len);
-        sieve_compose_str(&out, "\"\r\n");
+        mail_compose_bytes(&out, boundary, (size_t)boundary_len);
+        mail_compose_str(&out, "\"\r\n");
         bool is_8bit = is_text_utf8 || is_global || !is_copy_ascii;
         if (is_8bit) {
-            sieve_compose_str(&out, "Content-Transfer-Encoding: 8bit\r\n");
+            mail_compose_str(&out, "Content-Transfer-Encoding: 8bit\r\n");
         }
-        sieve_compose_str(&out, "\r\nThis is a MIME-encapsulated message.\r\n\r\n--");
-        sieve_compose_bytes(&out, boundary, (size_t)boundary_len);
-        sieve_compose_str(&out, "\r\n");
-        sieve_compose_bytes(&out, text.bytes, text.len);
-        sieve_compose_str(&out, "\r\n--");
-        sieve_compose_bytes(&out, boundary, (size_t)boundary_len);
-        sieve_compose_str(&out, "\r\n");
-        sieve_compose_bytes(&out, status.bytes, status.len);
-        sieve_compose_str(&out, "\r\n--");
-        sieve_compose_bytes(&out, boundary, (size_t)boundary_len);
-        sieve_compose_str(&out, "\r\n");
+        mail_compose_str(&out, "\r\nThis is a MIME-encapsulated message.\r\n\r\n--");
+        mail_compose_bytes(&out, boundary, (size_t)boundary_len);
+        mail_compose_str(&out, "\r\n");
+        mail_compose_bytes(&out, text.bytes, text.len);
+        mail_compose_str(&out, "\r\n--");
+        mail_compose_bytes(&out, boundary, (size_t)boundary_len);
+        mail_compose_str(&out, "\r\n");
+        mail_compose_bytes(&out, status.bytes, status.len);
+        mail_compose_str(&out, "\r\n--");
+        mail_compose_bytes(&out, boundary, (size_t)boundary_len);
+        mail_compose_str(&out, "\r\n");
         if (is_full) {
-            sieve_compose_str(&out, "Content-Description: Undelivered Message\r\n");
-            sieve_compose_str(&out, is_header_ascii ? "Content-Type: message/rfc822\r\n"
+            mail_compose_str(&out, "Content-Description: Undelivered Message\r\n");
+            mail_compose_str(&out, is_header_ascii ? "Content-Type: message/rfc822\r\n"
                                                     : "Content-Type: message/global\r\n");
         } else {
-            sieve_compose_str(&out, kind == DSN_KIND_FAILURE
+            mail_compose_str(&out, kind == DSN_KIND_FAILURE
                                         ? "Content-Description: Undelivered Message Headers\r\n"
                                         : "Content-Description: Message Headers\r\n");
-            sieve_compose_str(&out, is_header_ascii ? "Content-Type: text/rfc822-headers\r\n"
+            mail_compose_str(&out, is_header_ascii ? "Content-Type: text/rfc822-headers\r\n"
                                                     : "Content-Type: message/global-headers\r\n");
         }
         if (!is_copy_ascii) {
-            sieve_compose_str(&out, "Content-Transfer-Encoding: 8bit\r\n");
+            mail_compose_str(&out, "Content-Transfer-Encoding: 8bit\r\n");
         }
-        sieve_compose_str(&out, "\r\n");
-        sieve_compose_bytes(&out, copy.bytes, copy.len);
-        sieve_compose_str(&out, "\r\n--");
-        sieve_compose_bytes(&out, boundary, (size_t)boundary_len);
-        sieve_compose_str(&out, "--\r\n");
+        mail_compose_str(&out, "\r\n");
+        mail_compose_bytes(&out, copy.bytes, copy.len);
+        mail_compose_str(&out, "\r\n--");
+        mail_compose_bytes(&out, boundary, (size_t)boundary_len);
+        mail_compose_str(&out, "--\r\n");
         rc = out.error;
         result_out->is_8bit = is_8bit;
     }
-    if (rc == 0 && sieve_compose_longest_line(out.bytes, out.len) > SIEVE_COMPOSE_LINE_BYTES_MAX) {
+    if (rc == 0 && mail_compose_longest_line(out.bytes, out.len) > MAIL_COMPOSE_LINE_BYTES_MAX) {
         rc = -E2BIG;
     }
     free(text.bytes);
@@ -401,13 +402,13 @@ dsn_boundary_pick(const char *const parts[], const size_t part_lens[], size_t pa
         int seed_len = snprintf(seed, sizeof(seed), "%u|%.100s", attempt, salt);
         ASSERT(seed_len > 0 && (size_t)seed_len < sizeof(seed));
         char hex[65];
-        sieve_compose_sha256_hex(seed, (size_t)seed_len, hex);
+        mail_compose_sha256_hex(seed, (size_t)seed_len, hex);
         int n = snprintf(boundary_out, DSN_BOUNDARY_BYTES, "=_toaster-dsn-%.24s", hex);
         ASSERT(n > 0 && (size_t)n < DSN_BOUNDARY_BYTES);
         bool is_free = true;
         for (size_t i = 0; i < part_count && is_free; i++) {
-            struct sieve_compose view = {.bytes = (char *)parts[i], .len = part_lens[i]};
-            is_free = parts[i] == NULL || !sieve_compose_contains(&view, boundary_out, (size_t)n);
+            struct mail_compose view = {.bytes = (char *)parts[i], .len = part_lens[i]};
+            is_free = parts[i] == NULL || !mail_compose_contains(&view, boundary_out, (size_t)n);
         }
         if (is_free) {
             return n;
@@ -419,12 +420,19 @@ dsn_boundary_pick(const char *const parts[], const size_t part_lens[], size_t pa
 
 /* ---- helpers --------------------------------------------------------- */
 
+/* An RFC 5322 date-time in UTC, as the Received line writes it (the C
+ * locale's English names: the daemon never sets another). */
 static int
-format_date(int64_t unix_seconds, char out[SIEVE_DATE_PART_BYTES])
+format_date(int64_t unix_seconds, char out[DSN_DATE_BYTES])
 {
-    struct sieve_datetime when = {.unix_seconds = unix_seconds, .zone_minutes = 0};
-    int n = sieve_date_part(&when, "std11", 5, out);
-    return n < 0 ? -EINVAL : n;
+    time_t t = (time_t)unix_seconds;
+    struct tm tm;
+    if ((int64_t)t != unix_seconds || gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 1970 ||
+        tm.tm_year + 1900 > 9999) {
+        return -EINVAL; /* four digits, and no time before the epoch */
+    }
+    size_t n = strftime(out, DSN_DATE_BYTES, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    return n == 0 ? -EINVAL : (int)n;
 }
 
 /* Outside text inside a field or line: controls become spaces; bytes over
@@ -432,7 +440,7 @@ format_date(int64_t unix_seconds, char out[SIEVE_DATE_PART_BYTES])
  * else they become '?'; at most len_max bytes, cut before a UTF-8
  * sequence that would cross the cut. */
 static void
-put_text(struct sieve_compose *out, const char *s, size_t len, size_t len_max, bool is_utf8_allowed)
+put_text(struct mail_compose *out, const char *s, size_t len, size_t len_max, bool is_utf8_allowed)
 {
     if (len > len_max) {
         len = len_max;
@@ -451,12 +459,12 @@ put_text(struct sieve_compose *out, const char *s, size_t len, size_t len_max, b
             replacement = "?";
         }
         if (replacement != NULL) {
-            sieve_compose_bytes(out, s + start, i - start);
-            sieve_compose_str(out, replacement);
+            mail_compose_bytes(out, s + start, i - start);
+            mail_compose_str(out, replacement);
             start = i + 1;
         }
     }
-    sieve_compose_bytes(out, s + start, len - start);
+    mail_compose_bytes(out, s + start, len - start);
 }
 
 /* ORCPT as queued: "addr-type;xtext". A type that is no atom or a value
@@ -499,35 +507,35 @@ decode_orcpt(const char *orcpt, struct dsn_line *line)
 }
 
 static void
-write_text_part(struct sieve_compose *out, const struct dsn_request *request, enum dsn_kind kind,
+write_text_part(struct mail_compose *out, const struct dsn_request *request, enum dsn_kind kind,
                 const struct dsn_line *lines, size_t line_count)
 {
-    sieve_compose_str(out, "This is the mail system at host ");
-    sieve_compose_str(out, request->hostname);
-    sieve_compose_str(out, ".\r\n\r\n");
+    mail_compose_str(out, "This is the mail system at host ");
+    mail_compose_str(out, request->hostname);
+    mail_compose_str(out, ".\r\n\r\n");
     switch (kind) {
     case DSN_KIND_FAILURE:
-        sieve_compose_str(out, "I'm sorry to have to inform you that your message could not\r\n"
+        mail_compose_str(out, "I'm sorry to have to inform you that your message could not\r\n"
                                "be delivered to one or more recipients. It's attached below.\r\n");
         break;
     case DSN_KIND_DELAY: {
-        sieve_compose_str(out,
+        mail_compose_str(out,
                           "####################################################################\r\n"
                           "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
                           "####################################################################\r\n"
                           "\r\nYour message could not be delivered for ");
         int64_t waited = request->now - request->entry->arrival;
         write_duration(out, waited);
-        sieve_compose_str(out, ".\r\n");
+        mail_compose_str(out, ".\r\n");
         if (request->retry_until > request->entry->arrival) {
-            sieve_compose_str(out, "It will be retried until it is ");
+            mail_compose_str(out, "It will be retried until it is ");
             write_duration(out, request->retry_until - request->entry->arrival);
-            sieve_compose_str(out, " old.\r\n");
+            mail_compose_str(out, " old.\r\n");
         }
         break;
     }
     case DSN_KIND_SUCCESS:
-        sieve_compose_str(out, "Your message was successfully delivered to the destination(s)\r\n"
+        mail_compose_str(out, "Your message was successfully delivered to the destination(s)\r\n"
                                "listed below. If the message was delivered to mailbox you will\r\n"
                                "receive no further notifications. Otherwise you may still "
                                "receive\r\nnotifications of mail delivery errors from other "
@@ -535,13 +543,13 @@ write_text_part(struct sieve_compose *out, const struct dsn_request *request, en
         break;
     }
     if (kind != DSN_KIND_SUCCESS) {
-        sieve_compose_str(out, "\r\nFor further assistance, please send mail to postmaster.\r\n"
+        mail_compose_str(out, "\r\nFor further assistance, please send mail to postmaster.\r\n"
                                "\r\nIf you do so, please include this problem report. You can\r\n"
                                "delete your own text from the attached returned message.\r\n");
     }
-    sieve_compose_str(out, "\r\n                   The mail system\r\n");
+    mail_compose_str(out, "\r\n                   The mail system\r\n");
     for (size_t i = 0; i < line_count; i++) {
-        sieve_compose_str(out, "\r\n");
+        mail_compose_str(out, "\r\n");
         write_rcpt_text(out, &lines[i]);
     }
 }
@@ -549,29 +557,29 @@ write_text_part(struct sieve_compose *out, const struct dsn_request *request, en
 /* "<address>: host mx said: 550 ..." wrapped as Postfix wraps it. The
  * pieces are cleaned into a scratch buffer first, then wrapped. */
 static void
-write_rcpt_text(struct sieve_compose *out, const struct dsn_line *line)
+write_rcpt_text(struct mail_compose *out, const struct dsn_line *line)
 {
-    struct sieve_compose piece = {.bytes_max = DSN_RCPT_TEXT_BYTES_MAX};
+    struct mail_compose piece = {.bytes_max = DSN_RCPT_TEXT_BYTES_MAX};
     const struct dsn_rcpt_report *report = line->report;
-    sieve_compose_str(&piece, "<");
+    mail_compose_str(&piece, "<");
     put_text(&piece, line->rcpt->address, strlen(line->rcpt->address), SMTP_ADDRESS_BYTES_MAX,
              true);
-    sieve_compose_str(&piece, ">");
+    mail_compose_str(&piece, ">");
     if (line->orcpt_len > 0 && strcasecmp(line->orcpt, line->rcpt->address) != 0) {
-        sieve_compose_str(&piece, " (expanded from <");
+        mail_compose_str(&piece, " (expanded from <");
         put_text(&piece, line->orcpt, line->orcpt_len, SMTP_ADDRESS_BYTES_MAX, true);
-        sieve_compose_str(&piece, ">)");
+        mail_compose_str(&piece, ">)");
     }
-    sieve_compose_str(&piece, ": ");
+    mail_compose_str(&piece, ": ");
     bool has_remote = report->remote_mta != NULL && report->remote_mta[0] != '\0';
     if (has_remote) {
-        sieve_compose_str(&piece, report->action == DSN_ACTION_DELIVERED ||
+        mail_compose_str(&piece, report->action == DSN_ACTION_DELIVERED ||
                                           report->action == DSN_ACTION_RELAYED
                                       ? "delivery via "
                                       : "host ");
         put_text(&piece, report->remote_mta, strlen(report->remote_mta), DSN_REMOTE_BYTES_MAX,
                  false);
-        sieve_compose_str(&piece, line->reply_len > 0
+        mail_compose_str(&piece, line->reply_len > 0
                                       ? (report->action == DSN_ACTION_DELIVERED ||
                                                  report->action == DSN_ACTION_RELAYED
                                              ? ": "
@@ -587,7 +595,7 @@ write_rcpt_text(struct sieve_compose *out, const struct dsn_line *line)
             [DSN_ACTION_DELIVERED] = "delivered",
             [DSN_ACTION_RELAYED] = "relayed",
         };
-        sieve_compose_str(&piece, what[report->action]);
+        mail_compose_str(&piece, what[report->action]);
     }
     if (piece.error != 0) {
         if (out->error == 0) {
@@ -603,7 +611,7 @@ write_rcpt_text(struct sieve_compose *out, const struct dsn_line *line)
  * indented by four spaces; a longer word stands on a line of its own
  * (its length is bounded by the pieces' caps). */
 static void
-write_wrapped(struct sieve_compose *out, const char *text, size_t len)
+write_wrapped(struct mail_compose *out, const char *text, size_t len)
 {
     size_t column = 0;
     size_t pos = 0;
@@ -621,26 +629,26 @@ write_wrapped(struct sieve_compose *out, const char *text, size_t len)
             break;
         }
         if (!is_line_start && column + 1 + word_len > DSN_WRAP_COLUMNS) {
-            sieve_compose_str(out, "\r\n    ");
+            mail_compose_str(out, "\r\n    ");
             column = 4;
             is_line_start = true;
         }
         if (!is_line_start) {
-            sieve_compose_str(out, " ");
+            mail_compose_str(out, " ");
             column++;
         }
-        sieve_compose_bytes(out, text + pos, word_len);
+        mail_compose_bytes(out, text + pos, word_len);
         column += word_len;
         is_line_start = false;
         pos = word_end;
     }
-    sieve_compose_str(out, "\r\n");
+    mail_compose_str(out, "\r\n");
 }
 
 /* "N day(s)" when whole days, else "N hour(s)", else "N minute(s)"
  * (rounded down, as Postfix counts). */
 static void
-write_duration(struct sieve_compose *out, int64_t seconds)
+write_duration(struct mail_compose *out, int64_t seconds)
 {
     char text[48];
     int n;
@@ -655,48 +663,48 @@ write_duration(struct sieve_compose *out, int64_t seconds)
         n = snprintf(text, sizeof(text), "%lld minute(s)", (long long)(seconds / 60));
     }
     ASSERT(n > 0 && (size_t)n < sizeof(text));
-    sieve_compose_bytes(out, text, (size_t)n);
+    mail_compose_bytes(out, text, (size_t)n);
 }
 
 static void
-put_address_field(struct sieve_compose *out, const char *name, const char *type,
+put_address_field(struct mail_compose *out, const char *name, const char *type,
                   const char *address, size_t len, bool is_global)
 {
-    sieve_compose_str(out, name);
-    bool is_ascii = sieve_compose_is_ascii(address, len);
+    mail_compose_str(out, name);
+    bool is_ascii = mail_compose_is_ascii(address, len);
     /* RFC 6533 3: a UTF-8 address is of type utf-8 (unitext in the
      * global form). */
-    sieve_compose_str(out, is_ascii || !is_global ? type : "utf-8");
-    sieve_compose_str(out, "; ");
+    mail_compose_str(out, is_ascii || !is_global ? type : "utf-8");
+    mail_compose_str(out, "; ");
     put_text(out, address, len, SMTP_ADDRESS_BYTES_MAX, is_global);
-    sieve_compose_str(out, "\r\n");
+    mail_compose_str(out, "\r\n");
 }
 
 static int
-write_status_part(struct sieve_compose *out, const struct dsn_request *request,
+write_status_part(struct mail_compose *out, const struct dsn_request *request,
                   const struct dsn_line *lines, size_t line_count, bool is_global)
 {
     const struct queue_entry *entry = request->entry;
-    char date[SIEVE_DATE_PART_BYTES];
+    char date[DSN_DATE_BYTES];
     int date_len;
-    sieve_compose_str(out, "Reporting-MTA: dns; ");
-    sieve_compose_str(out, request->hostname);
-    sieve_compose_str(out, "\r\nX-Toaster-Queue-ID: ");
+    mail_compose_str(out, "Reporting-MTA: dns; ");
+    mail_compose_str(out, request->hostname);
+    mail_compose_str(out, "\r\nX-Toaster-Queue-ID: ");
     put_text(out, entry->id, strnlen(entry->id, sizeof(entry->id)), sizeof(entry->id), false);
-    sieve_compose_str(out, "\r\n");
+    mail_compose_str(out, "\r\n");
     put_address_field(out, "X-Toaster-Sender: ", "rfc822", entry->mail_from,
                       strlen(entry->mail_from), is_global);
     if (entry->envid[0] != '\0') {
-        sieve_compose_str(out, "Original-Envelope-Id: ");
+        mail_compose_str(out, "Original-Envelope-Id: ");
         put_text(out, entry->envid, strnlen(entry->envid, sizeof(entry->envid)),
                  QUEUE_ENVID_BYTES - 1, false);
-        sieve_compose_str(out, "\r\n");
+        mail_compose_str(out, "\r\n");
     }
     date_len = format_date(entry->arrival, date);
     if (date_len > 0) {
-        sieve_compose_str(out, "Arrival-Date: ");
-        sieve_compose_bytes(out, date, (size_t)date_len);
-        sieve_compose_str(out, "\r\n");
+        mail_compose_str(out, "Arrival-Date: ");
+        mail_compose_bytes(out, date, (size_t)date_len);
+        mail_compose_str(out, "\r\n");
     }
     for (size_t i = 0; i < line_count; i++) {
         const struct dsn_line *line = &lines[i];
@@ -707,48 +715,48 @@ write_status_part(struct sieve_compose *out, const struct dsn_request *request,
             [DSN_ACTION_DELIVERED] = "delivered",
             [DSN_ACTION_RELAYED] = "relayed",
         };
-        sieve_compose_str(out, "\r\n");
+        mail_compose_str(out, "\r\n");
         put_address_field(out, "Final-Recipient: ", "rfc822", line->rcpt->address,
                           strlen(line->rcpt->address), is_global);
         if (line->orcpt_len > 0) {
             put_address_field(out, "Original-Recipient: ", line->orcpt_type, line->orcpt,
                               line->orcpt_len, is_global);
         }
-        sieve_compose_str(out, "Action: ");
-        sieve_compose_str(out, actions[report->action]);
+        mail_compose_str(out, "Action: ");
+        mail_compose_str(out, actions[report->action]);
         char status[16];
         size_t status_len = dsn_status(line->reply, report->action, status);
-        sieve_compose_str(out, "\r\nStatus: ");
-        sieve_compose_bytes(out, status, status_len);
-        sieve_compose_str(out, "\r\n");
+        mail_compose_str(out, "\r\nStatus: ");
+        mail_compose_bytes(out, status, status_len);
+        mail_compose_str(out, "\r\n");
         if (report->remote_mta != NULL && report->remote_mta[0] != '\0') {
-            sieve_compose_str(out, "Remote-MTA: dns; ");
+            mail_compose_str(out, "Remote-MTA: dns; ");
             put_text(out, report->remote_mta, strlen(report->remote_mta), DSN_REMOTE_BYTES_MAX,
                      false);
-            sieve_compose_str(out, "\r\n");
+            mail_compose_str(out, "\r\n");
         }
         /* Only a remote's answer is an SMTP diagnostic; our own text
          * (a failed connection) goes in the human part only. */
         if (line->reply_len >= 3 && line->reply[0] >= '2' && line->reply[0] <= '5' &&
             line->reply[1] >= '0' && line->reply[1] <= '9' && line->reply[2] >= '0' &&
             line->reply[2] <= '9') {
-            sieve_compose_str(out, "Diagnostic-Code: smtp; ");
+            mail_compose_str(out, "Diagnostic-Code: smtp; ");
             put_text(out, line->reply, line->reply_len, DSN_REPLY_BYTES_MAX, false);
-            sieve_compose_str(out, "\r\n");
+            mail_compose_str(out, "\r\n");
         }
         date_len =
             format_date(report->last_attempt != 0 ? report->last_attempt : request->now, date);
         if (date_len > 0) {
-            sieve_compose_str(out, "Last-Attempt-Date: ");
-            sieve_compose_bytes(out, date, (size_t)date_len);
-            sieve_compose_str(out, "\r\n");
+            mail_compose_str(out, "Last-Attempt-Date: ");
+            mail_compose_bytes(out, date, (size_t)date_len);
+            mail_compose_str(out, "\r\n");
         }
         if (report->action == DSN_ACTION_DELAYED && request->retry_until > 0) {
             date_len = format_date(request->retry_until, date);
             if (date_len > 0) {
-                sieve_compose_str(out, "Will-Retry-Until: ");
-                sieve_compose_bytes(out, date, (size_t)date_len);
-                sieve_compose_str(out, "\r\n");
+                mail_compose_str(out, "Will-Retry-Until: ");
+                mail_compose_bytes(out, date, (size_t)date_len);
+                mail_compose_str(out, "\r\n");
             }
         }
     }
@@ -759,7 +767,7 @@ write_status_part(struct sieve_compose *out, const struct dsn_request *request,
  * when it cannot be returned unchanged: a NUL, a lone CR, a line over 998
  * bytes, or over out's bound. */
 static bool
-copy_full(struct sieve_compose *out, const char *msg, size_t len)
+copy_full(struct mail_compose *out, const char *msg, size_t len)
 {
     size_t pos = 0;
     while (pos < len) {
@@ -769,15 +777,15 @@ copy_full(struct sieve_compose *out, const char *msg, size_t len)
         if (lf != NULL && content_end > pos && msg[content_end - 1] == '\r') {
             content_end--;
         }
-        if (content_end - pos > SIEVE_COMPOSE_LINE_BYTES_MAX) {
+        if (content_end - pos > MAIL_COMPOSE_LINE_BYTES_MAX) {
             return false;
         }
         if (memchr(msg + pos, '\0', content_end - pos) != NULL ||
             memchr(msg + pos, '\r', content_end - pos) != NULL) {
             return false;
         }
-        sieve_compose_bytes(out, msg + pos, content_end - pos);
-        sieve_compose_str(out, "\r\n");
+        mail_compose_bytes(out, msg + pos, content_end - pos);
+        mail_compose_str(out, "\r\n");
         pos = lf != NULL ? line_end + 1 : len;
     }
     return out->error == 0;

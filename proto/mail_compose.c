@@ -1,5 +1,5 @@
 /*
- * filters/sieve_compose.c - the output buffer and encodings the messages
+ * proto/mail_compose.c - the output buffer and encodings the messages
  * Sieve sends itself need (filters/sieve_vacation, filters/sieve_reject;
  * store/dsn's bounces use them too),
  * and the walk over the header fields of the message they answer.
@@ -8,7 +8,7 @@
  * any thread. Limits: the buffer's bytes_max; every function is linear in
  * its input.
  */
-#include "filters/sieve_compose.h"
+#include "proto/mail_compose.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -21,14 +21,14 @@
 
 #include "core/assertions.h"
 
-#define SIEVE_COMPOSE_ENCODED_CHUNK_BYTES 45u /* UTF-8 bytes per encoded word */
+#define MAIL_COMPOSE_ENCODED_CHUNK_BYTES 45u /* UTF-8 bytes per encoded word */
 
 /* An encoded word of a chunk: "=?UTF-8?B?" + 4 * ceil(45 / 3) + "?=" = 72 <= 75. */
-static_assert(10 + (SIEVE_COMPOSE_ENCODED_CHUNK_BYTES + 2) / 3 * 4 + 2 <= 75,
+static_assert(10 + (MAIL_COMPOSE_ENCODED_CHUNK_BYTES + 2) / 3 * 4 + 2 <= 75,
               "encoded words stay within RFC 2047's 75 characters");
 
 void
-sieve_compose_bytes(struct sieve_compose *out, const char *bytes, size_t len)
+mail_compose_bytes(struct mail_compose *out, const char *bytes, size_t len)
 {
     ASSERT(out != NULL);
     ASSERT(out->len <= out->bytes_max);
@@ -60,33 +60,33 @@ sieve_compose_bytes(struct sieve_compose *out, const char *bytes, size_t len)
 }
 
 void
-sieve_compose_str(struct sieve_compose *out, const char *s)
+mail_compose_str(struct mail_compose *out, const char *s)
 {
-    sieve_compose_bytes(out, s, strlen(s));
+    mail_compose_bytes(out, s, strlen(s));
 }
 
 /* Script- or message-given text inside a header line: CR, LF and other
  * controls become spaces, so nothing can start a new field. */
 void
-sieve_compose_clean(struct sieve_compose *out, const char *s, size_t len)
+mail_compose_clean(struct mail_compose *out, const char *s, size_t len)
 {
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f) {
-            sieve_compose_bytes(out, s + start, i - start);
-            sieve_compose_str(out, " ");
+            mail_compose_bytes(out, s + start, i - start);
+            mail_compose_str(out, " ");
             start = i + 1;
         }
     }
-    sieve_compose_bytes(out, s + start, len - start);
+    mail_compose_bytes(out, s + start, len - start);
 }
 
-/* RFC 2047 B encoded words of UTF-8 text, SIEVE_COMPOSE_ENCODED_CHUNK_BYTES
+/* RFC 2047 B encoded words of UTF-8 text, MAIL_COMPOSE_ENCODED_CHUNK_BYTES
  * (or fewer, ending on a character boundary) per word, words on their own
  * folded lines. */
 void
-sieve_compose_encoded(struct sieve_compose *out, const char *utf8, size_t len)
+mail_compose_encoded(struct mail_compose *out, const char *utf8, size_t len)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -94,17 +94,17 @@ sieve_compose_encoded(struct sieve_compose *out, const char *utf8, size_t len)
     bool is_first = true;
     while (pos < len) {
         size_t n = len - pos;
-        if (n > SIEVE_COMPOSE_ENCODED_CHUNK_BYTES) {
-            n = SIEVE_COMPOSE_ENCODED_CHUNK_BYTES;
+        if (n > MAIL_COMPOSE_ENCODED_CHUNK_BYTES) {
+            n = MAIL_COMPOSE_ENCODED_CHUNK_BYTES;
             while (n > 1 && ((unsigned char)utf8[pos + n] & 0xc0) == 0x80) {
                 n--;
             }
         }
         if (!is_first) {
-            sieve_compose_str(out, "\r\n ");
+            mail_compose_str(out, "\r\n ");
         }
         is_first = false;
-        sieve_compose_str(out, "=?UTF-8?B?");
+        mail_compose_str(out, "=?UTF-8?B?");
         char quad[4];
         for (size_t i = 0; i < n; i += 3) {
             uint32_t v = (uint32_t)(unsigned char)utf8[pos + i] << 16;
@@ -118,43 +118,43 @@ sieve_compose_encoded(struct sieve_compose *out, const char *utf8, size_t len)
             quad[1] = alphabet[(v >> 12) & 63];
             quad[2] = i + 1 < n ? alphabet[(v >> 6) & 63] : '=';
             quad[3] = i + 2 < n ? alphabet[v & 63] : '=';
-            sieve_compose_bytes(out, quad, 4);
+            mail_compose_bytes(out, quad, 4);
         }
-        sieve_compose_str(out, "?=");
+        mail_compose_str(out, "?=");
         pos += n;
     }
 }
 
 /* Text with its line ends made CRLF (bare LF and bare CR alike). */
 void
-sieve_compose_crlf(struct sieve_compose *out, const char *text, size_t len)
+mail_compose_crlf(struct mail_compose *out, const char *text, size_t len)
 {
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         if (text[i] == '\n' || text[i] == '\r') {
-            sieve_compose_bytes(out, text + start, i - start);
-            sieve_compose_str(out, "\r\n");
+            mail_compose_bytes(out, text + start, i - start);
+            mail_compose_str(out, "\r\n");
             if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n') {
                 i++;
             }
             start = i + 1;
         }
     }
-    sieve_compose_bytes(out, text + start, len - start);
+    mail_compose_bytes(out, text + start, len - start);
 }
 
 /* Quoted-printable (RFC 2045 6.7): line ends become hard CRLF breaks,
  * lines are soft-broken before 76 characters, '=' and bytes outside
  * printable ASCII are escaped, as is white space before a line end. */
 void
-sieve_compose_qp(struct sieve_compose *out, const char *text, size_t len)
+mail_compose_qp(struct mail_compose *out, const char *text, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t column = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)text[i];
         if (c == '\r' || c == '\n') {
-            sieve_compose_str(out, "\r\n");
+            mail_compose_str(out, "\r\n");
             if (c == '\r' && i + 1 < len && text[i + 1] == '\n') {
                 i++;
             }
@@ -166,21 +166,21 @@ sieve_compose_qp(struct sieve_compose *out, const char *text, size_t len)
                           ((c == ' ' || c == '\t') && !is_line_end);
         size_t width = is_literal ? 1 : 3;
         if (column + width > 75) {
-            sieve_compose_str(out, "=\r\n");
+            mail_compose_str(out, "=\r\n");
             column = 0;
         }
         if (is_literal) {
-            sieve_compose_bytes(out, (const char *)&text[i], 1);
+            mail_compose_bytes(out, (const char *)&text[i], 1);
         } else {
             char esc[3] = {'=', hex[c >> 4], hex[c & 15]};
-            sieve_compose_bytes(out, esc, 3);
+            mail_compose_bytes(out, esc, 3);
         }
         column += width;
     }
 }
 
 bool
-sieve_compose_is_ascii(const char *s, size_t len)
+mail_compose_is_ascii(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)s[i] >= 0x80) {
@@ -192,7 +192,7 @@ sieve_compose_is_ascii(const char *s, size_t len)
 
 /* The longest line in text (CR and LF both end lines), without its end. */
 size_t
-sieve_compose_longest_line(const char *text, size_t len)
+mail_compose_longest_line(const char *text, size_t len)
 {
     size_t longest = 0;
     size_t run = 0;
@@ -213,18 +213,18 @@ sieve_compose_longest_line(const char *text, size_t len)
  * context or has no SHA-256 (a broken library): the callers have no error
  * to return for that, so it is asserted. */
 void
-sieve_compose_sha256_hex(const void *data, size_t len, char hex_out[65])
+mail_compose_sha256_hex(const void *data, size_t len, char hex_out[65])
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len = 0;
     int ok = EVP_Digest(data, len, digest, &digest_len, EVP_sha256(), NULL);
     ASSERT(ok == 1);
     ASSERT(digest_len == 32);
-    sieve_compose_hex(digest, hex_out);
+    mail_compose_hex(digest, hex_out);
 }
 
 void
-sieve_compose_hex(const unsigned char digest[32], char hex_out[65])
+mail_compose_hex(const unsigned char digest[32], char hex_out[65])
 {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < 32; i++) {
@@ -238,8 +238,8 @@ sieve_compose_hex(const unsigned char digest[32], char hex_out[65])
  * folded lines. Stops (false) at the empty line, at the end, and at a line
  * that is no field. The last field may end at the end of the bytes. */
 bool
-sieve_compose_field_next(const char *header, size_t len, size_t *pos,
-                         struct sieve_compose_field *out)
+mail_compose_field_next(const char *header, size_t len, size_t *pos,
+                         struct mail_compose_field *out)
 {
     size_t at = *pos;
     if (header == NULL || at >= len || header[at] == '\r' || header[at] == '\n' ||
@@ -285,19 +285,19 @@ sieve_compose_field_next(const char *header, size_t len, size_t *pos,
 }
 
 bool
-sieve_compose_field_is(const struct sieve_compose_field *field, const char *name)
+mail_compose_field_is(const struct mail_compose_field *field, const char *name)
 {
     return field->name_len == strlen(name) && strncasecmp(field->name, name, field->name_len) == 0;
 }
 
 /* The first field called name. */
 bool
-sieve_compose_field_find(const char *header, size_t len, const char *name,
-                         struct sieve_compose_field *out)
+mail_compose_field_find(const char *header, size_t len, const char *name,
+                         struct mail_compose_field *out)
 {
     size_t pos = 0;
-    while (sieve_compose_field_next(header, len, &pos, out)) {
-        if (sieve_compose_field_is(out, name)) {
+    while (mail_compose_field_next(header, len, &pos, out)) {
+        if (mail_compose_field_is(out, name)) {
             return true;
         }
     }
@@ -308,7 +308,7 @@ sieve_compose_field_find(const char *header, size_t len, const char *name,
  * at 998 bytes, lone CRs and NULs made spaces, whole lines only up to the
  * copy's bytes_max. */
 void
-sieve_compose_copy_header(struct sieve_compose *out, const char *header, size_t len)
+mail_compose_copy_header(struct mail_compose *out, const char *header, size_t len)
 {
     size_t pos = 0;
     while (pos < len) {
@@ -323,8 +323,8 @@ sieve_compose_copy_header(struct sieve_compose *out, const char *header, size_t 
             break; /* the empty line */
         }
         size_t n = content_end - pos;
-        if (n > SIEVE_COMPOSE_LINE_BYTES_MAX) {
-            n = SIEVE_COMPOSE_LINE_BYTES_MAX;
+        if (n > MAIL_COMPOSE_LINE_BYTES_MAX) {
+            n = MAIL_COMPOSE_LINE_BYTES_MAX;
         }
         if (n + 2 > out->bytes_max - out->len) {
             break; /* the bound: whole lines only */
@@ -332,19 +332,19 @@ sieve_compose_copy_header(struct sieve_compose *out, const char *header, size_t 
         size_t start = pos;
         for (size_t i = pos; i < pos + n; i++) {
             if (header[i] == '\r' || header[i] == '\0') {
-                sieve_compose_bytes(out, header + start, i - start);
-                sieve_compose_str(out, " ");
+                mail_compose_bytes(out, header + start, i - start);
+                mail_compose_str(out, " ");
                 start = i + 1;
             }
         }
-        sieve_compose_bytes(out, header + start, pos + n - start);
-        sieve_compose_str(out, "\r\n");
+        mail_compose_bytes(out, header + start, pos + n - start);
+        mail_compose_str(out, "\r\n");
         pos = next;
     }
 }
 
 bool
-sieve_compose_contains(const struct sieve_compose *part, const char *needle, size_t needle_len)
+mail_compose_contains(const struct mail_compose *part, const char *needle, size_t needle_len)
 {
     if (part->len < needle_len) {
         return false;
