@@ -154,6 +154,16 @@ smtp_client_feed(struct smtp_client *client, const uint8_t *in, size_t in_len, s
             (void)client_on_reply(client, &reply);
         }
     }
+    if (client->state == SMTP_CLIENT_STATE_TLS_HANDSHAKE && used < in_len) {
+        /* The server sent more right behind its 220 to STARTTLS: plaintext
+         * that would be read as if it came over TLS (CVE-2011-0411). No
+         * TLS_GO then; the session is over. */
+        ASSERT(client->queued_count == 1);
+        ASSERT(client->queued[0].kind == SMTP_CLIENT_EV_TLS_GO);
+        client->queued_count = 0;
+        used = in_len;
+        client_push_error(client, SMTP_CLIENT_ERR_TLS_INJECTION, SMTP_CLIENT_REPLY_OK);
+    }
     *in_used = used;
     if (client->queued_count == 0) {
         return SMTP_CLIENT_NEED_MORE;

@@ -269,8 +269,11 @@ int smtp_client_init(struct smtp_client *client, const struct smtp_client_params
  * (and *in_used up to the end of the reply that caused it; call again with
  * the rest, also with in_len 0: an event can be queued behind another), or
  * SMTP_CLIENT_NEED_MORE when all input is used. In CLOSED and FAILED the
- * input is used and dropped. After TLS_GO, any rest of the input is an
- * injection attempt: feeding it gives PROTOCOL_ERROR. */
+ * input is used and dropped. TLS_GO comes only when nothing followed the
+ * 220 in the input; bytes right behind it are an injection attempt
+ * (RFC 3207 section 6, CVE-2011-0411) and give PROTOCOL_ERROR instead, as
+ * do bytes fed in TLS_HANDSHAKE. Bytes that arrive later belong to the
+ * TLS engine, which will refuse them as a bad record. */
 enum smtp_client_status smtp_client_feed(struct smtp_client *client, const uint8_t *in,
                                          size_t in_len, size_t *in_used,
                                          struct smtp_client_event *event_out);

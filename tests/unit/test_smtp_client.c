@@ -609,8 +609,29 @@ test_starttls(void)
     CHECK(smtp_client_starttls(&client) == 0);
     drain();
     feed("220 go\r\n250-mx\r\n250 AUTH PLAIN\r\n");
-    CHECK_STR(log_buf, "ready;tls-go;error 4/ok;");
+    CHECK_STR(log_buf, "ready;error 4/ok;");
     CHECK(smtp_client_state(&client) == SMTP_CLIENT_STATE_FAILED);
+    /* Even a partial line behind the 220, fed byte by byte after it. */
+    start();
+    feed("220 mx\r\n250-mx\r\n250 STARTTLS\r\n");
+    CHECK(smtp_client_starttls(&client) == 0);
+    drain();
+    size_t used = 0;
+    struct smtp_client_event ev;
+    CHECK(smtp_client_feed(&client, (const uint8_t *)"220 go\r\n2", 9, &used, &ev) ==
+          SMTP_CLIENT_EVENT);
+    CHECK(ev.kind == SMTP_CLIENT_EV_PROTOCOL_ERROR && ev.error == SMTP_CLIENT_ERR_TLS_INJECTION);
+    CHECK(used == 9);
+    /* The 220 alone, then bytes fed in TLS_HANDSHAKE. */
+    start();
+    feed("220 mx\r\n250-mx\r\n250 STARTTLS\r\n");
+    CHECK(smtp_client_starttls(&client) == 0);
+    CHECK(smtp_client_feed(&client, (const uint8_t *)"220 go\r\n", 8, &used, &ev) ==
+          SMTP_CLIENT_EVENT);
+    CHECK(ev.kind == SMTP_CLIENT_EV_TLS_GO && used == 8);
+    CHECK(smtp_client_feed(&client, (const uint8_t *)"250 x\r\n", 7, &used, &ev) ==
+          SMTP_CLIENT_EVENT);
+    CHECK(ev.kind == SMTP_CLIENT_EV_PROTOCOL_ERROR && ev.error == SMTP_CLIENT_ERR_TLS_INJECTION);
 
     /* Refused STARTTLS: still plaintext, READY. */
     start();
