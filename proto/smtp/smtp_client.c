@@ -80,7 +80,8 @@ static void cmd_add(struct client_cmd *cmd, const char *p, size_t n);
 static void cmd_add_str(struct client_cmd *cmd, const char *s);
 static void cmd_add_u64(struct client_cmd *cmd, uint64_t v);
 static enum smtp_client_result result_of(uint16_t code);
-static bool text_is_command_safe(struct span s, bool allow_space);
+static bool text_is_command_safe(struct span s);
+static bool text_is_8bit(struct span s);
 static bool xtext_is_valid(struct span s);
 static uint64_t parse_u64(struct span s, bool *ok_out);
 
@@ -91,8 +92,11 @@ smtp_client_init(struct smtp_client *client, const struct smtp_client_params *pa
     memset(client, 0, sizeof(*client));
     smtp_client_reply_init(&client->parser);
     struct span name = params->helo_name;
-    if (name.len == 0 || name.len > SMTP_CLIENT_HELO_BYTES_MAX ||
-        !text_is_command_safe(name, false)) {
+    bool is_printable = true;
+    for (size_t i = 0; i < name.len; i++) {
+        is_printable = is_printable && name.ptr[i] > ' ' && name.ptr[i] < 0x7f;
+    }
+    if (name.len == 0 || name.len > SMTP_CLIENT_HELO_BYTES_MAX || !is_printable) {
         client->state = SMTP_CLIENT_STATE_FAILED;
         return -EINVAL;
     }
@@ -380,7 +384,7 @@ smtp_client_start_message(struct smtp_client *client, const struct smtp_client_m
     if (m->rcpt_count == 0 || m->rcpt_count > SMTP_RCPT_CEILING || m->rcpts == NULL) {
         return -EINVAL;
     }
-    if (m->mail_from.len > SMTP_ADDRESS_BYTES_MAX || !text_is_command_safe(m->mail_from, false) ||
+    if (m->mail_from.len > SMTP_ADDRESS_BYTES_MAX || !text_is_command_safe(m->mail_from) ||
         m->envid.len > SMTP_CLIENT_ENVID_BYTES_MAX || !xtext_is_valid(m->envid)) {
         return -EINVAL;
     }
@@ -391,8 +395,8 @@ smtp_client_start_message(struct smtp_client *client, const struct smtp_client_m
     for (size_t i = 0; i < m->rcpt_count; i++) {
         const struct smtp_client_rcpt *r = &m->rcpts[i];
         if (r->address.len == 0 || r->address.len > SMTP_ADDRESS_BYTES_MAX ||
-            !text_is_command_safe(r->address, false) ||
-            r->orcpt.len > SMTP_CLIENT_ORCPT_BYTES_MAX || !xtext_is_valid(r->orcpt) ||
+            !text_is_command_safe(r->address) || r->orcpt.len > SMTP_CLIENT_ORCPT_BYTES_MAX ||
+            !xtext_is_valid(r->orcpt) ||
             (r->orcpt.len > 0 && memchr(r->orcpt.ptr, ';', r->orcpt.len) == NULL)) {
             return -EINVAL;
         }
@@ -403,10 +407,16 @@ smtp_client_start_message(struct smtp_client *client, const struct smtp_client_m
             return -EINVAL;
         }
     }
+    /* RFC 6531 section 3.2: a UTF-8 address needs SMTPUTF8, whatever the
+     * caller said. */
+    bool needs_smtputf8 = m->needs_smtputf8 || text_is_8bit(m->mail_from);
+    for (size_t i = 0; i < m->rcpt_count && !needs_smtputf8; i++) {
+        needs_smtputf8 = text_is_8bit(m->rcpts[i].address);
+    }
     if (m->needs_8bitmime && !client->caps.has_8bitmime) {
         return -EPROTONOSUPPORT;
     }
-    if (m->needs_smtputf8 && !client->caps.has_smtputf8) {
+    if (needs_smtputf8 && !client->caps.has_smtputf8) {
         return -EILSEQ;
     }
     if (client->caps.has_size && client->caps.size_max_bytes > 0 &&
@@ -414,6 +424,7 @@ smtp_client_start_message(struct smtp_client *client, const struct smtp_client_m
         return -EMSGSIZE;
     }
     client->msg = *m;
+    client->msg.needs_smtputf8 = needs_smtputf8;
     client->has_message = true;
     client->is_pipelined = client->caps.has_pipelining;
     client->is_bdat = m->use_chunking && client->caps.has_chunking;
@@ -1266,15 +1277,26 @@ result_of(uint16_t code)
  * we send what we accepted, and our server refuses those), no '<' or '>'.
  * Bytes >= 0x80 are allowed (SMTPUTF8 addresses). */
 static bool
-text_is_command_safe(struct span s, bool allow_space)
+text_is_command_safe(struct span s)
 {
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
-        if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || (c == ' ' && !allow_space)) {
+        if (c <= ' ' || c == 0x7f || c == '<' || c == '>') {
             return false;
         }
     }
     return true;
+}
+
+static bool
+text_is_8bit(struct span s)
+{
+    for (size_t i = 0; i < s.len; i++) {
+        if ((unsigned char)s.ptr[i] >= 0x80) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* RFC 3461 section 4: xtext is "!".."~" except "=", with "+HH" escapes;

@@ -745,6 +745,15 @@ test_parameters(void)
     CHECK(smtp_client_start_message(&client, &msg) == -EILSEQ);
     CHECK(strncmp(smtp_client_local_reply(-EILSEQ), "553 5.6.7 ", 10) == 0);
     msg.needs_smtputf8 = false;
+    /* A UTF-8 address needs SMTPUTF8 even when the caller did not say so. */
+    static const struct smtp_client_rcpt utf8_rcpt = {.address = SPAN_LITERAL("j\xc3\xb6rg@x")};
+    struct smtp_client_message utf8 = msg;
+    utf8.rcpts = &utf8_rcpt;
+    utf8.rcpt_count = 1;
+    CHECK(smtp_client_start_message(&client, &utf8) == -EILSEQ);
+    utf8 = msg;
+    utf8.mail_from = SPAN_LITERAL("\xc3\xa9@y");
+    CHECK(smtp_client_start_message(&client, &utf8) == -EILSEQ);
     CHECK(smtp_client_start_message(&client, &msg) == -EMSGSIZE); /* 1234 > 1000 */
     CHECK(strncmp(smtp_client_local_reply(-EMSGSIZE), "552 5.3.4 ", 10) == 0);
     CHECK(smtp_client_local_reply(-EINVAL) == NULL);
@@ -1086,6 +1095,8 @@ test_init(void)
     struct smtp_client_params params = {.helo_name = SPAN_LITERAL("")};
     CHECK(smtp_client_init(&client, &params) == -EINVAL);
     params.helo_name = SPAN_LITERAL("a b");
+    CHECK(smtp_client_init(&client, &params) == -EINVAL);
+    params.helo_name = SPAN_LITERAL("h\xc3\xb6st");
     CHECK(smtp_client_init(&client, &params) == -EINVAL);
     static char name[SMTP_CLIENT_HELO_BYTES_MAX + 1];
     memset(name, 'h', sizeof(name));
