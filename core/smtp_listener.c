@@ -741,6 +741,7 @@ filter_job_run(struct job *job)
             }
             log_info("%s: filters: %s", message->queue_id, verdict->summary);
             bool is_quarantined = verdict->is_quarantined;
+            bool is_virus_scanned = verdict->is_virus_scanned;
             filter_run_destroy(&stage->run);
             free(stage);
             message->owner_data = NULL;
@@ -749,8 +750,8 @@ filter_job_run(struct job *job)
             if (is_quarantined) {
                 delivery_submit(message); /* the quarantine runs no user's script */
             } else {
-                /* ClamAV ran on every message the chain accepted when it is on. */
-                sieve_then_deliver(message, smtp_listener.config->clamav);
+                /* Whether ClamAV scanned it: not our own users' mail. */
+                sieve_then_deliver(message, is_virus_scanned);
             }
             return;
         }

@@ -374,6 +374,8 @@ stage_virus(struct filter_run *run, int spool_fd)
     }
     (void)clamav_scan_fd(clamav, spool_fd, &run->virus);
     run->is_virus_done = true;
+    run->verdict.is_virus_scanned =
+        run->virus.verdict == CLAMAV_CLEAN || run->virus.verdict == CLAMAV_VIRUS;
     switch (run->virus.verdict) {
     case CLAMAV_CLEAN:
         summary_add(run, "virus=clean%s%s", run->virus.is_over_limit ? " over-limit=" : "",

@@ -135,6 +135,8 @@ struct filter_verdict {
     const struct filter_edit *edits;    /* ACCEPT: sorted by offset */
     size_t edit_count;
     bool is_quarantined; /* ACCEPT: deliver to the quarantine mailbox, nowhere else */
+    bool is_virus_scanned; /* ClamAV scanned this message to a verdict (Sieve's virustest:
+                              no X-Virus field then means clean, not untested) */
 };
 
 /* Build the chain. Returns 0 or -ENOMEM. Main thread, start-up. */

@@ -196,6 +196,39 @@ def test_redirect_loop_guard(make_toaster):
     assert wait_until(lambda: len(list(queue.glob("*.env"))) == 2, 10)
 
 
+VIRUSTEST = ('require ["virustest", "relational", "comparator-i;ascii-numeric", '
+             '"fileinto", "mailbox"];\r\n'
+             'if virustest :value "eq" :comparator "i;ascii-numeric" "1" '
+             '{ fileinto :create "Scanned"; }\r\n'
+             'elsif virustest :value "eq" :comparator "i;ascii-numeric" "0" '
+             '{ fileinto :create "Untested"; }\r\n')
+
+
+def test_virustest_says_whether_clamav_scanned(make_toaster):
+    """virustest (RFC 5235): 1 for mail ClamAV scanned and found clean
+    (from outside, and our own users' mail, which is scanned too), 0 for
+    mail no scanner looked at."""
+    t = make_toaster(config=dict(BASE, clamav="yes"), start=False)
+    t.start()
+    t.wait_log("clamav: engine 1 loaded", timeout=30)
+    put_script(t, "bob@example.com", VIRUSTEST)
+    send(t, "x@remote.test", "bob@example.com", "from outside")
+    msg = message("alice@example.com", ["bob@example.com"], "from alice")
+    with smtplib.SMTP("127.0.0.1", t.ports["submission_listen"], timeout=30) as s:
+        s.ehlo("laptop.example.com")
+        s.login("alice@example.com", "alice-secret")
+        s.sendmail("alice@example.com", ["bob@example.com"], msg)
+    scanned = wait_files(maildir(t, "bob@example.com", "Scanned"), count=2)
+    assert len(with_subject(scanned, "from outside")) == 1
+    assert len(with_subject(scanned, "from alice")) == 1
+
+    u = make_toaster(config=BASE)  # clamav = no
+    put_script(u, "bob@example.com", VIRUSTEST)
+    send(u, "x@remote.test", "bob@example.com", "not scanned")
+    assert len(with_subject(wait_files(maildir(u, "bob@example.com", "Untested")),
+                            "not scanned")) == 1
+
+
 # ---- reject ---------------------------------------------------------------------
 
 
