@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_clock.h"
 #include "filters/dkim_keys.h"
 #include "filters/dkim_sign.h"
 #include "filters/dkim_verify.h"
@@ -48,11 +49,6 @@ int main(int argc, char **argv);
 #define BENCH_RECORD_BYTES 1024u
 #define BENCH_DNS_NAME_BYTES 320u
 
-struct bench_clock {
-    struct timespec cpu;
-    struct timespec wall;
-};
-
 struct bench_rate {
     uint64_t op_count;
     double cpu_s;
@@ -65,22 +61,6 @@ usage(void)
     (void)fprintf(stderr, "usage: dkim_speed [--seconds S] [--bytes N]... "
                           "\"DOMAIN SELECTOR /path/key.pem\"...\n");
     exit(2);
-}
-
-static void
-bench_clock_now(struct bench_clock *clock_out)
-{
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &clock_out->cpu) != 0 ||
-        clock_gettime(CLOCK_MONOTONIC, &clock_out->wall) != 0) {
-        perror("dkim_speed: clock_gettime");
-        exit(2);
-    }
-}
-
-static double
-seconds_between(const struct timespec *start, const struct timespec *end)
-{
-    return (double)(end->tv_sec - start->tv_sec) + (double)(end->tv_nsec - start->tv_nsec) / 1e9;
 }
 
 /* A memfd holding exactly `data_bytes` of `data`. */
@@ -212,10 +192,10 @@ bench_sign(const struct dkim_key *key, int fd, double seconds, struct bench_rate
         }
         op_count++;
         bench_clock_now(&now);
-    } while (seconds_between(&start.cpu, &now.cpu) < seconds);
+    } while (bench_seconds_between(&start.cpu, &now.cpu) < seconds);
     rate_out->op_count = op_count;
-    rate_out->cpu_s = seconds_between(&start.cpu, &now.cpu);
-    rate_out->wall_s = seconds_between(&start.wall, &now.wall);
+    rate_out->cpu_s = bench_seconds_between(&start.cpu, &now.cpu);
+    rate_out->wall_s = bench_seconds_between(&start.wall, &now.wall);
 }
 
 /* The message with one signature by key in front, in a memfd. */
@@ -290,10 +270,10 @@ bench_verify(const struct dkim_key *key, int signed_fd, double seconds,
         dkim_verify_destroy(&ctx);
         op_count++;
         bench_clock_now(&now);
-    } while (seconds_between(&start.cpu, &now.cpu) < seconds);
+    } while (bench_seconds_between(&start.cpu, &now.cpu) < seconds);
     rate_out->op_count = op_count;
-    rate_out->cpu_s = seconds_between(&start.cpu, &now.cpu);
-    rate_out->wall_s = seconds_between(&start.wall, &now.wall);
+    rate_out->cpu_s = bench_seconds_between(&start.cpu, &now.cpu);
+    rate_out->wall_s = bench_seconds_between(&start.wall, &now.wall);
 }
 
 int

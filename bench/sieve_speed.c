@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_clock.h"
 #include "filters/sieve_exec.h"
 
 int main(int argc, char **argv);
@@ -60,32 +61,11 @@ static const char user_script[] =
     "vacation :days 7 :subject \"Out of office\" :addresses [\"bob@example.net\"]\n"
     "    \"I am away until Monday. Mail is read then.\";\n";
 
-struct bench_clock {
-    struct timespec cpu;
-    struct timespec wall;
-};
-
 static void
 usage(void)
 {
     (void)fprintf(stderr, "usage: sieve_speed [--seconds S] [--rounds N] [--bytes N]\n");
     exit(2);
-}
-
-static void
-clock_now(struct bench_clock *out)
-{
-    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &out->cpu) != 0 ||
-        clock_gettime(CLOCK_MONOTONIC, &out->wall) != 0) {
-        perror("sieve_speed: clock_gettime");
-        exit(2);
-    }
-}
-
-static double
-seconds_between(const struct timespec *a, const struct timespec *b)
-{
-    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
 static void
@@ -194,7 +174,7 @@ bench_chain(const char *name, struct sieve_exec *exec, const struct sieve_exec_u
     for (int r = 0; r < rounds; r++) {
         struct bench_clock start;
         struct bench_clock now;
-        clock_now(&start);
+        bench_clock_now(&start);
         uint64_t runs = 0;
         do {
             for (int i = 0; i < 64; i++) {
@@ -206,10 +186,10 @@ bench_chain(const char *name, struct sieve_exec *exec, const struct sieve_exec_u
                 }
             }
             runs += 64;
-            clock_now(&now);
-        } while (seconds_between(&start.wall, &now.wall) < seconds / rounds);
-        per_cpu[r] = (double)runs / seconds_between(&start.cpu, &now.cpu);
-        per_wall[r] = (double)runs / seconds_between(&start.wall, &now.wall);
+            bench_clock_now(&now);
+        } while (bench_seconds_between(&start.wall, &now.wall) < seconds / rounds);
+        per_cpu[r] = (double)runs / bench_seconds_between(&start.cpu, &now.cpu);
+        per_wall[r] = (double)runs / bench_seconds_between(&start.wall, &now.wall);
         total += runs;
     }
     qsort(per_cpu, (size_t)rounds, sizeof(per_cpu[0]), compare_double);

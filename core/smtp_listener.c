@@ -569,6 +569,32 @@ from_check_verdict(struct smtp_conn *sc, const struct delivery_message *message,
     return NULL;
 }
 
+/* Reactor: the message is refused, deferred, or its client left:
+ * nothing of it is delivered or queued. Its spool file goes, the client
+ * (when still there) hears reply, and the message goes back to the pool.
+ * filters_summary: the filters' account for the log line, or NULL. */
+static void
+message_refuse(struct reactor *reactor, struct conn *conn, struct delivery_message **message_ptr,
+               const char *reply, const char *filters_summary)
+{
+    struct delivery_message *message = *message_ptr;
+    reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
+                         message->is_spool_unnamed ? NULL : message->queue_id);
+    message->spool_fd = -1;
+    message->result = 0;
+    if (conn != NULL) {
+        struct smtp_conn *sc = conn_state(conn);
+        log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s)%s%s", message->queue_id,
+                 message->mail_from, message->rcpt_count, reply,
+                 filters_summary != NULL ? " filters: " : "",
+                 filters_summary != NULL ? filters_summary : "");
+        smtp_conn_count_final_reply(sc, false);
+        smtp_session_delivered(&sc->session, reply);
+        smtp_conn_serve_request(sc);
+    }
+    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, message_ptr);
+}
+
 static void
 from_job_done(struct job *job, struct conn *conn)
 {
@@ -593,19 +619,7 @@ from_job_done(struct job *job, struct conn *conn)
         }
         reply = "451 4.3.0 Error: server busy, try again later";
     }
-    /* Refused (or the client left): nothing is delivered or queued. */
-    reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
-                         message->is_spool_unnamed ? NULL : message->queue_id);
-    message->spool_fd = -1;
-    if (conn != NULL) {
-        struct smtp_conn *sc = conn_state(conn);
-        log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s)", message->queue_id,
-                 message->mail_from, message->rcpt_count, reply);
-        smtp_conn_count_final_reply(sc, false);
-        smtp_session_delivered(&sc->session, reply);
-        smtp_conn_serve_request(sc);
-    }
-    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
+    message_refuse(reactor, conn, &message, reply, NULL);
 }
 
 /* ---- the filters: on a worker, reruns when DNS answers arrive --------------- */
@@ -781,22 +795,10 @@ filter_job_done(struct job *job, struct conn *conn)
     const char *reply = message->result != 0 || stage->is_waiting
                             ? "451 4.3.0 Error: server busy, try again later"
                             : verdict->reply;
-    if (conn != NULL) {
-        struct smtp_conn *sc = conn_state(conn);
-        log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s) filters: %s", message->queue_id,
-                 message->mail_from, message->rcpt_count, reply, verdict->summary);
-        smtp_conn_count_final_reply(sc, false);
-        smtp_session_delivered(&sc->session, reply);
-        smtp_conn_serve_request(sc);
-    }
-    filter_run_destroy(&stage->run);
-    free(stage);
     message->owner_data = NULL;
-    message->result = 0;
-    reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
-                         message->is_spool_unnamed ? NULL : message->queue_id);
-    message->spool_fd = -1;
-    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
+    message_refuse(reactor, conn, &message, reply, verdict->summary);
+    filter_run_destroy(&stage->run); /* after: reply and summary live in the run */
+    free(stage);
 }
 
 /* ---- the Sieve stage: on a worker, back here only to resolve or refuse ---- */
@@ -872,24 +874,11 @@ sieve_job_done(struct job *job, struct conn *conn)
     } else if (hop != NULL && hop->next == SIEVE_STAGE_REFUSE) {
         reply = hop->reply;
     }
-    if (conn != NULL) {
-        struct smtp_conn *sc = conn_state(conn);
-        log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s)", message->queue_id,
-                 message->mail_from, message->rcpt_count, reply);
-        smtp_conn_count_final_reply(sc, false);
-        smtp_session_delivered(&sc->session, reply);
-        smtp_conn_serve_request(sc);
-    }
-    if (hop != NULL) {
+    message_refuse(reactor, conn, &message, reply, NULL);
+    if (hop != NULL) { /* after: reply may be hop->reply */
         sieve_stage_release(&hop->stage);
         free(hop);
     }
-    /* Refused, deferred, or the client left: nothing is delivered. */
-    message->result = 0;
-    reactor_file_discard(reactor, message->spool_fd, smtp_listener.spool_dir_fd,
-                         message->is_spool_unnamed ? NULL : message->queue_id);
-    message->spool_fd = -1;
-    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, &message);
 }
 
 static void
