@@ -306,7 +306,7 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
         strnlen(entry->mail_from, sizeof(entry->mail_from)) >= sizeof(entry->mail_from) ||
         strnlen(entry->envid, sizeof(entry->envid)) >= sizeof(entry->envid) ||
         strnlen(entry->user, sizeof(entry->user)) >= sizeof(entry->user) ||
-        (entry->is_held && entry->held_since < 0)) {
+        (entry->is_held && entry->held_since < 0) || entry->warned_at < 0) {
         log_error("queue: refusing to write entry %.16s: out of bounds", entry->id);
         return -EINVAL;
     }
@@ -318,13 +318,14 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
         queue_xtext_encode(entry->user, user, sizeof(user)) < 0) {
         return -EINVAL; /* cannot happen with the bounds above */
     }
+    bool is_plain = !entry->is_held && entry->warned_at == 0;
     const char *ret = entry->ret == QUEUE_RET_FULL   ? "full"
                       : entry->ret == QUEUE_RET_HDRS ? "hdrs"
                                                      : "-";
     queue_buf_printf(buf,
                      "toaster-queue %d\nid %s\narrival %" PRId64 "\nsize %" PRIu64
                      "\nfrom <%s>\nret %s\nenvid %s\nuser %s\n",
-                     entry->is_held ? QUEUE_VERSION : QUEUE_VERSION_PLAIN, entry->id,
+                     is_plain ? QUEUE_VERSION_PLAIN : QUEUE_VERSION, entry->id,
                      entry->arrival, entry->size, from, ret, envid[0] != '\0' ? envid : "-",
                      user[0] != '\0' ? user : "-");
     if (entry->is_held) {
@@ -332,6 +333,9 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
         size_t reason_len = line_text_clean(entry->hold_reason, reason, sizeof(reason));
         queue_buf_printf(buf, "hold %" PRId64 "%s%s\n", entry->held_since,
                          reason_len > 0 ? " " : "", reason);
+    }
+    if (entry->warned_at != 0) {
+        queue_buf_printf(buf, "warned %" PRId64 "\n", entry->warned_at);
     }
     for (size_t i = 0; i < entry->rcpt_count; i++) {
         const struct queue_rcpt *rcpt = &entry->rcpts[i];
@@ -911,7 +915,7 @@ parse_hold(struct parse *parse, uint64_t version, char *text, struct queue_entry
     if (version < 2) {
         return parse_fail(parse, "\"hold\" in a version %" PRIu64 " envelope", version);
     }
-    if (entry->is_held || entry->rcpt_count > 0) {
+    if (entry->is_held || entry->warned_at != 0 || entry->rcpt_count > 0) {
         return parse_fail(parse, "\"hold\" out of place");
     }
     char *space = strchr(text, ' ');
@@ -929,6 +933,24 @@ parse_hold(struct parse *parse, uint64_t version, char *text, struct queue_entry
     }
     memcpy(entry->hold_reason, reason, reason_len + 1);
     entry->is_held = true;
+    return 0;
+}
+
+/* A "warned" line's value: only in version 2, only once, after any hold
+ * line and before the first recipient; a time after 0 (0 is "never"). */
+static int
+parse_warned(struct parse *parse, uint64_t version, const char *text, struct queue_entry *entry)
+{
+    if (version < 2) {
+        return parse_fail(parse, "\"warned\" in a version %" PRIu64 " envelope", version);
+    }
+    if (entry->warned_at != 0 || entry->rcpt_count > 0) {
+        return parse_fail(parse, "\"warned\" out of place");
+    }
+    if (!parse_time(text, &entry->warned_at) || entry->warned_at == 0) {
+        entry->warned_at = 0;
+        return parse_fail(parse, "bad warned time");
+    }
     return 0;
 }
 
@@ -1038,6 +1060,14 @@ envelope_parse(struct parse *parse, char *text, size_t len, struct queue_entry *
         value = key_value(line, "hold");
         if (value != NULL) {
             int rc = parse_hold(parse, version, value, entry);
+            if (rc != 0) {
+                return rc;
+            }
+            continue;
+        }
+        value = key_value(line, "warned");
+        if (value != NULL) {
+            int rc = parse_warned(parse, version, value, entry);
             if (rc != 0) {
                 return rc;
             }

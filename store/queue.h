@@ -38,6 +38,7 @@
  *   envid <xtext>|-                    DSN ENVID, "-" when not given
  *   user <xtext>|-                     the authenticated user who sent it, "-" for none
  *   hold <since> [<reason>]            version 2 only, optional: the entry is held
+ *   warned <when>                      version 2 only, optional: the delay warning went
  *   rcpt <state> <attempts> <next> <address> <orcpt> <notify>[ <last reply>]
  *   end
  *
@@ -59,6 +60,13 @@
  * then refuses the envelope and leaves it alone, instead of delivering
  * mail that was held). Both versions are read; a "hold" line in a version
  * 1 file is refused.
+ *
+ * Warned: "when" is the unix second (> 0) the one delay warning (RFC 3464
+ * "delayed" DSN) for this entry was queued, so a restart never sends a
+ * second one. Version 2 only, like hold, and after the hold line when
+ * both are there. An entry with neither line is still written as version
+ * 1; a "warned" line in a version 1 file is refused, and so is one out of
+ * order (twice, before "hold", after a "rcpt").
  *
  * Locking: whoever changes an existing entry (the delivery agent updating
  * recipient states, toasterctl holding, releasing, flushing or deleting)
@@ -93,8 +101,8 @@
 #include "core/limits.h"
 #include "store/spool.h"
 
-#define QUEUE_VERSION 2            /* the newest version written (when held) */
-#define QUEUE_VERSION_PLAIN 1      /* written when not held */
+#define QUEUE_VERSION 2            /* the newest version written (held or warned) */
+#define QUEUE_VERSION_PLAIN 1      /* written when neither held nor warned */
 #define QUEUE_RCPTS_MAX 1000      /* remote recipients per message (as Postfix's default) */
 #define QUEUE_LINE_BYTES_MAX 8192 /* one envelope line, LF included */
 #define QUEUE_REPLY_BYTES 513     /* last reply kept per recipient, NUL included */
@@ -136,6 +144,7 @@ struct queue_entry {
     bool               is_held;                  /* not delivered until released */
     int64_t            held_since;               /* unix seconds; 0 when not held */
     char               hold_reason[QUEUE_HOLD_REASON_BYTES]; /* "" when none */
+    int64_t            warned_at;                /* unix seconds; 0 = no delay warning yet */
     struct queue_rcpt *rcpts;
     size_t             rcpt_count;
     /* Owned by queue_entry_load() (NULL otherwise); freed by

@@ -7,8 +7,10 @@
  * refused with a reason that names file and line. Hold, release, flush
  * and delete as queue_entry_edit makes them, version 1 files read and
  * rewritten byte for byte, the entry lock contended by two processes, and
- * the leftovers of edits that crashed half-way. Runs in a temporary
- * directory with fsync off.
+ * the leftovers of edits that crashed half-way. The "warned" line (the
+ * delay warning went): round trip, version 2 only, its place after
+ * "hold", refused out of order. Runs in a temporary directory with fsync
+ * off.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -739,6 +741,113 @@ test_edit_leftovers(void)
     queue_close(&queue);
 }
 
+/* The delay warning's mark: written as version 2 after any hold line,
+ * read back, kept across hold and release, refused where it does not
+ * belong. */
+static void
+test_warned(void)
+{
+    struct queue *queue = NULL;
+    CHECK(queue_open(data_dir, false, &queue) == 0);
+    const char *id = "00000000000000A7";
+    entry_store_sample(queue, id);
+    char err[256];
+    char text[4096];
+    struct queue_entry loaded;
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.warned_at == 0);
+    loaded.warned_at = 1733912345;
+    CHECK(queue_entry_update(queue, &loaded) == 0);
+    queue_entry_release(&loaded);
+    read_file_text(queue, "00000000000000A7.env", text, sizeof(text));
+    CHECK(strncmp(text, "toaster-queue 2\n", 16) == 0);
+    CHECK(strstr(text, "\nuser alice@example.com\nwarned 1733912345\nrcpt ") != NULL);
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.warned_at == 1733912345);
+    CHECK(!loaded.is_held);
+    CHECK(loaded.rcpt_count == 3);
+    queue_entry_release(&loaded);
+    /* Held too: hold first, then warned; release keeps the mark (and
+     * version 2). */
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_HOLD, 1733950000, "look", err, sizeof(err)) ==
+          0);
+    read_file_text(queue, "00000000000000A7.env", text, sizeof(text));
+    CHECK(strstr(text, "\nuser alice@example.com\nhold 1733950000 look\nwarned 1733912345\n"
+                       "rcpt ") != NULL);
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.is_held);
+    CHECK(loaded.warned_at == 1733912345);
+    queue_entry_release(&loaded);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_RELEASE, 0, NULL, err, sizeof(err)) == 0);
+    read_file_text(queue, "00000000000000A7.env", text, sizeof(text));
+    CHECK(strncmp(text, "toaster-queue 2\n", 16) == 0);
+    CHECK(strstr(text, "\nhold") == NULL);
+    CHECK(strstr(text, "\nwarned 1733912345\nrcpt ") != NULL);
+    /* Cleared again: version 1 once more. */
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    loaded.warned_at = 0;
+    CHECK(queue_entry_update(queue, &loaded) == 0);
+    queue_entry_release(&loaded);
+    read_file_text(queue, "00000000000000A7.env", text, sizeof(text));
+    CHECK(strncmp(text, "toaster-queue 1\n", 16) == 0);
+    CHECK(strstr(text, "warned") == NULL);
+    /* A negative time is refused on write. */
+    CHECK(queue_entry_load(queue, id, &loaded, err, sizeof(err)) == 0);
+    loaded.warned_at = -1;
+    CHECK(queue_entry_update(queue, &loaded) == -EINVAL);
+    queue_entry_release(&loaded);
+    CHECK(queue_entry_edit(queue, id, QUEUE_EDIT_DELETE, 0, NULL, err, sizeof(err)) == 0);
+
+    /* Malformed: where "warned" may not be. */
+    put(queue, "00000000000000D1.msg", "1234567");
+    struct warned_case {
+        int version;
+        const char *tail; /* after the "user" line */
+        const char *reason;
+    };
+    const struct warned_case cases[] = {
+        { 1, "warned 5\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: \"warned\" in a version 1" },
+        { 2, "warned 5\nhold 6\nrcpt pending 0 0 <x@z> - -\nend\n",
+          ":10: \"hold\" out of place" },
+        { 2, "warned 5\nwarned 6\nrcpt pending 0 0 <x@z> - -\nend\n",
+          ":10: \"warned\" out of place" },
+        { 2, "rcpt pending 0 0 <x@z> - -\nwarned 5\nend\n", ":10: \"warned\" out of place" },
+        { 2, "warned 0\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: bad warned time" },
+        { 2, "warned -3\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: bad warned time" },
+        { 2, "warned 5 x\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: bad warned time" },
+        { 2, "warned\nrcpt pending 0 0 <x@z> - -\nend\n", ":9: expected \"rcpt\" or \"end\"" },
+    };
+    char buf[1024];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        (void)snprintf(buf, sizeof(buf), "toaster-queue %d\n%s%s", cases[i].version,
+                       good_head + 16, cases[i].tail);
+        put(queue, "00000000000000D1.env", buf);
+        CHECK(queue_entry_load(queue, "00000000000000D1", &loaded, err, sizeof(err)) ==
+              -EBADMSG);
+        if (strstr(err, cases[i].reason) == NULL) {
+            fprintf(stderr, "warned case %zu: got \"%s\", want \"%s\"\n", i, err,
+                    cases[i].reason);
+            CHECK(false);
+        }
+        CHECK(loaded.storage == NULL);
+    }
+    /* The good order loads. */
+    (void)snprintf(buf, sizeof(buf),
+                   "toaster-queue 2\n%shold 4 r\nwarned 5\nrcpt pending 0 0 <x@z> - -\nend\n",
+                   good_head + 16);
+    put(queue, "00000000000000D1.env", buf);
+    CHECK(queue_entry_load(queue, "00000000000000D1", &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.is_held && loaded.held_since == 4);
+    CHECK(loaded.warned_at == 5);
+    /* Rewritten unchanged, the same bytes. */
+    CHECK(queue_entry_update(queue, &loaded) == 0);
+    queue_entry_release(&loaded);
+    read_file_text(queue, "00000000000000D1.env", text, sizeof(text));
+    CHECK_STR(text, buf);
+    CHECK(queue_entry_remove(queue, "00000000000000D1") == 0);
+    queue_close(&queue);
+}
+
 int
 main(void)
 {
@@ -757,6 +866,7 @@ main(void)
     test_version_compat();
     test_lock_contention();
     test_edit_leftovers();
+    test_warned();
     char command[512];
     (void)snprintf(command, sizeof(command), "rm -rf '%s'", data_dir);
     if (system(command) != 0) {
