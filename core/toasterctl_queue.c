@@ -348,6 +348,12 @@ queue_show(struct queue *queue, const char *id)
     } else {
         printf("held:      no\n");
     }
+    if (entry.warned_at != 0) {
+        time_text(entry.warned_at, when, sizeof(when));
+        printf("warned:    %" PRId64 " (%s)\n", entry.warned_at, when);
+    } else {
+        printf("warned:    no\n");
+    }
     for (size_t i = 0; i < entry.rcpt_count; i++) {
         const struct queue_rcpt *rcpt = &entry.rcpts[i];
         char next[80];
