@@ -44,6 +44,17 @@
 # is compare-sieve-<stamp>.md/.svg. What Sieve costs toasterd alone is
 # measured beside it by `bench/tuning.sh sieve=no,yes`.
 #
+# With RELAY=1 both servers relay instead (bench/compare_relay.sh): every
+# message goes to user<N>@sink.test from 127.0.0.1, inside mynetworks, and
+# each server queues it (fsync on both) and passes it on to the same sink,
+# Postfix's smtp-sink(1) on SINK_PORT (relayhost / relay_host). Postfix
+# runs alone (smtpd, cleanup, qmgr, smtp; no Dovecot), toasterd with
+# outbound_delivery on. A run ends when the sink has counted every message
+# toaster-bench had accepted. The sink alone, fed by toaster-bench at the
+# same concurrencies, is measured first. That report is
+# compare-relay-<stamp>.md/.svg; concurrency defaults to "10 100", no size
+# mix, no IMAP; TLS, FILTERS and SIEVE are refused with it.
+#
 # Then, unless IMAP=0, bench/compare_imap.sh sets toasterd's IMAP server
 # beside Dovecot's on two copies of the same Maildir data (same ROUNDS and
 # DURATION); its table is added to this report (its own report holds the
@@ -67,6 +78,9 @@
 #      RSPAMD_WORKERS (empty: as many scanners as toasterd has worker_threads;
 #      N; or "default": Rspamd's own, cores - 2 and at least 1)
 #      TOASTERD, BENCH (the binaries; default build/toasterd, build/toaster-bench)
+#      RELAY (0; 1: both relay to a sink, see above) SINK_PORT (2626)
+#      RELAY_CONCURRENCY (empty: 20, both servers' default sessions to one
+#      destination) SIDES ("toaster peer"; "peer" alone, "toaster" alone)
 #      compare_imap.sh reads its other settings (USERS, MESSAGES...) from
 #      the environment too
 # shellcheck disable=SC2015 # 'a && b || die' is meant: die when either fails
@@ -78,6 +92,11 @@ PY=/usr/bin/python3
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-15}
+RELAY=${RELAY:-0}
+if [ "$RELAY" = 1 ]; then
+    CONCURRENCY=${CONCURRENCY:-10 100}
+    MIX_CONCURRENCY=${MIX_CONCURRENCY-}
+fi
 CONCURRENCY=${CONCURRENCY:-1 10 100 1000}
 MIX_CONCURRENCY=${MIX_CONCURRENCY-100}
 SIZE=${SIZE:-4k}
@@ -96,6 +115,7 @@ BENCH=${BENCH:-$ROOT/build/toaster-bench}
 TLS=${TLS:-0}
 FILTERS=${FILTERS:-0}
 SIEVE=${SIEVE:-0}
+SIDES=${SIDES:-toaster peer}
 if [ "$TLS" = 1 ]; then
     REPORT_NAME=compare-tls
     BENCH_TLS_ARGS=(--starttls)
@@ -103,13 +123,17 @@ else
     REPORT_NAME=compare
     BENCH_TLS_ARGS=()
 fi
-if [ "$TLS" = 1 ] || [ "$FILTERS" = 1 ] || [ "$SIEVE" = 1 ]; then
+if [ "$TLS" = 1 ] || [ "$FILTERS" = 1 ] || [ "$SIEVE" = 1 ] || [ "$RELAY" = 1 ]; then
     IMAP=${IMAP:-0}
 else
     IMAP=${IMAP:-1}
 fi
 [ "$FILTERS" = 1 ] && REPORT_NAME=$REPORT_NAME-filters
 [ "$SIEVE" = 1 ] && REPORT_NAME=$REPORT_NAME-sieve
+[ "$RELAY" = 1 ] && REPORT_NAME=$REPORT_NAME-relay
+REPORT_PY=$BENCH_DIR/compare_report.py
+[ "$RELAY" = 1 ] && REPORT_PY=$BENCH_DIR/compare_relay_report.py
+RCPT_PATTERN='user%d@example.test'
 
 WORK=""
 POLICY_RC_CREATED=""
@@ -136,6 +160,14 @@ done
 [ "$TLS" = 0 ] || [ "$TLS" = 1 ] || die "TLS='$TLS' is neither 0 nor 1"
 [ "$FILTERS" = 0 ] || [ "$FILTERS" = 1 ] || die "FILTERS='$FILTERS' is neither 0 nor 1"
 [ "$SIEVE" = 0 ] || [ "$SIEVE" = 1 ] || die "SIEVE='$SIEVE' is neither 0 nor 1"
+[ "$RELAY" = 0 ] || [ "$RELAY" = 1 ] || die "RELAY='$RELAY' is neither 0 nor 1"
+if [ "$RELAY" = 1 ] && { [ "$TLS" = 1 ] || [ "$FILTERS" = 1 ] || [ "$SIEVE" = 1 ] || [ "$IMAP" = 1 ]; }; then
+    die "RELAY=1 goes alone: no TLS, FILTERS, SIEVE or IMAP with it"
+fi
+for side in $SIDES; do
+    [ "$side" = toaster ] || [ "$side" = peer ] || die "SIDES='$SIDES': each must be toaster or peer"
+done
+[ -n "${SIDES// /}" ] || die "SIDES is empty"
 if [ "$SIEVE" = 1 ]; then
     dpkg-query -W -f='${Status}' dovecot-sieve 2>/dev/null | grep -q "install ok installed" ||
         die "SIEVE=1 needs Pigeonhole: apt-get install dovecot-sieve"
@@ -155,6 +187,8 @@ source "$BENCH_DIR/compare_toaster.sh"
 source "$BENCH_DIR/compare_peer.sh"
 # The same checks on the peer: Rspamd, clamd, Redis and OpenDKIM as milters.
 [ "$FILTERS" = 1 ] && source "$BENCH_DIR/compare_peer_filters.sh"
+# Both relay to a sink: Postfix alone with an smtp client, toasterd's agent.
+[ "$RELAY" = 1 ] && source "$BENCH_DIR/compare_relay.sh"
 
 cleanup() {
     local rc=$?
@@ -166,6 +200,7 @@ cleanup() {
     fi
     toaster_kill || true
     peer_kill || true
+    [ "$RELAY" = 1 ] && { sink_kill || true; }
     acct_remove_all || true
     if [ -n "$POLICY_RC_CREATED" ]; then
         rm -f "$POLICY_RC_CREATED" || echo "compare: cannot remove $POLICY_RC_CREATED" >&2
@@ -242,8 +277,13 @@ run_one() {
     shift 4
     local run="$WORK/runs/$workload-$server-$round" port rc=0 t0 t_bench t_end
     local cpu0 cpu1 pending delivered hwm="" deadline
+    local relay_args=() sink_cpu0=0
     mkdir -p "$run" || die "cannot create $run"
     [ "$server" = toaster ] && port=$TOASTER_PORT || port=$PEER_PORT
+    if [ "$RELAY" = 1 ]; then
+        sink_start "$run"
+        sink_cpu0=$(sink_cpu_ns)
+    fi
     "${server}_start"
     # Let start-up work (Postfix's queue check, Dovecot's first processes)
     # settle so the CPU baseline covers only the workload.
@@ -255,12 +295,13 @@ run_one() {
     t0=$EPOCHREALTIME
     "$BENCH" smtp --server "127.0.0.1:$port" --connections "$conc" --duration "$DURATION" \
         --messages-per-session "$MESSAGES_PER_SESSION" --threads "$BENCH_THREADS" \
-        --pipelining on --rcpt 'user%d@example.test' --users 100 "${BENCH_TLS_ARGS[@]}" "$@" \
+        --pipelining on --rcpt "$RCPT_PATTERN" --users 100 "${BENCH_TLS_ARGS[@]}" "$@" \
         --quiet --json "$run/bench.json" >"$run/bench.out" 2>&1 || rc=$?
     t_bench=$EPOCHREALTIME
     # Exit 1 means some messages failed: a result, shown in the report.
     [ "$rc" -le 1 ] || die "toaster-bench exited $rc: $(tail -5 "$run/bench.out")"
     [ -s "$run/bench.json" ] || die "toaster-bench wrote no $run/bench.json: $(tail -5 "$run/bench.out")"
+    [ "$RELAY" = 1 ] && relay_expect "$run/bench.json"
     deadline=$((${t_bench%.*} + DRAIN_TIMEOUT))
     while :; do
         pending=$("${server}_pending") || die "cannot count what $server still has queued"
@@ -270,6 +311,7 @@ run_one() {
         sleep 0.05
     done
     t_end=$EPOCHREALTIME
+    [ "$RELAY" = 1 ] && relay_wait_queue "$server"
     cpu1=$(acct_cpu_ns "$server")
     kill -TERM "$SAMPLER_PID" || die "memory sampler (pid $SAMPLER_PID) is gone"
     wait "$SAMPLER_PID" || die "memory sampler failed"
@@ -277,13 +319,17 @@ run_one() {
     [ "$server" = toaster ] && hwm=$(toaster_hwm_kib)
     delivered=$("${server}_delivered")
     "${server}_stop"
-    "$PY" "$BENCH_DIR/compare_report.py" record --server "$server" --workload "$workload" \
+    if [ "$RELAY" = 1 ]; then
+        relay_args=(--sink-cpu-ns $(($(sink_cpu_ns) - sink_cpu0)) --sink-messages "$(sink_count)")
+        sink_stop
+    fi
+    "$PY" "$REPORT_PY" record --server "$server" --workload "$workload" \
         --concurrency "$conc" --round "$round" --bench-json "$run/bench.json" --bench-rc "$rc" \
         --mem-json "$run/mem.json" --t0 "$t0" --t-bench "$t_bench" --t-end "$t_end" \
         --cpu0-ns "$cpu0" --cpu1-ns "$cpu1" --delivered "$delivered" ${hwm:+--hwm-kib "$hwm"} \
-        --tls "$TLS" \
+        --tls "$TLS" "${relay_args[@]}" \
         >>"$WORK/runs.jsonl" || die "run $workload $server round $round does not add up (see above)"
-    tail -1 "$WORK/runs.jsonl" | "$PY" "$BENCH_DIR/compare_report.py" progress
+    tail -1 "$WORK/runs.jsonl" | "$PY" "$REPORT_PY" progress
 }
 
 # One line per fact about this run, read by compare_report.py (key<TAB>value).
@@ -307,7 +353,8 @@ write_meta() {
         printf 'filesystem\t%s\n' "$fs"
         printf 'toasterd\t%s\n' "$toaster_v"
         printf 'peer\t%s\n' "$peer_v"
-        printf 'command\t%s%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
+        printf 'command\t%s%s%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
+            "$([ "$RELAY" = 1 ] && echo "RELAY=1 ${RELAY_CONCURRENCY:+RELAY_CONCURRENCY=$RELAY_CONCURRENCY }$([ "$SIDES" != 'toaster peer' ] && echo "SIDES=\"$SIDES\" ")")" \
             "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$([ "$FILTERS" = 1 ] && echo 'FILTERS=1 ')$([ "$SIEVE" = 1 ] && echo 'SIEVE=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
             "${PEER_LMTP_CONCURRENCY:+ PEER_LMTP_CONCURRENCY=$PEER_LMTP_CONCURRENCY}"
         printf 'rounds\t%s\n' "$ROUNDS"
@@ -315,15 +362,19 @@ write_meta() {
         printf 'tls\t%s\n' "$TLS"
         printf 'filters\t%s\n' "$FILTERS"
         printf 'sieve\t%s\n' "$SIEVE"
+        printf 'relay\t%s\n' "$RELAY"
         printf 'note\t%s\n' "$ACCT_NOTE"
-        if [ "$FILTERS" = 1 ]; then
+        if [ "$RELAY" = 1 ]; then
+            printf 'note\t%s\n' "toasterd: defaults (fsync on: the queue entry is fsynced before the 250, $reactors reactors, $workers workers, log level info, \`smtp_tls_security = may\`) with \`mynetworks = 127.0.0.0/8\`, \`outbound_delivery = yes\`, \`relay_host = [127.0.0.1]:$SINK_PORT\`, \`smtp_destination_concurrency_limit = ${RELAY_CONCURRENCY:-20}\`${RELAY_CONCURRENCY:+ (default 20)}, filters off (\`clamav\`, \`dkim_verify\`, \`spf\`, \`dmarc\`, \`spam = no\`), \`sieve = no\`, \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
+            printf 'note\t%s\n' "The sink: \`$SINK_BIN -4 -a -C -F -c -u nobody -h sink.test -m 1024 127.0.0.1:$SINK_PORT 1024\` (Postfix $(postconf -h mail_version 2>/dev/null || echo '?')'s smtp-sink: one process, one event loop, throws every message away; offers PIPELINING, 8BITMIME, DSN, ENHANCEDSTATUSCODES, no STARTTLS), started fresh for every round, outside both accounting groups; its \`-c\` counter, written to a file, is polled every 50 ms. It runs on the same cores as both relays and toaster-bench."
+        elif [ "$FILTERS" = 1 ]; then
             printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info; filters on: \`clamav\` (libclamav in process, action reject), \`dkim_verify\`, \`spf\`, \`dmarc\`, \`spam\` with reject 15 / add_header 6 / greylist 4, \`greylist = score\` with loopback exempt, Bayes in its embedded store) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64) and \`dns_override_file\` (every name NXDOMAIN)"
         else
             printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
         fi
         if [ "$SIEVE" = 1 ]; then
             printf 'note\t%s\n' "Sieve on both sides: toasterd \`sieve = yes\`, \`sieve_before = builtin\` (etc/sieve/default.sieve: the user's whitelist and blacklist as extlists address books, spam into Junk; no user has a list file or a script of his own); Dovecot LMTP with Pigeonhole's sieve plugin and \`sieve_before = bench/compare_peer.sieve\` (the same tests without extlists), users without scripts of their own. No message is spam, so both deliver to INBOX after running the script."
-        else
+        elif [ "$RELAY" != 1 ]; then
             printf 'note\t%s\n' "Sieve off on both sides: toasterd \`sieve = no\`, Dovecot LMTP without Pigeonhole."
         fi
         for note in "${PEER_NOTES[@]}"; do printf 'note\t%s\n' "$note"; done
@@ -336,7 +387,7 @@ write_meta() {
 }
 
 main() {
-    local workload name c flag value round port stamp_md stamp_svg
+    local workload name c flag value round port stamp_md stamp_svg side
     [ "$(id -u)" -eq 0 ] || die "run as root: Postfix and Dovecot instances need it"
     [ -x "$TOASTERD" ] && [ -x "$BENCH" ] ||
         die "build first: meson compile -C build (need $TOASTERD and $BENCH)"
@@ -353,7 +404,7 @@ main() {
         die "descriptor limit $(ulimit -n) is too low for $max_concurrency connections"
 
     peer_install
-    for port in $(toaster_ports) $(peer_ports); do port_free "$port"; done
+    for port in $(toaster_ports) $(peer_ports) $([ "$RELAY" = 1 ] && echo "$SINK_PORT"); do port_free "$port"; done
     acct_detect
     if [ "$TLS" = 1 ]; then
         tls_cert_make "$WORK/toaster/tls" toaster.bench.example.test
@@ -371,15 +422,20 @@ main() {
         # The size mix holds colons itself, so take everything after the flag.
         value=${workload#*:*:*:}
         for round in $(seq 1 "$ROUNDS"); do
-            run_one toaster "$name" "$round" "$c" "$flag" "$value"
-            run_one peer "$name" "$round" "$c" "$flag" "$value"
+            # RELAY=1: first what the sink takes with no relay in front of it.
+            [ "$RELAY" = 1 ] && relay_sink_alone "$round" "$c" "$flag" "$value"
+            for side in $SIDES; do
+                run_one "$side" "$name" "$round" "$c" "$flag" "$value"
+            done
         done
     done
 
     stamp_md="$OUT/$REPORT_NAME-$STAMP.md"
     stamp_svg="$OUT/$REPORT_NAME-$STAMP.svg"
-    "$PY" "$BENCH_DIR/compare_report.py" report --runs "$WORK/runs.jsonl" --meta "$WORK/meta.tsv" \
-        --md "$stamp_md" --svg "$stamp_svg" || die "compare_report.py could not write the report"
+    local report_args=()
+    [ "$RELAY" = 1 ] && report_args=(--sink-runs "$WORK/sink.jsonl")
+    "$PY" "$REPORT_PY" report --runs "$WORK/runs.jsonl" --meta "$WORK/meta.tsv" "${report_args[@]}" \
+        --md "$stamp_md" --svg "$stamp_svg" || die "$REPORT_PY could not write the report"
     # The latest report shows the latest chart, whatever its stamp was.
     sed "s/$REPORT_NAME-$STAMP\.svg/$REPORT_NAME-latest.svg/" "$stamp_md" >"$OUT/$REPORT_NAME-latest.md" &&
         cp "$stamp_svg" "$OUT/$REPORT_NAME-latest.svg" ||
