@@ -289,6 +289,7 @@ run_one() {
     # settle so the CPU baseline covers only the workload.
     sleep 1
     cpu0=$(acct_cpu_ns "$server")
+    [ "$RELAY" = 1 ] && relay_args+=(--machine0 "$(machine_cpu_ticks)")
     # shellcheck disable=SC2046 # the sampler arguments are meant to split
     "$PY" "$BENCH_DIR/compare_sample.py" mem --out "$run/mem.json" $(acct_sampler_args "$server") &
     SAMPLER_PID=$!
@@ -313,6 +314,7 @@ run_one() {
     t_end=$EPOCHREALTIME
     [ "$RELAY" = 1 ] && relay_wait_queue "$server"
     cpu1=$(acct_cpu_ns "$server")
+    [ "$RELAY" = 1 ] && relay_args+=(--machine1 "$(machine_cpu_ticks)")
     kill -TERM "$SAMPLER_PID" || die "memory sampler (pid $SAMPLER_PID) is gone"
     wait "$SAMPLER_PID" || die "memory sampler failed"
     SAMPLER_PID=""
@@ -320,7 +322,7 @@ run_one() {
     delivered=$("${server}_delivered")
     "${server}_stop"
     if [ "$RELAY" = 1 ]; then
-        relay_args=(--sink-cpu-ns $(($(sink_cpu_ns) - sink_cpu0)) --sink-messages "$(sink_count)")
+        relay_args+=(--sink-cpu-ns $(($(sink_cpu_ns) - sink_cpu0)) --sink-messages "$(sink_count)")
         sink_stop
     fi
     "$PY" "$REPORT_PY" record --server "$server" --workload "$workload" \

@@ -272,6 +272,13 @@ sink_kill() {
 
 # ---- the run -----------------------------------------------------------------
 
+# machine_cpu_ticks: "BUSY TOTAL" clock ticks of all cores since boot from
+# /proc/stat (busy: user, nice, system, irq, softirq, steal; total adds idle
+# and iowait), to tell how much else ran on the machine during a round.
+machine_cpu_ticks() {
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat
+}
+
 # relay_expect BENCH_JSON: the run is over when the sink has this many.
 relay_expect() {
     RELAY_EXPECTED=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"])' "$1") ||

@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import sys
 
 import compare_report as cr
@@ -41,6 +42,17 @@ def cmd_record(args):
               % (args.sink_messages, args.delivered), file=sys.stderr)
         return 3
     run["sink_cpu_s"] = args.sink_cpu_ns / 1e9
+    # The whole machine over the window of the relay's CPU figure: busy
+    # cores in all, and those not the relay's (toaster-bench, the sink, the
+    # script's polling, and anything else on the machine).
+    busy0, total0 = (int(x) for x in args.machine0.split())
+    busy1, total1 = (int(x) for x in args.machine1.split())
+    nproc = os.cpu_count() or 1
+    window_s = (total1 - total0) / nproc / os.sysconf("SC_CLK_TCK")
+    run["machine_busy_cores"] = ((busy1 - busy0) / (total1 - total0) * nproc
+                                 if total1 > total0 else None)
+    run["other_busy_cores"] = (run["machine_busy_cores"] - run["cpu_s"] / window_s
+                               if run["machine_busy_cores"] is not None and window_s > 0 else None)
     run["sink_cpu_s_per_1000"] = (run["sink_cpu_s"] / args.delivered * 1000
                                   if args.delivered else None)
     json.dump(run, sys.stdout)
@@ -126,18 +138,17 @@ def sink_table(sink_runs):
     return "\n".join(lines)
 
 
-def sink_cpu_table(runs):
-    """Per workload and server: the sink's CPU per 1000 relayed messages."""
-    lines = ["| workload | relay | sink CPU s / 1000 msgs (median) |", "| --- | --- | ---: |"]
-    seen = []
+def round_table(runs):
+    """Per round: the sink's CPU per 1000 relayed messages, and how busy the
+    machine was (other work on the machine shows there)."""
+    lines = ["| workload | relay | round | sink CPU s / 1000 msgs | machine busy, cores "
+             "| of which not the relay, cores |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
     for run in runs:
-        key = (run["workload"], run["server"])
-        if key in seen:
-            continue
-        seen.append(key)
-        mine = [r for r in runs if (r["workload"], r["server"]) == key]
-        lines.append("| %s | %s | %s |" % (run["workload"], cr.SERVERS[run["server"]],
-                                          cr.fmt(cr.median_of(mine, "sink_cpu_s_per_1000"), 3)))
+        lines.append("| %s | %s | %d | %s | %s | %s |" % (
+            run["workload"], cr.SERVERS[run["server"]], run["round"],
+            cr.fmt(run["sink_cpu_s_per_1000"], 3), cr.fmt(run["machine_busy_cores"], 2),
+            cr.fmt(run["other_busy_cores"], 2)))
     return "\n".join(lines)
 
 
@@ -172,9 +183,12 @@ def markdown(runs, sink_runs, meta, table, svg_name):
         "",
         sink_table(sink_runs) if sink_runs else "(not measured)",
         "",
-        "The sink's own CPU while each relay fed it:",
+        "The sink's own CPU while each relay fed it, and how many of the machine's %s cores "
+        "were busy (from `/proc/stat`, over the same window as the relay's CPU figure); the "
+        "cores busy but not with the relay are toaster-bench, the sink, this script's polling "
+        "and anything else that ran on the machine meanwhile:" % meta.get("nproc"),
         "",
-        sink_cpu_table(runs),
+        round_table(runs),
         "",
         "## Columns",
         "",
@@ -256,6 +270,8 @@ def main():
     rec.add_argument("--tls", type=int, choices=(0, 1), default=0)
     rec.add_argument("--sink-cpu-ns", type=int, required=True)
     rec.add_argument("--sink-messages", type=int, required=True)
+    rec.add_argument("--machine0", required=True)
+    rec.add_argument("--machine1", required=True)
     sub.add_parser("progress")
     srec = sub.add_parser("sink-record")
     srec.add_argument("--bench-json", required=True)
