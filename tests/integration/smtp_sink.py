@@ -15,7 +15,8 @@ What it records (under one lock; read them after `wait_for`):
                   EHLO name, TLS, AUTH user, commands, message count
   .connections    the number of connections accepted
   .max_parallel   the most connections open at once, per local address (a
-                  session ends at QUIT or at the close)
+                  session ends at QUIT or at the close); .max_parallel_total
+                  the same over all addresses
   .cuts           how many times close_in_data cut a transfer
 
 What it does is scripted, and may be changed while it runs:
@@ -192,6 +193,7 @@ class SmtpSink:
         self.cuts = 0
         self.parallel = {}
         self.max_parallel = {}
+        self.max_parallel_total = 0
 
         self._listeners = []
         self._threads = []
@@ -336,6 +338,8 @@ class SmtpSink:
                 now = self.parallel.get(local[0], 0) + 1
                 self.parallel[local[0]] = now
                 self.max_parallel[local[0]] = max(self.max_parallel.get(local[0], 0), now)
+                self.max_parallel_total = max(self.max_parallel_total,
+                                              sum(self.parallel.values()))
                 self.lock.notify_all()
             t = threading.Thread(target=self._serve, args=(conn, session), daemon=True,
                                  name="sink-session-%d" % index)

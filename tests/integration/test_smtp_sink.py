@@ -354,6 +354,7 @@ def test_several_addresses_and_parallel_sessions():
             c.close()
         assert sink.connections == 4
         assert sink.max_parallel == {"127.0.0.2": 3, "127.0.0.3": 1}
+        assert sink.max_parallel_total == 4
         assert {s.local for s in sink.sessions} == {("127.0.0.2", sink.port),
                                                     ("127.0.0.3", sink.port)}
         # One after the other: never more than one at once.

@@ -1,0 +1,542 @@
+"""The outbound relay (issue 8) end to end: the real toasterd takes mail
+for remote.test over SMTP from 127.0.0.1 (mynetworks) and delivers it to
+smtp_sink.SmtpSink, a scripted SMTP server on loopback that the DNS
+override zone names as remote.test's MX (smtp_mx_port points at it).
+
+Each test asserts exact outcomes: what the sink received (envelope, the
+message byte for byte behind our Received field), what is left in the
+queue (toasterctl queue list/show and the queue directory), what landed
+in local mailboxes (bounces: RFC 3464 reports from MAILER-DAEMON with the
+null sender), and the log's Postfix-style status lines. Scenarios: a plain
+relay; 451 then 250; 550 -> bounce; one recipient of two refused; a
+silent remote (greeting timeout) then a healthy one; the connection cut
+in the middle of the data; connection refused on every MX, then the
+second MX; a null MX; STARTTLS (may, and encrypt without STARTTLS on
+offer); connection reuse; relay_host with SASL over STARTTLS;
+transport_file; a bounce of a bounce never made; Sieve redirect and
+vacation to remote addresses; toasterctl queue flush.
+
+Every address is on 127.0.0.0/8.
+"""
+
+import email
+import email.policy
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import FILTER_FIELDS, TOASTERCTL, skip_field, wait_until
+from smtp_sink import SmtpSink, make_cert
+
+ZONE = ["remote.test MX 10 mx.remote.test", "mx.remote.test A 127.0.0.1"]
+
+BASE = {
+    "outbound_delivery": "yes",
+    "mynetworks": "127.0.0.0/8",
+    "queue_retry_min": "1s",
+    "queue_retry_max": "2s",
+    # No filter adds anything, so what the sink receives is our Received
+    # field and the message as sent.
+    "spam": "no",
+    "clamav": "no",
+    "dkim_verify": "no",
+    "spf": "no",
+    "dmarc": "no",
+}
+
+SENDER = "alice@example.com"
+DELIVERY_S = 15.0  # time allowed for a delivery that is due at once
+
+
+# ---- helpers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def sink():
+    with SmtpSink() as s:
+        yield s
+
+
+def relay_toaster(make_toaster, port, zone=ZONE, start=True, **config):
+    """A toasterd that relays to port (the sink's) for the hosts in zone."""
+    settings = dict(BASE, smtp_mx_port=port)
+    settings.update(config)
+    t = make_toaster(config=settings, start=False)
+    t.write_dns_zone(zone)  # read at start
+    if start:
+        t.start()
+    return t
+
+
+def message(subject, rcpts=("bob@remote.test",), sender=SENDER, body=None):
+    if body is None:
+        body = "Hello,\r\n.a line that starts with a dot\r\n.\r\nthe end\r\n"
+    return ("From: <%s>\r\nTo: %s\r\nSubject: %s\r\nDate: Sat, 05 Dec 2026 04:00:00 +0000\r\n"
+            "Message-ID: <%s@client.test>\r\n\r\n%s"
+            % (sender, ", ".join("<%s>" % r for r in rcpts), subject,
+               re.sub(r"\W", ".", subject), body)).encode()
+
+
+def send(t, subject, rcpts=("bob@remote.test",), sender=SENDER, **kwargs):
+    """One message over SMTP; returns (queue id, the message bytes)."""
+    msg = message(subject, rcpts, sender, **kwargs)
+    return t.send(sender, list(rcpts), msg), msg
+
+
+def split_relayed(data):
+    """The sink's copy -> (our trace fields, the message as sent). No
+    Return-Path (RFC 5321 4.4: a relay does not add one); our Received on
+    top (after a DKIM signature or other filter fields, if any)."""
+    header = data.split(b"\r\n\r\n", 1)[0]
+    assert not re.search(rb"(?im)^Return-Path:", header), data[:300]
+    pos = 0
+    while data[pos:].startswith(FILTER_FIELDS):
+        pos = skip_field(data, pos)
+    assert data[pos:].startswith(b"Received: "), data[:300]
+    end = skip_field(data, pos)
+    trace = data[:end]
+    assert b"by mx.example.com" in trace, trace
+    return trace, data[end:]
+
+
+def queue_dir(t):
+    return t.data_dir / "queue"
+
+
+def queue_ids(t):
+    return sorted(p.stem for p in queue_dir(t).glob("*.env")) if queue_dir(t).is_dir() else []
+
+
+def wait_queue_empty(t, timeout=DELIVERY_S):
+    ok = wait_until(lambda: queue_ids(t) == [], timeout, 0.05)
+    assert ok, "queue not empty: %s\n%s" % (queue_ids(t), t.log()[-3000:])
+    out = ctl(t, "list")
+    assert out.returncode == 0 and out.stdout == "Mail queue is empty\n", out
+
+
+def ctl(t, *args):
+    return subprocess.run([TOASTERCTL, "-c", str(t.config_file), "queue", *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def show(t, qid):
+    out = ctl(t, "show", qid)
+    return out.stdout if out.returncode == 0 else ""
+
+
+def wait_deferred(t, qid, rcpt, reply_text, timeout=DELIVERY_S):
+    """Wait until qid's rcpt is pending after at least one attempt whose
+    last reply holds reply_text; returns the show text."""
+    pat = re.compile(r"recipient: <%s> pending, [1-9]\d* attempts?, next " % re.escape(rcpt))
+
+    def deferred():
+        text = show(t, qid)
+        return text if pat.search(text) and ("last reply: " in text and reply_text in
+                                             text.split("last reply: ", 1)[1]) else ""
+    text = wait_until(deferred, timeout, 0.05)
+    assert text, "%s <%s> not deferred with %r:\n%s\n%s" % (
+        qid, rcpt, reply_text, show(t, qid), t.log()[-3000:])
+    return text
+
+
+def log_line(t, *parts, timeout=DELIVERY_S):
+    """The first log line holding every one of parts (waits for it)."""
+    def find():
+        for line in t.log().splitlines():
+            if all(p in line for p in parts):
+                return line
+        return None
+    line = wait_until(find, timeout, 0.05)
+    assert line, "no log line with %r:\n%s" % (parts, t.log()[-3000:])
+    return line
+
+
+def wait_bounces(t, mailbox, count=1, timeout=DELIVERY_S):
+    ok = wait_until(lambda: len(t.messages(mailbox)) >= count, timeout, 0.05)
+    assert ok, "no bounce for %s:\n%s" % (mailbox, t.log()[-3000:])
+    return t.messages(mailbox)
+
+
+def unfold(text):
+    return re.sub(r"\r?\n[ \t]+", " ", text)
+
+
+def check_bounce(stored, failed, original_subject, status, diagnostic, not_failed=()):
+    """A bounce as stored in a local Maildir: the null sender, from
+    MAILER-DAEMON, an RFC 3464 multipart/report naming each failed
+    recipient with its Status and the remote's reply, and the original's
+    header."""
+    assert stored.startswith(b"Return-Path: <>\r\n"), stored[:200]
+    msg = email.message_from_bytes(stored, policy=email.policy.compat32)
+    assert "MAILER-DAEMON@mx.example.com" in msg["From"], msg["From"]
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    parts = msg.get_payload()
+    assert len(parts) >= 2, [p.get_content_type() for p in parts]
+    assert parts[0].get_content_type() == "text/plain"
+    assert parts[1].get_content_type() == "message/delivery-status"
+    text = unfold(stored.decode("utf-8", "replace"))
+    report = text[text.index("message/delivery-status"):]
+    for rcpt in failed:
+        assert "Final-Recipient: rfc822; %s" % rcpt in report, report
+    for rcpt in not_failed:
+        assert "Final-Recipient: rfc822; %s" % rcpt not in report, report
+    assert "Action: failed" in report
+    assert "Status: %s" % status in report, report
+    assert diagnostic in report, report
+    assert ("Subject: %s" % original_subject) in text
+    return text
+
+
+# ---- 1. plain relay ------------------------------------------------------------------
+
+
+def test_plain_relay(make_toaster, sink):
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "plain relay", rcpts=["bob@remote.test", "carol@remote.test"])
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(0.5)  # nothing more comes
+    assert len(sink.messages) == 1
+    m = sink.messages[0]
+    assert m.mail_from == SENDER
+    assert sorted(m.rcpts) == ["bob@remote.test", "carol@remote.test"]
+    trace, rest = split_relayed(m.data)
+    assert rest == msg  # dot-stuffing done and undone: byte for byte
+    assert m.helo == "mx.example.com"  # smtp_helo_name defaults to myhostname
+    assert int(m.mail_params["SIZE"]) >= len(m.data)
+    assert m.peer[0] == "127.0.0.1" and m.local == ("127.0.0.1", sink.port)
+    for rcpt in ("bob@remote.test", "carol@remote.test"):
+        line = log_line(t, qid, "to=<%s>" % rcpt, "status=sent")
+        assert "mx.remote.test" in line, line
+    assert not (queue_dir(t) / (qid + ".msg")).exists()
+    # The session ends with QUIT once idle (smtp_connection_cache_time_limit).
+    assert wait_until(lambda: sink.sessions[0].ended_at is not None, 10)
+    assert sink.sessions[0].commands[-1].upper() == "QUIT"
+
+
+# ---- 2. 451 then 250 --------------------------------------------------------------------
+
+
+def test_temporary_failure_then_success(make_toaster, sink):
+    sink.set_rcpt_replies("bob@remote.test", ["451 4.3.0 try again later", "250 2.1.5 ok"])
+    t = relay_toaster(make_toaster, sink.port, queue_retry_min="3s", queue_retry_max="6s")
+    qid, msg = send(t, "try again")
+    text = wait_deferred(t, qid, "bob@remote.test", "451 4.3.0 try again later")
+    assert "recipient: <bob@remote.test> pending, 1 attempt, next " in text, text
+    assert sink.messages == []
+    assert qid in ctl(t, "list").stdout
+    log_line(t, qid, "to=<bob@remote.test>", "status=deferred", "451 4.3.0 try again later")
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    assert len(sink.messages) == 1 and split_relayed(sink.messages[0].data)[1] == msg
+    log_line(t, qid, "to=<bob@remote.test>", "status=sent")
+    # The retry came no sooner than queue_retry_min after the first try.
+    first_try = [s for s in sink.sessions if any(c.upper().startswith("RCPT")
+                                                 for c in s.commands)][0]
+    # (unix seconds: 3 s after a time truncated to the second)
+    assert sink.messages[0].accepted_at - first_try.started_at >= 2.0
+
+
+# ---- 3. 5xx -> bounce -----------------------------------------------------------------------
+
+
+def test_permanent_failure_bounces(make_toaster, sink):
+    reply = "550 5.1.1 <nobody@remote.test>: no such user here"
+    sink.set_rcpt_replies("nobody@remote.test", [reply])
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "to nobody", rcpts=["nobody@remote.test"])
+    bounces = wait_bounces(t, SENDER)
+    wait_queue_empty(t)
+    assert len(bounces) == 1
+    text = check_bounce(bounces[0], ["nobody@remote.test"], "to nobody", "5.1.1", reply)
+    assert "Remote-MTA: dns; mx.remote.test" in text
+    assert sink.messages == []  # the bounce is local, nothing went to the sink
+    assert sink.transactions == []
+    log_line(t, qid, "to=<nobody@remote.test>", "status=bounced", "550 5.1.1")
+    time.sleep(0.5)
+    assert len(t.messages(SENDER)) == 1  # one bounce, not more
+
+
+# ---- 4. partial success ----------------------------------------------------------------------
+
+
+def test_partial_success(make_toaster, sink):
+    reply = "550 5.1.1 <nobody@remote.test>: no such user here"
+    sink.set_rcpt_replies("nobody@remote.test", [reply])
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "one of two", rcpts=["bob@remote.test", "nobody@remote.test"])
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    bounces = wait_bounces(t, SENDER)
+    wait_queue_empty(t)
+    time.sleep(0.5)
+    assert len(sink.messages) == 1
+    assert sink.messages[0].rcpts == ["bob@remote.test"]
+    assert split_relayed(sink.messages[0].data)[1] == msg
+    assert len(t.messages(SENDER)) == 1
+    check_bounce(bounces[0], ["nobody@remote.test"], "one of two", "5.1.1", reply,
+                 not_failed=["bob@remote.test"])
+    log_line(t, qid, "to=<bob@remote.test>", "status=sent")
+    log_line(t, qid, "to=<nobody@remote.test>", "status=bounced")
+
+
+# ---- 5. a silent remote -------------------------------------------------------------------------
+
+
+def test_silent_remote_greeting_timeout(make_toaster, sink):
+    sink.configure(greeting=None)
+    t = relay_toaster(make_toaster, sink.port, smtp_greeting_timeout="2s")
+    qid, msg = send(t, "silent remote")
+    started = time.monotonic()
+    wait_deferred(t, qid, "bob@remote.test",
+                  "timed out while receiving the initial server greeting", 10)
+    assert 1.5 <= time.monotonic() - started, "deferred before the 2 s greeting timeout"
+    assert sink.messages == []
+    log_line(t, qid, "to=<bob@remote.test>", "status=deferred",
+             "timed out while receiving the initial server greeting")
+    # The agent closed the silent session itself.
+    assert wait_until(lambda: all(s.ended_at is not None for s in sink.sessions), 5)
+    sink.configure(greeting="220 sink.test ESMTP awake now")
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    assert len(sink.messages) == 1 and split_relayed(sink.messages[0].data)[1] == msg
+
+
+# ---- 6. the connection cut in the middle of the data ------------------------------------------
+
+
+def test_connection_lost_in_data(make_toaster, sink):
+    # A body far larger than the socket buffers: the agent is still writing it
+    # when the sink cuts the connection after 2000 bytes.
+    body = "".join("line %06d of a long body, to be cut short\r\n" % i for i in range(100000))
+    sink.configure(close_in_data=2000, close_in_data_times=1)
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "cut short", body=body)
+    wait_deferred(t, qid, "bob@remote.test", "lost connection", 20)
+    line = log_line(t, qid, "to=<bob@remote.test>", "status=deferred", "lost connection")
+    assert "while sending message body" in line, line
+    assert sink.cuts == 1
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(0.5)
+    assert len(sink.messages) == 1  # one complete copy
+    assert split_relayed(sink.messages[0].data)[1] == msg
+
+
+# ---- 7. connection refused, the second MX ----------------------------------------------------
+
+
+def test_refused_then_second_mx(make_toaster, sink):
+    # Nothing listens on 127.0.0.9 or 127.0.0.3 at the sink's port yet.
+    zone = ["remote.test MX 10 dead.remote.test", "remote.test MX 20 backup.remote.test",
+            "dead.remote.test A 127.0.0.9", "backup.remote.test A 127.0.0.3"]
+    t = relay_toaster(make_toaster, sink.port, zone=zone, queue_retry_min="2s",
+                      queue_retry_max="2s")
+    qid, msg = send(t, "refused")
+    wait_deferred(t, qid, "bob@remote.test", "Connection refused")
+    log = t.log()
+    assert "127.0.0.9" in log and "127.0.0.3" in log, log[-3000:]  # both MX tried
+    assert log.index("127.0.0.9") < log.index("127.0.0.3"), "the lower preference first"
+    # The backup MX comes up; the dead one stays dead.
+    with SmtpSink(host="127.0.0.3", port=sink.port) as backup:
+        assert backup.wait_for(1, DELIVERY_S), t.log()[-3000:]
+        wait_queue_empty(t)
+        assert len(backup.messages) == 1
+        m = backup.messages[0]
+        assert m.local == ("127.0.0.3", sink.port) and m.rcpts == ["bob@remote.test"]
+        assert split_relayed(m.data)[1] == msg
+        line = log_line(t, qid, "to=<bob@remote.test>", "status=sent")
+        assert "backup.remote.test" in line, line
+    assert sink.messages == []
+
+
+# ---- 8. null MX -------------------------------------------------------------------------------
+
+
+def test_null_mx_bounces_at_once(make_toaster, sink):
+    t = relay_toaster(make_toaster, sink.port, zone=["remote.test MX 0 ."],
+                      queue_retry_min="60s", queue_retry_max="120s")
+    qid, msg = send(t, "null mx")
+    bounces = wait_bounces(t, SENDER, timeout=10)  # no retry: retries are 60 s away
+    wait_queue_empty(t)
+    text = unfold(bounces[0].decode("utf-8", "replace"))
+    assert bounces[0].startswith(b"Return-Path: <>\r\n")
+    assert "Final-Recipient: rfc822; bob@remote.test" in text
+    assert "Status: 5.1.10" in text, text
+    assert "556" in text and "does not accept mail" in text, text
+    log_line(t, qid, "to=<bob@remote.test>", "status=bounced", "5.1.10")
+    assert sink.connections == 0
+
+
+# ---- 9. STARTTLS -------------------------------------------------------------------------------
+
+
+def test_starttls_may(make_toaster, tmp_path):
+    cert, key = make_cert(tmp_path)
+    with SmtpSink(tls_cert=cert, tls_key=key) as tls_sink:
+        t = relay_toaster(make_toaster, tls_sink.port)  # smtp_tls_security = may (default)
+        qid, msg = send(t, "over tls")
+        assert tls_sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+        wait_queue_empty(t)
+        m = tls_sink.messages[0]
+        assert m.is_tls is True
+        assert split_relayed(m.data)[1] == msg
+        # EHLO again after the handshake, MAIL only inside TLS.
+        commands = [c.upper() for c in tls_sink.sessions[m.session].commands]
+        assert commands.index("STARTTLS") < commands.index([c for c in commands
+                                                            if c.startswith("MAIL")][0])
+        assert [c for c in commands if c.startswith("EHLO")] == ["EHLO MX.EXAMPLE.COM"] * 2
+        log_line(t, qid, "to=<bob@remote.test>", "status=sent")
+
+
+def test_tls_encrypt_never_in_clear(make_toaster, sink):
+    t = relay_toaster(make_toaster, sink.port, smtp_tls_security="encrypt")
+    qid, msg = send(t, "secret")
+    text = wait_deferred(t, qid, "bob@remote.test", "", DELIVERY_S)
+    assert "STARTTLS" in text or "TLS" in text, text
+    time.sleep(1.5)  # a retry or two
+    assert sink.transactions == []
+    for s in sink.sessions:
+        assert not any(c.upper().startswith(("MAIL", "RCPT", "DATA", "BDAT"))
+                       for c in s.commands), s.commands
+    assert qid in queue_ids(t)
+    log_line(t, qid, "to=<bob@remote.test>", "status=deferred", "TLS")
+
+
+# ---- 10. connection reuse ----------------------------------------------------------------------
+
+
+def test_connection_reuse(make_toaster, sink):
+    t = relay_toaster(make_toaster, sink.port)
+    with t.smtp() as client:
+        for i in range(20):
+            client.sendmail(SENDER, ["bob@remote.test"], message("reuse %d" % i))
+    assert sink.wait_for(20, 30), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(0.5)
+    subjects = sorted(re.search(rb"Subject: (reuse \d+)", m.data).group(1)
+                      for m in sink.messages)
+    assert subjects == sorted(b"reuse %d" % i for i in range(20))
+    assert sink.connections < 20, [s.messages for s in sink.sessions]
+    assert max(s.messages for s in sink.sessions) >= 2
+
+
+# ---- 11. relay_host with SASL over STARTTLS ------------------------------------------------------
+
+
+def test_relay_host_with_sasl(make_toaster, tmp_path):
+    cert, key = make_cert(tmp_path)
+    with SmtpSink(tls_cert=cert, tls_key=key, auth={"relay-user": "relay-secret"}) as hub:
+        nexthop = "[127.0.0.1]:%d" % hub.port
+        passwords = tmp_path / "sasl_passwd"
+        passwords.write_text("%s relay-user:relay-secret\n" % nexthop)
+        # No MX for remote.test at all: relay_host takes every remote domain.
+        t = relay_toaster(make_toaster, 9, zone=[], relay_host=nexthop,
+                          smtp_sasl_password_file=str(passwords))
+        qid, msg = send(t, "via the hub", rcpts=["bob@remote.test", "x@far.test"])
+        assert hub.wait_for(1, DELIVERY_S), t.log()[-3000:]
+        wait_queue_empty(t)
+        time.sleep(0.5)
+        assert len(hub.messages) == 1
+        m = hub.messages[0]
+        assert m.auth_user == "relay-user" and m.is_tls is True
+        assert sorted(m.rcpts) == ["bob@remote.test", "x@far.test"]
+        assert split_relayed(m.data)[1] == msg
+        commands = [c.upper() for c in hub.sessions[m.session].commands]
+        assert commands.index("STARTTLS") < min(i for i, c in enumerate(commands)
+                                                if c.startswith("AUTH"))
+        log_line(t, qid, "to=<x@far.test>", "status=sent")
+
+
+# ---- 12. transport_file --------------------------------------------------------------------------
+
+
+def test_transport_file_route(make_toaster, sink, tmp_path):
+    with SmtpSink(host="127.0.0.2") as other:
+        transport = tmp_path / "transport"
+        transport.write_text("other.test [127.0.0.2]:%d\n.other.test [127.0.0.2]:%d\n"
+                             % (other.port, other.port))
+        t = relay_toaster(make_toaster, sink.port, transport_file=str(transport))
+        qid, msg = send(t, "two routes", rcpts=["bob@remote.test", "x@other.test",
+                                                 "y@deep.other.test"])
+        assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+        assert other.wait_for(1, DELIVERY_S), t.log()[-3000:]
+        wait_queue_empty(t)
+        time.sleep(0.5)
+        assert [m.rcpts for m in sink.messages] == [["bob@remote.test"]]
+        got = sorted(r for m in other.messages for r in m.rcpts)
+        assert got == ["x@other.test", "y@deep.other.test"]
+        assert all(split_relayed(m.data)[1] == msg for m in sink.messages + other.messages)
+        assert all(m.local[0] == "127.0.0.2" for m in other.messages)
+
+
+# ---- 13. no bounce of a bounce ----------------------------------------------------------------------
+
+
+def test_null_sender_failure_makes_no_bounce(make_toaster, sink):
+    sink.set_rcpt_replies("nobody@remote.test", ["550 5.1.1 no such user"])
+    t = relay_toaster(make_toaster, sink.port)
+    msg = message("a bounce", ["nobody@remote.test"], sender="MAILER-DAEMON@example.com")
+    qid = t.send("", ["nobody@remote.test"], msg)
+    log_line(t, qid, "to=<nobody@remote.test>", "status=bounced")
+    wait_queue_empty(t)
+    time.sleep(1.0)
+    assert t.all_delivered() == []
+    assert queue_ids(t) == []
+    assert sink.messages == []
+    # It was tried with the null sender.
+    assert any("MAIL FROM:<>" in c.upper() for s in sink.sessions for c in s.commands)
+
+
+# ---- 14. Sieve redirect and vacation to remote addresses ----------------------------------------
+
+
+def test_sieve_redirect_and_vacation_go_out(make_toaster, sink):
+    from test_sieve_delivery import put_script  # the way Pigeonhole keeps scripts
+
+    t = relay_toaster(make_toaster, sink.port, start=False, sieve="yes")
+    put_script(t, "alice@example.com", 'redirect "friend@remote.test";\r\n')
+    put_script(t, "bob@example.com", 'require "vacation";\r\nvacation "Out of office.";\r\n')
+    t.start()
+    redirect_msg = message("redirect me", ["alice@example.com"], sender="x@remote.test")
+    t.send("x@remote.test", ["alice@example.com"], redirect_msg)
+    vacation_msg = message("hello bob", ["bob@example.com"], sender="someone@remote.test")
+    t.send("someone@remote.test", ["bob@example.com"], vacation_msg)
+    assert sink.wait_for(2, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(0.5)
+    assert len(sink.messages) == 2
+    by_rcpt = {tuple(m.rcpts): m for m in sink.messages}
+    redirected = by_rcpt[("friend@remote.test",)]
+    assert redirected.mail_from == "x@remote.test"  # the original sender
+    assert b"Subject: redirect me\r\n" in redirected.data
+    assert redirected.data.endswith(redirect_msg.split(b"\r\n\r\n", 1)[1])
+    reply = by_rcpt[("someone@remote.test",)]
+    assert reply.mail_from == ""  # RFC 5230: the null sender
+    assert b"Out of office." in reply.data
+    assert b"Auto-Submitted: auto-replied" in reply.data
+    assert b"Subject: Auto: hello bob\r\n" in reply.data
+    assert not reply.data.startswith(b"Return-Path:")
+    assert t.messages("alice@example.com") == []  # redirect cancels the keep
+    assert len(t.messages("bob@example.com")) == 1
+
+
+# ---- 15. toasterctl queue flush ------------------------------------------------------------------
+
+
+def test_queue_flush_sends_at_once(make_toaster, sink):
+    sink.set_rcpt_replies("bob@remote.test", ["451 4.3.0 try again later", "250 2.1.5 ok"])
+    t = relay_toaster(make_toaster, sink.port, queue_retry_min="60s", queue_retry_max="120s")
+    qid, msg = send(t, "flush me")
+    text = wait_deferred(t, qid, "bob@remote.test", "451 4.3.0")
+    assert "pending, 1 attempt, next 1" in text, text  # a unix time, not "at once"
+    time.sleep(1.0)
+    assert sink.messages == []  # the retry is a minute away
+    out = ctl(t, "flush")
+    assert out.returncode == 0, out.stderr
+    assert "no delivery agent" not in out.stdout, out.stdout
+    assert sink.wait_for(1, 5), t.log()[-3000:]
+    wait_queue_empty(t)
+    assert split_relayed(sink.messages[0].data)[1] == msg
