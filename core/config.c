@@ -132,6 +132,30 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_SECONDS, sieve_duplicate_default_period_s, "7d", 0, 3650u * 86400u),
     KEY(CONFIG_SECONDS, sieve_duplicate_max_period_s, "7d", 0, 3650u * 86400u),
     KEY(CONFIG_SECONDS, sieve_redirect_duplicate_period_s, "12h", 60, 3650u * 86400u),
+    KEY(CONFIG_BOOL, outbound_delivery, "yes", 0, 0),
+    KEY(CONFIG_STRING, relay_host, "", 0, 0),
+    KEY(CONFIG_STRING, relay_domains, "", 0, 0),
+    KEY(CONFIG_STRING, transport_file, "", 0, 0),
+    KEY(CONFIG_STRING, smtp_sasl_password_file, "", 0, 0),
+    KEY(CONFIG_SECONDS, queue_retry_min_s, "5m", 1, 86400u),
+    KEY(CONFIG_SECONDS, queue_retry_max_s, "70m", 1, 86400u),
+    KEY(CONFIG_SECONDS, queue_lifetime_s, "5d", 1, 100u * 86400u),
+    KEY(CONFIG_SECONDS, delay_warning_time_s, "0", 0, 100u * 86400u),
+    KEY(CONFIG_DURATION, smtp_connect_timeout_ms, "30s", 100, 3600000),
+    KEY(CONFIG_DURATION, smtp_greeting_timeout_ms, "300s", 100, 3600000),
+    KEY(CONFIG_DURATION, smtp_data_done_timeout_ms, "600s", 100, 3600000),
+    KEY(CONFIG_STRING, smtp_helo_name, "", 0, 0),
+    KEY(CONFIG_U32, smtp_mx_address_limit, "5", 1, 20),
+    KEY(CONFIG_U32, smtp_mx_session_limit, "2", 1, 20),
+    KEY(CONFIG_STRING, smtp_address_preference, "ipv4", 0, 0),
+    KEY(CONFIG_U32, smtp_mx_port, "25", 1, 65535),
+    KEY(CONFIG_STRING, smtp_tls_security, "may", 0, 0),
+    KEY(CONFIG_STRING, smtp_tls_policy_file, "", 0, 0),
+    KEY(CONFIG_STRING, smtp_tls_ca_file, "", 0, 0),
+    KEY(CONFIG_U32, smtp_destination_concurrency_limit, "20", 1, 10000),
+    KEY(CONFIG_DURATION, smtp_destination_rate_delay_ms, "0s", 0, 3600000),
+    KEY(CONFIG_DURATION, smtp_connection_cache_time_limit_ms, "2s", 0, 300000),
+    KEY(CONFIG_U32, smtp_process_limit, "100", 1, 100000),
     KEY(CONFIG_STRING, mynetworks, "", 0, 0),
     KEY(CONFIG_U32, submission_messages_per_hour, "0", 0, 1000000),
     KEY(CONFIG_U32, submission_recipients_per_message, "100", 1, SMTP_RCPT_CEILING),
@@ -685,6 +709,18 @@ config_load_file(struct config *config, const char *path, char *err, size_t err_
     return rc;
 }
 
+/* Whether word is one of the count words (a key with a fixed set of values). */
+static bool
+config_word_is_one_of(const char *word, const char *const words[], size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(word, words[i]) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 int
 config_finish(struct config *config, char *err, size_t err_bytes)
 {
@@ -735,6 +771,19 @@ config_finish(struct config *config, char *err, size_t err_bytes)
         return config_error(err, err_bytes,
                             "sieve_duplicate_default_period must not exceed "
                             "sieve_duplicate_max_period");
+    }
+    if (config->queue_retry_min_s > config->queue_retry_max_s) {
+        return config_error(err, err_bytes, "queue_retry_min must not exceed queue_retry_max");
+    }
+    static const char *const preferences[] = { "ipv4", "ipv6", "ipv4-only", "ipv6-only" };
+    static const char *const tls_levels[] = { "none", "may", "encrypt", "verify", "dane" };
+    if (!config_word_is_one_of(config->smtp_address_preference, preferences, 4)) {
+        return config_error(err, err_bytes,
+                            "smtp_address_preference must be ipv4, ipv6, ipv4-only or ipv6-only");
+    }
+    if (!config_word_is_one_of(config->smtp_tls_security, tls_levels, 5)) {
+        return config_error(err, err_bytes,
+                            "smtp_tls_security must be none, may, encrypt, verify or dane");
     }
     if (config->myhostname[0] == '\0') {
         if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||

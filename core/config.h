@@ -140,6 +140,31 @@ struct config {
     uint64_t sieve_redirect_duplicate_period_s;        /* redirect loop guard */
     /* Submission policy: clients that may relay without AUTH (CIDR list, ""
      * = none), and per-user sending limits (0 = none). */
+    /* The outbound relay (issue 8; Postfix's names and defaults). */
+    bool     outbound_delivery;                        /* run the delivery agent */
+    char     relay_host[CONFIG_STRING_BYTES];          /* "" or a next hop for every remote domain */
+    char     relay_domains[CONFIG_STRING_BYTES];       /* accepted and passed to an inner host */
+    char     transport_file[CONFIG_STRING_BYTES];      /* "domain nexthop" lines */
+    char     smtp_sasl_password_file[CONFIG_STRING_BYTES]; /* "nexthop user:password" lines */
+    uint64_t queue_retry_min_s;                        /* back-off between attempts, from */
+    uint64_t queue_retry_max_s;                        /* ... up to */
+    uint64_t queue_lifetime_s;                         /* then bounce */
+    uint64_t delay_warning_time_s;                     /* 0: no delay warnings */
+    uint32_t smtp_connect_timeout_ms;                  /* per address */
+    uint32_t smtp_greeting_timeout_ms;                 /* RFC 5321 4.5.3.2: 5 min */
+    uint32_t smtp_data_done_timeout_ms;                /* RFC 5321 4.5.3.2: 10 min */
+    char     smtp_helo_name[256];                      /* "": myhostname */
+    uint32_t smtp_mx_address_limit;                    /* addresses tried per attempt */
+    uint32_t smtp_mx_session_limit;                    /* of those, ones that answered */
+    char     smtp_address_preference[16];              /* ipv4, ipv6, ipv4-only, ipv6-only */
+    uint32_t smtp_mx_port;                             /* port of hosts found by MX */
+    char     smtp_tls_security[16];                    /* none, may, encrypt, verify, dane */
+    char     smtp_tls_policy_file[CONFIG_STRING_BYTES]; /* "domain level" lines */
+    char     smtp_tls_ca_file[CONFIG_STRING_BYTES];    /* "": the system's store */
+    uint32_t smtp_destination_concurrency_limit;       /* sessions per destination */
+    uint32_t smtp_destination_rate_delay_ms;           /* pause between deliveries to one */
+    uint32_t smtp_connection_cache_time_limit_ms;      /* an idle session is kept this long */
+    uint32_t smtp_process_limit;                       /* outbound sessions in all */
     char mynetworks[CONFIG_STRING_BYTES];
     uint32_t submission_messages_per_hour;
     uint32_t submission_recipients_per_message;

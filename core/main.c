@@ -29,6 +29,7 @@
 #include "core/ip_limit.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "core/relay.h"
 #include "core/tls.h"
 #include "core/imap_listener.h"
 #include "core/imap_exec.h"
@@ -329,6 +330,25 @@ filters_start_clamav(const struct config *config, struct filters *f,
     return 0;
 }
 
+/* The resolver of the filters and the delivery agent. */
+static int
+dns_start(const struct config *config, struct dns_resolver **resolver_out)
+{
+    struct dns_config dns;
+    dns_config_defaults(&dns);
+    dns.servers = config->dns_servers;
+    dns.timeout_ms = config->dns_timeout_ms;
+    dns.tries = config->dns_tries;
+    dns.cache_entries = config->dns_cache_entries;
+    dns.override_file = config->dns_override_file;
+    char error[256];
+    int rc = dns_resolver_create(&dns, resolver_out, error, sizeof(error));
+    if (rc != 0) {
+        log_error("dns: %s", error);
+    }
+    return rc;
+}
+
 /* DKIM, SPF and DMARC: the resolver they ask, the Public Suffix List,
  * the signing keys. */
 static int
@@ -341,17 +361,9 @@ filters_start_authentication(const struct config *config, struct filters *f,
     chain->is_dmarc = config->dmarc;
     chain->is_dmarc_reject = config->dmarc_reject;
     char error[256];
-    if (config->dkim_verify || config->spf || config->dmarc) {
-        struct dns_config dns;
-        dns_config_defaults(&dns);
-        dns.servers = config->dns_servers;
-        dns.timeout_ms = config->dns_timeout_ms;
-        dns.tries = config->dns_tries;
-        dns.cache_entries = config->dns_cache_entries;
-        dns.override_file = config->dns_override_file;
-        int rc = dns_resolver_create(&dns, &f->dns, error, sizeof(error));
+    if (config->dkim_verify || config->spf || config->dmarc || config->outbound_delivery) {
+        int rc = dns_start(config, &f->dns);
         if (rc != 0) {
-            log_error("dns: %s", error);
             return rc;
         }
         chain->dns = f->dns;
@@ -809,6 +821,13 @@ main(int argc, char **argv)
         log_warning("maildir watch: %s; changes other programs make are seen at the next "
                     "command", strerror(-rc));
     }
+    /* The delivery agent's sessions: a state area on every reactor; new
+     * queue entries are noted from the first commit on. */
+    if (config.outbound_delivery) {
+        rc = reactor_client_handler_register(relay_session_handler());
+        ASSERT(rc == 0);
+        delivery_set_queued_hook(relay_notify_queued);
+    }
     uint32_t started = 0;
     for (uint32_t i = 0; i < config.reactor_threads; i++) {
         rc = reactor_start(i, &config, listeners, listener_count, workers, &reactors[i]);
@@ -826,6 +845,18 @@ main(int argc, char **argv)
         control_close(&control);
         return 1;
     }
+    if (config.outbound_delivery) {
+        if (relay_start(&config, reactors[0], filters.dns) != 0) {
+            for (uint32_t i = 0; i < config.reactor_threads; i++) {
+                reactor_request_stop(reactors[i]);
+                reactor_join(&reactors[i]);
+            }
+            control_close(&control);
+            return 1;
+        }
+    } else {
+        log_info("outbound_delivery = no: queued mail waits on disk");
+    }
     static struct stats_source stats_source;
     stats_source.reactors = reactors;
     stats_source.reactor_count = config.reactor_threads;
@@ -836,6 +867,8 @@ main(int argc, char **argv)
         { .name = "stats", .answer = stats_answer, .arg = &stats_source },
         { .name = "reload", .answer = reload_answer, .arg = NULL },
         { .name = "learn", .answer_argument = learn_answer, .arg = &filters },
+        { .name = "queue-flush", .answer = relay_control_flush_all, .arg = NULL },
+        { .name = "queue-flush", .answer_argument = relay_control_flush_one, .arg = NULL },
     };
     if (control_start(control, commands, sizeof(commands) / sizeof(commands[0])) != 0) {
         for (uint32_t i = 0; i < config.reactor_threads; i++) {
@@ -904,6 +937,7 @@ main(int argc, char **argv)
     workers_destroy(&workers);
     tls_server_free(&tls);
     delivery_stop();
+    relay_stop(); /* after its reactor, the workers that ran its jobs, the committer */
     /* After the workers and the committer (its hook records duplicate
      * marks), before the store it writes to. */
     sieve_stage_destroy();

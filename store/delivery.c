@@ -110,6 +110,7 @@ struct delivery_place_dir {
 
 static struct {
     pthread_t                thread;
+    void                   (*on_queued)(const char *id); /* see delivery_set_queued_hook */
     pthread_mutex_t          lock;
     pthread_cond_t           wake;
     struct delivery_message *queue_head;
@@ -1315,6 +1316,18 @@ commit_batch(struct delivery_message *batch)
             }
             outbound_rollback(message);
         }
+        if (message->result == 0 && delivery.on_queued != NULL) {
+            /* Durable now: the delivery agent may take them. */
+            if (message->queued_count > 0) {
+                delivery.on_queued(message->queue_id);
+            }
+            for (size_t k = 0; message->extras != NULL && k < message->extras->outbound_count;
+                 k++) {
+                if (message->extras->outbound[k].queue_id[0] != '\0') {
+                    delivery.on_queued(message->extras->outbound[k].queue_id);
+                }
+            }
+        }
         if (message->extras != NULL) {
             struct delivery_extras *extras = message->extras;
             if (extras->on_commit != NULL) {
@@ -1499,6 +1512,12 @@ delivery_submit(struct delivery_message *message)
     delivery.queue_length++;
     pthread_cond_signal(&delivery.wake);
     pthread_mutex_unlock(&delivery.lock);
+}
+
+void
+delivery_set_queued_hook(void (*fn)(const char *id))
+{
+    delivery.on_queued = fn;
 }
 
 void

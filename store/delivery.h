@@ -279,6 +279,11 @@ void delivery_message_pool_drain(struct delivery_message_pool *pool);
  * result set; the spool file is then closed and gone either way. */
 void delivery_submit(struct delivery_message *message);
 
+/* Have fn(id) called on the committer thread for every outbound queue
+ * entry once it is durable (the delivery agent's relay_notify_queued; it
+ * must not block). Main thread, before messages flow. */
+void delivery_set_queued_hook(void (*fn)(const char *id));
+
 /* What the committer has done since delivery_start(), for the operator. */
 struct delivery_stats {
     uint64_t batches;  /* group commits: one sync round each */
