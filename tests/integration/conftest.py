@@ -222,6 +222,10 @@ class Toaster:
                 # spam, which the default global Sieve script files into
                 # Junk; the Sieve tests turn it on themselves.
                 "sieve": "no",
+                # Mail for remote recipients stays queued (the DNS zone
+                # names no MX, so the agent would bounce it into the
+                # senders' mailboxes); the relay's tests turn it on.
+                "outbound_delivery": "no",
             }
         )
         settings.update({k: str(v) for k, v in self.extra_config.items()})
