@@ -58,23 +58,24 @@ enum outcome_change {
  * strings live in rcpts / storage, which become the entry's own on
  * success. */
 struct outcome_plan {
-    size_t                       rcpt_count;
-    struct queue_rcpt           *rcpts;      /* rcpt_count + 1, calloc'd */
-    char                        *storage;    /* every string of rcpts */
-    enum outcome_change         *changes;    /* per recipient */
+    size_t rcpt_count;
+    struct queue_rcpt *rcpts;                /* rcpt_count + 1, calloc'd */
+    char *storage;                           /* every string of rcpts */
+    enum outcome_change *changes;            /* per recipient */
     const struct queue_outcome **outcome_of; /* per recipient: its outcome or NULL */
-    size_t                       pending_count;
-    int64_t                      next_attempt;
-    bool                         is_warning; /* the delay warning goes now */
+    size_t pending_count;
+    int64_t next_attempt;
+    bool is_warning; /* the delay warning goes now */
+    bool is_changed; /* something to write: a change, the warning, or nothing pending */
 };
 
 /* The original as the DSNs return it: without its Return-Path line. */
 struct outcome_original {
-    bool        is_read;
-    char       *bytes; /* malloc'd */
+    bool is_read;
+    char *bytes; /* malloc'd */
     const char *message;
-    size_t      message_len;
-    uint64_t    message_bytes;
+    size_t message_len;
+    uint64_t message_bytes;
 };
 
 static int plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
@@ -88,8 +89,8 @@ static int dsns_store(struct queue *queue, const struct queue_entry *entry,
 static size_t reply_clean(const char *src, char *dst, size_t dst_bytes);
 static void original_read(struct queue *queue, const struct queue_entry *entry,
                           struct outcome_original *original);
-static int dsn_entry_store(struct queue *queue, const struct dsn_result *dsn,
-                           const char *sender, int64_t now, char id_out[SPOOL_QUEUE_ID_BYTES]);
+static int dsn_entry_store(struct queue *queue, const struct dsn_result *dsn, const char *sender,
+                           int64_t now, char id_out[SPOOL_QUEUE_ID_BYTES]);
 static uint64_t random_mix(uint64_t random, size_t index);
 
 int
@@ -124,7 +125,9 @@ queue_outcome_apply(struct queue *queue, struct queue_entry *entry,
     if (plan.is_warning) {
         staged.warned_at = params->now > 0 ? params->now : 1; /* 0 would read "never" */
     }
-    if (plan.pending_count > 0) {
+    if (!plan.is_changed) {
+        rc = 0; /* nothing tried, nothing due: the envelope stays as it is */
+    } else if (plan.pending_count > 0) {
         rc = queue_entry_update(queue, &staged);
     } else {
         rc = queue_entry_remove(queue, entry->id);
@@ -201,7 +204,7 @@ plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
     }
 
     /* The replies of this attempt, cleaned, for the size of the storage. */
-    char (*replies)[QUEUE_REPLY_BYTES] = NULL;
+    char(*replies)[QUEUE_REPLY_BYTES] = NULL;
     if (outcome_count > 0) {
         replies = calloc(n, sizeof(*replies));
         if (replies == NULL) {
@@ -256,6 +259,7 @@ plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
             change = OUTCOME_CHANGE_EXPIRED;
         }
         plan->changes[i] = change;
+        plan->is_changed = plan->is_changed || change != OUTCOME_CHANGE_NONE;
         if (rcpt->state == QUEUE_RCPT_PENDING) {
             if (plan->pending_count == 0 || rcpt->next_attempt < plan->next_attempt) {
                 plan->next_attempt = rcpt->next_attempt;
@@ -266,8 +270,12 @@ plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
         const char *reply = rcpt->last_reply != NULL ? rcpt->last_reply : "";
         storage_bytes += strlen(rcpt->address) + strlen(orcpt) + strlen(reply) + 3;
     }
-    plan->is_warning = plan->pending_count > 0 &&
-                       queue_schedule_is_warning_due(policy, entry->arrival, params->now, is_warned);
+    plan->is_warning =
+        plan->pending_count > 0 &&
+        queue_schedule_is_warning_due(policy, entry->arrival, params->now, is_warned);
+    /* An entry with nothing pending goes, even when nothing changed now
+     * (left so by a crash between the last update and a removal). */
+    plan->is_changed = plan->is_changed || plan->is_warning || plan->pending_count == 0;
 
     /* Copy every string into the plan's own block: the entry's storage
      * and the caller's replies do not outlive the call. */
@@ -280,9 +288,9 @@ plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
     char *cursor = plan->storage;
     for (size_t i = 0; i < n; i++) {
         struct queue_rcpt *rcpt = &plan->rcpts[i];
-        const char *strings[3] = { rcpt->address, rcpt->orcpt != NULL ? rcpt->orcpt : "",
-                                   rcpt->last_reply != NULL ? rcpt->last_reply : "" };
-        const char **fields[3] = { &rcpt->address, &rcpt->orcpt, &rcpt->last_reply };
+        const char *strings[3] = {rcpt->address, rcpt->orcpt != NULL ? rcpt->orcpt : "",
+                                  rcpt->last_reply != NULL ? rcpt->last_reply : ""};
+        const char **fields[3] = {&rcpt->address, &rcpt->orcpt, &rcpt->last_reply};
         for (size_t k = 0; k < 3; k++) {
             size_t len = strlen(strings[k]);
             ASSERT((size_t)(cursor - plan->storage) + len + 1 <= storage_bytes);
@@ -324,13 +332,12 @@ plan_log(const struct queue_entry *entry, const struct outcome_plan *plan)
         }
         const struct queue_outcome *outcome = plan->outcome_of[i];
         const struct queue_rcpt *rcpt = &plan->rcpts[i];
-        const char *relay = outcome != NULL && outcome->remote_mta != NULL &&
-                                    outcome->remote_mta[0] != '\0'
-                                ? outcome->remote_mta
-                                : "none";
-        log_info("%s: to=<%.320s>, relay=%.255s, attempts=%" PRIu32 ", status=%s (%s)",
-                 entry->id, rcpt->address, relay, rcpt->attempts, words[change],
-                 rcpt->last_reply);
+        const char *relay =
+            outcome != NULL && outcome->remote_mta != NULL && outcome->remote_mta[0] != '\0'
+                ? outcome->remote_mta
+                : "none";
+        log_info("%s: to=<%.320s>, relay=%.255s, attempts=%" PRIu32 ", status=%s (%s)", entry->id,
+                 rcpt->address, relay, rcpt->attempts, words[change], rcpt->last_reply);
     }
 }
 
@@ -391,8 +398,8 @@ reports_make(const struct outcome_plan *plan, enum outcome_dsn which, int64_t no
             if (change != OUTCOME_CHANGE_DELIVERED && change != OUTCOME_CHANGE_RELAYED) {
                 continue;
             }
-            report.action = change == OUTCOME_CHANGE_RELAYED ? DSN_ACTION_RELAYED
-                                                             : DSN_ACTION_DELIVERED;
+            report.action =
+                change == OUTCOME_CHANGE_RELAYED ? DSN_ACTION_RELAYED : DSN_ACTION_DELIVERED;
             break;
         }
         if (dsn_is_wanted(rcpt->notify, report.action)) {
@@ -417,13 +424,13 @@ dsns_store(struct queue *queue, const struct queue_entry *entry, const struct ou
     struct queue_entry view = *entry; /* the new states, for store/dsn */
     view.rcpts = plan->rcpts;
     struct dsn_rcpt_report *reports = calloc(plan->rcpt_count, sizeof(*reports));
-    char (*expiry)[OUTCOME_EXPIRY_BYTES] = calloc(plan->rcpt_count, sizeof(*expiry));
+    char(*expiry)[OUTCOME_EXPIRY_BYTES] = calloc(plan->rcpt_count, sizeof(*expiry));
     if (reports == NULL || expiry == NULL) {
         free(reports);
         free(expiry);
         return -ENOMEM;
     }
-    struct outcome_original original = { 0 };
+    struct outcome_original original = {0};
     int rc = 0;
     for (int which = OUTCOME_DSN_BOUNCE; which <= OUTCOME_DSN_SUCCESS && rc == 0; which++) {
         if (which == OUTCOME_DSN_DELAY && !plan->is_warning) {
@@ -459,8 +466,8 @@ dsns_store(struct queue *queue, const struct queue_entry *entry, const struct ou
             break;
         }
         if (compose_rc != 0) {
-            log_error("%s: cannot compose the sender %s: %s; none is sent", entry->id,
-                      names[which], strerror(-compose_rc));
+            log_error("%s: cannot compose the sender %s: %s; none is sent", entry->id, names[which],
+                      strerror(-compose_rc));
             continue;
         }
         ASSERT(result_out->generated_count < QUEUE_OUTCOME_GENERATED_MAX);
@@ -468,8 +475,7 @@ dsns_store(struct queue *queue, const struct queue_entry *entry, const struct ou
         rc = dsn_entry_store(queue, &dsn, entry->mail_from, params->now, id);
         free(dsn.bytes);
         if (rc != 0) {
-            log_error("%s: cannot queue the sender %s: %s", entry->id, names[which],
-                      strerror(-rc));
+            log_error("%s: cannot queue the sender %s: %s", entry->id, names[which], strerror(-rc));
             id[0] = '\0';
             break;
         }
@@ -534,8 +540,8 @@ original_read(struct queue *queue, const struct queue_entry *entry,
  * then stored with a fresh id (another one when it is taken). Returns 0
  * and the id, or -errno. */
 static int
-dsn_entry_store(struct queue *queue, const struct dsn_result *dsn, const char *sender,
-                int64_t now, char id_out[SPOOL_QUEUE_ID_BYTES])
+dsn_entry_store(struct queue *queue, const struct dsn_result *dsn, const char *sender, int64_t now,
+                char id_out[SPOOL_QUEUE_ID_BYTES])
 {
     int dir_fd = queue_dir_fd(queue);
     spool_queue_id_make(QUEUE_OUTCOME_ID_INDEX, id_out);
@@ -587,8 +593,7 @@ dsn_entry_store(struct queue *queue, const struct dsn_result *dsn, const char *s
     }
     (void)close(fd); /* synced above; the entry holds its own link */
     if (tmp_name[0] != '\0' && unlinkat(dir_fd, tmp_name, 0) != 0) {
-        log_warning("queue: cannot remove %s: %s (start-up removes it)", tmp_name,
-                    strerror(errno));
+        log_warning("queue: cannot remove %s: %s (start-up removes it)", tmp_name, strerror(errno));
     }
     return rc;
 }

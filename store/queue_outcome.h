@@ -36,7 +36,7 @@ enum queue_outcome_kind {
 /* One recipient's result in this attempt. Strings are borrowed for the
  * call. */
 struct queue_outcome {
-    size_t                  rcpt_index; /* into entry->rcpts; each pending rcpt at most once */
+    size_t rcpt_index; /* into entry->rcpts; each pending rcpt at most once */
     enum queue_outcome_kind kind;
     const char *reply;      /* "550 5.1.1 <bob@x>: no such user" or our own text
                              * ("451 4.4.1 connect to 192.0.2.1[192.0.2.1]:25: Connection
@@ -47,8 +47,8 @@ struct queue_outcome {
 struct queue_outcome_params {
     const struct queue_schedule_policy *policy; /* passed queue_schedule_check() */
     const char *hostname;                       /* myhostname: DSN Reporting-MTA */
-    int64_t     now;                            /* unix seconds */
-    uint64_t    random;                         /* for queue_schedule's jitter */
+    int64_t now;                                /* unix seconds */
+    uint64_t random;                            /* for queue_schedule's jitter */
 };
 
 #define QUEUE_OUTCOME_GENERATED_MAX 3 /* a bounce, a delay warning, a success report */
@@ -59,11 +59,11 @@ struct queue_outcome_params {
 #define QUEUE_OUTCOME_ID_TRIES 8 /* fresh ids tried when one is taken (-EEXIST) */
 
 struct queue_outcome_result {
-    bool    is_removed;    /* no recipient pending: the entry is gone */
-    int64_t next_attempt;  /* earliest next_attempt of the pending rcpts; 0 when removed */
-    size_t  pending_count;
-    size_t  generated_count; /* DSN entries stored in the queue, in generated_ids */
-    char    generated_ids[QUEUE_OUTCOME_GENERATED_MAX][SPOOL_QUEUE_ID_BYTES];
+    bool is_removed;      /* no recipient pending: the entry is gone */
+    int64_t next_attempt; /* earliest next_attempt of the pending rcpts; 0 when removed */
+    size_t pending_count;
+    size_t generated_count; /* DSN entries stored in the queue, in generated_ids */
+    char generated_ids[QUEUE_OUTCOME_GENERATED_MAX][SPOOL_QUEUE_ID_BYTES];
 };
 
 /* Apply one attempt's outcomes to the loaded entry and make it durable.

@@ -64,8 +64,7 @@ store(struct queue *queue, const char *id, const char *sender, int64_t arrival,
     CHECK(fd >= 0);
     size_t len = strlen(message);
     CHECK(write(fd, message, len) == (ssize_t)len);
-    struct queue_source source = { .fd = fd, .is_unnamed = false, .dir_fd = dir_fd,
-                                   .name = "src" };
+    struct queue_source source = {.fd = fd, .is_unnamed = false, .dir_fd = dir_fd, .name = "src"};
     struct queue_entry entry;
     memset(&entry, 0, sizeof(entry));
     (void)snprintf(entry.id, sizeof(entry.id), "%s", id);
@@ -154,17 +153,17 @@ static struct queue_schedule_policy policy;
 static struct queue_outcome_params
 params_at(int64_t now)
 {
-    return (struct queue_outcome_params){ .policy = &policy,
-                                          .hostname = "mail.example.com",
-                                          .now = now,
-                                          .random = 0x1234567887654321u };
+    return (struct queue_outcome_params){.policy = &policy,
+                                         .hostname = "mail.example.com",
+                                         .now = now,
+                                         .random = 0x1234567887654321u};
 }
 
 /* A DSN entry taken apart. */
 struct dsn_parsed {
-    char *text;        /* the whole .msg */
+    char *text; /* the whole .msg */
     size_t len;
-    const char *head;  /* the DSN's header block, after the Return-Path line */
+    const char *head; /* the DSN's header block, after the Return-Path line */
     size_t head_len;
     const char *part[3];
     size_t part_len[3];
@@ -272,8 +271,7 @@ occurrences(const char *text, size_t len, const char *what)
 {
     size_t count = 0;
     size_t n = strlen(what);
-    for (const char *p = text; (p = memmem(p, len - (size_t)(p - text), what, n)) != NULL;
-         p += n) {
+    for (const char *p = text; (p = memmem(p, len - (size_t)(p - text), what, n)) != NULL; p += n) {
         count++;
     }
     return count;
@@ -290,10 +288,9 @@ test_partial(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000A1";
     struct queue_rcpt rcpts[3] = {
-        { .address = "bob@remote.test" },
-        { .address = "carol@remote.test" },
-        { .address = "dave@far.test", .attempts = 2, .next_attempt = NOW - 5,
-          .last_reply = "old" },
+        {.address = "bob@remote.test"},
+        {.address = "carol@remote.test"},
+        {.address = "dave@far.test", .attempts = 2, .next_attempt = NOW - 5, .last_reply = "old"},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 3, message_text);
     struct queue_entry entry;
@@ -301,13 +298,18 @@ test_partial(void)
     char *reply = strdup("250 2.0.0 Ok: queued as 4Xyz");
     CHECK(reply != NULL);
     struct queue_outcome outcomes[3] = {
-        { .rcpt_index = 1, .kind = QUEUE_OUTCOME_DELIVERED, .reply = reply,
-          .remote_mta = "mx.remote.test" },
-        { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DELIVERED, .reply = reply,
-          .remote_mta = "mx.remote.test" },
-        { .rcpt_index = 2, .kind = QUEUE_OUTCOME_DEFERRED,
-          .reply = "451 4.4.1 connect to 192.0.2.1[192.0.2.1]:25: Connection refused",
-          .remote_mta = NULL },
+        {.rcpt_index = 1,
+         .kind = QUEUE_OUTCOME_DELIVERED,
+         .reply = reply,
+         .remote_mta = "mx.remote.test"},
+        {.rcpt_index = 0,
+         .kind = QUEUE_OUTCOME_DELIVERED,
+         .reply = reply,
+         .remote_mta = "mx.remote.test"},
+        {.rcpt_index = 2,
+         .kind = QUEUE_OUTCOME_DEFERRED,
+         .reply = "451 4.4.1 connect to 192.0.2.1[192.0.2.1]:25: Connection refused",
+         .remote_mta = NULL},
     };
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
@@ -342,8 +344,10 @@ test_partial(void)
               "451 4.4.1 connect to 192.0.2.1[192.0.2.1]:25: Connection refused");
     CHECK_STR(entry.rcpts[0].last_reply, "250 2.0.0 Ok: queued as 4Xyz");
     /* The last one delivered next time: the entry goes. */
-    struct queue_outcome last = { .rcpt_index = 2, .kind = QUEUE_OUTCOME_DELIVERED,
-                                  .reply = "250 ok", .remote_mta = "mx.far.test" };
+    struct queue_outcome last = {.rcpt_index = 2,
+                                 .kind = QUEUE_OUTCOME_DELIVERED,
+                                 .reply = "250 ok",
+                                 .remote_mta = "mx.far.test"};
     params = params_at(NOW + 1300);
     CHECK(queue_outcome_apply(queue, &entry, &last, 1, &params, &result) == 0);
     CHECK(result.is_removed);
@@ -366,19 +370,28 @@ test_all_delivered_and_untried(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000A2";
     struct queue_rcpt rcpts[2] = {
-        { .address = "bob@remote.test" },
-        { .address = "carol@remote.test" },
+        {.address = "bob@remote.test"},
+        {.address = "carol@remote.test"},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 2, message_text);
     struct queue_entry entry;
     CHECK(load(queue, id, &entry) == 0);
     struct queue_outcome outcomes[2] = {
-        { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 ok" },
-        { .rcpt_index = 1, .kind = QUEUE_OUTCOME_RELAYED, .reply = "250 relayed" },
+        {.rcpt_index = 0, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 ok"},
+        {.rcpt_index = 1, .kind = QUEUE_OUTCOME_RELAYED, .reply = "250 relayed"},
     };
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
     CHECK(queue_outcome_apply(queue, &entry, outcomes, 2, &params, &result) == 0);
+    CHECK(result.is_removed);
+    CHECK(result.generated_count == 0);
+    CHECK(entry_count(queue) == 0);
+    queue_entry_release(&entry);
+    /* An entry found with nothing pending (however it came to be) goes. */
+    struct queue_rcpt done = {.address = "bob@remote.test", .state = QUEUE_RCPT_DELIVERED};
+    store(queue, "00000000000000A4", SENDER, ARRIVAL, &done, 1, message_text);
+    CHECK(load(queue, "00000000000000A4", &entry) == 0);
+    CHECK(queue_outcome_apply(queue, &entry, NULL, 0, &params, &result) == 0);
     CHECK(result.is_removed);
     CHECK(result.generated_count == 0);
     CHECK(entry_count(queue) == 0);
@@ -388,17 +401,21 @@ test_all_delivered_and_untried(void)
      * nothing but the tried one changes, byte for byte. */
     id = "00000000000000A3";
     struct queue_rcpt three[3] = {
-        { .address = "bob@remote.test", .attempts = 1, .next_attempt = NOW + 99,
-          .last_reply = "421 busy" },
-        { .address = "carol@remote.test" },
-        { .address = "erin@else.test", .attempts = 4, .next_attempt = NOW + 7,
-          .last_reply = "452 full" },
+        {.address = "bob@remote.test",
+         .attempts = 1,
+         .next_attempt = NOW + 99,
+         .last_reply = "421 busy"},
+        {.address = "carol@remote.test"},
+        {.address = "erin@else.test",
+         .attempts = 4,
+         .next_attempt = NOW + 7,
+         .last_reply = "452 full"},
     };
     store(queue, id, SENDER, ARRIVAL, three, 3, message_text);
     char *before = env_text(queue, id);
     CHECK(load(queue, id, &entry) == 0);
-    struct queue_outcome one = { .rcpt_index = 1, .kind = QUEUE_OUTCOME_DELIVERED,
-                                 .reply = "250 ok" };
+    struct queue_outcome one = {
+        .rcpt_index = 1, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 ok"};
     CHECK(queue_outcome_apply(queue, &entry, &one, 1, &params, &result) == 0);
     CHECK(!result.is_removed);
     CHECK(result.pending_count == 2);
@@ -407,13 +424,27 @@ test_all_delivered_and_untried(void)
     char *after = env_text(queue, id);
     CHECK(before != NULL && after != NULL);
     if (before != NULL && after != NULL) {
-        CHECK(strstr(after, "rcpt pending 1 1733900699 <bob@remote.test> - - 421 busy\n") !=
-              NULL);
+        CHECK(strstr(after, "rcpt pending 1 1733900699 <bob@remote.test> - - 421 busy\n") != NULL);
         CHECK(strstr(after, "rcpt delivered 1 0 <carol@remote.test> - - 250 ok\n") != NULL);
-        CHECK(strstr(after, "rcpt pending 4 1733900607 <erin@else.test> - - 452 full\n") !=
-              NULL);
+        CHECK(strstr(after, "rcpt pending 4 1733900607 <erin@else.test> - - 452 full\n") != NULL);
         CHECK(strstr(before, "rcpt pending 0 0 <carol@remote.test> - -\n") != NULL);
     }
+    free(before);
+    free(after);
+    /* No outcome and nothing due: nothing is written (an update would
+     * trip over the directory in its temporary file's place). */
+    CHECK(load(queue, id, &entry) == 0);
+    before = env_text(queue, id);
+    CHECK(mkdirat(queue_dir_fd(queue), "00000000000000A3.env.tmp", 0700) == 0);
+    CHECK(queue_outcome_apply(queue, &entry, NULL, 0, &params, &result) == 0);
+    CHECK(!result.is_removed);
+    CHECK(result.pending_count == 2);
+    CHECK(result.next_attempt == NOW + 7);
+    CHECK(result.generated_count == 0);
+    after = env_text(queue, id);
+    CHECK(before != NULL && after != NULL && strcmp(before, after) == 0);
+    CHECK(unlinkat(queue_dir_fd(queue), "00000000000000A3.env.tmp", AT_REMOVEDIR) == 0);
+    queue_entry_release(&entry);
     free(before);
     free(after);
     CHECK(queue_entry_remove(queue, id) == 0);
@@ -427,17 +458,21 @@ test_bounce(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000B1";
     struct queue_rcpt rcpts[2] = {
-        { .address = "bob@remote.test", .orcpt = "rfc822;bob@remote.test" },
-        { .address = "carol@remote.test" },
+        {.address = "bob@remote.test", .orcpt = "rfc822;bob@remote.test"},
+        {.address = "carol@remote.test"},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 2, message_text);
     struct queue_entry entry;
     CHECK(load(queue, id, &entry) == 0);
     struct queue_outcome outcomes[2] = {
-        { .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED,
-          .reply = "550 5.1.1 <bob@remote.test>: no such user", .remote_mta = "mx.remote.test" },
-        { .rcpt_index = 1, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "451 4.7.1 greylisted",
-          .remote_mta = "mx.remote.test" },
+        {.rcpt_index = 0,
+         .kind = QUEUE_OUTCOME_FAILED,
+         .reply = "550 5.1.1 <bob@remote.test>: no such user",
+         .remote_mta = "mx.remote.test"},
+        {.rcpt_index = 1,
+         .kind = QUEUE_OUTCOME_DEFERRED,
+         .reply = "451 4.7.1 greylisted",
+         .remote_mta = "mx.remote.test"},
     };
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
@@ -485,8 +520,8 @@ test_bounce(void)
         CHECK(has_line(orig, orig_len, "the body of the original"));
         CHECK(memmem(orig, orig_len, "Return-Path: <alice", 19) == NULL);
         /* The human part names the recipient and the remote's words. */
-        CHECK(memmem(p.part[0], p.part_len[0], "<bob@remote.test>: host mx.remote.test said:",
-                     44) != NULL);
+        CHECK(memmem(p.part[0], p.part_len[0],
+                     "<bob@remote.test>: host mx.remote.test said:", 44) != NULL);
     }
     dsn_free(&p);
     CHECK(queue_entry_remove(queue, result.generated_ids[0]) == 0);
@@ -500,13 +535,15 @@ static void
 test_no_bounce(void)
 {
     struct queue *queue = queue_make();
-    struct queue_outcome failed = { .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED,
-                                    .reply = "550 5.7.1 go away", .remote_mta = "mx.x.test" };
+    struct queue_outcome failed = {.rcpt_index = 0,
+                                   .kind = QUEUE_OUTCOME_FAILED,
+                                   .reply = "550 5.7.1 go away",
+                                   .remote_mta = "mx.x.test"};
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
     struct queue_entry entry;
 
-    struct queue_rcpt rcpt = { .address = "bob@remote.test" };
+    struct queue_rcpt rcpt = {.address = "bob@remote.test"};
     store(queue, "00000000000000C1", "", ARRIVAL, &rcpt, 1, message_text);
     CHECK(load(queue, "00000000000000C1", &entry) == 0);
     CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
@@ -516,7 +553,7 @@ test_no_bounce(void)
     queue_entry_release(&entry);
     CHECK(entry_count(queue) == 0);
 
-    rcpt = (struct queue_rcpt){ .address = "bob@remote.test", .notify = QUEUE_NOTIFY_NEVER };
+    rcpt = (struct queue_rcpt){.address = "bob@remote.test", .notify = QUEUE_NOTIFY_NEVER};
     store(queue, "00000000000000C2", SENDER, ARRIVAL, &rcpt, 1, message_text);
     CHECK(load(queue, "00000000000000C2", &entry) == 0);
     CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
@@ -525,7 +562,7 @@ test_no_bounce(void)
     queue_entry_release(&entry);
     CHECK(entry_count(queue) == 0);
 
-    rcpt = (struct queue_rcpt){ .address = "bob@remote.test", .notify = QUEUE_NOTIFY_SUCCESS };
+    rcpt = (struct queue_rcpt){.address = "bob@remote.test", .notify = QUEUE_NOTIFY_SUCCESS};
     store(queue, "00000000000000C3", SENDER, ARRIVAL, &rcpt, 1, message_text);
     CHECK(load(queue, "00000000000000C3", &entry) == 0);
     CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
@@ -534,7 +571,7 @@ test_no_bounce(void)
     CHECK(entry_count(queue) == 0);
 
     /* NOTIFY=FAILURE does get one. */
-    rcpt = (struct queue_rcpt){ .address = "bob@remote.test", .notify = QUEUE_NOTIFY_FAILURE };
+    rcpt = (struct queue_rcpt){.address = "bob@remote.test", .notify = QUEUE_NOTIFY_FAILURE};
     store(queue, "00000000000000C4", SENDER, ARRIVAL, &rcpt, 1, message_text);
     CHECK(load(queue, "00000000000000C4", &entry) == 0);
     CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
@@ -556,17 +593,20 @@ test_expiry(void)
     const char *id = "00000000000000D1";
     int64_t now = ARRIVAL + (int64_t)policy.lifetime_s; /* exactly the lifetime: expired */
     struct queue_rcpt rcpts[3] = {
-        { .address = "bob@remote.test", .attempts = 30, .last_reply = "451 old" },
-        { .address = "carol@remote.test", .attempts = 29, .next_attempt = now + 100,
-          .last_reply = "421 4.3.2 busy" },
-        { .address = "dave@remote.test", .notify = QUEUE_NOTIFY_NEVER },
+        {.address = "bob@remote.test", .attempts = 30, .last_reply = "451 old"},
+        {.address = "carol@remote.test",
+         .attempts = 29,
+         .next_attempt = now + 100,
+         .last_reply = "421 4.3.2 busy"},
+        {.address = "dave@remote.test", .notify = QUEUE_NOTIFY_NEVER},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 3, message_text);
     struct queue_entry entry;
     CHECK(load(queue, id, &entry) == 0);
-    struct queue_outcome deferred = { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED,
-                                      .reply = "451 4.7.1 greylisted",
-                                      .remote_mta = "mx.remote.test" };
+    struct queue_outcome deferred = {.rcpt_index = 0,
+                                     .kind = QUEUE_OUTCOME_DEFERRED,
+                                     .reply = "451 4.7.1 greylisted",
+                                     .remote_mta = "mx.remote.test"};
     struct queue_outcome_params params = params_at(now);
     struct queue_outcome_result result;
     CHECK(queue_outcome_apply(queue, &entry, &deferred, 1, &params, &result) == 0);
@@ -607,7 +647,7 @@ test_expiry(void)
 
     /* One second before the end: still pending, next attempt at the end. */
     id = "00000000000000D2";
-    struct queue_rcpt one = { .address = "bob@remote.test", .attempts = 30 };
+    struct queue_rcpt one = {.address = "bob@remote.test", .attempts = 30};
     store(queue, id, SENDER, ARRIVAL, &one, 1, message_text);
     CHECK(load(queue, id, &entry) == 0);
     params = params_at(now - 1);
@@ -623,7 +663,7 @@ test_expiry(void)
      * there was no reply at all. */
     queue_entry_release(&entry);
     id = "00000000000000D3";
-    struct queue_rcpt never = { .address = "erin@remote.test" };
+    struct queue_rcpt never = {.address = "erin@remote.test"};
     store(queue, id, SENDER, ARRIVAL, &never, 1, message_text);
     CHECK(load(queue, id, &entry) == 0);
     params = params_at(now + 5);
@@ -659,19 +699,21 @@ test_delay_warning(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000E1";
     struct queue_rcpt rcpts[3] = {
-        { .address = "bob@remote.test", .notify = QUEUE_NOTIFY_DELAY | QUEUE_NOTIFY_FAILURE },
-        { .address = "carol@remote.test" },
-        { .address = "dave@remote.test", .notify = QUEUE_NOTIFY_FAILURE }, /* no DELAY */
+        {.address = "bob@remote.test", .notify = QUEUE_NOTIFY_DELAY | QUEUE_NOTIFY_FAILURE},
+        {.address = "carol@remote.test"},
+        {.address = "dave@remote.test", .notify = QUEUE_NOTIFY_FAILURE}, /* no DELAY */
     };
     int64_t now = ARRIVAL + (int64_t)policy.delay_warning_s + 30;
     store(queue, id, SENDER, ARRIVAL, rcpts, 3, message_text);
     struct queue_entry entry;
     CHECK(load(queue, id, &entry) == 0);
     struct queue_outcome outcomes[3] = {
-        { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "451 4.7.1 greylisted",
-          .remote_mta = "mx.remote.test" },
-        { .rcpt_index = 1, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 ok" },
-        { .rcpt_index = 2, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "452 4.2.2 full" },
+        {.rcpt_index = 0,
+         .kind = QUEUE_OUTCOME_DEFERRED,
+         .reply = "451 4.7.1 greylisted",
+         .remote_mta = "mx.remote.test"},
+        {.rcpt_index = 1, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 ok"},
+        {.rcpt_index = 2, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "452 4.2.2 full"},
     };
     struct queue_outcome_params params = params_at(now);
     struct queue_outcome_result result;
@@ -722,8 +764,22 @@ test_delay_warning(void)
     CHECK(load(queue, id, &entry) == 0);
     CHECK(entry.warned_at == now);
     params = params_at(now + 3600);
-    struct queue_outcome again = { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED,
-                                   .reply = "451 4.7.1 greylisted" };
+    struct queue_outcome again = {
+        .rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "451 4.7.1 greylisted"};
+    CHECK(queue_outcome_apply(queue, &entry, &again, 1, &params, &result) == 0);
+    CHECK(result.generated_count == 0);
+    CHECK(entry.warned_at == now);
+    queue_entry_release(&entry);
+    CHECK(entry_count(queue) == 1);
+    CHECK(queue_entry_remove(queue, id) == 0);
+
+    /* The null sender: no warning to send, but it counts as given, so it
+     * is not looked at again. */
+    id = "00000000000000E3";
+    struct queue_rcpt nobody = {.address = "bob@remote.test"};
+    store(queue, id, "", ARRIVAL, &nobody, 1, message_text);
+    CHECK(load(queue, id, &entry) == 0);
+    params = params_at(now);
     CHECK(queue_outcome_apply(queue, &entry, &again, 1, &params, &result) == 0);
     CHECK(result.generated_count == 0);
     CHECK(entry.warned_at == now);
@@ -735,7 +791,7 @@ test_delay_warning(void)
     struct queue_schedule_policy off;
     queue_schedule_defaults(&off);
     id = "00000000000000E2";
-    struct queue_rcpt one = { .address = "bob@remote.test" };
+    struct queue_rcpt one = {.address = "bob@remote.test"};
     store(queue, id, SENDER, ARRIVAL, &one, 1, message_text);
     CHECK(load(queue, id, &entry) == 0);
     params = params_at(ARRIVAL + 4 * 86400);
@@ -756,21 +812,25 @@ test_success(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000F1";
     struct queue_rcpt rcpts[4] = {
-        { .address = "bob@remote.test", .notify = QUEUE_NOTIFY_SUCCESS },
-        { .address = "carol@remote.test", .notify = QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE },
-        { .address = "dave@remote.test" }, /* delivered, no SUCCESS: not reported */
-        { .address = "erin@remote.test" },
+        {.address = "bob@remote.test", .notify = QUEUE_NOTIFY_SUCCESS},
+        {.address = "carol@remote.test", .notify = QUEUE_NOTIFY_SUCCESS | QUEUE_NOTIFY_FAILURE},
+        {.address = "dave@remote.test"}, /* delivered, no SUCCESS: not reported */
+        {.address = "erin@remote.test"},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 4, message_text);
     struct queue_entry entry;
     CHECK(load(queue, id, &entry) == 0);
     struct queue_outcome outcomes[4] = {
-        { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 2.0.0 Ok",
-          .remote_mta = "mx.remote.test" },
-        { .rcpt_index = 1, .kind = QUEUE_OUTCOME_RELAYED, .reply = "250 2.0.0 Ok",
-          .remote_mta = "old.remote.test" },
-        { .rcpt_index = 2, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 2.0.0 Ok" },
-        { .rcpt_index = 3, .kind = QUEUE_OUTCOME_FAILED, .reply = "554 5.7.1 rejected" },
+        {.rcpt_index = 0,
+         .kind = QUEUE_OUTCOME_DELIVERED,
+         .reply = "250 2.0.0 Ok",
+         .remote_mta = "mx.remote.test"},
+        {.rcpt_index = 1,
+         .kind = QUEUE_OUTCOME_RELAYED,
+         .reply = "250 2.0.0 Ok",
+         .remote_mta = "old.remote.test"},
+        {.rcpt_index = 2, .kind = QUEUE_OUTCOME_DELIVERED, .reply = "250 2.0.0 Ok"},
+        {.rcpt_index = 3, .kind = QUEUE_OUTCOME_FAILED, .reply = "554 5.7.1 rejected"},
     };
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
@@ -821,16 +881,16 @@ test_crash_between(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000A9";
     struct queue_rcpt rcpts[2] = {
-        { .address = "bob@remote.test" },
-        { .address = "carol@remote.test" },
+        {.address = "bob@remote.test"},
+        {.address = "carol@remote.test"},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 2, message_text);
     char *before = env_text(queue, id);
     struct queue_entry entry;
     CHECK(load(queue, id, &entry) == 0);
     struct queue_outcome outcomes[2] = {
-        { .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED, .reply = "550 5.1.1 no such user" },
-        { .rcpt_index = 1, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "451 later" },
+        {.rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED, .reply = "550 5.1.1 no such user"},
+        {.rcpt_index = 1, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "451 later"},
     };
     CHECK(mkdirat(queue_dir_fd(queue), "00000000000000A9.env.tmp", 0700) == 0);
     struct queue_outcome_params params = params_at(NOW);
@@ -879,8 +939,8 @@ test_bad_outcomes(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000BB";
     struct queue_rcpt rcpts[2] = {
-        { .address = "bob@remote.test" },
-        { .address = "carol@remote.test", .state = QUEUE_RCPT_DELIVERED, .attempts = 1 },
+        {.address = "bob@remote.test"},
+        {.address = "carol@remote.test", .state = QUEUE_RCPT_DELIVERED, .attempts = 1},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 2, message_text);
     char *before = env_text(queue, id);
@@ -888,22 +948,22 @@ test_bad_outcomes(void)
     CHECK(load(queue, id, &entry) == 0);
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
-    const struct queue_outcome fail0 = { .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED,
-                                         .reply = "550 no" };
+    const struct queue_outcome fail0 = {
+        .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED, .reply = "550 no"};
     struct queue_outcome cases[][2] = {
-        { fail0, { .rcpt_index = 2, .kind = QUEUE_OUTCOME_DELIVERED } },  /* out of range */
-        { fail0, { .rcpt_index = 1, .kind = QUEUE_OUTCOME_DELIVERED } },  /* not pending */
-        { fail0, { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED } },   /* twice */
-        { fail0, { .rcpt_index = (size_t)-1, .kind = QUEUE_OUTCOME_FAILED } },
+        {fail0, {.rcpt_index = 2, .kind = QUEUE_OUTCOME_DELIVERED}}, /* out of range */
+        {fail0, {.rcpt_index = 1, .kind = QUEUE_OUTCOME_DELIVERED}}, /* not pending */
+        {fail0, {.rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED}},  /* twice */
+        {fail0, {.rcpt_index = (size_t)-1, .kind = QUEUE_OUTCOME_FAILED}},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         CHECK(queue_outcome_apply(queue, &entry, cases[i], 2, &params, &result) == -EINVAL);
         CHECK(result.generated_count == 0);
     }
-    struct queue_outcome odd = { .rcpt_index = 0, .kind = (enum queue_outcome_kind)99 };
+    struct queue_outcome odd = {.rcpt_index = 0, .kind = (enum queue_outcome_kind)99};
     CHECK(queue_outcome_apply(queue, &entry, &odd, 1, &params, &result) == -EINVAL);
     /* More outcomes than recipients. */
-    struct queue_outcome three[3] = { fail0, fail0, fail0 };
+    struct queue_outcome three[3] = {fail0, fail0, fail0};
     CHECK(queue_outcome_apply(queue, &entry, three, 3, &params, &result) == -EINVAL);
     CHECK(entry.rcpts[0].state == QUEUE_RCPT_PENDING);
     CHECK(entry.rcpts[0].attempts == 0);
@@ -926,8 +986,8 @@ test_reply_clean(void)
     struct queue *queue = queue_make();
     const char *id = "00000000000000CC";
     struct queue_rcpt rcpts[2] = {
-        { .address = "bob@remote.test" },
-        { .address = "carol@remote.test" },
+        {.address = "bob@remote.test"},
+        {.address = "carol@remote.test"},
     };
     store(queue, id, SENDER, ARRIVAL, rcpts, 2, message_text);
     struct queue_entry entry;
@@ -937,8 +997,8 @@ test_reply_clean(void)
     long_reply[sizeof(long_reply) - 1] = '\0';
     memcpy(long_reply, "451\r\nrcpt failed 0 0 <x@y> - -\tx", 32);
     struct queue_outcome outcomes[2] = {
-        { .rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED, .reply = long_reply },
-        { .rcpt_index = 1, .kind = QUEUE_OUTCOME_DEFERRED, .reply = NULL },
+        {.rcpt_index = 0, .kind = QUEUE_OUTCOME_DEFERRED, .reply = long_reply},
+        {.rcpt_index = 1, .kind = QUEUE_OUTCOME_DEFERRED, .reply = NULL},
     };
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
@@ -972,17 +1032,17 @@ test_long_original(void)
     CHECK(message != NULL);
     memcpy(message, head, sizeof(head) - 1);
     for (size_t i = 0; i < body_bytes; i += 50) {
-        memcpy(message + sizeof(head) - 1 + i, "012345678901234567890123456789012345678901234567\r\n",
-               50);
+        memcpy(message + sizeof(head) - 1 + i,
+               "012345678901234567890123456789012345678901234567\r\n", 50);
     }
     message[sizeof(head) - 1 + body_bytes] = '\0';
-    struct queue_rcpt rcpt = { .address = "bob@remote.test" };
+    struct queue_rcpt rcpt = {.address = "bob@remote.test"};
     store(queue, id, SENDER, ARRIVAL, &rcpt, 1, message);
     free(message);
     struct queue_entry entry;
     CHECK(load(queue, id, &entry) == 0);
-    struct queue_outcome failed = { .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED,
-                                    .reply = "552 5.3.4 message too big" };
+    struct queue_outcome failed = {
+        .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED, .reply = "552 5.3.4 message too big"};
     struct queue_outcome_params params = params_at(NOW);
     struct queue_outcome_result result;
     CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
