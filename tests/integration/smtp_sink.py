@@ -374,6 +374,7 @@ class _Handler:
         self.sock = sock
         self.session = session
         self.buf = b""
+        self.pos = 0
         self.is_tls = False
         self.helo = None
         self.auth_user = None
@@ -400,27 +401,47 @@ class _Handler:
 
     # ---- bytes -------------------------------------------------------------
 
+    # Input is self.buf from offset self.pos on (no copying per line).
+
     def fill(self):
         chunk = self.sock.recv(RECV_BYTES)
         if not chunk:
             raise _Closed()
-        self.buf += chunk
+        self.buf = self.buf[self.pos:] + chunk
+        self.pos = 0
+
+    def drop_input(self):
+        self.buf = b""
+        self.pos = 0
 
     def readline(self):
         """One line with its ending (CRLF or a bare LF); None when longer than
         LINE_MAX_BYTES (the rest of that line is read and dropped)."""
         too_long = False
         while True:
-            pos = self.buf.find(b"\n")
-            if pos >= 0:
-                line, self.buf = self.buf[:pos + 1], self.buf[pos + 1:]
+            end = self.buf.find(b"\n", self.pos)
+            if end >= 0:
+                line = self.buf[self.pos:end + 1]
+                self.pos = end + 1
                 if too_long or len(line) > LINE_MAX_BYTES:
                     return None
                 return line
-            if len(self.buf) > LINE_MAX_BYTES:
+            if len(self.buf) - self.pos > LINE_MAX_BYTES:
                 too_long = True
-                self.buf = b""
+                self.drop_input()
             self.fill()
+
+    def read_bytes(self, count):
+        """Exactly count bytes (BDAT)."""
+        parts = []
+        while count > 0:
+            if self.pos >= len(self.buf):
+                self.fill()
+            take = min(count, len(self.buf) - self.pos)
+            parts.append(self.buf[self.pos:self.pos + take])
+            self.pos += take
+            count -= take
+        return b"".join(parts)
 
     def reply(self, text):
         delay = self.sink._setting("delay_s")
@@ -436,7 +457,7 @@ class _Handler:
             # A silent remote: read and drop whatever comes until the peer
             # (or stop()) closes the connection.
             while True:
-                self.buf = b""
+                self.drop_input()
                 self.fill()
         self.reply(greeting)
         if greeting.startswith("421"):
@@ -500,7 +521,7 @@ class _Handler:
         self.reply("220 2.0.0 Ready to start TLS")
         # Bytes pipelined behind STARTTLS are plaintext injection (CVE-2011-0411):
         # drop them.
-        self.buf = b""
+        self.drop_input()
         self.sock.settimeout(30)
         tls = self.sink.tls_context.wrap_socket(self.sock, server_side=True)
         tls.settimeout(None)
@@ -664,15 +685,15 @@ class _Handler:
         size = int(words[0])
         is_last = len(words) == 2
         received = sum(len(c) for c in self.chunks)
-        chunk = b""
-        while len(chunk) < size:
-            if not self.buf:
-                self.fill()
-            take = min(size - len(chunk), len(self.buf))
-            chunk += self.buf[:take]
-            self.buf = self.buf[take:]
-            if self._cut_now(received + len(chunk)):
+        limit = self.sink._setting("close_in_data")
+        if limit is not None and received + size >= limit:
+            # Read up to the cut, then cut (when close_in_data_times allows).
+            head = self.read_bytes(max(0, limit - received))
+            if self._cut_now(limit):
                 self._cut()
+            chunk = head + self.read_bytes(size - len(head))
+        else:
+            chunk = self.read_bytes(size)
         if self.mail_from is None or not self.rcpts or self.bdat_failed:
             self.bdat_failed = not is_last
             if is_last:

@@ -75,6 +75,24 @@ def test_plain_transaction_byte_exact(sink):
     assert sink.sessions[0].commands[-1] == "QUIT"
 
 
+def test_large_message(sink):
+    body = b"".join(b"line %06d of a large message\r\n" % i for i in range(200000))
+    big = b"Subject: big\r\n\r\n" + body
+    started = time.monotonic()
+    with smtplib.SMTP(sink.host, sink.port, timeout=30) as c:
+        c.sendmail("a@b.test", ["c@d.test"], big)
+    r = raw(sink, timeout=30)
+    r.greet()
+    r.cmd("MAIL FROM:<a@b.test>")
+    r.cmd("RCPT TO:<c@d.test>")
+    r.send(b"BDAT %d LAST\r\n" % len(big) + big)
+    assert r.reply_line().startswith(b"250 ")
+    r.close()
+    assert sink.wait_for(2)
+    assert time.monotonic() - started < 10  # 2 x 6 MB: no quadratic buffering
+    assert [m.data == big for m in sink.messages] == [True, True]
+
+
 def test_starttls(tmp_path):
     cert, key = make_cert(tmp_path)
     with SmtpSink(tls_cert=cert, tls_key=key) as sink:
