@@ -131,6 +131,9 @@ queue_outcome_apply(struct queue *queue, struct queue_entry *entry,
         rc = queue_entry_update(queue, &staged);
     } else {
         rc = queue_entry_remove(queue, entry->id);
+        if (rc == -ENOENT) {
+            rc = 0; /* a file already gone: the entry is gone all the same */
+        }
     }
     if (rc != 0) {
         log_error("%s: cannot record the attempt's outcome (%s); the next attempt repeats it",

@@ -1063,6 +1063,55 @@ test_long_original(void)
     queue_close(&queue);
 }
 
+/* A UTF-8 sender (SMTPUTF8) gets its bounce: the envelope keeps the
+ * address, the report is of the RFC 6533 kind. An original that cannot be
+ * read any more still gives a bounce, without the copy. */
+static void
+test_utf8_and_unreadable(void)
+{
+    struct queue *queue = queue_make();
+    const char *id = "00000000000000EE";
+    const char *sender = "j\xc3\xb6rg@example.com";
+    struct queue_rcpt rcpt = {.address = "bob@remote.test"};
+    store(queue, id, sender, ARRIVAL, &rcpt, 1, message_text);
+    struct queue_entry entry;
+    CHECK(load(queue, id, &entry) == 0);
+    struct queue_outcome failed = {
+        .rcpt_index = 0, .kind = QUEUE_OUTCOME_FAILED, .reply = "550 5.1.1 unknown"};
+    struct queue_outcome_params params = params_at(NOW);
+    struct queue_outcome_result result;
+    CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
+    CHECK(result.generated_count == 1);
+    queue_entry_release(&entry);
+    struct dsn_parsed p;
+    CHECK(dsn_parse(queue, result.generated_ids[0], sender, NOW, &p));
+    if (p.part_count == 3) {
+        CHECK(has_line(p.part[1], p.part_len[1], "Content-Type: message/global-delivery-status"));
+        CHECK(has_line(p.head, p.head_len, "To: <j\xc3\xb6rg@example.com>"));
+    }
+    dsn_free(&p);
+    CHECK(queue_entry_remove(queue, result.generated_ids[0]) == 0);
+
+    id = "00000000000000EF";
+    store(queue, id, SENDER, ARRIVAL, &rcpt, 1, message_text);
+    CHECK(load(queue, id, &entry) == 0);
+    CHECK(unlinkat(queue_dir_fd(queue), "00000000000000EF.msg", 0) == 0);
+    CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
+    CHECK(result.is_removed);
+    CHECK(result.generated_count == 1);
+    queue_entry_release(&entry);
+    CHECK(dsn_parse(queue, result.generated_ids[0], SENDER, NOW, &p));
+    if (p.part_count == 3) {
+        CHECK(has_line(p.part[1], p.part_len[1], "Final-Recipient: rfc822; bob@remote.test"));
+        CHECK(has_line(p.part[2], p.part_len[2], "Content-Type: text/rfc822-headers"));
+        CHECK(memmem(p.part[2], p.part_len[2], "Subject: lunch", 14) == NULL);
+    }
+    dsn_free(&p);
+    CHECK(queue_entry_remove(queue, result.generated_ids[0]) == 0);
+    CHECK(entry_count(queue) == 0);
+    queue_close(&queue);
+}
+
 int
 main(void)
 {
@@ -1086,6 +1135,7 @@ main(void)
     test_bad_outcomes();
     test_reply_clean();
     test_long_original();
+    test_utf8_and_unreadable();
     char command[512];
     (void)snprintf(command, sizeof(command), "rm -rf '%s'", data_dir);
     if (system(command) != 0) {
