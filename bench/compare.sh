@@ -81,6 +81,7 @@
 #      RELAY (0; 1: both relay to a sink, see above) SINK_PORT (2626)
 #      RELAY_CONCURRENCY (empty: 20, both servers' default sessions to one
 #      destination) SIDES ("toaster peer"; "peer" alone, "toaster" alone)
+#      RELAY_TOASTER_EXTRA (empty; "key = value; ..." more toasterd settings)
 #      compare_imap.sh reads its other settings (USERS, MESSAGES...) from
 #      the environment too
 # shellcheck disable=SC2015 # 'a && b || die' is meant: die when either fails
@@ -356,7 +357,7 @@ write_meta() {
         printf 'toasterd\t%s\n' "$toaster_v"
         printf 'peer\t%s\n' "$peer_v"
         printf 'command\t%s%s%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
-            "$([ "$RELAY" = 1 ] && echo "RELAY=1 ${RELAY_CONCURRENCY:+RELAY_CONCURRENCY=$RELAY_CONCURRENCY }$([ "$SIDES" != 'toaster peer' ] && echo "SIDES=\"$SIDES\" ")")" \
+            "$([ "$RELAY" = 1 ] && echo "RELAY=1 ${RELAY_CONCURRENCY:+RELAY_CONCURRENCY=$RELAY_CONCURRENCY }${RELAY_TOASTER_EXTRA:+RELAY_TOASTER_EXTRA=\"$RELAY_TOASTER_EXTRA\" }$([ "$SIDES" != 'toaster peer' ] && echo "SIDES=\"$SIDES\" ")")" \
             "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$([ "$FILTERS" = 1 ] && echo 'FILTERS=1 ')$([ "$SIEVE" = 1 ] && echo 'SIEVE=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
             "${PEER_LMTP_CONCURRENCY:+ PEER_LMTP_CONCURRENCY=$PEER_LMTP_CONCURRENCY}"
         printf 'rounds\t%s\n' "$ROUNDS"
@@ -367,7 +368,7 @@ write_meta() {
         printf 'relay\t%s\n' "$RELAY"
         printf 'note\t%s\n' "$ACCT_NOTE"
         if [ "$RELAY" = 1 ]; then
-            printf 'note\t%s\n' "toasterd: defaults (fsync on: the queue entry is fsynced before the 250, $reactors reactors, $workers workers, log level info, \`smtp_tls_security = may\`) with \`mynetworks = 127.0.0.0/8\`, \`outbound_delivery = yes\`, \`relay_host = [127.0.0.1]:$SINK_PORT\`, \`smtp_destination_concurrency_limit = ${RELAY_CONCURRENCY:-20}\`${RELAY_CONCURRENCY:+ (default 20)}, filters off (\`clamav\`, \`dkim_verify\`, \`spf\`, \`dmarc\`, \`spam = no\`), \`sieve = no\`, \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)"
+            printf 'note\t%s\n' "toasterd: defaults (fsync on: the queue entry is fsynced before the 250, $reactors reactors, $workers workers, log level info, \`smtp_tls_security = may\`) with \`mynetworks = 127.0.0.0/8\`, \`outbound_delivery = yes\`, \`relay_host = [127.0.0.1]:$SINK_PORT\`, \`smtp_destination_concurrency_limit = ${RELAY_CONCURRENCY:-20}\`${RELAY_CONCURRENCY:+ (default 20)}, filters off (\`clamav\`, \`dkim_verify\`, \`spf\`, \`dmarc\`, \`spam = no\`), \`sieve = no\`, \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64)${RELAY_TOASTER_EXTRA:+; and RELAY_TOASTER_EXTRA: \`$RELAY_TOASTER_EXTRA\`}"
             printf 'note\t%s\n' "The sink: \`$SINK_BIN -4 -a -C -F -c -u nobody -h sink.test -m 1024 127.0.0.1:$SINK_PORT 1024\` (Postfix $(postconf -h mail_version 2>/dev/null || echo '?')'s smtp-sink: one process, one event loop, throws every message away; offers PIPELINING, 8BITMIME, DSN, ENHANCEDSTATUSCODES, no STARTTLS), started fresh for every round, outside both accounting groups; its \`-c\` counter, written to a file, is polled every 50 ms. It runs on the same cores as both relays and toaster-bench."
         elif [ "$FILTERS" = 1 ]; then
             printf 'note\t%s\n' "toasterd: defaults (fsync on, $reactors reactors, $workers workers, log level info; filters on: \`clamav\` (libclamav in process, action reject), \`dkim_verify\`, \`spf\`, \`dmarc\`, \`spam\` with reject 15 / add_header 6 / greylist 4, \`greylist = score\` with loopback exempt, Bayes in its embedded store) except \`max_connections_per_ip = $CONNECTIONS_PER_IP\` (default 64) and \`dns_override_file\` (every name NXDOMAIN)"

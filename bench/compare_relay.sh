@@ -27,6 +27,9 @@ SINK_BIN=${SINK_BIN:-/usr/sbin/smtp-sink}
 # (Postfix's default_destination_concurrency_limit, toasterd's
 # smtp_destination_concurrency_limit); RELAY_CONCURRENCY=N sets both.
 RELAY_CONCURRENCY=${RELAY_CONCURRENCY:-}
+# Extra toasterd settings for experiments, "key = value; key = value"; the
+# report lists them.
+RELAY_TOASTER_EXTRA=${RELAY_TOASTER_EXTRA:-}
 SINK_PID=""
 SINK_DIR=""
 RELAY_EXPECTED=""
@@ -203,6 +206,10 @@ toaster_prepare() {
         echo "spam = no"
         if [ -n "$RELAY_CONCURRENCY" ]; then
             echo "smtp_destination_concurrency_limit = $RELAY_CONCURRENCY"
+        fi
+        if [ -n "$RELAY_TOASTER_EXTRA" ]; then
+            echo "# RELAY_TOASTER_EXTRA"
+            tr ';' '\n' <<<"$RELAY_TOASTER_EXTRA" | sed 's/^ *//; s/ *$//' | grep .
         fi
     } >>"$WORK/toaster/toasterd.conf" || die "cannot write $WORK/toaster/toasterd.conf"
     "$TOASTERD" -n -c "$WORK/toaster/toasterd.conf" >"$WORK/toaster/effective.conf" ||
