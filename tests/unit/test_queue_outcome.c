@@ -11,7 +11,9 @@
  * "warned" line; success reports; a crash between the DSN and the
  * envelope update (nothing lost, a second bounce); bad outcomes refused
  * with nothing changed; replies cleaned and cut; the entry owning its
- * strings afterwards.
+ * strings afterwards; no write when nothing changed; an over-long original
+ * returned as headers; a UTF-8 sender; an unreadable original; a DSN that
+ * cannot be composed skipped without holding up the envelope.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -1065,7 +1067,8 @@ test_long_original(void)
 
 /* A UTF-8 sender (SMTPUTF8) gets its bounce: the envelope keeps the
  * address, the report is of the RFC 6533 kind. An original that cannot be
- * read any more still gives a bounce, without the copy. */
+ * read any more still gives a bounce, without the copy. A DSN that cannot
+ * be composed does not hold up the envelope. */
 static void
 test_utf8_and_unreadable(void)
 {
@@ -1109,6 +1112,26 @@ test_utf8_and_unreadable(void)
     dsn_free(&p);
     CHECK(queue_entry_remove(queue, result.generated_ids[0]) == 0);
     CHECK(entry_count(queue) == 0);
+
+    /* A DSN that cannot be composed (here: a hostname store/dsn refuses)
+     * is skipped; the envelope is updated all the same. */
+    id = "00000000000000F0";
+    struct queue_rcpt two[2] = {
+        {.address = "bob@remote.test"},
+        {.address = "carol@remote.test"},
+    };
+    store(queue, id, SENDER, ARRIVAL, two, 2, message_text);
+    CHECK(load(queue, id, &entry) == 0);
+    params.hostname = "bad host";
+    CHECK(queue_outcome_apply(queue, &entry, &failed, 1, &params, &result) == 0);
+    CHECK(result.generated_count == 0);
+    CHECK(result.pending_count == 1);
+    queue_entry_release(&entry);
+    CHECK(load(queue, id, &entry) == 0);
+    CHECK(entry.rcpts[0].state == QUEUE_RCPT_FAILED);
+    queue_entry_release(&entry);
+    CHECK(entry_count(queue) == 1);
+    CHECK(queue_entry_remove(queue, id) == 0);
     queue_close(&queue);
 }
 
