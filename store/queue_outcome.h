@@ -88,8 +88,10 @@ struct queue_outcome_result {
  *    "Return-Path: <>\r\n" and the DSN, written and fdatasynced before it
  *    is linked in. A DSN that cannot be composed (-E2BIG, -EINVAL) is
  *    logged and skipped.
- * 3. Then queue_entry_update() (some recipient pending) or
- *    queue_entry_remove() (none).
+ * 3. Then queue_entry_update() (some recipient pending), or
+ *    queue_entry_remove() (none; a message file already gone is fine),
+ *    or no write at all when nothing changed (no outcome, no expiry, no
+ *    warning due).
  *
  * On success returns 0, *result_out filled, and *entry updated: its
  * recipients and their strings then live in the entry's own storage
