@@ -392,10 +392,10 @@ local_deliver_rcpt(struct relay_attempt *attempt, struct relay_group *group, siz
         struct maildir_add_source source = { .path = msg_path, .fd = -1,
                                              .size = attempt->entry.size };
         if (rc == 0) {
-            rc = maildir_add(maildir, &source, 0, 0, attempt->entry.arrival, name, sizeof(name));
+            rc = maildir_add_new(maildir, &source, name, sizeof(name));
         }
         if (rc == 0 && config->fsync) {
-            rc = maildir_add_sync(maildir);
+            rc = maildir_add_sync_new(maildir);
         }
         if (rc == 0) {
             mailbox_index_changed_path(maildir);

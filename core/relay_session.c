@@ -74,6 +74,7 @@ struct relay_session {
     bool                  is_authed;
     bool                  is_message_started;
     bool                  is_body_sent;   /* the end of the data went out */
+    bool                  is_timer_armed; /* the idle timer (one per connection) */
     int64_t               idle_since_ms;
     uint32_t              message_count;
     /* The body in flight. */
@@ -254,7 +255,11 @@ session_ready(struct relay_session *session)
         session->idle_since_ms = monotonic_ms();
         session->idle_next = session->dest->idle;
         session->dest->idle = session;
-        conn_timer_start(conn, keep_ms);
+        if (!session->is_timer_armed) {
+            /* An earlier one still running looks at idle_since when it fires. */
+            session->is_timer_armed = true;
+            conn_timer_start(conn, keep_ms);
+        }
         relay_dest_kick(session->dest); /* work may be waiting for a session */
     }
 }
@@ -683,12 +688,14 @@ static void
 session_timer(struct conn *conn)
 {
     struct relay_session *session = conn_state(conn);
+    session->is_timer_armed = false;
     if (!session->is_idle) {
         return;
     }
     uint32_t keep_ms = relay_agent.config->smtp_connection_cache_time_limit_ms;
     int64_t idle_ms = monotonic_ms() - session->idle_since_ms;
     if (idle_ms + 10 < (int64_t)keep_ms) {
+        session->is_timer_armed = true;
         conn_timer_start(conn, (uint32_t)((int64_t)keep_ms - idle_ms));
         return;
     }

@@ -28,9 +28,11 @@ static atomic_ulong add_sequence;
 static void host_part(char *out, size_t out_bytes);
 static int copy_bytes(int out_fd, const struct maildir_add_source *source);
 
-int
-maildir_add(const char *folder, const struct maildir_add_source *source, uint32_t flags,
-            uint32_t keywords, int64_t mtime, char *name_out, size_t name_bytes)
+/* Into cur/ with flags (is_new false), or into new/ without an info part
+ * (is_new: a delivery, as the committer's). */
+static int
+add_into(const char *folder, bool is_new, const struct maildir_add_source *source,
+         uint32_t flags, uint32_t keywords, int64_t mtime, char *name_out, size_t name_bytes)
 {
     ASSERT(folder != NULL && source != NULL && name_out != NULL);
     char base_out[MAILDIR_NAME_BYTES_MAX + 1];
@@ -51,8 +53,15 @@ maildir_add(const char *folder, const struct maildir_add_source *source, uint32_
     }
     char name[MAILDIR_NAME_BYTES_MAX + 1];
     size_t name_len = 0;
-    int rc = maildir_name_build(span_make(base_out, (size_t)n), flags, keywords, name,
+    int rc = 0;
+    if (is_new) {
+        ASSERT(flags == 0 && keywords == 0);
+        memcpy(name, base_out, (size_t)n + 1);
+        name_len = (size_t)n;
+    } else {
+        rc = maildir_name_build(span_make(base_out, (size_t)n), flags, keywords, name,
                                 sizeof(name), &name_len);
+    }
     if (rc != 0) {
         return rc;
     }
@@ -62,7 +71,8 @@ maildir_add(const char *folder, const struct maildir_add_source *source, uint32_
     memcpy(name_out, name, name_len + 1);
     char cur_path[PATH_MAX];
     char tmp_path[PATH_MAX];
-    if ((size_t)snprintf(cur_path, sizeof(cur_path), "%s/cur/%s", folder, name) >=
+    if ((size_t)snprintf(cur_path, sizeof(cur_path), "%s/%s/%s", folder, is_new ? "new" : "cur",
+                         name) >=
             sizeof(cur_path) ||
         (size_t)snprintf(tmp_path, sizeof(tmp_path), "%s/tmp/%s", folder, base_out) >=
             sizeof(tmp_path)) {
@@ -131,10 +141,24 @@ maildir_add(const char *folder, const struct maildir_add_source *source, uint32_
 }
 
 int
-maildir_add_sync(const char *folder)
+maildir_add(const char *folder, const struct maildir_add_source *source, uint32_t flags,
+            uint32_t keywords, int64_t mtime, char *name_out, size_t name_bytes)
+{
+    return add_into(folder, false, source, flags, keywords, mtime, name_out, name_bytes);
+}
+
+int
+maildir_add_new(const char *folder, const struct maildir_add_source *source, char *name_out,
+                size_t name_bytes)
+{
+    return add_into(folder, true, source, 0, 0, 0, name_out, name_bytes);
+}
+
+static int
+sync_subdir(const char *folder, const char *subdir)
 {
     char path[PATH_MAX];
-    if ((size_t)snprintf(path, sizeof(path), "%s/cur", folder) >= sizeof(path)) {
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", folder, subdir) >= sizeof(path)) {
         return -ENAMETOOLONG;
     }
     int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -144,6 +168,18 @@ maildir_add_sync(const char *folder)
     int rc = fsync(fd) == 0 ? 0 : -errno;
     (void)close(fd);
     return rc;
+}
+
+int
+maildir_add_sync(const char *folder)
+{
+    return sync_subdir(folder, "cur");
+}
+
+int
+maildir_add_sync_new(const char *folder)
+{
+    return sync_subdir(folder, "new");
 }
 
 /* The host name as Dovecot puts it in file names: '/' and ':' escaped. */

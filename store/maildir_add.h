@@ -1,6 +1,7 @@
 /*
  * store/maildir_add.h - put one message into a Maildir folder outside of
- * SMTP delivery: IMAP APPEND, COPY and MOVE.
+ * SMTP delivery: IMAP APPEND, COPY and MOVE, and the delivery agent's
+ * bounces to local senders.
  *
  * The message gets a Dovecot-style unique name
  * (<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<size>) and lands in cur/
@@ -38,8 +39,15 @@ struct maildir_add_source {
 int maildir_add(const char *folder, const struct maildir_add_source *source, uint32_t flags,
                 uint32_t keywords, int64_t mtime, char *name_out, size_t name_bytes);
 
-/* fsync the folder's cur/ (after a batch of maildir_add). Returns 0 or
- * -errno. */
+/* As maildir_add, for mail delivered outside of SMTP (the delivery
+ * agent's bounces to our own users): into new/ as <base>, no flags, the
+ * source's own time. */
+int maildir_add_new(const char *folder, const struct maildir_add_source *source, char *name_out,
+                    size_t name_bytes);
+
+/* fsync the folder's cur/ (after a batch of maildir_add) or new/ (after
+ * maildir_add_new). Returns 0 or -errno. */
 int maildir_add_sync(const char *folder);
+int maildir_add_sync_new(const char *folder);
 
 #endif
