@@ -22,6 +22,15 @@
  * protocol's bounded output buffer, with a linked timeout, so a slow reader
  * costs a bounded buffer and is dropped after send_timeout.
  *
+ * Outbound connections (reactor_connect, for the delivery agent) get a
+ * slot like accepted ones: socket(2), into the ring's file table with
+ * direct sockets, then IORING_OP_CONNECT under a linked timeout; no
+ * handler callback runs before the connect is done, then they run exactly
+ * like accepted ones (client TLS is started by the protocol with
+ * conn_tls_start_client). A reactor-wide hook (reactor_hook_set: the
+ * agent's scheduler) runs at most once per loop turn, when woken or when
+ * its deadline (one absolute IORING_OP_TIMEOUT) passed.
+ *
  * Closing runs in order: cancel everything on the fd, collect every CQE,
  * close the fd, return the held buffer, let the protocol release its state,
  * free the slot. user_data packs op kind, slot and slot generation; a
@@ -72,6 +81,11 @@
 /* Direct sockets: accepts kept in flight per listener, so a burst of
  * connections is taken many per loop turn, as multishot accept does. */
 #define REACTOR_DIRECT_ACCEPTS 16u
+/* State areas: one per listener's handler and one per client handler. */
+#define REACTOR_STATE_AREAS_MAX (REACTOR_LISTENERS_MAX + REACTOR_CLIENT_HANDLERS_MAX)
+/* job->conn_slot of a job with no connection (reactor_job_submit). */
+#define REACTOR_JOB_NO_CONN UINT32_MAX
+static_assert(REACTOR_JOB_NO_CONN >= (1u << 24), "no slot number can be REACTOR_JOB_NO_CONN");
 
 enum op_kind {
     OP_ACCEPT = 1,
@@ -91,6 +105,18 @@ enum op_kind {
     OP_SPLICE_POLL,    /* the socket was full: wait until it takes more */
     OP_CLOSE,          /* fire-and-forget close of a direct socket (logged) */
     OP_TLS_FILE,       /* a piece of a file range read to be encrypted */
+    OP_INSTALL,        /* outbound, direct sockets: socket(2)'s fd into the file table */
+    OP_CONNECT,        /* outbound: the connect */
+    OP_CONNECT_TIMEOUT, /* guards OP_CONNECT */
+    OP_HOOK_TIMER,     /* the hook's deadline (absolute) */
+};
+
+/* Where an outbound connection is before handler->open (accepted ones
+ * are CONNECT_DONE from the start: zero). */
+enum connect_phase {
+    CONNECT_DONE = 0,
+    CONNECT_INSTALLING, /* OP_INSTALL in flight */
+    CONNECT_CONNECTING, /* OP_CONNECT and its timeout in flight */
 };
 
 /* TLS beneath a connection (see conn_tls_start). */
@@ -157,6 +183,20 @@ struct conn {
     struct conn_tls           *tls;            /* TLS on, or NULL */
     bool                       is_tls_starting; /* STARTTLS: begins once the reply is out */
     void                      *state;          /* in the handler's state area, at this slot */
+    /* Outbound (reactor_connect): no handler callback before open() while
+     * connect_phase is not CONNECT_DONE. */
+    bool                       is_outbound;
+    uint8_t                    connect_phase;   /* enum connect_phase */
+    uint8_t                    connect_ops;     /* OP_CONNECT and its timeout still out */
+    bool                       is_connect_timed_out;
+    int32_t                    connect_result;  /* OP_CONNECT's */
+    int32_t                    connect_error;   /* conn_connect_error() */
+    int32_t                    socket_fd;       /* the process fd while OP_INSTALL runs */
+    int32_t                    install_fd;      /* OP_INSTALL: that fd in, the table index out */
+    uint32_t                   connect_timeout_ms;
+    socklen_t                  peer_len;
+    struct __kernel_timespec   connect_timeout;
+    struct tls_conn           *tls_client;     /* conn_tls_start_client: until attached */
 };
 
 struct reactor_socket {
@@ -224,7 +264,7 @@ struct reactor {
         const struct conn_handler *handler;
         unsigned char             *base;
         size_t                     stride;
-    }                      state_areas[REACTOR_LISTENERS_MAX];
+    }                      state_areas[REACTOR_STATE_AREAS_MAX];
     size_t                 state_area_count;
     uint32_t               slot_count;
     struct conn           *free_slots;    /* given back; reused first */
@@ -247,11 +287,27 @@ struct reactor {
     struct conn           *pipe_waiters;  /* FIFO of connections waiting for one */
     struct conn           *pipe_waiters_tail;
 
+    /* The service hook (reactor_hook_set). fn is written once by any
+     * thread (__atomic, release after arg); hook_woken by any thread (ck_pr). */
+    uint32_t             (*hook_fn)(void *arg);
+    void                  *hook_arg;
+    uint8_t                hook_woken;
+    bool                   is_hook_timer_armed;
+    uint64_t               hook_deadline_ns; /* CLOCK_MONOTONIC; UINT64_MAX: none */
+    uint64_t               hook_timer_ns;    /* what the armed timer waits for */
+    struct __kernel_timespec hook_timer;
+
     struct reactor_stats   stats; /* written by this thread only; see core/stats.h */
 };
 
 static __thread struct reactor *reactor_this_thread;
 static uint64_t reactor_epoch_global;
+
+/* Client handlers (reactor_client_handler_register): written by the main
+ * thread before the first reactor_start, read-only afterwards. */
+static const struct conn_handler *client_handlers[REACTOR_CLIENT_HANDLERS_MAX];
+static size_t client_handler_count;
+static bool is_any_reactor_started;
 
 static void conn_pump(struct conn *conn);
 static int tls_attach(struct conn *conn);
@@ -726,8 +782,17 @@ conn_release(struct conn *conn)
     if (conn->is_pipe_waiting) {
         pipe_wait_remove(conn);
     }
-    tls_detach(conn);
+    /* An outbound connection's close() may still ask why TLS failed and
+     * what the session was (conn_tls_failure, conn_tls_session). */
+    if (!conn->is_outbound) {
+        tls_detach(conn);
+    }
     conn->handler->close(conn);
+    if (conn->is_outbound) {
+        tls_detach(conn);
+        tls_conn_free(&conn->tls_client); /* started but never attached */
+        ASSERT(conn->socket_fd < 0);
+    }
     if (conn->is_ip_counted) {
         ip_limit_release(&conn->peer);
     }
@@ -754,6 +819,14 @@ conn_begin_close(struct conn *conn)
     if (conn->ops_in_flight == 0 && !conn->is_file_busy) {
         conn_release(conn);
         return;
+    }
+    if (!conn->is_cancel_sent && conn->connect_phase == CONNECT_CONNECTING) {
+        /* The connect's linked timeout goes with it. An OP_INSTALL is
+         * not cancelled: it completes at once. */
+        struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
+        io_uring_prep_cancel64(sqe, pack(OP_CONNECT, conn->slot, conn->generation), 0);
+        io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+        conn->is_cancel_sent = true;
     }
     if (!conn->is_cancel_sent && (conn->is_recv_armed || conn->is_send_armed)) {
         struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
@@ -1070,10 +1143,16 @@ static int
 tls_attach(struct conn *conn)
 {
     ASSERT(conn->tls == NULL);
-    ASSERT(conn->tls_server != NULL);
     struct conn_tls *t = calloc(1, sizeof(*t));
     if (t != NULL) {
-        t->tls = tls_conn_new(conn->tls_server);
+        if (conn->is_outbound) {
+            ASSERT(conn->tls_client != NULL);
+            t->tls = conn->tls_client;
+            conn->tls_client = NULL;
+        } else {
+            ASSERT(conn->tls_server != NULL);
+            t->tls = tls_conn_new(conn->tls_server);
+        }
     }
     if (t == NULL || t->tls == NULL) {
         log_warning("reactor %u: no memory for TLS with %s", conn->reactor->index,
@@ -1082,6 +1161,22 @@ tls_attach(struct conn *conn)
         return -ENOMEM;
     }
     conn->tls = t;
+    if (conn->is_outbound) {
+        /* The client speaks first: a call with no input makes the
+         * ClientHello, which tls_pump sends. No plaintext can come before
+         * the handshake. */
+        uint8_t none[1];
+        size_t in_used = 0;
+        size_t out_len = 0;
+        enum tls_status status =
+            tls_conn_input(t->tls, NULL, 0, &in_used, none, sizeof(none), &out_len);
+        ASSERT(in_used == 0 && out_len == 0);
+        if (status != TLS_OK) {
+            t->is_failed = true;
+            log_info("reactor %u: TLS with %s failed: %s", conn->reactor->index,
+                     conn->peer_text, tls_conn_failure(t->tls));
+        }
+    }
     return 0;
 }
 
@@ -1323,8 +1418,8 @@ tls_pump(struct conn *conn)
 static void
 conn_pump(struct conn *conn)
 {
-    if (!conn->is_live) {
-        return;
+    if (!conn->is_live || conn->connect_phase != CONNECT_DONE) {
+        return; /* an outbound connection is nobody's before open() */
     }
     if (conn->tls != NULL) {
         tls_pump(conn);
@@ -1368,6 +1463,9 @@ conn_pump(struct conn *conn)
         if (!conn->is_send_armed) {
             (void)splice_arm(conn);
         }
+    } else if (conn->is_tls_starting && conn->is_outbound) {
+        /* Client TLS: the protocol's next output is the session's first
+         * plaintext, asked for once the handshake is done. */
     } else {
         output = handler->pending_output(conn);
         has_output = output.len > 0;
@@ -1482,6 +1580,97 @@ send_done(struct conn *conn, int result)
     conn->handler->output_sent(conn, (size_t)result);
 }
 
+/* ---- outbound connections --------------------------------------------- */
+
+/* The connect under its linked timeout (connect_timeout_ms). */
+static void
+connect_arm(struct conn *conn)
+{
+    struct reactor *reactor = conn->reactor;
+    ASSERT(conn->is_outbound && conn->fd >= 0);
+    conn->connect_phase = CONNECT_CONNECTING;
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    io_uring_prep_connect(sqe, conn->fd, (const struct sockaddr *)&conn->peer, conn->peer_len);
+    sqe_socket(sqe, conn);
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe_set_data64(sqe, pack(OP_CONNECT, conn->slot, conn->generation));
+    ms_to_timespec(conn->connect_timeout_ms, &conn->connect_timeout);
+    struct io_uring_sqe *timeout_sqe = reactor_sqe(reactor);
+    io_uring_prep_link_timeout(timeout_sqe, &conn->connect_timeout, 0);
+    io_uring_sqe_set_data64(timeout_sqe, pack(OP_CONNECT_TIMEOUT, conn->slot, conn->generation));
+    conn->ops_in_flight += 2;
+    conn->connect_ops = 2;
+}
+
+/* Direct sockets: socket(2)'s fd is in the file table now (result 1, the
+ * index in install_fd) or not (-errno). The process fd is closed either
+ * way: the table holds its own reference. */
+static void
+install_done(struct conn *conn, int result)
+{
+    ASSERT(conn->connect_phase == CONNECT_INSTALLING);
+    ASSERT(conn->socket_fd >= 0);
+    (void)close(conn->socket_fd); /* not connected yet: nothing to flush, no block */
+    conn->socket_fd = -1;
+    int rc = 0;
+    if (result == 1) {
+        ASSERT(conn->install_fd >= 0);
+        conn->fd = conn->install_fd;
+    } else {
+        rc = result < 0 ? result : -EIO;
+    }
+    if (conn->is_closing) {
+        return; /* drained meanwhile: connect_error says so already */
+    }
+    if (rc != 0) {
+        log_warning("reactor %u: no room in the socket table for a connection to %s: %s",
+                    conn->reactor->index, conn->peer_text, strerror(-rc));
+        conn->connect_error = rc;
+        conn_begin_close(conn);
+        return;
+    }
+    connect_arm(conn);
+}
+
+/* One of the connect and its timeout completed; once both did, the
+ * connection is open (handler->open) or closes with the reason. A connect
+ * cancelled by its timeout reports -ECANCELED, the timeout -ETIME. */
+static void
+connect_op_done(struct conn *conn, enum op_kind kind, int result)
+{
+    ASSERT(conn->connect_phase == CONNECT_CONNECTING);
+    ASSERT(conn->connect_ops > 0);
+    if (kind == OP_CONNECT) {
+        conn->connect_result = result;
+    } else if (result == -ETIME) {
+        conn->is_connect_timed_out = true;
+    }
+    if (--conn->connect_ops > 0) {
+        return;
+    }
+    if (conn->is_closing) {
+        return; /* cancelled (drain): connect_error is -ECANCELED */
+    }
+    int rc = conn->connect_result;
+    if (rc == -ECANCELED && conn->is_connect_timed_out) {
+        rc = -ETIMEDOUT;
+    }
+    if (rc > 0) {
+        rc = -EIO; /* connect returns 0 or -errno */
+    }
+    if (rc < 0) {
+        log_debug("reactor %u: connect to %s: %s", conn->reactor->index, conn->peer_text,
+                  strerror(-rc));
+        conn->connect_error = rc;
+        conn_begin_close(conn);
+        return;
+    }
+    conn->connect_phase = CONNECT_DONE;
+    conn->connect_error = 0;
+    conn->handler->open(conn);
+    /* conn_completion pumps it next, as after an accept. */
+}
+
 static void
 conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int result,
                 uint32_t flags)
@@ -1509,6 +1698,13 @@ conn_completion(struct reactor *reactor, enum op_kind kind, uint64_t data, int r
         break;
     case OP_TLS_FILE:
         tls_file_done(conn, result);
+        break;
+    case OP_INSTALL:
+        install_done(conn, result);
+        break;
+    case OP_CONNECT:
+    case OP_CONNECT_TIMEOUT:
+        connect_op_done(conn, kind, result);
         break;
     case OP_FILE:
         ASSERT(conn->is_file_busy);
@@ -1542,7 +1738,8 @@ poke_deliver(struct reactor *reactor, uint32_t slot)
 {
     struct conn *conn = slot_at(reactor, slot);
     ck_pr_store_8(&conn->is_poked, 0);
-    if (!conn->is_live || conn->is_closing || conn->handler->poke == NULL) {
+    if (!conn->is_live || conn->is_closing || conn->connect_phase != CONNECT_DONE ||
+        conn->handler->poke == NULL) {
         return;
     }
     conn->handler->poke(conn);
@@ -1585,6 +1782,10 @@ jobs_collect(struct reactor *reactor)
         ASSERT(job->reactor == reactor);
         ASSERT(reactor->jobs_in_flight > 0);
         reactor->jobs_in_flight--;
+        if (job->conn_slot == REACTOR_JOB_NO_CONN) {
+            job->done(job, NULL); /* reactor_job_submit: nobody to pump */
+            continue;
+        }
         /* A connection with a job out is never released, so it is there. */
         struct conn *conn = slot_at(reactor, job->conn_slot);
         ASSERT(conn->is_live);
@@ -1645,7 +1846,10 @@ drain_begin(struct reactor *reactor)
     listeners_close(reactor);
     for (uint32_t i = 0; i < reactor->slots_touched; i++) {
         struct conn *conn = slot_at(reactor, i);
-        if (conn->is_live && !conn->is_closing) {
+        if (conn->is_live && !conn->is_closing && conn->connect_phase != CONNECT_DONE) {
+            conn->connect_error = -ECANCELED; /* an outbound connect in flight */
+            conn_begin_close(conn);
+        } else if (conn->is_live && !conn->is_closing) {
             conn->handler->shutdown(conn, false);
             conn_pump(conn);
         }
@@ -1658,7 +1862,10 @@ drain_force(struct reactor *reactor)
     reactor->is_drain_forced = true;
     for (uint32_t i = 0; i < reactor->slots_touched; i++) {
         struct conn *conn = slot_at(reactor, i);
-        if (conn->is_live && !conn->is_closing) {
+        if (conn->is_live && !conn->is_closing && conn->connect_phase != CONNECT_DONE) {
+            conn->connect_error = -ECANCELED;
+            conn_begin_close(conn);
+        } else if (conn->is_live && !conn->is_closing) {
             conn->handler->shutdown(conn, true);
             conn_begin_close(conn);
         }
@@ -1688,6 +1895,79 @@ tick_done(struct reactor *reactor)
         deadline_passed(&reactor->drain_deadline)) {
         drain_force(reactor);
     }
+}
+
+/* ---- the hook ------------------------------------------------------------ */
+
+static uint64_t
+monotonic_ns(void)
+{
+    struct timespec now;
+    (void)clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* A wake is pending for a hook that is set (a wake before the hook is
+ * kept for it, but must not keep the loop from sleeping). */
+static bool
+hook_is_woken(struct reactor *reactor)
+{
+    return ck_pr_load_8(&reactor->hook_woken) != 0 &&
+           __atomic_load_n(&reactor->hook_fn, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/* One timer for the hook's deadline: armed when there is none, moved when
+ * the deadline comes earlier, left alone when it moves later (it fires,
+ * finds the deadline not reached and is armed again). */
+static void
+hook_timer_ensure(struct reactor *reactor)
+{
+    uint64_t deadline_ns = reactor->hook_deadline_ns;
+    if (deadline_ns == UINT64_MAX) {
+        return;
+    }
+    if (reactor->is_hook_timer_armed && reactor->hook_timer_ns <= deadline_ns) {
+        return;
+    }
+    reactor->hook_timer.tv_sec = (long long)(deadline_ns / 1000000000u);
+    reactor->hook_timer.tv_nsec = (long long)(deadline_ns % 1000000000u);
+    struct io_uring_sqe *sqe = reactor_sqe(reactor);
+    if (reactor->is_hook_timer_armed) {
+        /* -ENOENT when it fired meanwhile: its CQE then re-arms it. */
+        io_uring_prep_timeout_update(sqe, &reactor->hook_timer, pack(OP_HOOK_TIMER, 0, 0),
+                                     IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, pack(OP_CANCEL, 0, 0));
+    } else {
+        io_uring_prep_timeout(sqe, &reactor->hook_timer, 0, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, pack(OP_HOOK_TIMER, 0, 0));
+        reactor->is_hook_timer_armed = true;
+    }
+    reactor->hook_timer_ns = deadline_ns;
+}
+
+/* Once per loop turn: run the hook when woken or due. */
+static void
+hook_run(struct reactor *reactor)
+{
+    uint32_t (*fn)(void *) = __atomic_load_n(&reactor->hook_fn, __ATOMIC_ACQUIRE);
+    if (fn == NULL) {
+        return;
+    }
+    uint64_t now_ns = monotonic_ns();
+    if (ck_pr_load_8(&reactor->hook_woken) == 0 && now_ns < reactor->hook_deadline_ns) {
+        hook_timer_ensure(reactor);
+        return;
+    }
+    /* Cleared before the run: a wake during it runs the hook again. */
+    ck_pr_store_8(&reactor->hook_woken, 0);
+    ck_pr_fence_memory();
+    uint32_t next_ms = fn(reactor->hook_arg);
+    if (next_ms == REACTOR_HOOK_IDLE) {
+        reactor->hook_deadline_ns = UINT64_MAX;
+    } else {
+        reactor->hook_deadline_ns = monotonic_ns() + (uint64_t)next_ms * 1000000u;
+    }
+    hook_timer_ensure(reactor);
 }
 
 static void
@@ -1721,7 +2001,8 @@ reactor_loop(struct reactor *reactor)
         ck_pr_store_8(&reactor->is_sleeping, 1);
         ck_pr_fence_memory();
         unsigned wait_for = ck_pr_load_ptr(&reactor->done_jobs.head) != NULL ||
-                                    ck_pr_load_ptr(&reactor->pokes.head) != NULL
+                                    ck_pr_load_ptr(&reactor->pokes.head) != NULL ||
+                                    hook_is_woken(reactor)
                                 ? 0
                                 : 1;
         log_flush(); /* the turn's lines, in one write, before any sleep */
@@ -1751,6 +2032,10 @@ reactor_loop(struct reactor *reactor)
                 break;
             case OP_TICK:
                 tick_done(reactor);
+                break;
+            case OP_HOOK_TIMER:
+                /* -ETIME when it fired; the deadline is looked at below. */
+                reactor->is_hook_timer_armed = false;
                 break;
             case OP_CANCEL:
                 break;
@@ -1783,6 +2068,7 @@ reactor_loop(struct reactor *reactor)
         if (reactor->pipe_waiters != NULL) {
             pipe_waiters_retry(reactor);
         }
+        hook_run(reactor);
     }
 }
 
@@ -1941,6 +2227,34 @@ reactor_main(void *arg)
     return NULL;
 }
 
+/* A state area for handler's connections, unless it has one. Mappings,
+ * like the slots: pages are touched only when used, so an idle daemon
+ * costs little however many slots it may hold. Returns 0 or -ENOMEM. */
+static int
+state_area_add(struct reactor *reactor, const struct conn_handler *handler)
+{
+    for (size_t k = 0; k < reactor->state_area_count; k++) {
+        if (reactor->state_areas[k].handler == handler) {
+            return 0;
+        }
+    }
+    ASSERT(reactor->state_area_count < REACTOR_STATE_AREAS_MAX);
+    struct reactor_state_area *area = &reactor->state_areas[reactor->state_area_count];
+    area->handler = handler;
+    area->stride = (handler->state_bytes + 63) & ~(size_t)63;
+    if (area->stride == 0) {
+        area->stride = 64;
+    }
+    void *base = mmap(NULL, area->stride * reactor->slot_count, PROT_READ | PROT_WRITE,
+                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (base == MAP_FAILED) {
+        return -ENOMEM;
+    }
+    area->base = base;
+    reactor->state_area_count++;
+    return 0;
+}
+
 /* ---- public ------------------------------------------------------------ */
 
 int
@@ -1970,31 +2284,21 @@ reactor_start(uint32_t index, const struct config *config,
         reactor->sockets[i].tls = listeners[i].tls;
         reactor->sockets[i].is_implicit_tls = listeners[i].is_implicit_tls;
         ASSERT(!listeners[i].is_implicit_tls || listeners[i].tls != NULL);
-        bool is_known = false;
-        for (size_t k = 0; k < reactor->state_area_count; k++) {
-            is_known = is_known || reactor->state_areas[k].handler == listeners[i].handler;
-        }
-        if (is_known) {
-            continue;
-        }
-        /* Mappings, like the slots: pages are touched only when used, so
-         * an idle daemon costs little however many slots it may hold. */
-        struct reactor_state_area *area = &reactor->state_areas[reactor->state_area_count];
-        area->handler = listeners[i].handler;
-        area->stride = (listeners[i].handler->state_bytes + 63) & ~(size_t)63;
-        if (area->stride == 0) {
-            area->stride = 64;
-        }
-        void *base = mmap(NULL, area->stride * reactor->slot_count, PROT_READ | PROT_WRITE,
-                          MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
-        if (base == MAP_FAILED) {
+        if (state_area_add(reactor, listeners[i].handler) != 0) {
             state_areas_unmap(reactor);
             free(reactor);
             return -ENOMEM;
         }
-        area->base = base;
-        reactor->state_area_count++;
     }
+    is_any_reactor_started = true;
+    for (size_t i = 0; i < client_handler_count; i++) {
+        if (state_area_add(reactor, client_handlers[i]) != 0) {
+            state_areas_unmap(reactor);
+            free(reactor);
+            return -ENOMEM;
+        }
+    }
+    reactor->hook_deadline_ns = UINT64_MAX;
     reactor->slot_stride = (sizeof(struct conn) + 63) & ~(size_t)63;
     size_t slots_bytes = reactor->slot_stride * reactor->slot_count;
     void *slots = mmap(NULL, slots_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
@@ -2190,6 +2494,7 @@ conn_listener_protocol(const struct conn *conn)
 void
 conn_file_openat(struct conn *conn, int dir_fd, const char *path, int flags, unsigned mode)
 {
+    ASSERT(conn->connect_phase == CONNECT_DONE);
     ASSERT(!conn->is_file_busy);
     struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
     io_uring_prep_openat(sqe, dir_fd, path, flags, mode);
@@ -2201,6 +2506,7 @@ conn_file_openat(struct conn *conn, int dir_fd, const char *path, int flags, uns
 void
 conn_file_sync(struct conn *conn, int fd)
 {
+    ASSERT(conn->connect_phase == CONNECT_DONE);
     ASSERT(!conn->is_file_busy);
     struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
     io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
@@ -2212,6 +2518,7 @@ conn_file_sync(struct conn *conn, int fd)
 void
 conn_file_write(struct conn *conn, int fd, const void *bytes, size_t len, uint64_t offset)
 {
+    ASSERT(conn->connect_phase == CONNECT_DONE);
     ASSERT(!conn->is_file_busy);
     ASSERT(len <= UINT32_MAX);
     struct io_uring_sqe *sqe = reactor_sqe(conn->reactor);
@@ -2224,6 +2531,7 @@ conn_file_write(struct conn *conn, int fd, const void *bytes, size_t len, uint64
 int
 conn_job_submit(struct conn *conn, struct job *job)
 {
+    ASSERT(conn->connect_phase == CONNECT_DONE);
     struct reactor *reactor = conn->reactor;
     job->reactor = reactor;
     job->conn_slot = conn->slot;
@@ -2241,6 +2549,7 @@ conn_job_submit(struct conn *conn, struct job *job)
 void
 conn_job_hold(struct conn *conn, struct job *job)
 {
+    ASSERT(conn->connect_phase == CONNECT_DONE);
     struct reactor *reactor = conn->reactor;
     job->reactor = reactor;
     job->conn_slot = conn->slot;
@@ -2290,6 +2599,7 @@ reactor_file_discard(struct reactor *reactor, int fd, int dir_fd, const char *pa
 void
 conn_timer_start(struct conn *conn, uint32_t ms)
 {
+    ASSERT(conn->connect_phase == CONNECT_DONE);
     ASSERT(!conn->is_timer_armed);
     ASSERT(conn->handler->timer != NULL);
     ms_to_timespec(ms, &conn->timer);
@@ -2331,4 +2641,217 @@ conn_kick(struct conn *conn)
     } else {
         conn_pump(conn);
     }
+}
+
+/* ---- outbound connections and the hook ----------------------------------- */
+
+int
+reactor_client_handler_register(const struct conn_handler *handler)
+{
+    ASSERT(handler != NULL);
+    ASSERT(!is_any_reactor_started); /* the reactors map their state areas at start */
+    for (size_t i = 0; i < client_handler_count; i++) {
+        if (client_handlers[i] == handler) {
+            return -EALREADY;
+        }
+    }
+    if (client_handler_count >= REACTOR_CLIENT_HANDLERS_MAX) {
+        return -E2BIG;
+    }
+    client_handlers[client_handler_count++] = handler;
+    return 0;
+}
+
+static bool
+client_handler_is_registered(const struct conn_handler *handler)
+{
+    for (size_t i = 0; i < client_handler_count; i++) {
+        if (client_handlers[i] == handler) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int
+reactor_connect(struct reactor *reactor, const struct conn_handler *handler,
+                const struct sockaddr *address, socklen_t address_len, uint32_t timeout_ms,
+                struct conn **conn_out)
+{
+    ASSERT(reactor != NULL && reactor == reactor_this_thread);
+    ASSERT(handler != NULL && client_handler_is_registered(handler));
+    ASSERT(address != NULL && conn_out != NULL);
+    *conn_out = NULL;
+    if (reactor->is_draining) {
+        return -ESHUTDOWN;
+    }
+    if (address_len < (socklen_t)sizeof(sa_family_t)) {
+        return -EINVAL;
+    }
+    socklen_t len = 0;
+    if (address->sa_family == AF_INET) {
+        len = (socklen_t)sizeof(struct sockaddr_in);
+    } else if (address->sa_family == AF_INET6) {
+        len = (socklen_t)sizeof(struct sockaddr_in6);
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    if (address_len < len || address_len > (socklen_t)sizeof(struct sockaddr_storage) ||
+        timeout_ms == 0) {
+        return -EINVAL;
+    }
+    if ((reactor->free_slots == NULL && reactor->slots_touched == reactor->slot_count) ||
+        reactor->live_count >= reactor->conn_capacity) {
+        return -EAGAIN;
+    }
+    int fd = socket(address->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    /* As on the listeners (accepted sockets inherit it): commands and
+     * replies are small and batched per turn; Nagle would add a round
+     * trip to the end of each message. A failure only costs latency. */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    struct conn *conn = slot_take(reactor);
+    uint32_t generation = conn->generation + 1;
+    uint32_t slot = conn->slot;
+    memset(conn, 0, sizeof(*conn));
+    conn->reactor = reactor;
+    conn->slot = slot;
+    conn->generation = generation;
+    conn->handler = handler;
+    conn->protocol = -1;
+    conn->fd = -1;
+    conn->socket_fd = -1;
+    conn->held_buffer = -1;
+    conn->pipe.read_fd = -1;
+    conn->pipe.write_fd = -1;
+    conn->is_live = true;
+    conn->is_outbound = true;
+    conn->connect_error = -EINPROGRESS;
+    conn->connect_timeout_ms = timeout_ms;
+    memcpy(&conn->peer, address, len);
+    conn->peer_len = len;
+    peer_format(&conn->peer, conn->peer_text, sizeof(conn->peer_text));
+    reactor->live_count++;
+    stats_set(&reactor->stats.connections_open, reactor->live_count);
+    conn->state = state_at(reactor, handler, slot);
+    memset(conn->state, 0, handler->state_bytes);
+    if (reactor->is_direct) {
+        conn->connect_phase = CONNECT_INSTALLING;
+        conn->socket_fd = fd;
+        conn->install_fd = fd;
+        struct io_uring_sqe *sqe = reactor_sqe(reactor);
+        io_uring_prep_files_update(sqe, &conn->install_fd, 1, (int)IORING_FILE_INDEX_ALLOC);
+        io_uring_sqe_set_data64(sqe, pack(OP_INSTALL, conn->slot, conn->generation));
+        conn->ops_in_flight++;
+    } else {
+        conn->fd = fd;
+        connect_arm(conn);
+    }
+    *conn_out = conn;
+    return 0;
+}
+
+int
+conn_connect_error(const struct conn *conn)
+{
+    return conn->connect_error;
+}
+
+int
+conn_tls_start_client(struct conn *conn, struct tls_conn *tls)
+{
+    ASSERT(tls != NULL);
+    int rc = 0;
+    if (!conn->is_outbound || conn->connect_phase != CONNECT_DONE) {
+        rc = -EINVAL;
+    } else if (conn->tls != NULL || conn->is_tls_starting || conn->tls_client != NULL) {
+        rc = -EALREADY;
+    }
+    if (rc != 0) {
+        tls_conn_free(&tls); /* it is ours whatever happens */
+        return rc;
+    }
+    conn->tls_client = tls;
+    conn->is_tls_starting = true;
+    return 0;
+}
+
+const struct tls_conn *
+conn_tls_session(const struct conn *conn)
+{
+    if (conn->tls == NULL || !tls_conn_is_established(conn->tls->tls)) {
+        return NULL;
+    }
+    return conn->tls->tls;
+}
+
+const char *
+conn_tls_failure(const struct conn *conn)
+{
+    const struct conn_tls *t = conn->tls;
+    if (t == NULL) {
+        return NULL;
+    }
+    if (t->is_failed) {
+        const char *reason = tls_conn_failure(t->tls);
+        return reason[0] != '\0' ? reason : "TLS failed";
+    }
+    if (conn->is_closing && !tls_conn_is_established(t->tls)) {
+        return "the connection closed during the TLS handshake";
+    }
+    return NULL;
+}
+
+void
+reactor_hook_set(struct reactor *reactor, uint32_t (*fn)(void *arg), void *arg)
+{
+    ASSERT(reactor != NULL && fn != NULL);
+    ASSERT(__atomic_load_n(&reactor->hook_fn, __ATOMIC_ACQUIRE) == NULL); /* once */
+    reactor->hook_arg = arg;
+    __atomic_store_n(&reactor->hook_fn, fn, __ATOMIC_RELEASE);
+    /* The first run. Not reactor_hook_wake: a wake from before the hook
+     * was set may be pending, and did not keep the reactor awake. */
+    ck_pr_store_8(&reactor->hook_woken, 1);
+    ck_pr_fence_memory();
+    if (ck_pr_load_8(&reactor->is_sleeping) && ck_pr_fas_8(&reactor->wake_sent, 1) == 0) {
+        reactor_wake(reactor);
+    }
+}
+
+void
+reactor_hook_wake(struct reactor *reactor)
+{
+    ASSERT(reactor != NULL);
+    if (ck_pr_fas_8(&reactor->hook_woken, 1) != 0) {
+        return; /* pending already: whoever set it saw to the wake */
+    }
+    ck_pr_fence_memory();
+    if (ck_pr_load_8(&reactor->is_sleeping) && ck_pr_fas_8(&reactor->wake_sent, 1) == 0) {
+        reactor_wake(reactor);
+    }
+}
+
+bool
+reactor_is_draining(const struct reactor *reactor)
+{
+    return reactor->is_draining;
+}
+
+int
+reactor_job_submit(struct reactor *reactor, struct job *job)
+{
+    ASSERT(reactor != NULL && reactor == reactor_this_thread);
+    ASSERT(job != NULL && job->done != NULL);
+    job->reactor = reactor;
+    job->conn_slot = REACTOR_JOB_NO_CONN;
+    job->conn_generation = 0;
+    if (!workers_submit(reactor->workers, reactor->index, job)) {
+        return -EAGAIN;
+    }
+    reactor->jobs_in_flight++;
+    return 0;
 }

@@ -26,6 +26,7 @@ struct reactor;
 struct conn;
 struct workers;
 struct tls_server;
+struct tls_conn;
 
 /* A range of an open file that a protocol sends as it is (see
  * conn_handler.pending_file). */
@@ -102,6 +103,110 @@ void reactor_wake(struct reactor *reactor);
 
 /* Wait for the thread to end, then free it. */
 void reactor_join(struct reactor **reactor);
+
+/* ---- outbound connections (the delivery agent) --------------------------- */
+
+#define REACTOR_CLIENT_HANDLERS_MAX 4u
+
+/* Before the first reactor_start (main thread): a handler used only for
+ * outbound connections (reactor_connect). Every reactor then maps a state
+ * area for it, as for a listener's handler. At most
+ * REACTOR_CLIENT_HANDLERS_MAX. Returns 0, -E2BIG (full), -EALREADY (this
+ * handler is registered already). Calling it after a reactor_start is a
+ * programmer error (asserted). */
+int reactor_client_handler_register(const struct conn_handler *handler);
+
+/* On the reactor's own thread. Open a TCP connection to address (AF_INET /
+ * AF_INET6, copied) for handler (registered above), the connect bounded by
+ * timeout_ms (IORING_OP_CONNECT with a linked timeout). The socket comes
+ * from socket(2) (non-blocking, TCP_NODELAY); with direct sockets it goes
+ * into the ring's file table first (IORING_OP_FILES_UPDATE, an allocated
+ * index), the process fd is closed, and the connect and everything after
+ * use the direct descriptor.
+ * Returns 0 and *conn_out: a live connection whose state area (conn_state,
+ * zeroed) the caller fills at once, before any callback. No handler
+ * callback runs before reactor_connect returns.
+ * - connected: handler->open(conn) is called, then the connection runs as
+ *   an accepted one (input/pending_output/timeouts/timer/file ops/jobs/
+ *   close); conn_peer_text() is the address (from the start, so it can be
+ *   logged in close() after a failure too).
+ * - failed or timed out: handler->open is never called; handler->close(conn)
+ *   is called and conn_connect_error(conn) gives the -errno there
+ *   (-ETIMEDOUT for the timeout, -ECONNREFUSED, -ENETUNREACH, ...; with
+ *   direct sockets also -ENFILE when the file table is full).
+ * Before open(), the caller may not start timers, file operations or jobs
+ * on the connection (asserted); reactor_conn_poke() for it is ignored.
+ * Returns -EAGAIN when no slot is free (conn_capacity reached), -ESHUTDOWN
+ * when the reactor is draining, -EAFNOSUPPORT, -EINVAL (address_len wrong,
+ * timeout_ms 0), or -errno of socket(2). Outbound connections count in
+ * connections_open but not in connections_total (accepted ones) nor in
+ * ip_limit (that bounds peers that connect to us). conn_listener_protocol()
+ * is -1 for them. While draining, shutdown(conn, is_forced) is called for
+ * connected ones too; a connect in flight is cancelled (close with
+ * -ECANCELED). */
+int reactor_connect(struct reactor *reactor, const struct conn_handler *handler,
+                    const struct sockaddr *address, socklen_t address_len, uint32_t timeout_ms,
+                    struct conn **conn_out);
+
+/* 0 once connected; the connect's -errno (see reactor_connect) once it
+ * failed; -EINPROGRESS before it finished. */
+int conn_connect_error(const struct conn *conn);
+
+/* Outbound connection: start client TLS beneath the protocol once the
+ * send in flight (if any) is done. The protocol must have nothing else
+ * queued (as after the "220" to its STARTTLS): its pending_output() is not
+ * asked again until the handshake is done, and what it gives then is
+ * encrypted. Bytes the server sent after its 220, before the handshake,
+ * are thrown away unread (as conn_tls_start does on the server side).
+ * tls comes from tls_conn_new_client() (core/tls.h) and belongs to the
+ * reactor from this call on, whatever it returns: freed at close, and at
+ * once when this returns an error. The reactor sends the ClientHello
+ * itself (no input needed) and runs the handshake; input arriving
+ * meanwhile is TLS records. handler->pending_output() and ->input() see
+ * plaintext only after the handshake is done: the first pending_output()
+ * call after conn_tls_start_client() happens once it is established
+ * (conn_tls_session() is then non-NULL; conn_tls_is_active() is true from
+ * the start of the handshake). A failed handshake closes the connection
+ * (close() as usual; conn_tls_failure(conn) gives the reason text until
+ * close returns). The handler's read_timeout_ms() bounds each read of the
+ * handshake as any other. Returns 0, -EALREADY (TLS on or starting),
+ * -EINVAL (not an outbound connection, or not connected yet). */
+int conn_tls_start_client(struct conn *conn, struct tls_conn *tls);
+
+/* The TLS session beneath a connection once established, else NULL (for
+ * tls_conn_is_verified / tls_conn_verify_error / version / cipher). Valid
+ * until close() returns. Either side. */
+const struct tls_conn *conn_tls_session(const struct conn *conn);
+/* Why TLS failed (the handshake or a record broke, or the connection
+ * closed before the handshake was done), or NULL. Valid until close()
+ * returns. */
+const char *conn_tls_failure(const struct conn *conn);
+
+/* A reactor-wide service hook (the delivery agent's scheduler). Any
+ * thread, once per reactor (asserted): fn(arg) runs on the reactor's
+ * thread at most once per loop turn, when reactor_hook_wake() was called
+ * since its last run or the deadline it returned passed. fn returns the
+ * milliseconds until it wants to run again without a wake
+ * (REACTOR_HOOK_IDLE: only when woken). The reactor keeps one
+ * IORING_OP_TIMEOUT armed for that deadline (re-armed only when it moves
+ * earlier, or after it fires). The first run happens on the first loop
+ * turn after reactor_hook_set. While draining, fn still runs (it must wind
+ * down); the reactor does not wait for it to exit: draining ends when
+ * connections and jobs are done, as without a hook. */
+#define REACTOR_HOOK_IDLE UINT32_MAX
+void reactor_hook_set(struct reactor *reactor, uint32_t (*fn)(void *arg), void *arg);
+/* Any thread, never blocks: have the hook run soon (coalesces; uses the
+ * eventfd wake only when the reactor sleeps, like reactor_job_complete). */
+void reactor_hook_wake(struct reactor *reactor);
+/* Whether the reactor is draining (on its thread): the hook stops starting
+ * work. */
+bool reactor_is_draining(const struct reactor *reactor);
+
+/* On the reactor's thread (the hook): hand a job with no connection to
+ * the worker pool; job->done(job, NULL) runs on this reactor later. The
+ * reactor waits for it when draining like any job. Returns 0, or -EAGAIN
+ * when the pool's queue is full. */
+int reactor_job_submit(struct reactor *reactor, struct job *job);
 
 /* The reactor running on this thread, or NULL. */
 struct reactor *reactor_current(void);
