@@ -254,52 +254,6 @@ control_read_request(int client_fd, int stop_fd, char *line, size_t line_bytes)
     return -E2BIG;
 }
 
-/* "queue-flush" or "queue-flush ID" (16 upper-case hex digits, the queue
- * id form of store/queue.h, checked here since core does not use store). */
-static bool
-control_queue_flush_matches(const char *line)
-{
-    static const char name[] = "queue-flush";
-    size_t name_len = sizeof(name) - 1;
-    if (strncmp(line, name, name_len) != 0) {
-        return false;
-    }
-    if (line[name_len] == '\0') {
-        return true;
-    }
-    if (line[name_len] != ' ') {
-        return false;
-    }
-    const char *id = line + name_len + 1;
-    for (size_t i = 0; i < CONTROL_QUEUE_ID_LEN; i++) {
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'A' && id[i] <= 'F'))) {
-            return false;
-        }
-    }
-    return id[CONTROL_QUEUE_ID_LEN] == '\0';
-}
-
-/* The built-in answer to queue-flush. toasterctl has already set the next
- * attempt of the entries' pending recipients to 0 on disk, under each
- * entry's lock. There is no delivery agent yet (issue 8), so all this can
- * do is log and say ok; the agent will hook in by registering its own
- * "queue-flush" commands with control_start(), which are looked up before
- * this one, and wake its scheduler there. Nothing is delivered here. */
-static void
-control_queue_flush(struct control *control, int client_fd, const char *line)
-{
-    const char *id = strchr(line, ' ');
-    log_info("control: queue flush requested for %s; no delivery agent runs yet, the "
-             "entries wait on disk",
-             id != NULL ? id + 1 : "every entry");
-    static const char answer[] = "{\"result\":\"ok\",\"delivery_agent\":false}\n";
-    int rc = control_write_all(client_fd, answer, sizeof(answer) - 1, control->stop_fd,
-                               control_now_ms() + CONTROL_IO_TIMEOUT_MS);
-    if (rc != 0 && rc != -ECANCELED && rc != -EPIPE && rc != -ECONNRESET) {
-        log_debug("control: writing the answer to queue-flush: %s", strerror(-rc));
-    }
-}
-
 static void
 control_serve(struct control *control, int client_fd)
 {
@@ -330,10 +284,6 @@ control_serve(struct control *control, int client_fd)
             argument = line + name_len + 1;
             break;
         }
-    }
-    if (command == NULL && control_queue_flush_matches(line)) {
-        control_queue_flush(control, client_fd, line);
-        return;
     }
     if (command == NULL) {
         control_reply_error(client_fd, control->stop_fd, "unknown command");

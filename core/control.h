@@ -9,11 +9,8 @@
  * answered one client at a time; an unknown command gets
  * {"error":"unknown command"}.
  *
- * One command is built in, for `toasterctl queue flush`: "queue-flush" or
- * "queue-flush ID" answers {"result":"ok","delivery_agent":false} and
- * logs the request. There is no delivery agent yet; when there is, it
- * registers commands of the same names with control_start(), which are
- * looked up first, so the built-in one then no longer answers.
+ * The commands are the daemon's (control_start); "queue-flush [ID]", for
+ * `toasterctl queue flush`, is the delivery agent's (core/relay.h).
  */
 #ifndef TOASTER_CORE_CONTROL_H
 #define TOASTER_CORE_CONTROL_H

@@ -722,8 +722,6 @@ attempt_done(struct job *job, struct conn *conn)
         return;
     case RELAY_PHASE_APPLY: {
         for (size_t i = 0; i < attempt->outcome.generated_count; i++) {
-            log_info("%s: sender non-delivery notification: %s", attempt->id,
-                     attempt->outcome.generated_ids[i]);
             entry_track(attempt->outcome.generated_ids[i], now_s(), false);
         }
         int64_t next_due;
@@ -1279,7 +1277,8 @@ relay_control_flush_all(void *arg, char *out, size_t out_bytes)
 {
     (void)arg;
     int rc = relay_flush(NULL);
-    log_info("control: queue flush of every entry");
+    log_info("control: queue flush requested for every entry%s",
+             rc == 0 ? "" : "; no delivery agent runs (outbound_delivery = no)");
     return snprintf(out, out_bytes, "{\"result\":\"ok\",\"delivery_agent\":%s}\n",
                     rc == 0 ? "true" : "false");
 }
@@ -1292,7 +1291,8 @@ relay_control_flush_one(void *arg, const char *argument, char *out, size_t out_b
         return snprintf(out, out_bytes, "{\"error\":\"not a queue id\"}\n");
     }
     int rc = relay_flush(argument);
-    log_info("control: queue flush of %s", argument);
+    log_info("control: queue flush requested for %s%s", argument,
+             rc == 0 ? "" : "; no delivery agent runs (outbound_delivery = no)");
     return snprintf(out, out_bytes, "{\"result\":\"ok\",\"delivery_agent\":%s}\n",
                     rc == 0 ? "true" : "false");
 }

@@ -330,7 +330,9 @@ plan_log(const struct queue_entry *entry, const struct outcome_plan *plan)
     };
     for (size_t i = 0; i < plan->rcpt_count; i++) {
         enum outcome_change change = plan->changes[i];
-        if (change == OUTCOME_CHANGE_NONE) {
+        /* The agent logs each result as it comes (core/relay.c); only an
+         * expiry is decided here. */
+        if (change != OUTCOME_CHANGE_EXPIRED) {
             continue;
         }
         const struct queue_outcome *outcome = plan->outcome_of[i];

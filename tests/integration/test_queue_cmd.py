@@ -225,13 +225,18 @@ def control(t, line):
 
 
 def test_control_queue_flush_request(make_toaster):
-    """The daemon's built-in answer: ok, no delivery agent; an argument that
-    is not a queue id is not that request."""
-    t = make_toaster()
+    """The daemon's answer: ok, and whether a delivery agent runs to act on
+    it; an argument that is not a queue id is refused."""
+    t = make_toaster()  # outbound_delivery = no
     assert control(t, "queue-flush") == '{"result":"ok","delivery_agent":false}\n'
     assert control(t, "queue-flush 0123456789ABCDEF") == \
         '{"result":"ok","delivery_agent":false}\n'
-    t.wait_log("queue flush requested for 0123456789ABCDEF")
-    for bad in ("queue-flush ", "queue-flush 0123456789abcdef", "queue-flush ../x",
-                "queue-flush 0123456789ABCDEF0", "queue-flushALL"):
-        assert control(t, bad) == '{"error":"unknown command"}\n', bad
+    t.wait_log("queue flush requested for 0123456789ABCDEF; no delivery agent runs")
+    for bad in ("queue-flush 0123456789abcdef", "queue-flush ../x",
+                "queue-flush 0123456789ABCDEF0", "queue-flush "):
+        assert control(t, bad) == '{"error":"not a queue id"}\n', bad
+    assert control(t, "queue-flushALL") == '{"error":"unknown command"}\n'
+    t.stop()
+    agent = make_toaster(config={"outbound_delivery": "yes"})
+    assert control(agent, "queue-flush") == '{"result":"ok","delivery_agent":true}\n'
+    agent.wait_log("queue flush requested for every entry")
