@@ -846,7 +846,7 @@ main(int argc, char **argv)
         return 1;
     }
     if (config.outbound_delivery) {
-        if (relay_start(&config, reactors[0], filters.dns) != 0) {
+        if (relay_start(&config, reactors[0], filters.dns, filters.dkim_keys) != 0) {
             for (uint32_t i = 0; i < config.reactor_threads; i++) {
                 reactor_request_stop(reactors[i]);
                 reactor_join(&reactors[i]);

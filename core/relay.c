@@ -479,6 +479,7 @@ attempt_free(struct relay_attempt *attempt)
     }
     free(attempt->groups);
     free(attempt->results);
+    free(attempt->dkim_fields);
     queue_entry_release(&attempt->entry);
     free(attempt);
 }
@@ -1164,13 +1165,15 @@ selves_collect(const struct config *config)
 /* ---- public ---------------------------------------------------------------------------- */
 
 int
-relay_start(const struct config *config, struct reactor *reactor, struct dns_resolver *dns)
+relay_start(const struct config *config, struct reactor *reactor, struct dns_resolver *dns,
+            const struct dkim_keys *dkim_keys)
 {
     struct relay *relay = &relay_agent;
     memset(relay, 0, sizeof(*relay));
     relay->config = config;
     relay->reactor = reactor;
     relay->dns = dns;
+    relay->dkim_keys = dkim_keys;
     if (getrandom(&relay->random_state, sizeof(relay->random_state), 0) !=
             (ssize_t)sizeof(relay->random_state) ||
         relay->random_state == 0) {

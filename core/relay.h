@@ -32,6 +32,7 @@ struct config;
 struct reactor;
 struct dns_resolver;
 struct conn_handler;
+struct dkim_keys;
 
 /* The session handler; main.c registers it with
  * reactor_client_handler_register() before the reactors start. */
@@ -39,12 +40,12 @@ const struct conn_handler *relay_session_handler(void);
 
 /* Set up the agent (main thread, after the reactors started): open the
  * queue, load the routing table, the TLS policy and the client
- * credentials, and hook the scheduler into reactor. dns may be NULL only
- * when every route is a configured next hop with an address literal.
- * Scans the queue on its first run. Returns 0, or -errno with the reason
- * logged. */
-int relay_start(const struct config *config, struct reactor *reactor,
-                struct dns_resolver *dns);
+ * credentials, and hook the scheduler into reactor. dns NULL defers every
+ * route that needs DNS. dkim_keys (may be NULL) sign outgoing messages of
+ * their From: domains that are not signed yet. Scans the queue on its
+ * first run. Returns 0, or -errno with the reason logged. */
+int relay_start(const struct config *config, struct reactor *reactor, struct dns_resolver *dns,
+                const struct dkim_keys *dkim_keys);
 
 /* Any thread, never blocks: the entry id is durable in the queue now. */
 void relay_notify_queued(const char *id);

@@ -27,6 +27,7 @@ struct dns_resolver;
 struct reactor;
 struct relay_dest;
 struct tls_client;
+struct dkim_keys;
 
 #define RELAY_ATTEMPTS_MAX 4096u     /* entries being attempted at once */
 #define RELAY_DEST_BUCKETS 4096u     /* destinations hash table */
@@ -95,6 +96,8 @@ struct relay_attempt {
     const uint8_t          *map;         /* the message file, read-only */
     size_t                  map_len;
     size_t                  body_offset; /* after the Return-Path line */
+    char                   *dkim_fields; /* our DKIM-Signature fields, sent first; or NULL */
+    size_t                  dkim_fields_len;
     bool                    is_8bit;
     bool                    is_utf8;     /* an address is UTF-8 */
     char                    envid_xtext[QUEUE_ENVID_BYTES * 3];
@@ -145,6 +148,7 @@ struct relay {
     struct queue             *queue;
     struct dns_resolver      *dns;
     struct route_table       *routes;
+    const struct dkim_keys   *dkim_keys;     /* NULL: nothing is signed here */
     struct tls_client        *tls;
     struct queue_schedule_policy policy;
     enum relay_tls_level      tls_level;

@@ -32,6 +32,10 @@
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/relay_internal.h"
+#include "filters/dkim_sign.h"
+#include "filters/dkim_tags.h"
+#include "filters/dmarc.h"
+#include "filters/message_fields.h"
 #include "store/mailbox_index.h"
 #include "store/maildir_add.h"
 #include "store/maildir_folders.h"
@@ -127,6 +131,97 @@ message_map(struct relay_attempt *attempt)
         }
     }
     return 0;
+}
+
+/* DKIM: a message whose From: domain has keys and that carries no
+ * signature of that domain yet (bounces, vacation replies, and our users'
+ * mail when the filters did not sign it at receipt) is signed now; the
+ * fields go out before the message. Failures are logged, never fatal. */
+#define RELAY_FROM_FIELDS_MAX 4u
+#define RELAY_SIGN_KEYS_MAX 4u
+
+static void
+dkim_sign_if_ours(struct relay_attempt *attempt)
+{
+    const struct dkim_keys *keys = relay_agent.dkim_keys;
+    if (keys == NULL) {
+        return;
+    }
+    const char *text = (const char *)attempt->map;
+    size_t len = attempt->map_len < DKIM_HEADER_BLOCK_BYTES_MAX ? attempt->map_len
+                                                                : DKIM_HEADER_BLOCK_BYTES_MAX;
+    char *from_values[RELAY_FROM_FIELDS_MAX] = { NULL };
+    size_t from_count = 0;
+    size_t pos = attempt->body_offset;
+    struct message_field field;
+    struct dkim_sig *sig = NULL;
+    char signed_domains[4][DKIM_DOMAIN_BYTES_MAX + 1];
+    size_t signed_count = 0;
+    for (size_t n = 0; n < DKIM_SIG_HEADERS_MAX * 16 && message_fields_next(text, len, &pos, &field);
+         n++) {
+        size_t value_len = field.value_end - field.value_start;
+        if (message_field_is(text, &field, "From") && from_count < RELAY_FROM_FIELDS_MAX) {
+            from_values[from_count] = strndup(text + field.value_start, value_len);
+            if (from_values[from_count] != NULL) {
+                from_count++;
+            }
+        } else if (message_field_is(text, &field, "DKIM-Signature") && signed_count < 4) {
+            if (sig == NULL) {
+                sig = malloc(sizeof(*sig));
+            }
+            char reason[128];
+            if (sig != NULL && dkim_sig_parse(text + field.value_start, value_len, sig, reason,
+                                              sizeof(reason)) == 0) {
+                memcpy(signed_domains[signed_count++], sig->domain, sizeof(signed_domains[0]));
+            }
+        }
+    }
+    free(sig);
+    char domain[DMARC_DOMAIN_BYTES_MAX];
+    int rc = dmarc_from_domain((const char *const *)from_values, from_count, domain,
+                               sizeof(domain));
+    for (size_t i = 0; i < from_count; i++) {
+        free(from_values[i]);
+    }
+    if (rc != 0) {
+        return;
+    }
+    for (size_t i = 0; i < signed_count; i++) {
+        if (strcmp(signed_domains[i], domain) == 0) {
+            return; /* signed at receipt */
+        }
+    }
+    const struct dkim_key *chosen[RELAY_SIGN_KEYS_MAX];
+    size_t key_count = dkim_keys_for_domain(keys, domain, chosen, RELAY_SIGN_KEYS_MAX);
+    if (key_count == 0) {
+        return;
+    }
+    char name[SPOOL_QUEUE_ID_BYTES + 8];
+    (void)snprintf(name, sizeof(name), "%s.msg", attempt->id);
+    int fd = openat(queue_dir_fd(relay_agent.queue), name, O_RDONLY | O_CLOEXEC);
+    char *out = malloc(DKIM_SIGN_FIELD_BYTES_MAX * RELAY_SIGN_KEYS_MAX);
+    size_t out_len = 0;
+    rc = fd < 0 ? -errno : out == NULL ? -ENOMEM : 0;
+    if (rc == 0) {
+        /* The file starts with its Return-Path line: a field no key signs,
+         * so the signature holds for the message sent without it. */
+        struct dkim_sign_options options;
+        dkim_sign_options_default(&options);
+        rc = dkim_sign(chosen, key_count, fd, &options, out,
+                       DKIM_SIGN_FIELD_BYTES_MAX * RELAY_SIGN_KEYS_MAX, &out_len);
+    }
+    if (fd >= 0) {
+        (void)close(fd);
+    }
+    if (rc != 0) {
+        log_warning("%s: DKIM signing for %s failed: %s; sent unsigned", attempt->id, domain,
+                    strerror(-rc));
+        free(out);
+        return;
+    }
+    attempt->dkim_fields = out;
+    attempt->dkim_fields_len = out_len;
+    log_info("%s: DKIM-signed for %s", attempt->id, domain);
 }
 
 /* Group the due recipients by domain. */
@@ -260,6 +355,7 @@ load_run(struct relay_attempt *attempt)
             attempt->is_8bit = has_8bit(body, attempt->map_len - attempt->body_offset);
             attempt->is_utf8 = has_8bit((const uint8_t *)entry->mail_from,
                                         strlen(entry->mail_from));
+            dkim_sign_if_ours(attempt);
             rc = groups_make(attempt, due, due_count);
         }
         if (rc == 0 && entry->envid[0] != '\0' &&

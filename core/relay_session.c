@@ -80,9 +80,12 @@ struct relay_session {
     /* The body in flight. */
     enum relay_body       body;
     enum relay_out        last_out;
-    const uint8_t        *body_bytes;
-    size_t                body_len;
-    size_t                body_done;      /* consumed from body_bytes */
+    const uint8_t        *prefix;         /* our DKIM-Signature fields, or NULL */
+    size_t                prefix_len;
+    const uint8_t        *body_bytes;     /* the message in the map */
+    size_t                body_bytes_len;
+    size_t                body_len;       /* prefix_len + body_bytes_len */
+    size_t                body_done;      /* consumed of the two together */
     struct smtp_dotstuff  stuff;
     bool                  is_stuff_finished;
     size_t                stuff_len;
@@ -281,7 +284,7 @@ start_message(struct relay_session *session)
         .mail_from = { .ptr = attempt->entry.mail_from, .len = strlen(attempt->entry.mail_from) },
         .rcpts = group->client_rcpts,
         .rcpt_count = group->rcpt_count,
-        .size_bytes = attempt->map_len - attempt->body_offset,
+        .size_bytes = attempt->dkim_fields_len + attempt->map_len - attempt->body_offset,
         .needs_8bitmime = attempt->is_8bit,
         .needs_smtputf8 = attempt->is_utf8,
         .use_chunking = true,
@@ -298,9 +301,27 @@ start_message(struct relay_session *session)
     session->is_message_started = true;
     session->is_body_sent = false;
     session->body = RELAY_BODY_NONE;
+    session->prefix = (const uint8_t *)attempt->dkim_fields;
+    session->prefix_len = attempt->dkim_fields_len;
     session->body_bytes = attempt->map + attempt->body_offset;
-    session->body_len = attempt->map_len - attempt->body_offset;
+    session->body_bytes_len = attempt->map_len - attempt->body_offset;
+    session->body_len = session->prefix_len + session->body_bytes_len;
     session->body_done = 0;
+}
+
+/* The message's bytes from body_done on that are contiguous: the rest of
+ * the DKIM fields, else the rest of the map. */
+static const uint8_t *
+body_piece(const struct relay_session *session, size_t *len_out)
+{
+    ASSERT(session->body_done <= session->body_len);
+    if (session->body_done < session->prefix_len) {
+        *len_out = session->prefix_len - session->body_done;
+        return session->prefix + session->body_done;
+    }
+    size_t offset = session->body_done - session->prefix_len;
+    *len_out = session->body_bytes_len - offset;
+    return session->body_bytes + offset;
 }
 
 /* The body's turn (SEND_BODY): BDAT from the map, or DATA dot-stuffed. */
@@ -565,25 +586,32 @@ session_pending_output(struct conn *conn)
         return out;
     }
     if (session->body == RELAY_BODY_BDAT && session->body_done < session->body_len) {
-        size_t len = session->body_len - session->body_done;
+        size_t len = 0;
+        const uint8_t *piece = body_piece(session, &len);
         if (len > RELAY_BDAT_SEND_BYTES_MAX) {
             len = RELAY_BDAT_SEND_BYTES_MAX;
         }
         session->last_out = RELAY_OUT_MAP;
-        return (struct span){ .ptr = (const char *)session->body_bytes + session->body_done,
-                              .len = len };
+        return (struct span){ .ptr = (const char *)piece, .len = len };
     }
     if (session->body == RELAY_BODY_DATA) {
         if (session->stuff_sent == session->stuff_len && !session->is_stuff_finished) {
             /* Refill: the next piece dot-stuffed, then the terminator. */
             size_t in_used = 0;
             size_t out_len = 0;
-            if (session->body_done < session->body_len) {
-                smtp_dotstuff_encode(&session->stuff, session->body_bytes + session->body_done,
-                                     session->body_len - session->body_done, &in_used,
-                                     session->stuff_buffer, sizeof(session->stuff_buffer),
-                                     &out_len);
+            /* At most two pieces (the DKIM fields, then the map) per refill. */
+            for (uint32_t piece_count = 0;
+                 piece_count < 2 && session->body_done < session->body_len &&
+                 out_len + SMTP_DOTSTUFF_STEP_BYTES_MAX <= sizeof(session->stuff_buffer);
+                 piece_count++) {
+                size_t piece_len = 0;
+                const uint8_t *piece = body_piece(session, &piece_len);
+                size_t piece_out = 0;
+                smtp_dotstuff_encode(&session->stuff, piece, piece_len, &in_used,
+                                     session->stuff_buffer + out_len,
+                                     sizeof(session->stuff_buffer) - out_len, &piece_out);
                 session->body_done += in_used;
+                out_len += piece_out;
             }
             if (session->body_done == session->body_len &&
                 sizeof(session->stuff_buffer) - out_len >= SMTP_DOTSTUFF_FINISH_BYTES_MAX) {

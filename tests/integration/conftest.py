@@ -228,8 +228,10 @@ class Toaster:
                 "outbound_delivery": "no",
             }
         )
-        settings.update({k: str(v) for k, v in self.extra_config.items()})
-        return "".join("%s = %s\n" % (k, v) for k, v in settings.items())
+        settings.update(self.extra_config)
+        # A list is a repeated key (dkim_key, tls_sni): one line per value.
+        return "".join("%s = %s\n" % (k, item) for k, v in settings.items()
+                       for item in (v if isinstance(v, (list, tuple)) else [v]))
 
     # ---- process -----------------------------------------------------------
 
