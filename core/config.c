@@ -776,14 +776,14 @@ config_finish(struct config *config, char *err, size_t err_bytes)
         return config_error(err, err_bytes, "queue_retry_min must not exceed queue_retry_max");
     }
     static const char *const preferences[] = { "ipv4", "ipv6", "ipv4-only", "ipv6-only" };
-    static const char *const tls_levels[] = { "none", "may", "encrypt", "verify", "dane" };
+    static const char *const tls_levels[] = { "none", "may", "encrypt", "verify" };
     if (!config_word_is_one_of(config->smtp_address_preference, preferences, 4)) {
         return config_error(err, err_bytes,
                             "smtp_address_preference must be ipv4, ipv6, ipv4-only or ipv6-only");
     }
-    if (!config_word_is_one_of(config->smtp_tls_security, tls_levels, 5)) {
+    if (!config_word_is_one_of(config->smtp_tls_security, tls_levels, 4)) {
         return config_error(err, err_bytes,
-                            "smtp_tls_security must be none, may, encrypt, verify or dane");
+                            "smtp_tls_security must be none, may, encrypt or verify");
     }
     if (config->myhostname[0] == '\0') {
         if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||

@@ -292,6 +292,43 @@ test_seconds(void)
     CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
 }
 
+/* The outbound relay's keys: Postfix's defaults, the checks that tie them. */
+static void
+test_relay(void)
+{
+    struct config c;
+    char err[256];
+    config_defaults(&c);
+    CHECK(c.outbound_delivery);
+    CHECK(c.queue_retry_min_s == 300u && c.queue_retry_max_s == 4200u);
+    CHECK(c.queue_lifetime_s == 5u * 86400u && c.delay_warning_time_s == 0u);
+    CHECK(c.smtp_connect_timeout_ms == 30000u && c.smtp_greeting_timeout_ms == 300000u);
+    CHECK(c.smtp_data_done_timeout_ms == 600000u);
+    CHECK(c.smtp_mx_address_limit == 5u && c.smtp_mx_session_limit == 2u);
+    CHECK(c.smtp_mx_port == 25u && strcmp(c.smtp_tls_security, "may") == 0);
+    CHECK(c.smtp_destination_concurrency_limit == 20u && c.smtp_process_limit == 100u);
+    CHECK(c.smtp_connection_cache_time_limit_ms == 2000u);
+    CHECK(strcmp(c.smtp_address_preference, "ipv4") == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "queue_retry_min", "2s", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "queue_retry_max", "1s", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "queue_retry_min") != NULL);
+    CHECK(config_set(&c, "queue_retry_max", "1h", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "queue_lifetime", "101d", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_mx_port", "0", err, sizeof(err)) == -EINVAL);
+    CHECK(config_set(&c, "smtp_tls_security", "maybe", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "smtp_tls_security") != NULL);
+    CHECK(config_set(&c, "smtp_tls_security", "verify", err, sizeof(err)) == 0);
+    CHECK(config_set(&c, "smtp_address_preference", "any", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == -EINVAL);
+    CHECK(strstr(err, "smtp_address_preference") != NULL);
+    CHECK(config_set(&c, "smtp_address_preference", "ipv6-only", err, sizeof(err)) == 0);
+    CHECK(config_finish(&c, err, sizeof(err)) == 0);
+}
+
 int
 main(void)
 {
@@ -302,6 +339,7 @@ main(void)
     test_defaults();
     test_values();
     test_seconds();
+    test_relay();
     test_listen();
     test_tls();
     test_files();
