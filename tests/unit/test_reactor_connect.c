@@ -47,40 +47,41 @@ enum mode {
  * hook and the handler on the reactor's thread. Read by the main thread
  * only once is_closed is set (under ctx.lock). */
 struct scenario {
-    enum mode          mode;
+    enum mode mode;
     struct sockaddr_in address;
-    socklen_t          address_len;
-    uint32_t           timeout_ms;
-    int                connect_rc;
-    bool               is_connect_returned;
-    bool               is_opened;
-    bool               is_closed;
-    int                connect_error;      /* in close() */
-    int                connect_error_open; /* in open() */
-    char               peer_text[64];
-    char               received[512];
-    size_t             received_len;
-    int                tls_start_rc;
-    int                tls_start_again_rc;
-    bool               is_output_asked_in_handshake;
-    bool               was_tls_active_at_ehlo;
-    bool               has_session;
-    bool               is_verified;
-    char               tls_version[32];
-    char               tls_failure[256];
-    bool               has_tls_failure;
-    struct timespec    started;
-    struct timespec    closed;
+    socklen_t address_len;
+    uint32_t timeout_ms;
+    int connect_rc;
+    bool is_connect_returned;
+    bool is_opened;
+    bool is_shutdown; /* shutdown() came (draining) */
+    bool is_closed;
+    int connect_error;      /* in close() */
+    int connect_error_open; /* in open() */
+    char peer_text[64];
+    char received[512];
+    size_t received_len;
+    int tls_start_rc;
+    int tls_start_again_rc;
+    bool is_output_asked_in_handshake;
+    bool was_tls_active_at_ehlo;
+    bool has_session;
+    bool is_verified;
+    char tls_version[32];
+    char tls_failure[256];
+    bool has_tls_failure;
+    struct timespec started;
+    struct timespec closed;
 };
 
 struct client_state {
     struct scenario *sc;
-    char             out[64];
-    size_t           out_len;
-    size_t           out_sent;
-    bool             is_closing;
-    bool             is_tls_requested;
-    bool             is_ehlo_queued;
+    char out[64];
+    size_t out_len;
+    size_t out_sent;
+    bool is_closing;
+    bool is_tls_requested;
+    bool is_ehlo_queued;
 };
 
 /* What the main thread asks the hook to do next. */
@@ -93,36 +94,36 @@ enum request {
 };
 
 struct job_probe {
-    struct job       job;
-    uint32_t         sleep_ms;
-    bool             has_run;      /* on a worker */
-    bool             is_done;      /* done() came */
-    bool             is_done_on_reactor;
-    bool             was_conn_null;
-    struct reactor  *reactor;
+    struct job job;
+    uint32_t sleep_ms;
+    bool has_run; /* on a worker */
+    bool is_done; /* done() came */
+    bool is_done_on_reactor;
+    bool was_conn_null;
+    struct reactor *reactor;
 };
 
 struct ctx {
-    pthread_mutex_t   lock;
-    pthread_cond_t    changed;
-    struct reactor   *reactor;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct reactor *reactor;
     struct tls_client *tls_client;
-    enum request      request;
-    struct scenario  *request_sc;
+    enum request request;
+    struct scenario *request_sc;
     struct job_probe *request_job;
-    uint32_t          hook_runs;
-    uint32_t          hook_next_ms;      /* what the next run returns */
-    uint32_t          hook_next_ms_then; /* ... and the runs after it */
+    uint32_t hook_runs;
+    uint32_t hook_next_ms;      /* what the next run returns */
+    uint32_t hook_next_ms_then; /* ... and the runs after it */
     /* REQUEST_BAD_ARGUMENTS results. */
-    int               rc_unix;
-    int               rc_short_len;
-    int               rc_zero_timeout;
-    int               rc_tls_before_open;
-    int               rc_capacity;      /* a connect beyond max_connections */
-    bool              is_bad_done;
+    int rc_unix;
+    int rc_short_len;
+    int rc_zero_timeout;
+    int rc_tls_before_open;
+    int rc_capacity; /* a connect beyond max_connections */
+    bool is_bad_done;
     /* REQUEST_DRAIN_PROBE: the hook runs while draining. */
-    bool              is_drain_seen;
-    int               rc_while_draining;
+    bool is_drain_seen;
+    int rc_while_draining;
 };
 
 static struct ctx ctx = {
@@ -154,7 +155,9 @@ client_open(struct conn *conn)
     sc->is_opened = true;
     sc->connect_error_open = conn_connect_error(conn);
     (void)snprintf(sc->peer_text, sizeof(sc->peer_text), "%s", conn_peer_text(conn));
-    out_queue(st, sc->mode == MODE_PLAIN ? "HELLO\r\n" : "STARTTLS\r\n");
+    if (sc->mode != MODE_HANG) {
+        out_queue(st, sc->mode == MODE_PLAIN ? "HELLO\r\n" : "STARTTLS\r\n");
+    }
 }
 
 static bool
@@ -185,8 +188,8 @@ client_input(struct conn *conn, const uint8_t *bytes, size_t len)
         st->is_tls_requested = true;
         sc->received_len = 0;
         struct tls_conn *tls = NULL;
-        int rc = tls_conn_new_client(ctx.tls_client, "mx.test.example", TLS_VERIFY_NAME, NULL,
-                                     0, &tls);
+        int rc =
+            tls_conn_new_client(ctx.tls_client, "mx.test.example", TLS_VERIFY_NAME, NULL, 0, &tls);
         sc->tls_start_rc = rc == 0 ? conn_tls_start_client(conn, tls) : rc;
         /* A second start is refused, and its tls_conn freed (ASan). */
         struct tls_conn *again = NULL;
@@ -265,6 +268,7 @@ client_shutdown(struct conn *conn, bool is_forced)
 {
     (void)is_forced;
     struct client_state *st = conn_state(conn);
+    st->sc->is_shutdown = true;
     st->is_closing = true;
 }
 
@@ -285,8 +289,7 @@ client_close(struct conn *conn)
     sc->has_session = session != NULL;
     if (session != NULL) {
         sc->is_verified = tls_conn_is_verified(session);
-        (void)snprintf(sc->tls_version, sizeof(sc->tls_version), "%s",
-                       tls_conn_version(session));
+        (void)snprintf(sc->tls_version, sizeof(sc->tls_version), "%s", tls_conn_version(session));
     }
     const char *failure = conn_tls_failure(conn);
     sc->has_tls_failure = failure != NULL;
@@ -379,13 +382,30 @@ hook_bad_arguments(struct scenario *sc)
     struct sockaddr_un un = {.sun_family = AF_UNIX};
     int rc_unix = reactor_connect(ctx.reactor, &client_handler, (const struct sockaddr *)&un,
                                   sizeof(un), 1000, &conn);
-    int rc_short = reactor_connect(ctx.reactor, &client_handler,
-                                   (const struct sockaddr *)&sc->address,
-                                   (socklen_t)sizeof(sc->address) - 1, 1000, &conn);
+    int rc_short =
+        reactor_connect(ctx.reactor, &client_handler, (const struct sockaddr *)&sc->address,
+                        (socklen_t)sizeof(sc->address) - 1, 1000, &conn);
     int rc_zero = reactor_connect(ctx.reactor, &client_handler,
-                                  (const struct sockaddr *)&sc->address, sc->address_len, 0,
-                                  &conn);
+                                  (const struct sockaddr *)&sc->address, sc->address_len, 0, &conn);
+    /* Client TLS before the connect is done: refused, the tls_conn freed. */
+    int rc_tls = 1;
+    int rc = reactor_connect(ctx.reactor, &client_handler, (const struct sockaddr *)&sc->address,
+                             sc->address_len, 1000, &conn);
+    if (rc == 0) {
+        struct client_state *st = conn_state(conn);
+        st->sc = sc;
+        struct tls_conn *tls = NULL;
+        rc_tls =
+            tls_conn_new_client(ctx.tls_client, "mx.test.example", TLS_VERIFY_NAME, NULL, 0, &tls);
+        if (rc_tls == 0) {
+            rc_tls = conn_tls_start_client(conn, tls);
+        }
+    }
     pthread_mutex_lock(&ctx.lock);
+    sc->connect_rc = rc;
+    sc->is_connect_returned = true;
+    sc->is_closed = sc->is_closed || rc != 0;
+    ctx.rc_tls_before_open = rc_tls;
     ctx.rc_unix = rc_unix;
     ctx.rc_short_len = rc_short;
     ctx.rc_zero_timeout = rc_zero;
@@ -433,11 +453,10 @@ hook(void *arg)
     }
     if (reactor_is_draining(ctx.reactor)) {
         struct conn *conn = NULL;
-        struct sockaddr_in discard = {.sin_family = AF_INET,
-                                      .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                      .sin_port = htons(9)};
-        int rc = reactor_connect(ctx.reactor, &client_handler,
-                                 (const struct sockaddr *)&discard, sizeof(discard), 1000, &conn);
+        struct sockaddr_in discard = {
+            .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(9)};
+        int rc = reactor_connect(ctx.reactor, &client_handler, (const struct sockaddr *)&discard,
+                                 sizeof(discard), 1000, &conn);
         pthread_mutex_lock(&ctx.lock);
         ctx.is_drain_seen = true;
         ctx.rc_while_draining = rc;
@@ -840,9 +859,9 @@ test_tls_garbage(void)
 static void
 test_bad_arguments(void)
 {
-    struct sockaddr_in address = {.sin_family = AF_INET,
-                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                  .sin_port = htons(9)};
+    struct sockaddr_in address;
+    int fd = listen_loopback(1, &address);
+    (void)close(fd); /* refused */
     struct scenario *sc = calloc(1, sizeof(*sc));
     scenario_init(sc, MODE_PLAIN, &address, 1000);
     ask(REQUEST_BAD_ARGUMENTS, sc, NULL);
@@ -853,6 +872,12 @@ test_bad_arguments(void)
     CHECK(ctx.rc_unix == -EAFNOSUPPORT);
     CHECK(ctx.rc_short_len == -EINVAL);
     CHECK(ctx.rc_zero_timeout == -EINVAL);
+    CHECK(sc->connect_rc == 0);
+    CHECK(ctx.rc_tls_before_open == -EINVAL);
+    CHECK(wait_closed(sc));
+    CHECK(!sc->is_opened);
+    CHECK(sc->connect_error == -ECONNREFUSED);
+    CHECK(!sc->has_tls_failure && !sc->has_session);
     free(sc);
 }
 
@@ -940,31 +965,47 @@ test_drain(bool is_capacity_checked)
     struct sockaddr_in address;
     int filler = -1;
     int listen_fd = listen_full(&address, &filler);
-    struct scenario *sc = calloc(3, sizeof(*sc));
+    struct sockaddr_in open_address;
+    int open_fd = listen_loopback(8, &open_address);
+    struct scenario *sc = calloc(4, sizeof(*sc));
     scenario_init(&sc[0], MODE_HANG, &address, WAIT_MS);
-    scenario_init(&sc[1], MODE_HANG, &address, WAIT_MS);
+    scenario_init(&sc[1], MODE_HANG, &open_address, WAIT_MS); /* connected */
     scenario_init(&sc[2], MODE_HANG, &address, WAIT_MS);
+    scenario_init(&sc[3], MODE_HANG, &address, WAIT_MS);
     CHECK(start_connect(&sc[0]));
+    CHECK(start_connect(&sc[1]));
+    int accepted = accept_within(open_fd);
+    CHECK(accepted >= 0);
     if (is_capacity_checked) {
-        CHECK(start_connect(&sc[1]));
-        CHECK(!start_connect(&sc[2]));
-        CHECK(sc[2].connect_rc == -EAGAIN);
+        CHECK(start_connect(&sc[2]));
+        CHECK(!start_connect(&sc[3])); /* max_connections 3 */
+        CHECK(sc[3].connect_rc == -EAGAIN);
     }
     struct job_probe *probe = calloc(1, sizeof(*probe));
     probe->job.run = probe_run;
     probe->job.done = probe_done;
     probe->sleep_ms = 300;
-    ask(REQUEST_JOB, &sc[2], probe);
+    ask(REQUEST_JOB, NULL, probe);
     usleep(50000);
     set_next_ms(10, 10); /* the hook polls, so it runs while draining */
     reactor_request_stop(ctx.reactor);
     reactor_hook_wake(ctx.reactor);
     CHECK(wait_closed(&sc[0]));
-    CHECK(!sc[0].is_opened);
+    CHECK(!sc[0].is_opened && !sc[0].is_shutdown);
     CHECK(sc[0].connect_error == -ECANCELED);
+    /* The connected one is asked to wind down, and closes. */
+    CHECK(wait_closed(&sc[1]));
+    CHECK(sc[1].is_opened && sc[1].is_shutdown);
+    CHECK(sc[1].connect_error == 0);
+    if (accepted >= 0) {
+        char buf[16];
+        CHECK(recv(accepted, buf, sizeof(buf), 0) == 0);
+        (void)close(accepted);
+    }
     if (is_capacity_checked) {
-        CHECK(wait_closed(&sc[1]));
-        CHECK(sc[1].connect_error == -ECANCELED);
+        CHECK(wait_closed(&sc[2]));
+        CHECK(sc[2].connect_error == -ECANCELED);
+        CHECK(!sc[2].is_shutdown);
     }
     pthread_mutex_lock(&ctx.lock);
     CHECK(wait_flag(&ctx.is_drain_seen));
@@ -976,6 +1017,7 @@ test_drain(bool is_capacity_checked)
     CHECK(ctx.reactor == NULL);
     (void)close(filler);
     (void)close(listen_fd);
+    (void)close(open_fd);
     free(probe);
     free(sc);
 }
@@ -984,11 +1026,9 @@ static void
 run_reactor(bool is_direct, struct workers *workers, struct tls_server *tls_server)
 {
     char err[256];
-    CHECK(config_set(&config, "direct_sockets", is_direct ? "yes" : "no", err, sizeof(err)) ==
-          0);
+    CHECK(config_set(&config, "direct_sockets", is_direct ? "yes" : "no", err, sizeof(err)) == 0);
     /* Direct sockets need a file table larger than the spare entries. */
-    CHECK(config_set(&config, "max_connections", is_direct ? "100" : "2", err, sizeof(err)) ==
-          0);
+    CHECK(config_set(&config, "max_connections", is_direct ? "100" : "3", err, sizeof(err)) == 0);
     pthread_mutex_lock(&ctx.lock);
     ctx.hook_runs = 0;
     ctx.hook_next_ms = REACTOR_HOOK_IDLE;
