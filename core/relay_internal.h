@@ -48,6 +48,7 @@ enum relay_tls_level {
 /* What one recipient got in this attempt. */
 struct relay_result {
     bool                    is_set;
+    bool                    is_too_many; /* 452 to its RCPT: another transaction at once */
     enum queue_outcome_kind kind;
     char                    reply[QUEUE_REPLY_BYTES];
     char                    remote_mta[ROUTE_NAME_BYTES_MAX + 1];

@@ -358,8 +358,28 @@ message_done(struct relay_session *session, const struct smtp_client_event *even
     char reply[QUEUE_REPLY_BYTES];
     reply_format(&event->reply, reply, sizeof(reply));
     const struct smtp_client_caps *caps = smtp_client_caps(&session->client);
+    struct relay_result *results = group->attempt->results;
+    size_t too_many = 0;
+    for (size_t k = 0; k < group->rcpt_count; k++) {
+        too_many += results[group->rcpts[k]].is_too_many ? 1 : 0;
+    }
+    /* Recipients refused with 452 go again in a transaction of their own
+     * when this one carried at least one recipient; else they wait. */
+    bool is_split = too_many > 0 && too_many < group->rcpt_count &&
+                    event->result == SMTP_CLIENT_RESULT_OK && event->is_reusable;
+    for (size_t k = 0; k < group->rcpt_count; k++) {
+        struct relay_result *result = &results[group->rcpts[k]];
+        if (result->is_too_many && !is_split) {
+            result->is_too_many = false;
+            relay_result_set(group, group->rcpts[k], QUEUE_OUTCOME_DEFERRED,
+                             "452 4.5.3 too many recipients", session->hop_text);
+        }
+    }
     session->group = NULL;
     for (size_t k = 0; k < group->rcpt_count; k++) {
+        if (results[group->rcpts[k]].is_too_many) {
+            continue;
+        }
         enum queue_outcome_kind kind = QUEUE_OUTCOME_DEFERRED;
         if (event->result == SMTP_CLIENT_RESULT_OK) {
             bool wants_success = (group->client_rcpts[k].notify & SMTP_CLIENT_NOTIFY_SUCCESS) != 0;
@@ -371,6 +391,24 @@ message_done(struct relay_session *session, const struct smtp_client_event *even
         relay_result_set(group, group->rcpts[k], kind, reply, session->hop_text);
     }
     session->message_count++;
+    if (is_split) {
+        /* The group keeps only the ones refused for number, in order, and
+         * is this session's next message (at READY). */
+        size_t kept = 0;
+        for (size_t k = 0; k < group->rcpt_count; k++) {
+            struct relay_result *result = &results[group->rcpts[k]];
+            if (result->is_too_many) {
+                result->is_too_many = false;
+                group->rcpts[kept] = group->rcpts[k];
+                group->client_rcpts[kept] = group->client_rcpts[k];
+                kept++;
+            }
+        }
+        ASSERT(kept == too_many);
+        group->rcpt_count = kept;
+        session->group = group;
+        return;
+    }
     relay_group_done(group);
 }
 
@@ -432,6 +470,14 @@ handle_event(struct relay_session *session, const struct smtp_client_event *even
         session_quit(session);
         break;
     case SMTP_CLIENT_EV_RCPT:
+        if (event->reply.code == 452 && session->group != NULL) {
+            /* Too many recipients for one transaction (RFC 5321 4.5.3.1.10):
+             * the rest go in the next one, at once, as Postfix does. */
+            ASSERT(event->rcpt_index < session->group->rcpt_count);
+            struct relay_attempt *attempt = session->group->attempt;
+            attempt->results[session->group->rcpts[event->rcpt_index]].is_too_many = true;
+            break;
+        }
         if (event->result != SMTP_CLIENT_RESULT_OK && session->group != NULL) {
             ASSERT(event->rcpt_index < session->group->rcpt_count);
             reply_format(&event->reply, reply, sizeof(reply));

@@ -550,3 +550,22 @@ def test_queue_flush_sends_at_once(make_toaster, sink):
     assert sink.wait_for(1, 5), t.log()[-3000:]
     wait_queue_empty(t)
     assert split_relayed(sink.messages[0].data)[1] == msg
+
+
+# ---- 452 too many recipients ------------------------------------------------------------
+
+
+def test_too_many_recipients_go_in_a_second_transaction(make_toaster, sink):
+    """RFC 5321 4.5.3.1.10: a server that takes fewer recipients than we
+    send answers 452 to the rest; they go at once in the next transaction
+    of the same session, not after a back-off."""
+    sink.set_rcpt_replies("c@remote.test", ["452 4.5.3 Too many recipients", "250 2.1.5 ok"])
+    t = relay_toaster(make_toaster, sink.port, queue_retry_min="1h", queue_retry_max="2h")
+    rcpts = ["a@remote.test", "b@remote.test", "c@remote.test"]
+    qid, msg = send(t, "three rcpts", rcpts=rcpts)
+    assert sink.wait_for(2, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    assert [m.rcpts for m in sink.messages] == [rcpts[:2], rcpts[2:]]
+    assert sink.messages[0].session == sink.messages[1].session
+    for rcpt in rcpts:
+        log_line(t, qid, "to=<%s>" % rcpt, "status=sent")
