@@ -14,7 +14,10 @@ in the middle of the data; connection refused on every MX, then the
 second MX; a null MX; STARTTLS (may, and encrypt without STARTTLS on
 offer); connection reuse; relay_host with SASL over STARTTLS;
 transport_file; a bounce of a bounce never made; Sieve redirect and
-vacation to remote addresses; toasterctl queue flush.
+vacation to remote addresses; toasterctl queue flush; DATA with
+dot-stuffing to a server without CHUNKING or PIPELINING; the DSN
+parameters passed on to a DSN server (and no success report of ours),
+a "relayed" report from a server without DSN.
 
 Every address is on 127.0.0.0/8.
 """
@@ -569,3 +572,68 @@ def test_too_many_recipients_go_in_a_second_transaction(make_toaster, sink):
     assert sink.messages[0].session == sink.messages[1].session
     for rcpt in rcpts:
         log_line(t, qid, "to=<%s>" % rcpt, "status=sent")
+
+
+# ---- DATA and dot-stuffing, no PIPELINING ---------------------------------------------------
+
+
+def test_data_dot_stuffing_without_chunking(make_toaster):
+    """A remote without CHUNKING gets DATA: lines starting with a dot are
+    stuffed on the wire and come out whole (the sink undoes the stuffing)."""
+    plain = ("SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES")  # no PIPELINING either
+    with SmtpSink(extensions=plain) as data_sink:
+        t = relay_toaster(make_toaster, data_sink.port)
+        body = ".\r\n..\r\n.leading dot\r\n. \r\nlast line without a dot\r\n"
+        qid, msg = send(t, "dots", rcpts=["bob@remote.test", "carol@remote.test"], body=body)
+        assert data_sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+        wait_queue_empty(t)
+        m = data_sink.messages[0]
+        assert m.via == "DATA"
+        assert split_relayed(m.data)[1] == msg
+        assert sorted(m.rcpts) == ["bob@remote.test", "carol@remote.test"]
+        log_line(t, qid, "to=<carol@remote.test>", "status=sent")
+
+
+# ---- DSN parameters passed on (RFC 3461) ------------------------------------------------------
+
+
+def test_dsn_parameters_passed_on(make_toaster, sink):
+    """To a DSN server: NOTIFY, ORCPT, RET and ENVID go along and the
+    remote takes the responsibility for the success report (RFC 3461
+    5.2.2; a "delivered" report means delivered to the mailbox), so no
+    report from us."""
+    t = relay_toaster(make_toaster, sink.port)
+    msg = message("dsn passed on")
+    qid = t.send(SENDER, ["bob@remote.test"], msg, mail_options=["RET=HDRS", "ENVID=env42"],
+                 rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                               "ORCPT=rfc822;bob@remote.test"])
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    m = sink.messages[0]
+    assert m.mail_params.get("RET") == "HDRS" and m.mail_params.get("ENVID") == "env42"
+    assert m.rcpt_params[0].get("NOTIFY") == "SUCCESS,FAILURE"
+    assert m.rcpt_params[0].get("ORCPT", "").lower() == "rfc822;bob@remote.test"
+    log_line(t, qid, "to=<bob@remote.test>", "status=sent")
+    time.sleep(1.5)
+    assert t.messages(SENDER) == [], t.messages(SENDER)[0][:1500]
+
+
+def test_dsn_relayed_report_from_non_dsn_server(make_toaster):
+    """To a server without DSN, NOTIFY=SUCCESS is answered by us with a
+    "relayed" report (RFC 3461 5.2.3), and no DSN parameter is sent."""
+    no_dsn = ("PIPELINING", "SIZE 52428800", "8BITMIME", "ENHANCEDSTATUSCODES")
+    with SmtpSink(extensions=no_dsn) as plain:
+        t = relay_toaster(make_toaster, plain.port)
+        msg = message("relayed report")
+        qid = t.send(SENDER, ["bob@remote.test"], msg, rcpt_options=["NOTIFY=SUCCESS"])
+        assert plain.wait_for(1, DELIVERY_S), t.log()[-3000:]
+        reports = wait_bounces(t, SENDER)
+        wait_queue_empty(t)
+        m = plain.messages[0]
+        assert "NOTIFY" not in m.rcpt_params[0] and "RET" not in m.mail_params
+        text = unfold(reports[0].decode("utf-8", "replace"))
+        assert reports[0].startswith(b"Return-Path: <>\r\n")
+        assert "Final-Recipient: rfc822; bob@remote.test" in text
+        assert "Action: relayed" in text, text
+        assert "Status: 2." in text
+        log_line(t, qid, "to=<bob@remote.test>", "status=sent")
