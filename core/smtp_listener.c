@@ -46,6 +46,7 @@
 #include "store/delivery.h"
 #include "store/password.h"
 #include "store/recipients.h"
+#include "store/route.h"
 #include "store/spool.h"
 
 enum smtp_file_op {
@@ -110,6 +111,7 @@ static struct {
     uint32_t                   pool_count;
     char                       refusal_text[512];
     struct cidr_list           mynetworks;  /* may relay without AUTH */
+    struct route_table        *relay_domains; /* accepted from anyone, passed on inward */
     struct send_limit         *send_limit;  /* submission_messages_per_hour */
     /* The filters every message passes on a worker before delivery
      * (filters/filter_chain); NULL or inactive: straight to delivery. */
@@ -239,6 +241,16 @@ monotonic_seconds(void)
     return (uint64_t)now.tv_sec;
 }
 
+/* A recipient in relay_domains: we are its backup MX or gateway, so it is
+ * taken from anyone and queued for its inner host (Postfix's rule). */
+static bool
+is_relay_domain(const char *address)
+{
+    const char *at = strrchr(address, '@');
+    return at != NULL && smtp_listener.relay_domains != NULL &&
+           route_table_is_relay_domain(smtp_listener.relay_domains, at + 1);
+}
+
 static enum smtp_rcpt_verdict
 smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
 {
@@ -278,7 +290,8 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
         /* Relaying: for authenticated sessions and the operator's own
          * networks, into the outbound queue; for anyone else, never. */
         if (request->user == NULL &&
-            !cidr_list_contains_text(&smtp_listener.mynetworks, conn_peer_text(sc->conn))) {
+            !cidr_list_contains_text(&smtp_listener.mynetworks, conn_peer_text(sc->conn)) &&
+            !is_relay_domain(address)) {
             return SMTP_RCPT_RELAY_DENIED;
         }
         result.mailbox_count = 0;
@@ -1511,6 +1524,16 @@ smtp_listener_init(const struct config *config, struct kv *kv)
         log_error("mynetworks: %s", networks_err); /* config_finish checked it already */
         return -EINVAL;
     }
+    if (config->relay_domains[0] != '\0') {
+        char routes_err[256];
+        int routes_rc = route_table_create(NULL, config->relay_domains, NULL, 0,
+                                           &smtp_listener.relay_domains, routes_err,
+                                           sizeof(routes_err));
+        if (routes_rc != 0) {
+            log_error("relay_domains: %s", routes_err);
+            return routes_rc;
+        }
+    }
     int limit_rc = send_limit_create(config->submission_messages_per_hour,
                                      &smtp_listener.send_limit);
     if (limit_rc != 0) {
@@ -1566,6 +1589,7 @@ smtp_listener_destroy(void)
     free(smtp_listener.pools);
     smtp_listener.pools = NULL;
     send_limit_destroy(&smtp_listener.send_limit);
+    route_table_destroy(&smtp_listener.relay_domains);
     if (smtp_listener.postscreen != NULL) {
         postscreen_destroy(&smtp_listener.postscreen);
     }

@@ -637,3 +637,28 @@ def test_dsn_relayed_report_from_non_dsn_server(make_toaster):
         assert "Action: relayed" in text, text
         assert "Status: 2." in text
         log_line(t, qid, "to=<bob@remote.test>", "status=sent")
+
+
+# ---- relay_domains: a backup MX / gateway ---------------------------------------------------
+
+
+def test_relay_domains_taken_from_anyone_and_passed_inward(make_toaster, sink, tmp_path):
+    """Mail for a relay domain is accepted from any client (we are its
+    backup MX) and goes to its inner host; other foreign domains stay
+    closed to a client that is neither authenticated nor in mynetworks."""
+    transport = tmp_path / "transport"
+    transport.write_text("inner.test [127.0.0.1]:%d\n" % sink.port)
+    t = relay_toaster(make_toaster, sink.port, zone=[], mynetworks="",
+                      relay_domains="inner.test", transport_file=str(transport))
+    with t.raw() as c:
+        c.greet()
+        assert c.cmd("MAIL FROM:<x@outside.test>")[-1].startswith(b"250")
+        assert c.cmd("RCPT TO:<other@remote.test>")[-1].startswith(b"554 5.7.1")
+        assert c.cmd("RCPT TO:<someone@inner.test>")[-1].startswith(b"250")
+        assert c.cmd("DATA")[-1].startswith(b"354")
+        c.send(b"Subject: for the inside\r\n\r\nhello\r\n.\r\n")
+        assert c.reply_line().startswith(b"250")
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    assert sink.messages[0].rcpts == ["someone@inner.test"]
+    assert sink.messages[0].mail_from == "x@outside.test"
+    wait_queue_empty(t)
