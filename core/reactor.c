@@ -1589,6 +1589,14 @@ connect_arm(struct conn *conn)
     struct reactor *reactor = conn->reactor;
     ASSERT(conn->is_outbound && conn->fd >= 0);
     conn->connect_phase = CONNECT_CONNECTING;
+    if (io_uring_sq_space_left(&reactor->ring) < 2) {
+        /* The connect and its timeout must go to the kernel in one
+         * submission, or the link breaks and the timeout is refused. */
+        int rc = io_uring_submit(&reactor->ring);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            log_error("reactor %u: io_uring_submit: %s", reactor->index, strerror(-rc));
+        }
+    }
     struct io_uring_sqe *sqe = reactor_sqe(reactor);
     io_uring_prep_connect(sqe, conn->fd, (const struct sockaddr *)&conn->peer, conn->peer_len);
     sqe_socket(sqe, conn);

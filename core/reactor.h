@@ -174,12 +174,13 @@ int conn_connect_error(const struct conn *conn);
 int conn_tls_start_client(struct conn *conn, struct tls_conn *tls);
 
 /* The TLS session beneath a connection once established, else NULL (for
- * tls_conn_is_verified / tls_conn_verify_error / version / cipher). Valid
- * until close() returns. Either side. */
+ * tls_conn_is_verified / tls_conn_verify_error / version / cipher). For an
+ * outbound connection it stays valid in close(). */
 const struct tls_conn *conn_tls_session(const struct conn *conn);
 /* Why TLS failed (the handshake or a record broke, or the connection
  * closed before the handshake was done), or NULL. Valid until close()
- * returns. */
+ * returns for an outbound connection (an accepted one drops its TLS
+ * state just before its close(), as it always did). */
 const char *conn_tls_failure(const struct conn *conn);
 
 /* A reactor-wide service hook (the delivery agent's scheduler). Any
