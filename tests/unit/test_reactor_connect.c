@@ -48,7 +48,7 @@ enum mode {
  * only once is_closed is set (under ctx.lock). */
 struct scenario {
     enum mode mode;
-    struct sockaddr_in address;
+    struct sockaddr_storage address;
     socklen_t address_len;
     uint32_t timeout_ms;
     int connect_rc;
@@ -384,7 +384,7 @@ hook_bad_arguments(struct scenario *sc)
                                   sizeof(un), 1000, &conn);
     int rc_short =
         reactor_connect(ctx.reactor, &client_handler, (const struct sockaddr *)&sc->address,
-                        (socklen_t)sizeof(sc->address) - 1, 1000, &conn);
+                        (socklen_t)sizeof(struct sockaddr_in) - 1, 1000, &conn);
     int rc_zero = reactor_connect(ctx.reactor, &client_handler,
                                   (const struct sockaddr *)&sc->address, sc->address_len, 0, &conn);
     /* Client TLS before the connect is done: refused, the tls_conn freed. */
@@ -596,14 +596,25 @@ send_all(int fd, const void *bytes, size_t len)
     return true;
 }
 
+static void scenario_init_any(struct scenario *sc, enum mode mode, const struct sockaddr *address,
+                              socklen_t address_len, uint32_t timeout_ms);
+
 static void
 scenario_init(struct scenario *sc, enum mode mode, const struct sockaddr_in *address,
               uint32_t timeout_ms)
 {
+    scenario_init_any(sc, mode, (const struct sockaddr *)address, sizeof(*address), timeout_ms);
+}
+
+/* The same for any address family. */
+static void
+scenario_init_any(struct scenario *sc, enum mode mode, const struct sockaddr *address,
+                  socklen_t address_len, uint32_t timeout_ms)
+{
     memset(sc, 0, sizeof(*sc));
     sc->mode = mode;
-    sc->address = *address;
-    sc->address_len = sizeof(*address);
+    memcpy(&sc->address, address, address_len);
+    sc->address_len = address_len;
     sc->timeout_ms = timeout_ms;
     sc->tls_start_rc = 1;
     sc->tls_start_again_rc = 1;
@@ -661,6 +672,45 @@ test_plain(bool is_direct)
     CHECK_STR(sc->peer_text, "127.0.0.1");
     CHECK_BYTES(sc->received, sc->received_len, "WORLD\r\nBYE\r\n", 12);
     CHECK(!sc->has_session && !sc->has_tls_failure);
+    (void)close(listen_fd);
+    free(sc);
+}
+
+/* IPv6 on ::1 (skipped when the loopback has no IPv6): the peer text
+ * says so, bytes come in, the client closes. */
+static void
+test_ipv6(void)
+{
+    int listen_fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t len = sizeof(a);
+    if (listen_fd < 0 || bind(listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        listen(listen_fd, 8) != 0 || getsockname(listen_fd, (struct sockaddr *)&a, &len) != 0) {
+        (void)fprintf(stderr, "  no IPv6 on the loopback: IPv6 test skipped\n");
+        if (listen_fd >= 0) {
+            (void)close(listen_fd);
+        }
+        return;
+    }
+    struct scenario *sc = calloc(1, sizeof(*sc));
+    scenario_init_any(sc, MODE_PLAIN, (const struct sockaddr *)&a, sizeof(a), 2000);
+    CHECK(start_connect(sc));
+    int fd = accept_within(listen_fd);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        char buf[256];
+        size_t got = 0;
+        CHECK(read_until(fd, buf, sizeof(buf), &got, "HELLO\r\n"));
+        CHECK(send_all(fd, "BYE\r\n", 5));
+        got = 0;
+        CHECK(read_until(fd, buf, sizeof(buf), &got, NULL));
+        (void)close(fd);
+    }
+    CHECK(wait_closed(sc));
+    CHECK(sc->is_opened);
+    CHECK(sc->connect_error == 0);
+    CHECK_STR(sc->peer_text, "IPv6:::1");
+    CHECK_BYTES(sc->received, sc->received_len, "BYE\r\n", 5);
     (void)close(listen_fd);
     free(sc);
 }
@@ -1048,6 +1098,7 @@ run_reactor(bool is_direct, struct workers *workers, struct tls_server *tls_serv
     CHECK(hook_runs_after(100) == 1); /* the first run, once */
     (void)fprintf(stderr, "direct_sockets = %s\n", is_direct ? "yes" : "no");
     test_plain(is_direct);
+    test_ipv6();
     test_refused();
     test_timeout();
     test_tls(tls_server);
