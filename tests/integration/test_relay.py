@@ -662,3 +662,176 @@ def test_relay_domains_taken_from_anyone_and_passed_inward(make_toaster, sink, t
     assert sink.messages[0].rcpts == ["someone@inner.test"]
     assert sink.messages[0].mail_from == "x@outside.test"
     wait_queue_empty(t)
+
+
+# ---- more failure modes ---------------------------------------------------------------------
+
+
+def test_refused_after_data_bounces_every_recipient(make_toaster, sink):
+    reply = "554 5.7.1 message refused by policy"
+    sink.set_data_replies([reply])
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "refused at the end", rcpts=["bob@remote.test", "carol@remote.test"])
+    bounces = wait_bounces(t, SENDER)
+    wait_queue_empty(t)
+    time.sleep(0.5)
+    assert len(t.messages(SENDER)) == 1  # one bounce naming both
+    check_bounce(bounces[0], ["bob@remote.test", "carol@remote.test"], "refused at the end",
+                 "5.7.1", reply)
+    assert sink.messages == [] and len(sink.transactions) == 1
+    for rcpt in ("bob@remote.test", "carol@remote.test"):
+        log_line(t, qid, "to=<%s>" % rcpt, "status=bounced", "554 5.7.1")
+
+
+def test_sender_refused_bounces(make_toaster, sink):
+    reply = "550 5.7.1 <alice@example.com>: sender rejected"
+    sink.set_mail_replies([reply])
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "sender refused")
+    bounces = wait_bounces(t, SENDER)
+    wait_queue_empty(t)
+    check_bounce(bounces[0], ["bob@remote.test"], "sender refused", "5.7.1", reply)
+    assert sink.transactions == []
+
+
+def test_4xx_after_data_retried_once_delivered(make_toaster, sink):
+    sink.set_data_replies(["451 4.3.0 queue full, later", "250 2.0.0 taken"])
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "later after data")
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(1.0)
+    assert len(sink.messages) == 1 and [tr.reply for tr in sink.transactions] == [
+        "451 4.3.0 queue full, later", "250 2.0.0 taken"]
+    log_line(t, qid, "to=<bob@remote.test>", "status=deferred", "451 4.3.0 queue full")
+    assert t.messages(SENDER) == []
+
+
+def test_message_over_remote_size_limit_bounces(make_toaster):
+    small = ("PIPELINING", "SIZE 1000", "8BITMIME", "ENHANCEDSTATUSCODES")
+    with SmtpSink(extensions=small) as tiny:
+        t = relay_toaster(make_toaster, tiny.port)
+        qid, msg = send(t, "too big for them", body="x" * 70 + "\r\n" + ("y" * 70 + "\r\n") * 60)
+        bounces = wait_bounces(t, SENDER)
+        wait_queue_empty(t)
+        text = unfold(bounces[0].decode("utf-8", "replace"))
+        assert "Final-Recipient: rfc822; bob@remote.test" in text
+        assert "Status: 5.3.4" in text, text
+        assert tiny.transactions == []
+
+
+def test_8bit_message_to_7bit_server_bounces(make_toaster):
+    seven = ("PIPELINING", "SIZE 52428800", "ENHANCEDSTATUSCODES")
+    with SmtpSink(extensions=seven) as old:
+        t = relay_toaster(make_toaster, old.port)
+        msg = message("eight bits", body="Gr\u00fc\u00dfe aus K\u00f6ln\r\n")
+        qid = t.send(SENDER, ["bob@remote.test"], msg, mail_options=["BODY=8BITMIME"])
+        bounces = wait_bounces(t, SENDER)
+        wait_queue_empty(t)
+        text = unfold(bounces[0].decode("utf-8", "replace"))
+        assert "Status: 5.6.3" in text, text
+        assert old.transactions == []
+        log_line(t, qid, "to=<bob@remote.test>", "status=bounced")
+
+
+def test_lifetime_expiry_and_one_delay_warning(make_toaster, sink):
+    sink.set_rcpt_replies("bob@remote.test", ["451 4.3.0 not today"])
+    t = relay_toaster(make_toaster, sink.port, queue_retry_min="1s", queue_retry_max="1s",
+                      delay_warning_time="2s", queue_lifetime="6s")
+    qid, msg = send(t, "never arrives")
+    # The delay warning comes first, once; the bounce at the end of the lifetime.
+    assert wait_until(lambda: len(t.messages(SENDER)) >= 2, 20), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(1.5)
+    reports = t.messages(SENDER)
+    assert len(reports) == 2, [r[:400] for r in reports]
+    texts = [unfold(r.decode("utf-8", "replace")) for r in reports]
+    delayed = [x for x in texts if "Action: delayed" in x]
+    failed = [x for x in texts if "Action: failed" in x]
+    assert len(delayed) == 1 and len(failed) == 1, texts
+    assert "Subject: Delayed Mail" in delayed[0]
+    assert "Will-Retry-Until: " in delayed[0]
+    assert "Status: 4.4.7" in failed[0], failed[0]
+    assert "451 4.3.0 not today" in failed[0]
+    assert sink.messages == []
+
+
+# ---- hold and release --------------------------------------------------------------------------
+
+
+def test_held_entry_waits_for_release(make_toaster, sink):
+    sink.configure(greeting="421 4.3.2 not yet")
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "on hold")
+    wait_deferred(t, qid, "bob@remote.test", "421")
+    out = ctl(t, "hold", qid)
+    assert out.returncode == 0, out.stderr
+    sink.configure(greeting="220 sink.test ESMTP")
+    assert ctl(t, "flush").returncode == 0
+    time.sleep(3.0)  # past two retry periods
+    assert sink.messages == [] and qid in queue_ids(t)
+    out = ctl(t, "release", qid)
+    assert out.returncode == 0, out.stderr
+    assert ctl(t, "flush", qid).returncode == 0
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    assert split_relayed(sink.messages[0].data)[1] == msg
+
+
+# ---- TLS verify and the per-destination policy ------------------------------------------------
+
+
+def test_tls_verify(make_toaster, tmp_path):
+    cert, key = make_cert(tmp_path, "mx.remote.test")
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other_cert, _ = make_cert(other_dir, "mx.remote.test")  # same name, another key
+    with SmtpSink(tls_cert=cert, tls_key=key) as tls_sink:
+        good = relay_toaster(make_toaster, tls_sink.port, smtp_tls_security="verify",
+                             smtp_tls_ca_file=str(cert))
+        qid, msg = send(good, "verified")
+        assert tls_sink.wait_for(1, DELIVERY_S), good.log()[-3000:]
+        wait_queue_empty(good)
+        assert tls_sink.messages[0].is_tls
+        bad = relay_toaster(make_toaster, tls_sink.port, smtp_tls_security="verify",
+                            smtp_tls_ca_file=str(other_cert))
+        qid2, _ = send(bad, "not verified")
+        wait_deferred(bad, qid2, "bob@remote.test", "")
+        time.sleep(1.0)
+        assert len(tls_sink.messages) == 1  # nothing from the second daemon
+        assert qid2 in queue_ids(bad)
+
+
+def test_tls_policy_file_per_domain(make_toaster, sink, tmp_path):
+    policy = tmp_path / "tls_policy"
+    policy.write_text("secure.test encrypt\n")
+    zone = ZONE + ["secure.test MX 10 mx.remote.test"]
+    t = relay_toaster(make_toaster, sink.port, zone=zone, smtp_tls_policy_file=str(policy))
+    qid, msg = send(t, "policy", rcpts=["bob@remote.test", "x@secure.test"])
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_deferred(t, qid, "x@secure.test", "")
+    time.sleep(1.0)
+    assert [m.rcpts for m in sink.messages] == [["bob@remote.test"]]  # the sink has no TLS
+    assert "recipient: <bob@remote.test> delivered" in show(t, qid)
+
+
+# ---- relay_domains (backup MX) and smtp_helo_name ------------------------------------------------
+
+
+def test_relay_domains_by_mx_with_helo_name(make_toaster, sink):
+    zone = ["inner.test MX 10 mx.inner.test", "mx.inner.test A 127.0.0.1"]
+    t = relay_toaster(make_toaster, sink.port, zone=zone, mynetworks="",
+                      relay_domains="inner.test", smtp_helo_name="out.example.com")
+    with t.smtp() as client:
+        code, _ = client.mail("someone@far.test")
+        assert code == 250
+        assert client.rcpt("bob@remote.test")[0] == 554  # not an open relay
+        assert client.rcpt("x@inner.test")[0] == 250
+        code, _ = client.data(message("for the inside", ["x@inner.test"],
+                                      sender="someone@far.test"))
+        assert code == 250
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    m = sink.messages[0]
+    assert m.rcpts == ["x@inner.test"] and m.mail_from == "someone@far.test"
+    assert m.helo == "out.example.com"
