@@ -37,10 +37,12 @@
 #define WAIT_MS 10000 /* the longest any step may take before it counts as lost */
 
 enum mode {
-    MODE_PLAIN,       /* HELLO out, WORLD + BYE in, close */
-    MODE_TLS,         /* STARTTLS, 220, handshake, EHLO / 250 inside TLS */
-    MODE_TLS_GARBAGE, /* STARTTLS, 220, then the server answers the ClientHello with text */
-    MODE_HANG,        /* connect only: nothing is sent */
+    MODE_PLAIN,          /* HELLO out, WORLD + BYE in, close */
+    MODE_TLS,            /* STARTTLS, 220, handshake, EHLO / 250 inside TLS */
+    MODE_TLS_GARBAGE,    /* STARTTLS, 220, then the server answers the ClientHello with text */
+    MODE_TLS_SILENT,     /* STARTTLS, 220, then nothing: the read timeout ends the handshake */
+    MODE_TLS_WRONG_NAME, /* the certificate is not valid for the name the client checks */
+    MODE_HANG,           /* connect only: nothing is sent */
 };
 
 /* One outbound connection: asked for by the main thread, filled in by the
@@ -188,8 +190,9 @@ client_input(struct conn *conn, const uint8_t *bytes, size_t len)
         st->is_tls_requested = true;
         sc->received_len = 0;
         struct tls_conn *tls = NULL;
-        int rc =
-            tls_conn_new_client(ctx.tls_client, "mx.test.example", TLS_VERIFY_NAME, NULL, 0, &tls);
+        int rc = tls_conn_new_client(
+            ctx.tls_client, sc->mode == MODE_TLS_WRONG_NAME ? "other.example" : "mx.test.example",
+            TLS_VERIFY_NAME, NULL, 0, &tls);
         sc->tls_start_rc = rc == 0 ? conn_tls_start_client(conn, tls) : rc;
         /* A second start is refused, and its tls_conn freed (ASan). */
         struct tls_conn *again = NULL;
@@ -216,8 +219,8 @@ client_wants_input(struct conn *conn)
 static uint32_t
 client_read_timeout_ms(struct conn *conn)
 {
-    (void)conn;
-    return WAIT_MS;
+    struct client_state *st = conn_state(conn);
+    return st->sc->mode == MODE_TLS_SILENT ? 300 : WAIT_MS;
 }
 
 static struct span
@@ -857,39 +860,60 @@ test_tls(struct tls_server *tls_server)
     free(sc);
 }
 
-/* The server answers the ClientHello with plaintext: the handshake fails,
- * the connection closes with the reason. */
+/* TLS that does not come up: the server answers the ClientHello with
+ * plaintext (garbage), says nothing until the client's read timeout
+ * (silent), or shows a certificate the client's name check refuses. The
+ * connection closes with the reason in conn_tls_failure(), never a session,
+ * and the protocol never asked for output during the handshake. */
 static void
-test_tls_garbage(void)
+test_tls_broken(enum mode mode, struct tls_server *tls_server, const char *want_failure)
 {
     struct sockaddr_in address;
     int listen_fd = listen_loopback(8, &address);
     struct scenario *sc = calloc(1, sizeof(*sc));
-    scenario_init(sc, MODE_TLS_GARBAGE, &address, 2000);
+    scenario_init(sc, mode, &address, 2000);
     CHECK(start_connect(sc));
     int fd = accept_within(listen_fd);
     CHECK(fd >= 0);
+    struct timespec handshake_started;
+    (void)clock_gettime(CLOCK_MONOTONIC, &handshake_started);
     if (fd >= 0) {
         char buf[2048];
         size_t len = 0;
         CHECK(read_until(fd, buf, sizeof(buf), &len, "STARTTLS\r\n"));
         CHECK(send_all(fd, "220 go\r\n", 8));
-        /* The ClientHello: a handshake record (22) of TLS 1.x (3.x). */
-        len = 0;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        CHECK(poll(&p, 1, WAIT_MS) == 1);
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        CHECK(n >= 5 && buf[0] == 22 && buf[1] == 3);
-        const char *garbage = "500 this is not TLS at all, it is plain text\r\n";
-        CHECK(send_all(fd, garbage, strlen(garbage)));
-        /* Whatever the client says (an alert), then EOF. */
-        for (int i = 0; i < 10; i++) {
+        (void)clock_gettime(CLOCK_MONOTONIC, &handshake_started);
+        ssize_t n = 0;
+        if (mode == MODE_TLS_WRONG_NAME) {
+            struct tls_conn *server = tls_conn_new(tls_server);
+            CHECK(server != NULL);
+            char plain[64];
+            size_t plain_len = 0;
+            /* Ends with the client's alert (or its FIN). */
+            CHECK(server == NULL ||
+                  !tls_serve_until(fd, server, plain, sizeof(plain), &plain_len, "never"));
+            tls_conn_free(&server);
+        } else {
+            /* The ClientHello: a handshake record (22) of TLS 1.x (3.x). */
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            CHECK(poll(&p, 1, WAIT_MS) == 1);
             n = recv(fd, buf, sizeof(buf), 0);
-            if (n <= 0) {
-                break;
+            CHECK(n >= 5 && buf[0] == 22 && buf[1] == 3);
+            if (mode == MODE_TLS_GARBAGE) {
+                const char *garbage = "500 this is not TLS at all, it is plain text\r\n";
+                CHECK(send_all(fd, garbage, strlen(garbage)));
             }
+            /* Whatever the client says (an alert), then EOF. */
+            for (int i = 0; i < 10; i++) {
+                struct pollfd q = {.fd = fd, .events = POLLIN};
+                CHECK(poll(&q, 1, WAIT_MS) == 1);
+                n = recv(fd, buf, sizeof(buf), 0);
+                if (n <= 0) {
+                    break;
+                }
+            }
+            CHECK(n == 0);
         }
-        CHECK(n == 0);
         (void)close(fd);
     }
     CHECK(wait_closed(sc));
@@ -897,8 +921,12 @@ test_tls_garbage(void)
     CHECK(sc->tls_start_rc == 0);
     CHECK(!sc->has_session);
     CHECK(sc->has_tls_failure);
-    CHECK(strlen(sc->tls_failure) > 0);
+    CHECK(strstr(sc->tls_failure, want_failure) != NULL);
     CHECK(!sc->is_output_asked_in_handshake);
+    if (mode == MODE_TLS_SILENT) {
+        long waited_ms = ms_since(&handshake_started, &sc->closed);
+        CHECK(waited_ms >= 250 && waited_ms < 2000);
+    }
     (void)fprintf(stderr, "  (TLS failure as reported: %s)\n", sc->tls_failure);
     (void)close(listen_fd);
     free(sc);
@@ -1102,7 +1130,9 @@ run_reactor(bool is_direct, struct workers *workers, struct tls_server *tls_serv
     test_refused();
     test_timeout();
     test_tls(tls_server);
-    test_tls_garbage();
+    test_tls_broken(MODE_TLS_GARBAGE, tls_server, "wrong version number");
+    test_tls_broken(MODE_TLS_SILENT, tls_server, "closed during the TLS handshake");
+    test_tls_broken(MODE_TLS_WRONG_NAME, tls_server, "certificate");
     test_bad_arguments();
     test_hook();
     test_job();
