@@ -835,3 +835,68 @@ def test_relay_domains_by_mx_with_helo_name(make_toaster, sink):
     m = sink.messages[0]
     assert m.rcpts == ["x@inner.test"] and m.mail_from == "someone@far.test"
     assert m.helo == "out.example.com"
+
+
+# ---- routing failures: unknown domain, MX pointing back at us --------------------------------
+
+
+def test_unknown_domain_bounces(make_toaster, sink):
+    t = relay_toaster(make_toaster, sink.port)  # the zone says nothing of nowhere.test
+    qid, msg = send(t, "nowhere", rcpts=["x@nowhere.test"])
+    bounces = wait_bounces(t, SENDER)
+    wait_queue_empty(t)
+    text = unfold(bounces[0].decode("utf-8", "replace"))
+    assert "Final-Recipient: rfc822; x@nowhere.test" in text
+    assert "Status: 5.1.2" in text, text
+    assert "Host or domain name not found" in text
+    assert sink.connections == 0
+
+
+class OwnSmtpPort:
+    """A configuration value that is the daemon's own SMTP port, known only
+    once start() has picked the ports (conftest formats values with str())."""
+
+    def __init__(self):
+        self.toaster = None
+
+    def __str__(self):
+        return str(self.toaster.ports["smtp_listen"])
+
+
+def test_mx_pointing_back_at_us_bounces(make_toaster, sink):
+    own = OwnSmtpPort()
+    t = make_toaster(config=dict(BASE, smtp_mx_port=own), start=False)
+    own.toaster = t
+    t.write_dns_zone(ZONE)  # mx.remote.test is 127.0.0.1: our own listener
+    t.start()
+    qid, msg = send(t, "loop")
+    bounces = wait_bounces(t, SENDER)
+    wait_queue_empty(t)
+    text = unfold(bounces[0].decode("utf-8", "replace"))
+    assert "Status: 5.4.6" in text, text
+    assert "loops back to myself" in text
+    # The agent never connected to its own listener (two clients: the
+    # start-up probe and our send).
+    connects = re.findall(r": connect from \[127\.0\.0\.1\]$", t.log(), re.M)
+    assert len(connects) == 2, t.log()[-3000:]
+
+
+# ---- shutdown with a session open ------------------------------------------------------------
+
+
+def test_shutdown_with_silent_remote_keeps_the_mail(make_toaster, sink):
+    sink.configure(greeting=None)  # the greeting timeout (300 s) is far away
+    t = relay_toaster(make_toaster, sink.port)
+    qid, msg = send(t, "across a restart")
+    assert sink.wait_sessions(1, DELIVERY_S), t.log()[-3000:]
+    t.stop()  # SIGTERM: exit 0 within 15 s, clean log (conftest)
+    env = (queue_dir(t) / (qid + ".env")).read_text()
+    assert re.search(r"\nrcpt pending \d+ \d+ <bob@remote\.test> ", env), env
+    assert t.messages(SENDER) == []
+    sink.configure(greeting="220 sink.test ESMTP back")
+    t.proc = None
+    t.start()
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(0.5)
+    assert len(sink.messages) == 1 and split_relayed(sink.messages[0].data)[1] == msg
