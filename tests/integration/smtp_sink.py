@@ -25,6 +25,7 @@ What it does is scripted, and may be changed while it runs:
                   connection is closed; another non-2xx greeting answers
                   every command but QUIT with 503
   delay_s         seconds to wait before every reply
+  data_delay_s    more seconds to wait before the reply after the data
   set_rcpt_replies(address, [replies])   consumed one per RCPT of that
                   address (case-insensitive), the last one repeats
   set_mail_replies([replies]), set_data_replies([replies])   the same for
@@ -181,6 +182,7 @@ class SmtpSink:
         # behaviour (under self.lock)
         self.greeting = "220 %s ESMTP smtp_sink" % hostname
         self.delay_s = 0.0
+        self.data_delay_s = 0.0
         self.close_in_data = None
         self.close_in_data_times = None
         self._rcpt_scripts = {}
@@ -203,10 +205,11 @@ class SmtpSink:
     # ---- behaviour -------------------------------------------------------------
 
     def configure(self, **settings):
-        """Set greeting, delay_s, close_in_data, close_in_data_times at once."""
+        """Set greeting, delay_s, data_delay_s, close_in_data, close_in_data_times."""
         with self.lock:
             for key, value in settings.items():
-                if key not in ("greeting", "delay_s", "close_in_data", "close_in_data_times"):
+                if key not in ("greeting", "delay_s", "data_delay_s", "close_in_data",
+                               "close_in_data_times"):
                     raise TypeError("unknown sink setting %r" % key)
                 setattr(self, key, value)
 
@@ -709,6 +712,9 @@ class _Handler:
     def finish(self, data, via):
         """The end of the data: the final reply, the record."""
         sink = self.sink
+        data_delay = sink._setting("data_delay_s")
+        if data_delay:
+            time.sleep(data_delay)
         with sink.lock:
             if sink.size_limit is not None and len(data) > sink.size_limit:
                 text = "552 5.3.4 Message size exceeds fixed limit"

@@ -900,3 +900,24 @@ def test_shutdown_with_silent_remote_keeps_the_mail(make_toaster, sink):
     wait_queue_empty(t)
     time.sleep(0.5)
     assert len(sink.messages) == 1 and split_relayed(sink.messages[0].data)[1] == msg
+
+
+# ---- smtp_data_done_timeout ------------------------------------------------------------------
+
+
+def test_data_done_timeout(make_toaster, sink):
+    """No reply to the end of the data within smtp_data_done_timeout: the
+    recipient is deferred and tried again (the remote may have taken it:
+    RFC 5321 6.1 allows the duplicate), then delivered."""
+    sink.configure(data_delay_s=4.0)
+    t = relay_toaster(make_toaster, sink.port, smtp_data_done_timeout="1s",
+                      queue_retry_min="3s", queue_retry_max="3s")
+    qid, msg = send(t, "slow to answer")
+    text = wait_deferred(t, qid, "bob@remote.test", "timed out", 10)
+    assert "pending, 1 attempt" in text, text
+    sink.configure(data_delay_s=0)
+    assert wait_until(lambda: queue_ids(t) == [], 20), t.log()[-3000:]
+    wait_queue_empty(t)
+    copies = [m for m in sink.snapshot() if split_relayed(m.data)[1] == msg]
+    assert 1 <= len(copies) <= 2, len(copies)
+    log_line(t, qid, "to=<bob@remote.test>", "status=sent")

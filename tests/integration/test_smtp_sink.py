@@ -6,7 +6,8 @@ PLAIN (required, wrong and right password), BDAT chunks, pipelined
 commands answered in order, scripted replies to MAIL, RCPT and the data
 (4xx then 250, the last one repeating), close_in_data, a silent greeting,
 421 at connect, over-long lines, SIZE, command order, several loopback
-addresses on one port with parallel sessions counted, delay_s, stop()
+addresses on one port with parallel sessions counted, delay_s and
+data_delay_s, a 6 MB message by DATA and by BDAT, stop()
 cutting idle sessions, and non-loopback addresses refused."""
 
 import socket
@@ -391,7 +392,14 @@ def test_delay(sink):
     started = time.monotonic()
     assert r.cmd("NOOP")[-1].startswith(b"250 ")
     assert time.monotonic() - started >= 0.4
-    sink.configure(delay_s=0)
+    sink.configure(delay_s=0, data_delay_s=0.5)
+    started = time.monotonic()
+    assert r.cmd("MAIL FROM:<a@b.test>")[-1].startswith(b"250 ")
+    assert r.cmd("RCPT TO:<c@d.test>")[-1].startswith(b"250 ")
+    assert time.monotonic() - started < 0.4  # only the reply after the data waits
+    r.send(b"BDAT 1 LAST\r\nx")
+    assert r.reply_line().startswith(b"250 ")
+    assert time.monotonic() - started >= 0.5
     r.close()
 
 
