@@ -45,6 +45,7 @@ struct zone_entry {
     int               kind; /* type index, or DNS_ZONE_KIND_NXDOMAIN */
     uint32_t          ttl;
     uint32_t          line;
+    bool              is_secure; /* under "$SECURE yes" */
     struct dns_record record; /* strings and bytes malloc'd, freed after building */
 };
 
@@ -76,6 +77,7 @@ struct zone_parser {
     size_t             entry_room;
     uint32_t           ttl_default;
     bool               is_unlisted_nxdomain;
+    bool               is_secure; /* $SECURE: the records below are "authenticated" */
     char              *error;
     size_t             error_bytes;
 };
@@ -419,6 +421,17 @@ zone_line(struct zone_parser *parser, uint32_t line_number, const char *line, si
             }
             return zone_error(parser, line_number, "$UNLISTED takes NXDOMAIN or RESOLVE");
         }
+        if (field_is(&fields[0], "$SECURE")) {
+            if (n == 2 && field_is(&fields[1], "yes")) {
+                parser->is_secure = true;
+                return 0;
+            }
+            if (n == 2 && field_is(&fields[1], "no")) {
+                parser->is_secure = false;
+                return 0;
+            }
+            return zone_error(parser, line_number, "$SECURE takes yes or no");
+        }
         return zone_error(parser, line_number, "unknown directive %.*s", (int)fields[0].len,
                           fields[0].text);
     }
@@ -441,6 +454,7 @@ zone_line(struct zone_parser *parser, uint32_t line_number, const char *line, si
     memset(entry, 0, sizeof(*entry));
     entry->line = line_number;
     entry->ttl = parser->ttl_default;
+    entry->is_secure = parser->is_secure;
     entry->kind = DNS_ZONE_KIND_NXDOMAIN;
     if (!field_name(&fields[0], entry->name)) {
         return zone_error(parser, line_number, "not a domain name: %.*s", (int)fields[0].len,
@@ -553,6 +567,7 @@ zone_build(struct zone_parser *parser, struct dns_zone *zone)
         while (i < name_end && rc == 0) {
             size_t type_end = i;
             uint32_t ttl = entries[i].ttl;
+            bool is_secure = true; /* every record of the answer under $SECURE yes */
             while (type_end < name_end && entries[type_end].kind == entries[i].kind) {
                 if (type_end - i == DNS_ANSWER_RECORDS_MAX) {
                     rc = zone_error(parser, entries[type_end].line,
@@ -562,13 +577,14 @@ zone_build(struct zone_parser *parser, struct dns_zone *zone)
                 }
                 records[type_end - i] = entries[type_end].record;
                 ttl = entries[type_end].ttl < ttl ? entries[type_end].ttl : ttl;
+                is_secure = is_secure && entries[type_end].is_secure;
                 type_end++;
             }
             if (rc != 0) {
                 break;
             }
             int t = entries[i].kind;
-            rc = dns_result_create(NULL, dns_zone_types[t], DNS_STATUS_OK, ttl, false, records,
+            rc = dns_result_create(NULL, dns_zone_types[t], DNS_STATUS_OK, ttl, is_secure, records,
                                    (uint32_t)(type_end - i), &name->by_type[t]);
             i = type_end;
         }

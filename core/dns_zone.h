@@ -7,6 +7,7 @@
  *     ; comments start with ';' or '#'
  *     $TTL 300                        ; TTL of the lines below (default 300)
  *     $UNLISTED NXDOMAIN              ; names not in the file do not exist
+ *     $SECURE yes                     ; the records below answer "authenticated"
  *     example.org.      TXT "v=spf1 ip4:127.0.0.1 -all"
  *     example.org. 600  MX  10 mx.example.org.
  *     mx.example.org.   A   127.0.0.1
@@ -22,6 +23,12 @@
  * NXDOMAIN for every type. Names not listed go to the real resolver,
  * unless `$UNLISTED NXDOMAIN` says they do not exist (so an isolated test
  * site never waits on the network; `$UNLISTED RESOLVE` is the default).
+ * `$SECURE yes` marks the records of the lines below it as DNSSEC-
+ * validated (the AD bit: answer->authenticated), until `$SECURE no` (the
+ * default); an answer is authenticated when every record of its name and
+ * type was listed under `$SECURE yes`. This is how tests exercise DANE
+ * (RFC 7672) on loopback. NXDOMAIN and NODATA answers are never
+ * authenticated.
  * TXT takes one or more strings, quoted (escapes \" \\ \DDD) or bare, each
  * at most 255 bytes as on the wire, joined as SPF and DKIM read them. An
  * MX host "." is a null MX (RFC 7505). NXDOMAIN and NODATA answers carry

@@ -25,7 +25,7 @@
 struct mta_sts_fetch_request {
     const char *domain;                                /* the policy domain (not mta-sts.) */
     const struct relay_tls_fetch_address *addresses;   /* tried in order */
-    size_t address_count;                              /* at most MTA_STS_FETCH_ADDRESSES_MAX used */
+    size_t address_count;                              /* the first ..._ADDRESSES_MAX used */
     uint16_t port;                                     /* 443 */
     uint32_t timeout_ms;                               /* the whole fetch */
     struct tls_client *client;                         /* borrowed */

@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_dns_zone.c - the override file reader (core/dns_zone):
  * every record type, TXT as several quoted strings with escapes, comments,
- * $TTL and $UNLISTED, NXDOMAIN names and NODATA for unlisted types; each
+ * $TTL, $UNLISTED and $SECURE (the AD bit), NXDOMAIN names and NODATA for unlisted types; each
  * kind of bad line with the line number in the message; and the bounds
  * (line length, file size, records, fields, TXT string length) at
  * max and max + 1. Answers must outlive the zone that gave them.
@@ -178,6 +178,46 @@ test_unlisted(void)
     dns_zone_destroy(&zone);
 }
 
+/* $SECURE yes|no: answers whose every record is under "yes" are
+ * authenticated; the default is no; negative answers never are. */
+static void
+test_secure(void)
+{
+    struct dns_zone *zone = parse_ok("example.org MX 10 mx.example.org\n"
+                                     "$SECURE yes\n"
+                                     "mx.example.org A 127.0.0.1\n"
+                                     "_25._tcp.mx.example.org TLSA 3 1 1 0a1b\n"
+                                     "mixed.example.org A 127.0.0.2\n"
+                                     "$secure NO\n"
+                                     "mixed.example.org A 127.0.0.3\n"
+                                     "plain.example.org A 127.0.0.4\n"
+                                     "$SECURE yes\n"
+                                     "gone.example.org NXDOMAIN\n");
+    struct dns_result *r = look(zone, DNS_TYPE_MX, "example.org");
+    CHECK(r->answer.status == DNS_STATUS_OK && !r->answer.authenticated);
+    dns_result_unref(&r);
+    r = look(zone, DNS_TYPE_A, "mx.example.org");
+    CHECK(r->answer.status == DNS_STATUS_OK && r->answer.authenticated);
+    dns_result_unref(&r);
+    r = look(zone, DNS_TYPE_TLSA, "_25._tcp.mx.example.org");
+    CHECK(r->answer.status == DNS_STATUS_OK && r->answer.authenticated);
+    CHECK(r->answer.count == 1 && r->answer.records[0].tlsa.usage == 3);
+    dns_result_unref(&r);
+    r = look(zone, DNS_TYPE_A, "mixed.example.org"); /* one record of two: not */
+    CHECK(r->answer.status == DNS_STATUS_OK && r->answer.count == 2 && !r->answer.authenticated);
+    dns_result_unref(&r);
+    r = look(zone, DNS_TYPE_A, "plain.example.org");
+    CHECK(r->answer.status == DNS_STATUS_OK && !r->answer.authenticated);
+    dns_result_unref(&r);
+    r = look(zone, DNS_TYPE_AAAA, "mx.example.org");
+    CHECK(r->answer.status == DNS_STATUS_NODATA && !r->answer.authenticated);
+    dns_result_unref(&r);
+    r = look(zone, DNS_TYPE_A, "gone.example.org");
+    CHECK(r->answer.status == DNS_STATUS_NXDOMAIN && !r->answer.authenticated);
+    dns_result_unref(&r);
+    dns_zone_destroy(&zone);
+}
+
 static void
 test_errors(void)
 {
@@ -211,6 +251,9 @@ test_errors(void)
         { "$ORIGIN test.\n", "line 1: unknown directive $ORIGIN" },
         { "$TTL soon\n", "line 1: $TTL takes one number of seconds" },
         { "$UNLISTED maybe\n", "line 1: $UNLISTED takes NXDOMAIN or RESOLVE" },
+        { "$SECURE\n", "line 1: $SECURE takes yes or no" },
+        { "$SECURE maybe\n", "line 1: $SECURE takes yes or no" },
+        { "$SECURE yes no\n", "line 1: $SECURE takes yes or no" },
         { "; ok\nx.test A 1.1.1.1\nx.test NXDOMAIN\n",
           "line 2: x.test has records but is NXDOMAIN on line 3" },
     };
@@ -339,6 +382,7 @@ main(void)
 {
     test_records();
     test_unlisted();
+    test_secure();
     test_errors();
     test_bounds();
     test_load();
