@@ -353,7 +353,8 @@ kind_status(enum queue_outcome_kind kind)
     case QUEUE_OUTCOME_DELIVERED:
         return "sent";
     case QUEUE_OUTCOME_RELAYED:
-        return "relayed";
+    case QUEUE_OUTCOME_PASSED_ON:
+        return "sent";
     case QUEUE_OUTCOME_DEFERRED:
         return "deferred";
     case QUEUE_OUTCOME_FAILED:
@@ -1016,15 +1017,25 @@ pairs_file_read(const char *what, const char *path,
         if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0') {
             continue;
         }
+        /* Two words, blank-separated, each within its buffer. */
         char key[RELAY_KEY_BYTES];
         char value[SMTP_CLIENT_AUTH_BYTES_MAX * 2 + 2];
-        char extra[2];
-        int n = sscanf(p, "%272s %512s %1s", key, value, extra);
-        if (n != 2 || strlen(key) >= sizeof(key) - 1) {
+        size_t key_len = strcspn(p, " \t\r\n");
+        const char *v = p + key_len;
+        v += strspn(v, " \t");
+        size_t value_len = strcspn(v, " \t\r\n");
+        const char *rest = v + value_len;
+        rest += strspn(rest, " \t\r\n");
+        if (key_len == 0 || key_len >= sizeof(key) || value_len == 0 ||
+            value_len >= sizeof(value) || *rest != '\0') {
             log_error("%s %s:%u: want \"destination value\"", what, path, number);
             rc = -EINVAL;
             break;
         }
+        memcpy(key, p, key_len);
+        key[key_len] = '\0';
+        memcpy(value, v, value_len);
+        value[value_len] = '\0';
         rc = fn(key, value, ctx);
         if (rc != 0) {
             log_error("%s %s:%u: bad entry", what, path, number);

@@ -382,9 +382,13 @@ message_done(struct relay_session *session, const struct smtp_client_event *even
         }
         enum queue_outcome_kind kind = QUEUE_OUTCOME_DEFERRED;
         if (event->result == SMTP_CLIENT_RESULT_OK) {
+            /* A next hop with DSN took NOTIFY over (RFC 3461 5.2.2); one
+             * without it gets a "relayed" report of ours when SUCCESS was
+             * asked for. */
             bool wants_success = (group->client_rcpts[k].notify & SMTP_CLIENT_NOTIFY_SUCCESS) != 0;
-            kind = wants_success && !caps->has_dsn ? QUEUE_OUTCOME_RELAYED
-                                                   : QUEUE_OUTCOME_DELIVERED;
+            kind = caps->has_dsn     ? QUEUE_OUTCOME_PASSED_ON
+                   : wants_success   ? QUEUE_OUTCOME_RELAYED
+                                     : QUEUE_OUTCOME_DELIVERED;
         } else if (event->result == SMTP_CLIENT_RESULT_FAIL) {
             kind = QUEUE_OUTCOME_FAILED;
         }

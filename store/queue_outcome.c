@@ -49,6 +49,7 @@ enum outcome_change {
     OUTCOME_CHANGE_NONE,      /* not tried, not expired */
     OUTCOME_CHANGE_DELIVERED, /* DELIVERED */
     OUTCOME_CHANGE_RELAYED,   /* RELAYED */
+    OUTCOME_CHANGE_PASSED_ON, /* PASSED_ON: delivered, no report of ours */
     OUTCOME_CHANGE_DEFERRED,  /* DEFERRED, still pending */
     OUTCOME_CHANGE_FAILED,    /* FAILED */
     OUTCOME_CHANGE_EXPIRED,   /* lifetime over: failed */
@@ -194,6 +195,7 @@ plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
             fault = "recipient named twice";
         } else if (outcome->kind != QUEUE_OUTCOME_DELIVERED &&
                    outcome->kind != QUEUE_OUTCOME_RELAYED &&
+                   outcome->kind != QUEUE_OUTCOME_PASSED_ON &&
                    outcome->kind != QUEUE_OUTCOME_DEFERRED &&
                    outcome->kind != QUEUE_OUTCOME_FAILED) {
             fault = "unknown outcome";
@@ -238,6 +240,10 @@ plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
             case QUEUE_OUTCOME_RELAYED:
                 rcpt->state = QUEUE_RCPT_DELIVERED;
                 change = OUTCOME_CHANGE_RELAYED;
+                break;
+            case QUEUE_OUTCOME_PASSED_ON:
+                rcpt->state = QUEUE_RCPT_DELIVERED;
+                change = OUTCOME_CHANGE_PASSED_ON;
                 break;
             case QUEUE_OUTCOME_FAILED:
                 rcpt->state = QUEUE_RCPT_FAILED;
@@ -324,6 +330,7 @@ plan_log(const struct queue_entry *entry, const struct outcome_plan *plan)
         [OUTCOME_CHANGE_NONE] = "",
         [OUTCOME_CHANGE_DELIVERED] = "sent",
         [OUTCOME_CHANGE_RELAYED] = "sent (relayed)",
+        [OUTCOME_CHANGE_PASSED_ON] = "sent",
         [OUTCOME_CHANGE_DEFERRED] = "deferred",
         [OUTCOME_CHANGE_FAILED] = "bounced",
         [OUTCOME_CHANGE_EXPIRED] = "expired",

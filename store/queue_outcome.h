@@ -31,6 +31,8 @@ enum queue_outcome_kind {
     QUEUE_OUTCOME_RELAYED,   /* delivered to a server without DSN while NOTIFY had SUCCESS */
     QUEUE_OUTCOME_DEFERRED,  /* 4xx, connection trouble, route TEMPFAIL: try again */
     QUEUE_OUTCOME_FAILED,    /* 5xx, route PERMFAIL, local refusal: bounce */
+    QUEUE_OUTCOME_PASSED_ON, /* 2xx from a next hop with DSN: NOTIFY went with it, so any
+                              * success report is that hop's (RFC 3461 5.2.2), not ours */
 };
 
 /* One recipient's result in this attempt. Strings are borrowed for the

@@ -808,6 +808,40 @@ test_delay_warning(void)
 
 /* NOTIFY=SUCCESS: a success report for delivered and relayed recipients;
  * a failure in the same attempt is a bounce of its own. */
+/* Delivered to a next hop with DSN: NOTIFY=SUCCESS went along, so the
+ * report is that hop's; we make none (RFC 3461 5.2.2). */
+static void
+test_passed_on(void)
+{
+    struct queue *queue = queue_make();
+    const char *id = "00000000000000F4";
+    struct queue_rcpt rcpts[2] = {
+        {.address = "bob@remote.test", .notify = QUEUE_NOTIFY_SUCCESS},
+        {.address = "carol@remote.test", .notify = QUEUE_NOTIFY_SUCCESS},
+    };
+    store(queue, id, SENDER, ARRIVAL, rcpts, 2, message_text);
+    struct queue_entry entry;
+    CHECK(load(queue, id, &entry) == 0);
+    struct queue_outcome outcomes[2] = {
+        {.rcpt_index = 0,
+         .kind = QUEUE_OUTCOME_PASSED_ON,
+         .reply = "250 2.0.0 Ok",
+         .remote_mta = "mx.remote.test"},
+        {.rcpt_index = 1, .kind = QUEUE_OUTCOME_DEFERRED, .reply = "451 4.3.0 later"},
+    };
+    struct queue_outcome_params params = params_at(NOW);
+    struct queue_outcome_result result;
+    CHECK(queue_outcome_apply(queue, &entry, outcomes, 2, &params, &result) == 0);
+    CHECK(!result.is_removed);
+    CHECK(result.generated_count == 0);
+    CHECK(entry.rcpts[0].state == QUEUE_RCPT_DELIVERED);
+    CHECK(entry.rcpts[1].state == QUEUE_RCPT_PENDING);
+    queue_entry_release(&entry);
+    CHECK(entry_count(queue) == 1);
+    CHECK(queue_entry_remove(queue, id) == 0);
+    queue_close(&queue);
+}
+
 static void
 test_success(void)
 {
@@ -1154,6 +1188,7 @@ main(void)
     test_expiry();
     test_delay_warning();
     test_success();
+    test_passed_on();
     test_crash_between();
     test_bad_outcomes();
     test_reply_clean();
