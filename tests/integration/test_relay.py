@@ -921,3 +921,77 @@ def test_data_done_timeout(make_toaster, sink):
     copies = [m for m in sink.snapshot() if split_relayed(m.data)[1] == msg]
     assert 1 <= len(copies) <= 2, len(copies)
     log_line(t, qid, "to=<bob@remote.test>", "status=sent")
+
+
+# ---- per-destination pacing and the MX session limit -------------------------------------------
+
+
+def test_destination_rate_delay(make_toaster, sink):
+    sink.configure(greeting="421 4.3.2 not yet")
+    t = relay_toaster(make_toaster, sink.port, smtp_destination_rate_delay="1s")
+    with t.smtp() as client:
+        for i in range(3):
+            client.sendmail(SENDER, ["bob@remote.test"], message("paced %d" % i))
+    assert wait_until(lambda: sink.connections >= 1, DELIVERY_S)
+    sink.configure(greeting="220 sink.test ESMTP")
+    assert sink.wait_for(3, 30), t.log()[-3000:]
+    wait_queue_empty(t)
+    times = sorted(m.accepted_at for m in sink.messages)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # One delivery per second to the destination.
+    assert all(g >= 0.8 for g in gaps), (gaps, [
+        (m.session, round(m.accepted_at - times[0], 3),
+         round(sink.sessions[m.session].started_at - times[0], 3)) for m in sink.messages])
+
+
+def test_mx_session_limit(make_toaster, sink):
+    """Five MX hosts that all answer 421: one attempt talks to at most
+    smtp_mx_session_limit (2) of them, in preference order."""
+    hosts = ["127.0.0.%d" % (21 + i) for i in range(5)]
+    zone = []
+    for i, address in enumerate(hosts):
+        zone += ["remote.test MX %d mx%d.remote.test" % (10 * (i + 1), i),
+                 "mx%d.remote.test A %s" % (i, address)]
+    with SmtpSink(host=hosts, port=0) as busy:
+        busy.configure(greeting="421 4.3.2 busy")
+        t = relay_toaster(make_toaster, busy.port, zone=zone, smtp_mx_session_limit=2,
+                          queue_retry_min="60s", queue_retry_max="120s")
+        qid, msg = send(t, "busy everywhere")
+        wait_deferred(t, qid, "bob@remote.test", "421")
+        time.sleep(1.0)
+        assert sorted({s.local[0] for s in busy.sessions}) == hosts[:2], \
+            [s.local for s in busy.sessions]
+        assert busy.connections == 2
+
+
+# ---- client SASL: a wrong password, and never in clear -------------------------------------------
+
+
+def test_sasl_wrong_password_defers(make_toaster, tmp_path):
+    cert, key = make_cert(tmp_path)
+    with SmtpSink(tls_cert=cert, tls_key=key, auth={"relay-user": "relay-secret"}) as hub:
+        nexthop = "[127.0.0.1]:%d" % hub.port
+        passwords = tmp_path / "sasl_passwd"
+        passwords.write_text("%s relay-user:not-the-password\n" % nexthop)
+        t = relay_toaster(make_toaster, 9, zone=[], relay_host=nexthop,
+                          smtp_sasl_password_file=str(passwords))
+        qid, msg = send(t, "wrong password")
+        wait_deferred(t, qid, "bob@remote.test", "535")
+        assert hub.transactions == []
+        assert t.messages(SENDER) == []  # deferred, not bounced
+
+
+def test_sasl_never_in_clear(make_toaster, tmp_path):
+    with SmtpSink(auth={"relay-user": "relay-secret"}) as hub:  # AUTH offered, no STARTTLS
+        nexthop = "[127.0.0.1]:%d" % hub.port
+        passwords = tmp_path / "sasl_passwd"
+        passwords.write_text("%s relay-user:relay-secret\n" % nexthop)
+        t = relay_toaster(make_toaster, 9, zone=[], relay_host=nexthop,
+                          smtp_sasl_password_file=str(passwords))
+        qid, msg = send(t, "no password in clear")
+        assert wait_until(lambda: hub.connections >= 1 and all(
+            s.ended_at is not None for s in hub.sessions), DELIVERY_S), t.log()[-3000:]
+        time.sleep(1.0)
+        for s in hub.sessions:
+            assert not any(c.upper().startswith("AUTH") for c in s.commands), s.commands
+        assert hub.messages == []
