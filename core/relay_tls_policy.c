@@ -165,9 +165,9 @@ relay_tls_policy_resolve(const struct relay_tls_request *request,
         /* 16 KiB: too much for a worker's stack frame next to the caller's. */
         policy = malloc(sizeof(*policy));
         if (policy == NULL) {
-            text_format(reason_out, reason_bytes, "451 4.3.0 out of memory for the MTA-STS "
-                                                  "policy of %s", request->domain);
-            return -EAGAIN;
+            text_format(reason_out, reason_bytes, "out of memory for the MTA-STS policy of %s",
+                        request->domain);
+            return -ENOMEM;
         }
         /* With DANE answers still missing, only ask (no fetch) this run. */
         int rc = is_pending ? -EINPROGRESS : 0;
@@ -189,7 +189,7 @@ relay_tls_policy_resolve(const struct relay_tls_request *request,
             return 0;
         }
     }
-    text_format(reason_out, reason_bytes, "451 4.7.5 no usable hop for %s: %s", request->domain,
+    text_format(reason_out, reason_bytes, "no usable hop for %s: %s", request->domain,
                 route->hop_count > 0 ? hops_out[0].reason : "no hops");
     return -EAGAIN;
 }

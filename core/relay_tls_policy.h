@@ -97,10 +97,11 @@ size_t relay_tls_hop_tlsa(const struct relay_tls_hop *hop, struct tls_tlsa out[T
  *   0            hops_out filled (some hops may be is_skipped, not all);
  *   -EINPROGRESS DNS answers missing (questions are out): run it again
  *                with the same request once the caller's batch has them;
- *   -EAGAIN      defer the whole group: reason_out holds "451 4.7.5 ..."
- *                (every hop skipped: TLSA lookup failure (RFC 7672 2.1.1),
- *                dane-only without usable TLSA, MTA-STS enforce with no
- *                matching MX (RFC 8461 4.1)).
+ *   -EAGAIN      defer the whole group with 451 4.7.5 and reason_out
+ *                (the text after the codes): every hop is skipped (TLSA
+ *                lookup failure (RFC 7672 2.1.1), dane-only without usable
+ *                TLSA, MTA-STS enforce with no matching MX (RFC 8461 4.1));
+ *   -ENOMEM      defer the whole group with 451 4.3.0 and reason_out.
  * Blocks only for the MTA-STS HTTPS fetch (bounded by the fetch
  * timeout), and only on the run that has every DNS answer. Any thread;
  * needs relay_tls_policy_start() for MTA-STS (without it, is_mta_sts is
