@@ -292,6 +292,7 @@ struct reactor {
     uint32_t             (*hook_fn)(void *arg);
     void                  *hook_arg;
     uint8_t                hook_woken;
+    uint32_t               turns_without_wait; /* in a row (see reactor_loop) */
     bool                   is_hook_timer_armed;
     uint64_t               hook_deadline_ns; /* CLOCK_MONOTONIC; UINT64_MAX: none */
     uint64_t               hook_timer_ns;    /* what the armed timer waits for */
@@ -2015,6 +2016,19 @@ reactor_loop(struct reactor *reactor)
                                 : 1;
         log_flush(); /* the turn's lines, in one write, before any sleep */
         int rc = io_uring_submit_and_wait(&reactor->ring, wait_for);
+        reactor->turns_without_wait = wait_for == 0 ? reactor->turns_without_wait + 1 : 0;
+        if (reactor->turns_without_wait >= 2 && rc >= 0) {
+            /* With DEFER_TASKRUN, completions wait as task work until we
+             * enter the kernel for events, which a turn that does not wait
+             * skips: from the second such turn in a row, let them in, or a
+             * reactor kept busy by jobs or its hook would starve its
+             * sockets. */
+            int events_rc = io_uring_get_events(&reactor->ring);
+            if (events_rc < 0 && events_rc != -EINTR && events_rc != -EAGAIN &&
+                events_rc != -EBUSY) {
+                rc = events_rc;
+            }
+        }
         ck_pr_store_8(&reactor->is_sleeping, 0);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
             log_error("reactor %u: io_uring_submit_and_wait: %s", reactor->index,

@@ -222,8 +222,9 @@ dest_get(const char *key)
 static void
 dest_drop_if_empty(struct relay_dest *dest)
 {
-    if (dest->sessions > 0 || dest->waiting_head != NULL || dest->is_dirty) {
-        return;
+    if (dest->sessions > 0 || dest->waiting_head != NULL || dest->is_dirty ||
+        dest->next_start_ms > now_ms()) {
+        return; /* (a destination within its rate delay is remembered) */
     }
     struct relay *relay = &relay_agent;
     struct relay_dest **slot = &relay->buckets[key_hash(dest->key) % RELAY_DEST_BUCKETS];
@@ -279,9 +280,12 @@ dest_pop(struct relay_dest *dest)
     return group;
 }
 
-/* Whether the rate delay lets the destination start a message now. */
+/* Whether the rate delay lets the destination start a message now; with
+ * is_taking, the message starts (the next may start delay later). The
+ * delay is between message starts, not connects: a session that is slow
+ * to greet must not bunch messages up. */
 static bool
-dest_rate_allows(struct relay_dest *dest)
+dest_rate_check(struct relay_dest *dest, bool is_taking)
 {
     uint32_t delay_ms = relay_agent.config->smtp_destination_rate_delay_ms;
     if (delay_ms == 0) {
@@ -291,15 +295,31 @@ dest_rate_allows(struct relay_dest *dest)
     if (now < dest->next_start_ms) {
         return false;
     }
-    dest->next_start_ms = now + delay_ms;
+    if (is_taking) {
+        dest->next_start_ms = now + delay_ms;
+    }
     return true;
+}
+
+bool
+relay_dest_rate_take(struct relay_dest *dest)
+{
+    return dest_rate_check(dest, true);
+}
+
+void
+relay_group_requeue(struct relay_group *group)
+{
+    ASSERT(group->dest != NULL);
+    dest_push(group->dest, group, true);
+    relay_dest_kick(group->dest);
 }
 
 struct relay_group *
 relay_dest_take(struct relay_dest *dest)
 {
     if (reactor_is_draining(relay_agent.reactor) || dest->waiting_head == NULL ||
-        !dest_rate_allows(dest)) {
+        !dest_rate_check(dest, true)) {
         return NULL;
     }
     return dest_pop(dest);
@@ -320,7 +340,7 @@ dest_pump(struct relay_dest *dest)
                                    relay->sessions >= config->smtp_process_limit)) {
             break;
         }
-        if (!dest_rate_allows(dest)) {
+        if (!dest_rate_check(dest, dest->idle != NULL)) {
             return dest->next_start_ms - now_ms();
         }
         struct relay_group *group = dest_pop(dest);
@@ -930,6 +950,7 @@ relay_hook(void *arg)
     /* Destinations with work or a freed session. */
     int64_t wait_ms = -1;
     struct relay_dest *dirty = relay->dirty_head;
+    struct relay_dest *waiting = NULL; /* held back by their rate delay */
     relay->dirty_head = NULL;
     while (dirty != NULL) {
         struct relay_dest *dest = dirty;
@@ -938,13 +959,24 @@ relay_hook(void *arg)
         dest->dirty_next = NULL;
         int64_t ms = dest_pump(dest);
         if (ms > 0) {
-            relay_dest_kick(dest); /* look again when the rate delay passed */
+            dest->is_dirty = true;
+            dest->dirty_next = waiting;
+            waiting = dest;
             if (wait_ms < 0 || ms < wait_ms) {
                 wait_ms = ms;
             }
         } else {
             dest_drop_if_empty(dest);
         }
+    }
+    /* Looked at again when the delay has passed (the returned deadline),
+     * not at once: a hook that woke itself would keep the reactor from
+     * ever waiting for its completions. */
+    while (waiting != NULL) {
+        struct relay_dest *dest = waiting;
+        waiting = dest->dirty_next;
+        dest->dirty_next = relay->dirty_head;
+        relay->dirty_head = dest;
     }
     if (is_draining) {
         return wait_ms > 0 ? (uint32_t)wait_ms : REACTOR_HOOK_IDLE;

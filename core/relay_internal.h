@@ -181,6 +181,11 @@ void relay_result_set(struct relay_group *group, size_t rcpt_index, enum queue_o
 void relay_dest_kick(struct relay_dest *dest);
 /* A session is idle: give it the next group, or NULL. */
 struct relay_group *relay_dest_take(struct relay_dest *dest);
+/* smtp_destination_rate_delay: may a message start now (then it counts)? */
+bool relay_dest_rate_take(struct relay_dest *dest);
+/* A session cannot start the group's message yet: back to the front of
+ * its destination's line. */
+void relay_group_requeue(struct relay_group *group);
 enum relay_tls_level relay_tls_level_for(const char *domain);
 const struct relay_credential *relay_credential_for(const char *key);
 uint64_t relay_random(void);

@@ -235,6 +235,12 @@ session_ready(struct relay_session *session)
         session_quit(session);
         return;
     }
+    if (session->group != NULL && !relay_dest_rate_take(session->dest)) {
+        /* Opened for this group, but the rate delay says not yet: it
+         * waits in line, and this session idles until it may take it. */
+        relay_group_requeue(session->group);
+        session->group = NULL;
+    }
     for (uint32_t turn = 0; turn < 64 && !session->is_quitting; turn++) {
         if (session->group == NULL) {
             session->group = relay_dest_take(session->dest);
