@@ -915,6 +915,33 @@ inbox_put(const char *text)
     relay_wake();
 }
 
+/* Stopping: recipients still waiting for a session are not tried in this
+ * attempt, so their entries' results so far are written now (and their
+ * locks let go) instead of being lost with the process. */
+static void
+drain_waiting(void)
+{
+    struct relay *relay = &relay_agent;
+    for (size_t b = 0; b < RELAY_DEST_BUCKETS; b++) {
+        for (struct relay_dest *dest = relay->buckets[b]; dest != NULL;
+             dest = dest->bucket_next) {
+            struct relay_group *group;
+            while ((group = dest_pop(dest)) != NULL) {
+                group->dest = NULL;
+                relay_group_done(group);
+            }
+        }
+    }
+    relay->dirty_head = NULL;
+    for (size_t b = 0; b < RELAY_DEST_BUCKETS; b++) {
+        for (struct relay_dest *dest = relay->buckets[b]; dest != NULL;
+             dest = dest->bucket_next) {
+            dest->is_dirty = false;
+            dest->dirty_next = NULL;
+        }
+    }
+}
+
 static uint32_t
 relay_hook(void *arg)
 {
@@ -979,7 +1006,8 @@ relay_hook(void *arg)
         relay->dirty_head = dest;
     }
     if (is_draining) {
-        return wait_ms > 0 ? (uint32_t)wait_ms : REACTOR_HOOK_IDLE;
+        drain_waiting();
+        return REACTOR_HOOK_IDLE;
     }
     int64_t next = agent.next_scan;
     int64_t due_s;

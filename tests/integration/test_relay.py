@@ -995,3 +995,33 @@ def test_sasl_never_in_clear(make_toaster, tmp_path):
         for s in hub.sessions:
             assert not any(c.upper().startswith("AUTH") for c in s.commands), s.commands
         assert hub.messages == []
+
+
+# ---- stopping while mail waits for a session ---------------------------------------------------
+
+
+def test_sigterm_writes_what_was_done_and_keeps_the_rest(make_toaster, sink):
+    """SIGTERM while one message is on the wire and another waits for the
+    destination's only session: the first finishes and leaves the queue,
+    the second stays queued untried, and after a restart it goes, once."""
+    sink.configure(delay_s=0.3)
+    t = relay_toaster(make_toaster, sink.port, smtp_destination_concurrency_limit=1,
+                      smtp_connection_cache_time_limit="0s")
+    first, _ = send(t, "first")
+    second, _ = send(t, "second")
+    assert wait_until(lambda: sink.connections >= 1, DELIVERY_S)
+    t.stop()
+    assert sink.wait_for(1, 1)
+    assert len(sink.messages) == 1
+    sent_qid = first if "Subject: first" in sink.messages[0].data.decode() else second
+    other = second if sent_qid == first else first
+    assert queue_ids(t) == [other], (queue_ids(t), t.log()[-2000:])
+    assert re.search(r"recipient: <bob@remote.test> pending, 0 attempts", show(t, other)), \
+        show(t, other)
+    sink.configure(delay_s=0)
+    t.proc = None
+    t.start()
+    assert sink.wait_for(2, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
+    time.sleep(0.5)
+    assert len(sink.messages) == 2
