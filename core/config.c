@@ -152,6 +152,10 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_STRING, smtp_tls_security, "may", 0, 0),
     KEY(CONFIG_STRING, smtp_tls_policy_file, "", 0, 0),
     KEY(CONFIG_STRING, smtp_tls_ca_file, "", 0, 0),
+    KEY(CONFIG_BOOL, smtp_mta_sts, "yes", 0, 0),
+    KEY(CONFIG_DURATION, mta_sts_fetch_timeout_ms, "10s", 100, 60000),
+    KEY(CONFIG_U32, mta_sts_port, "443", 1, 65535),
+    KEY(CONFIG_U32, mta_sts_cache_max, "10000", 1, 1000000),
     KEY(CONFIG_U32, smtp_destination_concurrency_limit, "20", 1, 10000),
     KEY(CONFIG_DURATION, smtp_destination_rate_delay_ms, "0s", 0, 3600000),
     KEY(CONFIG_DURATION, smtp_connection_cache_time_limit_ms, "2s", 0, 300000),
@@ -776,14 +780,15 @@ config_finish(struct config *config, char *err, size_t err_bytes)
         return config_error(err, err_bytes, "queue_retry_min must not exceed queue_retry_max");
     }
     static const char *const preferences[] = { "ipv4", "ipv6", "ipv4-only", "ipv6-only" };
-    static const char *const tls_levels[] = { "none", "may", "encrypt", "verify" };
+    static const char *const tls_levels[] = { "none",   "may",  "encrypt",
+                                              "verify", "dane", "dane-only" };
     if (!config_word_is_one_of(config->smtp_address_preference, preferences, 4)) {
         return config_error(err, err_bytes,
                             "smtp_address_preference must be ipv4, ipv6, ipv4-only or ipv6-only");
     }
-    if (!config_word_is_one_of(config->smtp_tls_security, tls_levels, 4)) {
-        return config_error(err, err_bytes,
-                            "smtp_tls_security must be none, may, encrypt or verify");
+    if (!config_word_is_one_of(config->smtp_tls_security, tls_levels, 6)) {
+        return config_error(err, err_bytes, "smtp_tls_security must be none, may, encrypt, "
+                                            "verify, dane or dane-only");
     }
     if (config->myhostname[0] == '\0') {
         if (gethostname(config->myhostname, sizeof(config->myhostname) - 1) != 0 ||

@@ -158,9 +158,13 @@ struct config {
     uint32_t smtp_mx_session_limit;                    /* of those, ones that answered */
     char     smtp_address_preference[16];              /* ipv4, ipv6, ipv4-only, ipv6-only */
     uint32_t smtp_mx_port;                             /* port of hosts found by MX */
-    char     smtp_tls_security[16];                    /* none, may, encrypt, verify, dane */
+    char     smtp_tls_security[16];                    /* none, may, encrypt, verify, dane, dane-only */
     char     smtp_tls_policy_file[CONFIG_STRING_BYTES]; /* "domain level" lines */
     char     smtp_tls_ca_file[CONFIG_STRING_BYTES];    /* "": the system's store */
+    bool     smtp_mta_sts;                             /* MTA-STS (RFC 8461) for MX routes */
+    uint32_t mta_sts_fetch_timeout_ms;                 /* a policy's HTTPS fetch, in all */
+    uint32_t mta_sts_port;                             /* 443; tests point it at loopback */
+    uint32_t mta_sts_cache_max;                        /* domains whose policy is kept */
     uint32_t smtp_destination_concurrency_limit;       /* sessions per destination */
     uint32_t smtp_destination_rate_delay_ms;           /* pause between deliveries to one */
     uint32_t smtp_connection_cache_time_limit_ms;      /* an idle session is kept this long */

@@ -498,6 +498,9 @@ attempt_free(struct relay_attempt *attempt)
         free(attempt->groups[0].rcpts);
         free(attempt->groups[0].client_rcpts);
     }
+    for (size_t i = 0; attempt->groups != NULL && i < attempt->group_count; i++) {
+        free(attempt->groups[i].tls_hops);
+    }
     free(attempt->groups);
     free(attempt->results);
     free(attempt->dkim_fields);
@@ -1029,21 +1032,9 @@ relay_hook(void *arg)
 static enum relay_tls_level
 tls_level_parse(const char *text, bool *is_ok)
 {
-    *is_ok = true;
-    if (strcmp(text, "none") == 0) {
-        return RELAY_TLS_NONE;
-    }
-    if (strcmp(text, "may") == 0) {
-        return RELAY_TLS_MAY;
-    }
-    if (strcmp(text, "encrypt") == 0) {
-        return RELAY_TLS_ENCRYPT;
-    }
-    if (strcmp(text, "verify") == 0 || strcmp(text, "secure") == 0) {
-        return RELAY_TLS_VERIFY;
-    }
-    *is_ok = false;
-    return RELAY_TLS_MAY;
+    enum relay_tls_level level = RELAY_TLS_MAY;
+    *is_ok = relay_tls_level_parse(text, &level) == 0; /* also dane, dane-only */
+    return level;
 }
 
 /* Read a small "key value" file: each line's two words to fn. Returns 0,
@@ -1302,6 +1293,19 @@ relay_start(const struct config *config, struct reactor *reactor, struct dns_res
         log_error("smtp TLS client: %s", error);
         return rc;
     }
+    if (config->smtp_mta_sts) {
+        struct relay_tls_policy_settings sts = {
+            .client = relay->tls,
+            .fetch_timeout_ms = config->mta_sts_fetch_timeout_ms,
+            .port = (uint16_t)config->mta_sts_port,
+            .cache_max = config->mta_sts_cache_max,
+        };
+        rc = relay_tls_policy_start(&sts);
+        if (rc != 0) {
+            log_error("MTA-STS policy cache: %s", strerror(-rc));
+            return rc;
+        }
+    }
     rc = queue_open(config->data_dir, config->fsync, &relay->queue);
     if (rc != 0) {
         log_error("outbound queue: %s", strerror(-rc));
@@ -1400,6 +1404,7 @@ relay_stop(void)
     __atomic_store_n(&agent.reactor, NULL, __ATOMIC_RELEASE);
     queue_close(&relay->queue);
     route_table_destroy(&relay->routes);
+    relay_tls_policy_stop(); /* the workers stopped: no resolve runs */
     tls_client_free(&relay->tls);
     free(relay->credentials);
     free(relay->tls_policies);

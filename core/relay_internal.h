@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/job.h"
+#include "core/relay_tls_policy.h"
 #include "proto/smtp/smtp_client.h"
 #include "store/queue.h"
 #include "store/queue_outcome.h"
@@ -38,13 +39,6 @@ struct dkim_keys;
 #define RELAY_KEY_BYTES (ROUTE_NAME_BYTES_MAX + 16u) /* "[host]:port" or a domain */
 #define RELAY_BUSY_RETRY_S 1         /* an entry locked by toasterctl: look again */
 
-enum relay_tls_level {
-    RELAY_TLS_NONE,
-    RELAY_TLS_MAY,
-    RELAY_TLS_ENCRYPT,
-    RELAY_TLS_VERIFY,
-};
-
 /* What one recipient got in this attempt. */
 struct relay_result {
     bool                    is_set;
@@ -65,6 +59,11 @@ struct relay_group {
     bool                    is_routed;            /* route is filled */
     bool                    is_done;
     struct route_result     route;
+    /* Per route hop, what TLS it gets (core/relay_tls_policy): made on the
+     * ROUTE worker once the route is OK, route.hop_count long; NULL before.
+     * Freed with the attempt. */
+    struct relay_tls_hop   *tls_hops;
+    bool                    is_tls_resolved;
     uint32_t                hop_next;       /* the next hop of route to connect to */
     uint32_t                sessions_tried; /* hops that answered TCP */
     size_t                 *rcpts;          /* indexes into attempt->entry.rcpts */

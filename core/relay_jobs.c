@@ -396,6 +396,43 @@ route_fail(struct relay_group *group, uint16_t code, const char *enhanced, const
     group->is_routed = true;
 }
 
+/* The TLS each hop of a routed group gets (DANE, MTA-STS: core/
+ * relay_tls_policy). Returns true while DNS answers are missing. A group
+ * it cannot send anywhere is failed like a route (451). */
+static bool
+tls_policy_run(struct relay_attempt *attempt, struct relay_group *group,
+               const struct dns_source *source)
+{
+    if (group->is_tls_resolved || group->route.status != ROUTE_OK ||
+        group->route.hop_count == 0) {
+        return false;
+    }
+    if (group->tls_hops == NULL) {
+        group->tls_hops = calloc(group->route.hop_count, sizeof(*group->tls_hops));
+        if (group->tls_hops == NULL) {
+            route_fail(group, 451, "4.3.0", "out of memory");
+            return false;
+        }
+    }
+    struct relay_tls_request request = {
+        .domain = group->domain,
+        .level = relay_tls_level_for(group->domain),
+        .is_mta_sts = relay_agent.config->smtp_mta_sts,
+        .route = &group->route,
+        .now = attempt->started,
+    };
+    char reason[ROUTE_REASON_BYTES];
+    int rc = relay_tls_policy_resolve(&request, source, group->tls_hops, reason, sizeof(reason));
+    if (rc == -EINPROGRESS) {
+        return true;
+    }
+    group->is_tls_resolved = true;
+    if (rc != 0) {
+        route_fail(group, 451, rc == -EAGAIN ? "4.7.5" : "4.3.0", reason);
+    }
+    return false;
+}
+
 static void
 route_run(struct relay_attempt *attempt)
 {
@@ -427,7 +464,11 @@ route_run(struct relay_attempt *attempt)
         bool is_pending = false;
         for (size_t i = 0; i < attempt->group_count; i++) {
             struct relay_group *group = &attempt->groups[i];
-            if (group->is_local || group->is_routed) {
+            if (group->is_local) {
+                continue;
+            }
+            if (group->is_routed) {
+                is_pending = tls_policy_run(attempt, group, &source) || is_pending;
                 continue;
             }
             if (group->domain[0] == '\0') {
@@ -450,6 +491,7 @@ route_run(struct relay_attempt *attempt)
                 is_pending = true;
             } else if (rc == 0) {
                 group->is_routed = true;
+                is_pending = tls_policy_run(attempt, group, &source) || is_pending;
             } else {
                 route_fail(group, 451, "4.3.0", strerror(-rc));
             }

@@ -63,7 +63,8 @@ struct relay_session {
     struct smtp_client_message message;
     char                  hop_host[ROUTE_NAME_BYTES_MAX + 1];
     char                  hop_text[ROUTE_NAME_BYTES_MAX + 64]; /* "mx.example[192.0.2.1]:25" */
-    enum relay_tls_level  tls_level;
+    enum relay_tls_level  tls_level; /* the hop's: never RELAY_TLS_DANE */
+    struct relay_tls_hop  tls_hop;   /* DANE_ONLY: its TLSA records */
     const struct relay_credential *credential;
     bool                  is_connected;
     bool                  is_idle;
@@ -426,9 +427,17 @@ static void
 tls_go(struct relay_session *session)
 {
     struct tls_conn *tls = NULL;
-    enum tls_verify verify = session->tls_level >= RELAY_TLS_VERIFY ? TLS_VERIFY_NAME
-                                                                    : TLS_VERIFY_NONE;
-    int rc = tls_conn_new_client(relay_agent.tls, session->hop_host, verify, NULL, 0, &tls);
+    enum tls_verify verify = TLS_VERIFY_NONE;
+    struct tls_tlsa tlsa[TLS_TLSA_MAX];
+    size_t tlsa_count = 0;
+    if (session->tls_level == RELAY_TLS_DANE_ONLY) {
+        verify = TLS_VERIFY_DANE; /* RFC 7672: the TLSA records, not the name's chain */
+        tlsa_count = relay_tls_hop_tlsa(&session->tls_hop, tlsa);
+    } else if (session->tls_level == RELAY_TLS_VERIFY) {
+        verify = TLS_VERIFY_NAME;
+    }
+    int rc = tls_conn_new_client(relay_agent.tls, session->hop_host, verify,
+                                 tlsa_count > 0 ? tlsa : NULL, tlsa_count, &tls);
     if (rc == 0) {
         rc = conn_tls_start_client(session->conn, tls);
     }
@@ -879,7 +888,17 @@ relay_session_open(struct relay_dest *dest, struct relay_group *group)
 {
     struct relay *relay = &relay_agent;
     while (group->hop_next < group->route.hop_count) {
-        const struct route_hop *hop = &group->route.hops[group->hop_next++];
+        size_t hop_index = group->hop_next++;
+        const struct route_hop *hop = &group->route.hops[hop_index];
+        ASSERT(group->tls_hops != NULL); /* ROUTE made them for every OK route */
+        const struct relay_tls_hop *tls_hop = &group->tls_hops[hop_index];
+        if (tls_hop->is_skipped) {
+            /* DANE or MTA-STS says never to this host. */
+            log_info("relay: %s: not trying %s: %s", group->domain, hop->host, tls_hop->reason);
+            text_format(group->last_error, sizeof(group->last_error), "451 4.7.5 %s",
+                        tls_hop->reason);
+            continue;
+        }
         struct sockaddr_storage address;
         socklen_t address_len;
         char text[INET6_ADDRSTRLEN] = "?";
@@ -920,7 +939,13 @@ relay_session_open(struct relay_dest *dest, struct relay_group *group)
         text_format(session->hop_host, sizeof(session->hop_host), "%s", hop->host);
         text_format(session->hop_text, sizeof(session->hop_text), "%s[%s]:%u", hop->host,
                        text, (unsigned)hop->port);
-        session->tls_level = relay_tls_level_for(group->domain);
+        session->tls_hop = *tls_hop;
+        session->tls_level = tls_hop->level;
+        ASSERT(session->tls_level != RELAY_TLS_DANE);
+        if (tls_hop->reason[0] != '\0') {
+            log_debug("relay: %s: TLS %s for %s: %s", group->domain,
+                      relay_tls_level_name(tls_hop->level), session->hop_text, tls_hop->reason);
+        }
         session->credential = relay_credential_for(group->key);
         dest->sessions++;
         relay->sessions++;
