@@ -640,6 +640,33 @@ accept_refuse(struct reactor *reactor, int fd, const struct conn_handler *handle
     socket_close(reactor, fd);
 }
 
+/* A free slot made into a live connection of handler (its state zeroed),
+ * counted as open; the caller checked that a slot is free. */
+static struct conn *
+conn_take(struct reactor *reactor, const struct conn_handler *handler, int protocol, int fd)
+{
+    struct conn *conn = slot_take(reactor);
+    uint32_t generation = conn->generation + 1;
+    uint32_t slot = conn->slot;
+    memset(conn, 0, sizeof(*conn));
+    conn->reactor = reactor;
+    conn->slot = slot;
+    conn->generation = generation;
+    conn->handler = handler;
+    conn->protocol = protocol;
+    conn->fd = fd;
+    conn->socket_fd = -1;
+    conn->held_buffer = -1;
+    conn->pipe.read_fd = -1;
+    conn->pipe.write_fd = -1;
+    conn->is_live = true;
+    reactor->live_count++;
+    stats_set(&reactor->stats.connections_open, reactor->live_count);
+    conn->state = state_at(reactor, handler, slot);
+    memset(conn->state, 0, handler->state_bytes);
+    return conn;
+}
+
 static void
 accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
 {
@@ -684,28 +711,12 @@ accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
             stats_add(&reactor->stats.connections_refused, 1);
             accept_refuse(reactor, fd, socket_entry->handler);
         } else {
-            struct conn *conn = slot_take(reactor);
-            uint32_t generation = conn->generation + 1;
-            uint32_t slot = conn->slot;
-            memset(conn, 0, sizeof(*conn));
-            conn->reactor = reactor;
-            conn->slot = slot;
-            conn->generation = generation;
-            conn->handler = socket_entry->handler;
-            conn->protocol = socket_entry->protocol;
-            conn->fd = fd;
-            conn->held_buffer = -1;
-            conn->pipe.read_fd = -1;
-            conn->pipe.write_fd = -1;
-            conn->is_live = true;
+            struct conn *conn = conn_take(reactor, socket_entry->handler,
+                                          socket_entry->protocol, fd);
             conn->is_ip_counted = true;
             conn->peer = peer;
             peer_format(&peer, conn->peer_text, sizeof(conn->peer_text));
-            reactor->live_count++;
             stats_add(&reactor->stats.connections_total, 1);
-            stats_set(&reactor->stats.connections_open, reactor->live_count);
-            conn->state = state_at(reactor, conn->handler, slot);
-            memset(conn->state, 0, conn->handler->state_bytes);
             conn->tls_server = socket_entry->tls;
             /* Implicit TLS: the protocol's banner is its first plaintext. */
             if (socket_entry->is_implicit_tls && tls_attach(conn) != 0) {
@@ -2736,31 +2747,13 @@ reactor_connect(struct reactor *reactor, const struct conn_handler *handler,
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
-    struct conn *conn = slot_take(reactor);
-    uint32_t generation = conn->generation + 1;
-    uint32_t slot = conn->slot;
-    memset(conn, 0, sizeof(*conn));
-    conn->reactor = reactor;
-    conn->slot = slot;
-    conn->generation = generation;
-    conn->handler = handler;
-    conn->protocol = -1;
-    conn->fd = -1;
-    conn->socket_fd = -1;
-    conn->held_buffer = -1;
-    conn->pipe.read_fd = -1;
-    conn->pipe.write_fd = -1;
-    conn->is_live = true;
+    struct conn *conn = conn_take(reactor, handler, -1, -1);
     conn->is_outbound = true;
     conn->connect_error = -EINPROGRESS;
     conn->connect_timeout_ms = timeout_ms;
     memcpy(&conn->peer, address, len);
     conn->peer_len = len;
     peer_format(&conn->peer, conn->peer_text, sizeof(conn->peer_text));
-    reactor->live_count++;
-    stats_set(&reactor->stats.connections_open, reactor->live_count);
-    conn->state = state_at(reactor, handler, slot);
-    memset(conn->state, 0, handler->state_bytes);
     if (reactor->is_direct) {
         conn->connect_phase = CONNECT_INSTALLING;
         conn->socket_fd = fd;

@@ -311,16 +311,21 @@ void
 relay_group_requeue(struct relay_group *group)
 {
     ASSERT(group->dest != NULL);
+    if (reactor_is_draining(relay_agent.reactor)) {
+        group->dest = NULL;
+        relay_group_done(group); /* untried: stays pending */
+        return;
+    }
     dest_push(group->dest, group, true);
     relay_dest_kick(group->dest);
 }
 
 struct relay_group *
-relay_dest_take(struct relay_dest *dest)
+relay_dest_take(struct relay_dest *dest, const struct relay_session *session)
 {
     if (reactor_is_draining(relay_agent.reactor) || dest->waiting_head == NULL ||
-        !dest_rate_check(dest, true)) {
-        return NULL;
+        !relay_session_suits(session, dest->waiting_head) || !dest_rate_check(dest, true)) {
+        return NULL; /* (one that does not suit waits for a session of its own) */
     }
     return dest_pop(dest);
 }
@@ -342,6 +347,14 @@ dest_pump(struct relay_dest *dest)
         }
         if (!dest_rate_check(dest, dest->idle != NULL)) {
             return dest->next_start_ms - now_ms();
+        }
+        if (dest->idle != NULL && !relay_session_suits(dest->idle, dest->waiting_head)) {
+            /* Opened for a laxer TLS policy or another host: it goes, and
+             * the group gets a session of its own. */
+            struct relay_session *session = dest->idle;
+            dest->idle = relay_session_next_idle(session);
+            relay_session_quit(session);
+            continue;
         }
         struct relay_group *group = dest_pop(dest);
         if (dest->idle != NULL) {
@@ -395,11 +408,7 @@ relay_result_set(struct relay_group *group, size_t rcpt_index, enum queue_outcom
     }
     result->is_set = true;
     result->kind = kind;
-    size_t len = 0;
-    for (const char *p = reply; *p != '\0' && len + 1 < sizeof(result->reply); p++) {
-        result->reply[len++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-    }
-    result->reply[len] = '\0';
+    (void)queue_text_clean(reply, result->reply, sizeof(result->reply));
     (void)snprintf(result->remote_mta, sizeof(result->remote_mta), "%s",
                    relay_text != NULL ? relay_text : "");
     char *bracket = strchr(result->remote_mta, '[');
@@ -652,6 +661,10 @@ attempt_dispatch(struct relay_attempt *attempt)
                             group->route.status == ROUTE_PERMFAIL ? QUEUE_OUTCOME_FAILED
                                                                   : QUEUE_OUTCOME_DEFERRED,
                             reply);
+            continue;
+        }
+        if (reactor_is_draining(relay_agent.reactor)) {
+            relay_group_done(group); /* stopping: untried, stays pending */
             continue;
         }
         struct relay_dest *dest = dest_get(group->key);

@@ -179,7 +179,7 @@ void relay_result_set(struct relay_group *group, size_t rcpt_index, enum queue_o
 /* The destination may take more work (a session ended or went idle). */
 void relay_dest_kick(struct relay_dest *dest);
 /* A session is idle: give it the next group, or NULL. */
-struct relay_group *relay_dest_take(struct relay_dest *dest);
+struct relay_group *relay_dest_take(struct relay_dest *dest, const struct relay_session *session);
 /* smtp_destination_rate_delay: may a message start now (then it counts)? */
 bool relay_dest_rate_take(struct relay_dest *dest);
 /* A session cannot start the group's message yet: back to the front of
@@ -196,6 +196,9 @@ struct relay_session;
 int relay_session_open(struct relay_dest *dest, struct relay_group *group);
 /* Give an idle session a group. */
 void relay_session_give(struct relay_session *session, struct relay_group *group);
+/* Whether a session opened for another group of the destination may
+ * carry this one (the same host, TLS at least as strict as it needs). */
+bool relay_session_suits(const struct relay_session *session, const struct relay_group *group);
 /* Close an idle session (QUIT). */
 void relay_session_quit(struct relay_session *session);
 struct relay_session *relay_session_next_idle(struct relay_session *session);

@@ -244,7 +244,7 @@ session_ready(struct relay_session *session)
     }
     for (uint32_t turn = 0; turn < 64 && !session->is_quitting; turn++) {
         if (session->group == NULL) {
-            session->group = relay_dest_take(session->dest);
+            session->group = relay_dest_take(session->dest, session);
         }
         if (session->group == NULL) {
             break;
@@ -761,13 +761,24 @@ state_words(enum smtp_client_state state)
     }
 }
 
+/* What the session was doing, for a timeout or a lost connection: once
+ * the whole message is out, the reply to its end is what was awaited. */
+static const char *
+session_doing(const struct relay_session *session)
+{
+    if (session->is_message_started && session->is_body_sent) {
+        return state_words(SMTP_CLIENT_STATE_DATA_END);
+    }
+    return state_words(smtp_client_state(&session->client));
+}
+
 static void
 session_timeout(struct conn *conn)
 {
     struct relay_session *session = conn_state(conn);
     char reply[QUEUE_REPLY_BYTES];
     text_format(reply, sizeof(reply), "451 4.4.2 conversation with %s timed out while %s",
-                   session->hop_text, state_words(smtp_client_state(&session->client)));
+                   session->hop_text, session_doing(session));
     if (session->group != NULL && !session->is_message_started) {
         group_next_hop(session, reply);
     } else {
@@ -840,7 +851,7 @@ session_close(struct conn *conn)
             text_format(reason, sizeof(reason), "%s", session->failure);
         } else {
             text_format(reason, sizeof(reason), "451 4.4.2 lost connection with %s while %s",
-                           session->hop_text, state_words(smtp_client_state(&session->client)));
+                           session->hop_text, session_doing(session));
         }
         if (session->is_message_started) {
             group_finish(session, QUEUE_OUTCOME_DEFERRED, reason);
@@ -952,6 +963,20 @@ relay_session_open(struct relay_dest *dest, struct relay_group *group)
         return 0;
     }
     return -EHOSTUNREACH;
+}
+
+bool
+relay_session_suits(const struct relay_session *session, const struct relay_group *group)
+{
+    /* The group's own decision for this host (DANE, MTA-STS, the domain's
+     * level) must not ask for more than this session was opened with. */
+    for (size_t i = 0; i < group->route.hop_count && group->tls_hops != NULL; i++) {
+        if (strcmp(group->route.hops[i].host, session->hop_host) == 0) {
+            const struct relay_tls_hop *hop = &group->tls_hops[i];
+            return !hop->is_skipped && hop->level <= session->tls_level;
+        }
+    }
+    return false;
 }
 
 void

@@ -256,10 +256,8 @@ notify_text(uint32_t notify, char *out, size_t out_bytes)
     }
 }
 
-/* Free text for one line (a reply, a hold reason): control bytes become
- * spaces, and it is cut at its bound. Returns the length. */
-static size_t
-line_text_clean(const char *src, char *dst, size_t dst_bytes)
+size_t
+queue_text_clean(const char *src, char *dst, size_t dst_bytes)
 {
     ASSERT(dst_bytes > 0);
     size_t len = 0;
@@ -330,7 +328,7 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
                      user[0] != '\0' ? user : "-");
     if (entry->is_held) {
         char reason[QUEUE_HOLD_REASON_BYTES];
-        size_t reason_len = line_text_clean(entry->hold_reason, reason, sizeof(reason));
+        size_t reason_len = queue_text_clean(entry->hold_reason, reason, sizeof(reason));
         queue_buf_printf(buf, "hold %" PRId64 "%s%s\n", entry->held_since,
                          reason_len > 0 ? " " : "", reason);
     }
@@ -355,7 +353,7 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
         /* The reply is free text: control bytes become spaces, and it is
          * cut at its bound. */
         char reply[QUEUE_REPLY_BYTES];
-        size_t reply_len = line_text_clean(rcpt->last_reply, reply, sizeof(reply));
+        size_t reply_len = queue_text_clean(rcpt->last_reply, reply, sizeof(reply));
         queue_buf_printf(buf, "rcpt %s %" PRIu32 " %" PRId64 " <%s> %s %s%s%s\n", state,
                          rcpt->attempts, rcpt->next_attempt, address,
                          rcpt->orcpt != NULL && rcpt->orcpt[0] != '\0' ? rcpt->orcpt : "-",
@@ -651,7 +649,7 @@ entry_apply(struct queue_entry *entry, enum queue_edit edit, int64_t now, const 
         }
         entry->is_held = true;
         entry->held_since = now;
-        (void)line_text_clean(reason, entry->hold_reason, sizeof(entry->hold_reason));
+        (void)queue_text_clean(reason, entry->hold_reason, sizeof(entry->hold_reason));
         return true;
     case QUEUE_EDIT_RELEASE:
         if (!entry->is_held) {

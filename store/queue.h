@@ -265,6 +265,11 @@ void queue_entry_release(struct queue_entry *entry);
 int queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const char *id),
                void *ctx);
 
+/* Free text for one envelope line (a reply, a hold reason) from src
+ * (NULL: empty) into dst: control bytes become spaces, and it is cut at
+ * dst_bytes - 1. Returns the length. */
+size_t queue_text_clean(const char *src, char *dst, size_t dst_bytes);
+
 /* xtext (RFC 3461) of src into dst, NUL-terminated. Returns the length, or
  * -ENAMETOOLONG when dst is too small. Exposed for tests and toasterctl. */
 long queue_xtext_encode(const char *src, char *dst, size_t dst_bytes);

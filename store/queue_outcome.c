@@ -87,7 +87,6 @@ static void plan_log(const struct queue_entry *entry, const struct outcome_plan 
 static int dsns_store(struct queue *queue, const struct queue_entry *entry,
                       const struct outcome_plan *plan, const struct queue_outcome_params *params,
                       struct queue_outcome_result *result_out);
-static size_t reply_clean(const char *src, char *dst, size_t dst_bytes);
 static void original_read(struct queue *queue, const struct queue_entry *entry,
                           struct outcome_original *original);
 static int dsn_entry_store(struct queue *queue, const struct dsn_result *dsn, const char *sender,
@@ -227,7 +226,7 @@ plan_make(const struct queue_entry *entry, const struct queue_outcome *outcomes,
         const struct queue_outcome *outcome = plan->outcome_of[i];
         enum outcome_change change = OUTCOME_CHANGE_NONE;
         if (outcome != NULL) {
-            (void)reply_clean(outcome->reply, replies[i], sizeof(replies[i]));
+            (void)queue_text_clean(outcome->reply, replies[i], sizeof(replies[i]));
             rcpt->last_reply = replies[i];
             if (rcpt->attempts < UINT32_MAX) {
                 rcpt->attempts++;
@@ -611,23 +610,6 @@ dsn_entry_store(struct queue *queue, const struct dsn_result *dsn, const char *s
 }
 
 /* ---- helpers ------------------------------------------------------------- */
-
-/* A reply for the envelope: control bytes become spaces, cut at its
- * bound. Returns the length. */
-static size_t
-reply_clean(const char *src, char *dst, size_t dst_bytes)
-{
-    ASSERT(dst_bytes > 0);
-    size_t len = 0;
-    if (src != NULL) {
-        for (const char *p = src; *p != '\0' && len < dst_bytes - 1; p++) {
-            unsigned char c = (unsigned char)*p;
-            dst[len++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-        }
-    }
-    dst[len] = '\0';
-    return len;
-}
 
 /* Different jitter for each recipient from one random value (splitmix64's
  * finaliser), so recipients deferred together spread out. */
