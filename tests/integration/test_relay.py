@@ -1025,3 +1025,26 @@ def test_sigterm_writes_what_was_done_and_keeps_the_rest(make_toaster, sink):
     wait_queue_empty(t)
     time.sleep(0.5)
     assert len(sink.messages) == 2
+
+
+# ---- a cached session and a stricter TLS policy --------------------------------------------------
+
+
+def test_cached_session_never_carries_a_stricter_domain(make_toaster, sink, tmp_path):
+    """Two domains behind one relay_host: a.test may go in clear, b.test
+    must be encrypted. The session opened (in clear) for a.test and kept
+    for reuse must not carry b.test's message; that one waits for a
+    session of its own, which the sink (no STARTTLS) cannot give."""
+    policy = tmp_path / "tls_policy"
+    policy.write_text("a.test may\nb.test encrypt\n")
+    t = relay_toaster(make_toaster, sink.port, zone=[],
+                      relay_host="[127.0.0.1]:%d" % sink.port,
+                      smtp_tls_policy_file=str(policy),
+                      smtp_connection_cache_time_limit="10s",
+                      queue_retry_min="1h", queue_retry_max="2h")
+    send(t, "for a", rcpts=["x@a.test"])
+    assert sink.wait_for(1, DELIVERY_S), t.log()[-3000:]
+    qid, _ = send(t, "for b", rcpts=["y@b.test"])
+    wait_deferred(t, qid, "y@b.test", "TLS is required")
+    assert len(sink.messages) == 1 and sink.messages[0].rcpts == ["x@a.test"]
+    assert all("RCPT TO:<y@b.test>" not in c for s in sink.sessions for c in s.commands)
