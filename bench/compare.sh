@@ -82,6 +82,9 @@
 #      RELAY_CONCURRENCY (empty: 20, both servers' default sessions to one
 #      destination) SIDES ("toaster peer"; "peer" alone, "toaster" alone)
 #      RELAY_TOASTER_EXTRA (empty; "key = value; ..." more toasterd settings)
+#      RELAY_DRAIN (1; 0 skips the queue drained alone, see compare_relay.sh)
+#      DRAIN_MESSAGES (20000) DRAIN_FILL_CONCURRENCY (100)
+#      TOASTERCTL (default: toasterctl beside TOASTERD; RELAY_DRAIN needs it)
 #      compare_imap.sh reads its other settings (USERS, MESSAGES...) from
 #      the environment too
 # shellcheck disable=SC2015 # 'a && b || die' is meant: die when either fails
@@ -357,7 +360,7 @@ write_meta() {
         printf 'toasterd\t%s\n' "$toaster_v"
         printf 'peer\t%s\n' "$peer_v"
         printf 'command\t%s%s%sROUNDS=%s DURATION=%s CONCURRENCY="%s" MIX_CONCURRENCY=%s SIZE_MIX=%s%s bench/compare.sh\n' \
-            "$([ "$RELAY" = 1 ] && echo "RELAY=1 ${RELAY_CONCURRENCY:+RELAY_CONCURRENCY=$RELAY_CONCURRENCY }${RELAY_TOASTER_EXTRA:+RELAY_TOASTER_EXTRA=\"$RELAY_TOASTER_EXTRA\" }$([ "$SIDES" != 'toaster peer' ] && echo "SIDES=\"$SIDES\" ")")" \
+            "$([ "$RELAY" = 1 ] && echo "RELAY=1 ${RELAY_CONCURRENCY:+RELAY_CONCURRENCY=$RELAY_CONCURRENCY }${RELAY_TOASTER_EXTRA:+RELAY_TOASTER_EXTRA=\"$RELAY_TOASTER_EXTRA\" }$([ "$RELAY_DRAIN" = 0 ] && echo 'RELAY_DRAIN=0 ')$([ "$RELAY_DRAIN" = 1 ] && [ "$DRAIN_MESSAGES" != 20000 ] && echo "DRAIN_MESSAGES=$DRAIN_MESSAGES ")$([ "$SIDES" != 'toaster peer' ] && echo "SIDES=\"$SIDES\" ")")" \
             "$([ "$TLS" = 1 ] && echo 'TLS=1 ')" "$([ "$FILTERS" = 1 ] && echo 'FILTERS=1 ')$([ "$SIEVE" = 1 ] && echo 'SIEVE=1 ')" "$ROUNDS" "$DURATION" "$CONCURRENCY" "$MIX_CONCURRENCY" "$SIZE_MIX" \
             "${PEER_LMTP_CONCURRENCY:+ PEER_LMTP_CONCURRENCY=$PEER_LMTP_CONCURRENCY}"
         printf 'rounds\t%s\n' "$ROUNDS"
@@ -433,10 +436,20 @@ main() {
         done
     done
 
+    # RELAY=1: the delivery side alone, a held queue let go.
+    if [ "$RELAY" = 1 ] && [ "$RELAY_DRAIN" = 1 ]; then
+        for round in $(seq 1 "$ROUNDS"); do
+            for side in $SIDES; do
+                relay_drain_one "$side" "$round"
+            done
+        done
+    fi
+
     stamp_md="$OUT/$REPORT_NAME-$STAMP.md"
     stamp_svg="$OUT/$REPORT_NAME-$STAMP.svg"
     local report_args=()
     [ "$RELAY" = 1 ] && report_args=(--sink-runs "$WORK/sink.jsonl")
+    [ "$RELAY" = 1 ] && [ "$RELAY_DRAIN" = 1 ] && report_args+=(--drain-runs "$WORK/drain.jsonl")
     "$PY" "$REPORT_PY" report --runs "$WORK/runs.jsonl" --meta "$WORK/meta.tsv" "${report_args[@]}" \
         --md "$stamp_md" --svg "$stamp_svg" || die "$REPORT_PY could not write the report"
     # The latest report shows the latest chart, whatever its stamp was.

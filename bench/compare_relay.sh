@@ -106,12 +106,15 @@ EOF
 }
 
 # The relay path only, none chrooted; smtp is the client that talks to the
-# sink (relayhost), and the only way out: it has nowhere else to go.
+# sink (relayhost), and the only way out: it has nowhere else to go. pickup
+# (idle: nothing is submitted locally) is there because postqueue -f, used
+# by the drain, refuses to run without it.
 peer_write_master_cf() {
     cat <<EOF
 # written by bench/compare.sh (RELAY=1)
 # service type  private unpriv  chroot  wakeup  maxproc command
 127.0.0.1:$PEER_PORT inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
 rewrite   unix  -       -       n       -       -       trivial-rewrite
@@ -302,13 +305,13 @@ relay_pending() {
     echo $((RELAY_EXPECTED - got))
 }
 
-# relay_wait_queue SERVER: after the sink has all, until the relay's queue is
-# empty too (it removes each entry after the sink's 250), so that its CPU
-# covers the whole of the work.
+# relay_wait_queue SERVER [_all]: after the sink has all, until the relay's
+# queue is empty too (it removes each entry after the sink's 250), so that
+# its CPU covers the whole of the work. _all counts deferred files too.
 relay_wait_queue() {
-    local server=$1 queued deadline=$((${EPOCHREALTIME%.*} + 60))
+    local server=$1 which=${2:-} queued deadline=$((${EPOCHREALTIME%.*} + 60))
     while :; do
-        queued=$("${server}_queued") || die "cannot count $server's queue"
+        queued=$("${server}_queued$which") || die "cannot count $server's queue"
         [ "$queued" -eq 0 ] && return 0
         [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] ||
             die "$server still has $queued queue files 60 s after the sink had every message"
@@ -339,4 +342,153 @@ relay_sink_alone() {
         --sink-cpu-ns $((cpu1 - cpu0)) >>"$WORK/sink.jsonl" ||
         die "sink-alone run c$conc round $round does not add up (see above)"
     tail -1 "$WORK/sink.jsonl" | "$PY" "$BENCH_DIR/compare_relay_report.py" sink-progress
+}
+
+# ---- the queue drained alone (RELAY_DRAIN=1) ---------------------------------
+#
+# The relay's delivery side without its SMTP server at work: DRAIN_MESSAGES
+# are accepted with delivery held (toasterd: outbound_delivery = no, as
+# Postfix's defer_transports = smtp; Postfix: defer_transports = smtp), then
+# the sink is started and delivery let go (toasterd: restarted with
+# outbound_delivery = yes and `toasterctl queue flush`; Postfix: reload
+# without defer_transports and postqueue -f). Throughput: messages over the time from
+# letting go until the sink has them all; CPU from letting go until the
+# queue is empty, restart or reload included.
+
+RELAY_DRAIN=${RELAY_DRAIN:-1}
+DRAIN_MESSAGES=${DRAIN_MESSAGES:-20000}
+DRAIN_FILL_CONCURRENCY=${DRAIN_FILL_CONCURRENCY:-100}
+TOASTERCTL=${TOASTERCTL:-$(dirname "$TOASTERD")/toasterctl}
+[ "$RELAY_DRAIN" = 0 ] || [ "$RELAY_DRAIN" = 1 ] || die "RELAY_DRAIN='$RELAY_DRAIN' is neither 0 nor 1"
+is_uint "$DRAIN_MESSAGES" && [ "$DRAIN_MESSAGES" -ge 100 ] || die "DRAIN_MESSAGES='$DRAIN_MESSAGES' is not 100 or more"
+is_uint "$DRAIN_FILL_CONCURRENCY" && [ "$DRAIN_FILL_CONCURRENCY" -ge 1 ] ||
+    die "DRAIN_FILL_CONCURRENCY='$DRAIN_FILL_CONCURRENCY' is not a positive integer"
+[ "$RELAY_DRAIN" = 0 ] || [ -x "$TOASTERCTL" ] || die "RELAY_DRAIN=1 needs $TOASTERCTL (TOASTERCTL=...)"
+
+# relay_toaster_launch CONF: toasterd on its existing data_dir (no retire).
+relay_toaster_launch() {
+    local conf=$1
+    (
+        acct_join toaster
+        exec "$TOASTERD" -c "$conf" 2>>"$WORK/toaster/toasterd.log"
+    ) &
+    TOASTER_PID=$!
+    acct_add_root toaster "$TOASTER_PID"
+    wait_port "$TOASTER_PORT" toasterd "$WORK/toaster/toasterd.log"
+}
+
+toaster_hold_start() {
+    { cat "$WORK/toaster/toasterd.conf" && echo "outbound_delivery = no"; } >"$WORK/toaster/toasterd-hold.conf" ||
+        die "cannot write $WORK/toaster/toasterd-hold.conf"
+    retire "$WORK/toaster/data"
+    mkdir "$WORK/toaster/data" || die "cannot create $WORK/toaster/data"
+    relay_toaster_launch "$WORK/toaster/toasterd-hold.conf"
+}
+
+# toaster_hold_wait N: every accepted message is in the queue (its 250 came
+# after the entry was synced, so this holds at once).
+toaster_hold_wait() {
+    local queued
+    queued=$(toaster_queued)
+    [ "$queued" -eq "$1" ] || die "toasterd holds $queued queue entries, $1 were accepted"
+}
+
+# Restarted with delivery on, then flushed like Postfix (postqueue -f): the
+# start-up queue scan alone does not wake the agent before queue_retry_min.
+toaster_release() {
+    local i
+    toaster_stop
+    relay_toaster_launch "$WORK/toaster/toasterd.conf"
+    for i in $(seq 50); do
+        "$TOASTERCTL" -c "$WORK/toaster/toasterd.conf" queue flush >>"$WORK/toaster/flush.log" 2>&1 && return 0
+        sleep 0.02
+    done
+    die "toasterctl queue flush failed: $(tail -3 "$WORK/toaster/flush.log")"
+}
+
+toaster_queued_all() {
+    toaster_queued
+}
+
+peer_hold_start() {
+    { peer_write_main_cf && echo "defer_transports = smtp"; } >"$WORK/postfix/etc/main.cf" ||
+        die "cannot write $WORK/postfix/etc/main.cf"
+    peer_start
+}
+
+# Every queue file of Postfix, deferred ones too (no verdict on them).
+peer_queued_all() {
+    local q="$WORK/postfix/queue"
+    find "$q/maildrop" "$q/incoming" "$q/active" "$q/deferred" "$q/hold" -type f 2>/dev/null | wc -l
+}
+
+# peer_hold_wait N: until the queue manager has deferred all N (defer_transports).
+peer_hold_wait() {
+    local n=$1 q="$WORK/postfix/queue" deferred moving deadline=$((${EPOCHREALTIME%.*} + DRAIN_TIMEOUT))
+    while :; do
+        deferred=$(find "$q/deferred" -type f 2>/dev/null | wc -l)
+        moving=$(find "$q/maildrop" "$q/incoming" "$q/active" -type f 2>/dev/null | wc -l)
+        [ "$deferred" -eq "$n" ] && [ "$moving" -eq 0 ] && return 0
+        [ "$deferred" -le "$n" ] || die "postfix has $deferred deferred messages, $n were accepted"
+        [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] ||
+            die "postfix has $deferred of $n messages deferred (and $moving on the way) after ${DRAIN_TIMEOUT}s"
+        sleep 0.1
+    done
+}
+
+peer_release() {
+    peer_write_main_cf >"$WORK/postfix/etc/main.cf" || die "cannot write $WORK/postfix/etc/main.cf"
+    postfix -c "$WORK/postfix/etc" reload >>"$WORK/postfix/start.log" 2>&1 ||
+        die "postfix reload failed: $(tail -3 "$WORK/postfix/start.log")"
+    postqueue -c "$WORK/postfix/etc" -f >>"$WORK/postfix/start.log" 2>&1 ||
+        die "postqueue -f failed: $(tail -3 "$WORK/postfix/start.log")"
+}
+
+# relay_drain_one SERVER ROUND: one drain of DRAIN_MESSAGES; appends a JSON
+# line to $WORK/drain.jsonl.
+relay_drain_one() {
+    local server=$1 round=$2 rc=0 port accepted t0 t_end cpu0 cpu1 m0 m1 sink_cpu0 sink_cpu1 got deadline pending
+    local run="$WORK/runs/drain-$server-$round"
+    mkdir -p "$run" || die "cannot create $run"
+    [ "$server" = toaster ] && port=$TOASTER_PORT || port=$PEER_PORT
+    "${server}_hold_start"
+    "$BENCH" smtp --server "127.0.0.1:$port" --connections "$DRAIN_FILL_CONCURRENCY" \
+        --count "$DRAIN_MESSAGES" --messages-per-session "$MESSAGES_PER_SESSION" \
+        --threads "$BENCH_THREADS" --pipelining on --rcpt "$RCPT_PATTERN" --users 100 --size "$SIZE" \
+        --quiet --json "$run/fill.json" >"$run/fill.out" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || die "filling $server's queue: toaster-bench exited $rc: $(tail -5 "$run/fill.out")"
+    accepted=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"])' "$run/fill.json") ||
+        die "no message count in $run/fill.json"
+    [ "$accepted" -eq "$DRAIN_MESSAGES" ] || die "$server accepted $accepted of $DRAIN_MESSAGES"
+    "${server}_hold_wait" "$accepted"
+    sleep 1
+    sink_start "$run"
+    sink_cpu0=$(sink_cpu_ns)
+    RELAY_EXPECTED=$accepted
+    cpu0=$(acct_cpu_ns "$server")
+    m0=$(machine_cpu_ticks)
+    t0=$EPOCHREALTIME
+    "${server}_release"
+    deadline=$((${t0%.*} + DRAIN_TIMEOUT))
+    while :; do
+        pending=$(relay_pending)
+        [ "$pending" -eq 0 ] && break
+        [ "${EPOCHREALTIME%.*}" -lt "$deadline" ] ||
+            die "$server: the sink has $(sink_count) of $accepted ${DRAIN_TIMEOUT}s after delivery was let go"
+        sleep 0.05
+    done
+    t_end=$EPOCHREALTIME
+    relay_wait_queue "$server" _all
+    cpu1=$(acct_cpu_ns "$server")
+    m1=$(machine_cpu_ticks)
+    sink_cpu1=$(sink_cpu_ns)
+    got=$(sink_count)
+    "${server}_stop"
+    sink_stop
+    "$PY" "$BENCH_DIR/compare_relay_report.py" drain-record --server "$server" --round "$round" \
+        --fill-json "$run/fill.json" --fill-concurrency "$DRAIN_FILL_CONCURRENCY" --sink-messages "$got" --t0 "$t0" --t-end "$t_end" \
+        --cpu0-ns "$cpu0" --cpu1-ns "$cpu1" --sink-cpu-ns $((sink_cpu1 - sink_cpu0)) \
+        --machine0 "$m0" --machine1 "$m1" >>"$WORK/drain.jsonl" ||
+        die "drain $server round $round does not add up (see above)"
+    tail -1 "$WORK/drain.jsonl" | "$PY" "$BENCH_DIR/compare_relay_report.py" drain-progress
 }

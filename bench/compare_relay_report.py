@@ -10,9 +10,14 @@
                   toaster-bench straight to the sink: one JSON line on stdout;
                   exits 3 when the sink counted other than the accepted count
   sink-progress   one-line summary of such a line on stdin
-  report --runs FILE --sink-runs FILE --meta FILE --md FILE --svg FILE
+  drain-record --server S --round N --fill-json F --sink-messages N --t0 T --t-end T
+               --cpu0-ns N --cpu1-ns N --sink-cpu-ns N --machine0 "B T" --machine1 "B T"
+                  a held queue let go: one JSON line on stdout; exits 3 when
+                  the sink counted other than the accepted count
+  drain-progress  one-line summary of such a line on stdin
+  report --runs FILE --sink-runs FILE [--drain-runs FILE] --meta FILE --md FILE --svg FILE
                   the relay report: compare_report.py's tables and chart with
-                  the relay's wording, and the sink-alone table
+                  the relay's wording, the sink-alone table, the drain table
 
 Standard library only (Debian's /usr/bin/python3).
 """
@@ -45,19 +50,111 @@ def cmd_record(args):
     # The whole machine over the window of the relay's CPU figure: busy
     # cores in all, and those not the relay's (toaster-bench, the sink, the
     # script's polling, and anything else on the machine).
-    busy0, total0 = (int(x) for x in args.machine0.split())
-    busy1, total1 = (int(x) for x in args.machine1.split())
-    nproc = os.cpu_count() or 1
-    window_s = (total1 - total0) / nproc / os.sysconf("SC_CLK_TCK")
-    run["machine_busy_cores"] = ((busy1 - busy0) / (total1 - total0) * nproc
-                                 if total1 > total0 else None)
-    run["other_busy_cores"] = (run["machine_busy_cores"] - run["cpu_s"] / window_s
-                               if run["machine_busy_cores"] is not None and window_s > 0 else None)
+    run["machine_busy_cores"], run["other_busy_cores"] = machine_cores(
+        args.machine0, args.machine1, run["cpu_s"])
     run["sink_cpu_s_per_1000"] = (run["sink_cpu_s"] / args.delivered * 1000
                                   if args.delivered else None)
     json.dump(run, sys.stdout)
     sys.stdout.write("\n")
     return 0
+
+
+def machine_cores(machine0, machine1, relay_cpu_s):
+    """Busy cores of the whole machine between two /proc/stat readings
+    ("BUSY TOTAL" ticks), and those not the relay's."""
+    busy0, total0 = (int(x) for x in machine0.split())
+    busy1, total1 = (int(x) for x in machine1.split())
+    if total1 <= total0:
+        return None, None
+    nproc = os.cpu_count() or 1
+    window_s = (total1 - total0) / nproc / os.sysconf("SC_CLK_TCK")
+    busy = (busy1 - busy0) / (total1 - total0) * nproc
+    return busy, busy - relay_cpu_s / window_s
+
+
+def cmd_drain_record(args):
+    with open(args.fill_json) as f:
+        fill = json.load(f)
+    accepted = fill["messages"]
+    if args.sink_messages != accepted:
+        print("compare_relay_report: drain %s round %d: %d accepted, %d counted by the sink"
+              % (args.server, args.round, accepted, args.sink_messages), file=sys.stderr)
+        return 3
+    wall_s = float(args.t_end) - float(args.t0)
+    if wall_s <= 0:
+        print("compare_relay_report: drain took %.6f s?" % wall_s, file=sys.stderr)
+        return 3
+    cpu_s = (args.cpu1_ns - args.cpu0_ns) / 1e9
+    busy, other = machine_cores(args.machine0, args.machine1, cpu_s)
+    run = {
+        "server": args.server,
+        "round": args.round,
+        "messages": accepted,
+        "size": fill.get("size"),
+        "fill_per_s": fill["msgs_per_s"],
+        "fill_concurrency": args.fill_concurrency,
+        "wall_s": wall_s,
+        "drain_per_s": accepted / wall_s,
+        "cpu_s": cpu_s,
+        "cpu_s_per_1000": cpu_s / accepted * 1000,
+        "sink_cpu_s_per_1000": args.sink_cpu_ns / 1e9 / accepted * 1000,
+        "machine_busy_cores": busy,
+        "other_busy_cores": other,
+        "command": fill["command"],
+    }
+    json.dump(run, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_drain_progress(args):
+    run = json.loads(sys.stdin.readline())
+    print("compare: drain %-8s round %d: %d messages in %.2f s, %7.1f msgs/s, CPU %s s/1000 "
+          "(sink %s), machine busy %s cores (%s not the relay); filled at %.1f msgs/s"
+          % (run["server"], run["round"], run["messages"], run["wall_s"], run["drain_per_s"],
+             cr.fmt(run["cpu_s_per_1000"], 3), cr.fmt(run["sink_cpu_s_per_1000"], 3),
+             cr.fmt(run["machine_busy_cores"], 2), cr.fmt(run["other_busy_cores"], 2),
+             run["fill_per_s"]), file=sys.stderr)
+    return 0
+
+
+def drain_table(drain_runs):
+    lines = [
+        "| relay | rounds | messages | msgs/s (median) | CPU s / 1000 msgs | sink CPU s / 1000 "
+        "| toasterd ÷ peer msgs/s | peer ÷ toasterd CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows = {}
+    for server in cr.SERVERS:
+        mine = [r for r in drain_runs if r["server"] == server]
+        if mine:
+            rows[server] = {"rounds": len(mine), "messages": mine[0]["messages"],
+                            "drain_per_s": cr.median_of(mine, "drain_per_s"),
+                            "cpu_s_per_1000": cr.median_of(mine, "cpu_s_per_1000"),
+                            "sink_cpu_s_per_1000": cr.median_of(mine, "sink_cpu_s_per_1000")}
+    t, p = rows.get("toaster"), rows.get("peer")
+    for server, row in rows.items():
+        r_msgs = r_cpu = ""
+        if server == "toaster" and p is not None:
+            r_msgs = cr.fmt(cr.ratio(t["drain_per_s"], p["drain_per_s"]), 2) + "×"
+            r_cpu = cr.fmt(cr.ratio(p["cpu_s_per_1000"], t["cpu_s_per_1000"]), 2) + "×"
+        lines.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+            cr.SERVERS[server], row["rounds"], cr.fmt(row["messages"], 0),
+            cr.fmt(row["drain_per_s"]), cr.fmt(row["cpu_s_per_1000"], 3),
+            cr.fmt(row["sink_cpu_s_per_1000"], 3), r_msgs, r_cpu))
+    return "\n".join(lines)
+
+
+def drain_round_table(drain_runs):
+    lines = ["| relay | round | filled at msgs/s | drain s | msgs/s | CPU s | machine busy, cores "
+             "| of which not the relay, cores |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in drain_runs:
+        lines.append("| %s | %d | %s | %.2f | %s | %.2f | %s | %s |" % (
+            cr.SERVERS[r["server"]], r["round"], cr.fmt(r["fill_per_s"]), r["wall_s"],
+            cr.fmt(r["drain_per_s"]), r["cpu_s"], cr.fmt(r["machine_busy_cores"], 2),
+            cr.fmt(r["other_busy_cores"], 2)))
+    return "\n".join(lines)
 
 
 def cmd_progress(args):
@@ -152,7 +249,7 @@ def round_table(runs):
     return "\n".join(lines)
 
 
-def markdown(runs, sink_runs, meta, table, svg_name):
+def markdown(runs, sink_runs, drain_runs, meta, table, svg_name):
     any_failed = any(r["failed"] for r in runs)
     parts = [
         "# toasterd relaying beside Postfix relaying, both to the same smtp-sink",
@@ -190,6 +287,28 @@ def markdown(runs, sink_runs, meta, table, svg_name):
         "",
         round_table(runs),
         "",
+    ]
+    if drain_runs:
+        parts += [
+            "## The queue drained alone",
+            "",
+            "The delivery side without the SMTP server at work: %s messages (%s, to "
+            "user1..100@sink.test) accepted at %s connections with delivery held (toasterd "
+            "`outbound_delivery = no`; Postfix `defer_transports = smtp`), then the sink "
+            "started and delivery let go (toasterd restarted with `outbound_delivery = yes`, "
+            "then `toasterctl queue flush`; Postfix `postfix reload` without "
+            "`defer_transports`, then `postqueue -f`). msgs/s: the messages over the time from "
+            "letting go until the sink had them all (restart or reload included); CPU from "
+            "letting go until the queue was empty. Medians of the rounds."
+            % (cr.fmt(drain_runs[0]["messages"], 0), drain_runs[0]["size"],
+               drain_runs[0]["fill_concurrency"]),
+            "",
+            drain_table(drain_runs),
+            "",
+            drain_round_table(drain_runs),
+            "",
+        ]
+    parts += [
         "## Columns",
         "",
         "- **delivered msgs/s**: messages the sink counted (its `-c` counter) divided by the "
@@ -237,15 +356,19 @@ def cmd_report(args):
         print("compare_relay_report: no runs in %s" % args.runs, file=sys.stderr)
         return 1
     sink_runs = load_sink(args.sink_runs)
+    drain_runs = load_sink(args.drain_runs) if args.drain_runs else []
     table = cr.summarize(runs)
     svg_name = args.svg.rsplit("/", 1)[-1]
     with open(args.md, "w") as f:
-        f.write(markdown(runs, sink_runs, meta, table, svg_name))
+        f.write(markdown(runs, sink_runs, drain_runs, meta, table, svg_name))
     with open(args.svg, "w") as f:
         f.write(cr.svg(table, meta))
     print(cr.main_table(table))
     print()
     print(sink_table(sink_runs))
+    if drain_runs:
+        print()
+        print(drain_table(drain_runs))
     return 0
 
 
@@ -283,9 +406,25 @@ def main():
     rep = sub.add_parser("report")
     for name in ("--runs", "--sink-runs", "--meta", "--md", "--svg"):
         rep.add_argument(name, required=True)
+    rep.add_argument("--drain-runs")
+    drec = sub.add_parser("drain-record")
+    drec.add_argument("--server", required=True, choices=list(cr.SERVERS))
+    drec.add_argument("--round", type=int, required=True)
+    drec.add_argument("--fill-json", required=True)
+    drec.add_argument("--fill-concurrency", type=int, required=True)
+    drec.add_argument("--sink-messages", type=int, required=True)
+    drec.add_argument("--t0", required=True)
+    drec.add_argument("--t-end", required=True)
+    drec.add_argument("--cpu0-ns", type=int, required=True)
+    drec.add_argument("--cpu1-ns", type=int, required=True)
+    drec.add_argument("--sink-cpu-ns", type=int, required=True)
+    drec.add_argument("--machine0", required=True)
+    drec.add_argument("--machine1", required=True)
+    sub.add_parser("drain-progress")
     args = parser.parse_args()
     return {"record": cmd_record, "progress": cmd_progress, "sink-record": cmd_sink_record,
-            "sink-progress": cmd_sink_progress, "report": cmd_report}[args.cmd](args)
+            "sink-progress": cmd_sink_progress, "report": cmd_report,
+            "drain-record": cmd_drain_record, "drain-progress": cmd_drain_progress}[args.cmd](args)
 
 
 if __name__ == "__main__":
