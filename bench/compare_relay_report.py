@@ -31,8 +31,8 @@ import sys
 
 import compare_report as cr
 
-cr.SERVERS["toaster"] = "toasterd (queue → relay agent)"
-cr.SERVERS["peer"] = "Postfix (smtpd → qmgr → smtp)"
+cr.SERVERS["toaster"] = "toasterd"
+cr.SERVERS["peer"] = "Postfix (smtpd, qmgr, smtp)"
 
 
 def cmd_record(args):
