@@ -97,27 +97,20 @@ group_key(const struct route_table *routes, struct relay_group *group)
 static int
 message_map(struct relay_attempt *attempt)
 {
-    char name[SPOOL_QUEUE_ID_BYTES + 8];
-    (void)snprintf(name, sizeof(name), "%s.msg", attempt->id);
-    int fd = openat(queue_dir_fd(relay_agent.queue), name, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        return -errno;
-    }
+    /* The lock is held on <id>.msg itself (queue_entry_lock): its fd is
+     * the message, opened read-only, so no second open is needed. */
+    int fd = attempt->lock_fd;
+    ASSERT(fd >= 0);
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        int rc = -errno;
-        (void)close(fd);
-        return rc;
+        return -errno;
     }
     if ((uint64_t)st.st_size != attempt->entry.size || st.st_size == 0) {
-        (void)close(fd);
         return -EBADMSG;
     }
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    int rc = map == MAP_FAILED ? -errno : 0;
-    (void)close(fd); /* the mapping keeps the file */
-    if (rc != 0) {
-        return rc;
+    if (map == MAP_FAILED) {
+        return -errno;
     }
     attempt->map = map;
     attempt->map_len = (size_t)st.st_size;
@@ -196,12 +189,10 @@ dkim_sign_if_ours(struct relay_attempt *attempt)
     if (key_count == 0) {
         return;
     }
-    char name[SPOOL_QUEUE_ID_BYTES + 8];
-    (void)snprintf(name, sizeof(name), "%s.msg", attempt->id);
-    int fd = openat(queue_dir_fd(relay_agent.queue), name, O_RDONLY | O_CLOEXEC);
+    int fd = attempt->lock_fd; /* <id>.msg, read-only (see message_map) */
     char *out = malloc(DKIM_SIGN_FIELD_BYTES_MAX * RELAY_SIGN_KEYS_MAX);
     size_t out_len = 0;
-    rc = fd < 0 ? -errno : out == NULL ? -ENOMEM : 0;
+    rc = out == NULL ? -ENOMEM : 0;
     if (rc == 0) {
         /* The file starts with its Return-Path line: a field no key signs,
          * so the signature holds for the message sent without it. */
@@ -209,9 +200,6 @@ dkim_sign_if_ours(struct relay_attempt *attempt)
         dkim_sign_options_default(&options);
         rc = dkim_sign(chosen, key_count, fd, &options, out,
                        DKIM_SIGN_FIELD_BYTES_MAX * RELAY_SIGN_KEYS_MAX, &out_len);
-    }
-    if (fd >= 0) {
-        (void)close(fd);
     }
     if (rc != 0) {
         log_warning("%s: DKIM signing for %s failed: %s; sent unsigned", attempt->id, domain,

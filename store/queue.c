@@ -569,8 +569,8 @@ queue_entry_update(struct queue *queue, const struct queue_entry *entry)
     return dir_sync(queue);
 }
 
-int
-queue_entry_remove(struct queue *queue, const char *id)
+static int
+entry_unlink(struct queue *queue, const char *id, bool is_synced)
 {
     if (!queue_id_is_valid(id)) {
         return -EINVAL;
@@ -586,8 +586,20 @@ queue_entry_remove(struct queue *queue, const char *id)
     if (unlinkat(queue->dir_fd, msg, 0) != 0 && rc == 0) {
         rc = -errno;
     }
-    int sync_rc = dir_sync(queue);
+    int sync_rc = is_synced ? dir_sync(queue) : 0;
     return rc != 0 ? rc : sync_rc;
+}
+
+int
+queue_entry_remove(struct queue *queue, const char *id)
+{
+    return entry_unlink(queue, id, true);
+}
+
+int
+queue_entry_retire(struct queue *queue, const char *id)
+{
+    return entry_unlink(queue, id, false);
 }
 
 /* ---- locking and operators' edits ----------------------------------------- */

@@ -214,6 +214,13 @@ int queue_entry_update(struct queue *queue, const struct queue_entry *entry);
  * or -errno (an entry already gone is -ENOENT). */
 int queue_entry_remove(struct queue *queue, const char *id);
 
+/* Remove a finished entry (every recipient delivered or bounced, the
+ * bounces durable already) the same way, without syncing the directory:
+ * should a crash bring it back, it is only tried again (a duplicate at
+ * worst, as with Postfix, which does not sync a removal either), and each
+ * delivery is spared a journal commit. Returns as queue_entry_remove. */
+int queue_entry_retire(struct queue *queue, const char *id);
+
 /* Take the entry's lock (flock LOCK_EX on <id>.msg; see "Locking" above).
  * With is_waiting false, returns -EWOULDBLOCK at once when someone else
  * holds it; with is_waiting true, blocks until it is free. Returns 0 and

@@ -130,7 +130,7 @@ queue_outcome_apply(struct queue *queue, struct queue_entry *entry,
     } else if (plan.pending_count > 0) {
         rc = queue_entry_update(queue, &staged);
     } else {
-        rc = queue_entry_remove(queue, entry->id);
+        rc = queue_entry_retire(queue, entry->id);
         if (rc == -ENOENT) {
             rc = 0; /* a file already gone: the entry is gone all the same */
         }

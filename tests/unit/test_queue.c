@@ -221,7 +221,12 @@ test_bounds(void)
         CHECK(queue_entry_remove(queue, id) == 0);
     }
     CHECK(queue_entry_remove(queue, "00000000000000B2") == 0);
-    CHECK(queue_entry_remove(queue, "00000000000000B6") == 0);
+    /* Retiring a finished entry removes both files too, and twice is -ENOENT. */
+    CHECK(queue_entry_retire(queue, "00000000000000B6") == 0);
+    CHECK(!exists(queue, "00000000000000B6.env"));
+    CHECK(!exists(queue, "00000000000000B6.msg"));
+    CHECK(queue_entry_retire(queue, "00000000000000B6") == -ENOENT);
+    CHECK(queue_entry_retire(queue, "not-an-id") == -EINVAL);
     free(rcpts);
     (void)close(fd);
     (void)close(dir_fd);
