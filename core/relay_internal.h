@@ -38,6 +38,7 @@ struct dkim_keys;
 #define RELAY_FILE_BYTES_MAX (4u * 1024 * 1024)
 #define RELAY_KEY_BYTES (ROUTE_NAME_BYTES_MAX + 16u) /* "[host]:port" or a domain */
 #define RELAY_BUSY_RETRY_S 1         /* an entry locked by toasterctl: look again */
+#define RELAY_READ_BYTES_MAX (256u * 1024u) /* a message this small is read, larger mapped */
 
 /* What one recipient got in this attempt. */
 struct relay_result {
@@ -93,7 +94,8 @@ struct relay_attempt {
     int64_t                 started;     /* unix seconds */
     int                     lock_fd;
     struct queue_entry      entry;
-    const uint8_t          *map;         /* the message file, read-only */
+    const uint8_t          *map;         /* the message file: read, or mapped when large */
+    bool                    is_map_heap; /* map is malloc'd (read), not mmap'd */
     size_t                  map_len;
     size_t                  body_offset; /* after the Return-Path line */
     char                   *dkim_fields; /* our DKIM-Signature fields, sent first; or NULL */

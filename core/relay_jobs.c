@@ -29,6 +29,7 @@
 #include "core/ascii.h"
 #include "core/config.h"
 #include "core/dns.h"
+#include "core/fd_io.h"
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/relay_internal.h"
@@ -108,9 +109,25 @@ message_map(struct relay_attempt *attempt)
     if ((uint64_t)st.st_size != attempt->entry.size || st.st_size == 0) {
         return -EBADMSG;
     }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-    if (map == MAP_FAILED) {
-        return -errno;
+    void *map = NULL;
+    if ((uint64_t)st.st_size <= RELAY_READ_BYTES_MAX) {
+        /* Most mail: read into memory. A mapping would cost its munmap a
+         * TLB shootdown across every core this process runs on. */
+        map = malloc((size_t)st.st_size);
+        if (map == NULL) {
+            return -ENOMEM;
+        }
+        int rc = fd_read_all(fd, map, (size_t)st.st_size); /* a fresh fd: from offset 0 */
+        if (rc != 0) {
+            free(map);
+            return rc == -ENODATA ? -EBADMSG : rc;
+        }
+        attempt->is_map_heap = true;
+    } else {
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (map == MAP_FAILED) {
+            return -errno;
+        }
     }
     attempt->map = map;
     attempt->map_len = (size_t)st.st_size;
@@ -634,7 +651,11 @@ void
 relay_attempt_release(struct relay_attempt *attempt)
 {
     if (attempt->map != NULL) {
-        (void)munmap((void *)attempt->map, attempt->map_len);
+        if (attempt->is_map_heap) {
+            free((void *)attempt->map);
+        } else {
+            (void)munmap((void *)attempt->map, attempt->map_len);
+        }
         attempt->map = NULL;
         attempt->map_len = 0;
     }
