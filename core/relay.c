@@ -42,6 +42,7 @@
 #define RELAY_DUE_CAPACITY (1u << 20)    /* entries scheduled in memory; more wait for a scan */
 #define RELAY_INBOX_MAX (1u << 20)       /* notes between two hook runs; more: a scan */
 #define RELAY_MAILBOXES_PER_RCPT 64u     /* local delivery: mailboxes one address becomes */
+#define RELAY_SLOT_RETRY_MS 1000         /* no connection slot free: try again after */
 
 struct relay relay_agent;
 
@@ -334,7 +335,8 @@ static void group_fail_open(struct relay_group *group, enum queue_outcome_kind k
                             const char *reply);
 
 /* Start what the destination's limits allow. Returns the milliseconds
- * until the rate delay lets it start more (0: nothing to wait for). */
+ * until it should be looked at again (the rate delay, or no free
+ * connection slot), 0 when nothing waits for time. */
 static int64_t
 dest_pump(struct relay_dest *dest)
 {
@@ -365,8 +367,10 @@ dest_pump(struct relay_dest *dest)
         }
         int rc = relay_session_open(dest, group);
         if (rc == -EAGAIN) {
-            dest_push(dest, group, true); /* no connection slot: a session's end kicks us */
-            break;
+            /* No connection slot on the reactor: look again in a while
+             * (a session of ours that ends kicks us sooner). */
+            dest_push(dest, group, true);
+            return RELAY_SLOT_RETRY_MS;
         }
         if (rc != 0) {
             group_fail_open(group, QUEUE_OUTCOME_DEFERRED,
