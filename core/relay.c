@@ -478,9 +478,12 @@ relay_group_retry(struct relay_group *group)
     const struct config *config = relay_agent.config;
     struct relay_dest *dest = group->dest;
     ASSERT(dest != NULL);
+    if (reactor_is_draining(relay_agent.reactor)) {
+        relay_group_done(group); /* stopping cut it short: untried, stays pending */
+        return;
+    }
     if (group->hop_next < group->route.hop_count &&
-        group->sessions_tried < config->smtp_mx_session_limit &&
-        !reactor_is_draining(relay_agent.reactor)) {
+        group->sessions_tried < config->smtp_mx_session_limit) {
         dest_push(dest, group, true);
         relay_dest_kick(dest);
         return;
