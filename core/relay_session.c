@@ -816,6 +816,15 @@ session_shutdown(struct conn *conn, bool is_forced)
         session_quit(session);
         return;
     }
+    if (!session->is_message_started && session->group != NULL) {
+        /* Nothing sent yet (connecting, greeting, EHLO): no reason to
+         * wait; its recipients stay pending, untried. */
+        struct relay_group *group = session->group;
+        session->group = NULL;
+        relay_group_requeue(group);
+        session_quit(session);
+        return;
+    }
     if (is_forced) {
         group_finish(session, QUEUE_OUTCOME_DEFERRED, "451 4.3.2 the mail system is stopping");
         session->is_closing = true;
