@@ -76,6 +76,7 @@ struct relay_session {
     bool                  is_message_started;
     bool                  is_body_sent;   /* the end of the data went out */
     bool                  is_timer_armed; /* the idle timer (one per connection) */
+    bool                  is_quit_sent_then_close; /* stopping: QUIT goes out, then close */
     int64_t               idle_since_ms;
     uint32_t              message_count;
     /* The body in flight. */
@@ -642,10 +643,14 @@ session_pending_output(struct conn *conn)
     struct relay_session *session = conn_state(conn);
     tls_check_established(session);
     session->last_out = RELAY_OUT_NONE;
-    if (session->is_closing) {
+    if (session->is_closing && !session->is_quit_sent_then_close) {
         return (struct span){ 0 };
     }
     struct span out = smtp_client_output(&session->client);
+    if (session->is_quit_sent_then_close) {
+        session->last_out = out.len > 0 ? RELAY_OUT_CLIENT : RELAY_OUT_NONE;
+        return out; /* the QUIT, nothing else */
+    }
     if (out.len > 0) {
         session->last_out = RELAY_OUT_CLIENT;
         return out;
@@ -807,13 +812,23 @@ session_timer(struct conn *conn)
     session_quit(session);
 }
 
+/* Stopping: say QUIT and close once it is out, without waiting for the
+ * reply (a silent server would hold the stop for its whole timeout). */
+static void
+session_quit_now(struct relay_session *session)
+{
+    session_quit(session);
+    session->is_quit_sent_then_close = true;
+    session->is_closing = true;
+}
+
 static void
 session_shutdown(struct conn *conn, bool is_forced)
 {
     struct relay_session *session = conn_state(conn);
     if (session->is_idle) {
         idle_remove(session);
-        session_quit(session);
+        session_quit_now(session);
         return;
     }
     if (!session->is_message_started && session->group != NULL) {
@@ -822,7 +837,7 @@ session_shutdown(struct conn *conn, bool is_forced)
         struct relay_group *group = session->group;
         session->group = NULL;
         relay_group_requeue(group);
-        session_quit(session);
+        session_quit_now(session);
         return;
     }
     if (is_forced) {
