@@ -10,7 +10,7 @@
 # cases for pytest, and one per fuzz target.
 set -uo pipefail
 cd "$(dirname "$0")"
-FUZZ_SECONDS="${FUZZ_SECONDS:-15}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
 
 ./scripts/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
 
