@@ -835,6 +835,9 @@ scan_done(struct job *job, struct conn *conn)
     free(scan->ids);
     free(scan);
     agent.is_scan_running = false;
+    /* What it found is due now: the hook must look at the heap again (a
+     * done() callback is not a hook run). */
+    reactor_hook_wake(relay_agent.reactor);
 }
 
 static void

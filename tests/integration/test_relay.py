@@ -1052,3 +1052,20 @@ def test_cached_session_never_carries_a_stricter_domain(make_toaster, sink, tmp_
     wait_deferred(t, qid, "y@b.test", "TLS is required")
     assert len(sink.messages) == 1 and sink.messages[0].rcpts == ["x@a.test"]
     assert all("RCPT TO:<y@b.test>" not in c for s in sink.sessions for c in s.commands)
+
+
+# ---- what a restart finds in the queue goes at once ---------------------------------------------
+
+
+def test_restart_sends_what_the_queue_holds_at_once(make_toaster, sink):
+    """Entries found by the start-up scan are due at once, not at the next
+    scan (queue_retry_min, here an hour)."""
+    t = relay_toaster(make_toaster, sink.port, outbound_delivery="no")
+    qids = [send(t, "queued %d" % i)[0] for i in range(3)]
+    t.stop()
+    assert sorted(queue_ids(t)) == sorted(qids)
+    t.extra_config.update(outbound_delivery="yes", queue_retry_min="1h", queue_retry_max="2h")
+    t.proc = None
+    t.start()
+    assert sink.wait_for(3, DELIVERY_S), t.log()[-3000:]
+    wait_queue_empty(t)
