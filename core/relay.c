@@ -953,19 +953,14 @@ drain_waiting(void)
              dest = dest->bucket_next) {
             struct relay_group *group;
             while ((group = dest_pop(dest)) != NULL) {
-                group->dest = NULL;
+                group->dest = NULL; /* so done() kicks no destination */
                 relay_group_done(group);
             }
-        }
-    }
-    relay->dirty_head = NULL;
-    for (size_t b = 0; b < RELAY_DEST_BUCKETS; b++) {
-        for (struct relay_dest *dest = relay->buckets[b]; dest != NULL;
-             dest = dest->bucket_next) {
             dest->is_dirty = false;
             dest->dirty_next = NULL;
         }
     }
+    relay->dirty_head = NULL;
 }
 
 static uint32_t
@@ -1052,14 +1047,6 @@ relay_hook(void *arg)
 
 /* ---- configuration files ------------------------------------------------------------- */
 
-static enum relay_tls_level
-tls_level_parse(const char *text, bool *is_ok)
-{
-    enum relay_tls_level level = RELAY_TLS_MAY;
-    *is_ok = relay_tls_level_parse(text, &level) == 0; /* also dane, dane-only */
-    return level;
-}
-
 /* Read a small "key value" file: each line's two words to fn. Returns 0,
  * or -errno / -EINVAL (logged with the line). */
 static int
@@ -1078,7 +1065,14 @@ pairs_file_read(const char *what, const char *path,
     size_t total = 0;
     while (rc == 0 && fgets(line, sizeof(line), file) != NULL) {
         number++;
-        total += strlen(line);
+        size_t line_len = strlen(line);
+        total += line_len;
+        if (line_len == sizeof(line) - 1 && line[line_len - 1] != '\n') {
+            log_error("%s %s:%u: line longer than %zu bytes", what, path, number,
+                      sizeof(line) - 2);
+            rc = -E2BIG;
+            break;
+        }
         if (total > RELAY_FILE_BYTES_MAX) {
             log_error("%s %s: larger than %u bytes", what, path, RELAY_FILE_BYTES_MAX);
             rc = -E2BIG;
@@ -1167,9 +1161,8 @@ tls_policy_add(const char *key, const char *value, void *ctx)
 {
     (void)ctx;
     struct relay *relay = &relay_agent;
-    bool is_ok;
-    enum relay_tls_level level = tls_level_parse(value, &is_ok);
-    if (!is_ok || strlen(key) > ROUTE_NAME_BYTES_MAX ||
+    enum relay_tls_level level;
+    if (relay_tls_level_parse(value, &level) != 0 || strlen(key) > ROUTE_NAME_BYTES_MAX ||
         relay->tls_policy_count >= RELAY_TLS_POLICIES_MAX) {
         return -EINVAL;
     }
@@ -1275,9 +1268,9 @@ relay_start(const struct config *config, struct reactor *reactor, struct dns_res
                   "not fit together");
         return -EINVAL;
     }
-    bool is_ok;
-    relay->tls_level = tls_level_parse(config->smtp_tls_security, &is_ok);
-    ASSERT(is_ok); /* config_finish checked it */
+    int level_rc = relay_tls_level_parse(config->smtp_tls_security, &relay->tls_level);
+    ASSERT(level_rc == 0); /* config_finish checked it */
+    (void)level_rc;
     relay->family = strcmp(config->smtp_address_preference, "ipv6") == 0
                         ? ROUTE_FAMILY_PREFER_IPV6
                     : strcmp(config->smtp_address_preference, "ipv4-only") == 0

@@ -515,8 +515,7 @@ route_run(struct relay_attempt *attempt)
 /* ---- LOCAL ---------------------------------------------------------------- */
 
 static void
-local_deliver_rcpt(struct relay_attempt *attempt, struct relay_group *group, size_t rcpt_index,
-                   const char *msg_path)
+local_deliver_rcpt(struct relay_attempt *attempt, size_t rcpt_index, const char *msg_path)
 {
     const struct config *config = relay_agent.config;
     struct relay_result *result = &attempt->results[rcpt_index];
@@ -554,7 +553,6 @@ local_deliver_rcpt(struct relay_attempt *attempt, struct relay_group *group, siz
         (void)snprintf(result->reply, sizeof(result->reply),
                        "451 4.3.0 cannot write to the mailbox: %s", strerror(-rc));
     }
-    (void)group;
 }
 
 static void
@@ -571,7 +569,7 @@ local_run(struct relay_attempt *attempt)
             continue;
         }
         for (size_t k = 0; k < group->rcpt_count; k++) {
-            local_deliver_rcpt(attempt, group, group->rcpts[k], msg_path);
+            local_deliver_rcpt(attempt, group->rcpts[k], msg_path);
         }
     }
 }

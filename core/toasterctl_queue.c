@@ -128,18 +128,12 @@ json_string(FILE *out, const char *text)
     (void)fputc('"', out);
 }
 
+/* The envelope's word for a state ("?" for a value out of the enum). */
 static const char *
 state_word(enum queue_rcpt_state state)
 {
-    switch (state) {
-    case QUEUE_RCPT_PENDING:
-        return "pending";
-    case QUEUE_RCPT_DELIVERED:
-        return "delivered";
-    case QUEUE_RCPT_FAILED:
-        return "failed";
-    }
-    return "?";
+    const char *name = queue_rcpt_state_name(state);
+    return name != NULL ? name : "?";
 }
 
 /* ---- list ------------------------------------------------------------ */

@@ -220,8 +220,8 @@ queue_buf_printf(struct queue_buf *buf, const char *format, ...)
     buf->is_failed = true;
 }
 
-static const char *
-state_name(enum queue_rcpt_state state)
+const char *
+queue_rcpt_state_name(enum queue_rcpt_state state)
 {
     switch (state) {
     case QUEUE_RCPT_PENDING:
@@ -338,7 +338,7 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
     for (size_t i = 0; i < entry->rcpt_count; i++) {
         const struct queue_rcpt *rcpt = &entry->rcpts[i];
         char address[3 * SMTP_ADDRESS_BYTES_MAX + 1];
-        const char *state = state_name(rcpt->state);
+        const char *state = queue_rcpt_state_name(rcpt->state);
         if (rcpt->address == NULL || rcpt->address[0] == '\0' ||
             strnlen(rcpt->address, SMTP_ADDRESS_BYTES_MAX + 1) > SMTP_ADDRESS_BYTES_MAX ||
             queue_xtext_encode(rcpt->address, address, sizeof(address)) < 0 ||

@@ -272,6 +272,10 @@ void queue_entry_release(struct queue_entry *entry);
 int queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const char *id),
                void *ctx);
 
+/* "pending", "delivered" or "failed" (the envelope's words), NULL for a
+ * value out of the enum. */
+const char *queue_rcpt_state_name(enum queue_rcpt_state state);
+
 /* Free text for one envelope line (a reply, a hold reason) from src
  * (NULL: empty) into dst: control bytes become spaces, and it is cut at
  * dst_bytes - 1. Returns the length. */
