@@ -134,7 +134,8 @@ static struct {
     int                      spool_fds[DELIVERY_BATCH_MESSAGES_MAX];
     int                      spool_results[DELIVERY_BATCH_MESSAGES_MAX];
     /* Queue entries of the batch: their envelopes' fds and which message. */
-    int                      env_fds[DELIVERY_BATCH_MESSAGES_MAX];
+    struct queue_staged      env_staged[DELIVERY_BATCH_MESSAGES_MAX];
+    int                      env_fds[DELIVERY_BATCH_MESSAGES_MAX]; /* their fds, to sync */
     int                      env_results[DELIVERY_BATCH_MESSAGES_MAX];
     size_t                   env_message[DELIVERY_BATCH_MESSAGES_MAX];
     struct queue_rcpt       *queue_rcpts; /* QUEUE_RCPTS_MAX, for one entry at a time */
@@ -1056,9 +1057,23 @@ outbound_rollback(struct delivery_message *message)
 
 /* ---- the outbound queue ------------------------------------------------ */
 
-/* Write the envelope of each message (still good) that has remote
- * recipients to its temporary file; returns how many were staged (their
- * fds in delivery.env_fds, their messages in delivery.env_message). */
+/* The message's spool file as the source of its queue entry. */
+static struct queue_source
+message_queue_source(const struct delivery_message *message)
+{
+    return (struct queue_source){
+        .fd = message->spool_fd,
+        .is_unnamed = message->is_spool_unnamed,
+        .dir_fd = delivery.spool_dir_fd,
+        .name = message->queue_id,
+        .is_exclusive = message->delivered_count == 0,
+    };
+}
+
+/* Stage the envelope of each message (still good) that has remote
+ * recipients: on its spool file when no mailbox got that file, else in a
+ * temporary file; returns how many were staged (in delivery.env_staged,
+ * their fds in delivery.env_fds, their messages in delivery.env_message). */
 static size_t
 queue_stage_batch(struct delivery_message **messages, size_t count)
 {
@@ -1090,13 +1105,18 @@ queue_stage_batch(struct delivery_message **messages, size_t count)
         memcpy(entry.mail_from, message->mail_from, sizeof(entry.mail_from));
         memcpy(entry.envid, message->dsn_envid, sizeof(entry.envid));
         memcpy(entry.user, message->user, sizeof(entry.user));
-        int rc = queue_entry_stage(delivery.queue, &entry, &delivery.env_fds[env_count]);
+        /* Mailboxes that link the spool file would show the envelope
+         * attribute (every recipient) to their owners. */
+        struct queue_source source = message_queue_source(message);
+        struct queue_staged *staged = &delivery.env_staged[env_count];
+        int rc = queue_entry_stage(delivery.queue, &entry, &source, staged);
         if (rc != 0) {
             log_error("%s: cannot write its queue envelope: %s", message->queue_id,
                       strerror(-rc));
             message->result = rc;
             continue;
         }
+        delivery.env_fds[env_count] = staged->fd;
         delivery.env_message[env_count++] = i;
     }
     return env_count;
@@ -1112,7 +1132,8 @@ queue_publish_batch(struct delivery_message **messages, size_t env_count)
         return false;
     }
     if (delivery.is_fsync_on) {
-        fsync_many(delivery.env_fds, delivery.env_results, env_count, true);
+        /* fsync, not fdatasync: an attribute is metadata. */
+        fsync_many(delivery.env_fds, delivery.env_results, env_count, false);
     } else {
         memset(delivery.env_results, 0, env_count * sizeof(delivery.env_results[0]));
     }
@@ -1121,22 +1142,17 @@ queue_publish_batch(struct delivery_message **messages, size_t env_count)
         struct delivery_message *message = messages[delivery.env_message[k]];
         int rc = delivery.env_results[k];
         if (rc != 0 || message->result != 0) {
-            queue_entry_unstage(delivery.queue, message->queue_id, delivery.env_fds[k]);
+            queue_entry_unstage(delivery.queue, message->queue_id, &delivery.env_staged[k]);
             if (rc != 0) {
-                log_error("%s: fdatasync of its queue envelope: %s", message->queue_id,
+                log_error("%s: fsync of its queue envelope: %s", message->queue_id,
                           strerror(-rc));
                 message->result = rc;
             }
             continue;
         }
-        struct queue_source source = {
-            .fd = message->spool_fd,
-            .is_unnamed = message->is_spool_unnamed,
-            .dir_fd = delivery.spool_dir_fd,
-            .name = message->queue_id,
-        };
+        struct queue_source source = message_queue_source(message);
         rc = queue_entry_publish(delivery.queue, message->queue_id, &source,
-                                 delivery.env_fds[k]);
+                                 &delivery.env_staged[k]);
         if (rc != 0) {
             log_error("%s: cannot put it into the queue: %s", message->queue_id, strerror(-rc));
             message->result = rc;

@@ -17,11 +17,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "core/ascii.h"
@@ -33,6 +35,7 @@
 #define QUEUE_ENVELOPE_BYTES_MAX ((size_t)(QUEUE_RCPTS_MAX + 16) * QUEUE_LINE_BYTES_MAX)
 #define QUEUE_NAME_BYTES 64 /* "<id>.env.tmp" and friends */
 #define QUEUE_ID_LEN 16
+#define QUEUE_ENV_XATTR "user.toaster.env" /* the envelope on <id>.msg */
 
 static_assert(SPOOL_QUEUE_ID_BYTES == QUEUE_ID_LEN + 1, "queue ids are spool ids");
 /* An address as xtext can triple; with orcpt, reply and the numbers it
@@ -42,8 +45,9 @@ static_assert(3 * SMTP_ADDRESS_BYTES_MAX + QUEUE_ORCPT_BYTES + QUEUE_REPLY_BYTES
               "a recipient line fits");
 
 struct queue {
-    int  dir_fd;
-    bool is_fsync_on;
+    int         dir_fd;
+    bool        is_fsync_on;
+    atomic_bool is_xattr_unsupported; /* learnt once, by the first refusal */
     char path[SPOOL_PATH_BYTES];
 };
 
@@ -363,52 +367,170 @@ envelope_format(const struct queue_entry *entry, struct queue_buf *buf)
     return buf->is_failed ? -ENOMEM : 0;
 }
 
-int
-queue_entry_stage(struct queue *queue, const struct queue_entry *entry, int *fd_out)
+/* The envelope text of entry in buf (malloc'd; the caller frees
+ * buf->bytes), or -EINVAL / -ENOMEM. */
+static int
+envelope_render(const struct queue_entry *entry, struct queue_buf *buf)
 {
-    struct queue_buf buf = { .capacity = 4096 };
-    buf.bytes = malloc(buf.capacity);
-    if (buf.bytes == NULL) {
+    *buf = (struct queue_buf){ .capacity = 4096 };
+    buf->bytes = malloc(buf->capacity);
+    if (buf->bytes == NULL) {
         return -ENOMEM;
     }
-    int rc = envelope_format(entry, &buf);
+    int rc = envelope_format(entry, buf);
     if (rc != 0) {
-        free(buf.bytes);
-        return rc;
+        free(buf->bytes);
+        buf->bytes = NULL;
     }
+    return rc;
+}
+
+/* Set the envelope attribute on fd (flags: 0, or XATTR_REPLACE). Any
+ * failure means "use a file instead"; a file system without user
+ * attributes is remembered, so it is not asked again. */
+static int
+envelope_attach(struct queue *queue, int fd, const char *bytes, size_t len, int flags)
+{
+    if (len > QUEUE_XATTR_BYTES_MAX ||
+        atomic_load_explicit(&queue->is_xattr_unsupported, memory_order_relaxed)) {
+        return -E2BIG;
+    }
+    if (fsetxattr(fd, QUEUE_ENV_XATTR, bytes, len, flags) == 0) {
+        return 0;
+    }
+    int rc = -errno;
+    if (rc == -EOPNOTSUPP &&
+        !atomic_exchange_explicit(&queue->is_xattr_unsupported, true, memory_order_relaxed)) {
+        log_warning("queue: %s has no user extended attributes; each envelope gets a file",
+                   queue->path);
+    }
+    return rc;
+}
+
+/* Write bytes to a new "<id>.env.tmp" (O_EXCL: -EEXIST when taken).
+ * Returns 0 with the open file in *fd_out, or -errno (nothing left). */
+static int
+envelope_file_stage(struct queue *queue, const char *id, const struct queue_buf *buf,
+                    int *fd_out)
+{
     char name[QUEUE_NAME_BYTES];
-    queue_name(name, entry->id, ".env.tmp");
+    queue_name(name, id, ".env.tmp");
     int fd = openat(queue->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        rc = -errno;
-        free(buf.bytes);
-        return rc;
+        return -errno;
     }
-    rc = fd_write_all(fd, buf.bytes, buf.len);
-    free(buf.bytes);
+    int rc = fd_write_all(fd, buf->bytes, buf->len);
     if (rc != 0) {
-        queue_entry_unstage(queue, entry->id, fd);
+        struct queue_staged staged = { .fd = fd };
+        queue_entry_unstage(queue, id, &staged);
         return rc;
     }
     *fd_out = fd;
     return 0;
 }
 
-void
-queue_entry_unstage(struct queue *queue, const char *id, int env_fd)
+/* An envelope file replaced whole: a stale temporary file (an update that
+ * crashed half-way) dropped, the new one written, synced, renamed over
+ * "<id>.env". The caller syncs the directory. */
+static int
+envelope_file_put(struct queue *queue, const char *id, const struct queue_buf *buf)
 {
+    char tmp[QUEUE_NAME_BYTES];
+    char final[QUEUE_NAME_BYTES];
+    queue_name(tmp, id, ".env.tmp");
+    queue_name(final, id, ".env");
+    (void)unlinkat(queue->dir_fd, tmp, 0); /* ENOENT is the usual answer */
+    int fd;
+    int rc = envelope_file_stage(queue, id, buf, &fd);
+    if (rc != 0) {
+        return rc;
+    }
+    struct queue_staged staged = { .fd = fd };
+    if (queue->is_fsync_on && fsync(fd) != 0) {
+        rc = -errno;
+        queue_entry_unstage(queue, id, &staged);
+        return rc;
+    }
+    if (renameat(queue->dir_fd, tmp, queue->dir_fd, final) != 0) {
+        rc = -errno;
+        queue_entry_unstage(queue, id, &staged);
+        return rc;
+    }
+    (void)close(fd); /* synced before the rename */
+    return 0;
+}
+
+int
+queue_entry_stage(struct queue *queue, const struct queue_entry *entry,
+                  const struct queue_source *source, struct queue_staged *staged_out)
+{
+    struct queue_buf buf;
+    int rc = envelope_render(entry, &buf);
+    if (rc != 0) {
+        return rc;
+    }
+    if (source->is_exclusive && envelope_attach(queue, source->fd, buf.bytes, buf.len, 0) == 0) {
+        *staged_out = (struct queue_staged){ .fd = source->fd, .is_on_message = true };
+        free(buf.bytes);
+        return 0;
+    }
+    int fd;
+    rc = envelope_file_stage(queue, entry->id, &buf, &fd);
+    free(buf.bytes);
+    if (rc == 0) {
+        *staged_out = (struct queue_staged){ .fd = fd, .is_on_message = false };
+    }
+    return rc;
+}
+
+void
+queue_entry_unstage(struct queue *queue, const char *id, struct queue_staged *staged)
+{
+    if (staged->is_on_message) {
+        if (fremovexattr(staged->fd, QUEUE_ENV_XATTR) != 0 && errno != ENODATA) {
+            log_warning("queue: cannot remove the envelope attribute of %s's message: %s", id,
+                        strerror(errno));
+        }
+        staged->fd = -1; /* the caller's file */
+        return;
+    }
     char name[QUEUE_NAME_BYTES];
     queue_name(name, id, ".env.tmp");
-    (void)close(env_fd); /* the file is being thrown away */
+    (void)close(staged->fd); /* the file is being thrown away */
+    staged->fd = -1;
     if (unlinkat(queue->dir_fd, name, 0) != 0 && errno != ENOENT) {
         log_warning("queue: cannot remove %s/%s: %s", queue->path, name, strerror(errno));
     }
 }
 
-/* The message file by copy, for when a link cannot serve (the spool on
- * another file system): tmp name, data synced, rename. */
+/* The envelope attribute of source_fd onto out_fd (a copy of the message).
+ * Where out_fd cannot take it, its bytes land in spill, for "<id>.env"
+ * once the copy has its name (the order of publish). Returns whether
+ * out_fd carries it, or -errno. */
 static int
-message_copy(struct queue *queue, const char *id, int source_fd)
+envelope_carry(struct queue *queue, int source_fd, int out_fd, struct queue_buf *spill)
+{
+    char bytes[QUEUE_XATTR_BYTES_MAX];
+    ssize_t len = fgetxattr(source_fd, QUEUE_ENV_XATTR, bytes, sizeof(bytes));
+    if (len <= 0) {
+        return len == 0 ? -EBADMSG : -errno;
+    }
+    if (envelope_attach(queue, out_fd, bytes, (size_t)len, 0) == 0) {
+        return 1;
+    }
+    spill->bytes = malloc((size_t)len);
+    if (spill->bytes == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(spill->bytes, bytes, (size_t)len);
+    spill->len = spill->capacity = (size_t)len;
+    return 0;
+}
+
+/* The message file by copy, for when a link cannot serve (the spool on
+ * another file system): tmp name, data (and attribute) synced, rename. */
+static int
+message_copy(struct queue *queue, const char *id, int source_fd, bool has_envelope)
 {
     char tmp[QUEUE_NAME_BYTES];
     char final[QUEUE_NAME_BYTES];
@@ -433,7 +555,14 @@ message_copy(struct queue *queue, const char *id, int source_fd)
             rc = -EIO;
         }
     }
-    if (rc == 0 && queue->is_fsync_on && fdatasync(out) != 0) {
+    struct queue_buf spill = { 0 };
+    bool is_carried = false;
+    if (rc == 0 && has_envelope) {
+        rc = envelope_carry(queue, source_fd, out, &spill);
+        is_carried = rc == 1;
+        rc = rc < 0 ? rc : 0;
+    }
+    if (rc == 0 && queue->is_fsync_on && (is_carried ? fsync(out) : fdatasync(out)) != 0) {
         rc = -errno;
     }
     if (close(out) != 0 && rc == 0) {
@@ -444,12 +573,19 @@ message_copy(struct queue *queue, const char *id, int source_fd)
     }
     if (rc != 0) {
         (void)unlinkat(queue->dir_fd, tmp, 0); /* best effort; start-up cleans the rest */
+    } else if (spill.bytes != NULL) {
+        rc = envelope_file_put(queue, id, &spill);
+        if (rc != 0) {
+            (void)unlinkat(queue->dir_fd, final, 0); /* undo; start-up removes it otherwise */
+        }
     }
+    free(spill.bytes);
     return rc;
 }
 
 static int
-message_place(struct queue *queue, const char *id, const struct queue_source *source)
+message_place(struct queue *queue, const char *id, const struct queue_source *source,
+              bool has_envelope)
 {
     char name[QUEUE_NAME_BYTES];
     queue_name(name, id, ".msg");
@@ -466,20 +602,24 @@ message_place(struct queue *queue, const char *id, const struct queue_source *so
     }
     rc = -errno;
     if (rc == -EXDEV || rc == -EPERM || rc == -EMLINK) {
-        return message_copy(queue, id, source->fd);
+        return message_copy(queue, id, source->fd, has_envelope);
     }
     return rc;
 }
 
 int
 queue_entry_publish(struct queue *queue, const char *id, const struct queue_source *source,
-                    int env_fd)
+                    struct queue_staged *staged)
 {
     ASSERT(queue_id_is_valid(id));
-    int rc = message_place(queue, id, source);
+    ASSERT(!staged->is_on_message || staged->fd == source->fd);
+    int rc = message_place(queue, id, source, staged->is_on_message);
     if (rc != 0) {
-        queue_entry_unstage(queue, id, env_fd);
+        queue_entry_unstage(queue, id, staged);
         return rc;
+    }
+    if (staged->is_on_message) {
+        return 0;
     }
     char tmp[QUEUE_NAME_BYTES];
     char final[QUEUE_NAME_BYTES];
@@ -490,14 +630,15 @@ queue_entry_publish(struct queue *queue, const char *id, const struct queue_sour
         char msg[QUEUE_NAME_BYTES];
         queue_name(msg, id, ".msg");
         (void)unlinkat(queue->dir_fd, msg, 0); /* undo; start-up removes it otherwise */
-        queue_entry_unstage(queue, id, env_fd);
+        queue_entry_unstage(queue, id, staged);
         return rc;
     }
-    if (close(env_fd) != 0) {
+    if (close(staged->fd) != 0) {
         /* The envelope was synced by the caller before the rename, so a
          * close error cannot lose it; say so all the same. */
         log_warning("queue: close %s/%s: %s", queue->path, final, strerror(errno));
     }
+    staged->fd = -1;
     return 0;
 }
 
@@ -510,29 +651,21 @@ dir_sync(struct queue *queue)
     return 0;
 }
 
-/* One entry's envelope staged and its data synced (the committer stages a
- * batch and syncs it together instead). */
-static int
-entry_stage_synced(struct queue *queue, const struct queue_entry *entry, int *fd_out)
-{
-    int rc = queue_entry_stage(queue, entry, fd_out);
-    if (rc == 0 && queue->is_fsync_on && fdatasync(*fd_out) != 0) {
-        rc = -errno;
-        queue_entry_unstage(queue, entry->id, *fd_out);
-    }
-    return rc;
-}
-
 int
 queue_entry_store(struct queue *queue, const struct queue_entry *entry,
                   const struct queue_source *source)
 {
-    int fd;
-    int rc = entry_stage_synced(queue, entry, &fd);
+    struct queue_staged staged;
+    int rc = queue_entry_stage(queue, entry, source, &staged);
     if (rc != 0) {
         return rc;
     }
-    rc = queue_entry_publish(queue, entry->id, source, fd);
+    if (queue->is_fsync_on && fsync(staged.fd) != 0) {
+        rc = -errno;
+        queue_entry_unstage(queue, entry->id, &staged);
+        return rc;
+    }
+    rc = queue_entry_publish(queue, entry->id, source, &staged);
     if (rc != 0) {
         return rc;
     }
@@ -546,27 +679,50 @@ queue_entry_store(struct queue *queue, const struct queue_entry *entry,
 int
 queue_entry_update(struct queue *queue, const struct queue_entry *entry)
 {
-    char tmp[QUEUE_NAME_BYTES];
-    char final[QUEUE_NAME_BYTES];
-    queue_name(tmp, entry->id, ".env.tmp");
-    queue_name(final, entry->id, ".env");
-    if (faccessat(queue->dir_fd, final, F_OK, 0) != 0) {
+    char env[QUEUE_NAME_BYTES];
+    char msg[QUEUE_NAME_BYTES];
+    queue_name(env, entry->id, ".env");
+    queue_name(msg, entry->id, ".msg");
+    bool has_file = faccessat(queue->dir_fd, env, F_OK, 0) == 0;
+    if (!has_file && errno != ENOENT) {
         return -errno;
     }
-    /* A temporary file of an update that crashed half-way is stale. */
-    (void)unlinkat(queue->dir_fd, tmp, 0);
-    int fd;
-    int rc = entry_stage_synced(queue, entry, &fd);
-    if (rc != 0) {
+    int msg_fd = -1;
+    if (!has_file) {
+        msg_fd = openat(queue->dir_fd, msg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (msg_fd < 0) {
+            return -errno;
+        }
+    }
+    struct queue_buf buf;
+    int rc = envelope_render(entry, &buf);
+    if (rc == 0 && msg_fd >= 0 &&
+        envelope_attach(queue, msg_fd, buf.bytes, buf.len, XATTR_REPLACE) == 0) {
+        if (queue->is_fsync_on && fsync(msg_fd) != 0) {
+            rc = -errno;
+        }
+        free(buf.bytes);
+        (void)close(msg_fd); /* read-only; synced above */
         return rc;
     }
-    if (renameat(queue->dir_fd, tmp, queue->dir_fd, final) != 0) {
-        rc = -errno;
-        queue_entry_unstage(queue, entry->id, fd);
-        return rc;
+    if (rc == 0) {
+        /* An envelope file, or one grown past the attribute: a file from
+         * now on, which wins over a stale attribute (removed all the same). */
+        rc = envelope_file_put(queue, entry->id, &buf);
+        free(buf.bytes);
     }
-    (void)close(fd); /* synced before the rename */
-    return dir_sync(queue);
+    if (rc == 0) {
+        rc = dir_sync(queue);
+    }
+    if (rc == 0 && msg_fd >= 0 && fremovexattr(msg_fd, QUEUE_ENV_XATTR) != 0 &&
+        errno != ENODATA) {
+        log_warning("queue: %s: cannot remove the envelope attribute now in %s: %s",
+                    entry->id, env, strerror(errno));
+    }
+    if (msg_fd >= 0) {
+        (void)close(msg_fd); /* read-only */
+    }
+    return rc;
 }
 
 static int
@@ -579,13 +735,10 @@ entry_unlink(struct queue *queue, const char *id, bool is_synced)
     char msg[QUEUE_NAME_BYTES];
     queue_name(env, id, ".env");
     queue_name(msg, id, ".msg");
-    int rc = 0;
-    if (unlinkat(queue->dir_fd, env, 0) != 0) {
-        rc = -errno;
-    }
-    if (unlinkat(queue->dir_fd, msg, 0) != 0 && rc == 0) {
-        rc = -errno;
-    }
+    int env_rc = unlinkat(queue->dir_fd, env, 0) == 0 ? 0 : -errno;
+    int msg_rc = unlinkat(queue->dir_fd, msg, 0) == 0 ? 0 : -errno;
+    /* An entry on its message file alone has no envelope file. */
+    int rc = env_rc == -ENOENT && msg_rc == 0 ? 0 : env_rc != 0 ? env_rc : msg_rc;
     int sync_rc = is_synced ? dir_sync(queue) : 0;
     return rc != 0 ? rc : sync_rc;
 }
@@ -602,6 +755,26 @@ queue_entry_retire(struct queue *queue, const char *id)
     return entry_unlink(queue, id, false);
 }
 
+/* Whether the entry whose <id>.msg is open as msg_fd has an envelope: its
+ * file, or the attribute. Returns 0, -ENOENT, or -errno. */
+static int
+envelope_exists(struct queue *queue, const char *id, int msg_fd)
+{
+    char env[QUEUE_NAME_BYTES];
+    queue_name(env, id, ".env");
+    if (faccessat(queue->dir_fd, env, F_OK, 0) == 0) {
+        return 0;
+    }
+    if (errno != ENOENT) {
+        return -errno;
+    }
+    ssize_t len = fgetxattr(msg_fd, QUEUE_ENV_XATTR, NULL, 0);
+    if (len > 0) {
+        return 0;
+    }
+    return len == 0 || errno == ENODATA || errno == EOPNOTSUPP ? -ENOENT : -errno;
+}
+
 /* ---- locking and operators' edits ----------------------------------------- */
 
 int
@@ -611,9 +784,7 @@ queue_entry_lock(struct queue *queue, const char *id, bool is_waiting, int *lock
         return -EINVAL;
     }
     char msg[QUEUE_NAME_BYTES];
-    char env[QUEUE_NAME_BYTES];
     queue_name(msg, id, ".msg");
-    queue_name(env, id, ".env");
     int fd = openat(queue->dir_fd, msg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         return -errno;
@@ -629,10 +800,20 @@ queue_entry_lock(struct queue *queue, const char *id, bool is_waiting, int *lock
         (void)close(fd); /* read-only, and not locked */
         return rc == -EAGAIN ? -EWOULDBLOCK : rc;
     }
-    /* The holder we waited for may have removed the entry: the envelope
-     * goes first, so its absence says so. */
-    if (faccessat(queue->dir_fd, env, F_OK, 0) != 0) {
-        int rc = -errno;
+    /* The holder we waited for may have removed the entry: its message
+     * file's name gone (or, between an envelope file's removal and the
+     * message's, no envelope left) says so. */
+    struct stat held;
+    struct stat named;
+    int rc = 0;
+    if (fstat(fd, &held) != 0 || fstatat(queue->dir_fd, msg, &named, AT_SYMLINK_NOFOLLOW) != 0) {
+        rc = -errno;
+    } else if (held.st_ino != named.st_ino || held.st_dev != named.st_dev) {
+        rc = -ENOENT;
+    } else {
+        rc = envelope_exists(queue, id, fd);
+    }
+    if (rc != 0) {
         (void)close(fd); /* read-only; closing drops the lock */
         return rc;
     }
@@ -732,6 +913,7 @@ queue_entry_edit(struct queue *queue, const char *id, enum queue_edit edit, int6
 
 struct parse {
     const char *id;
+    const char *where; /* ".env", or where the attribute is */
     char       *err;
     size_t      err_bytes;
     unsigned    line_number;
@@ -748,7 +930,7 @@ parse_fail(struct parse *parse, const char *format, ...)
     va_start(args, format);
     (void)vsnprintf(reason, sizeof(reason), format, args);
     va_end(args);
-    (void)snprintf(parse->err, parse->err_bytes, "queue/%s.env:%u: %s", parse->id,
+    (void)snprintf(parse->err, parse->err_bytes, "queue/%s%s:%u: %s", parse->id, parse->where,
                    parse->line_number, reason);
     return -EBADMSG;
 }
@@ -1106,26 +1288,10 @@ envelope_parse(struct parse *parse, char *text, size_t len, struct queue_entry *
     return 0;
 }
 
-int
-queue_entry_load(struct queue *queue, const char *id, struct queue_entry *entry_out,
-                 char *err, size_t err_bytes)
+/* The envelope file's bytes (NUL-terminated) in *text_out. fd is closed. */
+static int
+envelope_file_read(struct parse *parse, int fd, char **text_out, size_t *len_out)
 {
-    memset(entry_out, 0, sizeof(*entry_out));
-    ASSERT(err_bytes > 0);
-    err[0] = '\0';
-    struct parse parse = { .id = id, .err = err, .err_bytes = err_bytes };
-    if (!queue_id_is_valid(id)) {
-        (void)snprintf(err, err_bytes, "not a queue id");
-        return -EINVAL;
-    }
-    char name[QUEUE_NAME_BYTES];
-    queue_name(name, id, ".env");
-    int fd = openat(queue->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        int rc = -errno;
-        (void)snprintf(err, err_bytes, "queue/%s: %s", name, strerror(-rc));
-        return rc;
-    }
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int rc = -errno;
@@ -1135,20 +1301,96 @@ queue_entry_load(struct queue *queue, const char *id, struct queue_entry *entry_
     if (!S_ISREG(st.st_mode) || st.st_size <= 0 ||
         (uint64_t)st.st_size > QUEUE_ENVELOPE_BYTES_MAX) {
         (void)close(fd); /* read-only */
-        return parse_fail(&parse, "not a regular file of 1 to %zu bytes",
+        return parse_fail(parse, "not a regular file of 1 to %zu bytes",
                           QUEUE_ENVELOPE_BYTES_MAX);
     }
     size_t len = (size_t)st.st_size;
-    entry_out->storage = malloc(len + 1);
-    /* At most one recipient per line. */
-    size_t lines = 0;
-    int rc = entry_out->storage == NULL ? -ENOMEM : fd_read_all(fd, entry_out->storage, len);
+    char *text = malloc(len + 1);
+    int rc = text == NULL ? -ENOMEM : fd_read_all(fd, text, len);
     if (rc == -ENODATA) {
         rc = -EIO; /* shorter than fstat said: changed under us */
     }
     (void)close(fd); /* read-only */
+    if (rc != 0) {
+        free(text);
+        return rc;
+    }
+    text[len] = '\0';
+    *text_out = text;
+    *len_out = len;
+    return 0;
+}
+
+/* The envelope attribute of msg_fd (NUL-terminated) in *text_out. */
+static int
+envelope_attr_read(struct parse *parse, int msg_fd, char **text_out, size_t *len_out)
+{
+    /* A writer may replace it between asking its size and reading it:
+     * then ERANGE, and once more. */
+    for (int tries = 0; tries < 3; tries++) {
+        ssize_t len = fgetxattr(msg_fd, QUEUE_ENV_XATTR, NULL, 0);
+        if (len < 0) {
+            return errno == ENODATA || errno == EOPNOTSUPP ? -ENOENT : -errno;
+        }
+        if (len == 0 || (size_t)len > QUEUE_XATTR_BYTES_MAX) {
+            return parse_fail(parse, "an attribute of %zd bytes, not 1 to %d", len,
+                              QUEUE_XATTR_BYTES_MAX);
+        }
+        char *text = malloc((size_t)len + 1);
+        if (text == NULL) {
+            return -ENOMEM;
+        }
+        ssize_t got = fgetxattr(msg_fd, QUEUE_ENV_XATTR, text, (size_t)len);
+        if (got > 0) {
+            text[got] = '\0';
+            *text_out = text;
+            *len_out = (size_t)got;
+            return 0;
+        }
+        int rc = got == 0 ? -EIO : -errno;
+        free(text);
+        if (rc != -ERANGE) {
+            return rc == -ENODATA ? -ENOENT : rc;
+        }
+    }
+    return -EIO;
+}
+
+int
+queue_entry_load(struct queue *queue, const char *id, struct queue_entry *entry_out,
+                 char *err, size_t err_bytes)
+{
+    memset(entry_out, 0, sizeof(*entry_out));
+    ASSERT(err_bytes > 0);
+    err[0] = '\0';
+    struct parse parse = { .id = id, .where = ".env", .err = err, .err_bytes = err_bytes };
+    if (!queue_id_is_valid(id)) {
+        (void)snprintf(err, err_bytes, "not a queue id");
+        return -EINVAL;
+    }
+    char env[QUEUE_NAME_BYTES];
+    char msg[QUEUE_NAME_BYTES];
+    queue_name(env, id, ".env");
+    queue_name(msg, id, ".msg");
+    const char *name = env;
+    size_t len = 0;
+    int rc;
+    int env_fd = openat(queue->dir_fd, env, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int msg_fd = -1;
+    if (env_fd >= 0) {
+        rc = envelope_file_read(&parse, env_fd, &entry_out->storage, &len);
+    } else if (errno != ENOENT) {
+        rc = -errno;
+    } else {
+        /* No file: the envelope is the message file's attribute, if any. */
+        name = msg;
+        parse.where = ".msg (its envelope attribute)";
+        msg_fd = openat(queue->dir_fd, msg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        rc = msg_fd < 0 ? -errno : envelope_attr_read(&parse, msg_fd, &entry_out->storage, &len);
+    }
     if (rc == 0) {
-        entry_out->storage[len] = '\0';
+        /* At most one recipient per line. */
+        size_t lines = 0;
         for (size_t i = 0; i < len; i++) {
             lines += entry_out->storage[i] == '\n';
         }
@@ -1162,10 +1404,10 @@ queue_entry_load(struct queue *queue, const char *id, struct queue_entry *entry_
         rc = envelope_parse(&parse, entry_out->storage, len, entry_out);
     }
     if (rc == 0) {
-        char msg[QUEUE_NAME_BYTES];
-        queue_name(msg, id, ".msg");
         struct stat msg_st;
-        if (fstatat(queue->dir_fd, msg, &msg_st, AT_SYMLINK_NOFOLLOW) != 0) {
+        int stat_rc = msg_fd >= 0 ? fstat(msg_fd, &msg_st)
+                                  : fstatat(queue->dir_fd, msg, &msg_st, AT_SYMLINK_NOFOLLOW);
+        if (stat_rc != 0) {
             rc = errno;
             (void)snprintf(err, err_bytes, "queue/%s: %s", msg, strerror(rc));
             rc = -EBADMSG;
@@ -1176,9 +1418,13 @@ queue_entry_load(struct queue *queue, const char *id, struct queue_entry *entry_
             rc = -EBADMSG;
         }
     }
+    if (msg_fd >= 0) {
+        (void)close(msg_fd); /* read-only */
+    }
     if (rc != 0) {
         if (err[0] == '\0') {
-            (void)snprintf(err, err_bytes, "queue/%s: %s", name, strerror(-rc));
+            (void)snprintf(err, err_bytes, "queue/%s: %s", rc == -ENOENT ? env : name,
+                           strerror(-rc));
         }
         queue_entry_release(entry_out);
     }
@@ -1209,6 +1455,37 @@ entry_is_locked(struct queue *queue, const char *id)
     bool is_locked = flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     (void)close(fd); /* read-only; closing drops a lock we may have taken */
     return is_locked;
+}
+
+enum message_envelope {
+    MESSAGE_ENVELOPE_FILE,    /* "<id>.env" exists */
+    MESSAGE_ENVELOPE_ATTR,    /* none, but the message carries the attribute */
+    MESSAGE_ENVELOPE_NONE,    /* neither: never acknowledged, or half removed */
+    MESSAGE_ENVELOPE_GONE,    /* the message file went meanwhile */
+    MESSAGE_ENVELOPE_UNKNOWN, /* an error other than "not there" (logged) */
+};
+
+/* Where the envelope of the entry whose message file is msg_name is. */
+static enum message_envelope
+message_envelope(struct queue *queue, const char *id, const char *msg_name)
+{
+    char env[QUEUE_NAME_BYTES];
+    queue_name(env, id, ".env");
+    if (faccessat(queue->dir_fd, env, F_OK, 0) == 0) {
+        return MESSAGE_ENVELOPE_FILE;
+    }
+    if (errno != ENOENT) {
+        log_error("queue: %s: %s", env, strerror(errno));
+        return MESSAGE_ENVELOPE_UNKNOWN;
+    }
+    int fd = openat(queue->dir_fd, msg_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        return errno == ENOENT ? MESSAGE_ENVELOPE_GONE : MESSAGE_ENVELOPE_UNKNOWN;
+    }
+    int rc = envelope_exists(queue, id, fd);
+    (void)close(fd); /* read-only */
+    return rc == 0 ? MESSAGE_ENVELOPE_ATTR : rc == -ENOENT ? MESSAGE_ENVELOPE_NONE
+                                                           : MESSAGE_ENVELOPE_UNKNOWN;
 }
 
 int
@@ -1256,15 +1533,24 @@ queue_scan(struct queue *queue, bool is_cleaning, int (*visit)(void *ctx, const 
         } else if (has_id && strcmp(suffix, ".env") == 0) {
             rc = visit != NULL ? visit(ctx, id) : 0;
         } else if (has_id && strcmp(suffix, ".msg") == 0) {
-            char env[QUEUE_NAME_BYTES];
-            queue_name(env, id, ".env");
-            /* A delete in progress (locked) removes it itself. */
-            if (is_cleaning && faccessat(queue->dir_fd, env, F_OK, 0) != 0 && errno == ENOENT &&
-                !entry_is_locked(queue, id)) {
-                log_warning("queue: removing %s, whose envelope was never written", name);
-                if (unlinkat(queue->dir_fd, name, 0) != 0 && errno != ENOENT) {
-                    log_error("queue: cannot remove %s: %s", name, strerror(errno));
+            switch (message_envelope(queue, id, name)) {
+            case MESSAGE_ENVELOPE_FILE: /* visited by its "<id>.env" */
+            case MESSAGE_ENVELOPE_GONE:
+                break;
+            case MESSAGE_ENVELOPE_ATTR:
+                rc = visit != NULL ? visit(ctx, id) : 0;
+                break;
+            case MESSAGE_ENVELOPE_NONE:
+                /* A delete in progress (locked) removes it itself. */
+                if (is_cleaning && !entry_is_locked(queue, id)) {
+                    log_warning("queue: removing %s, whose envelope was never written", name);
+                    if (unlinkat(queue->dir_fd, name, 0) != 0 && errno != ENOENT) {
+                        log_error("queue: cannot remove %s: %s", name, strerror(errno));
+                    }
                 }
+                break;
+            case MESSAGE_ENVELOPE_UNKNOWN:
+                break; /* cannot tell: leave it, and it is not visited */
             }
         } else if (is_cleaning) {
             log_warning("queue: ignoring %s/%s (not a queue file)", queue->path, name);

@@ -3,24 +3,35 @@
  * kept durably under <data_dir>/queue/ until the delivery agent (issue 8)
  * has sent it.
  *
- * One queued message is two files named by its queue id (16 upper-case
- * hex digits, the id of its SMTP transaction):
+ * One queued message is one file, sometimes two, named by its queue id
+ * (16 upper-case hex digits, the id of its SMTP transaction):
  *
  *   <id>.msg   the message bytes, exactly as received: a hard link to the
  *              synced spool file (a copy where links cannot serve). It
  *              starts with the Return-Path line of local delivery, which
  *              the delivery agent drops before sending (RFC 5321 4.4: a
- *              relay does not add Return-Path). Never changed once made.
- *   <id>.env   the envelope, a line-based text file (below). Written to
- *              "<id>.env.tmp", fsynced, renamed into place; rewritten the
- *              same way when a recipient's state changes.
+ *              relay does not add Return-Path). Its bytes never change.
+ *   envelope   the line-based text below, in one of two places:
+ *              - the extended attribute "user.toaster.env" of <id>.msg,
+ *                set before the file is linked into the queue and
+ *                replaced in place (one fsetxattr, atomic for readers)
+ *                when a recipient's state changes. Used when no mailbox
+ *                links the same file (an envelope there would show other
+ *                recipients to that mailbox's owner) and the text fits
+ *                QUEUE_XATTR_BYTES_MAX: one inode per entry, which is
+ *                what makes and deletes per relayed message cost.
+ *              - otherwise <id>.env, written to "<id>.env.tmp", fsynced,
+ *                renamed into place, rewritten the same way. An envelope
+ *                that outgrows the attribute moves to <id>.env for good
+ *                (the attribute is then removed; a file wins over it).
  *
- * A queue entry exists when, and only when, <id>.env exists; <id>.msg is
- * always made before it. Names ending in ".tmp" are never an entry: a
- * crash may leave them behind, and queue_scan() removes them at start-up,
- * together with a <id>.msg that has no envelope (it was never
- * acknowledged). An envelope that fails validation is reported and left
- * where it is, never deleted.
+ * A queue entry exists when, and only when, <id>.env exists or <id>.msg
+ * carries the attribute; <id>.msg is always made before <id>.env, and an
+ * attribute is set before its file gets the <id>.msg name. Names ending in
+ * ".tmp" are never an entry: a crash may leave them behind, and
+ * queue_scan() removes them at start-up, together with a <id>.msg that
+ * has no envelope (it was never acknowledged). An envelope that fails
+ * validation is reported and left where it is, never deleted.
  *
  * Envelope format, versions 1 and 2. Lines end in LF; fields are separated by one
  * space; addresses and other client-supplied words are xtext (RFC 3461:
@@ -72,13 +83,13 @@
  * recipient states, toasterctl holding, releasing, flushing or deleting)
  * holds the entry's lock across load, change and write:
  * queue_entry_lock() takes flock(LOCK_EX) on <id>.msg, the one file of an
- * entry whose inode never changes (the envelope is replaced by rename, so
- * a lock on it would be lost at the first update). queue_entry_update()
+ * entry whose inode never changes (an envelope file is replaced by rename,
+ * so a lock on it would be lost at the first update). queue_entry_update()
  * and queue_entry_remove() expect the caller to hold that lock; they share
  * the "<id>.env.tmp" name, so two writers without it would trample each
  * other. queue_entry_edit() does the whole locked sequence. A reader that
  * only looks (toasterctl queue list/show) takes no lock: every envelope it
- * can open is a complete one, thanks to the rename. The committer needs no
+ * can read is a complete one, thanks to the rename or the one fsetxattr. The committer needs no
  * lock: nobody else knows the id before publish. Locks are advisory and
  * vanish with the process that held them, so a crash leaves none behind.
  * toasterctl tells a running daemon only of a flush, so whatever the
@@ -105,6 +116,9 @@
 #define QUEUE_VERSION_PLAIN 1      /* written when neither held nor warned */
 #define QUEUE_RCPTS_MAX 1000      /* remote recipients per message (as Postfix's default) */
 #define QUEUE_LINE_BYTES_MAX 8192 /* one envelope line, LF included */
+/* The largest envelope kept as an attribute: ext4 holds all of an inode's
+ * attributes in one block (4 KiB), with room left for others'. */
+#define QUEUE_XATTR_BYTES_MAX 3072
 #define QUEUE_REPLY_BYTES 513     /* last reply kept per recipient, NUL included */
 #define QUEUE_ORCPT_BYTES 1024    /* "rfc822;xtext", NUL included */
 #define QUEUE_ENVID_BYTES 101     /* RFC 3461: 100 characters, NUL included */
@@ -161,6 +175,16 @@ struct queue_source {
     bool        is_unnamed;
     int         dir_fd;   /* for a named file */
     const char *name;     /* for a named file */
+    /* No mailbox links this file (nor will): the envelope may ride on it
+     * as its attribute. False keeps it in its own <id>.env file. */
+    bool        is_exclusive;
+};
+
+/* An envelope between queue_entry_stage() and queue_entry_publish(). */
+struct queue_staged {
+    int  fd;            /* what to fsync (not fdatasync: an attribute is
+                         * metadata): the source file or "<id>.env.tmp" */
+    bool is_on_message; /* the attribute of the source file */
 };
 
 struct queue; /* the directory; opaque */
@@ -181,22 +205,26 @@ int queue_dir_fd(const struct queue *queue);
 bool queue_id_is_valid(const char *id);
 
 /* Step 1 of making an entry durable: check it (every bound, at least one
- * recipient, a valid id) and write its envelope to "<id>.env.tmp".
- * Returns 0 and the open file in *fd_out, which the caller fsyncs (many at
- * once, if it likes), then hands to queue_entry_publish(); or -EINVAL
- * (entry out of bounds; logged), -EEXIST, or -errno. */
-int queue_entry_stage(struct queue *queue, const struct queue_entry *entry, int *fd_out);
+ * recipient, a valid id) and write its envelope: as the attribute of
+ * source->fd when the source is exclusive and the text fits (and the file
+ * system has user attributes), else to "<id>.env.tmp". Returns 0 and
+ * *staged_out, whose fd the caller fsyncs (many at once, if it likes)
+ * before queue_entry_publish(); or -EINVAL (entry out of bounds; logged),
+ * -EEXIST, or -errno. */
+int queue_entry_stage(struct queue *queue, const struct queue_entry *entry,
+                      const struct queue_source *source, struct queue_staged *staged_out);
 
-/* Step 2: link (or copy) the message into "<id>.msg", then rename the
- * synced envelope into "<id>.env", and close env_fd. The entry is durable
- * once the caller has synced the directory (queue_dir_fd). On failure
- * nothing of the entry is left. Returns 0 or -errno. */
+/* Step 2: link (or copy, with its attribute) the message into "<id>.msg",
+ * then rename a synced envelope file into "<id>.env" and close it. The
+ * entry is durable once the caller has synced the directory
+ * (queue_dir_fd). On failure nothing of the entry is left (the stage is
+ * undone). Returns 0 or -errno (-EEXIST: the id is taken). */
 int queue_entry_publish(struct queue *queue, const char *id, const struct queue_source *source,
-                        int env_fd);
+                        struct queue_staged *staged);
 
-/* Abandon a staged envelope (its publish will not happen): closes env_fd
- * and removes the temporary file. */
-void queue_entry_unstage(struct queue *queue, const char *id, int env_fd);
+/* Abandon a staged envelope (its publish will not happen): removes the
+ * attribute, or closes and removes the temporary file. */
+void queue_entry_unstage(struct queue *queue, const char *id, struct queue_staged *staged);
 
 /* Stage, sync, publish and sync the directory: one entry made durable
  * alone. Returns 0 or -errno. */
@@ -204,14 +232,16 @@ int queue_entry_store(struct queue *queue, const struct queue_entry *entry,
                       const struct queue_source *source);
 
 /* Rewrite the envelope of an existing entry (recipient states changed):
- * temporary file, fsync, rename, directory fsync. The caller holds the
+ * the attribute replaced and the file fsynced; or temporary file, fsync,
+ * rename, directory fsync (an envelope file, or one grown past the
+ * attribute's bound). The caller holds the
  * entry's lock (queue_entry_lock). Returns 0 or -errno. */
 int queue_entry_update(struct queue *queue, const struct queue_entry *entry);
 
-/* Remove an entry: the envelope first, so a crash in between leaves only a
- * message file that the next start-up removes. The caller holds the
+/* Remove an entry: an envelope file first, so a crash in between leaves
+ * only a message file that the next start-up removes; then <id>.msg. The caller holds the
  * entry's lock, or is the committer undoing its own fresh entry. Returns 0
- * or -errno (an entry already gone is -ENOENT). */
+ * or -errno (-ENOENT when neither envelope nor message file was there). */
 int queue_entry_remove(struct queue *queue, const char *id);
 
 /* Remove a finished entry (every recipient delivered or bounced, the
@@ -260,8 +290,8 @@ int queue_entry_load(struct queue *queue, const char *id, struct queue_entry *en
 /* Free what queue_entry_load() allocated; the entry is zeroed. */
 void queue_entry_release(struct queue_entry *entry);
 
-/* Call visit(ctx, id) for every entry (each "<id>.env" with a valid id, in
- * directory order) until it returns non-zero, which is then returned. With
+/* Call visit(ctx, id) for every entry (each "<id>.env", and each "<id>.msg"
+ * with the attribute and no "<id>.env", with a valid id, in directory order) until it returns non-zero, which is then returned. With
  * is_cleaning (start-up, before the daemon writes to the queue) it first
  * removes temporary files and message files without an envelope, each
  * logged, except those of an entry whose lock someone holds (an edit in

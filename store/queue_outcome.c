@@ -592,6 +592,7 @@ dsn_entry_store(struct queue *queue, const struct dsn_result *dsn, const char *s
         .is_unnamed = tmp_name[0] == '\0',
         .dir_fd = dir_fd,
         .name = tmp_name,
+        .is_exclusive = true, /* the report's own file */
     };
     for (int tries = 0; rc == 0; tries++) {
         memcpy(entry.id, id_out, SPOOL_QUEUE_ID_BYTES);

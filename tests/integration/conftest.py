@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+QUEUE_ENVELOPE_ATTR = "user.toaster.env"  # store/queue.c: the envelope on <id>.msg
+
 TOASTERD = os.environ.get("TOASTERD") or "/work/main/build/toasterd"
 TOASTERCTL = os.environ.get("TOASTERCTL") or "/work/main/build/toasterctl"
 
@@ -392,6 +394,41 @@ class Toaster:
     def tmp_files(self):
         mail = self.data_dir / "mail"
         return sorted(mail.glob("*/*/Maildir/tmp/*")) if mail.is_dir() else []
+
+    # ---- the outbound queue (store/queue.h) ----------------------------------
+
+    def queue_ids(self):
+        """Ids of the queue's entries: each <id>.env, and each <id>.msg whose
+        envelope is its attribute (no mailbox shares that file)."""
+        queue = self.data_dir / "queue"
+        if not queue.is_dir():
+            return []
+        ids = {p.stem for p in queue.glob("*.env")}
+        for msg in queue.glob("*.msg"):
+            try:
+                if os.getxattr(msg, QUEUE_ENVELOPE_ATTR):
+                    ids.add(msg.stem)
+            except OSError:  # no attribute, or removed meanwhile
+                pass
+        return sorted(ids)
+
+    def queue_envelope(self, qid):
+        """The envelope text of an entry, wherever it is kept."""
+        env = self.data_dir / "queue" / (qid + ".env")
+        if env.exists():
+            return env.read_text()
+        msg = self.data_dir / "queue" / (qid + ".msg")
+        return os.getxattr(msg, QUEUE_ENVELOPE_ATTR).decode()
+
+    def queue_envelope_write(self, qid, text):
+        """Replace an entry's envelope where it is kept (tests that edit it
+        by hand, as an operator with an editor would not)."""
+        env = self.data_dir / "queue" / (qid + ".env")
+        if env.exists():
+            env.write_text(text)
+        else:
+            os.setxattr(self.data_dir / "queue" / (qid + ".msg"), QUEUE_ENVELOPE_ATTR,
+                        text.encode())
 
     # ---- one-shot helpers --------------------------------------------------
 

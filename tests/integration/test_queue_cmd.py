@@ -30,12 +30,12 @@ def ctl(t, *args):
 
 def queued(t, subject):
     qid = t.send(SENDER, ["away@example.com"], message(subject))
-    assert (t.data_dir / "queue" / (qid + ".env")).exists()
+    assert qid in t.queue_ids()
     return qid
 
 
 def env_text(t, qid):
-    return (t.data_dir / "queue" / (qid + ".env")).read_text()
+    return t.queue_envelope(qid)
 
 
 def test_queue_commands(make_toaster):
@@ -105,9 +105,8 @@ def test_queue_commands(make_toaster):
 
     # Flush: a recipient due later is due at once, and the daemon is told
     # (it says it has no delivery agent: nothing is sent).
-    path = t.data_dir / "queue" / (second + ".env")
-    path.write_text(path.read_text().replace("rcpt pending 0 0 <someone",
-                                             "rcpt pending 3 1999999999 <someone"))
+    t.queue_envelope_write(second, env_text(t, second).replace(
+        "rcpt pending 0 0 <someone", "rcpt pending 3 1999999999 <someone"))
     assert "next 1999999999 (" in ctl(t, "show", second).stdout
     out = ctl(t, "flush")
     assert out.returncode == 0, out.stderr
@@ -120,9 +119,10 @@ def test_queue_commands(make_toaster):
     assert out.returncode == 0, out.stderr
     t.wait_log("queue flush requested for %s" % first)
 
-    # Delete one: both files gone, .env first (nothing half is left).
+    # Delete one: every file of it gone.
     out = ctl(t, "delete", first)
     assert out.returncode == 0, out.stderr
+    assert first not in t.queue_ids()
     assert not (t.data_dir / "queue" / (first + ".env")).exists()
     assert not (t.data_dir / "queue" / (first + ".msg")).exists()
     out = ctl(t, "list")
@@ -158,46 +158,55 @@ def test_queue_bad_arguments(make_toaster):
     assert out.returncode == 1 and "no such entry" in out.stderr
     out = ctl(t, "show", "0000000000000001")
     assert out.returncode == 1 and "no such queue entry" in out.stderr
-    assert (t.data_dir / "queue" / (qid + ".env")).exists()
+    assert qid in t.queue_ids()
     # Several ids, one missing: the others are done, the exit code says 1.
     out = ctl(t, "hold", qid, "0000000000000001")
     assert out.returncode == 1 and "%s: held\n" % qid in out.stdout
 
 
 def test_queue_broken_envelope(make_toaster):
+    """A broken envelope, as the message file's attribute or as an <id>.env
+    file (which wins over the attribute), is reported with its place and
+    line, left alone by every command but delete."""
     t = make_toaster(aliases=ALIASES)
     good = queued(t, "good")
     bad = queued(t, "bad")
-    (t.data_dir / "queue" / (bad + ".env")).write_text("toaster-queue 9\n")
+    bad_file = queued(t, "bad file")
+    t.queue_envelope_write(bad, "toaster-queue 9\n")
+    (t.data_dir / "queue" / (bad_file + ".env")).write_text("toaster-queue 8\n")
     out = ctl(t, "list")
     assert out.returncode == 1
-    assert "queue/%s.env:1: unsupported version" % bad in out.stderr
+    assert "queue/%s.msg (its envelope attribute):1: unsupported version" % bad in out.stderr
+    assert "queue/%s.env:1: unsupported version" % bad_file in out.stderr
     assert good in out.stdout and "in 1 Request." in out.stdout
     assert ctl(t, "hold", bad).returncode == 1
+    assert ctl(t, "hold", bad_file).returncode == 1
     # Deleting by hand works on a broken entry.
-    out = ctl(t, "delete", bad)
+    out = ctl(t, "delete", bad, bad_file)
     assert out.returncode == 0, out.stderr
-    assert not (t.data_dir / "queue" / (bad + ".msg")).exists()
+    for qid in (bad, bad_file):
+        assert not (t.data_dir / "queue" / (qid + ".msg")).exists()
+        assert not (t.data_dir / "queue" / (qid + ".env")).exists()
     assert ctl(t, "list").returncode == 0
+    assert t.queue_ids() == [good]
 
 
 def test_queue_without_daemon(make_toaster):
     t = make_toaster(aliases=ALIASES)
     qid = queued(t, "offline")
-    path = t.data_dir / "queue" / (qid + ".env")
-    path.write_text(path.read_text().replace("rcpt pending 0 0 <other",
-                                             "rcpt pending 1 1999999999 <other"))
+    t.queue_envelope_write(qid, env_text(t, qid).replace(
+        "rcpt pending 0 0 <other", "rcpt pending 1 1999999999 <other"))
     t.stop()
     out = ctl(t, "flush")
     assert out.returncode == 0, out.stderr
     assert "no daemon at " in out.stdout
-    assert "rcpt pending 1 0 <other@far.test>" in path.read_text()
+    assert "rcpt pending 1 0 <other@far.test>" in env_text(t, qid)
     assert ctl(t, "hold", qid).returncode == 0
     assert qid + "!" in ctl(t, "list").stdout
     # The daemon starts with a held version 2 entry and keeps it.
     t.proc = None
     t.start()
-    assert path.read_text().startswith("toaster-queue 2\n")
+    assert env_text(t, qid).startswith("toaster-queue 2\n")
     assert qid + "!" in ctl(t, "list").stdout
     t.check_log_clean()
 

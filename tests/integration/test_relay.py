@@ -109,7 +109,7 @@ def queue_dir(t):
 
 
 def queue_ids(t):
-    return sorted(p.stem for p in queue_dir(t).glob("*.env")) if queue_dir(t).is_dir() else []
+    return t.queue_ids()
 
 
 def wait_queue_empty(t, timeout=DELIVERY_S):
@@ -890,7 +890,7 @@ def test_shutdown_with_silent_remote_keeps_the_mail(make_toaster, sink):
     qid, msg = send(t, "across a restart")
     assert sink.wait_sessions(1, DELIVERY_S), t.log()[-3000:]
     t.stop()  # SIGTERM: exit 0 within 15 s, clean log (conftest)
-    env = (queue_dir(t) / (qid + ".env")).read_text()
+    env = t.queue_envelope(qid)
     assert re.search(r"\nrcpt pending \d+ \d+ <bob@remote\.test> ", env), env
     assert t.messages(SENDER) == []
     sink.configure(greeting="220 sink.test ESMTP back")

@@ -169,12 +169,12 @@ def test_redirect_to_remote_address(make_toaster):
     send(t, "x@remote.test", "alice@example.com", "away copy")
     assert len(with_subject(files(maildir(t, "alice@example.com")), "away copy")) == 1
     queue = t.data_dir / "queue"
-    envs = sorted(queue.glob("*.env"))
-    assert len(envs) == 1
-    env = envs[0].read_text()
+    ids = t.queue_ids()
+    assert len(ids) == 1
+    env = t.queue_envelope(ids[0])
     assert "\nfrom <x@remote.test>\n" in env
     assert re.search(r"\nrcpt \w+ \d+ \d+ <alice@elsewhere\.test> ", env), env
-    msg = envs[0].with_suffix(".msg").read_bytes()
+    msg = (queue / (ids[0] + ".msg")).read_bytes()
     assert b"Subject: away copy\r\n" in msg
 
 
@@ -185,15 +185,14 @@ def test_redirect_loop_guard(make_toaster):
     t = make_toaster(config=BASE)
     put_script(t, "alice@example.com", 'redirect "alice@elsewhere.test";\r\n')
     send(t, "x@remote.test", "alice@example.com", "round trip")
-    queue = t.data_dir / "queue"
-    assert wait_until(lambda: len(list(queue.glob("*.env"))) == 1, 10)
+    assert wait_until(lambda: len(t.queue_ids()) == 1, 10)
     send(t, "x@remote.test", "alice@example.com", "round trip")  # same Message-ID
     t.wait_log("not forwarded to <alice@elsewhere.test> again: redirect loop")
-    assert len(list(queue.glob("*.env"))) == 1
+    assert len(t.queue_ids()) == 1
     assert files(maildir(t, "alice@example.com")) == []  # redirect cancelled the keep
     # Another message (another Message-ID) goes out as usual.
     send(t, "x@remote.test", "alice@example.com", "next one")
-    assert wait_until(lambda: len(list(queue.glob("*.env"))) == 2, 10)
+    assert wait_until(lambda: len(t.queue_ids()) == 2, 10)
 
 
 VIRUSTEST = ('require ["virustest", "relational", "comparator-i;ascii-numeric", '
@@ -244,7 +243,7 @@ def test_reject_single_recipient_at_data(make_toaster):
     assert info.value.smtp_code == 550
     assert info.value.smtp_error == b"5.7.1 I do not want this"
     assert files(maildir(t, "carol@example.org")) == []
-    assert list((t.data_dir / "queue").glob("*.env")) == []
+    assert t.queue_ids() == []
 
 
 def test_reject_one_of_two(make_toaster):
@@ -410,12 +409,12 @@ def test_vacation_reply_to_remote_sender_is_queued(make_toaster):
                'require "vacation";\r\nvacation "Out of office.";\r\n')
     send(t, "someone@remote.test", "bob@example.com", "hello bob")
     assert len(wait_files(maildir(t, "bob@example.com"))) == 1
-    envs = sorted((t.data_dir / "queue").glob("*.env"))
-    assert len(envs) == 1
-    env = envs[0].read_text()
+    ids = t.queue_ids()
+    assert len(ids) == 1
+    env = t.queue_envelope(ids[0])
     assert "\nfrom <>\n" in env
     assert "<someone@remote.test>" in env
-    reply = envs[0].with_suffix(".msg").read_bytes()
+    reply = (t.data_dir / "queue" / (ids[0] + ".msg")).read_bytes()
     assert reply.startswith(b"Return-Path: <>\r\n")
     assert b"Out of office." in reply
     assert b"Subject: Auto: hello bob\r\n" in reply
@@ -481,7 +480,7 @@ def test_reject_never_answers_the_null_sender(make_toaster):
     send(t, "", ["carol@example.org", "dave@example.org"], "unwanted bounce")
     assert len(with_subject(wait_files(maildir(t, "dave@example.org")), "unwanted bounce")) == 1
     assert files(maildir(t, "carol@example.org")) == []
-    assert list((t.data_dir / "queue").glob("*.env")) == []
+    assert t.queue_ids() == []
     assert files(maildir(t, "alice@example.com")) == []
 
 
@@ -492,7 +491,7 @@ def test_reject_by_the_only_local_recipient_with_a_remote_one(make_toaster):
     put_script(t, "carol@example.org", REJECT)
     send(t, "x@remote.test", ["carol@example.org", "far@away.test"], "unwanted relay")
     assert files(maildir(t, "carol@example.org")) == []
-    envs = [p.read_text() for p in (t.data_dir / "queue").glob("*.env")]
+    envs = [t.queue_envelope(qid) for qid in t.queue_ids()]
     assert len(envs) == 2
     relayed = [e for e in envs if "<far@away.test>" in e]
     dsn = [e for e in envs if "\nfrom <>\n" in e]

@@ -170,10 +170,10 @@ def test_alias_loop_and_remote_target_tempfail(make_toaster):
         c.send(dot_stuff(message("selfref")))
         assert QUEUED_RE.match(c.reply_line())
     assert [p.parent.parent.parent.name for p in t.all_delivered()] == ["bob"]
-    envelopes = list((t.data_dir / "queue").glob("*.env"))
-    assert len(envelopes) == 1
+    ids = t.queue_ids()
+    assert len(ids) == 1
     assert "rcpt pending 0 0 <someone@remote.test> rfc822;away@example.com -\n" in \
-        envelopes[0].read_text()
+        t.queue_envelope(ids[0])
     t.wait_log("alias expansion of <loop1@example.com> failed")
 
 

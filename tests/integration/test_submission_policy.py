@@ -1,6 +1,6 @@
 """Submission policy (issue 5 point 3) against the real daemon: relaying
 to foreign domains only for authenticated sessions and `mynetworks`, into
-the outbound queue (data_dir/queue: <id>.msg and a text <id>.env) durably
+the outbound queue (data_dir/queue: <id>.msg and its text envelope) durably
 before the 250, also across kill -9; the From: header bound to the login
 (553 at end of data, nothing delivered or queued); and the per-user limits
 on recipients per message (452) and messages per hour (450).
@@ -35,12 +35,11 @@ def login(toaster, user="alice@example.com", password="alice-secret"):
 
 
 def queue_entries(toaster):
-    queue = toaster.data_dir / "queue"
-    return sorted(queue.glob("*.env")) if queue.exists() else []
+    return toaster.queue_ids()
 
 
-def envelope(path):
-    lines = path.read_text().splitlines()
+def envelope(toaster, qid):
+    lines = toaster.queue_envelope(qid).splitlines()
     fields = {}
     rcpts = []
     for line in lines[1:-1]:
@@ -64,9 +63,9 @@ def test_authenticated_relay_is_queued(make_toaster):
     assert code == 250, text
     queue_id = text.split()[-1].decode()
     client.quit()
-    [env] = queue_entries(toaster)
-    assert env.name == queue_id + ".env"
-    lines, fields, rcpts = envelope(env)
+    [qid] = queue_entries(toaster)
+    assert qid == queue_id
+    lines, fields, rcpts = envelope(toaster, qid)
     assert lines[0] == "toaster-queue 1" and lines[-1] == "end"
     assert fields["id"] == queue_id
     assert fields["from"] == "<alice@example.com>"
@@ -74,7 +73,7 @@ def test_authenticated_relay_is_queued(make_toaster):
     assert fields["envid"] == "env+2B1"
     assert fields["user"] == "alice@example.com"
     assert rcpts == ["pending 0 0 <bob@remote.test> rfc822;bob@remote.test FAILURE,DELAY"]
-    msg = env.with_suffix(".msg").read_bytes()
+    msg = (toaster.data_dir / "queue" / (qid + ".msg")).read_bytes()
     assert int(fields["size"]) == len(msg)
     assert msg.startswith(b"Return-Path: <alice@example.com>\r\n")
     assert msg.endswith(body)
@@ -99,8 +98,8 @@ def test_mynetworks_relays_on_port_25(make_toaster):
     toaster = make_toaster(config={"mynetworks": "10.0.0.0/8, 127.0.0.1/32"})
     toaster.send("app@internal.test", ["someone@remote.test"],
                  b"Subject: from the app\r\n\r\nhi\r\n")
-    [env] = queue_entries(toaster)
-    _, fields, rcpts = envelope(env)
+    [qid] = queue_entries(toaster)
+    _, fields, rcpts = envelope(toaster, qid)
     assert fields["user"] == "-" and fields["from"] == "<app@internal.test>"
     assert rcpts == ["pending 0 0 <someone@remote.test> - -"]
     toaster.stop()
@@ -188,8 +187,8 @@ def test_recipients_per_message(make_toaster):
     assert (code, text) == (452, b"4.5.3 Error: too many recipients")
     assert client.data(b"From: alice@example.com\r\n\r\nx\r\n")[0] == 250
     client.quit()
-    [env] = queue_entries(toaster)
-    assert len(envelope(env)[2]) == 3
+    [qid] = queue_entries(toaster)
+    assert len(envelope(toaster, qid)[2]) == 3
     # Port 25 keeps recipient_limit.
     with RawSMTP(toaster.ports["smtp_listen"]) as c:
         c.greet()
@@ -234,10 +233,10 @@ def test_queue_entry_survives_kill_9(make_toaster):
     toaster.wait()
     toaster.proc = None
     toaster.start()
-    [env] = queue_entries(toaster)
-    assert env.name == queue_id + ".env"
-    _, fields, rcpts = envelope(env)
-    msg = env.with_suffix(".msg").read_bytes()
+    [qid] = queue_entries(toaster)
+    assert qid == queue_id
+    _, fields, rcpts = envelope(toaster, qid)
+    msg = (toaster.data_dir / "queue" / (qid + ".msg")).read_bytes()
     assert int(fields["size"]) == len(msg) and msg.endswith(b"keep me\r\n")
     assert rcpts == ["pending 0 0 <far@remote.test> - -"]
     assert list((toaster.data_dir / "queue").glob("*.tmp")) == []

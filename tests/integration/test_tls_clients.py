@@ -42,8 +42,7 @@ def client_context():
 
 
 def queue_entries(toaster):
-    queue = toaster.data_dir / "queue"
-    return sorted(queue.glob("*.env")) if queue.exists() else []
+    return toaster.queue_ids()
 
 
 def stats(toaster):
@@ -378,9 +377,9 @@ def test_swaks_relay_only_when_authenticated(make_toaster):
                 "--auth-user", "alice@example.com", "--auth-password", "alice-secret",
                 "--from", "alice@example.com", "--to", FOREIGN)
     queue_id = re.search(r"<~  250 2\.0\.0 Ok: queued as ([0-9A-F]{16})", out).group(1)
-    [env] = queue_entries(toaster)
-    assert env.name == queue_id + ".env"
-    assert "rcpt pending 0 0 <%s>" % FOREIGN in env.read_text()
+    [qid] = queue_entries(toaster)
+    assert qid == queue_id
+    assert "rcpt pending 0 0 <%s>" % FOREIGN in toaster.queue_envelope(qid)
     toaster.stop()
 
 
@@ -436,12 +435,12 @@ def test_relay_attempt(make_toaster, listener, with_auth):
     match = QUEUED_RE.match(b"%d %s" % (code, text))
     assert match, (code, text)
     client.quit()
-    [env] = queue_entries(toaster)
-    assert env.name == match.group(1).decode() + ".env"
-    lines = env.read_text().splitlines()
+    [qid] = queue_entries(toaster)
+    assert qid == match.group(1).decode()
+    lines = toaster.queue_envelope(qid).splitlines()
     assert "user alice@example.com" in lines
     assert any(l.startswith("rcpt pending 0 0 <%s>" % FOREIGN) for l in lines), lines
-    assert env.with_suffix(".msg").exists()
+    assert (toaster.data_dir / "queue" / (qid + ".msg")).exists()
     assert toaster.all_delivered() == []
     toaster.stop()
 

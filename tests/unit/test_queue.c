@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "store/queue.h"
@@ -256,10 +257,11 @@ test_crash_leftovers(void)
     entry_make(&entry, "00000000000000C1", &rcpt, 1);
     CHECK(queue_entry_store(queue, &entry, &source) == 0);
     /* A crash between staging and publishing: only the temporary file. */
-    int env_fd;
+    struct queue_staged staged;
     entry_make(&entry, "00000000000000C2", &rcpt, 1);
-    CHECK(queue_entry_stage(queue, &entry, &env_fd) == 0);
-    (void)close(env_fd);
+    CHECK(queue_entry_stage(queue, &entry, &source, &staged) == 0);
+    CHECK(!staged.is_on_message); /* the source is not exclusive */
+    (void)close(staged.fd);
     CHECK(exists(queue, "00000000000000C2.env.tmp"));
     /* A crash between the message link and the envelope's rename. */
     put(queue, "00000000000000C3.msg", "partial");
@@ -733,7 +735,9 @@ test_edit_leftovers(void)
     CHECK(unlinkat(queue_dir_fd(queue), "00000000000000B1.env", 0) == 0);
     CHECK(queue_scan(queue, true, NULL, NULL) == 0);
     CHECK(exists(queue, "00000000000000B1.msg"));
-    CHECK(queue_entry_remove(queue, id) == -ENOENT); /* the envelope was gone already */
+    /* The envelope was gone already; the message file goes (as it does for
+     * an entry whose envelope is its attribute). */
+    CHECK(queue_entry_remove(queue, id) == 0);
     CHECK(!exists(queue, "00000000000000B1.msg"));
     queue_entry_unlock(&lock_fd);
     /* A malformed envelope can still be deleted by hand. */
@@ -853,6 +857,192 @@ test_warned(void)
     queue_close(&queue);
 }
 
+/* Whether the message file of id carries the envelope attribute. */
+static ssize_t
+attr_len(struct queue *queue, const char *id)
+{
+    char name[64];
+    (void)snprintf(name, sizeof(name), "%s.msg", id);
+    int fd = openat(queue_dir_fd(queue), name, O_RDONLY);
+    if (fd < 0) {
+        return -1;
+    }
+    ssize_t len = fgetxattr(fd, "user.toaster.env", NULL, 0);
+    (void)close(fd);
+    return len;
+}
+
+static void
+attr_put(struct queue *queue, const char *name, const char *text)
+{
+    int fd = openat(queue_dir_fd(queue), name, O_RDONLY);
+    CHECK(fd >= 0);
+    CHECK(fsetxattr(fd, "user.toaster.env", text, strlen(text), 0) == 0);
+    (void)close(fd);
+}
+
+/* One inode per entry: an exclusive source carries its envelope as an
+ * attribute; it is read, updated in place, moves to a file when it grows
+ * past QUEUE_XATTR_BYTES_MAX, is locked, scanned, cleaned and removed as
+ * an envelope file is. */
+static void
+test_envelope_attribute(void)
+{
+    struct queue *queue = NULL;
+    CHECK(queue_open(data_dir, false, &queue) == 0);
+    struct queue_source source;
+    int dir_fd;
+    int fd = source_make(&source, &dir_fd);
+    source.is_exclusive = true;
+    struct queue_rcpt rcpt = { .address = "bob@remote.test", .orcpt = "rfc822;bob@remote.test",
+                               .notify = QUEUE_NOTIFY_FAILURE };
+    struct queue_entry entry;
+    entry_make(&entry, "00000000000000E1", &rcpt, 1);
+    CHECK(queue_entry_store(queue, &entry, &source) == 0);
+    CHECK(exists(queue, "00000000000000E1.msg"));
+    CHECK(!exists(queue, "00000000000000E1.env"));
+    CHECK(!exists(queue, "00000000000000E1.env.tmp"));
+    char text[QUEUE_XATTR_BYTES_MAX];
+    int msg_fd = openat(queue_dir_fd(queue), "00000000000000E1.msg", O_RDONLY);
+    CHECK(msg_fd >= 0);
+    ssize_t len = fgetxattr(msg_fd, "user.toaster.env", text, sizeof(text) - 1);
+    CHECK(len > 0);
+    text[len > 0 ? len : 0] = '\0';
+    CHECK(strncmp(text, "toaster-queue 1\nid 00000000000000E1\n", 36) == 0);
+    CHECK(len > 4 && strcmp(text + len - 4, "end\n") == 0);
+    (void)close(msg_fd);
+
+    struct queue_entry loaded;
+    char err[256];
+    CHECK(queue_entry_load(queue, "00000000000000E1", &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.rcpt_count == 1);
+    CHECK_STR(loaded.rcpts[0].address, "bob@remote.test");
+    CHECK_STR(loaded.rcpts[0].orcpt, "rfc822;bob@remote.test");
+    CHECK_STR(loaded.user, "alice@example.com");
+    int visited = 0;
+    CHECK(queue_scan(queue, false, count_visit, &visited) == 0);
+    CHECK(visited == 1);
+
+    /* An update replaces the attribute; no file appears. */
+    int lock_fd = -1;
+    CHECK(queue_entry_lock(queue, "00000000000000E1", false, &lock_fd) == 0);
+    struct queue_rcpt changed = loaded.rcpts[0];
+    changed.attempts = 1;
+    changed.next_attempt = 1733900300;
+    changed.last_reply = "451 4.3.0 try later";
+    struct queue_entry update = loaded;
+    update.rcpts = &changed;
+    CHECK(queue_entry_update(queue, &update) == 0);
+    CHECK(!exists(queue, "00000000000000E1.env"));
+    queue_entry_release(&loaded);
+    CHECK(queue_entry_load(queue, "00000000000000E1", &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.rcpts[0].attempts == 1);
+    CHECK_STR(loaded.rcpts[0].last_reply, "451 4.3.0 try later");
+
+    /* Grown past the bound (many recipients with long replies): the
+     * envelope moves to a file and the attribute goes. */
+    enum { MANY = 24 };
+    struct queue_rcpt many[MANY];
+    char addresses[MANY][64];
+    char reply[200];
+    memset(reply, 'r', sizeof(reply) - 1);
+    reply[sizeof(reply) - 1] = '\0';
+    for (size_t i = 0; i < MANY; i++) {
+        (void)snprintf(addresses[i], sizeof(addresses[i]), "user%zu@remote.test", i);
+        many[i] = (struct queue_rcpt){ .address = addresses[i], .orcpt = "",
+                                       .state = QUEUE_RCPT_PENDING, .last_reply = reply };
+    }
+    update = loaded;
+    update.rcpts = many;
+    update.rcpt_count = MANY;
+    CHECK(queue_entry_update(queue, &update) == 0);
+    CHECK(exists(queue, "00000000000000E1.env"));
+    CHECK(attr_len(queue, "00000000000000E1") < 0 && errno == ENODATA);
+    queue_entry_release(&loaded);
+    CHECK(queue_entry_load(queue, "00000000000000E1", &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.rcpt_count == MANY);
+    /* Smaller again: it stays a file (a file wins over an attribute). */
+    update = loaded;
+    update.rcpts = &changed;
+    update.rcpt_count = 1;
+    CHECK(queue_entry_update(queue, &update) == 0);
+    CHECK(exists(queue, "00000000000000E1.env"));
+    CHECK(attr_len(queue, "00000000000000E1") < 0);
+    queue_entry_release(&loaded);
+    attr_put(queue, "00000000000000E1.msg", "toaster-queue 9\n"); /* stale: never read */
+    CHECK(queue_entry_load(queue, "00000000000000E1", &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.rcpt_count == 1);
+    queue_entry_release(&loaded);
+    queue_entry_unlock(&lock_fd);
+    CHECK(queue_entry_remove(queue, "00000000000000E1") == 0);
+    CHECK(!exists(queue, "00000000000000E1.msg"));
+    (void)close(fd);
+
+    /* Too large from the start: a file at once. */
+    fd = source_make(&source, &dir_fd);
+    source.is_exclusive = true;
+    entry_make(&entry, "00000000000000E2", many, MANY);
+    struct queue_staged staged;
+    CHECK(queue_entry_stage(queue, &entry, &source, &staged) == 0);
+    CHECK(!staged.is_on_message);
+    CHECK(staged.fd != fd);
+    queue_entry_unstage(queue, entry.id, &staged);
+    CHECK(!exists(queue, "00000000000000E2.env.tmp"));
+    (void)close(fd);
+
+    /* An attribute entry: edits, lock, removal, and a taken id. */
+    fd = source_make(&source, &dir_fd);
+    source.is_exclusive = true;
+    entry_make(&entry, "00000000000000E3", &rcpt, 1);
+    CHECK(queue_entry_store(queue, &entry, &source) == 0);
+    CHECK(queue_entry_edit(queue, "00000000000000E3", QUEUE_EDIT_HOLD, 1733900500, "look",
+                           err, sizeof(err)) == 0);
+    CHECK(!exists(queue, "00000000000000E3.env"));
+    CHECK(queue_entry_load(queue, "00000000000000E3", &loaded, err, sizeof(err)) == 0);
+    CHECK(loaded.is_held);
+    CHECK_STR(loaded.hold_reason, "look");
+    queue_entry_release(&loaded);
+    (void)close(fd);
+    /* The same id from another exclusive source: refused, the first kept. */
+    fd = source_make(&source, &dir_fd);
+    source.is_exclusive = true;
+    CHECK(queue_entry_store(queue, &entry, &source) == -EEXIST);
+    CHECK(fgetxattr(fd, "user.toaster.env", NULL, 0) < 0); /* its stage undone */
+    CHECK(queue_entry_load(queue, "00000000000000E3", &loaded, err, sizeof(err)) == 0);
+    queue_entry_release(&loaded);
+    (void)close(fd);
+
+    /* Malformed attribute: refused with file and line, left alone. */
+    put(queue, "00000000000000E4.msg", "1234567");
+    attr_put(queue, "00000000000000E4.msg", "toaster-queue 9\n");
+    CHECK(queue_entry_load(queue, "00000000000000E4", &loaded, err, sizeof(err)) == -EBADMSG);
+    CHECK(strstr(err, "queue/00000000000000E4.msg (its envelope attribute):1: unsupported version") !=
+          NULL);
+    /* A message file without envelope is cleaned; attribute entries are
+     * visited (malformed or not) and kept. */
+    put(queue, "00000000000000E5.msg", "1234567");
+    visited = 0;
+    CHECK(queue_scan(queue, true, count_visit, &visited) == 0);
+    CHECK(visited == 2); /* E3 and E4 */
+    CHECK(!exists(queue, "00000000000000E5.msg"));
+    CHECK(exists(queue, "00000000000000E4.msg"));
+    CHECK(queue_entry_lock(queue, "00000000000000E5", false, &lock_fd) == -ENOENT);
+    /* Removal: one unlink; then nothing is left to lock or load. */
+    CHECK(queue_entry_retire(queue, "00000000000000E3") == 0);
+    CHECK(!exists(queue, "00000000000000E3.msg"));
+    CHECK(queue_entry_retire(queue, "00000000000000E3") == -ENOENT);
+    CHECK(queue_entry_lock(queue, "00000000000000E3", false, &lock_fd) == -ENOENT);
+    CHECK(queue_entry_load(queue, "00000000000000E3", &loaded, err, sizeof(err)) == -ENOENT);
+    CHECK(queue_entry_remove(queue, "00000000000000E4") == 0);
+    /* A message file whose attribute went (an envelope file's entry half
+     * removed looks the same) cannot be locked. */
+    put(queue, "00000000000000E6.msg", "1234567");
+    CHECK(queue_entry_lock(queue, "00000000000000E6", false, &lock_fd) == -ENOENT);
+    CHECK(unlinkat(queue_dir_fd(queue), "00000000000000E6.msg", 0) == 0);
+    (void)close(dir_fd);
+    queue_close(&queue);
+}
+
 int
 main(void)
 {
@@ -872,6 +1062,7 @@ main(void)
     test_lock_contention();
     test_edit_leftovers();
     test_warned();
+    test_envelope_attribute();
     char command[512];
     (void)snprintf(command, sizeof(command), "rm -rf '%s'", data_dir);
     if (system(command) != 0) {

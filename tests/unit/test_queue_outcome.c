@@ -936,7 +936,12 @@ test_crash_between(void)
     CHECK(result.generated_count == 1);
     char first_bounce[SPOOL_QUEUE_ID_BYTES];
     memcpy(first_bounce, result.generated_ids[0], sizeof(first_bounce));
-    CHECK(exists(queue, first_bounce, ".env"));
+    /* The bounce is an entry of its own file (the envelope its attribute). */
+    CHECK(exists(queue, first_bounce, ".msg"));
+    CHECK(!exists(queue, first_bounce, ".env"));
+    struct queue_entry bounce;
+    CHECK(load(queue, first_bounce, &bounce) == 0);
+    queue_entry_release(&bounce);
     CHECK(entry.rcpts[0].state == QUEUE_RCPT_PENDING); /* memory as before */
     CHECK(entry.rcpts[0].attempts == 0);
     char *after = env_text(queue, id);
