@@ -927,6 +927,8 @@ test_envelope_attribute(void)
     int lock_fd = -1;
     CHECK(queue_entry_lock(queue, "00000000000000E1", false, &lock_fd) == 0);
     struct queue_rcpt changed = loaded.rcpts[0];
+    changed.address = rcpt.address; /* outlives loaded's storage */
+    changed.orcpt = rcpt.orcpt;
     changed.attempts = 1;
     changed.next_attempt = 1733900300;
     changed.last_reply = "451 4.3.0 try later";
