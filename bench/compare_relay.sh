@@ -219,9 +219,10 @@ toaster_prepare() {
         die "toasterd refuses the relay keys in $WORK/toaster/toasterd.conf"
 }
 
-# Entries still in toasterd's outbound queue (data_dir/queue/<id>.env).
+# Entries in toasterd's outbound queue: one <id>.msg each (the envelope is
+# its attribute, or <id>.env beside it).
 toaster_queued() {
-    find "$WORK/toaster/data/queue" -maxdepth 1 -name '*.env' 2>/dev/null | wc -l
+    find "$WORK/toaster/data/queue" -maxdepth 1 -name '*.msg' 2>/dev/null | wc -l
 }
 
 toaster_pending() {
