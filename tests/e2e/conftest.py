@@ -216,14 +216,14 @@ class Roundcube:
                 cwd=str(ROUNDCUBE_PUBLIC), env=env, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log, start_new_session=True)
             log.close()
-            if wait_until(self._answers, START_TIMEOUT_S, 0.1):
+            if wait_until(self._answers, START_TIMEOUT_S, 0.1) and self.proc.poll() is None:
                 return self
-            self.stop()
+            self.stop()  # the port was taken meanwhile, or it did not answer
         raise AssertionError("php -S did not serve Roundcube:\n" + self.server_log.read_text())
 
     def _answers(self):
         if self.proc.poll() is not None:
-            return True  # reported by the check below
+            return True  # stop waiting: start() sees that it exited
         try:
             with urllib.request.urlopen(self.url, timeout=5) as resp:
                 return resp.status == 200 and b"rcmloginuser" in resp.read()

@@ -12,7 +12,10 @@ one before (logged in, messages in place), and each leaves a screenshot:
   5. Settings > Filters (managesieve plugin): a rule "Subject contains
      invoice -> move to Invoices"; the script is on disk where Pigeonhole
      keeps it and active; the next matching message SMTP delivers lands in
-     Invoices, one that does not match stays in INBOX.
+     Invoices, one that does not match stays in INBOX;
+  6. the quick search in INBOX finds one message and hides the rest;
+  7. Roundcube's logs hold no NO, BAD or failed SMTP reply from toasterd
+     and no error of Roundcube's own.
 Every wait is an explicit condition with a deadline; Roundcube's IMAP, SMTP
 and ManageSieve conversations are copied next to the screenshots.
 """
@@ -25,6 +28,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
@@ -332,7 +336,24 @@ def test_05_filter_rule(alice, toaster, shot):
     shot("invoices-folder")
 
 
-def test_06_roundcube_logs_clean(roundcube):
+def test_06_search(alice, shot):
+    """The quick search in INBOX (IMAP SEARCH over subject and sender) keeps
+    the matching message and hides the others."""
+    browser = alice
+    clickable(browser, "#mailboxlist li.inbox a").click()
+    wait_row(browser, OTHER_SUBJECT)
+    wait_idle(browser)
+    box = visible(browser, "#mailsearchform")
+    box.send_keys("Welcome" + Keys.ENTER)
+    wait_row(browser, OTHER_SUBJECT, present=False)
+    wait_row(browser, GREETING_SUBJECT)
+    wait_idle(browser)
+    shot("search")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#messagelist tbody tr")
+    assert len(rows) == 1, [r.text for r in rows]
+
+
+def test_07_roundcube_logs_clean(roundcube):
     """No NO or BAD from toasterd in Roundcube's IMAP and ManageSieve logs,
     no failed SMTP reply, no error in Roundcube's own log (PHP's deprecation
     notices about PEAR are Debian's, not ours)."""
