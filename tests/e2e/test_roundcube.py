@@ -340,6 +340,7 @@ def test_06_search(alice, shot):
     """The quick search in INBOX (IMAP SEARCH over subject and sender) keeps
     the matching message and hides the others."""
     browser = alice
+    clickable(browser, "#taskmenu a.mail").click()
     clickable(browser, "#mailboxlist li.inbox a").click()
     wait_row(browser, OTHER_SUBJECT)
     wait_idle(browser)
