@@ -18,6 +18,7 @@
 #include "core/imap_listener.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +33,7 @@
 #include "core/job.h"
 #include "core/log.h"
 #include "core/login_delay.h"
+#include "core/stats.h"
 #include "core/version.h"
 #include "proto/imap/imap_session.h"
 #include "store/maildir_folders.h"
@@ -115,7 +117,10 @@ struct imap_conn {
     struct imap_conn *waiting_prev;
     struct imap_conn *waiting_next;
     struct imap_append *append; /* an APPEND being received, or NULL */
+    uint64_t command_start_ns; /* the running mailbox command's first step; 0: none */
 };
+
+static_assert(IMAP_CMD_COUNT <= STATS_IMAP_COMMANDS_MAX, "every command has a counter");
 
 /* A reactor's command scratches: lent to sessions mid-command. */
 struct scratch_pool {
@@ -254,6 +259,9 @@ imap_conn_open(struct conn *conn)
     struct imap_conn *ic = conn_state(conn);
     memset(ic, 0, sizeof(*ic));
     ic->conn = conn;
+    struct reactor_stats *stats = reactor_stats(conn_reactor(conn));
+    stats_add(&stats->imap_sessions_total, 1);
+    stats_add(&stats->imap_sessions_open, 1);
     /* Loopback counts as secure, as Dovecot has it: the traffic never
      * leaves the machine. */
     bool is_secure = imap_listener.config->loopback_is_secure && conn_peer_is_loopback(conn);
@@ -504,6 +512,9 @@ imap_conn_close(struct conn *conn)
     imap_session_finish(&ic->session);
     free(ic->root);
     ic->root = NULL;
+    struct reactor_stats *stats = reactor_stats(conn_reactor(conn));
+    ASSERT(stats_load(&stats->imap_sessions_open) > 0);
+    stats_set(&stats->imap_sessions_open, stats_load(&stats->imap_sessions_open) - 1);
 }
 
 /* A failed login's delay is over, or a job may be queued again. */
@@ -768,6 +779,9 @@ job_submit(struct imap_conn *ic, enum imap_job_kind kind)
         x->is_idle_done = is_idle_done;
         x->tag = imap_session_tag(&ic->session);
         x->is_push = kind == IMAP_JOB_PUSH;
+        if (command != NULL && ic->command_start_ns == 0) {
+            ic->command_start_ns = stats_clock_ns(); /* kept when the queue was full */
+        }
     }
     x->root = ic->root;
     x->view = &ic->view;
@@ -826,6 +840,16 @@ command_job_done(struct job *job, struct conn *conn)
         x->enable_bits = 0;
     }
     if (kind == IMAP_JOB_COMMAND && !x->is_more) {
+        if (x->command != NULL) {
+            struct reactor_stats *stats = reactor_stats(conn_reactor(conn));
+            ASSERT((unsigned)x->command->command < IMAP_CMD_COUNT);
+            stats_add(&stats->imap_commands[x->command->command], 1);
+            if (ic->command_start_ns != 0) {
+                histogram_record(&stats->imap_command_us,
+                                 (stats_clock_ns() - ic->command_start_ns) / 1000);
+            }
+        }
+        ic->command_start_ns = 0;
         append_discard(ic);
         if (x->state != NULL) {
             x->state_free(x->state);
@@ -909,6 +933,7 @@ auth_job_done(struct job *job, struct conn *conn)
         }
         if (auth->is_ok) {
             log_info("imap-login: Login: user=<%s>, rip=%s", auth->user, conn_peer_text(conn));
+            stats_add(&reactor_stats(conn_reactor(conn))->imap_logins_ok, 1);
             login_delay_succeeded(conn_peer_text(conn), auth->user);
             imap_session_auth_done(&ic->session, true, auth->user);
         } else {
@@ -920,6 +945,7 @@ auth_job_done(struct job *job, struct conn *conn)
                 login_delay_failed(conn_peer_text(conn), auth->user, (uint64_t)now.tv_sec);
             log_info("imap-login: auth failed: user=<%s>, rip=%s, delay=%ums", auth->user,
                      conn_peer_text(conn), delay_ms);
+            stats_add(&reactor_stats(conn_reactor(conn))->imap_logins_failed, 1);
             ic->is_auth_fail_delayed = true;
             conn_timer_start(conn, delay_ms);
         }

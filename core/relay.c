@@ -34,6 +34,7 @@
 #include "core/log.h"
 #include "core/reactor.h"
 #include "core/relay_internal.h"
+#include "core/stats.h"
 #include "core/tls.h"
 #include "store/dsn.h"
 #include "store/recipients.h"
@@ -50,6 +51,8 @@ struct relay relay_agent;
 struct relay_entry {
     char                id[SPOOL_QUEUE_ID_BYTES];
     int64_t             due;        /* unix seconds; the heap record that matches is live */
+    int64_t             arrival;    /* unix seconds: when accepted (known once loaded) */
+    bool                is_tried;   /* an attempt ended and left it queued */
     bool                is_active;  /* an attempt is under way */
     bool                is_forced;  /* flushed: every pending recipient, now */
     struct relay_entry *bucket_next;
@@ -88,7 +91,13 @@ static struct {
     size_t              resubmit_capacity;
     struct relay_scan  *scan_pending;   /* a scan job refused by the pool */
     struct reactor     *reactor;        /* set once the hook is; read by other threads */
+    int64_t             gauges_at_ms;   /* when the entry gauges were last walked */
 } agent = { .inbox = { .lock = PTHREAD_MUTEX_INITIALIZER } };
+
+/* Published for the metrics (relay_metrics_read); this thread writes. */
+static struct relay_metrics metrics;
+
+#define RELAY_GAUGES_INTERVAL_MS 1000 /* the entry table is walked at most this often */
 
 static void attempt_done(struct job *job, struct conn *conn);
 static void attempt_submit(struct relay_attempt *attempt);
@@ -174,6 +183,7 @@ entry_track(const char *id, int64_t due, bool is_forced)
             return;
         }
         memcpy(entry->id, id, sizeof(entry->id));
+        entry->arrival = now_s(); /* until its load says better */
         *slot = entry;
         agent.entry_count++;
         entry->is_forced = is_forced;
@@ -560,6 +570,7 @@ attempt_start(struct relay_entry *entry)
     entry->is_active = true;
     entry->is_forced = false;
     relay_agent.attempts++;
+    stats_add(&metrics.attempts_total, 1);
     attempt_submit(attempt);
 }
 
@@ -572,6 +583,10 @@ attempt_finish(struct relay_attempt *attempt, int64_t next_due)
     relay_agent.attempts--;
     if (entry != NULL) {
         entry->is_active = false;
+        entry->is_tried = true;
+        if (attempt->entry.arrival > 0) {
+            entry->arrival = attempt->entry.arrival;
+        }
         if (next_due == 0) {
             entry_forget(attempt->id);
         } else {
@@ -766,6 +781,16 @@ attempt_done(struct job *job, struct conn *conn)
         }
         return;
     case RELAY_PHASE_APPLY: {
+        for (size_t i = 0; i < attempt->entry.rcpt_count && attempt->results != NULL; i++) {
+            const struct relay_result *result = &attempt->results[i];
+            if (!result->is_set) {
+                continue;
+            }
+            stats_add(result->kind == QUEUE_OUTCOME_DEFERRED ? &metrics.rcpt_deferred
+                      : result->kind == QUEUE_OUTCOME_FAILED ? &metrics.rcpt_bounced
+                                                             : &metrics.rcpt_delivered,
+                      1);
+        }
         for (size_t i = 0; i < attempt->outcome.generated_count; i++) {
             entry_track(attempt->outcome.generated_ids[i], now_s(), false);
         }
@@ -963,6 +988,58 @@ drain_waiting(void)
     relay->dirty_head = NULL;
 }
 
+/* The gauges: the cheap ones at every hook run, the entry table's at most
+ * every RELAY_GAUGES_INTERVAL_MS (a walk is linear in the entries).
+ * Returns the ms until the next walk is wanted, or -1 when none is. */
+static int64_t
+gauges_publish(void)
+{
+    stats_set(&metrics.entries, agent.entry_count);
+    stats_set(&metrics.entries_active, relay_agent.attempts);
+    stats_set(&metrics.sessions_open, relay_agent.sessions);
+    int64_t now = now_ms();
+    if (agent.entry_count == 0) {
+        /* Nothing to walk: the empty queue shows at once. */
+        stats_set(&metrics.entries_deferred, 0);
+        stats_set(&metrics.oldest_arrival_s, 0);
+        agent.gauges_at_ms = now;
+        return -1;
+    }
+    if (now - agent.gauges_at_ms < RELAY_GAUGES_INTERVAL_MS) {
+        return agent.gauges_at_ms + RELAY_GAUGES_INTERVAL_MS - now;
+    }
+    uint64_t deferred = 0;
+    int64_t oldest = 0;
+    for (size_t i = 0; i < RELAY_ENTRY_BUCKETS; i++) {
+        for (const struct relay_entry *e = agent.entries[i]; e != NULL; e = e->bucket_next) {
+            if (e->is_tried && !e->is_active) {
+                deferred++;
+            }
+            if (oldest == 0 || e->arrival < oldest) {
+                oldest = e->arrival;
+            }
+        }
+    }
+    stats_set(&metrics.entries_deferred, deferred);
+    stats_set(&metrics.oldest_arrival_s, oldest > 0 ? (uint64_t)oldest : 0);
+    agent.gauges_at_ms = now;
+    return -1;
+}
+
+void
+relay_metrics_read(struct relay_metrics *out)
+{
+    out->entries = stats_load(&metrics.entries);
+    out->entries_active = stats_load(&metrics.entries_active);
+    out->entries_deferred = stats_load(&metrics.entries_deferred);
+    out->oldest_arrival_s = stats_load(&metrics.oldest_arrival_s);
+    out->sessions_open = stats_load(&metrics.sessions_open);
+    out->attempts_total = stats_load(&metrics.attempts_total);
+    out->rcpt_delivered = stats_load(&metrics.rcpt_delivered);
+    out->rcpt_deferred = stats_load(&metrics.rcpt_deferred);
+    out->rcpt_bounced = stats_load(&metrics.rcpt_bounced);
+}
+
 static uint32_t
 relay_hook(void *arg)
 {
@@ -1026,6 +1103,7 @@ relay_hook(void *arg)
         dest->dirty_next = relay->dirty_head;
         relay->dirty_head = dest;
     }
+    int64_t gauges_ms = gauges_publish();
     if (is_draining) {
         drain_waiting();
         return REACTOR_HOOK_IDLE;
@@ -1041,6 +1119,9 @@ relay_hook(void *arg)
     }
     if (wait_ms > 0 && wait_ms < ms) {
         ms = wait_ms;
+    }
+    if (gauges_ms >= 0 && gauges_ms + 1 < ms) {
+        ms = gauges_ms + 1; /* back to walk the entries once the interval has passed */
     }
     return ms > 3600000 ? 3600000u : (uint32_t)ms;
 }

@@ -27,6 +27,7 @@
 #define TOASTER_CORE_RELAY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct reactor;
@@ -60,5 +61,23 @@ int relay_control_flush_one(void *arg, const char *argument, char *out, size_t o
 
 /* Main thread, after the reactors stopped: free what the agent holds. */
 void relay_stop(void);
+
+/* What the agent publishes for the metrics (core/metrics.c): gauges of
+ * the entries it knows, refreshed by the agent at most once a second
+ * after a change, and counters since start. Written by the agent's
+ * reactor only; relay_metrics_read() from any thread, at any time (all
+ * zero when the agent does not run). */
+struct relay_metrics {
+    uint64_t entries;            /* queue entries the agent knows of */
+    uint64_t entries_active;     /* being attempted now */
+    uint64_t entries_deferred;   /* attempted, waiting for their next time */
+    uint64_t oldest_arrival_s;   /* unix seconds of the oldest known entry; 0: none */
+    uint64_t sessions_open;      /* outbound SMTP sessions */
+    uint64_t attempts_total;     /* attempts started */
+    uint64_t rcpt_delivered;     /* recipients delivered (relayed, or into a local mailbox) */
+    uint64_t rcpt_deferred;      /* recipient attempts that ended deferred */
+    uint64_t rcpt_bounced;       /* recipients failed for good (a DSN) */
+};
+void relay_metrics_read(struct relay_metrics *out);
 
 #endif

@@ -85,6 +85,30 @@ stats_reactor_from(struct stats_reactor *out, const struct reactor_stats *stats)
     out->cq_overflow = stats_load(&stats->cq_overflow);
 }
 
+const char *
+stats_reason_name(enum stats_reason reason)
+{
+    static const char *const names[STATS_REASON_COUNT] = {
+        [STATS_REASON_RECIPIENT_UNKNOWN] = "recipient_unknown",
+        [STATS_REASON_RELAY_DENIED] = "relay_denied",
+        [STATS_REASON_RATE_LIMIT] = "rate_limit",
+        [STATS_REASON_GREYLIST] = "greylist",
+        [STATS_REASON_SPAM] = "spam",
+        [STATS_REASON_VIRUS] = "virus",
+        [STATS_REASON_POLICY] = "policy",
+        [STATS_REASON_SIZE] = "size",
+        [STATS_REASON_PROTOCOL] = "protocol",
+        [STATS_REASON_TLS_REQUIRED] = "tls_required",
+        [STATS_REASON_INTERNAL] = "internal",
+        [STATS_REASON_OTHER] = "other",
+    };
+    if ((unsigned)reason >= STATS_REASON_COUNT) {
+        return "other";
+    }
+    ASSERT(names[reason] != NULL);
+    return names[reason];
+}
+
 void
 stats_latency_from(struct stats_snapshot *snapshot, const struct histogram *histogram)
 {

@@ -34,6 +34,32 @@
 #define STATS_VERSION_BYTES 32
 #define STATS_ERROR_BYTES 128
 
+/* Why the SMTP listener refused (5xx) or deferred (4xx) a recipient or a
+ * message: a fixed set, so the metrics' series stay bounded
+ * (core/metrics.c names them with stats_reason_name()). */
+enum stats_reason {
+    STATS_REASON_RECIPIENT_UNKNOWN, /* 550 5.1.1 at RCPT */
+    STATS_REASON_RELAY_DENIED,      /* 554 5.7.1 at RCPT */
+    STATS_REASON_RATE_LIMIT,        /* a sender's hourly limit, a spam rate limit */
+    STATS_REASON_GREYLIST,          /* 451 until the client retries */
+    STATS_REASON_SPAM,              /* the spam score's reject or tempfail */
+    STATS_REASON_VIRUS,             /* ClamAV found one (or could not scan: temporary) */
+    STATS_REASON_POLICY,            /* DMARC reject, a From: we will not send, a Sieve reject */
+    STATS_REASON_SIZE,              /* message or header too large */
+    STATS_REASON_PROTOCOL,          /* bad syntax */
+    STATS_REASON_TLS_REQUIRED,      /* the command needs TLS first */
+    STATS_REASON_INTERNAL,          /* our fault: out of memory, busy, storage, time budget */
+    STATS_REASON_OTHER,
+    STATS_REASON_COUNT,
+};
+
+/* "recipient_unknown", ... (a label value). */
+const char *stats_reason_name(enum stats_reason reason);
+
+/* IMAP commands are counted by their enum imap_command
+ * (proto/imap/imap_parser.h) value, below this bound (asserted there). */
+#define STATS_IMAP_COMMANDS_MAX 64
+
 /* One reactor's counters. Written only by the reactor's own thread (and by
  * protocol handlers running on it); read anywhere with stats_load(). */
 struct reactor_stats {
@@ -50,7 +76,17 @@ struct reactor_stats {
     uint64_t sq_full;             /* io_uring SQ was full and had to be submitted early */
     uint64_t cq_overflow;         /* the kernel's count; filled in by reactor_stats_read() */
     struct histogram latency_us;  /* end of data -> final reply queued */
+    /* For the metrics (core/metrics.c), not in the stats document. */
+    uint64_t smtp_refused[STATS_REASON_COUNT];  /* 5xx replies the listener decided */
+    uint64_t smtp_deferred[STATS_REASON_COUNT]; /* 4xx replies the listener decided */
+    uint64_t imap_sessions_open;  /* gauge */
+    uint64_t imap_sessions_total;
+    uint64_t imap_logins_ok;
+    uint64_t imap_logins_failed;
+    uint64_t imap_commands[STATS_IMAP_COMMANDS_MAX]; /* by enum imap_command */
+    struct histogram imap_command_us; /* a mailbox command: start of its run -> done */
 };
+
 
 /* Add n to a single-writer counter. Only the owning thread may call this. */
 static inline void
@@ -71,6 +107,19 @@ static inline uint64_t
 stats_load(const uint64_t *counter)
 {
     return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+/* Count a refusal the SMTP listener decided: reply "5..." as refused, any
+ * other (a 4xx) as deferred. Only the owning reactor's thread. */
+static inline void
+stats_refusal_count(struct reactor_stats *stats, const char *reply, enum stats_reason reason)
+{
+    if ((unsigned)reason >= STATS_REASON_COUNT) {
+        reason = STATS_REASON_OTHER;
+    }
+    stats_add(reply != NULL && reply[0] == '5' ? &stats->smtp_refused[reason]
+                                               : &stats->smtp_deferred[reason],
+              1);
 }
 
 /* CLOCK_MONOTONIC in nanoseconds, for latencies. */

@@ -46,6 +46,8 @@ struct filter_chain {
     struct filter_chain_config config;
 };
 
+static struct filter_chain_stats filter_stats;
+
 struct filter_run {
     const struct filter_chain *chain;
     char queue_id[32];
@@ -95,6 +97,9 @@ struct filter_run {
     uint64_t dkim_ns;
     uint64_t spam_ns;
     uint64_t sign_ns;
+    uint64_t stage_ns[FILTER_STATS_COUNT]; /* per filter, for the metrics */
+    unsigned current_stage; /* the filter running now (FILTER_STATS_CHAIN between) */
+    unsigned verdict_stage; /* the filter that refused */
     /* output */
     struct filter_verdict verdict;
     bool is_verdict_final;   /* a stage refused: the rest do not run */
@@ -191,6 +196,8 @@ filter_run_create(const struct filter_chain *chain, const struct filter_envelope
     run->pct_roll = dmarc_pct_roll_random();
     run->started_ns = clock_ns();
     run->verdict.action = FILTER_ACCEPT;
+    run->current_stage = FILTER_STATS_CHAIN;
+    run->verdict_stage = FILTER_STATS_CHAIN;
     *run_out = run;
     return 0;
 }
@@ -264,6 +271,36 @@ header_add(struct filter_run *run, const char *format, ...)
     headers_append(run, field, (size_t)n + 2);
 }
 
+/* Why the running filter refused, for the metrics. The spam filter's
+ * temporary refusals are told apart by its own reply texts
+ * (filters/spam_score.c: check_rates, check_greylist). */
+static enum stats_reason
+verdict_reason(const struct filter_run *run, enum filter_action action)
+{
+    const char *reply = run->verdict.reply;
+    if (strncmp(reply, "451 4.3.0", 9) == 0) {
+        return STATS_REASON_INTERNAL; /* out of memory, unreadable spool */
+    }
+    switch (run->current_stage) {
+    case FILTER_STAGE_CLAMAV:
+        return action == FILTER_REJECT ? STATS_REASON_VIRUS : STATS_REASON_INTERNAL;
+    case FILTER_STAGE_SPF:
+    case FILTER_STAGE_DMARC:
+    case FILTER_STAGE_DKIM:
+        return STATS_REASON_POLICY;
+    case FILTER_STAGE_SPAM:
+        if (strncmp(reply, "451 4.7.1 Greylisted", 20) == 0) {
+            return STATS_REASON_GREYLIST;
+        }
+        if (strncmp(reply, "451 4.7.1 Rate limit", 20) == 0) {
+            return STATS_REASON_RATE_LIMIT;
+        }
+        return STATS_REASON_SPAM;
+    default:
+        return STATS_REASON_INTERNAL; /* the chain's own: the time budget */
+    }
+}
+
 static void __attribute__((format(printf, 3, 4)))
 verdict_set(struct filter_run *run, enum filter_action action, const char *format, ...)
 {
@@ -274,6 +311,37 @@ verdict_set(struct filter_run *run, enum filter_action action, const char *forma
     (void)vsnprintf(run->verdict.reply, sizeof(run->verdict.reply), format, args);
     va_end(args);
     run->is_verdict_final = true;
+    run->verdict_stage = run->current_stage;
+    run->verdict.reason = verdict_reason(run, action);
+}
+
+/* The run has its verdict: count it for every filter that ran. */
+static void
+stats_count(const struct filter_run *run)
+{
+    bool has_run[FILTER_STATS_COUNT] = {
+        [FILTER_STAGE_CLAMAV] = run->is_virus_done,
+        [FILTER_STAGE_DKIM] = run->is_dkim_done,
+        [FILTER_STAGE_SPF] = run->is_spf_done,
+        [FILTER_STAGE_DMARC] = run->is_dmarc_done,
+        [FILTER_STAGE_SPAM] = run->is_spam_done,
+        [FILTER_STATS_SIGN] = run->is_sign_done,
+        [FILTER_STATS_CHAIN] = true,
+    };
+    uint64_t now = clock_ns();
+    for (unsigned i = 0; i < FILTER_STATS_COUNT; i++) {
+        if (!has_run[i]) {
+            continue;
+        }
+        enum filter_action action = FILTER_ACCEPT;
+        if (i == run->verdict_stage || i == FILTER_STATS_CHAIN) {
+            action = run->verdict.action;
+        }
+        ASSERT((unsigned)action < 3);
+        __atomic_fetch_add(&filter_stats.verdicts[i][action], 1, __ATOMIC_RELAXED);
+        uint64_t ns = i == FILTER_STATS_CHAIN ? now - run->started_ns : run->stage_ns[i];
+        metrics_histogram_observe(&filter_stats.duration[i], ns / 1000);
+    }
 }
 
 static void __attribute__((format(printf, 2, 3)))
@@ -953,6 +1021,7 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
         }
         uint64_t start = clock_ns();
         int rc = 0;
+        run->current_stage = stage;
         switch (stage) {
         case FILTER_STAGE_CLAMAV:
             stage_virus(run, spool_fd);
@@ -976,6 +1045,8 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
             ASSERT(!"not a stage");
             break;
         }
+        run->stage_ns[stage] += clock_ns() - start;
+        run->current_stage = FILTER_STATS_CHAIN;
         if (rc == -EINPROGRESS) {
             pending |= 1u << stage;
         }
@@ -985,10 +1056,14 @@ filter_run_step(struct filter_run *run, int spool_fd, uint64_t size)
     }
     if (!run->is_verdict_final && !run->is_inbound) {
         uint64_t t4 = clock_ns();
+        run->current_stage = FILTER_STATS_SIGN;
         stage_sign(run, spool_fd);
+        run->current_stage = FILTER_STATS_CHAIN;
         run->sign_ns += clock_ns() - t4;
+        run->stage_ns[FILTER_STATS_SIGN] = run->sign_ns;
     }
     run->is_finished = true;
+    stats_count(run);
     if (run->is_inbound) {
         auth_results_add(run);
     }
@@ -1022,4 +1097,39 @@ const struct filter_verdict *
 filter_run_verdict(const struct filter_run *run)
 {
     return &run->verdict;
+}
+
+/* ---- metrics -------------------------------------------------------------------- */
+
+const struct filter_chain_stats *
+filter_chain_stats(void)
+{
+    return &filter_stats;
+}
+
+const char *
+filter_stats_name(unsigned filter)
+{
+    static const char *const names[FILTER_STATS_COUNT] = {
+        [FILTER_STAGE_CLAMAV] = "clamav", [FILTER_STAGE_DKIM] = "dkim",
+        [FILTER_STAGE_SPF] = "spf",       [FILTER_STAGE_DMARC] = "dmarc",
+        [FILTER_STAGE_SPAM] = "spam",     [FILTER_STATS_SIGN] = "dkim_sign",
+        [FILTER_STATS_CHAIN] = "chain",
+    };
+    ASSERT(filter < FILTER_STATS_COUNT);
+    return names[filter];
+}
+
+const char *
+filter_action_name(enum filter_action action)
+{
+    switch (action) {
+    case FILTER_ACCEPT:
+        return "accept";
+    case FILTER_REJECT:
+        return "reject";
+    case FILTER_DEFER:
+        return "defer";
+    }
+    return "accept";
 }

@@ -34,6 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics_text.h"
+#include "core/stats.h"
+
 struct clamav;
 struct dkim_keys;
 struct dns_resolver;
@@ -130,6 +133,7 @@ struct filter_edit {
 
 struct filter_verdict {
     enum filter_action action;
+    enum stats_reason reason;           /* REJECT, DEFER: why, for the metrics */
     char reply[FILTER_REPLY_BYTES];     /* REJECT, DEFER: the whole SMTP reply */
     char summary[FILTER_SUMMARY_BYTES]; /* for the message's log line */
     const struct filter_edit *edits;    /* ACCEPT: sorted by offset */
@@ -164,5 +168,33 @@ bool filter_run_wait(struct filter_run *run, void (*ready)(void *arg), void *arg
 
 /* The verdict, valid until the run is destroyed (after step returned 0). */
 const struct filter_verdict *filter_run_verdict(const struct filter_run *run);
+
+/* ---- what the chain counts (Prometheus metrics, core/metrics.c) ---------- */
+
+/* The filters counted: the stages, DKIM signing, and the chain as a whole
+ * (one verdict per message, its time from the first step to the verdict
+ * with the DNS waits). */
+#define FILTER_STATS_SIGN FILTER_STAGE_COUNT
+#define FILTER_STATS_CHAIN (FILTER_STAGE_COUNT + 1)
+#define FILTER_STATS_COUNT (FILTER_STAGE_COUNT + 2)
+
+/* Since start, over every chain. Workers add with atomics; any thread
+ * reads with relaxed loads. A message is counted when its verdict is made:
+ * each filter that ran to a result gets the message's verdict if it made
+ * it, else accept; its time is what it spent on workers (DNS waits not
+ * included), except the chain's, which is wall time. */
+struct filter_chain_stats {
+    uint64_t verdicts[FILTER_STATS_COUNT][3]; /* [filter][enum filter_action] */
+    struct metrics_histogram duration[FILTER_STATS_COUNT];
+};
+
+/* The counters (static storage; never NULL). */
+const struct filter_chain_stats *filter_chain_stats(void);
+
+/* "clamav", "dkim", "spf", "dmarc", "spam", "dkim_sign", "chain". */
+const char *filter_stats_name(unsigned filter);
+
+/* "accept", "reject", "defer". */
+const char *filter_action_name(enum filter_action action);
 
 #endif

@@ -1,0 +1,327 @@
+"""Prometheus metrics on /metrics of the HTTP listener (core/metrics.c),
+against the real toasterd.
+
+Every scrape is read by a small strict parser of the text exposition
+format 0.0.4: each line is a HELP, a TYPE or a sample; every sample's
+family has one HELP and one TYPE before it; counters end in _total; no
+series appears twice; label values are unescaped by the grammar; each
+histogram has cumulative buckets ending in +Inf equal to its _count.
+Then exact deltas: mail accepted, refused for an unknown recipient and
+greylisted moves those counters and the filter verdicts by exactly that;
+an IMAP session moves the session, login and command counters; a relayed
+message that is deferred once, then delivered, moves the agent's
+counters and its queue gauges. A client outside metrics_allow gets 403.
+Every address is on 127.0.0.0/8.
+"""
+
+import http.client
+import imaplib
+import math
+import re
+import smtplib
+import time
+
+import pytest
+
+from conftest import wait_until
+from smtp_sink import SmtpSink
+
+NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+LABEL = r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"'
+SAMPLE_RE = re.compile(r"^(%s)(?:\{(%s(?:,%s)*)?\})? (\S+)$" % (NAME, LABEL, LABEL))
+LABEL_RE = re.compile(LABEL)
+HELP_RE = re.compile(r"^# HELP (%s) (.*)$" % NAME)
+TYPE_RE = re.compile(r"^# TYPE (%s) (counter|gauge|histogram|summary|untyped)$" % NAME)
+
+
+def unescape(value):
+    return re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), value)
+
+
+def parse(text):
+    """The document -> {(name, frozenset(labels.items())): float}; asserts
+    the grammar and the format's rules along the way."""
+    assert text.endswith("\n"), text[-200:]
+    helps, types, series = {}, {}, {}
+    histograms = {}
+    for number, line in enumerate(text[:-1].split("\n"), 1):
+        where = "line %d: %r" % (number, line)
+        m = HELP_RE.match(line)
+        if m:
+            assert m.group(1) not in helps, "second HELP, " + where
+            assert m.group(1) not in types, "HELP after TYPE, " + where
+            helps[m.group(1)] = m.group(2)
+            continue
+        m = TYPE_RE.match(line)
+        if m:
+            assert m.group(1) not in types, "second TYPE, " + where
+            assert m.group(1) in helps, "TYPE without HELP, " + where
+            types[m.group(1)] = m.group(2)
+            continue
+        assert not line.startswith("#"), "unknown comment, " + where
+        m = SAMPLE_RE.match(line)
+        assert m, "not a sample, " + where
+        name, label_text, value_text = m.group(1), m.group(2), m.group(7)
+        labels = {}
+        for lm in LABEL_RE.finditer(label_text or ""):
+            assert lm.group(1) not in labels, "label twice, " + where
+            labels[lm.group(1)] = unescape(lm.group(2))
+        value = float(value_text)  # also "+Inf", "NaN" in the grammar; ours are numbers
+        assert not math.isnan(value) and value >= 0, where
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and types.get(name[: -len(suffix)]) == "histogram":
+                family = name[: -len(suffix)]
+        assert family in types, "sample without TYPE, " + where
+        kind = types[family]
+        if kind == "counter":
+            assert name.endswith("_total"), "counter not named _total, " + where
+        if kind == "histogram":
+            assert family != name, "histogram sample without suffix, " + where
+            key = frozenset((k, v) for k, v in labels.items() if k != "le")
+            h = histograms.setdefault((family, key), {"buckets": []})
+            if name.endswith("_bucket"):
+                assert "le" in labels, where
+                h["buckets"].append((labels["le"], value))
+            else:
+                h[name[len(family) + 1:]] = value
+        else:
+            assert "le" not in labels, where
+        key = (name, frozenset(labels.items()))
+        assert key not in series, "duplicate series, " + where
+        series[key] = value
+    for (family, _labels), h in histograms.items():
+        les = [le for le, _ in h["buckets"]]
+        assert les[-1] == "+Inf", family
+        bounds = [float(le) for le in les[:-1]]
+        assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds), family
+        counts = [v for _, v in h["buckets"]]
+        assert counts == sorted(counts), (family, counts)
+        assert counts[-1] == h["count"], family
+        assert "sum" in h, family
+    return series
+
+
+def value(series, name, **labels):
+    return series[(name, frozenset(labels.items()))]
+
+
+def total(series, name):
+    """Sum over every label set of name (e.g. every reactor)."""
+    return sum(v for (n, _), v in series.items() if n == name)
+
+
+def scrape(t, source="127.0.0.1", path="/metrics", method="GET"):
+    conn = http.client.HTTPConnection("127.0.0.1", t.ports["http_listen"], timeout=10,
+                                      source_address=(source, 0))
+    try:
+        conn.request(method, path, headers={"Host": "mx.example.com"})
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type"), resp.read()
+    finally:
+        conn.close()
+
+
+def metrics(t):
+    status, ctype, body = scrape(t)
+    assert status == 200, (status, body)
+    assert ctype == "text/plain; version=0.0.4; charset=utf-8", ctype
+    return parse(body.decode())
+
+
+def message(sender, subject):
+    return ("From: <%s>\r\nTo: <carol@example.org>\r\nSubject: %s\r\n"
+            "Date: Sat, 05 Dec 2026 04:00:00 +0000\r\nMessage-ID: <%s@remote.test>\r\n\r\n"
+            "Hello there.\r\n" % (sender, subject, subject)).encode()
+
+
+# ---- the tests -------------------------------------------------------------------
+
+
+def test_parser_refuses_what_breaks_the_format():
+    """The test's own parser: each rule it checks, broken once."""
+    good = "# HELP a_total A.\n# TYPE a_total counter\na_total{x=\"1\"} 3\n"
+    assert parse(good) == {("a_total", frozenset({("x", "1")})): 3.0}
+    for bad in (
+        "a_total 3\n",                                                # no TYPE
+        "# HELP a A.\n# TYPE a counter\na 3\n",                        # counter not _total
+        good + "a_total{x=\"1\"} 4\n",                                 # duplicate series
+        "# HELP a_total A.\n# TYPE a_total counter\na_total{x=1} 3\n",  # unquoted value
+        "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+        "h_bucket{le=\"+Inf\"} 1\nh_sum 0\nh_count 1\n",               # not cumulative
+        "# HELP h H.\n# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 0\nh_count 2\n",
+    ):
+        with pytest.raises(AssertionError):
+            parse(bad)
+    assert parse('# HELP b B.\n# TYPE b gauge\nb{v="q\\"\\\\\\n"} 1\n') == {
+        ("b", frozenset({("v", 'q"\\\n')})): 1.0}
+
+
+def test_mail_counters(make_toaster):
+    t = make_toaster(config={"greylist": "always", "greylist_local": "yes",
+                             "greylist_delay": "1s", "clamav": "no"})
+    before = metrics(t)
+    assert value(before, "toaster_reactors") == 2
+    assert value(before, "toaster_build_info", version="0.1.0") == 1
+    for r in ("0", "1"):
+        assert ("toaster_connections_open", frozenset({("reactor", r)})) in before
+
+    msg = message("first@remote.test", "greylisted")
+    # 1: greylisted (451 4.7.1 at the end of data), and one unknown recipient.
+    with smtplib.SMTP("127.0.0.1", t.ports["smtp_listen"], timeout=30) as s:
+        s.ehlo("client.remote.test")
+        assert s.mail("first@remote.test")[0] == 250
+        code, _ = s.rcpt("nobody@example.com")
+        assert code == 550
+        assert s.rcpt("carol@example.org")[0] == 250
+        code, resp = s.data(msg)
+        assert code == 451 and b"Greylisted" in resp, (code, resp)
+    time.sleep(1.5)
+    # 2: the retry passes.
+    with smtplib.SMTP("127.0.0.1", t.ports["smtp_listen"], timeout=30) as s:
+        s.ehlo("client.remote.test")
+        s.sendmail("first@remote.test", ["carol@example.org"], msg)
+    assert wait_until(lambda: len(t.messages("carol@example.org")) == 1, 5.0)
+
+    after = metrics(t)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    def delta_total(name):
+        return total(after, name) - total(before, name)
+
+    assert delta("toaster_smtp_refused_total", reason="recipient_unknown") == 1
+    assert delta("toaster_smtp_deferred_total", reason="greylist") == 1
+    for reason in ("relay_denied", "rate_limit", "spam", "virus", "policy", "size",
+                   "protocol", "tls_required", "internal", "other"):
+        assert delta("toaster_smtp_refused_total", reason=reason) == 0, reason
+        assert delta("toaster_smtp_deferred_total", reason=reason) == 0, reason
+    assert delta_total("toaster_smtp_messages_accepted_total") == 1
+    assert delta_total("toaster_smtp_messages_refused_total") == 1
+    # The two SMTP connections and this scrape's own.
+    assert delta_total("toaster_connections_total") == 3
+    assert delta_total("toaster_received_bytes_total") > 2 * len(msg)
+    assert delta_total("toaster_sent_bytes_total") > 0
+    assert delta("toaster_smtp_reply_latency_seconds_count") == 2
+    # The filters: the chain's verdicts, the spam filter's (it greylists).
+    assert delta("toaster_filter_verdicts_total", filter="chain", verdict="defer") == 1
+    assert delta("toaster_filter_verdicts_total", filter="chain", verdict="accept") == 1
+    assert delta("toaster_filter_verdicts_total", filter="chain", verdict="reject") == 0
+    assert delta("toaster_filter_verdicts_total", filter="spam", verdict="defer") == 1
+    assert delta("toaster_filter_verdicts_total", filter="spam", verdict="accept") == 1
+    assert delta("toaster_filter_verdicts_total", filter="clamav", verdict="accept") == 0
+    assert delta("toaster_filter_duration_seconds_count", filter="spam") == 2
+    assert delta("toaster_filter_duration_seconds_count", filter="chain") == 2
+    assert delta("toaster_filter_duration_seconds_count", filter="clamav") == 0
+    # One delivery, at least one sync for it.
+    assert delta("toaster_delivery_messages_total") == 1
+    assert delta("toaster_delivery_syncs_total") >= 1
+    assert delta("toaster_worker_jobs_total") >= 2
+    assert value(after, "toaster_worker_threads") == 2
+
+
+def test_imap_counters(make_toaster):
+    t = make_toaster()
+    before = metrics(t)
+    imap = imaplib.IMAP4("127.0.0.1", t.ports["imap_listen"], timeout=30)
+    try:
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.login("alice@example.com", "wrong")
+    finally:
+        imap.shutdown()
+    imap = imaplib.IMAP4("127.0.0.1", t.ports["imap_listen"], timeout=30)
+    imap.login("alice@example.com", "alice-secret")
+    assert imap.select("INBOX")[0] == "OK"
+    assert imap.search(None, "ALL")[0] == "OK"
+    assert imap.noop()[0] == "OK"
+    during = metrics(t)
+    assert value(during, "toaster_imap_sessions_open") == 1
+    imap.logout()
+    assert wait_until(lambda: value(metrics(t), "toaster_imap_sessions_open") == 0, 5.0)
+    after = metrics(t)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("toaster_imap_sessions_total") == 2
+    assert delta("toaster_imap_logins_total", result="ok") == 1
+    assert delta("toaster_imap_logins_total", result="failed") == 1
+    assert delta("toaster_imap_commands_total", command="SELECT") == 1
+    assert delta("toaster_imap_commands_total", command="SEARCH") == 1
+    assert delta("toaster_imap_commands_total", command="FETCH") == 0
+    counted = sum(v for (n, _), v in after.items() if n == "toaster_imap_commands_total") - \
+        sum(v for (n, _), v in before.items() if n == "toaster_imap_commands_total")
+    assert delta("toaster_imap_command_duration_seconds_count") == counted >= 2
+
+
+def test_relay_counters_and_queue_gauges(make_toaster):
+    with SmtpSink() as sink:
+        sink.set_rcpt_replies("bob@remote.test", ["451 4.3.0 try again later", "250 2.1.5 ok"])
+        t = make_toaster(config={
+            "outbound_delivery": "yes", "mynetworks": "127.0.0.0/8",
+            "queue_retry_min": "3s", "queue_retry_max": "3s", "smtp_mx_port": sink.port,
+            "spam": "no", "clamav": "no", "dkim_verify": "no", "spf": "no", "dmarc": "no",
+        }, start=False)
+        t.write_dns_zone(["remote.test MX 10 mx.remote.test", "mx.remote.test A 127.0.0.1"])
+        t.start()
+        before = metrics(t)
+        assert value(before, "toaster_queue_entries") == 0
+        assert value(before, "toaster_queue_oldest_entry_age_seconds") == 0
+        msg = message("alice@example.com", "relayed").replace(b"carol@example.org",
+                                                              b"bob@remote.test")
+        t.send("alice@example.com", ["bob@remote.test"], msg)
+
+        # The first attempt is deferred: the entry waits for its retry.
+        def deferred():
+            m = metrics(t)
+            return m if value(m, "toaster_queue_entries_deferred") == 1 else None
+        waiting = wait_until(deferred, 10.0, 0.1)
+        assert waiting, metrics(t)
+        assert value(waiting, "toaster_queue_entries") == 1
+        assert value(waiting, "toaster_queue_entries_active") == 0
+        assert value(waiting, "toaster_relay_recipients_total", outcome="deferred") - \
+            value(before, "toaster_relay_recipients_total", outcome="deferred") == 1
+        assert 0 <= value(waiting, "toaster_queue_oldest_entry_age_seconds") <= 10
+
+        # The retry delivers it; the queue is empty again.
+        def delivered():
+            m = metrics(t)
+            return m if (value(m, "toaster_relay_recipients_total", outcome="delivered") == 1
+                         and value(m, "toaster_queue_entries") == 0) else None
+        after = wait_until(delivered, 15.0, 0.1)
+        assert after, metrics(t)
+        assert len(sink.messages) == 1
+        assert value(after, "toaster_relay_attempts_total") - \
+            value(before, "toaster_relay_attempts_total") == 2
+        assert value(after, "toaster_relay_recipients_total", outcome="bounced") == 0
+        assert value(after, "toaster_queue_entries_deferred") == 0
+        assert value(after, "toaster_queue_oldest_entry_age_seconds") == 0
+
+
+def test_allow_list(make_toaster):
+    t = make_toaster(config={"metrics_allow": "127.0.0.1/32"})
+    status, _, body = scrape(t, source="127.0.0.2")
+    assert status == 403, (status, body)
+    assert b"toaster_" not in body
+    status, _, body = scrape(t, source="127.0.0.1")
+    assert status == 200 and b"# TYPE toaster_uptime_seconds gauge\n" in body
+    # HEAD: the headers alone; other methods are refused.
+    status, ctype, body = scrape(t, method="HEAD")
+    assert status == 200 and body == b"" and ctype.startswith("text/plain; version=0.0.4")
+    status, _, _ = scrape(t, method="POST")
+    assert status == 405
+
+
+def test_default_allow_list_is_loopback(make_toaster):
+    t = make_toaster()
+    for source in ("127.0.0.1", "127.0.0.2"):
+        status, _, _ = scrape(t, source=source)
+        assert status == 200, source
+
+
+def test_bad_allow_list_refused(make_toaster):
+    t = make_toaster(config={"metrics_allow": "127.0.0.1/33"}, start=False)
+    with pytest.raises(Exception):
+        t.start()
+    assert "metrics_allow" in t.log()
