@@ -5,8 +5,9 @@ The steps run in order in one browser session, each test building on the
 one before (logged in, messages in place), and each leaves a screenshot:
   1. log in as alice: the message SMTP delivered to her is in the list;
   2. open it: its body is shown;
-  3. write to bob and send (submission with STARTTLS): bob's INBOX over
-     IMAP has it, alice's Sent has Roundcube's copy;
+  3. write to bob, save a draft, send (submission with STARTTLS): bob's
+     INBOX over IMAP has it, alice's Sent has Roundcube's copy, the draft
+     is gone from Drafts;
   4. mark a message as junk (markasjunk's toolbar button): IMAP shows it in
      Junk and no longer in INBOX;
   5. Settings > Filters (managesieve plugin): a rule "Subject contains
@@ -208,6 +209,10 @@ def test_03_send_to_bob(alice, toaster, shot):
     visible(browser, "#composebody").send_keys(TO_BOB_BODY)
     wait_idle(browser)
     shot("compose")
+    # Save a draft first (APPEND to Drafts); sending removes it again.
+    enabled_button(browser, "a.save.draft").click()
+    wait_for_subject(toaster, "alice@example.com", "Drafts", TO_BOB_SUBJECT)
+    wait_idle(browser)
     enabled_button(browser, "button.send, a.send").click()
     # Roundcube goes back to the message list once the message is sent and
     # its copy saved in Sent.
@@ -216,6 +221,8 @@ def test_03_send_to_bob(alice, toaster, shot):
     shot("sent")
     wait_for_subject(toaster, "bob@example.com", "INBOX", TO_BOB_SUBJECT)
     wait_for_subject(toaster, "alice@example.com", "Sent", TO_BOB_SUBJECT)
+    assert wait_until(lambda: TO_BOB_SUBJECT not in imap_subjects(
+        toaster, "alice@example.com", "Drafts"), MAIL_WAIT_S, 0.2), "the draft stayed"
     stored = [m for m in toaster.messages("bob@example.com") if TO_BOB_SUBJECT.encode() in m]
     assert len(stored) == 1, stored
     assert TO_BOB_BODY.encode() in stored[0]
