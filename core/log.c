@@ -1,9 +1,11 @@
 /*
  * core/log.c - format a log line and write it with a single write(2).
  *
- * Lines are bounded (LOG_LINE_BYTES); longer messages are cut and marked
- * with "...". Control bytes from peers are escaped so a client cannot forge
- * log lines.
+ * Lines are bounded (LOG_TEXT_BYTES of text, LOG_LINE_BYTES_MAX in all);
+ * longer messages are cut and marked with "...". Control bytes from peers
+ * are escaped so a client cannot forge log lines. The level, format and
+ * timestamp switch are read with relaxed atomics: a reload changes them
+ * while every thread logs.
  */
 #include "core/log.h"
 
@@ -11,17 +13,21 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_LINE_BYTES 2048
+/* The text of one event before escaping. */
+#define LOG_TEXT_BYTES 2048
 /* Per buffering thread; a write of at most PIPE_BUF bytes reaches a pipe
  * whole, so held lines never interleave with another thread's. */
 #define LOG_BUFFER_BYTES PIPE_BUF
 
-static enum log_level log_level_current = LOG_LEVEL_INFO;
+static int log_level_current = LOG_LEVEL_INFO;
+static int log_format_current = LOG_FORMAT_PLAIN;
 static bool log_timestamps = true;
 static long log_pid;
 
@@ -32,9 +38,128 @@ static __thread size_t log_buffer_len;
 void
 log_setup(enum log_level level, bool with_timestamps)
 {
-    log_level_current = level;
-    log_timestamps = with_timestamps;
+    log_set_level(level);
+    __atomic_store_n(&log_timestamps, with_timestamps, __ATOMIC_RELAXED);
     log_pid = (long)getpid();
+}
+
+void
+log_set_level(enum log_level level)
+{
+    __atomic_store_n(&log_level_current, (int)level, __ATOMIC_RELAXED);
+}
+
+void
+log_set_format(enum log_format format, bool with_timestamps)
+{
+    __atomic_store_n(&log_format_current, (int)format, __ATOMIC_RELAXED);
+    __atomic_store_n(&log_timestamps, with_timestamps, __ATOMIC_RELAXED);
+}
+
+/* One unsigned decimal ending at a stop byte; *p moves past it. */
+static bool
+log_parse_decimal(const char **p, char stop, unsigned long long *value_out)
+{
+    const char *s = *p;
+    unsigned long long value = 0;
+    size_t digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        unsigned long long digit = (unsigned long long)(*s - '0');
+        if (digits >= 20 || value > (~0ULL - digit) / 10) {
+            return false;
+        }
+        value = value * 10 + digit;
+    }
+    if (digits == 0 || *s != stop) {
+        return false;
+    }
+    *p = s;
+    *value_out = value;
+    return true;
+}
+
+bool
+log_journal_stream_matches(const char *journal_stream, unsigned long long dev,
+                           unsigned long long ino)
+{
+    if (journal_stream == NULL) {
+        return false;
+    }
+    const char *p = journal_stream;
+    unsigned long long stream_dev = 0;
+    unsigned long long stream_ino = 0;
+    if (!log_parse_decimal(&p, ':', &stream_dev)) {
+        return false;
+    }
+    p++;
+    if (!log_parse_decimal(&p, '\0', &stream_ino)) {
+        return false;
+    }
+    return stream_dev == dev && stream_ino == ino;
+}
+
+bool
+log_stderr_is_journal(void)
+{
+    const char *stream = getenv("JOURNAL_STREAM");
+    struct stat st;
+    if (stream == NULL || fstat(STDERR_FILENO, &st) != 0) {
+        return false;
+    }
+    return log_journal_stream_matches(stream, (unsigned long long)st.st_dev,
+                                      (unsigned long long)st.st_ino);
+}
+
+size_t
+log_line_format(enum log_format format, const char *timestamp, long pid, enum log_level level,
+                const char *text, size_t text_len, bool is_cut, char *out, size_t out_bytes)
+{
+    static const char *const level_tags[] = { "error: ", "warning: ", "", "debug: " };
+    static const char *const priorities[] = { "<3>", "<4>", "<6>", "<7>" };
+    if ((unsigned)level > LOG_LEVEL_DEBUG) {
+        level = LOG_LEVEL_ERROR;
+    }
+    if (out_bytes > LOG_LINE_BYTES_MAX) {
+        out_bytes = LOG_LINE_BYTES_MAX;
+    }
+    int n;
+    if (format == LOG_FORMAT_JOURNAL) {
+        n = snprintf(out, out_bytes, "%s%s", priorities[level], level_tags[level]);
+    } else {
+        n = snprintf(out, out_bytes, "%s%stoasterd[%ld]: %s", timestamp ? timestamp : "",
+                     timestamp ? " " : "", pid, level_tags[level]);
+    }
+    /* The head, then room for the newline at least. */
+    if (n < 0 || (size_t)n + 1 >= out_bytes) {
+        return 0;
+    }
+    size_t len = (size_t)n;
+    /* Reserve "..." and the newline: 4 bytes; an escape takes 4. */
+    size_t text_end = out_bytes - 4;
+    size_t i = 0;
+    for (; i < text_len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        bool is_control = c < 0x20 || c == 0x7f;
+        size_t need = is_control ? 4 : 1;
+        if (len + need > text_end) {
+            break;
+        }
+        if (is_control) {
+            static const char hex[] = "0123456789abcdef";
+            out[len++] = '\\';
+            out[len++] = 'x';
+            out[len++] = hex[c >> 4];
+            out[len++] = hex[c & 0xf];
+        } else {
+            out[len++] = (char)c;
+        }
+    }
+    if ((is_cut || i < text_len) && len + 4 <= out_bytes) {
+        memcpy(out + len, "...", 3);
+        len += 3;
+    }
+    out[len++] = '\n';
+    return len;
 }
 
 /* stderr is where the operator (or systemd) collects our lines; if it is
@@ -74,7 +199,7 @@ log_flush(void)
 bool
 log_enabled(enum log_level level)
 {
-    return level <= log_level_current;
+    return (int)level <= __atomic_load_n(&log_level_current, __ATOMIC_RELAXED);
 }
 
 void
@@ -83,7 +208,7 @@ log_write(enum log_level level, const char *fmt, ...)
     if (!log_enabled(level)) {
         return;
     }
-    char raw[LOG_LINE_BYTES];
+    char raw[LOG_TEXT_BYTES];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(raw, sizeof(raw), fmt, ap);
@@ -93,33 +218,25 @@ log_write(enum log_level level, const char *fmt, ...)
     }
     size_t raw_len = (size_t)n < sizeof(raw) ? (size_t)n : sizeof(raw) - 1;
 
-    char line[LOG_LINE_BYTES * 2];
-    size_t len = 0;
-    if (log_timestamps) {
+    enum log_format format =
+        (enum log_format)__atomic_load_n(&log_format_current, __ATOMIC_RELAXED);
+    char stamp[40];
+    const char *timestamp = NULL;
+    if (format == LOG_FORMAT_PLAIN && __atomic_load_n(&log_timestamps, __ATOMIC_RELAXED)) {
         struct timeval tv;
         (void)gettimeofday(&tv, NULL);
         struct tm tm;
         (void)gmtime_r(&tv.tv_sec, &tm);
-        len += strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-        len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ ",
-                                (long)(tv.tv_usec / 1000));
+        size_t len = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+        (void)snprintf(stamp + len, sizeof(stamp) - len, ".%03ldZ", (long)(tv.tv_usec / 1000));
+        timestamp = stamp;
     }
-    static const char *const level_tags[] = { "error: ", "warning: ", "", "debug: " };
-    len += (size_t)snprintf(line + len, sizeof(line) - len, "toasterd[%ld]: %s", log_pid ? log_pid : (long)getpid(),
-                            level_tags[level]);
-    for (size_t i = 0; i < raw_len && len + 8 < sizeof(line); i++) {
-        unsigned char c = (unsigned char)raw[i];
-        if (c < 0x20 || c == 0x7f) {
-            len += (size_t)snprintf(line + len, sizeof(line) - len, "\\x%02x", c);
-        } else {
-            line[len++] = (char)c;
-        }
+    char line[LOG_LINE_BYTES_MAX];
+    size_t len = log_line_format(format, timestamp, log_pid ? log_pid : (long)getpid(), level,
+                                 raw, raw_len, (size_t)n >= sizeof(raw), line, sizeof(line));
+    if (len == 0) {
+        return;
     }
-    if ((size_t)n >= sizeof(raw) && len + 4 < sizeof(line)) {
-        memcpy(line + len, "...", 3);
-        len += 3;
-    }
-    line[len++] = '\n';
     if (!log_is_buffering) {
         log_output(line, len);
         return;

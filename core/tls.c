@@ -12,11 +12,12 @@
  * allocated when first needed, bounded by TLS_OUTPUT_MAX and given back by
  * tls_conn_trim().
  *
- * tls_server_create() runs once on the main thread at start and may block
- * on the file system; everything else runs on the reactor thread that owns
- * the connection. The SSL_CTX is shared by every reactor: after start it is
- * only used by SSL_new(), and by the ticket and SNI code inside a
- * handshake, which OpenSSL makes safe across threads.
+ * tls_server_create() runs once on the main thread at start, and
+ * tls_certs_load() / tls_server_swap() on a reload; they may block on the
+ * file system. Everything else runs on the reactor thread that owns the
+ * connection. The SSL_CTX is shared by every reactor: after it is
+ * published it is only used by SSL_new(), and by the ticket and SNI code
+ * inside a handshake, which OpenSSL makes safe across threads.
  * Limits: TLS_OUTPUT_MAX and TLS_RECORD_PLAIN_MAX (core/tls.h), TLS_SNI_MAX
  * (core/limits.h).
  */
@@ -85,10 +86,21 @@ struct tls_sni_ctx {
     SSL_CTX *ctx;
 };
 
-struct tls_server {
+/* One generation of certificates: built whole, then published. */
+struct tls_certs {
     SSL_CTX            *ctx;       /* the default certificate; owns the ticket keys */
     struct tls_sni_ctx *sni;       /* sni_count entries, NULL when none */
     size_t              sni_count;
+};
+
+/* What the listeners hold. certs is replaced by tls_server_swap() (a
+ * reload) and read with acquire loads by tls_conn_new() and the SNI
+ * callback, on reactor threads, within one loop turn: a replaced
+ * generation is freed only after every reactor has passed an epoch
+ * (core/reactor.h). Connections made earlier keep their SSL_CTX alive by
+ * its reference count. */
+struct tls_server {
+    struct tls_certs *certs;
 };
 
 struct tls_client {
@@ -140,12 +152,28 @@ static int tls_error(char *err, size_t err_bytes, int rc, const char *fmt, ...)
 static enum tls_status tls_conn_fail(struct tls_conn *conn, const char *why);
 
 int
-tls_server_create(const struct config *config, struct tls_server **server_out, char *err,
-                  size_t err_bytes)
+tls_server_prepare(const struct config *config, char *err, size_t err_bytes)
 {
     ASSERT(config != NULL);
-    ASSERT(server_out != NULL);
-    *server_out = NULL;
+    if (err_bytes > 0) {
+        err[0] = '\0';
+    }
+    if (config->tls_cert[0] != '\0') {
+        return 0;
+    }
+    char cert_path[CONFIG_STRING_BYTES + 32];
+    char key_path[CONFIG_STRING_BYTES + 32];
+    return tls_selfsigned_ensure(config, cert_path, key_path, sizeof(cert_path), err,
+                                 err_bytes);
+}
+
+int
+tls_certs_load(const struct config *config, struct tls_certs **certs_out, char *err,
+               size_t err_bytes)
+{
+    ASSERT(config != NULL);
+    ASSERT(certs_out != NULL);
+    *certs_out = NULL;
     if (err_bytes > 0) {
         err[0] = '\0';
     }
@@ -158,16 +186,16 @@ tls_server_create(const struct config *config, struct tls_server **server_out, c
     }
     ERR_clear_error();
 
-    struct tls_server *server = calloc(1, sizeof(*server));
-    if (server == NULL) {
+    struct tls_certs *certs = calloc(1, sizeof(*certs));
+    if (certs == NULL) {
         return tls_error(err, err_bytes, -ENOMEM, "tls: out of memory");
     }
-    int rc = tls_ctx_new(&server->ctx, err, err_bytes);
+    int rc = tls_ctx_new(&certs->ctx, err, err_bytes);
     if (rc != 0) {
         goto fail;
     }
     if (config->tls_cert[0] != '\0') {
-        rc = tls_ctx_load(server->ctx, "tls_cert", config->tls_cert, config->tls_key, err,
+        rc = tls_ctx_load(certs->ctx, "tls_cert", config->tls_cert, config->tls_key, err,
                           err_bytes);
     } else {
         char cert_path[CONFIG_STRING_BYTES + 32];
@@ -175,7 +203,7 @@ tls_server_create(const struct config *config, struct tls_server **server_out, c
         rc = tls_selfsigned_ensure(config, cert_path, key_path, sizeof(cert_path), err,
                                    err_bytes);
         if (rc == 0) {
-            rc = tls_ctx_load(server->ctx, "self-signed", cert_path, key_path, err,
+            rc = tls_ctx_load(certs->ctx, "self-signed", cert_path, key_path, err,
                               err_bytes);
         }
     }
@@ -186,22 +214,22 @@ tls_server_create(const struct config *config, struct tls_server **server_out, c
     const struct tls_sni_list *list = &config->tls_sni;
     ASSERT(list->count <= TLS_SNI_MAX);
     if (list->count > 0) {
-        server->sni = calloc(list->count, sizeof(server->sni[0]));
-        if (server->sni == NULL) {
+        certs->sni = calloc(list->count, sizeof(certs->sni[0]));
+        if (certs->sni == NULL) {
             rc = tls_error(err, err_bytes, -ENOMEM, "tls: out of memory");
             goto fail;
         }
     }
     for (size_t i = 0; i < list->count; i++) {
         const struct tls_sni_entry *entry = &list->entries[i];
-        struct tls_sni_ctx *sni = &server->sni[i];
+        struct tls_sni_ctx *sni = &certs->sni[i];
         static_assert(sizeof(sni->domain) == sizeof(entry->domain), "same domain bound");
         memcpy(sni->domain, entry->domain, sizeof(sni->domain));
         rc = tls_ctx_new(&sni->ctx, err, err_bytes);
         if (rc != 0) {
             goto fail;
         }
-        server->sni_count = i + 1;
+        certs->sni_count = i + 1;
         char what[300];
         (void)snprintf(what, sizeof(what), "tls_sni %s", entry->domain);
         rc = tls_ctx_load(sni->ctx, what, entry->cert_file, entry->key_file, err, err_bytes);
@@ -209,15 +237,75 @@ tls_server_create(const struct config *config, struct tls_server **server_out, c
             goto fail;
         }
     }
-    SSL_CTX_set_tlsext_servername_callback(server->ctx, tls_servername);
-    SSL_CTX_set_tlsext_servername_arg(server->ctx, server);
-    *server_out = server;
+    *certs_out = certs;
     return 0;
 
 fail:
     ERR_clear_error();
-    tls_server_free(&server);
+    tls_certs_free(&certs);
     return rc;
+}
+
+void
+tls_certs_free(struct tls_certs **certs_ptr)
+{
+    ASSERT(certs_ptr != NULL);
+    struct tls_certs *certs = *certs_ptr;
+    if (certs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < certs->sni_count; i++) {
+        SSL_CTX_free(certs->sni[i].ctx);
+    }
+    free(certs->sni);
+    SSL_CTX_free(certs->ctx);
+    free(certs);
+    *certs_ptr = NULL;
+}
+
+int
+tls_server_create(const struct config *config, struct tls_server **server_out, char *err,
+                  size_t err_bytes)
+{
+    ASSERT(server_out != NULL);
+    *server_out = NULL;
+    struct tls_certs *certs = NULL;
+    int rc = tls_certs_load(config, &certs, err, err_bytes);
+    if (rc != 0) {
+        return rc;
+    }
+    struct tls_server *server = calloc(1, sizeof(*server));
+    if (server == NULL) {
+        tls_certs_free(&certs);
+        return tls_error(err, err_bytes, -ENOMEM, "tls: out of memory");
+    }
+    SSL_CTX_set_tlsext_servername_callback(certs->ctx, tls_servername);
+    SSL_CTX_set_tlsext_servername_arg(certs->ctx, server);
+    __atomic_store_n(&server->certs, certs, __ATOMIC_RELEASE);
+    *server_out = server;
+    return 0;
+}
+
+struct tls_certs *
+tls_server_swap(struct tls_server *server, struct tls_certs *certs)
+{
+    ASSERT(server != NULL);
+    ASSERT(certs != NULL);
+    struct tls_certs *old = __atomic_load_n(&server->certs, __ATOMIC_ACQUIRE);
+    ASSERT(old != certs);
+    /* Tickets issued before the reload still resume: the new default
+     * context decrypts with the same keys (name, HMAC and AES keys: 80
+     * bytes in OpenSSL 3). Without them every client makes one full
+     * handshake more, which is all that is lost if this fails. */
+    unsigned char keys[80];
+    if (SSL_CTX_get_tlsext_ticket_keys(old->ctx, keys, sizeof(keys)) == 1) {
+        (void)SSL_CTX_set_tlsext_ticket_keys(certs->ctx, keys, sizeof(keys));
+    }
+    explicit_bzero(keys, sizeof(keys));
+    ERR_clear_error();
+    SSL_CTX_set_tlsext_servername_callback(certs->ctx, tls_servername);
+    SSL_CTX_set_tlsext_servername_arg(certs->ctx, server);
+    return __atomic_exchange_n(&server->certs, certs, __ATOMIC_ACQ_REL);
 }
 
 void
@@ -228,11 +316,7 @@ tls_server_free(struct tls_server **server_ptr)
     if (server == NULL) {
         return;
     }
-    for (size_t i = 0; i < server->sni_count; i++) {
-        SSL_CTX_free(server->sni[i].ctx);
-    }
-    free(server->sni);
-    SSL_CTX_free(server->ctx);
+    tls_certs_free(&server->certs);
     free(server);
     *server_ptr = NULL;
 }
@@ -268,7 +352,8 @@ struct tls_conn *
 tls_conn_new(struct tls_server *server)
 {
     ASSERT(server != NULL);
-    struct tls_conn *conn = tls_conn_alloc(server->ctx);
+    const struct tls_certs *certs = __atomic_load_n(&server->certs, __ATOMIC_ACQUIRE);
+    struct tls_conn *conn = tls_conn_alloc(certs->ctx);
     if (conn != NULL) {
         SSL_set_accept_state(conn->ssl);
     }
@@ -809,8 +894,11 @@ static int
 tls_servername(SSL *ssl, int *alert, void *arg)
 {
     const struct tls_server *server = arg;
+    /* The generation in service now: a connection made before a reload
+     * picks the new domain certificates. */
+    const struct tls_certs *certs = __atomic_load_n(&server->certs, __ATOMIC_ACQUIRE);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (name == NULL || server->sni_count == 0) {
+    if (name == NULL || certs->sni_count == 0) {
         return SSL_TLSEXT_ERR_OK;
     }
     char lower[256];
@@ -824,17 +912,17 @@ tls_servername(SSL *ssl, int *alert, void *arg)
     }
     lower[len] = '\0';
     SSL_CTX *chosen = NULL;
-    for (size_t i = 0; i < server->sni_count && chosen == NULL; i++) {
-        if (strcmp(server->sni[i].domain, lower) == 0) {
-            chosen = server->sni[i].ctx;
+    for (size_t i = 0; i < certs->sni_count && chosen == NULL; i++) {
+        if (strcmp(certs->sni[i].domain, lower) == 0) {
+            chosen = certs->sni[i].ctx;
         }
     }
     const char *dot = strchr(lower, '.');
     if (chosen == NULL && dot != NULL && dot != lower) {
-        for (size_t i = 0; i < server->sni_count && chosen == NULL; i++) {
-            const char *domain = server->sni[i].domain;
+        for (size_t i = 0; i < certs->sni_count && chosen == NULL; i++) {
+            const char *domain = certs->sni[i].domain;
             if (domain[0] == '*' && strcmp(domain + 1, dot) == 0) {
-                chosen = server->sni[i].ctx;
+                chosen = certs->sni[i].ctx;
             }
         }
     }

@@ -5,8 +5,10 @@
  * struct tls_server holds the SSL_CTX: TLS 1.2 and 1.3 only, forward-secret
  * AEAD ciphers, session tickets, the default certificate (tls_cert and
  * tls_key, or a self-signed one made at first start under data_dir) and the
- * per-domain ones chosen by SNI (tls_sni). It is built once at start and is
- * read-only while the reactors use it.
+ * per-domain ones chosen by SNI (tls_sni). It is built once at start; a
+ * reload builds a new generation of certificates (struct tls_certs) and
+ * swaps it in: new handshakes use it, connections made before go on with
+ * theirs.
  *
  * struct tls_client is the SSL_CTX of our outgoing SMTP connections (the
  * delivery agent): the same protocol versions, ciphers and groups, the
@@ -43,6 +45,29 @@ struct tls_conn;
 int tls_server_create(const struct config *config, struct tls_server **server_out, char *err,
                       size_t err_bytes);
 void tls_server_free(struct tls_server **server);
+
+/* Before tls_server_create() when that runs with other file permissions
+ * (core/privileges.h: as root, while data_dir belongs to the mail user):
+ * make the self-signed pair under <data_dir>/tls/ when tls_cert is empty,
+ * as the user who will read it on a reload. Returns 0 or -errno with the
+ * reason in err. */
+int tls_server_prepare(const struct config *config, char *err, size_t err_bytes);
+
+/* One generation of server certificates (default and tls_sni). */
+struct tls_certs;
+
+/* Load a generation from config as tls_server_create() does (main thread;
+ * blocks on files). Returns 0 and *certs_out, or -errno / -EINVAL with the
+ * reason in err; nothing in service changes. */
+int tls_certs_load(const struct config *config, struct tls_certs **certs_out, char *err,
+                   size_t err_bytes);
+
+/* Put certs in service for new connections (main thread) and return the
+ * generation it replaces, which the caller frees with tls_certs_free()
+ * only once every reactor has passed a new epoch (core/reactor.h). The
+ * session ticket keys carry over, so tickets issued before still resume. */
+struct tls_certs *tls_server_swap(struct tls_server *server, struct tls_certs *certs);
+void tls_certs_free(struct tls_certs **certs);
 
 /* A new server-side connection, before its handshake. NULL when out of
  * memory. */
