@@ -44,6 +44,7 @@
 #include <ck_pr.h>
 #include <ck_stack.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -57,6 +58,8 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -474,9 +477,141 @@ buffers_setup(struct reactor *reactor)
 
 /* ---- listeners ------------------------------------------------------------ */
 
+/* Unix sockets (lmtp_listen = unix:/path). A path cannot be bound once per
+ * reactor as SO_REUSEPORT binds a TCP port, so the first reactor to open
+ * it creates the one listening socket (a stale socket file is removed
+ * first, anything else at the path is left alone and is an error), and
+ * every reactor accepts on a dup of it: the kernel hands each connection
+ * to one of the accepts in flight, so all reactors share the work. The
+ * last reactor to close it removes the file. Reactors start and stop on
+ * their own threads, hence the lock (taken only then). */
+#define REACTOR_UNIX_SOCKETS_MAX LISTEN_ADDRESSES_MAX
+
+static struct {
+    pthread_mutex_t lock;
+    struct {
+        char     path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        int      fd;   /* the shared socket; each reactor holds a dup */
+        uint32_t refs; /* reactors holding it */
+    } entries[REACTOR_UNIX_SOCKETS_MAX];
+} unix_listeners = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Create, bind and listen on a Unix socket at path with mode (octal
+ * text). Returns the fd or -errno, logged. */
+static int
+unix_listener_create(const struct reactor *reactor, const struct listen_address *address,
+                     const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            log_error("reactor %u: cannot listen on %s: something that is not a socket is "
+                      "there (left alone)", reactor->index, address->text);
+            return -EEXIST;
+        }
+        /* A socket file left by an earlier run: nobody listens on it any
+         * more once we are here (a second daemon would fail on its own
+         * files first). */
+        if (unlink(path) != 0 && errno != ENOENT) {
+            int rc = -errno;
+            log_error("reactor %u: cannot remove the stale socket %s: %s", reactor->index, path,
+                      strerror(-rc));
+            return rc;
+        }
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return -errno;
+    }
+    unsigned long mode = strtoul(reactor->config->lmtp_socket_mode, NULL, 8); /* checked */
+    if (bind(fd, (const struct sockaddr *)&address->addr, address->addr_len) != 0 ||
+        chmod(path, (mode_t)(mode & 0777)) != 0 || listen(fd, REACTOR_LISTEN_BACKLOG) != 0) {
+        int rc = -errno;
+        log_error("reactor %u: cannot listen on %s: %s", reactor->index, address->text,
+                  strerror(-rc));
+        (void)close(fd);
+        (void)unlink(path);
+        return rc;
+    }
+    return fd;
+}
+
+/* This reactor's descriptor of the shared Unix socket at address. */
+static int
+unix_listener_open(const struct reactor *reactor, const struct listen_address *address)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&address->addr;
+    int fd = -ENOSPC;
+    pthread_mutex_lock(&unix_listeners.lock);
+    size_t free_index = REACTOR_UNIX_SOCKETS_MAX;
+    for (size_t i = 0; i < REACTOR_UNIX_SOCKETS_MAX; i++) {
+        if (unix_listeners.entries[i].refs == 0) {
+            if (free_index == REACTOR_UNIX_SOCKETS_MAX) {
+                free_index = i;
+            }
+            continue;
+        }
+        if (strcmp(unix_listeners.entries[i].path, sun->sun_path) == 0) {
+            fd = fcntl(unix_listeners.entries[i].fd, F_DUPFD_CLOEXEC, 0);
+            fd = fd >= 0 ? fd : -errno;
+            if (fd >= 0) {
+                unix_listeners.entries[i].refs++;
+            }
+            pthread_mutex_unlock(&unix_listeners.lock);
+            return fd;
+        }
+    }
+    if (free_index < REACTOR_UNIX_SOCKETS_MAX) {
+        int shared = unix_listener_create(reactor, address, sun->sun_path);
+        fd = shared;
+        if (shared >= 0) {
+            fd = fcntl(shared, F_DUPFD_CLOEXEC, 0);
+            fd = fd >= 0 ? fd : -errno;
+            if (fd >= 0) {
+                (void)snprintf(unix_listeners.entries[free_index].path,
+                               sizeof(unix_listeners.entries[free_index].path), "%s",
+                               sun->sun_path);
+                unix_listeners.entries[free_index].fd = shared;
+                unix_listeners.entries[free_index].refs = 1;
+            } else {
+                (void)close(shared);
+                (void)unlink(sun->sun_path);
+            }
+        }
+    }
+    pthread_mutex_unlock(&unix_listeners.lock);
+    return fd;
+}
+
+/* This reactor closed its descriptor: the last one out closes the socket
+ * and removes its file. */
+static void
+unix_listener_release(const struct listen_address *address)
+{
+    const struct sockaddr_un *sun = (const struct sockaddr_un *)&address->addr;
+    pthread_mutex_lock(&unix_listeners.lock);
+    for (size_t i = 0; i < REACTOR_UNIX_SOCKETS_MAX; i++) {
+        if (unix_listeners.entries[i].refs == 0 ||
+            strcmp(unix_listeners.entries[i].path, sun->sun_path) != 0) {
+            continue;
+        }
+        if (--unix_listeners.entries[i].refs == 0) {
+            (void)close(unix_listeners.entries[i].fd); /* a listening socket: nothing to flush */
+            if (unlink(sun->sun_path) != 0 && errno != ENOENT) {
+                log_warning("cannot remove %s: %s", sun->sun_path, strerror(errno));
+            }
+        }
+        break;
+    }
+    pthread_mutex_unlock(&unix_listeners.lock);
+}
+
 static int
 listener_open(struct reactor *reactor, const struct listen_address *address)
 {
+    if (address->addr.ss_family == AF_UNIX) {
+        return unix_listener_open(reactor, address);
+    }
     int fd = socket(address->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         return -errno;
@@ -564,6 +699,9 @@ listeners_close(struct reactor *reactor)
         if (reactor->sockets[i].fd >= 0) {
             (void)close(reactor->sockets[i].fd);
             reactor->sockets[i].fd = -1;
+            if (reactor->sockets[i].address->addr.ss_family == AF_UNIX) {
+                unix_listener_release(reactor->sockets[i].address);
+            }
         }
     }
 }
@@ -582,6 +720,8 @@ peer_format(const struct sockaddr_storage *peer, char *out, size_t out_bytes)
         (void)inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, text,
                         sizeof(text));
         (void)snprintf(out, out_bytes, "IPv6:%s", text);
+    } else if (peer->ss_family == AF_UNIX) {
+        (void)snprintf(out, out_bytes, "unix"); /* a local peer; the path says nothing */
     } else {
         (void)snprintf(out, out_bytes, "%s", text);
     }
@@ -704,7 +844,7 @@ accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
                         reactor->slot_count);
             stats_add(&reactor->stats.connections_refused, 1);
             accept_refuse(reactor, fd, socket_entry->handler);
-        } else if (!ip_limit_acquire(&peer)) {
+        } else if (peer.ss_family != AF_UNIX && !ip_limit_acquire(&peer)) {
             char text[64];
             peer_format(&peer, text, sizeof(text));
             log_warning("too many connections from %s, refusing", text);
@@ -713,7 +853,7 @@ accept_done(struct reactor *reactor, uint32_t tag, int result, uint32_t flags)
         } else {
             struct conn *conn = conn_take(reactor, socket_entry->handler,
                                           socket_entry->protocol, fd);
-            conn->is_ip_counted = true;
+            conn->is_ip_counted = peer.ss_family != AF_UNIX; /* local peers are not counted */
             conn->peer = peer;
             peer_format(&peer, conn->peer_text, sizeof(conn->peer_text));
             stats_add(&reactor->stats.connections_total, 1);
@@ -2250,6 +2390,19 @@ reactor_main(void *arg)
     reactor_this_thread = reactor;
     reactor_pin(reactor);
     reactor->start_error = reactor_setup(reactor);
+    if (reactor->start_error != 0) {
+        /* Nothing is armed yet: close what opened, so a Unix socket's
+         * file goes with the last holder. */
+        for (size_t i = 0; i < reactor->socket_count; i++) {
+            if (reactor->sockets[i].fd >= 0) {
+                (void)close(reactor->sockets[i].fd);
+                reactor->sockets[i].fd = -1;
+                if (reactor->sockets[i].address->addr.ss_family == AF_UNIX) {
+                    unix_listener_release(reactor->sockets[i].address);
+                }
+            }
+        }
+    }
     sem_post(&reactor->started);
     if (reactor->start_error != 0) {
         return NULL;
@@ -2497,7 +2650,7 @@ conn_peer_is_loopback(const struct conn *conn)
         const struct in6_addr *a = &((const struct sockaddr_in6 *)&conn->peer)->sin6_addr;
         return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
     }
-    return false;
+    return conn->peer.ss_family == AF_UNIX; /* a Unix socket peer is on this machine */
 }
 
 void *

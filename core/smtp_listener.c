@@ -15,6 +15,17 @@
  * buffers come from per-reactor pools, so the steady state allocates
  * nothing. Runs on reactor threads, except the jobs' run functions
  * (workers).
+ *
+ * LMTP (lmtp_listen, RFC 2033) is the same session in LMTP mode, for a
+ * trusted front end (Postfix, Exim) handing over final delivery: only
+ * local recipients are taken (no relaying, whatever mynetworks says), no
+ * inbound filter runs (the front end judged the mail; Sieve does run),
+ * and each accepted recipient becomes a delivery message of its own over
+ * the one spool file (struct lmtp_group), so each gets its own outcome
+ * and reply: a mailbox that fails, or a Sieve reject, is that recipient's
+ * alone. The committer batches them as it batches any messages. LMTP
+ * allocates per transaction (its group and the recipients' strings); it
+ * serves a few long-lived front-end connections, not the Internet.
  * Limits: spool_buffers per reactor (when all are busy, DATA waits for one).
  */
 #define _GNU_SOURCE
@@ -32,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/array_grow.h"
 #include "core/assertions.h"
 #include "core/cidr_list.h"
 #include "core/log.h"
@@ -48,6 +60,29 @@
 #include "store/recipients.h"
 #include "store/route.h"
 #include "store/spool.h"
+
+/* One accepted LMTP recipient. */
+struct lmtp_rcpt {
+    struct delivery_message *message; /* its mailboxes; NULL once handed to delivery */
+    char                    *address; /* as given at RCPT */
+    char                    *reply;   /* its final reply once known, else NULL */
+};
+
+/* One LMTP transaction: its recipients, then their messages in flight
+ * over the one spool file. Held by the connection until its last reply
+ * is out, and by each message until its done(); the last holder discards
+ * the spool file and frees it. Only its reactor touches it. */
+struct lmtp_group {
+    uint32_t          refs;
+    int               spool_fd; /* from the hand-over to delivery on, else -1 */
+    bool              is_spool_unnamed;
+    char              queue_id[SPOOL_QUEUE_ID_BYTES]; /* the spool file's */
+    struct lmtp_rcpt *rcpts;
+    size_t            rcpt_count;
+    size_t            rcpt_capacity;
+    size_t            done_count; /* recipients whose reply is decided */
+    bool              is_accepted; /* some recipient got its 250 */
+};
 
 enum smtp_file_op {
     SMTP_FILE_NONE,
@@ -81,6 +116,10 @@ struct smtp_conn {
     /* Fits the 421 with a hostname of up to 140 bytes; a longer one is
      * cut (still one CRLF line): a slot pays for every byte here. */
     char                     postscreen_reply[256];
+    /* LMTP: the transaction's recipients, each with its own message;
+     * NULL for SMTP and between transactions. */
+    bool                     is_lmtp;
+    struct lmtp_group       *lmtp;
     /* Waiting for a body buffer (reactor_pools.waiting_*), in FIFO order. */
     bool                     is_waiting_for_buffer;
     struct smtp_conn        *waiting_prev;
@@ -106,6 +145,7 @@ static struct {
     const struct config       *config;
     struct smtp_session_config session_config;    /* port 25 */
     struct smtp_session_config submission_config; /* 587 and 465: AUTH */
+    struct smtp_session_config lmtp_config;       /* lmtp_listen */
     struct smtp_session_callbacks callbacks;
     struct reactor_pools          *pools; /* one per reactor */
     uint32_t                   pool_count;
@@ -125,6 +165,15 @@ static struct {
 static void smtp_conn_serve_request(struct smtp_conn *sc);
 static int filter_stage_start(struct smtp_conn *sc, struct delivery_message *message);
 static void auth_submit(struct smtp_conn *sc);
+static int lmtp_rcpt_add(struct smtp_conn *sc, const char *address,
+                         struct delivery_message **message_ptr);
+static void lmtp_group_unref(struct reactor *reactor, struct lmtp_group **group_ptr);
+static void lmtp_part_done(struct reactor *reactor, struct conn *conn,
+                           struct delivery_message **message_ptr, const char *reply);
+static void message_job_run(struct job *job);
+static void message_job_done(struct job *job, struct conn *conn);
+static void smtp_conn_count_final_reply(struct smtp_conn *sc, bool is_accepted);
+static void sieve_job_run(struct job *job);
 
 /* ---- body buffers ------------------------------------------------------------ */
 
@@ -287,6 +336,9 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
     case RECIPIENTS_UNKNOWN_USER:
         return SMTP_RCPT_UNKNOWN_USER;
     case RECIPIENTS_NOT_LOCAL:
+        if (sc->is_lmtp) {
+            return SMTP_RCPT_RELAY_DENIED; /* LMTP is final delivery: never a relay */
+        }
         /* Relaying: for authenticated sessions and the operator's own
          * networks, into the outbound queue; for anyone else, never. */
         if (request->user == NULL &&
@@ -316,26 +368,35 @@ smtp_conn_rcpt_decide(void *owner, const struct smtp_rcpt_request *request)
             orcpt[0] = '\0';
         }
     }
-    if (sc->message == NULL) {
-        sc->message = delivery_message_take(&pools_of(sc->conn)->messages);
-        if (sc->message == NULL) {
+    /* LMTP: a message of the recipient's own (see lmtp_rcpt_add). */
+    struct delivery_message *lmtp_message = NULL;
+    struct delivery_message **target = sc->is_lmtp ? &lmtp_message : &sc->message;
+    if (*target == NULL) {
+        *target = delivery_message_take(&pools_of(sc->conn)->messages);
+        if (*target == NULL) {
             return SMTP_RCPT_NO_RESOURCES;
         }
     }
-    size_t before = sc->message->mailbox_count;
-    size_t remotes_before = sc->message->remote_count;
+    struct delivery_message *message = *target;
+    size_t before = message->mailbox_count;
+    size_t remotes_before = message->remote_count;
     for (size_t i = 0; i < result.mailbox_count; i++) {
-        if (delivery_message_add_mailbox_for(sc->message, result.mailboxes[i], address) != 0) {
-            delivery_message_truncate(sc->message, before);
+        if (delivery_message_add_mailbox_for(message, result.mailboxes[i], address) != 0) {
+            delivery_message_truncate(message, before);
+            delivery_message_give(&pools_of(sc->conn)->messages, &lmtp_message);
             return SMTP_RCPT_NO_RESOURCES;
         }
     }
     for (size_t i = 0; i < result.remote_count && i < ALIAS_EXPANSION_MAX; i++) {
-        if (delivery_message_add_remote(sc->message, result.remotes[i], orcpt, request->notify) != 0) {
-            delivery_message_truncate(sc->message, before);
-            delivery_message_truncate_remotes(sc->message, remotes_before);
+        if (delivery_message_add_remote(message, result.remotes[i], orcpt, request->notify) != 0) {
+            delivery_message_truncate(message, before);
+            delivery_message_truncate_remotes(message, remotes_before);
+            delivery_message_give(&pools_of(sc->conn)->messages, &lmtp_message);
             return SMTP_RCPT_NO_RESOURCES;
         }
+    }
+    if (lmtp_message != NULL && lmtp_rcpt_add(sc, address, &lmtp_message) != 0) {
+        return SMTP_RCPT_NO_RESOURCES;
     }
     return SMTP_RCPT_ACCEPT;
 }
@@ -394,7 +455,7 @@ smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
     log_info("NOQUEUE: reject: RCPT from [%s]: %s; from=<%s> to=<%.*s> proto=%s helo=<%s>",
              conn_peer_text(sc->conn), reply, sc->session.txn.mail_from,
              (int)(to.len > 256 ? 256 : to.len), to.ptr,
-             sc->session.is_esmtp ? "ESMTP" : "SMTP", sc->session.helo);
+             sc->is_lmtp ? "LMTP" : sc->session.is_esmtp ? "ESMTP" : "SMTP", sc->session.helo);
     return verdict;
 }
 
@@ -427,6 +488,273 @@ smtp_conn_txn_abort(void *owner)
         sc->message->spool_fd = -1; /* the spool file is the session's to discard */
         delivery_message_give(&pools_of(sc->conn)->messages, &sc->message);
     }
+    /* LMTP: the recipients not handed over go; those in flight keep the
+     * group until their done(). */
+    lmtp_group_unref(conn_reactor(sc->conn), &sc->lmtp);
+}
+
+/* ---- LMTP: a message per recipient -------------------------------------------- */
+
+/* Drop one hold on the group; the last frees it, with the spool file
+ * once delivery has it, and the messages never handed over. On the
+ * group's reactor. */
+static void
+lmtp_group_unref(struct reactor *reactor, struct lmtp_group **group_ptr)
+{
+    struct lmtp_group *group = *group_ptr;
+    *group_ptr = NULL;
+    if (group == NULL) {
+        return;
+    }
+    ASSERT(group->refs > 0);
+    if (--group->refs > 0) {
+        return;
+    }
+    if (group->spool_fd >= 0) {
+        /* Every recipient's message is done with it: their copies are
+         * links of their own (or they failed). */
+        reactor_file_discard(reactor, group->spool_fd, smtp_listener.spool_dir_fd,
+                             group->is_spool_unnamed ? NULL : group->queue_id);
+    }
+    struct reactor_pools *pools = &smtp_listener.pools[reactor_index(reactor)];
+    for (size_t i = 0; i < group->rcpt_count; i++) {
+        struct lmtp_rcpt *rcpt = &group->rcpts[i];
+        if (rcpt->message != NULL) {
+            ASSERT(rcpt->message->spool_fd < 0);
+            delivery_message_give(&pools->messages, &rcpt->message);
+        }
+        free(rcpt->address);
+        free(rcpt->reply);
+    }
+    free(group->rcpts);
+    free(group);
+}
+
+/* An accepted recipient with its message (taken over, also on failure).
+ * Returns 0 or -ENOMEM. */
+static int
+lmtp_rcpt_add(struct smtp_conn *sc, const char *address, struct delivery_message **message_ptr)
+{
+    struct reactor_pools *pools = pools_of(sc->conn);
+    if (sc->lmtp == NULL) {
+        sc->lmtp = calloc(1, sizeof(*sc->lmtp));
+        if (sc->lmtp == NULL) {
+            delivery_message_give(&pools->messages, message_ptr);
+            return -ENOMEM;
+        }
+        sc->lmtp->refs = 1; /* the connection's, until its last reply is out */
+        sc->lmtp->spool_fd = -1;
+    }
+    struct lmtp_group *group = sc->lmtp;
+    char *copy = strdup(address);
+    if (copy == NULL || array_grow((void **)&group->rcpts, &group->rcpt_capacity,
+                                   group->rcpt_count, sizeof(*group->rcpts)) != 0) {
+        free(copy);
+        delivery_message_give(&pools->messages, message_ptr);
+        return -ENOMEM;
+    }
+    group->rcpts[group->rcpt_count++] = (struct lmtp_rcpt){
+        .message = *message_ptr, .address = copy, .reply = NULL,
+    };
+    *message_ptr = NULL;
+    return 0;
+}
+
+/* The session asks for recipient index's reply (in RCPT order). */
+static void
+lmtp_rcpt_reply(void *owner, uint32_t index, char *reply, size_t reply_bytes)
+{
+    struct smtp_conn *sc = owner;
+    const struct lmtp_group *group = sc->lmtp;
+    ASSERT(group != NULL);
+    ASSERT(index < group->rcpt_count);
+    ASSERT(group->done_count == group->rcpt_count);
+    const struct lmtp_rcpt *rcpt = &group->rcpts[index];
+    if (rcpt->reply != NULL) {
+        (void)snprintf(reply, reply_bytes, "%s", rcpt->reply);
+    } else {
+        /* Its reply could not be kept (no memory): never a 250 by guess. */
+        (void)snprintf(reply, reply_bytes,
+                       "451 4.3.0 <%.256s> Error: cannot store the message, try again later",
+                       rcpt->address);
+    }
+}
+
+/* Every recipient's reply is decided: the session gives them out. */
+static void
+lmtp_replies_ready(struct smtp_conn *sc)
+{
+    struct lmtp_group *group = sc->lmtp;
+    ASSERT(group != NULL && group->done_count == group->rcpt_count);
+    smtp_conn_count_final_reply(sc, group->is_accepted);
+    smtp_session_delivered_each(&sc->session);
+    smtp_conn_serve_request(sc);
+}
+
+/* Decide recipient index's reply (a copy of text), count it done. */
+static void
+lmtp_rcpt_decided(struct lmtp_group *group, size_t index, const char *text)
+{
+    ASSERT(index < group->rcpt_count);
+    struct lmtp_rcpt *rcpt = &group->rcpts[index];
+    ASSERT(rcpt->reply == NULL);
+    rcpt->reply = strdup(text); /* NULL: lmtp_rcpt_reply answers 451 */
+    if (text[0] == '2') {
+        group->is_accepted = true;
+    }
+    group->done_count++;
+    ASSERT(group->done_count <= group->rcpt_count);
+}
+
+/* The same reply for every recipient not yet decided (a failure before
+ * the hand-over: the spool file's sync), then out with them. */
+static void
+lmtp_answer_all(struct smtp_conn *sc, const char *reply)
+{
+    struct lmtp_group *group = sc->lmtp;
+    ASSERT(group != NULL);
+    for (size_t i = 0; i < group->rcpt_count; i++) {
+        if (group->rcpts[i].reply == NULL) {
+            lmtp_rcpt_decided(group, i, reply);
+        }
+    }
+    lmtp_replies_ready(sc);
+}
+
+/* One recipient's message is finished: delivered (result 0), failed
+ * (result), or refused with reply (a Sieve reject; "451 ..." when it
+ * could not go on). Its reply is kept for the session, the message goes
+ * back to the pool, and once all are decided the session answers. */
+static void
+lmtp_part_done(struct reactor *reactor, struct conn *conn, struct delivery_message **message_ptr,
+               const char *reply)
+{
+    struct delivery_message *message = *message_ptr;
+    struct lmtp_group *group = message->group;
+    ASSERT(group != NULL);
+    size_t index = message->group_index;
+    ASSERT(index < group->rcpt_count);
+    const char *address = group->rcpts[index].address;
+    char text[SMTP_REPLY_LINE_BYTES_MAX];
+    if (reply != NULL) {
+        (void)snprintf(text, sizeof(text), "%s", reply);
+        log_info("%s: to=<%s>, relay=local, status=refused (%s)", message->queue_id, address,
+                 reply);
+    } else if (message->result == 0) {
+        (void)snprintf(text, sizeof(text), "250 2.0.0 <%.256s> Ok: delivered as %s", address,
+                       message->queue_id);
+        log_info("%s: to=<%s>, relay=local, size=%llu, status=delivered (%zu mailbox%s%s) "
+                 "part of %s",
+                 message->queue_id, address, (unsigned long long)message->size,
+                 message->delivered_count, message->delivered_count == 1 ? "" : "es",
+                 message->queued_count > 0 ? ", forwarded" : "", group->queue_id);
+    } else {
+        int error = -message->result;
+        if (error == EDQUOT) {
+            (void)snprintf(text, sizeof(text), "552 5.2.2 <%.256s> Error: mailbox over quota",
+                           address);
+        } else if (error == ENOSPC) {
+            (void)snprintf(text, sizeof(text),
+                           "452 4.3.1 <%.256s> Error: insufficient system storage", address);
+        } else {
+            (void)snprintf(text, sizeof(text),
+                           "451 4.3.0 <%.256s> Error: cannot store the message, try again "
+                           "later", address);
+        }
+        log_warning("%s: to=<%s>, relay=local, status=deferred (%s) part of %s",
+                    message->queue_id, address, strerror(error), group->queue_id);
+    }
+    lmtp_rcpt_decided(group, index, text);
+    bool is_delivered = reply == NULL && message->result == 0;
+    message->group = NULL;
+    delivery_message_give(&smtp_listener.pools[reactor_index(reactor)].messages, message_ptr);
+    message = NULL;
+    struct smtp_conn *sc = conn != NULL ? conn_state(conn) : NULL;
+    if (sc != NULL && group->done_count == group->rcpt_count && sc->lmtp == group &&
+        sc->session.state == SMTP_STATE_DELIVER) {
+        lmtp_replies_ready(sc); /* the session waits in DELIVER for them all */
+    } else if (conn == NULL && is_delivered) {
+        log_info("client left before the LMTP replies; <%s> is delivered", address);
+    }
+    lmtp_group_unref(reactor, &group);
+}
+
+/* End of data, the spool file synced: each recipient's message goes its
+ * own way (Sieve on a worker when on, then the committer), all of them
+ * linking the one spool file through fds of their own. */
+static void
+lmtp_deliver(struct smtp_conn *sc)
+{
+    const struct smtp_txn *txn = &sc->session.txn;
+    struct lmtp_group *group = sc->lmtp;
+    ASSERT(group != NULL);
+    ASSERT(group->rcpt_count == txn->rcpt_count);
+    ASSERT(group->spool_fd < 0);
+    struct reactor *reactor = conn_reactor(sc->conn);
+    /* The group owns the spool file now. */
+    group->spool_fd = sc->spool_fd;
+    group->is_spool_unnamed = sc->is_spool_unnamed;
+    memcpy(group->queue_id, sc->queue_id, sizeof(group->queue_id));
+    uint64_t size = sc->spool_offset;
+    ASSERT(size == txn->body_bytes);
+    sc->spool_fd = -1;
+    sc->spool_offset = 0;
+    body_buffer_give(sc->conn, &sc->body_buffer);
+    int64_t arrival = (int64_t)time(NULL);
+    log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (LMTP: one message per recipient)",
+             group->queue_id, txn->mail_from, (unsigned long long)size, group->rcpt_count);
+    for (size_t i = 0; i < group->rcpt_count; i++) {
+        struct delivery_message *message = group->rcpts[i].message;
+        group->rcpts[i].message = NULL;
+        ASSERT(message != NULL);
+        static_assert(sizeof(message->mail_from) == sizeof(txn->mail_from), "same bound");
+        memcpy(message->mail_from, txn->mail_from, sizeof(message->mail_from));
+        /* An id of its own: its log lines and any queue entry (an alias
+         * or Sieve forwarding) are its alone. */
+        spool_queue_id_make(reactor_index(reactor), message->queue_id);
+        message->spool_fd = fcntl(group->spool_fd, F_DUPFD_CLOEXEC, 0);
+        message->is_spool_unnamed = true; /* linked by fd; the group discards the name */
+        message->is_spool_shared = true;
+        message->size = size;
+        message->rcpt_count = 1;
+        message->is_data_synced = smtp_listener.config->fsync;
+        message->dsn_ret = txn->dsn_ret == SMTP_DSN_RET_FULL   ? QUEUE_RET_FULL
+                           : txn->dsn_ret == SMTP_DSN_RET_HDRS ? QUEUE_RET_HDRS
+                                                               : QUEUE_RET_UNSPECIFIED;
+        static_assert(sizeof(message->dsn_envid) == sizeof(txn->dsn_envid), "same bound");
+        memcpy(message->dsn_envid, txn->dsn_envid, sizeof(message->dsn_envid));
+        message->user[0] = '\0';
+        message->arrival = arrival;
+        message->group = group;
+        message->group_index = (uint32_t)i;
+        group->refs++;
+        if (message->spool_fd < 0) {
+            log_error("%s: cannot open the spool file again for <%s>: %s", group->queue_id,
+                      group->rcpts[i].address, strerror(errno));
+            lmtp_part_done(reactor, NULL, &message,
+                           "451 4.3.0 Error: server busy, try again later");
+            continue;
+        }
+        message->job.run = message_job_run;
+        message->job.done = message_job_done;
+        if (sieve_stage_is_active() && message->mailbox_count > 0) {
+            message->job.run = sieve_job_run; /* reads files: a worker */
+            if (conn_job_submit(sc->conn, &message->job) != 0) {
+                log_warning("%s: worker queue full, deferring <%s>", message->queue_id,
+                            group->rcpts[i].address);
+                reactor_file_discard(reactor, message->spool_fd, -1, NULL);
+                message->spool_fd = -1;
+                lmtp_part_done(reactor, NULL, &message,
+                               "451 4.3.0 Error: server busy, try again later");
+            }
+            continue;
+        }
+        conn_job_hold(sc->conn, &message->job);
+        delivery_submit(message);
+    }
+    if (group->done_count == group->rcpt_count) {
+        lmtp_replies_ready(sc); /* none could go */
+    }
 }
 
 /* ---- the message job ------------------------------------------------------------ */
@@ -452,6 +780,11 @@ static void
 message_job_done(struct job *job, struct conn *conn)
 {
     struct delivery_message *message = (struct delivery_message *)job;
+    if (message->group != NULL) {
+        /* One LMTP recipient's outcome. */
+        lmtp_part_done(reactor_current(), conn, &message, NULL);
+        return;
+    }
     char reply[256];
     if (message->result == 0) {
         log_info("%s: from=<%s>, size=%llu, nrcpt=%u, status=delivered (%zu mailbox%s%s%s)",
@@ -472,6 +805,8 @@ message_job_done(struct job *job, struct conn *conn)
     }
     if (conn != NULL) {
         struct smtp_conn *sc = conn_state(conn);
+        if (message->result != 0) {
+        }
         smtp_conn_count_final_reply(sc, message->result == 0);
         smtp_session_delivered(&sc->session, reply);
         smtp_conn_serve_request(sc);
@@ -595,6 +930,12 @@ message_refuse(struct reactor *reactor, struct conn *conn, struct delivery_messa
                          message->is_spool_unnamed ? NULL : message->queue_id);
     message->spool_fd = -1;
     message->result = 0;
+    if (message->group != NULL) {
+        /* One LMTP recipient refused (a Sieve reject) or deferred; its fd
+         * of the shared spool file is closed, the file stays. */
+        lmtp_part_done(reactor, conn, message_ptr, reply);
+        return;
+    }
     if (conn != NULL) {
         struct smtp_conn *sc = conn_state(conn);
         log_info("%s: from=<%s>, nrcpt=%u, status=refused (%s)%s%s", message->queue_id,
@@ -897,6 +1238,10 @@ sieve_job_done(struct job *job, struct conn *conn)
 static void
 smtp_conn_deliver(struct smtp_conn *sc)
 {
+    if (sc->is_lmtp) {
+        lmtp_deliver(sc);
+        return;
+    }
     const struct smtp_txn *txn = &sc->session.txn;
     struct delivery_message *message = sc->message;
     ASSERT(message != NULL);
@@ -1135,11 +1480,16 @@ smtp_conn_open(struct conn *conn)
     sc->spool_fd = -1;
     int protocol = conn_listener_protocol(conn);
     bool is_submission = protocol == LISTENER_SUBMISSION || protocol == LISTENER_SUBMISSIONS;
+    sc->is_lmtp = protocol == LISTENER_LMTP;
     smtp_session_init(&sc->session,
-                      is_submission ? &smtp_listener.submission_config
-                                    : &smtp_listener.session_config,
+                      sc->is_lmtp     ? &smtp_listener.lmtp_config
+                      : is_submission ? &smtp_listener.submission_config
+                                      : &smtp_listener.session_config,
                       &smtp_listener.callbacks, sc, conn_peer_text(conn));
-    smtp_session_set_transport(&sc->session, conn_tls_can_start(conn), conn_is_tls(conn),
+    /* LMTP offers neither TLS nor AUTH: the front end is trusted, on
+     * loopback or a Unix socket (the operator binds it there). */
+    smtp_session_set_transport(&sc->session, !sc->is_lmtp && conn_tls_can_start(conn),
+                               conn_is_tls(conn),
                                smtp_listener.config->loopback_is_secure &&
                                    conn_peer_is_loopback(conn));
     log_info("connect from [%s]", conn_peer_text(conn));
@@ -1282,10 +1632,14 @@ smtp_conn_file_done(struct conn *conn, int result)
     if (op == SMTP_FILE_SYNCING) {
         if (result < 0) {
             log_error("%s: fdatasync of the spool file: %s", sc->queue_id, strerror(-result));
-            smtp_conn_count_final_reply(sc, false);
             /* The session's txn_abort (after this reply) discards the spool. */
-            smtp_session_delivered(&sc->session,
-                                   "451 4.3.0 Error: cannot store the message, try again later");
+            if (sc->is_lmtp) {
+                lmtp_answer_all(sc, "451 4.3.0 Error: cannot store the message, try again later");
+            } else {
+                smtp_conn_count_final_reply(sc, false);
+                smtp_session_delivered(
+                    &sc->session, "451 4.3.0 Error: cannot store the message, try again later");
+            }
         } else {
             smtp_conn_deliver(sc);
         }
@@ -1511,6 +1865,8 @@ smtp_listener_init(const struct config *config, struct kv *kv)
     };
     smtp_listener.submission_config = smtp_listener.session_config;
     smtp_listener.submission_config.is_submission = true;
+    smtp_listener.lmtp_config = smtp_listener.session_config;
+    smtp_listener.lmtp_config.is_lmtp = true;
     smtp_listener.submission_config.is_plaintext_auth_allowed = config->allow_plaintext_auth;
     /* Authenticated users (only submission offers AUTH) get their own,
      * usually smaller, recipient bound: 452 4.5.3 beyond it. */
@@ -1543,6 +1899,7 @@ smtp_listener_init(const struct config *config, struct kv *kv)
         .rcpt = smtp_conn_rcpt,
         .txn_abort = smtp_conn_txn_abort,
         .sender_allowed = smtp_conn_sender_allowed,
+        .rcpt_reply = lmtp_rcpt_reply,
     };
     (void)snprintf(smtp_listener.refusal_text, sizeof(smtp_listener.refusal_text),
                    "421 4.7.0 %s Error: too many connections, try again later\r\n",

@@ -600,6 +600,10 @@ delivery_message_give(struct delivery_message_pool *pool, struct delivery_messag
     message->user[0] = '\0';
     message->arrival = 0;
     message->owner_data = NULL;
+    message->is_spool_shared = false;
+    message->is_spool_unnamed = false;
+    message->group = NULL;
+    message->group_index = 0;
     message->queued_count = 0;
     memset(&message->job, 0, sizeof(message->job));
     message->next_in_batch = pool->free_list;
@@ -1066,7 +1070,7 @@ message_queue_source(const struct delivery_message *message)
         .is_unnamed = message->is_spool_unnamed,
         .dir_fd = delivery.spool_dir_fd,
         .name = message->queue_id,
-        .is_exclusive = message->delivered_count == 0,
+        .is_exclusive = message->delivered_count == 0 && !message->is_spool_shared,
     };
 }
 

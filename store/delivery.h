@@ -119,6 +119,16 @@ struct delivery_message {
     char       user[QUEUE_USER_BYTES]; /* the authenticated sender, "" for none */
     int64_t    arrival;                /* unix seconds */
     void      *owner_data;             /* the submitter's; delivery never touches it */
+    /* The spool file is shared with other messages (LMTP: one message per
+     * recipient, each with its own fd of the one file, linked by fd): no
+     * message is its exclusive owner, so a queue entry of it keeps its
+     * envelope in a file of its own, never as the file's attribute. */
+    bool       is_spool_shared;
+    /* The submitter's too, and unlike owner_data never borrowed by a stage
+     * (core/sieve_stage, the filters): LMTP's link from a recipient's
+     * message to its transaction. Delivery never touches them. */
+    void      *group;
+    uint32_t   group_index;
     /* Placements and generated messages (NULL: one INBOX copy per mailbox).
      * Allocated only when a stage asks; freed when the message is given
      * back to its pool or destroyed. */

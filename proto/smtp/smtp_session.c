@@ -5,7 +5,9 @@
  * means in each state, the replies with their enhanced status codes, the
  * transaction (sender, recipient count, DSN parameters) and body streaming
  * through the DATA and BDAT decoders into a buffer the owner writes to the
- * spool. Does not own sockets, files or the recipient tables: those are the
+ * spool. In LMTP mode (RFC 2033) the same machine greets with LHLO and
+ * gives one reply per recipient at the end of the data (lmtp_pump).
+ * Does not own sockets, files or the recipient tables: those are the
  * owner's, reached through requests and callbacks. Runs on the reactor
  * thread that owns the connection; nothing here blocks or allocates.
  * Limits: SMTP_LINE_BYTES_MAX, recipient_limit, message_size_limit,
@@ -72,6 +74,7 @@ static void run_starttls(struct smtp_session *, const struct smtp_cmd *);
 static void run_auth(struct smtp_session *, const struct smtp_cmd *);
 static bool is_auth_offered(const struct smtp_session *session);
 static void sasl_line(struct smtp_session *session);
+static void lmtp_pump(struct smtp_session *session);
 
 static const struct smtp_verb_rule verb_rules[SMTP_VERB_COUNT] = {
     [SMTP_VERB_HELO] = { READING_STATES, false, run_helo },
@@ -103,6 +106,10 @@ smtp_session_init(struct smtp_session *session, const struct smtp_session_config
     ASSERT(callbacks != NULL);
     ASSERT(callbacks->rcpt != NULL);
     ASSERT(callbacks->txn_abort != NULL);
+    if (config->is_lmtp) {
+        ASSERT(callbacks->rcpt_reply != NULL);
+        ASSERT(!config->is_submission);
+    }
     memset(session, 0, offsetof(struct smtp_session, out));
     session->out_len = 0;
     session->config = config;
@@ -111,7 +118,7 @@ smtp_session_init(struct smtp_session *session, const struct smtp_session_config
     session->state = SMTP_STATE_CONNECTED;
     (void)snprintf(session->client_address, sizeof(session->client_address), "%s",
                    client_address);
-    reply(session, "220 %s ESMTP toaster", config->hostname);
+    reply(session, "220 %s %s toaster", config->hostname, config->is_lmtp ? "LMTP" : "ESMTP");
 }
 
 void
@@ -278,6 +285,9 @@ smtp_session_output_sent(struct smtp_session *session, size_t bytes)
     ASSERT(bytes <= session->out_len);
     memmove(session->out, session->out + bytes, session->out_len - bytes);
     session->out_len -= bytes;
+    if (session->lmtp_reply_count > 0) {
+        lmtp_pump(session); /* LMTP replies waiting for room */
+    }
 }
 
 void
@@ -318,10 +328,13 @@ smtp_session_spool_opened(struct smtp_session *session, int result, uint8_t *bod
     ASSERT(date_len > 0);
     /* RFC 3848 and RFC 6531 protocol names: S for TLS, A for AUTH. */
     char protocol[16];
-    (void)snprintf(protocol, sizeof(protocol), "%s%s%s",
-                   session->txn.is_smtputf8 ? "UTF8SMTP"
-                   : session->is_esmtp      ? "ESMTP"
-                                            : "SMTP",
+    const char *protocol_base = session->txn.is_smtputf8 ? "UTF8SMTP"
+                                : session->is_esmtp      ? "ESMTP"
+                                                         : "SMTP";
+    if (session->config->is_lmtp) {
+        protocol_base = session->txn.is_smtputf8 ? "UTF8LMTP" : "LMTP"; /* RFC 3848, 6531 */
+    }
+    (void)snprintf(protocol, sizeof(protocol), "%s%s%s", protocol_base,
                    session->is_tls && (session->is_esmtp || session->txn.is_smtputf8) ? "S" : "",
                    session->user[0] != '\0' ? "A" : "");
     /* As Postfix writes it: which TLS carried the message. */
@@ -333,14 +346,19 @@ smtp_session_spool_opened(struct smtp_session *session, int result, uint8_t *bod
     if (session->txn.rcpt_count == 1) {
         (void)snprintf(for_clause, sizeof(for_clause), "\r\n\tfor <%s>", session->txn.first_rcpt);
     }
+    /* A Unix socket peer has no address to show (RFC 5321 4.4: the
+     * TCP-info is optional). */
+    char peer_clause[sizeof(session->client_address) + 8] = "";
+    if (strcmp(session->client_address, "unix") != 0) {
+        (void)snprintf(peer_clause, sizeof(peer_clause), " ([%s])", session->client_address);
+    }
     int n = snprintf((char *)body, body_capacity,
                      "Return-Path: <%s>\r\n"
-                     "Received: from %s ([%s])%s\r\n"
+                     "Received: from %s%s%s\r\n"
                      "\tby %s (toaster) with %s id %s%s;\r\n"
                      "\t%s\r\n",
-                     session->txn.mail_from, session->helo, session->client_address,
-                     tls_clause, session->config->hostname, protocol, queue_id, for_clause,
-                     date);
+                     session->txn.mail_from, session->helo, peer_clause, tls_clause,
+                     session->config->hostname, protocol, queue_id, for_clause, date);
     ASSERT(n > 0 && (size_t)n < body_capacity - 2);
     session->body_len = (size_t)n;
     session->txn.body_bytes = 0;
@@ -387,6 +405,7 @@ smtp_session_delivered(struct smtp_session *session, const char *reply_line)
     ASSERT(session->request == SMTP_REQUEST_DELIVER);
     ASSERT(session->is_request_taken);
     ASSERT(reply_line != NULL);
+    ASSERT(!session->config->is_lmtp);
     session->request = SMTP_REQUEST_NONE;
     session->is_request_taken = false;
     reply(session, "%s", reply_line);
@@ -394,6 +413,26 @@ smtp_session_delivered(struct smtp_session *session, const char *reply_line)
     session->body = NULL;
     session->body_capacity = 0;
     txn_end(session);
+}
+
+void
+smtp_session_delivered_each(struct smtp_session *session)
+{
+    ASSERT(session->config->is_lmtp);
+    ASSERT(session->state == SMTP_STATE_DELIVER);
+    ASSERT(session->request == SMTP_REQUEST_DELIVER);
+    ASSERT(session->is_request_taken);
+    ASSERT(session->txn.rcpt_count > 0);
+    session->request = SMTP_REQUEST_NONE;
+    session->is_request_taken = false;
+    /* The owner took the message; what remains of the transaction is ours. */
+    session->body = NULL;
+    session->body_capacity = 0;
+    session->lmtp_refusal = NULL;
+    session->is_lmtp_refusal_peer_error = false;
+    session->lmtp_reply_index = 0;
+    session->lmtp_reply_count = session->txn.rcpt_count;
+    lmtp_pump(session);
 }
 
 void
@@ -425,9 +464,10 @@ smtp_session_finish(struct smtp_session *session)
 {
     /* A message the owner already took (DELIVER in flight) is the owner's to
      * finish; anything earlier is dropped. */
-    if (session->state != SMTP_STATE_DELIVER) {
+    if (session->state != SMTP_STATE_DELIVER || session->lmtp_refusal != NULL) {
         session->callbacks->txn_abort(session->owner);
     }
+    session->lmtp_reply_count = 0;
     session->body = NULL;
     session->body_capacity = 0;
     session->body_len = 0;
@@ -552,6 +592,10 @@ txn_reset(struct smtp_session *session)
     session->is_oversize = false;
     session->spool_error = 0;
     session->txn_reject = 0;
+    session->lmtp_reply_index = 0;
+    session->lmtp_reply_count = 0;
+    session->lmtp_refusal = NULL;
+    session->is_lmtp_refusal_peer_error = false;
 }
 
 /* The transaction is over (delivered or refused): back to READY, or out if
@@ -654,7 +698,8 @@ reply_parse_error(struct smtp_session *session, const struct smtp_cmd *cmd,
         switch (cmd->verb) {
         case SMTP_VERB_HELO:
         case SMTP_VERB_EHLO:
-            reply_error(session, "501 5.5.4 Syntax: %s hostname", smtp_verb_name(cmd->verb));
+            reply_error(session, "501 5.5.4 Syntax: %s hostname",
+                        session->config->is_lmtp ? "LHLO" : smtp_verb_name(cmd->verb));
             break;
         case SMTP_VERB_MAIL:
             reply_error(session, "501 5.5.4 Syntax: MAIL FROM:<address>");
@@ -679,9 +724,41 @@ reply_parse_error(struct smtp_session *session, const struct smtp_cmd *cmd,
     }
 }
 
+/* Whether the line's verb is word (4 letters, any case), followed by a
+ * space or nothing. */
+static bool
+line_verb_is(const struct smtp_session *session, const char *word)
+{
+    ASSERT(strlen(word) == 4);
+    if (session->line_len < 4 || (session->line_len > 4 && session->line[4] != ' ')) {
+        return false;
+    }
+    return span_equals_nocase(span_make(session->line, 4), word);
+}
+
+/* LMTP's greeting verbs, before the SMTP parser sees the line: LHLO is
+ * read as EHLO (the parser knows no LHLO), HELO and EHLO are refused
+ * (RFC 2033 4.1). Returns false when the line was answered here. */
+static bool
+lmtp_line_prepare(struct smtp_session *session)
+{
+    if (line_verb_is(session, "LHLO")) {
+        memcpy(session->line, "EHLO", 4);
+        return true;
+    }
+    if (line_verb_is(session, "HELO") || line_verb_is(session, "EHLO")) {
+        reply_error(session, "500 5.5.1 Error: this is LMTP, send LHLO");
+        return false;
+    }
+    return true;
+}
+
 static void
 dispatch_line(struct smtp_session *session)
 {
+    if (session->config->is_lmtp && !lmtp_line_prepare(session)) {
+        return;
+    }
     struct smtp_cmd cmd;
     enum smtp_parse_error error = smtp_parser_parse(session->line, session->line_len, &cmd);
     if (error != SMTP_PARSE_OK) {
@@ -713,7 +790,9 @@ dispatch_line(struct smtp_session *session)
         switch (cmd.verb) {
         case SMTP_VERB_MAIL:
             if (session->state == SMTP_STATE_CONNECTED) {
-                reply_error(session, "503 5.5.1 Error: send HELO/EHLO first");
+                reply_error(session, session->config->is_lmtp
+                                         ? "503 5.5.1 Error: send LHLO first"
+                                         : "503 5.5.1 Error: send HELO/EHLO first");
             } else {
                 reply_error(session, "503 5.5.1 Error: nested MAIL command");
             }
@@ -783,6 +862,18 @@ run_ehlo(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     greet(session, cmd, true);
     reply(session, "250-%s", session->config->hostname);
+    if (session->config->is_lmtp) {
+        /* No STARTTLS and no AUTH: LMTP serves a trusted front end on
+         * loopback or a Unix socket. No DSN: every recipient is local, so
+         * the front end reports success itself ("delivered"). */
+        reply(session, "250-PIPELINING");
+        reply(session, "250-SIZE %" PRIu64, session->config->message_size_limit);
+        reply(session, "250-8BITMIME");
+        reply(session, "250-ENHANCEDSTATUSCODES");
+        reply(session, "250-SMTPUTF8");
+        reply(session, "250 CHUNKING");
+        return;
+    }
     reply(session, "250-PIPELINING");
     reply(session, "250-SIZE %" PRIu64, session->config->message_size_limit);
     reply(session, "250-8BITMIME");
@@ -1013,6 +1104,14 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
                     shown, path->mailbox.ptr);
         return;
     case SMTP_RCPT_RELAY_DENIED:
+        if (session->config->is_lmtp) {
+            /* LMTP is final delivery: a recipient not here is no mailbox. */
+            reply_error(session,
+                        "550 5.1.1 <%.*s>: Recipient address rejected: not a local recipient "
+                        "(LMTP does not relay)",
+                        shown, path->mailbox.ptr);
+            return;
+        }
         reply_error(session, "554 5.7.1 <%.*s>: Relay access denied", shown, path->mailbox.ptr);
         return;
     case SMTP_RCPT_TEMPFAIL:
@@ -1037,7 +1136,9 @@ run_data(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     (void)cmd;
     if (session->txn.rcpt_count == 0) {
-        reply_error(session, "554 5.5.1 Error: no valid recipients");
+        /* RFC 2033 4.2: 503 in LMTP. */
+        reply_error(session, session->config->is_lmtp ? "503 5.5.1 Error: no valid recipients"
+                                                      : "554 5.5.1 Error: no valid recipients");
         return;
     }
     session->txn.is_bdat = false;
@@ -1125,6 +1226,11 @@ run_help(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     (void)cmd;
     reply(session, "214-2.0.0 Commands supported:");
+    if (session->config->is_lmtp) {
+        reply(session, "214-2.0.0   LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+        reply(session, "214 2.0.0 See RFC 2033");
+        return;
+    }
     reply(session, "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
     reply(session, "214 2.0.0 See RFC 5321");
 }
@@ -1349,6 +1455,17 @@ body_finished(struct smtp_session *session)
         refusal = "554 5.4.6 Error: too many hops";
         is_peer_error = false;
     }
+    if (refusal != NULL && session->config->is_lmtp) {
+        /* The same refusal for every recipient (RFC 2033 4.2). */
+        session_enter(session, SMTP_STATE_DELIVER);
+        session->lmtp_refusal = refusal;
+        session->is_lmtp_refusal_peer_error = is_peer_error;
+        session->lmtp_reply_index = 0;
+        session->lmtp_reply_count = session->txn.rcpt_count;
+        ASSERT(session->lmtp_reply_count > 0);
+        lmtp_pump(session);
+        return;
+    }
     if (refusal != NULL) {
         if (is_peer_error) {
             reply_error(session, "%s", refusal);
@@ -1433,7 +1550,9 @@ bdat_chunk_finished(struct smtp_session *session)
         if (reject == 503) {
             reply_error(session, "503 5.5.1 Error: need MAIL command");
         } else {
-            reply_error(session, "554 5.5.1 Error: no valid recipients");
+            reply_error(session, session->config->is_lmtp
+                                     ? "503 5.5.1 Error: no valid recipients"
+                                     : "554 5.5.1 Error: no valid recipients");
         }
         return;
     }
@@ -1459,5 +1578,47 @@ bdat_chunk_finished(struct smtp_session *session)
     if (session->state == SMTP_STATE_BDAT_NEXT && session->body != NULL &&
         bdat_body_is_full(session)) {
         request(session, SMTP_REQUEST_SPOOL_WRITE);
+    }
+}
+
+/* ---- LMTP: one reply per recipient ----------------------------------------- */
+
+/* Give out the end-of-data replies while the output has room for one
+ * more without passing the high mark (so every other reply still fits
+ * after them), then end the transaction once the last is out. */
+static void
+lmtp_pump(struct smtp_session *session)
+{
+    ASSERT(session->config->is_lmtp);
+    ASSERT(session->state == SMTP_STATE_DELIVER);
+    ASSERT(session->request == SMTP_REQUEST_NONE);
+    for (uint32_t steps = 0; session->lmtp_reply_index < session->lmtp_reply_count; steps++) {
+        ASSERT(steps <= session->lmtp_reply_count);
+        if (session->out_len + SMTP_REPLY_LINE_BYTES_MAX + 2 > SMTP_SEND_HIGH_BYTES) {
+            return; /* smtp_session_output_sent comes back here */
+        }
+        if (session->lmtp_refusal != NULL) {
+            reply(session, "%s", session->lmtp_refusal);
+        } else {
+            char line[SMTP_REPLY_LINE_BYTES_MAX];
+            line[0] = '\0';
+            session->callbacks->rcpt_reply(session->owner, session->lmtp_reply_index, line,
+                                           sizeof(line));
+            line[sizeof(line) - 1] = '\0';
+            ASSERT(line[0] >= '2' && line[0] <= '5'); /* the owner's reply, never empty */
+            reply(session, "%s", line);
+        }
+        session->lmtp_reply_index++;
+    }
+    bool is_peer_error = session->lmtp_refusal != NULL && session->is_lmtp_refusal_peer_error;
+    txn_end(session); /* clears the LMTP fields */
+    if (is_peer_error && session->state != SMTP_STATE_CLOSING) {
+        /* One mistake, however many recipients heard of it. */
+        session->error_count++;
+        if (session->error_count >= session->config->error_limit) {
+            reply(session, "421 4.7.0 %s Error: too many errors", session->config->hostname);
+            smtp_session_finish(session);
+            session_enter(session, SMTP_STATE_CLOSING);
+        }
     }
 }

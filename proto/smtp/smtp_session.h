@@ -12,6 +12,13 @@
  *
  * Recipient decisions are a synchronous callback (a memory lookup), so the
  * session stays ignorant of the users and aliases tables.
+ *
+ * LMTP (RFC 2033, config.is_lmtp) is the same machine with three
+ * differences: LHLO greets (HELO and EHLO are 500), DATA or BDAT without
+ * an accepted recipient is 503, and the end of the data (the final dot,
+ * or BDAT LAST) gets one reply per accepted recipient, in RCPT order:
+ * the owner's (callbacks.rcpt_reply), or the same refusal for each when
+ * the session itself refuses the message (too big, spool error).
  */
 #ifndef TOASTER_PROTO_SMTP_SESSION_H
 #define TOASTER_PROTO_SMTP_SESSION_H
@@ -109,6 +116,11 @@ struct smtp_session_callbacks {
     /* Optional: may user send as mailbox (MAIL FROM of an authenticated
      * session)? Postfix's reject_sender_login_mismatch. */
     bool (*sender_allowed)(void *owner, const char *user, struct span mailbox);
+    /* LMTP only (required there): the reply line, without CRLF, of the
+     * index-th accepted recipient (0 .. rcpt_count - 1), written into
+     * reply (reply_bytes == SMTP_REPLY_LINE_BYTES_MAX). Asked after
+     * smtp_session_delivered_each(), in order, each index once. */
+    void (*rcpt_reply)(void *owner, uint32_t index, char *reply, size_t reply_bytes);
 };
 
 struct smtp_session_config {
@@ -125,6 +137,9 @@ struct smtp_session_config {
     bool                is_submission;
     /* AUTH without TLS from peers that are not on loopback. */
     bool                is_plaintext_auth_allowed;
+    /* LMTP (RFC 2033) instead of SMTP: see the top of this file. Never
+     * together with is_submission. */
+    bool                is_lmtp;
 };
 
 /* Where a SASL exchange (RFC 4954) stands. */
@@ -181,6 +196,15 @@ struct smtp_session {
     int      spool_error;         /* first spool failure (-errno), drain then 451 */
     int      txn_reject;          /* BDAT: reply code to give every remaining chunk */
     enum smtp_state bdat_return_state; /* where a refused, transaction-less chunk returns */
+
+    /* LMTP: the per-recipient replies at the end of the data, given out as
+     * the output has room. lmtp_refusal (a literal) is everyone's reply
+     * when the session refused the message itself, else the owner's
+     * rcpt_reply gives each. */
+    uint32_t    lmtp_reply_index;
+    uint32_t    lmtp_reply_count;   /* 0: none pending */
+    const char *lmtp_refusal;
+    bool        is_lmtp_refusal_peer_error;
 
     /* Replies waiting to be sent. */
     char     out[SMTP_SEND_BUFFER_BYTES];
@@ -260,8 +284,16 @@ struct span smtp_session_body(const struct smtp_session *session);
 void smtp_session_spool_written(struct smtp_session *session, int result);
 
 /* Completion of SMTP_REQUEST_DELIVER: the final reply line without CRLF,
- * e.g. "250 2.0.0 Ok: queued as 4F3A2B9C" or "451 4.3.0 Error: ...". */
+ * e.g. "250 2.0.0 Ok: queued as 4F3A2B9C" or "451 4.3.0 Error: ...". SMTP
+ * only: LMTP answers with smtp_session_delivered_each(). */
 void smtp_session_delivered(struct smtp_session *session, const char *reply);
+
+/* Completion of SMTP_REQUEST_DELIVER in LMTP: every recipient's reply is
+ * ready. The session asks callbacks.rcpt_reply for each, in RCPT order, as
+ * its output has room: in this call and in later smtp_session_output_sent
+ * calls. The transaction ends (txn_abort) after the last one, so the
+ * owner's answers must stay valid until then. */
+void smtp_session_delivered_each(struct smtp_session *session);
 
 /* The idle or DATA timer fired: 421 and close. */
 void smtp_session_timeout(struct smtp_session *session);
