@@ -319,8 +319,9 @@ def test_status_codes(toaster):
         answer = raw(t, data)
         assert status_of(answer) == want, (data[:60], answer[:120])
         head, _, body = answer.partition(b"\r\n\r\n")
-        assert b"\r\nConnection: close\r\n" in head
-        assert b"\r\nContent-Length: %d\r\n" % len(body) in head
+        fields = head.split(b"\r\n")[1:]
+        assert b"Connection: close" in fields
+        assert b"Content-Length: %d" % len(body) in fields
 
 
 def test_read_timeout(make_toaster):
@@ -532,8 +533,12 @@ def test_toasterctl_dns(make_toaster, tmp_path):
         # A record of another key does not verify it.
         other = r[("ed._domainkey.example.com." if selector == "s2026"
                    else "s2026._domainkey.example.com.", "TXT")][0]
-        assert not dkim.verify(signature + message,
-                               dnsfunc=lambda q, timeout=5: txt_value(other).encode())
+        try:
+            verified = dkim.verify(signature + message,
+                                   dnsfunc=lambda q, timeout=5: txt_value(other).encode())
+        except Exception:  # dkimpy lets the crypto library's refusal through
+            verified = False
+        assert not verified
     # A domain we do not host, a non-name, a missing key file.
     out = subprocess.run([TOASTERCTL, "-c", str(t.config_file), "dns", "elsewhere.test"],
                          capture_output=True, text=True)
