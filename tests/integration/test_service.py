@@ -194,6 +194,9 @@ def test_drop_to_user_after_binding(make_service, service_root):
     assert ids(status, "Uid") == [uid] * 4, status  # real, effective, saved, file system
     assert ids(status, "Gid") == [gid] * 4, status
     assert 0 not in ids(status, "Groups")
+    # Not dumpable after the change of ids: /proc/PID stays root's, so the
+    # mail user cannot ptrace it or read its memory (TLS keys).
+    assert Path("/proc/%d/status" % daemon.pid).stat().st_uid == 0
     # Every thread, not only the main one (glibc's setxid broadcast). The
     # kernel's io_uring workers ("iou-*") keep the ids they were made with
     # but run each request with its submitter's credentials.
