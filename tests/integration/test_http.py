@@ -390,6 +390,38 @@ def test_pipelined_garbage(toaster):
     assert status_of(answer) == 400 and answer.count(b"HTTP/1.1 ") == 1
 
 
+def test_http10_and_absolute_form(toaster):
+    answer = raw(toaster, b"GET /.well-known/mta-sts.txt HTTP/1.0\r\n"
+                 b"Host: mta-sts.example.com\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    # HTTP/1.0 needs no Host: then there is no mta-sts host to answer for.
+    assert status_of(raw(toaster, b"GET /.well-known/mta-sts.txt HTTP/1.0\r\n\r\n")) == 404
+    # The absolute form: its authority is the host (RFC 9112 3.2.2).
+    answer = raw(toaster, b"GET http://mta-sts.example.org/.well-known/mta-sts.txt HTTP/1.1\r\n"
+                 b"Host: ignored.example\r\n\r\n")
+    assert status_of(answer) == 200 and b"version: STSv1" in answer
+    # HEAD of an error: its header, no body.
+    answer = raw(toaster, b"HEAD /nothing HTTP/1.1\r\nHost: a\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert status_of(answer) == 404 and body == b""
+    assert b"Content-Length: 14" in head.split(b"\r\n")
+
+
+def test_stop_with_requests_open(make_toaster):
+    t = make_toaster()
+    idle = socket.create_connection(("127.0.0.1", port_of(t)), timeout=10)
+    half = socket.create_connection(("127.0.0.1", port_of(t)), timeout=10)
+    half.sendall(b"POST /autodiscover/autodiscover.xml HTTP/1.1\r\nHost: a\r\n"
+                 b"Content-Length: 100\r\n\r\n<Auto")
+    time.sleep(0.2)
+    started = time.monotonic()
+    t.stop()  # exits 0 with a clean log, without waiting out the timeouts
+    assert time.monotonic() - started < 5
+    for s in (idle, half):
+        assert s.recv(4096) == b""
+        s.close()
+
+
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
