@@ -11,7 +11,9 @@
 #define _GNU_SOURCE
 #include "core/privileges.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
@@ -212,6 +214,46 @@ privileges_prepare(const char *user, const char *group, struct privileges *out,
     return 0;
 }
 
+/* The directories right under data_dir (mail, queue, spool, kv, tls...)
+ * belong to the same uid: a tree left by an earlier start as root would
+ * otherwise fail message by message. Files there (users, aliases) may be
+ * anyone's the user can read. At most PRIVILEGES_DATA_DIR_ENTRIES_MAX
+ * entries are looked at. */
+#define PRIVILEGES_DATA_DIR_ENTRIES_MAX 4096
+static int
+privileges_data_dir_children(const struct privileges *privileges, const char *data_dir,
+                             char *err, size_t err_bytes)
+{
+    DIR *dir = opendir(data_dir);
+    if (dir == NULL) {
+        return privileges_error(err, err_bytes, -errno, "data_dir %s: %s", data_dir,
+                                strerror(errno));
+    }
+    int rc = 0;
+    struct dirent *entry;
+    for (unsigned seen = 0; rc == 0 && seen < PRIVILEGES_DATA_DIR_ENTRIES_MAX &&
+                            (entry = readdir(dir)) != NULL;
+         seen++) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) {
+            continue;
+        }
+        struct stat st;
+        if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            continue; /* gone meanwhile: nothing of ours to judge */
+        }
+        if (S_ISDIR(st.st_mode) && st.st_uid != privileges->uid) {
+            rc = privileges_error(err, err_bytes, -EPERM,
+                                  "data_dir %s/%s is owned by uid %u, but toasterd runs as uid "
+                                  "%u: chown -R %u:%u %s",
+                                  data_dir, entry->d_name, (unsigned)st.st_uid,
+                                  (unsigned)privileges->uid, (unsigned)privileges->uid,
+                                  (unsigned)privileges->gid, data_dir);
+        }
+    }
+    (void)closedir(dir); /* a directory read: nothing to lose */
+    return rc;
+}
+
 int
 privileges_data_dir(const struct privileges *privileges, const char *data_dir, char *err,
                     size_t err_bytes)
@@ -249,7 +291,7 @@ privileges_data_dir(const struct privileges *privileges, const char *data_dir, c
                                 privileges->user[0] ? ")" : "", (unsigned)privileges->uid,
                                 (unsigned)privileges->gid, data_dir);
     }
-    return 0;
+    return privileges_data_dir_children(privileges, data_dir, err, err_bytes);
 }
 
 int

@@ -54,8 +54,9 @@ int privileges_prepare(const char *user, const char *group, struct privileges *o
 
 /* Make data_dir when it is missing (mode 0700, owned by the user), else
  * check that it is a directory owned by the uid toasterd runs as (Dovecot's
- * mail_uid check): a tree owned by someone else would half work. Returns 0
- * or -errno / -EPERM with the reason in err. */
+ * mail_uid check), and so are the directories right under it: a tree
+ * owned by someone else would half work. Returns 0 or -errno / -EPERM with
+ * the reason in err. */
 int privileges_data_dir(const struct privileges *privileges, const char *data_dir, char *err,
                         size_t err_bytes);
 

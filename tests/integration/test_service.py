@@ -246,6 +246,22 @@ def test_data_dir_of_another_user_stops_the_start(make_service):
 
 
 @needs_root
+def test_a_directory_left_by_root_stops_the_start(make_service):
+    uid, gid, _ = service_user()
+    daemon = make_service(start=False)
+    (daemon.data_dir / "spool").mkdir()  # as if an earlier start ran as root
+    proc = run_toasterd(daemon)
+    assert proc.returncode == 1
+    assert "data_dir %s/spool is owned by uid 0, but toasterd runs as uid %d: chown -R %d:%d" % (
+        daemon.data_dir, uid, uid, gid) in proc.stderr, proc.stderr
+    os.chown(daemon.data_dir / "spool", uid, gid)
+    # A root-owned file there (an operator's users file) is fine.
+    (daemon.data_dir / "users").write_text("zed@example.com:{PLAIN}zed\n")
+    daemon.start()
+    daemon.stop()
+
+
+@needs_root
 def test_missing_data_dir_is_made_for_the_user(make_service):
     uid, gid, _ = service_user()
     daemon = make_service(start=False, chown=False)
