@@ -68,8 +68,8 @@ struct http_request {
     uint64_t content_length;
     bool expects_continue;                           /* "Expect: 100-continue" */
 
-    /* The refusal: the status to answer (400, 405 is not ours, 408 is the
-     * caller's, 411, 413, 414, 417, 431, 501, 505) and why, for the log. */
+    /* The refusal: the status to answer (400, 411, 413, 414, 417, 431,
+     * 501, 505; 405 and 408 are the server's own) and why, for the log. */
     int status;
     const char *reason;
 
