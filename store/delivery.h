@@ -20,6 +20,11 @@
  * outbound queue entries with the null sender. Every copy and entry of a
  * message is durable before it is reported, and all of them are undone
  * when any fails.
+ *
+ * Outcomes per recipient (LMTP) keep that rule: the submitter gives each
+ * recipient a message of its own over the one spool file (is_spool_shared,
+ * each with its own fd, linked by fd), so one recipient's failed copy
+ * fails only its own message.
  */
 #ifndef TOASTER_STORE_DELIVERY_H
 #define TOASTER_STORE_DELIVERY_H

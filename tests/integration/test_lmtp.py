@@ -192,6 +192,27 @@ def test_broken_mailbox_fails_only_its_recipient(lmtp, where):
     assert list((maildir / "tmp").iterdir()) == []
 
 
+def test_named_spool_file_shared_then_removed(lmtp):
+    """With named spool files (spool_unnamed = no) each recipient's message
+    links the one file by its fd; the name goes once all are done."""
+    t = lmtp(config={"spool_unnamed": "no", "sieve": "yes", "clamav": "no"})
+    put_script(t, "bob@example.com", REJECT)
+    client = connect(t, "tcp")
+    assert client.mail("sender@front.test")[0] == 250
+    for rcpt in ("alice@example.com", "bob@example.com", "carol@example.org"):
+        assert client.rcpt(rcpt)[0] == 250
+    replies = lmtp_data(client, MESSAGE, 3)
+    assert [code for code, _ in replies] == [250, 550, 250], replies
+    client.quit()
+    alice = t.delivered("alice@example.com")
+    carol = t.delivered("carol@example.org")
+    assert len(alice) == 1 and len(carol) == 1
+    # One file, two names (hard links), and the spool's name is gone.
+    assert os.stat(alice[0]).st_ino == os.stat(carol[0]).st_ino
+    assert wait_until(lambda: t.spool_files() == [], 5), t.spool_files()
+    assert os.stat(alice[0]).st_nlink == 2
+
+
 def test_unknown_and_remote_recipients_refused_at_rcpt(lmtp):
     t = lmtp(config={"mynetworks": "127.0.0.0/8"})  # LMTP never relays, whatever it says
     client = connect(t, "tcp")
