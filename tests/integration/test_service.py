@@ -358,6 +358,43 @@ def test_certbot_renewal_reaches_new_handshakes_only(make_service, service_root)
     daemon.stop()
 
 
+def test_reloads_during_handshakes(make_toaster, tmp_path):
+    """Certificate generations swapped and freed while handshakes run on
+    every reactor (under ASan this checks the epoch wait before the free)."""
+    import threading
+    cert_a, key_a = make_cert(tmp_path, "a", "a.example.com")
+    cert_b, key_b = make_cert(tmp_path, "b", "b.example.com")
+    daemon = make_toaster(config={"tls_cert": str(cert_a), "tls_key": str(key_a),
+                                  "reactor_threads": "2"})
+    seen = set()
+    errors = []
+    stop = threading.Event()
+
+    def handshakes():
+        while not stop.is_set():
+            try:
+                seen.add(served_cert(daemon.ports["imaps_listen"]))
+            except (OSError, ssl.SSLError) as exc:
+                errors.append(exc)
+
+    workers = [threading.Thread(target=handshakes) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    try:
+        for i in range(12):
+            cert, key = (cert_b, key_b) if i % 2 == 0 else (cert_a, key_a)
+            rewrite_config(daemon, tls_cert=str(cert), tls_key=str(key))
+            assert toasterctl_reload(daemon).returncode == 0
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert not errors, errors[:3]
+    assert seen == {der(cert_a), der(cert_b)}
+    daemon.wait_log("TLS certificates reloaded", count=12)
+    daemon.stop()
+
+
 def test_broken_config_keeps_the_running_one(make_toaster):
     daemon = make_toaster()
     good = daemon.config_file.read_text()
