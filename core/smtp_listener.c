@@ -638,8 +638,8 @@ lmtp_part_done(struct reactor *reactor, struct conn *conn, struct delivery_messa
     char text[SMTP_REPLY_LINE_BYTES_MAX];
     if (reply != NULL) {
         (void)snprintf(text, sizeof(text), "%s", reply);
-        log_info("%s: to=<%s>, relay=local, status=refused (%s)", message->queue_id, address,
-                 reply);
+        log_info("%s: to=<%s>, relay=local, status=refused (%s) part of %s", message->queue_id,
+                 address, reply, group->queue_id);
     } else if (message->result == 0) {
         (void)snprintf(text, sizeof(text), "250 2.0.0 <%.256s> Ok: delivered as %s", address,
                        message->queue_id);

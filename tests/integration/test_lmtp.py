@@ -504,3 +504,17 @@ def test_postfix_front_end_over_unix_socket(make_toaster):
         pid_file = os.path.join(base, "queue", "pid", "master.pid")
         wait_until(lambda: not os.path.exists(pid_file), 15)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_ipv6_loopback_listener(make_toaster):
+    (port,) = free_ports(1)
+    t = make_toaster(config={"lmtp_listen": "[::1]:%d" % port})
+    client = smtplib.LMTP("::1", port, local_hostname="front.test", timeout=15)
+    assert client.ehlo()[0] == 250
+    assert client.mail("sender@front.test")[0] == 250
+    assert client.rcpt("carol@example.org")[0] == 250
+    assert lmtp_data(client, MESSAGE, 1)[0][0] == 250
+    client.quit()
+    stored = t.delivered("carol@example.org")[0].read_bytes()
+    assert b"Received: from front.test ([IPv6:::1])" in stored
+    assert b"for <carol@example.org>;" in stored
