@@ -285,6 +285,25 @@ def test_unknown_user_and_sqpoll_are_refused(make_service):
     assert "sqpoll = yes cannot be combined with user" in proc.stderr, proc.stderr
 
 
+@needs_root
+def test_a_user_cannot_become_another(make_service):
+    uid, gid, _ = service_user()
+    daemon = make_service(config={"user": "nobody"}, start=False)
+    write_config(daemon)
+
+    def become_test_user():
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+
+    proc = subprocess.run([TOASTERD, "-c", str(daemon.config_file)], capture_output=True,
+                          text=True, timeout=30, preexec_fn=become_test_user)
+    assert proc.returncode == 1
+    want = "user = nobody: toasterd runs as uid %d and can only become uid %d when started " \
+        "as root" % (uid, pwd.getpwnam("nobody").pw_uid)
+    assert want in proc.stderr, proc.stderr
+
+
 def test_chroot_is_not_supported_yet(make_toaster):
     daemon = make_toaster(config={"chroot": "/var/lib/toaster"}, start=False)
     proc = run_toasterd(daemon)
