@@ -437,7 +437,8 @@ maillog_file_prefixes = {base}
 @pytest.mark.skipif(not os.access("/usr/sbin/postfix", os.X_OK), reason="no Postfix")
 def test_postfix_front_end_over_unix_socket(make_toaster):
     """Postfix's virtual_transport = lmtp:unix:... hands mail to toasterd:
-    two users get it, the third's Sieve reject becomes Postfix's bounce."""
+    two users get it, the third's Sieve reject becomes Postfix's bounce, and
+    the fourth's broken mailbox (451) is deferred by Postfix alone."""
     import shutil
     import subprocess
     import tempfile
@@ -450,6 +451,9 @@ def test_postfix_front_end_over_unix_socket(make_toaster):
     t = make_toaster(config={"lmtp_listen": "unix:%s" % socket_path,
                              "lmtp_socket_mode": "0666", "sieve": "yes", "clamav": "no"})
     put_script(t, "bob@example.com", REJECT)
+    broken = t.maildir("dave@example.org")
+    broken.mkdir(parents=True)
+    (broken / "new").write_bytes(b"not a directory")
     etc = os.path.join(base, "etc")
     os.makedirs(os.path.join(base, "queue"))
     os.makedirs(etc)
@@ -459,7 +463,8 @@ def test_postfix_front_end_over_unix_socket(make_toaster):
     with open(os.path.join(etc, "master.cf"), "w") as f:
         f.write(POSTFIX_MASTER_CF.format(port=port))
     with open(os.path.join(etc, "vmailbox"), "w") as f:
-        f.write("alice@example.com OK\nbob@example.com OK\ncarol@example.org OK\n")
+        f.write("alice@example.com OK\nbob@example.com OK\ncarol@example.org OK\n"
+                "dave@example.org OK\n")
     log = os.path.join(base, "postfix.log")
     started = subprocess.run(["/usr/sbin/postfix", "-c", etc, "start"],
                              capture_output=True, text=True, timeout=60)
@@ -476,8 +481,8 @@ def test_postfix_front_end_over_unix_socket(make_toaster):
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
             s.ehlo("client.lmtp-test.example")
             refused = s.sendmail("sender@front.test",
-                                 ["alice@example.com", "bob@example.com", "carol@example.org"],
-                                 MESSAGE)
+                                 ["alice@example.com", "bob@example.com", "carol@example.org",
+                                  "dave@example.org"], MESSAGE)
             assert refused == {}
         assert wait_until(lambda: len(t.delivered("alice@example.com")) == 1 and
                           len(t.delivered("carol@example.org")) == 1, 30), \
@@ -485,10 +490,14 @@ def test_postfix_front_end_over_unix_socket(make_toaster):
 
         def postfix_log():
             return open(log).read() if os.path.exists(log) else ""
-        assert wait_until(lambda: "to=<bob@example.com>" in postfix_log(), 30), postfix_log()
+        assert wait_until(lambda: "to=<bob@example.com>" in postfix_log() and
+                          "to=<dave@example.org>" in postfix_log(), 30), postfix_log()
         text = postfix_log()
         bob = [l for l in text.splitlines() if "to=<bob@example.com>" in l]
         assert any("status=bounced" in l and "550 5.7.1 no thanks" in l for l in bob), bob
+        dave = [l for l in text.splitlines() if "to=<dave@example.org>" in l]
+        assert any("status=deferred" in l and "451 4.3.0 <dave@example.org>" in l
+                   for l in dave), dave
         alice = [l for l in text.splitlines() if "to=<alice@example.com>" in l]
         assert any("status=sent (250 2.0.0 <alice@example.com> Ok: delivered as" in l
                    for l in alice), alice
