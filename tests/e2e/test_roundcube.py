@@ -105,10 +105,6 @@ def visible(browser, css, timeout=WAIT_S):
     return wait(browser, EC.visibility_of_element_located((By.CSS_SELECTOR, css)), timeout, css)
 
 
-def clickable(browser, css, timeout=WAIT_S):
-    return wait(browser, EC.element_to_be_clickable((By.CSS_SELECTOR, css)), timeout, css)
-
-
 def list_row(browser, subject):
     """The message list row showing subject, or None."""
     for row in browser.find_elements(By.CSS_SELECTOR, "#messagelist tbody tr"):
@@ -124,14 +120,35 @@ def wait_row(browser, subject, present=True):
 
 
 def roundcube_idle(browser):
-    """Roundcube has no request running and shows no 'Loading...' message."""
+    """Roundcube has started (its first requests are sent from its init),
+    has no request running and shows no 'Loading...' message: a command
+    given while it is busy is dropped, as a person's click would be."""
     return browser.execute_script(
-        "return !!(window.rcmail && rcmail.busy === false && "
+        "return !!(window.rcmail && rcmail.loaded === true && !rcmail.busy && "
         "!document.querySelector('#messagestack .loading'))")
 
 
 def wait_idle(browser):
     wait(browser, roundcube_idle, what="Roundcube to be idle")
+
+
+def command(browser, css):
+    """Click a Roundcube button or link that runs a command, once Roundcube
+    is idle and the command enabled."""
+    wait_idle(browser)
+    enabled_button(browser, css).click()
+
+
+def open_folder(browser, name):
+    """Go to a folder of the mail view, once Roundcube is ready for the
+    click, and wait until its list is shown."""
+    if "_task=mail" not in browser.current_url or not browser.find_elements(
+            By.ID, "mailboxlist"):
+        command(browser, "#taskmenu a.mail")
+    visible(browser, "#messagelist")
+    command(browser, "#mailboxlist a[rel='%s']" % name)
+    wait(browser, lambda b: b.execute_script("return rcmail.env.mailbox") == name and
+         roundcube_idle(b), what="folder %s listed" % name)
 
 
 def enabled_button(browser, css):
@@ -188,6 +205,7 @@ def test_01_login_lists_smtp_message(alice, roundcube, shot):
 
 def test_02_open_message_shows_body(alice, shot):
     browser = alice
+    wait_idle(browser)
     row = wait_row(browser, GREETING_SUBJECT)
     ActionChains(browser).double_click(row).perform()
     body = visible(browser, "#messagebody")
@@ -200,7 +218,7 @@ def test_02_open_message_shows_body(alice, shot):
 
 def test_03_send_to_bob(alice, toaster, shot):
     browser = alice
-    enabled_button(browser, "#taskmenu a.compose").click()
+    command(browser, "#taskmenu a.compose")
     to = visible(browser, "#compose_to .recipient-input input")
     to.send_keys("bob@example.com,")
     wait(browser, lambda b: "bob@example.com" in b.find_element(
@@ -210,10 +228,10 @@ def test_03_send_to_bob(alice, toaster, shot):
     wait_idle(browser)
     shot("compose")
     # Save a draft first (APPEND to Drafts); sending removes it again.
-    enabled_button(browser, "a.save.draft").click()
+    command(browser, "a.save.draft")
     wait_for_subject(toaster, "alice@example.com", "Drafts", TO_BOB_SUBJECT)
     wait_idle(browser)
-    enabled_button(browser, "button.send, a.send").click()
+    command(browser, "button.send, a.send")
     # Roundcube goes back to the message list once the message is sent and
     # its copy saved in Sent.
     visible(browser, "#messagelist")
@@ -233,13 +251,14 @@ def test_03_send_to_bob(alice, toaster, shot):
 
 def test_04_mark_as_junk(alice, toaster, shot):
     browser = alice
+    wait_idle(browser)
     wait_row(browser, JUNK_SUBJECT).click()
     wait(browser, lambda b: "selected" in (list_row(b, JUNK_SUBJECT).get_attribute("class") or ""),
          what="the junk row selected")
     wait_preview(browser, JUNK_BODY)
     wait_idle(browser)
     shot("junk-selected")
-    enabled_button(browser, "#toolbar-menu a.junk, #mailtoolbar a.junk").click()
+    command(browser, "#toolbar-menu a.junk, #mailtoolbar a.junk")
     wait_row(browser, JUNK_SUBJECT, present=False)
     wait_idle(browser)
     shot("junk-moved")
@@ -262,7 +281,7 @@ def test_04_mark_as_junk(alice, toaster, shot):
     finally:
         client.logout()
     # The Junk folder in Roundcube shows it too.
-    clickable(browser, "#mailboxlist li.junk a").click()
+    open_folder(browser, "Junk")
     wait_row(browser, JUNK_SUBJECT)
     wait_idle(browser)
     shot("junk-folder")
@@ -278,15 +297,15 @@ def in_frame(browser, frame_id):
 def test_05_filter_rule(alice, toaster, shot):
     browser = alice
     # Settings > Folders > Create: the folder the rule will file into.
-    clickable(browser, "#taskmenu a.settings").click()
-    clickable(browser, "#settings-menu li.folders a").click()
+    command(browser, "#taskmenu a.settings")
+    command(browser, "#settings-menu li.folders a")
     wait(browser, EC.url_contains("_action=folders"), what="the folders page")
     visible(browser, "#subscription-table")
-    enabled_button(browser, "a.create").click()
+    command(browser, "a.create")
     in_frame(browser, "preferences-frame")
     visible(browser, "input[name=_name]").send_keys("Invoices")
     shot("folder-create")
-    clickable(browser, "button.submit").click()
+    command(browser, "button.submit")
     browser.switch_to.default_content()
     wait(browser, lambda b: any(e.text.strip() == "Invoices" for e in b.find_elements(
         By.CSS_SELECTOR, "#subscription-table li, #folderlist li")), what="Invoices listed")
@@ -297,10 +316,10 @@ def test_05_filter_rule(alice, toaster, shot):
     assert "Invoices" in (maildir / "subscriptions").read_text().split("\n")
 
     # Settings > Filters > Create.
-    clickable(browser, "#settings-menu a[href$='_action=plugin.managesieve']").click()
+    command(browser, "#settings-menu a[href$='_action=plugin.managesieve']")
     wait(browser, EC.url_contains("_action=plugin.managesieve"), what="the filters page")
     wait(browser, EC.presence_of_element_located((By.ID, "filterslist")), what="#filterslist")
-    enabled_button(browser, "a.create").click()
+    command(browser, "a.create")
     in_frame(browser, "filter-box")
     visible(browser, "#_name").send_keys(FILTER_NAME)
     Select(visible(browser, "#header0")).select_by_value("subject")
@@ -309,7 +328,7 @@ def test_05_filter_rule(alice, toaster, shot):
     Select(visible(browser, "#action_type0")).select_by_value("fileinto")
     Select(visible(browser, "#action_mailbox0")).select_by_value("Invoices")
     shot("filter-form")
-    clickable(browser, "button.submit").click()
+    command(browser, "button.submit")
     browser.switch_to.default_content()
     wait(browser, lambda b: FILTER_NAME in b.find_element(By.ID, "filterslist").text,
          what="the filter in the list")
@@ -336,8 +355,7 @@ def test_05_filter_rule(alice, toaster, shot):
     assert OTHER_SUBJECT not in imap_subjects(toaster, "alice@example.com", "Invoices")
 
     # And Roundcube shows it there.
-    clickable(browser, "#taskmenu a.mail").click()
-    clickable(browser, "#mailboxlist a[rel='Invoices']").click()
+    open_folder(browser, "Invoices")
     wait_row(browser, INVOICE_SUBJECT)
     wait_idle(browser)
     shot("invoices-folder")
@@ -347,8 +365,7 @@ def test_06_search(alice, shot):
     """The quick search in INBOX (IMAP SEARCH over subject and sender) keeps
     the matching message and hides the others."""
     browser = alice
-    clickable(browser, "#taskmenu a.mail").click()
-    clickable(browser, "#mailboxlist li.inbox a").click()
+    open_folder(browser, "INBOX")
     wait_row(browser, OTHER_SUBJECT)
     wait_idle(browser)
     box = visible(browser, "#mailsearchform")
