@@ -527,3 +527,30 @@ def test_ipv6_loopback_listener(make_toaster):
     stored = t.delivered("carol@example.org")[0].read_bytes()
     assert b"Received: from front.test ([IPv6:::1])" in stored
     assert b"for <carol@example.org>;" in stored
+
+
+def test_unix_socket_path_bounds(make_toaster, tmp_path):
+    """sun_path holds 107 bytes and a NUL: one more is refused at start,
+    as is a relative path, and so is a mode that is not octal."""
+    long_path = "/tmp/" + "x" * 103  # 108 bytes
+    for value, key in (("unix:" + long_path, "lmtp_listen"), ("unix:relative.sock", "lmtp_listen"),
+                       ("0669", "lmtp_socket_mode"), ("660", None)):
+        config = {key: value} if key else {"lmtp_socket_mode": value,
+                                           "lmtp_listen": "unix:%s" % (tmp_path / "ok.sock")}
+        t = make_toaster(config=config, start=False, name="bounds-%s" % len(value))
+        if key is None:
+            t.start()  # "660" is read as octal too: rw for owner and group
+            assert stat.S_IMODE(os.stat(tmp_path / "ok.sock").st_mode) == 0o660
+            t.stop()
+            continue
+        with pytest.raises(AssertionError):
+            t.start()
+        assert ("bad listen address" in t.log()) or ("lmtp_socket_mode" in t.log()), t.log()
+    # 107 bytes is the most that fits.
+    edge = tmp_path / "e"
+    edge.mkdir()
+    path = str(edge) + "/" + "y" * (107 - len(str(edge)) - 1)
+    assert len(path) == 107
+    t = make_toaster(config={"lmtp_listen": "unix:" + path}, name="edge")
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    t.stop()
