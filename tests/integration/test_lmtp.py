@@ -443,13 +443,24 @@ def test_postfix_front_end_over_unix_socket(make_toaster):
     import subprocess
     import tempfile
 
+    import grp
+
     # Postfix's unprivileged processes must reach its queue and the socket:
     # a directory of their own under /tmp, not pytest's private one.
     base = tempfile.mkdtemp(prefix="toaster-lmtp-postfix-", dir="/tmp")
     os.chmod(base, 0o755)
-    socket_path = os.path.join(base, "toaster-lmtp.sock")
+    # The README's recipe: the socket in a set-gid directory of group
+    # postfix, so it is made with that group, and the default mode 0660.
+    sock_dir = os.path.join(base, "toaster")
+    os.mkdir(sock_dir)
+    os.chown(sock_dir, -1, grp.getgrnam("postfix").gr_gid)
+    os.chmod(sock_dir, 0o2750)
+    socket_path = os.path.join(sock_dir, "lmtp")
     t = make_toaster(config={"lmtp_listen": "unix:%s" % socket_path,
-                             "lmtp_socket_mode": "0666", "sieve": "yes", "clamav": "no"})
+                             "sieve": "yes", "clamav": "no"})
+    st = os.stat(socket_path)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    assert st.st_gid == grp.getgrnam("postfix").gr_gid
     put_script(t, "bob@example.com", REJECT)
     broken = t.maildir("dave@example.org")
     broken.mkdir(parents=True)
@@ -509,9 +520,23 @@ def test_postfix_front_end_over_unix_socket(make_toaster):
     finally:
         subprocess.run(["/usr/sbin/postfix", "-c", etc, "stop"], capture_output=True,
                        timeout=60)
-        # The master exits a moment after "stop": wait before removing.
+        # The master exits a moment after "stop" (its pid file stays): wait
+        # for the process before removing its directories.
         pid_file = os.path.join(base, "queue", "pid", "master.pid")
-        wait_until(lambda: not os.path.exists(pid_file), 15)
+        try:
+            with open(pid_file) as f:
+                master = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            master = None
+
+        def master_gone():
+            try:
+                os.kill(master, 0)
+                return False
+            except OSError:
+                return True
+        if master is not None:
+            wait_until(master_gone, 15)
         shutil.rmtree(base, ignore_errors=True)
 
 
