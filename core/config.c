@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "core/assertions.h"
@@ -70,6 +71,8 @@ static const struct config_key config_keys[] = {
     LISTEN_KEY("imaps_listen", LISTENER_IMAPS, "127.0.0.1:2993"),
     LISTEN_KEY("managesieve_listen", LISTENER_MANAGESIEVE, "127.0.0.1:4190"),
     LISTEN_KEY("http_listen", LISTENER_HTTP, "127.0.0.1:8080"),
+    LISTEN_KEY("lmtp_listen", LISTENER_LMTP, ""),
+    LISTEN_KEY("https_listen", LISTENER_HTTPS, ""),
     KEY(CONFIG_STRING, data_dir, "./var", 0, 0),
     KEY(CONFIG_STRING, users_file, "", 0, 0),
     KEY(CONFIG_STRING, aliases_file, "", 0, 0),
@@ -77,6 +80,7 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_STRING, myhostname, "", 0, 0),
     KEY(CONFIG_STRING, local_domains, "", 0, 0),
     KEY(CONFIG_STRING, recipient_delimiter, "+", 0, 0),
+    KEY(CONFIG_STRING, lmtp_socket_mode, "0660", 0, 0),
     KEY(CONFIG_STRING, unknown_recipient_mailbox, "", 0, 0),
     KEY(CONFIG_STRING, postmaster_address, "", 0, 0),
     KEY(CONFIG_STRING, control_socket, "", 0, 0),
@@ -156,6 +160,11 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_DURATION, mta_sts_fetch_timeout_ms, "10s", 100, 60000),
     KEY(CONFIG_U32, mta_sts_port, "443", 1, 65535),
     KEY(CONFIG_U32, mta_sts_cache_max, "10000", 1, 1000000),
+    KEY(CONFIG_DURATION, http_timeout_ms, "10s", 100, 300000),
+    KEY(CONFIG_STRING, metrics_allow, "127.0.0.0/8, ::1", 0, 0),
+    KEY(CONFIG_STRING, mta_sts_mode, "testing", 0, 0),
+    KEY(CONFIG_STRING, mta_sts_mx, "", 0, 0),
+    KEY(CONFIG_SECONDS, mta_sts_max_age_s, "1w", 60, 31557600u),
     KEY(CONFIG_U32, smtp_destination_concurrency_limit, "20", 1, 10000),
     KEY(CONFIG_DURATION, smtp_destination_rate_delay_ms, "0s", 0, 3600000),
     KEY(CONFIG_DURATION, smtp_connection_cache_time_limit_ms, "2s", 0, 300000),
@@ -220,6 +229,10 @@ static const struct config_key config_keys[] = {
     KEY(CONFIG_BOOL, spool_unnamed, "yes", 0, 0),
     KEY(CONFIG_BOOL, log_timestamps, "yes", 0, 0),
     KEY(CONFIG_LOG_LEVEL, log_level, "info", 0, 0),
+    KEY(CONFIG_STRING, log_format, "auto", 0, 0),
+    KEY(CONFIG_STRING, user, "", 0, 0),
+    KEY(CONFIG_STRING, group, "", 0, 0),
+    KEY(CONFIG_STRING, chroot, "", 0, 0),
     KEY(CONFIG_DURATION, postscreen_greet_wait_ms, "0s", 0, 60000),
     KEY(CONFIG_DURATION, postscreen_bad_ttl_ms, "24h", 1000, 2592000000u),
     KEY(CONFIG_DURATION, postscreen_good_ttl_ms, "7d", 1000, 2592000000u),
@@ -358,6 +371,22 @@ config_parse_listen_one(const char *text, struct listen_address *out, char *err,
 {
     char host[128];
     const char *colon;
+    if (strncmp(text, "unix:", 5) == 0) {
+        /* A Unix socket (lmtp_listen only, checked in config_finish). */
+        struct sockaddr_un *sun = (struct sockaddr_un *)&out->addr;
+        size_t path_len = strlen(text + 5);
+        if (text[5] != '/' || path_len >= sizeof(sun->sun_path)) {
+            return config_error(err, err_bytes,
+                                "bad listen address '%s' (want unix:/absolute/path, at most "
+                                "%zu bytes)", text, sizeof(sun->sun_path) - 1);
+        }
+        memset(out, 0, sizeof(*out));
+        (void)snprintf(out->text, sizeof(out->text), "%s", text);
+        sun->sun_family = AF_UNIX;
+        memcpy(sun->sun_path, text + 5, path_len + 1);
+        out->addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len + 1);
+        return 0;
+    }
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (close == NULL || close[1] != ':') {
@@ -754,6 +783,10 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     if (cidr_list_parse(config->mynetworks, &networks, networks_err, sizeof(networks_err)) != 0) {
         return config_error(err, err_bytes, "mynetworks: %s", networks_err);
     }
+    if (cidr_list_parse(config->metrics_allow, &networks, networks_err, sizeof(networks_err)) !=
+        0) {
+        return config_error(err, err_bytes, "metrics_allow: %s", networks_err);
+    }
     struct kv_redis_address redis_address;
     if (config->redis[0] != '\0' && kv_redis_address_parse(config->redis, &redis_address) != 0) {
         return config_error(err, err_bytes,
@@ -785,6 +818,10 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     if (!config_word_is_one_of(config->smtp_address_preference, preferences, 4)) {
         return config_error(err, err_bytes,
                             "smtp_address_preference must be ipv4, ipv6, ipv4-only or ipv6-only");
+    }
+    static const char *const mta_sts_modes[] = { "testing", "enforce", "none" };
+    if (!config_word_is_one_of(config->mta_sts_mode, mta_sts_modes, 3)) {
+        return config_error(err, err_bytes, "mta_sts_mode must be testing, enforce or none");
     }
     if (!config_word_is_one_of(config->smtp_tls_security, tls_levels, 6)) {
         return config_error(err, err_bytes, "smtp_tls_security must be none, may, encrypt, "
@@ -844,6 +881,31 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     }
     if (config->max_connections_per_ip > config->max_connections) {
         config->max_connections_per_ip = config->max_connections;
+    }
+    for (int protocol = 0; protocol < LISTENER_PROTOCOL_COUNT; protocol++) {
+        const struct listen_list *list = &config->listen[protocol];
+        for (size_t i = 0; i < list->count && protocol != LISTENER_LMTP; i++) {
+            if (list->addresses[i].addr.ss_family == AF_UNIX) {
+                return config_error(err, err_bytes, "%s: unix: sockets are for lmtp_listen only",
+                                    list->addresses[i].text);
+            }
+        }
+    }
+    char *mode_end = NULL;
+    unsigned long lmtp_mode = strtoul(config->lmtp_socket_mode, &mode_end, 8);
+    if (config->lmtp_socket_mode[0] < '0' || config->lmtp_socket_mode[0] > '7' ||
+        *mode_end != '\0' || lmtp_mode > 0777) {
+        return config_error(err, err_bytes, "lmtp_socket_mode: want an octal mode like 0660");
+    }
+    static const char *const log_formats[] = { "auto", "plain", "journal" };
+    if (!config_word_is_one_of(config->log_format, log_formats, 3)) {
+        return config_error(err, err_bytes, "log_format must be auto, plain or journal");
+    }
+    if (config->chroot[0] != '\0') {
+        return config_error(err, err_bytes,
+                            "chroot: not supported yet; leave it empty (user and group drop "
+                            "root; the systemd unit's ProtectSystem= and ReadWritePaths= "
+                            "confine the files)");
     }
     return 0;
 }
@@ -920,4 +982,104 @@ config_dump(const struct config *config, int fd)
         }
         }
     }
+}
+
+/* ---- key by key (core/config_reload) ------------------------------------------ */
+
+/* Public names, made once: config_key_public_name() needs a buffer, and
+ * callers keep the names in lists. */
+static char config_key_names[sizeof(config_keys) / sizeof(config_keys[0])][64];
+
+size_t
+config_key_count(void)
+{
+    return sizeof(config_keys) / sizeof(config_keys[0]);
+}
+
+const char *
+config_key_name(size_t index)
+{
+    ASSERT(index < config_key_count());
+    if (config_key_names[index][0] == '\0') {
+        char buf[128];
+        const char *name = config_key_public_name(&config_keys[index], buf, sizeof(buf));
+        ASSERT(strlen(name) < sizeof(config_key_names[index]));
+        strcpy(config_key_names[index], name);
+    }
+    return config_key_names[index];
+}
+
+bool
+config_key_equal(const struct config *a, const struct config *b, size_t index)
+{
+    ASSERT(index < config_key_count());
+    const struct config_key *key = &config_keys[index];
+    const void *fa = (const char *)a + key->offset;
+    const void *fb = (const char *)b + key->offset;
+    switch (key->type) {
+    case CONFIG_STRING:
+        return strcmp(fa, fb) == 0;
+    case CONFIG_LISTEN: {
+        const struct listen_list *la = fa;
+        const struct listen_list *lb = fb;
+        if (la->count != lb->count) {
+            return false;
+        }
+        for (size_t i = 0; i < la->count; i++) {
+            if (strcmp(la->addresses[i].text, lb->addresses[i].text) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case CONFIG_TLS_SNI: {
+        const struct tls_sni_list *la = fa;
+        const struct tls_sni_list *lb = fb;
+        if (la->count != lb->count) {
+            return false;
+        }
+        for (size_t i = 0; i < la->count; i++) {
+            if (strcmp(la->entries[i].domain, lb->entries[i].domain) != 0 ||
+                strcmp(la->entries[i].cert_file, lb->entries[i].cert_file) != 0 ||
+                strcmp(la->entries[i].key_file, lb->entries[i].key_file) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case CONFIG_LINES: {
+        const struct config_lines *la = fa;
+        const struct config_lines *lb = fb;
+        if (la->count != lb->count) {
+            return false;
+        }
+        for (size_t i = 0; i < la->count; i++) {
+            if (strcmp(la->lines[i], lb->lines[i]) != 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case CONFIG_BOOL:
+        return *(const bool *)fa == *(const bool *)fb;
+    case CONFIG_U32:
+    case CONFIG_BYTES:
+    case CONFIG_DURATION:
+    case CONFIG_SECONDS:
+    case CONFIG_BARE_LF:
+    case CONFIG_LOG_LEVEL:
+        /* Scalars: every byte of the field is the value. */
+        return memcmp(fa, fb, key->size) == 0;
+    }
+    ASSERT(false);
+    return false;
+}
+
+void
+config_key_copy(struct config *dst, const struct config *src, size_t index)
+{
+    ASSERT(index < config_key_count());
+    ASSERT(dst != src);
+    const struct config_key *key = &config_keys[index];
+    memcpy((char *)dst + key->offset, (const char *)src + key->offset, key->size);
 }

@@ -28,6 +28,8 @@ enum listener_protocol {
     LISTENER_IMAPS,
     LISTENER_MANAGESIEVE,
     LISTENER_HTTP,
+    LISTENER_LMTP, /* lmtp_listen: host:port or unix:/path (core/smtp_listener) */
+    LISTENER_HTTPS, /* https_listen: the HTTP listener under implicit TLS */
     LISTENER_PROTOCOL_COUNT,
 };
 
@@ -78,6 +80,7 @@ struct config {
     char myhostname[256];
     char local_domains[CONFIG_STRING_BYTES];
     char recipient_delimiter[16];
+    char lmtp_socket_mode[8]; /* octal, for lmtp_listen's Unix sockets */
     char unknown_recipient_mailbox[CONFIG_STRING_BYTES];
     char postmaster_address[CONFIG_STRING_BYTES];
     char control_socket[CONFIG_STRING_BYTES]; /* "" means <data_dir>/toasterd.sock */
@@ -165,6 +168,13 @@ struct config {
     uint32_t mta_sts_fetch_timeout_ms;                 /* a policy's HTTPS fetch, in all */
     uint32_t mta_sts_port;                             /* 443; tests point it at loopback */
     uint32_t mta_sts_cache_max;                        /* domains whose policy is kept */
+    /* The HTTP listener (core/http_listener): client set-up documents and
+     * the MTA-STS policy published for the hosted domains. */
+    uint32_t http_timeout_ms;                          /* a whole request must arrive within */
+    char     metrics_allow[CONFIG_STRING_BYTES];       /* CIDR list that may GET /metrics */
+    char     mta_sts_mode[16];                         /* testing | enforce | none */
+    char     mta_sts_mx[CONFIG_STRING_BYTES];          /* mx patterns; "": myhostname */
+    uint64_t mta_sts_max_age_s;                        /* the policy's max_age */
     uint32_t smtp_destination_concurrency_limit;       /* sessions per destination */
     uint32_t smtp_destination_rate_delay_ms;           /* pause between deliveries to one */
     uint32_t smtp_connection_cache_time_limit_ms;      /* an idle session is kept this long */
@@ -239,6 +249,14 @@ struct config {
     bool spool_unnamed;  /* O_TMPFILE spool files where the file system allows */
     bool log_timestamps; /* prefix each log line with UTC time */
     int  log_level;      /* 0 error, 1 warning, 2 info, 3 debug */
+    char log_format[16]; /* auto (journal when stderr is journald's), plain, journal */
+
+    /* Running as a service (core/privileges.h): the mail user toasterd
+     * becomes once its listeners are bound ("": stay as started), its
+     * group ("": the user's primary group); chroot is not supported yet. */
+    char user[64];
+    char group[64];
+    char chroot[CONFIG_STRING_BYTES];
 
     /* postscreen on smtp_listen (core/postscreen) and the key-value store. */
     uint32_t postscreen_greet_wait_ms; /* hold the banner this long; 0 = no greet wait */
@@ -273,5 +291,13 @@ int config_finish(struct config *config, char *err, size_t err_bytes);
 
 /* Print every key with its value as a configuration file would hold it. */
 void config_dump(const struct config *config, int fd);
+
+/* The keys one by one (core/config_reload): how many there are, key
+ * index's name as files spell it (a static string), whether a and b hold
+ * the same value for it, and copying its value from src to dst. */
+size_t config_key_count(void);
+const char *config_key_name(size_t index);
+bool config_key_equal(const struct config *a, const struct config *b, size_t index);
+void config_key_copy(struct config *dst, const struct config *src, size_t index);
 
 #endif

@@ -2,8 +2,10 @@
  * core/main.c - toasterd: read the configuration, start the committer, the
  * workers and one reactor per core, then wait for signals.
  *
- * The main thread owns start-up, SIGHUP (reload users and aliases without
- * dropping a connection; the control request "reload" raises it too) and
+ * The main thread owns start-up (bind, then give root up: core/privileges.h),
+ * SIGHUP (reload the configuration's live keys, the TLS certificates, users
+ * and aliases without dropping a connection: core/config_reload.h; the
+ * control request "reload" raises it too) and
  * SIGTERM/SIGINT (stop accepting, let sessions finish up to
  * shutdown_timeout, exit 0). Every other thread has these
  * signals blocked; the main thread takes them with sigwaitinfo, so no work
@@ -20,15 +22,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/assertions.h"
 #include "core/config.h"
+#include "core/config_reload.h"
 #include "core/control.h"
 #include "core/histogram.h"
+#include "core/http_listener.h"
 #include "core/ip_limit.h"
 #include "core/log.h"
+#include "core/privileges.h"
 #include "core/reactor.h"
+#include "core/sd_notify.h"
 #include "core/relay.h"
 #include "core/tls.h"
 #include "core/imap_listener.h"
@@ -48,6 +55,7 @@
 #include "filters/dkim_keys.h"
 #include "filters/public_suffix.h"
 #include "core/dns.h"
+#include "core/metrics.h"
 #include "core/stats.h"
 #include "core/workers.h"
 #include "store/delivery.h"
@@ -85,21 +93,102 @@ load_recipients(const struct config *config, struct recipients **table_out)
     return 0;
 }
 
-/* SIGHUP: build the new tables off to the side, publish them, and free the
- * old ones only once every reactor has moved past them. A broken file keeps
- * the old tables in service. Returns 0 or the load's -errno. */
-static int
-reload(const struct config *config, struct reactor **reactors, uint32_t reactor_count,
-       uint64_t *user_count_out)
+/* log_format: "auto" is journal when stderr is journald's stream. */
+static enum log_format
+log_format_from(const struct config *config)
 {
+    if (strcmp(config->log_format, "journal") == 0 ||
+        (strcmp(config->log_format, "auto") == 0 && log_stderr_is_journal())) {
+        return LOG_FORMAT_JOURNAL;
+    }
+    return LOG_FORMAT_PLAIN;
+}
+
+/* SIGHUP: read the configuration file again (core/config_reload.h: which
+ * keys apply live, which need a restart) and build what it feeds (the
+ * users and aliases tables, the TLS certificates) off to the side; only
+ * when all of it loaded is it put in service, and the old tables and
+ * certificates are freed once every reactor has moved past them. A file
+ * with an error, or a table or certificate that does not load, keeps
+ * everything as it was. ClamAV and Sieve reload as before once the file
+ * has been read. Returns 0 or -errno. */
+static int
+reload(const char *config_path, struct config *running, struct tls_server *tls,
+       struct clamav *clamav, struct sieve_exec *sieve, struct reactor **reactors,
+       uint32_t reactor_count, uint64_t *user_count_out)
+{
+    static struct config next;   /* big: off the stack, main thread only */
+    static struct config merged;
+    char err[1024] = "";
+    config_defaults(&next);
+    int rc = config_path != NULL ? config_load_file(&next, config_path, err, sizeof(err)) : 0;
+    if (rc == 0) {
+        rc = config_finish(&next, err, sizeof(err));
+    }
+    if (rc != 0) {
+        log_error("reload failed: %s; the running configuration stays", err);
+        return rc;
+    }
+    struct config_reload_changes changes;
+    config_reload_compare(running, &next, &changes);
+    char names[1024];
+    if (changes.restart_count > 0) {
+        log_warning("reload: %s changed: needs a restart; the running value stays",
+                    config_reload_names(changes.restart, changes.restart_count, names,
+                                        sizeof(names)));
+    }
+    config_reload_merge(running, &next, &merged);
+    rc = config_finish(&merged, err, sizeof(err));
+    if (rc != 0) {
+        log_error("reload failed: %s; the running configuration stays", err);
+        return rc;
+    }
+    if (clamav != NULL) {
+        clamav_reload(clamav); /* in the background; scans go on meanwhile */
+    }
+    if (sieve != NULL) {
+        /* Scripts compiled again at their next use; a global one that no
+         * longer compiles keeps the old in service. */
+        char sieve_err[SIEVE_EXEC_ERROR_BYTES] = "";
+        int sieve_rc = sieve_exec_reload(sieve, sieve_err, sizeof(sieve_err));
+        if (sieve_rc != 0) {
+            log_error("sieve: reload failed, keeping the previous scripts: %s",
+                      sieve_err[0] != '\0' ? sieve_err : strerror(-sieve_rc));
+        } else {
+            log_info("sieve: scripts reloaded");
+        }
+    }
     struct recipients *table = NULL;
-    int rc = load_recipients(config, &table);
+    rc = load_recipients(&merged, &table);
     if (rc != 0) {
         log_error("reload failed; keeping the previous users and aliases");
         return rc;
     }
+    /* After the drop the certificates are read as the mail user: a key
+     * only root can read fails here, and the old ones stay. */
+    struct tls_certs *certs = NULL;
+    if (tls != NULL) {
+        char tls_err[512] = "";
+        rc = tls_certs_load(&merged, &certs, tls_err, sizeof(tls_err));
+        if (rc != 0) {
+            recipients_destroy(&table);
+            log_error("reload failed: %s; keeping the previous certificates, users and "
+                      "aliases", tls_err);
+            return rc;
+        }
+    }
+    /* Everything loaded: in service from here on. */
+    if (changes.live_count > 0) {
+        log_info("reload: %s changed",
+                 config_reload_names(changes.live, changes.live_count, names, sizeof(names)));
+    }
+    config_reload_apply(running, &merged);
+    log_set_level((enum log_level)running->log_level);
+    log_set_format(log_format_from(running), running->log_timestamps);
     *user_count_out = recipients_user_count(table);
     struct recipients *old = recipients_publish(table);
+    bool is_tls_reloaded = certs != NULL;
+    struct tls_certs *old_certs = certs != NULL ? tls_server_swap(tls, certs) : NULL;
     uint64_t epoch = reactor_epoch_advance();
     for (uint32_t i = 0; i < reactor_count; i++) {
         reactor_wake(reactors[i]);
@@ -112,7 +201,9 @@ reload(const struct config *config, struct reactor **reactors, uint32_t reactor_
         }
     }
     recipients_destroy(&old);
-    log_info("reload: users and aliases replaced");
+    tls_certs_free(&old_certs);
+    log_info("reload: users and aliases replaced%s",
+             is_tls_reloaded ? ", TLS certificates reloaded" : "");
     return 0;
 }
 
@@ -233,6 +324,8 @@ collect_listeners(const struct config *config, struct tls_server *tls,
         [LISTENER_IMAPS] = "imaps_listen",
         [LISTENER_MANAGESIEVE] = "managesieve_listen",
         [LISTENER_HTTP] = "http_listen",
+        [LISTENER_LMTP] = "lmtp_listen",
+        [LISTENER_HTTPS] = "https_listen",
     };
     size_t count = 0;
     for (int protocol = 0; protocol < LISTENER_PROTOCOL_COUNT; protocol++) {
@@ -240,14 +333,17 @@ collect_listeners(const struct config *config, struct tls_server *tls,
         const struct conn_handler *handler = NULL;
         /* Submission speaks the same SMTP until AUTH arrives; it relays
          * nothing, exactly like port 25. */
-        bool is_implicit_tls = protocol == LISTENER_SUBMISSIONS || protocol == LISTENER_IMAPS;
+        bool is_implicit_tls = protocol == LISTENER_SUBMISSIONS || protocol == LISTENER_IMAPS ||
+                               protocol == LISTENER_HTTPS;
         if (protocol == LISTENER_SMTP || protocol == LISTENER_SUBMISSION ||
-            protocol == LISTENER_SUBMISSIONS) {
-            handler = &smtp_listener_handler;
+            protocol == LISTENER_SUBMISSIONS || protocol == LISTENER_LMTP) {
+            handler = &smtp_listener_handler; /* LMTP: the same session in LMTP mode */
         } else if (protocol == LISTENER_IMAP || protocol == LISTENER_IMAPS) {
             handler = &imap_listener_handler;
         } else if (protocol == LISTENER_MANAGESIEVE) {
             handler = &managesieve_listener_handler;
+        } else if (protocol == LISTENER_HTTP || protocol == LISTENER_HTTPS) {
+            handler = &http_listener_handler;
         }
         if (handler == NULL) {
             if (list->count > 0) {
@@ -259,7 +355,9 @@ collect_listeners(const struct config *config, struct tls_server *tls,
             out[count].protocol = protocol;
             out[count].address = &list->addresses[i];
             out[count].handler = handler;
-            out[count].tls = tls;
+            /* LMTP offers no STARTTLS: a trusted front end on loopback or
+             * a Unix socket. */
+            out[count].tls = protocol == LISTENER_LMTP ? NULL : tls;
             out[count].is_implicit_tls = is_implicit_tls;
             log_info("listening on %s (%s)", list->addresses[i].text, names[protocol]);
             count++;
@@ -715,7 +813,31 @@ main(int argc, char **argv)
         config_dump(&config, STDOUT_FILENO);
         return 0;
     }
+    /* What toasterd creates (mail, queue, spool, kv snapshots, Sieve
+     * scripts) is the mail user's alone: 0600 files, 0700 directories. */
+    (void)umask(077);
+    sd_notify_setup();
     log_setup((enum log_level)config.log_level, config.log_timestamps);
+    log_set_format(log_format_from(&config), config.log_timestamps);
+    /* The mail user, looked up while single-threaded (core/privileges.h
+     * has the whole order). */
+    static struct privileges privileges;
+    bool is_root_warning = false;
+    if (privileges_prepare(config.user, config.group, &privileges, &is_root_warning, err,
+                           sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (is_root_warning) {
+        log_warning("running as root with no user set: every file will belong to root; set "
+                    "user (and group) to the mail user, e.g. user = vmail");
+    }
+    if (privileges.is_drop && config.sqpoll) {
+        /* The kernel's submission-queue thread does file I/O with the
+         * credentials the ring was made with, which would be root's. */
+        log_error("sqpoll = yes cannot be combined with user: turn one off");
+        return 1;
+    }
 
     /* Block the signals we handle before any thread exists, so every thread
      * inherits the mask and only sigwaitinfo below sees them. */
@@ -736,6 +858,38 @@ main(int argc, char **argv)
     (void)signal(SIGPIPE, SIG_IGN);
 
     raise_fd_limit(&config);
+    if (privileges_data_dir(&privileges, config.data_dir, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    /* TLS while single-threaded: the self-signed pair is made as the mail
+     * user (it reads it again on a reload), the configured keys are read
+     * as root (they may be root's alone); from then on every file is
+     * created as the mail user, while binding still may use root. One TLS
+     * context for every listener and reactor: session tickets made on one
+     * reactor resume on another. */
+    struct tls_server *tls = NULL;
+    char tls_error[512] = "";
+    if (privileges_files_as(&privileges, PRIVILEGES_FILES_USER, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (tls_server_prepare(&config, tls_error, sizeof(tls_error)) != 0) {
+        log_error("TLS: %s", tls_error);
+        return 1;
+    }
+    if (privileges_files_as(&privileges, PRIVILEGES_FILES_ROOT, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    if (tls_server_create(&config, &tls, tls_error, sizeof(tls_error)) != 0) {
+        log_error("TLS: %s", tls_error);
+        return 1;
+    }
+    if (privileges_files_as(&privileges, PRIVILEGES_FILES_USER, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return 1;
+    }
     /* Start-up clears the spool of files left by an earlier run: a second
      * daemon on the same data must stop before that, while a first one
      * still owns them. control_open() below checks again and binds. */
@@ -778,6 +932,9 @@ main(int argc, char **argv)
         rc = managesieve_listener_init(&config);
     }
     if (rc == 0) {
+        rc = http_listener_init(&config);
+    }
+    if (rc == 0) {
         rc = filters_start(&config, &filters);
     }
     struct sieve_exec *sieve = NULL;
@@ -786,14 +943,6 @@ main(int argc, char **argv)
     }
     if (rc != 0) {
         log_error("start-up failed: %s", strerror(-rc));
-        return 1;
-    }
-    /* One TLS context for every listener and reactor: session tickets
-     * made on one reactor resume on another. */
-    struct tls_server *tls = NULL;
-    char tls_error[512];
-    if (tls_server_create(&config, &tls, tls_error, sizeof(tls_error)) != 0) {
-        log_error("TLS: %s", tls_error);
         return 1;
     }
     if (!config.fsync) {
@@ -845,6 +994,21 @@ main(int argc, char **argv)
         control_close(&control);
         return 1;
     }
+    /* Every reactor listens (reactor_start returns after bind and
+     * listen): root is no longer needed, for any thread. */
+    if (privileges_drop(&privileges, err, sizeof(err)) != 0) {
+        log_error("cannot give up root: %s", err);
+        for (uint32_t i = 0; i < config.reactor_threads; i++) {
+            reactor_request_stop(reactors[i]);
+            reactor_join(&reactors[i]);
+        }
+        control_close(&control);
+        return 1;
+    }
+    if (privileges.is_drop) {
+        log_info("running as %s (uid %u, gid %u)", privileges.user, (unsigned)privileges.uid,
+                 (unsigned)privileges.gid);
+    }
     if (config.outbound_delivery) {
         if (relay_start(&config, reactors[0], filters.dns, filters.dkim_keys) != 0) {
             for (uint32_t i = 0; i < config.reactor_threads; i++) {
@@ -862,6 +1026,7 @@ main(int argc, char **argv)
     stats_source.reactor_count = config.reactor_threads;
     stats_source.workers = workers;
     stats_source.start_ns = stats_clock_ns();
+    metrics_start(reactors, config.reactor_threads, workers); /* /metrics on http_listen */
     /* In main's frame, which outlives the control thread. */
     const struct control_command commands[] = {
         { .name = "stats", .answer = stats_answer, .arg = &stats_source },
@@ -871,6 +1036,7 @@ main(int argc, char **argv)
         { .name = "queue-flush", .answer_argument = relay_control_flush_one, .arg = NULL },
     };
     if (control_start(control, commands, sizeof(commands) / sizeof(commands[0])) != 0) {
+        metrics_stop();
         for (uint32_t i = 0; i < config.reactor_threads; i++) {
             reactor_request_stop(reactors[i]);
             reactor_join(&reactors[i]);
@@ -880,6 +1046,10 @@ main(int argc, char **argv)
     }
     log_info("toasterd %s started: %u reactor(s), %u worker(s), data in %s", TOASTER_VERSION,
              config.reactor_threads, config.worker_threads, config.data_dir);
+    rc = sd_notify_send("READY=1");
+    if (rc != 0) {
+        log_warning("sd_notify READY=1: %s", strerror(-rc));
+    }
 
     for (;;) {
         siginfo_t info;
@@ -892,30 +1062,18 @@ main(int argc, char **argv)
             break;
         }
         if (signo == SIGHUP) {
-            log_info("SIGHUP: reloading users and aliases");
+            log_info("SIGHUP: reloading the configuration, users and aliases");
+            (void)sd_notify_reloading(); /* systemd only shows it: nothing to do on failure */
             __atomic_add_fetch(&reload_state.started, 1, __ATOMIC_ACQ_REL);
             uint64_t user_count = 0;
-            if (filters.clamav != NULL) {
-                clamav_reload(filters.clamav); /* in the background; scans go on meanwhile */
-            }
-            if (sieve != NULL) {
-                /* Scripts compiled again at their next use; a global one
-                 * that no longer compiles keeps the old in service. */
-                char sieve_err[SIEVE_EXEC_ERROR_BYTES] = "";
-                int sieve_rc = sieve_exec_reload(sieve, sieve_err, sizeof(sieve_err));
-                if (sieve_rc != 0) {
-                    log_error("sieve: reload failed, keeping the previous scripts: %s",
-                              sieve_err[0] != '\0' ? sieve_err : strerror(-sieve_rc));
-                } else {
-                    log_info("sieve: scripts reloaded");
-                }
-            }
-            bool is_ok = reload(&config, reactors, config.reactor_threads, &user_count) == 0;
+            bool is_ok = reload(config_path, &config, tls, filters.clamav, sieve, reactors,
+                                config.reactor_threads, &user_count) == 0;
             if (is_ok) {
                 __atomic_store_n(&reload_state.user_count, user_count, __ATOMIC_RELEASE);
             }
             __atomic_store_n(&reload_state.is_ok, (uint8_t)is_ok, __ATOMIC_RELEASE);
             __atomic_add_fetch(&reload_state.finished, 1, __ATOMIC_ACQ_REL);
+            (void)sd_notify_send("READY=1");
             continue;
         }
         log_info("%s: stopping; sessions have %u ms to finish",
@@ -923,10 +1081,12 @@ main(int argc, char **argv)
         break;
     }
 
+    (void)sd_notify_send("STOPPING=1"); /* systemd only shows it */
     /* The control thread reads the reactors: it goes first, and a reload
      * request it is waiting on will not come now. */
     __atomic_store_n(&reload_state.is_stopping, 1, __ATOMIC_RELEASE);
     control_close(&control);
+    metrics_stop(); /* renders read every reactor: none may be under way as they go */
     for (uint32_t i = 0; i < config.reactor_threads; i++) {
         reactor_request_stop(reactors[i]);
     }

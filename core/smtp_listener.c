@@ -421,6 +421,36 @@ smtp_conn_sender_allowed(void *owner, const char *user, struct span mailbox)
     return false;
 }
 
+/* Metrics: a refusal given to conn's client, by reason (core/stats.h). */
+static void
+refusal_count(struct conn *conn, const char *reply, enum stats_reason reason)
+{
+    if (conn != NULL) {
+        stats_refusal_count(reactor_stats(conn_reactor(conn)), reply, reason);
+    }
+}
+
+static enum stats_reason
+rcpt_reason(enum smtp_rcpt_verdict verdict)
+{
+    switch (verdict) {
+    case SMTP_RCPT_UNKNOWN_USER:
+        return STATS_REASON_RECIPIENT_UNKNOWN;
+    case SMTP_RCPT_RELAY_DENIED:
+        return STATS_REASON_RELAY_DENIED;
+    case SMTP_RCPT_BAD_SYNTAX:
+        return STATS_REASON_PROTOCOL;
+    case SMTP_RCPT_RATE_LIMITED:
+        return STATS_REASON_RATE_LIMIT;
+    case SMTP_RCPT_TEMPFAIL:
+    case SMTP_RCPT_NO_RESOURCES:
+        return STATS_REASON_INTERNAL;
+    case SMTP_RCPT_ACCEPT:
+        break;
+    }
+    return STATS_REASON_OTHER;
+}
+
 /* Decide, and log each refusal in the one stable line operators and
  * fail2ban know from Postfix ("NOQUEUE: reject: RCPT from ..."). */
 static enum smtp_rcpt_verdict
@@ -451,6 +481,7 @@ smtp_conn_rcpt(void *owner, const struct smtp_rcpt_request *request)
         reply = "450 4.7.1 Error: too many messages from this user this hour";
         break;
     }
+    refusal_count(sc->conn, reply, rcpt_reason(verdict));
     const struct span to = request->path->mailbox;
     log_info("NOQUEUE: reject: RCPT from [%s]: %s; from=<%s> to=<%.*s> proto=%s helo=<%s>",
              conn_peer_text(sc->conn), reply, sc->session.txn.mail_from,
@@ -806,6 +837,7 @@ message_job_done(struct job *job, struct conn *conn)
     if (conn != NULL) {
         struct smtp_conn *sc = conn_state(conn);
         if (message->result != 0) {
+            refusal_count(conn, reply, STATS_REASON_INTERNAL);
         }
         smtp_conn_count_final_reply(sc, message->result == 0);
         smtp_session_delivered(&sc->session, reply);
@@ -973,6 +1005,9 @@ from_job_done(struct job *job, struct conn *conn)
         }
         reply = "451 4.3.0 Error: server busy, try again later";
     }
+    refusal_count(conn, reply, reply[0] == '4'                ? STATS_REASON_INTERNAL
+                               : strncmp(reply, "552", 3) == 0 ? STATS_REASON_SIZE
+                                                               : STATS_REASON_POLICY);
     message_refuse(reactor, conn, &message, reply, NULL);
 }
 
@@ -1150,6 +1185,7 @@ filter_job_done(struct job *job, struct conn *conn)
                             ? "451 4.3.0 Error: server busy, try again later"
                             : verdict->reply;
     message->owner_data = NULL;
+    refusal_count(conn, reply, reply != verdict->reply ? STATS_REASON_INTERNAL : verdict->reason);
     message_refuse(reactor, conn, &message, reply, verdict->summary);
     filter_run_destroy(&stage->run); /* after: reply and summary live in the run */
     free(stage);
@@ -1228,6 +1264,7 @@ sieve_job_done(struct job *job, struct conn *conn)
     } else if (hop != NULL && hop->next == SIEVE_STAGE_REFUSE) {
         reply = hop->reply;
     }
+    refusal_count(conn, reply, reply[0] == '4' ? STATS_REASON_INTERNAL : STATS_REASON_POLICY);
     message_refuse(reactor, conn, &message, reply, NULL);
     if (hop != NULL) { /* after: reply may be hop->reply */
         sieve_stage_release(&hop->stage);
@@ -1280,6 +1317,7 @@ smtp_conn_deliver(struct smtp_conn *sc)
         log_warning("%s: worker queue full, deferring", sc->queue_id);
         message->spool_fd = -1;
         /* The session's txn_abort (after this reply) discards the spool. */
+        refusal_count(sc->conn, "451", STATS_REASON_INTERNAL);
         smtp_conn_count_final_reply(sc, false);
         smtp_session_delivered(&sc->session, "451 4.3.0 Error: server busy, try again later");
         return;
@@ -1636,6 +1674,7 @@ smtp_conn_file_done(struct conn *conn, int result)
             if (sc->is_lmtp) {
                 lmtp_answer_all(sc, "451 4.3.0 Error: cannot store the message, try again later");
             } else {
+                refusal_count(sc->conn, "451", STATS_REASON_INTERNAL);
                 smtp_conn_count_final_reply(sc, false);
                 smtp_session_delivered(
                     &sc->session, "451 4.3.0 Error: cannot store the message, try again later");

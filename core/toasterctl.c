@@ -23,6 +23,8 @@
  * The outbound queue (core/toasterctl_queue.h), on its files, telling a
  * running daemon where it must:
  *   toasterctl [-c FILE] queue list|show|hold|release|delete|flush ...
+ * The DNS records to publish for a hosted domain (core/toasterctl_dns.h):
+ *   toasterctl [-c FILE] dns DOMAIN
  */
 #define _GNU_SOURCE
 #include <assert.h>
@@ -39,6 +41,7 @@
 
 #include "core/config.h"
 #include "core/control.h"
+#include "core/toasterctl_dns.h"
 #include "core/toasterctl_learn.h"
 #include "core/toasterctl_queue.h"
 #include "core/toasterctl_sieve.h"
@@ -69,6 +72,7 @@ usage(FILE *out)
                        "       toasterctl [-c FILE] user list\n"
                        "       toasterctl [-c FILE] dkim keygen DOMAIN SELECTOR [--ed25519] "
                        "[--bits N] [--dir DIR]\n"
+                       "       toasterctl [-c FILE] dns DOMAIN\n"
                        "       toasterctl [-c FILE] learn spam|ham [--socket PATH] FILE|DIR...\n"
                        "       toasterctl [-c FILE] sieve-test SCRIPT MESSAGE [-f FROM] [-a TO] "
                        "[-u USER]\n"
@@ -646,13 +650,7 @@ user_command(const struct config *config, int argc, char **argv)
 static void
 dkim_txt_print(const char *name, const char *text)
 {
-    printf("%s. IN TXT", name);
-    size_t len = strlen(text);
-    for (size_t pos = 0; pos < len; pos += 255) {
-        size_t piece = len - pos < 255 ? len - pos : 255;
-        printf(" \"%.*s\"", (int)piece, text + pos);
-    }
-    printf("\n");
+    toasterctl_dns_txt_print(stdout, name, text);
 }
 
 /* toasterctl dkim keygen DOMAIN SELECTOR [--ed25519] [--bits N] [--dir DIR]:
@@ -834,6 +832,9 @@ main(int argc, char **argv)
     }
     if (strcmp(command, "dkim") == 0) {
         return dkim_command(&config, argc - optind - 1, argv + optind + 1);
+    }
+    if (strcmp(command, "dns") == 0) {
+        return toasterctl_dns(&config, argc - optind - 1, argv + optind + 1);
     }
     if (strcmp(command, "learn") == 0) {
         return toasterctl_learn(&config, argc - optind - 1, argv + optind + 1);
