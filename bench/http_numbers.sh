@@ -61,9 +61,10 @@ wait_smtp "$http_port"
 autoconfig="http://127.0.0.1:$http_port/mail/config-v1.1.xml?emailaddress=user1@example.test"
 metrics="http://127.0.0.1:$http_port/metrics"
 # The documents are what they should be before anything is timed.
-curl -sf "$autoconfig" | grep -q '<incomingServer type="imap">' ||
+# (Whole bodies first: grep -q leaving early would break curl's pipe.)
+body=$(curl -sf "$autoconfig") && grep -q '<incomingServer type="imap">' <<<"$body" ||
     { echo "autoconfig does not answer with a clientConfig" >&2; exit 1; }
-curl -sf "$metrics" | grep -q '^toaster_connections_open{' ||
+body=$(curl -sf "$metrics") && grep -q '^toaster_connections_open{' <<<"$body" ||
     { echo "/metrics does not answer with metrics" >&2; exit 1; }
 
 # wrk_rps: the median requests/s of ROUNDS runs; any non-2xx answer or
@@ -97,40 +98,7 @@ idle_rps=$(wrk_rps)
 read -r idle_p50 idle_p90 idle_max idle_bytes <<<"$(scrape_times)"
 
 echo "http_numbers: opening $COUNT idle SMTP connections" >&2
-/usr/bin/python3 - "$smtp_port" "$COUNT" "$work/ready" <<'EOF' &
-import selectors, signal, socket, sys, time
-
-port, count, ready = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-sel = selectors.DefaultSelector()
-socks = []
-for i in range(count):
-    s = socket.socket()
-    s.bind(("127.0.0.%d" % (2 + i // 20000), 0))  # ephemeral ports never run out
-    s.setblocking(False)
-    s.connect_ex(("127.0.0.1", port))
-    socks.append(s)
-    sel.register(s, selectors.EVENT_READ, [b"", 0])
-done = 0
-deadline = time.monotonic() + 180
-while done < count and time.monotonic() < deadline:
-    for key, _ in sel.select(timeout=1):
-        s, state = key.fileobj, key.data
-        data = s.recv(4096)
-        if not data:
-            sys.exit("connection closed by the server: %r" % state[0][-200:])
-        state[0] += data
-        if state[1] == 0 and state[0].endswith(b"\r\n") and state[0].startswith(b"220 "):
-            state[0], state[1] = b"", 1
-            s.send(b"EHLO idle.example.test\r\n")
-        elif state[1] == 1 and b"\r\n250 " in b"\r\n" + state[0]:
-            state[1] = 2
-            sel.unregister(s)
-            done += 1
-if done < count:
-    sys.exit("only %d of %d sessions got to idle" % (done, count))
-open(ready, "w").write("%d\n" % done)
-signal.sigwait([signal.SIGTERM])
-EOF
+/usr/bin/python3 bench/idle_smtp.py "$smtp_port" "$COUNT" "$work/ready" &
 holder=$!
 for _ in $(seq 1800); do
     [ -s "$work/ready" ] && break

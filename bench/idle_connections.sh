@@ -34,7 +34,10 @@ wait_smtp "$smtp_port"
 sleep 0.5
 
 /usr/bin/python3 - "$pid" "$smtp_port" "$COUNT" <<'EOF' | tee "$work/result.md"
-import selectors, socket, sys, time
+import sys, time
+
+sys.path.insert(0, "bench")
+import idle_smtp  # noqa: E402
 
 pid, port, count = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 
@@ -51,35 +54,7 @@ def sockstat_pages():
 
 rss_before = status("VmRSS")
 tcp_pages_before = sockstat_pages()
-sel = selectors.DefaultSelector()
-socks = []
-# Source addresses in turn, so the ephemeral ports of one never run out.
-for i in range(count):
-    s = socket.socket()
-    s.bind(("127.0.0.%d" % (2 + i // 20000), 0))
-    s.setblocking(False)
-    s.connect_ex(("127.0.0.1", port))
-    socks.append(s)
-    sel.register(s, selectors.EVENT_READ, [b"", 0])
-# Read each banner, send EHLO, read its reply: then the session is idle.
-done = 0
-deadline = time.monotonic() + 120
-while done < count and time.monotonic() < deadline:
-    for key, _ in sel.select(timeout=1):
-        s, state = key.fileobj, key.data
-        data = s.recv(4096)
-        if not data:
-            raise SystemExit("connection closed by the server: %r" % state[0][-200:])
-        state[0] += data
-        if state[1] == 0 and state[0].endswith(b"\r\n") and state[0].startswith(b"220 "):
-            state[0], state[1] = b"", 1
-            s.send(b"EHLO idle.example.test\r\n")
-        elif state[1] == 1 and b"\r\n250 " in b"\r\n" + state[0]:
-            state[1] = 2
-            sel.unregister(s)
-            done += 1
-if done < count:
-    raise SystemExit("only %d of %d sessions got to idle" % (done, count))
+socks = idle_smtp.open_idle(port, count, timeout_s=120)
 time.sleep(1)
 rss_with = status("VmRSS")
 tcp_pages_with = sockstat_pages()
