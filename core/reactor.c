@@ -676,6 +676,22 @@ accept_arm(struct reactor *reactor, size_t index, uint32_t k)
     socket_entry->armed |= 1u << k;
 }
 
+/* Close the listening sockets (their accepts cancelled or never armed);
+ * a Unix socket's file goes with its last holder. */
+static void
+listen_sockets_close(struct reactor *reactor)
+{
+    for (size_t i = 0; i < reactor->socket_count; i++) {
+        if (reactor->sockets[i].fd >= 0) {
+            (void)close(reactor->sockets[i].fd);
+            reactor->sockets[i].fd = -1;
+            if (reactor->sockets[i].address->addr.ss_family == AF_UNIX) {
+                unix_listener_release(reactor->sockets[i].address);
+            }
+        }
+    }
+}
+
 static void
 listeners_close(struct reactor *reactor)
 {
@@ -695,15 +711,7 @@ listeners_close(struct reactor *reactor)
         }
     }
     (void)io_uring_submit(&reactor->ring);
-    for (size_t i = 0; i < reactor->socket_count; i++) {
-        if (reactor->sockets[i].fd >= 0) {
-            (void)close(reactor->sockets[i].fd);
-            reactor->sockets[i].fd = -1;
-            if (reactor->sockets[i].address->addr.ss_family == AF_UNIX) {
-                unix_listener_release(reactor->sockets[i].address);
-            }
-        }
-    }
+    listen_sockets_close(reactor);
 }
 
 /* ---- connections ------------------------------------------------------------ */
@@ -2393,15 +2401,7 @@ reactor_main(void *arg)
     if (reactor->start_error != 0) {
         /* Nothing is armed yet: close what opened, so a Unix socket's
          * file goes with the last holder. */
-        for (size_t i = 0; i < reactor->socket_count; i++) {
-            if (reactor->sockets[i].fd >= 0) {
-                (void)close(reactor->sockets[i].fd);
-                reactor->sockets[i].fd = -1;
-                if (reactor->sockets[i].address->addr.ss_family == AF_UNIX) {
-                    unix_listener_release(reactor->sockets[i].address);
-                }
-            }
-        }
+        listen_sockets_close(reactor);
     }
     sem_post(&reactor->started);
     if (reactor->start_error != 0) {
