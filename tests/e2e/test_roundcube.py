@@ -15,7 +15,10 @@ one before (logged in, messages in place), and each leaves a screenshot:
      keeps it and active; the next matching message SMTP delivers lands in
      Invoices, one that does not match stays in INBOX;
   6. the quick search in INBOX finds one message and hides the rest;
-  7. Roundcube's logs hold no NO, BAD or failed SMTP reply from toasterd
+  7. a message to oneself with a 100 KB attachment: the download is the
+     file byte for byte; Delete moves it to Trash, Empty expunges it; a
+     folder renamed in Settings keeps its mail;
+  8. Roundcube's logs hold no NO, BAD or failed SMTP reply from toasterd
      and no error of Roundcube's own.
 Every wait is an explicit condition with a deadline; Roundcube's IMAP, SMTP
 and ManageSieve conversations are copied next to the screenshots.
@@ -48,6 +51,7 @@ JUNK_BODY = "Buy now, only today."
 INVOICE_SUBJECT = "Your invoice 2026-117"
 OTHER_SUBJECT = "Minutes of the meeting"
 FILTER_NAME = "Invoices to their folder"
+ATTACH_SUBJECT = "The quarterly report"
 
 # A server reply of NO, BAD or BYE in Roundcube's IMAP log ("[3FFD] S: A0005
 # NO ...", "[3FFD] S: * BYE ...") or ManageSieve log ("<sess> S: NO ...").
@@ -378,7 +382,86 @@ def test_06_search(alice, shot):
     assert len(rows) == 1, [r.text for r in rows]
 
 
-def test_07_roundcube_logs_clean(roundcube):
+def test_07_attachment_trash_rename(alice, toaster, shot, e2e_root):
+    """An attachment of about 100 KB (above toasterd's 64 KiB splice bound)
+    sent to oneself comes back byte for byte; delete moves to Trash, Empty
+    expunges it; renaming a folder in Settings keeps its mail."""
+    browser = alice
+    attachment = e2e_root / "report.txt"
+    content = "".join("line %05d of the report\n" % i for i in range(4000)) + "caf\u00e9\n"
+    attachment.write_text(content, encoding="utf-8")
+    open_folder(browser, "INBOX")
+    command(browser, "#taskmenu a.compose")
+    visible(browser, "#compose_to .recipient-input input").send_keys("alice@example.com,")
+    visible(browser, "#compose-subject").send_keys(ATTACH_SUBJECT)
+    visible(browser, "#composebody").send_keys("The report is attached.")
+    browser.find_element(By.CSS_SELECTOR, "input[type=file][name^='_attachments']").send_keys(
+        str(attachment))
+    wait(browser, lambda b: "report.txt" in b.find_element(By.ID, "attachment-list").text and
+         not b.find_elements(By.CSS_SELECTOR, "#attachment-list li.uploading"),
+         what="the attachment uploaded")
+    shot("attachment-compose")
+    command(browser, "button.send, a.send")
+    wait_for_subject(toaster, "alice@example.com", "INBOX", ATTACH_SUBJECT)
+
+    open_folder(browser, "INBOX")
+    wait_idle(browser)
+    ActionChains(browser).double_click(wait_row(browser, ATTACH_SUBJECT)).perform()
+    link = wait(browser, lambda b: [a for a in b.find_elements(
+        By.CSS_SELECTOR, "#attachment-list a.filename") if "report.txt" in a.text],
+        what="the attachment link")[0]
+    wait_idle(browser)
+    shot("attachment-open")
+    # What a click on the attachment would download, read in the page.
+    served = browser.execute_async_script(
+        "var done = arguments[1];"
+        "fetch(arguments[0] + '&_download=1', {credentials: 'same-origin'})"
+        ".then(r => r.arrayBuffer()).then(b => done(Array.from(new Uint8Array(b))))"
+        ".catch(e => done(String(e)));", link.get_attribute("href"))
+    assert isinstance(served, list), served
+    assert bytes(served) == content.encode("utf-8"), (len(served), len(content.encode()))
+
+    # Delete (to Trash), then Trash > Empty.
+    command(browser, "#toolbar-menu a.delete, #mailtoolbar a.delete")
+    wait_for_subject(toaster, "alice@example.com", "Trash", ATTACH_SUBJECT)
+    assert ATTACH_SUBJECT not in imap_subjects(toaster, "alice@example.com", "INBOX")
+    open_folder(browser, "Trash")
+    wait_row(browser, ATTACH_SUBJECT)
+    command(browser, "a[data-popup='mailboxoptions-menu']")
+    command(browser, "a.purge")
+    wait(browser, lambda b: [e for e in b.find_elements(
+        By.CSS_SELECTOR, ".ui-dialog-buttonset button.mainaction") if e.is_displayed()],
+        what="the confirmation")[0].click()
+    wait_row(browser, ATTACH_SUBJECT, present=False)
+    assert wait_until(lambda: imap_subjects(toaster, "alice@example.com", "Trash") == [],
+                      MAIL_WAIT_S, 0.2)
+    wait_idle(browser)
+    shot("trash-emptied")
+
+    # Settings > Folders: Invoices becomes Bills, with its message.
+    command(browser, "#taskmenu a.settings")
+    command(browser, "#settings-menu li.folders a")
+    wait(browser, EC.url_contains("_action=folders"), what="the folders page")
+    wait_idle(browser)
+    wait(browser, lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, "#subscription-table li")
+                             if e.text.strip() == "Invoices"], what="Invoices")[0].click()
+    in_frame(browser, "preferences-frame")
+    name = visible(browser, "input[name=_name]")
+    wait_idle(browser)
+    name.clear()
+    name.send_keys("Bills")
+    command(browser, "button.submit")
+    browser.switch_to.default_content()
+    wait(browser, lambda b: any(e.text.strip() == "Bills" for e in b.find_elements(
+        By.CSS_SELECTOR, "#subscription-table li")), what="Bills listed")
+    wait_idle(browser)
+    shot("folder-renamed")
+    maildir = toaster.maildir("alice@example.com")
+    assert not (maildir / ".Invoices").exists()
+    assert INVOICE_SUBJECT in imap_subjects(toaster, "alice@example.com", "Bills")
+
+
+def test_08_roundcube_logs_clean(roundcube):
     """No NO or BAD from toasterd in Roundcube's IMAP and ManageSieve logs,
     no failed SMTP reply, no error in Roundcube's own log (PHP's deprecation
     notices about PEAR are Debian's, not ours)."""
