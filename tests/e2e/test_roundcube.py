@@ -10,7 +10,8 @@ one before (logged in, messages in place), and each leaves a screenshot:
      is gone from Drafts;
   4. mark a message as junk (markasjunk's toolbar button): IMAP shows it in
      Junk and no longer in INBOX;
-  5. Settings > Filters (managesieve plugin): a rule "Subject contains
+  5. Settings > Folders: create Invoices (.Invoices on disk, subscribed);
+     Settings > Filters (managesieve plugin): a rule "Subject contains
      invoice -> move to Invoices"; the script is on disk where Pigeonhole
      keeps it and active; the next matching message SMTP delivers lands in
      Invoices, one that does not match stays in INBOX;
