@@ -4,7 +4,8 @@
 #
 # Stages: unit tests (build/), the same unit tests under ASan+UBSan
 # (build-asan/), integration tests with the real daemon and real clients
-# (pytest, swaks, mutt, mbsync) against both builds, and each libFuzzer
+# (pytest, swaks, mutt, mbsync) against both builds, Roundcube end to end in
+# headless Chromium (tests/e2e) against both builds, and each libFuzzer
 # harness for FUZZ_SECONDS on top of its
 # corpus (build-fuzz/, clang). Counts are checks for unit programs, test
 # cases for pytest, and one per fuzz target.
@@ -57,18 +58,18 @@ for dir in build build-asan; do
     done
 done
 
-# Integration twice: the optimised daemon, then the same tests against the
-# ASan+UBSan build, so a memory error or leak in the daemon (reported on its
-# stderr, which every test checks at stop) fails the run.
-for dir in build build-asan; do
-    echo "== integration ($dir)"
+# pytest_stage LABEL DIR TESTS: one pytest run of TESTS against DIR's
+# daemon and tools (the sanitizers stop at the first report), its summary
+# added to the counts (no summary at all counts as a failure).
+pytest_stage() {
+    local label=$1 dir=$2 tests=$3 summary p f e
+    echo "== $label ($dir)"
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         TOASTERD="$PWD/$dir/toasterd" TOASTERCTL="$PWD/$dir/toasterctl" \
         TOASTER_BENCH="$PWD/$dir/toaster-bench" DKIM_TOOL="$PWD/$dir/tests/dkim_tool" \
         DNS_QUERY="$PWD/$dir/tests/dns_query" KV_TOOL="$PWD/$dir/tests/kv_tool" \
-        DSN_TOOL="$PWD/$dir/tests/dsn_tool" \
-        /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 |
-        tee "$logs/pytest.log"
+        DSN_TOOL="$PWD/$dir/tests/dsn_tool" TOASTER_ARTIFACTS="$PWD/$dir/e2e-artifacts" \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider "$tests" 2>&1 | tee "$logs/pytest.log"
     summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (failed|error)' "$logs/pytest.log" | tail -1)
     p=$(echo "$summary" | grep -oE '[0-9]+ passed' | cut -d' ' -f1)
     f=$(echo "$summary" | grep -oE '[0-9]+ failed' | cut -d' ' -f1)
@@ -76,6 +77,19 @@ for dir in build build-asan; do
     passed=$((passed + ${p:-0}))
     failed=$((failed + ${f:-0} + ${e:-0}))
     if [ -z "$summary" ]; then failed=$((failed + 1)); fi
+}
+
+# Integration twice: the optimised daemon, then the same tests against the
+# ASan+UBSan build, so a memory error or leak in the daemon (reported on its
+# stderr, which every test checks at stop) fails the run. Then Roundcube
+# end to end (tests/e2e, about 20 s a build: Debian's Roundcube on php -S
+# driven in headless Chromium) on both daemons the same way; screenshots
+# and Roundcube's protocol logs in <build>/e2e-artifacts/.
+for dir in build build-asan; do
+    pytest_stage integration "$dir" tests/integration
+done
+for dir in build build-asan; do
+    pytest_stage "e2e: Roundcube in headless Chromium" "$dir" tests/e2e
 done
 
 echo "== fuzz (${FUZZ_SECONDS}s per target)"

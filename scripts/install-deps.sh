@@ -8,7 +8,9 @@ build_packages=(gcc meson ninja-build pkg-config liburing-dev libssl-dev libhire
                 libclamav-dev libjemalloc-dev libck-dev libc-ares-dev publicsuffix openssl)
 test_packages=(python3 python3-pytest swaks libnet-ssleay-perl clang libclang-rt-14-dev mutt isync
                python3-dkim python3-nacl python3-dnspython clamav-testfiles redis-server sieve-connect
-               opendkim opendkim-tools dovecot-sieve)
+               opendkim opendkim-tools dovecot-sieve
+               roundcube-core roundcube-sqlite3 roundcube-plugins php-cli
+               chromium chromium-driver python3-selenium postfix)
 
 wanted=("${build_packages[@]}")
 if [ "${1:-}" = "test" ]; then
@@ -30,5 +32,11 @@ if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# roundcube-core would have dbconfig-common set up a database: the end-to-end
+# test writes its own configuration (SQLite in a temporary folder), so no.
+echo "roundcube-core roundcube/dbconfig-install boolean false" | $SUDO debconf-set-selections
+# postfix is the real front end of the LMTP tests, run as a private
+# instance: the system's own stays unconfigured and stopped.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
