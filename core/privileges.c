@@ -318,6 +318,35 @@ privileges_files_as(const struct privileges *privileges, enum privileges_files a
 }
 
 int
+privileges_chroot(const struct privileges *privileges, const char *root_dir, char *err,
+                  size_t err_bytes)
+{
+    ASSERT(privileges != NULL && root_dir != NULL && root_dir[0] == '/');
+    if (!privileges->is_drop) {
+        return privileges_error(err, err_bytes, -EPERM,
+                                "chroot = %s: toasterd must be started as root with user set",
+                                root_dir);
+    }
+    /* The file-system ids decide the path walk: root's for the walk to
+     * root_dir, the user's again for every file made after it. */
+    int rc = privileges_files_as(privileges, PRIVILEGES_FILES_ROOT, err, err_bytes);
+    if (rc != 0) {
+        return rc;
+    }
+    if (chroot(root_dir) != 0) {
+        int chroot_errno = errno;
+        (void)privileges_files_as(privileges, PRIVILEGES_FILES_USER, NULL, 0);
+        return privileges_error(err, err_bytes, -chroot_errno, "chroot(%s): %s", root_dir,
+                                strerror(chroot_errno));
+    }
+    if (chdir("/") != 0) {
+        return privileges_error(err, err_bytes, -errno, "chdir(/) in the chroot %s: %s",
+                                root_dir, strerror(errno));
+    }
+    return privileges_files_as(privileges, PRIVILEGES_FILES_USER, err, err_bytes);
+}
+
+int
 privileges_drop(const struct privileges *privileges, char *err, size_t err_bytes)
 {
     ASSERT(privileges != NULL);

@@ -16,6 +16,10 @@
  *      per thread, inherited by the threads it creates), while the
  *      capabilities that binding needs stay.
  *   4. every reactor listens (reactor_start() returns after bind/listen).
+ *   3b. with chroot set: name servers noted, the Public Suffix List and
+ *      DKIM keys loaded, the configuration's paths rewritten to inside
+ *      ones (core/chroot_paths.h), then privileges_chroot(). Everything
+ *      after this opens files inside the chroot only; binding stays root's.
  *   5. privileges_drop(): setgroups, setresgid, setresuid. glibc applies
  *      each of these to every thread of the process (its "setxid"
  *      broadcast), so no thread stays root; then setuid(0) must fail.
@@ -70,6 +74,16 @@ enum privileges_files {
  * take them) with the reason in err. */
 int privileges_files_as(const struct privileges *privileges, enum privileges_files as, char *err,
                         size_t err_bytes);
+
+/* Enter root_dir for good: chroot(2) with root's file-system ids (the
+ * user may not traverse the path to it), then chdir("/"). Call it once
+ * everything outside the chroot has been read and the configuration's
+ * paths have been rewritten (core/chroot_paths.h), while still root and
+ * single-threaded, before privileges_drop(). Needs is_drop (started as
+ * root with a user): -EPERM otherwise. Returns 0 or -errno with the reason
+ * in err. */
+int privileges_chroot(const struct privileges *privileges, const char *root_dir, char *err,
+                      size_t err_bytes);
 
 /* Give root up for every thread: supplementary groups, gid, uid (real,
  * effective, saved, file system); then verify that setuid(0) fails and
