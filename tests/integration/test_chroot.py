@@ -143,6 +143,16 @@ def test_reload_reads_the_users_file_inside(make_jailed):
     daemon.send("sender@example.net", ["erin@example.com"], b"Subject: still\r\n\r\nstill\r\n")
     assert len(daemon.delivered("erin@example.com")) == 2
 
+    # Another chroot in the file: not judged against the one toasterd is in.
+    rewrite_config(daemon, users_file=str(daemon.users_file), chroot=str(daemon.root.parent))
+    result = toasterctl_reload(daemon)
+    assert result.returncode == 1, result
+    daemon.wait_log('reload failed: chroot changed to "%s": needs a restart; the running '
+                    'configuration stays' % daemon.root.parent)
+    rewrite_config(daemon, chroot=str(daemon.root))
+    result = toasterctl_reload(daemon)
+    assert result.returncode == 0, result
+
 
 @needs_root
 def test_relay_and_queue_inside(make_jailed):
