@@ -139,8 +139,10 @@ render_smtp(struct metrics_text *t, const struct metrics_source *src)
     static const char *const names[2] = { "toaster_smtp_refused_total",
                                           "toaster_smtp_deferred_total" };
     static const char *const helps[2] = {
-        "Permanent refusals (5xx) the SMTP listener decided, by reason (RCPT and end of data).",
-        "Temporary refusals (4xx) the SMTP listener decided, by reason (RCPT and end of data).",
+        "Permanent refusals (5xx) of SMTP and LMTP commands, recipients and messages, by "
+        "reason (each refusing reply once; LMTP: each recipient's line).",
+        "Temporary refusals (4xx) of SMTP and LMTP commands, recipients and messages, by "
+        "reason (each refusing reply once; LMTP: each recipient's line).",
     };
     for (int kind = 0; kind < 2; kind++) {
         metrics_text_family(t, names[kind], "counter", helps[kind]);
@@ -190,8 +192,9 @@ render_imap(struct metrics_text *t, const struct metrics_source *src)
     label.value = "failed";
     metrics_text_sample(t, "toaster_imap_logins_total", &label, 1, failed);
     metrics_text_family(t, "toaster_imap_commands_total", "counter",
-                        "IMAP mailbox commands run (those answered without a mailbox, such as "
-                        "CAPABILITY or NOOP, are not counted), by command.");
+                        "IMAP commands read, by command: every tagged command once, whether "
+                        "the session answered it (CAPABILITY, NOOP, LOGIN ...) or a worker ran "
+                        "it; unknown names and unreadable lines as other.");
     for (unsigned c = 0; c < IMAP_CMD_COUNT; c++) {
         uint64_t sum = 0;
         for (uint32_t i = 0; i < src->reactor_count; i++) {
@@ -243,17 +246,22 @@ render_queue(struct metrics_text *t)
     struct relay_metrics relay;
     relay_metrics_read(&relay);
     single(t, "toaster_queue_entries", "gauge",
-           "Outbound queue entries the delivery agent knows of.", relay.entries);
+           "Outbound queue entries the delivery agent knows of (held ones included).",
+           relay.entries);
     single(t, "toaster_queue_entries_active", "gauge", "Queue entries being attempted now.",
            relay.entries_active);
     single(t, "toaster_queue_entries_deferred", "gauge",
            "Queue entries attempted and waiting for their next attempt.", relay.entries_deferred);
+    single(t, "toaster_queue_entries_held", "gauge",
+           "Queue entries on hold (toasterctl queue hold), as of each one's last load by the "
+           "agent: a hold or release shows within queue_retry_min, at once after a flush.",
+           relay.entries_held);
     uint64_t now_s = (uint64_t)time(NULL);
     uint64_t age_s = relay.oldest_arrival_s > 0 && now_s > relay.oldest_arrival_s
                          ? now_s - relay.oldest_arrival_s
                          : 0;
     single(t, "toaster_queue_oldest_entry_age_seconds", "gauge",
-           "Age of the oldest queue entry the agent knows of (0: none).", age_s);
+           "Age of the oldest queue entry the agent knows of, held ones aside (0: none).", age_s);
     single(t, "toaster_relay_sessions_open", "gauge", "Outbound SMTP sessions open.",
            relay.sessions_open);
     single(t, "toaster_relay_attempts_total", "counter", "Delivery attempts of queue entries.",

@@ -9,8 +9,12 @@
  * Entries are known by id in a table; when each is due lives in a
  * min-heap (store/queue_schedule's queue_due), where a record whose time
  * no longer matches its entry's is stale and skipped. What is not in the
- * table (the heap was full, an operator released a held entry) is found
- * by the queue scan, at start and every queue_retry_min.
+ * table (the heap was full, a note was lost) is found by the queue scan,
+ * at start and every queue_retry_min. A held entry stays in the table,
+ * marked held by the load that found it so, and is loaded again every
+ * queue_retry_min: that is how a release or a delete by toasterctl (which
+ * tells the daemon nothing but a flush) is learnt, as before, and how the
+ * held gauge stays honest without reading any envelope for it.
  */
 #define _GNU_SOURCE
 #include "core/relay.h"
@@ -55,6 +59,7 @@ struct relay_entry {
     bool                is_tried;   /* an attempt ended and left it queued */
     bool                is_active;  /* an attempt is under way */
     bool                is_forced;  /* flushed: every pending recipient, now */
+    bool                is_held;    /* its last load found it held (toasterctl queue hold) */
     struct relay_entry *bucket_next;
 };
 
@@ -584,6 +589,7 @@ attempt_finish(struct relay_attempt *attempt, int64_t next_due)
     if (entry != NULL) {
         entry->is_active = false;
         entry->is_tried = true;
+        entry->is_held = false; /* attempt_finish_held says otherwise */
         if (attempt->entry.arrival > 0) {
             entry->arrival = attempt->entry.arrival;
         }
@@ -595,6 +601,21 @@ attempt_finish(struct relay_attempt *attempt, int64_t next_due)
     }
     attempt_free(attempt);
     reactor_hook_wake(relay_agent.reactor);
+}
+
+/* The load found the entry held: it is kept, counted as held, and loaded
+ * again in queue_retry_min (or at a flush, or at the queue scan) to learn
+ * whether it was released or deleted meanwhile. */
+static void
+attempt_finish_held(struct relay_attempt *attempt)
+{
+    char id[SPOOL_QUEUE_ID_BYTES];
+    memcpy(id, attempt->id, sizeof(id));
+    attempt_finish(attempt, now_s() + (int64_t)relay_agent.policy.retry_min_s);
+    struct relay_entry *entry = *entry_slot(id); /* NULL when the heap was full */
+    if (entry != NULL) {
+        entry->is_held = true;
+    }
 }
 
 /* Local groups: each recipient's mailboxes from the recipients table
@@ -718,8 +739,10 @@ attempt_done(struct job *job, struct conn *conn)
             attempt_finish(attempt, now_s() + RELAY_BUSY_RETRY_S);
         } else if (rc == -EAGAIN) {
             attempt_finish(attempt, attempt->next_due);
-        } else if (rc == -ENOENT || rc == -EPERM || rc == -EBADMSG) {
-            attempt_finish(attempt, 0); /* gone, held, or left for the operator */
+        } else if (rc == -EPERM) {
+            attempt_finish_held(attempt);
+        } else if (rc == -ENOENT || rc == -EBADMSG) {
+            attempt_finish(attempt, 0); /* gone, or left for the operator */
         } else if (rc != 0) {
             attempt_finish(attempt, now_s() + (int64_t)relay_agent.policy.retry_min_s);
         } else if (attempt->group_count == 0) {
@@ -1001,6 +1024,7 @@ gauges_publish(void)
     if (agent.entry_count == 0) {
         /* Nothing to walk: the empty queue shows at once. */
         stats_set(&metrics.entries_deferred, 0);
+        stats_set(&metrics.entries_held, 0);
         stats_set(&metrics.oldest_arrival_s, 0);
         agent.gauges_at_ms = now;
         return -1;
@@ -1009,9 +1033,14 @@ gauges_publish(void)
         return agent.gauges_at_ms + RELAY_GAUGES_INTERVAL_MS - now;
     }
     uint64_t deferred = 0;
+    uint64_t held = 0;
     int64_t oldest = 0;
     for (size_t i = 0; i < RELAY_ENTRY_BUCKETS; i++) {
         for (const struct relay_entry *e = agent.entries[i]; e != NULL; e = e->bucket_next) {
+            if (e->is_held && !e->is_active) {
+                held++; /* kept on purpose: neither deferred nor old mail */
+                continue;
+            }
             if (e->is_tried && !e->is_active) {
                 deferred++;
             }
@@ -1021,6 +1050,7 @@ gauges_publish(void)
         }
     }
     stats_set(&metrics.entries_deferred, deferred);
+    stats_set(&metrics.entries_held, held);
     stats_set(&metrics.oldest_arrival_s, oldest > 0 ? (uint64_t)oldest : 0);
     agent.gauges_at_ms = now;
     return -1;
@@ -1032,6 +1062,7 @@ relay_metrics_read(struct relay_metrics *out)
     out->entries = stats_load(&metrics.entries);
     out->entries_active = stats_load(&metrics.entries_active);
     out->entries_deferred = stats_load(&metrics.entries_deferred);
+    out->entries_held = stats_load(&metrics.entries_held);
     out->oldest_arrival_s = stats_load(&metrics.oldest_arrival_s);
     out->sessions_open = stats_load(&metrics.sessions_open);
     out->attempts_total = stats_load(&metrics.attempts_total);

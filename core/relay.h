@@ -68,10 +68,14 @@ void relay_stop(void);
  * reactor only; relay_metrics_read() from any thread, at any time (all
  * zero when the agent does not run). */
 struct relay_metrics {
-    uint64_t entries;            /* queue entries the agent knows of */
+    uint64_t entries;            /* queue entries the agent knows of (held ones too) */
     uint64_t entries_active;     /* being attempted now */
-    uint64_t entries_deferred;   /* attempted, waiting for their next time */
-    uint64_t oldest_arrival_s;   /* unix seconds of the oldest known entry; 0: none */
+    uint64_t entries_deferred;   /* attempted, waiting for their next time (held ones not) */
+    uint64_t entries_held;       /* found held at their last load (toasterctl queue hold): a
+                                  * hold shows at the entry's next load (its attempt, a
+                                  * flush, or within queue_retry_min), a release or delete
+                                  * within queue_retry_min (at once with a flush) */
+    uint64_t oldest_arrival_s;   /* unix seconds of the oldest known entry not held; 0: none */
     uint64_t sessions_open;      /* outbound SMTP sessions */
     uint64_t attempts_total;     /* attempts started */
     uint64_t rcpt_delivered;     /* recipients delivered (relayed, or into a local mailbox) */

@@ -451,6 +451,43 @@ rcpt_reason(enum smtp_rcpt_verdict verdict)
     return STATS_REASON_OTHER;
 }
 
+/* The session refused on its own (syntax, sequence, size, AUTH first...):
+ * counted by reason like the listener's own refusals. */
+static enum stats_reason
+session_refusal_reason(enum smtp_refusal why)
+{
+    switch (why) {
+    case SMTP_REFUSAL_PROTOCOL:
+        return STATS_REASON_PROTOCOL;
+    case SMTP_REFUSAL_SIZE:
+        return STATS_REASON_SIZE;
+    case SMTP_REFUSAL_AUTH_REQUIRED:
+        return STATS_REASON_AUTH_REQUIRED;
+    case SMTP_REFUSAL_TLS_REQUIRED:
+        return STATS_REASON_TLS_REQUIRED;
+    case SMTP_REFUSAL_AUTH_FAILED:
+        return STATS_REASON_AUTH_FAILED;
+    case SMTP_REFUSAL_SENDER_MISMATCH:
+    case SMTP_REFUSAL_HOP_LIMIT:
+        return STATS_REASON_POLICY;
+    case SMTP_REFUSAL_TOO_MANY_RECIPIENTS:
+        return STATS_REASON_TOO_MANY_RECIPIENTS;
+    case SMTP_REFUSAL_LOCAL_ERROR:
+        return STATS_REASON_INTERNAL;
+    case SMTP_REFUSAL_COUNT:
+        break;
+    }
+    return STATS_REASON_OTHER;
+}
+
+static void
+smtp_conn_refused(void *owner, enum smtp_refusal why, struct span reply)
+{
+    struct smtp_conn *sc = owner;
+    ASSERT(reply.len > 0);
+    refusal_count(sc->conn, reply.ptr, session_refusal_reason(why));
+}
+
 /* Decide, and log each refusal in the one stable line operators and
  * fail2ban know from Postfix ("NOQUEUE: reject: RCPT from ..."). */
 static enum smtp_rcpt_verdict
@@ -646,6 +683,7 @@ lmtp_answer_all(struct smtp_conn *sc, const char *reply)
     ASSERT(group != NULL);
     for (size_t i = 0; i < group->rcpt_count; i++) {
         if (group->rcpts[i].reply == NULL) {
+            refusal_count(sc->conn, reply, STATS_REASON_INTERNAL);
             lmtp_rcpt_decided(group, i, reply);
         }
     }
@@ -692,6 +730,10 @@ lmtp_part_done(struct reactor *reactor, struct conn *conn, struct delivery_messa
                            "451 4.3.0 <%.256s> Error: cannot store the message, try again "
                            "later", address);
         }
+        /* The client hears it (when still there) as this recipient's line.
+         * A refusal given in reply was counted by whoever decided it. */
+        refusal_count(conn, text,
+                      error == EDQUOT ? STATS_REASON_MAILBOX_FULL : STATS_REASON_INTERNAL);
         log_warning("%s: to=<%s>, relay=local, status=deferred (%s) part of %s",
                     message->queue_id, address, strerror(error), group->queue_id);
     }
@@ -762,6 +804,7 @@ lmtp_deliver(struct smtp_conn *sc)
         if (message->spool_fd < 0) {
             log_error("%s: cannot open the spool file again for <%s>: %s", group->queue_id,
                       group->rcpts[i].address, strerror(errno));
+            refusal_count(sc->conn, "451", STATS_REASON_INTERNAL);
             lmtp_part_done(reactor, NULL, &message,
                            "451 4.3.0 Error: server busy, try again later");
             continue;
@@ -775,6 +818,7 @@ lmtp_deliver(struct smtp_conn *sc)
                             group->rcpts[i].address);
                 reactor_file_discard(reactor, message->spool_fd, -1, NULL);
                 message->spool_fd = -1;
+                refusal_count(sc->conn, "451", STATS_REASON_INTERNAL);
                 lmtp_part_done(reactor, NULL, &message,
                                "451 4.3.0 Error: server busy, try again later");
             }
@@ -1939,6 +1983,7 @@ smtp_listener_init(const struct config *config, struct kv *kv)
         .txn_abort = smtp_conn_txn_abort,
         .sender_allowed = smtp_conn_sender_allowed,
         .rcpt_reply = lmtp_rcpt_reply,
+        .refused = smtp_conn_refused,
     };
     (void)snprintf(smtp_listener.refusal_text, sizeof(smtp_listener.refusal_text),
                    "421 4.7.0 %s Error: too many connections, try again later\r\n",

@@ -100,6 +100,10 @@ stats_reason_name(enum stats_reason reason)
         [STATS_REASON_PROTOCOL] = "protocol",
         [STATS_REASON_TLS_REQUIRED] = "tls_required",
         [STATS_REASON_INTERNAL] = "internal",
+        [STATS_REASON_AUTH_REQUIRED] = "auth_required",
+        [STATS_REASON_AUTH_FAILED] = "auth_failed",
+        [STATS_REASON_TOO_MANY_RECIPIENTS] = "too_many_recipients",
+        [STATS_REASON_MAILBOX_FULL] = "mailbox_full",
         [STATS_REASON_OTHER] = "other",
     };
     if ((unsigned)reason >= STATS_REASON_COUNT) {

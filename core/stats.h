@@ -34,9 +34,11 @@
 #define STATS_VERSION_BYTES 32
 #define STATS_ERROR_BYTES 128
 
-/* Why the SMTP listener refused (5xx) or deferred (4xx) a recipient or a
- * message: a fixed set, so the metrics' series stay bounded
- * (core/metrics.c names them with stats_reason_name()). */
+/* Why the SMTP listener refused (5xx) or deferred (4xx) a command, a
+ * recipient or a message: a fixed set, so the metrics' series stay
+ * bounded (core/metrics.c names them with stats_reason_name()). Both the
+ * listener's own decisions and the session's (proto/smtp/smtp_session.h,
+ * enum smtp_refusal) are counted here. */
 enum stats_reason {
     STATS_REASON_RECIPIENT_UNKNOWN, /* 550 5.1.1 at RCPT */
     STATS_REASON_RELAY_DENIED,      /* 554 5.7.1 at RCPT */
@@ -46,9 +48,13 @@ enum stats_reason {
     STATS_REASON_VIRUS,             /* ClamAV found one (or could not scan: temporary) */
     STATS_REASON_POLICY,            /* DMARC reject, a From: we will not send, a Sieve reject */
     STATS_REASON_SIZE,              /* message or header too large */
-    STATS_REASON_PROTOCOL,          /* bad syntax */
-    STATS_REASON_TLS_REQUIRED,      /* the command needs TLS first */
+    STATS_REASON_PROTOCOL,          /* bad syntax, bad sequence, a line too long */
+    STATS_REASON_TLS_REQUIRED,      /* the command needs TLS first (538 5.7.11) */
     STATS_REASON_INTERNAL,          /* our fault: out of memory, busy, storage, time budget */
+    STATS_REASON_AUTH_REQUIRED,     /* MAIL on submission before AUTH (530 5.7.0) */
+    STATS_REASON_AUTH_FAILED,       /* AUTH with wrong credentials (535 5.7.8) */
+    STATS_REASON_TOO_MANY_RECIPIENTS, /* past the recipient bound (452 4.5.3) */
+    STATS_REASON_MAILBOX_FULL,      /* LMTP: the recipient's mailbox is over quota (552 5.2.2) */
     STATS_REASON_OTHER,
     STATS_REASON_COUNT,
 };
@@ -77,8 +83,8 @@ struct reactor_stats {
     uint64_t cq_overflow;         /* the kernel's count; filled in by reactor_stats_read() */
     struct histogram latency_us;  /* end of data -> final reply queued */
     /* For the metrics (core/metrics.c), not in the stats document. */
-    uint64_t smtp_refused[STATS_REASON_COUNT];  /* 5xx replies the listener decided */
-    uint64_t smtp_deferred[STATS_REASON_COUNT]; /* 4xx replies the listener decided */
+    uint64_t smtp_refused[STATS_REASON_COUNT];  /* 5xx refusals: the listener's, its sessions' */
+    uint64_t smtp_deferred[STATS_REASON_COUNT]; /* 4xx refusals: the listener's, its sessions' */
     uint64_t imap_sessions_open;  /* gauge */
     uint64_t imap_sessions_total;
     uint64_t imap_logins_ok;
@@ -109,8 +115,9 @@ stats_load(const uint64_t *counter)
     return __atomic_load_n(counter, __ATOMIC_RELAXED);
 }
 
-/* Count a refusal the SMTP listener decided: reply "5..." as refused, any
- * other (a 4xx) as deferred. Only the owning reactor's thread. */
+/* Count a refusal the SMTP listener or one of its sessions decided: reply
+ * "5..." as refused, any other (a 4xx) as deferred. Only the owning
+ * reactor's thread. */
 static inline void
 stats_refusal_count(struct reactor_stats *stats, const char *reply, enum stats_reason reason)
 {

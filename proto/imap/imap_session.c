@@ -68,6 +68,8 @@ static bool is_plain_allowed(const struct imap_session *session);
 static bool caps_has(const struct imap_session *session, const char *word);
 static void credentials_wipe(struct imap_session *session);
 static void scratch_release(struct imap_session *session);
+static void command_report(struct imap_session *session, enum imap_command command);
+static enum imap_command command_dropped(const struct imap_session *session);
 
 void
 imap_session_init(struct imap_session *session, const struct imap_session_config *config,
@@ -148,6 +150,7 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
                        (session->state == IMAP_STATE_NOT_AUTHENTICATED || session->is_idle)) {
                 /* Do not let a client send a message we would only throw
                  * away. */
+                command_report(session, IMAP_CMD_APPEND);
                 imap_reader_refuse_literal(&session->reader);
                 reply_bad(session, tag, "Not authenticated.");
             } else {
@@ -180,6 +183,8 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
             if (session->is_sasl_wait) {
                 session->is_sasl_wait = false;
                 tag = span_make(session->tag, session->tag_len);
+            } else {
+                command_report(session, command_dropped(session));
             }
             session->error_count++;
             reply(session, tag, "NO [TOOBIG] Literal too big.");
@@ -188,6 +193,8 @@ imap_session_feed(struct imap_session *session, const char *in, size_t len)
             if (session->is_sasl_wait) {
                 session->is_sasl_wait = false;
                 tag = span_make(session->tag, session->tag_len);
+            } else {
+                command_report(session, command_dropped(session));
             }
             reply_bad(session, tag,
                       imap_reader_error(&session->reader) == IMAP_READER_LINE_TOO_LONG
@@ -489,6 +496,7 @@ handle_command(struct imap_session *session)
     unsigned flags = (session->enabled & IMAP_ENABLED_UTF8_ACCEPT) ? IMAP_PARSE_F_UTF8 : 0;
     enum imap_parse_error err =
         imap_parser_parse(&text, flags, session->scratch->nodes, session->scratch->nodes_max, &p);
+    command_report(session, p.command); /* IMAP_CMD_UNKNOWN when it has no name we know */
     struct span tag = p.tag;
     if (err == IMAP_PARSE_BAD_TAG || tag.len >= sizeof(session->tag)) {
         reply_bad(session, span_make(NULL, 0), "Invalid tag.");
@@ -981,4 +989,22 @@ scratch_release(struct imap_session *session)
         session->callbacks->scratch_release(session->owner, session->scratch);
         session->scratch = NULL;
     }
+}
+
+/* Tell the owner a command was read (callbacks.command_read). */
+static void
+command_report(struct imap_session *session, enum imap_command command)
+{
+    ASSERT((unsigned)command < IMAP_CMD_COUNT);
+    if (session->callbacks->command_read != NULL) {
+        session->callbacks->command_read(session->owner, command);
+    }
+}
+
+/* The command the reader dropped (too big, unreadable): APPEND when its
+ * name was seen to be, else unknown (it was never parsed). */
+static enum imap_command
+command_dropped(const struct imap_session *session)
+{
+    return imap_reader_command(&session->reader).is_append ? IMAP_CMD_APPEND : IMAP_CMD_UNKNOWN;
 }

@@ -108,6 +108,13 @@ struct imap_session_callbacks {
     struct imap_session_scratch *(*scratch_acquire)(void *owner);
     /* Take it back; the session no longer points into it. */
     void (*scratch_release)(void *owner, struct imap_session_scratch *scratch);
+    /* Optional, for metrics: a tagged command was read, once per command
+     * whether the session answers it or hands it over (IMAP_CMD_UNKNOWN
+     * for a name we do not know and for a line that could not be read or
+     * parsed; a refused or too big APPEND literal counts as APPEND). Not
+     * called for IDLE's DONE or a SASL response line. The call must not
+     * touch the session. */
+    void (*command_read)(void *owner, enum imap_command command);
 };
 
 struct imap_session_config {

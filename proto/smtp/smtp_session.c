@@ -45,8 +45,12 @@ struct smtp_verb_rule {
 static void session_enter(struct smtp_session *session, enum smtp_state next);
 static void reply(struct smtp_session *session, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void reply_error(struct smtp_session *session, const char *fmt, ...)
+static void reply_error(struct smtp_session *session, enum smtp_refusal why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reply_owner_error(struct smtp_session *session, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+static void refuse(struct smtp_session *session, enum smtp_refusal why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void txn_reset(struct smtp_session *session);
 static void txn_end(struct smtp_session *session);
 static void dispatch_line(struct smtp_session *session);
@@ -156,7 +160,7 @@ smtp_session_auth_done(struct smtp_session *session, bool is_ok, const char *can
         (void)snprintf(session->user, sizeof(session->user), "%s", canonical_user);
         reply(session, "235 2.7.0 Authentication successful");
     } else {
-        reply_error(session, "535 5.7.8 Error: authentication failed");
+        reply_error(session, SMTP_REFUSAL_AUTH_FAILED, "535 5.7.8 Error: authentication failed");
     }
     explicit_bzero(session->auth_user, sizeof(session->auth_user));
 }
@@ -169,7 +173,7 @@ smtp_session_auth_tempfail(struct smtp_session *session)
     session->is_request_taken = false;
     explicit_bzero(session->auth_password, sizeof(session->auth_password));
     explicit_bzero(session->auth_user, sizeof(session->auth_user));
-    reply(session, "454 4.7.0 Temporary authentication failure");
+    refuse(session, SMTP_REFUSAL_LOCAL_ERROR, "454 4.7.0 Temporary authentication failure");
 }
 
 const char *
@@ -308,7 +312,8 @@ smtp_session_spool_opened(struct smtp_session *session, int result, uint8_t *bod
             bdat_chunk_begin(session);
             return;
         }
-        reply(session, "451 4.3.0 Error: cannot create queue file, try again later");
+        refuse(session, SMTP_REFUSAL_LOCAL_ERROR,
+               "451 4.3.0 Error: cannot create queue file, try again later");
         session_enter(session, SMTP_STATE_RCPT);
         return;
     }
@@ -429,6 +434,7 @@ smtp_session_delivered_each(struct smtp_session *session)
     session->body = NULL;
     session->body_capacity = 0;
     session->lmtp_refusal = NULL;
+    session->lmtp_refusal_reason = SMTP_REFUSAL_PROTOCOL;
     session->is_lmtp_refusal_peer_error = false;
     session->lmtp_reply_index = 0;
     session->lmtp_reply_count = session->txn.rcpt_count;
@@ -550,15 +556,39 @@ reply(struct smtp_session *session, const char *fmt, ...)
     va_end(ap);
 }
 
-/* A reply caused by the peer's mistake: counts against the error budget,
- * and past it the session ends with 421 (Postfix's hard_error_limit). */
+/* Tell the owner (callbacks.refused) of the refusal whose line starts
+ * at line_start in the output. */
 static void
-reply_error(struct smtp_session *session, const char *fmt, ...)
+refusal_report(struct smtp_session *session, enum smtp_refusal why, size_t line_start)
 {
+    ASSERT((unsigned)why < SMTP_REFUSAL_COUNT);
+    ASSERT(session->out_len >= line_start + 2);
+    ASSERT(session->out[line_start] == '4' || session->out[line_start] == '5');
+    if (session->callbacks->refused != NULL) {
+        session->callbacks->refused(session->owner, why,
+                                    span_make(session->out + line_start,
+                                              session->out_len - line_start - 2));
+    }
+}
+
+/* A refusal of ours that is not the peer's mistake (a bound it may meet,
+ * our own trouble): reported, not counted against the error budget. */
+static void
+refuse(struct smtp_session *session, enum smtp_refusal why, const char *fmt, ...)
+{
+    size_t line_start = session->out_len;
     va_list ap;
     va_start(ap, fmt);
     reply_va(session, fmt, ap);
     va_end(ap);
+    refusal_report(session, why, line_start);
+}
+
+/* Past the error budget the session ends with 421 (Postfix's
+ * hard_error_limit). */
+static void
+error_budget_spend(struct smtp_session *session)
+{
     session->error_count++;
     if (session->error_count >= session->config->error_limit &&
         session->state != SMTP_STATE_CLOSING) {
@@ -566,6 +596,32 @@ reply_error(struct smtp_session *session, const char *fmt, ...)
         smtp_session_finish(session);
         session_enter(session, SMTP_STATE_CLOSING);
     }
+}
+
+/* A reply caused by the peer's mistake: reported with why, and counts
+ * against the error budget. */
+static void
+reply_error(struct smtp_session *session, enum smtp_refusal why, const char *fmt, ...)
+{
+    size_t line_start = session->out_len;
+    va_list ap;
+    va_start(ap, fmt);
+    reply_va(session, fmt, ap);
+    va_end(ap);
+    refusal_report(session, why, line_start);
+    error_budget_spend(session);
+}
+
+/* The owner's refusal of a recipient (its rcpt verdict): the peer's
+ * mistake too, but the owner counts its own decisions, so not reported. */
+static void
+reply_owner_error(struct smtp_session *session, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    reply_va(session, fmt, ap);
+    va_end(ap);
+    error_budget_spend(session);
 }
 
 static void
@@ -595,6 +651,7 @@ txn_reset(struct smtp_session *session)
     session->lmtp_reply_index = 0;
     session->lmtp_reply_count = 0;
     session->lmtp_refusal = NULL;
+    session->lmtp_refusal_reason = SMTP_REFUSAL_PROTOCOL;
     session->is_lmtp_refusal_peer_error = false;
 }
 
@@ -653,12 +710,12 @@ feed_command(struct smtp_session *session, const uint8_t *in, size_t len)
     if (session->is_line_overflow) {
         session->is_line_overflow = false;
         session->line_len = 0;
-        reply_error(session, "500 5.5.6 Error: line too long");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "500 5.5.6 Error: line too long");
         return used;
     }
     if (!is_crlf && session->config->reject_bare_lf) {
         session->line_len = 0;
-        reply_error(session, "500 5.5.2 Error: bare <LF> received");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "500 5.5.2 Error: bare <LF> received");
         return used;
     }
     session->line[session->line_len] = '\0';
@@ -683,14 +740,14 @@ reply_parse_error(struct smtp_session *session, const struct smtp_cmd *cmd,
         break;
     case SMTP_PARSE_UNKNOWN_VERB:
     case SMTP_PARSE_NUL_BYTE:
-        reply_error(session, "500 5.5.2 Error: command not recognized");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "500 5.5.2 Error: command not recognized");
         break;
     case SMTP_PARSE_BAD_PATH:
     case SMTP_PARSE_PATH_TOO_LONG:
         if (is_rcpt) {
-            reply_error(session, "501 5.1.3 Bad recipient address syntax");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.1.3 Bad recipient address syntax");
         } else {
-            reply_error(session, "501 5.1.7 Bad sender address syntax");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.1.7 Bad sender address syntax");
         }
         break;
     case SMTP_PARSE_SYNTAX:
@@ -698,26 +755,27 @@ reply_parse_error(struct smtp_session *session, const struct smtp_cmd *cmd,
         switch (cmd->verb) {
         case SMTP_VERB_HELO:
         case SMTP_VERB_EHLO:
-            reply_error(session, "501 5.5.4 Syntax: %s hostname",
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Syntax: %s hostname",
                         session->config->is_lmtp ? "LHLO" : smtp_verb_name(cmd->verb));
             break;
         case SMTP_VERB_MAIL:
-            reply_error(session, "501 5.5.4 Syntax: MAIL FROM:<address>");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Syntax: MAIL FROM:<address>");
             break;
         case SMTP_VERB_RCPT:
-            reply_error(session, "501 5.5.4 Syntax: RCPT TO:<address>");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Syntax: RCPT TO:<address>");
             break;
         case SMTP_VERB_BDAT:
             /* Without a size we cannot know where the chunk ends, so the
              * byte stream cannot be followed any more: end the session. */
-            reply(session, "501 5.5.4 Syntax: BDAT count [LAST]");
+            refuse(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Syntax: BDAT count [LAST]");
             reply(session, "421 4.7.0 %s Error: cannot continue after BDAT syntax error",
                   session->config->hostname);
             smtp_session_finish(session);
             session_enter(session, SMTP_STATE_CLOSING);
             break;
         default:
-            reply_error(session, "501 5.5.4 Syntax error in parameters or arguments");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                        "501 5.5.4 Syntax error in parameters or arguments");
             break;
         }
         break;
@@ -747,7 +805,7 @@ lmtp_line_prepare(struct smtp_session *session)
         return true;
     }
     if (line_verb_is(session, "HELO") || line_verb_is(session, "EHLO")) {
-        reply_error(session, "500 5.5.1 Error: this is LMTP, send LHLO");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "500 5.5.1 Error: this is LMTP, send LHLO");
         return false;
     }
     return true;
@@ -779,8 +837,8 @@ dispatch_line(struct smtp_session *session)
     if (rule->is_junk) {
         session->junk_count++;
         if (session->junk_count > session->config->junk_command_limit) {
-            reply(session, "421 4.7.0 %s Error: too many junk commands",
-                  session->config->hostname);
+            refuse(session, SMTP_REFUSAL_PROTOCOL, "421 4.7.0 %s Error: too many junk commands",
+                   session->config->hostname);
             smtp_session_finish(session);
             session_enter(session, SMTP_STATE_CLOSING);
             return;
@@ -790,29 +848,30 @@ dispatch_line(struct smtp_session *session)
         switch (cmd.verb) {
         case SMTP_VERB_MAIL:
             if (session->state == SMTP_STATE_CONNECTED) {
-                reply_error(session, session->config->is_lmtp
-                                         ? "503 5.5.1 Error: send LHLO first"
-                                         : "503 5.5.1 Error: send HELO/EHLO first");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                            session->config->is_lmtp ? "503 5.5.1 Error: send LHLO first"
+                                                     : "503 5.5.1 Error: send HELO/EHLO first");
             } else {
-                reply_error(session, "503 5.5.1 Error: nested MAIL command");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: nested MAIL command");
             }
             break;
         case SMTP_VERB_RCPT:
             if (session->state == SMTP_STATE_BDAT_NEXT) {
-                reply_error(session, "503 5.5.1 Error: RCPT after BDAT");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: RCPT after BDAT");
             } else {
-                reply_error(session, "503 5.5.1 Error: need MAIL command");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: need MAIL command");
             }
             break;
         case SMTP_VERB_DATA:
             if (session->state == SMTP_STATE_BDAT_NEXT) {
-                reply_error(session, "503 5.5.1 Error: DATA after BDAT");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: DATA after BDAT");
             } else {
-                reply_error(session, "503 5.5.1 Error: need RCPT command");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: need RCPT command");
             }
             break;
         default:
-            reply_error(session, "503 5.5.1 Error: bad sequence of commands");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                        "503 5.5.1 Error: bad sequence of commands");
             break;
         }
         return;
@@ -917,7 +976,7 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
     struct smtp_txn *txn = &session->txn;
     ASSERT(txn->rcpt_count == 0);
     if (session->config->is_submission && session->user[0] == '\0') {
-        reply_error(session, "530 5.7.0 Authentication required");
+        reply_error(session, SMTP_REFUSAL_AUTH_REQUIRED, "530 5.7.0 Authentication required");
         return;
     }
     /* A MAIL refused half-way through its parameters must not leave them
@@ -929,11 +988,12 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
         if (span_equals_nocase(param->keyword, "SIZE")) {
             uint64_t size;
             if (!param->has_value || !parse_u64(param->value, &size)) {
-                reply_error(session, "501 5.5.4 Bad SIZE parameter");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Bad SIZE parameter");
                 return;
             }
             if (size > session->config->message_size_limit) {
-                reply_error(session, "552 5.3.4 Message size exceeds fixed limit");
+                reply_error(session, SMTP_REFUSAL_SIZE,
+                            "552 5.3.4 Message size exceeds fixed limit");
                 return;
             }
             txn->declared_size = size;
@@ -943,12 +1003,12 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
             } else if (param->has_value && span_equals_nocase(param->value, "8BITMIME")) {
                 txn->body_type = SMTP_BODY_8BITMIME;
             } else {
-                reply_error(session, "555 5.5.4 Unsupported BODY parameter");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "555 5.5.4 Unsupported BODY parameter");
                 return;
             }
         } else if (span_equals_nocase(param->keyword, "SMTPUTF8")) {
             if (param->has_value) {
-                reply_error(session, "501 5.5.4 SMTPUTF8 takes no value");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 SMTPUTF8 takes no value");
                 return;
             }
             is_smtputf8 = true;
@@ -958,7 +1018,7 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
             } else if (param->has_value && span_equals_nocase(param->value, "HDRS")) {
                 txn->dsn_ret = SMTP_DSN_RET_HDRS;
             } else {
-                reply_error(session, "501 5.5.4 Bad RET parameter");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Bad RET parameter");
                 return;
             }
         } else if (span_equals_nocase(param->keyword, "ENVID")) {
@@ -966,31 +1026,33 @@ run_mail(struct smtp_session *session, const struct smtp_cmd *cmd)
                                                          sizeof(txn->dsn_envid) - 1)
                                       : -1;
             if (n < 0) {
-                reply_error(session, "501 5.5.4 Bad ENVID parameter");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Bad ENVID parameter");
                 return;
             }
             txn->dsn_envid[n] = '\0';
         } else if (span_equals_nocase(param->keyword, "AUTH") && is_auth_offered(session)) {
             /* RFC 4954 5: who submitted it first; we do not pass it on. */
         } else {
-            reply_error(session, "555 5.5.4 Unsupported option: %.*s",
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "555 5.5.4 Unsupported option: %.*s",
                         (int)(param->keyword.len > 64 ? 64 : param->keyword.len),
                         param->keyword.ptr);
             return;
         }
     }
     if (cmd->path.is_utf8 && !is_smtputf8) {
-        reply_error(session, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                    "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
         return;
     }
     if (cmd->path.mailbox.len >= sizeof(txn->mail_from)) {
-        reply_error(session, "501 5.1.7 Bad sender address syntax");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.1.7 Bad sender address syntax");
         return;
     }
     if (session->user[0] != '\0' && !cmd->path.is_null &&
         session->callbacks->sender_allowed != NULL &&
         !session->callbacks->sender_allowed(session->owner, session->user, cmd->path.mailbox)) {
-        reply_error(session, "553 5.7.1 <%.*s>: Sender address rejected: not owned by user %s",
+        reply_error(session, SMTP_REFUSAL_SENDER_MISMATCH,
+                    "553 5.7.1 <%.*s>: Sender address rejected: not owned by user %s",
                     (int)(cmd->path.mailbox.len > 256 ? 256 : cmd->path.mailbox.len),
                     cmd->path.mailbox.ptr, session->user);
         return;
@@ -1041,7 +1103,7 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
     struct smtp_txn *txn = &session->txn;
     const struct smtp_path *path = &cmd->path;
     if (path->is_null) {
-        reply_error(session, "501 5.1.3 Bad recipient address syntax");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.1.3 Bad recipient address syntax");
         return;
     }
     struct smtp_rcpt_request rcpt = { .path = path,
@@ -1052,7 +1114,7 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
         const struct smtp_param *param = &cmd->params[i];
         if (span_equals_nocase(param->keyword, "NOTIFY")) {
             if (!param->has_value || !parse_notify(param->value, &rcpt.notify)) {
-                reply_error(session, "501 5.5.4 Bad NOTIFY parameter");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Bad NOTIFY parameter");
                 return;
             }
         } else if (span_equals_nocase(param->keyword, "ORCPT")) {
@@ -1065,12 +1127,12 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
                 smtp_xtext_decode(span_make(semi + 1, param->value.len -
                                                           (size_t)(semi + 1 - param->value.ptr)),
                                   scratch, sizeof(scratch)) <= 0) {
-                reply_error(session, "501 5.5.4 Bad ORCPT parameter");
+                reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Bad ORCPT parameter");
                 return;
             }
             rcpt.orcpt = param->value;
         } else {
-            reply_error(session, "555 5.5.4 Unsupported option: %.*s",
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "555 5.5.4 Unsupported option: %.*s",
                         (int)(param->keyword.len > 64 ? 64 : param->keyword.len),
                         param->keyword.ptr);
             return;
@@ -1079,11 +1141,12 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
     if (txn->rcpt_count >= session->config->recipient_limit) {
         /* Not a client error: RFC 5321 4.5.3.1.10 expects the client to send
          * the rest in another transaction. */
-        reply(session, "452 4.5.3 Error: too many recipients");
+        refuse(session, SMTP_REFUSAL_TOO_MANY_RECIPIENTS, "452 4.5.3 Error: too many recipients");
         return;
     }
     if (path->is_utf8 && !txn->is_smtputf8) {
-        reply_error(session, "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                    "553 5.6.7 Error: non-ASCII address needs SMTPUTF8");
         return;
     }
     int shown = (int)(path->mailbox.len > 256 ? 256 : path->mailbox.len);
@@ -1098,27 +1161,28 @@ run_rcpt(struct smtp_session *session, const struct smtp_cmd *cmd)
         reply(session, "250 2.1.5 Ok");
         return;
     case SMTP_RCPT_UNKNOWN_USER:
-        reply_error(session,
-                    "550 5.1.1 <%.*s>: Recipient address rejected: User unknown in local "
-                    "recipient table",
-                    shown, path->mailbox.ptr);
+        reply_owner_error(session,
+                          "550 5.1.1 <%.*s>: Recipient address rejected: User unknown in local "
+                          "recipient table",
+                          shown, path->mailbox.ptr);
         return;
     case SMTP_RCPT_RELAY_DENIED:
         if (session->config->is_lmtp) {
             /* LMTP is final delivery: a recipient not here is no mailbox. */
-            reply_error(session,
-                        "550 5.1.1 <%.*s>: Recipient address rejected: not a local recipient "
-                        "(LMTP does not relay)",
-                        shown, path->mailbox.ptr);
+            reply_owner_error(session,
+                              "550 5.1.1 <%.*s>: Recipient address rejected: not a local "
+                              "recipient (LMTP does not relay)",
+                              shown, path->mailbox.ptr);
             return;
         }
-        reply_error(session, "554 5.7.1 <%.*s>: Relay access denied", shown, path->mailbox.ptr);
+        reply_owner_error(session, "554 5.7.1 <%.*s>: Relay access denied", shown,
+                          path->mailbox.ptr);
         return;
     case SMTP_RCPT_TEMPFAIL:
         reply(session, "451 4.3.0 <%.*s>: Temporary lookup failure", shown, path->mailbox.ptr);
         return;
     case SMTP_RCPT_BAD_SYNTAX:
-        reply_error(session, "501 5.1.3 Bad recipient address syntax");
+        reply_owner_error(session, "501 5.1.3 Bad recipient address syntax");
         return;
     case SMTP_RCPT_NO_RESOURCES:
         reply(session, "452 4.3.1 Insufficient system resources");
@@ -1137,8 +1201,9 @@ run_data(struct smtp_session *session, const struct smtp_cmd *cmd)
     (void)cmd;
     if (session->txn.rcpt_count == 0) {
         /* RFC 2033 4.2: 503 in LMTP. */
-        reply_error(session, session->config->is_lmtp ? "503 5.5.1 Error: no valid recipients"
-                                                      : "554 5.5.1 Error: no valid recipients");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                    session->config->is_lmtp ? "503 5.5.1 Error: no valid recipients"
+                                             : "554 5.5.1 Error: no valid recipients");
         return;
     }
     session->txn.is_bdat = false;
@@ -1218,7 +1283,7 @@ static void
 run_expn(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     (void)cmd;
-    reply(session, "502 5.5.1 Error: command not implemented");
+    refuse(session, SMTP_REFUSAL_PROTOCOL, "502 5.5.1 Error: command not implemented");
 }
 
 static void
@@ -1241,7 +1306,7 @@ static void
 run_starttls(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     if (session->is_tls) {
-        reply_error(session, "554 5.5.1 Error: TLS already active");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "554 5.5.1 Error: TLS already active");
         return;
     }
     if (!session->is_tls_offered) {
@@ -1249,7 +1314,8 @@ run_starttls(struct smtp_session *session, const struct smtp_cmd *cmd)
         return;
     }
     if (session->state != SMTP_STATE_CONNECTED && session->state != SMTP_STATE_READY) {
-        reply_error(session, "503 5.5.1 Error: MAIL transaction in progress");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                    "503 5.5.1 Error: MAIL transaction in progress");
         return;
     }
     reply(session, "220 2.0.0 Ready to start TLS");
@@ -1280,7 +1346,7 @@ sasl_fail(struct smtp_session *session, const char *text)
     session->sasl = SMTP_SASL_NONE;
     explicit_bzero(session->auth_user, sizeof(session->auth_user));
     explicit_bzero(session->auth_password, sizeof(session->auth_password));
-    reply_error(session, "%s", text);
+    reply_error(session, SMTP_REFUSAL_PROTOCOL, "%s", text);
 }
 
 /* One step of PLAIN or LOGIN with the response b64 ("=": empty). */
@@ -1334,24 +1400,25 @@ static void
 run_auth(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     if (!session->config->is_submission) {
-        reply_error(session, "503 5.5.1 Error: authentication not enabled");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: authentication not enabled");
         return;
     }
     if (session->user[0] != '\0') {
-        reply_error(session, "503 5.5.1 Error: already authenticated");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: already authenticated");
         return;
     }
     if (!is_auth_offered(session)) {
-        reply_error(session, "538 5.7.11 Encryption required for requested authentication "
-                             "mechanism");
+        reply_error(session, SMTP_REFUSAL_TLS_REQUIRED,
+                    "538 5.7.11 Encryption required for requested authentication mechanism");
         return;
     }
     if (session->state == SMTP_STATE_CONNECTED) {
-        reply_error(session, "503 5.5.1 Error: send HELO/EHLO first");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: send HELO/EHLO first");
         return;
     }
     if (session->state != SMTP_STATE_READY) {
-        reply_error(session, "503 5.5.1 Error: MAIL transaction in progress");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                    "503 5.5.1 Error: MAIL transaction in progress");
         return;
     }
     struct span arg = cmd->argument;
@@ -1363,7 +1430,7 @@ run_auth(struct smtp_session *session, const struct smtp_cmd *cmd)
     struct span initial = sp < arg.len ? span_make(arg.ptr + sp + 1, arg.len - sp - 1)
                                        : span_make(NULL, 0);
     if (mechanism.len == 0) {
-        reply_error(session, "501 5.5.4 Syntax: AUTH mechanism");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL, "501 5.5.4 Syntax: AUTH mechanism");
         return;
     }
     if (span_equals_nocase(mechanism, "PLAIN")) {
@@ -1371,7 +1438,8 @@ run_auth(struct smtp_session *session, const struct smtp_cmd *cmd)
     } else if (span_equals_nocase(mechanism, "LOGIN")) {
         session->sasl = SMTP_SASL_LOGIN_USER;
     } else {
-        reply_error(session, "504 5.5.4 Unsupported authentication mechanism");
+        reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                    "504 5.5.4 Unsupported authentication mechanism");
         return;
     }
     if (initial.len > 0) {
@@ -1385,7 +1453,7 @@ static void
 run_not_offered(struct smtp_session *session, const struct smtp_cmd *cmd)
 {
     (void)cmd;
-    reply_error(session, "502 5.5.1 Error: command not implemented");
+    reply_error(session, SMTP_REFUSAL_PROTOCOL, "502 5.5.1 Error: command not implemented");
 }
 
 /* ---- bodies -------------------------------------------------------------- */
@@ -1441,24 +1509,29 @@ body_finished(struct smtp_session *session)
     uint64_t bare_lf = session->txn.is_bdat ? session->bdat_decoder.bare_lf_count
                                             : session->data_decoder.bare_lf_count;
     const char *refusal = NULL;
+    enum smtp_refusal reason = SMTP_REFUSAL_PROTOCOL;
     bool is_peer_error = true;
     if (session->txn_reject == 451 || session->spool_error != 0) {
         refusal = "451 4.3.0 Error: queue file write error";
+        reason = SMTP_REFUSAL_LOCAL_ERROR;
         is_peer_error = false;
     } else if (session->is_oversize) {
         refusal = "552 5.3.4 Error: message file too big";
+        reason = SMTP_REFUSAL_SIZE;
     } else if (bare_lf > 0 && session->config->reject_bare_lf) {
         refusal = "550 5.5.2 Error: bare <LF> received";
     } else if (session->config->hopcount_limit != 0 &&
                session->hops.received >= session->config->hopcount_limit) {
         /* A loop between servers, not this client's mistake. */
         refusal = "554 5.4.6 Error: too many hops";
+        reason = SMTP_REFUSAL_HOP_LIMIT;
         is_peer_error = false;
     }
     if (refusal != NULL && session->config->is_lmtp) {
         /* The same refusal for every recipient (RFC 2033 4.2). */
         session_enter(session, SMTP_STATE_DELIVER);
         session->lmtp_refusal = refusal;
+        session->lmtp_refusal_reason = reason;
         session->is_lmtp_refusal_peer_error = is_peer_error;
         session->lmtp_reply_index = 0;
         session->lmtp_reply_count = session->txn.rcpt_count;
@@ -1468,9 +1541,9 @@ body_finished(struct smtp_session *session)
     }
     if (refusal != NULL) {
         if (is_peer_error) {
-            reply_error(session, "%s", refusal);
+            reply_error(session, reason, "%s", refusal);
         } else {
-            reply(session, "%s", refusal);
+            refuse(session, reason, "%s", refusal);
         }
         if (session->state != SMTP_STATE_CLOSING) {
             txn_end(session);
@@ -1548,11 +1621,11 @@ bdat_chunk_finished(struct smtp_session *session)
         session->bdat_total = 0;
         session_enter(session, session->bdat_return_state);
         if (reject == 503) {
-            reply_error(session, "503 5.5.1 Error: need MAIL command");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL, "503 5.5.1 Error: need MAIL command");
         } else {
-            reply_error(session, session->config->is_lmtp
-                                     ? "503 5.5.1 Error: no valid recipients"
-                                     : "554 5.5.1 Error: no valid recipients");
+            reply_error(session, SMTP_REFUSAL_PROTOCOL,
+                        session->config->is_lmtp ? "503 5.5.1 Error: no valid recipients"
+                                                 : "554 5.5.1 Error: no valid recipients");
         }
         return;
     }
@@ -1569,9 +1642,9 @@ bdat_chunk_finished(struct smtp_session *session)
     }
     session_enter(session, SMTP_STATE_BDAT_NEXT);
     if (reject == 451 || session->spool_error != 0) {
-        reply(session, "451 4.3.0 Error: queue file write error");
+        refuse(session, SMTP_REFUSAL_LOCAL_ERROR, "451 4.3.0 Error: queue file write error");
     } else if (session->is_oversize) {
-        reply_error(session, "552 5.3.4 Error: message file too big");
+        reply_error(session, SMTP_REFUSAL_SIZE, "552 5.3.4 Error: message file too big");
     } else {
         reply(session, "250 2.0.0 Ok: %" PRIu64 " octets received", session->bdat_total);
     }
@@ -1598,7 +1671,7 @@ lmtp_pump(struct smtp_session *session)
             return; /* smtp_session_output_sent comes back here */
         }
         if (session->lmtp_refusal != NULL) {
-            reply(session, "%s", session->lmtp_refusal);
+            refuse(session, session->lmtp_refusal_reason, "%s", session->lmtp_refusal);
         } else {
             char line[SMTP_REPLY_LINE_BYTES_MAX];
             line[0] = '\0';

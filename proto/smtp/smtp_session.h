@@ -11,7 +11,9 @@
  * reports its completion; until then the session consumes no input.
  *
  * Recipient decisions are a synchronous callback (a memory lookup), so the
- * session stays ignorant of the users and aliases tables.
+ * session stays ignorant of the users and aliases tables. Every refusal
+ * the session decides itself is reported to the owner with its reason
+ * (callbacks.refused, enum smtp_refusal), for the metrics.
  *
  * LMTP (RFC 2033, config.is_lmtp) is the same machine with three
  * differences: LHLO greets (HELO and EHLO are 500), DATA or BDAT without
@@ -107,6 +109,25 @@ struct smtp_txn {
     bool                is_bdat;
 };
 
+/* Why the session itself refused a command or a message: the 4xx and 5xx
+ * replies it writes without asking its owner (callbacks.refused). The
+ * owner's own decisions (the rcpt verdicts, the delivered replies, the
+ * LMTP rcpt_reply lines) are the owner's to count and are not reported. */
+enum smtp_refusal {
+    SMTP_REFUSAL_PROTOCOL,      /* 500, 501, 502, 503, 504, 555, 553 5.6.7, 554 5.5.1, bare
+                                 * LF, a line too long, SASL responses we cannot decode or
+                                 * that abort, and the 421 for too many junk commands */
+    SMTP_REFUSAL_SIZE,          /* 552 5.3.4: SIZE= or the message over message_size_limit */
+    SMTP_REFUSAL_AUTH_REQUIRED, /* 530 5.7.0: MAIL on submission before AUTH */
+    SMTP_REFUSAL_TLS_REQUIRED,  /* 538 5.7.11: AUTH where it needs TLS first */
+    SMTP_REFUSAL_AUTH_FAILED,   /* 535 5.7.8: the credentials are wrong */
+    SMTP_REFUSAL_SENDER_MISMATCH, /* 553 5.7.1: MAIL FROM not the user's (sender_allowed) */
+    SMTP_REFUSAL_TOO_MANY_RECIPIENTS, /* 452 4.5.3: past recipient_limit */
+    SMTP_REFUSAL_HOP_LIMIT,     /* 554 5.4.6: hopcount_limit, a mail loop */
+    SMTP_REFUSAL_LOCAL_ERROR,   /* 451 4.3.0 (the spool file), 454 4.7.0 (the password check) */
+    SMTP_REFUSAL_COUNT,
+};
+
 struct smtp_session_callbacks {
     /* Decide on one recipient and, on ACCEPT, record where it goes. */
     enum smtp_rcpt_verdict (*rcpt)(void *owner, const struct smtp_rcpt_request *request);
@@ -121,6 +142,12 @@ struct smtp_session_callbacks {
      * reply (reply_bytes == SMTP_REPLY_LINE_BYTES_MAX). Asked after
      * smtp_session_delivered_each(), in order, each index once. */
     void (*rcpt_reply)(void *owner, uint32_t index, char *reply, size_t reply_bytes);
+    /* Optional: the session refused with reason; reply is the reply line
+     * just queued, without CRLF (it starts with its code; borrowed for the
+     * call). Once per refusing reply (in LMTP, once per recipient's line),
+     * never for the 421 that ends a session after error_limit, a timeout
+     * or a shutdown. For metrics: the call must not touch the session. */
+    void (*refused)(void *owner, enum smtp_refusal reason, struct span reply);
 };
 
 struct smtp_session_config {
@@ -204,6 +231,7 @@ struct smtp_session {
     uint32_t    lmtp_reply_index;
     uint32_t    lmtp_reply_count;   /* 0: none pending */
     const char *lmtp_refusal;
+    enum smtp_refusal lmtp_refusal_reason;
     bool        is_lmtp_refusal_peer_error;
 
     /* Replies waiting to be sent. */

@@ -8,9 +8,15 @@ series appears twice; label values are unescaped by the grammar; each
 histogram has cumulative buckets ending in +Inf equal to its _count.
 Then exact deltas: mail accepted, refused for an unknown recipient and
 greylisted moves those counters and the filter verdicts by exactly that;
-an IMAP session moves the session, login and command counters; a relayed
-message that is deferred once, then delivered, moves the agent's
-counters and its queue gauges. A client outside metrics_allow gets 403.
+the refusals the SMTP session decides itself (syntax, SIZE, a message too
+big, too many recipients, MAIL before AUTH and AUTH before STARTTLS on
+submission) and an LMTP recipient whose mailbox is broken move their
+reasons by exactly one each, and nothing else; an IMAP session moves the
+session, login and command counters, the commands answered without a
+worker (CAPABILITY, NOOP, ID, LOGOUT) included; a relayed message that is
+deferred once, then delivered, moves the agent's counters and its queue
+gauges, and a held entry the held gauge. A client outside metrics_allow
+gets 403.
 A scrape costs the same with thousands of idle connections open as with
 none (METRICS_IDLE_CONNECTIONS, default 2,000; the README's figure was
 measured with 10,000). Every address is on 127.0.0.0/8.
@@ -26,9 +32,11 @@ import socket
 import statistics
 import time
 
+import subprocess
+
 import pytest
 
-from conftest import wait_until
+from conftest import TOASTERCTL, free_ports, wait_until
 from smtp_sink import SmtpSink
 
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -140,6 +148,23 @@ def message(sender, subject):
             "Hello there.\r\n" % (sender, subject, subject)).encode()
 
 
+# Every reason label (core/stats.c): a fixed set.
+REASONS = {"recipient_unknown", "relay_denied", "rate_limit", "greylist", "spam", "virus",
+           "policy", "size", "protocol", "tls_required", "internal", "auth_required",
+           "auth_failed", "too_many_recipients", "mailbox_full", "other"}
+
+
+def reason_deltas(before, after):
+    """{(family, reason): delta} for every SMTP refusal series that moved."""
+    moved = {}
+    for family in ("toaster_smtp_refused_total", "toaster_smtp_deferred_total"):
+        for reason in REASONS:
+            d = value(after, family, reason=reason) - value(before, family, reason=reason)
+            if d != 0:
+                moved[(family, reason)] = d
+    return moved
+
+
 # ---- the tests -------------------------------------------------------------------
 
 
@@ -198,8 +223,7 @@ def test_mail_counters(make_toaster):
 
     assert delta("toaster_smtp_refused_total", reason="recipient_unknown") == 1
     assert delta("toaster_smtp_deferred_total", reason="greylist") == 1
-    for reason in ("relay_denied", "rate_limit", "spam", "virus", "policy", "size",
-                   "protocol", "tls_required", "internal", "other"):
+    for reason in REASONS - {"recipient_unknown", "greylist"}:
         assert delta("toaster_smtp_refused_total", reason=reason) == 0, reason
         assert delta("toaster_smtp_deferred_total", reason=reason) == 0, reason
     assert delta_total("toaster_smtp_messages_accepted_total") == 1
@@ -224,6 +248,91 @@ def test_mail_counters(make_toaster):
     assert delta("toaster_delivery_syncs_total") >= 1
     assert delta("toaster_worker_jobs_total") >= 2
     assert value(after, "toaster_worker_threads") == 2
+
+
+def test_session_refusals(make_toaster):
+    """Refusals the SMTP session writes itself, each by its reason, once."""
+    (lmtp_port,) = free_ports(1)
+    t = make_toaster(config={"loopback_is_secure": "no", "message_size_limit": "4k",
+                             "recipient_limit": "2", "clamav": "no",
+                             "lmtp_listen": "127.0.0.1:%d" % lmtp_port})
+    # dave's Maildir cannot take mail: new/ is a file.
+    maildir = t.maildir("dave@example.org")
+    (maildir / "tmp").mkdir(parents=True)
+    (maildir / "cur").mkdir()
+    (maildir / "new").write_bytes(b"not a directory")
+    before = metrics(t)
+    assert {r for (n, labels) in before for k, r in labels
+            if n == "toaster_smtp_refused_total" and k == "reason"} == REASONS
+
+    with smtplib.SMTP("127.0.0.1", t.ports["smtp_listen"], timeout=30) as s:
+        s.ehlo("client.remote.test")
+        assert s.docmd("FROB")[0] == 500                                     # protocol
+        assert s.mail("a@remote.test", ["SIZE=5000"])[0] == 552              # size
+        assert s.mail("a@remote.test")[0] == 250
+        assert s.rcpt("carol@example.org")[0] == 250
+        assert s.rcpt("nobody@example.com")[0] == 550                        # recipient_unknown
+        assert s.rcpt("dave@example.org")[0] == 250
+        assert s.rcpt("alice@example.com")[0] == 452                         # too_many_recipients
+        big = message("a@remote.test", "big") + b"x" * 5000 + b"\r\n"
+        code, _ = s.data(big)
+        assert code == 552                                                   # size
+        assert s.noop()[0] == 250
+    with smtplib.SMTP("127.0.0.1", t.ports["submission_listen"], timeout=30) as s:
+        s.ehlo("client.remote.test")
+        assert not s.has_extn("auth")
+        assert s.mail("alice@example.com")[0] == 530                         # auth_required
+        assert s.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlLXNlY3JldA==")[0] == 538
+    # LMTP: one recipient's mailbox is broken (451 for it alone).
+    with smtplib.LMTP("127.0.0.1", lmtp_port, local_hostname="front.test", timeout=30) as c:
+        assert c.ehlo()[0] == 250
+        assert c.mail("sender@front.test")[0] == 250
+        assert c.rcpt("carol@example.org")[0] == 250
+        assert c.rcpt("dave@example.org")[0] == 250
+        replies = [c.data(message("sender@front.test", "lmtp"))[0], c.getreply()[0]]
+        assert replies == [250, 451], replies
+    assert wait_until(lambda: len(t.messages("carol@example.org")) == 1, 5.0)
+
+    after = metrics(t)
+    assert reason_deltas(before, after) == {
+        ("toaster_smtp_refused_total", "protocol"): 1,
+        ("toaster_smtp_refused_total", "size"): 2,
+        ("toaster_smtp_refused_total", "recipient_unknown"): 1,
+        ("toaster_smtp_deferred_total", "too_many_recipients"): 1,
+        ("toaster_smtp_refused_total", "auth_required"): 1,
+        ("toaster_smtp_refused_total", "tls_required"): 1,
+        ("toaster_smtp_deferred_total", "internal"): 1,
+    }
+
+
+def test_imap_commands_answered_by_the_session(make_toaster):
+    """CAPABILITY, NOOP, ID, LOGOUT (no worker) count like SELECT (a
+    worker), each once; an unknown name as other."""
+    t = make_toaster()
+    before = metrics(t)
+    imap = imaplib.IMAP4("127.0.0.1", t.ports["imap_listen"], timeout=30)  # CAPABILITY
+    assert imap.noop()[0] == "OK"
+    assert imap.xatom("ID", "NIL")[0] == "OK"
+    imaplib.Commands.setdefault("FROBNICATE", ("NONAUTH", "AUTH", "SELECTED"))
+    with pytest.raises(imaplib.IMAP4.error):
+        imap._simple_command("FROBNICATE")  # BAD
+    imap.login("alice@example.com", "alice-secret")
+    assert imap.select("INBOX")[0] == "OK"
+    assert imap.noop()[0] == "OK"
+    imap.logout()
+    assert wait_until(lambda: value(metrics(t), "toaster_imap_sessions_open") == 0, 5.0)
+    after = metrics(t)
+    moved = {}
+    for (name, labels), v in after.items():
+        if name == "toaster_imap_commands_total":
+            d = v - before[(name, labels)]
+            if d:
+                moved[dict(labels)["command"]] = d
+    assert moved == {"CAPABILITY": 1, "NOOP": 2, "ID": 1, "other": 1, "LOGIN": 1,
+                     "SELECT": 1, "LOGOUT": 1}, moved
+    # Only SELECT and the NOOP in the selected state ran on a worker.
+    assert value(after, "toaster_imap_command_duration_seconds_count") - \
+        value(before, "toaster_imap_command_duration_seconds_count") == 2
 
 
 def test_imap_counters(make_toaster):
@@ -255,9 +364,16 @@ def test_imap_counters(make_toaster):
     assert delta("toaster_imap_commands_total", command="SELECT") == 1
     assert delta("toaster_imap_commands_total", command="SEARCH") == 1
     assert delta("toaster_imap_commands_total", command="FETCH") == 0
+    # Two greetings' CAPABILITY (imaplib asks), two LOGINs, SELECT, SEARCH,
+    # NOOP, LOGOUT; the first session ends without LOGOUT (shutdown).
+    assert delta("toaster_imap_commands_total", command="LOGIN") == 2
+    assert delta("toaster_imap_commands_total", command="CAPABILITY") == 2
+    assert delta("toaster_imap_commands_total", command="LOGOUT") == 1
     counted = sum(v for (n, _), v in after.items() if n == "toaster_imap_commands_total") - \
         sum(v for (n, _), v in before.items() if n == "toaster_imap_commands_total")
-    assert delta("toaster_imap_command_duration_seconds_count") == counted >= 2
+    assert counted == 8
+    # The times: the worker's commands (SELECT, SEARCH, the selected NOOP).
+    assert delta("toaster_imap_command_duration_seconds_count") == 3
 
 
 def test_relay_counters_and_queue_gauges(make_toaster):
@@ -302,6 +418,57 @@ def test_relay_counters_and_queue_gauges(make_toaster):
         assert value(after, "toaster_relay_recipients_total", outcome="bounced") == 0
         assert value(after, "toaster_queue_entries_deferred") == 0
         assert value(after, "toaster_queue_oldest_entry_age_seconds") == 0
+
+
+def test_held_gauge(make_toaster):
+    """toasterctl queue hold: the agent learns of it at the entry's next
+    load (within queue_retry_min) and shows it held, not deferred; a
+    release and a flush deliver it and the gauge is 0 again."""
+    with SmtpSink() as sink:
+        sink.set_rcpt_replies("bob@remote.test", ["451 4.3.0 try again later", "250 2.1.5 ok"])
+        t = make_toaster(config={
+            "outbound_delivery": "yes", "mynetworks": "127.0.0.0/8",
+            "queue_retry_min": "2s", "queue_retry_max": "2s", "smtp_mx_port": sink.port,
+            "spam": "no", "clamav": "no", "dkim_verify": "no", "spf": "no", "dmarc": "no",
+        }, start=False)
+        t.write_dns_zone(["remote.test MX 10 mx.remote.test", "mx.remote.test A 127.0.0.1"])
+        t.start()
+        assert value(metrics(t), "toaster_queue_entries_held") == 0
+        msg = message("alice@example.com", "held").replace(b"carol@example.org",
+                                                           b"bob@remote.test")
+        t.send("alice@example.com", ["bob@remote.test"], msg)
+        assert wait_until(lambda: value(metrics(t), "toaster_queue_entries_deferred") == 1,
+                          10.0, 0.1), metrics(t)
+        (qid,) = t.queue_ids()
+
+        def queue(*args):
+            out = subprocess.run([TOASTERCTL, "-c", str(t.config_file), "queue", *args],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode == 0, out.stderr
+        queue("hold", qid)
+
+        def held():
+            m = metrics(t)
+            return m if value(m, "toaster_queue_entries_held") == 1 else None
+        m = wait_until(held, 8.0, 0.1)
+        assert m, metrics(t)
+        assert value(m, "toaster_queue_entries") == 1
+        assert value(m, "toaster_queue_entries_deferred") == 0
+        assert value(m, "toaster_queue_oldest_entry_age_seconds") == 0
+        # Held: the sink hears nothing more, however many scans pass.
+        time.sleep(2.5)
+        assert value(metrics(t), "toaster_queue_entries_held") == 1
+        assert len(sink.messages) == 0
+        queue("release", qid)
+        queue("flush", qid)
+
+        def delivered():
+            m = metrics(t)
+            return m if value(m, "toaster_queue_entries") == 0 else None
+        m = wait_until(delivered, 10.0, 0.1)
+        assert m, metrics(t)
+        assert value(m, "toaster_queue_entries_held") == 0
+        assert len(sink.messages) == 1
 
 
 def test_allow_list(make_toaster):

@@ -8,6 +8,7 @@
  * its edge (fits, one byte short) and an over-long label value.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -285,6 +286,16 @@ test_reason_names(void)
     }
     CHECK_STR(stats_reason_name(STATS_REASON_RECIPIENT_UNKNOWN), "recipient_unknown");
     CHECK_STR(stats_reason_name(STATS_REASON_COUNT), "other");
+    /* The label values an operator's alerts name: fixed. */
+    static const char *const names[STATS_REASON_COUNT] = {
+        "recipient_unknown", "relay_denied", "rate_limit", "greylist", "spam",
+        "virus", "policy", "size", "protocol", "tls_required", "internal",
+        "auth_required", "auth_failed", "too_many_recipients", "mailbox_full", "other",
+    };
+    static_assert(STATS_REASON_COUNT == 16, "a new reason is named here too");
+    for (int i = 0; i < STATS_REASON_COUNT; i++) {
+        CHECK_STR(stats_reason_name((enum stats_reason)i), names[i]);
+    }
 
     static struct reactor_stats stats;
     stats_refusal_count(&stats, "550 5.1.1 no", STATS_REASON_RECIPIENT_UNKNOWN);
@@ -294,6 +305,13 @@ test_reason_names(void)
     CHECK(stats.smtp_deferred[STATS_REASON_GREYLIST] == 1);
     CHECK(stats.smtp_deferred[STATS_REASON_OTHER] == 1);
     CHECK(stats.smtp_refused[STATS_REASON_GREYLIST] == 0);
+    stats_refusal_count(&stats, "452 4.5.3 Error: too many recipients",
+                        STATS_REASON_TOO_MANY_RECIPIENTS);
+    stats_refusal_count(&stats, "552 5.2.2 <a@b> Error: mailbox over quota",
+                        STATS_REASON_MAILBOX_FULL);
+    CHECK(stats.smtp_deferred[STATS_REASON_TOO_MANY_RECIPIENTS] == 1);
+    CHECK(stats.smtp_refused[STATS_REASON_TOO_MANY_RECIPIENTS] == 0);
+    CHECK(stats.smtp_refused[STATS_REASON_MAILBOX_FULL] == 1);
 }
 
 int
