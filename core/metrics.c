@@ -139,10 +139,12 @@ render_smtp(struct metrics_text *t, const struct metrics_source *src)
     static const char *const names[2] = { "toaster_smtp_refused_total",
                                           "toaster_smtp_deferred_total" };
     static const char *const helps[2] = {
-        "Permanent refusals (5xx) of SMTP and LMTP commands, recipients and messages, by "
-        "reason (each refusing reply once; LMTP: each recipient's line).",
-        "Temporary refusals (4xx) of SMTP and LMTP commands, recipients and messages, by "
-        "reason (each refusing reply once; LMTP: each recipient's line).",
+        "Permanent refusals (5xx) of SMTP and LMTP clients (postscreen), commands, "
+        "recipients and messages, by reason (each refusing reply once; LMTP: each "
+        "recipient's line).",
+        "Temporary refusals (4xx) of SMTP and LMTP clients (postscreen), commands, "
+        "recipients and messages, by reason (each refusing reply once; LMTP: each "
+        "recipient's line).",
     };
     for (int kind = 0; kind < 2; kind++) {
         metrics_text_family(t, names[kind], "counter", helps[kind]);

@@ -1461,6 +1461,12 @@ smtp_conn_postscreen_refuse(struct smtp_conn *sc, enum postscreen_verdict verdic
         postscreen_reply(verdict, conn_peer_text(sc->conn), smtp_listener.config->myhostname,
                          sc->postscreen_reply, sizeof(sc->postscreen_reply));
     sc->postscreen_reply_sent = 0;
+    /* A client refused before the banner: denied by the access list, over
+     * the connection rate, or talking before its turn (a pregreet). */
+    refusal_count(sc->conn, sc->postscreen_reply,
+                  verdict == POSTSCREEN_LIMIT  ? STATS_REASON_RATE_LIMIT
+                  : verdict == POSTSCREEN_TEST ? STATS_REASON_PROTOCOL
+                                               : STATS_REASON_POLICY);
 }
 
 /* Seconds since the greet wait began, for the log. */

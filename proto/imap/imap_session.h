@@ -112,8 +112,8 @@ struct imap_session_callbacks {
      * whether the session answers it or hands it over (IMAP_CMD_UNKNOWN
      * for a name we do not know and for a line that could not be read or
      * parsed; a refused or too big APPEND literal counts as APPEND). Not
-     * called for IDLE's DONE or a SASL response line. The call must not
-     * touch the session. */
+     * called for the line that ends IDLE (DONE, or the BAD for anything
+     * else) or a SASL response line. The call must not touch the session. */
     void (*command_read)(void *owner, enum imap_command command);
 };
 

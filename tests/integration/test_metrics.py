@@ -305,6 +305,26 @@ def test_session_refusals(make_toaster):
     }
 
 
+def test_postscreen_refusals(make_toaster):
+    """Refused before the banner: the access list's reject is policy, a
+    pregreet protocol."""
+    t = make_toaster(config={"postscreen_greet_wait": "2s",
+                             "postscreen_access": "127.0.0.7 reject"})
+    before = metrics(t)
+    with socket.create_connection(("127.0.0.1", t.port), timeout=10,
+                                  source_address=("127.0.0.7", 0)) as s:
+        assert s.recv(512).startswith(b"554 5.7.1 Service unavailable")
+    with socket.create_connection(("127.0.0.1", t.port), timeout=10,
+                                  source_address=("127.0.0.9", 0)) as s:
+        s.sendall(b"EHLO early.test\r\n")  # before the banner
+        assert s.recv(512).startswith(b"554 5.5.1 Error: no SMTP service")
+    assert wait_until(lambda: total(metrics(t), "toaster_connections_open") == 1, 5.0)
+    assert reason_deltas(before, metrics(t)) == {
+        ("toaster_smtp_refused_total", "policy"): 1,
+        ("toaster_smtp_refused_total", "protocol"): 1,
+    }
+
+
 def test_imap_commands_answered_by_the_session(make_toaster):
     """CAPABILITY, NOOP, ID, LOGOUT (no worker) count like SELECT (a
     worker), each once; an unknown name as other."""
