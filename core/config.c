@@ -22,6 +22,7 @@
 
 #include "core/assertions.h"
 #include "core/cidr_list.h"
+#include "core/chroot_paths.h"
 #include "core/kv_redis.h"
 
 #define CONFIG_LINE_BYTES_MAX 4096
@@ -901,11 +902,11 @@ config_finish(struct config *config, char *err, size_t err_bytes)
     if (!config_word_is_one_of(config->log_format, log_formats, 3)) {
         return config_error(err, err_bytes, "log_format must be auto, plain or journal");
     }
-    if (config->chroot[0] != '\0') {
-        return config_error(err, err_bytes,
-                            "chroot: not supported yet; leave it empty (user and group drop "
-                            "root; the systemd unit's ProtectSystem= and ReadWritePaths= "
-                            "confine the files)");
+    if (config->chroot[0] != '\0' && !config->is_chrooted) {
+        int chroot_rc = chroot_paths_check(config, err, err_bytes);
+        if (chroot_rc != 0) {
+            return chroot_rc;
+        }
     }
     return 0;
 }

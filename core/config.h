@@ -253,7 +253,8 @@ struct config {
 
     /* Running as a service (core/privileges.h): the mail user toasterd
      * becomes once its listeners are bound ("": stay as started), its
-     * group ("": the user's primary group); chroot is not supported yet. */
+     * group ("": the user's primary group); the directory it then enters
+     * with chroot(2) ("": none; core/chroot_paths.h). */
     char user[64];
     char group[64];
     char chroot[CONFIG_STRING_BYTES];
@@ -270,6 +271,8 @@ struct config {
     char users_path[CONFIG_STRING_BYTES];
     char aliases_path[CONFIG_STRING_BYTES];
     char control_socket_path[CONFIG_STRING_BYTES];
+    /* Set by chroot_paths_rewrite: the paths are inside chroot now. */
+    bool is_chrooted;
 };
 
 /* Fill *config with the embedded defaults. */

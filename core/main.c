@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/assertions.h"
@@ -33,6 +34,7 @@
 #include "core/http_listener.h"
 #include "core/ip_limit.h"
 #include "core/log.h"
+#include "core/chroot_paths.h"
 #include "core/privileges.h"
 #include "core/reactor.h"
 #include "core/sd_notify.h"
@@ -124,6 +126,15 @@ reload(const char *config_path, struct config *running, struct tls_server *tls,
     int rc = config_path != NULL ? config_load_file(&next, config_path, err, sizeof(err)) : 0;
     if (rc == 0) {
         rc = config_finish(&next, err, sizeof(err));
+    }
+    if (rc == 0 && running->is_chrooted && strcmp(next.chroot, running->chroot) != 0) {
+        /* Its paths would be judged against a chroot toasterd is not in. */
+        (void)snprintf(err, sizeof(err), "chroot changed to \"%.512s\": needs a restart",
+                       next.chroot);
+        rc = -EINVAL;
+    } else if (rc == 0 && running->is_chrooted) {
+        /* The file names outside paths: inside ones from here on. */
+        rc = chroot_paths_rewrite(&next, err, sizeof(err));
     }
     if (rc != 0) {
         log_error("reload failed: %s; the running configuration stays", err);
@@ -411,6 +422,20 @@ filters_start_clamav(const struct config *config, struct filters *f,
     av.max_files = config->clamav_max_files;
     av.max_scan_time_ms = config->clamav_max_scan_time_ms;
     av.alert_exceeds_max = config->clamav_alert_exceeds_max;
+    /* A chroot has no /tmp: libclamav's scan directories go under data_dir. */
+    static char tmp_dir[PATH_MAX];
+    if (config->is_chrooted) {
+        int n = snprintf(tmp_dir, sizeof(tmp_dir), "%s/clamav-tmp", config->data_dir);
+        if (n < 0 || (size_t)n >= sizeof(tmp_dir)) {
+            return -ENAMETOOLONG;
+        }
+        if (mkdir(tmp_dir, 0700) != 0 && errno != EEXIST) {
+            int mkdir_rc = -errno;
+            log_error("clamav: mkdir %s: %s", tmp_dir, strerror(errno));
+            return mkdir_rc;
+        }
+        av.tmp_dir = tmp_dir;
+    }
     const char *reason = NULL;
     if (clamav_config_check(&av, &reason) != 0) {
         log_error("clamav: %s", reason);
@@ -449,6 +474,39 @@ dns_start(const struct config *config, struct dns_resolver **resolver_out)
 
 /* DKIM, SPF and DMARC: the resolver they ask, the Public Suffix List,
  * the signing keys. */
+/* The files the authentication filters read once, at start: the Public
+ * Suffix List (DMARC) and the DKIM signing keys. Read before a chroot (they
+ * may lie outside it), or by filters_start; what is loaded already is
+ * kept. Returns 0 or -errno (logged). */
+static int
+filters_load_files(const struct config *config, struct filters *f)
+{
+    if (config->dmarc && f->psl == NULL) {
+        unsigned line = 0;
+        int rc = public_suffix_load(config->public_suffix_file, PUBLIC_SUFFIX_ALL, &f->psl, &line);
+        if (rc != 0) {
+            /* DMARC still works, with exact domains for relaxed alignment. */
+            log_warning("public_suffix_file %s: %s (line %u): DMARC aligns exact domains only",
+                        config->public_suffix_file, strerror(-rc), line);
+        }
+    }
+    if (config->dkim_key.count > 0 && f->dkim_keys == NULL) {
+        const char *values[CONFIG_LINES_MAX];
+        for (size_t i = 0; i < config->dkim_key.count; i++) {
+            values[i] = config->dkim_key.lines[i];
+        }
+        char error[256];
+        int rc = dkim_keys_load(values, config->dkim_key.count, &f->dkim_keys, error,
+                                sizeof(error));
+        if (rc != 0) {
+            log_error("dkim_key: %s", error);
+            return rc;
+        }
+        log_info("dkim: %zu signing key(s) loaded", dkim_keys_count(f->dkim_keys));
+    }
+    return 0;
+}
+
 static int
 filters_start_authentication(const struct config *config, struct filters *f,
                              struct filter_chain_config *chain)
@@ -458,7 +516,6 @@ filters_start_authentication(const struct config *config, struct filters *f,
     chain->is_spf = config->spf;
     chain->is_dmarc = config->dmarc;
     chain->is_dmarc_reject = config->dmarc_reject;
-    char error[256];
     if (config->dkim_verify || config->spf || config->dmarc || config->outbound_delivery) {
         int rc = dns_start(config, &f->dns);
         if (rc != 0) {
@@ -466,30 +523,12 @@ filters_start_authentication(const struct config *config, struct filters *f,
         }
         chain->dns = f->dns;
     }
-    if (config->dmarc) {
-        unsigned line = 0;
-        int rc = public_suffix_load(config->public_suffix_file, PUBLIC_SUFFIX_ALL, &f->psl, &line);
-        if (rc != 0) {
-            /* DMARC still works, with exact domains for relaxed alignment. */
-            log_warning("public_suffix_file %s: %s (line %u): DMARC aligns exact domains only",
-                        config->public_suffix_file, strerror(-rc), line);
-        }
-        chain->psl = f->psl;
+    int rc = filters_load_files(config, f);
+    if (rc != 0) {
+        return rc;
     }
-    if (config->dkim_key.count > 0) {
-        const char *values[CONFIG_LINES_MAX];
-        for (size_t i = 0; i < config->dkim_key.count; i++) {
-            values[i] = config->dkim_key.lines[i];
-        }
-        int rc = dkim_keys_load(values, config->dkim_key.count, &f->dkim_keys, error,
-                                sizeof(error));
-        if (rc != 0) {
-            log_error("dkim_key: %s", error);
-            return rc;
-        }
-        log_info("dkim: %zu signing key(s) loaded", dkim_keys_count(f->dkim_keys));
-        chain->dkim_keys = f->dkim_keys;
-    }
+    chain->psl = f->psl;
+    chain->dkim_keys = f->dkim_keys;
     return 0;
 }
 
@@ -742,6 +781,47 @@ filters_start(const struct config *config, struct filters *f)
     return rc;
 }
 
+/* With chroot set: read what may lie outside it, rewrite the paths, enter
+ * it (core/chroot_paths.h, core/privileges.h). Returns 0 or -1 (logged). */
+static int
+chroot_enter(struct config *config, const char **config_path, const struct privileges *privileges,
+             struct filters *f)
+{
+    char err[2048];
+    /* The file is read again on a reload, from inside. */
+    static char inside_path[PATH_MAX];
+    if (*config_path != NULL) {
+        int path_rc = chroot_paths_config_file(config->chroot, *config_path, inside_path,
+                                               sizeof(inside_path));
+        if (path_rc != 0) {
+            log_error("chroot = %s: the configuration file %s is read again on a reload, so it "
+                      "must lie under the chroot (a symbolic link to a file there will do): %s",
+                      config->chroot, *config_path,
+                      path_rc == -EXDEV ? "it lies outside" : strerror(-path_rc));
+            return -1;
+        }
+    }
+    int rc = config->dns_servers[0] == '\0' ? chroot_paths_resolv_load("/etc/resolv.conf") : 0;
+    if (rc != 0) {
+        log_warning("chroot: /etc/resolv.conf: %s; set dns_servers", strerror(-rc));
+    }
+    if (filters_load_files(config, f) != 0) {
+        return -1;
+    }
+    tzset(); /* /etc/localtime now: glibc keeps the zone for localtime_r */
+    if (chroot_paths_rewrite(config, err, sizeof(err)) != 0 ||
+        privileges_chroot(privileges, config->chroot, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (*config_path != NULL) {
+        *config_path = inside_path;
+    }
+    log_info("chroot %s: entered; data in %s inside it, named spool files (no /proc inside)",
+             config->chroot, config->data_dir);
+    return 0;
+}
+
 /* Sieve at delivery (core/sieve_stage): the global scripts compiled now,
  * so one that does not compile stops the start with its error and line.
  * exec stays NULL when sieve = no. Returns 0 or -errno (logged). */
@@ -890,6 +970,14 @@ main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
+    /* chroot (core/chroot_paths.h): what may lie outside it is read now
+     * (the name servers of /etc/resolv.conf, the Public Suffix List, the
+     * DKIM keys); every other path is rewritten to its inside form, and
+     * from here on toasterd opens files inside the chroot only. */
+    struct filters filters = {0};
+    if (config.chroot[0] != '\0' && chroot_enter(&config, &config_path, &privileges, &filters) != 0) {
+        return 1;
+    }
     /* Start-up clears the spool of files left by an earlier run: a second
      * daemon on the same data must stop before that, while a first one
      * still owns them. control_open() below checks again and binds. */
@@ -918,7 +1006,6 @@ main(int argc, char **argv)
         rc = workers_create(config.worker_threads, config.reactor_threads,
                             config.worker_queue_entries, &workers);
     }
-    struct filters filters = {0};
     if (rc == 0) {
         rc = filters_start_kv(&config, &filters);
     }

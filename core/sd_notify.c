@@ -1,8 +1,12 @@
 /*
- * core/sd_notify.c - the sd_notify(3) protocol by hand: one datagram on an
- * AF_UNIX socket made for it and closed after.
+ * core/sd_notify.c - the sd_notify(3) protocol by hand: one datagram per
+ * state on an AF_UNIX socket connected to $NOTIFY_SOCKET at start, so it
+ * still reaches systemd after a chroot (where the path is gone) and after
+ * the drop of root. Where the connect failed, each state tries a socket
+ * of its own.
  *
- * Owns only the socket address read at start. Main thread.
+ * Owns the socket address read at start and the connected socket. Main
+ * thread.
  * Limits: a state of at most SD_NOTIFY_STATE_BYTES.
  */
 #define _GNU_SOURCE
@@ -23,6 +27,7 @@
 
 static struct sockaddr_un sd_notify_address;
 static socklen_t sd_notify_address_len; /* 0: not under systemd */
+static int sd_notify_fd = -1;            /* connected at setup, kept for life */
 
 void
 sd_notify_setup(void)
@@ -45,6 +50,13 @@ sd_notify_setup(void)
     } else {
         sd_notify_address_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len + 1);
     }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (const struct sockaddr *)&sd_notify_address,
+                           sd_notify_address_len) == 0) {
+        sd_notify_fd = fd;
+    } else if (fd >= 0) {
+        (void)close(fd); /* not connected: sd_notify_send tries again per state */
+    }
 }
 
 int
@@ -57,17 +69,22 @@ sd_notify_send(const char *state)
     if (len == 0 || len == SD_NOTIFY_STATE_BYTES) {
         return -EINVAL;
     }
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool is_own = sd_notify_fd < 0;
+    int fd = is_own ? socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) : sd_notify_fd;
     if (fd < 0) {
         return -errno;
     }
     ssize_t sent;
     do {
-        sent = sendto(fd, state, len, MSG_NOSIGNAL,
-                      (const struct sockaddr *)&sd_notify_address, sd_notify_address_len);
+        sent = is_own ? sendto(fd, state, len, MSG_NOSIGNAL,
+                               (const struct sockaddr *)&sd_notify_address,
+                               sd_notify_address_len)
+                      : send(fd, state, len, MSG_NOSIGNAL);
     } while (sent < 0 && errno == EINTR);
     int rc = sent == (ssize_t)len ? 0 : sent < 0 ? -errno : -EMSGSIZE;
-    (void)close(fd); /* a datagram socket that sent its one message */
+    if (is_own) {
+        (void)close(fd); /* a datagram socket that sent its one message */
+    }
     return rc;
 }
 

@@ -315,3 +315,23 @@ def test_read_before_the_chroot_may_lie_outside(make_jailed, jail_root):
                 b"Message-ID: <sieve@client.example>\r\nSubject: s\r\n\r\nthrough sieve\r\n")
     assert wait_until(lambda: len(daemon.delivered("alice@example.com")) == 1, 10), \
         daemon.log()[-3000:]
+
+
+@needs_root
+def test_sd_notify_reaches_systemd_from_inside(make_jailed, tmp_path, monkeypatch):
+    """NOTIFY_SOCKET is a path outside the chroot: the socket connected at
+    start still carries READY=1, RELOADING=1 and STOPPING=1 from inside."""
+    path = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(20)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+    daemon = make_jailed()
+    assert sock.recv(4096) == b"READY=1"
+    assert toasterctl_reload(daemon).returncode == 0
+    assert sock.recv(4096).decode().startswith("RELOADING=1\n")
+    assert sock.recv(4096) == b"READY=1"
+    daemon.stop()
+    assert sock.recv(4096) == b"STOPPING=1"
+    sock.close()
+    assert "sd_notify" not in daemon.log()

@@ -304,11 +304,12 @@ def test_a_user_cannot_become_another(make_service):
     assert want in proc.stderr, proc.stderr
 
 
-def test_chroot_is_not_supported_yet(make_toaster):
+def test_chroot_needs_user(make_toaster):
+    """The rest of chroot = is in test_chroot.py."""
     daemon = make_toaster(config={"chroot": "/var/lib/toaster"}, start=False)
     proc = run_toasterd(daemon)
     assert proc.returncode == 1
-    assert "chroot: not supported yet" in proc.stderr, proc.stderr
+    assert "chroot = /var/lib/toaster needs user" in proc.stderr, proc.stderr
 
 
 # ---- reload --------------------------------------------------------------------
