@@ -77,7 +77,8 @@ struct relay_metrics {
                                   * within queue_retry_min (at once with a flush) */
     uint64_t oldest_arrival_s;   /* unix seconds of the oldest known entry not held; 0: none */
     uint64_t sessions_open;      /* outbound SMTP sessions */
-    uint64_t attempts_total;     /* attempts started */
+    uint64_t attempts_total;     /* attempts started (an entry loaded for delivery; one
+                                  * that finds it locked or nothing due counts too) */
     uint64_t rcpt_delivered;     /* recipients delivered (relayed, or into a local mailbox) */
     uint64_t rcpt_deferred;      /* recipient attempts that ended deferred */
     uint64_t rcpt_bounced;       /* recipients failed for good (a DSN) */

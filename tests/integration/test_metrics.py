@@ -433,8 +433,12 @@ def test_relay_counters_and_queue_gauges(make_toaster):
         after = wait_until(delivered, 15.0, 0.1)
         assert after, metrics(t)
         assert len(sink.messages) == 1
+        # Two attempts delivered something; a loaded machine may add a load
+        # that found the entry busy or nothing due yet (counted: started).
         assert value(after, "toaster_relay_attempts_total") - \
-            value(before, "toaster_relay_attempts_total") == 2
+            value(before, "toaster_relay_attempts_total") >= 2
+        assert value(after, "toaster_relay_recipients_total", outcome="deferred") - \
+            value(before, "toaster_relay_recipients_total", outcome="deferred") == 1
         assert value(after, "toaster_relay_recipients_total", outcome="bounced") == 0
         assert value(after, "toaster_queue_entries_deferred") == 0
         assert value(after, "toaster_queue_oldest_entry_age_seconds") == 0
