@@ -573,15 +573,21 @@ refusal_report(struct smtp_session *session, enum smtp_refusal why, size_t line_
 
 /* A refusal of ours that is not the peer's mistake (a bound it may meet,
  * our own trouble): reported, not counted against the error budget. */
+static void __attribute__((format(printf, 3, 0)))
+refuse_va(struct smtp_session *session, enum smtp_refusal why, const char *fmt, va_list ap)
+{
+    size_t line_start = session->out_len;
+    reply_va(session, fmt, ap);
+    refusal_report(session, why, line_start);
+}
+
 static void
 refuse(struct smtp_session *session, enum smtp_refusal why, const char *fmt, ...)
 {
-    size_t line_start = session->out_len;
     va_list ap;
     va_start(ap, fmt);
-    reply_va(session, fmt, ap);
+    refuse_va(session, why, fmt, ap);
     va_end(ap);
-    refusal_report(session, why, line_start);
 }
 
 /* Past the error budget the session ends with 421 (Postfix's
@@ -603,12 +609,10 @@ error_budget_spend(struct smtp_session *session)
 static void
 reply_error(struct smtp_session *session, enum smtp_refusal why, const char *fmt, ...)
 {
-    size_t line_start = session->out_len;
     va_list ap;
     va_start(ap, fmt);
-    reply_va(session, fmt, ap);
+    refuse_va(session, why, fmt, ap);
     va_end(ap);
-    refusal_report(session, why, line_start);
     error_budget_spend(session);
 }
 
