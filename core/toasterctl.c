@@ -281,13 +281,15 @@ reload_request(const char *socket_path, bool is_quiet_absent)
     }
     if (strstr(answer, "\"reload\":\"done\"") != NULL) {
         const char *users = strstr(answer, "\"users\":");
-        printf("toasterd reloaded users and aliases (%llu users)\n",
+        printf("toasterd reloaded its configuration, certificates, users and aliases "
+               "(%llu users)\n",
                users != NULL ? strtoull(users + 8, NULL, 10) : 0ULL);
         return 0;
     }
     if (strstr(answer, "\"reload\":\"failed\"") != NULL) {
-        (void)fprintf(stderr, "toasterctl: toasterd could not load the tables and keeps the "
-                              "previous ones; its log says why\n");
+        (void)fprintf(stderr, "toasterctl: toasterd could not reload (configuration, "
+                              "certificates, users or aliases) and keeps what it had; its log "
+                              "says why\n");
         return 1;
     }
     if (strstr(answer, "\"reload\":\"pending\"") != NULL) {

@@ -55,7 +55,7 @@ def test_add_passwd_del_with_imap_and_smtp(make_toaster):
     out = ctl(toaster, "user", "add", "Erin@Example.com", password="first-pass\n")
     assert out.returncode == 0, out.stderr
     assert "erin@example.com added" in out.stdout
-    assert "toasterd reloaded users and aliases (5 users)" in out.stdout
+    assert "toasterd reloaded its configuration, certificates, users and aliases (5 users)" in out.stdout
     after = toaster.users_file.read_bytes()
     # The old lines are untouched; one line is appended, hashed with yescrypt.
     assert after.startswith(before)
@@ -158,5 +158,5 @@ def test_without_a_daemon_and_reload(make_toaster):
     with open(toaster.users_file, "a") as f:
         f.write("broken line without at sign\n")
     out = ctl(toaster, "reload")
-    assert out.returncode == 1 and "keeps the previous" in out.stderr
+    assert out.returncode == 1 and "keeps what it had" in out.stderr
     assert imap_login(toaster, "gina@example.com", "gina-pass")
