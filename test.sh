@@ -96,34 +96,53 @@ echo "== fuzz (${FUZZ_SECONDS}s per target)"
 if [ ! -d build-fuzz ]; then
     CC=clang meson setup build-fuzz -Dfuzz=true >/dev/null
 fi
+# fuzz_one EXE: one harness for FUZZ_SECONDS on a copy of its corpus, with
+# its dictionary (fuzz_imap_mime: imap_mime.dict, else its protocol's:
+# fuzz_smtp_body: smtp.dict); output and exit code in $logs/fuzz-<name>.*.
+fuzz_one() {
+    local exe=$1 name target corpus work candidate rc
+    name=$(basename "$exe")
+    target=${name#fuzz_}
+    corpus="tests/fuzz/corpus/$target"
+    work=$(mktemp -d)
+    local dict=()
+    for candidate in "tests/fuzz/$target.dict" "tests/fuzz/${target%%_*}.dict"; do
+        if [ -f "$candidate" ]; then
+            dict=("-dict=$candidate")
+            break
+        fi
+    done
+    "$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+        "${dict[@]}" -artifact_prefix=tests/fuzz/artifacts/ \
+        "$work" "$corpus" >"$logs/$name.log" 2>&1
+    rc=$?
+    echo "$rc" >"$logs/$name.rc"
+    rm -rf "$work"
+}
+
 if meson compile -C build-fuzz >"$logs/fuzz-build.log" 2>&1; then
+    mkdir -p tests/fuzz/artifacts
+    # Each harness is one thread: as many at once as there are cores, so
+    # every one still gets its FUZZ_SECONDS and the stage takes a fraction.
+    names=()
     for exe in build-fuzz/tests/fuzz_*; do
         [ -f "$exe" ] && [ -x "$exe" ] || continue
-        name=$(basename "$exe")
-        target=${name#fuzz_}
-        corpus="tests/fuzz/corpus/$target"
-        work=$(mktemp -d)
-        mkdir -p tests/fuzz/artifacts
-        # The target's own dictionary (fuzz_imap_mime: imap_mime.dict), else its
-        # protocol's (fuzz_smtp_body: smtp.dict), else none.
-        dict=()
-        for candidate in "tests/fuzz/$target.dict" "tests/fuzz/${target%%_*}.dict"; do
-            if [ -f "$candidate" ]; then
-                dict=("-dict=$candidate")
-                break
-            fi
+        while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do
+            wait -n
         done
-        if "$exe" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
-            "${dict[@]}" -artifact_prefix=tests/fuzz/artifacts/ \
-            "$work" "$corpus" >"$logs/fuzz.log" 2>&1; then
-            echo "ok    $name: $(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$logs/fuzz.log" | tail -1)"
+        fuzz_one "$exe" &
+        names+=("$(basename "$exe")")
+    done
+    wait
+    for name in "${names[@]}"; do
+        if [ "$(cat "$logs/$name.rc" 2>/dev/null)" = 0 ]; then
+            echo "ok    $name: $(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$logs/$name.log" | tail -1)"
             passed=$((passed + 1))
         else
             echo "FAIL  $name"
-            tail -40 "$logs/fuzz.log"
+            tail -40 "$logs/$name.log"
             failed=$((failed + 1))
         fi
-        rm -rf "$work"
     done
 else
     tail -20 "$logs/fuzz-build.log"
