@@ -11,7 +11,7 @@
 # cases for pytest, and one per fuzz target.
 set -uo pipefail
 cd "$(dirname "$0")"
-FUZZ_SECONDS="${FUZZ_SECONDS:-10}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-6}"
 
 ./scripts/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
 
