@@ -20,11 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "core/assertions.h"
 #include "core/config.h"
+#include "core/fd_io.h"
 
 #define CHROOT_PATHS_RESOLV_BYTES_MAX (64u * 1024u)
 
@@ -311,24 +313,21 @@ chroot_paths_resolv_load(const char *resolv_path)
     if (fd < 0) {
         return errno == ENOENT ? 0 : -errno;
     }
+    /* Whole or not at all: a part of the file could miss its servers. */
     static char text[CHROOT_PATHS_RESOLV_BYTES_MAX + 1];
-    size_t got = 0;
-    while (got < CHROOT_PATHS_RESOLV_BYTES_MAX) {
-        ssize_t n = read(fd, text + got, CHROOT_PATHS_RESOLV_BYTES_MAX - got);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            int rc = -errno;
-            (void)close(fd);
-            return rc;
-        }
-        if (n == 0) {
-            break;
-        }
-        got += (size_t)n;
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? -errno
+             : !S_ISREG(st.st_mode) ? -EINVAL
+             : (uint64_t)st.st_size > CHROOT_PATHS_RESOLV_BYTES_MAX ? -EFBIG
+                                                                   : 0;
+    size_t got = rc == 0 ? (size_t)st.st_size : 0;
+    if (rc == 0) {
+        rc = fd_read_all(fd, text, got);
     }
     (void)close(fd); /* read only */
+    if (rc != 0) {
+        return rc == -ENODATA ? -EIO : rc; /* shorter than fstat said: changed under us */
+    }
     text[got] = '\0';
     size_t used = 0;
     for (char *line = text; line != NULL && *line != '\0';) {

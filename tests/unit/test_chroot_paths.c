@@ -293,6 +293,15 @@ test_resolv(void)
     }
     (void)fclose(f);
     CHECK(chroot_paths_resolv_load(path) == -E2BIG);
+    /* A file past its bound is refused whole, not read in part. */
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    for (int i = 0; i < 5000; i++) { /* 75,000 bytes, past the 64 KiB bound */
+        (void)fprintf(f, "# padding.....\n");
+    }
+    (void)fprintf(f, "nameserver 192.0.2.9\n");
+    (void)fclose(f);
+    CHECK(chroot_paths_resolv_load(path) == -EFBIG);
     (void)unlink(path);
     /* No file: no servers, no error. */
     CHECK(chroot_paths_resolv_load(path) == 0);
